@@ -1,0 +1,204 @@
+/**
+ * Attention over full, strided, masked or index-selected KV caches.
+ *
+ *   q    f32           [nHeads,   nQ,  headDim]
+ *   k, v f32|f16|bf16  [nKvHeads, nKv, headDim]   (strides allowed: a view
+ *                                                  into a larger cache)
+ *   out  f32           [nHeads,   nQ,  headDim]
+ * GQA / MQA: nHeads % nKvHeads == 0; query head h reads KV head
+ * floor(h / (nHeads / nKvHeads)).
+ */
+import { DTYPE_CODE, native, type NativeAttentionParams } from './native.js';
+import { rangeError, typeError } from './errors.js';
+import type { FloatDType, Tensor } from './tensor.js';
+import { checkBoolean, checkNumber, checkOptions, checkTensor } from './validate.js';
+
+export interface AttentionOptions {
+  /** Logit scale; default 1/sqrt(headDim). Finite and > 0. */
+  scale?: number;
+  /** Query i sees key positions p <= nKv - nQ + i (queries are the last nQ positions). */
+  causal?: boolean;
+  /**
+   * [nQ, nKv] mask shared by all heads: 'bool' (1 = may attend) or 'f32'
+   * (added to the logits; -Infinity masks).
+   */
+  mask?: Tensor<'bool'> | Tensor<'f32'>;
+  /**
+   * Speculative-decoding tree over the last nQ keys, as a parent array of
+   * length nQ: parents[i] is the tree index of query i's parent (< i), or -1
+   * for a root. Query i sees every key before the tree, plus the tree keys of
+   * its ancestors and itself.
+   */
+  treeMask?: Int32Array | readonly number[];
+  /**
+   * i32 [nKvHeads, nSel]: attend only to these key positions (sparse /
+   * gathered attention: Quest, TidalDecode). Every value in [0, nKv).
+   */
+  indices?: Tensor<'i32'>;
+  /** Tanh soft-capping of the logits (Gemma 2): softcap * tanh(s / softcap). */
+  softcap?: number;
+  /** Also return the log-sum-exp of each row's logits, f32 [nHeads, nQ]. */
+  returnLse?: boolean;
+  /**
+   * Also return f32 [nKvHeads, nKv]: per key, its softmax probability summed
+   * over the queries and the query heads of its group (H2O-style scores).
+   */
+  returnKeyMass?: boolean;
+  /** Write the output here (f32, nHeads*nQ*headDim elements) instead of allocating. */
+  out?: Float32Array;
+}
+
+export interface AttentionResult {
+  output: Tensor<'f32'>;
+  lse?: Tensor<'f32'>;
+  keyMass?: Tensor<'f32'>;
+}
+
+const OPTION_NAMES = [
+  'scale', 'causal', 'mask', 'treeMask', 'indices', 'softcap', 'returnLse', 'returnKeyMass', 'out',
+] as const;
+
+interface Prepared {
+  params: NativeAttentionParams;
+  result: AttentionResult;
+}
+
+function checkTree(value: unknown, nQ: number, nKv: number): Int32Array {
+  if (!(value instanceof Int32Array) && !Array.isArray(value)) {
+    throw typeError('options.treeMask', `a parent array (Int32Array or number[]) of length nQ = ${nQ}`, value);
+  }
+  if (value.length !== nQ) throw rangeError('options.treeMask.length', `nQ = ${nQ}`, value.length);
+  if (nQ > nKv) throw rangeError('options.treeMask', `a tree of at most nKv = ${nKv} nodes (the tree is the last nQ keys)`, `${nQ} nodes`);
+  const parents = new Int32Array(nQ);
+  for (let i = 0; i < nQ; i++) {
+    const p = value[i];
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < -1 || p >= i) {
+      throw rangeError(`options.treeMask[${i}]`, `-1 (a root) or the index of an earlier node in [0, ${i - 1}]`, p);
+    }
+    parents[i] = p;
+  }
+  return parents;
+}
+
+function checkIndices(value: unknown, nKvHeads: number, nKv: number): { data: Int32Array; nSel: number } {
+  const t = checkTensor('options.indices', value, ['i32'] as const, ['nKvHeads', 'nSel']);
+  if (t.shape[0] !== nKvHeads) throw rangeError('options.indices.shape[0]', `nKvHeads = ${nKvHeads}`, t.shape[0]);
+  const nSel = t.shape[1]!;
+  const data = t.data as Int32Array;
+  const dense = t.strides[0] === nSel ? data.subarray(0, nKvHeads * nSel) : new Int32Array(nKvHeads * nSel);
+  for (let h = 0; h < nKvHeads; h++) {
+    for (let s = 0; s < nSel; s++) {
+      const idx = data[h * t.strides[0]! + s]!;
+      if (idx < 0 || idx >= nKv) {
+        throw rangeError(`options.indices[${h}][${s}]`, `a key position in [0, ${nKv - 1}]`, idx);
+      }
+      if (dense !== data) dense[h * nSel + s] = idx;
+    }
+  }
+  return { data: dense, nSel };
+}
+
+function prepare(q: unknown, k: unknown, v: unknown, options: unknown): Prepared {
+  const opts = checkOptions('options', options, OPTION_NAMES) as AttentionOptions;
+  const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
+  const floatTypes: FloatDType[] = ['f32', 'f16', 'bf16'];
+  const kt = checkTensor('k', k, floatTypes, ['nKvHeads', 'nKv', 'headDim']);
+  const vt = checkTensor('v', v, floatTypes, ['nKvHeads', 'nKv', 'headDim']);
+  const [nHeads, nQ, headDim] = qt.shape as [number, number, number];
+  const [nKvHeads, nKv, kDim] = kt.shape as [number, number, number];
+  if (kDim !== headDim) throw rangeError('k.shape[2] (headDim)', `q's headDim = ${headDim}`, kDim);
+  if (vt.shape[0] !== nKvHeads || vt.shape[1] !== nKv || vt.shape[2] !== headDim) {
+    throw rangeError('v.shape', `[${nKvHeads}, ${nKv}, ${headDim}] (the shape of k)`, `[${vt.shape.join(', ')}]`);
+  }
+  if (nHeads < 1) throw rangeError('q.shape[0] (nHeads)', 'at least 1 head', nHeads);
+  if (headDim < 1) throw rangeError('q.shape[2] (headDim)', 'headDim >= 1', headDim);
+  if (nKvHeads < 1 || nHeads % nKvHeads !== 0) {
+    throw rangeError('k.shape[0] (nKvHeads)', `a divisor of nHeads = ${nHeads} (GQA)`, nKvHeads);
+  }
+
+  const scale = opts.scale === undefined ? 1 / Math.sqrt(headDim) : checkNumber('options.scale', opts.scale, { positive: true });
+  const softcap = opts.softcap === undefined ? 0 : checkNumber('options.softcap', opts.softcap, { positive: true });
+  const causal = checkBoolean('options.causal', opts.causal, false);
+  const returnLse = checkBoolean('options.returnLse', opts.returnLse, false);
+  const returnKeyMass = checkBoolean('options.returnKeyMass', opts.returnKeyMass, false);
+
+  let boolMask: Uint8Array | undefined;
+  let additiveMask: Float32Array | undefined;
+  if (opts.mask !== undefined) {
+    const m = checkTensor('options.mask', opts.mask, ['bool', 'f32'] as const, ['nQ', 'nKv']);
+    if (m.shape[0] !== nQ || m.shape[1] !== nKv) {
+      throw rangeError('options.mask.shape', `[nQ, nKv] = [${nQ}, ${nKv}]`, `[${m.shape.join(', ')}]`);
+    }
+    if (m.strides[0] !== nKv) throw rangeError('options.mask.strides', 'a contiguous [nQ, nKv] mask', `[${m.strides.join(', ')}]`);
+    if (m.dtype === 'bool') boolMask = (m.data as Uint8Array).subarray(0, nQ * nKv);
+    else additiveMask = (m.data as Float32Array).subarray(0, nQ * nKv);
+  }
+  const treeParents = opts.treeMask === undefined ? undefined : checkTree(opts.treeMask, nQ, nKv);
+  const sparse = opts.indices === undefined ? undefined : checkIndices(opts.indices, nKvHeads, nKv);
+
+  const outLen = nHeads * nQ * headDim;
+  let out: Float32Array;
+  if (opts.out !== undefined) {
+    if (!(opts.out instanceof Float32Array)) throw typeError('options.out', `a Float32Array of ${outLen} elements`, opts.out);
+    if (opts.out.length !== outLen) throw rangeError('options.out.length', `${outLen} (nHeads * nQ * headDim)`, opts.out.length);
+    out = opts.out;
+  } else {
+    out = new Float32Array(outLen);
+  }
+  const lse = returnLse ? new Float32Array(nHeads * nQ) : undefined;
+  const keyMass = returnKeyMass ? new Float32Array(nKvHeads * nKv) : undefined;
+
+  const params: NativeAttentionParams = {
+    nHeads, nKvHeads, nQ, nKv, headDim,
+    q: qt.data as Float32Array,
+    qStrides: [qt.strides[0]!, qt.strides[1]!],
+    k: kt.data as Float32Array | Uint16Array,
+    kDtype: DTYPE_CODE[kt.dtype],
+    kStrides: [kt.strides[0]!, kt.strides[1]!],
+    v: vt.data as Float32Array | Uint16Array,
+    vDtype: DTYPE_CODE[vt.dtype],
+    vStrides: [vt.strides[0]!, vt.strides[1]!],
+    scale, softcap, causal,
+    nSel: sparse ? sparse.nSel : 0,
+    out,
+  };
+  if (boolMask) params.boolMask = boolMask;
+  if (additiveMask) params.additiveMask = additiveMask;
+  if (treeParents) params.treeParents = treeParents;
+  if (sparse) params.indices = sparse.data;
+  if (lse) params.lse = lse;
+  if (keyMass) params.keyMass = keyMass;
+
+  const result: AttentionResult = { output: { dtype: 'f32', shape: [nHeads, nQ, headDim], data: out } };
+  if (lse) result.lse = { dtype: 'f32', shape: [nHeads, nQ], data: lse };
+  if (keyMass) result.keyMass = { dtype: 'f32', shape: [nKvHeads, nKv], data: keyMass };
+  return { params, result };
+}
+
+/** Attention, computed synchronously on the native thread pool. Shapes: see the module comment. */
+export function attention(
+  q: Tensor<'f32'>,
+  k: Tensor<FloatDType>,
+  v: Tensor<FloatDType>,
+  options?: AttentionOptions,
+): AttentionResult {
+  const { params, result } = prepare(q, k, v, options);
+  native().attention(params);
+  return result;
+}
+
+/**
+ * Attention computed off the event loop. Inputs are read in place: do not
+ * write to q, k, v, the mask or the indices until the promise settles.
+ * Argument errors reject the promise.
+ */
+export async function attentionAsync(
+  q: Tensor<'f32'>,
+  k: Tensor<FloatDType>,
+  v: Tensor<FloatDType>,
+  options?: AttentionOptions,
+): Promise<AttentionResult> {
+  const { params, result } = prepare(q, k, v, options);
+  await native().attentionAsync(params);
+  return result;
+}

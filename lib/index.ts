@@ -1,0 +1,8 @@
+/** tokenpress: token compression for LLM inference. */
+export { attention, attentionAsync, type AttentionOptions, type AttentionResult } from './attention.js';
+export { backendInfo, setThreads, setIsa, type BackendInfo, type Isa } from './backend.js';
+export { TokenpressError, type TokenpressErrorCode } from './errors.js';
+export {
+  type DType, type FloatDType, type Tensor, tensor, zeros, numel, contiguousStrides,
+  castTo, toF32, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32,
+} from './tensor.js';

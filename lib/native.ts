@@ -1,0 +1,98 @@
+/**
+ * The one typed contract with the native addon (native/binding/*.cpp).
+ * Everything else in lib/ goes through `native()`; nothing else loads the addon.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TokenpressError } from './errors.js';
+
+/** dtype codes shared with native/core/dtype.h. */
+export const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
+
+export interface NativeCudaStatus {
+  compiled: boolean;
+  deviceCount: number;
+  error: string;
+  devices: string;
+}
+
+export interface NativeBackendInfo {
+  isa: string; // active ISA: 'scalar' | 'avx2' | 'avx512'
+  detectedIsa: string;
+  features: Record<string, boolean>;
+  threads: number;
+  cuda: NativeCudaStatus;
+}
+
+/** Flat parameters of one attention call; the binding re-checks sizes and indices. */
+export interface NativeAttentionParams {
+  nHeads: number;
+  nKvHeads: number;
+  nQ: number;
+  nKv: number;
+  headDim: number;
+  q: Float32Array;
+  qStrides: [number, number]; // head, row (elements)
+  k: Float32Array | Uint16Array;
+  kDtype: number;
+  kStrides: [number, number];
+  v: Float32Array | Uint16Array;
+  vDtype: number;
+  vStrides: [number, number];
+  scale: number;
+  softcap: number; // 0 = off
+  causal: boolean;
+  boolMask?: Uint8Array; // [nQ, nKv]
+  additiveMask?: Float32Array; // [nQ, nKv]
+  treeParents?: Int32Array; // [nQ]
+  indices?: Int32Array; // [nKvHeads, nSel]
+  nSel: number;
+  out: Float32Array; // [nHeads, nQ, headDim]
+  lse?: Float32Array; // [nHeads, nQ]
+  keyMass?: Float32Array; // [nKvHeads, nKv]
+}
+
+export interface NativeAddon {
+  backendInfo(): NativeBackendInfo;
+  setThreads(n: number): void;
+  /** Lowers (or restores) the ISA kernels use; false if the CPU lacks it. */
+  setIsa(name: string): boolean;
+  attention(params: NativeAttentionParams): void;
+  attentionAsync(params: NativeAttentionParams): Promise<void>;
+  /** STREAM-like read bandwidth, bytes/s. */
+  measureReadBandwidth(bytes: number, threads: number, reps: number): number;
+  /** FP32 FMA peak, FLOP/s, for the active ISA. */
+  measureFmaPeak(threads: number): number;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new TokenpressError('ERR_NATIVE_LOAD', 'tokenpress: cannot find the package root (binding.gyp)');
+    dir = up;
+  }
+}
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon once (build/Release or prebuilds/, via node-gyp-build). */
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const require = createRequire(import.meta.url);
+  const root = packageRoot();
+  try {
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    addon = load(root);
+  } catch (cause) {
+    throw new TokenpressError(
+      'ERR_NATIVE_LOAD',
+      `tokenpress: the native addon could not be loaded from ${root} (run \`npm ci\` or \`npm run build:native\`): ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  return addon;
+}

@@ -1,0 +1,17 @@
+// Module entry point: each area registers its functions on `exports`.
+#include <napi.h>
+
+#include "bindings.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tp::binding::RegisterSystem(env, exports);
+  tp::binding::RegisterAttention(env, exports);
+  tp::binding::RegisterBench(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tokenpress, Init)

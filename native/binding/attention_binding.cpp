@@ -1,0 +1,4 @@
+#include "bindings.h"
+namespace tp::binding {
+void RegisterAttention(Napi::Env env, Napi::Object exports) {}  // TODO
+}

@@ -1,0 +1,11 @@
+// Registration functions, one per area (one .cpp file each).
+#pragma once
+#include <napi.h>
+
+namespace tp::binding {
+
+void RegisterSystem(Napi::Env env, Napi::Object exports);     // system_binding.cpp
+void RegisterAttention(Napi::Env env, Napi::Object exports);  // attention_binding.cpp
+void RegisterBench(Napi::Env env, Napi::Object exports);      // bench_binding.cpp
+
+}  // namespace tp::binding

@@ -1,0 +1,111 @@
+#include "thread_pool.h"
+
+#include <atomic>
+#include <cstdlib>
+
+namespace tp {
+namespace {
+thread_local bool t_inside_pool = false;
+}
+
+int default_thread_count() {
+  if (const char* env = std::getenv("TOKENPRESS_THREADS")) {
+    const int n = std::atoi(env);
+    if (n >= 1 && n <= 1024) return n;
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+ThreadPool& ThreadPool::instance() {
+  // Leaked on purpose: joining threads from a static destructor at process
+  // exit can deadlock inside the Node runtime.
+  static ThreadPool* pool = new ThreadPool();
+  return *pool;
+}
+
+ThreadPool::ThreadPool() { start_workers(default_thread_count()); }
+
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::start_workers(int n) {
+  size_ = n < 1 ? 1 : n;
+  stopping_ = false;
+  for (int w = 1; w < size_; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+}
+
+void ThreadPool::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+void ThreadPool::resize(int n) {
+  std::lock_guard<std::mutex> run(run_mutex_);
+  if (n == size_) return;
+  stop_workers();
+  start_workers(n);
+}
+
+void ThreadPool::run_tasks(int worker) {
+  t_inside_pool = true;
+  for (;;) {
+    const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    if (i >= job_size_) break;
+    (*job_)(i, worker);
+  }
+  t_inside_pool = false;
+}
+
+void ThreadPool::worker_loop(int worker) {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+    }
+    run_tasks(worker);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--busy_ == 0) done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, const Task& fn, const Prepare& prepare) {
+  if (n <= 0) return;
+  if (t_inside_pool) {  // nested: run inline as a single worker
+    if (prepare) prepare(1);
+    for (int64_t i = 0; i < n; ++i) fn(i, 0);
+    return;
+  }
+  std::lock_guard<std::mutex> run(run_mutex_);
+  if (prepare) prepare(n == 1 ? 1 : size_);
+  if (size_ == 1 || n == 1) {
+    t_inside_pool = true;
+    for (int64_t i = 0; i < n; ++i) fn(i, 0);
+    t_inside_pool = false;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = &fn;
+    job_size_ = n;
+    next_.store(0);
+    busy_ = size_ - 1;
+    ++generation_;
+  }
+  wake_.notify_all();
+  run_tasks(0);
+  std::unique_lock<std::mutex> lock(mutex_);
+  done_.wait(lock, [&] { return busy_ == 0; });
+  job_ = nullptr;
+}
+
+}  // namespace tp

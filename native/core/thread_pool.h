@@ -1,0 +1,58 @@
+// One persistent pool of native threads shared by every kernel.
+//
+// parallel_for runs fn(i, worker) for i in [0, n) with dynamic scheduling; the
+// calling thread takes part as worker 0. Calls from different threads (for
+// example several async workers) are serialised, so the machine never runs
+// more kernel threads than the pool size. A parallel_for issued from inside a
+// pool task runs inline on the calling worker.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tp {
+
+class ThreadPool {
+ public:
+  static ThreadPool& instance();
+
+  int size() const { return size_; }
+  // Resizes the pool to n threads (the caller counts as one). n >= 1.
+  void resize(int n);
+  using Task = std::function<void(int64_t index, int worker)>;
+  // prepare(workers) runs first, once, with the number of workers this call
+  // will use (worker ids are < workers): size per-worker scratch there.
+  using Prepare = std::function<void(int workers)>;
+  void parallel_for(int64_t n, const Task& fn, const Prepare& prepare = nullptr);
+
+  ~ThreadPool();
+
+ private:
+  ThreadPool();
+  void start_workers(int n);
+  void stop_workers();
+  void worker_loop(int worker);
+  void run_tasks(int worker);
+
+  std::mutex run_mutex_;  // one parallel_for at a time
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  std::vector<std::thread> workers_;
+  int size_ = 1;
+  bool stopping_ = false;
+  uint64_t generation_ = 0;
+  int busy_ = 0;
+  // The job in flight.
+  const std::function<void(int64_t, int)>* job_ = nullptr;
+  int64_t job_size_ = 0;
+  std::atomic<int64_t> next_{0};
+};
+
+int default_thread_count();
+
+}  // namespace tp
