@@ -49,6 +49,11 @@ struct AttentionParams {
   float* out = nullptr;
   float* lse = nullptr;
   float* key_mass = nullptr;
+
+  // Element counts of the buffers above, as the caller received them; the
+  // validator proves every access stays inside them. 0 for absent buffers.
+  int64_t q_len = 0, k_len = 0, v_len = 0, out_len = 0, lse_len = 0, key_mass_len = 0;
+  int64_t mask_len = 0, tree_len = 0, indices_len = 0;
 };
 
 // Checks the invariants memory safety depends on (sizes, index ranges, tree

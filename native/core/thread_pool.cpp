@@ -52,11 +52,12 @@ void ThreadPool::resize(int n) {
 }
 
 void ThreadPool::run_tasks(int worker) {
+  if (worker >= job_workers_) return;
   t_inside_pool = true;
   for (;;) {
     const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
     if (i >= job_size_) break;
-    (*job_)(i, worker);
+    job_fn_(job_ctx_, i, worker);
   }
   t_inside_pool = false;
 }
@@ -78,24 +79,50 @@ void ThreadPool::worker_loop(int worker) {
   }
 }
 
+namespace {
+struct TaskAdapter {
+  const ThreadPool::Task* fn;
+  static void call(void* ctx, int64_t i, int worker) { (*static_cast<TaskAdapter*>(ctx)->fn)(i, worker); }
+};
+}  // namespace
+
 void ThreadPool::parallel_for(int64_t n, const Task& fn, const Prepare& prepare) {
   if (n <= 0) return;
+  TaskAdapter adapter{&fn};
   if (t_inside_pool) {  // nested: run inline as a single worker
     if (prepare) prepare(1);
     for (int64_t i = 0; i < n; ++i) fn(i, 0);
     return;
   }
   std::lock_guard<std::mutex> run(run_mutex_);
-  if (prepare) prepare(n == 1 ? 1 : size_);
-  if (size_ == 1 || n == 1) {
+  const int workers = n == 1 ? 1 : size_;
+  if (prepare) prepare(workers);
+  run_locked(n, &TaskAdapter::call, &adapter, workers);
+}
+
+void ThreadPool::parallel_for(int64_t n, RawTask fn, void* ctx, int max_workers) {
+  if (n <= 0) return;
+  if (t_inside_pool) {
+    for (int64_t i = 0; i < n; ++i) fn(ctx, i, 0);
+    return;
+  }
+  std::lock_guard<std::mutex> run(run_mutex_);
+  run_locked(n, fn, ctx, max_workers < 1 ? 1 : max_workers);
+}
+
+void ThreadPool::run_locked(int64_t n, RawTask fn, void* ctx, int workers) {
+  if (workers > size_) workers = size_;
+  if (workers == 1 || n == 1) {
     t_inside_pool = true;
-    for (int64_t i = 0; i < n; ++i) fn(i, 0);
+    for (int64_t i = 0; i < n; ++i) fn(ctx, i, 0);
     t_inside_pool = false;
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
+    job_fn_ = fn;
+    job_ctx_ = ctx;
+    job_workers_ = workers;
     job_size_ = n;
     next_.store(0);
     busy_ = size_ - 1;
@@ -105,7 +132,7 @@ void ThreadPool::parallel_for(int64_t n, const Task& fn, const Prepare& prepare)
   run_tasks(0);
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [&] { return busy_ == 0; });
-  job_ = nullptr;
+  job_fn_ = nullptr;
 }
 
 }  // namespace tp

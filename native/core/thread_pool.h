@@ -29,6 +29,13 @@ class ThreadPool {
   using Prepare = std::function<void(int workers)>;
   void parallel_for(int64_t n, const Task& fn, const Prepare& prepare = nullptr);
 
+  // The same with a plain function pointer, for kernels compiled with
+  // ISA-specific flags (they must not instantiate library templates). At
+  // most max_workers workers take part, so worker ids are < max_workers:
+  // size per-worker scratch with max_workers = size() read beforehand.
+  using RawTask = void (*)(void* ctx, int64_t index, int worker);
+  void parallel_for(int64_t n, RawTask fn, void* ctx, int max_workers);
+
   ~ThreadPool();
 
  private:
@@ -37,6 +44,7 @@ class ThreadPool {
   void stop_workers();
   void worker_loop(int worker);
   void run_tasks(int worker);
+  void run_locked(int64_t n, RawTask fn, void* ctx, int workers);
 
   std::mutex run_mutex_;  // one parallel_for at a time
   std::mutex mutex_;
@@ -48,7 +56,9 @@ class ThreadPool {
   uint64_t generation_ = 0;
   int busy_ = 0;
   // The job in flight.
-  const std::function<void(int64_t, int)>* job_ = nullptr;
+  RawTask job_fn_ = nullptr;
+  void* job_ctx_ = nullptr;
+  int job_workers_ = 0;
   int64_t job_size_ = 0;
   std::atomic<int64_t> next_{0};
 };

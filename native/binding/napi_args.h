@@ -1,0 +1,94 @@
+// Argument readers shared by the bindings: each throws a JS TypeError or
+// RangeError naming the field, what was expected and what was received.
+#pragma once
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "../core/status.h"
+
+namespace tp::binding {
+
+inline std::string describe(Napi::Value v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsNumber()) return std::to_string(v.As<Napi::Number>().DoubleValue());
+  if (v.IsString()) return "a string";
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
+  if (v.IsTypedArray()) return "a typed array of another element type";
+  if (v.IsArray()) return "an array";
+  if (v.IsFunction()) return "a function";
+  return "an object";
+}
+
+// An integer-valued number with |v| <= 2^53.
+inline int64_t ToInt(Napi::Value v, const char* name) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(name) + ": expected an integer, received " + describe(v));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9007199254740992.0) {
+    throw Napi::RangeError::New(v.Env(), std::string(name) + ": expected an integer, received " + describe(v));
+  }
+  return static_cast<int64_t>(d);
+}
+
+inline int64_t GetInt(Napi::Object o, const char* name) { return ToInt(o.Get(name), name); }
+
+inline double GetNumber(Napi::Object o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(name) + ": expected a number, received " + describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+inline bool GetBool(Napi::Object o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string(name) + ": expected a boolean, received " + describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+struct TypedArrayView {
+  bool present = false;
+  void* data = nullptr;
+  int64_t length = 0;  // elements
+  Napi::Value value;
+};
+
+inline const char* typed_array_name(napi_typedarray_type t) {
+  switch (t) {
+    case napi_float32_array: return "a Float32Array";
+    case napi_uint16_array: return "a Uint16Array";
+    case napi_uint8_array: return "a Uint8Array";
+    case napi_int32_array: return "an Int32Array";
+    default: return "a typed array";
+  }
+}
+
+// Reads o[name] as a typed array of exactly `type`; absent (undefined) is
+// allowed unless `required`.
+inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typedarray_type type, bool required) {
+  TypedArrayView view;
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined() && !required) return view;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw Napi::TypeError::New(o.Env(), std::string(name) + ": expected " + typed_array_name(type) + ", received " + describe(v));
+  }
+  Napi::TypedArray a = v.As<Napi::TypedArray>();
+  Napi::ArrayBuffer buffer = a.ArrayBuffer();
+  view.present = true;
+  view.length = static_cast<int64_t>(a.ElementLength());
+  view.data = buffer.Data() == nullptr ? nullptr : static_cast<char*>(buffer.Data()) + a.ByteOffset();
+  if (view.data == nullptr) view.length = 0;  // detached
+  view.value = v;
+  return view;
+}
+
+inline Napi::Value StatusError(Napi::Env env, const Status& s) {
+  Napi::Error e = s.code == StatusCode::InvalidArgument ? Napi::RangeError::New(env, s.message) : Napi::Error::New(env, s.message);
+  if (s.code != StatusCode::InvalidArgument) e.Set("code", s.code == StatusCode::OutOfMemory ? "ERR_OUT_OF_MEMORY" : "ERR_NATIVE");
+  return e.Value();
+}
+
+[[noreturn]] inline void ThrowStatus(Napi::Env env, const Status& s) { throw Napi::Error(env, StatusError(env, s)); }
+
+}  // namespace tp::binding
