@@ -1,0 +1,931 @@
+/**
+ * Attention benchmark: tokenpress's CPU kernels vs onnxruntime-node graphs on
+ * the same shapes, and vs the machine's own limits (read bandwidth and FMA
+ * peak measured in the same run, per thread count).
+ *
+ * Workloads (batch 1, headDim 128, scale 1/sqrt(headDim)):
+ *   decode  nHeads 32, nQ 1, nKv 4k..64k, KV f32 or f16, MHA (32 KV heads) and
+ *           GQA (8 KV heads). Memory-bound: every timed call reads a different
+ *           copy of the KV cache, and one rotation through the copies reads at
+ *           least 1 GiB, so calls read KV from DRAM, not from the (large) LLC.
+ *   prefill nQ = nKv = S causal, 32 heads, f32 (S = 2048; 512 in quick mode).
+ *           Compute-bound; inputs are not rotated.
+ * Metrics: median ms (tinybench), effective GB/s = KV bytes / median, % of the
+ * measured read bandwidth, % of the measured FMA peak (4 * headDim FLOPs per
+ * unmasked query-key pair: QK^T and PV, 2 each per multiply-add), and ratios
+ * ORT median / ours (> 1: ours is faster).
+ * Called by `tokenpress bench attention` (lib/cli); prints a table and writes JSON.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import cliProgress from 'cli-progress';
+import { Bench } from 'tinybench';
+import {
+  attention, backendInfo, setThreads, f32ToF16Bits, f16BitsToF32,
+  type BackendInfo, type FloatDType, type Tensor,
+} from '../lib/index.js';
+import { native } from '../lib/native.js';
+import { checkBoolean, checkOptions } from '../lib/validate.js';
+import * as graphs from './ort-graphs.js';
+
+// ---- public types ----------------------------------------------------------
+
+export interface AttentionBenchOptions {
+  /**
+   * Small subset for `npm start` (about 30 s on an idle 2-core VM): MHA nKv 4k/16k f32/f16, GQA 32/8
+   * nKv 4k f16, prefill 512, the current thread count, fewer samples.
+   */
+  quick?: boolean;
+  /** Print the JSON report to stdout instead of the table. */
+  json?: boolean;
+  /** Thread counts to measure; default [1, os.availableParallelism()] (quick: the current pool size). */
+  threads?: number[];
+  /** Where to write the JSON; default bench-results/attention-<date>.json. */
+  outFile?: string;
+  /** Progress bar on stderr (only when stderr is a TTY); default true. */
+  progress?: boolean;
+}
+
+export type OrtGraph = 'plain' | 'mha' | 'gqa';
+
+export interface Timing {
+  medianMs: number;
+  samples: number;
+  /** Relative margin of error of the mean, percent (tinybench rme). */
+  rmePct: number;
+}
+
+export interface OrtResult extends Partial<Timing> {
+  graph: OrtGraph;
+  /** What the graph is (ops, dtypes, layout). */
+  detail: string;
+  /** max |ORT output - tokenpress output| over all outputs (not asserted). */
+  maxAbsDiff?: number;
+  /** Why this graph did not run for this row. */
+  skipped?: string;
+  error?: string;
+}
+
+export interface AttentionBenchRow {
+  kind: 'decode' | 'prefill';
+  label: string;
+  nHeads: number;
+  nKvHeads: number;
+  nQ: number;
+  nKv: number;
+  headDim: number;
+  kvDtype: 'f32' | 'f16';
+  causal: boolean;
+  threads: number;
+  /** Distinct KV copies cycled through, and bytes read by one full rotation. */
+  kvCopies: number;
+  rotationBytes: number;
+  /** K + V bytes one call reads. */
+  kvBytes: number;
+  /** FLOPs counted per call (unmasked pairs only). */
+  flops: number;
+  ours: (Timing & { gbPerS: number; pctReadBw: number; pctFmaPeak: number }) | { error: string };
+  ort: OrtResult[];
+  /** Fastest ORT graph's median / ours. */
+  vsOrtBest?: number;
+  ortBestGraph?: OrtGraph;
+  /** ORT GroupQueryAttention's median / ours. */
+  vsOrtGqa?: number;
+}
+
+export interface MachineLimits {
+  threads: number;
+  /** STREAM-like read bandwidth, bytes/s, over `bandwidthBytes`. */
+  readBandwidth: number;
+  bandwidthBytes: number;
+  /** FP32 FMA peak, FLOP/s, for the active ISA. */
+  fmaPeak: number;
+}
+
+export interface AttentionBenchReport {
+  date: string;
+  quick: boolean;
+  machine: {
+    cpu: string;
+    logicalCpus: number;
+    totalMemBytes: number;
+    platform: string;
+    node: string;
+    backend: BackendInfo;
+    /** os.loadavg() at the start and the end: other load on a shared machine skews every figure. */
+    loadAvgStart: number[];
+    loadAvgEnd: number[];
+  };
+  ort: { available: boolean; version?: string; reason?: string; notes: string[] };
+  limits: MachineLimits[];
+  notes: string[];
+  rows: AttentionBenchRow[];
+  outFile?: string;
+}
+
+// ---- constants ---------------------------------------------------------------
+
+const GiB = 2 ** 30;
+/** One rotation through the KV copies reads at least this much (LLC here is ~36 MiB). */
+const ROTATION_BYTES = GiB;
+/** The bandwidth array; larger than any LLC this will meet. */
+const BANDWIDTH_BYTES = GiB;
+const HEAD_DIM = 128;
+const N_HEADS = 32;
+
+const DEFAULT_NOTES = [
+  'median ms from tinybench (latency p50); ratios vsOrt* = ORT median / tokenpress median (> 1: tokenpress faster)',
+  'decode: each timed call reads a different copy of K/V; one rotation reads >= 1 GiB, so KV comes from DRAM',
+  'prefill: compute-bound, inputs not rotated; GB/s and %BW of prefill rows are K+V bytes / time and mean little',
+  'FLOPs: 4 * headDim per unmasked (query, key) pair; causal prefill counts S(S+1)/2 pairs per head, not S^2',
+  '% of read bandwidth and FMA peak use the limits measured with the same thread count in this run',
+];
+
+// ---- small helpers -----------------------------------------------------------
+
+interface Timed {
+  medianMs: number;
+  samples: number;
+  rmePct: number;
+}
+
+interface Budget {
+  time: number;
+  iterations: number;
+}
+
+/** Times fn with tinybench. Callers run fn once before (that call is the warmup). */
+async function timeIt(name: string, fn: () => unknown, budget: Budget): Promise<Timed> {
+  const bench = new Bench({
+    time: budget.time,
+    iterations: budget.iterations,
+    warmup: false,
+    throws: true,
+  });
+  bench.add(name, fn);
+  await bench.run();
+  const task = bench.tasks[0];
+  if (!task) throw new Error(`tinybench lost task ${name}`);
+  const r = task.result;
+  if (r.state !== 'completed') {
+    throw r.state === 'errored' ? r.error : new Error(`${name}: tinybench state ${r.state}`);
+  }
+  return { medianMs: r.latency.p50, samples: r.latency.samplesCount, rmePct: r.latency.rme };
+}
+
+/** xorshift32 in [-1, 1): fast, deterministic fill for large buffers. */
+function randomBlock(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = s / 2147483648 - 1;
+  }
+  return out;
+}
+
+/** Rounds every value to the nearest f16 (so f16 and f32 runs see the same numbers). */
+function roundToF16(a: Float32Array): Float32Array {
+  for (let i = 0; i < a.length; i++) a[i] = f16BitsToF32(f32ToF16Bits(a[i]!));
+  return a;
+}
+
+function toF16Bits(a: Float32Array): Uint16Array {
+  const out = new Uint16Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f32ToF16Bits(a[i]!);
+  return out;
+}
+
+function f16ToF32Array(a: Uint16Array): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f16BitsToF32(a[i]!);
+  return out;
+}
+
+/** Fills `dst` by repeating `block` (random data generated once, copied at memcpy speed). */
+function tile<T extends Float32Array | Uint16Array>(dst: T, block: T): void {
+  for (let off = 0; off < dst.length; off += block.length) {
+    const n = Math.min(block.length, dst.length - off);
+    dst.set(n === block.length ? block : block.subarray(0, n), off);
+  }
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+/** [nHeads, S, D] <-> [S, nHeads, D] (tokenpress BNSH vs ORT BSNH). */
+function bnshToBsnh(a: Float32Array, nHeads: number, s: number, d: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let h = 0; h < nHeads; h++) {
+    for (let i = 0; i < s; i++) out.set(a.subarray((h * s + i) * d, (h * s + i + 1) * d), (i * nHeads + h) * d);
+  }
+  return out;
+}
+
+function bsnhToBnsh(a: Float32Array, nHeads: number, s: number, d: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let h = 0; h < nHeads; h++) {
+    for (let i = 0; i < s; i++) out.set(a.subarray((i * nHeads + h) * d, (i * nHeads + h + 1) * d), (h * s + i) * d);
+  }
+  return out;
+}
+
+const fmtGiB = (b: number): string => `${(b / GiB).toFixed(b >= GiB ? 1 : 3)} GiB`;
+const kLabel = (n: number): string => (n % 1024 === 0 ? `${n / 1024}k` : String(n));
+
+// ---- onnxruntime-node (optional) ----------------------------------------------
+
+type OrtTypeName = 'float32' | 'float16' | 'int32';
+
+interface OrtTensor {
+  readonly type: string;
+  readonly data: unknown;
+  readonly dims: readonly number[];
+}
+
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>, fetches?: Record<string, OrtTensor | null>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+
+interface OrtModule {
+  InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<OrtSession> };
+  Tensor: new (type: OrtTypeName, data: Float32Array | Uint16Array | Int32Array, dims: readonly number[]) => OrtTensor;
+}
+
+interface OrtLoad {
+  ort?: OrtModule;
+  version?: string;
+  reason?: string;
+}
+
+async function loadOrt(): Promise<OrtLoad> {
+  const name = 'onnxruntime-node'; // a variable: the build must not depend on this devDependency
+  try {
+    const mod = (await import(name)) as { default?: OrtModule } & Partial<OrtModule>;
+    const ort = (mod.InferenceSession ? mod : mod.default) as OrtModule | undefined;
+    if (!ort?.InferenceSession) return { reason: 'onnxruntime-node loaded but has no InferenceSession' };
+    let version: string | undefined;
+    try {
+      const require = createRequire(import.meta.url);
+      version = (require(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      version = undefined;
+    }
+    return version === undefined ? { ort } : { ort, version };
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    return {
+      reason: code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+        ? 'not installed'
+        : `failed to load: ${(e as Error).message}`,
+    };
+  }
+}
+
+function sessionOptions(threads: number): Record<string, unknown> {
+  return {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  };
+}
+
+function ortOutputF32(t: OrtTensor | undefined): Float32Array {
+  if (!t) throw new Error('missing ORT output');
+  if (t.data instanceof Float32Array) return t.data;
+  if (t.type === 'float16' && t.data instanceof Uint16Array) return f16ToF32Array(t.data);
+  throw new Error(`unexpected ORT output type ${t.type}`);
+}
+
+// ---- progress --------------------------------------------------------------
+
+interface Progress {
+  tick(label: string): void;
+  stop(): void;
+}
+
+function makeProgress(enabled: boolean, total: number): Progress {
+  if (!enabled || !process.stderr.isTTY) return { tick: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: 'bench attention [{bar}] {value}/{total} {label}', hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0, { label: '' });
+  return {
+    tick: (label) => bar.increment(1, { label }),
+    stop: () => bar.stop(),
+  };
+}
+
+// ---- KV copies ----------------------------------------------------------------
+
+/**
+ * One big ArrayBuffer reused for every configuration's KV copies, so that
+ * large caches are not left to the garbage collector between configurations.
+ */
+class Arena {
+  private buf: ArrayBuffer | undefined;
+
+  constructor(private readonly bytes: number) {}
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  view<T extends Float32Array | Uint16Array>(ctor: new (b: ArrayBuffer, off: number, n: number) => T, byteOffset: number, n: number): T {
+    this.buf ??= new ArrayBuffer(this.bytes);
+    return new ctor(this.buf, byteOffset, n);
+  }
+
+  release(): void {
+    this.buf = undefined;
+  }
+}
+
+interface KvCopy {
+  k: Tensor<FloatDType>;
+  v: Tensor<FloatDType>;
+}
+
+interface DecodeConfig {
+  nKvHeads: number;
+  nKv: number;
+  dtype: 'f32' | 'f16';
+}
+
+function kvCopyBytes(c: DecodeConfig): number {
+  return 2 * c.nKvHeads * c.nKv * HEAD_DIM * (c.dtype === 'f32' ? 4 : 2);
+}
+
+/** Copies needed so one rotation reads >= ROTATION_BYTES, within the arena. */
+function copiesFor(c: DecodeConfig, arenaBytes: number): number {
+  const per = kvCopyBytes(c);
+  const want = Math.max(1, Math.ceil(ROTATION_BYTES / per));
+  return Math.max(1, Math.min(want, Math.floor(arenaBytes / per)));
+}
+
+const BLOCK = 1 << 20; // elements of random data (8k tokens of one head at D=128), tiled over each cache
+
+function makeKvCopies(c: DecodeConfig, arena: Arena, copies: number): KvCopy[] {
+  const n = c.nKvHeads * c.nKv * HEAD_DIM;
+  const elemBytes = c.dtype === 'f32' ? 4 : 2;
+  const kBlock = roundToF16(randomBlock(Math.min(BLOCK, n), 0x9e3779b9));
+  const vBlock = roundToF16(randomBlock(Math.min(BLOCK, n), 0x7f4a7c15));
+  const shape = [c.nKvHeads, c.nKv, HEAD_DIM];
+  const out: KvCopy[] = [];
+  for (let i = 0; i < copies; i++) {
+    const base = i * 2 * n * elemBytes;
+    if (c.dtype === 'f32') {
+      const k = arena.view(Float32Array, base, n);
+      const v = arena.view(Float32Array, base + n * elemBytes, n);
+      if (i === 0) {
+        tile(k, kBlock);
+        tile(v, vBlock);
+      } else {
+        k.set((out[0]!.k.data as Float32Array));
+        v.set((out[0]!.v.data as Float32Array));
+      }
+      out.push({ k: { dtype: 'f32', shape, data: k }, v: { dtype: 'f32', shape, data: v } });
+    } else {
+      const k = arena.view(Uint16Array, base, n);
+      const v = arena.view(Uint16Array, base + n * elemBytes, n);
+      if (i === 0) {
+        tile(k, toF16Bits(kBlock));
+        tile(v, toF16Bits(vBlock));
+      } else {
+        k.set((out[0]!.k.data as Uint16Array));
+        v.set((out[0]!.v.data as Uint16Array));
+      }
+      out.push({ k: { dtype: 'f16', shape, data: k }, v: { dtype: 'f16', shape, data: v } });
+    }
+  }
+  return out;
+}
+
+// ---- the run -------------------------------------------------------------------
+
+interface Plan {
+  quick: boolean;
+  threads: number[];
+  decode: DecodeConfig[];
+  prefillS: number;
+  budget: { fast: Budget; slow: Budget };
+  bandwidthReps: number;
+}
+
+function makePlan(quick: boolean, threads: number[]): Plan {
+  const decode: DecodeConfig[] = [];
+  if (quick) {
+    for (const dtype of ['f32', 'f16'] as const) {
+      for (const nKv of [4096, 16384]) decode.push({ nKvHeads: N_HEADS, nKv, dtype });
+    }
+    decode.push({ nKvHeads: 8, nKv: 4096, dtype: 'f16' });
+  } else {
+    for (const nKvHeads of [N_HEADS, 8]) {
+      for (const dtype of ['f32', 'f16'] as const) {
+        for (const nKv of [4096, 16384, 32768, 65536]) decode.push({ nKvHeads, nKv, dtype });
+      }
+    }
+  }
+  return {
+    quick,
+    threads,
+    decode,
+    prefillS: quick ? 512 : 2048,
+    budget: quick
+      ? { fast: { time: 150, iterations: 3 }, slow: { time: 150, iterations: 2 } }
+      : { fast: { time: 1000, iterations: 7 }, slow: { time: 1000, iterations: 5 } },
+    bandwidthReps: quick ? 3 : 5,
+  };
+}
+
+function checkThreads(value: unknown): number[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new TypeError(`opts.threads: expected a non-empty array of integers in [1, 1024], received ${typeof value}`);
+  }
+  for (const t of value) {
+    if (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > 1024) {
+      throw new RangeError(`opts.threads: expected integers in [1, 1024], received ${String(t)}`);
+    }
+  }
+  return [...new Set(value as number[])];
+}
+
+function measureLimits(threads: number[], reps: number, progress: Progress): MachineLimits[] {
+  const n = native();
+  const out: MachineLimits[] = [];
+  for (const t of threads) {
+    setThreads(t);
+    progress.tick(`limits, ${t} thread(s)`);
+    out.push({
+      threads: t,
+      readBandwidth: n.measureReadBandwidth(BANDWIDTH_BYTES, t, reps),
+      bandwidthBytes: BANDWIDTH_BYTES,
+      fmaPeak: n.measureFmaPeak(t),
+    });
+  }
+  return out;
+}
+
+function oursMetrics(t: Timed, kvBytes: number, flops: number, lim: MachineLimits | undefined) {
+  const s = t.medianMs / 1000;
+  const gbPerS = kvBytes / s / 1e9;
+  return {
+    ...t,
+    gbPerS,
+    pctReadBw: lim ? (100 * kvBytes) / s / lim.readBandwidth : NaN,
+    pctFmaPeak: lim ? (100 * flops) / s / lim.fmaPeak : NaN,
+  };
+}
+
+function finishRatios(row: AttentionBenchRow): void {
+  if ('error' in row.ours) return;
+  const ok = row.ort.filter((r): r is OrtResult & { medianMs: number } => typeof r.medianMs === 'number');
+  if (ok.length > 0) {
+    const best = ok.reduce((a, b) => (b.medianMs < a.medianMs ? b : a));
+    row.vsOrtBest = best.medianMs / row.ours.medianMs;
+    row.ortBestGraph = best.graph;
+  }
+  const gqa = ok.find((r) => r.graph === 'gqa');
+  if (gqa) row.vsOrtGqa = gqa.medianMs / row.ours.medianMs;
+}
+
+const errMsg = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+
+interface OrtCase {
+  graph: OrtGraph;
+  detail: string;
+  /** Creates the session and the feeds for every copy (or a skip reason). */
+  prepare: (threads: number) => Promise<{ session: OrtSession; run: (i: number) => Promise<Float32Array> } | { skipped: string }>;
+}
+
+async function benchDecodeConfig(
+  c: DecodeConfig, plan: Plan, arena: Arena, limits: MachineLimits[], ort: OrtModule | undefined,
+  progress: Progress, rows: AttentionBenchRow[],
+): Promise<void> {
+  const nH = N_HEADS;
+  const D = HEAD_DIM;
+  const scale = 1 / Math.sqrt(D);
+  const copies = copiesFor(c, arena.size);
+  const kv = makeKvCopies(c, arena, copies);
+  const q = roundToF16(randomBlock(nH * D, 0x1234567 + c.nKv));
+  const qT: Tensor<'f32'> = { dtype: 'f32', shape: [nH, 1, D], data: q };
+  const out = new Float32Array(nH * D);
+  const kvBytes = kvCopyBytes(c);
+  const flops = 4 * nH * 1 * c.nKv * D;
+  const label = `decode ${c.nKvHeads === nH ? 'MHA' : `GQA ${nH}/${c.nKvHeads}`} nKv=${kLabel(c.nKv)} ${c.dtype}`;
+
+  // Reference output (copy 0) for the ORT cross-check.
+  let oursOut: Float32Array | undefined;
+  try {
+    attention(qT, kv[0]!.k, kv[0]!.v, { scale, out });
+    oursOut = out.slice();
+  } catch {
+    oursOut = undefined;
+  }
+
+  const ortCases: OrtCase[] = [];
+  if (ort) {
+    const elem: graphs.OrtElem = c.dtype === 'f32' ? 'float32' : 'float16';
+    const kvArr = (t: Tensor<FloatDType>) => t.data as Float32Array | Uint16Array;
+    const shape = { nHeads: nH, nKvHeads: c.nKvHeads, headDim: D, scale };
+    const group = nH / c.nKvHeads;
+    const qElem = elem === 'float32' ? q : toF16Bits(q);
+    ortCases.push({
+      graph: 'plain',
+      detail: c.dtype === 'f32'
+        ? 'Mul(q,scale) MatMul Transpose(k) Softmax MatMul v; f32; q as [nKvHeads, group, D]'
+        : 'Cast(k,v f16->f32) then Mul MatMul Transpose Softmax MatMul; q/out f32',
+      prepare: async (threads) => {
+        const session = await ort.InferenceSession.create(graphs.plainDecodeModel(shape, elem), sessionOptions(threads));
+        const feeds = kv.map((x) => ({
+          q: new ort.Tensor('float32', q, [c.nKvHeads, group, D]),
+          k: new ort.Tensor(elem, kvArr(x.k), [c.nKvHeads, c.nKv, D]),
+          v: new ort.Tensor(elem, kvArr(x.v), [c.nKvHeads, c.nKv, D]),
+        }));
+        return { session, run: async (i) => ortOutputF32((await session.run(feeds[i % feeds.length]!)).out) };
+      },
+    });
+    ortCases.push({
+      graph: 'mha',
+      detail: `com.microsoft MultiHeadAttention, ${elem} q/k/v/out, key/value BNSH [1, nHeads, nKv, D]`,
+      prepare: async (threads) => {
+        if (c.nKvHeads !== nH) return { skipped: 'MultiHeadAttention has no GQA (nKvHeads must equal nHeads)' };
+        const session = await ort.InferenceSession.create(graphs.mhaDecodeModel(shape, elem), sessionOptions(threads));
+        const feeds = kv.map((x) => ({
+          query: new ort.Tensor(elem, qElem, [1, 1, nH * D]),
+          key: new ort.Tensor(elem, kvArr(x.k), [1, nH, c.nKv, D]),
+          value: new ort.Tensor(elem, kvArr(x.v), [1, nH, c.nKv, D]),
+        }));
+        return { session, run: async (i) => ortOutputF32((await session.run(feeds[i % feeds.length]!)).output) };
+      },
+    });
+    ortCases.push({
+      graph: 'gqa',
+      detail: `com.microsoft GroupQueryAttention, ${elem}, past_key/past_value = the cache (BNSH, nKv slots), ` +
+        'key/value = its last token, seqlens_k = nKv-1, total_sequence_length = nKv, ' +
+        'present_* bound to the past buffers (past_present_share_buffer: no KV copy)',
+      prepare: async (threads) => {
+        const session = await ort.InferenceSession.create(graphs.gqaDecodeModel(shape, elem), sessionOptions(threads));
+        const kvD = c.nKvHeads * D;
+        const lastToken = (a: Float32Array | Uint16Array) => {
+          const o = a instanceof Float32Array ? new Float32Array(kvD) : new Uint16Array(kvD);
+          for (let h = 0; h < c.nKvHeads; h++) o.set(a.subarray((h * c.nKv + c.nKv - 1) * D, (h * c.nKv + c.nKv) * D), h * D);
+          return o;
+        };
+        const kLast = lastToken(kvArr(kv[0]!.k));
+        const vLast = lastToken(kvArr(kv[0]!.v));
+        const sets = kv.map((x) => {
+          const pastK = new ort.Tensor(elem, kvArr(x.k), [1, c.nKvHeads, c.nKv, D]);
+          const pastV = new ort.Tensor(elem, kvArr(x.v), [1, c.nKvHeads, c.nKv, D]);
+          return {
+            feeds: {
+              query: new ort.Tensor(elem, qElem, [1, 1, nH * D]),
+              key: new ort.Tensor(elem, kLast, [1, 1, kvD]),
+              value: new ort.Tensor(elem, vLast, [1, 1, kvD]),
+              past_key: pastK,
+              past_value: pastV,
+              seqlens_k: new ort.Tensor('int32', Int32Array.of(c.nKv - 1), [1]),
+              total_sequence_length: new ort.Tensor('int32', Int32Array.of(c.nKv), []),
+            },
+            fetches: { output: null, present_key: pastK, present_value: pastV },
+          };
+        });
+        return {
+          session,
+          run: async (i) => {
+            const s = sets[i % sets.length]!;
+            return ortOutputF32((await session.run(s.feeds, s.fetches)).output);
+          },
+        };
+      },
+    });
+  }
+
+  const diffs = new Map<OrtGraph, number>();
+  for (const t of plan.threads) {
+    setThreads(t);
+    const lim = limits.find((l) => l.threads === t);
+    const row: AttentionBenchRow = {
+      kind: 'decode', label, nHeads: nH, nKvHeads: c.nKvHeads, nQ: 1, nKv: c.nKv, headDim: D, kvDtype: c.dtype,
+      causal: false, threads: t, kvCopies: copies, rotationBytes: copies * kvBytes, kvBytes, flops,
+      ours: { error: 'not run' }, ort: [],
+    };
+    progress.tick(`${label} t=${t} tokenpress`);
+    try {
+      let i = 0;
+      attention(qT, kv[kv.length - 1]!.k, kv[kv.length - 1]!.v, { scale, out }); // warmup
+      const timed = await timeIt('tokenpress', () => {
+        const x = kv[i++ % kv.length]!;
+        attention(qT, x.k, x.v, { scale, out });
+      }, plan.budget.fast);
+      row.ours = oursMetrics(timed, kvBytes, flops, lim);
+    } catch (e) {
+      row.ours = { error: errMsg(e) };
+    }
+    for (const oc of ortCases) {
+      progress.tick(`${label} t=${t} ort ${oc.graph}`);
+      const res: OrtResult = { graph: oc.graph, detail: oc.detail };
+      let session: OrtSession | undefined;
+      try {
+        const prepared = await oc.prepare(t);
+        if ('skipped' in prepared) {
+          res.skipped = prepared.skipped;
+        } else {
+          session = prepared.session;
+          const first = await prepared.run(0);
+          if (!diffs.has(oc.graph) && oursOut) diffs.set(oc.graph, maxAbsDiff(first, oursOut));
+          const d = diffs.get(oc.graph);
+          if (d !== undefined) res.maxAbsDiff = d;
+          let i = 1;
+          Object.assign(res, await timeIt(`ort-${oc.graph}`, () => prepared.run(i++), plan.budget.slow));
+        }
+      } catch (e) {
+        res.error = errMsg(e);
+      } finally {
+        await session?.release().catch(() => undefined);
+      }
+      row.ort.push(res);
+    }
+    finishRatios(row);
+    rows.push(row);
+  }
+}
+
+async function benchPrefill(
+  plan: Plan, limits: MachineLimits[], ort: OrtModule | undefined, progress: Progress, rows: AttentionBenchRow[],
+): Promise<void> {
+  const nH = N_HEADS;
+  const D = HEAD_DIM;
+  const S = plan.prefillS;
+  const scale = 1 / Math.sqrt(D);
+  const n = nH * S * D;
+  const q = randomBlock(n, 11);
+  const k = randomBlock(n, 12);
+  const v = randomBlock(n, 13);
+  const shape = [nH, S, D];
+  const qT: Tensor<'f32'> = { dtype: 'f32', shape, data: q };
+  const kT: Tensor<'f32'> = { dtype: 'f32', shape, data: k };
+  const vT: Tensor<'f32'> = { dtype: 'f32', shape, data: v };
+  const out = new Float32Array(n);
+  const kvBytes = 2 * n * 4;
+  const pairs = (S * (S + 1)) / 2;
+  const flops = 4 * nH * D * pairs;
+  const label = `prefill ${S}x${S} causal f32`;
+
+  let oursOut: Float32Array | undefined;
+  try {
+    attention(qT, kT, vT, { scale, causal: true, out });
+    oursOut = out.slice();
+  } catch {
+    oursOut = undefined;
+  }
+
+  const ortCases: OrtCase[] = [];
+  if (ort) {
+    const qb = bnshToBsnh(q, nH, S, D);
+    const kb = bnshToBsnh(k, nH, S, D);
+    const vb = bnshToBsnh(v, nH, S, D);
+    const mask = new Float32Array(S * S);
+    for (let i = 0; i < S; i++) mask.fill(-Infinity, i * S + i + 1, (i + 1) * S);
+    ortCases.push({
+      graph: 'plain',
+      detail: 'Mul(q,scale) MatMul Transpose(k) Add(causal mask [S,S], -inf) Softmax MatMul v; f32; full S^2 scores',
+      prepare: async (threads) => {
+        const session = await ort.InferenceSession.create(graphs.plainPrefillModel(nH, D, scale), sessionOptions(threads));
+        const feeds = {
+          q: new ort.Tensor('float32', q, shape), k: new ort.Tensor('float32', k, shape),
+          v: new ort.Tensor('float32', v, shape), mask: new ort.Tensor('float32', mask, [S, S]),
+        };
+        return { session, run: async () => ortOutputF32((await session.run(feeds)).out) };
+      },
+    });
+    ortCases.push({
+      graph: 'mha',
+      detail: 'com.microsoft MultiHeadAttention, f32, q/k/v BSD [1, S, nHeads*D], unidirectional=1',
+      prepare: async (threads) => {
+        const session = await ort.InferenceSession.create(graphs.mhaPrefillModel(nH, D, scale, 'float32'), sessionOptions(threads));
+        const dims = [1, S, nH * D];
+        const feeds = {
+          query: new ort.Tensor('float32', qb, dims), key: new ort.Tensor('float32', kb, dims),
+          value: new ort.Tensor('float32', vb, dims),
+        };
+        return { session, run: async () => bsnhToBnsh(ortOutputF32((await session.run(feeds)).output), nH, S, D) };
+      },
+    });
+    ortCases.push({
+      graph: 'gqa',
+      detail: 'com.microsoft GroupQueryAttention prompt (no past), f32, kv_num_heads = num_heads, seqlens_k = S-1',
+      prepare: async (threads) => {
+        const session = await ort.InferenceSession.create(graphs.gqaPrefillModel(nH, D, scale, 'float32'), sessionOptions(threads));
+        const dims = [1, S, nH * D];
+        const feeds = {
+          query: new ort.Tensor('float32', qb, dims), key: new ort.Tensor('float32', kb, dims),
+          value: new ort.Tensor('float32', vb, dims),
+          seqlens_k: new ort.Tensor('int32', Int32Array.of(S - 1), [1]),
+          total_sequence_length: new ort.Tensor('int32', Int32Array.of(S), []),
+        };
+        return { session, run: async () => bsnhToBnsh(ortOutputF32((await session.run(feeds)).output), nH, S, D) };
+      },
+    });
+  }
+
+  const diffs = new Map<OrtGraph, number>();
+  for (const t of plan.threads) {
+    setThreads(t);
+    const lim = limits.find((l) => l.threads === t);
+    const row: AttentionBenchRow = {
+      kind: 'prefill', label, nHeads: nH, nKvHeads: nH, nQ: S, nKv: S, headDim: D, kvDtype: 'f32', causal: true,
+      threads: t, kvCopies: 1, rotationBytes: kvBytes, kvBytes, flops, ours: { error: 'not run' }, ort: [],
+    };
+    progress.tick(`${label} t=${t} tokenpress`);
+    try {
+      attention(qT, kT, vT, { scale, causal: true, out }); // warmup
+      const timed = await timeIt('tokenpress', () => attention(qT, kT, vT, { scale, causal: true, out }), plan.budget.slow);
+      row.ours = oursMetrics(timed, kvBytes, flops, lim);
+    } catch (e) {
+      row.ours = { error: errMsg(e) };
+    }
+    for (const oc of ortCases) {
+      progress.tick(`${label} t=${t} ort ${oc.graph}`);
+      const res: OrtResult = { graph: oc.graph, detail: oc.detail };
+      let session: OrtSession | undefined;
+      try {
+        const prepared = await oc.prepare(t);
+        if ('skipped' in prepared) {
+          res.skipped = prepared.skipped;
+        } else {
+          session = prepared.session;
+          const first = await prepared.run(0);
+          if (!diffs.has(oc.graph) && oursOut) diffs.set(oc.graph, maxAbsDiff(first, oursOut));
+          const d = diffs.get(oc.graph);
+          if (d !== undefined) res.maxAbsDiff = d;
+          Object.assign(res, await timeIt(`ort-${oc.graph}`, () => prepared.run(0), plan.budget.slow));
+        }
+      } catch (e) {
+        res.error = errMsg(e);
+      } finally {
+        await session?.release().catch(() => undefined);
+      }
+      row.ort.push(res);
+    }
+    finishRatios(row);
+    rows.push(row);
+  }
+}
+
+/**
+ * Runs the attention benchmark. Changes the native pool size while it runs
+ * and restores it afterwards. Writes the JSON report (opts.outFile or
+ * bench-results/attention-<date>.json) and returns it.
+ */
+export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promise<AttentionBenchReport> {
+  const o = checkOptions('opts', opts, ['quick', 'json', 'threads', 'outFile', 'progress']) as AttentionBenchOptions;
+  const quick = checkBoolean('opts.quick', o.quick, false);
+  const showProgress = checkBoolean('opts.progress', o.progress, true);
+  checkBoolean('opts.json', o.json, false);
+  if (o.outFile !== undefined && typeof o.outFile !== 'string') {
+    throw new TypeError(`opts.outFile: expected a path string, received ${typeof o.outFile}`);
+  }
+  const startInfo = backendInfo();
+  const loadAvgStart = os.loadavg();
+  const originalThreads = startInfo.threads;
+  const threads = checkThreads(o.threads)
+    ?? (quick ? [originalThreads] : [...new Set([1, os.availableParallelism()])]);
+  const plan = makePlan(quick, threads);
+
+  const ortLoad = await loadOrt();
+  const ort = ortLoad.ort;
+  const decodeRuns = plan.decode.length * threads.length;
+  const perRun = 1 + (ort ? 3 : 0);
+  const total = threads.length + decodeRuns * perRun + threads.length * perRun;
+  const progress = makeProgress(showProgress, total);
+
+  const maxCopyBytes = Math.max(...plan.decode.map((c) => copiesFor(c, Infinity) * kvCopyBytes(c)));
+  const arena = new Arena(Math.min(maxCopyBytes, 2 * GiB + 64 * 2 ** 20));
+  const rows: AttentionBenchRow[] = [];
+  let limits: MachineLimits[] = [];
+  try {
+    limits = measureLimits(threads, plan.bandwidthReps, progress);
+    for (const c of plan.decode) await benchDecodeConfig(c, plan, arena, limits, ort, progress, rows);
+    arena.release();
+    await benchPrefill(plan, limits, ort, progress, rows);
+  } finally {
+    progress.stop();
+    arena.release();
+    setThreads(originalThreads);
+  }
+
+  const ortNotes: string[] = [];
+  if (ort) {
+    ortNotes.push(
+      'intraOpNumThreads = the row\'s thread count, interOpNumThreads 1, sequential, graphOptimizationLevel all, CPU EP',
+      'f16 rows: MultiHeadAttention and GroupQueryAttention run in float16 end to end (q rounded to f16 for every engine); ' +
+        'the plain graph casts f16 K/V to f32',
+      'MultiHeadAttention has no GQA form, so GQA rows have plain and GroupQueryAttention only',
+    );
+  }
+  const date = new Date();
+  const report: AttentionBenchReport = {
+    date: date.toISOString(),
+    quick,
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      logicalCpus: os.cpus().length,
+      totalMemBytes: os.totalmem(),
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      node: process.version,
+      backend: startInfo,
+      loadAvgStart,
+      loadAvgEnd: os.loadavg(),
+    },
+    ort: {
+      available: ort !== undefined,
+      ...(ortLoad.version !== undefined ? { version: ortLoad.version } : {}),
+      ...(ortLoad.reason !== undefined ? { reason: ortLoad.reason } : {}),
+      notes: ortNotes,
+    },
+    limits,
+    notes: [
+      ...DEFAULT_NOTES,
+      `prefill: S = ${plan.prefillS}, ${N_HEADS} heads, headDim ${HEAD_DIM}${quick ? ' (quick mode; the full run uses 2048)' : ''}`,
+    ],
+    rows,
+  };
+  const outFile = resolve(o.outFile ?? `bench-results/attention-${date.toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
+  report.outFile = outFile;
+  if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  return report;
+}
+
+// ---- table ---------------------------------------------------------------------
+
+function fmt(x: number | undefined, digits = 1): string {
+  if (x === undefined || !Number.isFinite(x)) return '-';
+  return x.toFixed(digits);
+}
+
+function ortCell(row: AttentionBenchRow, g: OrtGraph): string {
+  const r = row.ort.find((x) => x.graph === g);
+  if (!r) return '-';
+  if (r.skipped) return 'n/a';
+  if (r.error) return 'error';
+  return fmt(r.medianMs, r.medianMs !== undefined && r.medianMs < 10 ? 2 : 1);
+}
+
+/** Prints the report as an aligned table on stdout (plus limits and notes). */
+export function printAttentionTable(report: AttentionBenchReport): void {
+  const lines: string[] = [];
+  const m = report.machine;
+  lines.push(`tokenpress attention benchmark  ${report.date}  ${m.cpu}  isa=${m.backend.isa}  ` +
+    `load avg ${m.loadAvgStart[0]?.toFixed(1)} -> ${m.loadAvgEnd[0]?.toFixed(1)} on ${m.logicalCpus} CPUs`);
+  for (const l of report.limits) {
+    lines.push(`  limits, ${l.threads} thread(s): read ${(l.readBandwidth / 1e9).toFixed(1)} GB/s (${fmtGiB(l.bandwidthBytes)} array), ` +
+      `FMA peak ${(l.fmaPeak / 1e9).toFixed(1)} GFLOP/s`);
+  }
+  lines.push(report.ort.available
+    ? `  onnxruntime-node ${report.ort.version ?? ''}: plain = MatMul/Softmax graph, mha = MultiHeadAttention, gqa = GroupQueryAttention`
+    : `  onnxruntime-node: ${report.ort.reason ?? 'unavailable'}`);
+  const header = ['workload', 'thr', 'ours ms', 'GB/s', '%BW', '%FMA', 'plain ms', 'mha ms', 'gqa ms', 'x best', 'x gqa'];
+  const body: string[][] = report.rows.map((r) => {
+    const ours = 'error' in r.ours ? undefined : r.ours;
+    return [
+      r.label, String(r.threads),
+      ours ? fmt(ours.medianMs, ours.medianMs < 10 ? 2 : 1) : 'error',
+      fmt(ours?.gbPerS), fmt(ours?.pctReadBw, 0), fmt(ours?.pctFmaPeak, 1),
+      ortCell(r, 'plain'), ortCell(r, 'mha'), ortCell(r, 'gqa'),
+      r.vsOrtBest !== undefined ? `${fmt(r.vsOrtBest, 2)} (${r.ortBestGraph})` : '-',
+      fmt(r.vsOrtGqa, 2),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  lines.push('', line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line), '');
+  for (const r of report.rows) {
+    if ('error' in r.ours) lines.push(`  ${r.label} t=${r.threads}: tokenpress error: ${r.ours.error}`);
+    for (const x of r.ort) if (x.error) lines.push(`  ${r.label} t=${r.threads}: ort ${x.graph} error: ${x.error}`);
+  }
+  lines.push('x best / x gqa: ORT median / tokenpress median (> 1 means tokenpress is faster).');
+  if (report.outFile) lines.push(`JSON: ${report.outFile}`);
+  console.log(lines.join('\n'));
+}

@@ -1,0 +1,331 @@
+/**
+ * Small ONNX models built in memory for the attention benchmark's
+ * onnxruntime-node baselines. The protobuf is hand-encoded (only the few
+ * ModelProto fields these graphs use), so no protobuf dependency is needed.
+ *
+ * Graphs (batch 1 everywhere; the KV length is the symbolic dim "nkv"):
+ *   plainDecode:  q f32 [nKvHeads, group, headDim], k/v T [nKvHeads, nkv, headDim]
+ *                 -> Mul(q, scale) . Transpose(k) -> Softmax -> . v -> out f32
+ *                 (f16 k/v are Cast to f32 first: the CPU EP has no f16 MatMul path
+ *                 worth comparing against). GQA: the `group` query heads that
+ *                 share a KV head are the rows of one matrix, so no KV is repeated.
+ *   plainPrefill: q/k/v f32 [nHeads, S, headDim], mask f32 [S, S] (additive causal)
+ *                 -> Mul . Transpose -> Add(mask) -> Softmax -> . v
+ *   mhaDecode:    com.microsoft MultiHeadAttention, query T [1, 1, nHeads*headDim],
+ *                 key/value T [1, nHeads, nkv, headDim] (BNSH: the cache as is)
+ *   mhaPrefill:   MultiHeadAttention, query/key/value T [1, S, nHeads*headDim],
+ *                 unidirectional=1 (causal)
+ *   gqaDecode:    com.microsoft GroupQueryAttention, query [1, 1, nHeads*headDim],
+ *                 key/value [1, 1, nKvHeads*headDim] (the newest token), past_key /
+ *                 past_value [1, nKvHeads, nkv, headDim] (BNSH buffers holding nkv
+ *                 slots; the newest token goes into slot seqlens_k), seqlens_k i32 [1]
+ *                 = total - 1, total_sequence_length i32 scalar; outputs output,
+ *                 present_key, present_value.
+ *   gqaPrefill:   GroupQueryAttention without past: query/key/value [1, S, H*headDim],
+ *                 seqlens_k = S - 1, total_sequence_length = S (causal by definition).
+ */
+
+// ---- protobuf encoding -----------------------------------------------------
+
+class Writer {
+  private chunks: number[] = [];
+
+  varint(value: number): this {
+    if (!Number.isSafeInteger(value)) throw new RangeError(`varint: expected a safe integer, received ${value}`);
+    // int64 fields: negatives are 10-byte two's complement varints.
+    let v = BigInt.asUintN(64, BigInt(value));
+    while (v >= 0x80n) {
+      this.chunks.push(Number(v & 0x7fn) | 0x80);
+      v >>= 7n;
+    }
+    this.chunks.push(Number(v));
+    return this;
+  }
+
+  private key(field: number, wire: number): this {
+    return this.varint(field * 8 + wire);
+  }
+
+  int(field: number, value: number): this {
+    return this.key(field, 0).varint(value);
+  }
+
+  float(field: number, value: number): this {
+    this.key(field, 5);
+    const b = new Uint8Array(new Float32Array([value]).buffer);
+    for (const x of b) this.chunks.push(x);
+    return this;
+  }
+
+  bytes(field: number, data: Uint8Array): this {
+    this.key(field, 2).varint(data.length);
+    for (const x of data) this.chunks.push(x);
+    return this;
+  }
+
+  string(field: number, s: string): this {
+    return this.bytes(field, new TextEncoder().encode(s));
+  }
+
+  message(field: number, build: (w: Writer) => void): this {
+    const inner = new Writer();
+    build(inner);
+    return this.bytes(field, inner.finish());
+  }
+
+  finish(): Uint8Array {
+    return Uint8Array.from(this.chunks);
+  }
+}
+
+/** ONNX TensorProto.DataType codes. */
+const ELEM = { float32: 1, int32: 6, int64: 7, float16: 10 } as const;
+export type OrtElem = 'float32' | 'float16';
+type Elem = keyof typeof ELEM;
+type Dim = number | string;
+
+interface ValueInfo {
+  name: string;
+  elem: Elem;
+  dims: Dim[];
+}
+
+type AttrValue = { f: number } | { i: number } | { ints: number[] };
+
+interface NodeSpec {
+  op: string;
+  domain?: string;
+  inputs: string[];
+  outputs: string[];
+  attrs?: Record<string, AttrValue>;
+}
+
+interface Initializer {
+  name: string;
+  elem: 'int64' | 'float32';
+  dims: number[];
+  values: number[];
+}
+
+function writeValueInfo(w: Writer, v: ValueInfo): void {
+  w.string(1, v.name);
+  w.message(2, (type) =>
+    type.message(1, (tensor) => {
+      tensor.int(1, ELEM[v.elem]);
+      tensor.message(2, (shape) => {
+        for (const d of v.dims) {
+          shape.message(1, (dim) => (typeof d === 'number' ? dim.int(1, d) : dim.string(2, d)));
+        }
+      });
+    }),
+  );
+}
+
+function writeNode(w: Writer, n: NodeSpec, index: number): void {
+  for (const i of n.inputs) w.string(1, i);
+  for (const o of n.outputs) w.string(2, o);
+  w.string(3, `${n.op}_${index}`);
+  w.string(4, n.op);
+  for (const [name, value] of Object.entries(n.attrs ?? {})) {
+    w.message(5, (a) => {
+      a.string(1, name);
+      if ('f' in value) a.float(2, value.f).int(20, 1); // AttributeProto.FLOAT
+      else if ('i' in value) a.int(3, value.i).int(20, 2); // INT
+      else {
+        for (const x of value.ints) a.int(8, x);
+        a.int(20, 7); // INTS
+      }
+    });
+  }
+  if (n.domain) w.string(7, n.domain);
+}
+
+function writeInitializer(w: Writer, t: Initializer): void {
+  for (const d of t.dims) w.int(1, d);
+  w.int(2, ELEM[t.elem]);
+  w.string(8, t.name);
+  const raw = t.elem === 'int64' ? new BigInt64Array(t.values.map((x) => BigInt(x))) : new Float32Array(t.values);
+  w.bytes(9, new Uint8Array(raw.buffer));
+}
+
+function encodeModel(spec: {
+  name: string;
+  nodes: NodeSpec[];
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  initializers?: Initializer[];
+  contrib?: boolean;
+}): Uint8Array {
+  const w = new Writer();
+  w.int(1, 8); // ir_version 8 (opset 17 era)
+  w.string(2, 'tokenpress-bench');
+  w.message(8, (o) => o.string(1, '').int(2, 17));
+  if (spec.contrib) w.message(8, (o) => o.string(1, 'com.microsoft').int(2, 1));
+  w.message(7, (g) => {
+    spec.nodes.forEach((n, i) => g.message(1, (nw) => writeNode(nw, n, i)));
+    g.string(2, spec.name);
+    for (const t of spec.initializers ?? []) g.message(5, (tw) => writeInitializer(tw, t));
+    for (const v of spec.inputs) g.message(11, (vw) => writeValueInfo(vw, v));
+    for (const v of spec.outputs) g.message(12, (vw) => writeValueInfo(vw, v));
+  });
+  return w.finish();
+}
+
+// ---- the graphs --------------------------------------------------------------
+
+export interface DecodeShape {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  scale: number;
+}
+
+/** Softmax(scale * q k^T) v per KV head; k/v in `kvElem`, q and out f32. */
+export function plainDecodeModel(s: DecodeShape, kvElem: OrtElem): Uint8Array {
+  const group = s.nHeads / s.nKvHeads;
+  const nodes: NodeSpec[] = [];
+  let k = 'k';
+  let v = 'v';
+  if (kvElem === 'float16') {
+    nodes.push({ op: 'Cast', inputs: ['k'], outputs: ['k32'], attrs: { to: { i: ELEM.float32 } } });
+    nodes.push({ op: 'Cast', inputs: ['v'], outputs: ['v32'], attrs: { to: { i: ELEM.float32 } } });
+    k = 'k32';
+    v = 'v32';
+  }
+  nodes.push(
+    { op: 'Mul', inputs: ['q', 'scale'], outputs: ['qs'] },
+    { op: 'Transpose', inputs: [k], outputs: ['kt'], attrs: { perm: { ints: [0, 2, 1] } } },
+    { op: 'MatMul', inputs: ['qs', 'kt'], outputs: ['scores'] },
+    { op: 'Softmax', inputs: ['scores'], outputs: ['probs'], attrs: { axis: { i: -1 } } },
+    { op: 'MatMul', inputs: ['probs', v], outputs: ['out'] },
+  );
+  return encodeModel({
+    name: 'plain_decode',
+    nodes,
+    inputs: [
+      { name: 'q', elem: 'float32', dims: [s.nKvHeads, group, s.headDim] },
+      { name: 'k', elem: kvElem, dims: [s.nKvHeads, 'nkv', s.headDim] },
+      { name: 'v', elem: kvElem, dims: [s.nKvHeads, 'nkv', s.headDim] },
+    ],
+    outputs: [{ name: 'out', elem: 'float32', dims: [s.nKvHeads, group, s.headDim] }],
+    initializers: [{ name: 'scale', elem: 'float32', dims: [], values: [s.scale] }],
+  });
+}
+
+/** Causal prefill as plain ops with an additive [S, S] mask input. */
+export function plainPrefillModel(nHeads: number, headDim: number, scale: number): Uint8Array {
+  return encodeModel({
+    name: 'plain_prefill',
+    nodes: [
+      { op: 'Mul', inputs: ['q', 'scale'], outputs: ['qs'] },
+      { op: 'Transpose', inputs: ['k'], outputs: ['kt'], attrs: { perm: { ints: [0, 2, 1] } } },
+      { op: 'MatMul', inputs: ['qs', 'kt'], outputs: ['scores'] },
+      { op: 'Add', inputs: ['scores', 'mask'], outputs: ['masked'] },
+      { op: 'Softmax', inputs: ['masked'], outputs: ['probs'], attrs: { axis: { i: -1 } } },
+      { op: 'MatMul', inputs: ['probs', 'v'], outputs: ['out'] },
+    ],
+    inputs: [
+      { name: 'q', elem: 'float32', dims: [nHeads, 's', headDim] },
+      { name: 'k', elem: 'float32', dims: [nHeads, 's', headDim] },
+      { name: 'v', elem: 'float32', dims: [nHeads, 's', headDim] },
+      { name: 'mask', elem: 'float32', dims: ['s', 's'] },
+    ],
+    outputs: [{ name: 'out', elem: 'float32', dims: [nHeads, 's', headDim] }],
+    initializers: [{ name: 'scale', elem: 'float32', dims: [], values: [scale] }],
+  });
+}
+
+/** com.microsoft MultiHeadAttention over a BNSH cache (no GQA: nKvHeads must equal nHeads). */
+export function mhaDecodeModel(s: DecodeShape, elem: OrtElem): Uint8Array {
+  const hidden = s.nHeads * s.headDim;
+  return encodeModel({
+    name: 'mha_decode',
+    contrib: true,
+    nodes: [{
+      op: 'MultiHeadAttention', domain: 'com.microsoft', inputs: ['query', 'key', 'value'], outputs: ['output'],
+      attrs: { num_heads: { i: s.nHeads }, scale: { f: s.scale } },
+    }],
+    inputs: [
+      { name: 'query', elem, dims: [1, 1, hidden] },
+      { name: 'key', elem, dims: [1, s.nHeads, 'nkv', s.headDim] },
+      { name: 'value', elem, dims: [1, s.nHeads, 'nkv', s.headDim] },
+    ],
+    outputs: [{ name: 'output', elem, dims: [1, 1, hidden] }],
+  });
+}
+
+/** MultiHeadAttention prefill, BSD inputs, causal via unidirectional=1. */
+export function mhaPrefillModel(nHeads: number, headDim: number, scale: number, elem: OrtElem): Uint8Array {
+  const hidden = nHeads * headDim;
+  return encodeModel({
+    name: 'mha_prefill',
+    contrib: true,
+    nodes: [{
+      op: 'MultiHeadAttention', domain: 'com.microsoft', inputs: ['query', 'key', 'value'], outputs: ['output'],
+      attrs: { num_heads: { i: nHeads }, scale: { f: scale }, unidirectional: { i: 1 } },
+    }],
+    inputs: [
+      { name: 'query', elem, dims: [1, 's', hidden] },
+      { name: 'key', elem, dims: [1, 's', hidden] },
+      { name: 'value', elem, dims: [1, 's', hidden] },
+    ],
+    outputs: [{ name: 'output', elem, dims: [1, 's', hidden] }],
+  });
+}
+
+/** com.microsoft GroupQueryAttention decode step with a past KV buffer of nkv slots. */
+export function gqaDecodeModel(s: DecodeShape, elem: OrtElem): Uint8Array {
+  const hidden = s.nHeads * s.headDim;
+  const kvHidden = s.nKvHeads * s.headDim;
+  return encodeModel({
+    name: 'gqa_decode',
+    contrib: true,
+    nodes: [{
+      op: 'GroupQueryAttention', domain: 'com.microsoft',
+      inputs: ['query', 'key', 'value', 'past_key', 'past_value', 'seqlens_k', 'total_sequence_length'],
+      outputs: ['output', 'present_key', 'present_value'],
+      attrs: { num_heads: { i: s.nHeads }, kv_num_heads: { i: s.nKvHeads }, scale: { f: s.scale } },
+    }],
+    inputs: [
+      { name: 'query', elem, dims: [1, 1, hidden] },
+      { name: 'key', elem, dims: [1, 1, kvHidden] },
+      { name: 'value', elem, dims: [1, 1, kvHidden] },
+      { name: 'past_key', elem, dims: [1, s.nKvHeads, 'nkv', s.headDim] },
+      { name: 'past_value', elem, dims: [1, s.nKvHeads, 'nkv', s.headDim] },
+      { name: 'seqlens_k', elem: 'int32', dims: [1] },
+      { name: 'total_sequence_length', elem: 'int32', dims: [] },
+    ],
+    outputs: [
+      { name: 'output', elem, dims: [1, 1, hidden] },
+      { name: 'present_key', elem, dims: [1, s.nKvHeads, 'nkv', s.headDim] },
+      { name: 'present_value', elem, dims: [1, s.nKvHeads, 'nkv', s.headDim] },
+    ],
+  });
+}
+
+/** GroupQueryAttention prompt (no past): causal over S tokens. */
+export function gqaPrefillModel(nHeads: number, headDim: number, scale: number, elem: OrtElem): Uint8Array {
+  const hidden = nHeads * headDim;
+  return encodeModel({
+    name: 'gqa_prefill',
+    contrib: true,
+    nodes: [{
+      op: 'GroupQueryAttention', domain: 'com.microsoft',
+      inputs: ['query', 'key', 'value', '', '', 'seqlens_k', 'total_sequence_length'],
+      outputs: ['output', 'present_key', 'present_value'],
+      attrs: { num_heads: { i: nHeads }, kv_num_heads: { i: nHeads }, scale: { f: scale } },
+    }],
+    inputs: [
+      { name: 'query', elem, dims: [1, 's', hidden] },
+      { name: 'key', elem, dims: [1, 's', hidden] },
+      { name: 'value', elem, dims: [1, 's', hidden] },
+      { name: 'seqlens_k', elem: 'int32', dims: [1] },
+      { name: 'total_sequence_length', elem: 'int32', dims: [] },
+    ],
+    outputs: [
+      { name: 'output', elem, dims: [1, 's', hidden] },
+      { name: 'present_key', elem, dims: [1, nHeads, 's', headDim] },
+      { name: 'present_value', elem, dims: [1, nHeads, 's', headDim] },
+    ],
+  });
+}
