@@ -105,13 +105,14 @@ export function bf16BitsToF32(b: number): number {
   return f32[0]!;
 }
 
-/** Converts an f32 tensor (or array) to f16 / bf16 / f32. */
+/** Converts an f32 tensor (any strides) to a contiguous f16 / bf16 / f32 copy. */
 export function castTo<D extends FloatDType>(src: Tensor<'f32'>, dtype: D): Tensor<D> {
-  const n = src.data.length;
-  if (dtype === 'f32') return { dtype, shape: [...src.shape], data: new Float32Array(src.data) as DataFor[D] };
+  const dense = toF32(src); // contiguous copy, strides applied
+  if (dtype === 'f32') return dense as Tensor<D>;
+  const n = dense.data.length;
   const out = new Uint16Array(n);
   const conv = dtype === 'f16' ? f32ToF16Bits : f32ToBf16Bits;
-  for (let i = 0; i < n; i++) out[i] = conv(src.data[i]!);
+  for (let i = 0; i < n; i++) out[i] = conv(dense.data[i]!);
   return { dtype, shape: [...src.shape], data: out as DataFor[D] };
 }
 

@@ -95,7 +95,8 @@ void parse(const Napi::CallbackInfo& info, ParsedAttention& out) {
   p.indices_len = idx.length;
   // Arrays that alias the output must not be inputs: the kernel writes out
   // while it still reads them.
-  if (res.present && (res.data == q.data || res.data == k.data || res.data == v.data)) {
+  const auto aliases = [&](const TypedArrayView& in) { return in.length > 0 && res.length > 0 && in.data == res.data; };
+  if (aliases(q) || aliases(k) || aliases(v)) {
     throw Napi::RangeError::New(env, "out: expected a buffer distinct from q, k and v");
   }
 }

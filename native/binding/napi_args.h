@@ -78,7 +78,13 @@ inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typed
   view.present = true;
   view.length = static_cast<int64_t>(a.ElementLength());
   view.data = buffer.Data() == nullptr ? nullptr : static_cast<char*>(buffer.Data()) + a.ByteOffset();
-  if (view.data == nullptr) view.length = 0;  // detached
+  if (view.data == nullptr || view.length == 0) {
+    // Empty or detached: still present (kernels test presence by pointer),
+    // with no element that may be read or written.
+    alignas(64) static char empty[64];
+    view.data = empty;
+    view.length = 0;
+  }
   view.value = v;
   return view;
 }
