@@ -83,64 +83,86 @@ inline float* partial_at(const DecodeCtx& c, int64_t kvh, int64_t chunk, int64_t
   return c.partial + ((kvh * pl.n_chunks + chunk) * pl.rows + r) * partial_stride(c);
 }
 
-// Four dot products q . k[t], t < 4. q is zero padded to a multiple of W.
-template <DType KD>
-inline void dot4(const float* q, const void* const* k, int64_t hd, float* out) {
-  V a0 = Ops::zero(), a1 = Ops::zero(), a2 = Ops::zero(), a3 = Ops::zero();
+// R rows of query times 4 keys: out[t * 4 + kk] = q[t] . k[kk]. Each key
+// vector is loaded (and widened) once for all R rows. q rows are zero padded
+// to a multiple of W, so only the keys need a partial load at the tail.
+template <DType KD, int R>
+inline void dot_rows4(const float* const* q, const void* const* k, int64_t hd, float* out) {
+  V acc[R][4];
+  for (int t = 0; t < R; ++t)
+    for (int kk = 0; kk < 4; ++kk) acc[t][kk] = Ops::zero();
   int64_t d = 0;
   for (; d + W <= hd; d += W) {
-    const V qv = Ops::load(q + d);
-    a0 = Ops::fmadd(qv, Row<KD>::load(k[0], d), a0);
-    a1 = Ops::fmadd(qv, Row<KD>::load(k[1], d), a1);
-    a2 = Ops::fmadd(qv, Row<KD>::load(k[2], d), a2);
-    a3 = Ops::fmadd(qv, Row<KD>::load(k[3], d), a3);
+    V kv[4];
+    for (int kk = 0; kk < 4; ++kk) kv[kk] = Row<KD>::load(k[kk], d);
+    for (int t = 0; t < R; ++t) {
+      const V qv = Ops::load(q[t] + d);
+      for (int kk = 0; kk < 4; ++kk) acc[t][kk] = Ops::fmadd(qv, kv[kk], acc[t][kk]);
+    }
   }
   if (d < hd) {
     const int n = static_cast<int>(hd - d);
-    const V qv = Ops::load(q + d);
-    a0 = Ops::fmadd(qv, Row<KD>::load_n(k[0], d, n), a0);
-    a1 = Ops::fmadd(qv, Row<KD>::load_n(k[1], d, n), a1);
-    a2 = Ops::fmadd(qv, Row<KD>::load_n(k[2], d, n), a2);
-    a3 = Ops::fmadd(qv, Row<KD>::load_n(k[3], d, n), a3);
+    V kv[4];
+    for (int kk = 0; kk < 4; ++kk) kv[kk] = Row<KD>::load_n(k[kk], d, n);
+    for (int t = 0; t < R; ++t) {
+      const V qv = Ops::load(q[t] + d);
+      for (int kk = 0; kk < 4; ++kk) acc[t][kk] = Ops::fmadd(qv, kv[kk], acc[t][kk]);
+    }
   }
-  out[0] = Ops::hsum(a0);
-  out[1] = Ops::hsum(a1);
-  out[2] = Ops::hsum(a2);
-  out[3] = Ops::hsum(a3);
+  for (int t = 0; t < R; ++t)
+    for (int kk = 0; kk < 4; ++kk) out[t * 4 + kk] = Ops::hsum(acc[t][kk]);
 }
 
-// acc[0 .. NB*W) = sum_j p[j] * v[j][d0 ..], the last vector holding `last`
-// valid elements. NB vectors stay in registers across the whole chunk.
-template <DType VD, int NB>
-void pv_block(const float* p, const void* const* v, int64_t nj, int64_t d0, int last, float* acc_out) {
-  V acc[NB];
-  for (int b = 0; b < NB; ++b) acc[b] = Ops::zero();
+// Scores of R query rows over the chunk's keys: s[t][j] for j < nj.
+template <DType KD, int R>
+void score_rows(const float* const* q, const void* const* krows, int64_t nj, int64_t hd, float* const* s) {
+  float out[R * 4];
+  for (int64_t j = 0; j < nj; j += 4) {
+    dot_rows4<KD, R>(q, krows + j, hd, out);
+    for (int t = 0; t < R; ++t)
+      for (int64_t kk = 0; kk < 4 && j + kk < nj; ++kk) s[t][j + kk] = out[t * 4 + kk];
+  }
+}
+
+// acc[t][0 .. NB*W) = sum_j p[t][j] * v[j][d0 ..] for R rows, the last vector
+// holding `last` valid elements. R x NB accumulators stay in registers for
+// the whole chunk; each value vector is loaded once for the R rows.
+template <DType VD, int NB, int R>
+void pv_block(const float* const* p, const void* const* v, int64_t nj, int64_t d0, int last, float* const* acc_out) {
+  V acc[R][NB];
+  for (int t = 0; t < R; ++t)
+    for (int b = 0; b < NB; ++b) acc[t][b] = Ops::zero();
   for (int64_t j = 0; j < nj; ++j) {
-    if (p[j] == 0.0f) continue;
-    const V pj = Ops::set1(p[j]);
-    for (int b = 0; b < NB - 1; ++b) acc[b] = Ops::fmadd(pj, Row<VD>::load(v[j], d0 + b * W), acc[b]);
-    const V lastv = last == W ? Row<VD>::load(v[j], d0 + (NB - 1) * W) : Row<VD>::load_n(v[j], d0 + (NB - 1) * W, last);
-    acc[NB - 1] = Ops::fmadd(pj, lastv, acc[NB - 1]);
+    bool any = false;
+    for (int t = 0; t < R; ++t) any |= p[t][j] != 0.0f;
+    if (!any) continue;  // masked for every row
+    V vv[NB];
+    for (int b = 0; b < NB - 1; ++b) vv[b] = Row<VD>::load(v[j], d0 + b * W);
+    vv[NB - 1] = last == W ? Row<VD>::load(v[j], d0 + (NB - 1) * W) : Row<VD>::load_n(v[j], d0 + (NB - 1) * W, last);
+    for (int t = 0; t < R; ++t) {
+      const V pj = Ops::set1(p[t][j]);
+      for (int b = 0; b < NB; ++b) acc[t][b] = Ops::fmadd(pj, vv[b], acc[t][b]);
+    }
   }
-  for (int b = 0; b < NB; ++b) Ops::store(acc_out + b * W, acc[b]);
+  for (int t = 0; t < R; ++t)
+    for (int b = 0; b < NB; ++b) Ops::store(acc_out[t] + d0 + b * W, acc[t][b]);
 }
 
-template <DType VD>
-void pv_row(const float* p, const void* const* v, int64_t nj, int64_t hd, float* acc_out) {
+template <DType VD, int R>
+void pv_rows(const float* const* p, const void* const* v, int64_t nj, int64_t hd, float* const* acc_out) {
   for (int64_t d0 = 0; d0 < hd; d0 += kMaxPvVectors * W) {
     const int64_t rem = hd - d0;
     const int nb = static_cast<int>(min64(kMaxPvVectors, ceil_div(rem, W)));
     const int last = static_cast<int>(rem - (nb - 1) * W >= W ? W : rem - (nb - 1) * W);
-    float* out = acc_out + d0;
     switch (nb) {
-      case 1: pv_block<VD, 1>(p, v, nj, d0, last, out); break;
-      case 2: pv_block<VD, 2>(p, v, nj, d0, last, out); break;
-      case 3: pv_block<VD, 3>(p, v, nj, d0, last, out); break;
-      case 4: pv_block<VD, 4>(p, v, nj, d0, last, out); break;
-      case 5: pv_block<VD, 5>(p, v, nj, d0, last, out); break;
-      case 6: pv_block<VD, 6>(p, v, nj, d0, last, out); break;
-      case 7: pv_block<VD, 7>(p, v, nj, d0, last, out); break;
-      default: pv_block<VD, 8>(p, v, nj, d0, last, out); break;
+      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, acc_out); break;
+      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, acc_out); break;
+      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, acc_out); break;
+      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, acc_out); break;
+      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, acc_out); break;
+      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, acc_out); break;
+      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, acc_out); break;
+      default: pv_block<VD, 8, R>(p, v, nj, d0, last, acc_out); break;
     }
   }
 }
@@ -201,34 +223,57 @@ void decode_task(void* raw, int64_t item, int worker) {
   }
   for (int64_t j = nj; j < nj + 3; ++j) krows[j] = krows[nj - 1];  // pad a last group of 4
 
-  for (int64_t r = 0; r < pl.rows; ++r) {
-    const int64_t h = kvh * pl.group + r / p.n_q, i = r % p.n_q;
-    const float* q = c.qs + (h * p.n_q + i) * c.dp;
-    float* s = scores + r * pl.chunk;
-    float four[4];
-    for (int64_t j = 0; j < nj; j += 4) {
-      dot4<KD>(q, krows + j, hd, four);
-      for (int64_t t = 0; t < 4 && j + t < nj; ++t) s[j + t] = four[t];
+  // Scores for every row, Ops::DR rows at a time (one pass over the keys each).
+  const float* qrow[Ops::DR];
+  float* srow[Ops::DR];
+  for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::DR) {
+    const int nr = static_cast<int>(min64(Ops::DR, pl.rows - r0));
+    for (int t = 0; t < nr; ++t) {
+      const int64_t r = r0 + t, h = kvh * pl.group + r / p.n_q, i = r % p.n_q;
+      qrow[t] = c.qs + (h * p.n_q + i) * c.dp;
+      srow[t] = scores + r * pl.chunk;
     }
+    switch (nr) {
+      case 1: score_rows<KD, 1>(qrow, krows, nj, hd, srow); break;
+      case 2: score_rows<KD, 2>(qrow, krows, nj, hd, srow); break;
+      case 3: score_rows<KD, 3>(qrow, krows, nj, hd, srow); break;
+      default: score_rows<KD, Ops::DR>(qrow, krows, nj, hd, srow); break;
+    }
+  }
+
+  // Per row: softcap, masks, then softmax numerators against the chunk max.
+  for (int64_t r = 0; r < pl.rows; ++r) {
+    const int64_t i = r % p.n_q;
+    float* s = scores + r * pl.chunk;
     if (p.softcap > 0.0f) apply_softcap(s, nj, p.softcap);
     if (p.causal || pl.any_mask) apply_key_bias(pl, kvh, i, j0, nj, s);
-
     float* part = partial_at(c, kvh, chunk, r);
     const float m = row_max(s, nj);
     if (m == kNegInf) {  // this query sees no key of the chunk
       part[0] = kNegInf;
       part[1] = 0.0f;
-      for (int64_t d = 0; d < c.dp; ++d) part[2 + d] = 0.0f;
       for (int64_t j = 0; j < nj; ++j) s[j] = 0.0f;
     } else {
       part[0] = m;
       part[1] = exp_shift_sum(s, nj, m);
-      pv_row<VD>(s, vrows, nj, hd, part + 2);
     }
     if (c.probs) {
       float* dst = c.probs + (kvh * pl.rows + r) * pl.n_keys + j0;
       for (int64_t j = 0; j < nj; ++j) dst[j] = s[j];
     }
+  }
+
+  // Unnormalised outputs, Ops::PR rows at a time (one pass over the values each).
+  const float* prow[Ops::PR];
+  float* arow[Ops::PR];
+  for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::PR) {
+    const int nr = static_cast<int>(min64(Ops::PR, pl.rows - r0));
+    for (int t = 0; t < nr; ++t) {
+      prow[t] = scores + (r0 + t) * pl.chunk;
+      arow[t] = partial_at(c, kvh, chunk, r0 + t) + 2;
+    }
+    if (nr == Ops::PR) pv_rows<VD, Ops::PR>(prow, vrows, nj, hd, arow);
+    else pv_rows<VD, 1>(prow, vrows, nj, hd, arow);
   }
 }
 

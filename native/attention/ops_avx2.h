@@ -3,6 +3,8 @@
 struct Ops {
   static constexpr int W = 8;
   static constexpr int QV = 2;   // prefill: 16 query rows per tile
+  static constexpr int DR = 2;   // decode: query rows per score pass
+  static constexpr int PR = 1;   // decode: query rows per P.V pass
   static constexpr int DV = 2;
   using V = __m256;
 

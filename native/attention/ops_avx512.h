@@ -3,6 +3,8 @@
 struct Ops {
   static constexpr int W = 16;
   static constexpr int QV = 4;   // prefill: query vectors per micro tile (64 rows)
+  static constexpr int DR = 4;   // decode: query rows per score pass
+  static constexpr int PR = 2;   // decode: query rows per P.V pass
   static constexpr int DV = 4;   // prefill: output vectors per P.V micro tile
   using V = __m512;
 

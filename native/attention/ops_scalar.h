@@ -3,6 +3,8 @@
 struct Ops {
   static constexpr int W = 1;
   static constexpr int QV = 4;
+  static constexpr int DR = 4;   // decode: query rows per score pass
+  static constexpr int PR = 1;   // decode: query rows per P.V pass
   static constexpr int DV = 4;
   using V = float;
 
