@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+/**
+ * The `tokenpress` command line: info, benchmarks, and the tour `npm start` runs.
+ * Every command takes --json for machine-readable output.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { runInfo } from './info.js';
+import { runTour } from './tour.js';
+import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
+
+function threadList(value: string): number[] {
+  const list = value.split(',').map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1 || n > 1024)) {
+    throw new InvalidArgumentError(`expected a comma-separated list of thread counts in [1, 1024], received "${value}"`);
+  }
+  return list;
+}
+
+const program = new Command()
+  .name('tokenpress')
+  .description('Token compression for LLM inference: fast attention over full, compacted or sparse KV caches.')
+  .showHelpAfterError()
+  .configureHelp({ sortSubcommands: false });
+
+program
+  .command('info')
+  .description('Show the version, the CPU features and ISA the kernels use, the thread pool size and the CUDA status.')
+  .option('--json', 'print JSON instead of text')
+  .action((opts: { json?: boolean }) => {
+    runInfo({ json: opts.json === true });
+  });
+
+const bench = program.command('bench').description('Benchmarks: each prints a table and writes a JSON report to bench-results/.');
+bench
+  .command('attention')
+  .description(
+    'Decode (nHeads 32, headDim 128, nKv 4k-64k, f32/f16 KV, GQA 32/8) and prefill (2k x 2k causal) attention, ' +
+      'measured side by side with the machine\'s read bandwidth, its FP32 FMA peak and onnxruntime-node graphs.',
+  )
+  .option('--quick', 'a small subset (about a minute): the workload of `npm start`')
+  .option('--threads <list>', 'thread counts to measure, e.g. 1,2 (default: 1 and all cores)', threadList)
+  .option('--out <file>', 'where to write the JSON report (default bench-results/attention-<date>.json)')
+  .option('--no-progress', 'no progress bar')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (opts: { quick?: boolean; threads?: number[]; out?: string; progress: boolean; json?: boolean }) => {
+    const report = await runAttentionBench({
+      quick: opts.quick === true,
+      json: opts.json === true,
+      progress: opts.progress,
+      ...(opts.threads ? { threads: opts.threads } : {}),
+      ...(opts.out ? { outFile: opts.out } : {}),
+    });
+    if (opts.json !== true) printAttentionTable(report);
+  });
+
+program
+  .command('tour', { isDefault: false })
+  .description('The main job (`npm start`): backend info, then a quick attention benchmark with its table.')
+  .option('--json', 'print JSON instead of text')
+  .action(async (opts: { json?: boolean }) => runTour({ json: opts.json === true }));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`tokenpress: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});
