@@ -27,7 +27,7 @@ export interface AttentionOptions {
    * Speculative-decoding tree over the last nQ keys, as a parent array of
    * length nQ: parents[i] is the tree index of query i's parent (< i), or -1
    * for a root. Query i sees every key before the tree, plus the tree keys of
-   * its ancestors and itself.
+   * its ancestors and itself. At most MAX_TREE_NODES (4096) nodes.
    */
   treeMask?: Int32Array | readonly number[];
   /**
@@ -58,6 +58,9 @@ const OPTION_NAMES = [
   'scale', 'causal', 'mask', 'treeMask', 'indices', 'softcap', 'returnLse', 'returnKeyMass', 'out',
 ] as const;
 
+/** Most nodes a treeMask may have (native/attention/attention.h kMaxTreeNodes). */
+export const MAX_TREE_NODES = 4096;
+
 interface Prepared {
   params: NativeAttentionParams;
   result: AttentionResult;
@@ -69,6 +72,7 @@ function checkTree(value: unknown, nQ: number, nKv: number): Int32Array {
   }
   if (value.length !== nQ) throw rangeError('options.treeMask.length', `nQ = ${nQ}`, value.length);
   if (nQ > nKv) throw rangeError('options.treeMask', `a tree of at most nKv = ${nKv} nodes (the tree is the last nQ keys)`, `${nQ} nodes`);
+  if (nQ > MAX_TREE_NODES) throw rangeError('options.treeMask', `a tree of at most ${MAX_TREE_NODES} nodes`, `${nQ} nodes`);
   const parents = new Int32Array(nQ);
   for (let i = 0; i < nQ; i++) {
     const p = value[i];

@@ -1,5 +1,5 @@
 /** tokenpress: token compression for LLM inference. */
-export { attention, attentionAsync, type AttentionOptions, type AttentionResult } from './attention.js';
+export { attention, attentionAsync, MAX_TREE_NODES, type AttentionOptions, type AttentionResult } from './attention.js';
 export { backendInfo, setThreads, setIsa, type BackendInfo, type Isa } from './backend.js';
 export { TokenpressError, type TokenpressErrorCode } from './errors.js';
 export {

@@ -84,6 +84,7 @@ Status validate_attention(const AttentionParams& p) {
   if (p.tree_parents) {
     if (p.tree_len != p.n_q) return Status::invalid("treeMask: expected nQ = " + num(p.n_q) + " parents, received " + num(p.tree_len));
     if (p.n_q > p.n_kv) return Status::invalid("treeMask: expected at most nKv = " + num(p.n_kv) + " tree nodes, received " + num(p.n_q));
+    if (p.n_q > kMaxTreeNodes) return Status::invalid("treeMask: expected at most " + num(kMaxTreeNodes) + " tree nodes, received " + num(p.n_q));
     for (int64_t i = 0; i < p.n_q; ++i) {
       const int32_t parent = p.tree_parents[i];
       if (parent < -1 || parent >= i) {

@@ -25,6 +25,9 @@
 
 namespace tp {
 
+// Most nodes a treeMask may have (its ancestor table takes nQ^2 bytes).
+constexpr int64_t kMaxTreeNodes = 4096;
+
 struct AttentionParams {
   int64_t n_heads = 0, n_kv_heads = 0, n_q = 0, n_kv = 0, head_dim = 0;
 

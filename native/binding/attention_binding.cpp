@@ -14,7 +14,7 @@ namespace {
 
 struct ParsedAttention {
   AttentionParams params;
-  // Buffers kept alive while an async call runs.
+  bool keep = false;  // async: hold references so the buffers outlive the call
   std::vector<Napi::Reference<Napi::Value>> keep_alive;
 };
 
@@ -37,7 +37,7 @@ void parse_strides(Napi::Object obj, const char* name, int64_t* head, int64_t* r
 template <typename T>
 T* take(ParsedAttention& out, const TypedArrayView& view) {
   if (!view.present) return nullptr;
-  out.keep_alive.push_back(Napi::Persistent(view.value));
+  if (out.keep) out.keep_alive.push_back(Napi::Persistent(view.value));
   return static_cast<T*>(view.data);
 }
 
@@ -131,6 +131,7 @@ class AttentionWorker : public Napi::AsyncWorker {
 Napi::Value AttentionAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ParsedAttention parsed;
+  parsed.keep = true;
   try {
     parse(info, parsed);
   } catch (const Napi::Error& e) {
