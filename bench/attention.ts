@@ -97,11 +97,16 @@ export interface AttentionBenchRow {
 
 export interface MachineLimits {
   threads: number;
-  /** STREAM-like read bandwidth, bytes/s, over `bandwidthBytes`. */
+  /**
+   * STREAM-like read bandwidth, bytes/s, over `bandwidthBytes`: the best of
+   * the measurements taken at the start and at the end of the run (`*Runs`).
+   */
   readBandwidth: number;
   bandwidthBytes: number;
-  /** FP32 FMA peak, FLOP/s, for the active ISA. */
+  /** FP32 FMA peak, FLOP/s, for the active ISA: the best of `fmaPeakRuns`. */
   fmaPeak: number;
+  readBandwidthRuns: number[];
+  fmaPeakRuns: number[];
 }
 
 export interface AttentionBenchReport {
@@ -140,7 +145,8 @@ const DEFAULT_NOTES = [
   'decode: each timed call reads a different copy of K/V; one rotation reads >= 1 GiB, so KV comes from DRAM',
   'prefill: compute-bound, inputs not rotated; GB/s and %BW of prefill rows are K+V bytes / time and mean little',
   'FLOPs: 4 * headDim per unmasked (query, key) pair; causal prefill counts S(S+1)/2 pairs per head, not S^2',
-  '% of read bandwidth and FMA peak use the limits measured with the same thread count in this run',
+  '% of read bandwidth and FMA peak use the limits measured with the same thread count in this run ' +
+    '(best of a measurement at the start and one at the end)',
 ];
 
 // ---- small helpers -----------------------------------------------------------
@@ -469,31 +475,45 @@ function checkThreads(value: unknown): number[] | undefined {
   return [...new Set(value as number[])];
 }
 
-function measureLimits(threads: number[], reps: number, progress: Progress): MachineLimits[] {
+/**
+ * Measures (or re-measures, into `into`) the limits for every thread count.
+ * Taken at the start and at the end of the run; the best of both is used, so
+ * a burst of load from other processes during one of them does not make the
+ * kernels look faster than the machine.
+ */
+function measureLimits(threads: number[], reps: number, progress: Progress, into: MachineLimits[]): void {
   const n = native();
-  const out: MachineLimits[] = [];
   for (const t of threads) {
     setThreads(t);
     progress.tick(`limits, ${t} thread(s)`);
-    out.push({
-      threads: t,
-      readBandwidth: n.measureReadBandwidth(BANDWIDTH_BYTES, t, reps),
-      bandwidthBytes: BANDWIDTH_BYTES,
-      fmaPeak: n.measureFmaPeak(t),
-    });
+    const bw = n.measureReadBandwidth(BANDWIDTH_BYTES, t, reps);
+    const fma = n.measureFmaPeak(t);
+    let lim = into.find((l) => l.threads === t);
+    if (!lim) {
+      lim = { threads: t, readBandwidth: 0, bandwidthBytes: BANDWIDTH_BYTES, fmaPeak: 0, readBandwidthRuns: [], fmaPeakRuns: [] };
+      into.push(lim);
+    }
+    lim.readBandwidthRuns.push(bw);
+    lim.fmaPeakRuns.push(fma);
+    lim.readBandwidth = Math.max(...lim.readBandwidthRuns);
+    lim.fmaPeak = Math.max(...lim.fmaPeakRuns);
   }
-  return out;
 }
 
-function oursMetrics(t: Timed, kvBytes: number, flops: number, lim: MachineLimits | undefined) {
-  const s = t.medianMs / 1000;
-  const gbPerS = kvBytes / s / 1e9;
-  return {
-    ...t,
-    gbPerS,
-    pctReadBw: lim ? (100 * kvBytes) / s / lim.readBandwidth : NaN,
-    pctFmaPeak: lim ? (100 * flops) / s / lim.fmaPeak : NaN,
-  };
+/** Percentages are filled in at the end, once the limits are final. */
+function oursTiming(t: Timed, kvBytes: number) {
+  return { ...t, gbPerS: kvBytes / (t.medianMs / 1000) / 1e9, pctReadBw: NaN, pctFmaPeak: NaN };
+}
+
+function fillPercentages(rows: AttentionBenchRow[], limits: MachineLimits[]): void {
+  for (const row of rows) {
+    if ('error' in row.ours) continue;
+    const lim = limits.find((l) => l.threads === row.threads);
+    if (!lim) continue;
+    const s = row.ours.medianMs / 1000;
+    row.ours.pctReadBw = (100 * row.kvBytes) / s / lim.readBandwidth;
+    row.ours.pctFmaPeak = (100 * row.flops) / s / lim.fmaPeak;
+  }
 }
 
 function finishRatios(row: AttentionBenchRow): void {
@@ -518,7 +538,7 @@ interface OrtCase {
 }
 
 async function benchDecodeConfig(
-  c: DecodeConfig, plan: Plan, arena: Arena, limits: MachineLimits[], ort: OrtModule | undefined,
+  c: DecodeConfig, plan: Plan, arena: Arena, ort: OrtModule | undefined,
   progress: Progress, rows: AttentionBenchRow[],
 ): Promise<void> {
   const nH = N_HEADS;
@@ -623,7 +643,6 @@ async function benchDecodeConfig(
   const diffs = new Map<OrtGraph, number>();
   for (const t of plan.threads) {
     setThreads(t);
-    const lim = limits.find((l) => l.threads === t);
     const row: AttentionBenchRow = {
       kind: 'decode', label, nHeads: nH, nKvHeads: c.nKvHeads, nQ: 1, nKv: c.nKv, headDim: D, kvDtype: c.dtype,
       causal: false, threads: t, kvCopies: copies, rotationBytes: copies * kvBytes, kvBytes, flops,
@@ -637,7 +656,7 @@ async function benchDecodeConfig(
         const x = kv[i++ % kv.length]!;
         attention(qT, x.k, x.v, { scale, out });
       }, plan.budget.fast);
-      row.ours = oursMetrics(timed, kvBytes, flops, lim);
+      row.ours = oursTiming(timed, kvBytes);
     } catch (e) {
       row.ours = { error: errMsg(e) };
     }
@@ -671,7 +690,7 @@ async function benchDecodeConfig(
 }
 
 async function benchPrefill(
-  plan: Plan, limits: MachineLimits[], ort: OrtModule | undefined, progress: Progress, rows: AttentionBenchRow[],
+  plan: Plan, ort: OrtModule | undefined, progress: Progress, rows: AttentionBenchRow[],
 ): Promise<void> {
   const nH = N_HEADS;
   const D = HEAD_DIM;
@@ -751,7 +770,6 @@ async function benchPrefill(
   const diffs = new Map<OrtGraph, number>();
   for (const t of plan.threads) {
     setThreads(t);
-    const lim = limits.find((l) => l.threads === t);
     const row: AttentionBenchRow = {
       kind: 'prefill', label, nHeads: nH, nKvHeads: nH, nQ: S, nKv: S, headDim: D, kvDtype: 'f32', causal: true,
       threads: t, kvCopies: 1, rotationBytes: kvBytes, kvBytes, flops, ours: { error: 'not run' }, ort: [],
@@ -760,7 +778,7 @@ async function benchPrefill(
     try {
       attention(qT, kT, vT, { scale, causal: true, out }); // warmup
       const timed = await timeIt('tokenpress', () => attention(qT, kT, vT, { scale, causal: true, out }), plan.budget.slow);
-      row.ours = oursMetrics(timed, kvBytes, flops, lim);
+      row.ours = oursTiming(timed, kvBytes);
     } catch (e) {
       row.ours = { error: errMsg(e) };
     }
@@ -816,18 +834,20 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
   const ort = ortLoad.ort;
   const decodeRuns = plan.decode.length * threads.length;
   const perRun = 1 + (ort ? 3 : 0);
-  const total = threads.length + decodeRuns * perRun + threads.length * perRun;
+  const total = 2 * threads.length + decodeRuns * perRun + threads.length * perRun;
   const progress = makeProgress(showProgress, total);
 
   const maxCopyBytes = Math.max(...plan.decode.map((c) => copiesFor(c, Infinity) * kvCopyBytes(c)));
   const arena = new Arena(Math.min(maxCopyBytes, 2 * GiB + 64 * 2 ** 20));
   const rows: AttentionBenchRow[] = [];
-  let limits: MachineLimits[] = [];
+  const limits: MachineLimits[] = [];
   try {
-    limits = measureLimits(threads, plan.bandwidthReps, progress);
-    for (const c of plan.decode) await benchDecodeConfig(c, plan, arena, limits, ort, progress, rows);
+    measureLimits(threads, plan.bandwidthReps, progress, limits);
+    for (const c of plan.decode) await benchDecodeConfig(c, plan, arena, ort, progress, rows);
     arena.release();
-    await benchPrefill(plan, limits, ort, progress, rows);
+    await benchPrefill(plan, ort, progress, rows);
+    measureLimits(threads, plan.bandwidthReps, progress, limits);
+    fillPercentages(rows, limits);
   } finally {
     progress.stop();
     arena.release();
@@ -900,8 +920,9 @@ export function printAttentionTable(report: AttentionBenchReport): void {
   lines.push(`tokenpress attention benchmark  ${report.date}  ${m.cpu}  isa=${m.backend.isa}  ` +
     `load avg ${m.loadAvgStart[0]?.toFixed(1)} -> ${m.loadAvgEnd[0]?.toFixed(1)} on ${m.logicalCpus} CPUs`);
   for (const l of report.limits) {
-    lines.push(`  limits, ${l.threads} thread(s): read ${(l.readBandwidth / 1e9).toFixed(1)} GB/s (${fmtGiB(l.bandwidthBytes)} array), ` +
-      `FMA peak ${(l.fmaPeak / 1e9).toFixed(1)} GFLOP/s`);
+    const runs = (xs: number[], unit: number) => xs.map((x) => (x / unit).toFixed(1)).join(', ');
+    lines.push(`  limits, ${l.threads} thread(s): read ${(l.readBandwidth / 1e9).toFixed(1)} GB/s (${fmtGiB(l.bandwidthBytes)} array; ` +
+      `runs ${runs(l.readBandwidthRuns, 1e9)}), FMA peak ${(l.fmaPeak / 1e9).toFixed(1)} GFLOP/s (runs ${runs(l.fmaPeakRuns, 1e9)})`);
   }
   lines.push(report.ort.available
     ? `  onnxruntime-node ${report.ort.version ?? ''}: plain = MatMul/Softmax graph, mha = MultiHeadAttention, gqa = GroupQueryAttention`
