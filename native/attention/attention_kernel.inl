@@ -47,6 +47,15 @@ template <> struct Row<DType::BF16> {
   static float at(const void* row, int64_t d) { return bf16_to_f32(static_cast<const uint16_t*>(row)[d]); }
 };
 
+// Software prefetch of a whole row: one thread alone cannot keep enough
+// cache misses in flight to reach the memory bandwidth on row-by-row reads.
+constexpr int64_t kPrefetchBytes = 4096;  // how far ahead to prefetch
+inline int64_t prefetch_rows(int64_t row_bytes) { return row_bytes >= kPrefetchBytes ? 1 : kPrefetchBytes / row_bytes; }
+inline void prefetch_row(const void* row, int64_t bytes) {
+  const char* p = static_cast<const char*>(row);
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
+}
+
 inline const void* row_ptr(const void* base, DType t, int64_t offset) {
   return static_cast<const char*>(base) + offset * static_cast<int64_t>(dtype_size(t));
 }
@@ -109,15 +118,29 @@ inline void dot_rows4(const float* const* q, const void* const* k, int64_t hd, f
       for (int kk = 0; kk < 4; ++kk) acc[t][kk] = Ops::fmadd(qv, kv[kk], acc[t][kk]);
     }
   }
-  for (int t = 0; t < R; ++t)
-    for (int kk = 0; kk < 4; ++kk) out[t * 4 + kk] = Ops::hsum(acc[t][kk]);
+  if constexpr (R == 4) {
+    Ops::hsum16(&acc[0][0], out);
+  } else {
+    for (int t = 0; t < R; ++t)
+      for (int kk = 0; kk < 4; ++kk) out[t * 4 + kk] = Ops::hsum(acc[t][kk]);
+  }
 }
 
 // Scores of R query rows over the chunk's keys: s[t][j] for j < nj.
+// While reading keys, prefetches the keys kPrefetchRows ahead and, near the
+// end, the first value rows (the P.V pass reads them next).
 template <DType KD, int R>
-void score_rows(const float* const* q, const void* const* krows, int64_t nj, int64_t hd, float* const* s) {
+void score_rows(const float* const* q, const void* const* krows, const void* const* vrows, int64_t nj, int64_t hd,
+                int64_t row_bytes, bool prefetch, float* const* s) {
   float out[R * 4];
+  const int64_t ahead = prefetch_rows(row_bytes);
   for (int64_t j = 0; j < nj; j += 4) {
+    if (prefetch) {
+      for (int64_t a = j + ahead; a < j + ahead + 4; ++a) {
+        if (a < nj) prefetch_row(krows[a], row_bytes);
+        else if (a - nj < nj) prefetch_row(vrows[a - nj], row_bytes);
+      }
+    }
     dot_rows4<KD, R>(q, krows + j, hd, out);
     for (int t = 0; t < R; ++t)
       for (int64_t kk = 0; kk < 4 && j + kk < nj; ++kk) s[t][j + kk] = out[t * 4 + kk];
@@ -128,11 +151,14 @@ void score_rows(const float* const* q, const void* const* krows, int64_t nj, int
 // holding `last` valid elements. R x NB accumulators stay in registers for
 // the whole chunk; each value vector is loaded once for the R rows.
 template <DType VD, int NB, int R>
-void pv_block(const float* const* p, const void* const* v, int64_t nj, int64_t d0, int last, float* const* acc_out) {
+void pv_block(const float* const* p, const void* const* v, int64_t nj, int64_t d0, int last, int64_t prefetch_bytes,
+              float* const* acc_out) {
   V acc[R][NB];
   for (int t = 0; t < R; ++t)
     for (int b = 0; b < NB; ++b) acc[t][b] = Ops::zero();
+  const int64_t ahead = prefetch_bytes > 0 ? prefetch_rows(prefetch_bytes) : 0;
   for (int64_t j = 0; j < nj; ++j) {
+    if (prefetch_bytes > 0 && j + ahead < nj) prefetch_row(v[j + ahead], prefetch_bytes);
     bool any = false;
     for (int t = 0; t < R; ++t) any |= p[t][j] != 0.0f;
     if (!any) continue;  // masked for every row
@@ -148,21 +174,27 @@ void pv_block(const float* const* p, const void* const* v, int64_t nj, int64_t d
     for (int b = 0; b < NB; ++b) Ops::store(acc_out[t] + d0 + b * W, acc[t][b]);
 }
 
+// prefetch_bytes: prefetch each value row ahead during the first d block
+// (0 when the rows were already read by an earlier pass).
 template <DType VD, int R>
-void pv_rows(const float* const* p, const void* const* v, int64_t nj, int64_t hd, float* const* acc_out) {
-  for (int64_t d0 = 0; d0 < hd; d0 += kMaxPvVectors * W) {
+void pv_rows(const float* const* p, const void* const* v, int64_t nj, int64_t hd, int64_t prefetch_bytes,
+             float* const* acc_out) {
+  // R x NB accumulators must fit the register file with room for the loads.
+  constexpr int kMaxNb = Ops::PV_ACC / R < kMaxPvVectors ? Ops::PV_ACC / R : kMaxPvVectors;
+  for (int64_t d0 = 0; d0 < hd; d0 += kMaxNb * W) {
+    const int64_t pf = d0 == 0 ? prefetch_bytes : 0;
     const int64_t rem = hd - d0;
-    const int nb = static_cast<int>(min64(kMaxPvVectors, ceil_div(rem, W)));
+    const int nb = static_cast<int>(min64(kMaxNb, ceil_div(rem, W)));
     const int last = static_cast<int>(rem - (nb - 1) * W >= W ? W : rem - (nb - 1) * W);
     switch (nb) {
-      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, acc_out); break;
-      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, acc_out); break;
-      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, acc_out); break;
-      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, acc_out); break;
-      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, acc_out); break;
-      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, acc_out); break;
-      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, acc_out); break;
-      default: pv_block<VD, 8, R>(p, v, nj, d0, last, acc_out); break;
+      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, pf, acc_out); break;
+      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, pf, acc_out); break;
+      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, pf, acc_out); break;
+      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, pf, acc_out); break;
+      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, pf, acc_out); break;
+      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, pf, acc_out); break;
+      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, pf, acc_out); break;
+      default: pv_block<VD, 8, R>(p, v, nj, d0, last, pf, acc_out); break;
     }
   }
 }
@@ -223,6 +255,7 @@ void decode_task(void* raw, int64_t item, int worker) {
   }
   for (int64_t j = nj; j < nj + 3; ++j) krows[j] = krows[nj - 1];  // pad a last group of 4
 
+  const int64_t row_bytes = hd * static_cast<int64_t>(dtype_size(p.k_dtype));
   // Scores for every row, Ops::DR rows at a time (one pass over the keys each).
   const float* qrow[Ops::DR];
   float* srow[Ops::DR];
@@ -233,11 +266,12 @@ void decode_task(void* raw, int64_t item, int worker) {
       qrow[t] = c.qs + (h * p.n_q + i) * c.dp;
       srow[t] = scores + r * pl.chunk;
     }
+    const bool pf = r0 == 0;  // the first pass brings the rows in
     switch (nr) {
-      case 1: score_rows<KD, 1>(qrow, krows, nj, hd, srow); break;
-      case 2: score_rows<KD, 2>(qrow, krows, nj, hd, srow); break;
-      case 3: score_rows<KD, 3>(qrow, krows, nj, hd, srow); break;
-      default: score_rows<KD, Ops::DR>(qrow, krows, nj, hd, srow); break;
+      case 1: score_rows<KD, 1>(qrow, krows, vrows, nj, hd, row_bytes, pf, srow); break;
+      case 2: score_rows<KD, 2>(qrow, krows, vrows, nj, hd, row_bytes, pf, srow); break;
+      case 3: score_rows<KD, 3>(qrow, krows, vrows, nj, hd, row_bytes, pf, srow); break;
+      default: score_rows<KD, Ops::DR>(qrow, krows, vrows, nj, hd, row_bytes, pf, srow); break;
     }
   }
 
@@ -272,8 +306,13 @@ void decode_task(void* raw, int64_t item, int worker) {
       prow[t] = scores + (r0 + t) * pl.chunk;
       arow[t] = partial_at(c, kvh, chunk, r0 + t) + 2;
     }
-    if (nr == Ops::PR) pv_rows<VD, Ops::PR>(prow, vrows, nj, hd, arow);
-    else pv_rows<VD, 1>(prow, vrows, nj, hd, arow);
+    const int64_t pf = r0 == 0 ? row_bytes : 0;
+    switch (nr) {
+      case 1: pv_rows<VD, 1>(prow, vrows, nj, hd, pf, arow); break;
+      case 2: pv_rows<VD, 2>(prow, vrows, nj, hd, pf, arow); break;
+      case 3: pv_rows<VD, 3>(prow, vrows, nj, hd, pf, arow); break;
+      default: pv_rows<VD, Ops::PR>(prow, vrows, nj, hd, pf, arow); break;
+    }
   }
 }
 

@@ -4,7 +4,8 @@ struct Ops {
   static constexpr int W = 8;
   static constexpr int QV = 2;   // prefill: 16 query rows per tile
   static constexpr int DR = 2;   // decode: query rows per score pass
-  static constexpr int PR = 1;   // decode: query rows per P.V pass
+  static constexpr int PR = 2;   // decode: query rows per P.V pass
+  static constexpr int PV_ACC = 8;  // decode: P.V accumulator registers (rows x vectors)
   static constexpr int DV = 2;
   using V = __m256;
 
@@ -36,6 +37,9 @@ struct Ops {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+  }
+  static void hsum16(const V* v, float* out) {
+    for (int i = 0; i < 16; ++i) out[i] = hsum(v[i]);
   }
   static float hmax(V v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
