@@ -37,7 +37,8 @@
         "-fvisibility=hidden",
         "-Wall",
         "-Wextra",
-        "-Wno-unused-parameter"
+        "-Wno-unused-parameter",
+        "-Wno-maybe-uninitialized"
       ],
       "cflags_cc": [
         "-std=c++17",
@@ -46,7 +47,8 @@
         "-fvisibility=hidden",
         "-Wall",
         "-Wextra",
-        "-Wno-unused-parameter"
+        "-Wno-unused-parameter",
+        "-Wno-maybe-uninitialized"
       ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",

@@ -158,6 +158,13 @@ const BAD: [string, (c: Call) => void, ErrorCtor, RegExp][] = [
     c.v = { dtype: 'f32', shape: [KVH, 2, D], data: new Float32Array(KVH * 2 * D) };
     c.options = { treeMask: [-1, 0, 1] };
   }, RangeError, /^options\.treeMask: /],
+  ['tree over MAX_TREE_NODES nodes', (c) => {
+    const n = 4097; // MAX_TREE_NODES + 1, with headDim 1 to stay small
+    c.q = { dtype: 'f32', shape: [1, n, 1], data: new Float32Array(n) };
+    c.k = { dtype: 'f32', shape: [1, n, 1], data: new Float32Array(n) };
+    c.v = { dtype: 'f32', shape: [1, n, 1], data: new Float32Array(n) };
+    c.options = { treeMask: Int32Array.from({ length: n }, (_, i) => i - 1) };
+  }, RangeError, /^options\.treeMask: expected a tree of at most 4096 nodes, received "4097 nodes"/],
   // Indices.
   ['index == nKv', (c) => { c.options = { indices: { dtype: 'i32', shape: [KVH, 3], data: Int32Array.from([0, 1, 2, 3, 4, NKV]) } }; }, RangeError, /^options\.indices\[1\]\[2\]: expected a key position in \[0, 9\], received 10/],
   ['index -1', (c) => { c.options = { indices: { dtype: 'i32', shape: [KVH, 3], data: Int32Array.from([0, -1, 2, 3, 4, 5]) } }; }, RangeError, /^options\.indices\[0\]\[1\]: /],
@@ -333,6 +340,17 @@ const HOSTILE: [string, (p: Params) => void][] = [
   ['tree parent -2', (p) => { p.treeParents = Int32Array.from([-1, -2, 0]); }],
   ['tree parent INT32_MIN', (p) => { p.treeParents = Int32Array.from([-1, -(2 ** 31), 0]); }],
   ['tree larger than nKv', (p) => { p.nKv = 2; p.k = new Float32Array(KVH * 2 * D); p.v = new Float32Array(KVH * 2 * D); p.kStrides = [2 * D, D]; p.vStrides = [2 * D, D]; p.boolMask = new Uint8Array(NQ * 2); p.keyMass = new Float32Array(KVH * 2); p.indices = new Int32Array(KVH * 3); }],
+  ['tree over 4096 nodes', (p) => {
+    const n = 4097;
+    Object.assign(p, {
+      nHeads: 1, nKvHeads: 1, nQ: n, nKv: n, headDim: 1, nSel: 0,
+      q: new Float32Array(n), qStrides: [n, 1], k: new Float32Array(n), kStrides: [n, 1],
+      v: new Float32Array(n), vStrides: [n, 1], out: new Float32Array(n), lse: new Float32Array(n),
+      keyMass: new Float32Array(n), boolMask: new Uint8Array(n * n).fill(1),
+      treeParents: Int32Array.from({ length: n }, (_, i) => i - 1),
+    });
+    delete p.indices;
+  }],
   ['index == nKv', (p) => { p.indices = Int32Array.from([0, 3, 9, 1, 2, NKV]); }],
   ['index -1', (p) => { p.indices = Int32Array.from([-1, 3, 9, 1, 2, 8]); }],
   ['index INT32_MAX', (p) => { p.indices = Int32Array.from([0, 3, 2 ** 31 - 1, 1, 2, 8]); }],
