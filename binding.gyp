@@ -38,7 +38,8 @@
         "-Wall",
         "-Wextra",
         "-Wno-unused-parameter",
-        "-Wno-maybe-uninitialized"
+        "-Wno-maybe-uninitialized",
+        "-Wno-uninitialized"
       ],
       "cflags_cc": [
         "-std=c++17",
@@ -48,7 +49,8 @@
         "-Wall",
         "-Wextra",
         "-Wno-unused-parameter",
-        "-Wno-maybe-uninitialized"
+        "-Wno-maybe-uninitialized",
+        "-Wno-uninitialized"
       ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
