@@ -37,9 +37,7 @@
         "-fvisibility=hidden",
         "-Wall",
         "-Wextra",
-        "-Wno-unused-parameter",
-        "-Wno-maybe-uninitialized",
-        "-Wno-uninitialized"
+        "-Wno-unused-parameter"
       ],
       "cflags_cc": [
         "-std=c++17",
@@ -48,9 +46,7 @@
         "-fvisibility=hidden",
         "-Wall",
         "-Wextra",
-        "-Wno-unused-parameter",
-        "-Wno-maybe-uninitialized",
-        "-Wno-uninitialized"
+        "-Wno-unused-parameter"
       ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",

@@ -11,6 +11,10 @@
 
 #if defined(__x86_64__) && !defined(TOKENPRESS_DISABLE_SIMD)
 #pragma GCC push_options
+// GCC 12 flags _mm512_undefined_ps inside its own intrinsic headers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 #include <immintrin.h>
 
@@ -19,6 +23,7 @@ namespace tp::attn_avx512 {
 #include "attention_kernel.inl"
 }  // namespace tp::attn_avx512
 
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #else
 namespace tp::attn_avx512 {
