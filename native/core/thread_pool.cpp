@@ -31,7 +31,11 @@ ThreadPool::~ThreadPool() { stop_workers(); }
 void ThreadPool::start_workers(int n) {
   size_ = n < 1 ? 1 : n;
   stopping_ = false;
-  for (int w = 1; w < size_; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+  // A new worker must wait for the *next* job: starting from a stale
+  // generation it would run (and count itself out of) a job twice, and the
+  // pool's busy count would no longer reach zero.
+  const uint64_t generation = generation_;
+  for (int w = 1; w < size_; ++w) workers_.emplace_back([this, w, generation] { worker_loop(w, generation); });
 }
 
 void ThreadPool::stop_workers() {
@@ -62,8 +66,7 @@ void ThreadPool::run_tasks(int worker) {
   t_inside_pool = false;
 }
 
-void ThreadPool::worker_loop(int worker) {
-  uint64_t seen = 0;
+void ThreadPool::worker_loop(int worker, uint64_t seen) {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);

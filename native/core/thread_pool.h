@@ -42,7 +42,7 @@ class ThreadPool {
   ThreadPool();
   void start_workers(int n);
   void stop_workers();
-  void worker_loop(int worker);
+  void worker_loop(int worker, uint64_t seen_generation);
   void run_tasks(int worker);
   void run_locked(int64_t n, RawTask fn, void* ctx, int workers);
 
