@@ -453,12 +453,13 @@ struct PrefillScratch {
   }
 };
 
-// S^T[jj][0..BQ) = sum_d K[jj][d] * Q^T[d][0..BQ) for 4 keys at once.
-inline void scores_4keys(const float* const* k, const float* qt, int64_t hd, float* s_rows) {
+// S^T[jj][0..BQ) (+)= sum_{d in [d0, d1)} K[jj][d] * Q^T[d][0..BQ) for 4 keys
+// at once; `accumulate` adds to what s_rows holds (d blocks after the first).
+inline void scores_4keys(const float* const* k, const float* qt, int64_t d0, int64_t d1, bool accumulate, float* s_rows) {
   V acc[4][Ops::QV];
   for (int t = 0; t < 4; ++t)
-    for (int v = 0; v < Ops::QV; ++v) acc[t][v] = Ops::zero();
-  for (int64_t d = 0; d < hd; ++d) {
+    for (int v = 0; v < Ops::QV; ++v) acc[t][v] = accumulate ? Ops::load(s_rows + t * kBlockRows + v * W) : Ops::zero();
+  for (int64_t d = d0; d < d1; ++d) {
     V q[Ops::QV];
     for (int v = 0; v < Ops::QV; ++v) q[v] = Ops::load(qt + d * kBlockRows + v * W);
     for (int t = 0; t < 4; ++t) {
@@ -468,6 +469,16 @@ inline void scores_4keys(const float* const* k, const float* qt, int64_t hd, flo
   }
   for (int t = 0; t < 4; ++t)
     for (int v = 0; v < Ops::QV; ++v) Ops::store(s_rows + t * kBlockRows + v * W, acc[t][v]);
+}
+
+// S^T for a key tile, in blocks of kDimBlock head dimensions so the slice of
+// Q^T in use (kDimBlock x BQ floats) stays in L1 across all the keys.
+constexpr int64_t kDimBlock = 64;
+inline void scores_tile(const float* const* krow, const float* qt, int64_t nj, int64_t hd, float* s) {
+  for (int64_t d0 = 0; d0 < hd; d0 += kDimBlock) {
+    const int64_t d1 = min64(hd, d0 + kDimBlock);
+    for (int64_t jj = 0; jj < nj; jj += 4) scores_4keys(krow + jj, qt, d0, d1, d0 > 0, s + jj * kBlockRows);
+  }
 }
 
 // O[r..r+4)[d0 .. d0+NV*W) += sum_jj P^T[jj][r..r+4) * V[jj][d0 ..].
@@ -489,12 +500,14 @@ inline void pv_4rows(const float* pt, const float* const* v, int64_t nj, int64_t
     for (int b = 0; b < NV; ++b) Ops::store(o + (r + t) * dp + d0 + b * W, acc[t][b]);
 }
 
+// O += P V for a tile. The d block is the outer loop so its slice of the
+// value rows (nj x DV*W floats) stays in L1 while every row group uses it.
 inline void pv_tile(const float* pt, const float* const* v, int64_t nj, int64_t nrows, float* o, int64_t dp) {
-  for (int64_t r = 0; r < nrows; r += 4) {
-    int64_t d0 = 0;
-    for (; d0 + Ops::DV * W <= dp; d0 += Ops::DV * W) pv_4rows<Ops::DV>(pt, v, nj, r, d0, o, dp);
-    for (; d0 < dp; d0 += W) pv_4rows<1>(pt, v, nj, r, d0, o, dp);
-  }
+  int64_t d0 = 0;
+  for (; d0 + Ops::DV * W <= dp; d0 += Ops::DV * W)
+    for (int64_t r = 0; r < nrows; r += 4) pv_4rows<Ops::DV>(pt, v, nj, r, d0, o, dp);
+  for (; d0 < dp; d0 += W)
+    for (int64_t r = 0; r < nrows; r += 4) pv_4rows<1>(pt, v, nj, r, d0, o, dp);
 }
 
 template <DType KD, DType VD>
@@ -558,7 +571,7 @@ void prefill_task(void* raw, int64_t item, int worker) {
     for (int64_t jj = nj; jj < nj + 3; ++jj) krow[jj] = krow[nj - 1];
 
     // S^T = K Q^T (scaled), then softcap and masks.
-    for (int64_t jj = 0; jj < nj; jj += 4) scores_4keys(krow + jj, ws.qt, hd, ws.s + jj * kBlockRows);
+    scores_tile(krow, ws.qt, nj, hd, ws.s);
     if (p.softcap > 0.0f) apply_softcap(ws.s, nj * kBlockRows, p.softcap);
     const bool needs_mask = pl.any_mask || (p.causal && max_pos > pl.diag + i0);
     if (needs_mask) {
