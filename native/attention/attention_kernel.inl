@@ -152,16 +152,18 @@ void score_rows(const float* const* q, const void* const* krows, const void* con
 // the whole chunk; each value vector is loaded once for the R rows.
 template <DType VD, int NB, int R>
 void pv_block(const float* const* p, const void* const* v, int64_t nj, int64_t d0, int last, int64_t prefetch_bytes,
-              float* const* acc_out) {
+              bool skip_zero, float* const* acc_out) {
   V acc[R][NB];
   for (int t = 0; t < R; ++t)
     for (int b = 0; b < NB; ++b) acc[t][b] = Ops::zero();
   const int64_t ahead = prefetch_bytes > 0 ? prefetch_rows(prefetch_bytes) : 0;
   for (int64_t j = 0; j < nj; ++j) {
     if (prefetch_bytes > 0 && j + ahead < nj) prefetch_row(v[j + ahead], prefetch_bytes);
-    bool any = false;
-    for (int t = 0; t < R; ++t) any |= p[t][j] != 0.0f;
-    if (!any) continue;  // masked for every row
+    if (skip_zero) {  // with masks: skip keys every row has masked
+      bool any = false;
+      for (int t = 0; t < R; ++t) any |= p[t][j] != 0.0f;
+      if (!any) continue;
+    }
     V vv[NB];
     for (int b = 0; b < NB - 1; ++b) vv[b] = Row<VD>::load(v[j], d0 + b * W);
     vv[NB - 1] = last == W ? Row<VD>::load(v[j], d0 + (NB - 1) * W) : Row<VD>::load_n(v[j], d0 + (NB - 1) * W, last);
@@ -178,7 +180,7 @@ void pv_block(const float* const* p, const void* const* v, int64_t nj, int64_t d
 // (0 when the rows were already read by an earlier pass).
 template <DType VD, int R>
 void pv_rows(const float* const* p, const void* const* v, int64_t nj, int64_t hd, int64_t prefetch_bytes,
-             float* const* acc_out) {
+             bool skip_zero, float* const* acc_out) {
   // R x NB accumulators must fit the register file with room for the loads.
   constexpr int kMaxNb = Ops::PV_ACC / R < kMaxPvVectors ? Ops::PV_ACC / R : kMaxPvVectors;
   for (int64_t d0 = 0; d0 < hd; d0 += kMaxNb * W) {
@@ -187,14 +189,14 @@ void pv_rows(const float* const* p, const void* const* v, int64_t nj, int64_t hd
     const int nb = static_cast<int>(min64(kMaxNb, ceil_div(rem, W)));
     const int last = static_cast<int>(rem - (nb - 1) * W >= W ? W : rem - (nb - 1) * W);
     switch (nb) {
-      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, pf, acc_out); break;
-      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, pf, acc_out); break;
-      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, pf, acc_out); break;
-      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, pf, acc_out); break;
-      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, pf, acc_out); break;
-      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, pf, acc_out); break;
-      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, pf, acc_out); break;
-      default: pv_block<VD, 8, R>(p, v, nj, d0, last, pf, acc_out); break;
+      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
+      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
+      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
+      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
+      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
+      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
+      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
+      default: pv_block<VD, 8, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
     }
   }
 }
@@ -298,6 +300,7 @@ void decode_task(void* raw, int64_t item, int worker) {
   }
 
   // Unnormalised outputs, Ops::PR rows at a time (one pass over the values each).
+  const bool masked = p.causal || pl.any_mask;
   const float* prow[Ops::PR];
   float* arow[Ops::PR];
   for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::PR) {
@@ -308,10 +311,10 @@ void decode_task(void* raw, int64_t item, int worker) {
     }
     const int64_t pf = r0 == 0 ? row_bytes : 0;
     switch (nr) {
-      case 1: pv_rows<VD, 1>(prow, vrows, nj, hd, pf, arow); break;
-      case 2: pv_rows<VD, 2>(prow, vrows, nj, hd, pf, arow); break;
-      case 3: pv_rows<VD, 3>(prow, vrows, nj, hd, pf, arow); break;
-      default: pv_rows<VD, Ops::PR>(prow, vrows, nj, hd, pf, arow); break;
+      case 1: pv_rows<VD, 1>(prow, vrows, nj, hd, pf, masked, arow); break;
+      case 2: pv_rows<VD, 2>(prow, vrows, nj, hd, pf, masked, arow); break;
+      case 3: pv_rows<VD, 3>(prow, vrows, nj, hd, pf, masked, arow); break;
+      default: pv_rows<VD, Ops::PR>(prow, vrows, nj, hd, pf, masked, arow); break;
     }
   }
 }
