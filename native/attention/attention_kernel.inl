@@ -127,7 +127,7 @@ inline void dot_rows4(const float* const* q, const void* const* k, int64_t hd, f
 }
 
 // Scores of R query rows over the chunk's keys: s[t][j] for j < nj.
-// While reading keys, prefetches the keys kPrefetchRows ahead and, near the
+// While reading keys, prefetches the keys kPrefetchBytes ahead and, near the
 // end, the first value rows (the P.V pass reads them next).
 template <DType KD, int R>
 void score_rows(const float* const* q, const void* const* krows, const void* const* vrows, int64_t nj, int64_t hd,
