@@ -12,10 +12,19 @@
         "native/attention/attention_avx2.cpp",
         "native/attention/attention_avx512.cpp",
         "native/cuda/cuda_probe.cpp",
+        "native/kv/kv_ops.cpp",
+        "native/kv/policy_registry.cpp",
+        "native/kv/policy_streamingllm.cpp",
+        "native/kv/policy_knorm.cpp",
+        "native/kv/policy_random.cpp",
+        "native/kv/policy_tova.cpp",
+        "native/kv/policy_h2o.cpp",
+        "native/kv/policy_snapkv.cpp",
         "native/binding/addon.cpp",
         "native/binding/attention_binding.cpp",
         "native/binding/system_binding.cpp",
-        "native/binding/bench_binding.cpp"
+        "native/binding/bench_binding.cpp",
+        "native/binding/kv_binding.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

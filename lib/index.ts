@@ -6,3 +6,12 @@ export {
   type DType, type FloatDType, type Tensor, tensor, zeros, numel, contiguousStrides,
   castTo, toF32, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32,
 } from './tensor.js';
+export {
+  scoreKv, selectKv, compressKv, budgetToKeep,
+  type KvInputs, type KvBudget, type SelectKvOptions, type CompressedKv,
+} from './kv/stateless.js';
+export {
+  KV_POLICY_NAMES, KV_POLICY_DEFAULTS,
+  type KvPolicy, type KvPolicyConfig, type KvPolicyName,
+  type StreamingLlmPolicy, type KnormPolicy, type RandomPolicy, type TovaPolicy, type H2oPolicy, type SnapKvPolicy,
+} from './kv/policies.js';

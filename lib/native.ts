@@ -54,6 +54,52 @@ export interface NativeAttentionParams {
   keyMass?: Float32Array; // [nKvHeads, nKv]
 }
 
+/** Flat parameters of kvScore; policy options every policy may ignore. */
+export interface NativeKvScoreParams {
+  policy: string;
+  nHeads: number; // 0 when no queries
+  nKvHeads: number;
+  nQ: number; // 0 when no queries
+  nKv: number;
+  headDim: number;
+  q?: Float32Array; // [nHeads, nQ, headDim]
+  qStrides?: [number, number];
+  k: Float32Array | Uint16Array;
+  kDtype: number;
+  kStrides: [number, number];
+  v: Float32Array | Uint16Array;
+  vDtype: number;
+  vStrides: [number, number];
+  keyMass?: Float32Array; // [nKvHeads, nKv] contiguous
+  sinks: number;
+  recent: number;
+  window: number;
+  kernel: number;
+  pooling: number; // 0 avg, 1 max
+  seed: number;
+  scores: Float32Array; // out: [nKvHeads, nKv]
+}
+
+export interface NativeKvSelectParams {
+  nKvHeads: number;
+  nKv: number;
+  nKeep: number;
+  scores: Float32Array; // [nKvHeads, nKv] contiguous
+  out: Int32Array; // [nKvHeads, nKeep]
+}
+
+export interface NativeKvCompactParams {
+  nKvHeads: number;
+  nKv: number;
+  headDim: number;
+  nKeep: number;
+  dtype: number;
+  src: Float32Array | Uint16Array;
+  strides: [number, number];
+  indices: Int32Array; // [nKvHeads, nKeep]
+  dst: Float32Array | Uint16Array; // [nKvHeads, nKeep, headDim]
+}
+
 export interface NativeAddon {
   backendInfo(): NativeBackendInfo;
   setThreads(n: number): void;
@@ -61,6 +107,9 @@ export interface NativeAddon {
   setIsa(name: string): boolean;
   attention(params: NativeAttentionParams): void;
   attentionAsync(params: NativeAttentionParams): Promise<void>;
+  kvScore(params: NativeKvScoreParams): void;
+  kvSelect(params: NativeKvSelectParams): void;
+  kvCompact(params: NativeKvCompactParams): void;
   /** STREAM-like read bandwidth, bytes/s. */
   measureReadBandwidth(bytes: number, threads: number, reps: number): number;
   /** FP32 FMA peak, FLOP/s, for the active ISA. */

@@ -51,6 +51,17 @@ export function checkOptions(arg: string, options: unknown, known: readonly stri
   return options as Record<string, unknown>;
 }
 
+/** The closest of `known` to `key` when it is a plausible misspelling, else undefined. */
+export function closestName(key: string, known: readonly string[]): string | undefined {
+  let best = '';
+  let bestDist = Infinity;
+  for (const k of known) {
+    const d = levenshtein(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDist) [best, bestDist] = [k, d];
+  }
+  return bestDist <= Math.max(2, key.length / 3) ? best : undefined;
+}
+
 export function checkBoolean(arg: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw typeError(arg, 'a boolean', value);

@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterSystem(env, exports);
   tp::binding::RegisterAttention(env, exports);
   tp::binding::RegisterBench(env, exports);
+  tp::binding::RegisterKv(env, exports);
   return exports;
 }
 

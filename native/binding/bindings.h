@@ -7,5 +7,6 @@ namespace tp::binding {
 void RegisterSystem(Napi::Env env, Napi::Object exports);     // system_binding.cpp
 void RegisterAttention(Napi::Env env, Napi::Object exports);  // attention_binding.cpp
 void RegisterBench(Napi::Env env, Napi::Object exports);      // bench_binding.cpp
+void RegisterKv(Napi::Env env, Napi::Object exports);         // kv_binding.cpp
 
 }  // namespace tp::binding

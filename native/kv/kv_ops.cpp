@@ -1,0 +1,191 @@
+// Validation, dispatch, selection and compaction for the stateless KV API.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "../attention/attention.h"
+#include "../core/thread_pool.h"
+#include "kv_common.h"
+
+namespace tp {
+namespace {
+
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+
+std::string num(int64_t x) { return std::to_string(x); }
+
+// Highest element offset + 1 touched by a [heads, rows, hd] view; -1 on overflow.
+int64_t span3(int64_t heads, int64_t rows, int64_t hd, int64_t hs, int64_t rs) {
+  if (heads == 0 || rows == 0 || hd == 0) return 0;
+  if (hs < 0 || rs < 0 || hs > kMaxDim || rs > kMaxDim) return -1;
+  return (heads - 1) * hs + (rows - 1) * rs + hd;
+}
+
+Status check_view(const char* name, int64_t heads, int64_t rows, int64_t hd, int64_t hs, int64_t rs, int64_t len) {
+  const int64_t need = span3(heads, rows, hd, hs, rs);
+  if (need < 0) return Status::invalid(std::string(name) + ": expected strides in [0, 2^40], received [" + num(hs) + ", " + num(rs) + "]");
+  if (need > len) return Status::invalid(std::string(name) + ": expected at least " + num(need) + " elements for its shape and strides, received " + num(len));
+  return Status::ok();
+}
+
+}  // namespace
+
+namespace kv {
+
+Status attention_mass(const KvScoreParams& p, int64_t n_last, std::vector<float>& mass) {
+  AttentionParams a;
+  a.n_heads = p.n_heads;
+  a.n_kv_heads = p.n_kv_heads;
+  a.n_q = n_last;
+  a.n_kv = p.n_kv;
+  a.head_dim = p.head_dim;
+  // The last n_last query rows: a view starting n_q - n_last rows in.
+  const int64_t skip = (p.n_q - n_last) * p.q_row_stride;
+  a.q = p.q + skip;
+  a.q_len = p.q_len - skip;
+  a.q_head_stride = p.q_head_stride;
+  a.q_row_stride = p.q_row_stride;
+  a.k = p.k; a.k_dtype = p.k_dtype; a.k_head_stride = p.k_head_stride; a.k_row_stride = p.k_row_stride; a.k_len = p.k_len;
+  a.v = p.v; a.v_dtype = p.v_dtype; a.v_head_stride = p.v_head_stride; a.v_row_stride = p.v_row_stride; a.v_len = p.v_len;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  a.causal = true;
+  std::vector<float> out;
+  try {
+    out.assign(static_cast<size_t>(p.n_heads * n_last * p.head_dim), 0.0f);
+    mass.assign(static_cast<size_t>(p.n_kv_heads * p.n_kv), 0.0f);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("kv: cannot allocate attention scratch");
+  }
+  a.out = out.data();
+  a.out_len = static_cast<int64_t>(out.size());
+  a.key_mass = mass.data();
+  a.key_mass_len = static_cast<int64_t>(mass.size());
+  return run_attention(a);
+}
+
+void force_from(const KvScoreParams& p, int64_t from) {
+  for (int64_t h = 0; h < p.n_kv_heads; ++h) {
+    for (int64_t pos = std::max<int64_t>(from, 0); pos < p.n_kv; ++pos) {
+      p.scores[h * p.n_kv + pos] = std::numeric_limits<float>::infinity();
+    }
+  }
+}
+
+}  // namespace kv
+
+Status run_kv_score(const char* name, const KvScoreParams& p) {
+  const KvPolicy* policy = find_kv_policy(name);
+  if (!policy) return Status::invalid(std::string("policy: expected a known policy name, received \"") + name + "\"");
+  if (p.n_kv_heads < 1 || p.n_kv < 0 || p.head_dim < 1 || p.n_kv > kMaxDim || p.head_dim > kMaxDim || p.n_kv_heads > kMaxDim) {
+    return Status::invalid("k.shape: expected nKvHeads >= 1, nKv >= 0, headDim >= 1, received [" + num(p.n_kv_heads) + ", " + num(p.n_kv) + ", " + num(p.head_dim) + "]");
+  }
+  Status s = check_view("k", p.n_kv_heads, p.n_kv, p.head_dim, p.k_head_stride, p.k_row_stride, p.k_len);
+  if (!s.is_ok()) return s;
+  s = check_view("v", p.n_kv_heads, p.n_kv, p.head_dim, p.v_head_stride, p.v_row_stride, p.v_len);
+  if (!s.is_ok()) return s;
+  if (p.scores == nullptr || p.scores_len != p.n_kv_heads * p.n_kv) {
+    return Status::invalid("scores: expected nKvHeads * nKv = " + num(p.n_kv_heads * p.n_kv) + " elements, received " + num(p.scores_len));
+  }
+  if (p.key_mass && p.key_mass_len != p.n_kv_heads * p.n_kv) {
+    return Status::invalid("keyMass: expected nKvHeads * nKv = " + num(p.n_kv_heads * p.n_kv) + " elements, received " + num(p.key_mass_len));
+  }
+  if (p.q) {
+    if (p.n_heads < 1 || p.n_heads > kMaxDim || p.n_heads % p.n_kv_heads != 0) {
+      return Status::invalid("queries.shape[0] (nHeads): expected a multiple of nKvHeads = " + num(p.n_kv_heads) + ", received " + num(p.n_heads));
+    }
+    if (p.n_q < 1 || p.n_q > p.n_kv) {
+      return Status::invalid("queries.shape[1] (nQ): expected 1 to nKv = " + num(p.n_kv) + " (the last nQ positions), received " + num(p.n_q));
+    }
+    s = check_view("queries", p.n_heads, p.n_q, p.head_dim, p.q_head_stride, p.q_row_stride, p.q_len);
+    if (!s.is_ok()) return s;
+  }
+  const bool have_mass = policy->accepts_key_mass && p.key_mass;
+  if ((policy->needs_queries || (policy->accepts_key_mass && !have_mass)) && !p.q) {
+    return Status::invalid(std::string("queries: expected queries for policy \"") + name + "\", received none");
+  }
+  if (p.sinks < 0 || p.recent < 0 || p.window < 1 || p.kernel < 1 || p.sinks > kMaxDim || p.recent > kMaxDim || p.window > kMaxDim || p.kernel > kMaxDim) {
+    return Status::invalid("policy: expected sinks >= 0, recent >= 0, window >= 1, kernel >= 1");
+  }
+  if (p.pooling != KvPooling::Avg && p.pooling != KvPooling::Max) return Status::invalid("policy.pooling: expected 0 (avg) or 1 (max)");
+  if (p.n_kv == 0) return Status::ok();
+  return policy->score(p);
+}
+
+namespace {
+
+struct SelectJob {
+  const float* scores;
+  int64_t n_kv, n_keep;
+  int32_t* out;
+};
+
+void select_head(void* ctx, int64_t h, int) {
+  const auto* job = static_cast<const SelectJob*>(ctx);
+  const float* s = job->scores + h * job->n_kv;
+  std::vector<int32_t> order(static_cast<size_t>(job->n_kv));
+  std::iota(order.begin(), order.end(), 0);
+  // Strict weak order: higher score first, then the earlier position.
+  auto better = [s](int32_t a, int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
+  if (job->n_keep < job->n_kv) std::nth_element(order.begin(), order.begin() + job->n_keep, order.end(), better);
+  std::sort(order.begin(), order.begin() + job->n_keep);
+  std::memcpy(job->out + h * job->n_keep, order.data(), static_cast<size_t>(job->n_keep) * sizeof(int32_t));
+}
+
+}  // namespace
+
+Status run_kv_select(const float* scores, int64_t scores_len, int64_t n_kv_heads, int64_t n_kv,
+                     int64_t n_keep, int32_t* out, int64_t out_len) {
+  if (n_kv_heads < 0 || n_kv < 0 || n_kv > std::numeric_limits<int32_t>::max() || n_kv_heads > kMaxDim) {
+    return Status::invalid("scores.shape: expected [nKvHeads >= 0, 0 <= nKv < 2^31], received [" + num(n_kv_heads) + ", " + num(n_kv) + "]");
+  }
+  if (scores_len != n_kv_heads * n_kv) return Status::invalid("scores: expected " + num(n_kv_heads * n_kv) + " elements, received " + num(scores_len));
+  if (n_keep < 0 || n_keep > n_kv) return Status::invalid("budget: expected 0 to nKv = " + num(n_kv) + " kept tokens, received " + num(n_keep));
+  if (out_len != n_kv_heads * n_keep) return Status::invalid("out: expected " + num(n_kv_heads * n_keep) + " elements, received " + num(out_len));
+  for (int64_t x = 0; x < scores_len; ++x) {
+    if (std::isnan(scores[x])) {
+      return Status::invalid("scores[" + num(x / std::max<int64_t>(n_kv, 1)) + "][" + num(x % std::max<int64_t>(n_kv, 1)) + "]: expected a number, received NaN");
+    }
+  }
+  if (n_keep == 0 || n_kv_heads == 0) return Status::ok();
+  SelectJob job{scores, n_kv, n_keep, out};
+  try {
+    ThreadPool& pool = ThreadPool::instance();
+    pool.parallel_for(n_kv_heads, select_head, &job, pool.size());
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("selectKv: cannot allocate scratch");
+  }
+  return Status::ok();
+}
+
+Status run_kv_compact(const KvCompactParams& p) {
+  if (p.n_kv_heads < 0 || p.n_kv < 0 || p.head_dim < 0 || p.n_keep < 0 || p.n_kv_heads > kMaxDim || p.n_kv > kMaxDim || p.head_dim > kMaxDim || p.n_keep > kMaxDim) {
+    return Status::invalid("compactKv: expected non-negative dimensions below 2^40");
+  }
+  Status s = check_view("src", p.n_kv_heads, p.n_kv, p.head_dim, p.head_stride, p.row_stride, p.src_len);
+  if (!s.is_ok()) return s;
+  if (p.indices_len != p.n_kv_heads * p.n_keep) return Status::invalid("indices: expected " + num(p.n_kv_heads * p.n_keep) + " elements, received " + num(p.indices_len));
+  if (p.dst_len != p.n_kv_heads * p.n_keep * p.head_dim) return Status::invalid("dst: expected " + num(p.n_kv_heads * p.n_keep * p.head_dim) + " elements, received " + num(p.dst_len));
+  for (int64_t x = 0; x < p.indices_len; ++x) {
+    if (p.indices[x] < 0 || p.indices[x] >= p.n_kv) {
+      return Status::invalid("indices[" + num(x / p.n_keep) + "][" + num(x % p.n_keep) + "]: expected a key position in [0, " + num(p.n_kv - 1) + "], received " + num(p.indices[x]));
+    }
+  }
+  const size_t es = dtype_size(p.dtype);
+  const size_t row_bytes = static_cast<size_t>(p.head_dim) * es;
+  const char* src = static_cast<const char*>(p.src);
+  char* dst = static_cast<char*>(p.dst);
+  for (int64_t h = 0; h < p.n_kv_heads; ++h) {
+    for (int64_t j = 0; j < p.n_keep; ++j) {
+      const int64_t pos = p.indices[h * p.n_keep + j];
+      std::memcpy(dst + static_cast<size_t>((h * p.n_keep + j) * p.head_dim) * es,
+                  src + static_cast<size_t>(h * p.head_stride + pos * p.row_stride) * es, row_bytes);
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace tp
