@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/checked_math.h"
 #include "../core/cpu_features.h"
 #include "attention_plan.h"
 
@@ -15,23 +16,6 @@ namespace tp {
 namespace {
 
 constexpr int64_t kMaxDim = int64_t(1) << 40;
-
-// a * b, or -1 when it would overflow past kMaxDim^2-ish limits.
-int64_t checked_mul(int64_t a, int64_t b) {
-  if (a < 0 || b < 0) return -1;
-  if (a != 0 && b > std::numeric_limits<int64_t>::max() / a) return -1;
-  return a * b;
-}
-
-// Highest element offset + 1 touched by a [heads, rows, head_dim] view.
-int64_t view_span(int64_t heads, int64_t rows, int64_t hd, int64_t head_stride, int64_t row_stride) {
-  if (heads == 0 || rows == 0 || hd == 0) return 0;
-  const int64_t a = checked_mul(heads - 1, head_stride);
-  const int64_t b = checked_mul(rows - 1, row_stride);
-  if (a < 0 || b < 0) return -1;
-  const int64_t span = a + b + hd;
-  return span < 0 ? -1 : span;
-}
 
 std::string num(int64_t v) { return std::to_string(v); }
 

@@ -1,5 +1,6 @@
 // Validation, dispatch, selection and compaction for the stateless KV API.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "../attention/attention.h"
+#include "../core/checked_math.h"
 #include "../core/thread_pool.h"
 #include "kv_common.h"
 
@@ -18,16 +20,9 @@ constexpr int64_t kMaxDim = int64_t(1) << 40;
 
 std::string num(int64_t x) { return std::to_string(x); }
 
-// Highest element offset + 1 touched by a [heads, rows, hd] view; -1 on overflow.
-int64_t span3(int64_t heads, int64_t rows, int64_t hd, int64_t hs, int64_t rs) {
-  if (heads == 0 || rows == 0 || hd == 0) return 0;
-  if (hs < 0 || rs < 0 || hs > kMaxDim || rs > kMaxDim) return -1;
-  return (heads - 1) * hs + (rows - 1) * rs + hd;
-}
-
 Status check_view(const char* name, int64_t heads, int64_t rows, int64_t hd, int64_t hs, int64_t rs, int64_t len) {
-  const int64_t need = span3(heads, rows, hd, hs, rs);
-  if (need < 0) return Status::invalid(std::string(name) + ": expected strides in [0, 2^40], received [" + num(hs) + ", " + num(rs) + "]");
+  const int64_t need = view_span(heads, rows, hd, hs, rs);
+  if (need < 0) return Status::invalid(std::string(name) + ": expected non-negative strides whose span fits in 64 bits, received [" + num(hs) + ", " + num(rs) + "]");
   if (need > len) return Status::invalid(std::string(name) + ": expected at least " + num(need) + " elements for its shape and strides, received " + num(len));
   return Status::ok();
 }
@@ -87,11 +82,12 @@ Status run_kv_score(const char* name, const KvScoreParams& p) {
   if (!s.is_ok()) return s;
   s = check_view("v", p.n_kv_heads, p.n_kv, p.head_dim, p.v_head_stride, p.v_row_stride, p.v_len);
   if (!s.is_ok()) return s;
-  if (p.scores == nullptr || p.scores_len != p.n_kv_heads * p.n_kv) {
-    return Status::invalid("scores: expected nKvHeads * nKv = " + num(p.n_kv_heads * p.n_kv) + " elements, received " + num(p.scores_len));
+  const int64_t cells = checked_mul(p.n_kv_heads, p.n_kv);
+  if (p.scores == nullptr || cells < 0 || p.scores_len != cells) {
+    return Status::invalid("scores: expected nKvHeads * nKv = " + num(cells) + " elements, received " + num(p.scores_len));
   }
-  if (p.key_mass && p.key_mass_len != p.n_kv_heads * p.n_kv) {
-    return Status::invalid("keyMass: expected nKvHeads * nKv = " + num(p.n_kv_heads * p.n_kv) + " elements, received " + num(p.key_mass_len));
+  if (p.key_mass && p.key_mass_len != cells) {
+    return Status::invalid("keyMass: expected nKvHeads * nKv = " + num(cells) + " elements, received " + num(p.key_mass_len));
   }
   if (p.q) {
     if (p.n_heads < 1 || p.n_heads > kMaxDim || p.n_heads % p.n_kv_heads != 0) {
@@ -121,10 +117,22 @@ struct SelectJob {
   const float* scores;
   int64_t n_kv, n_keep;
   int32_t* out;
+  std::atomic<bool> out_of_memory{false};
 };
 
+void select_head_impl(SelectJob* job, int64_t h);
+
+// Pool task: an exception must never leave a pool worker thread.
 void select_head(void* ctx, int64_t h, int) {
-  const auto* job = static_cast<const SelectJob*>(ctx);
+  auto* job = static_cast<SelectJob*>(ctx);
+  try {
+    select_head_impl(job, h);
+  } catch (const std::bad_alloc&) {
+    job->out_of_memory = true;
+  }
+}
+
+void select_head_impl(SelectJob* job, int64_t h) {
   const float* s = job->scores + h * job->n_kv;
   std::vector<int32_t> order(static_cast<size_t>(job->n_kv));
   std::iota(order.begin(), order.end(), 0);
@@ -142,22 +150,25 @@ Status run_kv_select(const float* scores, int64_t scores_len, int64_t n_kv_heads
   if (n_kv_heads < 0 || n_kv < 0 || n_kv > std::numeric_limits<int32_t>::max() || n_kv_heads > kMaxDim) {
     return Status::invalid("scores.shape: expected [nKvHeads >= 0, 0 <= nKv < 2^31], received [" + num(n_kv_heads) + ", " + num(n_kv) + "]");
   }
-  if (scores_len != n_kv_heads * n_kv) return Status::invalid("scores: expected " + num(n_kv_heads * n_kv) + " elements, received " + num(scores_len));
+  const int64_t cells = checked_mul(n_kv_heads, n_kv);
+  if (cells < 0 || scores_len != cells) return Status::invalid("scores: expected " + num(cells) + " elements, received " + num(scores_len));
   if (n_keep < 0 || n_keep > n_kv) return Status::invalid("budget: expected 0 to nKv = " + num(n_kv) + " kept tokens, received " + num(n_keep));
-  if (out_len != n_kv_heads * n_keep) return Status::invalid("out: expected " + num(n_kv_heads * n_keep) + " elements, received " + num(out_len));
+  const int64_t kept = checked_mul(n_kv_heads, n_keep);
+  if (kept < 0 || out_len != kept) return Status::invalid("out: expected " + num(kept) + " elements, received " + num(out_len));
   for (int64_t x = 0; x < scores_len; ++x) {
     if (std::isnan(scores[x])) {
       return Status::invalid("scores[" + num(x / std::max<int64_t>(n_kv, 1)) + "][" + num(x % std::max<int64_t>(n_kv, 1)) + "]: expected a number, received NaN");
     }
   }
   if (n_keep == 0 || n_kv_heads == 0) return Status::ok();
-  SelectJob job{scores, n_kv, n_keep, out};
-  try {
-    ThreadPool& pool = ThreadPool::instance();
-    pool.parallel_for(n_kv_heads, select_head, &job, pool.size());
-  } catch (const std::bad_alloc&) {
-    return Status::out_of_memory("selectKv: cannot allocate scratch");
-  }
+  SelectJob job;
+  job.scores = scores;
+  job.n_kv = n_kv;
+  job.n_keep = n_keep;
+  job.out = out;
+  ThreadPool& pool = ThreadPool::instance();
+  pool.parallel_for(n_kv_heads, select_head, &job, pool.size());
+  if (job.out_of_memory) return Status::out_of_memory("selectKv: cannot allocate scratch");
   return Status::ok();
 }
 
@@ -167,8 +178,10 @@ Status run_kv_compact(const KvCompactParams& p) {
   }
   Status s = check_view("src", p.n_kv_heads, p.n_kv, p.head_dim, p.head_stride, p.row_stride, p.src_len);
   if (!s.is_ok()) return s;
-  if (p.indices_len != p.n_kv_heads * p.n_keep) return Status::invalid("indices: expected " + num(p.n_kv_heads * p.n_keep) + " elements, received " + num(p.indices_len));
-  if (p.dst_len != p.n_kv_heads * p.n_keep * p.head_dim) return Status::invalid("dst: expected " + num(p.n_kv_heads * p.n_keep * p.head_dim) + " elements, received " + num(p.dst_len));
+  const int64_t kept = checked_mul(p.n_kv_heads, p.n_keep);
+  const int64_t dst_need = checked_mul(kept, p.head_dim);
+  if (kept < 0 || p.indices_len != kept) return Status::invalid("indices: expected " + num(kept) + " elements, received " + num(p.indices_len));
+  if (dst_need < 0 || p.dst_len != dst_need) return Status::invalid("dst: expected " + num(dst_need) + " elements, received " + num(p.dst_len));
   for (int64_t x = 0; x < p.indices_len; ++x) {
     if (p.indices[x] < 0 || p.indices[x] >= p.n_kv) {
       return Status::invalid("indices[" + num(x / p.n_keep) + "][" + num(x % p.n_keep) + "]: expected a key position in [0, " + num(p.n_kv - 1) + "], received " + num(p.indices[x]));

@@ -226,11 +226,15 @@ describe('bad input', () => {
     expect(() => n.kvScore({ ...base, scores: new Float32Array(3) })).toThrow(RangeError);
     expect(() => n.kvScore({ ...base, scores: base.k })).toThrow(RangeError);
     expect(() => n.kvScore({ ...base, kDtype: 1 })).toThrow(TypeError);
+    // Products that wrap around 2^64 must not pass a length check: head
+    // stride 0 lets a tiny buffer claim 2^40 heads, and 2^40 * 2^24 wraps to 0.
+    expect(() => n.kvScore({ ...base, nKvHeads: 2 ** 40, nKv: 2 ** 24, headDim: 1, kStrides: [0, 0], vStrides: [0, 0], scores: new Float32Array(0) })).toThrow(RangeError);
     const sel = { nKvHeads: 1, nKv: 4, nKeep: 2, scores: new Float32Array(4), out: new Int32Array(2) };
     expect(() => n.kvSelect(sel)).not.toThrow();
     expect(() => n.kvSelect({ ...sel, nKeep: 5 })).toThrow(RangeError);
     expect(() => n.kvSelect({ ...sel, out: new Int32Array(1) })).toThrow(RangeError);
     expect(() => n.kvSelect({ ...sel, scores: Float32Array.of(0, NaN, 0, 0) })).toThrow(/scores\[0\]\[1\]/);
+    expect(() => n.kvSelect({ ...sel, nKvHeads: 2 ** 40, nKv: 2 ** 24, nKeep: 0, scores: new Float32Array(0), out: new Int32Array(0) })).toThrow(RangeError);
     const cmp = {
       nKvHeads: 1, nKv: 4, headDim: 2, nKeep: 2, dtype: 0, src: new Float32Array(8), strides: [8, 2] as [number, number],
       indices: Int32Array.of(0, 3), dst: new Float32Array(4),
@@ -241,5 +245,6 @@ describe('bad input', () => {
     expect(() => n.kvCompact({ ...cmp, dst: new Float32Array(3) })).toThrow(RangeError);
     expect(() => n.kvCompact({ ...cmp, src: new Float32Array(7) })).toThrow(RangeError);
     expect(() => n.kvCompact({ ...cmp, dst: cmp.src })).toThrow(RangeError);
+    expect(() => n.kvCompact({ ...cmp, nKvHeads: 2 ** 40, nKeep: 2 ** 24, headDim: 1, strides: [0, 0], indices: new Int32Array(0), dst: new Float32Array(0) })).toThrow(RangeError);
   });
 });
