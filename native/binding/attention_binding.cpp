@@ -18,22 +18,6 @@ struct ParsedAttention {
   std::vector<Napi::Reference<Napi::Value>> keep_alive;
 };
 
-DType parse_dtype(Napi::Object obj, const char* name) {
-  const int64_t code = GetInt(obj, name);
-  if (code < 0 || code > 2) throw Napi::RangeError::New(obj.Env(), std::string(name) + ": expected 0 (f32), 1 (f16) or 2 (bf16), received " + std::to_string(code));
-  return static_cast<DType>(code);
-}
-
-void parse_strides(Napi::Object obj, const char* name, int64_t* head, int64_t* row) {
-  Napi::Value v = obj.Get(name);
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) {
-    throw Napi::TypeError::New(obj.Env(), std::string(name) + ": expected [headStride, rowStride]");
-  }
-  Napi::Array a = v.As<Napi::Array>();
-  *head = ToInt(a.Get(uint32_t(0)), name);
-  *row = ToInt(a.Get(uint32_t(1)), name);
-}
-
 template <typename T>
 T* take(ParsedAttention& out, const TypedArrayView& view) {
   if (!view.present) return nullptr;
@@ -43,8 +27,7 @@ T* take(ParsedAttention& out, const TypedArrayView& view) {
 
 void parse(const Napi::CallbackInfo& info, ParsedAttention& out) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "params: expected an object");
-  Napi::Object o = info[0].As<Napi::Object>();
+  Napi::Object o = ParamsArg(info);
   AttentionParams& p = out.params;
   p.n_heads = GetInt(o, "nHeads");
   p.n_kv_heads = GetInt(o, "nKvHeads");
@@ -52,17 +35,17 @@ void parse(const Napi::CallbackInfo& info, ParsedAttention& out) {
   p.n_kv = GetInt(o, "nKv");
   p.head_dim = GetInt(o, "headDim");
   p.n_sel = GetInt(o, "nSel");
-  p.k_dtype = parse_dtype(o, "kDtype");
-  p.v_dtype = parse_dtype(o, "vDtype");
-  parse_strides(o, "qStrides", &p.q_head_stride, &p.q_row_stride);
-  parse_strides(o, "kStrides", &p.k_head_stride, &p.k_row_stride);
-  parse_strides(o, "vStrides", &p.v_head_stride, &p.v_row_stride);
+  p.k_dtype = ParseDtype(o, "kDtype");
+  p.v_dtype = ParseDtype(o, "vDtype");
+  ParseStrides(o, "qStrides", &p.q_head_stride, &p.q_row_stride);
+  ParseStrides(o, "kStrides", &p.k_head_stride, &p.k_row_stride);
+  ParseStrides(o, "vStrides", &p.v_head_stride, &p.v_row_stride);
   p.scale = static_cast<float>(GetNumber(o, "scale"));
   p.softcap = static_cast<float>(GetNumber(o, "softcap"));
   p.causal = GetBool(o, "causal");
 
-  const auto ktype = p.k_dtype == DType::F32 ? napi_float32_array : napi_uint16_array;
-  const auto vtype = p.v_dtype == DType::F32 ? napi_float32_array : napi_uint16_array;
+  const auto ktype = FloatArrayType(p.k_dtype);
+  const auto vtype = FloatArrayType(p.v_dtype);
   const TypedArrayView q = GetTypedArray(o, "q", napi_float32_array, true);
   const TypedArrayView k = GetTypedArray(o, "k", ktype, true);
   const TypedArrayView v = GetTypedArray(o, "v", vtype, true);

@@ -10,32 +10,9 @@
 namespace tp::binding {
 namespace {
 
-DType parse_dtype(Napi::Object obj, const char* name) {
-  const int64_t code = GetInt(obj, name);
-  if (code < 0 || code > 2) throw Napi::RangeError::New(obj.Env(), std::string(name) + ": expected 0 (f32), 1 (f16) or 2 (bf16), received " + std::to_string(code));
-  return static_cast<DType>(code);
-}
-
-void parse_strides(Napi::Object obj, const char* name, int64_t* head, int64_t* row) {
-  Napi::Value v = obj.Get(name);
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) {
-    throw Napi::TypeError::New(obj.Env(), std::string(name) + ": expected [headStride, rowStride]");
-  }
-  Napi::Array a = v.As<Napi::Array>();
-  *head = ToInt(a.Get(uint32_t(0)), name);
-  *row = ToInt(a.Get(uint32_t(1)), name);
-}
-
-Napi::Object params_arg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "params: expected an object");
-  return info[0].As<Napi::Object>();
-}
-
-napi_typedarray_type float_array(DType t) { return t == DType::F32 ? napi_float32_array : napi_uint16_array; }
-
 Napi::Value KvScore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = params_arg(info);
+  Napi::Object o = ParamsArg(info);
   Napi::Value name = o.Get("policy");
   if (!name.IsString()) throw Napi::TypeError::New(env, "policy: expected a string, received " + describe(name));
   const std::string policy = name.As<Napi::String>().Utf8Value();
@@ -45,10 +22,10 @@ Napi::Value KvScore(const Napi::CallbackInfo& info) {
   p.head_dim = GetInt(o, "headDim");
   p.n_heads = GetInt(o, "nHeads");
   p.n_q = GetInt(o, "nQ");
-  p.k_dtype = parse_dtype(o, "kDtype");
-  p.v_dtype = parse_dtype(o, "vDtype");
-  parse_strides(o, "kStrides", &p.k_head_stride, &p.k_row_stride);
-  parse_strides(o, "vStrides", &p.v_head_stride, &p.v_row_stride);
+  p.k_dtype = ParseDtype(o, "kDtype");
+  p.v_dtype = ParseDtype(o, "vDtype");
+  ParseStrides(o, "kStrides", &p.k_head_stride, &p.k_row_stride);
+  ParseStrides(o, "vStrides", &p.v_head_stride, &p.v_row_stride);
   p.sinks = GetInt(o, "sinks");
   p.recent = GetInt(o, "recent");
   p.window = GetInt(o, "window");
@@ -60,12 +37,12 @@ Napi::Value KvScore(const Napi::CallbackInfo& info) {
   if (seed < 0) throw Napi::RangeError::New(env, "seed: expected a non-negative integer, received " + std::to_string(seed));
   p.seed = static_cast<uint64_t>(seed);
 
-  const TypedArrayView k = GetTypedArray(o, "k", float_array(p.k_dtype), true);
-  const TypedArrayView v = GetTypedArray(o, "v", float_array(p.v_dtype), true);
+  const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(p.k_dtype), true);
+  const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(p.v_dtype), true);
   const TypedArrayView q = GetTypedArray(o, "q", napi_float32_array, false);
   const TypedArrayView mass = GetTypedArray(o, "keyMass", napi_float32_array, false);
   const TypedArrayView scores = GetTypedArray(o, "scores", napi_float32_array, true);
-  if (q.present) parse_strides(o, "qStrides", &p.q_head_stride, &p.q_row_stride);
+  if (q.present) ParseStrides(o, "qStrides", &p.q_head_stride, &p.q_row_stride);
   p.k = k.data; p.k_len = k.length;
   p.v = v.data; p.v_len = v.length;
   p.q = q.present ? static_cast<const float*>(q.data) : nullptr;
@@ -85,7 +62,7 @@ Napi::Value KvScore(const Napi::CallbackInfo& info) {
 
 Napi::Value KvSelect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = params_arg(info);
+  Napi::Object o = ParamsArg(info);
   const int64_t n_kv_heads = GetInt(o, "nKvHeads");
   const int64_t n_kv = GetInt(o, "nKv");
   const int64_t n_keep = GetInt(o, "nKeep");
@@ -102,17 +79,17 @@ Napi::Value KvSelect(const Napi::CallbackInfo& info) {
 
 Napi::Value KvCompact(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = params_arg(info);
+  Napi::Object o = ParamsArg(info);
   KvCompactParams p;
   p.n_kv_heads = GetInt(o, "nKvHeads");
   p.n_kv = GetInt(o, "nKv");
   p.head_dim = GetInt(o, "headDim");
   p.n_keep = GetInt(o, "nKeep");
-  p.dtype = parse_dtype(o, "dtype");
-  parse_strides(o, "strides", &p.head_stride, &p.row_stride);
-  const TypedArrayView src = GetTypedArray(o, "src", float_array(p.dtype), true);
+  p.dtype = ParseDtype(o, "dtype");
+  ParseStrides(o, "strides", &p.head_stride, &p.row_stride);
+  const TypedArrayView src = GetTypedArray(o, "src", FloatArrayType(p.dtype), true);
   const TypedArrayView idx = GetTypedArray(o, "indices", napi_int32_array, true);
-  const TypedArrayView dst = GetTypedArray(o, "dst", float_array(p.dtype), true);
+  const TypedArrayView dst = GetTypedArray(o, "dst", FloatArrayType(p.dtype), true);
   if (dst.length > 0 && src.length > 0 && static_cast<const char*>(src.data) == static_cast<const char*>(dst.data)) {
     throw Napi::RangeError::New(env, "dst: expected a buffer distinct from src");
   }

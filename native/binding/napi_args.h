@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "../core/dtype.h"
 #include "../core/status.h"
 
 namespace tp::binding {
@@ -46,6 +47,35 @@ inline bool GetBool(Napi::Object o, const char* name) {
   if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string(name) + ": expected a boolean, received " + describe(v));
   return v.As<Napi::Boolean>().Value();
 }
+
+// The one flat parameter object every native entry point takes.
+inline Napi::Object ParamsArg(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "params: expected an object");
+  return info[0].As<Napi::Object>();
+}
+
+// A dtype code of lib/native.ts DTYPE_CODE.
+inline DType ParseDtype(Napi::Object obj, const char* name) {
+  const int64_t code = GetInt(obj, name);
+  if (code < 0 || code > 2) {
+    throw Napi::RangeError::New(obj.Env(), std::string(name) + ": expected 0 (f32), 1 (f16) or 2 (bf16), received " + std::to_string(code));
+  }
+  return static_cast<DType>(code);
+}
+
+// [headStride, rowStride] in elements (signs are checked by the validators).
+inline void ParseStrides(Napi::Object obj, const char* name, int64_t* head, int64_t* row) {
+  Napi::Value v = obj.Get(name);
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) {
+    throw Napi::TypeError::New(obj.Env(), std::string(name) + ": expected [headStride, rowStride], received " + describe(v));
+  }
+  Napi::Array a = v.As<Napi::Array>();
+  *head = ToInt(a.Get(uint32_t(0)), name);
+  *row = ToInt(a.Get(uint32_t(1)), name);
+}
+
+// The typed array that holds elements of a float dtype.
+inline napi_typedarray_type FloatArrayType(DType t) { return t == DType::F32 ? napi_float32_array : napi_uint16_array; }
 
 struct TypedArrayView {
   bool present = false;
