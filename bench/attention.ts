@@ -537,6 +537,43 @@ interface OrtCase {
   prepare: (threads: number) => Promise<{ session: OrtSession; run: (i: number) => Promise<Float32Array> } | { skipped: string }>;
 }
 
+/**
+ * Times each ORT graph at `threads`: the first run is checked against our
+ * output (max abs diff, kept per graph), then timed runs use input
+ * `runIndex(i)` for the i-th call (decode rotates KV copies, prefill reuses 0).
+ */
+async function benchOrtCases(
+  cases: OrtCase[], threads: number, label: string, diffs: Map<OrtGraph, number>, oursOut: Float32Array | undefined,
+  budget: Budget, progress: Progress, runIndex: (i: number) => number,
+): Promise<OrtResult[]> {
+  const results: OrtResult[] = [];
+  for (const oc of cases) {
+    progress.tick(`${label} ort ${oc.graph}`);
+    const res: OrtResult = { graph: oc.graph, detail: oc.detail };
+    let session: OrtSession | undefined;
+    try {
+      const prepared = await oc.prepare(threads);
+      if ('skipped' in prepared) {
+        res.skipped = prepared.skipped;
+      } else {
+        session = prepared.session;
+        const first = await prepared.run(0);
+        if (!diffs.has(oc.graph) && oursOut) diffs.set(oc.graph, maxAbsDiff(first, oursOut));
+        const d = diffs.get(oc.graph);
+        if (d !== undefined) res.maxAbsDiff = d;
+        let i = 0;
+        Object.assign(res, await timeIt(`ort-${oc.graph}`, () => prepared.run(runIndex(i++)), budget));
+      }
+    } catch (e) {
+      res.error = errMsg(e);
+    } finally {
+      await session?.release().catch(() => undefined);
+    }
+    results.push(res);
+  }
+  return results;
+}
+
 async function benchDecodeConfig(
   c: DecodeConfig, plan: Plan, arena: Arena, ort: OrtModule | undefined,
   progress: Progress, rows: AttentionBenchRow[],
@@ -660,30 +697,7 @@ async function benchDecodeConfig(
     } catch (e) {
       row.ours = { error: errMsg(e) };
     }
-    for (const oc of ortCases) {
-      progress.tick(`${label} t=${t} ort ${oc.graph}`);
-      const res: OrtResult = { graph: oc.graph, detail: oc.detail };
-      let session: OrtSession | undefined;
-      try {
-        const prepared = await oc.prepare(t);
-        if ('skipped' in prepared) {
-          res.skipped = prepared.skipped;
-        } else {
-          session = prepared.session;
-          const first = await prepared.run(0);
-          if (!diffs.has(oc.graph) && oursOut) diffs.set(oc.graph, maxAbsDiff(first, oursOut));
-          const d = diffs.get(oc.graph);
-          if (d !== undefined) res.maxAbsDiff = d;
-          let i = 1;
-          Object.assign(res, await timeIt(`ort-${oc.graph}`, () => prepared.run(i++), plan.budget.slow));
-        }
-      } catch (e) {
-        res.error = errMsg(e);
-      } finally {
-        await session?.release().catch(() => undefined);
-      }
-      row.ort.push(res);
-    }
+    row.ort.push(...await benchOrtCases(ortCases, t, `${label} t=${t}`, diffs, oursOut, plan.budget.slow, progress, (i) => i + 1));
     finishRatios(row);
     rows.push(row);
   }
@@ -782,29 +796,7 @@ async function benchPrefill(
     } catch (e) {
       row.ours = { error: errMsg(e) };
     }
-    for (const oc of ortCases) {
-      progress.tick(`${label} t=${t} ort ${oc.graph}`);
-      const res: OrtResult = { graph: oc.graph, detail: oc.detail };
-      let session: OrtSession | undefined;
-      try {
-        const prepared = await oc.prepare(t);
-        if ('skipped' in prepared) {
-          res.skipped = prepared.skipped;
-        } else {
-          session = prepared.session;
-          const first = await prepared.run(0);
-          if (!diffs.has(oc.graph) && oursOut) diffs.set(oc.graph, maxAbsDiff(first, oursOut));
-          const d = diffs.get(oc.graph);
-          if (d !== undefined) res.maxAbsDiff = d;
-          Object.assign(res, await timeIt(`ort-${oc.graph}`, () => prepared.run(0), plan.budget.slow));
-        }
-      } catch (e) {
-        res.error = errMsg(e);
-      } finally {
-        await session?.release().catch(() => undefined);
-      }
-      row.ort.push(res);
-    }
+    row.ort.push(...await benchOrtCases(ortCases, t, `${label} t=${t}`, diffs, oursOut, plan.budget.slow, progress, () => 0));
     finishRatios(row);
     rows.push(row);
   }
