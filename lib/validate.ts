@@ -39,13 +39,8 @@ export function checkOptions(arg: string, options: unknown, known: readonly stri
   }
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
-    let best = '';
-    let bestDist = Infinity;
-    for (const k of known) {
-      const d = levenshtein(key.toLowerCase(), k.toLowerCase());
-      if (d < bestDist) [best, bestDist] = [k, d];
-    }
-    const hint = bestDist <= Math.max(2, key.length / 3) ? ` (did you mean "${best}"?)` : '';
+    const best = closestName(key, known);
+    const hint = best !== undefined ? ` (did you mean "${best}"?)` : '';
     throw new TypeError(`${arg}: unknown option "${key}"${hint}; known options: ${known.join(', ')}`);
   }
   return options as Record<string, unknown>;
