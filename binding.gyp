@@ -6,6 +6,7 @@
         "native/core/cpu_features.cpp",
         "native/core/thread_pool.cpp",
         "native/core/buffer.cpp",
+        "native/core/byte_buffer.cpp",
         "native/core/machine_limits.cpp",
         "native/attention/attention.cpp",
         "native/attention/attention_scalar.cpp",
@@ -13,6 +14,11 @@
         "native/attention/attention_avx512.cpp",
         "native/cuda/cuda_probe.cpp",
         "native/kv/kv_ops.cpp",
+        "native/kv/kv_quant.cpp",
+        "native/kv/kv_plan.cpp",
+        "native/kv/kv_cache.cpp",
+        "native/kv/kv_cache_attend.cpp",
+        "native/kv/kv_cache_compress.cpp",
         "native/kv/policy_registry.cpp",
         "native/kv/policy_streamingllm.cpp",
         "native/kv/policy_knorm.cpp",
@@ -24,7 +30,8 @@
         "native/binding/attention_binding.cpp",
         "native/binding/system_binding.cpp",
         "native/binding/bench_binding.cpp",
-        "native/binding/kv_binding.cpp"
+        "native/binding/kv_binding.cpp",
+        "native/binding/kv_cache_binding.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -15,3 +15,12 @@ export {
   type KvPolicy, type KvPolicyConfig, type KvPolicyName,
   type StreamingLlmPolicy, type KnormPolicy, type RandomPolicy, type TovaPolicy, type H2oPolicy, type SnapKvPolicy,
 } from './kv/policies.js';
+export {
+  KvCache,
+  type KvCacheOptions, type KvCacheDtype, type AutoCompressOptions, type AttendOptions, type AttendResult,
+  type CompressOptions, type CompressReport, type ExportedLayer,
+} from './kv/cache.js';
+export {
+  KV_CACHE_POLICY_NAMES,
+  type KvCompressionPolicy, type MergeablePolicy, type PyramidKvPolicy, type AdaKvPolicy, type RazorPolicy,
+} from './kv/compression.js';
