@@ -165,11 +165,12 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
   try {
     for (int64_t h = 0; h < H; ++h) {
       HeadStore& s = head(layer, h);
-      const int64_t rows = quantized() ? tail_len(s) + in.n : s.len + in.n;
+      // Int caches take the rows in chunks of one group, quantizing as they go.
+      const int64_t rows = quantized() ? std::min(tail_len(s) + in.n, cfg_.residual + 2 * cfg_.group) : s.len + in.n;
       st = reserve_rows(s, rows);
       if (!st.is_ok()) return st;
       if (quantized()) {
-        const int64_t extra = std::max<int64_t>(0, (rows - cfg_.residual) / cfg_.group);
+        const int64_t extra = std::max<int64_t>(0, (tail_len(s) + in.n - cfg_.residual) / cfg_.group);
         st = reserve_blocks(s, s.n_blocks + extra);
         if (!st.is_ok()) return st;
       }
@@ -184,18 +185,20 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
   const int64_t first = next_pos_[layer];
   ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
     HeadStore& s = head(layer, h);
-    const int64_t at = quantized() ? tail_len(s) : s.len;
-    for (int64_t r = 0; r < in.n; ++r) {
-      convert_row(in.k, in.k_dtype, h * in.k_head_stride + r * in.k_row_stride, s.k.data(), rt, (at + r) * d, d);
-      convert_row(in.v, in.v_dtype, h * in.v_head_stride + r * in.v_row_stride, s.v.data(), rt, (at + r) * d, d);
-      s.pos.push_back(in.positions ? in.positions[r] : static_cast<int32_t>(first + r));
-      s.mass.push_back(0.0f);
-      s.count.push_back(1.0f);
-    }
-    s.len += in.n;
-    if (quantized()) {
-      std::vector<float> scratch;
-      quantize_full_groups(s, scratch);
+    std::vector<float> scratch;
+    const int64_t chunk = quantized() ? cfg_.group : std::max<int64_t>(in.n, 1);
+    for (int64_t r0 = 0; r0 < in.n; r0 += chunk) {
+      const int64_t r1 = std::min(in.n, r0 + chunk);
+      const int64_t at = (quantized() ? tail_len(s) : s.len) - r0;
+      for (int64_t r = r0; r < r1; ++r) {
+        convert_row(in.k, in.k_dtype, h * in.k_head_stride + r * in.k_row_stride, s.k.data(), rt, (at + r) * d, d);
+        convert_row(in.v, in.v_dtype, h * in.v_head_stride + r * in.v_row_stride, s.v.data(), rt, (at + r) * d, d);
+        s.pos.push_back(in.positions ? in.positions[r] : static_cast<int32_t>(first + r));
+        s.mass.push_back(0.0f);
+        s.count.push_back(1.0f);
+      }
+      s.len += r1 - r0;
+      if (quantized()) quantize_full_groups(s, scratch);
     }
   });
   int64_t next = first + in.n;

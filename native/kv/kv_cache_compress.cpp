@@ -135,6 +135,8 @@ Status KvCache::plan_layer(const CompressRequest& req, int64_t layer, std::vecto
         p.key_mass = nullptr;
         p.key_mass_len = 0;
       }
+      // Random scores continue one stream across heads (as over a dense [nKvHeads, nKv] tensor).
+      if (req.scorer == "random") p.seed += static_cast<uint64_t>(h) * static_cast<uint64_t>(s.len) * 0x9e3779b97f4a7c15ull;
       scores[h].assign(static_cast<size_t>(s.len), 0.0f);
       p.scores = scores[h].data();
       p.scores_len = s.len;
