@@ -14,4 +14,9 @@ export {
   KV_POLICY_NAMES, KV_POLICY_DEFAULTS,
   type KvPolicy, type KvPolicyConfig, type KvPolicyName,
   type StreamingLlmPolicy, type KnormPolicy, type RandomPolicy, type TovaPolicy, type H2oPolicy, type SnapKvPolicy,
+  type ExpectedAttentionPolicy, type SpecKvPolicy, type EmsPolicy,
 } from './kv/policies.js';
+export {
+  scoreRetrievalHeads, pickRetrievalHeads, RETRIEVAL_HEAD_DEFAULTS,
+  type RetrievalHeadInputs, type RetrievalHeadScores, type PickRetrievalHeadsOptions,
+} from './kv/retrieval-heads.js';

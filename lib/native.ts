@@ -77,6 +77,13 @@ export interface NativeKvScoreParams {
   kernel: number;
   pooling: number; // 0 avg, 1 max
   seed: number;
+  epsilon?: number; // expected_attention, default 0
+  useCovariance?: boolean; // expected_attention, default true
+  useVnorm?: boolean; // expected_attention, default true
+  reduction?: number; // speckv reduction / ems combine: 0 mean, 1 max (default)
+  draftQ?: Float32Array; // [nHeads, nDraft, headDim] (speckv)
+  draftQStrides?: [number, number];
+  nDraft?: number;
   scores: Float32Array; // out: [nKvHeads, nKv]
 }
 
