@@ -71,7 +71,7 @@ export interface SpecKvPolicy {
 export interface EmsPolicy {
   name: 'ems';
   /** default 32 */ window?: number;
-  /** default 'max' */ combine?: 'mean' | 'max';
+  /** default 'mean' (additive: the two distributions averaged) */ combine?: 'mean' | 'max';
 }
 
 export type KvPolicyConfig =
@@ -95,7 +95,7 @@ export const KV_POLICY_DEFAULTS = {
   snapkv: { window: 32, kernel: 5, pooling: 'avg' },
   expected_attention: { sinks: 4, epsilon: 0, useCovariance: true, useVnorm: true },
   speckv: { window: 32, kernel: 7, pooling: 'max', reduction: 'max' },
-  ems: { window: 32, combine: 'max' },
+  ems: { window: 32, combine: 'mean' },
 } as const;
 
 /** Policies that cannot score without queries (h2o needs queries or keyMass). */

@@ -26,7 +26,7 @@ import { KV_NEEDS_DRAFT_QUERIES, KV_NEEDS_QUERIES, resolvePolicy, type KvPolicy 
 export interface KvInputs {
   k: Tensor<FloatDType>;
   v: Tensor<FloatDType>;
-  /** The observation window: queries of the last nQ positions. Needed by tova, snapkv (and h2o without keyMass). */
+  /** The observation window: queries of the last nQ positions. Needed by tova, snapkv, expected_attention, ems (and h2o without keyMass); optional for speckv. */
   queries?: Tensor<'f32'>;
   /** Accumulated attention per key (h2o, ems). */
   keyMass?: Tensor<'f32'>;

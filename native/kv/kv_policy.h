@@ -47,7 +47,8 @@ struct KvScoreParams {
   bool use_covariance = true;  // expected_attention
   bool use_vnorm = true;       // expected_attention
   // speckv: max or mean over the observation rows and the group's heads;
-  // ems: how the global and local scores combine (max or mean).
+  // ems: how the global and local scores combine (max or mean). The TS layer
+  // always sets it (speckv default max, ems default mean).
   KvPooling reduction = KvPooling::Max;
 
   float* scores = nullptr;

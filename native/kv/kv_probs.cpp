@@ -14,47 +14,74 @@ namespace tp::kv {
 
 namespace {
 
-// K of one head decoded to contiguous f32 [nKv, headDim].
-void decode_keys(const KvScoreParams& p, int64_t kv_head, std::vector<float>& out) {
-  out.resize(static_cast<size_t>(p.n_kv * p.head_dim));
-  for (int64_t pos = 0; pos < p.n_kv; ++pos) {
-    const int64_t base = kv_head * p.k_head_stride + pos * p.k_row_stride;
-    for (int64_t j = 0; j < p.head_dim; ++j) out[static_cast<size_t>(pos * p.head_dim + j)] = load(p.k, p.k_dtype, base + j);
+constexpr int64_t kTile = 128;  // keys decoded at a time: memory stays O(rows + tile)
+
+// Keys [first, first + count) of one head decoded to contiguous f32 [count, headDim].
+void decode_tile(const KvScoreParams& p, int64_t kv_head, int64_t first, int64_t count, float* out) {
+  for (int64_t t = 0; t < count; ++t) {
+    const int64_t base = kv_head * p.k_head_stride + (first + t) * p.k_row_stride;
+    float* row = out + t * p.head_dim;
+    switch (p.k_dtype) {
+      case DType::F32: {
+        const float* src = static_cast<const float*>(p.k) + base;
+        for (int64_t j = 0; j < p.head_dim; ++j) row[j] = src[j];
+        break;
+      }
+      default:
+        for (int64_t j = 0; j < p.head_dim; ++j) row[j] = load(p.k, p.k_dtype, base + j);
+    }
   }
 }
 
-// One KV head: every query head of its group, every row.
+float dot(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+  for (int64_t j = 0; j < n; ++j) s += a[j] * b[j];
+  return s;
+}
+
+// One KV head, every query head of its group and every row, in two passes
+// over key tiles: (1) each row's running max and sum of exp (online
+// softmax), (2) the probabilities, reduced into acc. Each tile is decoded
+// once per pass.
 void reduce_head(const KvScoreParams& p, const QueryRows& rows, bool take_max, int64_t kv_head, float* acc) {
   const int64_t group = p.n_heads / p.n_kv_heads;
+  const int64_t n_pairs = group * rows.n_rows;
   const float scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
-  std::vector<float> keys;
-  decode_keys(p, kv_head, keys);
-  std::vector<float> logit(static_cast<size_t>(p.n_kv));
-  for (int64_t g = 0; g < group; ++g) {
-    const int64_t h = kv_head * group + g;
-    for (int64_t r = 0; r < rows.n_rows; ++r) {
-      const float* q = rows.q + h * rows.head_stride + r * rows.row_stride;
-      const int64_t visible = rows.last_visible < 0 ? p.n_kv : std::min(p.n_kv, rows.last_visible + r + 1);
-      if (visible <= 0) continue;
-      float top = -INFINITY;
-      for (int64_t pos = 0; pos < visible; ++pos) {
-        const float* k = keys.data() + pos * p.head_dim;
-        float dot = 0.0f;
-        for (int64_t j = 0; j < p.head_dim; ++j) dot += q[j] * k[j];
-        logit[static_cast<size_t>(pos)] = dot * scale;
-        top = std::max(top, dot * scale);
-      }
-      double sum = 0.0;
-      for (int64_t pos = 0; pos < visible; ++pos) {
-        const float e = std::exp(logit[static_cast<size_t>(pos)] - top);
-        logit[static_cast<size_t>(pos)] = e;
-        sum += e;
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t pos = 0; pos < visible; ++pos) {
-        const float prob = logit[static_cast<size_t>(pos)] * inv;
-        if (take_max) acc[pos] = std::max(acc[pos], prob);
-        else acc[pos] += prob;
+  std::vector<float> tile(static_cast<size_t>(kTile * p.head_dim));
+  std::vector<float> top(static_cast<size_t>(n_pairs), -INFINITY);
+  std::vector<double> sum(static_cast<size_t>(n_pairs), 0.0);
+  const auto query = [&](int64_t pair) {
+    const int64_t h = kv_head * group + pair / rows.n_rows;
+    return rows.q + h * rows.head_stride + (pair % rows.n_rows) * rows.row_stride;
+  };
+  const auto visible = [&](int64_t pair) {
+    const int64_t r = pair % rows.n_rows;
+    return rows.last_visible < 0 ? p.n_kv : std::min(p.n_kv, rows.last_visible + r + 1);
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int64_t first = 0; first < p.n_kv; first += kTile) {
+      const int64_t count = std::min(kTile, p.n_kv - first);
+      decode_tile(p, kv_head, first, count, tile.data());
+      for (int64_t pair = 0; pair < n_pairs; ++pair) {
+        const float* q = query(pair);
+        const int64_t end = std::min(first + count, visible(pair));
+        float& m = top[static_cast<size_t>(pair)];
+        double& l = sum[static_cast<size_t>(pair)];
+        for (int64_t pos = first; pos < end; ++pos) {
+          const float s = dot(q, tile.data() + (pos - first) * p.head_dim, p.head_dim) * scale;
+          if (pass == 0) {
+            if (s > m) {
+              l = l * std::exp(static_cast<double>(m) - s) + 1.0;
+              m = s;
+            } else {
+              l += std::exp(static_cast<double>(s) - m);
+            }
+          } else {
+            const float prob = static_cast<float>(std::exp(static_cast<double>(s) - m) / l);
+            if (take_max) acc[pos] = std::max(acc[pos], prob);
+            else acc[pos] += prob;
+          }
+        }
       }
     }
   }

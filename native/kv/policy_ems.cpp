@@ -10,11 +10,14 @@
 //   local  = causal key mass of the last w = min(window, nQ) queries
 // Each is divided by its per-head total, so both are distributions over the
 // keys (the total of a causal mass is rows * group: the per-query average);
-// score = max(global, local) or their mean, for keys before the window; the
-// window's w keys get +infinity (forced kept, as in SnapKV).
+// score = (global + local) / 2 (reduction Avg, the default: the paper's
+// "combines accumulated attention scores from both global and local" read as
+// a sum) or max(global, local), for keys before the window; the window's w
+// keys get +infinity (forced kept, as in SnapKV).
 //
 // The normalisation and the combination rule are this library's reading of
-// the paper (see the README policy table); a head whose total is 0 gets 0.
+// the paper's abstract; its method section could not be consulted here. A
+// head whose total is 0 contributes 0.
 #include <algorithm>
 #include <vector>
 

@@ -39,12 +39,14 @@ void expected_head(const KvScoreParams& p, int64_t kv_head, float* out) {
   const int64_t n_keys = p.n_kv - p.sinks;
   const double inv_sqrt_d = 1.0 / std::sqrt(static_cast<double>(d));
 
-  std::vector<double> keys(static_cast<size_t>(n_keys * d));
-  for (int64_t t = 0; t < n_keys; ++t) {
+  // One key at a time in double (memory O(nKv + headDim^2), not O(nKv * headDim)).
+  std::vector<double> key(static_cast<size_t>(d));
+  const auto load_key = [&](int64_t t) {
     const int64_t base = kv_head * p.k_head_stride + (p.sinks + t) * p.k_row_stride;
-    for (int64_t j = 0; j < d; ++j) keys[static_cast<size_t>(t * d + j)] = load(p.k, p.k_dtype, base + j);
-  }
-  std::vector<double> mean(static_cast<size_t>(d)), cov(static_cast<size_t>(d * d)), sk(static_cast<size_t>(d));
+    for (int64_t j = 0; j < d; ++j) key[static_cast<size_t>(j)] = load(p.k, p.k_dtype, base + j);
+    return key.data();
+  };
+  std::vector<double> mean(static_cast<size_t>(d)), cov(static_cast<size_t>(d * d));
   std::vector<double> logit(static_cast<size_t>(n_keys)), prob(static_cast<size_t>(n_keys), 0.0);
 
   for (int64_t g = 0; g < group; ++g) {
@@ -67,7 +69,7 @@ void expected_head(const KvScoreParams& p, int64_t kv_head, float* out) {
     }
     double top = -std::numeric_limits<double>::infinity();
     for (int64_t t = 0; t < n_keys; ++t) {
-      const double* k = keys.data() + t * d;
+      const double* k = load_key(t);
       double s = 0.0;
       for (int64_t j = 0; j < d; ++j) s += mean[static_cast<size_t>(j)] * k[j];
       s *= inv_sqrt_d;

@@ -25,7 +25,7 @@
  *                  [0, nKv - w); the window +Infinity;
  *  - ems:          global = keyMass (or the causal key mass of all queries),
  *                  local = causal key mass of the last w = min(window, nQ)
- *                  queries, each divided by its per-head sum; max (or mean) of
+ *                  queries, each divided by its per-head sum; mean (or max) of
  *                  the two before the window; the window +Infinity;
  *  - select:       per head the nKeep best (higher score, then earlier
  *                  position), ascending;
@@ -209,7 +209,7 @@ function referenceEms(policy: RefPolicy, inputs: RefInputs): Float64Array {
   const [nKvHeads, nKv] = inputs.k.shape as [number, number];
   const nQ = inputs.queries!.shape[1]!;
   const w = Math.min(policy.window ?? 32, nQ);
-  const max = (policy.combine ?? 'max') === 'max';
+  const max = (policy.combine ?? 'mean') === 'max';
   const global = inputs.keyMass ? decodeMass(inputs.keyMass) : lastMass(inputs, nQ);
   const local = lastMass(inputs, w);
   const out = new Float64Array(nKvHeads * nKv);

@@ -62,9 +62,9 @@ const POLICIES: PolicyRow[] = [
   },
   { label: 'ems (queries)', policy: 'ems', ref: { name: 'ems' }, queries: true },
   {
-    label: 'ems (keyMass) mean w=4',
-    policy: { name: 'ems', window: 4, combine: 'mean' },
-    ref: { name: 'ems', window: 4, combine: 'mean' },
+    label: 'ems (keyMass) max w=4',
+    policy: { name: 'ems', window: 4, combine: 'max' },
+    ref: { name: 'ems', window: 4, combine: 'max' },
     queries: true,
     keyMass: true,
   },
