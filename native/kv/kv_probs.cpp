@@ -16,27 +16,30 @@ namespace {
 
 constexpr int64_t kTile = 128;  // keys decoded at a time: memory stays O(rows + tile)
 
-// Keys [first, first + count) of one head decoded to contiguous f32 [count, headDim].
+// Keys [first, first + count) of one head decoded to f32 and transposed:
+// out[j * kTile + t] = K[first + t][j], so that one query's logits over the
+// tile are axpy updates across keys (vectorisable without reassociating sums).
 void decode_tile(const KvScoreParams& p, int64_t kv_head, int64_t first, int64_t count, float* out) {
   for (int64_t t = 0; t < count; ++t) {
     const int64_t base = kv_head * p.k_head_stride + (first + t) * p.k_row_stride;
-    float* row = out + t * p.head_dim;
-    switch (p.k_dtype) {
-      case DType::F32: {
-        const float* src = static_cast<const float*>(p.k) + base;
-        for (int64_t j = 0; j < p.head_dim; ++j) row[j] = src[j];
-        break;
-      }
-      default:
-        for (int64_t j = 0; j < p.head_dim; ++j) row[j] = load(p.k, p.k_dtype, base + j);
+    if (p.k_dtype == DType::F32) {
+      const float* src = static_cast<const float*>(p.k) + base;
+      for (int64_t j = 0; j < p.head_dim; ++j) out[j * kTile + t] = src[j];
+    } else {
+      for (int64_t j = 0; j < p.head_dim; ++j) out[j * kTile + t] = load(p.k, p.k_dtype, base + j);
     }
   }
 }
 
-float dot(const float* a, const float* b, int64_t n) {
-  float s = 0.0f;
-  for (int64_t j = 0; j < n; ++j) s += a[j] * b[j];
-  return s;
+// logits[t] = scale * q . K[first + t] for t < count, from a transposed tile.
+void tile_logits(const float* q, const float* tile, int64_t head_dim, int64_t count, float scale, float* logits) {
+  for (int64_t t = 0; t < count; ++t) logits[t] = 0.0f;
+  for (int64_t j = 0; j < head_dim; ++j) {
+    const float qj = q[j];
+    const float* col = tile + j * kTile;
+    for (int64_t t = 0; t < count; ++t) logits[t] += qj * col[t];
+  }
+  for (int64_t t = 0; t < count; ++t) logits[t] *= scale;
 }
 
 // One KV head, every query head of its group and every row, in two passes
@@ -48,6 +51,7 @@ void reduce_head(const KvScoreParams& p, const QueryRows& rows, bool take_max, i
   const int64_t n_pairs = group * rows.n_rows;
   const float scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
   std::vector<float> tile(static_cast<size_t>(kTile * p.head_dim));
+  std::vector<float> logits(static_cast<size_t>(kTile));
   std::vector<float> top(static_cast<size_t>(n_pairs), -INFINITY);
   std::vector<double> sum(static_cast<size_t>(n_pairs), 0.0);
   const auto query = [&](int64_t pair) {
@@ -63,12 +67,13 @@ void reduce_head(const KvScoreParams& p, const QueryRows& rows, bool take_max, i
       const int64_t count = std::min(kTile, p.n_kv - first);
       decode_tile(p, kv_head, first, count, tile.data());
       for (int64_t pair = 0; pair < n_pairs; ++pair) {
-        const float* q = query(pair);
-        const int64_t end = std::min(first + count, visible(pair));
+        const int64_t end = std::min(count, visible(pair) - first);  // keys of this tile the row sees
+        if (end <= 0) continue;
+        tile_logits(query(pair), tile.data(), p.head_dim, end, scale, logits.data());
         float& m = top[static_cast<size_t>(pair)];
         double& l = sum[static_cast<size_t>(pair)];
-        for (int64_t pos = first; pos < end; ++pos) {
-          const float s = dot(q, tile.data() + (pos - first) * p.head_dim, p.head_dim) * scale;
+        for (int64_t t = 0; t < end; ++t) {
+          const float s = logits[static_cast<size_t>(t)];
           if (pass == 0) {
             if (s > m) {
               l = l * std::exp(static_cast<double>(m) - s) + 1.0;
@@ -78,8 +83,8 @@ void reduce_head(const KvScoreParams& p, const QueryRows& rows, bool take_max, i
             }
           } else {
             const float prob = static_cast<float>(std::exp(static_cast<double>(s) - m) / l);
-            if (take_max) acc[pos] = std::max(acc[pos], prob);
-            else acc[pos] += prob;
+            float& a = acc[first + t];
+            a = take_max ? std::max(a, prob) : a + prob;
           }
         }
       }
