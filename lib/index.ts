@@ -14,6 +14,7 @@ export {
   KV_POLICY_NAMES, KV_POLICY_DEFAULTS,
   type KvPolicy, type KvPolicyConfig, type KvPolicyName,
   type StreamingLlmPolicy, type KnormPolicy, type RandomPolicy, type TovaPolicy, type H2oPolicy, type SnapKvPolicy,
+  type ExpectedAttentionPolicy, type SpecKvPolicy, type EmsPolicy,
 } from './kv/policies.js';
 export {
   KvCache,
@@ -24,3 +25,7 @@ export {
   KV_CACHE_POLICY_NAMES,
   type KvCompressionPolicy, type MergeablePolicy, type PyramidKvPolicy, type AdaKvPolicy, type RazorPolicy,
 } from './kv/compression.js';
+export {
+  scoreRetrievalHeads, pickRetrievalHeads, RETRIEVAL_HEAD_DEFAULTS,
+  type RetrievalHeadInputs, type RetrievalHeadScores, type PickRetrievalHeadsOptions,
+} from './kv/retrieval-heads.js';

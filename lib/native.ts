@@ -54,8 +54,22 @@ export interface NativeAttentionParams {
   keyMass?: Float32Array; // [nKvHeads, nKv]
 }
 
+/** Option fields every KV policy call carries (native/binding/kv_args.h). */
+export interface NativeKvPolicyOptions {
+  sinks: number;
+  recent: number;
+  window: number;
+  kernel: number;
+  pooling: number; // 0 avg, 1 max
+  seed: number;
+  epsilon?: number; // expected_attention, default 0
+  useCovariance?: boolean; // expected_attention, default true
+  useVnorm?: boolean; // expected_attention, default true
+  reduction?: number; // speckv reduction / ems combine: 0 mean, 1 max (default)
+}
+
 /** Flat parameters of kvScore; policy options every policy may ignore. */
-export interface NativeKvScoreParams {
+export interface NativeKvScoreParams extends NativeKvPolicyOptions {
   policy: string;
   nHeads: number; // 0 when no queries
   nKvHeads: number;
@@ -71,12 +85,9 @@ export interface NativeKvScoreParams {
   vDtype: number;
   vStrides: [number, number];
   keyMass?: Float32Array; // [nKvHeads, nKv] contiguous
-  sinks: number;
-  recent: number;
-  window: number;
-  kernel: number;
-  pooling: number; // 0 avg, 1 max
-  seed: number;
+  draftQ?: Float32Array; // [nHeads, nDraft, headDim] (speckv)
+  draftQStrides?: [number, number];
+  nDraft?: number;
   scores: Float32Array; // out: [nKvHeads, nKv]
 }
 
@@ -98,16 +109,6 @@ export interface NativeKvCompactParams {
   strides: [number, number];
   indices: Int32Array; // [nKvHeads, nKeep]
   dst: Float32Array | Uint16Array; // [nKvHeads, nKeep, headDim]
-}
-
-/** Option fields every KV policy call carries (native/binding/kv_args.h). */
-export interface NativeKvPolicyOptions {
-  sinks: number;
-  recent: number;
-  window: number;
-  kernel: number;
-  pooling: number; // 0 avg, 1 max
-  seed: number;
 }
 
 /** dtype codes of a KvCache (native/kv/kv_cache.h CacheType). */

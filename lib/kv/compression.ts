@@ -10,10 +10,10 @@
  *   razor      RazorAttention: retrieval heads keep everything, the others
  *              sinks + a recent window + one compensation token
  */
-import type { NativeKvCompressParams } from '../native.js';
+import type { NativeKvCompressParams, NativeKvPolicyOptions } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import { checkBoolean, checkInteger, checkNumber, checkOptions, closestName } from '../validate.js';
-import { KV_POLICY_NAMES, resolvePolicy, type KvPolicy, type KvPolicyConfig } from './policies.js';
+import { KV_POLICY_NAMES, policyOptions, resolvePolicy, type KvPolicy, type KvPolicyConfig } from './policies.js';
 
 /** Any scoring policy, with evicted tokens optionally merged into their nearest kept token. */
 export type MergeablePolicy = KvPolicyConfig & {
@@ -71,9 +71,9 @@ function asConfig(policy: unknown): Record<string, unknown> {
   throw typeError('policy', `a policy name (${ALL_NAMES.join(', ')}) or { name, ...options }`, policy);
 }
 
-function scorerParams(policy: unknown): Pick<ResolvedCompression, 'policy' | 'sinks' | 'recent' | 'window' | 'kernel' | 'pooling' | 'seed'> {
+function scorerParams(policy: unknown): Pick<ResolvedCompression, 'policy'> & NativeKvPolicyOptions {
   const p = resolvePolicy(policy);
-  return { policy: p.name, sinks: p.sinks, recent: p.recent, window: p.window, kernel: p.kernel, pooling: p.pooling === 'max' ? 1 : 0, seed: p.seed ?? 0 };
+  return { policy: p.name, ...policyOptions(p) };
 }
 
 function retrievalFlags(value: unknown, nLayers: number, nKvHeads: number): Uint8Array {
