@@ -23,7 +23,7 @@ export {
 } from './kv/cache.js';
 export {
   KV_CACHE_POLICY_NAMES,
-  type KvCompressionPolicy, type MergeablePolicy, type PyramidKvPolicy, type AdaKvPolicy, type RazorPolicy,
+  type KvCompressionPolicy, type MergeablePolicy, type PyramidKvPolicy, type AdaKvPolicy, type RazorPolicy, type EmsCachePolicy,
 } from './kv/compression.js';
 export {
   scoreRetrievalHeads, pickRetrievalHeads, RETRIEVAL_HEAD_DEFAULTS,

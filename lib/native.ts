@@ -163,6 +163,7 @@ export interface NativeKvCompressParams extends NativeKvPolicyOptions {
   razorSinks: number;
   razorRecent: number;
   merge: boolean;
+  mergeThreshold: number; // merge only at cosine >= this (-2: always)
   retrieval?: Uint8Array; // [nLayers * nKvHeads]
   layers?: Int32Array;
 }

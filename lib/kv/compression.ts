@@ -7,13 +7,14 @@
  *   any scoring policy, optionally with `merge: true`
  *   pyramidkv  SnapKV scores, per-layer budgets (PyramidKV, kvpress get_layer_budget)
  *   adakv      any scorer, head-adaptive budgets within each layer (AdaKV)
+ *   ems        EMS scores; evicted tokens similar to a kept one merge into it
  *   razor      RazorAttention: retrieval heads keep everything, the others
  *              sinks + a recent window + one compensation token
  */
 import type { NativeKvCompressParams, NativeKvPolicyOptions } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import { checkBoolean, checkInteger, checkNumber, checkOptions, closestName } from '../validate.js';
-import { KV_POLICY_NAMES, policyOptions, resolvePolicy, type KvPolicy, type KvPolicyConfig } from './policies.js';
+import { KV_POLICY_NAMES, policyOptions, resolvePolicy, type EmsPolicy, type KvPolicy, type KvPolicyConfig } from './policies.js';
 
 /** Any scoring policy, with evicted tokens optionally merged into their nearest kept token. */
 export type MergeablePolicy = KvPolicyConfig & {
@@ -55,7 +56,13 @@ export interface RazorPolicy {
   /** Recent tokens kept on the other heads; default: budget - sinks - 1. */ recent?: number;
 }
 
-export type KvCompressionPolicy = KvPolicy | MergeablePolicy | PyramidKvPolicy | AdaKvPolicy | RazorPolicy;
+/** EMS (Li et al. 2024) in a cache: global-local scores, then evict-then-merge. */
+export type EmsCachePolicy = EmsPolicy & {
+  /** Merge evicted tokens at least this similar (key cosine) to a kept one; default 0.5. */ similarity?: number;
+  /** default true */ merge?: boolean;
+};
+
+export type KvCompressionPolicy = KvPolicy | MergeablePolicy | PyramidKvPolicy | AdaKvPolicy | RazorPolicy | EmsCachePolicy;
 
 export const KV_CACHE_POLICY_NAMES = ['pyramidkv', 'adakv', 'razor'] as const;
 const ALL_NAMES: readonly string[] = [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES];
@@ -99,7 +106,7 @@ function retrievalFlags(value: unknown, nLayers: number, nKvHeads: number): Uint
 /** Validates a cache compression policy and fills in every default. */
 export function resolveCompression(policy: unknown, nLayers: number, nKvHeads: number): ResolvedCompression {
   const cfg = asConfig(policy);
-  const base = { allocation: ALLOCATION.uniform as number, beta: 20, pyramidWindow: 64, alpha: 0.2, razorSinks: 4, razorRecent: 0, merge: false };
+  const base = { allocation: ALLOCATION.uniform as number, beta: 20, pyramidWindow: 64, alpha: 0.2, razorSinks: 4, razorRecent: 0, merge: false, mergeThreshold: -2 };
   const name = cfg.name;
   if (name === 'pyramidkv') {
     const o = checkOptions('policy (pyramidkv)', cfg, ['name', 'window', 'kernel', 'pooling', 'beta', 'merge']);
@@ -127,6 +134,15 @@ export function resolveCompression(policy: unknown, nLayers: number, nKvHeads: n
   if (typeof name === 'string' && !ALL_NAMES.includes(name)) {
     const best = closestName(name, ALL_NAMES);
     throw new TypeError(`policy: unknown policy "${name}"${best ? ` (did you mean "${best}"?)` : ''}; known policies: ${ALL_NAMES.join(', ')}`);
+  }
+  if (name === 'ems') {
+    // EMS evict-then-merge: the lowest scores are evicted; an evicted token
+    // whose key is redundant (cosine >= similarity with its nearest kept
+    // key) is merged into it, the others are dropped.
+    const { merge, similarity, ...scorer } = cfg;
+    const sim = similarity === undefined ? 0.5 : checkNumber('policy.similarity', similarity);
+    if (!(sim >= -1 && sim <= 1)) throw rangeError('policy.similarity', 'a cosine similarity in [-1, 1]', sim);
+    return { ...scorerParams(scorer), ...base, merge: checkBoolean('policy.merge', merge, true), mergeThreshold: sim };
   }
   const { merge, ...scorer } = cfg;
   return { ...scorerParams(typeof policy === 'string' ? policy : scorer), ...base, merge: checkBoolean('policy.merge', merge, false) };

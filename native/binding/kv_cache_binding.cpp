@@ -130,6 +130,7 @@ CompressRequest ParseCompress(Napi::Object o) {
   r.razor_sinks = GetInt(o, "razorSinks");
   r.razor_recent = GetInt(o, "razorRecent");
   r.merge = GetBool(o, "merge");
+  r.merge_threshold = GetNumber(o, "mergeThreshold");
   const TypedArrayView retrieval = GetTypedArray(o, "retrieval", napi_uint8_array, false);
   if (retrieval.present) {
     const auto* b = static_cast<const uint8_t*>(retrieval.data);

@@ -165,7 +165,7 @@ Status KvCache::plan_layer(const CompressRequest& req, int64_t layer, std::vecto
       try {
         std::vector<float> kf, vf;
         status[h] = read_head(layer, h, kf, vf);
-        if (status[h].is_ok()) nearest_targets(kf.data(), d, plans[h]);
+        if (status[h].is_ok()) nearest_targets(kf.data(), d, req.merge_threshold, plans[h]);
       } catch (const std::bad_alloc&) {
         status[h] = Status::out_of_memory("KvCache.compress: out of memory while merging");
       }

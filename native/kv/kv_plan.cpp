@@ -84,7 +84,7 @@ Status select_rows(const float* scores, int64_t n, int64_t keep, HeadPlan& plan)
   return Status::ok();
 }
 
-void nearest_targets(const float* k, int64_t head_dim, HeadPlan& plan) {
+void nearest_targets(const float* k, int64_t head_dim, double threshold, HeadPlan& plan) {
   plan.target.assign(plan.evicted.size(), -1);
   if (plan.keep.empty()) return;
   std::vector<float> inv_norm(plan.keep.size());
@@ -98,6 +98,8 @@ void nearest_targets(const float* k, int64_t head_dim, HeadPlan& plan) {
     const float* x = k + static_cast<int64_t>(plan.evicted[e]) * head_dim;
     float best = -std::numeric_limits<float>::infinity();
     int32_t arg = 0;
+    double xx = 0;
+    for (int64_t c = 0; c < head_dim; ++c) xx += static_cast<double>(x[c]) * x[c];
     for (size_t j = 0; j < plan.keep.size(); ++j) {
       const float* a = k + static_cast<int64_t>(plan.keep[j]) * head_dim;
       float dot = 0;
@@ -108,7 +110,8 @@ void nearest_targets(const float* k, int64_t head_dim, HeadPlan& plan) {
         arg = static_cast<int32_t>(j);
       }
     }
-    plan.target[e] = arg;
+    const double cos = xx > 0 ? best / std::sqrt(xx) : 0.0;
+    plan.target[e] = cos >= threshold ? arg : -1;
   }
 }
 

@@ -25,6 +25,7 @@ struct CompressRequest {
   std::vector<uint8_t> retrieval; // razor: [nLayers * nKvHeads], 1 = keep all
   int64_t razor_sinks = 4, razor_recent = 0;  // razor: recent 0 = use keep
   bool merge = false;             // fold evicted tokens into their nearest kept one
+  double merge_threshold = -2.0;  // merge only when that cosine similarity >= this (EMS); else drop
   std::vector<int64_t> layers;    // empty: every layer
 };
 
@@ -54,7 +55,8 @@ void adakv_counts(const std::vector<const float*>& scores, const std::vector<int
 Status select_rows(const float* scores, int64_t n, int64_t keep, HeadPlan& plan);
 
 // Merge targets: each evicted row goes to the kept row whose key is most
-// similar (cosine). k: f32 [n, headDim].
-void nearest_targets(const float* k, int64_t head_dim, HeadPlan& plan);
+// similar (cosine), or nowhere (-1, dropped) when that similarity is below
+// `threshold`. k: f32 [n, headDim].
+void nearest_targets(const float* k, int64_t head_dim, double threshold, HeadPlan& plan);
 
 }  // namespace tp::kv

@@ -300,6 +300,38 @@ describe('KvCache.compress', () => {
   });
 });
 
+describe('KvCache EMS evict-then-merge', () => {
+  test('ems: top global-local scores kept; evicted keys with cosine >= similarity merge, the rest drop', () => {
+    const rng = mulberry32(17);
+    const H = 2, d = 4, n = 60, keep = 20;
+    const { cache } = makeCache(rng, { H, d, n });
+    const q = randomTensor3(rng, 'f32', [H, 8, d], 1);
+    cache.attend(0, q);
+    const scores = statelessScores(cache, 'ems', q);
+    const before = heads(cache, 0);
+    cache.compress({ name: 'ems', similarity: 0.6 }, { keep });
+    const after = heads(cache, 0);
+    let merged = 0, dropped = 0;
+    for (let h = 0; h < H; h++) {
+      const kept = refTopRows(scores[h]!, keep);
+      const evicted = before[h]!.k.map((_, r) => r).filter((r) => !kept.includes(r));
+      const norm = (r: number[]) => Math.sqrt(r.reduce((a, x) => a + x * x, 0));
+      const targets = refNearest(before[h]!.k, kept, evicted).map((t, i) => {
+        const a = before[h]!.k[kept[t]!]!, x = before[h]!.k[evicted[i]!]!;
+        const cos = a.reduce((s2, v, c) => s2 + v * x[c]!, 0) / (norm(a) * norm(x));
+        if (cos >= 0.6) merged++; else dropped++;
+        return cos >= 0.6 ? t : -1;
+      });
+      const want = refMerge(before[h]!, kept, evicted, targets);
+      expect(after[h]!.pos).toEqual(want.pos);
+      expect(maxAbsDiff(after[h]!.k.flat(), want.k.flat())).toBeLessThan(2e-5);
+      expect(maxAbsDiff(after[h]!.v.flat(), want.v.flat())).toBeLessThan(2e-5);
+    }
+    expect(merged).toBeGreaterThan(0);
+    expect(dropped).toBeGreaterThan(0);
+  });
+});
+
 describe('KvCache int8 / int4 (KIVI)', () => {
   for (const dtype of ['int8', 'int4'] as const) {
     test(`${dtype}: quantization error within half a step per group, f16 tail exact, attend over the stored values`, () => {
