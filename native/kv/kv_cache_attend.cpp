@@ -11,6 +11,7 @@
 #include "../attention/attention.h"
 #include "../core/checked_math.h"
 #include "kv_cache.h"
+#include "kv_quant_attend.h"
 
 namespace tp::kv {
 namespace {
@@ -46,6 +47,36 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
     a.q_len = in.q_len - q_off;
     a.q_head_stride = in.q_head_stride;
     a.q_row_stride = in.q_row_stride;
+    if (quantized() && !in.accumulate_mass && group * in.n_q <= kQuantMaxRows && s.len > 0) {
+      // Fast path: attention straight over the codes.
+      const float* qrows[kQuantMaxRows];
+      float* orows[kQuantMaxRows];
+      for (int64_t j = 0; j < group; ++j) {
+        for (int64_t i = 0; i < in.n_q; ++i) {
+          qrows[j * in.n_q + i] = in.q + (h * group + j) * in.q_head_stride + i * in.q_row_stride;
+          orows[j * in.n_q + i] = in.out + ((h * group + j) * in.n_q + i) * d;
+        }
+      }
+      QuantHeadView view;
+      view.layout = &qlayout_;
+      view.blocks = s.blocks.data();
+      view.n_blocks = s.n_blocks;
+      view.tail_k = reinterpret_cast<const uint16_t*>(s.k.data());
+      view.tail_v = reinterpret_cast<const uint16_t*>(s.v.data());
+      view.tail = tail_len(s);
+      QuantAttendArgs qa;
+      qa.rows = group * in.n_q;
+      qa.n_q = in.n_q;
+      qa.q = qrows;
+      qa.out = orows;
+      qa.lse = in.lse ? in.lse + h * group * in.n_q : nullptr;
+      qa.scale = scale;
+      qa.softcap = in.softcap;
+      qa.causal = in.causal;
+      const Status st = quant_decode_head(view, qa);
+      if (!st.is_ok()) return st;
+      continue;
+    }
     if (quantized()) {
       const Status st = read_head(layer, h, kf, vf);
       if (!st.is_ok()) return st;

@@ -4,7 +4,7 @@
 // compression, bad input that leaves the cache untouched, and async order.
 import { describe, expect, test } from 'vitest';
 import {
-  KvCache, castTo, scoreKv, toF32,
+  KvCache, backendInfo, castTo, scoreKv, setIsa, toF32,
   type FloatDType, type KvCacheDtype, type KvCompressionPolicy, type KvPolicy, type Tensor,
 } from '../../lib/index.js';
 import { decode3, referenceAttention } from '../reference/attention.js';
@@ -373,6 +373,27 @@ describe('KvCache int8 / int4 (KIVI)', () => {
       const maxStep = 2 / levels;
       expect(after[0]!.pos).toEqual(kept);
       expect(maxAbsDiff(after[0]!.v.flat(), kept.map((r) => V[0]![r]!).flat())).toBeLessThan(maxStep * 1.01 + 2e-3);
+    });
+  }
+
+  for (const isa of ['scalar', 'avx2'] as const) {
+    test(`quantized decode kernel (${isa}): odd group and headDim, causal nQ 3, softcap, lse`, () => {
+      const prev = backendInfo().isa as 'scalar' | 'avx2' | 'avx512';
+      setIsa(isa); // throws (and fails the test) if this CPU lacks it
+      try {
+        for (const dtype of ['int8', 'int4'] as const) {
+          const rng = mulberry32(isa === 'scalar' ? 5 : 6);
+          const { cache } = makeCache(rng, { H: 2, d: 13, n: 700, dtype, residual: 20, groupSize: 12 });
+          const q = randomTensor3(rng, 'f32', [8, 3, 13], 1.5);
+          const e = cache.export(0, { dtype: 'f32' });
+          const ref = referenceAttention(q, e.k, e.v, { causal: true, softcap: 4, returnLse: true });
+          const got = cache.attend(0, q, { softcap: 4, returnLse: true });
+          expect(maxAbsDiff(got.output.data, ref.output)).toBeLessThan(2e-5);
+          expect(maxAbsDiff(got.lse!.data, ref.lse)).toBeLessThan(3e-5);
+        }
+      } finally {
+        setIsa(prev);
+      }
     });
   }
 

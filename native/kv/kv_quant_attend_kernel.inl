@@ -1,0 +1,67 @@
+// The quantized decode kernel, included once per ISA inside a namespace that
+// provides: dequant_k_row, dequant_v_row, f16_row (fill f32 [headDim]),
+// dot (q . x), axpy (y += a * x). No library templates may be instantiated here.
+
+// One chunk: rows [t0, t1) of the head (blocks first, then the tail).
+// Writes m, l, acc (acc: rows x headDim) for each query row.
+inline void chunk_kernel(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int64_t t1, int64_t len,
+                         float* m, float* l, float* acc, float* krow, float* vrow, float* s) {
+  const QuantLayout& L = *h.layout;
+  const int64_t d = L.head_dim, G = L.group, R = a.rows;
+  for (int64_t r = 0; r < R; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+    for (int64_t c = 0; c < d; ++c) acc[r * d + c] = 0.0f;
+  }
+  const int64_t quant_end = h.n_blocks * G;
+  for (int64_t b0 = t0; b0 < t1; b0 += G) {
+    const int64_t b1 = b0 + G < t1 ? b0 + G : t1;  // at most one group of rows at a time
+    const int64_t n = b1 - b0;
+    // Scores [R, n].
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t idx = b0 + t;
+      if (idx < quant_end) dequant_k_row(L, h.blocks + (idx / G) * L.block_bytes, idx % G, krow);
+      else f16_row(h.tail_k + (idx - quant_end) * d, d, krow);
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t i = r % a.n_q;
+        float x = -INFINITY;
+        if (!a.causal || idx <= len - a.n_q + i) {
+          x = dot(a.q[r], krow, d) * a.scale;
+          if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
+        }
+        s[r * G + t] = x;
+      }
+    }
+    // Online softmax update per row.
+    for (int64_t r = 0; r < R; ++r) {
+      float bm = -INFINITY;
+      for (int64_t t = 0; t < n; ++t) bm = s[r * G + t] > bm ? s[r * G + t] : bm;
+      if (bm == -INFINITY) {
+        for (int64_t t = 0; t < n; ++t) s[r * G + t] = 0.0f;
+        continue;
+      }
+      const float nm = bm > m[r] ? bm : m[r];
+      const float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - nm);
+      if (corr != 1.0f) {
+        for (int64_t c = 0; c < d; ++c) acc[r * d + c] *= corr;
+        l[r] *= corr;
+      }
+      m[r] = nm;
+      for (int64_t t = 0; t < n; ++t) {
+        const float p = s[r * G + t] == -INFINITY ? 0.0f : expf(s[r * G + t] - nm);
+        s[r * G + t] = p;
+        l[r] += p;
+      }
+    }
+    // P . V: each value row dequantized once for every query row.
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t idx = b0 + t;
+      if (idx < quant_end) dequant_v_row(L, h.blocks + (idx / G) * L.block_bytes, idx % G, vrow);
+      else f16_row(h.tail_v + (idx - quant_end) * d, d, vrow);
+      for (int64_t r = 0; r < R; ++r) {
+        const float p = s[r * G + t];
+        if (p != 0.0f) axpy(p, vrow, acc + r * d, d);
+      }
+    }
+  }
+}
