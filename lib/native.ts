@@ -174,6 +174,9 @@ export interface NativeCompressReport {
   bytesBefore: number;
   bytesAfter: number;
   ms: number;
+  planMs: number;
+  applyMs: number;
+  bytesMoved: number;
 }
 
 export interface NativeKvExportParams {
@@ -195,7 +198,7 @@ export interface NativeKvCacheHandle {
   lengths(): Int32Array; // [nLayers * nKvHeads]
   maxLength(layer: number): number;
   memoryBytes(): number;
-  clear(): void;
+  clear(layer?: number): void;
   busy(): boolean;
 }
 

@@ -81,6 +81,12 @@ export interface CompressReport {
   bytesAfter: number;
   /** Wall time of the native call. */
   ms: number;
+  /** Of which: scoring, budgets and selection (nothing changed yet). */
+  planMs: number;
+  /** Of which: merging and in-place compaction, shrinking the storage. */
+  applyMs: number;
+  /** Bytes compaction read and wrote to move kept rows (float caches; 0 for int caches, which re-quantize). */
+  bytesMoved: number;
 }
 
 export interface ExportedLayer {
@@ -367,9 +373,10 @@ export class KvCache {
     return this.#handle.memoryBytes();
   }
 
-  /** Drops every token and frees the storage. */
-  clear(): void {
+  /** Drops every token (of one layer, or of all) and frees the storage. */
+  clear(layer?: number): void {
     this.#idle();
-    this.#handle.clear();
+    if (layer === undefined) this.#handle.clear();
+    else this.#handle.clear(this.#checkLayer(layer));
   }
 }

@@ -152,6 +152,9 @@ Napi::Object ReportObject(Napi::Env env, const CompressReport& rep, double ms) {
   o.Set("bytesBefore", Napi::Number::New(env, static_cast<double>(rep.bytes_before)));
   o.Set("bytesAfter", Napi::Number::New(env, static_cast<double>(rep.bytes_after)));
   o.Set("ms", Napi::Number::New(env, ms));
+  o.Set("planMs", Napi::Number::New(env, rep.plan_ms));
+  o.Set("applyMs", Napi::Number::New(env, rep.apply_ms));
+  o.Set("bytesMoved", Napi::Number::New(env, static_cast<double>(rep.bytes_moved)));
   return o;
 }
 
@@ -282,9 +285,13 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     return Napi::Number::New(info.Env(), static_cast<double>(cache_->memory_bytes()));
   }
 
+  // clear() or clear(layer).
   Napi::Value Clear(const Napi::CallbackInfo& info) {
+    const int64_t layer = info.Length() > 0 && !info[0].IsUndefined() ? ToInt(info[0], "layer") : -1;
+    if (layer < -1 || layer >= cache_->config().n_layers) throw Napi::RangeError::New(info.Env(), "layer: expected 0 to " + std::to_string(cache_->config().n_layers - 1));
     Guard g(this, info.Env());
-    cache_->clear();
+    if (layer < 0) cache_->clear();
+    else cache_->clear_layer(layer);
     return info.Env().Undefined();
   }
 

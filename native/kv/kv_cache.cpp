@@ -295,6 +295,13 @@ void KvCache::clear() {
   std::fill(mass_seen_.begin(), mass_seen_.end(), 0);
 }
 
+void KvCache::clear_layer(int64_t layer) {
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) head(layer, h) = HeadStore();
+  next_pos_[layer] = 0;
+  windows_[layer] = Window();
+  mass_seen_[layer] = 0;
+}
+
 const std::vector<float>& KvCache::window(int64_t layer, int64_t* n_heads, int64_t* rows) const {
   *n_heads = windows_[layer].n_heads;
   *rows = windows_[layer].rows;

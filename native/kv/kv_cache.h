@@ -74,6 +74,8 @@ struct AttendInput {
 struct CompressReport {
   int64_t tokens_before = 0, tokens_after = 0;
   int64_t bytes_before = 0, bytes_after = 0;
+  double plan_ms = 0, apply_ms = 0;  // scoring + selection (+ merge targets); merge + compaction
+  int64_t bytes_moved = 0;           // bytes compaction read and wrote (rows, positions, accumulators)
 };
 
 class KvCache {
@@ -94,6 +96,7 @@ class KvCache {
   int64_t memory_bytes() const;
   int64_t total_tokens() const;
   void clear();
+  void clear_layer(int64_t layer);  // layer must be in range
   // Observation window of a layer: the newest `rows` queries given to attend,
   // [nHeads, window, headDim] with rows valid per head (head stride window * headDim).
   const std::vector<float>& window(int64_t layer, int64_t* n_heads, int64_t* rows) const;

@@ -2,6 +2,7 @@
 // merge targets) without touching the cache, then merge and compact each
 // head in place. A request that fails validation or planning changes nothing.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -281,6 +282,8 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
   report->tokens_before = total_tokens();
   report->bytes_before = memory_bytes();
 
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   // Phase 1: plan every layer, reserve what phase 2 needs.
   std::vector<std::vector<HeadPlan>> plans(layers.size());
   int64_t longest = 0;
@@ -313,6 +316,18 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
     return Status::out_of_memory("KvCache.compress: out of memory for scratch");
   }
 
+  const auto t1 = Clock::now();
+  // Bytes compaction moves: every kept row that changes place is read and written.
+  int64_t moved = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    for (int64_t h = 0; h < H; ++h) {
+      const HeadPlan& p = plans[i][h];
+      if (static_cast<int64_t>(p.keep.size()) == head(layers[i], h).len) continue;
+      int64_t rows = 0;
+      for (size_t j = 0; j < p.keep.size(); ++j) rows += p.keep[j] != static_cast<int32_t>(j);
+      moved += 2 * rows * (2 * row_bytes() + 12);
+    }
+  }
   // Phase 2: merge and compact in place; nothing here allocates.
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t l = layers[i];
@@ -321,8 +336,12 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
       shrink(head(l, h));
     });
   }
+  const auto t2 = Clock::now();
   report->tokens_after = total_tokens();
   report->bytes_after = memory_bytes();
+  report->plan_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  report->apply_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
+  report->bytes_moved = quantized() ? 0 : moved;
   return Status::ok();
 }
 

@@ -58,16 +58,19 @@ inline void dequant_v_row(const QuantLayout& L, const uint8_t* block, int64_t t,
   const uint8_t* row = block + L.v_codes + t * L.row_bytes;
   const uint16_t* mn = f16_at(block, L.v_min) + t * L.v_groups;
   const uint16_t* sc = f16_at(block, L.v_scale) + t * L.v_groups;
-  int64_t c = 0;
-  if (L.group % 8 == 0) {
-    for (; c + 8 <= L.head_dim; c += 8) {
-      const int64_t g = c / L.group;
-      const __m256 s = _mm256_set1_ps(f16_to_f32(sc[g]));
-      const __m256 m = _mm256_set1_ps(f16_to_f32(mn[g]));
-      _mm256_storeu_ps(out + c, _mm256_fmadd_ps(s, codes8(L, row, c), m));
-    }
+  if (L.group % 8 != 0) {
+    for (int64_t c = 0; c < L.head_dim; ++c) out[c] = f16_to_f32(mn[c / L.group]) + f16_to_f32(sc[c / L.group]) * code_at(L, row, c);
+    return;
   }
-  for (; c < L.head_dim; ++c) out[c] = f16_to_f32(mn[c / L.group]) + f16_to_f32(sc[c / L.group]) * code_at(L, row, c);
+  // One (scale, min) per channel group, converted once; 8 channels at a time.
+  for (int64_t g = 0, c0 = 0; g < L.v_groups; ++g, c0 += L.group) {
+    const int64_t c1 = c0 + L.group < L.head_dim ? c0 + L.group : L.head_dim;
+    const float sf = f16_to_f32(sc[g]), mf = f16_to_f32(mn[g]);
+    const __m256 s = _mm256_set1_ps(sf), m = _mm256_set1_ps(mf);
+    int64_t c = c0;
+    for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, _mm256_fmadd_ps(s, codes8(L, row, c), m));
+    for (; c < c1; ++c) out[c] = mf + sf * code_at(L, row, c);
+  }
 }
 
 inline void f16_row(const uint16_t* x, int64_t d, float* out) {

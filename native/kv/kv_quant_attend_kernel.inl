@@ -14,18 +14,23 @@ inline void chunk_kernel(const QuantHeadView& h, const QuantAttendArgs& a, int64
     for (int64_t c = 0; c < d; ++c) acc[r * d + c] = 0.0f;
   }
   const int64_t quant_end = h.n_blocks * G;
+  // Last key each row may see (no divisions in the loops below).
+  int64_t last[kQuantMaxRows];
+  for (int64_t r = 0; r < R; ++r) last[r] = a.causal ? len - a.n_q + r % a.n_q : len - 1;
+  // t0 is a multiple of G: each step is one quantized block or a piece of the tail.
   for (int64_t b0 = t0; b0 < t1; b0 += G) {
-    const int64_t b1 = b0 + G < t1 ? b0 + G : t1;  // at most one group of rows at a time
+    const int64_t b1 = b0 + G < t1 ? b0 + G : t1;
     const int64_t n = b1 - b0;
+    const bool in_blocks = b0 < quant_end;
+    const uint8_t* block = in_blocks ? h.blocks + (b0 / G) * L.block_bytes : nullptr;
     // Scores [R, n].
     for (int64_t t = 0; t < n; ++t) {
       const int64_t idx = b0 + t;
-      if (idx < quant_end) dequant_k_row(L, h.blocks + (idx / G) * L.block_bytes, idx % G, krow);
+      if (in_blocks) dequant_k_row(L, block, t, krow);
       else f16_row(h.tail_k + (idx - quant_end) * d, d, krow);
       for (int64_t r = 0; r < R; ++r) {
-        const int64_t i = r % a.n_q;
         float x = -INFINITY;
-        if (!a.causal || idx <= len - a.n_q + i) {
+        if (idx <= last[r]) {
           x = dot(a.q[r], krow, d) * a.scale;
           if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
         }
@@ -55,9 +60,8 @@ inline void chunk_kernel(const QuantHeadView& h, const QuantAttendArgs& a, int64
     }
     // P . V: each value row dequantized once for every query row.
     for (int64_t t = 0; t < n; ++t) {
-      const int64_t idx = b0 + t;
-      if (idx < quant_end) dequant_v_row(L, h.blocks + (idx / G) * L.block_bytes, idx % G, vrow);
-      else f16_row(h.tail_v + (idx - quant_end) * d, d, vrow);
+      if (in_blocks) dequant_v_row(L, block, t, vrow);
+      else f16_row(h.tail_v + (b0 + t - quant_end) * d, d, vrow);
       for (int64_t r = 0; r < R; ++r) {
         const float p = s[r * G + t];
         if (p != 0.0f) axpy(p, vrow, acc + r * d, d);
