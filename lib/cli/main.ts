@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runInfo } from './info.js';
 import { runTour } from './tour.js';
+import { registerEvalKv } from './eval-kv.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 
 function threadList(value: string): number[] {
@@ -52,6 +53,9 @@ bench
     });
     if (opts.json !== true) printAttentionTable(report);
   });
+
+const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
+registerEvalKv(evalCmd);
 
 program
   .command('tour', { isDefault: false })
