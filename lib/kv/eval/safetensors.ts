@@ -114,14 +114,15 @@ export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, file 
     if (begin > end || end > dataLen) {
       throw bad(file, `tensor "${name}" data_offsets [${begin}, ${end}] out of range (data region is ${dataLen} bytes)`);
     }
-    // numel * size, stopping as soon as it exceeds the region (no overflow); any 0 dimension gives 0.
+    // numel * size, stopping once it is no longer exact (past 2^53); any 0 dimension gives 0.
     let bytes = (e.shape as number[]).includes(0) ? 0 : dt.size;
     for (const d of e.shape as number[]) {
-      if (bytes > dataLen) break;
+      if (bytes > Number.MAX_SAFE_INTEGER) break;
       bytes *= d;
     }
     if (bytes !== end - begin) {
-      throw bad(file, `tensor "${name}" shape [${(e.shape as number[]).join(', ')}] ${e.dtype} needs ${bytes > dataLen ? `more than ${dataLen}` : bytes} bytes, data_offsets span ${end - begin}`);
+      const need = bytes > Number.MAX_SAFE_INTEGER ? 'more than 2^53' : String(bytes);
+      throw bad(file, `tensor "${name}" shape [${(e.shape as number[]).join(', ')}] ${e.dtype} needs ${need} bytes, data_offsets span ${end - begin}`);
     }
     entries.push({ name, dtype: dt.dtype, shape: [...(e.shape as number[])], begin, end });
   }
