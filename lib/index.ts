@@ -29,3 +29,14 @@ export {
   scoreRetrievalHeads, pickRetrievalHeads, RETRIEVAL_HEAD_DEFAULTS,
   type RetrievalHeadInputs, type RetrievalHeadScores, type PickRetrievalHeadsOptions,
 } from './kv/retrieval-heads.js';
+export {
+  makeNeedleWorkload, type NeedleWorkload, type NeedleWorkloadOptions, type EvalQueries,
+} from './kv/eval/workload.js';
+export { compressLayerForEval, type LayerInputs, type EvalLayerCache } from './kv/eval/compress.js';
+export { syntheticSource, type EvalSource } from './kv/eval/source.js';
+export { loadKvTrace, writeKvTrace, traceSource, type KvTrace, type KvTraceLayer, type TraceSplit } from './kv/eval/traces.js';
+export { readSafetensors, writeSafetensors, decodeSafetensors, encodeSafetensors, type SafetensorsContents } from './kv/eval/safetensors.js';
+export {
+  runKvEval, formatKvEvalTable, DEFAULT_BUDGETS, type KvEvalOptions, type KvEvalReport, type KvEvalRow, type KvEvalMetrics,
+} from './kv/eval/run.js';
+export { renderKvEvalSvg } from './kv/eval/plot-svg.js';

@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runInfo } from './info.js';
 import { runTour } from './tour.js';
+import { registerEvalKv } from './eval-kv.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { runKvBench, printKvTable } from '../../bench/kv.js';
 
@@ -99,6 +100,9 @@ bench
     });
     if (o.json !== true) printKvTable(report);
   });
+
+const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
+registerEvalKv(evalCmd);
 
 program
   .command('tour', { isDefault: false })
