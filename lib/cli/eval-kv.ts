@@ -6,7 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
-import { KV_POLICY_NAMES, type KvPolicyName } from '../kv/policies.js';
+import { KV_POLICY_NAMES } from '../kv/policies.js';
+import { KV_CACHE_POLICY_NAMES, type KvCompressionPolicy } from '../kv/compression.js';
 import { makeNeedleWorkload, type NeedleWorkloadOptions } from '../kv/eval/workload.js';
 import { syntheticSource, type EvalSource } from '../kv/eval/source.js';
 import { loadKvTrace, traceSource } from '../kv/eval/traces.js';
@@ -38,14 +39,16 @@ function budgetList(value: string): number[] {
   return out;
 }
 
-function policyList(value: string): KvPolicyName[] {
+const ALL_POLICIES: readonly string[] = [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES];
+
+function policyList(value: string): string[] {
   const list = value.split(',').map((s) => s.trim());
   for (const p of list) {
-    if (!(KV_POLICY_NAMES as readonly string[]).includes(p)) {
-      throw new InvalidArgumentError(`--policies: unknown policy "${p}"; known policies: ${KV_POLICY_NAMES.join(', ')}`);
+    if (!ALL_POLICIES.includes(p)) {
+      throw new InvalidArgumentError(`--policies: unknown policy "${p}"; known policies: ${ALL_POLICIES.join(', ')}`);
     }
   }
-  return list as KvPolicyName[];
+  return list;
 }
 
 function dtypeArg(value: string): 'f32' | 'f16' {
@@ -56,7 +59,7 @@ function dtypeArg(value: string): 'f32' | 'f16' {
 interface EvalKvFlags {
   nKv: number; layers: number; heads: number; kvHeads: number; headDim: number; dtype: 'f32' | 'f16';
   needles: number; window: number; probes: number; seed: number;
-  budgets: number[]; policies?: KvPolicyName[]; trace?: string;
+  budgets: number[]; policies?: KvCompressionPolicy[]; trace?: string;
   json?: string | true; svg?: string; progress: boolean;
 }
 
@@ -130,7 +133,7 @@ export function registerEvalKv(evalCmd: Command): void {
     .option('--probes <n>', 'probe queries after the prompt (trace: its last rows)', positiveInt('--probes', 4096), 32)
     .option('--seed <n>', 'seed of the workload and of the random policy', seedArg, 0)
     .option('--budgets <list>', 'fractions of nKv to keep, e.g. 0.01,0.1 or 1%,10%', budgetList, [...DEFAULT_BUDGETS])
-    .option('--policies <list>', `policies to evaluate (default all: ${KV_POLICY_NAMES.join(',')})`, policyList)
+    .option('--policies <list>', `policies to evaluate (default all: ${ALL_POLICIES.join(',')})`, policyList)
     .option('--trace <file>', 'evaluate a captured trace (safetensors: layers.<i>.q/k/v) instead of the synthetic workload')
     .option('--json [file]', 'write the full report as JSON to <file>; without <file>, print it instead of the table')
     .option('--svg <file>', 'write an SVG plot: needle retrieval and output error against the budget, per policy')

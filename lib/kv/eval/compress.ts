@@ -12,8 +12,10 @@
  * the same count everywhere, but the metrics do not assume it).
  */
 import { compressKv, type KvBudget, type KvInputs } from '../stateless.js';
-import type { KvPolicy } from '../policies.js';
+import { KvCache } from '../cache.js';
+import { KV_CACHE_POLICY_NAMES, resolveCompression, type KvCompressionPolicy } from '../compression.js';
 import type { FloatDType, Tensor } from '../../tensor.js';
+import type { KvPolicy } from '../policies.js';
 
 /** One layer's inputs to a policy: the cache plus what the policy may read (queries, keyMass, seed). */
 export type LayerInputs = KvInputs;
@@ -51,14 +53,56 @@ export function fullLayerCache(layer: LayerInputs): EvalLayerCache {
   return out;
 }
 
+/** Policies that need a KvCache: layer/head-adaptive budgets, merging, EMS's evict-then-merge. */
+function needsCache(policy: KvCompressionPolicy): boolean {
+  const name = typeof policy === 'string' ? policy : policy.name;
+  if ((KV_CACHE_POLICY_NAMES as readonly string[]).includes(name) || name === 'ems') return true;
+  return typeof policy === 'object' && (policy as { merge?: boolean }).merge === true;
+}
+
 /**
- * Compresses every layer with `policy` at `budget` (today: compressKv per
- * layer, the same nKeep for every head and layer). Throws what compressKv
- * throws, e.g. a TypeError when the policy needs an input the layer lacks.
+ * Through a KvCache: every layer appended, its queries given to attend (the
+ * cache remembers them as the observation window, and accumulates key mass),
+ * then one compress call over all layers, and each head's rows exported.
  */
-export function compressLayerForEval(policy: KvPolicy, layers: LayerInputs[], budget: KvBudget): EvalLayerCache[] {
+function compressWithCache(policy: KvCompressionPolicy, layers: LayerInputs[], budget: KvBudget): EvalLayerCache[] {
+  const [nKvHeads, nKv, headDim] = layers[0]!.k.shape as [number, number, number];
+  const nQ = layers[0]!.queries?.shape[1] ?? 1;
+  resolveCompression(policy, layers.length, nKvHeads); // bad policies fail before any work
+  const cache = new KvCache({
+    nLayers: layers.length, nKvHeads, headDim, capacity: Math.max(nKv, 1),
+    dtype: layers[0]!.k.dtype, window: Math.min(Math.max(nQ, 1), 4096),
+  });
+  layers.forEach((layer, l) => {
+    cache.append(l, layer.k, layer.v);
+    if (layer.queries) cache.attend(l, layer.queries, { accumulateMass: true });
+  });
+  cache.compress(policy, budget);
+  return layers.map((_, l) => {
+    const e = cache.export(l);
+    const maxLen = e.k.shape[1]!;
+    const out: EvalLayerCache = { k: [], v: [], positions: [] };
+    for (let g = 0; g < nKvHeads; g++) {
+      const n = e.lengths[g]!;
+      out.k.push(headView({ ...e.k, strides: [maxLen * headDim, headDim, 1] } as Tensor<FloatDType>, g, n));
+      out.v.push(headView({ ...e.v, strides: [maxLen * headDim, headDim, 1] } as Tensor<FloatDType>, g, n));
+      out.positions.push(e.positions.data.slice(g * maxLen, g * maxLen + n));
+    }
+    return out;
+  });
+}
+
+/**
+ * Compresses every layer with `policy` at `budget`. Scoring policies go
+ * through compressKv per layer (the same nKeep everywhere); cache policies
+ * (pyramidkv, adakv, razor, ems, any policy with merge) through a KvCache,
+ * where heads and layers may keep different counts. Throws what those throw,
+ * e.g. a TypeError when the policy needs an input the layer lacks.
+ */
+export function compressLayerForEval(policy: KvCompressionPolicy, layers: LayerInputs[], budget: KvBudget): EvalLayerCache[] {
+  if (needsCache(policy)) return compressWithCache(policy, layers, budget);
   return layers.map((layer) => {
-    const c = compressKv(layer, policy, budget);
+    const c = compressKv(layer, policy as KvPolicy, budget);
     const [nKvHeads, nKeep] = c.indices.shape as [number, number];
     const out: EvalLayerCache = { k: [], v: [], positions: [] };
     for (let g = 0; g < nKvHeads; g++) {

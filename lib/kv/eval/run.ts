@@ -20,7 +20,8 @@
  */
 import { checkInteger, checkOptions } from '../../validate.js';
 import { rangeError, typeError } from '../../errors.js';
-import { KV_POLICY_NAMES, resolvePolicy, type KvPolicy } from '../policies.js';
+import { KV_POLICY_NAMES } from '../policies.js';
+import { KV_CACHE_POLICY_NAMES, resolveCompression, type KvCompressionPolicy } from '../compression.js';
 import { compressLayerForEval, fullLayerCache, type EvalLayerCache } from './compress.js';
 import { attendCache, cosine, fullProbabilities, mean, NEEDLE_COSINE, relativeErrors, retainedMass } from './metrics.js';
 import type { EvalSource } from './source.js';
@@ -32,7 +33,7 @@ export interface KvEvalOptions {
   /** Fractions of nKv in (0, 1]; default DEFAULT_BUDGETS. */
   budgets?: readonly number[];
   /** Policies (names or configs); default every name in KV_POLICY_NAMES. */
-  policies?: readonly KvPolicy[];
+  policies?: readonly KvCompressionPolicy[];
   /** Called after each step (the full-cache reference, then each policy x budget). */
   onProgress?: (done: number, total: number, label: string) => void;
 }
@@ -73,7 +74,7 @@ export function keepFor(fraction: number, nKv: number): number {
   return Math.min(nKv, Math.max(1, Math.round(fraction * nKv)));
 }
 
-function policyLabel(p: KvPolicy): string {
+function policyLabel(p: KvCompressionPolicy): string {
   if (typeof p === 'string') return p;
   const { name, ...rest } = p as { name: string } & Record<string, unknown>;
   const opts = Object.entries(rest).map(([k, v]) => `${k}=${String(v)}`);
@@ -190,9 +191,9 @@ const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 export async function runKvEval(source: EvalSource, options?: KvEvalOptions): Promise<KvEvalReport> {
   const o = checkOptions('options', options, ['budgets', 'policies', 'onProgress']) as KvEvalOptions;
   const budgets = o.budgets === undefined ? [...DEFAULT_BUDGETS] : checkBudgets(o.budgets);
-  const policies = o.policies === undefined ? [...KV_POLICY_NAMES] : [...o.policies];
+  const policies: KvCompressionPolicy[] = o.policies === undefined ? [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES] as KvCompressionPolicy[] : [...o.policies];
   if (policies.length === 0) throw typeError('options.policies', 'a non-empty array of policies', policies);
-  policies.forEach((p) => resolvePolicy(p)); // bad names fail before any work
+  policies.forEach((p) => resolveCompression(p, 1, 1)); // bad names fail before any work
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw typeError('options.onProgress', 'a function', o.onProgress);
   checkInteger('source.nKv', source.nKv, 1);
 
