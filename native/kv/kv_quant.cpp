@@ -32,19 +32,21 @@ uint8_t encode(float x, float mn, float inv, int64_t levels) {
   return static_cast<uint8_t>(std::clamp(c, 0.0f, static_cast<float>(levels)));
 }
 
+// Key codes: int4 packs channel j and channel j + rowBytes into byte j, so
+// the low and the high nibbles each hold channels in natural order.
 void put_code(const QuantLayout& L, uint8_t* row, int64_t c, uint8_t code) {
   if (L.bits == 8) {
     row[c] = code;
-  } else if ((c & 1) == 0) {
-    row[c >> 1] = static_cast<uint8_t>((row[c >> 1] & 0xf0) | code);
+  } else if (c < L.row_bytes) {
+    row[c] = static_cast<uint8_t>((row[c] & 0xf0) | code);
   } else {
-    row[c >> 1] = static_cast<uint8_t>((row[c >> 1] & 0x0f) | (code << 4));
+    row[c - L.row_bytes] = static_cast<uint8_t>((row[c - L.row_bytes] & 0x0f) | (code << 4));
   }
 }
 
 inline uint8_t get_code(const QuantLayout& L, const uint8_t* row, int64_t c) {
   if (L.bits == 8) return row[c];
-  return (c & 1) == 0 ? (row[c >> 1] & 0x0f) : (row[c >> 1] >> 4);
+  return c < L.row_bytes ? (row[c] & 0x0f) : (row[c - L.row_bytes] >> 4);
 }
 
 uint16_t* f16_at(uint8_t* block, int64_t offset) { return reinterpret_cast<uint16_t*>(block + offset); }
@@ -60,9 +62,11 @@ QuantLayout make_quant_layout(int64_t head_dim, int64_t group, int64_t bits) {
   L.row_bytes = bits == 8 ? head_dim : (head_dim + 1) / 2;
   L.v_groups = (head_dim + group - 1) / group;
   L.k_codes = 0;
+  L.v_col_bytes = (group + 1) / 2;
   L.v_codes = L.k_codes + group * L.row_bytes;
+  const int64_t v_bytes = bits == 8 ? group * L.row_bytes : head_dim * L.v_col_bytes;
   // f16 arrays start 2-byte aligned.
-  L.k_scale = (L.v_codes + group * L.row_bytes + 1) / 2 * 2;
+  L.k_scale = (L.v_codes + v_bytes + 1) / 2 * 2;
   L.k_min = L.k_scale + 2 * head_dim;
   L.v_scale = L.k_min + 2 * head_dim;
   L.v_min = L.v_scale + 2 * group * L.v_groups;
@@ -99,7 +103,15 @@ void quantize_block(const QuantLayout& L, const float* k, const float* v, uint8_
       const int64_t at = t * L.v_groups + cg;
       quant_params(lo, hi, levels, f16_at(block, L.v_min) + at, f16_at(block, L.v_scale) + at, &mn, &sc);
       const float inv = sc > 0.0f ? 1.0f / sc : 0.0f;
-      for (int64_t c = c0; c < c1; ++c) put_code(L, block + L.v_codes + t * L.row_bytes, c, encode(row[c], mn, inv, levels));
+      for (int64_t c = c0; c < c1; ++c) {
+        const uint8_t code = encode(row[c], mn, inv, levels);
+        if (L.bits == 8) {
+          block[L.v_codes + t * L.row_bytes + c] = code;
+        } else {
+          uint8_t& b = block[L.v_codes + c * L.v_col_bytes + t / 2];
+          b = (t & 1) == 0 ? static_cast<uint8_t>((b & 0xf0) | code) : static_cast<uint8_t>((b & 0x0f) | (code << 4));
+        }
+      }
     }
   }
 }
@@ -115,10 +127,9 @@ void dequantize_rows(const QuantLayout& L, const uint8_t* block, int64_t r0, int
       }
     }
     if (v) {
-      const uint8_t* codes = block + L.v_codes + t * L.row_bytes;
       for (int64_t c = 0; c < d; ++c) {
         const int64_t at = t * L.v_groups + c / L.group;
-        v[r * d + c] = f16_to_f32(f16_at(block, L.v_min)[at]) + f16_to_f32(f16_at(block, L.v_scale)[at]) * get_code(L, codes, c);
+        v[r * d + c] = f16_to_f32(f16_at(block, L.v_min)[at]) + f16_to_f32(f16_at(block, L.v_scale)[at]) * v_code(L, block, t, c);
       }
     }
   }

@@ -34,19 +34,22 @@ Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a) {
   const int64_t chunks = (len + span - 1) / span;
   const auto run = active_isa() >= IsaLevel::Avx2 ? qattn_avx2::run_chunk : qattn_scalar::run_chunk;
   std::vector<float> m, l, acc, scratch;
+  // krow, vrow, scores [R, G], then the int4 path's workspace (kv_quant_attend_avx2.cpp).
+  const int64_t vg = L.v_groups;
+  const int64_t scratch_floats = (2 * d + R * L.group) + (2 * d + 2 * R + 2 * L.group * vg + 2 * R * vg) + (R * d + R * vg * L.group + L.group * d) / 4 + 64;
   const int workers = ThreadPool::instance().size();
   try {
     m.assign(static_cast<size_t>(chunks * R), -std::numeric_limits<float>::infinity());
     l.assign(static_cast<size_t>(chunks * R), 0.0f);
     acc.assign(static_cast<size_t>(chunks * R * d), 0.0f);
-    scratch.assign(static_cast<size_t>(workers * (2 * d + R * L.group)), 0.0f);
+    scratch.assign(static_cast<size_t>(workers * scratch_floats), 0.0f);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("quantized attention: cannot allocate partial results");
   }
   ThreadPool::instance().parallel_for(chunks, [&](int64_t c, int worker) {
     const int64_t t0 = c * span, t1 = std::min(len, t0 + span);
     run(h, a, t0, t1, len, m.data() + c * R, l.data() + c * R, acc.data() + c * R * d,
-        scratch.data() + worker * (2 * d + R * L.group));
+        scratch.data() + worker * scratch_floats);
   });
   for (int64_t r = 0; r < R; ++r) {
     float mx = -std::numeric_limits<float>::infinity();

@@ -21,12 +21,16 @@ inline void axpy(float alpha, const float* x, float* y, int64_t d) {
   for (int64_t c = 0; c < d; ++c) y[c] += alpha * x[c];
 }
 
+constexpr bool kHasInt4Step = false;
+inline bool int4_step_fits(const QuantLayout&) { return false; }
+inline void step_int4(const QuantLayout&, const uint8_t*, const QuantAttendArgs&, int64_t, const int64_t*, float*, float*, float*, float*, float*) {}
+
 #include "kv_quant_attend_kernel.inl"
 
 void run_chunk(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int64_t t1, int64_t len, float* m, float* l, float* acc,
                float* scratch) {
   const int64_t d = h.layout->head_dim;
-  chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + d, scratch + 2 * d);
+  chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + d, scratch + 2 * d, scratch + 2 * d + a.rows * h.layout->group);
 }
 
 }  // namespace tp::kv::qattn_scalar

@@ -397,6 +397,23 @@ describe('KvCache int8 / int4 (KIVI)', () => {
     });
   }
 
+  test('int4 integer kernel (group 32, headDim 64 and 128): within 3% of exact attention over the stored values', () => {
+    for (const d of [64, 128]) {
+      const rng = mulberry32(d);
+      const { cache } = makeCache(rng, { H: 2, d, n: 1000, dtype: 'int4' });
+      for (const nQ of [1, 3]) {
+        const q = randomTensor3(rng, 'f32', [8, nQ, d], 2);
+        const e = cache.export(0, { dtype: 'f32' });
+        const ref = referenceAttention(q, e.k, e.v, { causal: true, returnLse: true });
+        const got = cache.attend(0, q, { returnLse: true });
+        let num = 0, den = 0;
+        got.output.data.forEach((x, i) => { num += (x - ref.output[i]!) ** 2; den += ref.output[i]! ** 2; });
+        expect(Math.sqrt(num / den)).toBeLessThan(0.03);
+        expect(maxAbsDiff(got.lse!.data, ref.lse)).toBeLessThan(0.03);
+      }
+    }
+  });
+
   test('memory: int4 < int8 < f16 for the same tokens', () => {
     const mem = (dtype: KvCacheDtype) => makeCache(mulberry32(1), { H: 2, d: 128, n: 2048, dtype }).cache.memoryBytes;
     const [f16, i8, i4] = [mem('f16'), mem('int8'), mem('int4')];
