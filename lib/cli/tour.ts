@@ -1,11 +1,13 @@
 /**
- * The main job, `npm start`: a short tour on built-in defaults. For now:
- * backend info, then the quick attention benchmark with its table. Later
- * areas (KV compression, text coding) add their demos here.
+ * The main job, `npm start`: a short tour on built-in defaults: backend info,
+ * the quick attention benchmark with its table, then the KV-cache demo (a
+ * decode loop under a memory budget vs a full cache). Later areas (text
+ * coding) add their demos here.
  */
 import { backendInfo } from '../backend.js';
 import { formatInfo } from './info.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
+import { formatKvDemo, runKvDemo } from '../kv/demo.js';
 
 export async function runTour(opts: { json: boolean }): Promise<void> {
   const info = backendInfo();
@@ -14,6 +16,11 @@ export async function runTour(opts: { json: boolean }): Promise<void> {
     console.log('\nQuick attention benchmark (`tokenpress bench attention` runs the full one):\n');
   }
   const attention = await runAttentionBench({ quick: true, json: false, progress: !opts.json });
-  if (opts.json) console.log(JSON.stringify({ info, attention }, null, 2));
-  else printAttentionTable(attention);
+  if (!opts.json) {
+    printAttentionTable(attention);
+    console.log('\nKV cache under a memory budget (`tokenpress eval kv` and `bench kv` measure every policy):\n');
+  }
+  const kv = runKvDemo();
+  if (opts.json) console.log(JSON.stringify({ info, attention, kv }, null, 2));
+  else console.log(formatKvDemo(kv));
 }

@@ -24,7 +24,11 @@ import { budgetToKeep, type KvBudget } from './stateless.js';
 
 export type KvCacheDtype = keyof typeof CACHE_DTYPE_CODE;
 
-/** Decoding-time compression: keep each layer under `budget` as tokens arrive. */
+/**
+ * Decoding-time compression: keep each layer under `budget` as tokens arrive.
+ * A policy that scores with queries (snapkv, tova, ...) starts once attend()
+ * has given the layer queries to remember; until then the layer only grows.
+ */
 export interface AutoCompressOptions {
   policy: KvCompressionPolicy;
   /** Tokens per head to compress down to. */
@@ -104,6 +108,7 @@ const FLOAT_TYPES: FloatDType[] = ['f32', 'f16', 'bf16'];
 
 interface ResolvedAuto {
   params: Omit<NativeKvCompressParams, 'layers'>;
+  needsQueries: boolean;
   keep: number;
   interval: number;
 }
@@ -117,6 +122,8 @@ export class KvCache {
   readonly #handle: NativeKvCacheHandle;
   readonly #auto: ResolvedAuto | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Layers whose attend calls gave the cache queries to score with. */
+  readonly #hasQueries: boolean[] = [];
   #pending = 0;
 
   constructor(options: KvCacheOptions) {
@@ -150,7 +157,9 @@ export class KvCache {
       throw rangeError('options.autoCompress.interval', `budget.keep + interval <= capacity = ${this.capacity}`, interval);
     }
     const params = { ...resolveCompression(a.policy, this.nLayers, this.nKvHeads), keep, ratio: -1 };
-    return { params, keep, interval };
+    // Every scorer but these reads queries or the key mass that attend() accumulates.
+    const needsQueries = params.allocation !== 3 && !['streamingllm', 'knorm', 'random'].includes(params.policy);
+    return { params, keep, interval, needsQueries };
   }
 
   #checkLayer(layer: unknown): number {
@@ -195,16 +204,21 @@ export class KvCache {
     return p;
   }
 
-  /** Layers whose longest head reaches the auto-compression trigger. */
+  /**
+   * Layers whose longest head reaches the auto-compression trigger. A policy
+   * that scores with queries waits until attend() has given the layer some.
+   */
   #autoLayers(layer: number, incoming: number): number[] {
     if (!this.#auto) return [];
+    if (this.#auto.needsQueries && !this.#hasQueries[layer]) return [];
     const len = this.#handle.maxLength(layer);
     return len + incoming >= this.#auto.keep + this.#auto.interval || len + incoming > this.capacity ? [layer] : [];
   }
 
   #checkCapacity(layer: number, n: number): void {
     const len = this.#handle.maxLength(layer);
-    if (len + n > this.capacity && !(this.#auto && this.#auto.keep + n <= this.capacity)) {
+    const canMakeRoom = this.#auto && this.#auto.keep + n <= this.capacity && !(this.#auto.needsQueries && !this.#hasQueries[layer]);
+    if (len + n > this.capacity && !canMakeRoom) {
       throw rangeError('k.shape[1] (n)', `at most ${this.capacity - len} tokens (layer ${layer} holds ${len} of capacity ${this.capacity})`, n);
     }
   }
@@ -219,7 +233,9 @@ export class KvCache {
     this.#idle();
     const p = this.#appendParams(layer, k, v, opts);
     this.#checkCapacity(p.layer, p.n);
-    if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity) this.#handle.compress({ ...this.#auto.params, layers: Int32Array.of(p.layer) });
+    if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity && this.#autoLayers(p.layer, p.n).length) {
+      this.#handle.compress({ ...this.#auto.params, layers: Int32Array.of(p.layer) });
+    }
     this.#handle.append(p);
     const layers = this.#autoLayers(p.layer, 0);
     if (layers.length) this.#handle.compress({ ...this.#auto!.params, layers: Int32Array.from(layers) });
@@ -230,7 +246,7 @@ export class KvCache {
     const p = this.#appendParams(layer, k, v, opts);
     return this.#enqueue(async () => {
       this.#checkCapacity(p.layer, p.n);
-      if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity) {
+      if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity && this.#autoLayers(p.layer, p.n).length) {
         await this.#handle.compressAsync({ ...this.#auto.params, layers: Int32Array.of(p.layer) });
       }
       await this.#handle.appendAsync(p);
@@ -285,6 +301,7 @@ export class KvCache {
     this.#idle();
     const { p, shape } = this.#attendParams(layer, q, opts);
     this.#handle.attend(p);
+    if (p.remember) this.#hasQueries[p.layer] = true;
     return this.#attendResult(p, shape);
   }
 
@@ -293,6 +310,7 @@ export class KvCache {
     const { p, shape } = this.#attendParams(layer, q, opts);
     return this.#enqueue(async () => {
       await this.#handle.attendAsync(p);
+      if (p.remember) this.#hasQueries[p.layer] = true;
       return this.#attendResult(p, shape);
     });
   }
@@ -376,7 +394,13 @@ export class KvCache {
   /** Drops every token (of one layer, or of all) and frees the storage. */
   clear(layer?: number): void {
     this.#idle();
-    if (layer === undefined) this.#handle.clear();
-    else this.#handle.clear(this.#checkLayer(layer));
+    if (layer === undefined) {
+      this.#handle.clear();
+      this.#hasQueries.length = 0;
+    } else {
+      const l = this.#checkLayer(layer);
+      this.#handle.clear(l);
+      this.#hasQueries[l] = false;
+    }
   }
 }

@@ -437,6 +437,18 @@ describe('decoding-time compression (autoCompress)', () => {
     expect(heads(cache, 0)[1]!.pos).toEqual(sim);
   });
 
+  test('a query-based policy waits for attend() before compressing; then keeps the budget', () => {
+    const rng = mulberry32(2);
+    const cache = new KvCache({ nLayers: 1, nKvHeads: 2, headDim: 8, capacity: 200, dtype: 'f32', autoCompress: { policy: 'snapkv', budget: { keep: 40 }, interval: 8 } });
+    cache.append(0, f32([2, 100, 8], randomF32(rng, 1600)), f32([2, 100, 8], randomF32(rng, 1600)));
+    expect(Array.from(cache.lengths().data)).toEqual([100, 100]);
+    cache.attend(0, f32([4, 4, 8], randomF32(rng, 128)));
+    cache.append(0, f32([2, 1, 8], randomF32(rng, 16)), f32([2, 1, 8], randomF32(rng, 16)));
+    expect(Array.from(cache.lengths().data)).toEqual([40, 40]);
+    // SnapKV keeps its window (the newest min(32, 4 remembered queries) rows).
+    expect(heads(cache, 0)[0]!.pos.slice(-4)).toEqual([97, 98, 99, 100]);
+  });
+
   test('a prefill larger than the capacity compresses first, when the budget leaves room', () => {
     const cache = new KvCache({ nLayers: 1, nKvHeads: 1, headDim: 2, capacity: 40, dtype: 'f32', autoCompress: { policy: 'streamingllm', budget: { keep: 8 }, interval: 8 } });
     const rng = mulberry32(1);
