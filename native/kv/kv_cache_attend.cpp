@@ -32,7 +32,7 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
   const int64_t group = in.n_heads / H;
   const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
 
-  std::vector<float> kf, vf;
+  std::vector<float> kf, vf, bias;
   std::vector<std::vector<float>> masses(static_cast<size_t>(in.accumulate_mass ? H : 0));
   for (int64_t h = 0; h < H; ++h) {
     HeadStore& s = head(layer, h);
@@ -47,7 +47,11 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
     a.q_len = in.q_len - q_off;
     a.q_head_stride = in.q_head_stride;
     a.q_row_stride = in.q_row_stride;
-    if (quantized() && !in.accumulate_mass && group * in.n_q <= kQuantMaxRows && s.len > 0) {
+    // Rows that stand for several merged tokens weigh count times as much in
+    // the softmax (RazorAttention's compensation token, proportional
+    // attention for merged tokens): logit + log(count), as an additive mask.
+    const bool weighted = std::any_of(s.count.begin(), s.count.end(), [](float c) { return c != 1.0f; });
+    if (quantized() && !weighted && !in.accumulate_mass && group * in.n_q <= kQuantMaxRows && s.len > 0) {
       // Fast path: attention straight over the codes.
       const float* qrows[kQuantMaxRows];
       float* orows[kQuantMaxRows];
@@ -114,6 +118,17 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
       std::fill(a.out, a.out + a.out_len, 0.0f);
       if (a.lse) std::fill(a.lse, a.lse + a.lse_len, -std::numeric_limits<float>::infinity());
       continue;
+    }
+    if (weighted) {
+      try {
+        bias.resize(static_cast<size_t>(in.n_q * s.len));
+      } catch (const std::bad_alloc&) {
+        return Status::out_of_memory("KvCache.attend: cannot allocate the merge weights");
+      }
+      for (int64_t r = 0; r < s.len; ++r) bias[r] = std::log(s.count[r]);
+      for (int64_t i = 1; i < in.n_q; ++i) std::copy(bias.begin(), bias.begin() + s.len, bias.begin() + i * s.len);
+      a.additive_mask = bias.data();
+      a.mask_len = in.n_q * s.len;
     }
     const Status st = run_attention(a);
     if (!st.is_ok()) return st;

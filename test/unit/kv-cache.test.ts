@@ -275,6 +275,14 @@ describe('KvCache.compress', () => {
         expect(maxAbsDiff(after[h]!.k[2]!, mean)).toBeLessThan(1e-5);
       }
     }
+    // Attention weighs the compensation row by the 41 tokens it stands for: logit + log(41).
+    const q = randomTensor3(mulberry32(1), 'f32', [4, 2, d], 1);
+    const e = cache.export(1);
+    const bias = new Float32Array(2 * 10);
+    bias[2] = Math.log(41);
+    bias[12] = Math.log(41);
+    const ref = referenceAttention(q, e.k, e.v, { causal: true, mask: { dtype: 'f32', shape: [2, 10], data: bias } });
+    expect(maxAbsDiff(cache.attend(1, q).output.data, ref.output)).toBeLessThan(2e-5);
   });
 
   test('merge: evicted rows fold into the most similar kept key (count-weighted), twice', () => {
