@@ -185,6 +185,7 @@ export interface NativeKvExportParams {
   k: Float32Array | Uint16Array; // [nKvHeads, maxLen, headDim]
   v: Float32Array | Uint16Array;
   positions: Int32Array; // [nKvHeads, maxLen]
+  counts?: Float32Array; // [nKvHeads, maxLen]
 }
 
 export interface NativeKvCacheHandle {

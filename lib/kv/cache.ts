@@ -101,6 +101,12 @@ export interface ExportedLayer {
   positions: Tensor<'i32'>;
   /** Tokens per head [nKvHeads]. */
   lengths: Int32Array;
+  /**
+   * How many original tokens each row stands for, f32 [nKvHeads, maxLen]
+   * (1 unless merged; 0 padded). attend() adds log(count) to a row's logit;
+   * add it as an additive mask when attending over the export elsewhere.
+   */
+  counts: Tensor<'f32'>;
 }
 
 const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'autoCompress'] as const;
@@ -368,13 +374,15 @@ export class KvCache {
     const k = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
     const v = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
     const positions = new Int32Array(this.nKvHeads * maxLen);
-    this.#handle.exportLayer({ layer: l, dtype: DTYPE_CODE[dtype], k, v, positions });
+    const counts = new Float32Array(this.nKvHeads * maxLen);
+    this.#handle.exportLayer({ layer: l, dtype: DTYPE_CODE[dtype], k, v, positions, counts });
     const all = this.#handle.lengths();
     const shape = [this.nKvHeads, maxLen, this.headDim];
     return {
       k: { dtype, shape, data: k } as Tensor<FloatDType>,
       v: { dtype, shape, data: v } as Tensor<FloatDType>,
       positions: { dtype: 'i32', shape: [this.nKvHeads, maxLen], data: positions },
+      counts: { dtype: 'f32', shape: [this.nKvHeads, maxLen], data: counts },
       lengths: all.slice(l * this.nKvHeads, (l + 1) * this.nKvHeads),
     };
   }

@@ -253,10 +253,12 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(t), true);
     const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(t), true);
     const TypedArrayView pos = GetTypedArray(o, "positions", napi_int32_array, true);
+    const TypedArrayView counts = GetTypedArray(o, "counts", napi_float32_array, false);
     if (k.length > 0 && k.data == v.data) throw Napi::RangeError::New(info.Env(), "v: expected a buffer distinct from k");
     Guard g(this, info.Env());
     if (v.length != k.length) throw Napi::RangeError::New(info.Env(), "v: expected as many elements as k");
-    const Status s = cache_->export_layer(layer, t, k.data, v.data, k.length, static_cast<int32_t*>(pos.data), pos.length);
+    const Status s = cache_->export_layer(layer, t, k.data, v.data, k.length, static_cast<int32_t*>(pos.data), pos.length,
+                                          counts.present ? static_cast<float*>(counts.data) : nullptr, counts.length);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
     return info.Env().Undefined();
   }

@@ -238,11 +238,13 @@ int64_t KvCache::max_length(int64_t layer) const {
   return m;
 }
 
-Status KvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len) const {
+Status KvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len,
+                             float* counts, int64_t counts_len) const {
   if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, m = max_length(layer);
   if (kv_len != H * m * d) return Status::invalid("k, v: expected " + num(H * m * d) + " elements each, received " + num(kv_len));
   if (pos_len != H * m) return Status::invalid("positions: expected " + num(H * m) + " elements, received " + num(pos_len));
+  if (counts && counts_len != H * m) return Status::invalid("counts: expected " + num(H * m) + " elements, received " + num(counts_len));
   Status failed = Status::ok();
   std::vector<Status> statuses(static_cast<size_t>(H));
   ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
@@ -266,6 +268,9 @@ Status KvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, in
     std::memset(static_cast<uint8_t*>(k) + (base + s.len) * d * es, 0, static_cast<size_t>((m - s.len) * d) * es);
     std::memset(static_cast<uint8_t*>(v) + (base + s.len) * d * es, 0, static_cast<size_t>((m - s.len) * d) * es);
     for (int64_t r = 0; r < m; ++r) positions[base + r] = r < s.len ? s.pos[r] : -1;
+    if (counts) {
+      for (int64_t r = 0; r < m; ++r) counts[base + r] = r < s.len ? s.count[r] : 0.0f;
+    }
   });
   for (const Status& s : statuses) {
     if (!s.is_ok()) failed = s;

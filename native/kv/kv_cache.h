@@ -88,8 +88,10 @@ class KvCache {
   // Scores, selects, merges and compacts the given layers (all when empty).
   Status compress(const CompressRequest& req, CompressReport* report);
   // Dense copy of one layer: k, v [nKvHeads, maxLen, headDim] as `out_type`
-  // (zero padded), positions [nKvHeads, maxLen] (-1 padded), lengths [nKvHeads].
-  Status export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len) const;
+  // (zero padded), positions [nKvHeads, maxLen] (-1 padded), and when given,
+  // counts [nKvHeads, maxLen] (tokens each row stands for; 0 padded).
+  Status export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len,
+                      float* counts = nullptr, int64_t counts_len = 0) const;
 
   int64_t length(int64_t layer, int64_t head) const { return heads_[layer * cfg_.n_kv_heads + head].len; }
   int64_t max_length(int64_t layer) const;

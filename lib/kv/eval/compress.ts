@@ -25,6 +25,8 @@ export interface EvalLayerCache {
   k: Tensor<FloatDType>[];
   v: Tensor<FloatDType>[];
   positions: Int32Array[];
+  /** Per head: tokens each row stands for (merged rows > 1); absent = all 1. Attention adds log(weight). */
+  weights?: Float32Array[];
 }
 
 function headView(t: Tensor<FloatDType>, g: number, n: number): Tensor<FloatDType> {
@@ -81,9 +83,10 @@ function compressWithCache(policy: KvCompressionPolicy, layers: LayerInputs[], b
   return layers.map((_, l) => {
     const e = cache.export(l);
     const maxLen = e.k.shape[1]!;
-    const out: EvalLayerCache = { k: [], v: [], positions: [] };
+    const out: EvalLayerCache = { k: [], v: [], positions: [], weights: [] };
     for (let g = 0; g < nKvHeads; g++) {
       const n = e.lengths[g]!;
+      out.weights!.push(e.counts.data.slice(g * maxLen, g * maxLen + n));
       out.k.push(headView({ ...e.k, strides: [maxLen * headDim, headDim, 1] } as Tensor<FloatDType>, g, n));
       out.v.push(headView({ ...e.v, strides: [maxLen * headDim, headDim, 1] } as Tensor<FloatDType>, g, n));
       out.positions.push(e.positions.data.slice(g * maxLen, g * maxLen + n));

@@ -14,6 +14,7 @@
  * - needle hit: cosine(o_c, needle value) >= NEEDLE_COSINE.
  * GQA: query head h reads KV head floor(h / (nHeads / nKvHeads)).
  */
+import type { Tensor } from '../../tensor.js';
 import { attention } from '../../attention.js';
 import type { EvalLayerCache } from './compress.js';
 import type { EvalQueries } from './workload.js';
@@ -55,8 +56,18 @@ export function attendCache(qs: EvalQueries, cache: EvalLayerCache): Float32Arra
     if (n === 0) continue;
     const mask = visibilityMask(qs, cache.positions[g]!);
     const block = group * nQ * headDim;
+    const w = cache.weights?.[g];
+    let maskOpt: Tensor<'bool'> | Tensor<'f32'> | undefined = mask ? { dtype: 'bool', shape: [nQ, n], data: mask } : undefined;
+    if (w && w.some((x) => x !== 1)) {
+      // Merged rows weigh by the tokens they stand for (as KvCache.attend does).
+      const add = new Float32Array(nQ * n);
+      for (let i = 0; i < nQ; i++) {
+        for (let j = 0; j < n; j++) add[i * n + j] = mask && !mask[i * n + j] ? -Infinity : Math.log(w[j]!);
+      }
+      maskOpt = { dtype: 'f32', shape: [nQ, n], data: add };
+    }
     attention(groupQueries(qs, g, group), cache.k[g]!, cache.v[g]!, {
-      ...(mask ? { mask: { dtype: 'bool', shape: [nQ, n], data: mask } } : {}),
+      ...(maskOpt ? { mask: maskOpt } : {}),
       out: out.subarray(g * block, (g + 1) * block),
     });
   }
