@@ -11,6 +11,7 @@
  *            `measureLayers` layers are refilled with 32k tokens, given 32
  *            observation queries (attend, with key mass), the LLC is flushed
  *            by reading 1 GiB, then compress() runs on one layer at a time.
+ *            speckv also gets 8 draft-token queries.
  *            Reported per layer: planMs (score + select), applyMs (compaction),
  *            compaction GB/s (bytes read + written / applyMs).
  *   quantize int8 / int4 caches of `quantLayers` layers: append (quantization)
@@ -140,6 +141,8 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
   const v: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens, d], data: vData };
   const q: Tensor<'f32'> = { dtype: 'f32', shape: [heads, 1, d], data: randomBlock(heads * d, 3) };
   const window: Tensor<'f32'> = { dtype: 'f32', shape: [heads, 32, d], data: randomBlock(heads * 32 * d, 4) };
+  // speckv's lookahead: 8 draft-token queries per layer.
+  const draft: Tensor<'f32'> = { dtype: 'f32', shape: [heads, 8, d], data: randomBlock(heads * 8 * d, 5) };
 
   const cache = new KvCache({ nLayers: layers, nKvHeads: kvHeads, headDim: d, capacity: tokens, dtype: 'f16' });
   const appendMs: number[] = [];
@@ -170,11 +173,6 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
   for (const name of cfg.policies) {
     for (const budget of cfg.budgets) {
       bar?.update({ task: `${name} -> ${budget}` });
-      if (name === 'speckv') {
-        rows.push({ policy: name, budget, skipped: 'needs draft queries (stateless scoreKv only)' });
-        bar?.increment();
-        continue;
-      }
       const plan: number[] = [], apply: number[] = [], moved: number[] = [], after: number[] = [];
       for (let rep = 0; rep < cfg.reps; rep++) {
         for (let l = 0; l < cfg.measureLayers; l++) {
@@ -183,7 +181,8 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
           cache.attend(l, window, { accumulateMass: true });
           const bytesLayer0 = cache.memoryBytes;
           flushCache(threads);
-          const r = cache.compress(policyConfig(name), { keep: budget }, { layers: [l] });
+          const drafts = name === 'speckv' ? Array.from({ length: layers }, (_, i) => (i === l ? draft : undefined)) : undefined;
+          const r = cache.compress(policyConfig(name), { keep: budget }, { layers: [l], ...(drafts ? { draftQueries: drafts } : {}) });
           plan.push(r.planMs);
           apply.push(r.applyMs);
           moved.push(r.bytesMoved);

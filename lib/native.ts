@@ -166,6 +166,8 @@ export interface NativeKvCompressParams extends NativeKvPolicyOptions {
   mergeThreshold: number; // merge only at cosine >= this (-2: always)
   retrieval?: Uint8Array; // [nLayers * nKvHeads]
   layers?: Int32Array;
+  /** speckv: per layer, draft queries f32 [nHeads, nDraft, headDim] (undefined: none). */
+  drafts?: ({ q: Float32Array; nHeads: number; nDraft: number; strides: [number, number] } | undefined)[];
 }
 
 export interface NativeCompressReport {

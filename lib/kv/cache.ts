@@ -75,6 +75,11 @@ export interface AttendResult {
 
 export interface CompressOptions {
   /** Layers to compress; default all. */ layers?: number[];
+  /**
+   * speckv: draft / lookahead queries per layer, f32 [nHeads, nDraft, headDim]
+   * (nLayers entries; undefined for layers without). They attend every key.
+   */
+  draftQueries?: (Tensor<'f32'> | undefined)[];
 }
 
 /** What a compress call did, over the whole cache. */
@@ -322,7 +327,7 @@ export class KvCache {
   }
 
   #compressParams(policy: unknown, budget: unknown, opts: unknown): NativeKvCompressParams {
-    const o = checkOptions('opts', opts, ['layers']) as CompressOptions;
+    const o = checkOptions('opts', opts, ['layers', 'draftQueries']) as CompressOptions;
     const resolved = resolveCompression(policy, this.nLayers, this.nKvHeads);
     budgetToKeep(budget, this.capacity); // validates the budget's shape and range
     const b = budget as { keep?: number; compressionRatio?: number };
@@ -335,6 +340,20 @@ export class KvCache {
         if (seen.has(x)) throw rangeError(`opts.layers[${i}]`, 'distinct layer indices', x);
         seen.add(x);
         return x;
+      });
+    }
+    if (o.draftQueries !== undefined) {
+      if (!Array.isArray(o.draftQueries) || o.draftQueries.length !== this.nLayers) {
+        throw typeError('opts.draftQueries', `an array of nLayers = ${this.nLayers} tensors (or undefined entries)`, o.draftQueries);
+      }
+      p.drafts = o.draftQueries.map((t, l) => {
+        if (t === undefined) return undefined;
+        const d = checkTensor(`opts.draftQueries[${l}]`, t, ['f32'] as const, ['nHeads', 'nDraft', 'headDim']);
+        const [nHeads, nDraft, headDim] = d.shape as [number, number, number];
+        if (headDim !== this.headDim) throw rangeError(`opts.draftQueries[${l}].shape[2] (headDim)`, `the cache's headDim = ${this.headDim}`, headDim);
+        if (nHeads < 1 || nHeads % this.nKvHeads !== 0) throw rangeError(`opts.draftQueries[${l}].shape[0] (nHeads)`, `a multiple of nKvHeads = ${this.nKvHeads}`, nHeads);
+        if (nDraft < 1) throw rangeError(`opts.draftQueries[${l}].shape[1] (nDraft)`, 'at least 1 draft query', nDraft);
+        return { q: d.data as Float32Array, nHeads, nDraft, strides: [d.strides[0]!, d.strides[1]!] as [number, number] };
       });
     }
     return p;

@@ -112,7 +112,8 @@ ParsedAttend ParseAttend(Napi::Object o, bool keep) {
   return p;
 }
 
-CompressRequest ParseCompress(Napi::Object o) {
+// alive: where an async call keeps the draft query arrays referenced (null: sync).
+CompressRequest ParseCompress(Napi::Object o, KeepAlive* alive) {
   Napi::Env env = o.Env();
   CompressRequest r;
   Napi::Value name = o.Get("policy");
@@ -140,6 +141,26 @@ CompressRequest ParseCompress(Napi::Object o) {
   if (layers.present) {
     const auto* l = static_cast<const int32_t*>(layers.data);
     r.layers.assign(l, l + layers.length);
+  }
+  Napi::Value drafts = o.Get("drafts");
+  if (!drafts.IsUndefined()) {
+    if (!drafts.IsArray()) throw Napi::TypeError::New(env, "drafts: expected an array, received " + describe(drafts));
+    Napi::Array arr = drafts.As<Napi::Array>();
+    r.drafts.resize(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value e = arr.Get(i);
+      if (e.IsUndefined() || e.IsNull()) continue;
+      if (!e.IsObject()) throw Napi::TypeError::New(env, "drafts[i]: expected an object or undefined");
+      Napi::Object d = e.As<Napi::Object>();
+      const TypedArrayView q = GetTypedArray(d, "q", napi_float32_array, true);
+      if (alive) alive->add(q);
+      CompressRequest::Draft& dr = r.drafts[i];
+      dr.q = static_cast<const float*>(q.data);
+      dr.len = q.length;
+      dr.n_heads = GetInt(d, "nHeads");
+      dr.n_draft = GetInt(d, "nDraft");
+      ParseStrides(d, "strides", &dr.head_stride, &dr.row_stride);
+    }
   }
   if (r.pyramid_window < 0 || r.razor_sinks < 0 || r.razor_recent < 0) throw Napi::RangeError::New(env, "pyramidWindow, razorSinks, razorRecent: expected non-negative integers");
   return r;
@@ -233,7 +254,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   }
 
   Napi::Value Compress(const Napi::CallbackInfo& info) {
-    CompressRequest r = ParseCompress(ParamsArg(info));
+    CompressRequest r = ParseCompress(ParamsArg(info), nullptr);
     Guard g(this, info.Env());
     CompressReport rep;
     const double t0 = now_ms();
@@ -353,7 +374,8 @@ class AttendWorker : public CacheWorker {
 
 class CompressWorker : public CacheWorker {
  public:
-  CompressWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, CompressRequest r) : CacheWorker(env, h, self), r_(std::move(r)) {}
+  CompressWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, std::pair<CompressRequest, KeepAlive> p)
+      : CacheWorker(env, h, self), r_(std::move(p.first)), alive_(std::move(p.second)) {}
   Status Run(KvCache* c) override {
     const double t0 = now_ms();
     const Status s = c->compress(r_, &rep_);
@@ -363,6 +385,7 @@ class CompressWorker : public CacheWorker {
   Napi::Value Result(Napi::Env env) override { return ReportObject(env, rep_, ms_); }
  private:
   CompressRequest r_;
+  KeepAlive alive_;
   CompressReport rep_;
   double ms_ = 0;
 };
@@ -383,7 +406,9 @@ Napi::Value KvCacheHandle::AttendAsync(const Napi::CallbackInfo& info) {
   return Start<AttendWorker>(info, this, ParseAttend(ParamsArg(info), true));
 }
 Napi::Value KvCacheHandle::CompressAsync(const Napi::CallbackInfo& info) {
-  return Start<CompressWorker>(info, this, ParseCompress(ParamsArg(info)));
+  std::pair<CompressRequest, KeepAlive> p;
+  p.first = ParseCompress(ParamsArg(info), &p.second);
+  return Start<CompressWorker>(info, this, std::move(p));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <new>
 #include <string>
 
+#include "../core/checked_math.h"
 #include "../core/half.h"
 #include "../core/thread_pool.h"
 #include "kv_cache.h"
@@ -79,6 +80,13 @@ Status KvCache::plan_layer(const CompressRequest& req, int64_t layer, std::vecto
   int64_t n_heads = 0, rows = 0;
   const std::vector<float>& win = window(layer, &n_heads, &rows);
   const KvPolicy* policy = find_kv_policy(req.scorer.c_str());
+  const bool layer_draft = !req.drafts.empty() && req.drafts[layer].q;
+  if (policy->needs_draft && !layer_draft) {
+    return Status::invalid("policy: \"" + req.scorer + "\" needs draft queries: pass opts.draftQueries[" + num(layer) + "] to compress()");
+  }
+  if (layer_draft && rows > 0 && req.drafts[layer].n_heads != n_heads) {
+    return Status::invalid("draftQueries[" + num(layer) + "]: expected nHeads = " + num(n_heads) + " (the remembered queries'), received " + num(req.drafts[layer].n_heads));
+  }
   if (policy->needs_queries && rows == 0) {
     return Status::invalid("policy: \"" + req.scorer + "\" needs queries, and layer " + num(layer) +
                            " has none: call attend() on it first (the cache remembers its last " + num(cfg_.window) + " queries)");
@@ -128,6 +136,20 @@ Status KvCache::plan_layer(const CompressRequest& req, int64_t layer, std::vecto
         p.n_q = 0;
         p.q = nullptr;
         p.q_len = 0;
+      }
+      const bool has_draft = !req.drafts.empty() && req.drafts[layer].q;
+      if (has_draft) {
+        const CompressRequest::Draft& dr = req.drafts[layer];
+        const int64_t group = dr.n_heads / H;
+        const int64_t off = h * group * dr.head_stride;
+        if (use == 0) {
+          p.n_heads = group;
+        }
+        p.draft_q = dr.q + off;
+        p.n_draft = dr.n_draft;
+        p.draft_head_stride = dr.head_stride;
+        p.draft_row_stride = dr.row_stride;
+        p.draft_q_len = dr.len - off;
       }
       if (has_mass(layer)) {
         p.key_mass = s.mass.data();
@@ -273,6 +295,18 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
   std::vector<int64_t> layers = req.layers;
   if (layers.empty()) {
     for (int64_t l = 0; l < cfg_.n_layers; ++l) layers.push_back(l);
+  }
+  if (!req.drafts.empty() && static_cast<int64_t>(req.drafts.size()) != cfg_.n_layers) {
+    return Status::invalid("draftQueries: expected one entry per layer (" + num(cfg_.n_layers) + "), received " + num(static_cast<int64_t>(req.drafts.size())));
+  }
+  for (size_t l = 0; l < req.drafts.size(); ++l) {
+    const CompressRequest::Draft& dr = req.drafts[l];
+    if (!dr.q) continue;
+    if (dr.n_heads < 1 || dr.n_heads % H != 0 || dr.n_draft < 1) {
+      return Status::invalid("draftQueries[" + num(static_cast<int64_t>(l)) + "]: expected [nHeads (a multiple of nKvHeads), nDraft >= 1, headDim]");
+    }
+    const int64_t need = view_span(dr.n_heads, dr.n_draft, cfg_.head_dim, dr.head_stride, dr.row_stride);
+    if (need < 0 || need > dr.len) return Status::invalid("draftQueries[" + num(static_cast<int64_t>(l)) + "]: expected at least " + num(need) + " elements for its shape and strides, received " + num(dr.len));
   }
   std::vector<uint8_t> seen(static_cast<size_t>(cfg_.n_layers), 0);
   for (int64_t l : layers) {

@@ -27,6 +27,12 @@ struct CompressRequest {
   bool merge = false;             // fold evicted tokens into their nearest kept one
   double merge_threshold = -2.0;  // merge only when that cosine similarity >= this (EMS); else drop
   std::vector<int64_t> layers;    // empty: every layer
+  // Draft / lookahead queries per layer (speckv): f32 [nHeads, nDraft, headDim].
+  struct Draft {
+    const float* q = nullptr;
+    int64_t n_heads = 0, n_draft = 0, head_stride = 0, row_stride = 0, len = 0;
+  };
+  std::vector<Draft> drafts;      // empty, or one per layer (q null: none)
 };
 
 // What compression does to one (layer, head).

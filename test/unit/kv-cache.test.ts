@@ -169,6 +169,27 @@ describe('KvCache.compress', () => {
     }
   }
 
+  test('speckv with per-layer draft queries keeps the stateless top rows', () => {
+    const rng = mulberry32(23);
+    const H = 2, d = 6, n = 80;
+    const { cache } = makeCache(rng, { nLayers: 2, H, d, n });
+    const q = randomTensor3(rng, 'f32', [H * 2, 8, d], 1);
+    const draft = randomTensor3(rng, 'f32', [H * 2, 5, d], 1, { rowPad: 2 });
+    cache.attend(1, q);
+    const e = cache.export(1, { dtype: 'f32' });
+    const sc = scoreKv('speckv', { k: e.k, v: e.v, queries: q, draftQueries: draft });
+    const before = heads(cache, 1);
+    expect(() => cache.compress('speckv', { keep: 20 }, { layers: [1] })).toThrow(/draft queries/);
+    cache.compress('speckv', { keep: 20 }, { layers: [1], draftQueries: [undefined, draft] });
+    const after = heads(cache, 1);
+    for (let h = 0; h < H; h++) {
+      const kept = refTopRows(sc.data.subarray(h * n, (h + 1) * n), 20);
+      expect(after[h]!.pos).toEqual(kept);
+      expect(after[h]!.k).toEqual(kept.map((r) => before[h]!.k[r]));
+    }
+    expect(() => cache.compress('speckv', { keep: 5 }, { draftQueries: [draft] })).toThrow(/nLayers = 2/);
+  });
+
   test('compressionRatio budget: nKeep = n - floor(n * r) per head', () => {
     const { cache } = makeCache(mulberry32(2), { H: 2, d: 4, n: 33 });
     cache.compress('knorm', { compressionRatio: 0.5 });
