@@ -19,7 +19,7 @@ import {
 import { rangeError, TokenpressError, typeError } from '../errors.js';
 import type { FloatDType, Tensor } from '../tensor.js';
 import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
-import { resolveCompression, type KvCompressionPolicy } from './compression.js';
+import { resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
 
 export type KvCacheDtype = keyof typeof CACHE_DTYPE_CODE;
@@ -168,6 +168,7 @@ export class KvCache {
       throw rangeError('options.autoCompress.interval', `budget.keep + interval <= capacity = ${this.capacity}`, interval);
     }
     const params = { ...resolveCompression(a.policy, this.nLayers, this.nKvHeads), keep, ratio: -1 };
+    this.#checkBudgetFits(params, keep, 'options.autoCompress.budget');
     // Every scorer but these reads queries or the key mass that attend() accumulates.
     const needsQueries = params.allocation !== 3 && !['streamingllm', 'knorm', 'random'].includes(params.policy);
     return { params, keep, interval, needsQueries };
@@ -330,6 +331,8 @@ export class KvCache {
     const o = checkOptions('opts', opts, ['layers', 'draftQueries']) as CompressOptions;
     const resolved = resolveCompression(policy, this.nLayers, this.nKvHeads);
     budgetToKeep(budget, this.capacity); // validates the budget's shape and range
+    const keep = (budget as { keep?: number }).keep;
+    if (keep !== undefined) this.#checkBudgetFits(resolved, keep, 'budget');
     const b = budget as { keep?: number; compressionRatio?: number };
     const p: NativeKvCompressParams = { ...resolved, keep: b.keep ?? -1, ratio: b.compressionRatio ?? -1 };
     if (o.layers !== undefined) {
@@ -357,6 +360,19 @@ export class KvCache {
       });
     }
     return p;
+  }
+
+  /**
+   * A { keep } budget must hold what the policy always keeps. Checked here for
+   * razor (sinks + compensation token); the native planner checks sinks and
+   * windows per layer, where it knows how many queries each layer remembers.
+   */
+  #checkBudgetFits(r: ResolvedCompression, keep: number, arg: string): void {
+    if (r.allocation !== 3) return;
+    const need = r.razorSinks + 1 + (r.razorRecent > 0 ? r.razorRecent : 0);
+    if (keep < need) {
+      throw new RangeError(`${arg}: expected at least ${need} tokens per head (razor keeps ${r.razorSinks} sinks, ${r.razorRecent > 0 ? `${r.razorRecent} recent tokens, ` : ''}and a compensation token), received ${keep}`);
+    }
   }
 
   /**

@@ -177,3 +177,32 @@ export function policyOptions(p: ResolvedPolicy, seed = 0): NativeKvPolicyOption
     reduction: p.reduction === 'max' ? 1 : 0,
   };
 }
+
+/**
+ * Tokens a policy always keeps per head (sinks, recent window, observation
+ * window), given nQ observation queries: a smaller budget is an error, since
+ * the policy could not honour it.
+ */
+export function forcedKeep(p: ResolvedPolicy, nQ: number): { count: number; what: string } {
+  switch (p.name) {
+    case 'streamingllm': return { count: p.sinks, what: `its ${p.sinks} sink tokens` };
+    case 'expected_attention': return { count: p.sinks, what: `its ${p.sinks} sink tokens` };
+    case 'h2o': return { count: p.recent, what: `its ${p.recent} recent tokens` };
+    case 'snapkv':
+    case 'speckv':
+    case 'ems': {
+      const w = Math.min(p.window, nQ);
+      return { count: w, what: `its observation window of ${w} queries' tokens` };
+    }
+    default: return { count: 0, what: '' };
+  }
+}
+
+/** Throws a RangeError when `keep` tokens per head cannot hold what the policy always keeps. */
+export function checkBudgetFits(p: ResolvedPolicy, keep: number, nQ: number, nKv: number, arg = 'budget'): void {
+  const f = forcedKeep(p, nQ);
+  const need = Math.min(f.count, nKv);
+  if (keep < need) {
+    throw new RangeError(`${arg}: expected at least ${need} tokens per head (policy "${p.name}" always keeps ${f.what}), received ${keep}`);
+  }
+}

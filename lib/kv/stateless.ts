@@ -21,7 +21,7 @@ import { DTYPE_CODE, native, type NativeKvScoreParams } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor } from '../tensor.js';
 import { checkInteger, checkNumber, checkOptions, checkTensor, type CheckedTensor } from '../validate.js';
-import { KV_NEEDS_DRAFT_QUERIES, KV_NEEDS_QUERIES, policyOptions, resolvePolicy, type KvPolicy } from './policies.js';
+import { KV_NEEDS_DRAFT_QUERIES, KV_NEEDS_QUERIES, checkBudgetFits, policyOptions, resolvePolicy, type ResolvedPolicy, type KvPolicy } from './policies.js';
 
 export interface KvInputs {
   k: Tensor<FloatDType>;
@@ -131,8 +131,8 @@ function checkInputs(inputs: unknown): CheckedInputs {
   return out;
 }
 
-function scoreChecked(policy: unknown, c: CheckedInputs): Tensor<'f32'> {
-  const p = resolvePolicy(policy);
+/** The policy's required inputs are present (queries, draft queries, key mass). */
+function checkPolicyInputs(p: ResolvedPolicy, c: CheckedInputs): void {
   if (KV_NEEDS_QUERIES.has(p.name) && !c.queries) {
     throw typeError('inputs.queries', `a tensor [nHeads, nQ, headDim] (policy "${p.name}" needs queries)`, undefined);
   }
@@ -142,6 +142,11 @@ function scoreChecked(policy: unknown, c: CheckedInputs): Tensor<'f32'> {
   if (p.name === 'h2o' && !c.queries && !c.keyMass) {
     throw typeError('inputs.queries', 'a tensor [nHeads, nQ, headDim] or inputs.keyMass (policy "h2o" needs one of them)', undefined);
   }
+}
+
+function scoreChecked(policy: unknown, c: CheckedInputs): Tensor<'f32'> {
+  const p = resolvePolicy(policy);
+  checkPolicyInputs(p, c);
   const scores = new Float32Array(c.nKvHeads * c.nKv);
   const params: NativeKvScoreParams = {
     policy: p.name,
@@ -248,7 +253,10 @@ function gather(t: CheckedTensor<FloatDType>, indices: Tensor<'i32'>, nKv: numbe
  */
 export function compressKv(inputs: KvInputs, policy: KvPolicy, budget: KvBudget): CompressedKv {
   const c = checkInputs(inputs);
-  budgetToKeep(budget, c.nKv); // reject a bad budget before scoring
+  const keep = budgetToKeep(budget, c.nKv); // reject a bad budget before scoring
+  const p = resolvePolicy(policy);
+  checkPolicyInputs(p, c);
+  checkBudgetFits(p, keep, c.queries ? c.queries.shape[1]! : 0, c.nKv);
   const scores = scoreChecked(policy, c);
   const indices = selectKv(scores, budget);
   return { k: gather(c.k, indices, c.nKv, c.headDim), v: gather(c.v, indices, c.nKv, c.headDim), indices };

@@ -96,6 +96,29 @@ Status KvCache::plan_layer(const CompressRequest& req, int64_t layer, std::vecto
                            " with accumulateMass: true (or any attend, for its queries) first");
   }
 
+  // The budget must hold what the policy always keeps (+inf scores).
+  int64_t forced = 0;
+  std::string what;
+  const std::string& name = req.scorer;
+  if (name == "streamingllm" || name == "expected_attention") {
+    forced = req.options.sinks;
+    what = std::to_string(forced) + " sink tokens";
+  } else if (name == "h2o") {
+    forced = req.options.recent;
+    what = std::to_string(forced) + " recent tokens";
+  } else if (name == "snapkv" || name == "speckv" || name == "ems") {
+    forced = std::min(req.options.window, rows);
+    what = "its observation window of " + std::to_string(forced) + " queries' tokens";
+  }
+  if (req.allocation != Allocation::AdaKv) {
+    for (int64_t h = 0; h < H; ++h) {
+      if (keep[h] < std::min(forced, lens[h])) {
+        return Status::invalid("budget: expected at least " + num(std::min(forced, lens[h])) + " tokens per head (policy \"" + name +
+                               "\" always keeps " + what + "), received " + num(keep[h]) + " for layer " + num(layer) + " head " + num(h));
+      }
+    }
+  }
+
   std::vector<std::vector<float>> scores(static_cast<size_t>(H));
   std::vector<Status> status(static_cast<size_t>(H));
   ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {

@@ -511,6 +511,8 @@ describe('bad input leaves the cache untouched', () => {
     ['attend headDim', (c) => c.attend(0, f32([2, 1, 3], new Float32Array(6))), /headDim/, RangeError],
     ['attend nHeads', (c) => c.attend(0, f32([3, 1, 4], new Float32Array(12))), /nHeads/, RangeError],
     ['layers dup', (c) => c.compress('knorm', { keep: 5 }, { layers: [0, 0] }), /distinct/, RangeError],
+    ['budget below the sinks', (c) => c.compress('streamingllm', { keep: 3 }), /budget: expected at least 4 tokens per head .*sink/, RangeError],
+    ['budget below razor sinks + 1', (c) => c.compress({ name: 'razor', sinks: 4 }, { keep: 4 }), /at least 5 tokens/, RangeError],
   ];
   for (const [label, call, message, kind] of cases) {
     test(label, () => {
@@ -521,6 +523,23 @@ describe('bad input leaves the cache untouched', () => {
       expect(snapshot(c)).toBe(before);
     });
   }
+
+  test('budget below the observation window: clear error, cache untouched', () => {
+    const c = make();
+    c.attend(0, f32([2, 8, 4], new Float32Array(64)));
+    c.attend(1, f32([2, 8, 4], new Float32Array(64)));
+    const before = snapshot(c);
+    expect(() => c.compress('snapkv', { keep: 5 })).toThrow(/budget: expected at least 8 tokens per head \(policy "snapkv" always keeps its observation window/);
+    expect(snapshot(c)).toBe(before);
+  });
+
+  test('NaN keys give NaN scores: a RangeError naming the head, cache untouched', () => {
+    const c = make();
+    c.append(0, f32([2, 1, 4], Float32Array.of(NaN, 0, 0, 0, 1, 1, 1, 1)), f32([2, 1, 4], new Float32Array(8)));
+    const before = snapshot(c);
+    expect(() => c.compress('knorm', { keep: 5 })).toThrow(/layer 0 head 0: scores: expected numbers, received NaN/);
+    expect(snapshot(c)).toBe(before);
+  });
 
   test('constructor options are checked', () => {
     expect(() => new KvCache({ nLayers: 0, nKvHeads: 1, headDim: 4, capacity: 8 })).toThrow(/nLayers/);

@@ -60,10 +60,10 @@ describe('tokenpress eval kv', () => {
     const f = (shape: number[]) => ({ dtype: 'f32' as const, shape, data: randomF32(rng, shape.reduce((a, b) => a * b, 1)) });
     const file = join(dir, 'trace.safetensors');
     writeKvTrace(file, [{ q: f([4, 70, 8]), k: castTo(f([2, 70, 8]), 'f16'), v: f([2, 70, 8]) }]);
-    const { out } = await cli(['--trace', file, '--window', '8', '--probes', '6', '--budgets', '0.25', '--policies', 'h2o']);
+    const { out } = await cli(['--trace', file, '--window', '8', '--probes', '6', '--budgets', '0.25', '--policies', 'tova']);
     expect(out).toMatch(/trace: 1 layers, 4\/2 heads, headDim 8, 70 rows = prompt 64 \+ 6 probes, window 8/);
     expect(out).toMatch(/err window/);
-    expect(out).toMatch(/^h2o\s+25%\s+16\s+-\s/m);
+    expect(out).toMatch(/^tova\s+25%\s+16\s+-\s/m);
     await expect(cli(['--trace', file, '--n-kv', '100'])).rejects.toThrow(/--n-kv shapes the synthetic workload/);
   });
 

@@ -186,7 +186,7 @@ describe('compressKv', () => {
     const { k, v, queries } = makeInputs(s, 77);
     const kCopy = k.data.slice();
     const vCopy = v.data.slice();
-    for (const [policy, budget] of [['knorm', { keep: 5 }], ['snapkv', { compressionRatio: 0.5 }]] as const) {
+    for (const [policy, budget] of [['knorm', { keep: 5 }], [{ name: 'snapkv', window: 4 }, { compressionRatio: 0.5 }]] as const) {
       const r = compressKv({ k, v, queries }, policy, budget);
       const nKeep = 'keep' in budget ? budget.keep : s.nKv - Math.floor(s.nKv * budget.compressionRatio);
       expect(r.indices.shape).toEqual([s.nKvHeads, nKeep]);
