@@ -12,6 +12,7 @@
         "native/attention/attention_avx2.cpp",
         "native/attention/attention_avx512.cpp",
         "native/cuda/cuda_probe.cpp",
+        "native/cuda/cuda_attention.cpp",
         "native/kv/kv_ops.cpp",
         "native/kv/policy_registry.cpp",
         "native/kv/policy_streamingllm.cpp",
@@ -24,7 +25,8 @@
         "native/binding/attention_binding.cpp",
         "native/binding/system_binding.cpp",
         "native/binding/bench_binding.cpp",
-        "native/binding/kv_binding.cpp"
+        "native/binding/kv_binding.cpp",
+        "native/binding/cuda_binding.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

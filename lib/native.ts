@@ -54,6 +54,38 @@ export interface NativeAttentionParams {
   keyMass?: Float32Array; // [nKvHeads, nKv]
 }
 
+/** cudaAttention: the attention parameters plus the CUDA path. */
+export interface NativeCudaAttentionParams extends NativeAttentionParams {
+  path?: number; // 0 auto (decode when nQ <= 16), 1 decode, 2 prefill
+}
+
+/** cudaBenchAttention: device-resident random K/V of this shape, timed with CUDA events. */
+export interface NativeCudaBenchParams {
+  nHeads: number;
+  nKvHeads: number;
+  nQ: number;
+  nKv: number;
+  headDim: number;
+  kvDtype: number; // 1 f16, 2 bf16
+  causal: boolean;
+  path?: number;
+  warmup: number;
+  iters: number;
+  bandwidthBytes: number; // buffer size for the copy / read bandwidth limits
+}
+
+export interface NativeCudaBenchResult {
+  kernelMs: number; // median
+  kernelMinMs: number;
+  bytes: number; // K + V + q + out + lse bytes of one call
+  flops: number; // 4 * headDim per visible (query, key) pair and head
+  copyBytesPerS: number; // cudaMemcpy device-to-device, (read + write) bytes / s
+  readBytesPerS: number; // streaming read kernel, bytes / s
+  splits: number; // decode KV splits (0 for prefill)
+  path: 'decode' | 'prefill';
+  device: string;
+}
+
 /** Flat parameters of kvScore; policy options every policy may ignore. */
 export interface NativeKvScoreParams {
   policy: string;
@@ -110,6 +142,10 @@ export interface NativeAddon {
   kvScore(params: NativeKvScoreParams): void;
   kvSelect(params: NativeKvSelectParams): void;
   kvCompact(params: NativeKvCompactParams): void;
+  /** Attention on the CUDA device (host in, host out). Throws code ERR_NO_CUDA without one. */
+  cudaAttention(params: NativeCudaAttentionParams): void;
+  /** Times the CUDA attention on device-resident K/V. Throws code ERR_NO_CUDA without a device. */
+  cudaBenchAttention(params: NativeCudaBenchParams): NativeCudaBenchResult;
   /** STREAM-like read bandwidth, bytes/s. */
   measureReadBandwidth(bytes: number, threads: number, reps: number): number;
   /** FP32 FMA peak, FLOP/s, for the active ISA. */
