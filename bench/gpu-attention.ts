@@ -122,6 +122,18 @@ export function runGpuBench(): Row[] {
       vsTorchBest: best ? best.ms! / r.kernelMs : null,
     });
   }
+  // Split-count sweep on the f16 decode shapes (automatic = one full wave).
+  const sweep: string[] = [];
+  for (const r of rows.filter((x) => x.kind === 'decode' && x.dtype === 'f16')) {
+    for (const splits of [Math.max(1, Math.round(r.splits / 2)), r.splits * 2, r.splits * 4]) {
+      const t = native().cudaBenchAttention({
+        nHeads: r.nHeads, nKvHeads: r.nKvHeads, nQ: r.nQ, nKv: r.nKv, headDim: r.headDim,
+        kvDtype: 1, causal: false, path: 1, splits, warmup: 3, iters, bandwidthBytes: 2 ** 26,
+      });
+      const sec = t.kernelMs * 1e-3;
+      sweep.push(`${r.name} splits ${t.splits}: ${fmt(t.kernelMs, 4)} ms, ${fmt(t.bytes / sec / 1e9, 0)} GB/s, ${fmt((100 * t.bytes) / sec / r.copyGbPerS / 1e9, 1)}% of copy BW (auto: ${r.splits} splits, ${fmt(r.ms, 4)} ms)`);
+    }
+  }
   const lines: string[] = [];
   lines.push(`device: ${device}; median of ${iters} calls (CUDA events); torch ratios = torch ms / ours ms (> 1: ours faster)`);
   lines.push('');
@@ -138,6 +150,9 @@ export function runGpuBench(): Row[] {
   const limits = rows.filter((r) => r.kind === 'decode').map((r) => `${r.name}: copy ${fmt(r.copyGbPerS, 0)} GB/s, read ${fmt(r.readGbPerS, 0)} GB/s`);
   lines.push('');
   lines.push(`measured limits (same calls): ${limits.join('; ')}`);
+  lines.push('');
+  lines.push('decode split sweep (tuning, f16):');
+  for (const s of sweep) lines.push(`  ${s}`);
   const text = lines.join('\n');
   console.log(text);
   const json = arg('--json');

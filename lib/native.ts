@@ -69,6 +69,7 @@ export interface NativeCudaBenchParams {
   kvDtype: number; // 1 f16, 2 bf16
   causal: boolean;
   path?: number;
+  splits?: number; // decode KV splits per (KV head, row slice); 0 or absent: one full wave of blocks
   warmup: number;
   iters: number;
   bandwidthBytes: number; // buffer size for the copy / read bandwidth limits

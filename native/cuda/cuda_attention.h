@@ -43,6 +43,7 @@ struct DeviceAttention {
   float* out = nullptr;
   float* lse = nullptr;  // may be null
   AttentionPath path = AttentionPath::Auto;
+  int64_t decode_splits = 0;  // decode: KV splits per block row; 0 = one full wave of blocks (tuning)
 };
 
 // Shapes, dtypes and the path's limits; touches no device memory.
@@ -75,6 +76,7 @@ struct BenchConfig {
   DType kv_dtype = DType::F16;
   bool causal = false;
   AttentionPath path = AttentionPath::Auto;
+  int64_t decode_splits = 0;  // 0: automatic
   int warmup = 3, iters = 20;
   int64_t bandwidth_bytes = int64_t(1) << 30;  // buffer for the copy / read limits
 };

@@ -159,6 +159,7 @@ Status bench_attention(const BenchConfig& c, BenchResult* r) {
   a.scale = 1.0f / std::sqrt(float(c.head_dim));
   a.causal = c.causal;
   a.path = c.path;
+  a.decode_splits = c.decode_splits;
   static const float dummy = 0;
   a.q = &dummy;
   a.k = a.v = &dummy;

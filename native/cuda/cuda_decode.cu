@@ -315,7 +315,7 @@ DecodePlan plan_decode(const DeviceAttention& a, int sm_count) {
   }
   const int64_t target = int64_t(std::max(sm_count, 1)) * per_sm;
   const int64_t base_blocks = a.n_kv_heads * p.slices;
-  int64_t splits = std::max<int64_t>(1, (target + base_blocks - 1) / base_blocks);
+  int64_t splits = a.decode_splits > 0 ? a.decode_splits : std::max<int64_t>(1, (target + base_blocks - 1) / base_blocks);
   const int64_t min_chunk = std::max<int64_t>(256, step_keys);
   splits = std::min(splits, std::max<int64_t>(1, (a.n_kv + min_chunk - 1) / min_chunk));
   int64_t chunk = (a.n_kv + splits - 1) / splits;
