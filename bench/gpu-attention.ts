@@ -20,7 +20,7 @@
  *
  * Usage: node dist/bench/gpu-attention.js [--torch torch.json] [--json out.json] [--md out.md] [--iters N]
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { native, type NativeCudaBenchResult } from '../lib/native.js';
 
 export interface GpuShape {
@@ -92,7 +92,9 @@ function fmt(x: number | null, digits = 2): string {
 export function runGpuBench(): Row[] {
   const iters = Number(arg('--iters') ?? 30);
   const torchPath = arg('--torch');
-  const torch: TorchRow[] = torchPath ? (JSON.parse(readFileSync(torchPath, 'utf8')) as { rows: TorchRow[] }).rows : [];
+  let torch: TorchRow[] = [];
+  if (torchPath && existsSync(torchPath)) torch = (JSON.parse(readFileSync(torchPath, 'utf8')) as { rows: TorchRow[] }).rows;
+  else if (torchPath) console.warn(`no torch timings at ${torchPath}: torch columns stay empty`);
   const rows: Row[] = [];
   let device = '';
   for (const s of gpuShapes()) {
@@ -134,6 +136,14 @@ export function runGpuBench(): Row[] {
       sweep.push(`${r.name} splits ${t.splits}: ${fmt(t.kernelMs, 4)} ms, ${fmt(t.bytes / sec / 1e9, 0)} GB/s, ${fmt((100 * t.bytes) / sec / r.copyGbPerS / 1e9, 1)}% of copy BW (auto: ${r.splits} splits, ${fmt(r.ms, 4)} ms)`);
     }
   }
+  // Prefill register budget: 1 block per SM (182 registers) vs the default 2.
+  for (const r of rows.filter((x) => x.kind === 'prefill' && x.nKvHeads === x.nHeads)) {
+    const t = native().cudaBenchAttention({
+      nHeads: r.nHeads, nKvHeads: r.nKvHeads, nQ: r.nQ, nKv: r.nKv, headDim: r.headDim,
+      kvDtype: r.dtype === 'f16' ? 1 : 2, causal: r.causal, path: 2, prefillBlocksPerSm: 1, warmup: 3, iters, bandwidthBytes: 2 ** 26,
+    });
+    sweep.push(`${r.name} 1 block/SM: ${fmt(t.kernelMs, 4)} ms, ${fmt(t.flops / (t.kernelMs * 1e-3) / 1e12, 1)} TFLOP/s (default 2 blocks/SM: ${fmt(r.ms, 4)} ms, ${fmt(r.tflops, 1)} TFLOP/s)`);
+  }
   const lines: string[] = [];
   lines.push(`device: ${device}; median of ${iters} calls (CUDA events); torch ratios = torch ms / ours ms (> 1: ours faster)`);
   lines.push('');
@@ -151,7 +161,7 @@ export function runGpuBench(): Row[] {
   lines.push('');
   lines.push(`measured limits (same calls): ${limits.join('; ')}`);
   lines.push('');
-  lines.push('decode split sweep (tuning, f16):');
+  lines.push('tuning sweeps (decode splits, f16; prefill registers):');
   for (const s of sweep) lines.push(`  ${s}`);
   const text = lines.join('\n');
   console.log(text);

@@ -70,6 +70,7 @@ export interface NativeCudaBenchParams {
   causal: boolean;
   path?: number;
   splits?: number; // decode KV splits per (KV head, row slice); 0 or absent: one full wave of blocks
+  prefillBlocksPerSm?: number; // prefill register budget, headDim 128: 2 (default, 128 registers) or 1
   warmup: number;
   iters: number;
   bandwidthBytes: number; // buffer size for the copy / read bandwidth limits

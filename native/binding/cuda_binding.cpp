@@ -77,6 +77,7 @@ Napi::Value CudaBenchAttention(const Napi::CallbackInfo& info) {
   c.causal = GetBool(o, "causal");
   c.path = ParsePath(o);
   if (!o.Get("splits").IsUndefined()) c.decode_splits = GetIntIn(o, "splits", 0, int64_t(1) << 20);
+  if (!o.Get("prefillBlocksPerSm").IsUndefined()) c.prefill_blocks_per_sm = static_cast<int>(GetIntIn(o, "prefillBlocksPerSm", 1, 2));
   c.warmup = static_cast<int>(GetIntIn(o, "warmup", 0, 1000));
   c.iters = static_cast<int>(GetIntIn(o, "iters", 1, 10000));
   c.bandwidth_bytes = GetIntIn(o, "bandwidthBytes", 1 << 20, int64_t(1) << 36);

@@ -44,6 +44,7 @@ struct DeviceAttention {
   float* lse = nullptr;  // may be null
   AttentionPath path = AttentionPath::Auto;
   int64_t decode_splits = 0;  // decode: KV splits per block row; 0 = one full wave of blocks (tuning)
+  int prefill_blocks_per_sm = 2;  // prefill register budget: 2 (128 registers) or 1 (tuning)
 };
 
 // Shapes, dtypes and the path's limits; touches no device memory.
@@ -77,6 +78,7 @@ struct BenchConfig {
   bool causal = false;
   AttentionPath path = AttentionPath::Auto;
   int64_t decode_splits = 0;  // 0: automatic
+  int prefill_blocks_per_sm = 2;
   int warmup = 3, iters = 20;
   int64_t bandwidth_bytes = int64_t(1) << 30;  // buffer for the copy / read limits
 };

@@ -8,7 +8,8 @@
 // P (rounded to the K/V dtype) feeds P V straight from the S registers (the
 // m16n8 accumulator layout of S is the m16k16 operand layout of P). Rows of
 // shared memory are padded by 16 bytes so ldmatrix is conflict-free.
-// 2 blocks per SM (128 registers; launch bounds).
+// 2 blocks per SM by default (128 registers: launch bounds); headDim 128
+// can trade that for 182 registers at 1 block per SM (prefill_blocks_per_sm).
 // Causal: tiles past a block's last visible key are skipped; heavy query
 // tiles are scheduled first.
 #include <cuda_bf16.h>
@@ -105,8 +106,8 @@ __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k, const T* 
   }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kWarps * 32, 2) prefill_kernel(PrefillArgs a) {
+template <typename T, int D, int MIN_BLOCKS>
+__global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS) prefill_kernel(PrefillArgs a) {
   constexpr int S = D + 8;  // padded row (elements)
   constexpr int NT = kBc / 8;  // n8 tiles of S per warp
   constexpr int DT = D / 8;    // n8 tiles of O per warp
@@ -275,11 +276,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_kernel(PrefillArgs a) 
   }
 }
 
-template <typename T, int D>
+template <typename T, int D, int MIN_BLOCKS>
 Status launch_typed(const DeviceAttention& a) {
   constexpr int S = D + 8;
   constexpr size_t smem = size_t(kBr + 4 * kBc) * S * sizeof(T);
-  auto kernel = &prefill_kernel<T, D>;
+  auto kernel = &prefill_kernel<T, D, MIN_BLOCKS>;
   static bool smem_configured = false;  // once per process (one device: cudaSetDevice(0))
   if (!smem_configured) {
     TP_CUDA_TRY(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -309,8 +310,9 @@ Status launch_typed(const DeviceAttention& a) {
 
 Status launch_prefill(const DeviceAttention& a) {
   const bool bf16 = a.kv_dtype == DType::BF16;
-  if (a.head_dim == 64) return bf16 ? launch_typed<__nv_bfloat16, 64>(a) : launch_typed<__half, 64>(a);
-  return bf16 ? launch_typed<__nv_bfloat16, 128>(a) : launch_typed<__half, 128>(a);
+  if (a.head_dim == 64) return bf16 ? launch_typed<__nv_bfloat16, 64, 2>(a) : launch_typed<__half, 64, 2>(a);
+  if (a.prefill_blocks_per_sm == 1) return bf16 ? launch_typed<__nv_bfloat16, 128, 1>(a) : launch_typed<__half, 128, 1>(a);
+  return bf16 ? launch_typed<__nv_bfloat16, 128, 2>(a) : launch_typed<__half, 128, 2>(a);
 }
 
 }  // namespace tp::cuda
