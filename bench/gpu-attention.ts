@@ -133,16 +133,28 @@ export function runGpuBench(): Row[] {
         kvDtype: 1, causal: false, path: 1, splits, warmup: 3, iters, bandwidthBytes: 2 ** 26,
       });
       const sec = t.kernelMs * 1e-3;
-      sweep.push(`${r.name} splits ${t.splits}: ${fmt(t.kernelMs, 4)} ms, ${fmt(t.bytes / sec / 1e9, 0)} GB/s, ${fmt((100 * t.bytes) / sec / r.copyGbPerS / 1e9, 1)}% of copy BW (auto: ${r.splits} splits, ${fmt(r.ms, 4)} ms)`);
+      sweep.push(`${r.name} variant 0 splits ${t.splits}: ${fmt(t.kernelMs, 4)} ms, ${fmt(t.bytes / sec / 1e9, 0)} GB/s, ${fmt((100 * t.bytes) / sec / r.copyGbPerS / 1e9, 1)}% of copy BW (auto: ${r.splits} splits, ${fmt(r.ms, 4)} ms)`);
     }
   }
-  // Prefill register budget: 1 block per SM (182 registers) vs the default 2.
-  for (const r of rows.filter((x) => x.kind === 'prefill' && x.nKvHeads === x.nHeads)) {
+  // Decode variant 1 (register loads) at the automatic split count.
+  for (const r of rows.filter((x) => x.kind === 'decode')) {
     const t = native().cudaBenchAttention({
       nHeads: r.nHeads, nKvHeads: r.nKvHeads, nQ: r.nQ, nKv: r.nKv, headDim: r.headDim,
-      kvDtype: r.dtype === 'f16' ? 1 : 2, causal: r.causal, path: 2, prefillBlocksPerSm: 1, warmup: 3, iters, bandwidthBytes: 2 ** 26,
+      kvDtype: r.dtype === 'f16' ? 1 : 2, causal: false, path: 1, variant: 1, warmup: 3, iters, bandwidthBytes: 2 ** 26,
     });
-    sweep.push(`${r.name} 1 block/SM: ${fmt(t.kernelMs, 4)} ms, ${fmt(t.flops / (t.kernelMs * 1e-3) / 1e12, 1)} TFLOP/s (default 2 blocks/SM: ${fmt(r.ms, 4)} ms, ${fmt(r.tflops, 1)} TFLOP/s)`);
+    const sec = t.kernelMs * 1e-3;
+    sweep.push(`${r.name} variant 1 (register loads), splits ${t.splits}: ${fmt(t.kernelMs, 4)} ms, ${fmt(t.bytes / sec / 1e9, 0)} GB/s, ${fmt((100 * t.bytes) / sec / r.copyGbPerS / 1e9, 1)}% of copy BW (variant 0: ${fmt(r.ms, 4)} ms)`);
+  }
+  // Prefill variants: 1 = 1 block/SM (170 registers), 2 = 32 rows per warp, 32-key tiles.
+  for (const r of rows.filter((x) => x.kind === 'prefill')) {
+    for (const variant of [1, 2]) {
+      const t = native().cudaBenchAttention({
+        nHeads: r.nHeads, nKvHeads: r.nKvHeads, nQ: r.nQ, nKv: r.nKv, headDim: r.headDim,
+        kvDtype: r.dtype === 'f16' ? 1 : 2, causal: r.causal, path: 2, variant, warmup: 3, iters, bandwidthBytes: 2 ** 26,
+      });
+      const ratio = r.torchBestMs === null ? '' : `, x torch best ${fmt(r.torchBestMs / t.kernelMs)}`;
+      sweep.push(`${r.name} variant ${variant}: ${fmt(t.kernelMs, 4)} ms, ${fmt(t.flops / (t.kernelMs * 1e-3) / 1e12, 1)} TFLOP/s${ratio} (variant 0: ${fmt(r.ms, 4)} ms, ${fmt(r.tflops, 1)} TFLOP/s)`);
+    }
   }
   const lines: string[] = [];
   lines.push(`device: ${device}; median of ${iters} calls (CUDA events); torch ratios = torch ms / ours ms (> 1: ours faster)`);
@@ -161,7 +173,7 @@ export function runGpuBench(): Row[] {
   lines.push('');
   lines.push(`measured limits (same calls): ${limits.join('; ')}`);
   lines.push('');
-  lines.push('tuning sweeps (decode splits, f16; prefill registers):');
+  lines.push('tuning sweeps (decode splits and variant 1; prefill variants 1 and 2):');
   for (const s of sweep) lines.push(`  ${s}`);
   const text = lines.join('\n');
   console.log(text);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU check on a CUDA machine: tool versions, the CUDA addon (carried prebuilt
 # build/Release/tokenpress.node, else built here with cmake-js), test/gpu
-# against the CPU attention(), torch SDPA timings, and our decode/prefill
-# benchmarks vs the measured bandwidth and vs torch. Writes under $OUT
+# against the CPU attention(), torch SDPA timings, our decode/prefill
+# benchmarks vs the measured bandwidth and vs torch, then the full test suite. Writes under $OUT
 # (default bench-results/gpu): gpu-check.log, vitest.json, shapes.json,
 # torch.json, gpu-bench.json, gpu-bench.md.
 #
@@ -58,6 +58,9 @@ PYTHONUNBUFFERED=1 python3 bench/torch_sdpa.py --shapes "$OUT/shapes.json" --out
 
 step "tokenpress CUDA benchmark"
 node dist/bench/gpu-attention.js --torch "$OUT/torch.json" --json "$OUT/gpu-bench.json" --md "$OUT/gpu-bench.md" || status=1
+
+step "full test suite on the CUDA build (with a device)"
+node node_modules/vitest/vitest.mjs run --reporter=dot || status=1
 
 step "done (status $status)"
 exit $status

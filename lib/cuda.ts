@@ -18,6 +18,7 @@ import { prepareAttention, type AttentionOptions, type AttentionResult } from '.
 import { rangeError } from './errors.js';
 import { native } from './native.js';
 import type { FloatDType, Tensor } from './tensor.js';
+import { checkInteger } from './validate.js';
 
 export type CudaAttentionPath = 'auto' | 'decode' | 'prefill';
 const PATHS: readonly CudaAttentionPath[] = ['auto', 'decode', 'prefill'];
@@ -30,16 +31,23 @@ export function cudaAvailability(): { available: boolean; reason: string; device
   return { available: true, reason: '', devices: c.devices };
 }
 
-/** attention() on the CUDA device; `path` 'auto' picks decode for nQ <= 16. Shapes: see the module comment. */
+/**
+ * attention() on the CUDA device; `path` 'auto' picks decode for nQ <= 16.
+ * `variant` selects a kernel variant for tests and tuning (0 = default;
+ * decode 1 = direct register loads; prefill 1 = 1 block/SM, 2 = 32 rows per
+ * warp). Shapes: see the module comment.
+ */
 export function cudaAttention(
   q: Tensor<'f32'>,
   k: Tensor<FloatDType>,
   v: Tensor<FloatDType>,
   options?: AttentionOptions,
   path: CudaAttentionPath = 'auto',
+  variant = 0,
 ): AttentionResult {
   if (!PATHS.includes(path)) throw rangeError('path', `one of ${PATHS.join(', ')}`, path);
+  checkInteger('variant', variant, 0, 2);
   const { params, result } = prepareAttention(q, k, v, options);
-  native().cudaAttention({ ...params, path: PATHS.indexOf(path) });
+  native().cudaAttention({ ...params, path: PATHS.indexOf(path), variant });
   return result;
 }

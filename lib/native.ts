@@ -57,6 +57,12 @@ export interface NativeAttentionParams {
 /** cudaAttention: the attention parameters plus the CUDA path. */
 export interface NativeCudaAttentionParams extends NativeAttentionParams {
   path?: number; // 0 auto (decode when nQ <= 16), 1 decode, 2 prefill
+  /**
+   * Kernel variant for tuning and tests (native/cuda/cuda_attention.h): decode 0 = cp.async
+   * pipeline (default), 1 = direct register loads; prefill 0 = 16 rows per warp (default),
+   * 1 = 16 rows per warp at 1 block/SM, 2 = 32 rows per warp.
+   */
+  variant?: number;
 }
 
 /** cudaBenchAttention: device-resident random K/V of this shape, timed with CUDA events. */
@@ -70,7 +76,7 @@ export interface NativeCudaBenchParams {
   causal: boolean;
   path?: number;
   splits?: number; // decode KV splits per (KV head, row slice); 0 or absent: one full wave of blocks
-  prefillBlocksPerSm?: number; // prefill register budget, headDim 128: 2 (default, 128 registers) or 1
+  variant?: number; // kernel variant (NativeCudaAttentionParams.variant)
   warmup: number;
   iters: number;
   bandwidthBytes: number; // buffer size for the copy / read bandwidth limits

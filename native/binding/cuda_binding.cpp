@@ -44,6 +44,14 @@ cuda::AttentionPath ParsePath(Napi::Object o) {
   return static_cast<cuda::AttentionPath>(code);
 }
 
+int64_t GetIntIn(Napi::Object o, const char* name, int64_t lo, int64_t hi);
+
+// params.variant: undefined or 0 (default kernels), 1, 2 (cuda_attention.h).
+int ParseVariant(Napi::Object o) {
+  if (o.Get("variant").IsUndefined()) return 0;
+  return static_cast<int>(GetIntIn(o, "variant", 0, 2));
+}
+
 int64_t GetIntIn(Napi::Object o, const char* name, int64_t lo, int64_t hi) {
   const int64_t v = GetInt(o, name);
   if (v < lo || v > hi) {
@@ -57,8 +65,9 @@ Napi::Value CudaAttention(const Napi::CallbackInfo& info) {
   ParsedAttention parsed;
   ParseAttention(info, parsed);  // argument errors come first, device or not
   const cuda::AttentionPath path = ParsePath(info[0].As<Napi::Object>());
+  const int variant = ParseVariant(info[0].As<Napi::Object>());
   RequireDevice(info.Env(), "cudaAttention");
-  const Status s = cuda::attention_on_device(parsed.params, path);
+  const Status s = cuda::attention_on_device(parsed.params, path, variant);
   if (!s.is_ok()) ThrowCuda(info.Env(), s);
   return info.Env().Undefined();
 }
@@ -77,7 +86,7 @@ Napi::Value CudaBenchAttention(const Napi::CallbackInfo& info) {
   c.causal = GetBool(o, "causal");
   c.path = ParsePath(o);
   if (!o.Get("splits").IsUndefined()) c.decode_splits = GetIntIn(o, "splits", 0, int64_t(1) << 20);
-  if (!o.Get("prefillBlocksPerSm").IsUndefined()) c.prefill_blocks_per_sm = static_cast<int>(GetIntIn(o, "prefillBlocksPerSm", 1, 2));
+  c.variant = ParseVariant(o);
   c.warmup = static_cast<int>(GetIntIn(o, "warmup", 0, 1000));
   c.iters = static_cast<int>(GetIntIn(o, "iters", 1, 10000));
   c.bandwidth_bytes = GetIntIn(o, "bandwidthBytes", 1 << 20, int64_t(1) << 36);

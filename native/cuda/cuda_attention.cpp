@@ -13,7 +13,7 @@ Status check_device_attention(const DeviceAttention&) { return not_built(); }
 AttentionPath resolve_path(const DeviceAttention& a) { return a.path; }
 Status device_attention_workspace(const DeviceAttention&, size_t* bytes) { *bytes = 0; return not_built(); }
 Status launch_device_attention(const DeviceAttention&, void*, size_t) { return not_built(); }
-Status attention_on_device(const AttentionParams&, AttentionPath) { return not_built(); }
+Status attention_on_device(const AttentionParams&, AttentionPath, int) { return not_built(); }
 Status bench_attention(const BenchConfig&, BenchResult*) { return not_built(); }
 #endif
 

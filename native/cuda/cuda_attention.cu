@@ -67,6 +67,9 @@ Status check_device_attention(const DeviceAttention& a) {
   if (!(std::isfinite(a.scale) && a.scale > 0)) return Status::invalid("scale: expected a finite number > 0");
   const AttentionPath path = resolve_path(a);
   if (path != AttentionPath::Decode && path != AttentionPath::Prefill) return Status::invalid("path: expected auto, decode or prefill");
+  if (a.variant < 0 || a.variant > (path == AttentionPath::Decode ? 1 : 2)) {
+    return Status::invalid("variant: expected 0 or 1 (decode), 0, 1 or 2 (prefill), received " + num(a.variant));
+  }
   if (path == AttentionPath::Decode && a.head_dim != 64 && a.head_dim != 128 && a.head_dim != 256) {
     return Status::invalid("headDim: expected 64, 128 or 256 on the CUDA decode path, received " + num(a.head_dim));
   }
@@ -134,7 +137,7 @@ void gather(const void* src, int64_t heads, int64_t rows, int64_t dim, int64_t h
 
 }  // namespace
 
-Status attention_on_device(const AttentionParams& p, AttentionPath path) {
+Status attention_on_device(const AttentionParams& p, AttentionPath path, int variant) {
   Status s = validate_attention(p);
   if (!s.is_ok()) return s;
   if (p.bool_mask || p.additive_mask || p.tree_parents || p.indices || p.key_mass || p.softcap > 0) {
@@ -153,6 +156,7 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path) {
   a.scale = p.scale;
   a.causal = p.causal;
   a.path = path;
+  a.variant = variant;
   // Placeholders so the check sees buffers; the real pointers follow.
   static const float dummy = 0;
   a.q = &dummy;

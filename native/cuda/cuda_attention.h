@@ -44,7 +44,11 @@ struct DeviceAttention {
   float* lse = nullptr;  // may be null
   AttentionPath path = AttentionPath::Auto;
   int64_t decode_splits = 0;  // decode: KV splits per block row; 0 = one full wave of blocks (tuning)
-  int prefill_blocks_per_sm = 2;  // prefill register budget: 2 (128 registers) or 1 (tuning)
+  // Kernel variant (tuning and tests): decode 0 = cp.async pipeline through
+  // shared memory, 1 = direct register loads; prefill 0 = 16 rows per warp at
+  // 2 blocks/SM, 1 = 16 rows per warp at 1 block/SM (headDim 128), 2 = 32
+  // rows per warp.
+  int variant = 0;
 };
 
 // Shapes, dtypes and the path's limits; touches no device memory.
@@ -66,8 +70,8 @@ Status launch_device_attention(const DeviceAttention& a, void* workspace, size_t
 // attention's parameters, any strides) to the device, runs `path`, and copies
 // out (and lse) back. Supports what the device paths support: f16/bf16 K/V of
 // one dtype, scale, causal, returnLse; no masks, tree, indices, softcap or
-// keyMass (InvalidArgument). Synchronous.
-Status attention_on_device(const AttentionParams& p, AttentionPath path);
+// keyMass (InvalidArgument). `variant`: DeviceAttention::variant. Synchronous.
+Status attention_on_device(const AttentionParams& p, AttentionPath path, int variant = 0);
 
 // cudaBenchAttention: device-resident random K/V of the given shape, the
 // kernel timed with CUDA events (median of `iters` after `warmup`), and the
@@ -78,7 +82,7 @@ struct BenchConfig {
   bool causal = false;
   AttentionPath path = AttentionPath::Auto;
   int64_t decode_splits = 0;  // 0: automatic
-  int prefill_blocks_per_sm = 2;
+  int variant = 0;  // DeviceAttention::variant
   int warmup = 3, iters = 20;
   int64_t bandwidth_bytes = int64_t(1) << 30;  // buffer for the copy / read limits
 };

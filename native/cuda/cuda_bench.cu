@@ -160,7 +160,7 @@ Status bench_attention(const BenchConfig& c, BenchResult* r) {
   a.causal = c.causal;
   a.path = c.path;
   a.decode_splits = c.decode_splits;
-  a.prefill_blocks_per_sm = c.prefill_blocks_per_sm;
+  a.variant = c.variant;
   static const float dummy = 0;
   a.q = &dummy;
   a.k = a.v = &dummy;

@@ -27,7 +27,6 @@ namespace {
 
 constexpr int kBr = 128;
 constexpr int kBc = 64;
-constexpr int kWarps = 8;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -92,13 +91,13 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-template <typename T, int D>
+template <typename T, int D, int BC, int THREADS>
 __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k, const T* v, int tile, int n_kv) {
   constexpr int S = D + 8;
-  constexpr int CHUNKS = kBc * D / 8;  // 16-byte chunks per tile
-  for (int c = threadIdx.x; c < CHUNKS; c += kWarps * 32) {
+  constexpr int CHUNKS = BC * D / 8;  // 16-byte chunks per tile
+  for (int c = threadIdx.x; c < CHUNKS; c += THREADS) {
     const int row = c / (D / 8), col = (c % (D / 8)) * 8;
-    const int key = tile * kBc + row;
+    const int key = tile * BC + row;
     const int src_key = key < n_kv ? key : n_kv - 1;
     const int bytes = key < n_kv ? 16 : 0;
     cp_async16(sk + row * S + col, k + int64_t(src_key) * D + col, bytes);
@@ -106,15 +105,25 @@ __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k, const T* 
   }
 }
 
-template <typename T, int D, int MIN_BLOCKS>
-__global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS) prefill_kernel(PrefillArgs a) {
-  constexpr int S = D + 8;  // padded row (elements)
-  constexpr int NT = kBc / 8;  // n8 tiles of S per warp
-  constexpr int DT = D / 8;    // n8 tiles of O per warp
+// 2^x on the SFU (ex2.approx, relative error ~2^-22; 2^-inf = +0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// MT m16 tiles (16 * MT query rows) per warp; kBr / (16 * MT) warps.
+template <typename T, int D, int MT, int BC, int MIN_BLOCKS>
+__global__ void __launch_bounds__(kBr / (16 * MT) * 32, MIN_BLOCKS) prefill_kernel(PrefillArgs a) {
+  constexpr int WARPS = kBr / (16 * MT);
+  constexpr int THREADS = WARPS * 32;
+  constexpr int S = D + 8;     // padded row (elements)
+  constexpr int NT = BC / 8;  // n8 tiles of S per m tile
+  constexpr int DT = D / 8;    // n8 tiles of O per m tile
   extern __shared__ uint4 smem_raw[];
   T* sq = reinterpret_cast<T*>(smem_raw);
-  T* sk = sq + kBr * S;   // [2][kBc][S]
-  T* sv = sk + 2 * kBc * S;  // [2][kBc][S]
+  T* sk = sq + kBr * S;      // [2][BC][S]
+  T* sv = sk + 2 * BC * S;  // [2][BC][S]
 
   const int qtile = gridDim.x - 1 - blockIdx.x;
   const int head = blockIdx.y;
@@ -130,15 +139,15 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS) prefill_kernel(Prefil
   // Visible key range of the block.
   const int last_row = min(q0 + kBr, a.n_q) - 1;
   const int kmax = a.causal ? min(a.n_kv - 1, offset + last_row) : a.n_kv - 1;
-  const int n_tiles = kmax < 0 ? 0 : kmax / kBc + 1;
+  const int n_tiles = kmax < 0 ? 0 : kmax / BC + 1;
   if (n_tiles > 0) {
-    load_kv_tile<T, D>(sk, sv, k, v, 0, a.n_kv);
+    load_kv_tile<T, D, BC, THREADS>(sk, sv, k, v, 0, a.n_kv);
     cp_async_commit();
   }
 
   // Q tile: f32 -> T, zero rows past nQ.
   const float* qg = a.q + int64_t(head) * a.n_q * D;
-  for (int c = threadIdx.x; c < kBr * D / 4; c += kWarps * 32) {
+  for (int c = threadIdx.x; c < kBr * D / 4; c += THREADS) {
     const int row = c / (D / 4), col = (c % (D / 4)) * 4;
     float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
     if (q0 + row < a.n_q) x = *reinterpret_cast<const float4*>(qg + int64_t(q0 + row) * D + col);
@@ -148,139 +157,168 @@ __global__ void __launch_bounds__(kWarps * 32, MIN_BLOCKS) prefill_kernel(Prefil
     *reinterpret_cast<uint2*>(sq + row * S + col) = packed;
   }
 
-  float o[DT][4];
+  const int wrow = warp * 16 * MT;  // first row of the warp in the tile
+  float o[MT][DT][4];
+  float m[MT][2], l[MT][2];
+  int lim[MT][2];
 #pragma unroll
-  for (int i = 0; i < DT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY};
-  float l[2] = {0.0f, 0.0f};
-  const int row0 = q0 + warp * 16 + g;  // rows g and g + 8 of the warp
-  int lim[2];
-  lim[0] = a.causal ? offset + row0 : a.n_kv - 1;
-  lim[1] = a.causal ? offset + row0 + 8 : a.n_kv - 1;
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int i = 0; i < DT; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      m[mt][h] = -INFINITY;
+      l[mt][h] = 0.0f;
+      lim[mt][h] = a.causal ? offset + q0 + wrow + mt * 16 + g + 8 * h : a.n_kv - 1;
+    }
+  }
   const int block_lim = a.causal ? offset + q0 : a.n_kv - 1;  // smallest row limit in the block
 
   for (int j = 0; j < n_tiles; ++j) {
     const int buf = j & 1;
     if (j + 1 < n_tiles) {
-      load_kv_tile<T, D>(sk + (buf ^ 1) * kBc * S, sv + (buf ^ 1) * kBc * S, k, v, j + 1, a.n_kv);
+      load_kv_tile<T, D, BC, THREADS>(sk + (buf ^ 1) * BC * S, sv + (buf ^ 1) * BC * S, k, v, j + 1, a.n_kv);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    const T* skb = sk + buf * kBc * S;
-    const T* svb = sv + buf * kBc * S;
+    const T* skb = sk + buf * BC * S;
+    const T* svb = sv + buf * BC * S;
 
-    // S = Q K^T for this warp's 16 rows and the tile's 64 keys.
-    float s[NT][4];
+    // S = Q K^T for the warp's rows and the tile's 64 keys; each K fragment
+    // feeds all MT row tiles.
+    float s[MT][NT][4];
 #pragma unroll
-    for (int i = 0; i < NT; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+      for (int i = 0; i < NT; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.0f;
+    }
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t af[4];
-      ldmatrix_x4(af, sq + (warp * 16 + (lane & 15)) * S + kk * 16 + (lane >> 4) * 8);
+      uint32_t af[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) ldmatrix_x4(af[mt], sq + (wrow + mt * 16 + (lane & 15)) * S + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
       for (int np = 0; np < NT / 2; ++np) {
         uint32_t bf[4];
         ldmatrix_x4(bf, skb + (np * 16 + (lane & 7) + (lane >> 4) * 8) * S + kk * 16 + ((lane >> 3) & 1) * 8);
-        Mma<T>::run(s[2 * np], af, bf[0], bf[1]);
-        Mma<T>::run(s[2 * np + 1], af, bf[2], bf[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          Mma<T>::run(s[mt][2 * np], af[mt], bf[0], bf[1]);
+          Mma<T>::run(s[mt][2 * np + 1], af[mt], bf[2], bf[3]);
+        }
       }
     }
 
     // Scale into the log2 domain; mask keys past nKv or past a row's limit.
-    const int key0 = j * kBc;
-    const bool need_mask = key0 + kBc - 1 > block_lim || key0 + kBc > a.n_kv;
+    const int key0 = j * BC;
+    const bool need_mask = key0 + BC - 1 > block_lim || key0 + BC > a.n_kv;
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
+    for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[nt][e] * a.qk_scale;
-        if (need_mask) {
-          const int key = key0 + nt * 8 + 2 * t + (e & 1);
-          if (key >= a.n_kv || key > lim[e >> 1]) x = -INFINITY;
+      for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[mt][nt][e] * a.qk_scale;
+          if (need_mask) {
+            const int key = key0 + nt * 8 + 2 * t + (e & 1);
+            if (key >= a.n_kv || key > lim[mt][e >> 1]) x = -INFINITY;
+          }
+          s[mt][nt][e] = x;
         }
-        s[nt][e] = x;
       }
     }
 
     // Online softmax per row (a row's 64 values live in the 4 lanes of a quad).
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float mx = -INFINITY;
+    for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[h], mx);
-      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // all masked so far: keep exp2 finite
-      const float alpha = exp2f(m[h] - m_use);
-      float sum = 0.0f;
+      for (int h = 0; h < 2; ++h) {
+        float mx = -INFINITY;
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const float p0 = exp2f(s[nt][2 * h] - m_use);
-        const float p1 = exp2f(s[nt][2 * h + 1] - m_use);
-        s[nt][2 * h] = p0;
-        s[nt][2 * h + 1] = p1;
-        sum += p0 + p1;
-      }
-      l[h] = l[h] * alpha + sum;
-      m[h] = m_new;
+        for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m[mt][h], mx);
+        const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // all masked so far: keep exp2 finite
+        const float alpha = fast_exp2(m[mt][h] - m_use);
+        float sum = 0.0f;
 #pragma unroll
-      for (int dt = 0; dt < DT; ++dt) {
-        o[dt][2 * h] *= alpha;
-        o[dt][2 * h + 1] *= alpha;
+        for (int nt = 0; nt < NT; ++nt) {
+          const float p0 = fast_exp2(s[mt][nt][2 * h] - m_use);
+          const float p1 = fast_exp2(s[mt][nt][2 * h + 1] - m_use);
+          s[mt][nt][2 * h] = p0;
+          s[mt][nt][2 * h + 1] = p1;
+          sum += p0 + p1;
+        }
+        l[mt][h] = l[mt][h] * alpha + sum;
+        m[mt][h] = m_new;
+#pragma unroll
+        for (int dt = 0; dt < DT; ++dt) {
+          o[mt][dt][2 * h] *= alpha;
+          o[mt][dt][2 * h + 1] *= alpha;
+        }
       }
     }
 
-    // O += P V: P's operand fragments come from the S accumulators.
+    // O += P V: P's operand fragments come from the S accumulators; each V
+    // fragment feeds all MT row tiles.
 #pragma unroll
-    for (int kc = 0; kc < kBc / 16; ++kc) {
-      uint32_t pa[4];
-      pa[0] = Mma<T>::pack(s[2 * kc][0], s[2 * kc][1]);
-      pa[1] = Mma<T>::pack(s[2 * kc][2], s[2 * kc][3]);
-      pa[2] = Mma<T>::pack(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-      pa[3] = Mma<T>::pack(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+    for (int kc = 0; kc < BC / 16; ++kc) {
+      uint32_t pa[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        pa[mt][0] = Mma<T>::pack(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+        pa[mt][1] = Mma<T>::pack(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+        pa[mt][2] = Mma<T>::pack(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+        pa[mt][3] = Mma<T>::pack(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t vb[4];
         ldmatrix_x4_trans(vb, svb + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S + dp * 16 + (lane >> 4) * 8);
-        Mma<T>::run(o[2 * dp], pa, vb[0], vb[1]);
-        Mma<T>::run(o[2 * dp + 1], pa, vb[2], vb[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          Mma<T>::run(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
+          Mma<T>::run(o[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
+        }
       }
     }
     __syncthreads();  // the next iteration's prefetch overwrites this buffer
   }
 
   // Row sums over the quad, then normalise and store.
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-  }
   float* og = a.out + int64_t(head) * a.n_q * D;
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int row = row0 + 8 * h;
-    if (row >= a.n_q) continue;
-    const float inv = l[h] > 0.0f ? 1.0f / l[h] : 0.0f;
+  for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-    for (int dt = 0; dt < DT; ++dt) {
-      float2 val = make_float2(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
-      *reinterpret_cast<float2*>(og + int64_t(row) * D + dt * 8 + 2 * t) = val;
-    }
-    if (a.lse && t == 0) {
-      a.lse[int64_t(head) * a.n_q + row] = l[h] > 0.0f ? (m[h] + log2f(l[h])) * kLn2 : -INFINITY;
+    for (int h = 0; h < 2; ++h) {
+      float lh = l[mt][h];
+      lh += __shfl_xor_sync(0xffffffffu, lh, 1);
+      lh += __shfl_xor_sync(0xffffffffu, lh, 2);
+      const int row = q0 + wrow + mt * 16 + g + 8 * h;
+      if (row >= a.n_q) continue;
+      const float inv = lh > 0.0f ? 1.0f / lh : 0.0f;
+#pragma unroll
+      for (int dt = 0; dt < DT; ++dt) {
+        const float2 val = make_float2(o[mt][dt][2 * h] * inv, o[mt][dt][2 * h + 1] * inv);
+        *reinterpret_cast<float2*>(og + int64_t(row) * D + dt * 8 + 2 * t) = val;
+      }
+      if (a.lse && t == 0) {
+        a.lse[int64_t(head) * a.n_q + row] = lh > 0.0f ? (m[mt][h] + log2f(lh)) * kLn2 : -INFINITY;
+      }
     }
   }
 }
 
-template <typename T, int D, int MIN_BLOCKS>
+template <typename T, int D, int MT, int BC, int MIN_BLOCKS>
 Status launch_typed(const DeviceAttention& a) {
   constexpr int S = D + 8;
-  constexpr size_t smem = size_t(kBr + 4 * kBc) * S * sizeof(T);
-  auto kernel = &prefill_kernel<T, D, MIN_BLOCKS>;
+  constexpr int THREADS = kBr / (16 * MT) * 32;
+  constexpr size_t smem = size_t(kBr + 4 * BC) * S * sizeof(T);
+  auto kernel = &prefill_kernel<T, D, MT, BC, MIN_BLOCKS>;
   static bool smem_configured = false;  // once per process (one device: cudaSetDevice(0))
   if (!smem_configured) {
     TP_CUDA_TRY(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -301,18 +339,26 @@ Status launch_typed(const DeviceAttention& a) {
   args.causal = a.causal;
   const dim3 grid(static_cast<unsigned>((a.n_q + kBr - 1) / kBr), static_cast<unsigned>(a.n_heads));
   void* kargs[] = {&args};
-  TP_CUDA_TRY(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(kWarps * 32), kargs, smem, nullptr),
+  TP_CUDA_TRY(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(THREADS), kargs, smem, nullptr),
               "launch prefill_kernel");
   return Status::ok();
+}
+
+template <typename T>
+Status launch_variant(const DeviceAttention& a) {
+  if (a.head_dim == 64) {
+    if (a.variant == 2) return launch_typed<T, 64, 2, 32, 2>(a);
+    return launch_typed<T, 64, 1, kBc, 2>(a);
+  }
+  if (a.variant == 2) return launch_typed<T, 128, 2, 32, 1>(a);
+  if (a.variant == 1) return launch_typed<T, 128, 1, kBc, 1>(a);
+  return launch_typed<T, 128, 1, kBc, 2>(a);
 }
 
 }  // namespace
 
 Status launch_prefill(const DeviceAttention& a) {
-  const bool bf16 = a.kv_dtype == DType::BF16;
-  if (a.head_dim == 64) return bf16 ? launch_typed<__nv_bfloat16, 64, 2>(a) : launch_typed<__half, 64, 2>(a);
-  if (a.prefill_blocks_per_sm == 1) return bf16 ? launch_typed<__nv_bfloat16, 128, 1>(a) : launch_typed<__half, 128, 1>(a);
-  return bf16 ? launch_typed<__nv_bfloat16, 128, 2>(a) : launch_typed<__half, 128, 2>(a);
+  return a.kv_dtype == DType::BF16 ? launch_variant<__nv_bfloat16>(a) : launch_variant<__half>(a);
 }
 
 }  // namespace tp::cuda

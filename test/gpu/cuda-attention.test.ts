@@ -101,15 +101,28 @@ function compare(gpu: AttentionResult, cpu: AttentionResult, c: BuiltCase, tol: 
   }
 }
 
+// Kernel variants each case runs on (lib/cuda.ts): decode 0 (cp.async
+// pipeline) and 1 (register loads); prefill 0 (16 rows per warp), 1 (the same
+// code at 1 block/SM) and 2 (32 rows per warp, 32-key tiles).
+const VARIANTS = { decode: [0, 1], prefill: [0, 1, 2] } as const;
+
 describe.skipIf(!cuda.available)(title, () => {
   test.each(CASES.map((c) => [c.name, c] as const))('%s', (_name, spec) => {
     const c = buildCase(spec);
-    const gpu = cudaAttention(c.q, c.k, c.v, c.options, spec.path);
     const dtype = spec.kDtype as 'f16' | 'bf16';
     const prefill = spec.path === 'prefill' || (spec.path === 'auto' && spec.nQ > 16);
     const q = prefill ? roundedQ(c.q, dtype) : c.q;
     const cpu = attention(q, c.k, c.v, c.options);
-    compare(gpu, cpu, c, prefill ? PREFILL_TOL[dtype] : DECODE_TOL);
+    for (const variant of VARIANTS[prefill ? 'prefill' : 'decode']) {
+      const gpu = cudaAttention(c.q, c.k, c.v, c.options, spec.path, variant);
+      compare(gpu, cpu, { ...c, spec: { ...c.spec, name: `${c.spec.name} variant ${variant}` } }, prefill ? PREFILL_TOL[dtype] : DECODE_TOL);
+    }
+  });
+
+  test('a bad variant is a RangeError', () => {
+    const c = buildCase({ name: 'bad-variant', nHeads: 1, nKvHeads: 1, nQ: 1, nKv: 9, headDim: 64, ...kv('f16') });
+    expect(() => cudaAttention(c.q, c.k, c.v, {}, 'decode', 2)).toThrow(/variant: expected 0 or 1 \(decode\)/);
+    expect(() => cudaAttention(c.q, c.k, c.v, {}, 'prefill', 3)).toThrow(RangeError);
   });
 
   test('nKv = 0: zero rows and lse -Infinity on both paths', () => {
