@@ -11,6 +11,8 @@
  *            as % of the cudaMemcpy device-to-device rate ((read + write) /
  *            time) and of a streaming read kernel, both measured in the same
  *            call.
+ *   sparse   the decode shape at nKv 128k attending to 8192 random positions
+ *            per KV head (indices): bandwidth of the gathered rows.
  *   prefill  nQ = nKv = 4096, nHeads 32, nKvHeads 32 and 8, causal and not.
  *            Compute-bound: TFLOP/s = 4 * headDim * visible pairs * nHeads /
  *            median.
@@ -33,6 +35,8 @@ export interface GpuShape {
   headDim: number;
   dtype: 'f16' | 'bf16';
   causal: boolean;
+  /** > 0: sparse decode over nSel random key positions per KV head (no torch peer). */
+  nSel?: number;
 }
 
 /** The shapes, shared with bench/torch_sdpa.py through --shapes JSON. */
@@ -42,6 +46,9 @@ export function gpuShapes(): GpuShape[] {
     for (const nKv of [32768, 131072]) {
       shapes.push({ name: `decode-${nKv / 1024}k-${dtype}`, kind: 'decode', nHeads: 32, nKvHeads: 8, nQ: 1, nKv, headDim: 128, dtype, causal: false });
     }
+  }
+  for (const dtype of ['f16', 'bf16'] as const) {
+    shapes.push({ name: `sparse-128k-sel8k-${dtype}`, kind: 'decode', nHeads: 32, nKvHeads: 8, nQ: 1, nKv: 131072, headDim: 128, dtype, causal: false, nSel: 8192 });
   }
   for (const dtype of ['f16', 'bf16'] as const) {
     for (const nKvHeads of [32, 8]) {
@@ -101,7 +108,7 @@ export function runGpuBench(): Row[] {
     const r: NativeCudaBenchResult = native().cudaBenchAttention({
       nHeads: s.nHeads, nKvHeads: s.nKvHeads, nQ: s.nQ, nKv: s.nKv, headDim: s.headDim,
       kvDtype: s.dtype === 'f16' ? 1 : 2, causal: s.causal, path: s.kind === 'decode' ? 1 : 2,
-      warmup: 3, iters, bandwidthBytes: 2 ** 30,
+      warmup: 3, iters, bandwidthBytes: 2 ** 30, nSel: s.nSel ?? 0,
     });
     device = r.device;
     const mine = torch.filter((t) => t.name === s.name && t.ms !== null && t.ms > 0);
@@ -126,7 +133,7 @@ export function runGpuBench(): Row[] {
   }
   // Split-count sweep on the f16 decode shapes (automatic = one full wave).
   const sweep: string[] = [];
-  for (const r of rows.filter((x) => x.kind === 'decode' && x.dtype === 'f16')) {
+  for (const r of rows.filter((x) => x.kind === 'decode' && x.dtype === 'f16' && !x.nSel)) {
     for (const splits of [Math.max(1, Math.round(r.splits / 2)), r.splits * 2, r.splits * 4]) {
       const t = native().cudaBenchAttention({
         nHeads: r.nHeads, nKvHeads: r.nKvHeads, nQ: r.nQ, nKv: r.nKv, headDim: r.headDim,
@@ -139,7 +146,7 @@ export function runGpuBench(): Row[] {
   // Decode variant 1 (register loads) at the automatic split count.
   for (const r of rows.filter((x) => x.kind === 'decode')) {
     const t = native().cudaBenchAttention({
-      nHeads: r.nHeads, nKvHeads: r.nKvHeads, nQ: r.nQ, nKv: r.nKv, headDim: r.headDim,
+      nHeads: r.nHeads, nKvHeads: r.nKvHeads, nQ: r.nQ, nKv: r.nKv, headDim: r.headDim, nSel: r.nSel ?? 0,
       kvDtype: r.dtype === 'f16' ? 1 : 2, causal: false, path: 1, variant: 1, warmup: 3, iters, bandwidthBytes: 2 ** 26,
     });
     const sec = t.kernelMs * 1e-3;

@@ -49,6 +49,8 @@ def main():
         ("cudnn", SDPBackend.CUDNN_ATTENTION),
     ]
     for s in shapes:
+        if s.get("nSel", 0) > 0:  # sparse decode: no SDPA peer
+            continue
         dtype = torch.float16 if s["dtype"] == "f16" else torch.bfloat16
         H, Hkv, nQ, nKv, D = s["nHeads"], s["nKvHeads"], s["nQ"], s["nKv"], s["headDim"]
         kv_bytes = 2 * Hkv * nKv * D * 2

@@ -7,8 +7,9 @@
  *   out  f32        [nHeads,   nQ,  headDim]   (+ lse f32 [nHeads, nQ])
  * GQA: query head h reads KV head floor(h / (nHeads / nKvHeads)).
  *
- * Supported: scale, causal, returnLse, out. Not on CUDA (RangeError): mask,
- * treeMask, indices, softcap, returnKeyMass, f32 K/V. headDim 64/128/256 on
+ * Supported: scale, causal, returnLse, out, indices (sparse decode; path
+ * 'auto' or 'decode'). Not on CUDA (RangeError): mask, treeMask, softcap,
+ * returnKeyMass, f32 K/V. headDim 64/128/256 on
  * the decode path, 64/128 on the prefill path. The prefill path rounds q and
  * the softmax probabilities to the K/V dtype (tensor cores); decode keeps f32.
  * Synchronous: inputs are copied to the device and the result back.
@@ -32,7 +33,8 @@ export function cudaAvailability(): { available: boolean; reason: string; device
 }
 
 /**
- * attention() on the CUDA device; `path` 'auto' picks decode for nQ <= 16.
+ * attention() on the CUDA device; `path` 'auto' picks decode for nQ <= 16
+ * or when indices are given.
  * `variant` selects a kernel variant for tests and tuning (0 = default;
  * decode 1 = direct register loads; prefill 1 = 1 block/SM, 2 = 32 rows per
  * warp). Shapes: see the module comment.

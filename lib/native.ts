@@ -77,6 +77,7 @@ export interface NativeCudaBenchParams {
   path?: number;
   splits?: number; // decode KV splits per (KV head, row slice); 0 or absent: one full wave of blocks
   variant?: number; // kernel variant (NativeCudaAttentionParams.variant)
+  nSel?: number; // > 0: sparse decode over nSel random key positions per KV head (non-causal)
   warmup: number;
   iters: number;
   bandwidthBytes: number; // buffer size for the copy / read bandwidth limits

@@ -87,6 +87,7 @@ Napi::Value CudaBenchAttention(const Napi::CallbackInfo& info) {
   c.path = ParsePath(o);
   if (!o.Get("splits").IsUndefined()) c.decode_splits = GetIntIn(o, "splits", 0, int64_t(1) << 20);
   c.variant = ParseVariant(o);
+  if (!o.Get("nSel").IsUndefined()) c.n_sel = GetIntIn(o, "nSel", 0, int64_t(1) << 30);
   c.warmup = static_cast<int>(GetIntIn(o, "warmup", 0, 1000));
   c.iters = static_cast<int>(GetIntIn(o, "iters", 1, 10000));
   c.bandwidth_bytes = GetIntIn(o, "bandwidthBytes", 1 << 20, int64_t(1) << 36);

@@ -51,7 +51,7 @@ int multiprocessor_count() {
 
 AttentionPath resolve_path(const DeviceAttention& a) {
   if (a.path != AttentionPath::Auto) return a.path;
-  return a.n_q <= 16 ? AttentionPath::Decode : AttentionPath::Prefill;
+  return a.n_q <= 16 || a.indices ? AttentionPath::Decode : AttentionPath::Prefill;
 }
 
 Status check_device_attention(const DeviceAttention& a) {
@@ -76,6 +76,8 @@ Status check_device_attention(const DeviceAttention& a) {
   if (path == AttentionPath::Prefill && a.head_dim != 64 && a.head_dim != 128) {
     return Status::invalid("headDim: expected 64 or 128 on the CUDA prefill path, received " + num(a.head_dim));
   }
+  if (a.indices && path != AttentionPath::Decode) return Status::invalid("indices: supported on the CUDA decode path only");
+  if (a.n_sel < 0 || a.n_sel > kMaxIndex) return Status::invalid("nSel: expected 0 <= nSel < 2^31");
   if (a.n_kv > kMaxIndex || a.n_q > kMaxIndex || checked_mul(a.n_heads, a.n_q) > kMaxIndex || a.n_heads > 65535) {
     return Status::invalid("cuda attention: expected nKv, nQ and nHeads * nQ below 2^31 and nHeads <= 65535");
   }
@@ -92,7 +94,8 @@ Status device_attention_workspace(const DeviceAttention& a, size_t* bytes) {
   *bytes = 0;
   Status s = check_device_attention(a);
   if (!s.is_ok()) return s;
-  if (a.n_q == 0 || a.n_kv == 0 || resolve_path(a) != AttentionPath::Decode) return Status::ok();
+  const int64_t n_keys = a.indices ? a.n_sel : a.n_kv;
+  if (a.n_q == 0 || n_keys == 0 || a.n_kv == 0 || resolve_path(a) != AttentionPath::Decode) return Status::ok();
   *bytes = plan_decode(a, multiprocessor_count()).workspace_bytes;
   return Status::ok();
 }
@@ -102,7 +105,7 @@ Status launch_device_attention(const DeviceAttention& a, void* workspace, size_t
   if (!s.is_ok()) return s;
   if (a.n_q == 0) return Status::ok();
   const int64_t rows = a.n_heads * a.n_q;
-  if (a.n_kv == 0) {  // no key: zero rows, lse -inf
+  if (a.n_kv == 0 || (a.indices && a.n_sel == 0)) {  // no key: zero rows, lse -inf
     TP_CUDA_TRY(cudaMemsetAsync(a.out, 0, size_t(rows * a.head_dim) * sizeof(float)), "cudaMemsetAsync(out)");
     if (a.lse) {
       fill_kernel<<<unsigned((rows + 255) / 256), 256>>>(a.lse, rows, -INFINITY);
@@ -140,8 +143,8 @@ void gather(const void* src, int64_t heads, int64_t rows, int64_t dim, int64_t h
 Status attention_on_device(const AttentionParams& p, AttentionPath path, int variant) {
   Status s = validate_attention(p);
   if (!s.is_ok()) return s;
-  if (p.bool_mask || p.additive_mask || p.tree_parents || p.indices || p.key_mass || p.softcap > 0) {
-    return Status::invalid("cuda attention: masks, treeMask, indices, softcap and returnKeyMass are not supported on CUDA");
+  if (p.bool_mask || p.additive_mask || p.tree_parents || p.key_mass || p.softcap > 0) {
+    return Status::invalid("cuda attention: masks, treeMask, softcap and returnKeyMass are not supported on CUDA");
   }
   if (p.k_dtype != p.v_dtype) return Status::invalid("k, v: expected one dtype for k and v on CUDA");
   if (cuda_status().device_count < 1) return Status::internal("cuda attention: no CUDA device: " + cuda_status().error);
@@ -157,6 +160,11 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path, int var
   a.causal = p.causal;
   a.path = path;
   a.variant = variant;
+  static const int32_t dummy_index = 0;
+  if (p.indices) {
+    a.indices = &dummy_index;
+    a.n_sel = p.n_sel;
+  }
   // Placeholders so the check sees buffers; the real pointers follow.
   static const float dummy = 0;
   a.q = &dummy;
@@ -165,6 +173,11 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path, int var
   s = check_device_attention(a);
   if (!s.is_ok()) return s;
   if (p.n_q == 0) return Status::ok();
+  if (p.indices && p.n_sel == 0) {  // no key selected: zero rows, lse -inf (as the CPU)
+    for (int64_t x = 0; x < p.out_len; ++x) p.out[x] = 0.0f;
+    if (p.lse) for (int64_t x = 0; x < p.lse_len; ++x) p.lse[x] = -std::numeric_limits<float>::infinity();
+    return Status::ok();
+  }
 
   std::vector<char> hq, hk, hv;
   try {
@@ -175,14 +188,20 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path, int var
     return Status::out_of_memory("cuda attention: out of host memory for staging copies");
   }
   const int64_t rows = p.n_heads * p.n_q;
-  DeviceBuffer dq, dk, dv, dout, dlse, dws;
+  DeviceBuffer dq, dk, dv, dout, dlse, dws, didx;
   TP_CUDA_TRY(cudaSetDevice(0), "cudaSetDevice");
   s = dq.alloc(hq.size(), "cudaMalloc(q)");
   if (s.is_ok()) s = dk.alloc(hk.size(), "cudaMalloc(k)");
   if (s.is_ok()) s = dv.alloc(hv.size(), "cudaMalloc(v)");
   if (s.is_ok()) s = dout.alloc(size_t(rows * p.head_dim) * sizeof(float), "cudaMalloc(out)");
   if (s.is_ok() && p.lse) s = dlse.alloc(size_t(rows) * sizeof(float), "cudaMalloc(lse)");
+  const size_t idx_bytes = p.indices ? size_t(p.n_kv_heads * p.n_sel) * sizeof(int32_t) : 0;
+  if (s.is_ok() && idx_bytes) s = didx.alloc(idx_bytes, "cudaMalloc(indices)");
   if (!s.is_ok()) return s;
+  if (idx_bytes) {
+    TP_CUDA_TRY(cudaMemcpy(didx.get(), p.indices, idx_bytes, cudaMemcpyHostToDevice), "cudaMemcpy(indices)");
+    a.indices = didx.as<int32_t>();
+  }
   a.q = dq.as<float>();
   a.k = dk.get();
   a.v = dv.get();

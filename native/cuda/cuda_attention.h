@@ -19,7 +19,10 @@
 //   prefill  tiled online softmax on tensor cores (mma.sync m16n8k16, f32
 //            accumulate); q and the probabilities are rounded to the K/V
 //            dtype before the products. headDim 64 or 128.
-//   auto     decode when nQ <= 16, else prefill.
+//   auto     decode when nQ <= 16 or indices are given, else prefill.
+// indices (sparse attention, decode path only): query rows attend to the
+// listed key positions of their KV head only; causal limits apply to the
+// positions.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +45,10 @@ struct DeviceAttention {
   bool causal = false;
   float* out = nullptr;
   float* lse = nullptr;  // may be null
+  // Sparse decode: i32 [nKvHeads, nSel] key positions in [0, nKv) (device;
+  // repeats allowed, each is its own softmax term); null = all nKv keys.
+  const int32_t* indices = nullptr;
+  int64_t n_sel = 0;
   AttentionPath path = AttentionPath::Auto;
   int64_t decode_splits = 0;  // decode: KV splits per block row; 0 = one full wave of blocks (tuning)
   // Kernel variant (tuning and tests): decode 0 = cp.async pipeline through
@@ -69,8 +76,8 @@ Status launch_device_attention(const DeviceAttention& a, void* workspace, size_t
 // Host-level call for tests: copies the host inputs of `p` (the CPU
 // attention's parameters, any strides) to the device, runs `path`, and copies
 // out (and lse) back. Supports what the device paths support: f16/bf16 K/V of
-// one dtype, scale, causal, returnLse; no masks, tree, indices, softcap or
-// keyMass (InvalidArgument). `variant`: DeviceAttention::variant. Synchronous.
+// one dtype, scale, causal, returnLse, indices (decode); no masks, tree,
+// softcap or keyMass (InvalidArgument). `variant`: DeviceAttention::variant. Synchronous.
 Status attention_on_device(const AttentionParams& p, AttentionPath path, int variant = 0);
 
 // cudaBenchAttention: device-resident random K/V of the given shape, the
@@ -78,6 +85,7 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path, int var
 // device's own limits measured in the same call.
 struct BenchConfig {
   int64_t n_heads = 32, n_kv_heads = 8, n_q = 1, n_kv = 32768, head_dim = 128;
+  int64_t n_sel = 0;  // > 0: sparse decode over n_sel random positions per KV head
   DType kv_dtype = DType::F16;
   bool causal = false;
   AttentionPath path = AttentionPath::Auto;
@@ -90,7 +98,7 @@ struct BenchConfig {
 struct BenchResult {
   double kernel_ms = 0;          // median over iters
   double kernel_min_ms = 0;
-  double bytes = 0;              // bytes the call must move: K + V + q + out (+ lse)
+  double bytes = 0;              // bytes the call must move: K + V (selected rows) + indices + q + out + lse
   double flops = 0;              // 4 * headDim per visible (query, key) pair and head
   double copy_bytes_per_s = 0;   // cudaMemcpy device-to-device, (read + write) / time, median
   double read_bytes_per_s = 0;   // a streaming read kernel, bytes read / time, median

@@ -47,6 +47,13 @@ __global__ void random_fill(void* p, int64_t n, int dtype, float amp, uint64_t s
   }
 }
 
+// Random key positions in [0, n_kv) for the sparse decode benchmark.
+__global__ void random_positions(int32_t* p, int64_t n, int n_kv, uint64_t seed) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    p[i] = static_cast<int32_t>(hash32(seed * 0x9e3779b97f4a7c15ull + uint64_t(i)) % uint32_t(n_kv));
+  }
+}
+
 // Streaming read: each thread sums 16-byte words; one value per block is
 // written so the loads cannot be dropped.
 __global__ void read_kernel(const uint4* p, int64_t n, unsigned* sink) {
@@ -133,6 +140,7 @@ Status measure_limits(int64_t bytes, BenchResult* r) {
 }
 
 double visible_pairs(const BenchConfig& c) {
+  if (c.n_sel > 0) return double(c.n_q) * double(c.n_sel);  // sparse benchmark: non-causal
   if (!c.causal) return double(c.n_q) * double(c.n_kv);
   double total = 0;
   for (int64_t i = 0; i < c.n_q; ++i) total += double(std::max<int64_t>(0, std::min<int64_t>(c.n_kv, c.n_kv - c.n_q + i + 1)));
@@ -161,6 +169,12 @@ Status bench_attention(const BenchConfig& c, BenchResult* r) {
   a.path = c.path;
   a.decode_splits = c.decode_splits;
   a.variant = c.variant;
+  static const int32_t dummy_index = 0;
+  if (c.n_sel > 0) {
+    if (c.causal) return Status::invalid("cuda bench: the sparse benchmark is non-causal");
+    a.indices = &dummy_index;
+    a.n_sel = c.n_sel;
+  }
   static const float dummy = 0;
   a.q = &dummy;
   a.k = a.v = &dummy;
@@ -176,7 +190,14 @@ Status bench_attention(const BenchConfig& c, BenchResult* r) {
   // Decode rotates through copies so that one rotation reads >= 1 GiB.
   const int64_t copies = path == AttentionPath::Decode ? std::min<int64_t>(16, std::max<int64_t>(1, ((int64_t(1) << 30) + 2 * kv_bytes - 1) / (2 * kv_bytes))) : 1;
   std::vector<DeviceBuffer> ks(copies), vs(copies);
-  DeviceBuffer dq, dout, dlse, dws;
+  DeviceBuffer dq, dout, dlse, dws, didx;
+  if (c.n_sel > 0) {
+    s = didx.alloc(size_t(c.n_kv_heads * c.n_sel) * sizeof(int32_t), "cudaMalloc(indices)");
+    if (!s.is_ok()) return s;
+    random_positions<<<1024, 256>>>(didx.as<int32_t>(), c.n_kv_heads * c.n_sel, static_cast<int>(c.n_kv), 5);
+    TP_CUDA_TRY(cudaGetLastError(), "launch random_positions");
+    a.indices = didx.as<int32_t>();
+  }
   for (int64_t i = 0; i < copies; ++i) {
     s = ks[i].alloc(size_t(kv_bytes), "cudaMalloc(k)");
     if (s.is_ok()) s = vs[i].alloc(size_t(kv_bytes), "cudaMalloc(v)");
@@ -210,7 +231,9 @@ Status bench_attention(const BenchConfig& c, BenchResult* r) {
   if (!s.is_ok()) return s;
   r->kernel_ms = median(ms);
   r->kernel_min_ms = *std::min_element(ms.begin(), ms.end());
-  r->bytes = 2.0 * double(kv_bytes) + 2.0 * double(q_elems) * 4 + double(c.n_heads * c.n_q) * 4;
+  const double kv_read = c.n_sel > 0 ? 2.0 * double(c.n_kv_heads * c.n_sel * c.head_dim) * 2 + double(c.n_kv_heads * c.n_sel) * 4
+                                    : 2.0 * double(kv_bytes);
+  r->bytes = kv_read + 2.0 * double(q_elems) * 4 + double(c.n_heads * c.n_q) * 4;
   r->flops = 4.0 * double(c.head_dim) * double(c.n_heads) * visible_pairs(c);
   return measure_limits(c.bandwidth_bytes, r);
 }

@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <string>
 
@@ -38,7 +39,8 @@ struct DecodeArgs {
   float* part_o;  // [nHeads * nQ][splits][D]
   float* part_m;  // [nHeads * nQ][splits]   (log2 domain)
   float* part_l;  // [nHeads * nQ][splits]
-  int n_kv, n_q, chunk, splits, group, rows_per_group;
+  const int* indices;  // [nKvHeads, n_keys] key positions, or null (dense: key = position)
+  int n_kv, n_keys, n_q, chunk, splits, group, rows_per_group;
   float qk_scale;
   bool causal;
 };
@@ -108,7 +110,7 @@ struct DecodeWarp {
         const float4 x1 = *reinterpret_cast<const float4*>(qp + 4);
         qf[r][0] = x0.x * a.qk_scale; qf[r][1] = x0.y * a.qk_scale; qf[r][2] = x0.z * a.qk_scale; qf[r][3] = x0.w * a.qk_scale;
         qf[r][4] = x1.x * a.qk_scale; qf[r][5] = x1.y * a.qk_scale; qf[r][6] = x1.z * a.qk_scale; qf[r][7] = x1.w * a.qk_scale;
-        limit[r] = a.causal ? a.n_kv - a.n_q + i : a.n_kv - 1;
+        limit[r] = a.causal ? a.n_kv - a.n_q + i : INT_MAX;
       } else {
 #pragma unroll
         for (int e = 0; e < 8; ++e) qf[r][e] = 0.0f;
@@ -122,8 +124,9 @@ struct DecodeWarp {
   }
 
   // Scores, online softmax and P V for the warp step starting at key `base`;
-  // keys >= end or past a row's limit are masked (their K/V words may be 0).
-  __device__ __forceinline__ void step(int base, int end, const uint4 (&kr)[U], const uint4 (&vr)[U]) {
+  // keys >= end, or whose position pos[u] is past a row's limit (causal), are
+  // masked (their K/V words may be 0).
+  __device__ __forceinline__ void step(int base, int end, const int (&pos)[U], const uint4 (&kr)[U], const uint4 (&vr)[U]) {
     float s[U][R];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -145,7 +148,7 @@ struct DecodeWarp {
       for (int r = 0; r < R; ++r) {
 #pragma unroll
         for (int off = LPK / 2; off >= 1; off >>= 1) s[u][r] += __shfl_xor_sync(kFull, s[u][r], off);
-        if (key >= end || key > limit[r]) s[u][r] = -INFINITY;
+        if (key >= end || pos[u] > limit[r]) s[u][r] = -INFINITY;
       }
     }
     // Online softmax; max and sum are shared by the whole warp.
@@ -241,6 +244,14 @@ struct DecodeWarp {
   }
 };
 
+// Key position of key `key` of KV head `kvh` (indexed: clamped to [0, nKv)
+// as a safety net; the host validates the indices).
+__device__ __forceinline__ int key_position(const DecodeArgs& a, int kvh, int key) {
+  if (!a.indices) return key;
+  const int p = __ldg(a.indices + int64_t(kvh) * a.n_keys + key);
+  return min(max(p, 0), a.n_kv - 1);
+}
+
 template <int D, int R>
 __host__ __device__ constexpr int finish_floats() { return kDecodeWarps * R * (D + 2); }
 
@@ -257,21 +268,24 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_split_kernel(DecodeA
   const T* kbase = static_cast<const T*>(a.k) + int64_t(kvh) * a.n_kv * D + w.sub * 8;
   const T* vbase = static_cast<const T*>(a.v) + int64_t(kvh) * a.n_kv * D + w.sub * 8;
   const int begin = split * a.chunk;
-  const int end = min(a.n_kv, begin + a.chunk);
+  const int end = min(a.n_keys, begin + a.chunk);
   for (int base = begin + w.warp * Warp::STEP; base < end; base += kDecodeWarps * Warp::STEP) {
     uint4 kr[U], vr[U];
+    int pos[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int key = base + u * Warp::KPW + w.kg;
       if (key < end) {
-        kr[u] = __ldg(reinterpret_cast<const uint4*>(kbase + int64_t(key) * D));
-        vr[u] = __ldg(reinterpret_cast<const uint4*>(vbase + int64_t(key) * D));
+        pos[u] = key_position(a, kvh, key);
+        kr[u] = __ldg(reinterpret_cast<const uint4*>(kbase + int64_t(pos[u]) * D));
+        vr[u] = __ldg(reinterpret_cast<const uint4*>(vbase + int64_t(pos[u]) * D));
       } else {
+        pos[u] = 0;
         kr[u] = make_uint4(0, 0, 0, 0);
         vr[u] = make_uint4(0, 0, 0, 0);
       }
     }
-    w.step(base, end, kr, vr);
+    w.step(base, end, pos, kr, vr);
   }
   w.finish(a, smem, kvh, slice, split);
 }
@@ -304,7 +318,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_pipelined_kernel(Dec
   const T* kh = static_cast<const T*>(a.k) + int64_t(kvh) * a.n_kv * D;
   const T* vh = static_cast<const T*>(a.v) + int64_t(kvh) * a.n_kv * D;
   const int begin = split * a.chunk;
-  const int end = min(a.n_kv, begin + a.chunk);
+  const int end = min(a.n_keys, begin + a.chunk);
   const int n_tiles = (end - begin + TILE - 1) / TILE;
 
   // Every thread commits one group per call (empty past the last tile), so
@@ -318,7 +332,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_pipelined_kernel(Dec
         const int row = c / (D / 8), col = (c % (D / 8)) * 8;
         const int key = key0 + row;
         const bool ok = key < end;
-        const int64_t off = int64_t(ok ? key : begin) * D + col;
+        const int64_t off = int64_t(ok ? key_position(a, kvh, key) : 0) * D + col;
         cp_async16(sk + row * D + col, kh + off, ok ? 16 : 0);
         cp_async16(sv + row * D + col, vh + off, ok ? 16 : 0);
       }
@@ -334,13 +348,18 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_pipelined_kernel(Dec
     const T* sk = stages + size_t(t % S) * 2 * TILE * D;
     const T* sv = sk + TILE * D;
     uint4 kr[U], vr[U];
+    int pos[U];
+    const int base = begin + t * TILE + w.warp * Warp::STEP;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int row = w.warp * Warp::STEP + u * Warp::KPW + w.kg;
       kr[u] = *reinterpret_cast<const uint4*>(sk + row * D + w.sub * 8);
       vr[u] = *reinterpret_cast<const uint4*>(sv + row * D + w.sub * 8);
+      // Positions matter only for the causal limit (INT_MAX otherwise).
+      const int key = base + u * Warp::KPW + w.kg;
+      pos[u] = a.causal && a.indices && key < end ? key_position(a, kvh, key) : key;
     }
-    w.step(begin + t * TILE + w.warp * Warp::STEP, end, kr, vr);
+    w.step(base, end, pos, kr, vr);
   }
   cp_async_wait<0>();
   __syncthreads();  // stage buffers are reused by finish()
@@ -458,11 +477,12 @@ DecodePlan plan_decode(const DeviceAttention& a, int sm_count) {
   const int64_t base_blocks = a.n_kv_heads * p.slices;
   int64_t splits = a.decode_splits > 0 ? a.decode_splits : std::max<int64_t>(1, (target + base_blocks - 1) / base_blocks);
   const int64_t min_chunk = std::max<int64_t>(256, step_keys);
-  splits = std::min(splits, std::max<int64_t>(1, (a.n_kv + min_chunk - 1) / min_chunk));
-  int64_t chunk = (a.n_kv + splits - 1) / splits;
+  const int64_t n_keys = a.indices ? a.n_sel : a.n_kv;
+  splits = std::min(splits, std::max<int64_t>(1, (n_keys + min_chunk - 1) / min_chunk));
+  int64_t chunk = (n_keys + splits - 1) / splits;
   chunk = (chunk + step_keys - 1) / step_keys * step_keys;
   p.chunk = std::max<int64_t>(chunk, step_keys);
-  p.splits = std::max<int64_t>(1, (a.n_kv + p.chunk - 1) / p.chunk);
+  p.splits = std::max<int64_t>(1, (n_keys + p.chunk - 1) / p.chunk);
   p.workspace_bytes = static_cast<size_t>(a.n_heads * a.n_q * p.splits * (a.head_dim + 2)) * sizeof(float);
   return p;
 }
@@ -477,7 +497,9 @@ Status launch_decode(const DeviceAttention& a, const DecodePlan& plan, void* wor
   args.part_o = ws;
   args.part_m = ws + rows * plan.splits * a.head_dim;
   args.part_l = args.part_m + rows * plan.splits;
+  args.indices = a.indices;
   args.n_kv = static_cast<int>(a.n_kv);
+  args.n_keys = static_cast<int>(a.indices ? a.n_sel : a.n_kv);
   args.n_q = static_cast<int>(a.n_q);
   args.chunk = static_cast<int>(plan.chunk);
   args.splits = static_cast<int>(plan.splits);

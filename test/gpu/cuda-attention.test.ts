@@ -2,7 +2,8 @@
 // awkward sizes: headDim 64/128/256, nKv 0/1/17/4099/32768, GQA groups 1, 3,
 // 4, 8 and 12 (group x nQ rows per KV head: 1 to 84, so 1, 2, 4 and 8-row
 // slices and partial slices), causal and not, nQ 1/7 (decode), 100/300
-// (prefill, partial 128-row and 64-key tiles), f16 and bf16, strided K/V.
+// (prefill, partial 128-row and 64-key tiles), f16 and bf16, strided K/V,
+// sparse decode over index lists (repeats, causal limits on positions).
 //
 // Without the CUDA build or a device every comparison SKIPS (the describe
 // title and a console line give the reason) and one test checks that the
@@ -58,6 +59,13 @@ const CASES: GpuCase[] = ([
   { name: 'pre-d64-kv1-g1-q300-bf16', nHeads: 1, nKvHeads: 1, nQ: 300, nKv: 1, headDim: 64, ...kv('bf16'), path: 'prefill' },
   { name: 'pre-d128-kv150-g2-q200-f16-causal-blank', nHeads: 2, nKvHeads: 1, nQ: 200, nKv: 150, headDim: 128, ...kv('f16'), causal: true, path: 'prefill' },
   { name: 'pre-d64-kv4099-g1-q130-f16-peaky', nHeads: 1, nKvHeads: 1, nQ: 130, nKv: 4099, headDim: 64, ...kv('f16'), qAmp: 4, path: 'prefill' },
+  // Sparse decode (indices; buildCase repeats one index per head): nSel 1, 17,
+  // 300, 4099; causal limits on positions; rows that see nothing.
+  { name: 'sparse-d128-kv100-g1-q1-sel1-bf16', nHeads: 2, nKvHeads: 2, nQ: 1, nKv: 100, headDim: 128, ...kv('bf16'), indices: { nSel: 1 }, path: 'auto' },
+  { name: 'sparse-d128-kv4099-g4-q1-sel17-f16', nHeads: 8, nKvHeads: 2, nQ: 1, nKv: 4099, headDim: 128, ...kv('f16'), indices: { nSel: 17 }, path: 'decode' },
+  { name: 'sparse-d64-kv32768-g8-q1-sel4099-bf16', nHeads: 16, nKvHeads: 2, nQ: 1, nKv: 32768, headDim: 64, ...kv('bf16'), indices: { nSel: 4099, strided: true }, path: 'decode' },
+  { name: 'sparse-d128-kv517-g2-q7-sel300-f16-causal', nHeads: 4, nKvHeads: 2, nQ: 7, nKv: 517, headDim: 128, ...kv('f16'), indices: { nSel: 300 }, causal: true, path: 'decode' },
+  { name: 'sparse-d256-kv50-g1-q7-sel9-bf16-causal-allmasked', nHeads: 1, nKvHeads: 1, nQ: 7, nKv: 50, headDim: 256, ...kv('bf16'), indices: { nSel: 9, allMasked: true }, causal: true, path: 'decode' },
   // Cross-paths: prefill on a decode shape, decode on a prefill shape.
   { name: 'pre-d128-kv4099-g1-q1-f16', nHeads: 2, nKvHeads: 2, nQ: 1, nKv: 4099, headDim: 128, ...kv('f16'), path: 'prefill' },
   { name: 'dec-d64-kv700-g1-q20-bf16-causal', nHeads: 2, nKvHeads: 2, nQ: 20, nKv: 700, headDim: 64, ...kv('bf16'), causal: true, path: 'decode' },
@@ -125,6 +133,13 @@ describe.skipIf(!cuda.available)(title, () => {
     expect(() => cudaAttention(c.q, c.k, c.v, {}, 'prefill', 3)).toThrow(RangeError);
   });
 
+  test('indices with nSel = 0: zero rows and lse -Infinity', () => {
+    const c = buildCase({ name: 'sel0', nHeads: 2, nKvHeads: 1, nQ: 1, nKv: 9, headDim: 64, ...kv('f16') });
+    const r = cudaAttention(c.q, c.k, c.v, { returnLse: true, indices: { dtype: 'i32', shape: [1, 0], data: new Int32Array(0) } });
+    expect([...r.output.data].every((x) => x === 0)).toBe(true);
+    expect([...r.lse!.data].every((x) => x === -Infinity)).toBe(true);
+  });
+
   test('nKv = 0: zero rows and lse -Infinity on both paths', () => {
     for (const path of ['decode', 'prefill'] as const) {
       const q: Tensor<'f32'> = { dtype: 'f32', shape: [2, 3, 64], data: new Float32Array(2 * 3 * 64).fill(0.5) };
@@ -145,6 +160,8 @@ describe.skipIf(!cuda.available)(title, () => {
     expect(() => cudaAttention(d.q, d.k, d.v, d.options)).toThrow(RangeError);
     const f = buildCase({ name: 'bad-f32', nHeads: 1, nKvHeads: 1, nQ: 1, nKv: 5, headDim: 64 });
     expect(() => cudaAttention(f.q, f.k, f.v)).toThrow(/expected f16 or bf16/);
+    const s = buildCase({ name: 'bad-sparse-prefill', nHeads: 1, nKvHeads: 1, nQ: 20, nKv: 30, headDim: 64, ...kv('f16'), indices: { nSel: 5 } });
+    expect(() => cudaAttention(s.q, s.k, s.v, s.options, 'prefill')).toThrow(/indices: supported on the CUDA decode path only/);
   });
 });
 
