@@ -36,8 +36,8 @@ export function cudaAvailability(): { available: boolean; reason: string; device
  * attention() on the CUDA device; `path` 'auto' picks decode for nQ <= 16
  * or when indices are given.
  * `variant` selects a kernel variant for tests and tuning (0 = default;
- * decode 1 = direct register loads; prefill 1 = 1 block/SM, 2 = 32 rows per
- * warp). Shapes: see the module comment.
+ * decode 1 = cp.async pipeline; prefill 1 = 16 rows per warp with 64-key
+ * tiles, 2 = the same at 1 block/SM). Shapes: see the module comment.
  */
 export function cudaAttention(
   q: Tensor<'f32'>,

@@ -58,9 +58,9 @@ export interface NativeAttentionParams {
 export interface NativeCudaAttentionParams extends NativeAttentionParams {
   path?: number; // 0 auto (decode when nQ <= 16), 1 decode, 2 prefill
   /**
-   * Kernel variant for tuning and tests (native/cuda/cuda_attention.h): decode 0 = cp.async
-   * pipeline (default), 1 = direct register loads; prefill 0 = 16 rows per warp (default),
-   * 1 = 16 rows per warp at 1 block/SM, 2 = 32 rows per warp.
+   * Kernel variant for tuning and tests (native/cuda/cuda_attention.h): decode 0 = register
+   * loads (default), 1 = cp.async pipeline; prefill 0 = 32 rows per warp, 32-key tiles
+   * (default), 1 = 16 rows per warp, 64-key tiles, 2 = as 1 at 1 block/SM.
    */
   variant?: number;
 }

@@ -51,10 +51,10 @@ struct DeviceAttention {
   int64_t n_sel = 0;
   AttentionPath path = AttentionPath::Auto;
   int64_t decode_splits = 0;  // decode: KV splits per block row; 0 = one full wave of blocks (tuning)
-  // Kernel variant (tuning and tests): decode 0 = cp.async pipeline through
-  // shared memory, 1 = direct register loads; prefill 0 = 16 rows per warp at
-  // 2 blocks/SM, 1 = 16 rows per warp at 1 block/SM (headDim 128), 2 = 32
-  // rows per warp.
+  // Kernel variant (tuning and tests): decode 0 = direct register loads
+  // (default), 1 = cp.async pipeline through shared memory; prefill 0 = 32
+  // rows per warp and 32-key tiles (default), 1 = 16 rows per warp and 64-key
+  // tiles at 2 blocks/SM, 2 = as 1 at 1 block/SM (headDim 128).
   int variant = 0;
 };
 

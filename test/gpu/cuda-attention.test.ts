@@ -109,9 +109,9 @@ function compare(gpu: AttentionResult, cpu: AttentionResult, c: BuiltCase, tol: 
   }
 }
 
-// Kernel variants each case runs on (lib/cuda.ts): decode 0 (cp.async
-// pipeline) and 1 (register loads); prefill 0 (16 rows per warp), 1 (the same
-// code at 1 block/SM) and 2 (32 rows per warp, 32-key tiles).
+// Kernel variants each case runs on (lib/cuda.ts): decode 0 (register loads)
+// and 1 (cp.async pipeline); prefill 0 (32 rows per warp, 32-key tiles), 1 (16
+// rows per warp, 64-key tiles) and 2 (the same code at 1 block/SM).
 const VARIANTS = { decode: [0, 1], prefill: [0, 1, 2] } as const;
 
 describe.skipIf(!cuda.available)(title, () => {
