@@ -21,7 +21,7 @@ import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import cliProgress from 'cli-progress';
-import { Bench } from 'tinybench';
+import { randomBlock, timeIt, type Budget, type Timed } from './common.js';
 import {
   attention, backendInfo, setThreads, f32ToF16Bits, f16BitsToF32,
   type BackendInfo, type FloatDType, type Tensor,
@@ -151,50 +151,8 @@ const DEFAULT_NOTES = [
 
 // ---- small helpers -----------------------------------------------------------
 
-interface Timed {
-  medianMs: number;
-  samples: number;
-  rmePct: number;
-}
 
-interface Budget {
-  time: number;
-  iterations: number;
-}
 
-/** Times fn with tinybench. Callers run fn once before (that call is the warmup). */
-async function timeIt(name: string, fn: () => unknown, budget: Budget): Promise<Timed> {
-  const bench = new Bench({
-    time: budget.time,
-    iterations: budget.iterations,
-    warmup: false,
-    throws: true,
-  });
-  bench.add(name, fn);
-  await bench.run();
-  const task = bench.tasks[0];
-  if (!task) throw new Error(`tinybench lost task ${name}`);
-  const r = task.result;
-  if (r.state !== 'completed') {
-    throw r.state === 'errored' ? r.error : new Error(`${name}: tinybench state ${r.state}`);
-  }
-  return { medianMs: r.latency.p50, samples: r.latency.samplesCount, rmePct: r.latency.rme };
-}
-
-/** xorshift32 in [-1, 1): fast, deterministic fill for large buffers. */
-function randomBlock(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = s / 2147483648 - 1;
-  }
-  return out;
-}
 
 /** Rounds every value to the nearest f16 (so f16 and f32 runs see the same numbers). */
 function roundToF16(a: Float32Array): Float32Array {

@@ -3,7 +3,10 @@
 export type TokenpressErrorCode =
   | 'ERR_NATIVE_LOAD'
   | 'ERR_NATIVE'
-  | 'ERR_UNSUPPORTED';
+  | 'ERR_UNSUPPORTED'
+  | 'ERR_CACHE_BUSY'
+
+  | 'ERR_BAD_FILE';
 
 /** An error that is not about one argument, with a stable `code`. */
 export class TokenpressError extends Error {

@@ -14,4 +14,29 @@ export {
   KV_POLICY_NAMES, KV_POLICY_DEFAULTS,
   type KvPolicy, type KvPolicyConfig, type KvPolicyName,
   type StreamingLlmPolicy, type KnormPolicy, type RandomPolicy, type TovaPolicy, type H2oPolicy, type SnapKvPolicy,
+  type ExpectedAttentionPolicy, type SpecKvPolicy, type EmsPolicy,
 } from './kv/policies.js';
+export {
+  KvCache,
+  type KvCacheOptions, type KvCacheDtype, type AutoCompressOptions, type AttendOptions, type AttendResult,
+  type CompressOptions, type CompressReport, type ExportedLayer,
+} from './kv/cache.js';
+export {
+  KV_CACHE_POLICY_NAMES,
+  type KvCompressionPolicy, type MergeablePolicy, type PyramidKvPolicy, type AdaKvPolicy, type RazorPolicy, type EmsCachePolicy,
+} from './kv/compression.js';
+export {
+  scoreRetrievalHeads, pickRetrievalHeads, RETRIEVAL_HEAD_DEFAULTS,
+  type RetrievalHeadInputs, type RetrievalHeadScores, type PickRetrievalHeadsOptions,
+} from './kv/retrieval-heads.js';
+export {
+  makeNeedleWorkload, type NeedleWorkload, type NeedleWorkloadOptions, type EvalQueries,
+} from './kv/eval/workload.js';
+export { compressLayerForEval, type LayerInputs, type EvalLayerCache } from './kv/eval/compress.js';
+export { syntheticSource, type EvalSource } from './kv/eval/source.js';
+export { loadKvTrace, writeKvTrace, traceSource, type KvTrace, type KvTraceLayer, type TraceSplit } from './kv/eval/traces.js';
+export { readSafetensors, writeSafetensors, decodeSafetensors, encodeSafetensors, type SafetensorsContents } from './kv/eval/safetensors.js';
+export {
+  runKvEval, formatKvEvalTable, DEFAULT_BUDGETS, type KvEvalOptions, type KvEvalReport, type KvEvalRow, type KvEvalMetrics,
+} from './kv/eval/run.js';
+export { renderKvEvalSvg } from './kv/eval/plot-svg.js';

@@ -95,8 +95,22 @@ export interface NativeCudaBenchResult {
   device: string;
 }
 
+/** Option fields every KV policy call carries (native/binding/kv_args.h). */
+export interface NativeKvPolicyOptions {
+  sinks: number;
+  recent: number;
+  window: number;
+  kernel: number;
+  pooling: number; // 0 avg, 1 max
+  seed: number;
+  epsilon?: number; // expected_attention, default 0
+  useCovariance?: boolean; // expected_attention, default true
+  useVnorm?: boolean; // expected_attention, default true
+  reduction?: number; // speckv reduction / ems combine: 0 mean, 1 max (default)
+}
+
 /** Flat parameters of kvScore; policy options every policy may ignore. */
-export interface NativeKvScoreParams {
+export interface NativeKvScoreParams extends NativeKvPolicyOptions {
   policy: string;
   nHeads: number; // 0 when no queries
   nKvHeads: number;
@@ -112,12 +126,9 @@ export interface NativeKvScoreParams {
   vDtype: number;
   vStrides: [number, number];
   keyMass?: Float32Array; // [nKvHeads, nKv] contiguous
-  sinks: number;
-  recent: number;
-  window: number;
-  kernel: number;
-  pooling: number; // 0 avg, 1 max
-  seed: number;
+  draftQ?: Float32Array; // [nHeads, nDraft, headDim] (speckv)
+  draftQStrides?: [number, number];
+  nDraft?: number;
   scores: Float32Array; // out: [nKvHeads, nKv]
 }
 
@@ -141,7 +152,99 @@ export interface NativeKvCompactParams {
   dst: Float32Array | Uint16Array; // [nKvHeads, nKeep, headDim]
 }
 
+/** dtype codes of a KvCache (native/kv/kv_cache.h CacheType). */
+export const CACHE_DTYPE_CODE = { f32: 0, f16: 1, bf16: 2, int8: 3, int4: 4 } as const;
+
+export interface NativeKvCacheConfig {
+  nLayers: number;
+  nKvHeads: number;
+  headDim: number;
+  capacity: number;
+  dtype: number; // CACHE_DTYPE_CODE
+  groupSize: number;
+  residual: number;
+  window: number;
+}
+
+export interface NativeKvAppendParams {
+  layer: number;
+  n: number;
+  k: Float32Array | Uint16Array;
+  kDtype: number;
+  kStrides: [number, number];
+  v: Float32Array | Uint16Array;
+  vDtype: number;
+  vStrides: [number, number];
+  positions?: Int32Array; // [n]
+}
+
+export interface NativeKvAttendParams {
+  layer: number;
+  nHeads: number;
+  nQ: number;
+  q: Float32Array;
+  qStrides: [number, number];
+  scale: number; // 0: 1/sqrt(headDim)
+  softcap: number;
+  causal: boolean;
+  accumulateMass: boolean;
+  remember: boolean;
+  out: Float32Array; // [nHeads, nQ, headDim]
+  lse?: Float32Array; // [nHeads, nQ]
+}
+
+export interface NativeKvCompressParams extends NativeKvPolicyOptions {
+  policy: string; // the scorer
+  allocation: number; // 0 uniform, 1 pyramid, 2 adakv, 3 razor
+  keep: number; // -1: use ratio
+  ratio: number; // -1: use keep
+  beta: number;
+  pyramidWindow: number;
+  alpha: number;
+  razorSinks: number;
+  razorRecent: number;
+  merge: boolean;
+  mergeThreshold: number; // merge only at cosine >= this (-2: always)
+  retrieval?: Uint8Array; // [nLayers * nKvHeads]
+  layers?: Int32Array;
+}
+
+export interface NativeCompressReport {
+  tokensBefore: number;
+  tokensAfter: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  ms: number;
+  planMs: number;
+  applyMs: number;
+  bytesMoved: number;
+}
+
+export interface NativeKvExportParams {
+  layer: number;
+  dtype: number; // DTYPE_CODE
+  k: Float32Array | Uint16Array; // [nKvHeads, maxLen, headDim]
+  v: Float32Array | Uint16Array;
+  positions: Int32Array; // [nKvHeads, maxLen]
+}
+
+export interface NativeKvCacheHandle {
+  append(p: NativeKvAppendParams): void;
+  appendAsync(p: NativeKvAppendParams): Promise<void>;
+  attend(p: NativeKvAttendParams): void;
+  attendAsync(p: NativeKvAttendParams): Promise<void>;
+  compress(p: NativeKvCompressParams): NativeCompressReport;
+  compressAsync(p: NativeKvCompressParams): Promise<NativeCompressReport>;
+  exportLayer(p: NativeKvExportParams): void;
+  lengths(): Int32Array; // [nLayers * nKvHeads]
+  maxLength(layer: number): number;
+  memoryBytes(): number;
+  clear(layer?: number): void;
+  busy(): boolean;
+}
+
 export interface NativeAddon {
+  KvCacheHandle: new (config: NativeKvCacheConfig) => NativeKvCacheHandle;
   backendInfo(): NativeBackendInfo;
   setThreads(n: number): void;
   /** Lowers (or restores) the ISA kernels use; false if the CPU lacks it. */

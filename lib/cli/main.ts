@@ -6,7 +6,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runInfo } from './info.js';
 import { runTour } from './tour.js';
+import { registerEvalKv } from './eval-kv.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
+import { runKvBench, printKvTable } from '../../bench/kv.js';
 
 function threadList(value: string): number[] {
   const list = value.split(',').map((s) => Number(s.trim()));
@@ -52,6 +54,55 @@ bench
     });
     if (opts.json !== true) printAttentionTable(report);
   });
+
+function intList(value: string): number[] {
+  const list = value.split(',').map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new InvalidArgumentError(`expected a comma-separated list of positive integers, received "${value}"`);
+  }
+  return list;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, received "${value}"`);
+  return n;
+}
+
+bench
+  .command('kv')
+  .description(
+    'KV cache: time to score, select and compact 32 layers x 8 KV heads x 32k tokens x headDim 128 (f16) down to 2k and 4k ' +
+      'tokens for every policy; int8/int4 quantization, memory and decode time; all against the read bandwidth measured in the same run.',
+  )
+  .option('--tokens <n>', 'tokens per head (default 32768)', positiveInt)
+  .option('--layers <n>', 'layers of the f16 cache (default 32)', positiveInt)
+  .option('--measure-layers <n>', 'layers each policy compresses per repetition (default 2)', positiveInt)
+  .option('--quant-layers <n>', 'layers of the int8/int4 caches (default 8)', positiveInt)
+  .option('--budgets <list>', 'tokens per head to compress to (default 2048,4096)', intList)
+  .option('--policies <list>', 'policies to measure (default all)', (v: string) => v.split(',').map((s) => s.trim()))
+  .option('--reps <n>', 'repetitions (default 3)', positiveInt)
+  .option('--out <file>', 'where to write the JSON report (default bench-results/kv-<date>.json)')
+  .option('--no-progress', 'no progress bar')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (o: { tokens?: number; layers?: number; measureLayers?: number; quantLayers?: number; budgets?: number[]; policies?: string[]; reps?: number; out?: string; progress: boolean; json?: boolean }) => {
+    const report = await runKvBench({
+      ...(o.tokens ? { tokens: o.tokens } : {}),
+      ...(o.layers ? { layers: o.layers } : {}),
+      ...(o.measureLayers ? { measureLayers: o.measureLayers } : {}),
+      ...(o.quantLayers ? { quantLayers: o.quantLayers } : {}),
+      ...(o.budgets ? { budgets: o.budgets } : {}),
+      ...(o.policies ? { policies: o.policies } : {}),
+      ...(o.reps ? { reps: o.reps } : {}),
+      ...(o.out ? { outFile: o.out } : {}),
+      progress: o.progress,
+      json: o.json === true,
+    });
+    if (o.json !== true) printKvTable(report);
+  });
+
+const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
+registerEvalKv(evalCmd);
 
 program
   .command('tour', { isDefault: false })

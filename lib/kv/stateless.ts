@@ -7,7 +7,11 @@
  *                                                     GQA: nHeads % nKvHeads == 0
  *   keyMass   f32          [nKvHeads, nKv]            optional accumulated
  *                                                     attention (attention()'s
- *                                                     returnKeyMass), for h2o
+ *                                                     returnKeyMass), for h2o, ems
+ *   draftQueries f32       [nHeads, nDraft, headDim]  optional queries of future /
+ *                                                     draft tokens (speckv); each
+ *                                                     sees all nKv keys; nHeads
+ *                                                     as in queries
  *   scores    f32          [nKvHeads, nKv]            higher = keep
  *   indices   i32          [nKvHeads, nKeep]          kept positions, ascending
  *
@@ -17,15 +21,20 @@ import { DTYPE_CODE, native, type NativeKvScoreParams } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor } from '../tensor.js';
 import { checkInteger, checkNumber, checkOptions, checkTensor, type CheckedTensor } from '../validate.js';
-import { KV_NEEDS_QUERIES, resolvePolicy, type KvPolicy } from './policies.js';
+import { KV_NEEDS_DRAFT_QUERIES, KV_NEEDS_QUERIES, policyOptions, resolvePolicy, type KvPolicy } from './policies.js';
 
 export interface KvInputs {
   k: Tensor<FloatDType>;
   v: Tensor<FloatDType>;
-  /** The observation window: queries of the last nQ positions. Needed by tova, snapkv (and h2o without keyMass). */
+  /** The observation window: queries of the last nQ positions. Needed by tova, snapkv, expected_attention, ems (and h2o without keyMass); optional for speckv. */
   queries?: Tensor<'f32'>;
-  /** Accumulated attention per key (h2o). */
+  /** Accumulated attention per key (h2o, ems). */
   keyMass?: Tensor<'f32'>;
+  /**
+   * Queries of draft / lookahead tokens that follow the cache (speckv): each
+   * attends to every one of the nKv keys. f32 [nHeads, nDraft, headDim].
+   */
+  draftQueries?: Tensor<'f32'>;
   /** Seed of the random policy when the policy config has none (default 0). */
   seed?: number;
 }
@@ -49,7 +58,7 @@ export interface CompressedKv {
   indices: Tensor<'i32'>;
 }
 
-const INPUT_NAMES = ['k', 'v', 'queries', 'keyMass', 'seed'] as const;
+const INPUT_NAMES = ['k', 'v', 'queries', 'keyMass', 'draftQueries', 'seed'] as const;
 const FLOAT_TYPES: FloatDType[] = ['f32', 'f16', 'bf16'];
 
 interface CheckedInputs {
@@ -57,6 +66,7 @@ interface CheckedInputs {
   v: CheckedTensor<FloatDType>;
   queries?: CheckedTensor<'f32'>;
   keyMass?: Float32Array;
+  draftQueries?: CheckedTensor<'f32'>;
   seed: number | undefined;
   nKvHeads: number;
   nKv: number;
@@ -74,7 +84,7 @@ function dense2(t: CheckedTensor<'f32'>): Float32Array {
 
 function checkInputs(inputs: unknown): CheckedInputs {
   if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs)) {
-    throw typeError('inputs', 'an object { k, v, queries?, keyMass?, seed? }', inputs);
+    throw typeError('inputs', 'an object { k, v, queries?, keyMass?, draftQueries?, seed? }', inputs);
   }
   const o = checkOptions('inputs', inputs, INPUT_NAMES) as Partial<KvInputs>;
   const k = checkTensor('inputs.k', o.k, FLOAT_TYPES, ['nKvHeads', 'nKv', 'headDim']);
@@ -104,6 +114,19 @@ function checkInputs(inputs: unknown): CheckedInputs {
     }
     out.keyMass = dense2(m);
   }
+  if (o.draftQueries !== undefined) {
+    const d = checkTensor('inputs.draftQueries', o.draftQueries, ['f32'] as const, ['nHeads', 'nDraft', 'headDim']);
+    const [nHeads, nDraft, dDim] = d.shape as [number, number, number];
+    if (dDim !== headDim) throw rangeError('inputs.draftQueries.shape[2] (headDim)', `k's headDim = ${headDim}`, dDim);
+    if (out.queries && nHeads !== out.queries.shape[0]) {
+      throw rangeError('inputs.draftQueries.shape[0] (nHeads)', `queries' nHeads = ${out.queries.shape[0]}`, nHeads);
+    }
+    if (nHeads < 1 || nHeads % nKvHeads !== 0) {
+      throw rangeError('inputs.draftQueries.shape[0] (nHeads)', `a multiple of nKvHeads = ${nKvHeads} (GQA)`, nHeads);
+    }
+    if (nDraft < 1) throw rangeError('inputs.draftQueries.shape[1] (nDraft)', 'at least 1 draft query', nDraft);
+    out.draftQueries = d;
+  }
   if (o.seed !== undefined) out.seed = checkInteger('inputs.seed', o.seed, 0);
   return out;
 }
@@ -113,13 +136,16 @@ function scoreChecked(policy: unknown, c: CheckedInputs): Tensor<'f32'> {
   if (KV_NEEDS_QUERIES.has(p.name) && !c.queries) {
     throw typeError('inputs.queries', `a tensor [nHeads, nQ, headDim] (policy "${p.name}" needs queries)`, undefined);
   }
+  if (KV_NEEDS_DRAFT_QUERIES.has(p.name) && !c.draftQueries) {
+    throw typeError('inputs.draftQueries', `a tensor [nHeads, nDraft, headDim] (policy "${p.name}" needs draft queries)`, undefined);
+  }
   if (p.name === 'h2o' && !c.queries && !c.keyMass) {
     throw typeError('inputs.queries', 'a tensor [nHeads, nQ, headDim] or inputs.keyMass (policy "h2o" needs one of them)', undefined);
   }
   const scores = new Float32Array(c.nKvHeads * c.nKv);
   const params: NativeKvScoreParams = {
     policy: p.name,
-    nHeads: c.queries ? c.queries.shape[0]! : 0,
+    nHeads: c.queries ? c.queries.shape[0]! : c.draftQueries ? c.draftQueries.shape[0]! : 0,
     nKvHeads: c.nKvHeads,
     nQ: c.queries ? c.queries.shape[1]! : 0,
     nKv: c.nKv,
@@ -130,12 +156,7 @@ function scoreChecked(policy: unknown, c: CheckedInputs): Tensor<'f32'> {
     v: c.v.data as Float32Array | Uint16Array,
     vDtype: DTYPE_CODE[c.v.dtype],
     vStrides: [c.v.strides[0]!, c.v.strides[1]!],
-    sinks: p.sinks,
-    recent: p.recent,
-    window: p.window,
-    kernel: p.kernel,
-    pooling: p.pooling === 'max' ? 1 : 0,
-    seed: p.seed ?? c.seed ?? 0,
+    ...policyOptions(p, c.seed),
     scores,
   };
   if (c.queries) {
@@ -143,6 +164,11 @@ function scoreChecked(policy: unknown, c: CheckedInputs): Tensor<'f32'> {
     params.qStrides = [c.queries.strides[0]!, c.queries.strides[1]!];
   }
   if (c.keyMass) params.keyMass = c.keyMass;
+  if (c.draftQueries) {
+    params.draftQ = c.draftQueries.data as Float32Array;
+    params.draftQStrides = [c.draftQueries.strides[0]!, c.draftQueries.strides[1]!];
+    params.nDraft = c.draftQueries.shape[1]!;
+  }
   native().kvScore(params);
   return { dtype: 'f32', shape: [c.nKvHeads, c.nKv], data: scores };
 }

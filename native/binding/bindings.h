@@ -8,6 +8,7 @@ void RegisterSystem(Napi::Env env, Napi::Object exports);     // system_binding.
 void RegisterAttention(Napi::Env env, Napi::Object exports);  // attention_binding.cpp
 void RegisterBench(Napi::Env env, Napi::Object exports);      // bench_binding.cpp
 void RegisterKv(Napi::Env env, Napi::Object exports);         // kv_binding.cpp
+void RegisterKvCache(Napi::Env env, Napi::Object exports);    // kv_cache_binding.cpp
 void RegisterCuda(Napi::Env env, Napi::Object exports);       // cuda_binding.cpp
 
 }  // namespace tp::binding

@@ -5,6 +5,7 @@
 
 #include "../kv/kv_policy.h"
 #include "bindings.h"
+#include "kv_args.h"
 #include "napi_args.h"
 
 namespace tp::binding {
@@ -26,33 +27,31 @@ Napi::Value KvScore(const Napi::CallbackInfo& info) {
   p.v_dtype = ParseDtype(o, "vDtype");
   ParseStrides(o, "kStrides", &p.k_head_stride, &p.k_row_stride);
   ParseStrides(o, "vStrides", &p.v_head_stride, &p.v_row_stride);
-  p.sinks = GetInt(o, "sinks");
-  p.recent = GetInt(o, "recent");
-  p.window = GetInt(o, "window");
-  p.kernel = GetInt(o, "kernel");
-  const int64_t pooling = GetInt(o, "pooling");
-  if (pooling != 0 && pooling != 1) throw Napi::RangeError::New(env, "pooling: expected 0 (avg) or 1 (max), received " + std::to_string(pooling));
-  p.pooling = static_cast<KvPooling>(pooling);
-  const int64_t seed = GetInt(o, "seed");
-  if (seed < 0) throw Napi::RangeError::New(env, "seed: expected a non-negative integer, received " + std::to_string(seed));
-  p.seed = static_cast<uint64_t>(seed);
+  ParsePolicyOptions(o, &p);
 
   const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(p.k_dtype), true);
   const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(p.v_dtype), true);
   const TypedArrayView q = GetTypedArray(o, "q", napi_float32_array, false);
   const TypedArrayView mass = GetTypedArray(o, "keyMass", napi_float32_array, false);
+  const TypedArrayView draft = GetTypedArray(o, "draftQ", napi_float32_array, false);
   const TypedArrayView scores = GetTypedArray(o, "scores", napi_float32_array, true);
   if (q.present) ParseStrides(o, "qStrides", &p.q_head_stride, &p.q_row_stride);
+  if (draft.present) {
+    ParseStrides(o, "draftQStrides", &p.draft_head_stride, &p.draft_row_stride);
+    p.n_draft = GetInt(o, "nDraft");
+  }
   p.k = k.data; p.k_len = k.length;
   p.v = v.data; p.v_len = v.length;
   p.q = q.present ? static_cast<const float*>(q.data) : nullptr;
   p.q_len = q.length;
   p.key_mass = mass.present ? static_cast<const float*>(mass.data) : nullptr;
   p.key_mass_len = mass.length;
+  p.draft_q = draft.present ? static_cast<const float*>(draft.data) : nullptr;
+  p.draft_q_len = draft.length;
   p.scores = static_cast<float*>(scores.data);
   p.scores_len = scores.length;
   const auto aliases = [&](const TypedArrayView& in) { return in.present && in.length > 0 && scores.length > 0 && in.data == scores.data; };
-  if (aliases(k) || aliases(v) || aliases(q) || aliases(mass)) {
+  if (aliases(k) || aliases(v) || aliases(q) || aliases(mass) || aliases(draft)) {
     throw Napi::RangeError::New(env, "scores: expected a buffer distinct from the inputs");
   }
   const Status s = run_kv_score(policy.c_str(), p);

@@ -89,10 +89,22 @@ Status run_kv_score(const char* name, const KvScoreParams& p) {
   if (p.key_mass && p.key_mass_len != cells) {
     return Status::invalid("keyMass: expected nKvHeads * nKv = " + num(cells) + " elements, received " + num(p.key_mass_len));
   }
-  if (p.q) {
+  if (p.q || p.draft_q) {
     if (p.n_heads < 1 || p.n_heads > kMaxDim || p.n_heads % p.n_kv_heads != 0) {
       return Status::invalid("queries.shape[0] (nHeads): expected a multiple of nKvHeads = " + num(p.n_kv_heads) + ", received " + num(p.n_heads));
     }
+  }
+  if (p.draft_q) {
+    if (p.n_draft < 1 || p.n_draft > kMaxDim) {
+      return Status::invalid("draftQueries.shape[1] (nDraft): expected at least 1 draft query, received " + num(p.n_draft));
+    }
+    s = check_view("draftQueries", p.n_heads, p.n_draft, p.head_dim, p.draft_head_stride, p.draft_row_stride, p.draft_q_len);
+    if (!s.is_ok()) return s;
+  }
+  if (policy->needs_draft && !p.draft_q) {
+    return Status::invalid(std::string("draftQueries: expected draft queries for policy \"") + name + "\", received none");
+  }
+  if (p.q) {
     if (p.n_q < 1 || p.n_q > p.n_kv) {
       return Status::invalid("queries.shape[1] (nQ): expected 1 to nKv = " + num(p.n_kv) + " (the last nQ positions), received " + num(p.n_q));
     }
@@ -107,6 +119,8 @@ Status run_kv_score(const char* name, const KvScoreParams& p) {
     return Status::invalid("policy: expected sinks >= 0, recent >= 0, window >= 1, kernel >= 1");
   }
   if (p.pooling != KvPooling::Avg && p.pooling != KvPooling::Max) return Status::invalid("policy.pooling: expected 0 (avg) or 1 (max)");
+  if (p.reduction != KvPooling::Avg && p.reduction != KvPooling::Max) return Status::invalid("policy.reduction: expected 0 (mean) or 1 (max)");
+  if (!(p.epsilon >= 0.0f) || !std::isfinite(p.epsilon)) return Status::invalid("policy.epsilon: expected a finite number >= 0");
   if (p.n_kv == 0) return Status::ok();
   return policy->score(p);
 }

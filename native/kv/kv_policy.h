@@ -6,6 +6,9 @@
 //   q         f32          [nHeads,   nQ,  headDim]  optional: the last nQ
 //                                                    positions (observation window)
 //   key_mass  f32          [nKvHeads, nKv]           optional, contiguous
+//   draft_q   f32          [nHeads,   nDraft, headDim] optional: queries of
+//                                                    future / draft tokens, which
+//                                                    see every key (speckv)
 //   scores    f32          [nKvHeads, nKv]           contiguous, higher = keep
 //   indices   i32          [nKvHeads, nKeep]         contiguous, ascending per head
 // GQA: query head h reads KV head h / (nHeads / nKvHeads).
@@ -30,6 +33,8 @@ struct KvScoreParams {
   DType v_dtype = DType::F32;
   int64_t v_head_stride = 0, v_row_stride = 0;
   const float* key_mass = nullptr;  // null when absent
+  const float* draft_q = nullptr;   // null when no draft queries were given
+  int64_t n_draft = 0, draft_head_stride = 0, draft_row_stride = 0;
 
   // Policy options (each policy reads its own).
   int64_t sinks = 4;     // streamingllm
@@ -38,11 +43,18 @@ struct KvScoreParams {
   int64_t kernel = 5;    // snapkv
   KvPooling pooling = KvPooling::Avg;
   uint64_t seed = 0;     // random
+  float epsilon = 0.0f;        // expected_attention: added before the value-norm factor
+  bool use_covariance = true;  // expected_attention
+  bool use_vnorm = true;       // expected_attention
+  // speckv: max or mean over the observation rows and the group's heads;
+  // ems: how the global and local scores combine (max or mean). The TS layer
+  // always sets it (speckv default max, ems default mean).
+  KvPooling reduction = KvPooling::Max;
 
   float* scores = nullptr;
 
   // Element counts of the buffers as received (0 when absent).
-  int64_t q_len = 0, k_len = 0, v_len = 0, key_mass_len = 0, scores_len = 0;
+  int64_t q_len = 0, k_len = 0, v_len = 0, key_mass_len = 0, scores_len = 0, draft_q_len = 0;
 };
 
 // One scoring function. Called only after validate_kv_score succeeded.
@@ -53,6 +65,7 @@ struct KvPolicy {
   KvScoreFn score;
   bool needs_queries;   // fails without q
   bool accepts_key_mass; // uses key_mass when given (else q is required)
+  bool needs_draft;      // fails without draft_q
 };
 
 // The one table of policies (policy_registry.cpp); null when unknown.

@@ -13,17 +13,23 @@ Status score_random(const KvScoreParams& p);
 Status score_tova(const KvScoreParams& p);
 Status score_h2o(const KvScoreParams& p);
 Status score_snapkv(const KvScoreParams& p);
+Status score_expected_attention(const KvScoreParams& p);
+Status score_speckv(const KvScoreParams& p);
+Status score_ems(const KvScoreParams& p);
 }  // namespace kv
 
 namespace {
-//                          name            score                 needs q  key_mass
+//   name                  score                          needs q  key_mass  needs draft
 constexpr KvPolicy kPolicies[] = {
-    {"streamingllm", kv::score_streamingllm, false, false},
-    {"knorm",        kv::score_knorm,        false, false},
-    {"random",       kv::score_random,       false, false},
-    {"tova",         kv::score_tova,         true,  false},
-    {"h2o",          kv::score_h2o,          false, true},
-    {"snapkv",       kv::score_snapkv,       true,  false},
+    {"streamingllm",       kv::score_streamingllm,       false, false, false},
+    {"knorm",              kv::score_knorm,              false, false, false},
+    {"random",             kv::score_random,             false, false, false},
+    {"tova",               kv::score_tova,               true,  false, false},
+    {"h2o",                kv::score_h2o,                false, true,  false},
+    {"snapkv",             kv::score_snapkv,             true,  false, false},
+    {"expected_attention", kv::score_expected_attention, true,  false, false},
+    {"speckv",             kv::score_speckv,             false, false, true},
+    {"ems",                kv::score_ems,                true,  true,  false},
 };
 }  // namespace
 

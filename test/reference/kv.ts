@@ -13,6 +13,20 @@
  *                  centred on p (offsets -floor(kernel/2)..) within the prefix
  *                  [0, nKv - w): avg = sum / kernel (zero padding), max skips
  *                  outside positions; the window +Infinity;
+ *  - expected_attention: per query head, mean mu and population covariance S
+ *                  of the query rows at positions >= sinks; softmax over keys
+ *                  p >= sinks of mu.k/sqrt(d) + k^T S k/(2d) (no S term without
+ *                  useCovariance), mean over the group's heads, then
+ *                  (score + epsilon) * ||v|| with useVnorm; keys p < sinks +Infinity;
+ *  - speckv:       rows = every draft query (sees all keys) + the last
+ *                  w = min(window, nQ) queries (causal; w = 0 without queries);
+ *                  per key the max (or mean) of the softmax probability over
+ *                  rows and the group's heads, pooled like snapkv within
+ *                  [0, nKv - w); the window +Infinity;
+ *  - ems:          global = keyMass (or the causal key mass of all queries),
+ *                  local = causal key mass of the last w = min(window, nQ)
+ *                  queries, each divided by its per-head sum; mean (or max) of
+ *                  the two before the window; the window +Infinity;
  *  - select:       per head the nKeep best (higher score, then earlier
  *                  position), ascending;
  *  - compact:      gathered rows, raw element bits.
@@ -22,8 +36,13 @@ import type { FloatDType, Tensor } from '../../lib/index.js';
 import { decode3, referenceAttention } from './attention.js';
 
 export interface RefPolicy {
-  name: 'streamingllm' | 'knorm' | 'random' | 'tova' | 'h2o' | 'snapkv';
+  name: 'streamingllm' | 'knorm' | 'random' | 'tova' | 'h2o' | 'snapkv' | 'expected_attention' | 'speckv' | 'ems';
   sinks?: number;
+  epsilon?: number;
+  useCovariance?: boolean;
+  useVnorm?: boolean;
+  reduction?: 'mean' | 'max';
+  combine?: 'mean' | 'max';
   seed?: number;
   recent?: number;
   window?: number;
@@ -36,6 +55,7 @@ export interface RefInputs {
   v: Tensor<FloatDType>;
   queries?: Tensor<'f32'>;
   keyMass?: Tensor<'f32'>;
+  draftQueries?: Tensor<'f32'>;
   seed?: number;
 }
 
@@ -58,6 +78,153 @@ function lastMass(inputs: RefInputs, n: number): Float64Array {
     }
   }
   return referenceAttention({ dtype: 'f32', shape: [nHeads, n, headDim], data: last }, inputs.k, inputs.v, { causal: true }).keyMass;
+}
+
+/** Softmax of a list of logits (float64). */
+function softmax(logits: number[]): number[] {
+  let m = -Infinity;
+  for (const x of logits) m = Math.max(m, x);
+  const e = logits.map((x) => Math.exp(x - m));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
+
+function referenceExpectedAttention(policy: RefPolicy, inputs: RefInputs): Float64Array {
+  const [nKvHeads, nKv, d] = inputs.k.shape as [number, number, number];
+  const [nHeads, nQ] = inputs.queries!.shape as [number, number];
+  const group = nHeads / nKvHeads;
+  const sinks = policy.sinks ?? 4;
+  const eps = policy.epsilon ?? 0;
+  const useCov = policy.useCovariance ?? true;
+  const useVnorm = policy.useVnorm ?? true;
+  const Q = decode3(inputs.queries!);
+  const K = decode3(inputs.k);
+  const V = decode3(inputs.v);
+  const out = new Float64Array(nKvHeads * nKv).fill(Infinity);
+  if (nKv <= sinks) return out;
+  const rows: number[] = [];
+  for (let i = 0; i < nQ; i++) if (nKv - nQ + i >= sinks) rows.push(i);
+  for (let kh = 0; kh < nKvHeads; kh++) {
+    const acc = new Float64Array(nKv);
+    for (let g = 0; g < group; g++) {
+      const h = kh * group + g;
+      const row = (i: number, a: number) => Q[(h * nQ + i) * d + a]!;
+      const mu = Array.from({ length: d }, (_, a) => rows.reduce((s, i) => s + row(i, a), 0) / rows.length);
+      const S = Array.from({ length: d }, (_, a) => Array.from({ length: d }, (_, b) =>
+        rows.reduce((s, i) => s + (row(i, a) - mu[a]!) * (row(i, b) - mu[b]!), 0) / rows.length));
+      const logits: number[] = [];
+      for (let p = sinks; p < nKv; p++) {
+        const k = (a: number) => K[(kh * nKv + p) * d + a]!;
+        let s = 0;
+        for (let a = 0; a < d; a++) s += mu[a]! * k(a);
+        s /= Math.sqrt(d);
+        if (useCov) {
+          let quad = 0;
+          for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) quad += k(a) * S[a]![b]! * k(b);
+          s += quad / d / 2;
+        }
+        logits.push(s);
+      }
+      softmax(logits).forEach((x, t) => { acc[sinks + t] += x / group; });
+    }
+    for (let p = sinks; p < nKv; p++) {
+      let score = acc[p]!;
+      if (useVnorm) {
+        let norm = 0;
+        for (let a = 0; a < d; a++) norm += V[(kh * nKv + p) * d + a]! ** 2;
+        score = (score + eps) * Math.sqrt(norm);
+      }
+      out[kh * nKv + p] = score;
+    }
+  }
+  return out;
+}
+
+/** Reduced (max or sum) softmax probabilities of rows of `q` ([nHeads, nRows, d], float64). */
+function reduceRows(
+  Q: Float64Array, nRows: number, lastVisible: number, K: Float64Array, nKvHeads: number, nKv: number, d: number,
+  group: number, max: boolean, acc: Float64Array,
+): void {
+  for (let h = 0; h < nKvHeads * group; h++) {
+    const kh = Math.floor(h / group);
+    for (let r = 0; r < nRows; r++) {
+      const visible = lastVisible < 0 ? nKv : Math.min(nKv, lastVisible + r + 1);
+      const logits: number[] = [];
+      for (let p = 0; p < visible; p++) {
+        let s = 0;
+        for (let a = 0; a < d; a++) s += Q[(h * nRows + r) * d + a]! * K[(kh * nKv + p) * d + a]!;
+        logits.push(s / Math.sqrt(d));
+      }
+      softmax(logits).forEach((x, p) => {
+        const i = kh * nKv + p;
+        acc[i] = max ? Math.max(acc[i]!, x) : acc[i]! + x;
+      });
+    }
+  }
+}
+
+/** SnapKV pooling of m (one head, already scaled) over [0, prefix). */
+function pool(m: (t: number) => number, p: number, prefix: number, kernel: number, max: boolean): number {
+  const left = Math.floor(kernel / 2);
+  let acc = max ? -Infinity : 0;
+  for (let t = p - left; t < p - left + kernel; t++) {
+    if (t < 0 || t >= prefix) continue;
+    acc = max ? Math.max(acc, m(t)) : acc + m(t);
+  }
+  return max ? acc : acc / kernel;
+}
+
+function referenceSpecKv(policy: RefPolicy, inputs: RefInputs): Float64Array {
+  const [nKvHeads, nKv, d] = inputs.k.shape as [number, number, number];
+  const [nHeads, nDraft] = inputs.draftQueries!.shape as [number, number];
+  const group = nHeads / nKvHeads;
+  const nQ = inputs.queries ? inputs.queries.shape[1]! : 0;
+  const w = inputs.queries ? Math.min(policy.window ?? 32, nQ) : 0;
+  const kernel = policy.kernel ?? 7;
+  const maxPool = (policy.pooling ?? 'max') === 'max';
+  const maxReduce = (policy.reduction ?? 'max') === 'max';
+  const K = decode3(inputs.k);
+  const acc = new Float64Array(nKvHeads * nKv);
+  reduceRows(decode3(inputs.draftQueries!), nDraft, -1, K, nKvHeads, nKv, d, group, maxReduce, acc);
+  if (w > 0) {
+    const all = decode3(inputs.queries!);
+    const last = new Float64Array(nHeads * w * d);
+    for (let h = 0; h < nHeads; h++) {
+      for (let i = 0; i < w; i++) for (let a = 0; a < d; a++) last[(h * w + i) * d + a] = all[(h * nQ + nQ - w + i) * d + a]!;
+    }
+    reduceRows(last, w, nKv - w, K, nKvHeads, nKv, d, group, maxReduce, acc);
+  }
+  const scale = maxReduce ? 1 : 1 / ((nDraft + w) * group);
+  const prefix = nKv - w;
+  const out = new Float64Array(nKvHeads * nKv);
+  for (let h = 0; h < nKvHeads; h++) {
+    for (let p = 0; p < nKv; p++) {
+      out[h * nKv + p] = p >= prefix ? Infinity : pool((t) => acc[h * nKv + t]! * scale, p, prefix, kernel, maxPool);
+    }
+  }
+  return out;
+}
+
+function referenceEms(policy: RefPolicy, inputs: RefInputs): Float64Array {
+  const [nKvHeads, nKv] = inputs.k.shape as [number, number];
+  const nQ = inputs.queries!.shape[1]!;
+  const w = Math.min(policy.window ?? 32, nQ);
+  const max = (policy.combine ?? 'mean') === 'max';
+  const global = inputs.keyMass ? decodeMass(inputs.keyMass) : lastMass(inputs, nQ);
+  const local = lastMass(inputs, w);
+  const out = new Float64Array(nKvHeads * nKv);
+  for (let h = 0; h < nKvHeads; h++) {
+    let sg = 0;
+    let sl = 0;
+    for (let p = 0; p < nKv; p++) { sg += global[h * nKv + p]!; sl += local[h * nKv + p]!; }
+    for (let p = 0; p < nKv; p++) {
+      if (p >= nKv - w) { out[h * nKv + p] = Infinity; continue; }
+      const g = sg > 0 ? global[h * nKv + p]! / sg : 0;
+      const l = sl > 0 ? local[h * nKv + p]! / sl : 0;
+      out[h * nKv + p] = max ? Math.max(g, l) : (g + l) / 2;
+    }
+  }
+  return out;
 }
 
 export function referenceScores(policy: RefPolicy, inputs: RefInputs): Float64Array {
@@ -122,6 +289,12 @@ export function referenceScores(policy: RefPolicy, inputs: RefInputs): Float64Ar
       }
       return out;
     }
+    case 'expected_attention':
+      return referenceExpectedAttention(policy, inputs);
+    case 'speckv':
+      return referenceSpecKv(policy, inputs);
+    case 'ems':
+      return referenceEms(policy, inputs);
   }
 }
 

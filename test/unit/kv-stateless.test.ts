@@ -16,6 +16,7 @@ interface PolicyRow {
   ref: RefPolicy;
   queries: boolean;
   keyMass?: boolean;
+  draft?: boolean;
 }
 
 // One row per policy (plus option variants).
@@ -31,6 +32,42 @@ const POLICIES: PolicyRow[] = [
   { label: 'snapkv', policy: 'snapkv', ref: { name: 'snapkv' }, queries: true },
   { label: 'snapkv max w=4 k=3', policy: { name: 'snapkv', window: 4, kernel: 3, pooling: 'max' }, ref: { name: 'snapkv', window: 4, kernel: 3, pooling: 'max' }, queries: true },
   { label: 'snapkv k=4', policy: { name: 'snapkv', window: 8, kernel: 4 }, ref: { name: 'snapkv', window: 8, kernel: 4 }, queries: true },
+  { label: 'expected_attention', policy: 'expected_attention', ref: { name: 'expected_attention' }, queries: true },
+  {
+    label: 'expected_attention sinks=1 eps=0.01',
+    policy: { name: 'expected_attention', sinks: 1, epsilon: 0.01 },
+    ref: { name: 'expected_attention', sinks: 1, epsilon: 0.01 },
+    queries: true,
+  },
+  {
+    label: 'expected_attention no cov, no vnorm',
+    policy: { name: 'expected_attention', useCovariance: false, useVnorm: false, sinks: 0 },
+    ref: { name: 'expected_attention', useCovariance: false, useVnorm: false, sinks: 0 },
+    queries: true,
+  },
+  { label: 'speckv (draft + queries)', policy: 'speckv', ref: { name: 'speckv' }, queries: true, draft: true },
+  {
+    label: 'speckv (draft only) mean avg k=4',
+    policy: { name: 'speckv', reduction: 'mean', pooling: 'avg', kernel: 4 },
+    ref: { name: 'speckv', reduction: 'mean', pooling: 'avg', kernel: 4 },
+    queries: false,
+    draft: true,
+  },
+  {
+    label: 'speckv w=3 k=1',
+    policy: { name: 'speckv', window: 3, kernel: 1 },
+    ref: { name: 'speckv', window: 3, kernel: 1 },
+    queries: true,
+    draft: true,
+  },
+  { label: 'ems (queries)', policy: 'ems', ref: { name: 'ems' }, queries: true },
+  {
+    label: 'ems (keyMass) max w=4',
+    policy: { name: 'ems', window: 4, combine: 'max' },
+    ref: { name: 'ems', window: 4, combine: 'max' },
+    queries: true,
+    keyMass: true,
+  },
 ];
 
 interface Shape { nKv: number; nKvHeads: number; group: number; headDim: number; nQ: number; dtype: FloatDType; strided: boolean }
@@ -40,6 +77,7 @@ const SHAPES: Shape[] = [
   { nKv: 17, nKvHeads: 3, group: 1, headDim: 8, nQ: 17, dtype: 'f32', strided: false },
   { nKv: 4099, nKvHeads: 2, group: 4, headDim: 4, nQ: 40, dtype: 'f16', strided: false },
   { nKv: 4099, nKvHeads: 1, group: 1, headDim: 3, nQ: 33, dtype: 'f32', strided: true },
+  { nKv: 33, nKvHeads: 2, group: 2, headDim: 7, nQ: 6, dtype: 'bf16', strided: true },
 ];
 
 function makeInputs(s: Shape, seed: number) {
@@ -50,7 +88,10 @@ function makeInputs(s: Shape, seed: number) {
   const queries = randomTensor3(rng, 'f32', [s.nKvHeads * s.group, s.nQ, s.headDim], 2, s.strided ? { rowPad: 1 } : {});
   const mass = Float32Array.from({ length: s.nKvHeads * s.nKv }, () => Math.floor(rng() * 50) / 8);
   const keyMass: Tensor<'f32'> = { dtype: 'f32', shape: [s.nKvHeads, s.nKv], data: mass };
-  return { k, v, queries, keyMass };
+  // Draft / lookahead queries (speckv): 1 to 7 rows.
+  const nDraft = 1 + (s.nQ % 7);
+  const draftQueries = randomTensor3(rng, 'f32', [s.nKvHeads * s.group, nDraft, s.headDim], 2, s.strided ? { rowPad: 2, offset: 1 } : {});
+  return { k, v, queries, keyMass, draftQueries };
 }
 
 function expectClose(got: Float32Array, want: Float64Array, label: string): void {
@@ -70,8 +111,13 @@ describe('scoreKv vs the float64 reference', () => {
   for (const row of POLICIES) {
     test.each(SHAPES.map((s, i) => [`nKv=${s.nKv} heads=${s.nKvHeads}x${s.group} d=${s.headDim} ${s.dtype}${s.strided ? ' strided' : ''}`, s, i] as const))(
       `${row.label}: %s`, (_label, s, i) => {
-        const { k, v, queries, keyMass } = makeInputs(s, 1000 + i);
-        const inputs = { k, v, ...(row.queries ? { queries } : {}), ...(row.keyMass ? { keyMass } : {}) };
+        const { k, v, queries, keyMass, draftQueries } = makeInputs(s, 1000 + i);
+        const inputs = {
+          k, v,
+          ...(row.queries ? { queries } : {}),
+          ...(row.keyMass ? { keyMass } : {}),
+          ...(row.draft ? { draftQueries } : {}),
+        };
         const got = scoreKv(row.policy, inputs);
         expect(got.dtype).toBe('f32');
         expect(got.shape).toEqual([s.nKvHeads, s.nKv]);
@@ -164,8 +210,9 @@ describe('compressKv', () => {
 });
 
 describe('bad input', () => {
-  const { k, v, queries, keyMass } = makeInputs(SHAPES[1]!, 3);
+  const { k, v, queries, keyMass, draftQueries } = makeInputs(SHAPES[1]!, 3);
   const scores = scoreKv('knorm', { k, v });
+  const draftOf = (shape: number[]): Tensor<'f32'> => ({ dtype: 'f32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
   const cases: [string, () => unknown, ErrorConstructor, RegExp][] = [
     ['unknown policy', () => scoreKv('snapvk' as never, { k, v }), TypeError, /policy: unknown policy "snapvk" \(did you mean "snapkv"\?\)/],
     ['unknown policy object', () => scoreKv({ name: 'h20' } as never, { k, v }), TypeError, /did you mean "h2o"/],
@@ -178,6 +225,26 @@ describe('bad input', () => {
     ['tova without queries', () => scoreKv('tova', { k, v }), TypeError, /inputs\.queries.*tova/],
     ['snapkv without queries', () => compressKv({ k, v }, 'snapkv', { keep: 3 }), TypeError, /inputs\.queries.*snapkv/],
     ['h2o without queries or keyMass', () => scoreKv('h2o', { k, v }), TypeError, /inputs\.queries.*keyMass/],
+    ['expected_attention without queries', () => scoreKv('expected_attention', { k, v }), TypeError, /inputs\.queries.*expected_attention/],
+    ['ems without queries', () => scoreKv('ems', { k, v, keyMass }), TypeError, /inputs\.queries.*ems/],
+    ['speckv without draftQueries', () => scoreKv('speckv', { k, v, queries }), TypeError, /inputs\.draftQueries.*speckv/],
+    ['speckv compressKv without draftQueries', () => compressKv({ k, v }, 'speckv', { keep: 3 }), TypeError, /inputs\.draftQueries/],
+    ['misspelled speckv option', () => scoreKv({ name: 'speckv', kernal: 3 } as never, { k, v, draftQueries }), TypeError, /unknown option "kernal" \(did you mean "kernel"\?\)/],
+    ['misspelled expected_attention option', () => scoreKv({ name: 'expected_attention', useCovarience: false } as never, { k, v, queries }), TypeError, /did you mean "useCovariance"/],
+    ['misspelled ems option', () => scoreKv({ name: 'ems', combin: 'max' } as never, { k, v, queries }), TypeError, /did you mean "combine"/],
+    ['misspelled policy name', () => scoreKv('expected_atention' as never, { k, v, queries }), TypeError, /did you mean "expected_attention"/],
+    ['speckv option on ems', () => scoreKv({ name: 'ems', reduction: 'max' } as never, { k, v, queries }), TypeError, /unknown option "reduction"/],
+    ['bad reduction', () => scoreKv({ name: 'speckv', reduction: 'sum' } as never, { k, v, draftQueries }), TypeError, /policy\.reduction/],
+    ['bad combine', () => scoreKv({ name: 'ems', combine: 'avg' } as never, { k, v, queries }), TypeError, /policy\.combine/],
+    ['negative epsilon', () => scoreKv({ name: 'expected_attention', epsilon: -1 }, { k, v, queries }), RangeError, /policy\.epsilon/],
+    ['epsilon NaN', () => scoreKv({ name: 'expected_attention', epsilon: NaN }, { k, v, queries }), RangeError, /policy\.epsilon/],
+    ['useVnorm not boolean', () => scoreKv({ name: 'expected_attention', useVnorm: 1 } as never, { k, v, queries }), TypeError, /policy\.useVnorm/],
+    ['misspelled draftQueries input', () => scoreKv('speckv', { k, v, draftQuery: draftQueries } as never), TypeError, /did you mean "draftQueries"/],
+    ['draftQueries headDim', () => scoreKv('speckv', { k, v, draftQueries: draftOf([8, 2, 4]) }), RangeError, /inputs\.draftQueries\.shape\[2\]/],
+    ['draftQueries GQA', () => scoreKv('speckv', { k, v, draftQueries: draftOf([3, 2, 5]) }), RangeError, /inputs\.draftQueries\.shape\[0\]/],
+    ['draftQueries nHeads != queries', () => scoreKv('speckv', { k, v, queries, draftQueries: draftOf([4, 2, 5]) }), RangeError, /inputs\.draftQueries\.shape\[0\].*queries/],
+    ['draftQueries nDraft 0', () => scoreKv('speckv', { k, v, draftQueries: draftOf([8, 0, 5]) }), RangeError, /inputs\.draftQueries\.shape\[1\]/],
+    ['draftQueries dtype', () => scoreKv('speckv', { k, v, draftQueries: { dtype: 'f16', shape: [8, 1, 5], data: new Uint16Array(40) } as never }), TypeError, /inputs\.draftQueries\.dtype/],
     ['k missing', () => scoreKv('knorm', { v } as never), TypeError, /inputs\.k/],
     ['v shape', () => scoreKv('knorm', { k, v: { ...v, shape: [2, 16, 5] } as never }), RangeError, /inputs\.v/],
     ['queries headDim', () => scoreKv('tova', { k, v, queries: { dtype: 'f32', shape: [8, 1, 4], data: new Float32Array(32) } }), RangeError, /inputs\.queries\.shape\[2\]/],
@@ -226,6 +293,19 @@ describe('bad input', () => {
     expect(() => n.kvScore({ ...base, scores: new Float32Array(3) })).toThrow(RangeError);
     expect(() => n.kvScore({ ...base, scores: base.k })).toThrow(RangeError);
     expect(() => n.kvScore({ ...base, kDtype: 1 })).toThrow(TypeError);
+    // Draft queries (speckv): lengths, counts and presence re-checked.
+    const draft = { draftQ: new Float32Array(6), draftQStrides: [6, 2] as [number, number], nDraft: 3, nHeads: 1 };
+    expect(() => n.kvScore({ ...base, ...draft, policy: 'speckv' })).not.toThrow();
+    expect(() => n.kvScore({ ...base, policy: 'speckv' })).toThrow(/draftQueries/);
+    expect(() => n.kvScore({ ...base, ...draft, policy: 'speckv', nDraft: 4 })).toThrow(RangeError);
+    expect(() => n.kvScore({ ...base, ...draft, policy: 'speckv', nDraft: 0 })).toThrow(RangeError);
+    expect(() => n.kvScore({ ...base, ...draft, policy: 'speckv', draftQStrides: [6, 3] })).toThrow(RangeError);
+    expect(() => n.kvScore({ ...base, ...draft, policy: 'speckv', nHeads: 0 })).toThrow(RangeError);
+    expect(() => n.kvScore({ ...base, ...draft, policy: 'speckv', draftQ: base.scores })).toThrow(RangeError);
+    expect(() => n.kvScore({ ...base, ...draft, policy: 'speckv', reduction: 2 })).toThrow(RangeError);
+    expect(() => n.kvScore({ ...base, policy: 'expected_attention' })).toThrow(/queries/);
+    expect(() => n.kvScore({ ...base, epsilon: -1 })).toThrow(RangeError);
+    expect(() => n.kvScore({ ...base, epsilon: NaN })).toThrow(RangeError);
     // Products that wrap around 2^64 must not pass a length check: head
     // stride 0 lets a tiny buffer claim 2^40 heads, and 2^40 * 2^24 wraps to 0.
     expect(() => n.kvScore({ ...base, nKvHeads: 2 ** 40, nKv: 2 ** 24, headDim: 1, kStrides: [0, 0], vStrides: [0, 0], scores: new Float32Array(0) })).toThrow(RangeError);

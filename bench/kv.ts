@@ -1,0 +1,296 @@
+/**
+ * KV-cache benchmark (`tokenpress bench kv`): compression speed of every
+ * policy on a large cache, KIVI quantization, and decode attention over full
+ * and quantized caches, against the machine's read bandwidth measured in the
+ * same run.
+ *
+ * Workload (defaults): nLayers 32 x nKvHeads 8 x 32768 tokens x headDim 128,
+ * f16 (4 GiB of K and V), 32 query heads (GQA 4).
+ *   decode   one attend per layer (nQ 1) over all layers: a full decode pass.
+ *   compress for each policy and budget (2048, 4096 tokens per head):
+ *            `measureLayers` layers are refilled with 32k tokens, given 32
+ *            observation queries (attend, with key mass), the LLC is flushed
+ *            by reading 1 GiB, then compress() runs on one layer at a time.
+ *            Reported per layer: planMs (score + select), applyMs (compaction),
+ *            compaction GB/s (bytes read + written / applyMs).
+ *   quantize int8 / int4 caches of `quantLayers` layers: append (quantization)
+ *            time, memory, decode time and output error vs the f16 cache.
+ * Medians over `reps` repetitions. Prints a table and writes JSON.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import {
+  KvCache, KV_CACHE_POLICY_NAMES, KV_POLICY_NAMES, backendInfo, f32ToF16Bits,
+  type KvCacheDtype, type KvCompressionPolicy, type Tensor,
+} from '../lib/index.js';
+import { native } from '../lib/native.js';
+import { randomBlock, timeIt } from './common.js';
+
+export interface KvBenchOptions {
+  tokens?: number;
+  layers?: number;
+  kvHeads?: number;
+  heads?: number;
+  headDim?: number;
+  /** Layers each policy compresses per repetition; default 2. */
+  measureLayers?: number;
+  /** Layers of the int8 / int4 caches; default 8. */
+  quantLayers?: number;
+  budgets?: number[];
+  policies?: string[];
+  reps?: number;
+  json?: boolean;
+  outFile?: string;
+  progress?: boolean;
+}
+
+export interface PolicyRow {
+  policy: string;
+  budget: number;
+  planMs?: number;
+  applyMs?: number;
+  compactGBs?: number;
+  pctReadBw?: number;
+  /** planMs / decode ms of one layer: the goal is <= 2. */
+  decodePasses?: number;
+  bytesAfterPerLayer?: number;
+  skipped?: string;
+}
+
+export interface QuantRow {
+  dtype: KvCacheDtype;
+  appendMsPerLayer: number;
+  memoryBytesPerLayer: number;
+  decodeMsPerLayer: number;
+  speedupVsF16: number;
+  bytesRatioVsF16: number;
+  outputRelError: number;
+}
+
+export interface KvBenchReport {
+  date: string;
+  machine: { cpus: number; model: string; threads: number; isa: string };
+  config: Required<Omit<KvBenchOptions, 'json' | 'outFile' | 'progress'>>;
+  readBandwidthGBs: { start: number; end: number };
+  decode: { passMs: number; msPerLayer: number; kvBytes: number; gbPerS: number; pctReadBw: number; appendMsPerLayer: number };
+  policies: PolicyRow[];
+  quantized: QuantRow[];
+  notes: string[];
+}
+
+const GiB = 1024 ** 3;
+
+function f16Block(n: number, seed: number): Uint16Array {
+  const f = randomBlock(n, seed);
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i++) out[i] = f32ToF16Bits(f[i]!);
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function readBandwidthGBs(threads: number): number {
+  return native().measureReadBandwidth(GiB, threads, 3) / 1e9;
+}
+
+/** Reads 1 GiB so the next timed call starts with a cold last-level cache. */
+function flushCache(threads: number): void {
+  native().measureReadBandwidth(GiB, threads, 1);
+}
+
+function policyConfig(name: string): KvCompressionPolicy {
+  return name as KvCompressionPolicy;
+}
+
+export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchReport> {
+  const cfg = {
+    tokens: opts.tokens ?? 32768,
+    layers: opts.layers ?? 32,
+    kvHeads: opts.kvHeads ?? 8,
+    heads: opts.heads ?? 32,
+    headDim: opts.headDim ?? 128,
+    measureLayers: opts.measureLayers ?? 2,
+    quantLayers: opts.quantLayers ?? 8,
+    budgets: opts.budgets ?? [2048, 4096],
+    policies: opts.policies ?? [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES],
+    reps: opts.reps ?? 3,
+  };
+  const info = backendInfo();
+  const threads = info.threads;
+  const { tokens, layers, kvHeads, heads, headDim: d } = cfg;
+  const notes: string[] = [];
+  const steps = 2 + cfg.policies.length * cfg.budgets.length + 2;
+  const bar = opts.progress !== false && !opts.json && process.stderr.isTTY
+    ? new cliProgress.SingleBar({ format: 'bench kv [{bar}] {value}/{total} {task}', stream: process.stderr }, cliProgress.Presets.shades_classic)
+    : undefined;
+  bar?.start(steps, 0, { task: 'bandwidth' });
+  const bwStart = readBandwidthGBs(threads);
+
+  // The shared K / V content (f16), appended to every layer.
+  bar?.update({ task: 'fill f16 cache' });
+  const kData = f16Block(kvHeads * tokens * d, 1);
+  const vData = f16Block(kvHeads * tokens * d, 2);
+  const k: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens, d], data: kData };
+  const v: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens, d], data: vData };
+  const q: Tensor<'f32'> = { dtype: 'f32', shape: [heads, 1, d], data: randomBlock(heads * d, 3) };
+  const window: Tensor<'f32'> = { dtype: 'f32', shape: [heads, 32, d], data: randomBlock(heads * 32 * d, 4) };
+
+  const cache = new KvCache({ nLayers: layers, nKvHeads: kvHeads, headDim: d, capacity: tokens, dtype: 'f16' });
+  const appendMs: number[] = [];
+  for (let l = 0; l < layers; l++) {
+    const t0 = performance.now();
+    cache.append(l, k, v);
+    appendMs.push(performance.now() - t0);
+  }
+  bar?.increment({ task: 'decode pass' });
+  const kvBytes = layers * kvHeads * tokens * d * 2 * 2;
+  const decodePass = () => {
+    for (let l = 0; l < layers; l++) cache.attend(l, q, { remember: false });
+  };
+  decodePass();
+  const pass = await timeIt('decode pass', decodePass, { time: 2000, iterations: 5 });
+  const msPerLayer = pass.medianMs / layers;
+  const decode = {
+    passMs: pass.medianMs, msPerLayer, kvBytes,
+    gbPerS: kvBytes / (pass.medianMs / 1e3) / 1e9,
+    pctReadBw: 0,
+    appendMsPerLayer: median(appendMs),
+  };
+  decode.pctReadBw = (100 * decode.gbPerS) / bwStart;
+  bar?.increment();
+
+  // Compression of each policy, one layer at a time.
+  const rows: PolicyRow[] = [];
+  for (const name of cfg.policies) {
+    for (const budget of cfg.budgets) {
+      bar?.update({ task: `${name} -> ${budget}` });
+      if (name === 'speckv') {
+        rows.push({ policy: name, budget, skipped: 'needs draft queries (stateless scoreKv only)' });
+        bar?.increment();
+        continue;
+      }
+      const plan: number[] = [], apply: number[] = [], moved: number[] = [], after: number[] = [];
+      for (let rep = 0; rep < cfg.reps; rep++) {
+        for (let l = 0; l < cfg.measureLayers; l++) {
+          cache.clear(l);
+          cache.append(l, k, v);
+          cache.attend(l, window, { accumulateMass: true });
+          const bytesLayer0 = cache.memoryBytes;
+          flushCache(threads);
+          const r = cache.compress(policyConfig(name), { keep: budget }, { layers: [l] });
+          plan.push(r.planMs);
+          apply.push(r.applyMs);
+          moved.push(r.bytesMoved);
+          after.push(r.bytesAfter - (bytesLayer0 - r.bytesBefore));
+        }
+      }
+      const applyMs = median(apply);
+      const bytes = median(moved);
+      const compactGBs = bytes / (applyMs / 1e3) / 1e9;
+      rows.push({
+        policy: name, budget,
+        planMs: median(plan), applyMs, compactGBs,
+        pctReadBw: (100 * compactGBs) / bwStart,
+        decodePasses: median(plan) / msPerLayer,
+      });
+      bar?.increment();
+    }
+  }
+  // Leave the measured layers full again, like the others.
+  for (let l = 0; l < cfg.measureLayers; l++) {
+    cache.clear(l);
+    cache.append(l, k, v);
+  }
+
+  // Quantized caches: append (quantize), memory, decode, error vs f16.
+  const ref = cache.attend(0, q, { remember: false }).output.data;
+  const quantized: QuantRow[] = [];
+  const f16Layer = kvHeads * tokens * d * 2 * 2;
+  for (const dtype of ['int8', 'int4'] as const) {
+    bar?.update({ task: `${dtype} cache` });
+    const qc = new KvCache({ nLayers: cfg.quantLayers, nKvHeads: kvHeads, headDim: d, capacity: tokens, dtype });
+    const ms: number[] = [];
+    for (let l = 0; l < cfg.quantLayers; l++) {
+      const t0 = performance.now();
+      qc.append(l, k, v);
+      ms.push(performance.now() - t0);
+    }
+    const qpass = () => {
+      for (let l = 0; l < cfg.quantLayers; l++) qc.attend(l, q, { remember: false });
+    };
+    qpass();
+    const t = await timeIt(`${dtype} decode`, qpass, { time: 2000, iterations: 5 });
+    const out = qc.attend(0, q, { remember: false }).output.data;
+    let num = 0, den = 0;
+    for (let i = 0; i < out.length; i++) {
+      num += (out[i]! - ref[i]!) ** 2;
+      den += ref[i]! ** 2;
+    }
+    const perLayer = t.medianMs / cfg.quantLayers;
+    const mem = qc.memoryBytes / cfg.quantLayers;
+    quantized.push({
+      dtype, appendMsPerLayer: median(ms), memoryBytesPerLayer: mem, decodeMsPerLayer: perLayer,
+      speedupVsF16: msPerLayer / perLayer, bytesRatioVsF16: mem / f16Layer, outputRelError: Math.sqrt(num / den),
+    });
+    qc.clear();
+    bar?.increment();
+  }
+  const bwEnd = readBandwidthGBs(threads);
+  bar?.stop();
+  notes.push(
+    'Compression is timed one layer at a time on freshly refilled layers after a 1 GiB read (cold LLC); planMs = scoring + budgets + selection, applyMs = in-place compaction + shrinking the storage.',
+    'compactGBs counts the bytes compaction reads and writes when moving kept rows (K, V, positions, accumulators); pct is of the read bandwidth measured at the start of the run.',
+    'decodePasses = planMs / (decode time of one layer, nQ 1, 32 query heads): the goal is <= 2.',
+    'The content is random (scores are not meaningful here); see `tokenpress eval kv` for fidelity.',
+  );
+  const report: KvBenchReport = {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '?', threads, isa: info.isa },
+    config: cfg,
+    readBandwidthGBs: { start: bwStart, end: bwEnd },
+    decode,
+    policies: rows,
+    quantized,
+    notes,
+  };
+  const file = resolve(opts.outFile ?? `bench-results/kv-${report.date.slice(0, 10)}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(report, null, 2));
+  if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  return report;
+}
+
+const f = (x: number | undefined, digits = 1) => (x === undefined ? '-' : x.toFixed(digits));
+
+export function printKvTable(r: KvBenchReport): void {
+  const c = r.config;
+  console.log(`KV cache: ${c.layers} layers x ${c.kvHeads} KV heads x ${c.tokens} tokens x headDim ${c.headDim}, f16; ${c.heads} query heads; ${r.machine.threads} threads (${r.machine.isa})`);
+  console.log(`read bandwidth: ${f(r.readBandwidthGBs.start)} GB/s at start, ${f(r.readBandwidthGBs.end)} GB/s at end`);
+  console.log(`decode pass (all layers, nQ 1): ${f(r.decode.passMs)} ms = ${f(r.decode.msPerLayer, 2)} ms/layer, ${f(r.decode.gbPerS)} GB/s (${f(r.decode.pctReadBw, 0)}% of read bandwidth)`);
+  console.log('');
+  console.log('policy              budget  plan ms/layer  decode passes  compact ms/layer  compact GB/s  % read BW');
+  for (const p of r.policies) {
+    if (p.skipped) {
+      console.log(`${p.policy.padEnd(20)}${String(p.budget).padStart(6)}  skipped: ${p.skipped}`);
+      continue;
+    }
+    console.log(
+      `${p.policy.padEnd(20)}${String(p.budget).padStart(6)}  ${f(p.planMs, 2).padStart(13)}  ${f(p.decodePasses, 2).padStart(13)}  ${f(p.applyMs, 2).padStart(16)}  ${f(p.compactGBs).padStart(12)}  ${f(p.pctReadBw, 0).padStart(9)}`,
+    );
+  }
+  console.log('');
+  console.log('dtype  quantize ms/layer  MiB/layer  bytes vs f16  decode ms/layer  speedup vs f16  output rel. error');
+  for (const qr of r.quantized) {
+    console.log(
+      `${qr.dtype.padEnd(6)} ${f(qr.appendMsPerLayer).padStart(17)}  ${f(qr.memoryBytesPerLayer / 2 ** 20).padStart(9)}  ${f(qr.bytesRatioVsF16, 3).padStart(12)}  ${f(qr.decodeMsPerLayer, 2).padStart(15)}  ${f(qr.speedupVsF16, 2).padStart(14)}  ${qr.outputRelError.toExponential(2).padStart(17)}`,
+    );
+  }
+  console.log(`(f16 append ${f(r.decode.appendMsPerLayer)} ms/layer, decode ${f(r.decode.msPerLayer, 2)} ms/layer)`);
+  for (const n of r.notes) console.log(`note: ${n}`);
+}

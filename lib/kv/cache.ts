@@ -1,0 +1,382 @@
+/**
+ * KvCache: a native KV cache (memory outside the JS heap) with per-(layer,
+ * head) lengths, original positions, attention over the stored tokens,
+ * in-place compression, and KIVI int8/int4 quantization.
+ *
+ *   append k, v   f32|f16|bf16 [nKvHeads, n, headDim]   (strides allowed)
+ *   attend q      f32          [nHeads, nQ, headDim]  -> out f32 [nHeads, nQ, headDim]
+ *   export        k, v [nKvHeads, maxLen, headDim], positions i32 [nKvHeads, maxLen]
+ *   lengths       i32 [nLayers, nKvHeads]
+ * GQA: nHeads % nKvHeads == 0; query head h reads KV head h / (nHeads / nKvHeads).
+ *
+ * One operation runs at a time: async calls queue in order; a sync call made
+ * while an async one is pending throws TokenpressError ERR_CACHE_BUSY.
+ */
+import {
+  CACHE_DTYPE_CODE, DTYPE_CODE, native,
+  type NativeCompressReport, type NativeKvAppendParams, type NativeKvAttendParams, type NativeKvCacheHandle, type NativeKvCompressParams,
+} from '../native.js';
+import { rangeError, TokenpressError, typeError } from '../errors.js';
+import type { FloatDType, Tensor } from '../tensor.js';
+import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
+import { resolveCompression, type KvCompressionPolicy } from './compression.js';
+import { budgetToKeep, type KvBudget } from './stateless.js';
+
+export type KvCacheDtype = keyof typeof CACHE_DTYPE_CODE;
+
+/** Decoding-time compression: keep each layer under `budget` as tokens arrive. */
+export interface AutoCompressOptions {
+  policy: KvCompressionPolicy;
+  /** Tokens per head to compress down to. */
+  budget: { keep: number };
+  /**
+   * Compress a layer once one of its heads holds budget.keep + interval
+   * tokens (kvpress's compression_interval); default 64. 1 = every token
+   * (StreamingLLM's rolling window).
+   */
+  interval?: number;
+}
+
+export interface KvCacheOptions {
+  nLayers: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Most tokens one (layer, head) may hold. Memory grows as tokens arrive. */
+  capacity: number;
+  /** Storage type; default 'f16'. int8 / int4 are KIVI-style. */
+  dtype?: KvCacheDtype;
+  /** int8/int4: tokens per key group and channels per value group; default 32. */
+  groupSize?: number;
+  /** int8/int4: newest tokens kept in f16 until a group fills; default 128. */
+  residual?: number;
+  /** Queries remembered per layer (from attend) for query-based policies; default 32. */
+  window?: number;
+  autoCompress?: AutoCompressOptions;
+}
+
+export interface AttendOptions {
+  /** default 1/sqrt(headDim) */ scale?: number;
+  /** default 0 (off) */ softcap?: number;
+  /** The queries are the newest nQ tokens of each head; default true. */ causal?: boolean;
+  /** Add each key's attention mass to its H2O accumulator; default false. */ accumulateMass?: boolean;
+  /** Remember these queries as the layer's observation window; default true. */ remember?: boolean;
+  /** Also return the log-sum-exp [nHeads, nQ]; default false. */ returnLse?: boolean;
+  /** Write the output here (nHeads * nQ * headDim floats). */ out?: Float32Array;
+}
+
+export interface AttendResult {
+  output: Tensor<'f32'>;
+  lse?: Tensor<'f32'>;
+}
+
+export interface CompressOptions {
+  /** Layers to compress; default all. */ layers?: number[];
+}
+
+/** What a compress call did, over the whole cache. */
+export interface CompressReport {
+  tokensBefore: number;
+  tokensAfter: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Wall time of the native call. */
+  ms: number;
+  /** Of which: scoring, budgets and selection (nothing changed yet). */
+  planMs: number;
+  /** Of which: merging and in-place compaction, shrinking the storage. */
+  applyMs: number;
+  /** Bytes compaction read and wrote to move kept rows (float caches; 0 for int caches, which re-quantize). */
+  bytesMoved: number;
+}
+
+export interface ExportedLayer {
+  /** [nKvHeads, maxLen, headDim], zero padded past each head's length. */
+  k: Tensor<FloatDType>;
+  v: Tensor<FloatDType>;
+  /** Original positions [nKvHeads, maxLen], -1 padded. */
+  positions: Tensor<'i32'>;
+  /** Tokens per head [nKvHeads]. */
+  lengths: Int32Array;
+}
+
+const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'autoCompress'] as const;
+const FLOAT_TYPES: FloatDType[] = ['f32', 'f16', 'bf16'];
+
+interface ResolvedAuto {
+  params: Omit<NativeKvCompressParams, 'layers'>;
+  keep: number;
+  interval: number;
+}
+
+export class KvCache {
+  readonly nLayers: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  readonly capacity: number;
+  readonly dtype: KvCacheDtype;
+  readonly #handle: NativeKvCacheHandle;
+  readonly #auto: ResolvedAuto | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #pending = 0;
+
+  constructor(options: KvCacheOptions) {
+    const o = checkOptions('options', options, OPTION_NAMES) as Partial<KvCacheOptions>;
+    if (options === undefined) throw typeError('options', '{ nLayers, nKvHeads, headDim, capacity, dtype? }', options);
+    this.nLayers = checkInteger('options.nLayers', o.nLayers, 1, 4096);
+    this.nKvHeads = checkInteger('options.nKvHeads', o.nKvHeads, 1, 4096);
+    this.headDim = checkInteger('options.headDim', o.headDim, 1, 65536);
+    this.capacity = checkInteger('options.capacity', o.capacity, 1, 0x7fffffff);
+    const dtype = o.dtype ?? 'f16';
+    if (!(dtype in CACHE_DTYPE_CODE)) throw typeError('options.dtype', "'f32' | 'f16' | 'bf16' | 'int8' | 'int4'", dtype);
+    this.dtype = dtype;
+    const groupSize = o.groupSize === undefined ? 32 : checkInteger('options.groupSize', o.groupSize, 1, 4096);
+    const residual = o.residual === undefined ? 128 : checkInteger('options.residual', o.residual, 0, 0x7fffffff);
+    const window = o.window === undefined ? 32 : checkInteger('options.window', o.window, 1, 4096);
+    this.#auto = o.autoCompress === undefined ? undefined : this.#resolveAuto(o.autoCompress);
+    this.#handle = new (native().KvCacheHandle)({
+      nLayers: this.nLayers, nKvHeads: this.nKvHeads, headDim: this.headDim, capacity: this.capacity,
+      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window,
+    });
+  }
+
+  #resolveAuto(value: unknown): ResolvedAuto {
+    const a = checkOptions('options.autoCompress', value, ['policy', 'budget', 'interval']) as Partial<AutoCompressOptions>;
+    if (value === null || typeof value !== 'object') throw typeError('options.autoCompress', '{ policy, budget: { keep }, interval? }', value);
+    const b = checkOptions('options.autoCompress.budget', a.budget, ['keep']);
+    if (a.budget === undefined) throw typeError('options.autoCompress.budget', '{ keep: n }', a.budget);
+    const keep = checkInteger('options.autoCompress.budget.keep', b.keep, 1, this.capacity - 1);
+    const interval = a.interval === undefined ? 64 : checkInteger('options.autoCompress.interval', a.interval, 1);
+    if (keep + interval > this.capacity) {
+      throw rangeError('options.autoCompress.interval', `budget.keep + interval <= capacity = ${this.capacity}`, interval);
+    }
+    const params = { ...resolveCompression(a.policy, this.nLayers, this.nKvHeads), keep, ratio: -1 };
+    return { params, keep, interval };
+  }
+
+  #checkLayer(layer: unknown): number {
+    return checkInteger('layer', layer, 0, this.nLayers - 1);
+  }
+
+  #idle(): void {
+    if (this.#pending > 0) {
+      throw new TokenpressError('ERR_CACHE_BUSY', 'KvCache: async operations on this cache are pending; await them before a sync call');
+    }
+  }
+
+  /** Runs async operations one after another, in call order. */
+  #enqueue<T>(run: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    const next = this.#queue.then(run, run);
+    this.#queue = next.catch(() => undefined);
+    return next.finally(() => { this.#pending--; });
+  }
+
+  #appendParams(layer: unknown, k: unknown, v: unknown, opts: unknown): NativeKvAppendParams {
+    const o = checkOptions('opts', opts, ['positions']) as { positions?: unknown };
+    const l = this.#checkLayer(layer);
+    const kt = checkTensor('k', k, FLOAT_TYPES, ['nKvHeads', 'n', 'headDim']);
+    const vt = checkTensor('v', v, FLOAT_TYPES, ['nKvHeads', 'n', 'headDim']);
+    const [h, n, d] = kt.shape as [number, number, number];
+    if (h !== this.nKvHeads) throw rangeError('k.shape[0] (nKvHeads)', `the cache's nKvHeads = ${this.nKvHeads}`, h);
+    if (d !== this.headDim) throw rangeError('k.shape[2] (headDim)', `the cache's headDim = ${this.headDim}`, d);
+    if (vt.shape[0] !== h || vt.shape[1] !== n || vt.shape[2] !== d) {
+      throw rangeError('v.shape', `[${h}, ${n}, ${d}] (the shape of k)`, `[${vt.shape.join(', ')}]`);
+    }
+    const p: NativeKvAppendParams = {
+      layer: l, n,
+      k: kt.data as Float32Array | Uint16Array, kDtype: DTYPE_CODE[kt.dtype], kStrides: [kt.strides[0]!, kt.strides[1]!],
+      v: vt.data as Float32Array | Uint16Array, vDtype: DTYPE_CODE[vt.dtype], vStrides: [vt.strides[0]!, vt.strides[1]!],
+    };
+    if (o.positions !== undefined) {
+      if (!(o.positions instanceof Int32Array)) throw typeError('opts.positions', `an Int32Array of ${n} positions`, o.positions);
+      if (o.positions.length !== n) throw rangeError('opts.positions.length', `n = ${n}`, o.positions.length);
+      p.positions = o.positions;
+    }
+    return p;
+  }
+
+  /** Layers whose longest head reaches the auto-compression trigger. */
+  #autoLayers(layer: number, incoming: number): number[] {
+    if (!this.#auto) return [];
+    const len = this.#handle.maxLength(layer);
+    return len + incoming >= this.#auto.keep + this.#auto.interval || len + incoming > this.capacity ? [layer] : [];
+  }
+
+  #checkCapacity(layer: number, n: number): void {
+    const len = this.#handle.maxLength(layer);
+    if (len + n > this.capacity && !(this.#auto && this.#auto.keep + n <= this.capacity)) {
+      throw rangeError('k.shape[1] (n)', `at most ${this.capacity - len} tokens (layer ${layer} holds ${len} of capacity ${this.capacity})`, n);
+    }
+  }
+
+  /**
+   * Appends n tokens to every head of `layer`. Positions continue the layer's
+   * count unless opts.positions (Int32Array [n]) gives them. With
+   * autoCompress, the layer is compressed first when the new tokens would
+   * overflow the capacity, and after the append once it reaches the trigger.
+   */
+  append(layer: number, k: Tensor<FloatDType>, v: Tensor<FloatDType>, opts?: { positions?: Int32Array }): void {
+    this.#idle();
+    const p = this.#appendParams(layer, k, v, opts);
+    this.#checkCapacity(p.layer, p.n);
+    if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity) this.#handle.compress({ ...this.#auto.params, layers: Int32Array.of(p.layer) });
+    this.#handle.append(p);
+    const layers = this.#autoLayers(p.layer, 0);
+    if (layers.length) this.#handle.compress({ ...this.#auto!.params, layers: Int32Array.from(layers) });
+  }
+
+  /** append, off the event loop. */
+  appendAsync(layer: number, k: Tensor<FloatDType>, v: Tensor<FloatDType>, opts?: { positions?: Int32Array }): Promise<void> {
+    const p = this.#appendParams(layer, k, v, opts);
+    return this.#enqueue(async () => {
+      this.#checkCapacity(p.layer, p.n);
+      if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity) {
+        await this.#handle.compressAsync({ ...this.#auto.params, layers: Int32Array.of(p.layer) });
+      }
+      await this.#handle.appendAsync(p);
+      const layers = this.#autoLayers(p.layer, 0);
+      if (layers.length) await this.#handle.compressAsync({ ...this.#auto!.params, layers: Int32Array.from(layers) });
+    });
+  }
+
+  #attendParams(layer: unknown, q: unknown, opts: unknown): { p: NativeKvAttendParams; shape: number[] } {
+    const o = checkOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out']) as AttendOptions;
+    const l = this.#checkLayer(layer);
+    const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
+    const [nHeads, nQ, d] = qt.shape as [number, number, number];
+    if (d !== this.headDim) throw rangeError('q.shape[2] (headDim)', `the cache's headDim = ${this.headDim}`, d);
+    if (nHeads < 1 || nHeads % this.nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of nKvHeads = ${this.nKvHeads}`, nHeads);
+    if (nQ < 1) throw rangeError('q.shape[1] (nQ)', 'at least 1 query', nQ);
+    const n = nHeads * nQ * d;
+    let out: Float32Array;
+    if (o.out !== undefined) {
+      if (!(o.out instanceof Float32Array)) throw typeError('opts.out', `a Float32Array of ${n} elements`, o.out);
+      if (o.out.length !== n) throw rangeError('opts.out.length', `${n} (nHeads * nQ * headDim)`, o.out.length);
+      out = o.out;
+    } else {
+      out = new Float32Array(n);
+    }
+    const scale = o.scale === undefined ? 0 : checkNumber('opts.scale', o.scale, { positive: true });
+    const softcap = o.softcap === undefined ? 0 : checkNumber('opts.softcap', o.softcap);
+    if (softcap < 0) throw rangeError('opts.softcap', 'a number >= 0 (0 = off)', softcap);
+    const p: NativeKvAttendParams = {
+      layer: l, nHeads, nQ, q: qt.data as Float32Array, qStrides: [qt.strides[0]!, qt.strides[1]!],
+      scale, softcap,
+      causal: checkBoolean('opts.causal', o.causal, true),
+      accumulateMass: checkBoolean('opts.accumulateMass', o.accumulateMass, false),
+      remember: checkBoolean('opts.remember', o.remember, true),
+      out,
+    };
+    if (checkBoolean('opts.returnLse', o.returnLse, false)) p.lse = new Float32Array(nHeads * nQ);
+    return { p, shape: [nHeads, nQ, d] };
+  }
+
+  #attendResult(p: NativeKvAttendParams, shape: number[]): AttendResult {
+    const r: AttendResult = { output: { dtype: 'f32', shape, data: p.out } };
+    if (p.lse) r.lse = { dtype: 'f32', shape: shape.slice(0, 2), data: p.lse };
+    return r;
+  }
+
+  /**
+   * Attention of q over the stored tokens of `layer` (each KV head over its
+   * own tokens). Shapes: see the module comment.
+   */
+  attend(layer: number, q: Tensor<'f32'>, opts?: AttendOptions): AttendResult {
+    this.#idle();
+    const { p, shape } = this.#attendParams(layer, q, opts);
+    this.#handle.attend(p);
+    return this.#attendResult(p, shape);
+  }
+
+  /** attend, off the event loop. */
+  attendAsync(layer: number, q: Tensor<'f32'>, opts?: AttendOptions): Promise<AttendResult> {
+    const { p, shape } = this.#attendParams(layer, q, opts);
+    return this.#enqueue(async () => {
+      await this.#handle.attendAsync(p);
+      return this.#attendResult(p, shape);
+    });
+  }
+
+  #compressParams(policy: unknown, budget: unknown, opts: unknown): NativeKvCompressParams {
+    const o = checkOptions('opts', opts, ['layers']) as CompressOptions;
+    const resolved = resolveCompression(policy, this.nLayers, this.nKvHeads);
+    budgetToKeep(budget, this.capacity); // validates the budget's shape and range
+    const b = budget as { keep?: number; compressionRatio?: number };
+    const p: NativeKvCompressParams = { ...resolved, keep: b.keep ?? -1, ratio: b.compressionRatio ?? -1 };
+    if (o.layers !== undefined) {
+      if (!Array.isArray(o.layers)) throw typeError('opts.layers', 'an array of layer indices', o.layers);
+      const seen = new Set<number>();
+      p.layers = Int32Array.from(o.layers, (l, i) => {
+        const x = checkInteger(`opts.layers[${i}]`, l, 0, this.nLayers - 1);
+        if (seen.has(x)) throw rangeError(`opts.layers[${i}]`, 'distinct layer indices', x);
+        seen.add(x);
+        return x;
+      });
+    }
+    return p;
+  }
+
+  /**
+   * Compresses every head (or opts.layers) down to the budget with one
+   * policy, in place. budget: { keep: tokens per head } or
+   * { compressionRatio: fraction removed }; adaptive policies (pyramidkv,
+   * adakv) spread the same total differently. Query-based policies use the
+   * queries the layer's last attend calls remembered. A failed call changes
+   * nothing.
+   */
+  compress(policy: KvCompressionPolicy, budget: KvBudget, opts?: CompressOptions): CompressReport {
+    this.#idle();
+    return this.#handle.compress(this.#compressParams(policy, budget, opts));
+  }
+
+  /** compress, off the event loop. */
+  compressAsync(policy: KvCompressionPolicy, budget: KvBudget, opts?: CompressOptions): Promise<CompressReport> {
+    const p = this.#compressParams(policy, budget, opts);
+    return this.#enqueue(() => this.#handle.compressAsync(p) as Promise<NativeCompressReport>);
+  }
+
+  /**
+   * Dense copy of one layer (for example to hand back to an ONNX runtime as
+   * past_key_values). opts.dtype: default the cache dtype ('f16' for int caches).
+   */
+  export(layer: number, opts?: { dtype?: FloatDType }): ExportedLayer {
+    this.#idle();
+    const o = checkOptions('opts', opts, ['dtype']) as { dtype?: FloatDType };
+    const l = this.#checkLayer(layer);
+    const dtype: FloatDType = o.dtype ?? (this.dtype.startsWith('int') ? 'f16' : (this.dtype as FloatDType));
+    if (!FLOAT_TYPES.includes(dtype)) throw typeError('opts.dtype', "'f32' | 'f16' | 'bf16'", dtype);
+    const maxLen = this.#handle.maxLength(l);
+    const n = this.nKvHeads * maxLen * this.headDim;
+    const k = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
+    const v = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
+    const positions = new Int32Array(this.nKvHeads * maxLen);
+    this.#handle.exportLayer({ layer: l, dtype: DTYPE_CODE[dtype], k, v, positions });
+    const all = this.#handle.lengths();
+    const shape = [this.nKvHeads, maxLen, this.headDim];
+    return {
+      k: { dtype, shape, data: k } as Tensor<FloatDType>,
+      v: { dtype, shape, data: v } as Tensor<FloatDType>,
+      positions: { dtype: 'i32', shape: [this.nKvHeads, maxLen], data: positions },
+      lengths: all.slice(l * this.nKvHeads, (l + 1) * this.nKvHeads),
+    };
+  }
+
+  /** Tokens per (layer, head): i32 [nLayers, nKvHeads]. */
+  lengths(): Tensor<'i32'> {
+    this.#idle();
+    return { dtype: 'i32', shape: [this.nLayers, this.nKvHeads], data: this.#handle.lengths() };
+  }
+
+  /** Bytes of native memory the cache holds now (storage, positions, accumulators). */
+  get memoryBytes(): number {
+    this.#idle();
+    return this.#handle.memoryBytes();
+  }
+
+  /** Drops every token (of one layer, or of all) and frees the storage. */
+  clear(layer?: number): void {
+    this.#idle();
+    if (layer === undefined) this.#handle.clear();
+    else this.#handle.clear(this.#checkLayer(layer));
+  }
+}

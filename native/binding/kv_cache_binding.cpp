@@ -1,0 +1,393 @@
+// KvCacheHandle: the native KvCache as a JS object (lib/kv/cache.ts wraps it).
+// Every method takes one flat params object (lib/native.ts NativeKvCache*).
+// A cache runs one operation at a time: a call while an async operation is
+// in flight throws an Error with code ERR_CACHE_BUSY (the TS layer queues
+// async calls, so users only see this when they mix sync calls in).
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../kv/kv_cache.h"
+#include "bindings.h"
+#include "kv_args.h"
+#include "napi_args.h"
+
+namespace tp::binding {
+namespace {
+
+using kv::AppendInput;
+using kv::AttendInput;
+using kv::CacheConfig;
+using kv::CompressReport;
+using kv::CompressRequest;
+using kv::KvCache;
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Typed arrays an async operation reads or writes, kept alive until it ends.
+struct KeepAlive {
+  std::vector<Napi::Reference<Napi::Value>> refs;
+  void add(const TypedArrayView& v) {
+    if (v.present) refs.push_back(Napi::Persistent(v.value));
+  }
+};
+
+struct ParsedAppend {
+  int64_t layer = 0;
+  AppendInput in;
+  KeepAlive alive;
+};
+
+struct ParsedAttend {
+  int64_t layer = 0;
+  AttendInput in;
+  KeepAlive alive;
+};
+
+ParsedAppend ParseAppend(Napi::Object o, bool keep) {
+  ParsedAppend p;
+  p.layer = GetInt(o, "layer");
+  p.in.n = GetInt(o, "n");
+  p.in.k_dtype = ParseDtype(o, "kDtype");
+  p.in.v_dtype = ParseDtype(o, "vDtype");
+  ParseStrides(o, "kStrides", &p.in.k_head_stride, &p.in.k_row_stride);
+  ParseStrides(o, "vStrides", &p.in.v_head_stride, &p.in.v_row_stride);
+  const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(p.in.k_dtype), true);
+  const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(p.in.v_dtype), true);
+  const TypedArrayView pos = GetTypedArray(o, "positions", napi_int32_array, false);
+  p.in.k = k.data; p.in.k_len = k.length;
+  p.in.v = v.data; p.in.v_len = v.length;
+  if (pos.present) {
+    p.in.positions = static_cast<const int32_t*>(pos.data);
+    p.in.positions_len = pos.length;
+  }
+  if (keep) {
+    p.alive.add(k);
+    p.alive.add(v);
+    p.alive.add(pos);
+  }
+  return p;
+}
+
+ParsedAttend ParseAttend(Napi::Object o, bool keep) {
+  Napi::Env env = o.Env();
+  ParsedAttend p;
+  p.layer = GetInt(o, "layer");
+  p.in.n_heads = GetInt(o, "nHeads");
+  p.in.n_q = GetInt(o, "nQ");
+  ParseStrides(o, "qStrides", &p.in.q_head_stride, &p.in.q_row_stride);
+  p.in.scale = static_cast<float>(GetNumber(o, "scale"));
+  p.in.softcap = static_cast<float>(GetNumber(o, "softcap"));
+  if (!(p.in.scale >= 0.0f) || !(p.in.softcap >= 0.0f)) throw Napi::RangeError::New(env, "scale, softcap: expected non-negative numbers");
+  p.in.causal = GetBool(o, "causal");
+  p.in.accumulate_mass = GetBool(o, "accumulateMass");
+  p.in.remember = GetBool(o, "remember");
+  const TypedArrayView q = GetTypedArray(o, "q", napi_float32_array, true);
+  const TypedArrayView out = GetTypedArray(o, "out", napi_float32_array, true);
+  const TypedArrayView lse = GetTypedArray(o, "lse", napi_float32_array, false);
+  p.in.q = static_cast<const float*>(q.data);
+  p.in.q_len = q.length;
+  p.in.out = static_cast<float*>(out.data);
+  p.in.out_len = out.length;
+  if (lse.present) {
+    p.in.lse = static_cast<float*>(lse.data);
+    p.in.lse_len = lse.length;
+  }
+  const auto overlaps = [](const TypedArrayView& a, const TypedArrayView& b) {
+    if (!a.present || !b.present || a.length == 0 || b.length == 0) return false;
+    const char* a0 = static_cast<const char*>(a.data);
+    const char* b0 = static_cast<const char*>(b.data);
+    return a0 < b0 + b.length * 4 && b0 < a0 + a.length * 4;
+  };
+  if (overlaps(q, out) || overlaps(q, lse) || overlaps(out, lse)) throw Napi::RangeError::New(env, "out, lse: expected buffers distinct from q and from each other");
+  if (keep) {
+    p.alive.add(q);
+    p.alive.add(out);
+    p.alive.add(lse);
+  }
+  return p;
+}
+
+CompressRequest ParseCompress(Napi::Object o) {
+  Napi::Env env = o.Env();
+  CompressRequest r;
+  Napi::Value name = o.Get("policy");
+  if (!name.IsString()) throw Napi::TypeError::New(env, "policy: expected a string, received " + describe(name));
+  r.scorer = name.As<Napi::String>().Utf8Value();
+  ParsePolicyOptions(o, &r.options);
+  const int64_t alloc = GetInt(o, "allocation");
+  if (alloc < 0 || alloc > 3) throw Napi::RangeError::New(env, "allocation: expected 0 to 3, received " + std::to_string(alloc));
+  r.allocation = static_cast<kv::Allocation>(alloc);
+  r.keep = GetInt(o, "keep");
+  r.ratio = GetNumber(o, "ratio");
+  r.beta = GetNumber(o, "beta");
+  r.pyramid_window = GetInt(o, "pyramidWindow");
+  r.alpha = GetNumber(o, "alpha");
+  r.razor_sinks = GetInt(o, "razorSinks");
+  r.razor_recent = GetInt(o, "razorRecent");
+  r.merge = GetBool(o, "merge");
+  r.merge_threshold = GetNumber(o, "mergeThreshold");
+  const TypedArrayView retrieval = GetTypedArray(o, "retrieval", napi_uint8_array, false);
+  if (retrieval.present) {
+    const auto* b = static_cast<const uint8_t*>(retrieval.data);
+    r.retrieval.assign(b, b + retrieval.length);
+  }
+  const TypedArrayView layers = GetTypedArray(o, "layers", napi_int32_array, false);
+  if (layers.present) {
+    const auto* l = static_cast<const int32_t*>(layers.data);
+    r.layers.assign(l, l + layers.length);
+  }
+  if (r.pyramid_window < 0 || r.razor_sinks < 0 || r.razor_recent < 0) throw Napi::RangeError::New(env, "pyramidWindow, razorSinks, razorRecent: expected non-negative integers");
+  return r;
+}
+
+Napi::Object ReportObject(Napi::Env env, const CompressReport& rep, double ms) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("tokensBefore", Napi::Number::New(env, static_cast<double>(rep.tokens_before)));
+  o.Set("tokensAfter", Napi::Number::New(env, static_cast<double>(rep.tokens_after)));
+  o.Set("bytesBefore", Napi::Number::New(env, static_cast<double>(rep.bytes_before)));
+  o.Set("bytesAfter", Napi::Number::New(env, static_cast<double>(rep.bytes_after)));
+  o.Set("ms", Napi::Number::New(env, ms));
+  o.Set("planMs", Napi::Number::New(env, rep.plan_ms));
+  o.Set("applyMs", Napi::Number::New(env, rep.apply_ms));
+  o.Set("bytesMoved", Napi::Number::New(env, static_cast<double>(rep.bytes_moved)));
+  return o;
+}
+
+class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "KvCacheHandle",
+                       {InstanceMethod<&KvCacheHandle::Append>("append"),
+                        InstanceMethod<&KvCacheHandle::AppendAsync>("appendAsync"),
+                        InstanceMethod<&KvCacheHandle::Attend>("attend"),
+                        InstanceMethod<&KvCacheHandle::AttendAsync>("attendAsync"),
+                        InstanceMethod<&KvCacheHandle::Compress>("compress"),
+                        InstanceMethod<&KvCacheHandle::CompressAsync>("compressAsync"),
+                        InstanceMethod<&KvCacheHandle::Export>("exportLayer"),
+                        InstanceMethod<&KvCacheHandle::Lengths>("lengths"),
+                        InstanceMethod<&KvCacheHandle::MaxLength>("maxLength"),
+                        InstanceMethod<&KvCacheHandle::MemoryBytes>("memoryBytes"),
+                        InstanceMethod<&KvCacheHandle::Clear>("clear"),
+                        InstanceMethod<&KvCacheHandle::Busy>("busy")});
+  }
+
+  explicit KvCacheHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvCacheHandle>(info) {
+    Napi::Object o = ParamsArg(info);
+    CacheConfig cfg;
+    cfg.n_layers = GetInt(o, "nLayers");
+    cfg.n_kv_heads = GetInt(o, "nKvHeads");
+    cfg.head_dim = GetInt(o, "headDim");
+    cfg.capacity = GetInt(o, "capacity");
+    const int64_t type = GetInt(o, "dtype");
+    if (type < 0 || type > 4) throw Napi::RangeError::New(info.Env(), "dtype: expected 0 to 4, received " + std::to_string(type));
+    cfg.type = static_cast<kv::CacheType>(type);
+    cfg.group = GetInt(o, "groupSize");
+    cfg.residual = GetInt(o, "residual");
+    cfg.window = GetInt(o, "window");
+    KvCache* cache = nullptr;
+    const Status s = KvCache::create(cfg, &cache);
+    if (!s.is_ok()) ThrowStatus(info.Env(), s);
+    cache_.reset(cache);
+  }
+
+  // Marks the cache busy for the lifetime of the guard (sync calls).
+  class Guard {
+   public:
+    Guard(KvCacheHandle* h, Napi::Env env) : h_(h) { h->Acquire(env); }
+    ~Guard() { h_->busy_.store(false); }
+   private:
+    KvCacheHandle* h_;
+  };
+
+  void Acquire(Napi::Env env) {
+    bool expected = false;
+    if (!busy_.compare_exchange_strong(expected, true)) {
+      Napi::Error e = Napi::Error::New(env, "KvCache: an async operation on this cache is in flight; await it first");
+      e.Set("code", "ERR_CACHE_BUSY");
+      throw e;
+    }
+  }
+  void Release() { busy_.store(false); }
+  KvCache* cache() { return cache_.get(); }
+
+ private:
+  Napi::Value Append(const Napi::CallbackInfo& info) {
+    ParsedAppend p = ParseAppend(ParamsArg(info), false);
+    Guard g(this, info.Env());
+    const Status s = cache_->append(p.layer, p.in);
+    if (!s.is_ok()) ThrowStatus(info.Env(), s);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Attend(const Napi::CallbackInfo& info) {
+    ParsedAttend p = ParseAttend(ParamsArg(info), false);
+    Guard g(this, info.Env());
+    const Status s = cache_->attend(p.layer, p.in);
+    if (!s.is_ok()) ThrowStatus(info.Env(), s);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Compress(const Napi::CallbackInfo& info) {
+    CompressRequest r = ParseCompress(ParamsArg(info));
+    Guard g(this, info.Env());
+    CompressReport rep;
+    const double t0 = now_ms();
+    const Status s = cache_->compress(r, &rep);
+    if (!s.is_ok()) ThrowStatus(info.Env(), s);
+    return ReportObject(info.Env(), rep, now_ms() - t0);
+  }
+
+  Napi::Value AppendAsync(const Napi::CallbackInfo& info);
+  Napi::Value AttendAsync(const Napi::CallbackInfo& info);
+  Napi::Value CompressAsync(const Napi::CallbackInfo& info);
+
+  Napi::Value Export(const Napi::CallbackInfo& info) {
+    Napi::Object o = ParamsArg(info);
+    const int64_t layer = GetInt(o, "layer");
+    const DType t = ParseDtype(o, "dtype");
+    const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(t), true);
+    const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(t), true);
+    const TypedArrayView pos = GetTypedArray(o, "positions", napi_int32_array, true);
+    if (k.length > 0 && k.data == v.data) throw Napi::RangeError::New(info.Env(), "v: expected a buffer distinct from k");
+    Guard g(this, info.Env());
+    if (v.length != k.length) throw Napi::RangeError::New(info.Env(), "v: expected as many elements as k");
+    const Status s = cache_->export_layer(layer, t, k.data, v.data, k.length, static_cast<int32_t*>(pos.data), pos.length);
+    if (!s.is_ok()) ThrowStatus(info.Env(), s);
+    return info.Env().Undefined();
+  }
+
+  // Int32Array [nLayers * nKvHeads] of token counts.
+  Napi::Value Lengths(const Napi::CallbackInfo& info) {
+    Guard g(this, info.Env());
+    const auto& c = cache_->config();
+    Napi::Int32Array out = Napi::Int32Array::New(info.Env(), static_cast<size_t>(c.n_layers * c.n_kv_heads));
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      for (int64_t h = 0; h < c.n_kv_heads; ++h) out[static_cast<size_t>(l * c.n_kv_heads + h)] = static_cast<int32_t>(cache_->length(l, h));
+    }
+    return out;
+  }
+
+  // Most tokens any head of a layer holds.
+  Napi::Value MaxLength(const Napi::CallbackInfo& info) {
+    Guard g(this, info.Env());
+    const int64_t layer = info.Length() > 0 ? ToInt(info[0], "layer") : -1;
+    if (layer < 0 || layer >= cache_->config().n_layers) throw Napi::RangeError::New(info.Env(), "layer: expected 0 to " + std::to_string(cache_->config().n_layers - 1));
+    return Napi::Number::New(info.Env(), static_cast<double>(cache_->max_length(layer)));
+  }
+
+  Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
+    Guard g(this, info.Env());
+    return Napi::Number::New(info.Env(), static_cast<double>(cache_->memory_bytes()));
+  }
+
+  // clear() or clear(layer).
+  Napi::Value Clear(const Napi::CallbackInfo& info) {
+    const int64_t layer = info.Length() > 0 && !info[0].IsUndefined() ? ToInt(info[0], "layer") : -1;
+    if (layer < -1 || layer >= cache_->config().n_layers) throw Napi::RangeError::New(info.Env(), "layer: expected 0 to " + std::to_string(cache_->config().n_layers - 1));
+    Guard g(this, info.Env());
+    if (layer < 0) cache_->clear();
+    else cache_->clear_layer(layer);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_.load()); }
+
+  std::unique_ptr<KvCache> cache_;
+  std::atomic<bool> busy_{false};
+};
+
+// One async cache operation: holds the cache object and its buffers alive,
+// runs `run` off the main thread, releases the busy flag when done.
+class CacheWorker : public Napi::AsyncWorker {
+ public:
+  CacheWorker(Napi::Env env, KvCacheHandle* handle, Napi::Object self)
+      : Napi::AsyncWorker(env), handle_(handle), deferred_(Napi::Promise::Deferred::New(env)) {
+    self_ = Napi::Persistent(self);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual Status Run(KvCache* cache) = 0;
+  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+
+ private:
+  void Execute() override { status_ = Run(handle_->cache()); }
+  void OnOK() override {
+    handle_->Release();
+    if (status_.is_ok()) deferred_.Resolve(Result(Env()));
+    else deferred_.Reject(StatusError(Env(), status_));
+  }
+  void OnError(const Napi::Error& e) override {
+    handle_->Release();
+    deferred_.Reject(e.Value());
+  }
+
+  KvCacheHandle* handle_;
+  Napi::ObjectReference self_;
+  Napi::Promise::Deferred deferred_;
+  Status status_;
+};
+
+class AppendWorker : public CacheWorker {
+ public:
+  AppendWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, ParsedAppend p) : CacheWorker(env, h, self), p_(std::move(p)) {}
+  Status Run(KvCache* c) override { return c->append(p_.layer, p_.in); }
+ private:
+  ParsedAppend p_;
+};
+
+class AttendWorker : public CacheWorker {
+ public:
+  AttendWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, ParsedAttend p) : CacheWorker(env, h, self), p_(std::move(p)) {}
+  Status Run(KvCache* c) override { return c->attend(p_.layer, p_.in); }
+ private:
+  ParsedAttend p_;
+};
+
+class CompressWorker : public CacheWorker {
+ public:
+  CompressWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, CompressRequest r) : CacheWorker(env, h, self), r_(std::move(r)) {}
+  Status Run(KvCache* c) override {
+    const double t0 = now_ms();
+    const Status s = c->compress(r_, &rep_);
+    ms_ = now_ms() - t0;
+    return s;
+  }
+  Napi::Value Result(Napi::Env env) override { return ReportObject(env, rep_, ms_); }
+ private:
+  CompressRequest r_;
+  CompressReport rep_;
+  double ms_ = 0;
+};
+
+template <typename W, typename P>
+Napi::Value Start(const Napi::CallbackInfo& info, KvCacheHandle* h, P parsed) {
+  h->Acquire(info.Env());
+  auto* w = new W(info.Env(), h, info.This().As<Napi::Object>(), std::move(parsed));
+  Napi::Promise promise = w->Promise();
+  w->Queue();
+  return promise;
+}
+
+Napi::Value KvCacheHandle::AppendAsync(const Napi::CallbackInfo& info) {
+  return Start<AppendWorker>(info, this, ParseAppend(ParamsArg(info), true));
+}
+Napi::Value KvCacheHandle::AttendAsync(const Napi::CallbackInfo& info) {
+  return Start<AttendWorker>(info, this, ParseAttend(ParamsArg(info), true));
+}
+Napi::Value KvCacheHandle::CompressAsync(const Napi::CallbackInfo& info) {
+  return Start<CompressWorker>(info, this, ParseCompress(ParamsArg(info)));
+}
+
+}  // namespace
+
+void RegisterKvCache(Napi::Env env, Napi::Object exports) {
+  exports.Set("KvCacheHandle", KvCacheHandle::Define(env));
+}
+
+}  // namespace tp::binding

@@ -1,0 +1,311 @@
+// KvCache storage: creation, append, export, sizes. Attention is in
+// kv_cache_attend.cpp, compression in kv_cache_compress.cpp.
+#include "kv_cache.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+
+#include "../core/checked_math.h"
+#include "../core/half.h"
+#include "../core/thread_pool.h"
+#include "kv_common.h"
+
+namespace tp::kv {
+namespace {
+
+std::string num(int64_t x) { return std::to_string(x); }
+
+void store(void* dst, DType t, int64_t i, float x) {
+  switch (t) {
+    case DType::F32: static_cast<float*>(dst)[i] = x; break;
+    case DType::F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(x); break;
+    case DType::BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(x); break;
+  }
+}
+
+// Copies one row of d elements between dtypes (bit for bit when they match).
+void convert_row(const void* src, DType st, int64_t src_off, void* dst, DType dt, int64_t dst_off, int64_t d) {
+  if (st == dt) {
+    const size_t es = dtype_size(st);
+    std::memcpy(static_cast<uint8_t*>(dst) + dst_off * es, static_cast<const uint8_t*>(src) + src_off * es, d * es);
+    return;
+  }
+  for (int64_t c = 0; c < d; ++c) store(dst, dt, dst_off + c, load(src, st, src_off + c));
+}
+
+Status check_view(const char* name, int64_t heads, int64_t rows, int64_t d, int64_t hs, int64_t rs, int64_t len) {
+  const int64_t need = view_span(heads, rows, d, hs, rs);
+  if (need < 0) return Status::invalid(std::string(name) + ": expected non-negative strides whose span fits in 64 bits");
+  if (need > len) return Status::invalid(std::string(name) + ": expected at least " + num(need) + " elements for its shape and strides, received " + num(len));
+  return Status::ok();
+}
+
+}  // namespace
+
+KvCache::KvCache(const CacheConfig& cfg) : cfg_(cfg) {
+  if (quantized()) qlayout_ = make_quant_layout(cfg.head_dim, cfg.group, cfg.type == CacheType::Int8 ? 8 : 4);
+}
+
+Status KvCache::create(const CacheConfig& cfg, KvCache** out) {
+  constexpr int64_t kMax = int64_t(1) << 31;
+  if (cfg.n_layers < 1 || cfg.n_layers > 4096) return Status::invalid("nLayers: expected 1 to 4096, received " + num(cfg.n_layers));
+  if (cfg.n_kv_heads < 1 || cfg.n_kv_heads > 4096) return Status::invalid("nKvHeads: expected 1 to 4096, received " + num(cfg.n_kv_heads));
+  if (cfg.head_dim < 1 || cfg.head_dim > 65536) return Status::invalid("headDim: expected 1 to 65536, received " + num(cfg.head_dim));
+  if (cfg.capacity < 1 || cfg.capacity >= kMax) return Status::invalid("capacity: expected 1 to 2^31 - 1 tokens, received " + num(cfg.capacity));
+  if (static_cast<int>(cfg.type) < 0 || static_cast<int>(cfg.type) > 4) return Status::invalid("dtype: expected f32, f16, bf16, int8 or int4");
+  if (cfg.group < 1 || cfg.group > 4096) return Status::invalid("groupSize: expected 1 to 4096, received " + num(cfg.group));
+  if (cfg.residual < 0 || cfg.residual >= kMax) return Status::invalid("residual: expected 0 to 2^31 - 1, received " + num(cfg.residual));
+  if (cfg.window < 1 || cfg.window > 4096) return Status::invalid("window: expected 1 to 4096, received " + num(cfg.window));
+  try {
+    auto* c = new KvCache(cfg);
+    c->heads_.resize(static_cast<size_t>(cfg.n_layers * cfg.n_kv_heads));
+    c->next_pos_.assign(static_cast<size_t>(cfg.n_layers), 0);
+    c->windows_.resize(static_cast<size_t>(cfg.n_layers));
+    c->mass_seen_.assign(static_cast<size_t>(cfg.n_layers), 0);
+    *out = c;
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache: cannot allocate the head table");
+  }
+  return Status::ok();
+}
+
+DType KvCache::row_dtype() const {
+  switch (cfg_.type) {
+    case CacheType::F32: return DType::F32;
+    case CacheType::BF16: return DType::BF16;
+    default: return DType::F16;
+  }
+}
+
+Status KvCache::reserve_rows(HeadStore& s, int64_t rows) {
+  if (rows <= s.rows_alloc) return Status::ok();
+  const int64_t limit = quantized() ? std::max(rows, cfg_.residual + cfg_.group) : cfg_.capacity;
+  const int64_t grown = std::min(std::max({rows, s.rows_alloc + s.rows_alloc / 2, int64_t(16)}), std::max(limit, rows));
+  const size_t bytes = static_cast<size_t>(grown * row_bytes());
+  const size_t keep = static_cast<size_t>(s.rows_alloc * row_bytes());
+  Status st = s.k.resize(bytes, keep);
+  if (st.is_ok()) st = s.v.resize(bytes, keep);
+  if (!st.is_ok()) return st;  // k may be larger now; contents are unchanged
+  s.rows_alloc = grown;
+  return Status::ok();
+}
+
+Status KvCache::reserve_blocks(HeadStore& s, int64_t blocks) {
+  if (blocks <= s.blocks_alloc) return Status::ok();
+  const int64_t grown = std::max({blocks, s.blocks_alloc + s.blocks_alloc / 2, int64_t(4)});
+  const Status st = s.blocks.resize(static_cast<size_t>(grown * qlayout_.block_bytes), static_cast<size_t>(s.n_blocks * qlayout_.block_bytes));
+  if (!st.is_ok()) return st;
+  s.blocks_alloc = grown;
+  return Status::ok();
+}
+
+void KvCache::shrink(HeadStore& s) {
+  const int64_t rows = quantized() ? tail_len(s) : s.len;
+  const int64_t want = rows + std::min<int64_t>(64, cfg_.capacity - rows);
+  if (s.rows_alloc > want + want / 4 + 16) {
+    const size_t bytes = static_cast<size_t>(want * row_bytes());
+    // A failed shrink keeps the larger buffer: nothing is lost.
+    if (s.k.resize(bytes, bytes).is_ok() && s.v.resize(bytes, bytes).is_ok()) s.rows_alloc = want;
+    else s.rows_alloc = std::min<int64_t>(s.k.size(), s.v.size()) / row_bytes();
+  }
+  if (quantized() && s.blocks_alloc > s.n_blocks + s.n_blocks / 4 + 4) {
+    const size_t bytes = static_cast<size_t>(s.n_blocks * qlayout_.block_bytes);
+    if (s.blocks.resize(bytes, bytes).is_ok()) s.blocks_alloc = s.n_blocks;
+  }
+  s.pos.shrink_to_fit();
+  s.mass.shrink_to_fit();
+  s.count.shrink_to_fit();
+}
+
+// Moves the oldest full groups of the tail into quantized blocks while the
+// tail holds at least residual + group tokens. Blocks must be reserved.
+Status KvCache::quantize_full_groups(HeadStore& s, std::vector<float>& scratch) {
+  const int64_t d = cfg_.head_dim, g = cfg_.group;
+  int64_t tail = tail_len(s);
+  int64_t moved = 0;
+  scratch.resize(static_cast<size_t>(2 * g * d));
+  while (tail - moved >= cfg_.residual + g) {
+    for (int64_t r = 0; r < g; ++r) {
+      for (int64_t c = 0; c < d; ++c) {
+        scratch[r * d + c] = f16_to_f32(reinterpret_cast<const uint16_t*>(s.k.data())[(moved + r) * d + c]);
+        scratch[(g + r) * d + c] = f16_to_f32(reinterpret_cast<const uint16_t*>(s.v.data())[(moved + r) * d + c]);
+      }
+    }
+    quantize_block(qlayout_, scratch.data(), scratch.data() + g * d, s.blocks.data() + s.n_blocks * qlayout_.block_bytes);
+    s.n_blocks += 1;
+    moved += g;
+  }
+  if (moved > 0) {
+    const size_t rb = static_cast<size_t>(row_bytes());
+    std::memmove(s.k.data(), s.k.data() + moved * rb, static_cast<size_t>(tail - moved) * rb);
+    std::memmove(s.v.data(), s.v.data() + moved * rb, static_cast<size_t>(tail - moved) * rb);
+  }
+  return Status::ok();
+}
+
+Status KvCache::append(int64_t layer, const AppendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  if (in.n < 0) return Status::invalid("k.shape[1]: expected n >= 0, received " + num(in.n));
+  Status st = check_view("k", H, in.n, d, in.k_head_stride, in.k_row_stride, in.k_len);
+  if (st.is_ok()) st = check_view("v", H, in.n, d, in.v_head_stride, in.v_row_stride, in.v_len);
+  if (!st.is_ok()) return st;
+  if (in.positions && in.positions_len != in.n) return Status::invalid("positions: expected " + num(in.n) + " elements, received " + num(in.positions_len));
+  for (int64_t h = 0; h < H; ++h) {
+    if (head(layer, h).len + in.n > cfg_.capacity) {
+      return Status::invalid("k.shape[1]: appending " + num(in.n) + " tokens to layer " + num(layer) + " head " + num(h) + " (" +
+                             num(head(layer, h).len) + " tokens) exceeds the capacity of " + num(cfg_.capacity) + " tokens");
+    }
+  }
+  if (in.n == 0) return Status::ok();
+  // Reserve everything first: a failure leaves every head as it was.
+  try {
+    for (int64_t h = 0; h < H; ++h) {
+      HeadStore& s = head(layer, h);
+      // Int caches take the rows in chunks of one group, quantizing as they go.
+      const int64_t rows = quantized() ? std::min(tail_len(s) + in.n, cfg_.residual + 2 * cfg_.group) : s.len + in.n;
+      st = reserve_rows(s, rows);
+      if (!st.is_ok()) return st;
+      if (quantized()) {
+        const int64_t extra = std::max<int64_t>(0, (tail_len(s) + in.n - cfg_.residual) / cfg_.group);
+        st = reserve_blocks(s, s.n_blocks + extra);
+        if (!st.is_ok()) return st;
+      }
+      s.pos.reserve(static_cast<size_t>(s.len + in.n));
+      s.mass.reserve(static_cast<size_t>(s.len + in.n));
+      s.count.reserve(static_cast<size_t>(s.len + in.n));
+    }
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.append: out of memory");
+  }
+  const DType rt = row_dtype();
+  const int64_t first = next_pos_[layer];
+  ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
+    HeadStore& s = head(layer, h);
+    std::vector<float> scratch;
+    const int64_t chunk = quantized() ? cfg_.group : std::max<int64_t>(in.n, 1);
+    for (int64_t r0 = 0; r0 < in.n; r0 += chunk) {
+      const int64_t r1 = std::min(in.n, r0 + chunk);
+      const int64_t at = (quantized() ? tail_len(s) : s.len) - r0;
+      for (int64_t r = r0; r < r1; ++r) {
+        convert_row(in.k, in.k_dtype, h * in.k_head_stride + r * in.k_row_stride, s.k.data(), rt, (at + r) * d, d);
+        convert_row(in.v, in.v_dtype, h * in.v_head_stride + r * in.v_row_stride, s.v.data(), rt, (at + r) * d, d);
+        s.pos.push_back(in.positions ? in.positions[r] : static_cast<int32_t>(first + r));
+        s.mass.push_back(0.0f);
+        s.count.push_back(1.0f);
+      }
+      s.len += r1 - r0;
+      if (quantized()) quantize_full_groups(s, scratch);
+    }
+  });
+  int64_t next = first + in.n;
+  if (in.positions) {
+    for (int64_t r = 0; r < in.n; ++r) next = std::max<int64_t>(next, int64_t(in.positions[r]) + 1);
+  }
+  next_pos_[layer] = std::max(next_pos_[layer], next);
+  return Status::ok();
+}
+
+Status KvCache::read_head(int64_t layer, int64_t h, std::vector<float>& k, std::vector<float>& v) const {
+  const HeadStore& s = head(layer, h);
+  const int64_t d = cfg_.head_dim;
+  try {
+    k.resize(static_cast<size_t>(s.len * d));
+    v.resize(static_cast<size_t>(s.len * d));
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache: cannot allocate a head's f32 copy");
+  }
+  int64_t row = 0;
+  for (int64_t b = 0; b < s.n_blocks; ++b, row += cfg_.group) {
+    dequantize_rows(qlayout_, s.blocks.data() + b * qlayout_.block_bytes, 0, cfg_.group, k.data() + row * d, v.data() + row * d);
+  }
+  const DType rt = row_dtype();
+  for (int64_t r = 0; row < s.len; ++r, ++row) {
+    for (int64_t c = 0; c < d; ++c) {
+      k[row * d + c] = load(s.k.data(), rt, r * d + c);
+      v[row * d + c] = load(s.v.data(), rt, r * d + c);
+    }
+  }
+  return Status::ok();
+}
+
+int64_t KvCache::max_length(int64_t layer) const {
+  int64_t m = 0;
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) m = std::max(m, head(layer, h).len);
+  return m;
+}
+
+Status KvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len) const {
+  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, m = max_length(layer);
+  if (kv_len != H * m * d) return Status::invalid("k, v: expected " + num(H * m * d) + " elements each, received " + num(kv_len));
+  if (pos_len != H * m) return Status::invalid("positions: expected " + num(H * m) + " elements, received " + num(pos_len));
+  Status failed = Status::ok();
+  std::vector<Status> statuses(static_cast<size_t>(H));
+  ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
+    const HeadStore& s = head(layer, h);
+    const int64_t base = h * m;
+    if (quantized()) {
+      std::vector<float> kf, vf;
+      statuses[h] = read_head(layer, h, kf, vf);
+      if (!statuses[h].is_ok()) return;
+      for (int64_t r = 0; r < s.len; ++r) {
+        convert_row(kf.data(), DType::F32, r * d, k, out_type, (base + r) * d, d);
+        convert_row(vf.data(), DType::F32, r * d, v, out_type, (base + r) * d, d);
+      }
+    } else {
+      for (int64_t r = 0; r < s.len; ++r) {
+        convert_row(s.k.data(), row_dtype(), r * d, k, out_type, (base + r) * d, d);
+        convert_row(s.v.data(), row_dtype(), r * d, v, out_type, (base + r) * d, d);
+      }
+    }
+    const size_t es = dtype_size(out_type);
+    std::memset(static_cast<uint8_t*>(k) + (base + s.len) * d * es, 0, static_cast<size_t>((m - s.len) * d) * es);
+    std::memset(static_cast<uint8_t*>(v) + (base + s.len) * d * es, 0, static_cast<size_t>((m - s.len) * d) * es);
+    for (int64_t r = 0; r < m; ++r) positions[base + r] = r < s.len ? s.pos[r] : -1;
+  });
+  for (const Status& s : statuses) {
+    if (!s.is_ok()) failed = s;
+  }
+  return failed;
+}
+
+int64_t KvCache::memory_bytes() const {
+  int64_t total = 0;
+  for (const HeadStore& s : heads_) {
+    total += static_cast<int64_t>(s.k.size() + s.v.size() + s.blocks.size());
+    total += static_cast<int64_t>(s.pos.capacity() * sizeof(int32_t) + (s.mass.capacity() + s.count.capacity()) * sizeof(float));
+  }
+  return total;
+}
+
+int64_t KvCache::total_tokens() const {
+  int64_t total = 0;
+  for (const HeadStore& s : heads_) total += s.len;
+  return total;
+}
+
+void KvCache::clear() {
+  for (HeadStore& s : heads_) s = HeadStore();
+  std::fill(next_pos_.begin(), next_pos_.end(), 0);
+  for (Window& w : windows_) w = Window();
+  std::fill(mass_seen_.begin(), mass_seen_.end(), 0);
+}
+
+void KvCache::clear_layer(int64_t layer) {
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) head(layer, h) = HeadStore();
+  next_pos_[layer] = 0;
+  windows_[layer] = Window();
+  mass_seen_[layer] = 0;
+}
+
+const std::vector<float>& KvCache::window(int64_t layer, int64_t* n_heads, int64_t* rows) const {
+  *n_heads = windows_[layer].n_heads;
+  *rows = windows_[layer].rows;
+  return windows_[layer].q;
+}
+
+}  // namespace tp::kv

@@ -1,0 +1,136 @@
+// A native KV cache: nLayers x nKvHeads independent token lists, each with
+// its own length, so head- and layer-wise budgets really free memory.
+//
+// Per (layer, head), tokens are stored oldest first:
+//   float caches (f32/f16/bf16): rows [len, headDim] of the cache dtype
+//   int caches (int8/int4, KIVI): full blocks of `group` quantized tokens,
+//     then a tail of up to residual + group - 1 newest tokens in f16
+//   pos   i32 [len]  original position of each token
+//   mass  f32 [len]  accumulated attention mass (H2O), from attend()
+//   count f32 [len]  how many original tokens a row stands for (merging)
+// Storage grows geometrically up to `capacity` tokens per (layer, head) and
+// shrinks after compression; compaction moves rows in place.
+//
+// Not thread-safe: the binding serializes calls on one cache.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "../core/byte_buffer.h"
+#include "../core/dtype.h"
+#include "../core/status.h"
+#include "kv_plan.h"
+#include "kv_quant.h"
+
+namespace tp::kv {
+
+enum class CacheType : int { F32 = 0, F16 = 1, BF16 = 2, Int8 = 3, Int4 = 4 };
+
+struct CacheConfig {
+  int64_t n_layers = 0, n_kv_heads = 0, head_dim = 0, capacity = 0;
+  CacheType type = CacheType::F16;
+  int64_t group = 32;      // int types: tokens per key group, channels per value group
+  int64_t residual = 128;  // int types: newest tokens kept in f16
+  int64_t window = 32;     // queries remembered per layer for scoring
+};
+
+struct HeadStore {
+  ByteBuffer k, v;        // float rows, or the f16 tail of an int cache
+  int64_t rows_alloc = 0;  // rows k and v have room for
+  ByteBuffer blocks;      // int caches: quantized blocks
+  int64_t blocks_alloc = 0, n_blocks = 0;
+  int64_t len = 0;        // tokens, blocks included
+  std::vector<int32_t> pos;
+  std::vector<float> mass, count;
+};
+
+// Views of appended rows: [nKvHeads, n, headDim], innermost contiguous.
+struct AppendInput {
+  int64_t n = 0;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  DType k_dtype = DType::F32, v_dtype = DType::F32;
+  int64_t k_head_stride = 0, k_row_stride = 0, k_len = 0;
+  int64_t v_head_stride = 0, v_row_stride = 0, v_len = 0;
+  const int32_t* positions = nullptr;  // [n] or null: continue the layer's positions
+  int64_t positions_len = 0;
+};
+
+struct AttendInput {
+  int64_t n_heads = 0, n_q = 0;
+  const float* q = nullptr;  // [nHeads, nQ, headDim]
+  int64_t q_head_stride = 0, q_row_stride = 0, q_len = 0;
+  float scale = 0.0f;        // 0: 1/sqrt(headDim)
+  float softcap = 0.0f;
+  bool causal = true;        // the queries are the newest nQ tokens of each head
+  bool accumulate_mass = false;
+  bool remember = true;      // keep the queries as the observation window
+  float* out = nullptr;      // [nHeads, nQ, headDim]
+  int64_t out_len = 0;
+  float* lse = nullptr;      // [nHeads, nQ] or null
+  int64_t lse_len = 0;
+};
+
+struct CompressReport {
+  int64_t tokens_before = 0, tokens_after = 0;
+  int64_t bytes_before = 0, bytes_after = 0;
+  double plan_ms = 0, apply_ms = 0;  // scoring + selection (+ merge targets); merge + compaction
+  int64_t bytes_moved = 0;           // bytes compaction read and wrote (rows, positions, accumulators)
+};
+
+class KvCache {
+ public:
+  static Status create(const CacheConfig& cfg, KvCache** out);
+  const CacheConfig& config() const { return cfg_; }
+
+  Status append(int64_t layer, const AppendInput& in);
+  Status attend(int64_t layer, const AttendInput& in);
+  // Scores, selects, merges and compacts the given layers (all when empty).
+  Status compress(const CompressRequest& req, CompressReport* report);
+  // Dense copy of one layer: k, v [nKvHeads, maxLen, headDim] as `out_type`
+  // (zero padded), positions [nKvHeads, maxLen] (-1 padded), lengths [nKvHeads].
+  Status export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len) const;
+
+  int64_t length(int64_t layer, int64_t head) const { return heads_[layer * cfg_.n_kv_heads + head].len; }
+  int64_t max_length(int64_t layer) const;
+  int64_t memory_bytes() const;
+  int64_t total_tokens() const;
+  void clear();
+  void clear_layer(int64_t layer);  // layer must be in range
+  // Observation window of a layer: the newest `rows` queries given to attend,
+  // [nHeads, window, headDim] with rows valid per head (head stride window * headDim).
+  const std::vector<float>& window(int64_t layer, int64_t* n_heads, int64_t* rows) const;
+  // Whether attend accumulated key mass for the layer since its last clear.
+  bool has_mass(int64_t layer) const { return mass_seen_[layer] != 0; }
+
+  // Row access used by compression and merging (f32 copies of one head).
+  Status read_head(int64_t layer, int64_t head, std::vector<float>& k, std::vector<float>& v) const;
+
+ private:
+  explicit KvCache(const CacheConfig& cfg);
+  HeadStore& head(int64_t layer, int64_t h) { return heads_[layer * cfg_.n_kv_heads + h]; }
+  const HeadStore& head(int64_t layer, int64_t h) const { return heads_[layer * cfg_.n_kv_heads + h]; }
+  bool quantized() const { return cfg_.type == CacheType::Int8 || cfg_.type == CacheType::Int4; }
+  DType row_dtype() const;  // dtype of k/v rows (f16 for the tail of int caches)
+  int64_t row_bytes() const { return cfg_.head_dim * static_cast<int64_t>(dtype_size(row_dtype())); }
+  int64_t tail_len(const HeadStore& s) const { return s.len - s.n_blocks * cfg_.group; }
+
+  Status reserve_rows(HeadStore& s, int64_t rows);
+  Status reserve_blocks(HeadStore& s, int64_t blocks);
+  void shrink(HeadStore& s);
+  Status quantize_full_groups(HeadStore& s, std::vector<float>& scratch);
+  Status rebuild_head(HeadStore& s, const std::vector<float>& k, const std::vector<float>& v, int64_t len);
+  void remember_queries(int64_t layer, const AttendInput& in);
+  Status plan_layer(const CompressRequest& req, int64_t layer, std::vector<HeadPlan>& plans) const;
+  void apply_plan(int64_t layer, int64_t h, const HeadPlan& plan, std::vector<float>& k, std::vector<float>& v);
+
+  CacheConfig cfg_;
+  QuantLayout qlayout_;
+  std::vector<HeadStore> heads_;
+  std::vector<int64_t> next_pos_;  // per layer
+  struct Window { int64_t n_heads = 0, rows = 0; std::vector<float> q; };
+  std::vector<Window> windows_;    // per layer
+  std::vector<uint8_t> mass_seen_; // per layer
+};
+
+}  // namespace tp::kv

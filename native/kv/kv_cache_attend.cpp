@@ -1,0 +1,159 @@
+// KvCache::attend: the foundation's attention over each head's stored tokens.
+// Heads hold different numbers of tokens, so each KV head is one attention
+// call over its own rows, with its group of query heads (GQA).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+
+#include "../attention/attention.h"
+#include "../core/checked_math.h"
+#include "kv_cache.h"
+#include "kv_quant_attend.h"
+
+namespace tp::kv {
+namespace {
+
+std::string num(int64_t x) { return std::to_string(x); }
+
+}  // namespace
+
+Status KvCache::attend(int64_t layer, const AttendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  if (in.n_heads < 1 || in.n_heads % H != 0) return Status::invalid("q.shape[0] (nHeads): expected a multiple of nKvHeads = " + num(H) + ", received " + num(in.n_heads));
+  if (in.n_q < 1) return Status::invalid("q.shape[1] (nQ): expected at least 1, received " + num(in.n_q));
+  const int64_t need = view_span(in.n_heads, in.n_q, d, in.q_head_stride, in.q_row_stride);
+  if (need < 0 || need > in.q_len) return Status::invalid("q: expected at least " + num(need) + " elements for its shape and strides, received " + num(in.q_len));
+  if (in.out_len != in.n_heads * in.n_q * d) return Status::invalid("out: expected " + num(in.n_heads * in.n_q * d) + " elements, received " + num(in.out_len));
+  if (in.lse && in.lse_len != in.n_heads * in.n_q) return Status::invalid("lse: expected " + num(in.n_heads * in.n_q) + " elements, received " + num(in.lse_len));
+  const int64_t group = in.n_heads / H;
+  const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
+
+  std::vector<float> kf, vf;
+  std::vector<std::vector<float>> masses(static_cast<size_t>(in.accumulate_mass ? H : 0));
+  for (int64_t h = 0; h < H; ++h) {
+    HeadStore& s = head(layer, h);
+    AttentionParams a;
+    a.n_heads = group;
+    a.n_kv_heads = 1;
+    a.n_q = in.n_q;
+    a.n_kv = s.len;
+    a.head_dim = d;
+    const int64_t q_off = h * group * in.q_head_stride;
+    a.q = in.q + q_off;
+    a.q_len = in.q_len - q_off;
+    a.q_head_stride = in.q_head_stride;
+    a.q_row_stride = in.q_row_stride;
+    if (quantized() && !in.accumulate_mass && group * in.n_q <= kQuantMaxRows && s.len > 0) {
+      // Fast path: attention straight over the codes.
+      const float* qrows[kQuantMaxRows];
+      float* orows[kQuantMaxRows];
+      for (int64_t j = 0; j < group; ++j) {
+        for (int64_t i = 0; i < in.n_q; ++i) {
+          qrows[j * in.n_q + i] = in.q + (h * group + j) * in.q_head_stride + i * in.q_row_stride;
+          orows[j * in.n_q + i] = in.out + ((h * group + j) * in.n_q + i) * d;
+        }
+      }
+      QuantHeadView view;
+      view.layout = &qlayout_;
+      view.blocks = s.blocks.data();
+      view.n_blocks = s.n_blocks;
+      view.tail_k = reinterpret_cast<const uint16_t*>(s.k.data());
+      view.tail_v = reinterpret_cast<const uint16_t*>(s.v.data());
+      view.tail = tail_len(s);
+      QuantAttendArgs qa;
+      qa.rows = group * in.n_q;
+      qa.n_q = in.n_q;
+      qa.q = qrows;
+      qa.out = orows;
+      qa.lse = in.lse ? in.lse + h * group * in.n_q : nullptr;
+      qa.scale = scale;
+      qa.softcap = in.softcap;
+      qa.causal = in.causal;
+      const Status st = quant_decode_head(view, qa);
+      if (!st.is_ok()) return st;
+      continue;
+    }
+    if (quantized()) {
+      const Status st = read_head(layer, h, kf, vf);
+      if (!st.is_ok()) return st;
+      a.k = kf.data();
+      a.v = vf.data();
+      a.k_dtype = a.v_dtype = DType::F32;
+    } else {
+      a.k = s.k.data();
+      a.v = s.v.data();
+      a.k_dtype = a.v_dtype = row_dtype();
+    }
+    a.k_head_stride = a.v_head_stride = s.len * d;
+    a.k_row_stride = a.v_row_stride = d;
+    a.k_len = a.v_len = s.len * d;
+    a.scale = scale;
+    a.softcap = in.softcap;
+    a.causal = in.causal;
+    a.out = in.out + h * group * in.n_q * d;
+    a.out_len = group * in.n_q * d;
+    if (in.lse) {
+      a.lse = in.lse + h * group * in.n_q;
+      a.lse_len = group * in.n_q;
+    }
+    if (in.accumulate_mass && s.len > 0) {
+      try {
+        masses[h].assign(static_cast<size_t>(s.len), 0.0f);
+      } catch (const std::bad_alloc&) {
+        return Status::out_of_memory("KvCache.attend: cannot allocate key mass scratch");
+      }
+      a.key_mass = masses[h].data();
+      a.key_mass_len = s.len;
+    }
+    if (s.len == 0) {
+      // No keys: zero output rows and lse -inf, like attention() when nothing is visible.
+      std::fill(a.out, a.out + a.out_len, 0.0f);
+      if (a.lse) std::fill(a.lse, a.lse + a.lse_len, -std::numeric_limits<float>::infinity());
+      continue;
+    }
+    const Status st = run_attention(a);
+    if (!st.is_ok()) return st;
+  }
+  // Commit the key mass only once every head succeeded.
+  if (in.accumulate_mass) {
+    for (int64_t h = 0; h < H; ++h) {
+      HeadStore& s = head(layer, h);
+      for (int64_t r = 0; r < s.len; ++r) s.mass[r] += masses[h][r];
+    }
+    mass_seen_[layer] = 1;
+  }
+  if (in.remember) remember_queries(layer, in);
+  return Status::ok();
+}
+
+// Keeps the newest `window` query rows of the layer: [nHeads, rows, headDim].
+void KvCache::remember_queries(int64_t layer, const AttendInput& in) {
+  Window& w = windows_[layer];
+  const int64_t d = cfg_.head_dim, W = cfg_.window;
+  try {
+    if (w.n_heads != in.n_heads) {
+      w = Window();
+      w.n_heads = in.n_heads;
+      w.q.assign(static_cast<size_t>(in.n_heads * W * d), 0.0f);
+    }
+    const int64_t take = std::min(in.n_q, W);
+    const int64_t keep_old = std::min(w.rows, W - take);
+    for (int64_t hq = 0; hq < in.n_heads; ++hq) {
+      float* base = w.q.data() + hq * W * d;
+      std::memmove(base, base + (w.rows - keep_old) * d, static_cast<size_t>(keep_old * d) * sizeof(float));
+      for (int64_t r = 0; r < take; ++r) {
+        const float* src = in.q + hq * in.q_head_stride + (in.n_q - take + r) * in.q_row_stride;
+        std::memcpy(base + (keep_old + r) * d, src, static_cast<size_t>(d) * sizeof(float));
+      }
+    }
+    w.rows = keep_old + take;
+  } catch (const std::bad_alloc&) {
+    w = Window();  // the window is advisory: drop it rather than fail the attend
+  }
+}
+
+}  // namespace tp::kv

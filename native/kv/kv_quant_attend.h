@@ -1,0 +1,38 @@
+// Decode attention straight over a KIVI-quantized head (int8/int4 blocks
+// plus the f16 tail), without a dequantized copy: each 8-channel slice of a
+// key or value row is dequantized in registers and used by every query row
+// of the GQA group. Flash-decoding: chunks of blocks run on the thread pool
+// and merge by log-sum-exp.
+#pragma once
+#include <cstdint>
+
+#include "../core/status.h"
+#include "kv_quant.h"
+
+namespace tp::kv {
+
+struct QuantHeadView {
+  const QuantLayout* layout = nullptr;
+  const uint8_t* blocks = nullptr;
+  int64_t n_blocks = 0;
+  const uint16_t* tail_k = nullptr;  // f16 [tail, headDim]
+  const uint16_t* tail_v = nullptr;
+  int64_t tail = 0;
+};
+
+// rows = group * nQ query rows; row r is query r % nQ of query head r / nQ.
+struct QuantAttendArgs {
+  int64_t rows = 0, n_q = 0;
+  const float* const* q = nullptr;  // [rows] pointers to headDim floats
+  float* const* out = nullptr;      // [rows] pointers to headDim floats
+  float* lse = nullptr;             // [rows] or null
+  float scale = 1.0f, softcap = 0.0f;
+  bool causal = true;
+};
+
+constexpr int64_t kQuantMaxRows = 64;
+
+// Requires 1 <= rows <= kQuantMaxRows.
+Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a);
+
+}  // namespace tp::kv
