@@ -13,6 +13,7 @@
         "native/attention/attention_avx2.cpp",
         "native/attention/attention_avx512.cpp",
         "native/cuda/cuda_probe.cpp",
+        "native/cuda/cuda_attention.cpp",
         "native/kv/kv_ops.cpp",
         "native/kv/kv_quant.cpp",
         "native/kv/kv_plan.cpp",
@@ -38,7 +39,8 @@
         "native/binding/system_binding.cpp",
         "native/binding/bench_binding.cpp",
         "native/binding/kv_binding.cpp",
-        "native/binding/kv_cache_binding.cpp"
+        "native/binding/kv_cache_binding.cpp",
+        "native/binding/cuda_binding.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -61,7 +61,7 @@ const OPTION_NAMES = [
 /** Most nodes a treeMask may have (native/attention/attention.h kMaxTreeNodes). */
 export const MAX_TREE_NODES = 4096;
 
-interface Prepared {
+export interface Prepared {
   params: NativeAttentionParams;
   result: AttentionResult;
 }
@@ -102,7 +102,11 @@ function checkIndices(value: unknown, nKvHeads: number, nKv: number): { data: In
   return { data: dense, nSel };
 }
 
-function prepare(q: unknown, k: unknown, v: unknown, options: unknown): Prepared {
+/**
+ * Validates the arguments of attention() and builds the flat native
+ * parameters plus the result tensors they write (internal: lib/cuda.ts uses it).
+ */
+export function prepareAttention(q: unknown, k: unknown, v: unknown, options: unknown): Prepared {
   const opts = checkOptions('options', options, OPTION_NAMES) as AttentionOptions;
   const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
   const floatTypes: FloatDType[] = ['f32', 'f16', 'bf16'];
@@ -186,7 +190,7 @@ export function attention(
   v: Tensor<FloatDType>,
   options?: AttentionOptions,
 ): AttentionResult {
-  const { params, result } = prepare(q, k, v, options);
+  const { params, result } = prepareAttention(q, k, v, options);
   native().attention(params);
   return result;
 }
@@ -202,7 +206,7 @@ export async function attentionAsync(
   v: Tensor<FloatDType>,
   options?: AttentionOptions,
 ): Promise<AttentionResult> {
-  const { params, result } = prepare(q, k, v, options);
+  const { params, result } = prepareAttention(q, k, v, options);
   await native().attentionAsync(params);
   return result;
 }

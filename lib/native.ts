@@ -54,6 +54,47 @@ export interface NativeAttentionParams {
   keyMass?: Float32Array; // [nKvHeads, nKv]
 }
 
+/** cudaAttention: the attention parameters plus the CUDA path. */
+export interface NativeCudaAttentionParams extends NativeAttentionParams {
+  path?: number; // 0 auto (decode when nQ <= 16), 1 decode, 2 prefill
+  /**
+   * Kernel variant for tuning and tests (native/cuda/cuda_attention.h): decode 0 = register
+   * loads (default), 1 = cp.async pipeline; prefill 0 = 32 rows per warp, 32-key tiles
+   * (default), 1 = 16 rows per warp, 64-key tiles, 2 = as 1 at 1 block/SM.
+   */
+  variant?: number;
+}
+
+/** cudaBenchAttention: device-resident random K/V of this shape, timed with CUDA events. */
+export interface NativeCudaBenchParams {
+  nHeads: number;
+  nKvHeads: number;
+  nQ: number;
+  nKv: number;
+  headDim: number;
+  kvDtype: number; // 1 f16, 2 bf16
+  causal: boolean;
+  path?: number;
+  splits?: number; // decode KV splits per (KV head, row slice); 0 or absent: one full wave of blocks
+  variant?: number; // kernel variant (NativeCudaAttentionParams.variant)
+  nSel?: number; // > 0: sparse decode over nSel random key positions per KV head (non-causal)
+  warmup: number;
+  iters: number;
+  bandwidthBytes: number; // buffer size for the copy / read bandwidth limits
+}
+
+export interface NativeCudaBenchResult {
+  kernelMs: number; // median
+  kernelMinMs: number;
+  bytes: number; // K + V + q + out + lse bytes of one call
+  flops: number; // 4 * headDim per visible (query, key) pair and head
+  copyBytesPerS: number; // cudaMemcpy device-to-device, (read + write) bytes / s
+  readBytesPerS: number; // streaming read kernel, bytes / s
+  splits: number; // decode KV splits (0 for prefill)
+  path: 'decode' | 'prefill';
+  device: string;
+}
+
 /** Option fields every KV policy call carries (native/binding/kv_args.h). */
 export interface NativeKvPolicyOptions {
   sinks: number;
@@ -216,6 +257,10 @@ export interface NativeAddon {
   kvScore(params: NativeKvScoreParams): void;
   kvSelect(params: NativeKvSelectParams): void;
   kvCompact(params: NativeKvCompactParams): void;
+  /** Attention on the CUDA device (host in, host out). Throws code ERR_NO_CUDA without one. */
+  cudaAttention(params: NativeCudaAttentionParams): void;
+  /** Times the CUDA attention on device-resident K/V. Throws code ERR_NO_CUDA without a device. */
+  cudaBenchAttention(params: NativeCudaBenchParams): NativeCudaBenchResult;
   /** STREAM-like read bandwidth, bytes/s. */
   measureReadBandwidth(bytes: number, threads: number, reps: number): number;
   /** FP32 FMA peak, FLOP/s, for the active ISA. */

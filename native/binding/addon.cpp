@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterBench(env, exports);
   tp::binding::RegisterKv(env, exports);
   tp::binding::RegisterKvCache(env, exports);
+  tp::binding::RegisterCuda(env, exports);
   return exports;
 }
 

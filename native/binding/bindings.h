@@ -9,5 +9,6 @@ void RegisterAttention(Napi::Env env, Napi::Object exports);  // attention_bindi
 void RegisterBench(Napi::Env env, Napi::Object exports);      // bench_binding.cpp
 void RegisterKv(Napi::Env env, Napi::Object exports);         // kv_binding.cpp
 void RegisterKvCache(Napi::Env env, Napi::Object exports);    // kv_cache_binding.cpp
+void RegisterCuda(Napi::Env env, Napi::Object exports);       // cuda_binding.cpp
 
 }  // namespace tp::binding

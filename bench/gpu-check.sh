@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# GPU check on a CUDA machine: tool versions, the CUDA addon (carried prebuilt
+# build/Release/tokenpress.node, else built here with cmake-js), test/gpu
+# against the CPU attention(), torch SDPA timings, our decode/prefill
+# benchmarks vs the measured bandwidth and vs torch, then the full test suite. Writes under $OUT
+# (default bench-results/gpu): gpu-check.log, vitest.json, shapes.json,
+# torch.json, gpu-bench.json, gpu-bench.md.
+#
+# Run from the package root: bash bench/gpu-check.sh
+# Node: uses `node` if it is >= 20, else NODE_XZ (an xz-compressed node
+# binary, default .gpu-node.xz) unpacked to /tmp/tp-node/node.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/bench-results/gpu}"
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/gpu-check.log") 2>&1
+step() { printf '\n=== %s (t=%ss)\n' "$*" "$SECONDS"; }
+status=0
+
+step "tools"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 || true
+command -v nvcc >/dev/null && nvcc --version | grep -i release || echo "nvcc: not on PATH"
+[[ -x /usr/local/cuda/bin/nvcc ]] && /usr/local/cuda/bin/nvcc --version | grep -i release
+python3 -c 'import torch; print("python torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))' 2>&1 || true
+cmake --version 2>/dev/null | head -n1 || echo "cmake: none"
+nproc
+
+node_ok() { command -v node >/dev/null && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; }
+if ! node_ok; then
+  NODE_XZ="${NODE_XZ:-.gpu-node.xz}"
+  echo "node >= 20 not found ($(command -v node || echo none)); unpacking $NODE_XZ"
+  mkdir -p /tmp/tp-node
+  python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],"wb"))' "$NODE_XZ" /tmp/tp-node/node
+  chmod +x /tmp/tp-node/node
+  export PATH="/tmp/tp-node:$PATH"
+fi
+echo "node $(node --version)"
+
+backend() { node -e "console.log(JSON.stringify(require('node-gyp-build')('.').backendInfo().cuda))"; }
+has_device() { node -e "const c=require('node-gyp-build')('.').backendInfo().cuda; process.exit(c.compiled && c.deviceCount > 0 ? 0 : 1)"; }
+
+step "CUDA addon"
+if backend && has_device; then
+  echo "carried addon works"
+else
+  echo "carried addon missing or without a device: building (cmake-js, sm_90 only)"
+  export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
+  node node_modules/cmake-js/bin/cmake-js rebuild --CDTOKENPRESS_CUDA=ON --CDCMAKE_CUDA_ARCHITECTURES=90 || status=1
+  backend || status=1
+fi
+
+step "test/gpu (vitest)"
+node node_modules/vitest/vitest.mjs run test/gpu --reporter=verbose --reporter=json --outputFile="$OUT/vitest.json" || status=1
+
+step "torch SDPA"
+node dist/bench/gpu-attention.js --shapes > "$OUT/shapes.json" || status=1
+PYTHONUNBUFFERED=1 python3 bench/torch_sdpa.py --shapes "$OUT/shapes.json" --out "$OUT/torch.json" || status=1
+
+step "tokenpress CUDA benchmark"
+node dist/bench/gpu-attention.js --torch "$OUT/torch.json" --json "$OUT/gpu-bench.json" --md "$OUT/gpu-bench.md" || status=1
+
+step "full test suite on the CUDA build (with a device)"
+node node_modules/vitest/vitest.mjs run --reporter=dot || status=1
+
+step "done (status $status)"
+exit $status

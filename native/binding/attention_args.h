@@ -1,0 +1,87 @@
+// Reader of the flat attention parameter object (lib/native.ts
+// NativeAttentionParams), shared by attention(), attentionAsync() and
+// cudaAttention(). Every field is re-checked; the kernel's validator then
+// proves all reads and writes stay inside the buffers.
+#pragma once
+#include <napi.h>
+
+#include <vector>
+
+#include "../attention/attention.h"
+#include "napi_args.h"
+
+namespace tp::binding {
+
+struct ParsedAttention {
+  AttentionParams params;
+  bool keep = false;  // async: hold references so the buffers outlive the call
+  std::vector<Napi::Reference<Napi::Value>> keep_alive;
+};
+
+template <typename T>
+inline T* take(ParsedAttention& out, const TypedArrayView& view) {
+  if (!view.present) return nullptr;
+  if (out.keep) out.keep_alive.push_back(Napi::Persistent(view.value));
+  return static_cast<T*>(view.data);
+}
+
+inline void ParseAttention(const Napi::CallbackInfo& info, ParsedAttention& out) {
+  Napi::Env env = info.Env();
+  Napi::Object o = ParamsArg(info);
+  AttentionParams& p = out.params;
+  p.n_heads = GetInt(o, "nHeads");
+  p.n_kv_heads = GetInt(o, "nKvHeads");
+  p.n_q = GetInt(o, "nQ");
+  p.n_kv = GetInt(o, "nKv");
+  p.head_dim = GetInt(o, "headDim");
+  p.n_sel = GetInt(o, "nSel");
+  p.k_dtype = ParseDtype(o, "kDtype");
+  p.v_dtype = ParseDtype(o, "vDtype");
+  ParseStrides(o, "qStrides", &p.q_head_stride, &p.q_row_stride);
+  ParseStrides(o, "kStrides", &p.k_head_stride, &p.k_row_stride);
+  ParseStrides(o, "vStrides", &p.v_head_stride, &p.v_row_stride);
+  p.scale = static_cast<float>(GetNumber(o, "scale"));
+  p.softcap = static_cast<float>(GetNumber(o, "softcap"));
+  p.causal = GetBool(o, "causal");
+
+  const auto ktype = FloatArrayType(p.k_dtype);
+  const auto vtype = FloatArrayType(p.v_dtype);
+  const TypedArrayView q = GetTypedArray(o, "q", napi_float32_array, true);
+  const TypedArrayView k = GetTypedArray(o, "k", ktype, true);
+  const TypedArrayView v = GetTypedArray(o, "v", vtype, true);
+  const TypedArrayView res = GetTypedArray(o, "out", napi_float32_array, true);
+  const TypedArrayView lse = GetTypedArray(o, "lse", napi_float32_array, false);
+  const TypedArrayView mass = GetTypedArray(o, "keyMass", napi_float32_array, false);
+  const TypedArrayView bmask = GetTypedArray(o, "boolMask", napi_uint8_array, false);
+  const TypedArrayView amask = GetTypedArray(o, "additiveMask", napi_float32_array, false);
+  const TypedArrayView tree = GetTypedArray(o, "treeParents", napi_int32_array, false);
+  const TypedArrayView idx = GetTypedArray(o, "indices", napi_int32_array, false);
+
+  p.q = take<const float>(out, q);
+  p.k = take<const void>(out, k);
+  p.v = take<const void>(out, v);
+  p.out = take<float>(out, res);
+  p.lse = take<float>(out, lse);
+  p.key_mass = take<float>(out, mass);
+  p.bool_mask = take<const uint8_t>(out, bmask);
+  p.additive_mask = take<const float>(out, amask);
+  p.tree_parents = take<const int32_t>(out, tree);
+  p.indices = take<const int32_t>(out, idx);
+  p.q_len = q.length;
+  p.k_len = k.length;
+  p.v_len = v.length;
+  p.out_len = res.length;
+  p.lse_len = lse.length;
+  p.key_mass_len = mass.length;
+  p.mask_len = bmask.present ? bmask.length : amask.length;
+  p.tree_len = tree.length;
+  p.indices_len = idx.length;
+  // Arrays that alias the output must not be inputs: the kernel writes out
+  // while it still reads them.
+  const auto aliases = [&](const TypedArrayView& in) { return in.length > 0 && res.length > 0 && in.data == res.data; };
+  if (aliases(q) || aliases(k) || aliases(v)) {
+    throw Napi::RangeError::New(env, "out: expected a buffer distinct from q, k and v");
+  }
+}
+
+}  // namespace tp::binding

@@ -1,0 +1,112 @@
+// CUDA attention behind a C++ API that knows nothing about Node (the binding
+// is native/binding/cuda_binding.cpp). Without TOKENPRESS_CUDA every entry
+// point returns an Internal status (cuda_attention.cpp); callers check
+// cuda_status() first.
+//
+// Device-resident shapes (contiguous, row-major):
+//   q    f32        [nHeads,   nQ,  headDim]
+//   k, v f16|bf16   [nKvHeads, nKv, headDim]   (k and v of one dtype)
+//   out  f32        [nHeads,   nQ,  headDim]
+//   lse  f32        [nHeads,   nQ]             (optional, natural log)
+// GQA: query head h reads KV head h / (nHeads / nKvHeads).
+// causal: query i sees key positions p <= nKv - nQ + i (queries are the last
+// nQ positions); a query that sees no key gets a zero row and lse -inf.
+//
+// Paths:
+//   decode   split-KV flash-decoding, f32 math on exactly converted K/V; all
+//            query rows of a GQA group (nHeads/nKvHeads * nQ, up to 8 per
+//            block) share one read of each K/V tile. headDim 64, 128 or 256.
+//   prefill  tiled online softmax on tensor cores (mma.sync m16n8k16, f32
+//            accumulate); q and the probabilities are rounded to the K/V
+//            dtype before the products. headDim 64 or 128.
+//   auto     decode when nQ <= 16 or indices are given, else prefill.
+// indices (sparse attention, decode path only): query rows attend to the
+// listed key positions of their KV head only; causal limits apply to the
+// positions.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "../attention/attention.h"
+#include "../core/dtype.h"
+#include "../core/status.h"
+
+namespace tp::cuda {
+
+enum class AttentionPath : int { Auto = 0, Decode = 1, Prefill = 2 };
+
+struct DeviceAttention {
+  int64_t n_heads = 0, n_kv_heads = 0, n_q = 0, n_kv = 0, head_dim = 0;
+  const float* q = nullptr;  // device pointers
+  const void* k = nullptr;
+  const void* v = nullptr;
+  DType kv_dtype = DType::F16;
+  float scale = 1.0f;
+  bool causal = false;
+  float* out = nullptr;
+  float* lse = nullptr;  // may be null
+  // Sparse decode: i32 [nKvHeads, nSel] key positions in [0, nKv) (device;
+  // repeats allowed, each is its own softmax term); null = all nKv keys.
+  const int32_t* indices = nullptr;
+  int64_t n_sel = 0;
+  AttentionPath path = AttentionPath::Auto;
+  int64_t decode_splits = 0;  // decode: KV splits per block row; 0 = one full wave of blocks (tuning)
+  // Kernel variant (tuning and tests): decode 0 = direct register loads
+  // (default), 1 = cp.async pipeline through shared memory; prefill 0 = 32
+  // rows per warp and 32-key tiles (default), 1 = 16 rows per warp and 64-key
+  // tiles at 2 blocks/SM, 2 = as 1 at 1 block/SM (headDim 128).
+  int variant = 0;
+};
+
+// Shapes, dtypes and the path's limits; touches no device memory.
+Status check_device_attention(const DeviceAttention& a);
+
+// The path `a.path` resolves to (Auto decided by nQ).
+AttentionPath resolve_path(const DeviceAttention& a);
+
+// Bytes of device scratch launch_device_attention needs (decode split
+// partials; 0 for prefill).
+Status device_attention_workspace(const DeviceAttention& a, size_t* bytes);
+
+// Enqueues the kernels on the default stream of the current device;
+// `workspace` holds at least device_attention_workspace() bytes.
+// Returns launch errors; execution errors surface at the next sync.
+Status launch_device_attention(const DeviceAttention& a, void* workspace, size_t workspace_bytes);
+
+// Host-level call for tests: copies the host inputs of `p` (the CPU
+// attention's parameters, any strides) to the device, runs `path`, and copies
+// out (and lse) back. Supports what the device paths support: f16/bf16 K/V of
+// one dtype, scale, causal, returnLse, indices (decode); no masks, tree,
+// softcap or keyMass (InvalidArgument). `variant`: DeviceAttention::variant. Synchronous.
+Status attention_on_device(const AttentionParams& p, AttentionPath path, int variant = 0);
+
+// cudaBenchAttention: device-resident random K/V of the given shape, the
+// kernel timed with CUDA events (median of `iters` after `warmup`), and the
+// device's own limits measured in the same call.
+struct BenchConfig {
+  int64_t n_heads = 32, n_kv_heads = 8, n_q = 1, n_kv = 32768, head_dim = 128;
+  int64_t n_sel = 0;  // > 0: sparse decode over n_sel random positions per KV head
+  DType kv_dtype = DType::F16;
+  bool causal = false;
+  AttentionPath path = AttentionPath::Auto;
+  int64_t decode_splits = 0;  // 0: automatic
+  int variant = 0;  // DeviceAttention::variant
+  int warmup = 3, iters = 20;
+  int64_t bandwidth_bytes = int64_t(1) << 30;  // buffer for the copy / read limits
+};
+
+struct BenchResult {
+  double kernel_ms = 0;          // median over iters
+  double kernel_min_ms = 0;
+  double bytes = 0;              // bytes the call must move: K + V (selected rows) + indices + q + out + lse
+  double flops = 0;              // 4 * headDim per visible (query, key) pair and head
+  double copy_bytes_per_s = 0;   // cudaMemcpy device-to-device, (read + write) / time, median
+  double read_bytes_per_s = 0;   // a streaming read kernel, bytes read / time, median
+  int splits = 0;                // decode: KV splits per head group (0 for prefill)
+  int path = 0;                  // resolved AttentionPath
+  char device[256] = {0};
+};
+
+Status bench_attention(const BenchConfig& c, BenchResult* r);
+
+}  // namespace tp::cuda
