@@ -5,7 +5,6 @@ export type TokenpressErrorCode =
   | 'ERR_NATIVE'
   | 'ERR_UNSUPPORTED'
   | 'ERR_CACHE_BUSY'
-
   | 'ERR_BAD_FILE';
 
 /** An error that is not about one argument, with a stable `code`. */
