@@ -239,6 +239,7 @@ export interface NativeKvCacheHandle {
   compress(p: NativeKvCompressParams): NativeCompressReport;
   compressAsync(p: NativeKvCompressParams): Promise<NativeCompressReport>;
   exportLayer(p: NativeKvExportParams): void;
+  exportLayerAsync(p: NativeKvExportParams): Promise<void>;
   lengths(): Int32Array; // [nLayers * nKvHeads]
   maxLength(layer: number): number;
   memoryBytes(): number;

@@ -14,7 +14,7 @@
  */
 import {
   CACHE_DTYPE_CODE, DTYPE_CODE, native,
-  type NativeCompressReport, type NativeKvAppendParams, type NativeKvAttendParams, type NativeKvCacheHandle, type NativeKvCompressParams,
+  type NativeCompressReport, type NativeKvAppendParams, type NativeKvAttendParams, type NativeKvCacheHandle, type NativeKvCompressParams, type NativeKvExportParams,
 } from '../native.js';
 import { rangeError, TokenpressError, typeError } from '../errors.js';
 import type { FloatDType, Tensor } from '../tensor.js';
@@ -400,25 +400,53 @@ export class KvCache {
    */
   export(layer: number, opts?: { dtype?: FloatDType }): ExportedLayer {
     this.#idle();
+    const e = this.#exportBuffers(layer, opts);
+    this.#handle.exportLayer(e.params);
+    return this.#exported(e);
+  }
+
+  /** export, off the event loop (queued after earlier async calls). */
+  exportAsync(layer: number, opts?: { dtype?: FloatDType }): Promise<ExportedLayer> {
+    this.#exportOptions(layer, opts); // argument errors throw here, not in the promise
+    return this.#enqueue(async () => {
+      const e = this.#exportBuffers(layer, opts);
+      await this.#handle.exportLayerAsync(e.params);
+      return this.#exported(e);
+    });
+  }
+
+  #exportOptions(layer: unknown, opts: unknown): { l: number; dtype: FloatDType } {
     const o = checkOptions('opts', opts, ['dtype']) as { dtype?: FloatDType };
     const l = this.#checkLayer(layer);
     const dtype: FloatDType = o.dtype ?? (this.dtype.startsWith('int') ? 'f16' : (this.dtype as FloatDType));
     if (!FLOAT_TYPES.includes(dtype)) throw typeError('opts.dtype', "'f32' | 'f16' | 'bf16'", dtype);
+    return { l, dtype };
+  }
+
+  /** Buffers sized for the layer's current longest head. */
+  #exportBuffers(layer: unknown, opts: unknown) {
+    const { l, dtype } = this.#exportOptions(layer, opts);
     const maxLen = this.#handle.maxLength(l);
     const n = this.nKvHeads * maxLen * this.headDim;
-    const k = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
-    const v = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
-    const positions = new Int32Array(this.nKvHeads * maxLen);
-    const counts = new Float32Array(this.nKvHeads * maxLen);
-    this.#handle.exportLayer({ layer: l, dtype: DTYPE_CODE[dtype], k, v, positions, counts });
+    const params: NativeKvExportParams = {
+      layer: l, dtype: DTYPE_CODE[dtype],
+      k: dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n),
+      v: dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n),
+      positions: new Int32Array(this.nKvHeads * maxLen),
+      counts: new Float32Array(this.nKvHeads * maxLen),
+    };
+    return { l, dtype, maxLen, params };
+  }
+
+  #exported(e: { l: number; dtype: FloatDType; maxLen: number; params: NativeKvExportParams }): ExportedLayer {
     const all = this.#handle.lengths();
-    const shape = [this.nKvHeads, maxLen, this.headDim];
+    const shape = [this.nKvHeads, e.maxLen, this.headDim];
     return {
-      k: { dtype, shape, data: k } as Tensor<FloatDType>,
-      v: { dtype, shape, data: v } as Tensor<FloatDType>,
-      positions: { dtype: 'i32', shape: [this.nKvHeads, maxLen], data: positions },
-      counts: { dtype: 'f32', shape: [this.nKvHeads, maxLen], data: counts },
-      lengths: all.slice(l * this.nKvHeads, (l + 1) * this.nKvHeads),
+      k: { dtype: e.dtype, shape, data: e.params.k } as Tensor<FloatDType>,
+      v: { dtype: e.dtype, shape, data: e.params.v } as Tensor<FloatDType>,
+      positions: { dtype: 'i32', shape: [this.nKvHeads, e.maxLen], data: e.params.positions },
+      counts: { dtype: 'f32', shape: [this.nKvHeads, e.maxLen], data: e.params.counts! },
+      lengths: all.slice(e.l * this.nKvHeads, (e.l + 1) * this.nKvHeads),
     };
   }
 

@@ -112,6 +112,52 @@ ParsedAttend ParseAttend(Napi::Object o, bool keep) {
   return p;
 }
 
+struct ParsedExport {
+  int64_t layer = 0;
+  DType dtype = DType::F32;
+  void* k = nullptr;
+  void* v = nullptr;
+  int64_t kv_len = 0;
+  int32_t* positions = nullptr;
+  int64_t pos_len = 0;
+  float* counts = nullptr;
+  int64_t counts_len = 0;
+  KeepAlive alive;
+};
+
+ParsedExport ParseExport(Napi::Object o, bool keep) {
+  Napi::Env env = o.Env();
+  ParsedExport p;
+  p.layer = GetInt(o, "layer");
+  p.dtype = ParseDtype(o, "dtype");
+  const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(p.dtype), true);
+  const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(p.dtype), true);
+  const TypedArrayView pos = GetTypedArray(o, "positions", napi_int32_array, true);
+  const TypedArrayView counts = GetTypedArray(o, "counts", napi_float32_array, false);
+  if (k.length > 0 && k.data == v.data) throw Napi::RangeError::New(env, "v: expected a buffer distinct from k");
+  if (v.length != k.length) throw Napi::RangeError::New(env, "v: expected as many elements as k");
+  p.k = k.data;
+  p.v = v.data;
+  p.kv_len = k.length;
+  p.positions = static_cast<int32_t*>(pos.data);
+  p.pos_len = pos.length;
+  if (counts.present) {
+    p.counts = static_cast<float*>(counts.data);
+    p.counts_len = counts.length;
+  }
+  if (keep) {
+    p.alive.add(k);
+    p.alive.add(v);
+    p.alive.add(pos);
+    p.alive.add(counts);
+  }
+  return p;
+}
+
+Status RunExport(KvCache* c, const ParsedExport& p) {
+  return c->export_layer(p.layer, p.dtype, p.k, p.v, p.kv_len, p.positions, p.pos_len, p.counts, p.counts_len);
+}
+
 // alive: where an async call keeps the draft query arrays referenced (null: sync).
 CompressRequest ParseCompress(Napi::Object o, KeepAlive* alive) {
   Napi::Env env = o.Env();
@@ -190,6 +236,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
                         InstanceMethod<&KvCacheHandle::Compress>("compress"),
                         InstanceMethod<&KvCacheHandle::CompressAsync>("compressAsync"),
                         InstanceMethod<&KvCacheHandle::Export>("exportLayer"),
+                        InstanceMethod<&KvCacheHandle::ExportAsync>("exportLayerAsync"),
                         InstanceMethod<&KvCacheHandle::Lengths>("lengths"),
                         InstanceMethod<&KvCacheHandle::MaxLength>("maxLength"),
                         InstanceMethod<&KvCacheHandle::MemoryBytes>("memoryBytes"),
@@ -268,21 +315,14 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   Napi::Value CompressAsync(const Napi::CallbackInfo& info);
 
   Napi::Value Export(const Napi::CallbackInfo& info) {
-    Napi::Object o = ParamsArg(info);
-    const int64_t layer = GetInt(o, "layer");
-    const DType t = ParseDtype(o, "dtype");
-    const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(t), true);
-    const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(t), true);
-    const TypedArrayView pos = GetTypedArray(o, "positions", napi_int32_array, true);
-    const TypedArrayView counts = GetTypedArray(o, "counts", napi_float32_array, false);
-    if (k.length > 0 && k.data == v.data) throw Napi::RangeError::New(info.Env(), "v: expected a buffer distinct from k");
+    ParsedExport p = ParseExport(ParamsArg(info), false);
     Guard g(this, info.Env());
-    if (v.length != k.length) throw Napi::RangeError::New(info.Env(), "v: expected as many elements as k");
-    const Status s = cache_->export_layer(layer, t, k.data, v.data, k.length, static_cast<int32_t*>(pos.data), pos.length,
-                                          counts.present ? static_cast<float*>(counts.data) : nullptr, counts.length);
+    const Status s = RunExport(cache_.get(), p);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
     return info.Env().Undefined();
   }
+
+  Napi::Value ExportAsync(const Napi::CallbackInfo& info);
 
   // Int32Array [nLayers * nKvHeads] of token counts.
   Napi::Value Lengths(const Napi::CallbackInfo& info) {
@@ -390,6 +430,14 @@ class CompressWorker : public CacheWorker {
   double ms_ = 0;
 };
 
+class ExportWorker : public CacheWorker {
+ public:
+  ExportWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, ParsedExport p) : CacheWorker(env, h, self), p_(std::move(p)) {}
+  Status Run(KvCache* c) override { return RunExport(c, p_); }
+ private:
+  ParsedExport p_;
+};
+
 template <typename W, typename P>
 Napi::Value Start(const Napi::CallbackInfo& info, KvCacheHandle* h, P parsed) {
   h->Acquire(info.Env());
@@ -404,6 +452,9 @@ Napi::Value KvCacheHandle::AppendAsync(const Napi::CallbackInfo& info) {
 }
 Napi::Value KvCacheHandle::AttendAsync(const Napi::CallbackInfo& info) {
   return Start<AttendWorker>(info, this, ParseAttend(ParamsArg(info), true));
+}
+Napi::Value KvCacheHandle::ExportAsync(const Napi::CallbackInfo& info) {
+  return Start<ExportWorker>(info, this, ParseExport(ParamsArg(info), true));
 }
 Napi::Value KvCacheHandle::CompressAsync(const Napi::CallbackInfo& info) {
   std::pair<CompressRequest, KeepAlive> p;

@@ -585,6 +585,7 @@ describe('async', () => {
     b.compress('snapkv', { keep: 12 });
     b.append(0, chunks[1]!.k, chunks[1]!.v);
     const o2 = b.attend(0, q);
+    expect(JSON.stringify(await a.exportAsync(0))).toBe(JSON.stringify(b.export(0)));
     expect((results[1] as { output: Tensor<'f32'> }).output.data).toEqual(o1.output.data);
     expect((results[4] as { output: Tensor<'f32'> }).output.data).toEqual(o2.output.data);
     expect(Array.from(a.lengths().data)).toEqual([13, 13]);
