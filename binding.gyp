@@ -34,6 +34,7 @@
         "native/kv/policy_ems.cpp",
         "native/kv/kv_probs.cpp",
         "native/kv/kv_dots.cpp",
+        "native/kv/kv_topk.cpp",
         "native/kv/kv_dots_scalar.cpp",
         "native/kv/kv_dots_avx2.cpp",
         "native/kv/kv_dots_avx512.cpp",

@@ -4,13 +4,13 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <numeric>
 #include <string>
 #include <vector>
 
 #include "../core/checked_math.h"
 #include "../core/thread_pool.h"
 #include "kv_common.h"
+#include "kv_topk.h"
 
 namespace tp {
 namespace {
@@ -132,13 +132,14 @@ void select_head(void* ctx, int64_t h, int) {
 
 void select_head_impl(SelectJob* job, int64_t h) {
   const float* s = job->scores + h * job->n_kv;
-  std::vector<int32_t> order(static_cast<size_t>(job->n_kv));
-  std::iota(order.begin(), order.end(), 0);
-  // Strict weak order: higher score first, then the earlier position.
-  auto better = [s](int32_t a, int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
-  if (job->n_keep < job->n_kv) std::nth_element(order.begin(), order.begin() + job->n_keep, order.end(), better);
-  std::sort(order.begin(), order.begin() + job->n_keep);
-  std::memcpy(job->out + h * job->n_keep, order.data(), static_cast<size_t>(job->n_keep) * sizeof(int32_t));
+  // Higher score first, then the earlier position; written ascending.
+  std::vector<uint32_t> keys;
+  const kv::TopK top = kv::top_k(s, job->n_kv, job->n_keep, keys);
+  int64_t ties = top.ties;
+  int32_t* out = job->out + h * job->n_keep;
+  for (int64_t r = 0; r < job->n_kv; ++r) {
+    if (top.keeps(keys[static_cast<size_t>(r)], ties)) *out++ = static_cast<int32_t>(r);
+  }
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
+
+#include "kv_topk.h"
 
 namespace tp::kv {
 
@@ -31,36 +32,33 @@ void adakv_counts(const std::vector<const float*>& scores, const std::vector<int
                   const std::vector<int64_t>& keep, double alpha, std::vector<int64_t>& counts) {
   const size_t heads = scores.size();
   counts.assign(heads, 0);
-  int64_t budget = 0;
-  // (score, head, row) of every token; protected ones get +max.
-  struct Item { float s; int32_t h, r; };
-  std::vector<Item> items;
-  int64_t total = 0;
+  int64_t budget = 0, total = 0;
   for (size_t h = 0; h < heads; ++h) total += lens[h];
-  items.reserve(static_cast<size_t>(total));
-  std::vector<int32_t> order;
+  // Every token's score, head after head (the position order breaks ties:
+  // the lower head, then the earlier row); protected ones get +max.
+  std::vector<float> all(static_cast<size_t>(total));
+  std::vector<uint32_t> keys;
+  int64_t at = 0;
   for (size_t h = 0; h < heads; ++h) {
     const int64_t n = lens[h];
-    order.resize(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
     const int64_t s = std::min(static_cast<int64_t>(static_cast<double>(keep[h]) * alpha), n);
     budget += keep[h];
     const float* sc = scores[h];
-    std::partial_sort(order.begin(), order.begin() + s, order.end(),
-                      [sc](int32_t a, int32_t b) { return sc[a] > sc[b] || (sc[a] == sc[b] && a < b); });
-    std::vector<uint8_t> prot(static_cast<size_t>(n), 0);
-    for (int64_t i = 0; i < s; ++i) prot[order[i]] = 1;
+    const TopK top = top_k(sc, n, s, keys);
+    int64_t ties = top.ties;
     for (int64_t r = 0; r < n; ++r) {
-      items.push_back({prot[r] ? std::numeric_limits<float>::max() : sc[r], static_cast<int32_t>(h), static_cast<int32_t>(r)});
+      all[static_cast<size_t>(at + r)] = top.keeps(keys[static_cast<size_t>(r)], ties) ? std::numeric_limits<float>::max() : sc[r];
     }
+    at += n;
   }
   budget = std::min(budget, total);
-  std::nth_element(items.begin(), items.begin() + budget, items.end(), [](const Item& a, const Item& b) {
-    if (a.s != b.s) return a.s > b.s;
-    if (a.h != b.h) return a.h < b.h;
-    return a.r < b.r;
-  });
-  for (int64_t i = 0; i < budget; ++i) counts[items[i].h] += 1;
+  const TopK top = top_k(all.data(), total, budget, keys);
+  int64_t ties = top.ties;
+  at = 0;
+  for (size_t h = 0; h < heads; ++h) {
+    for (int64_t r = 0; r < lens[h]; ++r) counts[h] += top.keeps(keys[static_cast<size_t>(at + r)], ties) ? 1 : 0;
+    at += lens[h];
+  }
 }
 
 Status select_rows(const float* scores, int64_t n, int64_t keep, HeadPlan& plan) {
@@ -68,18 +66,14 @@ Status select_rows(const float* scores, int64_t n, int64_t keep, HeadPlan& plan)
     if (std::isnan(scores[r])) return Status::invalid("scores: expected numbers, received NaN at row " + std::to_string(r));
   }
   keep = std::clamp<int64_t>(keep, 0, n);
-  std::vector<int32_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  std::nth_element(order.begin(), order.begin() + keep, order.end(), [scores](int32_t a, int32_t b) {
-    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-  });
-  std::vector<uint8_t> kept(static_cast<size_t>(n), 0);
-  for (int64_t i = 0; i < keep; ++i) kept[order[i]] = 1;
+  std::vector<uint32_t> keys;
+  const TopK top = top_k(scores, n, keep, keys);
+  int64_t ties = top.ties;
   plan.keep.clear();
   plan.evicted.clear();
   plan.keep.reserve(static_cast<size_t>(keep));
   plan.evicted.reserve(static_cast<size_t>(n - keep));
-  for (int64_t r = 0; r < n; ++r) (kept[r] ? plan.keep : plan.evicted).push_back(static_cast<int32_t>(r));
+  for (int64_t r = 0; r < n; ++r) (top.keeps(keys[static_cast<size_t>(r)], ties) ? plan.keep : plan.evicted).push_back(static_cast<int32_t>(r));
   plan.target.assign(plan.evicted.size(), -1);
   return Status::ok();
 }
