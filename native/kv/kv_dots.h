@@ -32,7 +32,8 @@ struct KeyRows {
 // Softmax mass of n_rows query rows per KV head over that head's keys.
 // limit[r] = the last key position row r sees (-1: none, a padding row).
 // acc[kvh * n_kv + p] (+)= sum over rows of prob (take_max: max over rows).
-// Scratch sizes: e [nKvHeads * nKv * nRowsPad], stats [nKvHeads * nChunks * nRowsPad * 2].
+// KV heads run one after another, each over the pool by key chunks, so the
+// scratch holds one head: e [nKv * nRowsPad], stats [nChunks * nRowsPad * 2].
 struct MassPlan {
   int64_t n_kv_heads = 0, n_kv = 0, head_dim = 0, n_rows_pad = 0;
   KeyRows k;
@@ -40,8 +41,8 @@ struct MassPlan {
   const int64_t* limit = nullptr;  // [nKvHeads][nRowsPad]
   bool take_max = false;
   float* acc = nullptr;          // [nKvHeads][nKv]
-  float* e = nullptr;            // scratch
-  float* stats = nullptr;        // scratch: per (kvh, chunk, row) max then factor; sum
+  float* e = nullptr;            // scratch: e[p][r] = exp(s - chunk max of row r)
+  float* stats = nullptr;        // scratch: per (chunk, row) max (then the factor), and sum
 };
 void run_mass(const MassPlan& plan);
 

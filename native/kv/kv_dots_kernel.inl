@@ -4,7 +4,7 @@
 // library templates would be instantiated under ISA-specific flags.
 //
 // Dots are computed transposed, S^T[key][row] = K . Q^T, with query rows in
-// vector lanes (as in the prefill attention kernel): a micro tile holds 4
+// vector lanes (as in the prefill attention kernel): a micro tile holds KT
 // keys x NV row vectors in registers over the head dimension, each key
 // element broadcast once for NV * W rows. Keys are widened to f32 per tile
 // of kTileKeys.
@@ -13,6 +13,10 @@ using V = Ops::V;
 constexpr int W = Ops::W;
 constexpr float kNegInf = -__builtin_huge_valf();
 constexpr int64_t kTileKeys = 64;
+// Keys per micro tile: KT x QV accumulators, QV query loads and one
+// broadcast must fit the register file (AVX-512 6 x 4 + 5 of 32, AVX2 6 x 2
+// + 3 of 16), and KT + QV loads feed KT * QV FMAs.
+constexpr int KT = W > 1 ? 6 : 4;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -57,22 +61,22 @@ inline void widen(const KeyRows& x, int64_t head, int64_t first, int64_t n, int6
   }
 }
 
-// out[t * ld + v * W ..] = sum_d k[t][d] * qt[d * ld + v * W ..] for nt <= 4
+// out[t * ld + v * W ..] = sum_d k[t][d] * qt[d * ld + v * W ..] for nt <= KT
 // keys and NV row vectors.
 template <int NV>
-inline void dots_4keys(const float* const* k, int nt, const float* qt, int64_t ld, int64_t hd, float* out) {
-  V acc[4][NV];
-  for (int t = 0; t < 4; ++t)
+inline void dots_keys(const float* const* k, int nt, const float* qt, int64_t ld, int64_t hd, float* out) {
+  V acc[KT][NV];
+  for (int t = 0; t < KT; ++t)
     for (int v = 0; v < NV; ++v) acc[t][v] = Ops::zero();
   for (int64_t d = 0; d < hd; ++d) {
     V q[NV];
     for (int v = 0; v < NV; ++v) q[v] = Ops::load(qt + d * ld + v * W);
-    for (int t = 0; t < 4; ++t) {
+    for (int t = 0; t < KT; ++t) {
       const V kb = Ops::set1(k[t][d]);
       for (int v = 0; v < NV; ++v) acc[t][v] = Ops::fmadd(kb, q[v], acc[t][v]);
     }
   }
-  for (int t = 0; t < 4; ++t) {
+  for (int t = 0; t < KT; ++t) {
     if (t >= nt) break;
     for (int v = 0; v < NV; ++v) Ops::store(out + t * ld + v * W, acc[t][v]);
   }
@@ -84,17 +88,17 @@ inline void dots_tile(const float* kt, int64_t dp, int64_t nj, const float* qt, 
   const int64_t nvec = ld / W;
   for (int64_t v0 = 0; v0 < nvec; v0 += Ops::QV) {
     const int nv = static_cast<int>(min64(Ops::QV, nvec - v0));
-    for (int64_t jj = 0; jj < nj; jj += 4) {
-      const float* k[4];
-      for (int t = 0; t < 4; ++t) k[t] = kt + min64(jj + t, nj - 1) * dp;
-      const int nt = static_cast<int>(min64(4, nj - jj));
+    for (int64_t jj = 0; jj < nj; jj += KT) {
+      const float* k[KT];
+      for (int t = 0; t < KT; ++t) k[t] = kt + min64(jj + t, nj - 1) * dp;
+      const int nt = static_cast<int>(min64(KT, nj - jj));
       float* o = out + jj * ld + v0 * W;
       const float* q = qt + v0 * W;
       switch (nv) {  // nv <= Ops::QV: the larger cases exist only on wide ISAs
-        case 1: dots_4keys<1>(k, nt, q, ld, hd, o); break;
-        case 2: dots_4keys<2>(k, nt, q, ld, hd, o); break;
-        case 3: dots_4keys<3>(k, nt, q, ld, hd, o); break;
-        default: dots_4keys<4>(k, nt, q, ld, hd, o); break;
+        case 1: dots_keys<1>(k, nt, q, ld, hd, o); break;
+        case 2: dots_keys<2>(k, nt, q, ld, hd, o); break;
+        case 3: dots_keys<3>(k, nt, q, ld, hd, o); break;
+        default: dots_keys<4>(k, nt, q, ld, hd, o); break;
       }
     }
   }
@@ -104,26 +108,25 @@ inline void dots_tile(const float* kt, int64_t dp, int64_t nj, const float* qt, 
 // Softmax mass
 struct MassCtx {
   const MassPlan* plan;
+  int64_t kvh;  // the KV head in progress (heads run one after another: e holds one)
   int64_t n_chunks, dp;
   float* kt;  // per worker [kTileKeys][dp]
   int64_t kt_stride;
 };
 
-inline float* chunk_stats(const MassPlan& pl, int64_t n_chunks, int64_t kvh, int64_t c) {
-  return pl.stats + (kvh * n_chunks + c) * pl.n_rows_pad * 2;
-}
+inline float* chunk_stats(const MassPlan& pl, int64_t c) { return pl.stats + c * pl.n_rows_pad * 2; }
 
 // Phase 1, one (KV head, chunk): S^T into e, masks, then per row the chunk
 // max m and e = exp(s - m) with its sum l.
-void mass_chunk_task(void* raw, int64_t item, int worker) {
+void mass_chunk_task(void* raw, int64_t chunk, int worker) {
   const MassCtx& c = *static_cast<const MassCtx*>(raw);
   const MassPlan& pl = *c.plan;
-  const int64_t kvh = item / c.n_chunks, chunk = item % c.n_chunks;
+  const int64_t kvh = c.kvh;
   const int64_t j0 = chunk * kDotsChunk, nj = min64(kDotsChunk, pl.n_kv - j0);
   const int64_t ld = pl.n_rows_pad, hd = pl.head_dim;
   const float* qt = pl.qt + kvh * hd * ld;
   const int64_t* limit = pl.limit + kvh * ld;
-  float* e = pl.e + (kvh * pl.n_kv + j0) * ld;
+  float* e = pl.e + j0 * ld;
   float* kt = c.kt + worker * c.kt_stride;
   for (int64_t t0 = 0; t0 < nj; t0 += kTileKeys) {
     const int64_t n = min64(kTileKeys, nj - t0);
@@ -136,7 +139,7 @@ void mass_chunk_task(void* raw, int64_t item, int worker) {
     if (limit[r] >= last) continue;
     for (int64_t j = limit[r] + 1 > j0 ? limit[r] + 1 - j0 : 0; j < nj; ++j) e[j * ld + r] = kNegInf;
   }
-  float* m = chunk_stats(pl, c.n_chunks, kvh, chunk);
+  float* m = chunk_stats(pl, chunk);
   float* l = m + ld;
   for (int64_t v = 0; v < ld; v += W) {
     V mx = Ops::set1(kNegInf);
@@ -158,42 +161,42 @@ void mass_chunk_task(void* raw, int64_t item, int worker) {
   }
 }
 
-// Phase 2, one KV head: each row's max M and sum L over the chunks; the
+// Phase 2, one row of the KV head: its max M and sum L over the chunks; the
 // chunk max slot becomes the factor exp(m - M) / L (0 for rows that see nothing).
-void mass_factor_task(void* raw, int64_t kvh, int /*worker*/) {
+void mass_factor_task(void* raw, int64_t r, int /*worker*/) {
   const MassCtx& c = *static_cast<const MassCtx*>(raw);
   const MassPlan& pl = *c.plan;
   const int64_t ld = pl.n_rows_pad;
-  for (int64_t r = 0; r < ld; ++r) {
+  {
     float big = kNegInf;
     for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-      const float m = chunk_stats(pl, c.n_chunks, kvh, ch)[r];
+      const float m = chunk_stats(pl, ch)[r];
       big = m > big ? m : big;
     }
     float total = 0.0f;
     if (big != kNegInf) {
       for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-        const float* s = chunk_stats(pl, c.n_chunks, kvh, ch);
+        const float* s = chunk_stats(pl, ch);
         if (s[r] != kNegInf) total += s[ld + r] * std::exp(s[r] - big);
       }
     }
     const float inv = total > 0.0f ? 1.0f / total : 0.0f;
     for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-      float* s = chunk_stats(pl, c.n_chunks, kvh, ch);
+      float* s = chunk_stats(pl, ch);
       s[r] = (s[r] == kNegInf || inv == 0.0f) ? 0.0f : std::exp(s[r] - big) * inv;
     }
   }
 }
 
 // Phase 3, one (KV head, chunk): acc[p] (+)= reduce_r e[p][r] * factor[r].
-void mass_reduce_task(void* raw, int64_t item, int /*worker*/) {
+void mass_reduce_task(void* raw, int64_t chunk, int /*worker*/) {
   const MassCtx& c = *static_cast<const MassCtx*>(raw);
   const MassPlan& pl = *c.plan;
-  const int64_t kvh = item / c.n_chunks, chunk = item % c.n_chunks;
+  const int64_t kvh = c.kvh;
   const int64_t j0 = chunk * kDotsChunk, nj = min64(kDotsChunk, pl.n_kv - j0);
   const int64_t ld = pl.n_rows_pad;
-  const float* f = chunk_stats(pl, c.n_chunks, kvh, chunk);
-  const float* e = pl.e + (kvh * pl.n_kv + j0) * ld;
+  const float* f = chunk_stats(pl, chunk);
+  const float* e = pl.e + j0 * ld;
   float* acc = pl.acc + kvh * pl.n_kv + j0;
   for (int64_t j = 0; j < nj; ++j) {
     const float* row = e + j * ld;
@@ -220,9 +223,11 @@ void run_mass(const MassPlan& pl) {
   c.kt_stride = kTileKeys * c.dp;
   FloatBuffer kt(static_cast<size_t>(workers * c.kt_stride));
   c.kt = kt.data();
-  pool.parallel_for(pl.n_kv_heads * c.n_chunks, &mass_chunk_task, &c, workers);
-  pool.parallel_for(pl.n_kv_heads, &mass_factor_task, &c, workers);
-  pool.parallel_for(pl.n_kv_heads * c.n_chunks, &mass_reduce_task, &c, workers);
+  for (c.kvh = 0; c.kvh < pl.n_kv_heads; ++c.kvh) {
+    pool.parallel_for(c.n_chunks, &mass_chunk_task, &c, workers);
+    pool.parallel_for(pl.n_rows_pad, &mass_factor_task, &c, workers);
+    pool.parallel_for(c.n_chunks, &mass_reduce_task, &c, workers);
+  }
 }
 
 // ===========================================================================

@@ -14,6 +14,26 @@ namespace tp::kv {
 namespace {
 
 constexpr int64_t kMaxBlockRows = 128;  // query rows per KV head in one kernel run (bounds the scratch)
+constexpr size_t kKeepScratch = size_t(64) << 20;  // floats of scratch a thread keeps between calls
+
+// The kernel's per-head scratch (nKv x rows floats: 16 MiB at 32k keys) is
+// kept by the calling thread between calls up to kKeepScratch: a fresh
+// buffer of that size costs thousands of first-touch page faults, as much
+// time as the arithmetic it serves.
+struct Scratch {
+  FloatBuffer buf;
+  float* get(size_t n) {
+    if (buf.size() < n) {
+      buf = FloatBuffer();  // free first: never hold both
+      buf = FloatBuffer(n);
+    }
+    return buf.data();
+  }
+  void trim() {
+    if (buf.size() > kKeepScratch) buf = FloatBuffer();
+  }
+};
+thread_local Scratch t_scratch;
 
 }  // namespace
 
@@ -43,8 +63,8 @@ Status reduce_probs(const KvScoreParams& p, const QueryRows& rows, bool take_max
           limit[static_cast<size_t>(kvh * ld + t)] = rows.last_visible < 0 ? p.n_kv - 1 : std::min(p.n_kv - 1, rows.last_visible + i);
         }
       }
-      FloatBuffer e(static_cast<size_t>(p.n_kv_heads * p.n_kv * ld));
-      FloatBuffer stats(static_cast<size_t>(p.n_kv_heads * n_chunks * ld * 2));
+      const size_t n_e = static_cast<size_t>(p.n_kv * ld);
+      float* e = t_scratch.get(n_e + static_cast<size_t>(n_chunks * ld * 2));
       MassPlan plan;
       plan.n_kv_heads = p.n_kv_heads;
       plan.n_kv = p.n_kv;
@@ -55,13 +75,15 @@ Status reduce_probs(const KvScoreParams& p, const QueryRows& rows, bool take_max
       plan.limit = limit.data();
       plan.take_max = take_max;
       plan.acc = acc.data();
-      plan.e = e.data();
-      plan.stats = stats.data();
+      plan.e = e;
+      plan.stats = e + n_e;
       run_mass(plan);
     }
   } catch (const std::bad_alloc&) {
+    t_scratch.trim();
     return Status::out_of_memory("kv: cannot allocate probability scratch");
   }
+  t_scratch.trim();
   return Status::ok();
 }
 
