@@ -21,6 +21,14 @@ void run_quad(const QuadPlan& plan) {
   }
 }
 
+void run_nearest(const NearestPlan& plan) {
+  switch (active_isa()) {
+    case IsaLevel::Avx512: dots_avx512::run_nearest(plan); break;
+    case IsaLevel::Avx2: dots_avx2::run_nearest(plan); break;
+    default: dots_scalar::run_nearest(plan); break;
+  }
+}
+
 void softmax_sum(const float* logits, int64_t n_seg, int64_t n, float scale, float* out) {
   switch (active_isa()) {
     case IsaLevel::Avx512: dots_avx512::softmax_sum(logits, n_seg, n, scale, out); break;

@@ -59,6 +59,20 @@ struct QuadPlan {
 };
 void run_quad(const QuadPlan& plan);
 
+// Nearest kept key of each evicted key by cosine similarity (merge targets):
+// best[e] = the first j < nKeep maximising (k[evicted[e]] . kept_j) * inv_norm[j],
+// best_dot[e] = that maximum. k: one head, f32 [n][headDim] contiguous.
+struct NearestPlan {
+  int64_t head_dim = 0, n_rows_pad = 0, n_keep = 0, n_evicted = 0;
+  const float* k = nullptr;
+  const int32_t* evicted = nullptr;  // [nEvicted] rows of k
+  const float* qt = nullptr;         // kept keys transposed [headDim][nRowsPad], zero padded
+  const float* inv_norm = nullptr;   // [nRowsPad]
+  int32_t* best = nullptr;           // [nEvicted]
+  float* best_dot = nullptr;         // [nEvicted]
+};
+void run_nearest(const NearestPlan& plan);
+
 // out[p] = sum over the n_seg rows of logits (each [n]) of softmax(row)[p],
 // times `scale`. One call per KV head (no threading inside).
 void softmax_sum(const float* logits, int64_t n_seg, int64_t n, float scale, float* out);
@@ -69,18 +83,21 @@ void row_sq_norms(const KeyRows& x, int64_t head, int64_t first, int64_t n, int6
 // ISA entry points.
 namespace dots_scalar {
 void run_mass(const MassPlan&);
+void run_nearest(const NearestPlan&);
 void run_quad(const QuadPlan&);
 void softmax_sum(const float*, int64_t, int64_t, float, float*);
 void row_sq_norms(const KeyRows&, int64_t, int64_t, int64_t, int64_t, float*);
 }  // namespace dots_scalar
 namespace dots_avx2 {
 void run_mass(const MassPlan&);
+void run_nearest(const NearestPlan&);
 void run_quad(const QuadPlan&);
 void softmax_sum(const float*, int64_t, int64_t, float, float*);
 void row_sq_norms(const KeyRows&, int64_t, int64_t, int64_t, int64_t, float*);
 }  // namespace dots_avx2
 namespace dots_avx512 {
 void run_mass(const MassPlan&);
+void run_nearest(const NearestPlan&);
 void run_quad(const QuadPlan&);
 void softmax_sum(const float*, int64_t, int64_t, float, float*);
 void row_sq_norms(const KeyRows&, int64_t, int64_t, int64_t, int64_t, float*);

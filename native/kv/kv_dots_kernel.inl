@@ -282,6 +282,59 @@ void run_quad(const QuadPlan& pl) {
 }
 
 // ===========================================================================
+// Nearest kept key (merge targets)
+struct NearestCtx {
+  const NearestPlan* plan;
+  int64_t n_tiles, dp;
+  float* scratch;  // per worker: kt [kTileKeys][dp], then s [kTileKeys][nRowsPad]
+  int64_t stride;
+};
+
+void nearest_task(void* raw, int64_t tile, int worker) {
+  const NearestCtx& c = *static_cast<const NearestCtx*>(raw);
+  const NearestPlan& pl = *c.plan;
+  const int64_t e0 = tile * kTileKeys, ne = min64(kTileKeys, pl.n_evicted - e0);
+  const int64_t ld = pl.n_rows_pad, hd = pl.head_dim;
+  float* kt = c.scratch + worker * c.stride;
+  float* s = kt + kTileKeys * c.dp;
+  const KeyRows rows{pl.k, DType::F32, 0, hd};
+  for (int64_t t = 0; t < ne; ++t) widen_rows<DType::F32>(rows, 0, pl.evicted[e0 + t], 1, hd, c.dp, kt + t * c.dp);
+  dots_tile(kt, c.dp, ne, pl.qt, ld, hd, s);
+  for (int64_t t = 0; t < ne; ++t) {
+    float* row = s + t * ld;
+    V mx = Ops::set1(kNegInf);
+    for (int64_t v = 0; v < ld; v += W) {
+      const V x = Ops::mul(Ops::load(row + v), Ops::load(pl.inv_norm + v));
+      Ops::store(row + v, x);
+      mx = Ops::max(mx, x);
+    }
+    float big = kNegInf;
+    if (pl.n_keep == ld) {
+      big = Ops::hmax(mx);
+    } else {  // padding lanes hold 0, which may exceed every real similarity
+      for (int64_t j = 0; j < pl.n_keep; ++j) big = row[j] > big ? row[j] : big;
+    }
+    int64_t arg = 0;
+    while (arg + 1 < pl.n_keep && !(row[arg] == big)) ++arg;  // the first maximum
+    pl.best[e0 + t] = static_cast<int32_t>(arg);
+    pl.best_dot[e0 + t] = row[arg];
+  }
+}
+
+void run_nearest(const NearestPlan& pl) {
+  ThreadPool& pool = ThreadPool::instance();
+  const int workers = pool.size();
+  NearestCtx c{};
+  c.plan = &pl;
+  c.n_tiles = ceil_div(pl.n_evicted, kTileKeys);
+  c.dp = ceil_div(pl.head_dim, W) * W;
+  c.stride = kTileKeys * (c.dp + pl.n_rows_pad);
+  FloatBuffer scratch(static_cast<size_t>(workers * c.stride));
+  c.scratch = scratch.data();
+  pool.parallel_for(c.n_tiles, &nearest_task, &c, workers);
+}
+
+// ===========================================================================
 // Softmax of rows, summed; row norms
 void softmax_sum(const float* logits, int64_t n_seg, int64_t n, float scale, float* out) {
   for (int64_t p = 0; p < n; ++p) out[p] = 0.0f;

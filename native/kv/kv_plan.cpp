@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kv_dots.h"
 #include "kv_topk.h"
 
 namespace tp::kv {
@@ -80,38 +81,41 @@ Status select_rows(const float* scores, int64_t n, int64_t keep, HeadPlan& plan)
 
 void nearest_targets(const float* k, int64_t head_dim, double threshold, HeadPlan& plan) {
   plan.target.assign(plan.evicted.size(), -1);
-  if (plan.keep.empty()) return;
-  std::vector<float> inv_norm(plan.keep.size());
-  for (size_t j = 0; j < plan.keep.size(); ++j) {
+  if (plan.keep.empty() || plan.evicted.empty()) return;
+  // Kept keys transposed (vector lanes of the dots kernel), and 1 / their norm.
+  const int64_t n_keep = static_cast<int64_t>(plan.keep.size());
+  const int64_t ld = (n_keep + kDotsRowAlign - 1) / kDotsRowAlign * kDotsRowAlign;
+  std::vector<float> qt(static_cast<size_t>(head_dim * ld), 0.0f), inv_norm(static_cast<size_t>(ld), 0.0f);
+  for (int64_t j = 0; j < n_keep; ++j) {
     const float* a = k + static_cast<int64_t>(plan.keep[j]) * head_dim;
     double s = 0;
-    for (int64_t c = 0; c < head_dim; ++c) s += static_cast<double>(a[c]) * a[c];
-    inv_norm[j] = s > 0 ? static_cast<float>(1.0 / std::sqrt(s)) : 0.0f;
+    for (int64_t c = 0; c < head_dim; ++c) {
+      s += static_cast<double>(a[c]) * a[c];
+      qt[static_cast<size_t>(c * ld + j)] = a[c];
+    }
+    inv_norm[static_cast<size_t>(j)] = s > 0 ? static_cast<float>(1.0 / std::sqrt(s)) : 0.0f;
   }
-  for (size_t e = 0; e < plan.evicted.size(); ++e) {
+  const size_t ne = plan.evicted.size();
+  std::vector<int32_t> best(ne);
+  std::vector<float> best_dot(ne);
+  NearestPlan np;
+  np.head_dim = head_dim;
+  np.n_rows_pad = ld;
+  np.n_keep = n_keep;
+  np.n_evicted = static_cast<int64_t>(ne);
+  np.k = k;
+  np.evicted = plan.evicted.data();
+  np.qt = qt.data();
+  np.inv_norm = inv_norm.data();
+  np.best = best.data();
+  np.best_dot = best_dot.data();
+  run_nearest(np);  // x's own norm does not change the argmax
+  for (size_t e = 0; e < ne; ++e) {
     const float* x = k + static_cast<int64_t>(plan.evicted[e]) * head_dim;
-    float best = -std::numeric_limits<float>::infinity();
-    int32_t arg = 0;
     double xx = 0;
     for (int64_t c = 0; c < head_dim; ++c) xx += static_cast<double>(x[c]) * x[c];
-    for (size_t j = 0; j < plan.keep.size(); ++j) {
-      const float* a = k + static_cast<int64_t>(plan.keep[j]) * head_dim;
-      // Eight independent partial sums: the compiler vectorizes this loop.
-      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t c = 0;
-      for (; c + 8 <= head_dim; c += 8) {
-        for (int j = 0; j < 8; ++j) part[j] += x[c + j] * a[c + j];
-      }
-      float dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-      for (; c < head_dim; ++c) dot += x[c] * a[c];
-      const float cos = dot * inv_norm[j];  // x's own norm does not change the argmax
-      if (cos > best) {
-        best = cos;
-        arg = static_cast<int32_t>(j);
-      }
-    }
-    const double cos = xx > 0 ? best / std::sqrt(xx) : 0.0;
-    plan.target[e] = cos >= threshold ? arg : -1;
+    const double cos = xx > 0 ? best_dot[e] / std::sqrt(xx) : 0.0;
+    plan.target[e] = cos >= threshold ? best[e] : -1;
   }
 }
 
