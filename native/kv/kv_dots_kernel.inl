@@ -61,16 +61,16 @@ inline void widen(const KeyRows& x, int64_t head, int64_t first, int64_t n, int6
   }
 }
 
-// out[t * ld + v * W ..] = sum_d k[t][d] * qt[d * ld + v * W ..] for nt <= KT
-// keys and NV row vectors.
+// out[t * ld + v * W ..] = sum_d k[t][d] * panel[d * NV * W + v * W ..] for
+// nt <= KT keys and the NV row vectors of one packed panel.
 template <int NV>
-inline void dots_keys(const float* const* k, int nt, const float* qt, int64_t ld, int64_t hd, float* out) {
+inline void dots_keys(const float* const* k, int nt, const float* panel, int64_t hd, float* out, int64_t ld) {
   V acc[KT][NV];
   for (int t = 0; t < KT; ++t)
     for (int v = 0; v < NV; ++v) acc[t][v] = Ops::zero();
   for (int64_t d = 0; d < hd; ++d) {
     V q[NV];
-    for (int v = 0; v < NV; ++v) q[v] = Ops::load(qt + d * ld + v * W);
+    for (int v = 0; v < NV; ++v) q[v] = Ops::load(panel + d * NV * W + v * W);
     for (int t = 0; t < KT; ++t) {
       const V kb = Ops::set1(k[t][d]);
       for (int v = 0; v < NV; ++v) acc[t][v] = Ops::fmadd(kb, q[v], acc[t][v]);
@@ -82,9 +82,23 @@ inline void dots_keys(const float* const* k, int nt, const float* qt, int64_t ld
   }
 }
 
-// S^T for nj widened keys (kt, row stride dp) against every row of qt
-// ([hd][ld], ld a multiple of W): out[j * ld + r].
-inline void dots_tile(const float* kt, int64_t dp, int64_t nj, const float* qt, int64_t ld, int64_t hd, float* out) {
+// Q^T [hd][ld] (ld a multiple of W) repacked into panels of QV vectors of
+// rows (the last one narrower), each [hd][nv * W] contiguous: the micro
+// kernel then reads its rows sequentially (a long Q^T row stride such as
+// 8 KiB would map every d onto the same L1 sets).
+inline void pack_panels(const float* qt, int64_t hd, int64_t ld, float* out) {
+  const int64_t nvec = ld / W;
+  for (int64_t v0 = 0; v0 < nvec; v0 += Ops::QV) {
+    const int64_t width = min64(Ops::QV, nvec - v0) * W;
+    float* panel = out + v0 * W * hd;
+    for (int64_t d = 0; d < hd; ++d)
+      for (int64_t x = 0; x < width; ++x) panel[d * width + x] = qt[d * ld + v0 * W + x];
+  }
+}
+
+// S^T for nj widened keys (kt, row stride dp) against every row of the
+// packed panels qp (ld rows): out[j * ld + r].
+inline void dots_tile(const float* kt, int64_t dp, int64_t nj, const float* qp, int64_t ld, int64_t hd, float* out) {
   const int64_t nvec = ld / W;
   for (int64_t v0 = 0; v0 < nvec; v0 += Ops::QV) {
     const int nv = static_cast<int>(min64(Ops::QV, nvec - v0));
@@ -93,12 +107,12 @@ inline void dots_tile(const float* kt, int64_t dp, int64_t nj, const float* qt, 
       for (int t = 0; t < KT; ++t) k[t] = kt + min64(jj + t, nj - 1) * dp;
       const int nt = static_cast<int>(min64(KT, nj - jj));
       float* o = out + jj * ld + v0 * W;
-      const float* q = qt + v0 * W;
+      const float* q = qp + v0 * W * hd;
       switch (nv) {  // nv <= Ops::QV: the larger cases exist only on wide ISAs
-        case 1: dots_keys<1>(k, nt, q, ld, hd, o); break;
-        case 2: dots_keys<2>(k, nt, q, ld, hd, o); break;
-        case 3: dots_keys<3>(k, nt, q, ld, hd, o); break;
-        default: dots_keys<4>(k, nt, q, ld, hd, o); break;
+        case 1: dots_keys<1>(k, nt, q, hd, o, ld); break;
+        case 2: dots_keys<2>(k, nt, q, hd, o, ld); break;
+        case 3: dots_keys<3>(k, nt, q, hd, o, ld); break;
+        default: dots_keys<4>(k, nt, q, hd, o, ld); break;
       }
     }
   }
@@ -110,6 +124,7 @@ struct MassCtx {
   const MassPlan* plan;
   int64_t kvh;  // the KV head in progress (heads run one after another: e holds one)
   int64_t n_chunks, dp;
+  const float* qp;  // the head's rows, packed (pack_panels)
   float* kt;  // per worker [kTileKeys][dp]
   int64_t kt_stride;
 };
@@ -124,14 +139,13 @@ void mass_chunk_task(void* raw, int64_t chunk, int worker) {
   const int64_t kvh = c.kvh;
   const int64_t j0 = chunk * kDotsChunk, nj = min64(kDotsChunk, pl.n_kv - j0);
   const int64_t ld = pl.n_rows_pad, hd = pl.head_dim;
-  const float* qt = pl.qt + kvh * hd * ld;
   const int64_t* limit = pl.limit + kvh * ld;
   float* e = pl.e + j0 * ld;
   float* kt = c.kt + worker * c.kt_stride;
   for (int64_t t0 = 0; t0 < nj; t0 += kTileKeys) {
     const int64_t n = min64(kTileKeys, nj - t0);
     widen(pl.k, kvh, j0 + t0, n, hd, c.dp, kt);
-    dots_tile(kt, c.dp, n, qt, ld, hd, e + t0 * ld);
+    dots_tile(kt, c.dp, n, c.qp, ld, hd, e + t0 * ld);
   }
   // Causal / padding masks: only rows that stop before the chunk's last key.
   const int64_t last = j0 + nj - 1;
@@ -223,7 +237,10 @@ void run_mass(const MassPlan& pl) {
   c.kt_stride = kTileKeys * c.dp;
   FloatBuffer kt(static_cast<size_t>(workers * c.kt_stride));
   c.kt = kt.data();
+  FloatBuffer qp(static_cast<size_t>(pl.head_dim * pl.n_rows_pad));
+  c.qp = qp.data();
   for (c.kvh = 0; c.kvh < pl.n_kv_heads; ++c.kvh) {
+    pack_panels(pl.qt + c.kvh * pl.head_dim * pl.n_rows_pad, pl.head_dim, pl.n_rows_pad, qp.data());
     pool.parallel_for(c.n_chunks, &mass_chunk_task, &c, workers);
     pool.parallel_for(pl.n_rows_pad, &mass_factor_task, &c, workers);
     pool.parallel_for(c.n_chunks, &mass_reduce_task, &c, workers);
@@ -235,6 +252,7 @@ void run_mass(const MassPlan& pl) {
 struct QuadCtx {
   const QuadPlan* plan;
   int64_t n_tiles, dp;
+  const float* qp;  // every head's rows, packed (pack_panels), [nKvHeads][headDim * nRowsPad]
   float* scratch;  // per worker: kt [kTileKeys][dp], then s [kTileKeys][nRowsPad]
   int64_t stride;
 };
@@ -249,7 +267,7 @@ void quad_task(void* raw, int64_t item, int worker) {
   float* kt = c.scratch + worker * c.stride;
   float* s = kt + kTileKeys * c.dp;
   widen(pl.k, kvh, pl.first + t0, nj, hd, c.dp, kt);
-  dots_tile(kt, c.dp, nj, pl.qt + kvh * hd * ld, ld, hd, s);
+  dots_tile(kt, c.dp, nj, c.qp + kvh * hd * ld, ld, hd, s);
   const float* lin = pl.lin + kvh * ld;
   const float* sq = pl.sq + kvh * ld;
   for (int64_t g = 0; g < pl.n_segments; ++g) {
@@ -278,6 +296,10 @@ void run_quad(const QuadPlan& pl) {
   c.stride = kTileKeys * (c.dp + pl.n_rows_pad);
   FloatBuffer scratch(static_cast<size_t>(workers * c.stride));
   c.scratch = scratch.data();
+  const int64_t per_head = pl.head_dim * pl.n_rows_pad;
+  FloatBuffer qp(static_cast<size_t>(pl.n_kv_heads * per_head));
+  for (int64_t h = 0; h < pl.n_kv_heads; ++h) pack_panels(pl.qt + h * per_head, pl.head_dim, pl.n_rows_pad, qp.data() + h * per_head);
+  c.qp = qp.data();
   pool.parallel_for(pl.n_kv_heads * c.n_tiles, &quad_task, &c, workers);
 }
 
@@ -286,6 +308,7 @@ void run_quad(const QuadPlan& pl) {
 struct NearestCtx {
   const NearestPlan* plan;
   int64_t n_tiles, dp;
+  const float* qp;  // the kept keys, packed (pack_panels)
   float* scratch;  // per worker: kt [kTileKeys][dp], then s [kTileKeys][nRowsPad]
   int64_t stride;
 };
@@ -299,7 +322,7 @@ void nearest_task(void* raw, int64_t tile, int worker) {
   float* s = kt + kTileKeys * c.dp;
   const KeyRows rows{pl.k, DType::F32, 0, hd};
   for (int64_t t = 0; t < ne; ++t) widen_rows<DType::F32>(rows, 0, pl.evicted[e0 + t], 1, hd, c.dp, kt + t * c.dp);
-  dots_tile(kt, c.dp, ne, pl.qt, ld, hd, s);
+  dots_tile(kt, c.dp, ne, c.qp, ld, hd, s);
   for (int64_t t = 0; t < ne; ++t) {
     float* row = s + t * ld;
     V mx = Ops::set1(kNegInf);
@@ -331,6 +354,9 @@ void run_nearest(const NearestPlan& pl) {
   c.stride = kTileKeys * (c.dp + pl.n_rows_pad);
   FloatBuffer scratch(static_cast<size_t>(workers * c.stride));
   c.scratch = scratch.data();
+  FloatBuffer qp(static_cast<size_t>(pl.head_dim * pl.n_rows_pad));
+  pack_panels(pl.qt, pl.head_dim, pl.n_rows_pad, qp.data());
+  c.qp = qp.data();
   pool.parallel_for(c.n_tiles, &nearest_task, &c, workers);
 }
 
