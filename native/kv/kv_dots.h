@@ -46,15 +46,16 @@ struct MassPlan {
 };
 void run_mass(const MassPlan& plan);
 
-// logits[kvh][g][p] = sum_r lin[r] * s + sq[r] * s^2 over the rows of segment
-// g (rows [g * seg, (g + 1) * seg)), s = rows_r . k_p, for keys p in
-// [first, n_kv) (written at index p - first).
+// logits[kvh][g][p] = sum_r lin[g][r] * s + sq[g][r] * s^2, s = rows_r . k_p,
+// for keys p in [first, n_kv) (written at index p - first). Segment g's
+// coefficients are 0 outside its rows [g * segment, (g + 1) * segment), which
+// need not be aligned to vectors (no padding between segments).
 struct QuadPlan {
   int64_t n_kv_heads = 0, n_kv = 0, first = 0, head_dim = 0, n_rows_pad = 0, n_segments = 0, segment = 0;
   KeyRows k;
   const float* qt = nullptr;   // [nKvHeads][headDim][nRowsPad]
-  const float* lin = nullptr;  // [nKvHeads][nRowsPad]
-  const float* sq = nullptr;   // [nKvHeads][nRowsPad]
+  const float* lin = nullptr;  // [nKvHeads][nSegments][nRowsPad]
+  const float* sq = nullptr;   // [nKvHeads][nSegments][nRowsPad]
   float* logits = nullptr;     // [nKvHeads][nSegments][nKv - first]
 };
 void run_quad(const QuadPlan& plan);

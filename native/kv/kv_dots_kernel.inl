@@ -181,24 +181,22 @@ void mass_factor_task(void* raw, int64_t r, int /*worker*/) {
   const MassCtx& c = *static_cast<const MassCtx*>(raw);
   const MassPlan& pl = *c.plan;
   const int64_t ld = pl.n_rows_pad;
-  {
-    float big = kNegInf;
+  float big = kNegInf;
+  for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
+    const float m = chunk_stats(pl, ch)[r];
+    big = m > big ? m : big;
+  }
+  float total = 0.0f;
+  if (big != kNegInf) {
     for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-      const float m = chunk_stats(pl, ch)[r];
-      big = m > big ? m : big;
+      const float* s = chunk_stats(pl, ch);
+      if (s[r] != kNegInf) total += s[ld + r] * std::exp(s[r] - big);
     }
-    float total = 0.0f;
-    if (big != kNegInf) {
-      for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-        const float* s = chunk_stats(pl, ch);
-        if (s[r] != kNegInf) total += s[ld + r] * std::exp(s[r] - big);
-      }
-    }
-    const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-    for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-      float* s = chunk_stats(pl, ch);
-      s[r] = (s[r] == kNegInf || inv == 0.0f) ? 0.0f : std::exp(s[r] - big) * inv;
-    }
+  }
+  const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+  for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
+    float* s = chunk_stats(pl, ch);
+    s[r] = (s[r] == kNegInf || inv == 0.0f) ? 0.0f : std::exp(s[r] - big) * inv;
   }
 }
 
@@ -268,18 +266,19 @@ void quad_task(void* raw, int64_t item, int worker) {
   float* s = kt + kTileKeys * c.dp;
   widen(pl.k, kvh, pl.first + t0, nj, hd, c.dp, kt);
   dots_tile(kt, c.dp, nj, c.qp + kvh * hd * ld, ld, hd, s);
-  const float* lin = pl.lin + kvh * ld;
-  const float* sq = pl.sq + kvh * ld;
   for (int64_t g = 0; g < pl.n_segments; ++g) {
+    const float* lin = pl.lin + (kvh * pl.n_segments + g) * ld;
+    const float* sq = pl.sq + (kvh * pl.n_segments + g) * ld;
     float* out = pl.logits + (kvh * pl.n_segments + g) * n_keys + t0;
-    const int64_t r0 = g * pl.segment;
+    // The vectors that overlap the segment (the coefficients are 0 elsewhere).
+    const int64_t v0 = g * pl.segment / W * W, v1 = ceil_div((g + 1) * pl.segment, W) * W;
     for (int64_t j = 0; j < nj; ++j) {
-      const float* row = s + j * ld + r0;
+      const float* row = s + j * ld;
       V acc = Ops::zero();
-      for (int64_t v = 0; v < pl.segment; v += W) {
+      for (int64_t v = v0; v < v1; v += W) {
         const V x = Ops::load(row + v);
-        acc = Ops::fmadd(Ops::load(lin + r0 + v), x, acc);
-        acc = Ops::fmadd(Ops::mul(Ops::load(sq + r0 + v), x), x, acc);
+        acc = Ops::fmadd(Ops::load(lin + v), x, acc);
+        acc = Ops::fmadd(Ops::mul(Ops::load(sq + v), x), x, acc);
       }
       out[j] = Ops::hsum(acc);
     }

@@ -14,7 +14,7 @@ namespace tp::kv {
 namespace {
 
 constexpr int64_t kMaxBlockRows = 128;  // query rows per KV head in one kernel run (bounds the scratch)
-constexpr size_t kKeepScratch = size_t(64) << 20;  // floats of scratch a thread keeps between calls
+constexpr size_t kKeepScratch = size_t(16) << 20;  // floats (64 MiB) of scratch a thread keeps between calls
 
 // The kernel's per-head scratch (nKv x rows floats: 16 MiB at 32k keys) is
 // kept by the calling thread between calls up to kKeepScratch: a fresh

@@ -31,9 +31,10 @@ namespace tp::kv {
 
 namespace {
 
-// Rows of the quadratic form for one query head, written into segment
-// column `col0` of qt ([headDim][ld]): the mean scaled by 1/sqrt(d) (linear
-// coefficient 1), then the centred rows (square coefficient 1 / (2 d N)).
+// Rows of the quadratic form for one query head, written from column col0
+// of qt ([headDim][ld]): the mean scaled by 1/sqrt(d) (linear coefficient 1),
+// then the centred rows (square coefficient 1 / (2 d N)); lin and sq are
+// that head's coefficient rows ([ld], 0 elsewhere).
 void head_rows(const KvScoreParams& p, const float* q, int64_t n_rows, int64_t ld, int64_t col0,
                float* qt, float* lin, float* sq) {
   const int64_t d = p.head_dim;
@@ -67,15 +68,15 @@ Status score_expected_attention(const KvScoreParams& p) {
   const int64_t n_rows = p.n_q - first_row;               // >= 1: row nQ-1 is at nKv-1 >= sinks
   const int64_t n_keys = p.n_kv - p.sinks;
   const int64_t used = 1 + (p.use_covariance ? n_rows : 0);  // rows per query head
-  const int64_t seg = (used + kDotsRowAlign - 1) / kDotsRowAlign * kDotsRowAlign;
-  const int64_t ld = group * seg;
+  const int64_t ld = (group * used + kDotsRowAlign - 1) / kDotsRowAlign * kDotsRowAlign;
   try {
     std::vector<float> qt(static_cast<size_t>(p.n_kv_heads * d * ld), 0.0f);
-    std::vector<float> lin(static_cast<size_t>(p.n_kv_heads * ld), 0.0f), sq(lin.size(), 0.0f);
+    std::vector<float> lin(static_cast<size_t>(p.n_kv_heads * group * ld), 0.0f), sq(lin.size(), 0.0f);
     for (int64_t kvh = 0; kvh < p.n_kv_heads; ++kvh) {
       for (int64_t g = 0; g < group; ++g) {
         const float* q = p.q + (kvh * group + g) * p.q_head_stride + first_row * p.q_row_stride;
-        head_rows(p, q, n_rows, ld, g * seg, qt.data() + kvh * d * ld, lin.data() + kvh * ld, sq.data() + kvh * ld);
+        const int64_t coef = (kvh * group + g) * ld;
+        head_rows(p, q, n_rows, ld, g * used, qt.data() + kvh * d * ld, lin.data() + coef, sq.data() + coef);
       }
     }
     FloatBuffer logits(static_cast<size_t>(p.n_kv_heads * group * n_keys));
@@ -86,7 +87,7 @@ Status score_expected_attention(const KvScoreParams& p) {
     plan.head_dim = d;
     plan.n_rows_pad = ld;
     plan.n_segments = group;
-    plan.segment = seg;
+    plan.segment = used;
     plan.k = KeyRows{p.k, p.k_dtype, p.k_head_stride, p.k_row_stride};
     plan.qt = qt.data();
     plan.lin = lin.data();
