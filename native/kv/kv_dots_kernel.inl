@@ -175,28 +175,35 @@ void mass_chunk_task(void* raw, int64_t chunk, int worker) {
   }
 }
 
-// Phase 2, one row of the KV head: its max M and sum L over the chunks; the
-// chunk max slot becomes the factor exp(m - M) / L (0 for rows that see nothing).
-void mass_factor_task(void* raw, int64_t r, int /*worker*/) {
-  const MassCtx& c = *static_cast<const MassCtx*>(raw);
+// Phase 2, the whole KV head, rows in vector lanes: each row's max M and
+// sum L over the chunks; the chunk max slot becomes the factor
+// exp(m - M) / L (0 for rows that see nothing). tmp: [2 * nRowsPad].
+void mass_factors(const MassCtx& c, float* tmp) {
   const MassPlan& pl = *c.plan;
   const int64_t ld = pl.n_rows_pad;
-  float big = kNegInf;
-  for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-    const float m = chunk_stats(pl, ch)[r];
-    big = m > big ? m : big;
+  float* big = tmp;
+  float* inv = tmp + ld;
+  for (int64_t v = 0; v < ld; v += W) {
+    V mx = Ops::set1(kNegInf);
+    for (int64_t ch = 0; ch < c.n_chunks; ++ch) mx = Ops::max(mx, Ops::load(chunk_stats(pl, ch) + v));
+    Ops::store(big + v, mx);
   }
-  float total = 0.0f;
-  if (big != kNegInf) {
+  for (int64_t r = 0; r < ld; ++r) big[r] = big[r] == kNegInf ? 0.0f : big[r];  // keeps -inf - -inf out
+  for (int64_t v = 0; v < ld; v += W) {
+    const V b = Ops::load(big + v);
+    V total = Ops::zero();
     for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-      const float* s = chunk_stats(pl, ch);
-      if (s[r] != kNegInf) total += s[ld + r] * std::exp(s[r] - big);
+      const float* st = chunk_stats(pl, ch);
+      total = Ops::fmadd(Ops::load(st + ld + v), Ops::exp(Ops::sub(Ops::load(st + v), b)), total);  // exp(-inf) = 0
     }
+    Ops::store(inv + v, total);
   }
-  const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+  for (int64_t r = 0; r < ld; ++r) inv[r] = inv[r] > 0.0f ? 1.0f / inv[r] : 0.0f;
   for (int64_t ch = 0; ch < c.n_chunks; ++ch) {
-    float* s = chunk_stats(pl, ch);
-    s[r] = (s[r] == kNegInf || inv == 0.0f) ? 0.0f : std::exp(s[r] - big) * inv;
+    float* st = chunk_stats(pl, ch);
+    for (int64_t v = 0; v < ld; v += W) {
+      Ops::store(st + v, Ops::mul(Ops::exp(Ops::sub(Ops::load(st + v), Ops::load(big + v))), Ops::load(inv + v)));
+    }
   }
 }
 
@@ -236,11 +243,12 @@ void run_mass(const MassPlan& pl) {
   FloatBuffer kt(static_cast<size_t>(workers * c.kt_stride));
   c.kt = kt.data();
   FloatBuffer qp(static_cast<size_t>(pl.head_dim * pl.n_rows_pad));
+  FloatBuffer tmp(static_cast<size_t>(2 * pl.n_rows_pad));
   c.qp = qp.data();
   for (c.kvh = 0; c.kvh < pl.n_kv_heads; ++c.kvh) {
     pack_panels(pl.qt + c.kvh * pl.head_dim * pl.n_rows_pad, pl.head_dim, pl.n_rows_pad, qp.data());
     pool.parallel_for(c.n_chunks, &mass_chunk_task, &c, workers);
-    pool.parallel_for(pl.n_rows_pad, &mass_factor_task, &c, workers);
+    mass_factors(c, tmp.data());
     pool.parallel_for(c.n_chunks, &mass_reduce_task, &c, workers);
   }
 }
