@@ -45,4 +45,12 @@ void row_sq_norms(const KeyRows& x, int64_t head, int64_t first, int64_t n, int6
   }
 }
 
+void rows_to_f32(const KeyRows& x, int64_t head, int64_t first, int64_t n, int64_t head_dim, float* out) {
+  switch (active_isa()) {
+    case IsaLevel::Avx512: dots_avx512::rows_to_f32(x, head, first, n, head_dim, out); break;
+    case IsaLevel::Avx2: dots_avx2::rows_to_f32(x, head, first, n, head_dim, out); break;
+    default: dots_scalar::rows_to_f32(x, head, first, n, head_dim, out); break;
+  }
+}
+
 }  // namespace tp::kv

@@ -81,9 +81,13 @@ void softmax_sum(const float* logits, int64_t n_seg, int64_t n, float scale, flo
 // out[p] = sum_j x[p][j]^2 (f32) for rows p in [first, first + n) of one head.
 void row_sq_norms(const KeyRows& x, int64_t head, int64_t first, int64_t n, int64_t head_dim, float* out);
 
+// out[t * headDim + j] = x[head][first + t][j] as f32, for t < n (contiguous out).
+void rows_to_f32(const KeyRows& x, int64_t head, int64_t first, int64_t n, int64_t head_dim, float* out);
+
 // ISA entry points.
 namespace dots_scalar {
 void run_mass(const MassPlan&);
+void rows_to_f32(const KeyRows&, int64_t, int64_t, int64_t, int64_t, float*);
 void run_nearest(const NearestPlan&);
 void run_quad(const QuadPlan&);
 void softmax_sum(const float*, int64_t, int64_t, float, float*);
@@ -91,6 +95,7 @@ void row_sq_norms(const KeyRows&, int64_t, int64_t, int64_t, int64_t, float*);
 }  // namespace dots_scalar
 namespace dots_avx2 {
 void run_mass(const MassPlan&);
+void rows_to_f32(const KeyRows&, int64_t, int64_t, int64_t, int64_t, float*);
 void run_nearest(const NearestPlan&);
 void run_quad(const QuadPlan&);
 void softmax_sum(const float*, int64_t, int64_t, float, float*);
@@ -98,6 +103,7 @@ void row_sq_norms(const KeyRows&, int64_t, int64_t, int64_t, int64_t, float*);
 }  // namespace dots_avx2
 namespace dots_avx512 {
 void run_mass(const MassPlan&);
+void rows_to_f32(const KeyRows&, int64_t, int64_t, int64_t, int64_t, float*);
 void run_nearest(const NearestPlan&);
 void run_quad(const QuadPlan&);
 void softmax_sum(const float*, int64_t, int64_t, float, float*);

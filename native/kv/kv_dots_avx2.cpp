@@ -25,6 +25,7 @@ namespace tp::kv::dots_avx2 {
 // Never selected: cpu_features reports no SIMD level on this target.
 void run_mass(const MassPlan& p) { dots_scalar::run_mass(p); }
 void run_quad(const QuadPlan& p) { dots_scalar::run_quad(p); }
+void rows_to_f32(const KeyRows& x, int64_t h, int64_t f, int64_t n, int64_t d, float* o) { dots_scalar::rows_to_f32(x, h, f, n, d, o); }
 void run_nearest(const NearestPlan& p) { dots_scalar::run_nearest(p); }
 void softmax_sum(const float* l, int64_t g, int64_t n, float s, float* o) { dots_scalar::softmax_sum(l, g, n, s, o); }
 void row_sq_norms(const KeyRows& x, int64_t h, int64_t f, int64_t n, int64_t d, float* o) { dots_scalar::row_sq_norms(x, h, f, n, d, o); }

@@ -416,3 +416,26 @@ void row_sq_norms(const KeyRows& x, int64_t head, int64_t first, int64_t n, int6
     case DType::BF16: sq_norms<DType::BF16>(x, head, first, n, hd, out); break;
   }
 }
+
+template <DType D>
+void to_f32(const KeyRows& x, int64_t head, int64_t first, int64_t n, int64_t hd, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const void* row = row_ptr(x, head, first + t);
+    float* dst = out + t * hd;
+    int64_t d = 0;
+    for (; d + W <= hd; d += W) Ops::store(dst + d, Row<D>::load(row, d));
+    if (d < hd) {
+      float tail[W];
+      Ops::store(tail, Row<D>::load_n(row, d, static_cast<int>(hd - d)));
+      for (int64_t j = d; j < hd; ++j) dst[j] = tail[j - d];
+    }
+  }
+}
+
+void rows_to_f32(const KeyRows& x, int64_t head, int64_t first, int64_t n, int64_t hd, float* out) {
+  switch (x.dtype) {
+    case DType::F32: to_f32<DType::F32>(x, head, first, n, hd, out); break;
+    case DType::F16: to_f32<DType::F16>(x, head, first, n, hd, out); break;
+    case DType::BF16: to_f32<DType::BF16>(x, head, first, n, hd, out); break;
+  }
+}
