@@ -1,3 +1,4 @@
+// Radix top-k of kv_topk.h: three histogram passes (11, 11, 10 bits) over order keys.
 #include "kv_topk.h"
 
 #include <algorithm>
