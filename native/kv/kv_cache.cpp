@@ -12,6 +12,7 @@
 #include "../core/half.h"
 #include "../core/thread_pool.h"
 #include "kv_common.h"
+#include "kv_dots.h"
 
 namespace tp::kv {
 namespace {
@@ -222,13 +223,10 @@ Status KvCache::read_head(int64_t layer, int64_t h, std::vector<float>& k, std::
   for (int64_t b = 0; b < s.n_blocks; ++b, row += cfg_.group) {
     dequantize_rows(qlayout_, s.blocks.data() + b * qlayout_.block_bytes, 0, cfg_.group, k.data() + row * d, v.data() + row * d);
   }
+  // The rest (all rows, or the f16 tail of a quantized head): vectorised widening.
   const DType rt = row_dtype();
-  for (int64_t r = 0; row < s.len; ++r, ++row) {
-    for (int64_t c = 0; c < d; ++c) {
-      k[row * d + c] = load(s.k.data(), rt, r * d + c);
-      v[row * d + c] = load(s.v.data(), rt, r * d + c);
-    }
-  }
+  rows_to_f32(KeyRows{s.k.data(), rt, 0, d}, 0, 0, s.len - row, d, k.data() + row * d);
+  rows_to_f32(KeyRows{s.v.data(), rt, 0, d}, 0, 0, s.len - row, d, v.data() + row * d);
   return Status::ok();
 }
 

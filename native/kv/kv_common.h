@@ -20,8 +20,8 @@ inline float load(const void* base, DType t, int64_t offset) {
 
 // mass[kvHead * nKv + p] = softmax probability of key p summed over the last
 // n_last queries (causal: query i of the window is position nKv - n_last + i)
-// and the query heads of the group, from the attention kernel (scale
-// 1/sqrt(headDim)). Requires p.q.
+// and the query heads of the group (scale 1/sqrt(headDim)), from the
+// probabilities-only kernel (reduce_probs). Requires p.q.
 Status attention_mass(const KvScoreParams& p, int64_t n_last, std::vector<float>& mass);
 
 // Every position of each head at or after `from` gets +infinity (forced kept).

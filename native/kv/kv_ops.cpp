@@ -4,14 +4,13 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <numeric>
 #include <string>
 #include <vector>
 
-#include "../attention/attention.h"
 #include "../core/checked_math.h"
 #include "../core/thread_pool.h"
 #include "kv_common.h"
+#include "kv_topk.h"
 
 namespace tp {
 namespace {
@@ -32,34 +31,19 @@ Status check_view(const char* name, int64_t heads, int64_t rows, int64_t hd, int
 namespace kv {
 
 Status attention_mass(const KvScoreParams& p, int64_t n_last, std::vector<float>& mass) {
-  AttentionParams a;
-  a.n_heads = p.n_heads;
-  a.n_kv_heads = p.n_kv_heads;
-  a.n_q = n_last;
-  a.n_kv = p.n_kv;
-  a.head_dim = p.head_dim;
-  // The last n_last query rows: a view starting n_q - n_last rows in.
-  const int64_t skip = (p.n_q - n_last) * p.q_row_stride;
-  a.q = p.q + skip;
-  a.q_len = p.q_len - skip;
-  a.q_head_stride = p.q_head_stride;
-  a.q_row_stride = p.q_row_stride;
-  a.k = p.k; a.k_dtype = p.k_dtype; a.k_head_stride = p.k_head_stride; a.k_row_stride = p.k_row_stride; a.k_len = p.k_len;
-  a.v = p.v; a.v_dtype = p.v_dtype; a.v_head_stride = p.v_head_stride; a.v_row_stride = p.v_row_stride; a.v_len = p.v_len;
-  a.scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
-  a.causal = true;
-  std::vector<float> out;
   try {
-    out.assign(static_cast<size_t>(p.n_heads * n_last * p.head_dim), 0.0f);
     mass.assign(static_cast<size_t>(p.n_kv_heads * p.n_kv), 0.0f);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("kv: cannot allocate attention scratch");
   }
-  a.out = out.data();
-  a.out_len = static_cast<int64_t>(out.size());
-  a.key_mass = mass.data();
-  a.key_mass_len = static_cast<int64_t>(mass.size());
-  return run_attention(a);
+  // The last n_last query rows, causal: row r is position nKv - n_last + r.
+  QueryRows rows;
+  rows.q = p.q + (p.n_q - n_last) * p.q_row_stride;
+  rows.head_stride = p.q_head_stride;
+  rows.row_stride = p.q_row_stride;
+  rows.n_rows = n_last;
+  rows.last_visible = p.n_kv - n_last;
+  return reduce_probs(p, rows, false, mass);
 }
 
 void force_from(const KvScoreParams& p, int64_t from) {
@@ -148,13 +132,14 @@ void select_head(void* ctx, int64_t h, int) {
 
 void select_head_impl(SelectJob* job, int64_t h) {
   const float* s = job->scores + h * job->n_kv;
-  std::vector<int32_t> order(static_cast<size_t>(job->n_kv));
-  std::iota(order.begin(), order.end(), 0);
-  // Strict weak order: higher score first, then the earlier position.
-  auto better = [s](int32_t a, int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
-  if (job->n_keep < job->n_kv) std::nth_element(order.begin(), order.begin() + job->n_keep, order.end(), better);
-  std::sort(order.begin(), order.begin() + job->n_keep);
-  std::memcpy(job->out + h * job->n_keep, order.data(), static_cast<size_t>(job->n_keep) * sizeof(int32_t));
+  // Higher score first, then the earlier position; written ascending.
+  std::vector<uint32_t> keys;
+  const kv::TopK top = kv::top_k(s, job->n_kv, job->n_keep, keys);
+  int64_t ties = top.ties;
+  int32_t* out = job->out + h * job->n_keep;
+  for (int64_t r = 0; r < job->n_kv; ++r) {
+    if (top.keeps(keys[static_cast<size_t>(r)], ties)) *out++ = static_cast<int32_t>(r);
+  }
 }
 
 }  // namespace

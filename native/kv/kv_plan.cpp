@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
+
+#include "kv_dots.h"
+#include "kv_topk.h"
 
 namespace tp::kv {
 
@@ -31,36 +33,33 @@ void adakv_counts(const std::vector<const float*>& scores, const std::vector<int
                   const std::vector<int64_t>& keep, double alpha, std::vector<int64_t>& counts) {
   const size_t heads = scores.size();
   counts.assign(heads, 0);
-  int64_t budget = 0;
-  // (score, head, row) of every token; protected ones get +max.
-  struct Item { float s; int32_t h, r; };
-  std::vector<Item> items;
-  int64_t total = 0;
+  int64_t budget = 0, total = 0;
   for (size_t h = 0; h < heads; ++h) total += lens[h];
-  items.reserve(static_cast<size_t>(total));
-  std::vector<int32_t> order;
+  // Every token's score, head after head (the position order breaks ties:
+  // the lower head, then the earlier row); protected ones get +max.
+  std::vector<float> all(static_cast<size_t>(total));
+  std::vector<uint32_t> keys;
+  int64_t at = 0;
   for (size_t h = 0; h < heads; ++h) {
     const int64_t n = lens[h];
-    order.resize(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
     const int64_t s = std::min(static_cast<int64_t>(static_cast<double>(keep[h]) * alpha), n);
     budget += keep[h];
     const float* sc = scores[h];
-    std::partial_sort(order.begin(), order.begin() + s, order.end(),
-                      [sc](int32_t a, int32_t b) { return sc[a] > sc[b] || (sc[a] == sc[b] && a < b); });
-    std::vector<uint8_t> prot(static_cast<size_t>(n), 0);
-    for (int64_t i = 0; i < s; ++i) prot[order[i]] = 1;
+    const TopK top = top_k(sc, n, s, keys);
+    int64_t ties = top.ties;
     for (int64_t r = 0; r < n; ++r) {
-      items.push_back({prot[r] ? std::numeric_limits<float>::max() : sc[r], static_cast<int32_t>(h), static_cast<int32_t>(r)});
+      all[static_cast<size_t>(at + r)] = top.keeps(keys[static_cast<size_t>(r)], ties) ? std::numeric_limits<float>::max() : sc[r];
     }
+    at += n;
   }
   budget = std::min(budget, total);
-  std::nth_element(items.begin(), items.begin() + budget, items.end(), [](const Item& a, const Item& b) {
-    if (a.s != b.s) return a.s > b.s;
-    if (a.h != b.h) return a.h < b.h;
-    return a.r < b.r;
-  });
-  for (int64_t i = 0; i < budget; ++i) counts[items[i].h] += 1;
+  const TopK top = top_k(all.data(), total, budget, keys);
+  int64_t ties = top.ties;
+  at = 0;
+  for (size_t h = 0; h < heads; ++h) {
+    for (int64_t r = 0; r < lens[h]; ++r) counts[h] += top.keeps(keys[static_cast<size_t>(at + r)], ties) ? 1 : 0;
+    at += lens[h];
+  }
 }
 
 Status select_rows(const float* scores, int64_t n, int64_t keep, HeadPlan& plan) {
@@ -68,56 +67,55 @@ Status select_rows(const float* scores, int64_t n, int64_t keep, HeadPlan& plan)
     if (std::isnan(scores[r])) return Status::invalid("scores: expected numbers, received NaN at row " + std::to_string(r));
   }
   keep = std::clamp<int64_t>(keep, 0, n);
-  std::vector<int32_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  std::nth_element(order.begin(), order.begin() + keep, order.end(), [scores](int32_t a, int32_t b) {
-    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-  });
-  std::vector<uint8_t> kept(static_cast<size_t>(n), 0);
-  for (int64_t i = 0; i < keep; ++i) kept[order[i]] = 1;
+  std::vector<uint32_t> keys;
+  const TopK top = top_k(scores, n, keep, keys);
+  int64_t ties = top.ties;
   plan.keep.clear();
   plan.evicted.clear();
   plan.keep.reserve(static_cast<size_t>(keep));
   plan.evicted.reserve(static_cast<size_t>(n - keep));
-  for (int64_t r = 0; r < n; ++r) (kept[r] ? plan.keep : plan.evicted).push_back(static_cast<int32_t>(r));
+  for (int64_t r = 0; r < n; ++r) (top.keeps(keys[static_cast<size_t>(r)], ties) ? plan.keep : plan.evicted).push_back(static_cast<int32_t>(r));
   plan.target.assign(plan.evicted.size(), -1);
   return Status::ok();
 }
 
 void nearest_targets(const float* k, int64_t head_dim, double threshold, HeadPlan& plan) {
   plan.target.assign(plan.evicted.size(), -1);
-  if (plan.keep.empty()) return;
-  std::vector<float> inv_norm(plan.keep.size());
-  for (size_t j = 0; j < plan.keep.size(); ++j) {
+  if (plan.keep.empty() || plan.evicted.empty()) return;
+  // Kept keys transposed (vector lanes of the dots kernel), and 1 / their norm.
+  const int64_t n_keep = static_cast<int64_t>(plan.keep.size());
+  const int64_t ld = (n_keep + kDotsRowAlign - 1) / kDotsRowAlign * kDotsRowAlign;
+  std::vector<float> qt(static_cast<size_t>(head_dim * ld), 0.0f), inv_norm(static_cast<size_t>(ld), 0.0f);
+  for (int64_t j = 0; j < n_keep; ++j) {
     const float* a = k + static_cast<int64_t>(plan.keep[j]) * head_dim;
     double s = 0;
-    for (int64_t c = 0; c < head_dim; ++c) s += static_cast<double>(a[c]) * a[c];
-    inv_norm[j] = s > 0 ? static_cast<float>(1.0 / std::sqrt(s)) : 0.0f;
+    for (int64_t c = 0; c < head_dim; ++c) {
+      s += static_cast<double>(a[c]) * a[c];
+      qt[static_cast<size_t>(c * ld + j)] = a[c];
+    }
+    inv_norm[static_cast<size_t>(j)] = s > 0 ? static_cast<float>(1.0 / std::sqrt(s)) : 0.0f;
   }
-  for (size_t e = 0; e < plan.evicted.size(); ++e) {
+  const size_t ne = plan.evicted.size();
+  std::vector<int32_t> best(ne);
+  std::vector<float> best_dot(ne);
+  NearestPlan np;
+  np.head_dim = head_dim;
+  np.n_rows_pad = ld;
+  np.n_keep = n_keep;
+  np.n_evicted = static_cast<int64_t>(ne);
+  np.k = k;
+  np.evicted = plan.evicted.data();
+  np.qt = qt.data();
+  np.inv_norm = inv_norm.data();
+  np.best = best.data();
+  np.best_dot = best_dot.data();
+  run_nearest(np);  // x's own norm does not change the argmax
+  for (size_t e = 0; e < ne; ++e) {
     const float* x = k + static_cast<int64_t>(plan.evicted[e]) * head_dim;
-    float best = -std::numeric_limits<float>::infinity();
-    int32_t arg = 0;
     double xx = 0;
     for (int64_t c = 0; c < head_dim; ++c) xx += static_cast<double>(x[c]) * x[c];
-    for (size_t j = 0; j < plan.keep.size(); ++j) {
-      const float* a = k + static_cast<int64_t>(plan.keep[j]) * head_dim;
-      // Eight independent partial sums: the compiler vectorizes this loop.
-      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t c = 0;
-      for (; c + 8 <= head_dim; c += 8) {
-        for (int j = 0; j < 8; ++j) part[j] += x[c + j] * a[c + j];
-      }
-      float dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-      for (; c < head_dim; ++c) dot += x[c] * a[c];
-      const float cos = dot * inv_norm[j];  // x's own norm does not change the argmax
-      if (cos > best) {
-        best = cos;
-        arg = static_cast<int32_t>(j);
-      }
-    }
-    const double cos = xx > 0 ? best / std::sqrt(xx) : 0.0;
-    plan.target[e] = cos >= threshold ? arg : -1;
+    const double cos = xx > 0 ? best_dot[e] / std::sqrt(xx) : 0.0;
+    plan.target[e] = cos >= threshold ? best[e] : -1;
   }
 }
 

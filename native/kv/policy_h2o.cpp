@@ -1,7 +1,7 @@
 // H2O (Zhang et al. 2023, "Heavy-Hitter Oracle"): keep the keys with the most
 // accumulated attention (kvpress ObservedAttentionPress) plus a window of
 // recent tokens. Score = key_mass when given, else the causal key mass of
-// the given queries from the attention kernel; the last `recent` positions
+// the given queries (attention_mass); the last `recent` positions
 // get +infinity (forced kept).
 #include <algorithm>
 #include <vector>
