@@ -62,9 +62,10 @@ QuantLayout make_quant_layout(int64_t head_dim, int64_t group, int64_t bits) {
   L.row_bytes = bits == 8 ? head_dim : (head_dim + 1) / 2;
   L.v_groups = (head_dim + group - 1) / group;
   L.k_codes = 0;
-  L.v_col_bytes = (group + 1) / 2;
+  const int64_t last_w = head_dim - (head_dim - 1) / 32 * 32;  // width of the last 32-channel block
+  L.v_pair_bytes = (head_dim - 1) / 32 * 32 + 2 * ((last_w + 1) / 2);
   L.v_codes = L.k_codes + group * L.row_bytes;
-  const int64_t v_bytes = bits == 8 ? group * L.row_bytes : head_dim * L.v_col_bytes;
+  const int64_t v_bytes = bits == 8 ? group * L.row_bytes : (group + 1) / 2 * L.v_pair_bytes;
   // f16 arrays start 2-byte aligned.
   L.k_scale = (L.v_codes + v_bytes + 1) / 2 * 2;
   L.k_min = L.k_scale + 2 * head_dim;
@@ -100,7 +101,7 @@ void quantize_block(const QuantLayout& L, const float* k, const float* v, uint8_
         hi = std::max(hi, row[c]);
       }
       float mn, sc;
-      const int64_t at = t * L.v_groups + cg;
+      const int64_t at = cg * g + t;
       quant_params(lo, hi, levels, f16_at(block, L.v_min) + at, f16_at(block, L.v_scale) + at, &mn, &sc);
       const float inv = sc > 0.0f ? 1.0f / sc : 0.0f;
       for (int64_t c = c0; c < c1; ++c) {
@@ -108,8 +109,9 @@ void quantize_block(const QuantLayout& L, const float* k, const float* v, uint8_
         if (L.bits == 8) {
           block[L.v_codes + t * L.row_bytes + c] = code;
         } else {
-          uint8_t& b = block[L.v_codes + c * L.v_col_bytes + t / 2];
-          b = (t & 1) == 0 ? static_cast<uint8_t>((b & 0xf0) | code) : static_cast<uint8_t>((b & 0x0f) | (code << 4));
+          int shift;
+          uint8_t& b = block[v4_offset(L, t, c, &shift)];
+          b = static_cast<uint8_t>((b & (0xf0 >> shift)) | (code << shift));
         }
       }
     }
@@ -128,7 +130,7 @@ void dequantize_rows(const QuantLayout& L, const uint8_t* block, int64_t r0, int
     }
     if (v) {
       for (int64_t c = 0; c < d; ++c) {
-        const int64_t at = t * L.v_groups + c / L.group;
+        const int64_t at = (c / L.group) * L.group + t;
         v[r * d + c] = f16_to_f32(f16_at(block, L.v_min)[at]) + f16_to_f32(f16_at(block, L.v_scale)[at]) * v_code(L, block, t, c);
       }
     }

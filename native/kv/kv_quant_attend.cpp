@@ -36,7 +36,7 @@ Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a) {
   std::vector<float> m, l, acc, scratch;
   // krow, vrow, scores [R, G], then the int4 path's workspace (kv_quant_attend_avx2.cpp).
   const int64_t vg = L.v_groups;
-  const int64_t scratch_floats = (2 * d + R * L.group) + (2 * d + 2 * R + 2 * L.group * vg + 2 * R * vg) + (R * d + R * vg * L.group + L.group * d) / 4 + 64;
+  const int64_t scratch_floats = (2 * d + R * L.group) + (2 * d + 2 * R + 2 * L.group * vg + 2 * R * vg) + (R * d + 2 * R * vg * L.group + L.group * d) / 4 + 64;
   const int workers = ThreadPool::instance().size();
   try {
     m.assign(static_cast<size_t>(chunks * R), -std::numeric_limits<float>::infinity());

@@ -53,18 +53,22 @@ inline void dequant_k_row(const QuantLayout& L, const uint8_t* block, int64_t t,
 }
 
 inline void dequant_v_row(const QuantLayout& L, const uint8_t* block, int64_t t, float* out) {
-  const uint16_t* mn = f16_at(block, L.v_min) + t * L.v_groups;
-  const uint16_t* sc = f16_at(block, L.v_scale) + t * L.v_groups;
+  // (scale, min) of token t, channel group g at [g * group + t].
+  const uint16_t* mn = f16_at(block, L.v_min) + t;
+  const uint16_t* sc = f16_at(block, L.v_scale) + t;
   if (L.group % 8 != 0 || L.bits == 4) {
-    // int4 values are channel-major (the integer kernel's layout): gather per channel.
-    for (int64_t c = 0; c < L.head_dim; ++c) out[c] = f16_to_f32(mn[c / L.group]) + f16_to_f32(sc[c / L.group]) * v_code(L, block, t, c);
+    // int4 values are stored in token pairs (the integer kernel's layout): gather per channel.
+    for (int64_t c = 0; c < L.head_dim; ++c) {
+      const int64_t g = c / L.group;
+      out[c] = f16_to_f32(mn[g * L.group]) + f16_to_f32(sc[g * L.group]) * v_code(L, block, t, c);
+    }
     return;
   }
   const uint8_t* row = block + L.v_codes + t * L.row_bytes;
   // One (scale, min) per channel group, converted once; 8 channels at a time.
   for (int64_t g = 0, c0 = 0; g < L.v_groups; ++g, c0 += L.group) {
     const int64_t c1 = c0 + L.group < L.head_dim ? c0 + L.group : L.head_dim;
-    const float sf = f16_to_f32(sc[g]), mf = f16_to_f32(mn[g]);
+    const float sf = f16_to_f32(sc[g * L.group]), mf = f16_to_f32(mn[g * L.group]);
     const __m256 s = _mm256_set1_ps(sf), m = _mm256_set1_ps(mf);
     int64_t c = c0;
     for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, _mm256_fmadd_ps(s, codes8(L, row, c), m));
@@ -163,8 +167,8 @@ inline void softmax_update32(int64_t R, int64_t d, float* s, float* m, float* l,
       continue;
     }
     const float nm = bm > m[r] ? bm : m[r];
-    const float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - nm);
-    if (corr != 1.0f) {
+    if (nm != m[r]) {
+      const float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - nm);
       const __m256 c = _mm256_set1_ps(corr);
       for (int64_t i = 0; i < d; i += 8) _mm256_storeu_ps(acc + r * d + i, _mm256_mul_ps(c, _mm256_loadu_ps(acc + r * d + i)));
       l[r] *= corr;
@@ -197,7 +201,74 @@ inline __m256i reduce8(const __m256i* p) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
 
-inline int8_t round_s8(float x) { return static_cast<int8_t>(_mm_cvtss_si32(_mm_set_ss(x))); }
+// Scores s [R, 32] of one block: codes [32 tokens][P parts][low | high
+// nibbles, 32 bytes each] (unpacked), q8 [R, d] int8 (channels o*32.. of
+// the low half then of the high half). Per row, q stays in registers and 8
+// tokens' int32 dot vectors are reduced together.
+template <int P>
+inline void key_scores(const uint8_t* codes, const int8_t* q8, const float* alpha, const float* kb, float scale, int64_t R, int64_t d,
+                       float* s) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int64_t half = d / 2;
+  for (int64_t r = 0; r < R; ++r) {
+    __m256i qv[2 * P];
+    for (int o = 0; o < P; ++o) {
+      qv[2 * o] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + r * d + o * 32));
+      qv[2 * o + 1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + r * d + half + o * 32));
+    }
+    const __m256 va = _mm256_set1_ps(alpha[r] * scale), vb0 = _mm256_set1_ps(kb[r] * scale);
+    for (int t0 = 0; t0 < 32; t0 += 8) {
+      __m256i p[8];
+      for (int j = 0; j < 8; ++j) {
+        const uint8_t* c = codes + (t0 + j) * P * 64;
+        __m256i sum16 = _mm256_maddubs_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)), qv[0]);
+        for (int o = 1; o < 2 * P; ++o) {
+          sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + o * 32)), qv[o]));
+        }
+        p[j] = _mm256_madd_epi16(sum16, ones);
+      }
+      _mm256_storeu_ps(s + r * 32 + t0, _mm256_fmadd_ps(va, _mm256_cvtepi32_ps(reduce8(p)), vb0));
+    }
+  }
+}
+
+// Storage order of the 16 token pairs' weight dwords: unpacklo/hi_epi16 of
+// the 32 weights give pairs 0-3, 8-11 (lo) and 4-7, 12-15 (hi).
+constexpr int kPairAt[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+
+// acc[r] (channels g*32 .. g*32+31) += beta * (weights . codes) + vb for rows
+// r0 .. r0+NR-1 of one block: per token pair, the 32 code bytes split into
+// low nibbles (channels 0-15) and high (16-31), each one maddubs with the
+// pair's weights broadcast; sums stay u16 over the block.
+template <int NR>
+inline void value_rows(const QuantLayout& L, const uint8_t* block, int64_t g, int64_t r0, int64_t d, int64_t vg, const uint8_t* wq,
+                       const float* beta, const float* vb, float* acc) {
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const uint8_t* vc = block + L.v_codes + g * 32;
+  __m256i lo[NR], hi[NR];
+  for (int j = 0; j < NR; ++j) lo[j] = hi[j] = _mm256_setzero_si256();
+  for (int i = 0; i < 16; ++i) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vc + kPairAt[i] * L.v_pair_bytes));
+    const __m256i xl = _mm256_and_si256(x, nib), xh = _mm256_and_si256(_mm256_srli_epi16(x, 4), nib);
+    for (int j = 0; j < NR; ++j) {
+      int32_t wd;
+      std::memcpy(&wd, wq + ((r0 + j) * vg + g) * 64 + 4 * i, 4);
+      const __m256i wv = _mm256_set1_epi32(wd);
+      lo[j] = _mm256_add_epi16(lo[j], _mm256_maddubs_epi16(wv, xl));
+      hi[j] = _mm256_add_epi16(hi[j], _mm256_maddubs_epi16(wv, xh));
+    }
+  }
+  for (int j = 0; j < NR; ++j) {
+    const int64_t r = r0 + j;
+    const __m256 b = _mm256_set1_ps(beta[r * vg + g]), m = _mm256_set1_ps(vb[r * vg + g]);
+    float* o = acc + r * d + g * 32;
+    const __m256i x[4] = {_mm256_cvtepu16_epi32(_mm256_castsi256_si128(lo[j])), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(lo[j], 1)),
+                          _mm256_cvtepu16_epi32(_mm256_castsi256_si128(hi[j])), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi[j], 1))};
+    for (int k = 0; k < 4; ++k) {
+      _mm256_storeu_ps(o + 8 * k, _mm256_fmadd_ps(b, _mm256_cvtepi32_ps(x[k]), _mm256_add_ps(_mm256_loadu_ps(o + 8 * k), m)));
+    }
+  }
+}
 
 inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last, float* m,
                       float* l, float* acc, float* s, float* ws) {
@@ -207,12 +278,12 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
   float* km = ks + d;
   float* alpha = km + d;              // per row: q quantization step
   float* kb = alpha + R;              // per row: q . kmin
-  float* vsf = kb + R;                // value scale, min: f32 [G, vg]
+  float* vsf = kb + R;                // value scale, min: f32 [vg, G]
   float* vmf = vsf + G * vg;
   float* beta = vmf + G * vg;         // [R, vg] weight quantization step
   float* vb = beta + R * vg;          // [R, vg] sum_t p * vmin
   auto* q8 = reinterpret_cast<int8_t*>(vb + R * vg);  // [R, d] q * kscale as int8
-  uint8_t* wq = reinterpret_cast<uint8_t*>(q8 + R * d);  // [R, vg, 32] weights, even tokens then odd
+  uint8_t* wq = reinterpret_cast<uint8_t*>(q8 + R * d);  // [R, vg, 16 pairs, 4] weights (kPairAt order)
   const uint16_t* ksc = f16_at(block, L.k_scale);
   const uint16_t* kmn = f16_at(block, L.k_min);
   for (int64_t c = 0; c < d; c += 8) {
@@ -229,14 +300,7 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
       mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_mul_ps(qv, _mm256_loadu_ps(ks + c))));
       bias = _mm256_fmadd_ps(qv, _mm256_loadu_ps(km + c), bias);
     }
-    float lanes[8], blanes[8];
-    _mm256_storeu_ps(lanes, mx);
-    _mm256_storeu_ps(blanes, bias);
-    float amax = 0.0f, bsum = 0.0f;
-    for (int j = 0; j < 8; ++j) {
-      amax = lanes[j] > amax ? lanes[j] : amax;
-      bsum += blanes[j];
-    }
+    const float amax = hmax8(mx), bsum = hsum8(bias);
     const float step = amax > 0.0f ? amax / 127.0f : 1.0f;
     const __m256 inv = _mm256_set1_ps(1.0f / step);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -255,10 +319,15 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
   // part: low nibbles, then high), then for each row: q held in registers,
   // 8 tokens' int32 dots reduced together.
   const __m256i nib = _mm256_set1_epi8(0x0f);
-  const __m256i ones = _mm256_set1_epi16(1);
   const int64_t parts = half / 32;  // 1..4
-  uint8_t* codes = wq + R * vg * G;  // [G][parts][2][32]
+  uint8_t* codes = wq + R * vg * 2 * G;  // [G][parts][2][32]
+  // The next block streams in while this one is computed (the access order
+  // inside a block defeats the hardware prefetcher), a few lines per token so
+  // the line fill buffers never fill up; a prefetch past the head's last
+  // block is harmless.
+  const int64_t lines = L.block_bytes / 64;
   for (int64_t t = 0; t < G; ++t) {
+    for (int64_t i = t * lines / G; i < (t + 1) * lines / G; ++i) _mm_prefetch(reinterpret_cast<const char*>(block + L.block_bytes + 64 * i), _MM_HINT_T0);
     const uint8_t* row = block + L.k_codes + t * L.row_bytes;
     for (int64_t o = 0; o < parts; ++o) {
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + o * 32));
@@ -267,104 +336,79 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
     }
   }
+  switch (parts) {
+    case 1: key_scores<1>(codes, q8, alpha, kb, a.scale, R, d, s); break;
+    case 2: key_scores<2>(codes, q8, alpha, kb, a.scale, R, d, s); break;
+    case 3: key_scores<3>(codes, q8, alpha, kb, a.scale, R, d, s); break;
+    default: key_scores<4>(codes, q8, alpha, kb, a.scale, R, d, s); break;
+  }
   for (int64_t r = 0; r < R; ++r) {
-    __m256i qv[8];
-    // Low nibbles of byte part o hold channels o*32.., high nibbles half + o*32..
-    for (int64_t o = 0; o < parts; ++o) {
-      qv[2 * o] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + r * d + o * 32));
-      qv[2 * o + 1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + r * d + half + o * 32));
-    }
-    const __m256 va = _mm256_set1_ps(alpha[r] * a.scale), vb0 = _mm256_set1_ps(kb[r] * a.scale);
-    for (int64_t t0 = 0; t0 < G; t0 += 8) {
-      __m256i p[8];
-      for (int j = 0; j < 8; ++j) {
-        const uint8_t* c = codes + (t0 + j) * parts * 64;
-        __m256i sum16 = _mm256_setzero_si256();
-        for (int64_t o = 0; o < 2 * parts; ++o) {
-          sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + o * 32)), qv[o]));
-        }
-        p[j] = _mm256_madd_epi16(sum16, ones);
+    if (b0 + G - 1 > last[r] || a.softcap > 0.0f) {
+      for (int64_t t = 0; t < G; ++t) {
+        float& x = s[r * G + t];
+        if (b0 + t > last[r]) x = -INFINITY;
+        else if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
       }
-      _mm256_storeu_ps(s + r * G + t0, _mm256_fmadd_ps(va, _mm256_cvtepi32_ps(reduce8(p)), vb0));
-    }
-    for (int64_t t = 0; t < G; ++t) {
-      float& x = s[r * G + t];
-      if (b0 + t > last[r]) x = -INFINITY;
-      else if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
     }
   }
   softmax_update32(R, d, s, m, l, acc);
-  // Token weights p * vscale per (row, channel group), quantized to u8, in
-  // the code columns' token order (even tokens, then odd).
-  const uint16_t* vsc = f16_at(block, L.v_scale);
+  // Token weights w = p * vscale per (row, channel group g), quantized to u8
+  // with step vsmax_g * f_r, f_r = max(pmax_r / 255, psum_r / 4300)
+  // (vsmax_g: the block's largest value scale in group g; pmax, psum: the
+  // row's largest and summed p): every weight is <= 255 and each channel's
+  // sum over the block, <= 15 * (4300 + 16), fits u16 (peaked rows get the
+  // full 8 bits, flat ones about 7). Per-row and per-group factors keep the
+  // horizontal reductions out of the (row, group) loop. Stored per token pair
+  // as a dword (w_2i, w_2i+1, w_2i, w_2i+1) to broadcast.
+  const uint16_t* vsc = f16_at(block, L.v_scale);  // [vg, G]
   const uint16_t* vmn = f16_at(block, L.v_min);
-  auto perm = [](int64_t j) { return j < 16 ? 2 * j : 2 * (j - 16) + 1; };
-  // Convert [G, vg] with F16C (into the score-code scratch, free by now), then transpose and permute.
-  float* tmp = reinterpret_cast<float*>(codes);
-  int64_t i = 0;
-  for (; i + 8 <= G * vg; i += 8) {
-    _mm256_storeu_ps(tmp + i, load_f16x8(vsc + i));
-    _mm256_storeu_ps(tmp + G * vg + i, load_f16x8(vmn + i));
-  }
-  for (; i < G * vg; ++i) {
-    tmp[i] = f16_to_f32(vsc[i]);
-    tmp[G * vg + i] = f16_to_f32(vmn[i]);
-  }
+  float vsmax[8];
   for (int64_t g = 0; g < vg; ++g) {
-    for (int64_t j = 0; j < G; ++j) {
-      vsf[g * G + j] = tmp[perm(j) * vg + g];
-      vmf[g * G + j] = tmp[G * vg + perm(j) * vg + g];
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) v[k] = load_f16x8(vsc + g * G + 8 * k);
+    vsmax[g] = hmax8(_mm256_max_ps(_mm256_max_ps(v[0], v[1]), _mm256_max_ps(v[2], v[3])));
+    const __m256 inv = _mm256_set1_ps(vsmax[g] > 0.0f ? 1.0f / vsmax[g] : 0.0f);
+    for (int k = 0; k < 4; ++k) {
+      _mm256_storeu_ps(vsf + g * G + 8 * k, _mm256_mul_ps(v[k], inv));  // scales / vsmax, in [0, 1]
+      _mm256_storeu_ps(vmf + g * G + 8 * k, load_f16x8(vmn + g * G + 8 * k));
     }
   }
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t r = 0; r < R; ++r) {
     __m256 pv[4];
-    float pp[G];
-    for (int64_t j = 0; j < G; ++j) pp[j] = s[r * G + perm(j)];
-    for (int k = 0; k < 4; ++k) pv[k] = _mm256_loadu_ps(pp + 8 * k);
+    for (int k = 0; k < 4; ++k) pv[k] = _mm256_loadu_ps(s + r * G + 8 * k);
+    const float pmax = hmax8(_mm256_max_ps(_mm256_max_ps(pv[0], pv[1]), _mm256_max_ps(pv[2], pv[3])));
+    const float psum = hsum8(_mm256_add_ps(_mm256_add_ps(pv[0], pv[1]), _mm256_add_ps(pv[2], pv[3])));
+    const float f = pmax / 255.0f > psum / 4300.0f ? pmax / 255.0f : psum / 4300.0f;
+    const __m256 inv = _mm256_set1_ps(f > 0.0f ? 1.0f / f : 0.0f);
+    __m256 pq[4];
+    for (int k = 0; k < 4; ++k) pq[k] = _mm256_mul_ps(pv[k], inv);
     for (int64_t g = 0; g < vg; ++g) {
-      __m256 w[4];
-      __m256 mx = _mm256_setzero_ps(), bs = _mm256_setzero_ps();
+      __m256i i[4];
+      __m256 bs = _mm256_mul_ps(pv[0], _mm256_loadu_ps(vmf + g * G));
       for (int k = 0; k < 4; ++k) {
-        w[k] = _mm256_mul_ps(pv[k], _mm256_loadu_ps(vsf + g * G + 8 * k));
-        mx = _mm256_max_ps(mx, w[k]);
-        bs = _mm256_fmadd_ps(pv[k], _mm256_loadu_ps(vmf + g * G + 8 * k), bs);
+        i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(pq[k], _mm256_loadu_ps(vsf + g * G + 8 * k)));
+        if (k > 0) bs = _mm256_fmadd_ps(pv[k], _mm256_loadu_ps(vmf + g * G + 8 * k), bs);
       }
-      float lanes[8], blanes[8];
-      _mm256_storeu_ps(lanes, mx);
-      _mm256_storeu_ps(blanes, bs);
-      float wmax = 0.0f, bsum = 0.0f;
-      for (int j = 0; j < 8; ++j) {
-        wmax = lanes[j] > wmax ? lanes[j] : wmax;
-        bsum += blanes[j];
-      }
-      const float step = wmax > 0.0f ? wmax / 255.0f : 0.0f;
-      const __m256 inv = _mm256_set1_ps(step > 0.0f ? 1.0f / step : 0.0f);
-      const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(w[0], inv)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(w[1], inv));
-      const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(w[2], inv)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(w[3], inv));
-      const __m256i packed = _mm256_packus_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(wq + (r * vg + g) * G), _mm256_permutevar8x32_epi32(packed, order));
-      beta[r * vg + g] = step;
-      vb[r * vg + g] = bsum;
+      // 32 weights in token order, then each token pair's word duplicated into a dword.
+      const __m256i packed = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3])), order);
+      uint8_t* dst = wq + (r * vg + g) * 64;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_unpacklo_epi16(packed, packed));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm256_unpackhi_epi16(packed, packed));
+      beta[r * vg + g] = vsmax[g] * f;
+      vb[r * vg + g] = hsum8(bs);
     }
   }
-  // Values: per 8 channels, codes (even tokens | odd tokens) . weights.
-  const __m128i nib128 = _mm_set1_epi8(0x0f);
-  for (int64_t c0 = 0; c0 < d; c0 += 8) {
-    const int64_t g = c0 / G;
-    __m256i cv[8];
-    for (int j = 0; j < 8; ++j) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + L.v_codes + (c0 + j) * L.v_col_bytes));
-      cv[j] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), nib128), _mm_and_si128(x, nib128));
-    }
-    for (int64_t r = 0; r < R; ++r) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + (r * vg + g) * G));
-      __m256i p[8];
-      for (int j = 0; j < 8; ++j) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w, cv[j]), ones);
-      const __m256 sums = _mm256_cvtepi32_ps(reduce8(p));
-      float* o = acc + r * d + c0;
-      const __m256 base = _mm256_add_ps(_mm256_loadu_ps(o), _mm256_set1_ps(vb[r * vg + g]));
-      _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_set1_ps(beta[r * vg + g]), sums, base));
+  // Values: per channel group (32 channels: one 32-byte code vector per token
+  // pair), up to 4 rows at a time.
+  for (int64_t g = 0; g < vg; ++g) {
+    for (int64_t r0 = 0; r0 < R; r0 += 4) {
+      switch (R - r0 < 4 ? R - r0 : 4) {
+        case 1: value_rows<1>(L, block, g, r0, d, vg, wq, beta, vb, acc); break;
+        case 2: value_rows<2>(L, block, g, r0, d, vg, wq, beta, vb, acc); break;
+        case 3: value_rows<3>(L, block, g, r0, d, vg, wq, beta, vb, acc); break;
+        default: value_rows<4>(L, block, g, r0, d, vg, wq, beta, vb, acc); break;
+      }
     }
   }
 }
