@@ -17,28 +17,24 @@ namespace tp::kv::qattn_avx2 {
 
 inline __m256 load_f16x8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
-// Codes of channels c .. c+7 of one row, as floats (int8 rows; int4 key rows
-// when the 8 channels sit in one nibble half).
-inline __m256 codes8(const QuantLayout& L, const uint8_t* row, int64_t c) {
+// Codes of channels c .. c+7 of one int8 row, as floats.
+inline __m256 codes8(const uint8_t* row, int64_t c) {
   int64_t x;
-  if (L.bits == 8) {
-    std::memcpy(&x, row + c, 8);
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(x)));
-  }
-  const bool high = c >= L.row_bytes;
-  std::memcpy(&x, row + (high ? c - L.row_bytes : c), 8);
-  __m128i bytes = _mm_cvtsi64_si128(x);
-  if (high) bytes = _mm_srli_epi16(bytes, 4);
-  bytes = _mm_and_si128(bytes, _mm_set1_epi8(0x0f));
-  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+  std::memcpy(&x, row + c, 8);
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(x)));
+}
+
+// int4 key codes of channels c .. c+7 (c % 8 == 0) of token t: 4 bytes,
+// low nibbles then high nibbles, as floats.
+inline __m256 k4_codes8(const QuantLayout& L, const uint8_t* block, int64_t t, int64_t c) {
+  int shift;
+  uint32_t x;
+  std::memcpy(&x, block + k4_offset(L, t, c, &shift), 4);
+  const uint64_t lo = x & 0x0f0f0f0fu, hi = (x >> 4) & 0x0f0f0f0fu;
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(lo | (hi << 32)))));
 }
 
 inline const uint16_t* f16_at(const uint8_t* block, int64_t off) { return reinterpret_cast<const uint16_t*>(block + off); }
-
-inline uint8_t code_at(const QuantLayout& L, const uint8_t* row, int64_t c) {
-  if (L.bits == 8) return row[c];
-  return c < L.row_bytes ? (row[c] & 0x0f) : (row[c - L.row_bytes] >> 4);
-}
 
 inline void dequant_k_row(const QuantLayout& L, const uint8_t* block, int64_t t, float* out) {
   const uint8_t* row = block + L.k_codes + t * L.row_bytes;
@@ -46,10 +42,10 @@ inline void dequant_k_row(const QuantLayout& L, const uint8_t* block, int64_t t,
   const uint16_t* sc = f16_at(block, L.k_scale);
   int64_t c = 0;
   for (; c + 8 <= L.head_dim; c += 8) {
-    if (L.bits == 4 && c < L.row_bytes && c + 8 > L.row_bytes) break;  // 8 channels across the nibble halves
-    _mm256_storeu_ps(out + c, _mm256_fmadd_ps(load_f16x8(sc + c), codes8(L, row, c), load_f16x8(mn + c)));
+    const __m256 codes = L.bits == 8 ? codes8(row, c) : k4_codes8(L, block, t, c);
+    _mm256_storeu_ps(out + c, _mm256_fmadd_ps(load_f16x8(sc + c), codes, load_f16x8(mn + c)));
   }
-  for (; c < L.head_dim; ++c) out[c] = f16_to_f32(mn[c]) + f16_to_f32(sc[c]) * code_at(L, row, c);
+  for (; c < L.head_dim; ++c) out[c] = f16_to_f32(mn[c]) + f16_to_f32(sc[c]) * k_code(L, block, t, c);
 }
 
 inline void dequant_v_row(const QuantLayout& L, const uint8_t* block, int64_t t, float* out) {
@@ -71,8 +67,8 @@ inline void dequant_v_row(const QuantLayout& L, const uint8_t* block, int64_t t,
     const float sf = f16_to_f32(sc[g * L.group]), mf = f16_to_f32(mn[g * L.group]);
     const __m256 s = _mm256_set1_ps(sf), m = _mm256_set1_ps(mf);
     int64_t c = c0;
-    for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, _mm256_fmadd_ps(s, codes8(L, row, c), m));
-    for (; c < c1; ++c) out[c] = mf + sf * code_at(L, row, c);
+    for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, _mm256_fmadd_ps(s, codes8(row, c), m));
+    for (; c < c1; ++c) out[c] = mf + sf * row[c];
   }
 }
 
@@ -106,12 +102,12 @@ inline void axpy(float alpha, const float* x, float* y, int64_t d) {
   for (; c < d; ++c) y[c] += alpha * x[c];
 }
 
-// The integer int4 path: keys . q with q quantized to int8 per block and row
-// (maddubs on the raw nibbles), values as int8 token weights . int4 codes per
-// channel. Group 32 (one 16-byte code column per channel) and headDim a
-// multiple of 64, at most 256 (16-bit partial sums cannot overflow).
+// The integer int4 path: keys . q with q * kscale quantized to int8 per
+// block and row (maddubs on the raw nibbles, 8 tokens per vector), values as
+// u8 token weights . int4 codes (maddubs per token pair and 16 channels).
+// Group 32 and headDim a multiple of 32, at most 256.
 constexpr bool kHasInt4Step = true;
-inline bool int4_step_fits(const QuantLayout& L) { return L.bits == 4 && L.group == 32 && L.head_dim % 64 == 0 && L.head_dim <= 256; }
+inline bool int4_step_fits(const QuantLayout& L) { return L.bits == 4 && L.group == 32 && L.head_dim % 32 == 0 && L.head_dim <= 256; }
 inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last, float* m,
                       float* l, float* acc, float* s, float* ws);
 
@@ -201,34 +197,44 @@ inline __m256i reduce8(const __m256i* p) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
 
-// Scores s [R, 32] of one block: codes [32 tokens][P parts][low | high
-// nibbles, 32 bytes each] (unpacked), q8 [R, d] int8 (channels o*32.. of
-// the low half then of the high half). Per row, q stays in registers and 8
-// tokens' int32 dot vectors are reduced together.
-template <int P>
-inline void key_scores(const uint8_t* codes, const int8_t* q8, const float* alpha, const float* kb, float scale, int64_t R, int64_t d,
-                       float* s) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  const int64_t half = d / 2;
-  for (int64_t r = 0; r < R; ++r) {
-    __m256i qv[2 * P];
-    for (int o = 0; o < P; ++o) {
-      qv[2 * o] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + r * d + o * 32));
-      qv[2 * o + 1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + r * d + half + o * 32));
-    }
-    const __m256 va = _mm256_set1_ps(alpha[r] * scale), vb0 = _mm256_set1_ps(kb[r] * scale);
-    for (int t0 = 0; t0 < 32; t0 += 8) {
-      __m256i p[8];
-      for (int j = 0; j < 8; ++j) {
-        const uint8_t* c = codes + (t0 + j) * P * 64;
-        __m256i sum16 = _mm256_maddubs_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)), qv[0]);
-        for (int o = 1; o < 2 * P; ++o) {
-          sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + o * 32)), qv[o]));
-        }
-        p[j] = _mm256_madd_epi16(sum16, ones);
+// Scores of 8 tokens (one token octet of a block, codes kc: [headDim / 8
+// channel octets, 8 tokens, 4 bytes]) for rows r0 .. r0+NR-1: s[r * 32 + t0
+// + tt] = alpha_r * scale * (q8_r . codes_tt) + kb_r * scale. The int32 lanes
+// are the 8 tokens, so no horizontal reduction; int16 sums over 4 channel
+// octets (<= 4 * 2 * 2 * 15 * 127 = 30480) cannot overflow. pf: prefetch
+// two lines per channel octet from here (null: none).
+template <int NR>
+inline void key_rows(const uint8_t* kc, int64_t d, const int8_t* q8, int64_t r0, const float* alpha, const float* kb, float scale,
+                     float* s, int64_t t0, const uint8_t* pf) {
+  const __m256i nib = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  const int64_t octets = d / 8;
+  __m256i acc[NR];
+  for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_si256();
+  for (int64_t k0 = 0; k0 < octets; k0 += 4) {
+    __m256i a16[NR];
+    for (int j = 0; j < NR; ++j) a16[j] = _mm256_setzero_si256();
+    const int64_t k1 = k0 + 4 < octets ? k0 + 4 : octets;
+    for (int64_t k = k0; k < k1; ++k) {
+      if (pf) {
+        _mm_prefetch(reinterpret_cast<const char*>(pf + 128 * k), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf + 128 * k + 64), _MM_HINT_T0);
       }
-      _mm256_storeu_ps(s + r * 32 + t0, _mm256_fmadd_ps(va, _mm256_cvtepi32_ps(reduce8(p)), vb0));
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kc + 32 * k));
+      const __m256i lo = _mm256_and_si256(x, nib), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), nib);
+      for (int j = 0; j < NR; ++j) {
+        int32_t ql, qh;
+        std::memcpy(&ql, q8 + (r0 + j) * d + 8 * k, 4);
+        std::memcpy(&qh, q8 + (r0 + j) * d + 8 * k + 4, 4);
+        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(ql)), _mm256_maddubs_epi16(hi, _mm256_set1_epi32(qh)));
+        a16[j] = _mm256_add_epi16(a16[j], p);
+      }
     }
+    for (int j = 0; j < NR; ++j) acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(a16[j], ones));
+  }
+  for (int j = 0; j < NR; ++j) {
+    const int64_t r = r0 + j;
+    const __m256 va = _mm256_set1_ps(alpha[r] * scale), vb0 = _mm256_set1_ps(kb[r] * scale);
+    _mm256_storeu_ps(s + r * 32 + t0, _mm256_fmadd_ps(va, _mm256_cvtepi32_ps(acc[j]), vb0));
   }
 }
 
@@ -273,7 +279,7 @@ inline void value_rows(const QuantLayout& L, const uint8_t* block, int64_t g, in
 inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last, float* m,
                       float* l, float* acc, float* s, float* ws) {
   constexpr int64_t G = 32;
-  const int64_t d = L.head_dim, half = d / 2, R = a.rows, vg = L.v_groups;
+  const int64_t d = L.head_dim, R = a.rows, vg = L.v_groups;
   float* ks = ws;                     // key scale, min: f32 [d]
   float* km = ks + d;
   float* alpha = km + d;              // per row: q quantization step
@@ -315,32 +321,23 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
     alpha[r] = step;
     kb[r] = bsum;
   }
-  // Scores: nibbles unpacked once per block into u8 [G, d] (per 32-byte
-  // part: low nibbles, then high), then for each row: q held in registers,
-  // 8 tokens' int32 dots reduced together.
-  const __m256i nib = _mm256_set1_epi8(0x0f);
-  const int64_t parts = half / 32;  // 1..4
-  uint8_t* codes = wq + R * vg * 2 * G;  // [G][parts][2][32]
-  // The next block streams in while this one is computed (the access order
-  // inside a block defeats the hardware prefetcher), a few lines per token so
-  // the line fill buffers never fill up; a prefetch past the head's last
-  // block is harmless.
-  const int64_t lines = L.block_bytes / 64;
-  for (int64_t t = 0; t < G; ++t) {
-    for (int64_t i = t * lines / G; i < (t + 1) * lines / G; ++i) _mm_prefetch(reinterpret_cast<const char*>(block + L.block_bytes + 64 * i), _MM_HINT_T0);
-    const uint8_t* row = block + L.k_codes + t * L.row_bytes;
-    for (int64_t o = 0; o < parts; ++o) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + o * 32));
-      uint8_t* dst = codes + (t * parts + o) * 64;
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_and_si256(x, nib));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+  // Scores, one token octet at a time, up to 4 rows at a time. The next
+  // block streams in meanwhile (the access order inside a block defeats the
+  // hardware prefetcher), a few lines at a time so the line fill buffers
+  // never fill up; a prefetch past the head's last block is harmless.
+  const uint8_t* next = block + L.block_bytes;
+  const int64_t pf_per_octet = 128 * (d / 8);  // bytes prefetched per token octet
+  for (int64_t o = 0; o < G / 8; ++o) {
+    const uint8_t* kc = block + L.k_codes + o * L.k_octet_bytes;
+    for (int64_t r0 = 0; r0 < R; r0 += 4) {
+      const uint8_t* pf = r0 == 0 && o * pf_per_octet < L.block_bytes ? next + o * pf_per_octet : nullptr;
+      switch (R - r0 < 4 ? R - r0 : 4) {
+        case 1: key_rows<1>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
+        case 2: key_rows<2>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
+        case 3: key_rows<3>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
+        default: key_rows<4>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
+      }
     }
-  }
-  switch (parts) {
-    case 1: key_scores<1>(codes, q8, alpha, kb, a.scale, R, d, s); break;
-    case 2: key_scores<2>(codes, q8, alpha, kb, a.scale, R, d, s); break;
-    case 3: key_scores<3>(codes, q8, alpha, kb, a.scale, R, d, s); break;
-    default: key_scores<4>(codes, q8, alpha, kb, a.scale, R, d, s); break;
   }
   for (int64_t r = 0; r < R; ++r) {
     if (b0 + G - 1 > last[r] || a.softcap > 0.0f) {
