@@ -36,16 +36,22 @@ inline __m256 k4_codes8(const QuantLayout& L, const uint8_t* block, int64_t t, i
 
 inline const uint16_t* f16_at(const uint8_t* block, int64_t off) { return reinterpret_cast<const uint16_t*>(block + off); }
 
-inline void dequant_k_row(const QuantLayout& L, const uint8_t* block, int64_t t, float* out) {
-  const uint8_t* row = block + L.k_codes + t * L.row_bytes;
+// Key rows 0 .. n-1 of a block into out [n, headDim].
+inline void dequant_k_rows(const QuantLayout& L, const uint8_t* block, int64_t n, float* out) {
+  const int64_t d = L.head_dim;
   const uint16_t* mn = f16_at(block, L.k_min);
   const uint16_t* sc = f16_at(block, L.k_scale);
-  int64_t c = 0;
-  for (; c + 8 <= L.head_dim; c += 8) {
-    const __m256 codes = L.bits == 8 ? codes8(row, c) : k4_codes8(L, block, t, c);
-    _mm256_storeu_ps(out + c, _mm256_fmadd_ps(load_f16x8(sc + c), codes, load_f16x8(mn + c)));
+  const int64_t d8 = d & ~int64_t(7);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t c = 0; c < d8; c += 8) {
+      const __m256 codes = L.bits == 8 ? codes8(block + L.k_codes + t * L.row_bytes, c) : k4_codes8(L, block, t, c);
+      _mm256_storeu_ps(out + t * d + c, _mm256_fmadd_ps(load_f16x8(sc + c), codes, load_f16x8(mn + c)));
+    }
   }
-  for (; c < L.head_dim; ++c) out[c] = f16_to_f32(mn[c]) + f16_to_f32(sc[c]) * k_code(L, block, t, c);
+  for (int64_t c = d8; c < d; ++c) {
+    const float sf = f16_to_f32(sc[c]), mf = f16_to_f32(mn[c]);
+    for (int64_t t = 0; t < n; ++t) out[t * d + c] = mf + sf * k_code(L, block, t, c);
+  }
 }
 
 inline void dequant_v_row(const QuantLayout& L, const uint8_t* block, int64_t t, float* out) {
@@ -95,11 +101,80 @@ inline float dot(const float* a, const float* b, int64_t d) {
   return s;
 }
 
-inline void axpy(float alpha, const float* x, float* y, int64_t d) {
-  const __m256 a = _mm256_set1_ps(alpha);
-  int64_t c = 0;
-  for (; c + 8 <= d; c += 8) _mm256_storeu_ps(y + c, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + c), _mm256_loadu_ps(y + c)));
-  for (; c < d; ++c) y[c] += alpha * x[c];
+// s[r * G + t] = q[r] . k[t] for r < R, t < n (k [n, d]): 2 rows x 4 tokens
+// at a time, 8 independent FMA chains (one dot alone is latency-bound),
+// reduced together.
+inline void qk_rows(int64_t R, int64_t n, int64_t G, int64_t d, const float* const* q, const float* k, float* s) {
+  const bool tiles = d % 8 == 0;
+  for (int64_t r0 = 0; r0 < R; r0 += 2) {
+    int64_t t0 = 0;
+    if (tiles && r0 + 2 <= R) {
+      const float* q0 = q[r0];
+      const float* q1 = q[r0 + 1];
+      for (; t0 + 4 <= n; t0 += 4) {
+        __m256 x[8];
+        for (int j = 0; j < 8; ++j) x[j] = _mm256_setzero_ps();
+        const float* kt = k + t0 * d;
+        for (int64_t c = 0; c < d; c += 8) {
+          const __m256 a0 = _mm256_loadu_ps(q0 + c), a1 = _mm256_loadu_ps(q1 + c);
+          for (int j = 0; j < 4; ++j) {
+            const __m256 kv = _mm256_loadu_ps(kt + j * d + c);
+            x[j] = _mm256_fmadd_ps(a0, kv, x[j]);
+            x[4 + j] = _mm256_fmadd_ps(a1, kv, x[4 + j]);
+          }
+        }
+        // Horizontal sums of the 8 vectors, in order.
+        const __m256 h01 = _mm256_hadd_ps(x[0], x[1]), h23 = _mm256_hadd_ps(x[2], x[3]);
+        const __m256 h45 = _mm256_hadd_ps(x[4], x[5]), h67 = _mm256_hadd_ps(x[6], x[7]);
+        const __m256 u = _mm256_hadd_ps(h01, h23), v = _mm256_hadd_ps(h45, h67);
+        const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(u, v, 0x20), _mm256_permute2f128_ps(u, v, 0x31));
+        float out[8];
+        _mm256_storeu_ps(out, sums);
+        for (int j = 0; j < 4; ++j) {
+          s[r0 * G + t0 + j] = out[j];
+          s[(r0 + 1) * G + t0 + j] = out[4 + j];
+        }
+      }
+    }
+    for (int64_t r = r0; r < r0 + 2 && r < R; ++r) {
+      for (int64_t t = t0; t < n; ++t) s[r * G + t] = dot(q[r], k + t * d, d);
+    }
+  }
+}
+
+// acc[r] += sum_t s[r * G + t] * vrows[t] for r < R, t < n (vrows [n, d]):
+// 8 channels of up to 4 rows stay in registers over the n value rows.
+template <int NR>
+inline void pv_slice(int64_t n, int64_t G, int64_t d, const float* s, const float* vrows, float* acc, int64_t r0, int64_t c) {
+  __m256 x[NR];
+  for (int j = 0; j < NR; ++j) x[j] = _mm256_loadu_ps(acc + (r0 + j) * d + c);
+  for (int64_t t = 0; t < n; ++t) {
+    const __m256 v = _mm256_loadu_ps(vrows + t * d + c);
+    for (int j = 0; j < NR; ++j) x[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(s + (r0 + j) * G + t), v, x[j]);
+  }
+  for (int j = 0; j < NR; ++j) _mm256_storeu_ps(acc + (r0 + j) * d + c, x[j]);
+}
+
+inline void pv_rows(int64_t R, int64_t n, int64_t G, int64_t d, const float* s, const float* vrows, float* acc) {
+  for (int64_t r0 = 0; r0 < R; r0 += 4) {
+    const int64_t nr = R - r0 < 4 ? R - r0 : 4;
+    int64_t c = 0;
+    for (; c + 8 <= d; c += 8) {
+      switch (nr) {
+        case 1: pv_slice<1>(n, G, d, s, vrows, acc, r0, c); break;
+        case 2: pv_slice<2>(n, G, d, s, vrows, acc, r0, c); break;
+        case 3: pv_slice<3>(n, G, d, s, vrows, acc, r0, c); break;
+        default: pv_slice<4>(n, G, d, s, vrows, acc, r0, c); break;
+      }
+    }
+    for (; c < d; ++c) {
+      for (int64_t r = r0; r < r0 + nr; ++r) {
+        float y = acc[r * d + c];
+        for (int64_t t = 0; t < n; ++t) y += s[r * G + t] * vrows[t * d + c];
+        acc[r * d + c] = y;
+      }
+    }
+  }
 }
 
 // The integer int4 path: keys . q with q * kscale quantized to int8 per
@@ -110,6 +185,8 @@ constexpr bool kHasInt4Step = true;
 inline bool int4_step_fits(const QuantLayout& L) { return L.bits == 4 && L.group == 32 && L.head_dim % 32 == 0 && L.head_dim <= 256; }
 inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last, float* m,
                       float* l, float* acc, float* s, float* ws);
+
+inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, float* m, float* l, float* acc);
 
 #include "kv_quant_attend_kernel.inl"
 
@@ -147,38 +224,49 @@ inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(x);
 }
 
-// softmax_update for a full block of 32 scores per row, 8 lanes at a time.
-inline void softmax_update32(int64_t R, int64_t d, float* s, float* m, float* l, float* acc) {
+// softmax_update (kv_quant_attend_kernel.inl) 8 lanes at a time: folds
+// scores s [R, G] (n valid per row) into (m, l, acc) and turns s into the
+// block's probabilities.
+inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, float* m, float* l, float* acc) {
+  const int64_t n8 = n & ~int64_t(7);
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
   for (int64_t r = 0; r < R; ++r) {
-    float* sr = s + r * 32;
-    __m256 v[4];
-    __m256 mx = _mm256_set1_ps(-INFINITY);
-    for (int k = 0; k < 4; ++k) {
-      v[k] = _mm256_loadu_ps(sr + 8 * k);
-      mx = _mm256_max_ps(mx, v[k]);
-    }
-    const float bm = hmax8(mx);
+    float* sr = s + r * G;
+    __m256 mx = ninf;
+    for (int64_t t = 0; t < n8; t += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(sr + t));
+    float bm = hmax8(mx);
+    for (int64_t t = n8; t < n; ++t) bm = sr[t] > bm ? sr[t] : bm;
     if (bm == -INFINITY) {
-      for (int k = 0; k < 4; ++k) _mm256_storeu_ps(sr + 8 * k, _mm256_setzero_ps());
+      for (int64_t t = 0; t < n; ++t) sr[t] = 0.0f;
       continue;
     }
     const float nm = bm > m[r] ? bm : m[r];
     if (nm != m[r]) {
       const float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - nm);
       const __m256 c = _mm256_set1_ps(corr);
-      for (int64_t i = 0; i < d; i += 8) _mm256_storeu_ps(acc + r * d + i, _mm256_mul_ps(c, _mm256_loadu_ps(acc + r * d + i)));
+      float* ar = acc + r * d;
+      int64_t i = 0;
+      for (; i + 8 <= d; i += 8) _mm256_storeu_ps(ar + i, _mm256_mul_ps(c, _mm256_loadu_ps(ar + i)));
+      for (; i < d; ++i) ar[i] *= corr;
       l[r] *= corr;
     }
     m[r] = nm;
     const __m256 nmv = _mm256_set1_ps(nm);
     __m256 sum = _mm256_setzero_ps();
-    for (int k = 0; k < 4; ++k) {
+    for (int64_t t = 0; t < n8; t += 8) {
       // Masked scores (-inf) give exactly 0.
-      const __m256 p = _mm256_and_ps(exp_neg(_mm256_sub_ps(v[k], nmv)), _mm256_cmp_ps(v[k], _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ));
-      _mm256_storeu_ps(sr + 8 * k, p);
+      const __m256 v = _mm256_loadu_ps(sr + t);
+      const __m256 p = _mm256_and_ps(exp_neg(_mm256_sub_ps(v, nmv)), _mm256_cmp_ps(v, ninf, _CMP_NEQ_OQ));
+      _mm256_storeu_ps(sr + t, p);
       sum = _mm256_add_ps(sum, p);
     }
-    l[r] += hsum8(sum);
+    float total = hsum8(sum);
+    for (int64_t t = n8; t < n; ++t) {
+      const float p = sr[t] == -INFINITY ? 0.0f : expf(sr[t] - nm);
+      sr[t] = p;
+      total += p;
+    }
+    l[r] += total;
   }
 }
 
@@ -348,7 +436,7 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
       }
     }
   }
-  softmax_update32(R, d, s, m, l, acc);
+  softmax_block(R, G, G, d, s, m, l, acc);
   // Token weights w = p * vscale per (row, channel group g), quantized to u8
   // with step vsmax_g * f_r, f_r = max(pmax_r / 255, psum_r / 4300)
   // (vsmax_g: the block's largest value scale in group g; pmax, psum: the
@@ -413,7 +501,8 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
 void run_chunk(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int64_t t1, int64_t len, float* m, float* l, float* acc,
                float* scratch) {
   const int64_t d = h.layout->head_dim;
-  chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + d, scratch + 2 * d, scratch + 2 * d + a.rows * h.layout->group);
+  const int64_t G = h.layout->group;
+  chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + d, scratch + d + G * d, scratch + d + G * d + a.rows * G);
 }
 
 }  // namespace tp::kv::qattn_avx2
