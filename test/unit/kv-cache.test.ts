@@ -405,8 +405,10 @@ describe('KvCache int8 / int4 (KIVI)', () => {
     });
   }
 
-  for (const isa of ['scalar', 'avx2'] as const) {
-    test(`int4 decode (${isa}; avx2: the integer kernel, group 32, headDim 64/96/128): within 3% of exact attention over the stored values`, () => {
+  for (const isa of ['scalar', 'avx2', 'avx512'] as const) {
+    // avx512: the integer kernel's keys through VNNI where the CPU has it (the same integer results as avx2).
+    const skip = isa === 'avx512' && backendInfo().isa !== 'avx512';
+    test.skipIf(skip)(`int4 decode (${isa}; avx2/avx512: the integer kernel, group 32, headDim 64/96/128): within 3% of exact attention over the stored values`, () => {
       const prev = backendInfo().isa as 'scalar' | 'avx2' | 'avx512';
       setIsa(isa);
       try {
@@ -433,6 +435,23 @@ describe('KvCache int8 / int4 (KIVI)', () => {
       }
     });
   }
+
+  test.skipIf(backendInfo().isa !== 'avx512')('int4 integer kernel: avx512 (VNNI keys where present) and avx2 give identical outputs', () => {
+    const rng = mulberry32(77);
+    const { cache } = makeCache(rng, { H: 2, d: 128, n: 700, dtype: 'int4' });
+    const q = randomTensor3(rng, 'f32', [8, 2, 128], 2);
+    const prev = backendInfo().isa as 'scalar' | 'avx2' | 'avx512';
+    try {
+      setIsa('avx2');
+      const a = cache.attend(0, q, { returnLse: true });
+      setIsa('avx512');
+      const b = cache.attend(0, q, { returnLse: true });
+      expect(Array.from(b.output.data)).toEqual(Array.from(a.output.data));
+      expect(Array.from(b.lse!.data)).toEqual(Array.from(a.lse!.data));
+    } finally {
+      setIsa(prev);
+    }
+  });
 
   test('int4 blocks: the stored codes (export) match a float64 re-quantization of the inputs at every channel position', () => {
     // Layout check across the packing (token octets for keys, token pairs for
