@@ -41,9 +41,9 @@ Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a) {
   const int64_t chunks = (len + span - 1) / span;
   const auto run = active_isa() >= IsaLevel::Avx2 ? qattn_avx2::run_chunk : qattn_scalar::run_chunk;
   std::vector<float> m, l, acc, scratch;
-  // krow [d], value rows [G, d], scores [R, G], then the int4 path's workspace (kv_quant_attend_avx2.cpp).
+  // Key or value rows [G, d], scores [R, G], then the int4 path's workspace (kv_quant_attend_avx2.cpp).
   const int64_t vg = L.v_groups;
-  const int64_t scratch_floats = (d + L.group * d + R * L.group) + (2 * d + 2 * R + 2 * L.group * vg + 2 * R * vg) + (R * d + 2 * R * vg * L.group + L.group * d) / 4 + 64;
+  const int64_t scratch_floats = (L.group * d + R * L.group) + (2 * d + 2 * R + 2 * L.group * vg + 2 * R * vg) + (R * d + 2 * R * vg * L.group + L.group * d) / 4 + 64;
   const int workers = ThreadPool::instance().size();
   try {
     m.assign(static_cast<size_t>(chunks * R), -std::numeric_limits<float>::infinity());

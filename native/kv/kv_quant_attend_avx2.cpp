@@ -271,21 +271,6 @@ inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, 
   }
 }
 
-inline int32_t hsum_epi32(__m256i x) {
-  __m128i v = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
-  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4e));
-  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xb1));
-  return _mm_cvtsi128_si32(v);
-}
-
-// Sums of 8 vectors of 8 int32 each, in order.
-inline __m256i reduce8(const __m256i* p) {
-  const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);
-  const __m256i h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
-  const __m256i a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67);
-  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
-}
-
 // Scores of 8 tokens (one token octet of a block, codes kc: [headDim / 8
 // channel octets, 8 tokens, 4 bytes]) for rows r0 .. r0+NR-1: s[r * 32 + t0
 // + tt] = alpha_r * scale * (q8_r . codes_tt) + kb_r * scale. The int32 lanes
@@ -550,7 +535,7 @@ void run_chunk(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int
   t_use_vnni = active_isa() >= IsaLevel::Avx512 && cpu_features().avx512vnni;
   const int64_t d = h.layout->head_dim;
   const int64_t G = h.layout->group;
-  chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + d, scratch + d + G * d, scratch + d + G * d + a.rows * G);
+  chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + G * d, scratch + G * d + a.rows * G);
 }
 
 }  // namespace tp::kv::qattn_avx2

@@ -65,7 +65,7 @@ inline void step_float(const QuantHeadView& h, const QuantAttendArgs& a, int64_t
 // One chunk: rows [t0, t1) of the head (blocks first, then the tail).
 // Writes m, l, acc (acc: rows x headDim) for each query row.
 inline void chunk_kernel(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int64_t t1, int64_t len,
-                         float* m, float* l, float* acc, float* krow, float* vrow, float* s, float* ws) {
+                         float* m, float* l, float* acc, float* vrow, float* s, float* ws) {
   const QuantLayout& L = *h.layout;
   const int64_t d = L.head_dim, G = L.group, R = a.rows;
   for (int64_t r = 0; r < R; ++r) {

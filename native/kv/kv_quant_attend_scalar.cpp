@@ -50,7 +50,7 @@ void run_chunk(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int
                float* scratch) {
   const int64_t d = h.layout->head_dim;
   const int64_t G = h.layout->group;
-  chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + d, scratch + d + G * d, scratch + d + G * d + a.rows * G);
+  chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + G * d, scratch + G * d + a.rows * G);
 }
 
 }  // namespace tp::kv::qattn_scalar
