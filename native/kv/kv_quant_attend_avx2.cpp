@@ -187,7 +187,8 @@ inline bool int4_step_fits(const QuantLayout& L) { return L.bits == 4 && L.group
 inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last, float* m,
                       float* l, float* acc, float* s, float* ws);
 
-inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, float* m, float* l, float* acc);
+inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, float* m, float* l, float* acc, float* pmax = nullptr,
+                          float* psum = nullptr);
 
 #include "kv_quant_attend_kernel.inl"
 
@@ -227,8 +228,9 @@ inline float hsum8(__m256 v) {
 
 // softmax_update (kv_quant_attend_kernel.inl) 8 lanes at a time: folds
 // scores s [R, G] (n valid per row) into (m, l, acc) and turns s into the
-// block's probabilities.
-inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, float* m, float* l, float* acc) {
+// block's probabilities; pmax, psum (if given, [R]): each row's largest and
+// summed probability in the block.
+inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, float* m, float* l, float* acc, float* pmax, float* psum) {
   const int64_t n8 = n & ~int64_t(7);
   const __m256 ninf = _mm256_set1_ps(-INFINITY);
   for (int64_t r = 0; r < R; ++r) {
@@ -239,6 +241,7 @@ inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, 
     for (int64_t t = n8; t < n; ++t) bm = sr[t] > bm ? sr[t] : bm;
     if (bm == -INFINITY) {
       for (int64_t t = 0; t < n; ++t) sr[t] = 0.0f;
+      if (pmax) pmax[r] = psum[r] = 0.0f;
       continue;
     }
     const float nm = bm > m[r] ? bm : m[r];
@@ -268,6 +271,10 @@ inline void softmax_block(int64_t R, int64_t n, int64_t G, int64_t d, float* s, 
       total += p;
     }
     l[r] += total;
+    if (pmax) {
+      pmax[r] = bm == nm ? 1.0f : expf(bm - nm);
+      psum[r] = total;
+    }
   }
 }
 
@@ -409,12 +416,15 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
   }
   // q' = q * kscale quantized to int8 per row; q . kmin in f32.
   const __m256 sign = _mm256_set1_ps(-0.0f);
+  float* qk = vsf;  // q * kscale of one row [d] (vsf is filled after the scores)
   for (int64_t r = 0; r < R; ++r) {
     const float* q = a.q[r];
     __m256 mx = _mm256_setzero_ps(), bias = _mm256_setzero_ps();
     for (int64_t c = 0; c < d; c += 8) {
       const __m256 qv = _mm256_loadu_ps(q + c);
-      mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_mul_ps(qv, _mm256_loadu_ps(ks + c))));
+      const __m256 x = _mm256_mul_ps(qv, _mm256_loadu_ps(ks + c));
+      _mm256_storeu_ps(qk + c, x);
+      mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, x));
       bias = _mm256_fmadd_ps(qv, _mm256_loadu_ps(km + c), bias);
     }
     const float amax = hmax8(mx), bsum = hsum8(bias);
@@ -424,7 +434,7 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
     for (int64_t c = 0; c < d; c += 32) {
       __m256i i[4];
       for (int k = 0; k < 4; ++k) {
-        i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(q + c + 8 * k), _mm256_loadu_ps(ks + c + 8 * k)), inv));
+        i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(qk + c + 8 * k), inv));
       }
       const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q8 + r * d + c), _mm256_permutevar8x32_epi32(packed, order));
@@ -468,7 +478,9 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
       }
     }
   }
-  softmax_block(R, G, G, d, s, m, l, acc);
+  float* pmax = alpha;  // [R] each: alpha and kb are done with once the scores are
+  float* psum = kb;
+  softmax_block(R, G, G, d, s, m, l, acc, pmax, psum);
   // Token weights w = p * vscale per (row, channel group g), quantized to u8
   // with step vsmax_g * f_r, f_r = max(pmax_r / 255, psum_r / 4300)
   // (vsmax_g: the block's largest value scale in group g; pmax, psum: the
@@ -494,9 +506,8 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
   for (int64_t r = 0; r < R; ++r) {
     __m256 pv[4];
     for (int k = 0; k < 4; ++k) pv[k] = _mm256_loadu_ps(s + r * G + 8 * k);
-    const float pmax = hmax8(_mm256_max_ps(_mm256_max_ps(pv[0], pv[1]), _mm256_max_ps(pv[2], pv[3])));
-    const float psum = hsum8(_mm256_add_ps(_mm256_add_ps(pv[0], pv[1]), _mm256_add_ps(pv[2], pv[3])));
-    const float f = pmax / 255.0f > psum / 4300.0f ? pmax / 255.0f : psum / 4300.0f;
+    const float pm = pmax[r], ps = psum[r];
+    const float f = pm / 255.0f > ps / 4300.0f ? pm / 255.0f : ps / 4300.0f;
     const __m256 inv = _mm256_set1_ps(f > 0.0f ? 1.0f / f : 0.0f);
     __m256 pq[4];
     for (int k = 0; k < 4; ++k) pq[k] = _mm256_mul_ps(pv[k], inv);
