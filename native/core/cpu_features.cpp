@@ -41,6 +41,7 @@ CpuFeatures detect() {
     f.avx512bw = zmm_os && (b & (1u << 30));
     f.avx512vl = zmm_os && (b & (1u << 31));
     f.avx512fp16 = zmm_os && (d & (1u << 23));
+    f.avx512vnni = zmm_os && (c & (1u << 11));
     f.amx_tile = amx_os && (d & (1u << 24));
   }
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512bf16 = zmm_os && (a & (1u << 5));

@@ -10,6 +10,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512fp16 = false, avx512bf16 = false, amx_tile = false;
+  bool avx512vnni = false;  // vpdpbusd (u8 x s8 dot of 4 bytes into int32)
 };
 
 const CpuFeatures& cpu_features();

@@ -32,21 +32,15 @@ uint8_t encode(float x, float mn, float inv, int64_t levels) {
   return static_cast<uint8_t>(std::clamp(c, 0.0f, static_cast<float>(levels)));
 }
 
-// Key codes: int4 packs channel j and channel j + rowBytes into byte j, so
-// the low and the high nibbles each hold channels in natural order.
-void put_code(const QuantLayout& L, uint8_t* row, int64_t c, uint8_t code) {
+// Key code of token t, channel c (layout in kv_quant.h).
+void put_k_code(const QuantLayout& L, uint8_t* block, int64_t t, int64_t c, uint8_t code) {
   if (L.bits == 8) {
-    row[c] = code;
-  } else if (c < L.row_bytes) {
-    row[c] = static_cast<uint8_t>((row[c] & 0xf0) | code);
-  } else {
-    row[c - L.row_bytes] = static_cast<uint8_t>((row[c - L.row_bytes] & 0x0f) | (code << 4));
+    block[L.k_codes + t * L.row_bytes + c] = code;
+    return;
   }
-}
-
-inline uint8_t get_code(const QuantLayout& L, const uint8_t* row, int64_t c) {
-  if (L.bits == 8) return row[c];
-  return c < L.row_bytes ? (row[c] & 0x0f) : (row[c - L.row_bytes] >> 4);
+  int shift;
+  uint8_t& b = block[k4_offset(L, t, c, &shift)];
+  b = static_cast<uint8_t>((b & (0xf0 >> shift)) | (code << shift));
 }
 
 uint16_t* f16_at(uint8_t* block, int64_t offset) { return reinterpret_cast<uint16_t*>(block + offset); }
@@ -62,9 +56,11 @@ QuantLayout make_quant_layout(int64_t head_dim, int64_t group, int64_t bits) {
   L.row_bytes = bits == 8 ? head_dim : (head_dim + 1) / 2;
   L.v_groups = (head_dim + group - 1) / group;
   L.k_codes = 0;
-  L.v_col_bytes = (group + 1) / 2;
-  L.v_codes = L.k_codes + group * L.row_bytes;
-  const int64_t v_bytes = bits == 8 ? group * L.row_bytes : head_dim * L.v_col_bytes;
+  const int64_t last_w = head_dim - (head_dim - 1) / 32 * 32;  // width of the last 32-channel block
+  L.v_pair_bytes = (head_dim - 1) / 32 * 32 + 2 * ((last_w + 1) / 2);
+  L.k_octet_bytes = (head_dim + 7) / 8 * 32;
+  L.v_codes = L.k_codes + (bits == 8 ? group * L.row_bytes : (group + 7) / 8 * L.k_octet_bytes);
+  const int64_t v_bytes = bits == 8 ? group * L.row_bytes : (group + 1) / 2 * L.v_pair_bytes;
   // f16 arrays start 2-byte aligned.
   L.k_scale = (L.v_codes + v_bytes + 1) / 2 * 2;
   L.k_min = L.k_scale + 2 * head_dim;
@@ -87,7 +83,7 @@ void quantize_block(const QuantLayout& L, const float* k, const float* v, uint8_
     float mn, sc;
     quant_params(lo, hi, levels, f16_at(block, L.k_min) + c, f16_at(block, L.k_scale) + c, &mn, &sc);
     const float inv = sc > 0.0f ? 1.0f / sc : 0.0f;
-    for (int64_t t = 0; t < g; ++t) put_code(L, block + L.k_codes + t * L.row_bytes, c, encode(k[t * d + c], mn, inv, levels));
+    for (int64_t t = 0; t < g; ++t) put_k_code(L, block, t, c, encode(k[t * d + c], mn, inv, levels));
   }
   // Values: one (min, scale) per token and group of `group` channels.
   for (int64_t t = 0; t < g; ++t) {
@@ -100,7 +96,7 @@ void quantize_block(const QuantLayout& L, const float* k, const float* v, uint8_
         hi = std::max(hi, row[c]);
       }
       float mn, sc;
-      const int64_t at = t * L.v_groups + cg;
+      const int64_t at = cg * g + t;
       quant_params(lo, hi, levels, f16_at(block, L.v_min) + at, f16_at(block, L.v_scale) + at, &mn, &sc);
       const float inv = sc > 0.0f ? 1.0f / sc : 0.0f;
       for (int64_t c = c0; c < c1; ++c) {
@@ -108,8 +104,9 @@ void quantize_block(const QuantLayout& L, const float* k, const float* v, uint8_
         if (L.bits == 8) {
           block[L.v_codes + t * L.row_bytes + c] = code;
         } else {
-          uint8_t& b = block[L.v_codes + c * L.v_col_bytes + t / 2];
-          b = (t & 1) == 0 ? static_cast<uint8_t>((b & 0xf0) | code) : static_cast<uint8_t>((b & 0x0f) | (code << 4));
+          int shift;
+          uint8_t& b = block[v4_offset(L, t, c, &shift)];
+          b = static_cast<uint8_t>((b & (0xf0 >> shift)) | (code << shift));
         }
       }
     }
@@ -121,14 +118,13 @@ void dequantize_rows(const QuantLayout& L, const uint8_t* block, int64_t r0, int
   for (int64_t r = 0; r < n; ++r) {
     const int64_t t = r0 + r;
     if (k) {
-      const uint8_t* codes = block + L.k_codes + t * L.row_bytes;
       for (int64_t c = 0; c < d; ++c) {
-        k[r * d + c] = f16_to_f32(f16_at(block, L.k_min)[c]) + f16_to_f32(f16_at(block, L.k_scale)[c]) * get_code(L, codes, c);
+        k[r * d + c] = f16_to_f32(f16_at(block, L.k_min)[c]) + f16_to_f32(f16_at(block, L.k_scale)[c]) * k_code(L, block, t, c);
       }
     }
     if (v) {
       for (int64_t c = 0; c < d; ++c) {
-        const int64_t at = t * L.v_groups + c / L.group;
+        const int64_t at = (c / L.group) * L.group + t;
         v[r * d + c] = f16_to_f32(f16_at(block, L.v_min)[at]) + f16_to_f32(f16_at(block, L.v_scale)[at]) * v_code(L, block, t, c);
       }
     }

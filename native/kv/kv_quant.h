@@ -3,13 +3,20 @@
 // asymmetric min/scale in f16, codes of 8 or 4 bits.
 //
 // A block holds `group` consecutive tokens of one (layer, head):
-//   k_codes  [group, rowBytes]         u8; int4: byte j holds channel j (low nibble)
-//                                      and channel j + rowBytes (high nibble)
-//   v_codes  int8: [group, rowBytes]; int4: [headDim, ceil(group / 2)], packed
-//            along tokens (token 2i in the low nibble): channel-major, so the
-//            int4 kernel dots token weights with a channel's codes
+//   k_codes  int8: [group, rowBytes] u8; int4: [ceil(group / 8) token octets,
+//            ceil(headDim / 8) channel octets, 8 tokens, 4 bytes]: byte b of
+//            token tt holds channel 8k + b (low nibble) and 8k + 4 + b (high
+//            nibble), so one 32-byte load holds 8 channels of 8 tokens and a
+//            maddubs with 4 broadcast q bytes leaves each token's partial dot
+//            in its own lanes (no horizontal reduction)
+//   v_codes  int8: [group, rowBytes]; int4: [ceil(group / 2) token pairs,
+//            v_pair_bytes]: per pair, channel blocks of 32 channels, 32 bytes
+//            each (the last block may be narrower): byte 2j + (t & 1) holds
+//            channel j of the block (low nibble) and channel j + 16 (high
+//            nibble) of token t. One maddubs of a pair's nibbles with the two
+//            tokens' weights gives 16 channels' partial sums, no reduction.
 //   k_scale, k_min  f16 [headDim]                      one per channel
-//   v_scale, v_min  f16 [group, ceil(headDim / group)] one per token and channel group
+//   v_scale, v_min  f16 [ceil(headDim / group), group] one per channel group and token
 // x = min + scale * code; code = round((x - min) / scale), clamped.
 #pragma once
 #include <cstddef>
@@ -19,8 +26,9 @@ namespace tp::kv {
 
 struct QuantLayout {
   int64_t head_dim = 0, group = 0, bits = 0;
-  int64_t row_bytes = 0;      // code bytes of one token row (keys; int8 values)
-  int64_t v_col_bytes = 0;    // int4 values: code bytes of one channel (group tokens)
+  int64_t row_bytes = 0;      // int8: code bytes of one token row (keys and values)
+  int64_t v_pair_bytes = 0;   // int4 values: code bytes of one token pair (all channels)
+  int64_t k_octet_bytes = 0;  // int4 keys: code bytes of one token octet (all channels)
   int64_t v_groups = 0;       // channel groups of one value row
   int64_t k_codes = 0, v_codes = 0, k_scale = 0, k_min = 0, v_scale = 0, v_min = 0;  // byte offsets
   int64_t block_bytes = 0;
@@ -28,11 +36,36 @@ struct QuantLayout {
 
 QuantLayout make_quant_layout(int64_t head_dim, int64_t group, int64_t bits);
 
+// int4 values: byte offset of (token t, channel c) in a block, and its nibble
+// shift (0 or 4). Channel block cb = c / 32 of width w splits at h = ceil(w / 2).
+inline int64_t v4_offset(const QuantLayout& L, int64_t t, int64_t c, int* shift) {
+  const int64_t cb = c >> 5, j = c & 31;
+  const int64_t w = L.head_dim - cb * 32 < 32 ? L.head_dim - cb * 32 : 32;
+  const int64_t h = (w + 1) / 2;
+  *shift = j < h ? 0 : 4;
+  return L.v_codes + (t >> 1) * L.v_pair_bytes + cb * 32 + 2 * (j < h ? j : j - h) + (t & 1);
+}
+
+// int4 keys: byte offset of (token t, channel c) in a block, and its nibble shift.
+inline int64_t k4_offset(const QuantLayout& L, int64_t t, int64_t c, int* shift) {
+  *shift = (c & 4) != 0 ? 4 : 0;
+  return L.k_codes + (t >> 3) * L.k_octet_bytes + (c >> 3) * 32 + (t & 7) * 4 + (c & 3);
+}
+
+// Key code of token t, channel c of a block.
+inline uint8_t k_code(const QuantLayout& L, const uint8_t* block, int64_t t, int64_t c) {
+  if (L.bits == 8) return block[L.k_codes + t * L.row_bytes + c];
+  int shift;
+  const int64_t at = k4_offset(L, t, c, &shift);
+  return (block[at] >> shift) & 0x0f;
+}
+
 // Value code of token t, channel c of a block.
 inline uint8_t v_code(const QuantLayout& L, const uint8_t* block, int64_t t, int64_t c) {
   if (L.bits == 8) return block[L.v_codes + t * L.row_bytes + c];
-  const uint8_t b = block[L.v_codes + c * L.v_col_bytes + t / 2];
-  return (t & 1) == 0 ? (b & 0x0f) : (b >> 4);
+  int shift;
+  const int64_t at = v4_offset(L, t, c, &shift);
+  return (block[at] >> shift) & 0x0f;
 }
 
 // Quantizes `group` token rows k, v (f32 [group, headDim]) into one block.

@@ -22,7 +22,14 @@ void run_chunk(const QuantHeadView&, const QuantAttendArgs&, int64_t, int64_t, i
 }
 
 namespace {
-constexpr int64_t kChunkGroups = 8;  // 256 tokens per chunk at group 32
+// Chunks of at least 8 groups (256 tokens at group 32), at most about 32 per
+// head: enough to share among threads, few enough that the partial results
+// stay small (no large allocation per call) and merge quickly. Depends on the
+// length only, so results do not depend on the thread count.
+int64_t chunk_groups(int64_t n_groups) {
+  const int64_t by_count = (n_groups + 31) / 32;
+  return by_count > 8 ? by_count : 8;
+}
 }
 
 Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a) {
@@ -30,13 +37,13 @@ Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a) {
   const QuantLayout& L = *h.layout;
   const int64_t d = L.head_dim, R = a.rows;
   const int64_t len = h.n_blocks * L.group + h.tail;
-  const int64_t span = kChunkGroups * L.group;
+  const int64_t span = chunk_groups((len + L.group - 1) / L.group) * L.group;
   const int64_t chunks = (len + span - 1) / span;
   const auto run = active_isa() >= IsaLevel::Avx2 ? qattn_avx2::run_chunk : qattn_scalar::run_chunk;
   std::vector<float> m, l, acc, scratch;
-  // krow, vrow, scores [R, G], then the int4 path's workspace (kv_quant_attend_avx2.cpp).
+  // Key or value rows [G, d], scores [R, G], then the int4 path's workspace (kv_quant_attend_avx2.cpp).
   const int64_t vg = L.v_groups;
-  const int64_t scratch_floats = (2 * d + R * L.group) + (2 * d + 2 * R + 2 * L.group * vg + 2 * R * vg) + (R * d + R * vg * L.group + L.group * d) / 4 + 64;
+  const int64_t scratch_floats = (L.group * d + R * L.group) + (2 * d + 2 * R + 2 * L.group * vg + 2 * R * vg) + (R * d + 2 * R * vg * L.group + L.group * d) / 4 + 64;
   const int workers = ThreadPool::instance().size();
   try {
     m.assign(static_cast<size_t>(chunks * R), -std::numeric_limits<float>::infinity());

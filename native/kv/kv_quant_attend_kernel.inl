@@ -1,6 +1,8 @@
 // The quantized decode kernel, included once per ISA inside a namespace that
-// provides: dequant_k_row, dequant_v_row, f16_row (fill f32 [headDim]),
-// dot (q . x), axpy (y += a * x), and kHasInt4Step / int4_step_fits /
+// provides: dequant_k_rows (rows 0 .. n-1 of a block), dequant_v_row, f16_row
+// (fill f32 [headDim]),
+// qk_rows (s[r, t] = q[r] . k[t]), pv_rows (acc[r] += sum_t p[r, t] * vrows[t]), softmax_block
+// (softmax_update or a vectorized equal), and kHasInt4Step / int4_step_fits /
 // step_int4 (an integer path for int4 blocks). No library templates may be
 // instantiated here.
 
@@ -30,41 +32,40 @@ inline void softmax_update(int64_t R, int64_t n, int64_t G, int64_t d, float* s,
 }
 
 // One step of up to `group` rows (a quantized block or a piece of the tail),
-// in f32: rows dequantized once, used by every query row.
+// in f32: rows dequantized once, used by every query row. vrow: [group, headDim].
 inline void step_float(const QuantHeadView& h, const QuantAttendArgs& a, int64_t b0, int64_t n, bool in_blocks, const uint8_t* block,
-                       int64_t quant_end, const int64_t* last, float* m, float* l, float* acc, float* krow, float* vrow, float* s) {
+                       int64_t quant_end, const int64_t* last, float* m, float* l, float* acc, float* vrow, float* s) {
   const QuantLayout& L = *h.layout;
   const int64_t d = L.head_dim, G = L.group, R = a.rows;
-  // Scores [R, n].
+  // Scores [R, n]: key rows dequantized into vrow first (free until P . V).
+  if (in_blocks) dequant_k_rows(L, block, n, vrow);
+  else for (int64_t t = 0; t < n; ++t) f16_row(h.tail_k + (b0 + t - quant_end) * d, d, vrow + t * d);
+  qk_rows(R, n, G, d, a.q, vrow, s);
   for (int64_t t = 0; t < n; ++t) {
     const int64_t idx = b0 + t;
-    if (in_blocks) dequant_k_row(L, block, t, krow);
-    else f16_row(h.tail_k + (idx - quant_end) * d, d, krow);
     for (int64_t r = 0; r < R; ++r) {
       float x = -INFINITY;
       if (idx <= last[r]) {
-        x = dot(a.q[r], krow, d) * a.scale;
+        x = s[r * G + t] * a.scale;
         if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
       }
       s[r * G + t] = x;
     }
   }
-  softmax_update(R, n, G, d, s, m, l, acc);
-  // P . V: each value row dequantized once for every query row.
+  softmax_block(R, n, G, d, s, m, l, acc);
+  // P . V: value rows dequantized once into vrows [n, headDim], then every
+  // query row's weighted sum (pv_rows keeps partial sums in registers).
   for (int64_t t = 0; t < n; ++t) {
-    if (in_blocks) dequant_v_row(L, block, t, vrow);
-    else f16_row(h.tail_v + (b0 + t - quant_end) * d, d, vrow);
-    for (int64_t r = 0; r < R; ++r) {
-      const float p = s[r * G + t];
-      if (p != 0.0f) axpy(p, vrow, acc + r * d, d);
-    }
+    if (in_blocks) dequant_v_row(L, block, t, vrow + t * d);
+    else f16_row(h.tail_v + (b0 + t - quant_end) * d, d, vrow + t * d);
   }
+  pv_rows(R, n, G, d, s, vrow, acc);
 }
 
 // One chunk: rows [t0, t1) of the head (blocks first, then the tail).
 // Writes m, l, acc (acc: rows x headDim) for each query row.
 inline void chunk_kernel(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int64_t t1, int64_t len,
-                         float* m, float* l, float* acc, float* krow, float* vrow, float* s, float* ws) {
+                         float* m, float* l, float* acc, float* vrow, float* s, float* ws) {
   const QuantLayout& L = *h.layout;
   const int64_t d = L.head_dim, G = L.group, R = a.rows;
   for (int64_t r = 0; r < R; ++r) {
@@ -83,6 +84,6 @@ inline void chunk_kernel(const QuantHeadView& h, const QuantAttendArgs& a, int64
     const bool in_blocks = b0 < quant_end;
     const uint8_t* block = in_blocks ? h.blocks + (b0 / G) * L.block_bytes : nullptr;
     if (kHasInt4Step && in_blocks && int4_step_fits(L)) step_int4(L, block, a, b0, last, m, l, acc, s, ws);
-    else step_float(h, a, b0, n, in_blocks, block, quant_end, last, m, l, acc, krow, vrow, s);
+    else step_float(h, a, b0, n, in_blocks, block, quant_end, last, m, l, acc, vrow, s);
   }
 }

@@ -426,19 +426,72 @@ describe('KvCache int8 / int4 (KIVI)', () => {
     });
   }
 
-  test('int4 integer kernel (group 32, headDim 64 and 128): within 3% of exact attention over the stored values', () => {
-    for (const d of [64, 128]) {
-      const rng = mulberry32(d);
-      const { cache } = makeCache(rng, { H: 2, d, n: 1000, dtype: 'int4' });
-      for (const nQ of [1, 3]) {
-        const q = randomTensor3(rng, 'f32', [8, nQ, d], 2);
-        const e = cache.export(0, { dtype: 'f32' });
-        const ref = referenceAttention(q, e.k, e.v, { causal: true, returnLse: true });
-        const got = cache.attend(0, q, { returnLse: true });
-        let num = 0, den = 0;
-        got.output.data.forEach((x, i) => { num += (x - ref.output[i]!) ** 2; den += ref.output[i]! ** 2; });
-        expect(Math.sqrt(num / den)).toBeLessThan(0.03);
-        expect(maxAbsDiff(got.lse!.data, ref.lse)).toBeLessThan(0.03);
+  for (const isa of ['scalar', 'avx2', 'avx512'] as const) {
+    // avx512: the integer kernel's keys through VNNI where the CPU has it (the same integer results as avx2).
+    const skip = isa === 'avx512' && backendInfo().isa !== 'avx512';
+    test.skipIf(skip)(`int4 decode (${isa}; avx2/avx512: the integer kernel, group 32, headDim 64/96/128): within 3% of exact attention over the stored values`, () => {
+      const prev = backendInfo().isa as 'scalar' | 'avx2' | 'avx512';
+      setIsa(isa);
+      try {
+        for (const d of [64, 96, 128]) {
+          const rng = mulberry32(d);
+          // 1000 tokens: 31 quantized blocks, the rest in the f16 tail.
+          const { cache } = makeCache(rng, { H: 2, d, n: 1000, dtype: 'int4' });
+          for (const [nQ, softcap] of [[1, 0], [3, 0], [3, 5]] as const) {
+            const q = randomTensor3(rng, 'f32', [8, nQ, d], 2);
+            const e = cache.export(0, { dtype: 'f32' });
+            const opts = softcap > 0 ? { softcap } : {};
+            const ref = referenceAttention(q, e.k, e.v, { causal: true, returnLse: true, ...opts });
+            const got = cache.attend(0, q, { returnLse: true, ...opts });
+            let num = 0, den = 0;
+            got.output.data.forEach((x, i) => { num += (x - ref.output[i]!) ** 2; den += ref.output[i]! ** 2; });
+            const err = Math.sqrt(num / den);
+            // The scalar kernel dequantizes exactly; the integer kernel quantizes q and the token weights.
+            expect(err).toBeLessThan(isa === 'scalar' ? 1e-5 : 0.03);
+            expect(maxAbsDiff(got.lse!.data, ref.lse)).toBeLessThan(isa === 'scalar' ? 1e-4 : 0.03);
+          }
+        }
+      } finally {
+        setIsa(prev);
+      }
+    });
+  }
+
+  test.skipIf(backendInfo().isa !== 'avx512')('int4 integer kernel: avx512 (VNNI keys where present) and avx2 give identical outputs', () => {
+    const rng = mulberry32(77);
+    const { cache } = makeCache(rng, { H: 2, d: 128, n: 700, dtype: 'int4' });
+    const q = randomTensor3(rng, 'f32', [8, 2, 128], 2);
+    const prev = backendInfo().isa as 'scalar' | 'avx2' | 'avx512';
+    try {
+      setIsa('avx2');
+      const a = cache.attend(0, q, { returnLse: true });
+      setIsa('avx512');
+      const b = cache.attend(0, q, { returnLse: true });
+      expect(Array.from(b.output.data)).toEqual(Array.from(a.output.data));
+      expect(Array.from(b.lse!.data)).toEqual(Array.from(a.lse!.data));
+    } finally {
+      setIsa(prev);
+    }
+  });
+
+  test('int4 blocks: the stored codes (export) match a float64 re-quantization of the inputs at every channel position', () => {
+    // Layout check across the packing (token octets for keys, token pairs for
+    // values, 32-channel blocks with a narrower last one): headDim 72 and 13, group 32 and 12.
+    for (const [d, G] of [[72, 32], [13, 12]] as const) {
+      const rng = mulberry32(d + G);
+      const n = 4 * G + 5;
+      const { cache, inputs } = makeCache(rng, { H: 1, d, n, dtype: 'int4', residual: 5, groupSize: G });
+      const got = heads(cache, 0)[0]!;
+      const K = rows3(inputs[0]!.k)[0]!, V = rows3(inputs[0]!.v)[0]!;
+      for (let r = 0; r < 4 * G; r++) {
+        for (let c = 0; c < d; c++) {
+          const g0 = Math.floor(r / G) * G;
+          const col = K.slice(g0, g0 + G).map((row) => row[c]!);
+          expect(Math.abs(got.k[r]![c]! - K[r]![c]!)).toBeLessThanOrEqual(0.5 * (Math.max(...col) - Math.min(...col)) / 15 * 1.01 + 2e-3);
+          const c0 = Math.floor(c / G) * G;
+          const seg = V[r]!.slice(c0, c0 + G);
+          expect(Math.abs(got.v[r]![c]! - V[r]![c]!)).toBeLessThanOrEqual(0.5 * (Math.max(...seg) - Math.min(...seg)) / 15 * 1.01 + 2e-3);
+        }
       }
     }
   });
