@@ -13,6 +13,7 @@
  *            by reading 1 GiB, then compress() runs on one layer at a time.
  *            speckv also gets 8 draft-token queries.
  *            Reported per layer: planMs (score + select), applyMs (compaction),
+ *            releaseMs (shrinking the storage),
  *            compaction GB/s (bytes read + written / applyMs).
  *   quantize int8 / int4 caches of `quantLayers` layers: append (quantization)
  *            time, memory, decode time and output error vs the f16 cache.
@@ -52,6 +53,8 @@ export interface PolicyRow {
   budget: number;
   planMs?: number;
   applyMs?: number;
+  /** Shrinking the storage after compaction (allocator copies and frees). */
+  releaseMs?: number;
   compactGBs?: number;
   pctReadBw?: number;
   /** planMs / decode ms of one layer: the goal is <= 2. */
@@ -173,7 +176,7 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
   for (const name of cfg.policies) {
     for (const budget of cfg.budgets) {
       bar?.update({ task: `${name} -> ${budget}` });
-      const plan: number[] = [], apply: number[] = [], moved: number[] = [], after: number[] = [];
+      const plan: number[] = [], apply: number[] = [], release: number[] = [], moved: number[] = [], after: number[] = [];
       for (let rep = 0; rep < cfg.reps; rep++) {
         for (let l = 0; l < cfg.measureLayers; l++) {
           cache.clear(l);
@@ -185,6 +188,7 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
           const r = cache.compress(policyConfig(name), { keep: budget }, { layers: [l], ...(drafts ? { draftQueries: drafts } : {}) });
           plan.push(r.planMs);
           apply.push(r.applyMs);
+          release.push(r.releaseMs);
           moved.push(r.bytesMoved);
           after.push(r.bytesAfter - (bytesLayer0 - r.bytesBefore));
         }
@@ -194,7 +198,7 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
       const compactGBs = bytes / (applyMs / 1e3) / 1e9;
       rows.push({
         policy: name, budget,
-        planMs: median(plan), applyMs, compactGBs,
+        planMs: median(plan), applyMs, releaseMs: median(release), compactGBs,
         pctReadBw: (100 * compactGBs) / bwStart,
         decodePasses: median(plan) / msPerLayer,
       });
@@ -243,7 +247,7 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
   const bwEnd = readBandwidthGBs(threads);
   bar?.stop();
   notes.push(
-    'Compression is timed one layer at a time on freshly refilled layers after a 1 GiB read (cold LLC); planMs = scoring + budgets + selection, applyMs = in-place compaction + shrinking the storage.',
+    'Compression is timed one layer at a time on freshly refilled layers after a 1 GiB read (cold LLC); planMs = scoring + budgets + selection, applyMs = merging + in-place compaction, releaseMs = shrinking the storage (allocator copies of the kept rows and frees).',
     'compactGBs counts the bytes compaction reads and writes when moving kept rows (K, V, positions, accumulators); pct is of the read bandwidth measured at the start of the run.',
     'decodePasses = planMs / (decode time of one layer, nQ 1, 32 query heads): the goal is <= 2.',
     'The content is random (scores are not meaningful here); see `tokenpress eval kv` for fidelity.',
@@ -273,14 +277,14 @@ export function printKvTable(r: KvBenchReport): void {
   console.log(`read bandwidth: ${f(r.readBandwidthGBs.start)} GB/s at start, ${f(r.readBandwidthGBs.end)} GB/s at end`);
   console.log(`decode pass (all layers, nQ 1): ${f(r.decode.passMs)} ms = ${f(r.decode.msPerLayer, 2)} ms/layer, ${f(r.decode.gbPerS)} GB/s (${f(r.decode.pctReadBw, 0)}% of read bandwidth)`);
   console.log('');
-  console.log('policy              budget  plan ms/layer  decode passes  compact ms/layer  compact GB/s  % read BW');
+  console.log('policy              budget  plan ms/layer  decode passes  compact ms/layer  compact GB/s  % read BW  release ms/layer');
   for (const p of r.policies) {
     if (p.skipped) {
       console.log(`${p.policy.padEnd(20)}${String(p.budget).padStart(6)}  skipped: ${p.skipped}`);
       continue;
     }
     console.log(
-      `${p.policy.padEnd(20)}${String(p.budget).padStart(6)}  ${f(p.planMs, 2).padStart(13)}  ${f(p.decodePasses, 2).padStart(13)}  ${f(p.applyMs, 2).padStart(16)}  ${f(p.compactGBs).padStart(12)}  ${f(p.pctReadBw, 0).padStart(9)}`,
+      `${p.policy.padEnd(20)}${String(p.budget).padStart(6)}  ${f(p.planMs, 2).padStart(13)}  ${f(p.decodePasses, 2).padStart(13)}  ${f(p.applyMs, 2).padStart(16)}  ${f(p.compactGBs).padStart(12)}  ${f(p.pctReadBw, 0).padStart(9)}  ${f(p.releaseMs, 2).padStart(16)}`,
     );
   }
   console.log('');

@@ -219,6 +219,7 @@ export interface NativeCompressReport {
   ms: number;
   planMs: number;
   applyMs: number;
+  releaseMs: number;
   bytesMoved: number;
 }
 

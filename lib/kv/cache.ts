@@ -92,8 +92,10 @@ export interface CompressReport {
   ms: number;
   /** Of which: scoring, budgets and selection (nothing changed yet). */
   planMs: number;
-  /** Of which: merging and in-place compaction, shrinking the storage. */
+  /** Of which: merging and in-place compaction. */
   applyMs: number;
+  /** Of which: shrinking the storage to give the freed memory back. */
+  releaseMs: number;
   /** Bytes compaction read and wrote to move kept rows (float caches; 0 for int caches, which re-quantize). */
   bytesMoved: number;
 }

@@ -221,6 +221,7 @@ Napi::Object ReportObject(Napi::Env env, const CompressReport& rep, double ms) {
   o.Set("ms", Napi::Number::New(env, ms));
   o.Set("planMs", Napi::Number::New(env, rep.plan_ms));
   o.Set("applyMs", Napi::Number::New(env, rep.apply_ms));
+  o.Set("releaseMs", Napi::Number::New(env, rep.release_ms));
   o.Set("bytesMoved", Napi::Number::New(env, static_cast<double>(rep.bytes_moved)));
   return o;
 }

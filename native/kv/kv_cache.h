@@ -75,6 +75,7 @@ struct CompressReport {
   int64_t tokens_before = 0, tokens_after = 0;
   int64_t bytes_before = 0, bytes_after = 0;
   double plan_ms = 0, apply_ms = 0;  // scoring + selection (+ merge targets); merge + compaction
+  double release_ms = 0;             // shrinking the storage (copies of kept rows, frees)
   int64_t bytes_moved = 0;           // bytes compaction read and wrote (rows, positions, accumulators)
 };
 
