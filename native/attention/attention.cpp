@@ -48,9 +48,16 @@ Status validate_attention(const AttentionParams& p) {
   }
   Status s = check_view("q", p.n_heads, p.n_q, p.head_dim, p.q_head_stride, p.q_row_stride, p.q_len);
   if (!s.is_ok()) return s;
-  s = check_view("k", p.n_kv_heads, p.n_kv, p.head_dim, p.k_head_stride, p.k_row_stride, p.k_len);
+  if ((p.k_heads == nullptr) != (p.v_heads == nullptr)) return Status::invalid("attention: k_heads and v_heads go together");
+  if (p.k_heads) {
+    for (int64_t h = 0; h < p.n_kv_heads; ++h) {
+      if (!p.k_heads[h] || !p.v_heads[h]) return Status::invalid("attention: a per-head K / V base is null");
+    }
+  }
+  const int64_t view_heads = p.k_heads ? 1 : p.n_kv_heads;  // per-head buffers: each holds one head
+  s = check_view("k", view_heads, p.n_kv, p.head_dim, p.k_head_stride, p.k_row_stride, p.k_len);
   if (!s.is_ok()) return s;
-  s = check_view("v", p.n_kv_heads, p.n_kv, p.head_dim, p.v_head_stride, p.v_row_stride, p.v_len);
+  s = check_view("v", view_heads, p.n_kv, p.head_dim, p.v_head_stride, p.v_row_stride, p.v_len);
   if (!s.is_ok()) return s;
   const int64_t out_need = checked_mul(checked_mul(p.n_heads, p.n_q), p.head_dim);
   if (out_need < 0 || p.out_len != out_need) return Status::invalid("out: expected nHeads * nQ * headDim = " + num(out_need) + " elements, received " + num(p.out_len));

@@ -53,6 +53,13 @@ struct AttentionParams {
   float* lse = nullptr;
   float* key_mass = nullptr;
 
+  // Per-KV-head base pointers (internal callers such as the KV cache, whose
+  // heads live in separate buffers): when set, K / V row (h, pos) is at
+  // k_heads[h] + pos * k_row_stride (head strides unused), and k_len / v_len
+  // count the elements of each head's buffer. k / v must still be non-null.
+  const void* const* k_heads = nullptr;
+  const void* const* v_heads = nullptr;
+
   // Element counts of the buffers above, as the caller received them; the
   // validator proves every access stays inside them. 0 for absent buffers.
   int64_t q_len = 0, k_len = 0, v_len = 0, out_len = 0, lse_len = 0, key_mass_len = 0;

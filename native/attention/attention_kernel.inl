@@ -60,6 +60,14 @@ inline const void* row_ptr(const void* base, DType t, int64_t offset) {
   return static_cast<const char*>(base) + offset * static_cast<int64_t>(dtype_size(t));
 }
 
+// K / V row `pos` of KV head `kvh`: one strided tensor, or per-head buffers.
+inline const void* k_row(const AttentionParams& p, int64_t kvh, int64_t pos) {
+  return p.k_heads ? row_ptr(p.k_heads[kvh], p.k_dtype, pos * p.k_row_stride) : row_ptr(p.k, p.k_dtype, kvh * p.k_head_stride + pos * p.k_row_stride);
+}
+inline const void* v_row(const AttentionParams& p, int64_t kvh, int64_t pos) {
+  return p.v_heads ? row_ptr(p.v_heads[kvh], p.v_dtype, pos * p.v_row_stride) : row_ptr(p.v, p.v_dtype, kvh * p.v_head_stride + pos * p.v_row_stride);
+}
+
 // Widens hd elements of a row into dst (f32) and zero-pads dst to dp.
 template <DType D>
 void widen_row(const void* row, int64_t hd, int64_t dp, float* dst) {
@@ -252,8 +260,8 @@ void decode_task(void* raw, int64_t item, int worker) {
   const void* vrows[kMaxChunk];
   for (int64_t j = 0; j < nj; ++j) {
     const int64_t pos = key_position(pl, kvh, j0 + j);
-    krows[j] = row_ptr(p.k, p.k_dtype, kvh * p.k_head_stride + pos * p.k_row_stride);
-    vrows[j] = row_ptr(p.v, p.v_dtype, kvh * p.v_head_stride + pos * p.v_row_stride);
+    krows[j] = k_row(p, kvh, pos);
+    vrows[j] = v_row(p, kvh, pos);
   }
   for (int64_t j = nj; j < nj + 3; ++j) krows[j] = krows[nj - 1];  // pad a last group of 4
 
@@ -282,7 +290,10 @@ void decode_task(void* raw, int64_t item, int worker) {
     const int64_t i = r % p.n_q;
     float* s = scores + r * pl.chunk;
     if (p.softcap > 0.0f) apply_softcap(s, nj, p.softcap);
-    if (p.causal || pl.any_mask) apply_key_bias(pl, kvh, i, j0, nj, s);
+    // A causal mask that hides nothing in this chunk (plain positions, every
+    // key at or before the row's position: all of decode) costs nothing.
+    const bool causal_hides = p.causal && (p.indices != nullptr || j0 + nj - 1 > p.n_kv - p.n_q + i);
+    if (pl.any_mask || causal_hides) apply_key_bias(pl, kvh, i, j0, nj, s);
     float* part = partial_at(c, kvh, chunk, r);
     const float m = row_max(s, nj);
     if (m == kNegInf) {  // this query sees no key of the chunk
@@ -556,8 +567,8 @@ void prefill_task(void* raw, int64_t item, int worker) {
     const float* krow[kBlockKeys + 3] = {};
     const float* vrow[kBlockKeys];
     for (int64_t jj = 0; jj < nj; ++jj) {
-      const void* kr = row_ptr(p.k, p.k_dtype, kvh * p.k_head_stride + pos[jj] * p.k_row_stride);
-      const void* vr = row_ptr(p.v, p.v_dtype, kvh * p.v_head_stride + pos[jj] * p.v_row_stride);
+      const void* kr = k_row(p, kvh, pos[jj]);
+      const void* vr = v_row(p, kvh, pos[jj]);
       if (direct_k) {
         krow[jj] = static_cast<const float*>(kr);
       } else {

@@ -124,6 +124,7 @@ class KvCache {
   Status quantize_full_groups(HeadStore& s, std::vector<float>& scratch);
   Status rebuild_head(HeadStore& s, const std::vector<float>& k, const std::vector<float>& v, int64_t len);
   void remember_queries(int64_t layer, const AttendInput& in);
+  Status attend_uniform(int64_t layer, const AttendInput& in, int64_t n, float scale);
   Status plan_layer(const CompressRequest& req, int64_t layer, std::vector<HeadPlan>& plans) const;
   void apply_plan(int64_t layer, int64_t h, const HeadPlan& plan, std::vector<float>& k, std::vector<float>& v);
 

@@ -32,6 +32,18 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
   const int64_t group = in.n_heads / H;
   const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
 
+  // Float caches whose heads all hold the same number of unmerged tokens (no
+  // head-adaptive compression yet): one attention call over every head, its
+  // chunks spread over the pool together, K / V read through per-head bases.
+  if (!quantized() && H > 1) {
+    const int64_t n = head(layer, 0).len;
+    bool uniform = n > 0;
+    for (int64_t h = 0; h < H && uniform; ++h) {
+      const HeadStore& s = head(layer, h);
+      uniform = s.len == n && std::all_of(s.count.begin(), s.count.end(), [](float c) { return c == 1.0f; });
+    }
+    if (uniform) return attend_uniform(layer, in, n, scale);
+  }
   std::vector<float> kf, vf, bias;
   std::vector<std::vector<float>> masses(static_cast<size_t>(in.accumulate_mass ? H : 0));
   for (int64_t h = 0; h < H; ++h) {
@@ -138,6 +150,60 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
     for (int64_t h = 0; h < H; ++h) {
       HeadStore& s = head(layer, h);
       for (int64_t r = 0; r < s.len; ++r) s.mass[r] += masses[h][r];
+    }
+    mass_seen_[layer] = 1;
+  }
+  if (in.remember) remember_queries(layer, in);
+  return Status::ok();
+}
+
+Status KvCache::attend_uniform(int64_t layer, const AttendInput& in, int64_t n, float scale) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  std::vector<const void*> kb(static_cast<size_t>(H)), vb(static_cast<size_t>(H));
+  std::vector<float> mass;
+  try {
+    if (in.accumulate_mass) mass.assign(static_cast<size_t>(H * n), 0.0f);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.attend: cannot allocate key mass scratch");
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    kb[h] = head(layer, h).k.data();
+    vb[h] = head(layer, h).v.data();
+  }
+  AttentionParams a;
+  a.n_heads = in.n_heads;
+  a.n_kv_heads = H;
+  a.n_q = in.n_q;
+  a.n_kv = n;
+  a.head_dim = d;
+  a.q = in.q;
+  a.q_len = in.q_len;
+  a.q_head_stride = in.q_head_stride;
+  a.q_row_stride = in.q_row_stride;
+  a.k = kb[0];
+  a.v = vb[0];
+  a.k_heads = kb.data();
+  a.v_heads = vb.data();
+  a.k_dtype = a.v_dtype = row_dtype();
+  a.k_row_stride = a.v_row_stride = d;
+  a.k_len = a.v_len = n * d;  // per head
+  a.scale = scale;
+  a.softcap = in.softcap;
+  a.causal = in.causal;
+  a.out = in.out;
+  a.out_len = in.out_len;
+  a.lse = in.lse;
+  a.lse_len = in.lse ? in.lse_len : 0;
+  if (in.accumulate_mass) {
+    a.key_mass = mass.data();
+    a.key_mass_len = H * n;
+  }
+  const Status st = run_attention(a);
+  if (!st.is_ok()) return st;
+  if (in.accumulate_mass) {
+    for (int64_t h = 0; h < H; ++h) {
+      HeadStore& s = head(layer, h);
+      for (int64_t r = 0; r < n; ++r) s.mass[r] += mass[h * n + r];
     }
     mass_seen_[layer] = 1;
   }
