@@ -59,7 +59,6 @@ export interface PolicyRow {
   pctReadBw?: number;
   /** planMs / decode ms of one layer: the goal is <= 2. */
   decodePasses?: number;
-  bytesAfterPerLayer?: number;
   skipped?: string;
 }
 
@@ -106,10 +105,6 @@ function readBandwidthGBs(threads: number): number {
 /** Reads 1 GiB so the next timed call starts with a cold last-level cache. */
 function flushCache(threads: number): void {
   native().measureReadBandwidth(GiB, threads, 1);
-}
-
-function policyConfig(name: string): KvCompressionPolicy {
-  return name as KvCompressionPolicy;
 }
 
 export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchReport> {
@@ -176,21 +171,19 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
   for (const name of cfg.policies) {
     for (const budget of cfg.budgets) {
       bar?.update({ task: `${name} -> ${budget}` });
-      const plan: number[] = [], apply: number[] = [], release: number[] = [], moved: number[] = [], after: number[] = [];
+      const plan: number[] = [], apply: number[] = [], release: number[] = [], moved: number[] = [];
       for (let rep = 0; rep < cfg.reps; rep++) {
         for (let l = 0; l < cfg.measureLayers; l++) {
           cache.clear(l);
           cache.append(l, k, v);
           cache.attend(l, window, { accumulateMass: true });
-          const bytesLayer0 = cache.memoryBytes;
           flushCache(threads);
           const drafts = name === 'speckv' ? Array.from({ length: layers }, (_, i) => (i === l ? draft : undefined)) : undefined;
-          const r = cache.compress(policyConfig(name), { keep: budget }, { layers: [l], ...(drafts ? { draftQueries: drafts } : {}) });
+          const r = cache.compress(name as KvCompressionPolicy, { keep: budget }, { layers: [l], ...(drafts ? { draftQueries: drafts } : {}) });
           plan.push(r.planMs);
           apply.push(r.applyMs);
           release.push(r.releaseMs);
           moved.push(r.bytesMoved);
-          after.push(r.bytesAfter - (bytesLayer0 - r.bytesBefore));
         }
       }
       const applyMs = median(apply);

@@ -211,15 +211,21 @@ export interface NativeKvCompressParams extends NativeKvPolicyOptions {
   drafts?: ({ q: Float32Array; nHeads: number; nDraft: number; strides: [number, number] } | undefined)[];
 }
 
+/** What a compress call did, over the whole cache. */
 export interface NativeCompressReport {
   tokensBefore: number;
   tokensAfter: number;
   bytesBefore: number;
   bytesAfter: number;
+  /** Wall time of the native call. */
   ms: number;
+  /** Of which: scoring, budgets and selection (nothing changed yet). */
   planMs: number;
+  /** Of which: merging and in-place compaction. */
   applyMs: number;
+  /** Of which: shrinking the storage to give the freed memory back. */
   releaseMs: number;
+  /** Bytes compaction read and wrote to move kept rows (float caches; 0 for int caches, which re-quantize). */
   bytesMoved: number;
 }
 
@@ -245,7 +251,6 @@ export interface NativeKvCacheHandle {
   maxLength(layer: number): number;
   memoryBytes(): number;
   clear(layer?: number): void;
-  busy(): boolean;
 }
 
 export interface NativeAddon {

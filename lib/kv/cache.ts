@@ -82,23 +82,8 @@ export interface CompressOptions {
   draftQueries?: (Tensor<'f32'> | undefined)[];
 }
 
-/** What a compress call did, over the whole cache. */
-export interface CompressReport {
-  tokensBefore: number;
-  tokensAfter: number;
-  bytesBefore: number;
-  bytesAfter: number;
-  /** Wall time of the native call. */
-  ms: number;
-  /** Of which: scoring, budgets and selection (nothing changed yet). */
-  planMs: number;
-  /** Of which: merging and in-place compaction. */
-  applyMs: number;
-  /** Of which: shrinking the storage to give the freed memory back. */
-  releaseMs: number;
-  /** Bytes compaction read and wrote to move kept rows (float caches; 0 for int caches, which re-quantize). */
-  bytesMoved: number;
-}
+/** What a compress call did, over the whole cache (see NativeCompressReport). */
+export type CompressReport = NativeCompressReport;
 
 export interface ExportedLayer {
   /** [nKvHeads, maxLen, headDim], zero padded past each head's length. */
@@ -393,7 +378,7 @@ export class KvCache {
   /** compress, off the event loop. */
   compressAsync(policy: KvCompressionPolicy, budget: KvBudget, opts?: CompressOptions): Promise<CompressReport> {
     const p = this.#compressParams(policy, budget, opts);
-    return this.#enqueue(() => this.#handle.compressAsync(p) as Promise<NativeCompressReport>);
+    return this.#enqueue(() => this.#handle.compressAsync(p));
   }
 
   /**

@@ -241,8 +241,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
                         InstanceMethod<&KvCacheHandle::Lengths>("lengths"),
                         InstanceMethod<&KvCacheHandle::MaxLength>("maxLength"),
                         InstanceMethod<&KvCacheHandle::MemoryBytes>("memoryBytes"),
-                        InstanceMethod<&KvCacheHandle::Clear>("clear"),
-                        InstanceMethod<&KvCacheHandle::Busy>("busy")});
+                        InstanceMethod<&KvCacheHandle::Clear>("clear")});
   }
 
   explicit KvCacheHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvCacheHandle>(info) {
@@ -359,8 +358,6 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     return info.Env().Undefined();
   }
 
-  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_.load()); }
-
   std::unique_ptr<KvCache> cache_;
   std::atomic<bool> busy_{false};
 };
@@ -397,21 +394,21 @@ class CacheWorker : public Napi::AsyncWorker {
   Status status_;
 };
 
-class AppendWorker : public CacheWorker {
+Status RunAppend(KvCache* c, const ParsedAppend& p) { return c->append(p.layer, p.in); }
+Status RunAttend(KvCache* c, const ParsedAttend& p) { return c->attend(p.layer, p.in); }
+
+// An async operation whose parsed params (buffers kept alive inside) run through `run`.
+template <typename P, Status (*run)(KvCache*, const P&)>
+class ParsedWorker : public CacheWorker {
  public:
-  AppendWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, ParsedAppend p) : CacheWorker(env, h, self), p_(std::move(p)) {}
-  Status Run(KvCache* c) override { return c->append(p_.layer, p_.in); }
+  ParsedWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, P p) : CacheWorker(env, h, self), p_(std::move(p)) {}
+  Status Run(KvCache* c) override { return run(c, p_); }
  private:
-  ParsedAppend p_;
+  P p_;
 };
 
-class AttendWorker : public CacheWorker {
- public:
-  AttendWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, ParsedAttend p) : CacheWorker(env, h, self), p_(std::move(p)) {}
-  Status Run(KvCache* c) override { return c->attend(p_.layer, p_.in); }
- private:
-  ParsedAttend p_;
-};
+using AppendWorker = ParsedWorker<ParsedAppend, RunAppend>;
+using AttendWorker = ParsedWorker<ParsedAttend, RunAttend>;
 
 class CompressWorker : public CacheWorker {
  public:
@@ -431,13 +428,7 @@ class CompressWorker : public CacheWorker {
   double ms_ = 0;
 };
 
-class ExportWorker : public CacheWorker {
- public:
-  ExportWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, ParsedExport p) : CacheWorker(env, h, self), p_(std::move(p)) {}
-  Status Run(KvCache* c) override { return RunExport(c, p_); }
- private:
-  ParsedExport p_;
-};
+using ExportWorker = ParsedWorker<ParsedExport, RunExport>;
 
 template <typename W, typename P>
 Napi::Value Start(const Napi::CallbackInfo& info, KvCacheHandle* h, P parsed) {

@@ -230,6 +230,23 @@ Status KvCache::read_head(int64_t layer, int64_t h, std::vector<float>& k, std::
   return Status::ok();
 }
 
+Status KvCache::head_rows(int64_t layer, int64_t h, std::vector<float>& kf, std::vector<float>& vf, HeadRows* out) const {
+  const HeadStore& s = head(layer, h);
+  out->len = s.len;
+  if (quantized()) {
+    const Status st = read_head(layer, h, kf, vf);
+    if (!st.is_ok()) return st;
+    out->k = kf.data();
+    out->v = vf.data();
+    out->dtype = DType::F32;
+  } else {
+    out->k = s.k.data();
+    out->v = s.v.data();
+    out->dtype = row_dtype();
+  }
+  return Status::ok();
+}
+
 int64_t KvCache::max_length(int64_t layer) const {
   int64_t m = 0;
   for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) m = std::max(m, head(layer, h).len);

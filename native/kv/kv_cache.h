@@ -109,6 +109,16 @@ class KvCache {
   // Row access used by compression and merging (f32 copies of one head).
   Status read_head(int64_t layer, int64_t head, std::vector<float>& k, std::vector<float>& v) const;
 
+  // A head's rows as [len, headDim] K / V views: the stored rows of a float
+  // cache, or f32 copies (into kf, vf) of an int cache's rows.
+  struct HeadRows {
+    const void* k = nullptr;
+    const void* v = nullptr;
+    DType dtype = DType::F32;
+    int64_t len = 0;
+  };
+  Status head_rows(int64_t layer, int64_t head, std::vector<float>& kf, std::vector<float>& vf, HeadRows* out) const;
+
  private:
   explicit KvCache(const CacheConfig& cfg);
   HeadStore& head(int64_t layer, int64_t h) { return heads_[layer * cfg_.n_kv_heads + h]; }

@@ -93,17 +93,12 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
       if (!st.is_ok()) return st;
       continue;
     }
-    if (quantized()) {
-      const Status st = read_head(layer, h, kf, vf);
-      if (!st.is_ok()) return st;
-      a.k = kf.data();
-      a.v = vf.data();
-      a.k_dtype = a.v_dtype = DType::F32;
-    } else {
-      a.k = s.k.data();
-      a.v = s.v.data();
-      a.k_dtype = a.v_dtype = row_dtype();
-    }
+    HeadRows rows;
+    const Status rs = head_rows(layer, h, kf, vf, &rows);
+    if (!rs.is_ok()) return rs;
+    a.k = rows.k;
+    a.v = rows.v;
+    a.k_dtype = a.v_dtype = rows.dtype;
     a.k_head_stride = a.v_head_stride = s.len * d;
     a.k_row_stride = a.v_row_stride = d;
     a.k_len = a.v_len = s.len * d;

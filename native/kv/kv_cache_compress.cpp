@@ -131,17 +131,12 @@ Status KvCache::plan_layer(const CompressRequest& req, int64_t layer, std::vecto
       p.n_kv_heads = 1;
       p.n_kv = s.len;
       p.head_dim = d;
-      if (quantized()) {
-        status[h] = read_head(layer, h, kf, vf);
-        if (!status[h].is_ok()) return;
-        p.k = kf.data();
-        p.v = vf.data();
-        p.k_dtype = p.v_dtype = DType::F32;
-      } else {
-        p.k = s.k.data();
-        p.v = s.v.data();
-        p.k_dtype = p.v_dtype = row_dtype();
-      }
+      HeadRows hr;
+      status[h] = head_rows(layer, h, kf, vf, &hr);
+      if (!status[h].is_ok()) return;
+      p.k = hr.k;
+      p.v = hr.v;
+      p.k_dtype = p.v_dtype = hr.dtype;
       p.k_head_stride = p.v_head_stride = s.len * d;
       p.k_row_stride = p.v_row_stride = d;
       p.k_len = p.v_len = s.len * d;

@@ -32,7 +32,7 @@
  *  - compact:      gathered rows, raw element bits.
  * Attention probabilities come from the float64 attention reference.
  */
-import type { FloatDType, Tensor } from '../../lib/index.js';
+import type { FloatDType, KvInputs, Tensor } from '../../lib/index.js';
 import { decode3, referenceAttention } from './attention.js';
 
 export interface RefPolicy {
@@ -50,14 +50,8 @@ export interface RefPolicy {
   pooling?: 'avg' | 'max';
 }
 
-export interface RefInputs {
-  k: Tensor<FloatDType>;
-  v: Tensor<FloatDType>;
-  queries?: Tensor<'f32'>;
-  keyMass?: Tensor<'f32'>;
-  draftQueries?: Tensor<'f32'>;
-  seed?: number;
-}
+/** The stateless API's inputs. */
+export type RefInputs = KvInputs;
 
 const MASK64 = (1n << 64n) - 1n;
 function splitmix64(z: bigint): bigint {
