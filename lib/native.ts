@@ -253,8 +253,60 @@ export interface NativeKvCacheHandle {
   clear(layer?: number): void;
 }
 
+
+/** A built-in byte model handle (native/binding/model_binding.cpp). */
+export interface NativeByteModel {
+  readonly __nativeByteModel?: never;
+}
+
+export interface NativeEqualInfoParams {
+  model: NativeByteModel;
+  windowBits: number;
+  tokenBits: number;
+}
+
+export interface NativeEqualInfoEncoded {
+  tokens: (Uint16Array | Uint32Array)[];
+  windows: number[];
+}
+
+export interface NativeEqualInfoStepperParams {
+  mode: 'encode' | 'decode';
+  windowBits: number;
+  tokenBits: number;
+  docs?: Uint8Array[];
+  tokens?: (Uint16Array | Uint32Array)[];
+  maxBytes?: number;
+}
+
+/** Equal-Info coding driven by a JavaScript model (native/binding/coding_stepper_binding.cpp). */
+export interface NativeEqualInfoStepper {
+  /** Streams (document index per pending context) and their contexts; empty when done. */
+  pending(): { streams: Uint32Array; contexts: Uint8Array[] };
+  /** One row of 256 probabilities per pending context, flattened. */
+  advance(probabilities: Float32Array | Float64Array): void;
+  result(): NativeEqualInfoEncoded | Uint8Array[];
+}
+
+export interface NativeRawCoderTable {
+  freqs: Uint32Array;
+  totalLog2: number;
+}
+
 export interface NativeAddon {
   KvCacheHandle: new (config: NativeKvCacheConfig) => NativeKvCacheHandle;
+  equalInfoEncode(params: NativeEqualInfoParams & { docs: Uint8Array[] }): NativeEqualInfoEncoded;
+  equalInfoEncodeAsync(params: NativeEqualInfoParams & { docs: Uint8Array[] }): Promise<NativeEqualInfoEncoded>;
+  equalInfoDecode(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; maxBytes: number }): Uint8Array[];
+  equalInfoDecodeAsync(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; maxBytes: number }): Promise<Uint8Array[]>;
+  equalInfoDecodeWindow(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; index: number; maxBytes: number }): Uint8Array;
+  EqualInfoStepper: new (params: NativeEqualInfoStepperParams) => NativeEqualInfoStepper;
+  staticEncode(params: { model: NativeByteModel; docs: Uint8Array[] }): Uint8Array[];
+  staticEncodeAsync(params: { model: NativeByteModel; docs: Uint8Array[] }): Promise<Uint8Array[]>;
+  staticDecode(params: { model: NativeByteModel; payloads: Uint8Array[]; lengths: number[]; maxBytes: number }): Uint8Array[];
+  staticDecodeAsync(params: { model: NativeByteModel; payloads: Uint8Array[]; lengths: number[]; maxBytes: number }): Promise<Uint8Array[]>;
+  rawEncode(params: NativeRawCoderTable & { data: Uint8Array }): Uint8Array;
+  rawDecode(params: NativeRawCoderTable & { payload: Uint8Array; length: number; maxBytes: number }): Uint8Array;
   backendInfo(): NativeBackendInfo;
   setThreads(n: number): void;
   /** Lowers (or restores) the ISA kernels use; false if the CPU lacks it. */
