@@ -9,6 +9,8 @@ import { runTour } from './tour.js';
 import { registerEvalKv } from './eval-kv.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { runKvBench, printKvTable } from '../../bench/kv.js';
+import { runCodingBench, printCodingTable } from '../../bench/coding.js';
+import { registerZip } from './zip.js';
 
 function threadList(value: string): number[] {
   const list = value.split(',').map((s) => Number(s.trim()));
@@ -100,6 +102,31 @@ bench
     });
     if (o.json !== true) printKvTable(report);
   });
+
+bench
+  .command('coding')
+  .description(
+    'Text coding on held-out English (Debian GCIDE + fortunes, fetched once): plain coding with the built-in model and with ' +
+      'adaptive mixing, Equal-Info windows (b = 16..128, 8/16-bit tokens) beside the paper, the classical compressors, and the ' +
+      'raw coder against @thi.ng/range-coder and memcpy.',
+  )
+  .option('--quick', 'the first 1 MiB of the held-out text, no classical compressors')
+  .option('--no-classical', 'skip the classical compressors')
+  .option('--out <file>', 'where to write the JSON report (default bench-results/coding-<date>.json)')
+  .option('--no-progress', 'no progress bar')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (o: { quick?: boolean; classical: boolean; out?: string; progress: boolean; json?: boolean }) => {
+    const report = await runCodingBench({
+      quick: o.quick === true,
+      classical: o.classical,
+      progress: o.progress,
+      json: o.json === true,
+      ...(o.out ? { outFile: o.out } : {}),
+    });
+    if (o.json !== true) printCodingTable(report);
+  });
+
+registerZip(program);
 
 const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
 registerEvalKv(evalCmd);

@@ -8,8 +8,14 @@
 namespace tp::coding {
 
 void quantize_masses(const uint32_t* masses, int total_log2, uint32_t* freqs) {
+  // Three simple passes the compiler vectorizes: sum and max, frequencies,
+  // then the first index of the max (an early-exit scan).
   uint64_t sum = 0;
-  for (int i = 0; i < kAlphabet; i++) sum += masses[i];
+  uint32_t best_mass = 0;
+  for (int i = 0; i < kAlphabet; i++) {
+    sum += masses[i];
+    best_mass = masses[i] > best_mass ? masses[i] : best_mass;
+  }
   if (sum == 0) {  // outside the contract; stay safe with a uniform table
     for (int i = 0; i < kAlphabet; i++) freqs[i] = (1u << total_log2) / kAlphabet;
     return;
@@ -20,20 +26,15 @@ void quantize_masses(const uint32_t* masses, int total_log2, uint32_t* freqs) {
   sum <<= up;
   const uint64_t spread = (uint64_t{1} << total_log2) - kAlphabet;  // mass beyond the floor of 1 each
   const uint64_t k = (spread << 32) / sum;                          // < 2^32 since sum >= 2^16
-  uint64_t used = 0;
-  uint32_t best_mass = 0;
-  int best = 0;
+  uint32_t used = 0;
   for (int i = 0; i < kAlphabet; i++) {
-    const uint64_t m = uint64_t{masses[i]} << up;
-    const uint32_t f = 1 + static_cast<uint32_t>((m * k) >> 32);
+    const uint32_t f = 1 + static_cast<uint32_t>(((uint64_t{masses[i]} << up) * k) >> 32);
     freqs[i] = f;
     used += f;
-    if (masses[i] > best_mass) {
-      best_mass = masses[i];
-      best = i;
-    }
   }
-  freqs[best] += static_cast<uint32_t>((uint64_t{1} << total_log2) - used);
+  int best = 0;
+  while (masses[best] != best_mass) best++;
+  freqs[best] += (1u << total_log2) - used;
 }
 
 template <typename F>

@@ -51,21 +51,21 @@ class RangeEncoder {
 class RangeDecoder {
  public:
   RangeDecoder(const uint8_t* in, size_t n) : in_(in), n_(n) {
-    for (int i = 0; i < 5; i++) code_ = (code_ << 8) | next();
+    bad_start_ = next() != 0;  // the encoder's first byte is always 0
+    for (int i = 0; i < 4; i++) code_ = (code_ << 8) | next();
   }
   // The cumulative frequency the next symbol covers, or >= 2^total_log2 for
   // a stream no encoder wrote (the caller reports it as corrupt).
   uint32_t target(int total_log2) {
     r_ = range_ >> total_log2;
-    const uint64_t t = code_ / r_;
-    return t > 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<uint32_t>(t);
+    return bad_start_ ? 0xFFFFFFFFu : code_ / r_;  // 32-bit division: the decoder's main cost
   }
   void consume(uint32_t cum, uint32_t freq) {
     code_ -= r_ * cum;
     range_ = r_ * freq;
     while (range_ < kTop) {
       range_ <<= 8;
-      code_ = ((code_ << 8) | next()) & 0xFFFFFFFFu;
+      code_ = (code_ << 8) | next();
     }
   }
   // Bytes read past the end of the input: a valid stream needs none.
@@ -80,8 +80,9 @@ class RangeDecoder {
   }
   const uint8_t* in_;
   size_t n_, pos_ = 0, overrun_ = 0;
-  uint64_t code_ = 0;
+  uint32_t code_ = 0;
   uint32_t range_ = 0xFFFFFFFFu, r_ = 1;
+  bool bad_start_ = false;
 };
 
 }  // namespace tp::coding
