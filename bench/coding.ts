@@ -144,7 +144,7 @@ async function rawCoderRows(step: (s: string) => void): Promise<RawCoderRow[]> {
   setThreads(1);
   const enc: number[] = [];
   const dec: number[] = [];
-  let payload = new Uint8Array(0);
+  let payload: Uint8Array = new Uint8Array(0);
   let ok = true;
   for (let r = 0; r < 5; r++) {
     const [p, e] = seconds(() => addon.rawEncode({ freqs, totalLog2, data }));

@@ -2,7 +2,7 @@
 // JavaScript (bring-your-own model). Each round, pending() lists the streams
 // that need a prediction with their contexts (the bytes since their window
 // started); advance() takes one row of 256 probabilities per pending stream,
-// quantizes them deterministically (quantize.h) and moves every stream one
+// turns them into masses deterministically (quantize.h) and moves every stream one
 // byte. Encoding has one stream per document; decoding one per window, so
 // every window of every document advances in the same round.
 #include <memory>
@@ -103,22 +103,21 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
       throw Napi::RangeError::New(env, "probabilities: expected " + std::to_string(want) + " values (256 per pending context), received " +
                                            std::to_string(t.ElementLength()));
     }
-    std::vector<uint32_t> freqs(want), masses(kAlphabet);
+    std::vector<uint32_t> masses(want);
     for (size_t k = 0; k < pending_.size(); k++) {
       Status st;
-      if (t.TypedArrayType() == napi_float32_array) st = coding::probabilities_to_masses(info[0].As<Napi::Float32Array>().Data() + k * kAlphabet, masses.data());
-      else if (t.TypedArrayType() == napi_float64_array) st = coding::probabilities_to_masses(info[0].As<Napi::Float64Array>().Data() + k * kAlphabet, masses.data());
+      uint32_t* row = masses.data() + k * kAlphabet;
+      if (t.TypedArrayType() == napi_float32_array) st = coding::probabilities_to_masses(info[0].As<Napi::Float32Array>().Data() + k * kAlphabet, row);
+      else if (t.TypedArrayType() == napi_float64_array) st = coding::probabilities_to_masses(info[0].As<Napi::Float64Array>().Data() + k * kAlphabet, row);
       else throw Napi::TypeError::New(env, "probabilities: expected a Float32Array or Float64Array, received " + describe(info[0]));
       if (!st.is_ok()) {
         st.message = "probabilities row " + std::to_string(k) + ", " + st.message;
         ThrowStatus(env, st);
       }
-      const size_t i = pending_[k];
-      coding::quantize_masses(masses.data(), encode_ ? encoders_[i].total_log2() : decoders_[i].total_log2(), freqs.data() + k * kAlphabet);
     }
     for (size_t k = 0; k < pending_.size(); k++) {
       const size_t i = pending_[k];
-      Status st = encode_ ? encoders_[i].feed(freqs.data() + k * kAlphabet) : decoders_[i].feed(freqs.data() + k * kAlphabet);
+      Status st = encode_ ? encoders_[i].feed(masses.data() + k * kAlphabet) : decoders_[i].feed(masses.data() + k * kAlphabet);
       if (!st.is_ok()) {
         failed_ = true;
         ThrowStatus(env, st);

@@ -16,12 +16,10 @@ void EqualInfoEncoder::close_window() {
   coder_.reset(window_bits_);
 }
 
-Status EqualInfoEncoder::feed(const uint32_t* freqs) {
+Status EqualInfoEncoder::feed(const uint32_t* masses) {
   if (done()) return Status::internal("equal-info encoder: fed after the end of the input");
-  const uint8_t byte = text_[pos_];
-  uint32_t cum = 0;
-  for (int i = 0; i < byte; i++) cum += freqs[i];
-  if (coder_.try_encode(cum, freqs[byte], total_log2_)) {
+  const SymbolRange r = range_of(masses, text_[pos_], total_log2_);
+  if (coder_.try_encode(r.cum, r.freq, total_log2_)) {
     pos_++;
     if (pos_ == n_) close_window();
     return Status::ok();
@@ -39,16 +37,14 @@ EqualInfoWindowDecoder::EqualInfoWindowDecoder(const uint8_t* bits, size_t nbyte
   coder_.reset(value, window_bits);
 }
 
-Status EqualInfoWindowDecoder::feed(const uint32_t* freqs) {
+Status EqualInfoWindowDecoder::feed(const uint32_t* masses) {
   if (out_.size() >= max_bytes_) {
     return Status::invalid("tokens: a window decodes to more than " + std::to_string(max_bytes_) +
                            " bytes: the tokens are corrupt or were made with another model or window size");
   }
-  const uint32_t target = coder_.target(total_log2_);
-  uint32_t cum = 0;
-  int byte = 0;
-  while (byte < kAlphabet - 1 && cum + freqs[byte] <= target) cum += freqs[byte++];
-  coder_.consume(cum, freqs[byte], total_log2_);
+  SymbolRange r;
+  const int byte = find_byte(masses, coder_.target(total_log2_), total_log2_, &r);
+  coder_.consume(r.cum, r.freq, total_log2_);
   out_.push_back(static_cast<uint8_t>(byte));
   return Status::ok();
 }
@@ -57,12 +53,11 @@ namespace {
 
 // The built-in model reads at most max_order() trailing context bytes.
 template <typename Stream>
-void predict(const ByteModel& model, const Stream& s, uint32_t* masses, uint32_t* freqs) {
+void predict(const ByteModel& model, const Stream& s, uint32_t* masses) {
   const size_t len = s.context_length();
   const size_t order = static_cast<size_t>(model.max_order());
   const size_t use = len < order ? len : order;
   model.masses(s.context() + (len - use), static_cast<int>(use), masses);
-  quantize_masses(masses, s.total_log2(), freqs);
 }
 
 }  // namespace
@@ -70,10 +65,10 @@ void predict(const ByteModel& model, const Stream& s, uint32_t* masses, uint32_t
 Status equal_info_encode(const ByteModel& model, const uint8_t* text, size_t n, int window_bits, BitWriter* out,
                          size_t* windows) {
   EqualInfoEncoder enc(text, n, window_bits);
-  uint32_t masses[kAlphabet], freqs[kAlphabet];
+  uint32_t masses[kAlphabet];
   while (!enc.done()) {
-    predict(model, enc, masses, freqs);
-    Status st = enc.feed(freqs);
+    predict(model, enc, masses);
+    Status st = enc.feed(masses);
     if (!st.is_ok()) return st;
   }
   *out = std::move(enc.bits());
@@ -84,10 +79,10 @@ Status equal_info_encode(const ByteModel& model, const uint8_t* text, size_t n, 
 Status equal_info_decode_window(const ByteModel& model, const uint8_t* bits, size_t nbytes, size_t window_index,
                                 int window_bits, size_t max_bytes, std::vector<uint8_t>* out) {
   EqualInfoWindowDecoder dec(bits, nbytes, window_index * static_cast<size_t>(window_bits), window_bits, max_bytes);
-  uint32_t masses[kAlphabet], freqs[kAlphabet];
+  uint32_t masses[kAlphabet];
   while (!dec.done()) {
-    predict(model, dec, masses, freqs);
-    Status st = dec.feed(freqs);
+    predict(model, dec, masses);
+    Status st = dec.feed(masses);
     if (!st.is_ok()) return st;
   }
   *out = std::move(dec.output());

@@ -3,7 +3,7 @@
 // window. Window ends are explicit (window_coder.h), so decoding is exact
 // for every input, and windows decode independently (random access).
 //
-// The per-stream state machines take quantized frequencies one byte at a
+// The per-stream state machines take the model's masses one byte at a
 // time, so the same code serves the built-in model (driven natively) and a
 // model in JavaScript (driven step by step from the binding).
 #pragma once
@@ -27,11 +27,11 @@ class EqualInfoEncoder {
   const uint8_t* context() const { return text_ + window_start_; }
   size_t context_length() const { return pos_ - window_start_; }
   int total_log2() const { return total_log2_; }
-  // Frequencies (total 2^total_log2) for the byte at the current position:
-  // codes it, or closes the full window (the next call then starts a new
+  // The model's masses for the byte at the current position (quantized by
+  // quantize.h's rule): codes it, or closes the full window (the next call then starts a new
   // window with an empty context). Internal error if a byte does not fit a
   // fresh window (impossible by construction; checked, never looped on).
-  Status feed(const uint32_t* freqs);
+  Status feed(const uint32_t* masses);
   size_t windows() const { return windows_; }
   const BitWriter& bits() const { return out_; }
   BitWriter& bits() { return out_; }
@@ -53,9 +53,9 @@ class EqualInfoWindowDecoder {
   const uint8_t* context() const { return out_.data(); }
   size_t context_length() const { return out_.size(); }
   int total_log2() const { return total_log2_; }
-  // Frequencies for the next byte: decodes it. InvalidArgument when the
+  // The model's masses for the next byte: decodes it. InvalidArgument when the
   // window holds more than max_bytes (a corrupt or foreign stream).
-  Status feed(const uint32_t* freqs);
+  Status feed(const uint32_t* masses);
   std::vector<uint8_t>& output() { return out_; }
 
  private:

@@ -7,34 +7,72 @@
 
 namespace tp::coding {
 
-void quantize_masses(const uint32_t* masses, int total_log2, uint32_t* freqs) {
-  // Three simple passes the compiler vectorizes: sum and max, frequencies,
-  // then the first index of the max (an early-exit scan).
-  uint64_t sum = 0;
-  uint32_t best_mass = 0;
-  for (int i = 0; i < kAlphabet; i++) {
-    sum += masses[i];
-    best_mass = masses[i] > best_mass ? masses[i] : best_mass;
+namespace {
+
+constexpr int kBlock = 16;  // masses are summed in blocks the compiler vectorizes
+
+uint64_t sum_range(const uint32_t* m, int begin, int end) {
+  uint64_t s = 0;
+  for (int i = begin; i < end; i++) s += m[i];
+  return s;
+}
+
+// C_j = j + floor(P_j (T - 256) / M); P_j (T - 256) < 2^32 * 2^16 fits in 64 bits.
+inline uint32_t cum_at(uint64_t prefix, int j, uint64_t total, uint64_t spread) {
+  return static_cast<uint32_t>(j + prefix * spread / total);
+}
+
+// C_j <= target  <=>  floor(P_j s / M) <= target - j  <=>  P_j s < (target - j + 1) M.
+inline bool cum_at_most(uint64_t prefix, int j, uint64_t total, uint64_t spread, uint32_t target) {
+  return static_cast<int64_t>(target) - j + 1 > 0 &&
+         prefix * spread < static_cast<uint64_t>(static_cast<int64_t>(target) - j + 1) * total;
+}
+
+}  // namespace
+
+SymbolRange range_of(const uint32_t* masses, int byte, int total_log2) {
+  const uint64_t spread = (uint64_t{1} << total_log2) - kAlphabet;
+  const uint64_t before = sum_range(masses, 0, byte);
+  const uint64_t total = before + sum_range(masses, byte, kAlphabet);
+  if (total == 0) {
+    const uint32_t f = (1u << total_log2) / kAlphabet;
+    return {static_cast<uint32_t>(byte) * f, f};
   }
-  if (sum == 0) {  // outside the contract; stay safe with a uniform table
-    for (int i = 0; i < kAlphabet; i++) freqs[i] = (1u << total_log2) / kAlphabet;
-    return;
+  const uint32_t lo = cum_at(before, byte, total, spread);
+  const uint32_t hi = cum_at(before + masses[byte], byte + 1, total, spread);
+  return {lo, hi - lo};
+}
+
+int find_byte(const uint32_t* masses, uint32_t target, int total_log2, SymbolRange* range) {
+  const uint64_t spread = (uint64_t{1} << total_log2) - kAlphabet;
+  uint64_t block_sum[kAlphabet / kBlock];
+  uint64_t total = 0;
+  for (int b = 0; b < kAlphabet / kBlock; b++) {
+    block_sum[b] = sum_range(masses, b * kBlock, (b + 1) * kBlock);
+    total += block_sum[b];
   }
-  // Scale small totals up so K below fits in 32 bits (sum < 2^16 -> each
-  // mass < 2^16, and the shifted sum stays < 2^32).
-  const int up = sum < (1u << 16) ? 16 : 0;
-  sum <<= up;
-  const uint64_t spread = (uint64_t{1} << total_log2) - kAlphabet;  // mass beyond the floor of 1 each
-  const uint64_t k = (spread << 32) / sum;                          // < 2^32 since sum >= 2^16
-  uint32_t used = 0;
-  for (int i = 0; i < kAlphabet; i++) {
-    const uint32_t f = 1 + static_cast<uint32_t>(((uint64_t{masses[i]} << up) * k) >> 32);
-    freqs[i] = f;
-    used += f;
+  if (total == 0) {
+    const uint32_t f = (1u << total_log2) / kAlphabet;
+    const int byte = static_cast<int>(target / f);
+    *range = {static_cast<uint32_t>(byte) * f, f};
+    return byte;
   }
-  int best = 0;
-  while (masses[best] != best_mass) best++;
-  freqs[best] += (1u << total_log2) - used;
+  // The last block whose first C_j <= target, then the last byte in it.
+  uint64_t prefix = 0;
+  int b = 0;
+  while (b + 1 < kAlphabet / kBlock && cum_at_most(prefix + block_sum[b], (b + 1) * kBlock, total, spread, target)) {
+    prefix += block_sum[b++];
+  }
+  int j = b * kBlock;
+  while (j + 1 < kAlphabet && cum_at_most(prefix + masses[j], j + 1, total, spread, target)) prefix += masses[j++];
+  const uint32_t lo = cum_at(prefix, j, total, spread);
+  const uint32_t hi = cum_at(prefix + masses[j], j + 1, total, spread);
+  *range = {lo, hi - lo};
+  return j;
+}
+
+void masses_to_frequencies(const uint32_t* masses, int total_log2, uint32_t* freqs) {
+  for (int j = 0; j < kAlphabet; j++) freqs[j] = range_of(masses, j, total_log2).freq;
 }
 
 template <typename F>

@@ -9,11 +9,10 @@ namespace tp::coding {
 
 namespace {
 
-void predict(const ByteModel& model, const uint8_t* text, size_t pos, uint32_t* masses, uint32_t* freqs) {
+void predict(const ByteModel& model, const uint8_t* text, size_t pos, uint32_t* masses) {
   const size_t order = static_cast<size_t>(model.max_order());
   const size_t use = pos < order ? pos : order;
   model.masses(text + (pos - use), static_cast<int>(use), masses);
-  quantize_masses(masses, kStaticTotalLog2, freqs);
 }
 
 Status corrupt(size_t pos) {
@@ -21,26 +20,17 @@ Status corrupt(size_t pos) {
                          std::to_string(pos));
 }
 
-// Finds the byte whose [cum, cum + freq) holds target (target < total).
-inline int find_byte(const uint32_t* freqs, uint32_t target, uint32_t* cum) {
-  uint32_t c = 0;
-  int byte = 0;
-  while (byte < kAlphabet - 1 && c + freqs[byte] <= target) c += freqs[byte++];
-  *cum = c;
-  return byte;
-}
 
 }  // namespace
 
 Status static_encode(const ByteModel& model, const uint8_t* text, size_t n, std::vector<uint8_t>* out) {
   out->clear();
   RangeEncoder enc(out);
-  uint32_t masses[kAlphabet], freqs[kAlphabet];
+  uint32_t masses[kAlphabet];
   for (size_t pos = 0; pos < n; pos++) {
-    predict(model, text, pos, masses, freqs);
-    uint32_t cum = 0;
-    for (int i = 0; i < text[pos]; i++) cum += freqs[i];
-    enc.encode(cum, freqs[text[pos]], kStaticTotalLog2);
+    predict(model, text, pos, masses);
+    const SymbolRange r = range_of(masses, text[pos], kStaticTotalLog2);
+    enc.encode(r.cum, r.freq, kStaticTotalLog2);
   }
   enc.finish();
   return Status::ok();
@@ -48,14 +38,14 @@ Status static_encode(const ByteModel& model, const uint8_t* text, size_t n, std:
 
 Status static_decode(const ByteModel& model, const uint8_t* in, size_t in_len, uint8_t* out, size_t n) {
   RangeDecoder dec(in, in_len);
-  uint32_t masses[kAlphabet], freqs[kAlphabet];
+  uint32_t masses[kAlphabet];
   for (size_t pos = 0; pos < n; pos++) {
-    predict(model, out, pos, masses, freqs);
+    predict(model, out, pos, masses);
     const uint32_t target = dec.target(kStaticTotalLog2);
     if (target >= (1u << kStaticTotalLog2)) return corrupt(pos);
-    uint32_t cum;
-    const int byte = find_byte(freqs, target, &cum);
-    dec.consume(cum, freqs[byte]);
+    SymbolRange r;
+    const int byte = find_byte(masses, target, kStaticTotalLog2, &r);
+    dec.consume(r.cum, r.freq);
     out[pos] = static_cast<uint8_t>(byte);
   }
   if (dec.overrun() > 0) return corrupt(n);

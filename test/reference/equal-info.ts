@@ -14,20 +14,17 @@ export function probabilitiesToMasses(p: ArrayLike<number>): bigint[] {
   return out;
 }
 
-/** quantize_masses: 1 + ((m K) >> 32) with K = floor((T - 256) 2^32 / M); the rest to the first largest mass. */
+/** The cumulative rule of quantize.h: C_j = j + floor(P_j (T - 256) / M), P_j the mass before byte j. */
 export function quantize(masses: bigint[], totalLog2: number): bigint[] {
-  let sum = masses.reduce((a, b) => a + b, 0n);
-  const up = sum < 65536n ? 16n : 0n;
-  sum <<= up;
-  const total = 1n << BigInt(totalLog2);
-  const k = ((total - 256n) << 32n) / sum;
-  const freqs = masses.map((m) => 1n + (((m << up) * k) >> 32n));
-  let best = 0;
-  masses.forEach((m, i) => {
-    if (m > masses[best]!) best = i;
-  });
-  freqs[best]! += total - freqs.reduce((a, b) => a + b, 0n);
-  return freqs;
+  const total = masses.reduce((a, b) => a + b, 0n);
+  const spread = (1n << BigInt(totalLog2)) - 256n;
+  const cum: bigint[] = [];
+  let prefix = 0n;
+  for (let j = 0; j <= 256; j++) {
+    cum.push(BigInt(j) + (prefix * spread) / total);
+    if (j < 256) prefix += masses[j]!;
+  }
+  return masses.map((_, j) => cum[j + 1]! - cum[j]!);
 }
 
 export function totalLog2For(windowBits: number): number {
