@@ -30,7 +30,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { TokenpressError, rangeError, typeError } from '../errors.js';
-import { checkInteger, checkNumber, checkOptions } from '../validate.js';
+import { checkInteger, checkOptions } from '../validate.js';
 
 /** How the payload was coded. */
 export type ContainerMode = 'static' | 'adaptive' | 'equal-info';
@@ -97,7 +97,6 @@ function checkHeader(header: unknown): ContainerHeader {
     if (h.tokenBits !== undefined) throw typeError('header.tokenBits', "undefined (only mode 'equal-info' has token bits)", h.tokenBits);
   }
   checkInteger('header.originalLength', h.originalLength, 0);
-  checkNumber('header.checksum', h.checksum);
   checkInteger('header.checksum', h.checksum, 0, 0xffffffff);
   return h as unknown as ContainerHeader;
 }
