@@ -17,9 +17,19 @@ uint64_t sum_range(const uint32_t* m, int begin, int end) {
   return s;
 }
 
+// floor(x / y) for x < 2^53, y < 2^53 through a double division (much faster
+// than a 64-bit integer one), corrected to the exact integer result: the
+// estimate is off by at most one, so the answer never depends on rounding.
+inline uint64_t div_floor(uint64_t x, uint64_t y) {
+  uint64_t q = static_cast<uint64_t>(static_cast<double>(x) / static_cast<double>(y));
+  if (q * y > x) q--;
+  else if ((q + 1) * y <= x) q++;
+  return q;
+}
+
 // C_j = j + floor(P_j (T - 256) / M); P_j (T - 256) < 2^32 * 2^16 fits in 64 bits.
 inline uint32_t cum_at(uint64_t prefix, int j, uint64_t total, uint64_t spread) {
-  return static_cast<uint32_t>(j + prefix * spread / total);
+  return static_cast<uint32_t>(j + div_floor(prefix * spread, total));
 }
 
 // C_j <= target  <=>  floor(P_j s / M) <= target - j  <=>  P_j s < (target - j + 1) M.
