@@ -1,5 +1,7 @@
 #include "coding_batch.h"
 
+#include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <new>
 #include <string>
@@ -97,9 +99,18 @@ Status equal_info_decode_batch(const ByteModel& model, const std::vector<std::ve
   }
   std::vector<std::vector<uint8_t>> pieces(items.size());
   const size_t per_window = max_window_bytes(window_bits) < max_bytes ? max_window_bytes(window_bits) : max_bytes;
+  // A running total bounds memory on foreign tokens: once the windows
+  // decoded so far exceed every document's cap together, the rest stop.
+  std::atomic<size_t> decoded{0};
+  const size_t all_docs_cap = max_bytes > SIZE_MAX / (bits.size() + 1) ? SIZE_MAX : max_bytes * bits.size();
   Status st = run_all(items.size(), [&](size_t i) {
+    if (decoded.load(std::memory_order_relaxed) > all_docs_cap) {
+      return Status::invalid("tokens: the documents decode to more than maxBytes (" + std::to_string(max_bytes) + ") each");
+    }
     const auto& b = bits[items[i].first];
-    return equal_info_decode_window(model, b.data(), b.size(), items[i].second, window_bits, per_window, &pieces[i]);
+    Status s = equal_info_decode_window(model, b.data(), b.size(), items[i].second, window_bits, per_window, &pieces[i]);
+    decoded.fetch_add(pieces[i].size(), std::memory_order_relaxed);
+    return s;
   });
   if (!st.is_ok()) return st;
   out->assign(bits.size(), {});

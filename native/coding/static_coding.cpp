@@ -42,7 +42,9 @@ Status static_decode(const ByteModel& model, const uint8_t* in, size_t in_len, u
   for (size_t pos = 0; pos < n; pos++) {
     predict(model, out, pos, masses);
     const uint32_t target = dec.target(kStaticTotalLog2);
-    if (target >= (1u << kStaticTotalLog2)) return corrupt(pos);
+    // A valid stream never reads past its end: stop at once on one that does
+    // (a truncated payload, or a header claiming more bytes than it holds).
+    if (target >= (1u << kStaticTotalLog2) || dec.overrun() > 0) return corrupt(pos);
     SymbolRange r;
     const int byte = find_byte(masses, target, kStaticTotalLog2, &r);
     dec.consume(r.cum, r.freq);
@@ -100,7 +102,7 @@ Status raw_decode(const uint32_t* freqs, int total_log2, const uint8_t* in, size
   RangeDecoder dec(in, in_len);
   for (size_t pos = 0; pos < n; pos++) {
     const uint32_t target = dec.target(total_log2);
-    if (target >= (1u << total_log2)) return corrupt(pos);
+    if (target >= (1u << total_log2) || dec.overrun() > 0) return corrupt(pos);
     const uint8_t byte = byte_of[target];
     dec.consume(cum[byte], freqs[byte]);
     out[pos] = byte;
