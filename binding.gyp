@@ -39,13 +39,17 @@
         "native/kv/kv_dots_scalar.cpp",
         "native/kv/kv_dots_avx2.cpp",
         "native/kv/kv_dots_avx512.cpp",
+        "native/coding/kn_model.cpp",
+        "native/coding/kn_model_file.cpp",
+        "native/coding/kn_model_train.cpp",
         "native/binding/addon.cpp",
         "native/binding/attention_binding.cpp",
         "native/binding/system_binding.cpp",
         "native/binding/bench_binding.cpp",
         "native/binding/kv_binding.cpp",
         "native/binding/kv_cache_binding.cpp",
-        "native/binding/cuda_binding.cpp"
+        "native/binding/cuda_binding.cpp",
+        "native/binding/model_binding.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
