@@ -1,14 +1,18 @@
 // KnModel queries: the interpolated Kneser-Ney recursion unrolled into a sum.
 //
 // With W_top = 1 and W_{k-1} = W_k gamma_k, the recursion in kn_model.h is
-//   P(b) = sum_k W_k max(n_k(b) - D, 0) / n_k + W_{-1} / 256,
-// so a query walks the context down the orders once for the weights, writes
-// the dense order-0 (+ uniform) row scaled by W_0, then adds the few entries
-// of each longer context. Per-entry terms e = floor(2^31 (n - D) / n(c)) and
-// gamma = floor(2^31 G / n(c)) are precomputed at load time (entries keep 24
-// bits: e >> 7), so a query does
-// only 64-bit multiplies and shifts. Probability 1 is 2^30 in the output and
-// every byte gets +1, so the masses sum to at most 2^30 + 256 < 2^31.
+//   P(b) = sum_k W_k max(n_k(b) - D, 0) / n_k(c) + W_{-1} / 256.
+// Orders 0 and 1 (and the uniform order -1) are folded at load time into two
+// dense rows per byte c: P_1(b | c) with raw counts at order 1 (for queries
+// with one byte of context) and with continuation counts (for longer ones).
+// A query looks up its orders >= 2 in a hash table (all at once, so the
+// memory accesses overlap), walks the weights down, writes the order-1 row
+// scaled by W_1, then adds the few entries of each longer context.
+//
+// Fixed point, all integer: per-entry terms e = floor(2^24 max(n - D, 0) / n(c))
+// for orders >= 2, dense rows and gammas in 2^31 units, weights with
+// probability 1 = 2^30. Every byte gets +1, so the masses sum to at most
+// 2^30 + 256 < 2^31 (each level's terms sum to at most its weight).
 #include <algorithm>
 #include <cstring>
 
@@ -19,28 +23,13 @@ namespace {
 
 constexpr uint64_t kOne31 = 1ull << 31;
 
-// floor(a * 2^31 / b) for a < 2^50, b >= 1, exact.
-uint64_t scaled_div(uint64_t a, uint64_t b) {
-#if defined(__SIZEOF_INT128__)
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(a) << 31) / b);
-#else
-  uint64_t q = a / b, rem = a % b;
-  for (int i = 0; i < 31; ++i) {  // long division, one bit at a time (load time only)
-    q <<= 1;
-    rem <<= 1;
-    if (rem >= b) {
-      rem -= b;
-      q |= 1;
-    }
-  }
-  return q;
-#endif
-}
-
-// Discounted entries of one context: e[i] for each entry and gamma, 2^31 = 1.
-// counts holds n(c b) for the context's entries; d is D1, D2, D3+ in 16.16.
-// A context whose counts are all zero (continuation counts of n-grams seen
-// only at the start of the text) passes all its weight down: gamma = 1.
+// Discounted entries of one context in 2^31 units: e[i] for each entry, and
+// the returned gamma. counts holds n(c b) for its entries; d is D1, D2, D3+
+// in 16.16. With x = (n << 16) - D <= T = n(c) << 16, e = (x * R) >> 31 where
+// R = floor(2^62 / T): one division per context, and every term rounds down
+// so the terms and gamma never sum above 2^31. A context whose counts are
+// all zero (continuation counts of n-grams seen only at the start of the
+// text) passes all its weight down: gamma = 1.
 uint32_t discount_row(const uint32_t* counts, uint32_t n, const uint32_t d[3], uint32_t* e) {
   uint64_t total = 0, g = 0;
   for (uint32_t i = 0; i < n; ++i) total += counts[i];
@@ -48,7 +37,8 @@ uint32_t discount_row(const uint32_t* counts, uint32_t n, const uint32_t d[3], u
     for (uint32_t i = 0; i < n; ++i) e[i] = 0;
     return static_cast<uint32_t>(kOne31);
   }
-  const uint64_t total16 = total << 16;
+  const uint64_t total16 = total << 16;  // < 2^48
+  const uint64_t recip = (uint64_t{1} << 62) / total16;
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t c = counts[i];
     if (c == 0) {
@@ -57,27 +47,12 @@ uint32_t discount_row(const uint32_t* counts, uint32_t n, const uint32_t d[3], u
     }
     const uint64_t disc = d[std::min<uint32_t>(c, 3) - 1];
     const uint64_t c16 = static_cast<uint64_t>(c) << 16;
-    e[i] = static_cast<uint32_t>(scaled_div(c16 - std::min(disc, c16), total16));
-    g += disc;
+    e[i] = static_cast<uint32_t>(((c16 - std::min(disc, c16)) * recip) >> 31);
+    g += std::min(disc, c16);
   }
-  return static_cast<uint32_t>(std::min<uint64_t>(scaled_div(g, total16), kOne31));
+  return static_cast<uint32_t>(std::min<uint64_t>((g * recip) >> 31, kOne31));
 }
 
-}  // namespace
-
-Status KnModel::from_bytes(const uint8_t* data, size_t n, std::unique_ptr<KnModel>* out) {
-  KnTables t;
-  Status s = kn_parse(data, n, &t);
-  if (!s.is_ok()) return s;
-  std::unique_ptr<KnModel> m(new KnModel());
-  m->bytes_.assign(data, data + n);
-  m->identity_ = kn_hash64(data, n);
-  m->build(t);
-  *out = std::move(m);
-  return Status::ok();
-}
-
-namespace {
 inline uint64_t fmix64(uint64_t h) {  // MurmurHash3's finalizer
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdull;
@@ -88,7 +63,31 @@ inline uint64_t fmix64(uint64_t h) {  // MurmurHash3's finalizer
 }
 constexpr uint64_t kHashSeed = 0x243f6a8885a308d3ull;
 inline uint64_t hash_step(uint64_t a, uint8_t byte, int k) { return (a ^ byte) * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(k); }
+
+// out[b] = ((w * row[b]) >> 31) + 1 for w <= 2^30, row[b] <= 2^31: the same
+// numbers on every path; the AVX2 clone only does more lanes at once.
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void scale_row(const uint32_t* row, uint64_t w, uint32_t* out) {
+  const uint32_t w2 = static_cast<uint32_t>(w << 1);  // (w * r) >> 31 == (2w * r) >> 32
+  for (int s = 0; s < kAlphabet; ++s) out[s] = static_cast<uint32_t>((static_cast<uint64_t>(w2) * row[s]) >> 32) + 1;
+}
+
 }  // namespace
+
+Status KnModel::from_bytes(const uint8_t* data, size_t n, std::unique_ptr<KnModel>* out) {
+  KnTables t;
+  uint64_t hash = 0;
+  Status s = kn_parse(data, n, &t, &hash);
+  if (!s.is_ok()) return s;
+  std::unique_ptr<KnModel> m(new KnModel());
+  m->bytes_.assign(data, data + n);
+  m->identity_ = hash;  // the file's own hash: it covers every other byte
+  m->build(t);
+  *out = std::move(m);
+  return Status::ok();
+}
 
 // Hash of the last k bytes of ctx[0..len), most recent byte first.
 uint64_t KnModel::context_hash(const uint8_t* ctx, int len, int k) {
@@ -98,6 +97,9 @@ uint64_t KnModel::context_hash(const uint8_t* ctx, int len, int k) {
 }
 
 uint32_t KnModel::find(const uint8_t* ctx, int len, int k, uint64_t hash) const {
+  uint32_t key[(kKnMaxOrderLimit + 3) / 4] = {0, 0, 0};
+  std::memcpy(key, ctx + len - k, k);
+  const int words = (k + 3) / 4;
   const uint64_t mask = (uint64_t{1} << slot_bits_) - 1;
   const uint32_t fp = static_cast<uint32_t>(hash >> 32);
   for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
@@ -105,9 +107,11 @@ uint32_t KnModel::find(const uint8_t* ctx, int len, int k, uint64_t hash) const 
     if (v == 0) return 0;
     if (static_cast<uint32_t>(v >> 32) != fp) continue;
     const uint32_t off = static_cast<uint32_t>(v);
-    if ((blob_[off] & 0xff) != static_cast<uint32_t>(k)) continue;
-    const uint8_t* key = reinterpret_cast<const uint8_t*>(&blob_[off + 3]);
-    if (std::memcmp(key, ctx + len - k, k) == 0) return off;
+    const uint32_t* rec = &blob_[off];
+    if ((rec[0] & 0xff) != static_cast<uint32_t>(k)) continue;
+    bool same = true;
+    for (int w = 0; w < words; ++w) same &= rec[3 + w] == key[w];
+    if (same) return off;
   }
 }
 
@@ -122,7 +126,7 @@ void KnModel::build(const KnTables& t) {
     const KnOrderTable& o = t.orders[k];
     info_.contexts.push_back(o.contexts());
     info_.entries.push_back(o.entries());
-    if (k == 0) continue;
+    if (k < 2) continue;
     n_ctx += o.contexts();
     words += o.contexts() * (3 + (k + 3) / 4) + o.entries() * (k + 1 < t.orders.size() ? 2 : 1);
   }
@@ -134,33 +138,50 @@ void KnModel::build(const KnTables& t) {
   const uint64_t mask = (uint64_t{1} << slot_bits_) - 1;
 
   std::vector<uint32_t> row(kAlphabet);
+  // Order 0 with the uniform order -1 folded in: e(b) + gamma / 256.
+  const KnOrderTable& o0 = t.orders[0];
+  const uint32_t n0 = o0.entry_begin.size() > 1 ? o0.entry_begin[1] : 0;
+  uint32_t g = discount_row(o0.raw.data(), n0, o0.d_raw, row.data());
+  for (int s = 0; s < kAlphabet; ++s) root_raw_[s] = g >> 8;
+  for (uint32_t i = 0; i < n0; ++i) root_raw_[o0.sym[i]] += row[i];
+  g = discount_row(o0.cont.data(), n0, o0.d_cont, row.data());
+  for (int s = 0; s < kAlphabet; ++s) root_cont_[s] = g >> 8;
+  for (uint32_t i = 0; i < n0; ++i) root_cont_[o0.sym[i]] += row[i];
+  // Order 1 rows over order 0 (continuation counts there); a missing byte passes through.
+  const KnOrderTable& o1 = t.orders[1];
+  const bool o1_cont = t.max_order > 1;
+  rows1_.assign(2 * kAlphabet * kAlphabet, 0);
+  for (int c = 0; c < kAlphabet; ++c) {
+    std::copy(root_cont_, root_cont_ + kAlphabet, &rows1_[(0 * kAlphabet + c) * kAlphabet]);
+    std::copy(root_cont_, root_cont_ + kAlphabet, &rows1_[(1 * kAlphabet + c) * kAlphabet]);
+  }
+  for (size_t c = 0; c < o1.contexts(); ++c) {
+    const uint32_t b = o1.entry_begin[c], n = o1.entry_begin[c + 1] - b;
+    for (int kind = 0; kind < 2; ++kind) {  // 0: raw counts, 1: continuation counts
+      if (kind == 1 && !o1_cont) continue;
+      const uint32_t gk = kind == 0 ? discount_row(&o1.raw[b], n, o1.d_raw, row.data())
+                                    : discount_row(&o1.cont[b], n, o1.d_cont, row.data());
+      uint32_t* dst = &rows1_[(static_cast<size_t>(kind) * kAlphabet + o1.x[c]) * kAlphabet];
+      for (int s = 0; s < kAlphabet; ++s) dst[s] = static_cast<uint32_t>((static_cast<uint64_t>(gk) * root_cont_[s]) >> 31);
+      for (uint32_t i = 0; i < n; ++i) dst[o1.sym[b + i]] += row[i];
+    }
+  }
+
+  // Orders >= 2: one blob record each, found through the hash table.
   std::vector<uint8_t> prev_keys, keys;  // the context bytes of every context of order k - 1 and k
-  for (size_t k = 0; k < t.orders.size(); ++k) {
+  prev_keys.assign(o1.x.begin(), o1.x.end());
+  for (size_t k = 2; k < t.orders.size(); ++k) {
     const KnOrderTable& o = t.orders[k];
     const bool has_cont = k + 1 < t.orders.size();
     keys.assign(o.contexts() * k, 0);
     for (size_t c = 0; c < o.contexts(); ++c) {
       const uint32_t b = o.entry_begin[c], n = o.entry_begin[c + 1] - b;
-      if (k == 0) {
-        // Order 0, dense, with the uniform order -1 folded in: e(b) + gamma / 256.
-        uint32_t g = discount_row(&o.raw[b], n, o.d_raw, row.data());
-        for (int s = 0; s < kAlphabet; ++s) root_raw_[s] = g >> 8;
-        for (uint32_t i = 0; i < n; ++i) root_raw_[o.sym[b + i]] += row[i];
-        g = has_cont ? discount_row(&o.cont[b], n, o.d_cont, row.data()) : static_cast<uint32_t>(kOne31);
-        for (int s = 0; s < kAlphabet; ++s) root_cont_[s] = g >> 8;
-        for (uint32_t i = 0; has_cont && i < n; ++i) root_cont_[o.sym[b + i]] += row[i];
-        continue;
-      }
       uint8_t* key = &keys[c * k];  // oldest byte first: x, then the parent's bytes
       key[0] = o.x[c];
       std::memcpy(key + 1, &prev_keys[static_cast<size_t>(o.parent[c]) * (k - 1)], k - 1);
       const uint32_t off = static_cast<uint32_t>(blob_.size());
-      blob_.push_back(0);
-      blob_.push_back(0);
-      blob_.push_back(static_cast<uint32_t>(kOne31));
-      const size_t key_at = blob_.size();
-      blob_.resize(key_at + (k + 3) / 4, 0);
-      std::memcpy(&blob_[key_at], key, k);
+      blob_.resize(off + 3 + (k + 3) / 4, 0);
+      std::memcpy(&blob_[off + 3], key, k);
       const uint32_t g_raw = discount_row(&o.raw[b], n, o.d_raw, row.data());
       for (uint32_t i = 0; i < n; ++i) blob_.push_back(std::min<uint32_t>(row[i] >> 7, 0xffffff) << 8 | o.sym[b + i]);
       uint32_t n_cont = 0, g_cont = static_cast<uint32_t>(kOne31);
@@ -190,32 +211,37 @@ void KnModel::masses(const uint8_t* ctx, int len, uint32_t* out) const {
     ctx += len - max_order_;
     len = max_order_;
   }
+  if (len == 0) {
+    scale_row(root_raw_, uint64_t{1} << 30, out);
+    return;
+  }
   // All orders' hash slots first (independent loads the CPU overlaps), then the records.
   const uint64_t mask = (uint64_t{1} << slot_bits_) - 1;
   uint64_t hash[kKnMaxOrderLimit + 1];
-  uint64_t a = kHashSeed;
-  for (int k = 1; k <= len; ++k) {
+  uint64_t a = hash_step(kHashSeed, ctx[len - 1], 1);
+  for (int k = 2; k <= len; ++k) {
     a = hash_step(a, ctx[len - k], k);
     hash[k] = fmix64(a);
     __builtin_prefetch(&slots_[hash[k] & mask]);
   }
   uint32_t off[kKnMaxOrderLimit + 1];
-  int depth = 0;
-  for (int k = 1; k <= len; ++k) {
+  int depth = 1;
+  for (int k = 2; k <= len; ++k) {
     off[k] = find(ctx, len, k, hash[k]);
     if (off[k] == 0) break;  // a kept context's shorter contexts are kept too
+    __builtin_prefetch(&blob_[off[k]]);
     depth = k;
   }
   // Weights from the top present order down; the top queried order uses raw counts.
   uint64_t w[kKnMaxOrderLimit + 1];
   uint64_t weight = 1ull << 30;
-  for (int k = depth; k >= 1; --k) {
+  for (int k = depth; k >= 2; --k) {
     w[k] = weight;
     weight = (weight * blob_[off[k] + (k == len ? 1 : 2)]) >> 31;
   }
-  const uint32_t* dense = len == 0 ? root_raw_ : root_cont_;
-  for (int s = 0; s < kAlphabet; ++s) out[s] = static_cast<uint32_t>((weight * dense[s]) >> 31) + 1;
-  for (int k = 1; k <= depth; ++k) {
+  const int kind = len == 1 ? 0 : 1;
+  scale_row(&rows1_[(static_cast<size_t>(kind) * kAlphabet + ctx[len - 1]) * kAlphabet], weight, out);
+  for (int k = 2; k <= depth; ++k) {
     const uint32_t* rec = &blob_[off[k]];
     const uint32_t n_raw = (rec[0] >> 8) & 0xfff, n_cont = rec[0] >> 20;
     const uint32_t* e = rec + 3 + (k + 3) / 4;

@@ -68,7 +68,7 @@ struct KnModelInfo {
   int max_order = 0;
   uint32_t version = kKnFileVersion;
   uint64_t bytes = 0;          // serialized size
-  uint64_t identity = 0;       // 64-bit hash of the serialized bytes
+  uint64_t identity = 0;       // the file's hash field: FNV-1a 64 of every other byte of the file
   uint64_t trained_bytes = 0;  // length of the training text
   std::vector<uint64_t> contexts;  // [max_order + 1]
   std::vector<uint64_t> entries;   // [max_order + 1]
@@ -101,7 +101,8 @@ class KnModel final : public ByteModel {
   KnModel() = default;
   void build(const KnTables& t);  // the query structures below, from validated tables
 
-  // Query structures. Each context of order >= 1 is one record in blob_
+  // Query structures. Orders 0 and 1 are dense rows (rows1_). Each context
+  // of order >= 2 is one record in blob_
   // (32-bit words): [k | nRaw << 4 | nCont << 16] [gammaRaw] [gammaCont]
   // [its k bytes, oldest first, packed in words] [raw entries] [continuation
   // entries], an entry being (e << 8 | byte) with e = floor(2^24 max(n - D, 0) / n(c))
@@ -117,6 +118,7 @@ class KnModel final : public ByteModel {
   int slot_bits_ = 0;
   uint32_t root_raw_[kAlphabet];   // order 0 (+ uniform) dense, raw counts, 2^31 = 1
   uint32_t root_cont_[kAlphabet];  // order 0 (+ uniform) dense, continuation counts
+  std::vector<uint32_t> rows1_;    // [2][256 contexts][256]: order 1 over order 0, raw / continuation counts, 2^31 = 1
   std::vector<uint8_t> bytes_;
   uint64_t identity_ = 0;
   KnModelInfo info_;
@@ -124,8 +126,8 @@ class KnModel final : public ByteModel {
 
 // The file format (kn_model_file.cpp).
 Status kn_serialize(const KnTables& t, std::vector<uint8_t>* out);
-Status kn_parse(const uint8_t* data, size_t n, KnTables* out);
-uint64_t kn_hash64(const uint8_t* data, size_t n);
+// Parses and validates; *hash gets the file's hash field (checked).
+Status kn_parse(const uint8_t* data, size_t n, KnTables* out, uint64_t* hash);
 // Serialized size of t (exactly what kn_serialize writes).
 uint64_t kn_serialized_size(const KnTables& t);
 

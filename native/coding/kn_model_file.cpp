@@ -100,12 +100,6 @@ uint64_t file_hash(const uint8_t* data, size_t n);
 
 }  // namespace
 
-uint64_t kn_hash64(const uint8_t* data, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64
-  for (size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 0x100000001b3ull;
-  return h;
-}
-
 namespace {
 uint64_t file_hash(const uint8_t* data, size_t n) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -184,7 +178,7 @@ Status kn_serialize(const KnTables& t, std::vector<uint8_t>* out) {
   return Status::ok();
 }
 
-Status kn_parse(const uint8_t* data, size_t n, KnTables* out) {
+Status kn_parse(const uint8_t* data, size_t n, KnTables* out, uint64_t* hash) {
   auto bad = [](const std::string& what) { return Status::invalid("not a valid tokenpress byte model: " + what); };
   if (n < kFixedHeader) return bad("the file is " + std::to_string(n) + " bytes, shorter than the 32-byte header");
   if (std::memcmp(data, kMagic, 4) != 0) return bad("the magic is not \"TPKN\"");
@@ -285,6 +279,7 @@ Status kn_parse(const uint8_t* data, size_t n, KnTables* out) {
     }
   }
   *out = std::move(t);
+  *hash = stored_hash;
   return Status::ok();
 }
 
