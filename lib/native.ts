@@ -273,6 +273,8 @@ export interface NativeByteModelHandle {
   masses(ctx: Uint8Array): Uint32Array;
   /** Code length of text in bits (window > 0: the context restarts every window bytes; positionBits [window] averages). */
   evaluate(text: Uint8Array, window: number): { bits: number; positionBits: Float64Array };
+  /** Nanoseconds per masses() call over text (contexts as in evaluate), for benchmarks. */
+  benchMasses(text: Uint8Array, window: number): number;
 }
 
 export interface NativeByteModelClass {

@@ -5,6 +5,7 @@
 // event loop.
 #include "model_binding.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
@@ -146,6 +147,7 @@ Napi::Function ByteModelHandle::Init(Napi::Env env) {
                                         InstanceMethod<&ByteModelHandle::Info>("info"),
                                         InstanceMethod<&ByteModelHandle::Masses>("masses"),
                                         InstanceMethod<&ByteModelHandle::Evaluate>("evaluate"),
+                                        InstanceMethod<&ByteModelHandle::BenchMasses>("benchMasses"),
                                     });
   auto* ref = new Napi::FunctionReference(Napi::Persistent(ctor));
   {
@@ -280,6 +282,31 @@ Napi::Value ByteModelHandle::Evaluate(const Napi::CallbackInfo& info) {
   for (size_t p = 0; p < pos_bits.size(); ++p) pb[p] = pos_count[p] ? pos_bits[p] / pos_count[p] : 0.0;
   out.Set("positionBits", pb);
   return out;
+}
+
+// benchMasses(text: Uint8Array, window: number): nanoseconds per masses()
+// call over text, contexts as in evaluate() (for benchmarks; no logs).
+Napi::Value ByteModelHandle::BenchMasses(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array text = BytesArg(info, 0, "text");
+  const int64_t window = info.Length() > 1 ? ToInt(info[1], "window") : 0;
+  if (window < 0 || window > (1 << 20)) {
+    throw Napi::RangeError::New(env, "window: expected an integer in [0, 1048576], received " + std::to_string(window));
+  }
+  const uint8_t* t = text.Data();
+  const size_t n = text.ElementLength();
+  const int order = model_->max_order();
+  uint32_t m[coding::kAlphabet];
+  uint32_t sink = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < n; ++i) {
+    const size_t avail = window > 0 ? i % static_cast<size_t>(window) : i;
+    const int len = static_cast<int>(std::min<size_t>(avail, static_cast<size_t>(order)));
+    model_->masses(t + i - len, len, m);
+    sink += m[t[i]];
+  }
+  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  return Napi::Number::New(env, n == 0 ? 0.0 : ns / static_cast<double>(n) + (sink == 0xffffffffu ? 1e-9 : 0.0));
 }
 
 void RegisterModel(Napi::Env env, Napi::Object exports) {

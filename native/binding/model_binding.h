@@ -32,6 +32,7 @@ class ByteModelHandle : public Napi::ObjectWrap<ByteModelHandle> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Masses(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  Napi::Value BenchMasses(const Napi::CallbackInfo& info);
 
   std::shared_ptr<const coding::KnModel> model_;
 };

@@ -16,6 +16,11 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+#include "../core/cpu_features.h"
 #include "kn_model.h"
 
 namespace tp::coding {
@@ -64,15 +69,52 @@ inline uint64_t fmix64(uint64_t h) {  // MurmurHash3's finalizer
 constexpr uint64_t kHashSeed = 0x243f6a8885a308d3ull;
 inline uint64_t hash_step(uint64_t a, uint8_t byte, int k) { return (a ^ byte) * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(k); }
 
-// out[b] = ((w * row[b]) >> 31) + 1 for w <= 2^30, row[b] <= 2^31: the same
-// numbers on every path; the AVX2 clone only does more lanes at once.
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void scale_row(const uint32_t* row, uint64_t w, uint32_t* out) {
-  const uint32_t w2 = static_cast<uint32_t>(w << 1);  // (w * r) >> 31 == (2w * r) >> 32
-  for (int s = 0; s < kAlphabet; ++s) out[s] = static_cast<uint32_t>((static_cast<uint64_t>(w2) * row[s]) >> 32) + 1;
+// out[b] = ((w * row[b]) >> 31) + 1 for w <= 2^30, row[b] <= 2^31, computed
+// as the high half of (2w) * row[b]. The same numbers on every path; the
+// SIMD ones take the 32x32->64 products of even lanes, then of odd lanes
+// shifted down, and merge the high halves without shuffles.
+#if !defined(__x86_64__) && !defined(_M_X64)
+void scale_row_scalar(const uint32_t* row, uint64_t w, uint32_t* out) {
+  const uint64_t w2 = w << 1;
+  for (int s = 0; s < kAlphabet; ++s) out[s] = static_cast<uint32_t>((w2 * row[s]) >> 32) + 1;
 }
+#else
+void scale_row_sse2(const uint32_t* row, uint64_t w, uint32_t* out) {
+  const __m128i w2 = _mm_set1_epi64x(static_cast<long long>(w << 1));
+  const __m128i hi_mask = _mm_set1_epi64x(static_cast<long long>(0xffffffff00000000ull));
+  const __m128i one = _mm_set1_epi32(1);
+  for (int s = 0; s < kAlphabet; s += 4) {
+    const __m128i r = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + s));
+    const __m128i even = _mm_srli_epi64(_mm_mul_epu32(r, w2), 32);
+    const __m128i odd = _mm_and_si128(_mm_mul_epu32(_mm_srli_epi64(r, 32), w2), hi_mask);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + s), _mm_add_epi32(_mm_or_si128(even, odd), one));
+  }
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((target("avx2")))
+#endif
+void scale_row_avx2(const uint32_t* row, uint64_t w, uint32_t* out) {
+  const __m256i w2 = _mm256_set1_epi64x(static_cast<long long>(w << 1));
+  const __m256i one = _mm256_set1_epi32(1);
+  for (int s = 0; s < kAlphabet; s += 8) {
+    const __m256i r = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + s));
+    const __m256i even = _mm256_srli_epi64(_mm256_mul_epu32(r, w2), 32);
+    const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(r, 32), w2);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + s), _mm256_add_epi32(_mm256_blend_epi32(even, odd, 0xaa), one));
+  }
+}
+#endif
+
+using ScaleRow = void (*)(const uint32_t*, uint64_t, uint32_t*);
+ScaleRow pick_scale_row() {
+#if defined(__x86_64__) || defined(_M_X64)
+  return cpu_features().avx2 ? scale_row_avx2 : scale_row_sse2;
+#else
+  return scale_row_scalar;
+#endif
+}
+const ScaleRow scale_row = pick_scale_row();
 
 }  // namespace
 

@@ -326,6 +326,8 @@ describe('ByteModel arguments', () => {
     const m = await addon.trainByteModelAsync(Uint8Array.of(1, 2, 3), { maxOrder: 2, maxBytes: 8000 });
     expect(() => m.masses(new Uint16Array(2) as never)).toThrow(/context: expected a Uint8Array/);
     expect(() => m.evaluate(Uint8Array.of(1), 1e9)).toThrow(/window/);
+    expect(() => m.benchMasses(Uint8Array.of(1), -1)).toThrow(/window/);
+    expect(m.benchMasses(Uint8Array.of(1, 2, 3), 2)).toBeGreaterThan(0);
   });
 });
 
