@@ -172,11 +172,11 @@ void KnModel::build(const KnTables& t) {
     n_ctx += o.contexts();
     words += o.contexts() * (3 + (k + 3) / 4) + o.entries() * (k + 1 < t.orders.size() ? 2 : 1);
   }
-  blob_.assign(1, 0);
-  blob_.reserve(words);
+  std::vector<uint32_t> blob(1, 0);  // built here, then copied onto large pages
+  blob.reserve(words);
   slot_bits_ = 4;
   while ((uint64_t{1} << slot_bits_) < 2 * n_ctx + 16) ++slot_bits_;
-  slots_.assign(uint64_t{1} << slot_bits_, 0);
+  slots_.assign_zero(uint64_t{1} << slot_bits_);
   const uint64_t mask = (uint64_t{1} << slot_bits_) - 1;
 
   std::vector<uint32_t> row(kAlphabet);
@@ -192,7 +192,7 @@ void KnModel::build(const KnTables& t) {
   // Order 1 rows over order 0 (continuation counts there); a missing byte passes through.
   const KnOrderTable& o1 = t.orders[1];
   const bool o1_cont = t.max_order > 1;
-  rows1_.assign(2 * kAlphabet * kAlphabet, 0);
+  rows1_.assign_zero(2 * kAlphabet * kAlphabet);
   for (int c = 0; c < kAlphabet; ++c) {
     std::copy(root_cont_, root_cont_ + kAlphabet, &rows1_[(0 * kAlphabet + c) * kAlphabet]);
     std::copy(root_cont_, root_cont_ + kAlphabet, &rows1_[(1 * kAlphabet + c) * kAlphabet]);
@@ -221,23 +221,23 @@ void KnModel::build(const KnTables& t) {
       uint8_t* key = &keys[c * k];  // oldest byte first: x, then the parent's bytes
       key[0] = o.x[c];
       std::memcpy(key + 1, &prev_keys[static_cast<size_t>(o.parent[c]) * (k - 1)], k - 1);
-      const uint32_t off = static_cast<uint32_t>(blob_.size());
-      blob_.resize(off + 3 + (k + 3) / 4, 0);
-      std::memcpy(&blob_[off + 3], key, k);
+      const uint32_t off = static_cast<uint32_t>(blob.size());
+      blob.resize(off + 3 + (k + 3) / 4, 0);
+      std::memcpy(&blob[off + 3], key, k);
       const uint32_t g_raw = discount_row(&o.raw[b], n, o.d_raw, row.data());
-      for (uint32_t i = 0; i < n; ++i) blob_.push_back(std::min<uint32_t>(row[i] >> 7, 0xffffff) << 8 | o.sym[b + i]);
+      for (uint32_t i = 0; i < n; ++i) blob.push_back(std::min<uint32_t>(row[i] >> 7, 0xffffff) << 8 | o.sym[b + i]);
       uint32_t n_cont = 0, g_cont = static_cast<uint32_t>(kOne31);
       if (has_cont) {
         g_cont = discount_row(&o.cont[b], n, o.d_cont, row.data());
         for (uint32_t i = 0; i < n; ++i) {
           if (row[i] == 0) continue;  // a zero continuation count
-          blob_.push_back(std::min<uint32_t>(row[i] >> 7, 0xffffff) << 8 | o.sym[b + i]);
+          blob.push_back(std::min<uint32_t>(row[i] >> 7, 0xffffff) << 8 | o.sym[b + i]);
           ++n_cont;
         }
       }
-      blob_[off] = static_cast<uint32_t>(k) | n << 8 | n_cont << 20;
-      blob_[off + 1] = g_raw;
-      blob_[off + 2] = g_cont;
+      blob[off] = static_cast<uint32_t>(k) | n << 8 | n_cont << 20;
+      blob[off + 1] = g_raw;
+      blob[off + 2] = g_cont;
       const uint64_t h = context_hash(key, static_cast<int>(k), static_cast<int>(k));
       uint64_t i = h & mask;
       while (slots_[i] != 0) i = (i + 1) & mask;
@@ -245,6 +245,8 @@ void KnModel::build(const KnTables& t) {
     }
     prev_keys.swap(keys);
   }
+  blob_.assign_zero(blob.size());
+  std::copy(blob.begin(), blob.end(), blob_.data());
 }
 
 void KnModel::masses(const uint8_t* ctx, int len, uint32_t* out) const {

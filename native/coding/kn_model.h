@@ -30,6 +30,7 @@
 
 #include "../core/status.h"
 #include "byte_model.h"
+#include "page_array.h"
 
 namespace tp::coding {
 
@@ -113,12 +114,12 @@ class KnModel final : public ByteModel {
   static uint64_t context_hash(const uint8_t* ctx, int len, int k);
   uint32_t find(const uint8_t* ctx, int len, int k, uint64_t hash) const;  // record offset, 0 if absent
   int max_order_ = 0;
-  std::vector<uint32_t> blob_;     // blob_[0] is unused: offset 0 means "absent"
-  std::vector<uint64_t> slots_;    // [2^slot_bits_], 0 = empty
+  PageArray<uint32_t> blob_;       // blob_[0] is unused: offset 0 means "absent"
+  PageArray<uint64_t> slots_;      // [2^slot_bits_], 0 = empty
   int slot_bits_ = 0;
   uint32_t root_raw_[kAlphabet];   // order 0 (+ uniform) dense, raw counts, 2^31 = 1
   uint32_t root_cont_[kAlphabet];  // order 0 (+ uniform) dense, continuation counts
-  std::vector<uint32_t> rows1_;    // [2][256 contexts][256]: order 1 over order 0, raw / continuation counts, 2^31 = 1
+  PageArray<uint32_t> rows1_;      // [2][256 contexts][256]: order 1 over order 0, raw / continuation counts, 2^31 = 1
   std::vector<uint8_t> bytes_;
   uint64_t identity_ = 0;
   KnModelInfo info_;
