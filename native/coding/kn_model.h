@@ -102,9 +102,9 @@ class KnModel final : public ByteModel {
   KnModel() = default;
   void build(const KnTables& t);  // the query structures below, from validated tables
 
-  // Query structures. Orders 0 and 1 are dense rows (rows1_). Each context
-  // of order >= 2 is one record in blob_
-  // (32-bit words): [k | nRaw << 4 | nCont << 16] [gammaRaw] [gammaCont]
+  // Query structures. Orders 0 and 1 (and the uniform order -1) are folded
+  // into dense rows (rows1_). Each context of order >= 2 is one record in
+  // blob_ (32-bit words): [k | nRaw << 8 | nCont << 20] [gammaRaw] [gammaCont]
   // [its k bytes, oldest first, packed in words] [raw entries] [continuation
   // entries], an entry being (e << 8 | byte) with e = floor(2^24 max(n - D, 0) / n(c))
   // and the gammas in 2^31 units. slots_ is an open-addressing hash table
