@@ -209,6 +209,40 @@ void KnModel::build(const KnTables& t) {
     }
   }
 
+  // Order 2: dense rows over order 1 (continuation counts there) for its
+  // kMaxDense2 most frequent contexts (ties: lower index), so the commonest
+  // queries skip one lookup and their longest sparse list. Every order-2
+  // context also gets its record below (used when it is not dense).
+  idx2_.assign(kAlphabet * kAlphabet, -1);
+  if (t.max_order >= 2) {
+    const KnOrderTable& o2 = t.orders[2];
+    std::vector<std::pair<uint64_t, uint32_t>> by_count;  // (-count, index) sorts most frequent first
+    for (size_t c = 0; c < o2.contexts(); ++c) {
+      uint64_t total = 0;
+      for (uint32_t e = o2.entry_begin[c]; e < o2.entry_begin[c + 1]; ++e) total += o2.raw[e];
+      by_count.push_back({~total, static_cast<uint32_t>(c)});
+    }
+    std::sort(by_count.begin(), by_count.end());
+    const size_t n_dense = std::min<size_t>(by_count.size(), kMaxDense2);
+    rows2_.assign_zero(n_dense * 2 * kAlphabet);
+    const bool has_cont = t.max_order > 2;
+    for (size_t d = 0; d < n_dense; ++d) {
+      const uint32_t c = by_count[d].second;
+      const uint32_t b = o2.entry_begin[c], n = o2.entry_begin[c + 1] - b;
+      const uint8_t recent = o1.x[o2.parent[c]], older = o2.x[c];
+      const uint32_t* below = &rows1_[(static_cast<size_t>(1) * kAlphabet + recent) * kAlphabet];
+      for (int kind = 0; kind < 2; ++kind) {  // 0: raw counts, 1: continuation counts
+        const bool raw = kind == 0 || !has_cont;
+        const uint32_t gk = raw ? discount_row(&o2.raw[b], n, o2.d_raw, row.data())
+                                : discount_row(&o2.cont[b], n, o2.d_cont, row.data());
+        uint32_t* dst = &rows2_[(d * 2 + kind) * kAlphabet];
+        for (int s = 0; s < kAlphabet; ++s) dst[s] = static_cast<uint32_t>((static_cast<uint64_t>(gk) * below[s]) >> 31);
+        for (uint32_t i = 0; i < n; ++i) dst[o2.sym[b + i]] += row[i];
+      }
+      idx2_[older << 8 | recent] = static_cast<int32_t>(d);
+    }
+  }
+
   // Orders >= 2: one blob record each, found through the hash table.
   std::vector<uint8_t> prev_keys, keys;  // the context bytes of every context of order k - 1 and k
   prev_keys.assign(o1.x.begin(), o1.x.end());
@@ -259,6 +293,10 @@ void KnModel::masses(const uint8_t* ctx, int len, uint32_t* out) const {
     scale_row(root_raw_, uint64_t{1} << 30, out);
     return;
   }
+  // A dense order-2 row covers orders 0..2; otherwise order 2 is looked up like the longer ones.
+  int32_t dense2 = -1;
+  if (len >= 2) dense2 = idx2_[static_cast<size_t>(ctx[len - 2]) << 8 | ctx[len - 1]];
+  const int first_sparse = dense2 >= 0 ? 3 : 2;
   // All orders' hash slots first (independent loads the CPU overlaps), then the records.
   const uint64_t mask = (uint64_t{1} << slot_bits_) - 1;
   uint64_t hash[kKnMaxOrderLimit + 1];
@@ -266,11 +304,11 @@ void KnModel::masses(const uint8_t* ctx, int len, uint32_t* out) const {
   for (int k = 2; k <= len; ++k) {
     a = hash_step(a, ctx[len - k], k);
     hash[k] = fmix64(a);
-    __builtin_prefetch(&slots_[hash[k] & mask]);
+    if (k >= first_sparse) __builtin_prefetch(&slots_[hash[k] & mask]);
   }
   uint32_t off[kKnMaxOrderLimit + 1];
-  int depth = 1;
-  for (int k = 2; k <= len; ++k) {
+  int depth = first_sparse - 1;
+  for (int k = first_sparse; k <= len; ++k) {
     off[k] = find(ctx, len, k, hash[k]);
     if (off[k] == 0) break;  // a kept context's shorter contexts are kept too
     __builtin_prefetch(&blob_[off[k]]);
@@ -279,13 +317,17 @@ void KnModel::masses(const uint8_t* ctx, int len, uint32_t* out) const {
   // Weights from the top present order down; the top queried order uses raw counts.
   uint64_t w[kKnMaxOrderLimit + 1];
   uint64_t weight = 1ull << 30;
-  for (int k = depth; k >= 2; --k) {
+  for (int k = depth; k >= first_sparse; --k) {
     w[k] = weight;
     weight = (weight * blob_[off[k] + (k == len ? 1 : 2)]) >> 31;
   }
-  const int kind = len == 1 ? 0 : 1;
-  scale_row(&rows1_[(static_cast<size_t>(kind) * kAlphabet + ctx[len - 1]) * kAlphabet], weight, out);
-  for (int k = 2; k <= depth; ++k) {
+  if (dense2 >= 0) {
+    scale_row(&rows2_[(static_cast<size_t>(dense2) * 2 + (len == 2 ? 0 : 1)) * kAlphabet], weight, out);
+  } else {
+    const int kind = len == 1 ? 0 : 1;
+    scale_row(&rows1_[(static_cast<size_t>(kind) * kAlphabet + ctx[len - 1]) * kAlphabet], weight, out);
+  }
+  for (int k = first_sparse; k <= depth; ++k) {
     const uint32_t* rec = &blob_[off[k]];
     const uint32_t n_raw = (rec[0] >> 8) & 0xfff, n_cont = rec[0] >> 20;
     const uint32_t* e = rec + 3 + (k + 3) / 4;

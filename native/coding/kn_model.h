@@ -103,7 +103,8 @@ class KnModel final : public ByteModel {
   void build(const KnTables& t);  // the query structures below, from validated tables
 
   // Query structures. Orders 0 and 1 (and the uniform order -1) are folded
-  // into dense rows (rows1_). Each context of order >= 2 is one record in
+  // into dense rows (rows1_), and so is order 2 for its most frequent
+  // contexts (rows2_). Each context of order >= 2 is one record in
   // blob_ (32-bit words): [k | nRaw << 8 | nCont << 20] [gammaRaw] [gammaCont]
   // [its k bytes, oldest first, packed in words] [raw entries] [continuation
   // entries], an entry being (e << 8 | byte) with e = floor(2^24 max(n - D, 0) / n(c))
@@ -120,6 +121,9 @@ class KnModel final : public ByteModel {
   uint32_t root_raw_[kAlphabet];   // order 0 (+ uniform) dense, raw counts, 2^31 = 1
   uint32_t root_cont_[kAlphabet];  // order 0 (+ uniform) dense, continuation counts
   PageArray<uint32_t> rows1_;      // [2][256 contexts][256]: order 1 over order 0, raw / continuation counts, 2^31 = 1
+  static constexpr size_t kMaxDense2 = 4096;  // dense order-2 rows: at most 8 MB
+  PageArray<uint32_t> rows2_;      // [nDense2][2][256]: order 2 over order 1, raw / continuation counts
+  std::vector<int32_t> idx2_;      // [older byte << 8 | recent byte] -> dense order-2 row, or -1
   std::vector<uint8_t> bytes_;
   uint64_t identity_ = 0;
   KnModelInfo info_;

@@ -129,6 +129,26 @@ describe('ByteModel against the float64 Kneser-Ney reference', () => {
     });
   }
 
+  it('order 3 on random bytes: more order-2 contexts than dense rows (4096), the rest looked up', async () => {
+    const rng = mulberry32(31);
+    const text = new Uint8Array(40_000);
+    for (let i = 0; i < text.length; i++) text[i] = rng() < 0.5 ? randomInt(rng, 0, 255) : 97 + randomInt(rng, 0, 5);
+    const model = await ByteModel.train(text, { maxOrder: 3, maxBytes: 10_000_000 });
+    const ref = buildKnReference(text, 3);
+    expect(ref.raw[2]!.size).toBeGreaterThan(4096);
+    expect(model.info.contexts).toEqual(ref.raw.map((m) => m.size));
+    let worst = 0;
+    for (let j = 0; j < 600; j++) {
+      const at = randomInt(rng, 3, text.length);
+      const len = randomInt(rng, 0, 3);
+      const ctx = text.slice(at - len, at);
+      const p = model.probabilities(ctx);
+      const q = referenceProbabilities(ref, ctx);
+      for (let b = 0; b < 256; b++) worst = Math.max(worst, Math.abs(p[b]! - q[b]!));
+    }
+    expect(worst).toBeLessThan(PROB_TOL);
+  });
+
   it('the top queried order uses raw counts, shorter ones continuation counts', async () => {
     // "xa" then "b" always, but "a" is preceded by many bytes: raw and continuation counts differ a lot.
     const text = new TextEncoder().encode('xab'.repeat(30) + 'ya zacbqad');
