@@ -39,13 +39,24 @@
         "native/kv/kv_dots_scalar.cpp",
         "native/kv/kv_dots_avx2.cpp",
         "native/kv/kv_dots_avx512.cpp",
+        "native/coding/kn_model.cpp",
+        "native/coding/kn_model_file.cpp",
+        "native/coding/kn_model_train.cpp",
         "native/binding/addon.cpp",
         "native/binding/attention_binding.cpp",
         "native/binding/system_binding.cpp",
         "native/binding/bench_binding.cpp",
         "native/binding/kv_binding.cpp",
         "native/binding/kv_cache_binding.cpp",
-        "native/binding/cuda_binding.cpp"
+        "native/binding/cuda_binding.cpp",
+        "native/coding/quantize.cpp",
+        "native/coding/window_coder.cpp",
+        "native/coding/equal_info.cpp",
+        "native/coding/static_coding.cpp",
+        "native/coding/coding_batch.cpp",
+        "native/binding/coding_binding.cpp",
+        "native/binding/coding_stepper_binding.cpp",
+        "native/binding/model_binding.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

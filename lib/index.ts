@@ -40,3 +40,4 @@ export {
   runKvEval, formatKvEvalTable, DEFAULT_BUDGETS, type KvEvalOptions, type KvEvalReport, type KvEvalRow, type KvEvalMetrics,
 } from './kv/eval/run.js';
 export { renderKvEvalSvg } from './kv/eval/plot-svg.js';
+export { ByteModel, MAX_MODEL_ORDER, MODEL_TRAIN_DEFAULTS, type ByteModelInfo, type TrainModelOptions } from './coding/model.js';

@@ -254,10 +254,8 @@ export interface NativeKvCacheHandle {
 }
 
 
-/** A built-in byte model handle (native/binding/model_binding.cpp). */
-export interface NativeByteModel {
-  readonly __nativeByteModel?: never;
-}
+/** A built-in byte model handle, as the coder bindings take it. */
+export type NativeByteModel = NativeByteModelHandle;
 
 export interface NativeEqualInfoParams {
   model: NativeByteModel;
@@ -293,7 +291,38 @@ export interface NativeRawCoderTable {
   totalLog2: number;
 }
 
+/** info() of a native byte model (native/binding/model_binding.cpp). */
+export interface NativeByteModelInfo {
+  kind: string;
+  maxOrder: number;
+  version: number;
+  bytes: number;
+  identity: string; // 16 hex digits
+  trainedBytes: number;
+  contexts: number[]; // [maxOrder + 1]
+  entries: number[]; // [maxOrder + 1]
+}
+
+/** A frozen byte model (native/coding/kn_model.h); the coder bindings take it as an argument. */
+export interface NativeByteModelHandle {
+  serialize(): Uint8Array;
+  info(): NativeByteModelInfo;
+  /** Masses [256] for the byte after ctx (its last maxOrder bytes). */
+  masses(ctx: Uint8Array): Uint32Array;
+  /** Code length of text in bits (window > 0: the context restarts every window bytes; positionBits [window] averages). */
+  evaluate(text: Uint8Array, window: number): { bits: number; positionBits: Float64Array };
+  /** Nanoseconds per masses() call over text (contexts as in evaluate), for benchmarks. */
+  benchMasses(text: Uint8Array, window: number): number;
+}
+
+export interface NativeByteModelClass {
+  /** Throws an Error with code ERR_BAD_FILE on a bad model. */
+  fromBytes(bytes: Uint8Array): NativeByteModelHandle;
+}
+
 export interface NativeAddon {
+  ByteModel: NativeByteModelClass;
+  trainByteModelAsync(text: Uint8Array, opts: { maxOrder: number; maxBytes: number }, onProgress?: (fraction: number) => void): Promise<NativeByteModelHandle>;
   KvCacheHandle: new (config: NativeKvCacheConfig) => NativeKvCacheHandle;
   equalInfoEncode(params: NativeEqualInfoParams & { docs: Uint8Array[] }): NativeEqualInfoEncoded;
   equalInfoEncodeAsync(params: NativeEqualInfoParams & { docs: Uint8Array[] }): Promise<NativeEqualInfoEncoded>;

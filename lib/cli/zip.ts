@@ -60,7 +60,7 @@ export function registerZip(program: Command): void {
       const t0 = performance.now();
       const file = await zipBytes(new Uint8Array(data.buffer, data.byteOffset, data.length), {
         mode: o.mode,
-        ...(o.model !== undefined ? { model: ByteModel.load(o.model) } : {}),
+        ...(o.model !== undefined ? { model: ByteModel.loadSync(o.model) } : {}),
         ...(o.windowBits !== undefined ? { windowBits: o.windowBits } : {}),
         ...(o.tokenBits !== undefined ? { tokenBits: o.tokenBits } : {}),
         onProgress: (d, t) => progress.update(d, t),
@@ -87,7 +87,7 @@ export function registerZip(program: Command): void {
       const file = readFileSync(input);
       const t0 = performance.now();
       const data = await unzipBytes(new Uint8Array(file.buffer, file.byteOffset, file.length), {
-        ...(o.model !== undefined ? { model: ByteModel.load(o.model) } : {}),
+        ...(o.model !== undefined ? { model: ByteModel.loadSync(o.model) } : {}),
       });
       const ms = performance.now() - t0;
       writeFileSync(output, data);

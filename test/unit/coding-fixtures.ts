@@ -11,10 +11,9 @@ export function sampleText(repeat = 40): string {
   return s;
 }
 
-let cached: ByteModel | undefined;
+/** The embedded default model (loaded once per test file). */
 export function testModel(): ByteModel {
-  cached ??= ByteModel.fromTrainingText(new TextEncoder().encode(sampleText(200)));
-  return cached;
+  return ByteModel.loadDefault();
 }
 
 /** xorshift32 bytes. */
