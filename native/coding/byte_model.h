@@ -24,6 +24,9 @@ class ByteModel {
   // >= 0 and their sum is in [1, 2^31). Const and thread-safe: many
   // streams query one model at once.
   virtual void masses(const uint8_t* ctx, int len, uint32_t* masses) const = 0;
+  // A hint that masses(ctx, len) comes soon: a model whose lookups miss the
+  // cache starts loading them now. Never changes any result.
+  virtual void prefetch(const uint8_t* /*ctx*/, int /*len*/) const {}
 };
 
 }  // namespace tp::coding

@@ -93,6 +93,7 @@ class KnModel final : public ByteModel {
 
   int max_order() const override { return max_order_; }
   void masses(const uint8_t* ctx, int len, uint32_t* masses) const override;
+  void prefetch(const uint8_t* ctx, int len) const override;  // the hash slots of every sparse order
 
   const std::vector<uint8_t>& bytes() const { return bytes_; }
   uint64_t identity() const { return identity_; }

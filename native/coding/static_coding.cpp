@@ -27,7 +27,13 @@ Status static_encode(const ByteModel& model, const uint8_t* text, size_t n, std:
   out->clear();
   RangeEncoder enc(out);
   uint32_t masses[kAlphabet];
+  const size_t order = static_cast<size_t>(model.max_order());
   for (size_t pos = 0; pos < n; pos++) {
+    // The text is known: start the lookups two bytes ahead.
+    if (pos + 2 < n) {
+      const size_t ahead = pos + 2, use = ahead < order ? ahead : order;
+      model.prefetch(text + ahead - use, static_cast<int>(use));
+    }
     predict(model, text, pos, masses);
     const SymbolRange r = range_of(masses, text[pos], kStaticTotalLog2);
     enc.encode(r.cum, r.freq, kStaticTotalLog2);
