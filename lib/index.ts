@@ -41,3 +41,14 @@ export {
 } from './kv/eval/run.js';
 export { renderKvEvalSvg } from './kv/eval/plot-svg.js';
 export { ByteModel, MAX_MODEL_ORDER, MODEL_TRAIN_DEFAULTS, type ByteModelInfo, type TrainModelOptions } from './coding/model.js';
+export {
+  EqualInfoTokenizer, type EqualInfoOptions, type EqualInfoStats, type ModelCallback, type ProbabilityRows,
+} from './coding/equal-info.js';
+export { ByteTokenizer } from './coding/byte-tokenizer.js';
+export { type Tokenizer, type TokenizerStats } from './coding/tokenizer.js';
+export { compressStatic, decompressStatic, compressStaticBatchAsync, decompressStaticBatchAsync } from './coding/static.js';
+export { zipBytes, unzipBytes, ZIP_MODES, type ZipMode, type ZipOptions, type UnzipOptions } from './coding/zip.js';
+export {
+  writeContainer, readContainer, verifyChecksum, containerChecksum,
+  type ContainerHeader, type ContainerMode,
+} from './coding/container.js';
