@@ -1,0 +1,142 @@
+#include "cm_predictor.h"
+
+namespace tp::coding {
+namespace {
+
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 31;
+  x *= 0x7fb5d329728ea185ull;
+  x ^= x >> 27;
+  x *= 0x81dadef4bc2dd44dull;
+  x ^= x >> 33;
+  return x;
+}
+
+// The last `order` bytes of history, tagged with the context's index.
+uint64_t order_hash(uint64_t history, int order, int tag) {
+  const uint64_t bytes = order >= 8 ? history : history & ((uint64_t{1} << (8 * order)) - 1);
+  return mix64(bytes * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(tag) * 0xd6e8feb86659fd93ull + static_cast<uint64_t>(order));
+}
+
+int ceil_log2(size_t n) {
+  int b = 0;
+  while ((size_t{1} << b) < n) ++b;
+  return b;
+}
+
+constexpr int kOrders[6] = {2, 3, 4, 5, 6, 8};
+
+int clamp12(int p) { return p < 1 ? 1 : (p > 4095 ? 4095 : p); }
+
+bool is_letter(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 128; }
+
+}  // namespace
+
+void CmPredictor::init(int memory_log2, size_t n) {
+  const int size_log2 = ceil_log2(n < 1 ? 1 : n);
+  int table_log2 = size_log2 + 6;
+  if (table_log2 > memory_log2) table_log2 = memory_log2;
+  if (table_log2 < 16) table_log2 = 16;
+  table_.init(table_log2);
+  int match_log2 = size_log2 + 1;
+  if (match_log2 > memory_log2 - 4) match_log2 = memory_log2 - 4;
+  if (match_log2 < 10) match_log2 = 10;
+  match_.init(match_log2);
+
+  for (int i = 0; i < kHashed + 2; ++i) {
+    maps_[i].init(256, 1023);
+    for (int s = 0; s < 256; ++s) {
+      const int n0 = history_n0(static_cast<uint8_t>(s)), n1 = history_n1(static_cast<uint8_t>(s));
+      maps_[i].set_probability(s, static_cast<uint32_t>((uint64_t{2} * n1 + 1) * (1u << 22) / (2u * (n0 + n1) + 2)));
+    }
+  }
+  order0_.assign(256, 0);
+  order1_.assign(65536, 0);
+  by_partial_.init(kInputs, 256, 1 << 14, 2);
+  by_match_.init(kInputs, 8 * 8, 1 << 14, 2);
+  by_previous_.init(kInputs, 256, 1 << 14, 2);
+  final_.init(3, 8, 1 << 15, 2);
+  apm_partial_.init(256, 7);
+  apm_previous_.init(65536, 7);
+  lookup_nibble();
+}
+
+void CmPredictor::lookup_nibble() {
+  const uint64_t nibble_tag = bit_pos_ == 0 ? 0 : static_cast<uint64_t>(c0_) * 0x9e3779b97f4a7c15ull;
+  found_ = 0;
+  for (int i = 0; i < kHashed; ++i) {
+    bool found = false;
+    slots_[i] = table_.find(mix64(hashes_[i] + nibble_tag), &found);
+    if (found && i < 6) ++found_;
+  }
+}
+
+int CmPredictor::p() {
+  const int c1 = static_cast<int>(history_ & 255);
+  direct_[0] = &order0_[c0_];
+  direct_[1] = &order1_[(c1 << 8) | c0_];
+  for (int i = 0; i < kHashed; ++i) inputs_[i] = cm_stretch(maps_[i].p(slots_[i][nibble_ - 1]));
+  inputs_[kHashed] = cm_stretch(maps_[kHashed].p(*direct_[0]));
+  inputs_[kHashed + 1] = cm_stretch(maps_[kHashed + 1].p(*direct_[1]));
+  inputs_[kHashed + 2] = match_.predict(c0_, bit_pos_);
+  inputs_[kHashed + 3] = 256;
+
+  layer1_[0] = by_partial_.mix(inputs_, c0_);
+  layer1_[1] = by_match_.mix(inputs_, match_.length_bucket() * 8 + (found_ > 7 ? 7 : found_));
+  layer1_[2] = by_previous_.mix(inputs_, c1);
+  final_.mix(layer1_, bit_pos_);
+  mixed_p_ = clamp12(final_.p());
+  apm1_p_ = apm_partial_.refine(mixed_p_, static_cast<size_t>(c0_));
+  apm2_p_ = apm_previous_.refine(mixed_p_, static_cast<size_t>((c1 << 8) | c0_));
+  return clamp12((mixed_p_ + apm1_p_ + 2 * apm2_p_ + 2) >> 2);
+}
+
+void CmPredictor::update(int bit) {
+  const BitHistory& bh = bit_history();
+  for (int i = 0; i < kHashed; ++i) {
+    maps_[i].update(bit);
+    uint8_t& s = slots_[i][nibble_ - 1];
+    s = bh.next[s][bit];
+  }
+  maps_[kHashed].update(bit);
+  maps_[kHashed + 1].update(bit);
+  *direct_[0] = bh.next[*direct_[0]][bit];
+  *direct_[1] = bh.next[*direct_[1]][bit];
+  match_.update_bit(bit);
+  by_partial_.update(bit);
+  by_match_.update(bit);
+  by_previous_.update(bit);
+  final_.update(bit);
+  apm_partial_.update(bit);
+  apm_previous_.update(bit);
+
+  c0_ = (c0_ << 1) | bit;
+  nibble_ = (nibble_ << 1) | bit;
+  ++bit_pos_;
+  if (bit_pos_ == 4) {
+    nibble_ = 1;
+    lookup_nibble();
+  }
+}
+
+void CmPredictor::byte_done(const uint8_t* buf, size_t pos) {
+  const int c = c0_ & 255;
+  c0_ = 1;
+  nibble_ = 1;
+  bit_pos_ = 0;
+  history_ = (history_ << 8) | static_cast<uint64_t>(c);
+  if (is_letter(c)) {
+    const int lower = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    word_ = (word_ + static_cast<uint64_t>(lower) + 1) * 0x100000001b3ull;
+  } else if (word_ != 0) {
+    previous_word_ = word_;
+    word_ = 0;
+  }
+  for (int i = 0; i < 6; ++i) hashes_[i] = order_hash(history_, kOrders[i], i);
+  hashes_[6] = mix64(word_ * 0x9e3779b97f4a7c15ull + (word_ == 0 ? history_ & 255 : 0) + 6);
+  hashes_[7] = mix64((word_ + previous_word_ * 0xd6e8feb86659fd93ull) * 0x9e3779b97f4a7c15ull + 7);
+  match_.update_byte(buf, pos);
+  lookup_nibble();
+}
+
+}  // namespace tp::coding
