@@ -45,7 +45,12 @@
         "native/binding/bench_binding.cpp",
         "native/binding/kv_binding.cpp",
         "native/binding/kv_cache_binding.cpp",
-        "native/binding/cuda_binding.cpp"
+        "native/binding/cuda_binding.cpp",
+        "native/coding/cm_logistic.cpp",
+        "native/coding/cm_bit_history.cpp",
+        "native/coding/cm_predictor.cpp",
+        "native/coding/cm_codec.cpp",
+        "native/binding/cm_binding.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -40,3 +40,8 @@ export {
   runKvEval, formatKvEvalTable, DEFAULT_BUDGETS, type KvEvalOptions, type KvEvalReport, type KvEvalRow, type KvEvalMetrics,
 } from './kv/eval/run.js';
 export { renderKvEvalSvg } from './kv/eval/plot-svg.js';
+export {
+  compressAdaptive, compressAdaptiveAsync, decompressAdaptive, decompressAdaptiveAsync, adaptiveMaxOriginalLength,
+  ADAPTIVE_MIN_MEMORY_LOG2, ADAPTIVE_MAX_MEMORY_LOG2, ADAPTIVE_DEFAULT_MEMORY_LOG2, ADAPTIVE_MAX_LENGTH, ADAPTIVE_MAX_EXPANSION,
+  type AdaptiveOptions,
+} from './coding/adaptive.js';

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterKv(env, exports);
   tp::binding::RegisterKvCache(env, exports);
   tp::binding::RegisterCuda(env, exports);
+  tp::binding::RegisterCm(env, exports);
   return exports;
 }
 

@@ -3,6 +3,8 @@
 // evenly spaced log-odds knots; the output interpolates the two knots around
 // stretch(p), and the update moves the nearer knot toward the coded bit.
 #pragma once
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -16,10 +18,10 @@ class Apm {
   // update shift (higher = slower).
   void init(size_t contexts, int rate) {
     rate_ = rate;
+    uint16_t row[33];
+    for (int j = 0; j < 33; ++j) row[j] = static_cast<uint16_t>(cm_squash((j - 16) * 128) * 16);
     knots_.resize(contexts * 33);
-    for (size_t c = 0; c < contexts; ++c) {
-      for (int j = 0; j < 33; ++j) knots_[c * 33 + j] = static_cast<uint16_t>(cm_squash((j - 16) * 128) * 16);
-    }
+    for (size_t c = 0; c < contexts; ++c) std::copy(row, row + 33, knots_.begin() + static_cast<std::ptrdiff_t>(c * 33));
   }
 
   // Refined 12-bit probability for input probability p (12-bit) in context cx.

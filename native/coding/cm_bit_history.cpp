@@ -1,5 +1,7 @@
 #include "cm_bit_history.h"
 
+#include "cm_state_map.h"
+
 namespace tp::coding {
 namespace {
 
@@ -17,9 +19,7 @@ BitHistory::BitHistory() {
   }
 }
 
-const BitHistory& bit_history() {
-  static const BitHistory table;
-  return table;
-}
+const BitHistory kBitHistory;
+const StateMapRates kStateMapRates;
 
 }  // namespace tp::coding

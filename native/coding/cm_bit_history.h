@@ -14,7 +14,7 @@ struct BitHistory {
   BitHistory();
 };
 
-const BitHistory& bit_history();
+extern const BitHistory kBitHistory;  // built during static initialisation
 
 inline int history_n0(uint8_t s) { return s & 15; }
 inline int history_n1(uint8_t s) { return s >> 4; }

@@ -61,7 +61,10 @@ Status cm_decompress(const uint8_t* in, size_t in_len, const CmOptions& options,
   if (n == 0) {
     return in_len == 0 ? Status::ok() : Status::invalid("decompressAdaptive: payload is corrupt (bytes left for an empty original)");
   }
-  if (in_len < 4) return Status::invalid("decompressAdaptive: payload is truncated or corrupt (shorter than the coder's flush)");
+  if (n > cm_max_original_length(in_len)) {
+    return Status::invalid("decompressAdaptive: payload is truncated or corrupt (" + std::to_string(in_len) +
+                           " bytes cannot hold " + std::to_string(n) + " bytes)");
+  }
   try {
     auto model = std::make_unique<CmPredictor>();
     model->init(options.memory_log2, n);

@@ -31,13 +31,27 @@ constexpr int kCmMaxMemoryLog2 = 30;
 // positions in the match index are 32-bit.
 constexpr size_t kCmMaxLength = 0x7fffffffu;
 
+// No payload from cm_compress expands more than this: every coded bit has
+// probability at most 4095/4096, so it costs at least log2(4096/4095) bits
+// and a byte at least 0.0028 bits (a ratio near 2840:1); the cap leaves a
+// margin of more than 10x. Decoders reject a larger claimed length before
+// allocating anything.
+constexpr size_t kCmMaxExpansion = 32768;
+
+// The largest original length a payload of in_len bytes can claim.
+inline size_t cm_max_original_length(size_t in_len) {
+  if (in_len < 4) return 0;  // shorter than the coder's flush: only n == 0 (empty payload)
+  return in_len > kCmMaxLength / kCmMaxExpansion ? kCmMaxLength : in_len * kCmMaxExpansion;
+}
+
 // Compresses in[0..n) into *out (replaced). n == 0 gives an empty payload.
 Status cm_compress(const uint8_t* in, size_t n, const CmOptions& options, std::vector<uint8_t>* out);
 
 // Decompresses in[0..in_len) into out[0..n), where n is the original length
 // (stored by the caller's container). Never reads or writes out of bounds
 // and runs in O(n + in_len) time on any input; a stream that needs bytes
-// past in_len, or leaves bytes unread, is reported as invalid (truncated or
+// past in_len, or leaves bytes unread, or claims n above
+// cm_max_original_length(in_len), is reported as invalid (truncated or
 // corrupt). Other corruption decodes to wrong bytes: the container's
 // checksum catches it.
 Status cm_decompress(const uint8_t* in, size_t in_len, const CmOptions& options, uint8_t* out, size_t n);

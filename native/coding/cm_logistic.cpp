@@ -30,9 +30,6 @@ Logistic::Logistic() {
   for (; p < 4096; ++p) stretch_table[p] = 2047;
 }
 
-const Logistic& logistic() {
-  static const Logistic table;
-  return table;
-}
+const Logistic kLogistic;
 
 }  // namespace tp::coding

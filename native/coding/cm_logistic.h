@@ -14,15 +14,16 @@ struct Logistic {
   Logistic();
 };
 
-// The one shared instance (built once, thread-safe static init).
-const Logistic& logistic();
+// The one shared instance, built during static initialisation (it is only
+// read afterwards, from any thread).
+extern const Logistic kLogistic;
 
 inline int cm_squash(int d) {
   if (d > 2047) d = 2047;
   if (d < -2047) d = -2047;
-  return logistic().squash_table[d + 2048];
+  return kLogistic.squash_table[d + 2048];
 }
 
-inline int cm_stretch(int p) { return logistic().stretch_table[p]; }
+inline int cm_stretch(int p) { return kLogistic.stretch_table[p]; }
 
 }  // namespace tp::coding

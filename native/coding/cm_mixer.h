@@ -38,7 +38,7 @@ class Mixer {
   void update(int bit) {
     const int err = ((bit << 12) - p_) * lr_;
     for (int i = 0; i < n_; ++i) {
-      int32_t w = w_[i] + ((inputs_[i] * err) >> 10);
+      int32_t w = w_[i] + ((inputs_[i] * err) >> 14);
       // Bounded so that hostile inputs cannot overflow the dot product.
       w_[i] = w > kMaxWeight ? kMaxWeight : (w < -kMaxWeight ? -kMaxWeight : w);
     }

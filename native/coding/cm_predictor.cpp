@@ -1,5 +1,12 @@
 #include "cm_predictor.h"
 
+#ifndef CM_LR
+#define CM_LR 12
+#endif
+#ifndef CM_LR2
+#define CM_LR2 8
+#endif
+
 namespace tp::coding {
 namespace {
 
@@ -52,10 +59,10 @@ void CmPredictor::init(int memory_log2, size_t n) {
   }
   order0_.assign(256, 0);
   order1_.assign(65536, 0);
-  by_partial_.init(kInputs, 256, 1 << 14, 2);
-  by_match_.init(kInputs, 8 * 8, 1 << 14, 2);
-  by_previous_.init(kInputs, 256, 1 << 14, 2);
-  final_.init(3, 8, 1 << 15, 2);
+  by_partial_.init(kInputs, 256, 1 << 14, CM_LR);
+  by_match_.init(kInputs, 8 * 8, 1 << 14, CM_LR);
+  by_previous_.init(kInputs, 256, 1 << 14, CM_LR);
+  final_.init(3, 8, 1 << 15, CM_LR2);
   apm_partial_.init(256, 7);
   apm_previous_.init(65536, 7);
   lookup_nibble();
@@ -64,9 +71,15 @@ void CmPredictor::init(int memory_log2, size_t n) {
 void CmPredictor::lookup_nibble() {
   const uint64_t nibble_tag = bit_pos_ == 0 ? 0 : static_cast<uint64_t>(c0_) * 0x9e3779b97f4a7c15ull;
   found_ = 0;
+  uint64_t keys[kHashed];
+  // Touch every group first so the cache misses overlap.
+  for (int i = 0; i < kHashed; ++i) {
+    keys[i] = mix64(hashes_[i] + nibble_tag);
+    __builtin_prefetch(table_.group_of(keys[i]));
+  }
   for (int i = 0; i < kHashed; ++i) {
     bool found = false;
-    slots_[i] = table_.find(mix64(hashes_[i] + nibble_tag), &found);
+    slots_[i] = table_.find(keys[i], &found);
     if (found && i < 6) ++found_;
   }
 }
@@ -92,7 +105,7 @@ int CmPredictor::p() {
 }
 
 void CmPredictor::update(int bit) {
-  const BitHistory& bh = bit_history();
+  const BitHistory& bh = kBitHistory;
   for (int i = 0; i < kHashed; ++i) {
     maps_[i].update(bit);
     uint8_t& s = slots_[i][nibble_ - 1];

@@ -4,6 +4,7 @@
 // sees and then, once the count reaches `limit`, tracks at a fixed rate.
 // Integer only.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -17,10 +18,7 @@ struct StateMapRates {
   }
 };
 
-inline const StateMapRates& state_map_rates() {
-  static const StateMapRates r;
-  return r;
-}
+extern const StateMapRates kStateMapRates;  // cm_bit_history.cpp
 
 class StateMap {
  public:
@@ -43,7 +41,7 @@ class StateMap {
     const int n = static_cast<int>(s & 1023);
     const int64_t p22 = s >> 10;
     const int64_t target = bit ? (1 << 22) - 1 : 0;
-    const int64_t next = p22 + (((target - p22) * state_map_rates().rate[n]) >> 16);
+    const int64_t next = p22 + (((target - p22) * kStateMapRates.rate[n]) >> 16);
     s = (static_cast<uint32_t>(next) << 10) | static_cast<uint32_t>(n < limit_ ? n + 1 : n);
   }
 
