@@ -5,6 +5,9 @@
 namespace tp::coding {
 namespace {
 
+// The opposite count after a bit: above 2 it drops to about half, so a
+// context that changes its mind is trusted less (tried: to 2, to 3/4, to
+// 1/3: all worse on English text).
 int discount(int n) { return n > 2 ? (n + 2) / 2 : n; }
 
 }  // namespace

@@ -1,8 +1,12 @@
 // Logistic mixer: combines model predictions (stretched probabilities) with
 // a weight vector chosen by a small context, and trains the weights online
 // to reduce coding cost (gradient of log loss: err * input). Weights are
-// 16.16 fixed point; everything is integer, so results are exact everywhere.
+// fixed point with 16 fractional bits, bounded to [-8, 8]; inputs are
+// log-odds in [-2047, 2047]. Everything is 32-bit integer arithmetic (signed
+// right shifts are arithmetic on every supported compiler), so results are
+// exact everywhere.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -10,23 +14,33 @@
 
 namespace tp::coding {
 
+// N inputs (a compile-time count, so the loops unroll and vectorise).
+template <int N>
 class Mixer {
+  static_assert(N >= 1 && N <= 64, "the 32-bit dot product holds at most 64 terms");
+
  public:
-  // n inputs, `sets` weight sets, each weight starting at init_weight/65536.
-  void init(int n, int sets, int init_weight, int learning_rate) {
-    n_ = n;
-    lr_ = learning_rate;
+  static constexpr int n_ = N;
+  // `sets` weight sets, each weight starting at init_weight/65536;
+  // learning_rate in [1, 32] (keeps err * input inside 32 bits).
+  void init(int sets, int init_weight, int learning_rate) {
+    const int n = N;
+    lr_ = learning_rate < 1 ? 1 : (learning_rate > 32 ? 32 : learning_rate);
     weights_.assign(static_cast<size_t>(n) * sets, init_weight);
   }
 
   // Mixes inputs[0..n) with weight set `set`; returns the log-odds
   // (clamped to [-2047, 2047]) and remembers the set for update().
-  int mix(const int* inputs, int set) {
+  int mix(const int32_t* inputs, int set) {
     inputs_ = inputs;
     w_ = &weights_[static_cast<size_t>(set) * n_];
-    int64_t dot = 0;
-    for (int i = 0; i < n_; ++i) dot += static_cast<int64_t>(inputs[i]) * w_[i];
-    int d = static_cast<int>(dot >> 16);
+    const int32_t* __restrict x = inputs;
+    const int32_t* __restrict w = w_;
+    // |x| < 2^11 and |w| <= 2^19: each product fits in 30 bits, and after
+    // the >> 6 a sum of up to 64 terms fits in 31 (32-bit lanes vectorise).
+    int32_t dot = 0;
+    for (int i = 0; i < n_; ++i) dot += (x[i] * w[i]) >> 6;
+    int d = dot >> 10;
     if (d > 2047) d = 2047;
     if (d < -2047) d = -2047;
     p_ = cm_squash(d);
@@ -36,20 +50,22 @@ class Mixer {
   int p() const { return p_; }
 
   void update(int bit) {
-    const int err = ((bit << 12) - p_) * lr_;
+    const int32_t err = ((bit << 12) - p_) * lr_;  // |err| < 2^17
+    const int32_t* __restrict x = inputs_;
+    int32_t* __restrict w = w_;
     for (int i = 0; i < n_; ++i) {
-      int32_t w = w_[i] + ((inputs_[i] * err) >> 14);
-      // Bounded so that hostile inputs cannot overflow the dot product.
-      w_[i] = w > kMaxWeight ? kMaxWeight : (w < -kMaxWeight ? -kMaxWeight : w);
+      // |x * err| < 2^28. Weights stay bounded so sums cannot overflow.
+      const int32_t v = w[i] + ((x[i] * err) >> 14);
+      w[i] = v > kMaxWeight ? kMaxWeight : (v < -kMaxWeight ? -kMaxWeight : v);
     }
   }
 
  private:
-  static constexpr int32_t kMaxWeight = 1 << 22;  // |weight| <= 64
+  static constexpr int32_t kMaxWeight = 1 << 19;  // |weight| <= 8
   std::vector<int32_t> weights_;
-  const int* inputs_ = nullptr;
+  const int32_t* inputs_ = nullptr;
   int32_t* w_ = nullptr;
-  int n_ = 0, lr_ = 1, p_ = 2048;
+  int lr_ = 1, p_ = 2048;
 };
 
 }  // namespace tp::coding

@@ -1,12 +1,5 @@
 #include "cm_predictor.h"
 
-#ifndef CM_LR
-#define CM_LR 12
-#endif
-#ifndef CM_LR2
-#define CM_LR2 8
-#endif
-
 namespace tp::coding {
 namespace {
 
@@ -31,7 +24,12 @@ int ceil_log2(size_t n) {
   return b;
 }
 
+// Hashed order contexts (bytes of history); orders 0 and 1 are direct.
 constexpr int kOrders[6] = {2, 3, 4, 5, 6, 8};
+// Mixer learning rates (tuned on English text): first layer, second layer.
+constexpr int kLayer1Rate = 16;
+constexpr int kLayer2Rate = 2;
+constexpr int kApmRate = 7;  // APM update shift
 
 int clamp12(int p) { return p < 1 ? 1 : (p > 4095 ? 4095 : p); }
 
@@ -59,12 +57,12 @@ void CmPredictor::init(int memory_log2, size_t n) {
   }
   order0_.assign(256, 0);
   order1_.assign(65536, 0);
-  by_partial_.init(kInputs, 256, 1 << 14, CM_LR);
-  by_match_.init(kInputs, 8 * 8, 1 << 14, CM_LR);
-  by_previous_.init(kInputs, 256, 1 << 14, CM_LR);
-  final_.init(3, 8, 1 << 15, CM_LR2);
-  apm_partial_.init(256, 7);
-  apm_previous_.init(65536, 7);
+  by_partial_.init(256, 1 << 14, kLayer1Rate);
+  by_match_.init(8 * 8, 1 << 14, kLayer1Rate);
+  by_previous_.init(256, 1 << 14, kLayer1Rate);
+  final_.init(8, 1 << 15, kLayer2Rate);
+  apm_partial_.init(256, kApmRate);
+  apm_previous_.init(65536, kApmRate);
   lookup_nibble();
 }
 
@@ -97,11 +95,13 @@ int CmPredictor::p() {
   layer1_[0] = by_partial_.mix(inputs_, c0_);
   layer1_[1] = by_match_.mix(inputs_, match_.length_bucket() * 8 + (found_ > 7 ? 7 : found_));
   layer1_[2] = by_previous_.mix(inputs_, c1);
+  layer1_[3] = 256;
   final_.mix(layer1_, bit_pos_);
   mixed_p_ = clamp12(final_.p());
-  apm1_p_ = apm_partial_.refine(mixed_p_, static_cast<size_t>(c0_));
+    apm1_p_ = apm_partial_.refine(mixed_p_, static_cast<size_t>(c0_));
   apm2_p_ = apm_previous_.refine(mixed_p_, static_cast<size_t>((c1 << 8) | c0_));
-  return clamp12((mixed_p_ + apm1_p_ + 2 * apm2_p_ + 2) >> 2);
+  // The order-1 APM carries most weight (tuned on English text).
+  return clamp12((mixed_p_ + apm1_p_ + 6 * apm2_p_ + 4) >> 3);
 }
 
 void CmPredictor::update(int bit) {

@@ -52,11 +52,12 @@ class CmPredictor {
   StateMap maps_[kHashed + 2];
   std::vector<uint8_t> order0_, order1_;  // bit histories by c0, by (c1, c0)
   MatchModel match_;
-  Mixer by_partial_, by_match_, by_previous_, final_;
+  Mixer<kInputs> by_partial_, by_match_, by_previous_;
+  Mixer<4> final_;
   Apm apm_partial_, apm_previous_;
 
-  int inputs_[kInputs] = {};
-  int layer1_[3] = {};
+  int32_t inputs_[kInputs] = {};
+  int32_t layer1_[4] = {};  // three mixer outputs and a bias
   uint8_t* direct_[2] = {};
   int c0_ = 1;       // 1 followed by the bits of the current byte so far
   int bit_pos_ = 0;  // bits of the current byte so far
