@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cm_hash_table.h"  // cm_prefetch
 #include "cm_logistic.h"
 
 namespace tp::coding {
@@ -31,6 +32,13 @@ class Apm {
     const size_t base = cx * 33 + static_cast<size_t>(s >> 7);
     index_ = base + (w >> 6);
     return static_cast<int>((knots_[base] * (128 - w) + knots_[base + 1] * w) >> 11);
+  }
+
+  // Hints the cache about context cx (both knot lines of its row).
+  void prefetch(size_t cx) const {
+    const uint16_t* row = &knots_[cx * 33];
+    cm_prefetch(row);
+    cm_prefetch(row + 32);
   }
 
   void update(int bit) {

@@ -14,6 +14,15 @@
 
 namespace tp::coding {
 
+// A cache hint only: no effect on results.
+inline void cm_prefetch(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p);
+#else
+  (void)p;
+#endif
+}
+
 struct alignas(16) HistoryBucket {
   uint8_t check;
   uint8_t states[15];  // states[nibble_prefix - 1], nibble_prefix in [1, 15]

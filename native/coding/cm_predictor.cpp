@@ -1,5 +1,7 @@
 #include "cm_predictor.h"
 
+#include <algorithm>
+
 namespace tp::coding {
 namespace {
 
@@ -27,8 +29,8 @@ int ceil_log2(size_t n) {
 // Hashed order contexts (bytes of history); orders 0 and 1 are direct.
 constexpr int kOrders[6] = {2, 3, 4, 5, 6, 8};
 // Mixer learning rates (tuned on English text): first layer, second layer.
-constexpr int kLayer1Rate = 16;
-constexpr int kLayer2Rate = 2;
+constexpr int kLayer1Rate = 8;
+constexpr int kLayer2Rate = 1;
 constexpr int kApmRate = 7;  // APM update shift
 
 int clamp12(int p) { return p < 1 ? 1 : (p > 4095 ? 4095 : p); }
@@ -57,10 +59,10 @@ void CmPredictor::init(int memory_log2, size_t n) {
   }
   order0_.assign(256, 0);
   order1_.assign(65536, 0);
-  by_partial_.init(256, 1 << 14, kLayer1Rate);
-  by_match_.init(8 * 8, 1 << 14, kLayer1Rate);
-  by_previous_.init(256, 1 << 14, kLayer1Rate);
-  final_.init(8, 1 << 15, kLayer2Rate);
+  by_partial_.init(256, 1 << 11, kLayer1Rate);
+  by_match_.init(8 * 8, 1 << 11, kLayer1Rate);
+  by_previous_.init(256, 1 << 11, kLayer1Rate);
+  final_.init(8, 1 << 12, kLayer2Rate);
   apm_partial_.init(256, kApmRate);
   apm_previous_.init(65536, kApmRate);
   lookup_nibble();
@@ -73,7 +75,7 @@ void CmPredictor::lookup_nibble() {
   // Touch every group first so the cache misses overlap.
   for (int i = 0; i < kHashed; ++i) {
     keys[i] = mix64(hashes_[i] + nibble_tag);
-    __builtin_prefetch(table_.group_of(keys[i]));
+    cm_prefetch(table_.group_of(keys[i]));
   }
   for (int i = 0; i < kHashed; ++i) {
     bool found = false;
@@ -86,17 +88,22 @@ int CmPredictor::p() {
   const int c1 = static_cast<int>(history_ & 255);
   direct_[0] = &order0_[c0_];
   direct_[1] = &order1_[(c1 << 8) | c0_];
-  for (int i = 0; i < kHashed; ++i) inputs_[i] = cm_stretch(maps_[i].p(slots_[i][nibble_ - 1]));
-  inputs_[kHashed] = cm_stretch(maps_[kHashed].p(*direct_[0]));
-  inputs_[kHashed + 1] = cm_stretch(maps_[kHashed + 1].p(*direct_[1]));
-  inputs_[kHashed + 2] = match_.predict(c0_, bit_pos_);
-  inputs_[kHashed + 3] = 256;
+  // All three first-layer mixers see the same inputs: fill one, copy.
+  int16_t* in = by_partial_.inputs();
+  for (int i = 0; i < kHashed; ++i) in[i] = static_cast<int16_t>(cm_stretch(maps_[i].p(slots_[i][nibble_ - 1])));
+  in[kHashed] = static_cast<int16_t>(cm_stretch(maps_[kHashed].p(*direct_[0])));
+  in[kHashed + 1] = static_cast<int16_t>(cm_stretch(maps_[kHashed + 1].p(*direct_[1])));
+  in[kHashed + 2] = static_cast<int16_t>(match_.predict(c0_, bit_pos_));
+  in[kHashed + 3] = 256;
+  std::copy(in, in + kInputs, by_match_.inputs());
+  std::copy(in, in + kInputs, by_previous_.inputs());
 
-  layer1_[0] = by_partial_.mix(inputs_, c0_);
-  layer1_[1] = by_match_.mix(inputs_, match_.length_bucket() * 8 + (found_ > 7 ? 7 : found_));
-  layer1_[2] = by_previous_.mix(inputs_, c1);
-  layer1_[3] = 256;
-  final_.mix(layer1_, bit_pos_);
+  int16_t* second = final_.inputs();
+  second[0] = static_cast<int16_t>(by_partial_.mix(c0_));
+  second[1] = static_cast<int16_t>(by_match_.mix(match_.length_bucket() * 8 + (found_ > 7 ? 7 : found_)));
+  second[2] = static_cast<int16_t>(by_previous_.mix(c1));
+  second[3] = 256;
+  final_.mix(bit_pos_);
   mixed_p_ = clamp12(final_.p());
     apm1_p_ = apm_partial_.refine(mixed_p_, static_cast<size_t>(c0_));
   apm2_p_ = apm_previous_.refine(mixed_p_, static_cast<size_t>((c1 << 8) | c0_));
@@ -105,6 +112,12 @@ int CmPredictor::p() {
 }
 
 void CmPredictor::update(int bit) {
+  // The next bit's order-1 APM row is one of two: start loading both.
+  if (bit_pos_ < 7) {
+    const size_t next = ((history_ & 255) << 8) | static_cast<size_t>(c0_ << 1);
+    apm_previous_.prefetch(next);
+    apm_previous_.prefetch(next + 1);
+  }
   const BitHistory& bh = kBitHistory;
   for (int i = 0; i < kHashed; ++i) {
     maps_[i].update(bit);

@@ -56,8 +56,6 @@ class CmPredictor {
   Mixer<4> final_;
   Apm apm_partial_, apm_previous_;
 
-  int32_t inputs_[kInputs] = {};
-  int32_t layer1_[4] = {};  // three mixer outputs and a bias
   uint8_t* direct_[2] = {};
   int c0_ = 1;       // 1 followed by the bits of the current byte so far
   int bit_pos_ = 0;  // bits of the current byte so far
