@@ -19,7 +19,7 @@ namespace tp::coding {
 
 class MatchModel {
  public:
-  static constexpr int kMinLength = 6;   // bytes hashed to find a candidate
+  static constexpr int kMinLength = 12;   // bytes hashed to find a candidate
   static constexpr int kMaxVerify = 64;  // bytes compared when taking a candidate
   static constexpr int kMaxLength = 65535;
 

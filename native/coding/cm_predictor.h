@@ -8,7 +8,8 @@
 //            partial byte, the match length with the number of known
 //            orders, and the previous byte; a second-layer mixer combines
 //            them
-//   refine:  two APMs (partial byte; partial byte with the previous byte)
+//   refine:  two APMs on the partial byte with the previous byte, and with
+//            a hash of the previous two bytes; their average is coded
 //
 // Encoder and decoder run the identical sequence of p() / update() /
 // byte_done() calls, so they stay in lockstep.
@@ -54,7 +55,7 @@ class CmPredictor {
   MatchModel match_;
   Mixer<kInputs> by_partial_, by_match_, by_previous_;
   Mixer<4> final_;
-  Apm apm_partial_, apm_previous_;
+  Apm apm_order2_, apm_previous_;
 
   uint8_t* direct_[2] = {};
   int c0_ = 1;       // 1 followed by the bits of the current byte so far
