@@ -157,6 +157,7 @@ void CmPredictor::byte_done(const uint8_t* buf, size_t pos) {
   nibble_ = 1;
   bit_pos_ = 0;
   history_ = (history_ << 8) | static_cast<uint64_t>(c);
+  column_ = c == '\n' ? 0 : column_ + 1;
   if (is_letter(c)) {
     const int lower = (c >= 'A' && c <= 'Z') ? c + 32 : c;
     word_ = (word_ + static_cast<uint64_t>(lower) + 1) * 0x100000001b3ull;
@@ -167,6 +168,10 @@ void CmPredictor::byte_done(const uint8_t* buf, size_t pos) {
   for (int i = 0; i < 6; ++i) hashes_[i] = order_hash(history_, kOrders[i], i);
   hashes_[6] = mix64(word_ * 0x9e3779b97f4a7c15ull + (word_ == 0 ? history_ & 255 : 0) + 6);
   hashes_[7] = mix64((word_ + previous_word_ * 0xd6e8feb86659fd93ull) * 0x9e3779b97f4a7c15ull + 7);
+  // Column with the previous byte: line layout (wrapped text, indents).
+  hashes_[8] = mix64((column_ << 8 | (history_ & 0xff)) * 0x9e3779b97f4a7c15ull + 8);
+  // Bytes 5..8 back without the nearer four: a sparse context.
+  hashes_[9] = mix64((history_ & 0xffffffff00000000ull) * 0x9e3779b97f4a7c15ull + 9);
   match_.update_byte(buf, pos);
   lookup_nibble();
 }

@@ -1,9 +1,10 @@
 // The context-mixing model: predicts each bit of the next byte (MSB first)
 // as a 12-bit probability of a 1, then learns from the coded bit.
 //
-//   inputs:  order-0 and order-1 bit histories (direct tables), orders
-//            2, 3, 4, 5, 6 and 8 and two word contexts (hashed nibble
-//            buckets), the match model, and a bias
+//   inputs:  order-0 and order-1 bit histories (direct tables); hashed
+//            nibble buckets for orders 2, 3, 4, 5, 6 and 8, two word
+//            contexts, the column with the previous byte, and bytes 5-8
+//            back (sparse); the match model; a bias
 //   mixing:  three logistic mixers whose weight sets are chosen by the
 //            partial byte, the match length with the number of known
 //            orders, and the previous byte; a second-layer mixer combines
@@ -29,7 +30,7 @@ namespace tp::coding {
 
 class CmPredictor {
  public:
-  static constexpr int kHashed = 8;              // hashed contexts
+  static constexpr int kHashed = 10;             // hashed contexts
   static constexpr int kInputs = kHashed + 4;    // + order 0, order 1, match, bias
 
   // Sizes tables for an input of n bytes under the memory knob (see
@@ -63,6 +64,7 @@ class CmPredictor {
   int nibble_ = 1;   // 1 followed by the bits of the current nibble so far
   uint64_t history_ = 0;  // last 8 bytes, newest in the low byte
   uint64_t word_ = 0, previous_word_ = 0;
+  uint64_t column_ = 0;  // bytes since the last newline
   int found_ = 0;    // hashed order contexts seen before, at the last lookup
   int mixed_p_ = 2048, apm1_p_ = 2048, apm2_p_ = 2048;
 };
