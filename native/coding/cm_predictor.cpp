@@ -60,9 +60,10 @@ void CmPredictor::init(int memory_log2, size_t n) {
   order0_.assign(256, 0);
   order1_.assign(65536, 0);
   by_partial_.init(256, 1 << 11, kLayer1Rate);
-  by_match_.init(8 * 8, 1 << 11, kLayer1Rate);
+  by_match_.init(8 * 8 * 8, 1 << 11, kLayer1Rate);
   by_previous_.init(256, 1 << 11, kLayer1Rate);
-  final_.init(8, 1 << 12, kLayer2Rate);
+  by_column_.init(64 * 8, 1 << 11, kLayer1Rate);
+  final_.init(256, 1 << 12, kLayer2Rate);
   apm_order2_.init(size_t{256} << 8, kApmRate);
   apm_previous_.init(65536, kApmRate);
   lookup_nibble();
@@ -97,13 +98,15 @@ int CmPredictor::p() {
   in[kHashed + 3] = 256;
   std::copy(in, in + kInputs, by_match_.inputs());
   std::copy(in, in + kInputs, by_previous_.inputs());
+  std::copy(in, in + kInputs, by_column_.inputs());
 
   int16_t* second = final_.inputs();
   second[0] = static_cast<int16_t>(by_partial_.mix(c0_));
-  second[1] = static_cast<int16_t>(by_match_.mix(match_.length_bucket() * 8 + (found_ > 7 ? 7 : found_)));
+  second[1] = static_cast<int16_t>(by_match_.mix(match_.length_bucket() * 64 + (found_ > 7 ? 7 : found_) * 8 + bit_pos_));
   second[2] = static_cast<int16_t>(by_previous_.mix(c1));
-  second[3] = 256;
-  final_.mix(bit_pos_);
+  const int column = column_ < 63 ? static_cast<int>(column_) : 63;
+  second[3] = static_cast<int16_t>(by_column_.mix(column * 8 + bit_pos_));
+  final_.mix(c0_);
   mixed_p_ = clamp12(final_.p());
   // Order 2, hashed to 8 bits, with the partial byte.
   const size_t order2 = static_cast<uint32_t>(history_ & 0xffff) * 0x9e3779b1u >> 24;
@@ -138,6 +141,7 @@ void CmPredictor::update(int bit) {
   by_partial_.update(bit);
   by_match_.update(bit);
   by_previous_.update(bit);
+  by_column_.update(bit);
   final_.update(bit);
   apm_order2_.update(bit);
   apm_previous_.update(bit);

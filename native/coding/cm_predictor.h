@@ -5,10 +5,11 @@
 //            nibble buckets for orders 2, 3, 4, 5, 6 and 8, two word
 //            contexts, the column with the previous byte, and bytes 5-8
 //            back (sparse); the match model; a bias
-//   mixing:  three logistic mixers whose weight sets are chosen by the
-//            partial byte, the match length with the number of known
-//            orders, and the previous byte; a second-layer mixer combines
-//            them
+//   mixing:  four logistic mixers whose weight sets are chosen by the
+//            partial byte; the match length, the number of known orders
+//            and the bit position; the previous byte; the column and the
+//            bit position. A second-layer mixer (weights by partial byte)
+//            combines them
 //   refine:  two APMs on the partial byte with the previous byte, and with
 //            a hash of the previous two bytes; their average is coded
 //
@@ -54,7 +55,7 @@ class CmPredictor {
   StateMap maps_[kHashed + 2];
   std::vector<uint8_t> order0_, order1_;  // bit histories by c0, by (c1, c0)
   MatchModel match_;
-  Mixer<kInputs> by_partial_, by_match_, by_previous_;
+  Mixer<kInputs> by_partial_, by_match_, by_previous_, by_column_;
   Mixer<4> final_;
   Apm apm_order2_, apm_previous_;
 
