@@ -29,7 +29,7 @@ int ceil_log2(size_t n) {
 // Hashed order contexts (bytes of history); orders 0 and 1 are direct.
 constexpr int kOrders[6] = {2, 3, 4, 5, 6, 8};
 // Mixer learning rates (tuned on English text): first layer, second layer.
-constexpr int kLayer1Rate = 8;
+constexpr int kLayer1Rate = 3;
 constexpr int kLayer2Rate = 1;
 constexpr int kApmRate = 7;  // APM update shift
 
