@@ -35,6 +35,9 @@ constexpr int kApmRate = 7;  // APM update shift
 
 int clamp12(int p) { return p < 1 ? 1 : (p > 4095 ? 4095 : p); }
 
+// The previous two bytes hashed to 8 bits (an APM context).
+size_t order2_bucket(uint64_t history) { return static_cast<uint32_t>(history & 0xffff) * 0x9e3779b1u >> 24; }
+
 bool is_letter(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 128; }
 
 }  // namespace
@@ -50,13 +53,13 @@ void CmPredictor::init(int memory_log2, size_t n) {
   if (match_log2 < 10) match_log2 = 10;
   match_.init(match_log2);
 
-  for (int i = 0; i < kHashed + 2; ++i) {
-    maps_[i].init(256, 1023);
-    for (int s = 0; s < 256; ++s) {
-      const int n0 = history_n0(static_cast<uint8_t>(s)), n1 = history_n1(static_cast<uint8_t>(s));
-      maps_[i].set_probability(s, static_cast<uint32_t>((uint64_t{2} * n1 + 1) * (1u << 22) / (2u * (n0 + n1) + 2)));
-    }
+  // A state's first guess: (n1 + 1/2) / (n0 + n1 + 1), refined as it is used.
+  uint32_t initial[256];
+  for (int s = 0; s < 256; ++s) {
+    const int n0 = history_n0(static_cast<uint8_t>(s)), n1 = history_n1(static_cast<uint8_t>(s));
+    initial[s] = static_cast<uint32_t>((uint64_t{2} * n1 + 1) * (1u << 22) / (2u * (n0 + n1) + 2));
   }
+  maps_.init(initial);
   order0_.assign(256, 0);
   order1_.assign(65536, 0);
   by_partial_.init(256, 1 << 11, kLayer1Rate);
@@ -91,9 +94,9 @@ int CmPredictor::p() {
   direct_[1] = &order1_[(c1 << 8) | c0_];
   // All three first-layer mixers see the same inputs: fill one, copy.
   int16_t* in = by_partial_.inputs();
-  for (int i = 0; i < kHashed; ++i) in[i] = static_cast<int16_t>(cm_stretch(maps_[i].p(slots_[i][nibble_ - 1])));
-  in[kHashed] = static_cast<int16_t>(cm_stretch(maps_[kHashed].p(*direct_[0])));
-  in[kHashed + 1] = static_cast<int16_t>(cm_stretch(maps_[kHashed + 1].p(*direct_[1])));
+  for (int i = 0; i < kHashed; ++i) in[i] = static_cast<int16_t>(cm_stretch(maps_.p(i, slots_[i][nibble_ - 1])));
+  in[kHashed] = static_cast<int16_t>(cm_stretch(maps_.p(kHashed, *direct_[0])));
+  in[kHashed + 1] = static_cast<int16_t>(cm_stretch(maps_.p(kHashed + 1, *direct_[1])));
   in[kHashed + 2] = static_cast<int16_t>(match_.predict(c0_, bit_pos_));
   in[kHashed + 3] = 256;
   std::copy(in, in + kInputs, by_match_.inputs());
@@ -108,8 +111,7 @@ int CmPredictor::p() {
   second[3] = static_cast<int16_t>(by_column_.mix(column * 8 + bit_pos_));
   final_.mix(c0_);
   mixed_p_ = clamp12(final_.p());
-  // Order 2, hashed to 8 bits, with the partial byte.
-  const size_t order2 = static_cast<uint32_t>(history_ & 0xffff) * 0x9e3779b1u >> 24;
+  const size_t order2 = order2_bucket(history_);
   apm1_p_ = apm_order2_.refine(mixed_p_, (order2 << 8) | static_cast<size_t>(c0_));
   apm2_p_ = apm_previous_.refine(mixed_p_, static_cast<size_t>((c1 << 8) | c0_));
   // The two refinements averaged (tuned on English text: better than
@@ -121,20 +123,18 @@ void CmPredictor::update(int bit) {
   // The next bit's APM rows are one of two each: start loading them.
   if (bit_pos_ < 7) {
     const size_t next = static_cast<size_t>(c0_ << 1);
-    const size_t order2 = static_cast<uint32_t>(history_ & 0xffff) * 0x9e3779b1u >> 24;
+    const size_t order2 = order2_bucket(history_);
     apm_previous_.prefetch(((history_ & 255) << 8) | next);
     apm_previous_.prefetch(((history_ & 255) << 8) | next | 1);
     apm_order2_.prefetch((order2 << 8) | next);
     apm_order2_.prefetch((order2 << 8) | next | 1);
   }
   const BitHistory& bh = kBitHistory;
+  maps_.update(bit);
   for (int i = 0; i < kHashed; ++i) {
-    maps_[i].update(bit);
     uint8_t& s = slots_[i][nibble_ - 1];
     s = bh.next[s][bit];
   }
-  maps_[kHashed].update(bit);
-  maps_[kHashed + 1].update(bit);
   *direct_[0] = bh.next[*direct_[0]][bit];
   *direct_[1] = bh.next[*direct_[1]][bit];
   match_.update_bit(bit);

@@ -52,7 +52,7 @@ class CmPredictor {
   HistoryTable table_;
   uint8_t* slots_[kHashed] = {};
   uint64_t hashes_[kHashed] = {};
-  StateMap maps_[kHashed + 2];
+  StateMapBank<kHashed + 2> maps_;  // hashed contexts, then orders 0 and 1
   std::vector<uint8_t> order0_, order1_;  // bit histories by c0, by (c1, c0)
   MatchModel match_;
   Mixer<kInputs> by_partial_, by_match_, by_previous_, by_column_;

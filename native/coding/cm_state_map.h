@@ -52,3 +52,42 @@ class StateMap {
 };
 
 }  // namespace tp::coding
+
+namespace tp::coding {
+
+// N StateMaps of 256 slots each (one per bit-history context), in one
+// array so that the per-bit predict and update loops stay tight. Same
+// arithmetic as StateMap with limit 1023.
+template <int N>
+class StateMapBank {
+ public:
+  // Every map starts at init[state] (22-bit probabilities).
+  void init(const uint32_t* init) {
+    for (int m = 0; m < N; ++m) {
+      for (int s = 0; s < 256; ++s) slots_[m * 256 + s] = init[s] << 10;
+    }
+  }
+
+  // 12-bit probability of a 1 for map m in bit-history state s.
+  int p(int m, int s) {
+    index_[m] = m * 256 + s;
+    return static_cast<int>(slots_[index_[m]] >> 20);
+  }
+
+  void update(int bit) {
+    const int64_t target = bit ? (1 << 22) - 1 : 0;
+    for (int m = 0; m < N; ++m) {
+      uint32_t& s = slots_[index_[m]];
+      const uint32_t n = s & 1023;
+      const int64_t p22 = s >> 10;
+      const int64_t next = p22 + (((target - p22) * kStateMapRates.rate[n]) >> 16);
+      s = (static_cast<uint32_t>(next) << 10) | (n + (n < 1023));
+    }
+  }
+
+ private:
+  uint32_t slots_[N * 256];
+  int index_[N] = {};
+};
+
+}  // namespace tp::coding
