@@ -18,9 +18,11 @@ namespace tp::coding {
 // Table size knob. The hashed context table takes 2^memory_log2 bytes and
 // the match index 2^(memory_log2-2) bytes, each shrunk further for small
 // inputs (a pure function of the input length, so the decoder, which is
-// told the length, sizes its tables identically). The default (27) uses
-// about 160 MiB on inputs of a few MB or more. The decoder must be given
-// the same memory_log2 as the encoder.
+// told the length, sizes its tables identically); fixed tables (APMs,
+// mixers, order 1) add about 9 MiB. The default (27) uses about 170 MiB on
+// inputs over 1 MiB; below that the hashed table is 64 bytes per input byte
+// rounded up to a power of two (at least 64 KiB), so small inputs stay small. The decoder must be given the same
+// memory_log2 as the encoder.
 struct CmOptions {
   int memory_log2 = 27;
 };

@@ -117,8 +117,9 @@ describe('adaptive coder: round trips', () => {
   test('every memoryLog2 setting round-trips; decoding needs the same setting', () => {
     const text = pseudoText(mulberry32(9), 20_000);
     for (const memoryLog2 of [16, 20, 24]) roundTrip(text, { memoryLog2 });
-    // Small tables give the same payload for this short input as large ones
-    // (tables shrink with the input), but a 2^16 table differs from 2^20.
+    // A 20 kB input gets a 2^16-byte table under memoryLog2 16 but 2^21
+    // under 24, so the models differ and decoding with the wrong setting
+    // fails or gives other bytes.
     const a = compressAdaptive(text, { memoryLog2: 16 });
     let mismatched: Uint8Array | undefined;
     try {
