@@ -92,7 +92,7 @@ int CmPredictor::p() {
   const int c1 = static_cast<int>(history_ & 255);
   direct_[0] = &order0_[c0_];
   direct_[1] = &order1_[(c1 << 8) | c0_];
-  // All three first-layer mixers see the same inputs: fill one, copy.
+  // All four first-layer mixers see the same inputs: fill one, copy.
   int16_t* in = by_partial_.inputs();
   for (int i = 0; i < kHashed; ++i) in[i] = static_cast<int16_t>(cm_stretch(maps_.p(i, slots_[i][nibble_ - 1])));
   in[kHashed] = static_cast<int16_t>(cm_stretch(maps_.p(kHashed, *direct_[0])));
