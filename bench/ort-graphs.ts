@@ -329,3 +329,23 @@ export function gqaPrefillModel(nHeads: number, headDim: number, scale: number, 
     ],
   });
 }
+
+/**
+ * A byte bigram language model as an ONNX graph, to drive the Equal-Info
+ * tokenizer through onnxruntime-node (bring-your-own model): input `prev`
+ * int64 [n] (the previous byte, or 256 at a window start) -> Gather from a
+ * [257, 256] logit table -> Softmax -> `probs` f32 [n, 256].
+ */
+export function byteBigramModel(logits: Float32Array): Uint8Array {
+  if (logits.length !== 257 * 256) throw new RangeError(`logits: expected 257 x 256 values, received ${logits.length}`);
+  return encodeModel({
+    name: 'byte_bigram',
+    nodes: [
+      { op: 'Gather', inputs: ['table', 'prev'], outputs: ['rows'], attrs: { axis: { i: 0 } } },
+      { op: 'Softmax', inputs: ['rows'], outputs: ['probs'], attrs: { axis: { i: -1 } } },
+    ],
+    inputs: [{ name: 'prev', elem: 'int64', dims: ['n'] }],
+    outputs: [{ name: 'probs', elem: 'float32', dims: ['n', 256] }],
+    initializers: [{ name: 'table', elem: 'float32', dims: [257, 256], values: Array.from(logits) }],
+  });
+}

@@ -40,6 +40,7 @@ export {
   runKvEval, formatKvEvalTable, DEFAULT_BUDGETS, type KvEvalOptions, type KvEvalReport, type KvEvalRow, type KvEvalMetrics,
 } from './kv/eval/run.js';
 export { renderKvEvalSvg } from './kv/eval/plot-svg.js';
+export { ByteModel, MAX_MODEL_ORDER, MODEL_TRAIN_DEFAULTS, type ByteModelInfo, type TrainModelOptions } from './coding/model.js';
 export {
   compressAdaptive, compressAdaptiveAsync, decompressAdaptive, decompressAdaptiveAsync, adaptiveMaxOriginalLength,
   ADAPTIVE_MIN_MEMORY_LOG2, ADAPTIVE_MAX_MEMORY_LOG2, ADAPTIVE_DEFAULT_MEMORY_LOG2, ADAPTIVE_MAX_LENGTH, ADAPTIVE_MAX_EXPANSION,

@@ -253,8 +253,89 @@ export interface NativeKvCacheHandle {
   clear(layer?: number): void;
 }
 
+
+/** A built-in byte model handle, as the coder bindings take it. */
+export type NativeByteModel = NativeByteModelHandle;
+
+export interface NativeEqualInfoParams {
+  model: NativeByteModel;
+  windowBits: number;
+  tokenBits: number;
+}
+
+export interface NativeEqualInfoEncoded {
+  tokens: (Uint16Array | Uint32Array)[];
+  windows: number[];
+}
+
+export interface NativeEqualInfoStepperParams {
+  mode: 'encode' | 'decode';
+  windowBits: number;
+  tokenBits: number;
+  docs?: Uint8Array[];
+  tokens?: (Uint16Array | Uint32Array)[];
+  maxBytes?: number;
+}
+
+/** Equal-Info coding driven by a JavaScript model (native/binding/coding_stepper_binding.cpp). */
+export interface NativeEqualInfoStepper {
+  /** Streams (document index per pending context) and their contexts; empty when done. */
+  pending(): { streams: Uint32Array; contexts: Uint8Array[] };
+  /** One row of 256 probabilities per pending context, flattened. */
+  advance(probabilities: Float32Array | Float64Array): void;
+  result(): NativeEqualInfoEncoded | Uint8Array[];
+}
+
+export interface NativeRawCoderTable {
+  freqs: Uint32Array;
+  totalLog2: number;
+}
+
+/** info() of a native byte model (native/binding/model_binding.cpp). */
+export interface NativeByteModelInfo {
+  kind: string;
+  maxOrder: number;
+  version: number;
+  bytes: number;
+  identity: string; // 16 hex digits
+  trainedBytes: number;
+  contexts: number[]; // [maxOrder + 1]
+  entries: number[]; // [maxOrder + 1]
+}
+
+/** A frozen byte model (native/coding/kn_model.h); the coder bindings take it as an argument. */
+export interface NativeByteModelHandle {
+  serialize(): Uint8Array;
+  info(): NativeByteModelInfo;
+  /** Masses [256] for the byte after ctx (its last maxOrder bytes). */
+  masses(ctx: Uint8Array): Uint32Array;
+  /** Code length of text in bits (window > 0: the context restarts every window bytes; positionBits [window] averages). */
+  evaluate(text: Uint8Array, window: number): { bits: number; positionBits: Float64Array };
+  /** Nanoseconds per masses() call over text (contexts as in evaluate), for benchmarks. */
+  benchMasses(text: Uint8Array, window: number): number;
+}
+
+export interface NativeByteModelClass {
+  /** Throws an Error with code ERR_BAD_FILE on a bad model. */
+  fromBytes(bytes: Uint8Array): NativeByteModelHandle;
+}
+
 export interface NativeAddon {
+  ByteModel: NativeByteModelClass;
+  trainByteModelAsync(text: Uint8Array, opts: { maxOrder: number; maxBytes: number }, onProgress?: (fraction: number) => void): Promise<NativeByteModelHandle>;
   KvCacheHandle: new (config: NativeKvCacheConfig) => NativeKvCacheHandle;
+  equalInfoEncode(params: NativeEqualInfoParams & { docs: Uint8Array[] }): NativeEqualInfoEncoded;
+  equalInfoEncodeAsync(params: NativeEqualInfoParams & { docs: Uint8Array[] }): Promise<NativeEqualInfoEncoded>;
+  equalInfoDecode(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; maxBytes: number }): Uint8Array[];
+  equalInfoDecodeAsync(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; maxBytes: number }): Promise<Uint8Array[]>;
+  equalInfoDecodeWindow(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; index: number; maxBytes: number }): Uint8Array;
+  EqualInfoStepper: new (params: NativeEqualInfoStepperParams) => NativeEqualInfoStepper;
+  staticEncode(params: { model: NativeByteModel; docs: Uint8Array[] }): Uint8Array[];
+  staticEncodeAsync(params: { model: NativeByteModel; docs: Uint8Array[] }): Promise<Uint8Array[]>;
+  staticDecode(params: { model: NativeByteModel; payloads: Uint8Array[]; lengths: number[]; maxBytes: number }): Uint8Array[];
+  staticDecodeAsync(params: { model: NativeByteModel; payloads: Uint8Array[]; lengths: number[]; maxBytes: number }): Promise<Uint8Array[]>;
+  rawEncode(params: NativeRawCoderTable & { data: Uint8Array }): Uint8Array;
+  rawDecode(params: NativeRawCoderTable & { payload: Uint8Array; length: number; maxBytes: number }): Uint8Array;
   backendInfo(): NativeBackendInfo;
   setThreads(n: number): void;
   /** Lowers (or restores) the ISA kernels use; false if the CPU lacks it. */

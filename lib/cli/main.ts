@@ -7,8 +7,12 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runInfo } from './info.js';
 import { runTour } from './tour.js';
 import { registerEvalKv } from './eval-kv.js';
+import { registerTrainModel } from './train-model.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { runKvBench, printKvTable } from '../../bench/kv.js';
+import { runCodingBench, printCodingTable } from '../../bench/coding.js';
+import { registerZip } from './zip.js';
+import { runModelBench, printModelTable } from '../../bench/model.js';
 
 function threadList(value: string): number[] {
   const list = value.split(',').map((s) => Number(s.trim()));
@@ -101,8 +105,55 @@ bench
     if (o.json !== true) printKvTable(report);
   });
 
+bench
+  .command('coding')
+  .description(
+    'Text coding on held-out English (Debian GCIDE + fortunes, fetched once): plain coding with the built-in model and with ' +
+      'adaptive mixing, Equal-Info windows (b = 16..128, 8/16-bit tokens) beside the paper, the classical compressors, and the ' +
+      'raw coder against @thi.ng/range-coder and memcpy.',
+  )
+  .option('--quick', 'the first 1 MiB of the held-out text, no classical compressors')
+  .option('--no-classical', 'skip the classical compressors')
+  .option('--out <file>', 'where to write the JSON report (default bench-results/coding-<date>.json)')
+  .option('--no-progress', 'no progress bar')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (o: { quick?: boolean; classical: boolean; out?: string; progress: boolean; json?: boolean }) => {
+    const report = await runCodingBench({
+      quick: o.quick === true,
+      classical: o.classical,
+      progress: o.progress,
+      json: o.json === true,
+      ...(o.out ? { outFile: o.out } : {}),
+    });
+    if (o.json !== true) printCodingTable(report);
+  });
+
+bench
+  .command('model')
+  .description(
+    'Byte model: load time of a .tpm file (default: the embedded model), masses() ns per call and bits/byte on the ' +
+      'held-out split of the Debian corpus, with full context and with the context restarting every 8 and 16 bytes.',
+  )
+  .option('--model <file>', 'model file (default models/default.tpm)')
+  .option('--max-bytes <n>', 'use only the first n held-out bytes', positiveInt)
+  .option('--out <file>', 'where to write the JSON report (default bench-results/model-<date>.json)')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (o: { model?: string; maxBytes?: number; out?: string; json?: boolean }) => {
+    const report = await runModelBench({
+      ...(o.model ? { file: o.model } : {}),
+      ...(o.maxBytes ? { maxBytes: o.maxBytes } : {}),
+      ...(o.out ? { outFile: o.out } : {}),
+    });
+    if (o.json === true) console.log(JSON.stringify(report, null, 2));
+    else printModelTable(report);
+  });
+
+registerZip(program);
+
 const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
 registerEvalKv(evalCmd);
+
+registerTrainModel(program);
 
 program
   .command('tour', { isDefault: false })

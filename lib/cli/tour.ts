@@ -1,13 +1,14 @@
 /**
  * The main job, `npm start`: a short tour on built-in defaults: backend info,
  * the quick attention benchmark with its table, then the KV-cache demo (a
- * decode loop under a memory budget vs a full cache). Later areas (text
- * coding) add their demos here.
+ * decode loop under a memory budget vs a full cache), then the coding demo
+ * (a sample text as Equal-Info tokens and back).
  */
 import { backendInfo } from '../backend.js';
 import { formatInfo } from './info.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { formatKvDemo, runKvDemo } from '../kv/demo.js';
+import { formatCodingDemo, runCodingDemo } from '../coding/demo.js';
 
 export async function runTour(opts: { json: boolean }): Promise<void> {
   const info = backendInfo();
@@ -21,6 +22,11 @@ export async function runTour(opts: { json: boolean }): Promise<void> {
     console.log('\nKV cache under a memory budget (`tokenpress eval kv` and `bench kv` measure every policy):\n');
   }
   const kv = runKvDemo();
-  if (opts.json) console.log(JSON.stringify({ info, attention, kv }, null, 2));
-  else console.log(formatKvDemo(kv));
+  if (!opts.json) {
+    console.log(formatKvDemo(kv));
+    console.log('\nText as Equal-Info tokens with the embedded model (`tokenpress bench coding` measures every setting):\n');
+  }
+  const coding = runCodingDemo();
+  if (opts.json) console.log(JSON.stringify({ info, attention, kv, coding }, null, 2));
+  else console.log(formatCodingDemo(coding));
 }

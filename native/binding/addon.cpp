@@ -12,6 +12,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterKv(env, exports);
   tp::binding::RegisterKvCache(env, exports);
   tp::binding::RegisterCuda(env, exports);
+  tp::binding::RegisterCoding(env, exports);
+  tp::binding::RegisterCodingStepper(env, exports);
+  tp::binding::RegisterModel(env, exports);
   tp::binding::RegisterCm(env, exports);
   return exports;
 }

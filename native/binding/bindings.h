@@ -10,6 +10,9 @@ void RegisterBench(Napi::Env env, Napi::Object exports);      // bench_binding.c
 void RegisterKv(Napi::Env env, Napi::Object exports);         // kv_binding.cpp
 void RegisterKvCache(Napi::Env env, Napi::Object exports);    // kv_cache_binding.cpp
 void RegisterCuda(Napi::Env env, Napi::Object exports);       // cuda_binding.cpp
+void RegisterCoding(Napi::Env env, Napi::Object exports);     // coding_binding.cpp
+void RegisterCodingStepper(Napi::Env env, Napi::Object exports);  // coding_stepper_binding.cpp
+void RegisterModel(Napi::Env env, Napi::Object exports);      // model_binding.cpp
 void RegisterCm(Napi::Env env, Napi::Object exports);         // cm_binding.cpp
 
 }  // namespace tp::binding

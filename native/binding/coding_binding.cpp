@@ -1,0 +1,279 @@
+// Coding entry points: Equal-Info windows and plain coding with a built-in
+// model (batched over the thread pool), and the raw coder the benchmark
+// times. Each has a sync form and an Async form that copies its inputs.
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include "../coding/coding_batch.h"
+#include "../coding/equal_info.h"
+#include "../coding/static_coding.h"
+#include "bindings.h"
+#include "coding_args.h"
+
+namespace tp::binding {
+
+namespace {
+
+using coding::ByteSpan;
+
+// Runs `run` off the main thread, then settles a promise with `build`.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, std::function<Status()> run, std::function<Napi::Value(Napi::Env)> build)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), run_(std::move(run)), build_(std::move(build)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ private:
+  void Execute() override {
+    try {
+      status_ = run_();
+    } catch (const std::bad_alloc&) {
+      status_ = Status::out_of_memory("out of memory while coding");
+    }
+  }
+  void OnOK() override {
+    if (status_.is_ok()) deferred_.Resolve(build_(Env()));
+    else deferred_.Reject(StatusError(Env(), status_));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+  Napi::Promise::Deferred deferred_;
+  std::function<Status()> run_;
+  std::function<Napi::Value(Napi::Env)> build_;
+  Status status_;
+};
+
+// Sync calls run inline; Async calls queue a PromiseWorker. Either way the
+// job owns everything it reads.
+template <typename Job>
+Napi::Value Dispatch(Napi::Env env, std::shared_ptr<Job> job, bool async) {
+  if (!async) {
+    Status st = job->run();
+    if (!st.is_ok()) ThrowStatus(env, st);
+    return job->build(env);
+  }
+  auto* w = new PromiseWorker(env, [job] { return job->run(); }, [job](Napi::Env e) { return job->build(e); });
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+std::vector<ByteSpan> Spans(const std::vector<ByteInput>& in) {
+  std::vector<ByteSpan> s;
+  s.reserve(in.size());
+  for (const auto& b : in) s.push_back(b.span());
+  return s;
+}
+
+Napi::Array ByteArrays(Napi::Env env, const std::vector<std::vector<uint8_t>>& list) {
+  Napi::Array a = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) a.Set(static_cast<uint32_t>(i), BytesToJs(env, list[i]));
+  return a;
+}
+
+size_t GetMaxBytes(Napi::Object o) {
+  const int64_t m = GetInt(o, "maxBytes");
+  if (m < 0) throw Napi::RangeError::New(o.Env(), "maxBytes: expected an integer >= 0, received " + std::to_string(m));
+  return static_cast<size_t>(m);
+}
+
+struct EncodeJob {
+  std::shared_ptr<const coding::ByteModel> model;
+  std::vector<ByteInput> docs;
+  int window_bits = 0, token_bits = 0;
+  std::vector<coding::TokenStream> out;
+  Status run() { return coding::equal_info_encode_batch(*model, Spans(docs), window_bits, token_bits, &out); }
+  Napi::Value build(Napi::Env env) {
+    Napi::Array tokens = Napi::Array::New(env, out.size());
+    Napi::Array windows = Napi::Array::New(env, out.size());
+    for (size_t i = 0; i < out.size(); i++) {
+      tokens.Set(static_cast<uint32_t>(i), TokensToJs(env, out[i].tokens, token_bits));
+      windows.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(out[i].windows)));
+    }
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("tokens", tokens);
+    r.Set("windows", windows);
+    return r;
+  }
+};
+
+Napi::Value EqualInfoEncode(const Napi::CallbackInfo& info, bool async) {
+  Napi::Object p = ParamsArg(info);
+  auto job = std::make_shared<EncodeJob>();
+  job->model = GetModel(p);
+  GetWindowParams(p, &job->window_bits, &job->token_bits);
+  job->docs = GetByteList(p, "docs", async);
+  return Dispatch(info.Env(), job, async);
+}
+
+// Token lists -> checked window bits, on the main thread (cheap, and a bad
+// list throws before any work starts).
+struct WindowBits {
+  std::vector<std::vector<uint8_t>> bits;
+  std::vector<size_t> windows;
+};
+
+WindowBits ParseTokens(Napi::Object p, int window_bits, int token_bits) {
+  auto tokens = GetTokenList(p, "tokens");
+  WindowBits wb;
+  wb.bits.resize(tokens.size());
+  wb.windows.resize(tokens.size());
+  for (size_t i = 0; i < tokens.size(); i++) {
+    Status st = coding::tokens_to_bits(tokens[i].data(), tokens[i].size(), window_bits, token_bits, &wb.bits[i], &wb.windows[i]);
+    if (!st.is_ok()) {
+      st.message = "tokens[" + std::to_string(i) + "]" + st.message.substr(st.message.find(':'));
+      ThrowStatus(p.Env(), st);
+    }
+  }
+  return wb;
+}
+
+struct DecodeJob {
+  std::shared_ptr<const coding::ByteModel> model;
+  WindowBits in;
+  int window_bits = 0;
+  size_t max_bytes = 0;
+  std::vector<std::vector<uint8_t>> out;
+  Status run() { return coding::equal_info_decode_batch(*model, in.bits, in.windows, window_bits, max_bytes, &out); }
+  Napi::Value build(Napi::Env env) { return ByteArrays(env, out); }
+};
+
+Napi::Value EqualInfoDecode(const Napi::CallbackInfo& info, bool async) {
+  Napi::Object p = ParamsArg(info);
+  auto job = std::make_shared<DecodeJob>();
+  job->model = GetModel(p);
+  int token_bits = 0;
+  GetWindowParams(p, &job->window_bits, &token_bits);
+  job->max_bytes = GetMaxBytes(p);
+  job->in = ParseTokens(p, job->window_bits, token_bits);
+  return Dispatch(info.Env(), job, async);
+}
+
+// Random access: window `index` of one token list, decoded alone.
+Napi::Value EqualInfoDecodeWindow(const Napi::CallbackInfo& info) {
+  Napi::Object p = ParamsArg(info);
+  auto model = GetModel(p);
+  int window_bits = 0, token_bits = 0;
+  GetWindowParams(p, &window_bits, &token_bits);
+  const size_t max_bytes = GetMaxBytes(p);
+  WindowBits wb = ParseTokens(p, window_bits, token_bits);
+  if (wb.bits.size() != 1) throw Napi::RangeError::New(info.Env(), "tokens: expected exactly one token array");
+  const int64_t index = GetInt(p, "index");
+  if (index < 0 || static_cast<size_t>(index) >= wb.windows[0]) {
+    throw Napi::RangeError::New(info.Env(), "index: expected a window index in [0, " + std::to_string(wb.windows[0]) +
+                                                "), received " + std::to_string(index));
+  }
+  std::vector<uint8_t> out;
+  const size_t cap = coding::max_window_bytes(window_bits) < max_bytes ? coding::max_window_bytes(window_bits) : max_bytes;
+  Status st = coding::equal_info_decode_window(*model, wb.bits[0].data(), wb.bits[0].size(), static_cast<size_t>(index),
+                                               window_bits, cap, &out);
+  if (!st.is_ok()) ThrowStatus(info.Env(), st);
+  return BytesToJs(info.Env(), out);
+}
+
+struct StaticEncodeJob {
+  std::shared_ptr<const coding::ByteModel> model;
+  std::vector<ByteInput> docs;
+  std::vector<std::vector<uint8_t>> out;
+  Status run() { return coding::static_encode_batch(*model, Spans(docs), &out); }
+  Napi::Value build(Napi::Env env) { return ByteArrays(env, out); }
+};
+
+Napi::Value StaticEncode(const Napi::CallbackInfo& info, bool async) {
+  Napi::Object p = ParamsArg(info);
+  auto job = std::make_shared<StaticEncodeJob>();
+  job->model = GetModel(p);
+  job->docs = GetByteList(p, "docs", async);
+  return Dispatch(info.Env(), job, async);
+}
+
+struct StaticDecodeJob {
+  std::shared_ptr<const coding::ByteModel> model;
+  std::vector<ByteInput> payloads;
+  std::vector<size_t> lengths;
+  std::vector<std::vector<uint8_t>> out;
+  Status run() { return coding::static_decode_batch(*model, Spans(payloads), lengths, &out); }
+  Napi::Value build(Napi::Env env) { return ByteArrays(env, out); }
+};
+
+Napi::Value StaticDecode(const Napi::CallbackInfo& info, bool async) {
+  Napi::Object p = ParamsArg(info);
+  auto job = std::make_shared<StaticDecodeJob>();
+  job->model = GetModel(p);
+  job->payloads = GetByteList(p, "payloads", async);
+  Napi::Value lv = p.Get("lengths");
+  if (!lv.IsArray() || lv.As<Napi::Array>().Length() != job->payloads.size()) {
+    throw Napi::TypeError::New(info.Env(), "lengths: expected an array with one length per payload, received " + describe(lv));
+  }
+  const size_t max_bytes = GetMaxBytes(p);
+  for (uint32_t i = 0; i < job->payloads.size(); i++) {
+    const int64_t n = ToInt(lv.As<Napi::Array>().Get(i), "lengths[i]");
+    if (n < 0 || static_cast<uint64_t>(n) > max_bytes) {
+      throw Napi::RangeError::New(info.Env(), "lengths[" + std::to_string(i) + "]: expected an integer in [0, maxBytes = " +
+                                                  std::to_string(max_bytes) + "], received " + std::to_string(n));
+    }
+    job->lengths.push_back(static_cast<size_t>(n));
+  }
+  return Dispatch(info.Env(), job, async);
+}
+
+// The fixed table of the raw coder: 256 frequencies >= 1 summing to 2^totalLog2.
+void GetFixedTable(Napi::Object p, std::vector<uint32_t>* freqs, int* total_log2) {
+  TypedArrayView f = GetTypedArray(p, "freqs", napi_uint32_array, true);
+  if (f.length != coding::kAlphabet) {
+    throw Napi::RangeError::New(p.Env(), "freqs: expected 256 entries, received " + std::to_string(f.length));
+  }
+  freqs->assign(static_cast<uint32_t*>(f.data), static_cast<uint32_t*>(f.data) + coding::kAlphabet);
+  *total_log2 = static_cast<int>(GetInt(p, "totalLog2"));
+  Status st = coding::check_frequency_table(freqs->data(), *total_log2);
+  if (!st.is_ok()) ThrowStatus(p.Env(), st);
+}
+
+Napi::Value RawEncode(const Napi::CallbackInfo& info) {
+  Napi::Object p = ParamsArg(info);
+  std::vector<uint32_t> freqs;
+  int total_log2 = 0;
+  GetFixedTable(p, &freqs, &total_log2);
+  TypedArrayView d = GetTypedArray(p, "data", napi_uint8_array, true);
+  std::vector<uint8_t> out;
+  Status st = coding::raw_encode(freqs.data(), total_log2, static_cast<uint8_t*>(d.data), static_cast<size_t>(d.length), &out);
+  if (!st.is_ok()) ThrowStatus(info.Env(), st);
+  return BytesToJs(info.Env(), out);
+}
+
+Napi::Value RawDecode(const Napi::CallbackInfo& info) {
+  Napi::Object p = ParamsArg(info);
+  std::vector<uint32_t> freqs;
+  int total_log2 = 0;
+  GetFixedTable(p, &freqs, &total_log2);
+  TypedArrayView d = GetTypedArray(p, "payload", napi_uint8_array, true);
+  const int64_t n = GetInt(p, "length");
+  const size_t max_bytes = GetMaxBytes(p);
+  if (n < 0 || static_cast<uint64_t>(n) > max_bytes) {
+    throw Napi::RangeError::New(info.Env(), "length: expected an integer in [0, maxBytes], received " + std::to_string(n));
+  }
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), static_cast<size_t>(n));
+  Status st = coding::raw_decode(freqs.data(), total_log2, static_cast<uint8_t*>(d.data), static_cast<size_t>(d.length),
+                                 n == 0 ? nullptr : out.Data(), static_cast<size_t>(n));
+  if (!st.is_ok()) ThrowStatus(info.Env(), st);
+  return out;
+}
+
+}  // namespace
+
+void RegisterCoding(Napi::Env env, Napi::Object exports) {
+  exports.Set("equalInfoEncode", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return EqualInfoEncode(i, false); }, "equalInfoEncode"));
+  exports.Set("equalInfoEncodeAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return EqualInfoEncode(i, true); }, "equalInfoEncodeAsync"));
+  exports.Set("equalInfoDecode", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return EqualInfoDecode(i, false); }, "equalInfoDecode"));
+  exports.Set("equalInfoDecodeAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return EqualInfoDecode(i, true); }, "equalInfoDecodeAsync"));
+  exports.Set("equalInfoDecodeWindow", Napi::Function::New(env, EqualInfoDecodeWindow, "equalInfoDecodeWindow"));
+  exports.Set("staticEncode", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return StaticEncode(i, false); }, "staticEncode"));
+  exports.Set("staticEncodeAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return StaticEncode(i, true); }, "staticEncodeAsync"));
+  exports.Set("staticDecode", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return StaticDecode(i, false); }, "staticDecode"));
+  exports.Set("staticDecodeAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return StaticDecode(i, true); }, "staticDecodeAsync"));
+  exports.Set("rawEncode", Napi::Function::New(env, RawEncode, "rawEncode"));
+  exports.Set("rawDecode", Napi::Function::New(env, RawDecode, "rawDecode"));
+}
+
+}  // namespace tp::binding

@@ -1,0 +1,60 @@
+// The exact interval coder for one Equal-Info window of b bits.
+//
+// The window's value v is an integer in [0, 2^b). The coder keeps the set of
+// values still possible, [lo, lo + W), as W = w * 2^s: units of 2^s values
+// (s > 0 only while W is large; then 2^40 <= w < 2^48 after renormalizing).
+// Each step splits the w units as
+//   unit 0                      -> "stop": the window ends here
+//   units 1 + [floor((w-1) C_i / T), floor((w-1) C_{i+1} / T)) -> byte i
+// where C_i are the cumulative quantized frequencies (total T = 2^L).
+// The encoder adds bytes while the next byte's share is non-empty, then
+// writes v = lo, the first value of the stop unit. The decoder reads bytes
+// until v falls in a stop unit. So every b-bit value decodes to exactly one
+// byte string (possibly empty) and every window's end is explicit: no
+// ambiguity at window ends or at the end of the input, at no cost beyond one
+// unit per step (2^-40 of the interval while W is large). W shrinks by at
+// least one unit per step, so decoding any value terminates.
+// With T <= 2^(b-1) every byte fits into a fresh window (its share is at
+// least 2 f_i - 1 >= 1 units), so each window holds at least one byte.
+#pragma once
+#include <cstdint>
+
+#include "big_window.h"
+
+namespace tp::coding {
+
+// The frequency total the window coder uses for b-bit windows.
+inline int window_total_log2(int window_bits) { return window_bits <= 16 ? 15 : 16; }
+
+class WindowEncoder {
+ public:
+  void reset(int window_bits);
+  // Narrows to the byte with cumulative frequency cum and frequency freq
+  // (total 2^total_log2). Returns false, changing nothing, if the byte has
+  // no unit left: the window is full.
+  bool try_encode(uint32_t cum, uint32_t freq, int total_log2);
+  // The window's value once no more bytes are added.
+  const BigWindow& value() const { return lo_; }
+
+ private:
+  BigWindow lo_;
+  uint64_t w_ = 0;
+  int s_ = 0;
+};
+
+class WindowDecoder {
+ public:
+  void reset(const BigWindow& value, int window_bits);
+  bool at_stop() const { return unit() == 0; }
+  // The byte to decode is the one with cum <= target < cum + freq.
+  uint32_t target(int total_log2) const;
+  void consume(uint32_t cum, uint32_t freq, int total_log2);
+
+ private:
+  uint64_t unit() const { return d_.bits_from(s_); }  // (v - lo) >> s, < w
+  BigWindow d_;  // v - lo
+  uint64_t w_ = 0;
+  int s_ = 0;
+};
+
+}  // namespace tp::coding
