@@ -56,7 +56,12 @@
         "native/coding/coding_batch.cpp",
         "native/binding/coding_binding.cpp",
         "native/binding/coding_stepper_binding.cpp",
-        "native/binding/model_binding.cpp"
+        "native/binding/model_binding.cpp",
+        "native/coding/cm_logistic.cpp",
+        "native/coding/cm_bit_history.cpp",
+        "native/coding/cm_predictor.cpp",
+        "native/coding/cm_codec.cpp",
+        "native/binding/cm_binding.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

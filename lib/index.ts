@@ -52,3 +52,8 @@ export {
   writeContainer, readContainer, verifyChecksum, containerChecksum,
   type ContainerHeader, type ContainerMode,
 } from './coding/container.js';
+export {
+  compressAdaptive, compressAdaptiveAsync, decompressAdaptive, decompressAdaptiveAsync, adaptiveMaxOriginalLength,
+  ADAPTIVE_MIN_MEMORY_LOG2, ADAPTIVE_MAX_MEMORY_LOG2, ADAPTIVE_DEFAULT_MEMORY_LOG2, ADAPTIVE_MAX_LENGTH, ADAPTIVE_MAX_EXPANSION,
+  type AdaptiveOptions,
+} from './coding/adaptive.js';

@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterCoding(env, exports);
   tp::binding::RegisterCodingStepper(env, exports);
   tp::binding::RegisterModel(env, exports);
+  tp::binding::RegisterCm(env, exports);
   return exports;
 }
 

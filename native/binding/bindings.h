@@ -13,5 +13,6 @@ void RegisterCuda(Napi::Env env, Napi::Object exports);       // cuda_binding.cp
 void RegisterCoding(Napi::Env env, Napi::Object exports);     // coding_binding.cpp
 void RegisterCodingStepper(Napi::Env env, Napi::Object exports);  // coding_stepper_binding.cpp
 void RegisterModel(Napi::Env env, Napi::Object exports);      // model_binding.cpp
+void RegisterCm(Napi::Env env, Napi::Object exports);         // cm_binding.cpp
 
 }  // namespace tp::binding

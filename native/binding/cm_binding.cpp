@@ -1,0 +1,179 @@
+// compressAdaptive / decompressAdaptive (and their Async forms): the
+// context-mixing coder of native/coding/cm_codec.h.
+//
+//   compressAdaptive(data: Uint8Array, opts?: { memoryLog2?: number }) -> Uint8Array
+//   decompressAdaptive(payload: Uint8Array, n: number, opts?) -> Uint8Array (n bytes)
+//
+// n is re-checked here before anything is allocated: an integer in
+// [0, kCmMaxLength] (2^31 - 1) and at most kCmMaxExpansion times the payload
+// length (no stream from the encoder expands more; see cm_codec.h). Async
+// forms copy their inputs on the main thread and run one worker thread.
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../coding/cm_codec.h"
+#include "bindings.h"
+#include "napi_args.h"
+
+namespace tp::binding {
+namespace {
+
+struct CmRequest {
+  std::vector<uint8_t> input;  // copy (async) of the data or payload
+  const uint8_t* data = nullptr;
+  size_t length = 0;
+  size_t original_length = 0;  // decompress only
+  coding::CmOptions options;
+};
+
+void ReadBytes(const Napi::CallbackInfo& info, size_t index, const char* name, bool copy, CmRequest* r) {
+  Napi::Value v = index < info.Length() ? info[index] : info.Env().Undefined();
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Uint8Array, received " + describe(v));
+  }
+  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+  r->length = a.ElementLength();
+  static const uint8_t kEmpty[1] = {0};
+  r->data = r->length == 0 || a.Data() == nullptr ? kEmpty : a.Data();
+  if (r->length > coding::kCmMaxLength) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + ": expected at most " + std::to_string(coding::kCmMaxLength) +
+                                                " bytes, received " + std::to_string(r->length));
+  }
+  if (copy) {
+    r->input.assign(r->data, r->data + r->length);
+    r->data = r->input.empty() ? kEmpty : r->input.data();
+  }
+}
+
+void ReadOptions(const Napi::CallbackInfo& info, size_t index, CmRequest* r) {
+  if (index >= info.Length() || info[index].IsUndefined()) return;
+  if (!info[index].IsObject()) throw Napi::TypeError::New(info.Env(), "opts: expected an object, received " + describe(info[index]));
+  Napi::Object o = info[index].As<Napi::Object>();
+  Napi::Value m = o.Get("memoryLog2");
+  if (m.IsUndefined()) return;
+  const int64_t v = ToInt(m, "memoryLog2");
+  if (v < coding::kCmMinMemoryLog2 || v > coding::kCmMaxMemoryLog2) {
+    throw Napi::RangeError::New(info.Env(), "memoryLog2: expected an integer in [" + std::to_string(coding::kCmMinMemoryLog2) + ", " +
+                                                std::to_string(coding::kCmMaxMemoryLog2) + "], received " + std::to_string(v));
+  }
+  r->options.memory_log2 = static_cast<int>(v);
+}
+
+void ReadOriginalLength(const Napi::CallbackInfo& info, size_t index, CmRequest* r) {
+  Napi::Value v = index < info.Length() ? info[index] : info.Env().Undefined();
+  const int64_t n = ToInt(v, "originalLength");
+  if (n < 0 || static_cast<uint64_t>(n) > coding::cm_max_original_length(r->length)) {
+    throw Napi::RangeError::New(info.Env(), "originalLength: expected an integer in [0, " +
+                                                std::to_string(coding::cm_max_original_length(r->length)) + "] for a payload of " +
+                                                std::to_string(r->length) + " bytes, received " + std::to_string(n));
+  }
+  r->original_length = static_cast<size_t>(n);
+}
+
+CmRequest ParseCompress(const Napi::CallbackInfo& info, bool copy) {
+  CmRequest r;
+  ReadBytes(info, 0, "data", copy, &r);
+  ReadOptions(info, 1, &r);
+  return r;
+}
+
+CmRequest ParseDecompress(const Napi::CallbackInfo& info, bool copy) {
+  CmRequest r;
+  ReadBytes(info, 0, "payload", copy, &r);
+  ReadOriginalLength(info, 1, &r);
+  ReadOptions(info, 2, &r);
+  return r;
+}
+
+Napi::Uint8Array ToUint8Array(Napi::Env env, const std::vector<uint8_t>& bytes) {
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, bytes.size());
+  if (!bytes.empty()) std::memcpy(out.Data(), bytes.data(), bytes.size());
+  return out;
+}
+
+// Decompresses into a vector first, so a failed call hands back nothing.
+Status RunDecompress(const CmRequest& r, std::vector<uint8_t>* out) {
+  try {
+    out->assign(r.original_length, 0);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("decompressAdaptive: could not allocate " + std::to_string(r.original_length) + " bytes");
+  }
+  return coding::cm_decompress(r.data, r.length, r.options, out->data(), out->size());
+}
+
+Napi::Value CompressAdaptive(const Napi::CallbackInfo& info) {
+  const CmRequest r = ParseCompress(info, false);
+  std::vector<uint8_t> out;
+  const Status s = coding::cm_compress(r.data, r.length, r.options, &out);
+  if (!s.is_ok()) ThrowStatus(info.Env(), s);
+  return ToUint8Array(info.Env(), out);
+}
+
+Napi::Value DecompressAdaptive(const Napi::CallbackInfo& info) {
+  const CmRequest r = ParseDecompress(info, false);
+  std::vector<uint8_t> out;
+  const Status s = RunDecompress(r, &out);
+  if (!s.is_ok()) ThrowStatus(info.Env(), s);
+  return ToUint8Array(info.Env(), out);
+}
+
+class CmWorker : public Napi::AsyncWorker {
+ public:
+  CmWorker(Napi::Env env, CmRequest&& request, bool decompress)
+      : Napi::AsyncWorker(env, "tokenpress:cm"), request_(std::move(request)), decompress_(decompress),
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    if (!request_.input.empty()) request_.data = request_.input.data();
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    status_ = decompress_ ? RunDecompress(request_, &output_) : coding::cm_compress(request_.data, request_.length, request_.options, &output_);
+  }
+  void OnOK() override {
+    if (status_.is_ok()) deferred_.Resolve(ToUint8Array(Env(), output_));
+    else deferred_.Reject(StatusError(Env(), status_));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  CmRequest request_;
+  bool decompress_;
+  Napi::Promise::Deferred deferred_;
+  Status status_;
+  std::vector<uint8_t> output_;
+};
+
+Napi::Value Rejected(Napi::Env env, const Napi::Error& e) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  deferred.Reject(e.Value());
+  return deferred.Promise();
+}
+
+Napi::Value Queue(const Napi::CallbackInfo& info, bool decompress) {
+  Napi::Env env = info.Env();
+  CmRequest r;
+  try {
+    r = decompress ? ParseDecompress(info, true) : ParseCompress(info, true);
+  } catch (const Napi::Error& e) {
+    return Rejected(env, e);
+  }
+  auto* worker = new CmWorker(env, std::move(r), decompress);
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value CompressAdaptiveAsync(const Napi::CallbackInfo& info) { return Queue(info, false); }
+Napi::Value DecompressAdaptiveAsync(const Napi::CallbackInfo& info) { return Queue(info, true); }
+
+}  // namespace
+
+void RegisterCm(Napi::Env env, Napi::Object exports) {
+  exports.Set("compressAdaptive", Napi::Function::New(env, CompressAdaptive, "compressAdaptive"));
+  exports.Set("compressAdaptiveAsync", Napi::Function::New(env, CompressAdaptiveAsync, "compressAdaptiveAsync"));
+  exports.Set("decompressAdaptive", Napi::Function::New(env, DecompressAdaptive, "decompressAdaptive"));
+  exports.Set("decompressAdaptiveAsync", Napi::Function::New(env, DecompressAdaptiveAsync, "decompressAdaptiveAsync"));
+}
+
+}  // namespace tp::binding
