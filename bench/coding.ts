@@ -229,6 +229,7 @@ export async function runCodingBench(opts: CodingBenchOptions = {}): Promise<Cod
 }
 
 const f = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
+const short = (s: string) => (s.length > 60 ? s.slice(0, 57) + '...' : s);
 
 export function printCodingTable(r: CodingBenchReport): void {
   console.log(`\nHeld-out text: ${r.corpus.description}; ${r.corpus.benchBytes} bytes. Model ${r.model.identity} (${r.model.bytes} bytes, order ${r.model.maxOrder}). ${r.machine.threads} threads, ${r.machine.isa}.`);
@@ -242,10 +243,11 @@ export function printCodingTable(r: CodingBenchReport): void {
   })));
   if (r.classical.length > 0) {
     console.log('\nClassical compressors on the same text');
-    console.table(r.classical.map((c) => ({ compressor: c.name, 'bits/byte': f(c.bitsPerByte, 3), 'compress MB/s': f(c.compressMBs), 'decompress MB/s': f(c.decompressMBs), note: c.note ?? '' })));
+    console.table(r.classical.map((c) => ({ compressor: c.name, 'bits/byte': f(c.bitsPerByte, 3), 'compress MB/s': f(c.compressMBs), 'decompress MB/s': f(c.decompressMBs), note: short(c.note ?? '') })));
   }
   console.log('\nRaw coder, fixed distribution (1 thread)');
-  console.table(r.rawCoder.map((c) => ({ coder: c.name, 'encode MB/s': f(c.encodeMBs, 1), 'decode MB/s': f(c.decodeMBs, 1), 'bits/byte': f(c.bitsPerByte, 3), note: c.note })));
+  console.table(r.rawCoder.map((c) => ({ coder: c.name, 'encode MB/s': f(c.encodeMBs, 1), 'decode MB/s': f(c.decodeMBs, 1), 'bits/byte': f(c.bitsPerByte, 3), note: short(c.note) })));
+  console.log('(full notes in the JSON report)');
   console.log('\nGoals');
   console.table(r.goals.map((g) => ({ goal: g.goal, value: g.value, met: g.met === null ? 'n/a' : g.met ? 'yes' : 'no' })));
 }
