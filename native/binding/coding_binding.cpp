@@ -260,20 +260,33 @@ Napi::Value RawDecode(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Entry points: allocation failures become JS errors (GuardAlloc).
+template <Napi::Value (*F)(const Napi::CallbackInfo&, bool), bool kAsync>
+Napi::Value Entry(const Napi::CallbackInfo& info) {
+  return GuardAlloc(info.Env(), [&] { return F(info, kAsync); });
+}
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value Entry(const Napi::CallbackInfo& info) {
+  return GuardAlloc(info.Env(), [&] { return F(info); });
+}
+
 }  // namespace
 
 void RegisterCoding(Napi::Env env, Napi::Object exports) {
-  exports.Set("equalInfoEncode", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return EqualInfoEncode(i, false); }, "equalInfoEncode"));
-  exports.Set("equalInfoEncodeAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return EqualInfoEncode(i, true); }, "equalInfoEncodeAsync"));
-  exports.Set("equalInfoDecode", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return EqualInfoDecode(i, false); }, "equalInfoDecode"));
-  exports.Set("equalInfoDecodeAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return EqualInfoDecode(i, true); }, "equalInfoDecodeAsync"));
-  exports.Set("equalInfoDecodeWindow", Napi::Function::New(env, EqualInfoDecodeWindow, "equalInfoDecodeWindow"));
-  exports.Set("staticEncode", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return StaticEncode(i, false); }, "staticEncode"));
-  exports.Set("staticEncodeAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return StaticEncode(i, true); }, "staticEncodeAsync"));
-  exports.Set("staticDecode", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return StaticDecode(i, false); }, "staticDecode"));
-  exports.Set("staticDecodeAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return StaticDecode(i, true); }, "staticDecodeAsync"));
-  exports.Set("rawEncode", Napi::Function::New(env, RawEncode, "rawEncode"));
-  exports.Set("rawDecode", Napi::Function::New(env, RawDecode, "rawDecode"));
+  auto set = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+    exports.Set(name, Napi::Function::New(env, fn, name));
+  };
+  set("equalInfoEncode", Entry<EqualInfoEncode, false>);
+  set("equalInfoEncodeAsync", Entry<EqualInfoEncode, true>);
+  set("equalInfoDecode", Entry<EqualInfoDecode, false>);
+  set("equalInfoDecodeAsync", Entry<EqualInfoDecode, true>);
+  set("equalInfoDecodeWindow", Entry<EqualInfoDecodeWindow>);
+  set("staticEncode", Entry<StaticEncode, false>);
+  set("staticEncodeAsync", Entry<StaticEncode, true>);
+  set("staticDecode", Entry<StaticDecode, false>);
+  set("staticDecodeAsync", Entry<StaticDecode, true>);
+  set("rawEncode", Entry<RawEncode>);
+  set("rawDecode", Entry<RawDecode>);
 }
 
 }  // namespace tp::binding

@@ -31,6 +31,11 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
   }
 
   explicit EqualInfoStepper(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EqualInfoStepper>(info) {
+    GuardAlloc(info.Env(), [&] { Init(info); });
+  }
+
+ private:
+  void Init(const Napi::CallbackInfo& info) {
     Napi::Object p = ParamsArg(info);
     GetWindowParams(p, &window_bits_, &token_bits_);
     Napi::Value mode = p.Get("mode");
@@ -60,12 +65,15 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
     }
   }
 
- private:
   size_t streams() const { return encode_ ? encoders_.size() : decoders_.size(); }
   bool stream_done(size_t i) const { return encode_ ? encoders_[i].done() : decoders_[i].done(); }
 
+  Napi::Value Pending(const Napi::CallbackInfo& info) { return GuardAlloc(info.Env(), [&] { return DoPending(info); }); }
+  Napi::Value Advance(const Napi::CallbackInfo& info) { return GuardAlloc(info.Env(), [&] { return DoAdvance(info); }); }
+  Napi::Value Result(const Napi::CallbackInfo& info) { return GuardAlloc(info.Env(), [&] { return DoResult(info); }); }
+
   // { streams: Uint32Array, contexts: Uint8Array[] }; both empty when done.
-  Napi::Value Pending(const Napi::CallbackInfo& info) {
+  Napi::Value DoPending(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     pending_.clear();
     for (size_t i = 0; i < streams(); i++) {
@@ -90,7 +98,7 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
 
   // probs: Float32Array or Float64Array of pending().contexts.length x 256.
   // Every row is checked before any stream moves.
-  Napi::Value Advance(const Napi::CallbackInfo& info) {
+  Napi::Value DoAdvance(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (failed_) throw Napi::Error::New(env, "EqualInfoStepper: a previous step failed");
     if (info.Length() < 1 || !info[0].IsTypedArray()) {
@@ -128,7 +136,7 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
   }
 
   // Encode: { tokens, windows }; decode: Uint8Array per document.
-  Napi::Value Result(const Napi::CallbackInfo& info) {
+  Napi::Value DoResult(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     for (size_t i = 0; i < streams(); i++) {
       if (!stream_done(i)) throw Napi::Error::New(env, "EqualInfoStepper: result() before every stream is done");

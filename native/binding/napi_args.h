@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <new>
+#include <stdexcept>
 #include <string>
 
 #include "../core/dtype.h"
@@ -126,5 +128,19 @@ inline Napi::Value StatusError(Napi::Env env, const Status& s) {
 }
 
 [[noreturn]] inline void ThrowStatus(Napi::Env env, const Status& s) { throw Napi::Error(env, StatusError(env, s)); }
+
+// Runs fn on the main thread; a failed allocation (hostile sizes, a full
+// machine) becomes a JS Error with code ERR_OUT_OF_MEMORY instead of
+// terminating the process (node-addon-api only converts Napi::Error).
+template <typename Fn>
+auto GuardAlloc(Napi::Env env, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    ThrowStatus(env, Status::out_of_memory("out of memory"));
+  } catch (const std::length_error&) {
+    ThrowStatus(env, Status::out_of_memory("out of memory: a requested size is too large"));
+  }
+}
 
 }  // namespace tp::binding

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EqualInfoTokenizer, type ModelCallback } from '../../lib/coding/equal-info.js';
 import { ByteTokenizer } from '../../lib/coding/byte-tokenizer.js';
 import { setThreads } from '../../lib/backend.js';
+import { native } from '../../lib/native.js';
 import { decodeWindow, encodeWindows, tokensToWindows, windowsToTokens, type Predict } from '../reference/equal-info.js';
 import { awkwardDocs, randomBytes, sampleText, testModel } from './coding-fixtures.js';
 
@@ -196,6 +197,40 @@ describe('EqualInfoTokenizer arguments and callback models', () => {
     await expect(nan.encodeAsync('x')).rejects.toThrow(/probabilities row 0, probabilities\[0\]: expected a finite number >= 0/);
     const zero = new EqualInfoTokenizer({ model: (c) => new Float32Array(c.length * 256), windowBits: 16 });
     await expect(zero.encodeAsync('x')).rejects.toThrow(/positive, finite sum/);
+  });
+});
+
+describe('the native coding entry points with hostile parameters', () => {
+  const model = testModel();
+  const addon = native();
+  it('throw JS errors naming the field, never crash', () => {
+    expect(() => addon.equalInfoEncode({ model: {} as never, windowBits: 16, tokenBits: 16, docs: [] })).toThrow(/model: expected a ByteModel/);
+    expect(() => addon.equalInfoEncode({ model: model.handle, windowBits: 9999, tokenBits: 16, docs: [] })).toThrow(/windowBits: expected an integer in \[16, 2048\]/);
+    expect(() => addon.equalInfoEncode({ model: model.handle, windowBits: 16, tokenBits: 64, docs: [] })).toThrow(/tokenBits/);
+    expect(() => addon.equalInfoEncode({ model: model.handle, windowBits: 16, tokenBits: 16, docs: [new Float32Array(3)] as never })).toThrow(/docs\[0\]: expected a Uint8Array/);
+    expect(() => addon.equalInfoDecode({ model: model.handle, windowBits: 16, tokenBits: 16, tokens: [Uint32Array.of(70000)], maxBytes: 10 })).toThrow(/tokens\[0\]\[0\]|below 2\^16/);
+    expect(() => addon.equalInfoDecode({ model: model.handle, windowBits: 16, tokenBits: 16, tokens: [Uint16Array.of(1)], maxBytes: -1 })).toThrow(/maxBytes/);
+    expect(() => addon.equalInfoDecodeWindow({ model: model.handle, windowBits: 16, tokenBits: 16, tokens: [Uint16Array.of(1)], index: 5, maxBytes: 10 })).toThrow(/index/);
+    expect(() => addon.staticDecode({ model: model.handle, payloads: [new Uint8Array(4)], lengths: [1, 2], maxBytes: 10 })).toThrow(/lengths: expected an array with one length per payload/);
+    expect(() => addon.staticDecode({ model: model.handle, payloads: [new Uint8Array(4)], lengths: [11], maxBytes: 10 })).toThrow(/lengths\[0\]/);
+  });
+
+  it('keep the stepper consistent: wrong sizes, early result, and a failed step', () => {
+    const s = new addon.EqualInfoStepper({ mode: 'encode', windowBits: 16, tokenBits: 16, docs: [Uint8Array.of(1, 2, 3)] });
+    expect(() => s.result()).toThrow(/result\(\) before every stream is done/);
+    const p = s.pending();
+    expect(p.contexts.length).toBe(1);
+    expect(() => s.advance(new Float64Array(255))).toThrow(/expected 256 values/);
+    expect(() => s.advance(new Uint8Array(256) as never)).toThrow(/Float32Array or Float64Array/);
+    // The failed calls changed nothing: the same step still works.
+    s.advance(new Float64Array(256).fill(1));
+    expect(() => new addon.EqualInfoStepper({ mode: 'sideways' as never, windowBits: 16, tokenBits: 16 })).toThrow(/mode: expected 'encode' or 'decode'/);
+    const d = new addon.EqualInfoStepper({ mode: 'decode', windowBits: 16, tokenBits: 16, tokens: [Uint16Array.of(65535, 65535)], maxBytes: 1 });
+    d.pending();
+    d.advance(new Float64Array(512).fill(1));
+    d.pending();
+    expect(() => d.advance(new Float64Array(d.pending().contexts.length * 256).fill(1))).toThrow(/more than 1 bytes/);
+    expect(() => d.advance(new Float64Array(0))).toThrow(/a previous step failed/);
   });
 });
 
