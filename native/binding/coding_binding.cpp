@@ -213,6 +213,16 @@ Napi::Value StaticDecode(const Napi::CallbackInfo& info, bool async) {
       throw Napi::RangeError::New(info.Env(), "lengths[" + std::to_string(i) + "]: expected an integer in [0, maxBytes = " +
                                                   std::to_string(max_bytes) + "], received " + std::to_string(n));
     }
+    // Each byte narrows the range by at least (T - 255) / T (every other byte
+    // keeps a frequency >= 1), so a valid payload of m bytes holds at most
+    // (m + 5) * 8 / log2(2^16 / (2^16 - 255)) < (m + 5) * 1423 bytes: a larger
+    // claim is refused before anything is allocated.
+    const uint64_t most = (static_cast<uint64_t>(job->payloads[i].size) + 5) * 1423;
+    if (static_cast<uint64_t>(n) > most) {
+      throw Napi::RangeError::New(info.Env(), "lengths[" + std::to_string(i) + "]: expected at most " + std::to_string(most) +
+                                                  " bytes (the most a " + std::to_string(job->payloads[i].size) +
+                                                  "-byte payload can hold), received " + std::to_string(n));
+    }
     job->lengths.push_back(static_cast<size_t>(n));
   }
   return Dispatch(info.Env(), job, async);

@@ -48,6 +48,7 @@ describe('plain coding with a static model', () => {
     const p = compressStatic(model, text);
     expect(() => decompressStatic(model, p.subarray(0, p.length - 6), text.length)).toThrow(RangeError);
     expect(() => decompressStatic(model, p, text.length * 50)).toThrow(/not a stream this model wrote/);
+    expect(() => decompressStatic(model, p.subarray(0, 3), 2 ** 30)).toThrow(/lengths\[0\]: expected at most 11384 bytes \(the most a 3-byte payload can hold\)/);
     for (let k = 0; k < 200; k++) {
       const bad = randomBytes(1 + (k % 40), k + 3);
       try {
