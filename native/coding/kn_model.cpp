@@ -74,7 +74,7 @@ inline uint64_t hash_step(uint64_t a, uint8_t byte, int k) { return (a ^ byte) *
 // SIMD ones take the 32x32->64 products of even lanes, then of odd lanes
 // shifted down, and merge the high halves without shuffles.
 #if !defined(__x86_64__) && !defined(_M_X64)
-void scale_row_scalar(const uint32_t* row, uint64_t w, uint32_t* out) {
+[[maybe_unused]] void scale_row_scalar(const uint32_t* row, uint64_t w, uint32_t* out) {
   const uint64_t w2 = w << 1;
   for (int s = 0; s < kAlphabet; ++s) out[s] = static_cast<uint32_t>((w2 * row[s]) >> 32) + 1;
 }
@@ -106,15 +106,16 @@ void scale_row_avx2(const uint32_t* row, uint64_t w, uint32_t* out) {
 }
 #endif
 
-using ScaleRow = void (*)(const uint32_t*, uint64_t, uint32_t*);
-ScaleRow pick_scale_row() {
+// Follows the active ISA (setIsa / TOKENPRESS_ISA) like the other kernels,
+// so tests can check that every path gives the same integers.
+inline void scale_row(const uint32_t* row, uint64_t w, uint32_t* out) {
 #if defined(__x86_64__) || defined(_M_X64)
-  return cpu_features().avx2 ? scale_row_avx2 : scale_row_sse2;
+  if (active_isa() >= IsaLevel::Avx2) scale_row_avx2(row, w, out);
+  else scale_row_sse2(row, w, out);
 #else
-  return scale_row_scalar;
+  scale_row_scalar(row, w, out);
 #endif
 }
-const ScaleRow scale_row = pick_scale_row();
 
 }  // namespace
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EqualInfoTokenizer, type ModelCallback } from '../../lib/coding/equal-info.js';
 import { ByteTokenizer } from '../../lib/coding/byte-tokenizer.js';
-import { setThreads } from '../../lib/backend.js';
+import { setThreads, setIsa, backendInfo } from '../../lib/backend.js';
 import { native } from '../../lib/native.js';
 import { decodeWindow, encodeWindows, tokensToWindows, windowsToTokens, type Predict } from '../reference/equal-info.js';
 import { awkwardDocs, randomBytes, sampleText, testModel } from './coding-fixtures.js';
@@ -132,6 +132,21 @@ describe('Equal-Info windows with a built-in model', () => {
     expect(four).toEqual(one);
     expect((await tok.decodeBatchAsync(one)).map((d) => new TextDecoder().decode(d))).toEqual(texts);
     expect(tok.decode(one[3]!)).toBe(texts[3]);
+  });
+
+  it('gives the same tokens on every SIMD path (setIsa)', () => {
+    const tok = new EqualInfoTokenizer({ model, windowBits: 24, tokenBits: 16 });
+    const text = sampleText(6);
+    const detected = backendInfo().detectedIsa;
+    const want = tok.encode(text);
+    try {
+      for (const isa of ['scalar', 'avx2', 'avx512'] as const) {
+        if (!setIsa(isa)) continue;
+        expect(tok.encode(text), isa).toEqual(want);
+      }
+    } finally {
+      setIsa(detected);
+    }
   });
 
   it('keeps stats: bytes, tokens, windows and their ratios', () => {
