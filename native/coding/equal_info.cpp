@@ -66,14 +66,7 @@ Status equal_info_encode(const ByteModel& model, const uint8_t* text, size_t n, 
                          size_t* windows) {
   EqualInfoEncoder enc(text, n, window_bits);
   uint32_t masses[kAlphabet];
-  const size_t order = static_cast<size_t>(model.max_order());
   while (!enc.done()) {
-    // The next context is known unless the window closes here: start its lookups now.
-    const size_t next = enc.context_length() + 1;
-    if (enc.context() + next < text + n) {
-      const size_t use = next < order ? next : order;
-      model.prefetch(enc.context() + next - use, static_cast<int>(use));
-    }
     predict(model, enc, masses);
     Status st = enc.feed(masses);
     if (!st.is_ok()) return st;
