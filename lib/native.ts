@@ -355,10 +355,10 @@ export interface NativeAddon {
   measureFmaPeak(threads: number): number;
   /** Context-mixing compression (native/coding/cm_codec.h); one thread per call. */
   compressAdaptive(data: Uint8Array, opts?: NativeCmOptions): Uint8Array;
-  compressAdaptiveAsync(data: Uint8Array, opts?: NativeCmOptions): Promise<Uint8Array>;
+  compressAdaptiveAsync(data: Uint8Array, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
   /** n: the original length, in [0, min(2^31 - 1, 32768 * payload.length)] (0 only for an empty payload). */
   decompressAdaptive(payload: Uint8Array, n: number, opts?: NativeCmOptions): Uint8Array;
-  decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions): Promise<Uint8Array>;
+  decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
 }
 
 /** Options of the adaptive (context-mixing) coder; the binding re-checks them. */

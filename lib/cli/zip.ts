@@ -82,14 +82,18 @@ export function registerZip(program: Command): void {
     .argument('<in>', 'input .tpz file')
     .argument('<out>', 'output file')
     .option('--model <file>', 'the model the file was made with (default: the embedded model)')
+    .option('--no-progress', 'no progress bar')
     .option('--json', 'print a JSON summary')
-    .action(async (input: string, output: string, o: { model?: string; json?: boolean }) => {
+    .action(async (input: string, output: string, o: { model?: string; progress: boolean; json?: boolean }) => {
       const file = readFileSync(input);
+      const progress = bar(o.progress && o.json !== true);
       const t0 = performance.now();
       const data = await unzipBytes(new Uint8Array(file.buffer, file.byteOffset, file.length), {
         ...(o.model !== undefined ? { model: ByteModel.loadSync(o.model) } : {}),
+        onProgress: (d, t) => progress.update(d, t),
       });
       const ms = performance.now() - t0;
+      progress.stop();
       writeFileSync(output, data);
       if (o.json) console.log(JSON.stringify({ inputBytes: file.length, outputBytes: data.length, ms }));
       else console.log(`${input} -> ${output}: ${file.length} -> ${data.length} bytes (${mbs(data.length, ms)})`);

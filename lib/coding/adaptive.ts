@@ -77,10 +77,22 @@ export function compressAdaptive(data: Uint8Array | string, opts?: AdaptiveOptio
   return native().compressAdaptive(bytes, checkAdaptiveOptions(opts));
 }
 
-/** compressAdaptive off the event loop (the input is copied first, so it may change meanwhile). */
-export async function compressAdaptiveAsync(data: Uint8Array | string, opts?: AdaptiveOptions): Promise<Uint8Array> {
+/** Progress of a long async call: bytes of the original done so far, and the total. */
+export type AdaptiveProgress = (bytesDone: number, totalBytes: number) => void;
+
+function checkProgress(onProgress: unknown, total: number): ((done: number) => void) | undefined {
+  if (onProgress === undefined) return undefined;
+  if (typeof onProgress !== 'function') throw typeError('onProgress', 'a function (bytesDone, totalBytes) => void', onProgress);
+  return (done: number) => (onProgress as AdaptiveProgress)(done, total);
+}
+
+/**
+ * compressAdaptive off the event loop (the input is copied first, so it may
+ * change meanwhile). onProgress hears every 1 MiB and at the end.
+ */
+export async function compressAdaptiveAsync(data: Uint8Array | string, opts?: AdaptiveOptions, onProgress?: AdaptiveProgress): Promise<Uint8Array> {
   const bytes = toBytes('data', data);
-  return native().compressAdaptiveAsync(bytes, checkAdaptiveOptions(opts));
+  return native().compressAdaptiveAsync(bytes, checkAdaptiveOptions(opts), checkProgress(onProgress, bytes.length));
 }
 
 /**
@@ -95,9 +107,11 @@ export function decompressAdaptive(payload: Uint8Array, originalLength: number, 
   return native().decompressAdaptive(bytes, n, checkAdaptiveOptions(opts));
 }
 
-/** decompressAdaptive off the event loop (the payload is copied first). */
-export async function decompressAdaptiveAsync(payload: Uint8Array, originalLength: number, opts?: AdaptiveOptions): Promise<Uint8Array> {
+/** decompressAdaptive off the event loop (the payload is copied first); onProgress as for compressAdaptiveAsync. */
+export async function decompressAdaptiveAsync(
+  payload: Uint8Array, originalLength: number, opts?: AdaptiveOptions, onProgress?: AdaptiveProgress,
+): Promise<Uint8Array> {
   const bytes = checkPayload(payload);
   const n = checkOriginalLength(originalLength, bytes);
-  return native().decompressAdaptiveAsync(bytes, n, checkAdaptiveOptions(opts));
+  return native().decompressAdaptiveAsync(bytes, n, checkAdaptiveOptions(opts), checkProgress(onProgress, n));
 }

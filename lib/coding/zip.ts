@@ -33,7 +33,7 @@ export interface ZipOptions {
    * windowBits is a multiple of tokenBits (chunks join at token boundaries).
    */
   chunkBytes?: number;
-  /** Called with (bytes done, bytes total) as chunks finish. */
+  /** Called with (bytes done, bytes total): every 1 MiB ('adaptive'), as chunks finish ('equal-info'), at the end ('static'). */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -42,6 +42,8 @@ export interface UnzipOptions {
   model?: ByteModel;
   /** Refuse files that declare more original bytes than this (default 2^32). */
   maxBytes?: number;
+  /** 'adaptive' files: called with (bytes done, bytes total) every 1 MiB. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 function badFile(message: string): TokenpressError {
@@ -66,8 +68,7 @@ export async function zipBytes(data: Uint8Array, options?: ZipOptions): Promise<
     if (o.model !== undefined || o.windowBits !== undefined || o.tokenBits !== undefined) {
       throw typeError('options', "no model, windowBits or tokenBits with mode 'adaptive'", options);
     }
-    const payload = await compressAdaptiveAsync(data);
-    progress(data.length, data.length);
+    const payload = await compressAdaptiveAsync(data, undefined, progress);
     return writeContainer({ mode, modelIdentity: null, ...base }, payload);
   }
   const model = modelOption(o.model);
@@ -99,12 +100,12 @@ export async function zipBytes(data: Uint8Array, options?: ZipOptions): Promise<
 /** The original bytes of a .tpz container, checked against its CRC-32. */
 export async function unzipBytes(file: Uint8Array, options?: UnzipOptions): Promise<Uint8Array> {
   if (!(file instanceof Uint8Array)) throw typeError('file', 'a Uint8Array', file);
-  const o = checkOptions('options', options, ['model', 'maxBytes']);
+  const o = checkOptions('options', options, ['model', 'maxBytes', 'onProgress']);
   const maxBytes = o.maxBytes === undefined ? 2 ** 32 : checkInteger('options.maxBytes', o.maxBytes, 0);
   const { header, payload } = readContainer(file, { maxOriginalBytes: maxBytes });
   let out: Uint8Array;
   if (header.mode === 'adaptive') {
-    out = await decodeOrBadFile(() => decompressAdaptiveAsync(payload, header.originalLength));
+    out = await decodeOrBadFile(() => decompressAdaptiveAsync(payload, header.originalLength, undefined, o.onProgress as UnzipOptions['onProgress']));
   } else {
     const model = modelOption(o.model);
     if (header.modelIdentity !== model.info.identity) {

@@ -118,20 +118,34 @@ Napi::Value DecompressAdaptive(const Napi::CallbackInfo& info) {
   return ToUint8Array(info.Env(), out);
 }
 
-class CmWorker : public Napi::AsyncWorker {
+// Runs off the main thread; an optional onProgress(bytesDone) callback hears
+// from it every 1 MiB (a callback that throws rejects the promise at the end).
+class CmWorker : public Napi::AsyncProgressWorker<size_t> {
  public:
-  CmWorker(Napi::Env env, CmRequest&& request, bool decompress)
-      : Napi::AsyncWorker(env, "tokenpress:cm"), request_(std::move(request)), decompress_(decompress),
+  CmWorker(Napi::Env env, CmRequest&& request, bool decompress, Napi::Value on_progress)
+      : Napi::AsyncProgressWorker<size_t>(env, "tokenpress:cm"), request_(std::move(request)), decompress_(decompress),
         deferred_(Napi::Promise::Deferred::New(env)) {
     if (!request_.input.empty()) request_.data = request_.input.data();
+    if (on_progress.IsFunction()) on_progress_ = Napi::Persistent(on_progress.As<Napi::Function>());
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
-  void Execute() override {
+  void Execute(const ExecutionProgress& progress) override {
+    if (!on_progress_.IsEmpty()) request_.options.progress = [&progress](size_t done) { progress.Send(&done, 1); };
     status_ = decompress_ ? RunDecompress(request_, &output_) : coding::cm_compress(request_.data, request_.length, request_.options, &output_);
+    request_.options.progress = nullptr;
+  }
+  void OnProgress(const size_t* done, size_t count) override {
+    if (count == 0 || on_progress_.IsEmpty() || !callback_error_.IsEmpty()) return;
+    try {
+      on_progress_.Call({Napi::Number::New(Env(), static_cast<double>(*done))});
+    } catch (const Napi::Error& e) {
+      callback_error_ = Napi::Persistent(e.Value());
+    }
   }
   void OnOK() override {
-    if (status_.is_ok()) deferred_.Resolve(ToUint8Array(Env(), output_));
+    if (!callback_error_.IsEmpty()) deferred_.Reject(callback_error_.Value());
+    else if (status_.is_ok()) deferred_.Resolve(ToUint8Array(Env(), output_));
     else deferred_.Reject(StatusError(Env(), status_));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -140,6 +154,8 @@ class CmWorker : public Napi::AsyncWorker {
   CmRequest request_;
   bool decompress_;
   Napi::Promise::Deferred deferred_;
+  Napi::FunctionReference on_progress_;
+  Napi::ObjectReference callback_error_;
   Status status_;
   std::vector<uint8_t> output_;
 };
@@ -158,7 +174,12 @@ Napi::Value Queue(const Napi::CallbackInfo& info, bool decompress) {
   } catch (const Napi::Error& e) {
     return Rejected(env, e);
   }
-  auto* worker = new CmWorker(env, std::move(r), decompress);
+  const size_t progress_arg = decompress ? 3 : 2;  // after (data, opts) or (payload, n, opts)
+  Napi::Value on_progress = progress_arg < info.Length() ? info[progress_arg] : env.Undefined();
+  if (!on_progress.IsUndefined() && !on_progress.IsFunction()) {
+    return Rejected(env, Napi::TypeError::New(env, "onProgress: expected a function, received " + describe(on_progress)));
+  }
+  auto* worker = new CmWorker(env, std::move(r), decompress, on_progress);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

@@ -24,6 +24,8 @@ Status length_error(size_t n) {
   return Status::invalid("length: expected at most " + std::to_string(kCmMaxLength) + " bytes, received " + std::to_string(n));
 }
 
+constexpr size_t kProgressMask = (size_t{1} << 20) - 1;  // report every 1 MiB
+
 }  // namespace
 
 Status cm_compress(const uint8_t* in, size_t n, const CmOptions& options, std::vector<uint8_t>* out) {
@@ -45,8 +47,10 @@ Status cm_compress(const uint8_t* in, size_t n, const CmOptions& options, std::v
         model->update(bit);
       }
       model->byte_done(in, pos + 1);
+      if ((pos & kProgressMask) == kProgressMask && options.progress) options.progress(pos + 1);
     }
     encoder.flush();
+    if (options.progress) options.progress(n);
   } catch (const std::bad_alloc&) {
     out->clear();
     return Status::out_of_memory("compressAdaptive: could not allocate the model tables (try a smaller memoryLog2)");
@@ -81,10 +85,12 @@ Status cm_decompress(const uint8_t* in, size_t in_len, const CmOptions& options,
       // A stream read past its end cannot come from the encoder: stop early
       // (at most a few bytes of work after the overrun).
       if (decoder.overran()) break;
+      if ((pos & kProgressMask) == kProgressMask && options.progress) options.progress(pos + 1);
     }
     if (decoder.overran() || decoder.consumed() != in_len) {
       return Status::invalid("decompressAdaptive: payload is truncated or corrupt (the coder's input does not end where the stream ends)");
     }
+    if (options.progress) options.progress(n);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("decompressAdaptive: could not allocate the model tables (try the memoryLog2 used to compress)");
   }

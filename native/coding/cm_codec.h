@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "../core/status.h"
@@ -25,6 +26,9 @@ namespace tp::coding {
 // memory_log2 as the encoder.
 struct CmOptions {
   int memory_log2 = 27;
+  // Optional: called with the bytes done so far, every 1 MiB and at the end
+  // (on the calling thread; it must not throw).
+  std::function<void(size_t)> progress;
 };
 
 constexpr int kCmMinMemoryLog2 = 16;

@@ -245,3 +245,22 @@ describe('adaptive coder: bad arguments name the argument', () => {
     expect(new TextDecoder().decode(await decompressAdaptiveAsync(payload, 17, SMALL))).toBe('hello hello hello');
   });
 });
+
+describe('adaptive progress', () => {
+  test('reports bytes done every 1 MiB and at the end, both ways, and rejects a bad or throwing callback', async () => {
+    const { compressAdaptiveAsync, decompressAdaptiveAsync } = await import('../../lib/coding/adaptive.js');
+    const data = new Uint8Array(2.5 * 2 ** 20).map((_, i) => (i * 7 + (i >> 9)) & 0x3f);
+    const seen: [number, number][] = [];
+    const payload = await compressAdaptiveAsync(data, { memoryLog2: 18 }, (d, t) => seen.push([d, t]));
+    // Reports may coalesce (the latest wins), so check their shape, not their count.
+    const ok = (xs: number[]) => xs.length > 0 && xs.every((d, i) => (d % 2 ** 20 === 0 || d === data.length) && d <= data.length && (i === 0 || d > xs[i - 1]!));
+    expect(ok(seen.map(([d]) => d))).toBe(true);
+    expect(seen.every(([, t]) => t === data.length)).toBe(true);
+    const back: number[] = [];
+    const out = await decompressAdaptiveAsync(payload, data.length, { memoryLog2: 18 }, (d) => back.push(d));
+    expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+    expect(ok(back)).toBe(true);
+    await expect(compressAdaptiveAsync(data.subarray(0, 10), undefined, 5 as never)).rejects.toThrow(/onProgress: expected a function/);
+    await expect(compressAdaptiveAsync(data, { memoryLog2: 18 }, () => { throw new Error('stop here'); })).rejects.toThrow(/stop here/);
+  });
+});
