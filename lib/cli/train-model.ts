@@ -46,15 +46,6 @@ export interface HeldOutReport {
   window16: { positionBits: number[]; bitsPerByte: number };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 export function heldOutReport(model: ByteModel, heldOut: Uint8Array, corpus: string): HeldOutReport {
   const w8 = model.evaluate(heldOut, { window: 8 });
@@ -81,7 +72,7 @@ async function runTrainModel(files: string[], f: TrainModelFlags): Promise<void>
   }
   for (const file of files) parts.push(readFileSync(file));
   if (parts.length === 0) throw new InvalidArgumentError('train-model: give text files to train on, or --corpus debian');
-  const text = concat(parts);
+  const text = Buffer.concat(parts);
   const bar = new cliProgress.SingleBar(
     { format: 'train-model [{bar}] {percentage}% | {eta_buffer}s', etaBuffer: 20, hideCursor: true },
     cliProgress.Presets.shades_classic,

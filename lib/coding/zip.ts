@@ -94,7 +94,7 @@ export async function zipBytes(data: Uint8Array, options?: ZipOptions): Promise<
     progress(Math.min(data.length, start + chunk * 8), data.length);
   }
   const header: ContainerHeader = { mode, modelIdentity: model.info.identity, windowBits, tokenBits, ...base };
-  return writeContainer(header, concat(parts));
+  return writeContainer(header, Buffer.concat(parts));
 }
 
 /** The original bytes of a .tpz container, checked against its CRC-32. */
@@ -131,7 +131,7 @@ async function decodeOrBadFile<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (e) {
-    if (e instanceof RangeError || (e instanceof Error && !(e instanceof TokenpressError))) {
+    if (e instanceof Error && !(e instanceof TokenpressError)) {
       throw new TokenpressError('ERR_BAD_FILE', `payload: ${e.message}`, { cause: e });
     }
     throw e;
@@ -156,12 +156,3 @@ function payloadToTokens(payload: Uint8Array, tokenBits: 8 | 16): Uint16Array {
   return ids;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}

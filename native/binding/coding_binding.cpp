@@ -165,9 +165,8 @@ Napi::Value EqualInfoDecodeWindow(const Napi::CallbackInfo& info) {
                                                 "), received " + std::to_string(index));
   }
   std::vector<uint8_t> out;
-  const size_t cap = coding::max_window_bytes(window_bits) < max_bytes ? coding::max_window_bytes(window_bits) : max_bytes;
   Status st = coding::equal_info_decode_window(*model, wb.bits[0].data(), wb.bits[0].size(), static_cast<size_t>(index),
-                                               window_bits, cap, &out);
+                                               window_bits, coding::window_byte_cap(window_bits, max_bytes), &out);
   if (!st.is_ok()) ThrowStatus(info.Env(), st);
   return BytesToJs(info.Env(), out);
 }

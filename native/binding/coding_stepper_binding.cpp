@@ -55,8 +55,8 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
         Status st = coding::tokens_to_bits(tokens[i].data(), tokens[i].size(), window_bits_, token_bits_, &bits_[i], &windows);
         if (!st.is_ok()) ThrowStatus(info.Env(), st);
         for (size_t w = 0; w < windows; w++) {
-          const size_t cap = coding::max_window_bytes(window_bits_) < max_bytes_ ? coding::max_window_bytes(window_bits_) : max_bytes_;
-          decoders_.emplace_back(bits_[i].data(), bits_[i].size(), w * window_bits_, window_bits_, cap);
+          decoders_.emplace_back(bits_[i].data(), bits_[i].size(), w * window_bits_, window_bits_,
+                                 coding::window_byte_cap(window_bits_, max_bytes_));
           window_doc_.push_back(i);
         }
       }

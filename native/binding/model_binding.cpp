@@ -243,6 +243,15 @@ Napi::Value ByteModelHandle::Masses(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The context-restart period of evaluate() / benchMasses(): 0 (never) .. 2^20.
+static int64_t WindowArg(const Napi::CallbackInfo& info, size_t index) {
+  const int64_t window = info.Length() > index ? ToInt(info[index], "window") : 0;
+  if (window < 0 || window > (1 << 20)) {
+    throw Napi::RangeError::New(info.Env(), "window: expected an integer in [0, 1048576], received " + std::to_string(window));
+  }
+  return window;
+}
+
 // evaluate(text: Uint8Array, window: number): { bits, positionBits: Float64Array(window) }.
 // Code length of text under the model (-log2 of the normalized masses), in
 // bits. window 0: byte i sees min(i, maxOrder) bytes of context; window w > 0:
@@ -252,10 +261,7 @@ Napi::Value ByteModelHandle::Masses(const Napi::CallbackInfo& info) {
 Napi::Value ByteModelHandle::Evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array text = BytesArg(info, 0, "text");
-  const int64_t window = info.Length() > 1 ? ToInt(info[1], "window") : 0;
-  if (window < 0 || window > (1 << 20)) {
-    throw Napi::RangeError::New(env, "window: expected an integer in [0, 1048576], received " + std::to_string(window));
-  }
+  const int64_t window = WindowArg(info, 1);
   const uint8_t* t = text.Data();
   const size_t n = text.ElementLength();
   const int order = model_->max_order();
@@ -289,10 +295,7 @@ Napi::Value ByteModelHandle::Evaluate(const Napi::CallbackInfo& info) {
 Napi::Value ByteModelHandle::BenchMasses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array text = BytesArg(info, 0, "text");
-  const int64_t window = info.Length() > 1 ? ToInt(info[1], "window") : 0;
-  if (window < 0 || window > (1 << 20)) {
-    throw Napi::RangeError::New(env, "window: expected an integer in [0, 1048576], received " + std::to_string(window));
-  }
+  const int64_t window = WindowArg(info, 1);
   const uint8_t* t = text.Data();
   const size_t n = text.ElementLength();
   const int order = model_->max_order();

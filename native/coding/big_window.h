@@ -65,9 +65,6 @@ struct BigWindow {
     for (int k = 0; k < 3 && i + k < kLimbs; k++) v |= static_cast<unsigned __int128>(limb[i + k]) << (32 * k);
     return static_cast<uint64_t>(v >> bit);
   }
-
-  bool bit(int pos) const { return (limb[pos >> 5] >> (pos & 31)) & 1u; }
-  void set_bit(int pos) { limb[pos >> 5] |= 1u << (pos & 31); }
 };
 
 }  // namespace tp::coding

@@ -24,9 +24,14 @@ class ByteModel {
   // >= 0 and their sum is in [1, 2^31). Const and thread-safe: many
   // streams query one model at once.
   virtual void masses(const uint8_t* ctx, int len, uint32_t* masses) const = 0;
-  // A hint that masses(ctx, len) comes soon: a model whose lookups miss the
-  // cache starts loading them now. Never changes any result.
-  virtual void prefetch(const uint8_t* /*ctx*/, int /*len*/) const {}
 };
+
+// masses() for the byte after ctx[0..len), reading at most the model's
+// max_order() most recent bytes (what every coder does).
+inline void masses_after(const ByteModel& model, const uint8_t* ctx, size_t len, uint32_t* masses) {
+  const size_t order = static_cast<size_t>(model.max_order());
+  const size_t use = len < order ? len : order;
+  model.masses(ctx + (len - use), static_cast<int>(use), masses);
+}
 
 }  // namespace tp::coding

@@ -38,11 +38,7 @@ Status run_all(size_t n, Fn fn) {
 void bits_to_tokens(const std::vector<uint8_t>& bytes, size_t nbits, int token_bits, std::vector<uint32_t>* tokens) {
   const size_t n = (nbits + token_bits - 1) / token_bits;
   tokens->assign(n, 0);
-  for (size_t t = 0; t < n; t++) {
-    uint32_t v = 0;
-    for (int k = 0; k < token_bits; k++) v = (v << 1) | (get_bit(bytes.data(), bytes.size(), t * token_bits + k) ? 1u : 0u);
-    (*tokens)[t] = v;
-  }
+  for (size_t t = 0; t < n; t++) (*tokens)[t] = get_bits(bytes.data(), bytes.size(), t * token_bits, token_bits);
 }
 
 Status equal_info_encode_batch(const ByteModel& model, const std::vector<ByteSpan>& docs, int window_bits,
@@ -98,7 +94,7 @@ Status equal_info_decode_batch(const ByteModel& model, const std::vector<std::ve
     for (size_t w = 0; w < windows[d]; w++) items.emplace_back(d, w);
   }
   std::vector<std::vector<uint8_t>> pieces(items.size());
-  const size_t per_window = max_window_bytes(window_bits) < max_bytes ? max_window_bytes(window_bits) : max_bytes;
+  const size_t per_window = window_byte_cap(window_bits, max_bytes);
   // A running total bounds memory on foreign tokens: once the windows
   // decoded so far exceed every document's cap together, the rest stop.
   std::atomic<size_t> decoded{0};

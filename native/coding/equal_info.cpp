@@ -51,13 +51,9 @@ Status EqualInfoWindowDecoder::feed(const uint32_t* masses) {
 
 namespace {
 
-// The built-in model reads at most max_order() trailing context bytes.
 template <typename Stream>
 void predict(const ByteModel& model, const Stream& s, uint32_t* masses) {
-  const size_t len = s.context_length();
-  const size_t order = static_cast<size_t>(model.max_order());
-  const size_t use = len < order ? len : order;
-  model.masses(s.context() + (len - use), static_cast<int>(use), masses);
+  masses_after(model, s.context(), s.context_length(), masses);
 }
 
 }  // namespace

@@ -75,5 +75,9 @@ Status equal_info_decode_window(const ByteModel& model, const uint8_t* bits, siz
 // The most bytes a b-bit window can decode to: each byte shrinks the
 // interval by a factor of at most 1 - 255/2^15, about 1/88 bit.
 inline size_t max_window_bytes(int window_bits) { return static_cast<size_t>(window_bits) * 96 + 64; }
+// What one window may decode to under a caller's per-document limit.
+inline size_t window_byte_cap(int window_bits, size_t max_bytes) {
+  return max_window_bytes(window_bits) < max_bytes ? max_window_bytes(window_bits) : max_bytes;
+}
 
 }  // namespace tp::coding

@@ -284,20 +284,6 @@ void KnModel::build(const KnTables& t) {
   std::copy(blob.begin(), blob.end(), blob_.data());
 }
 
-void KnModel::prefetch(const uint8_t* ctx, int len) const {
-  if (len > max_order_) {
-    ctx += len - max_order_;
-    len = max_order_;
-  }
-  if (len < 2) return;  // dense rows only
-  const uint64_t mask = (uint64_t{1} << slot_bits_) - 1;
-  uint64_t a = hash_step(kHashSeed, ctx[len - 1], 1);
-  for (int k = 2; k <= len; ++k) {
-    a = hash_step(a, ctx[len - k], k);
-    __builtin_prefetch(&slots_[fmix64(a) & mask]);
-  }
-}
-
 void KnModel::masses(const uint8_t* ctx, int len, uint32_t* out) const {
   if (len < 0) len = 0;
   if (len > max_order_) {  // read only the most recent max_order bytes

@@ -93,7 +93,6 @@ class KnModel final : public ByteModel {
 
   int max_order() const override { return max_order_; }
   void masses(const uint8_t* ctx, int len, uint32_t* masses) const override;
-  void prefetch(const uint8_t* ctx, int len) const override;  // the hash slots of every sparse order
 
   const std::vector<uint8_t>& bytes() const { return bytes_; }
   uint64_t identity() const { return identity_; }
@@ -134,6 +133,8 @@ class KnModel final : public ByteModel {
 Status kn_serialize(const KnTables& t, std::vector<uint8_t>* out);
 // Parses and validates; *hash gets the file's hash field (checked).
 Status kn_parse(const uint8_t* data, size_t n, KnTables* out, uint64_t* hash);
+// Bytes of one unsigned LEB128 varint (the file's integer encoding).
+size_t kn_varint_size(uint64_t v);
 // Serialized size of t (exactly what kn_serialize writes).
 uint64_t kn_serialized_size(const KnTables& t);
 

@@ -27,14 +27,6 @@ constexpr size_t kOrderHeader = 32;
 
 size_t header_size(int max_order) { return kFixedHeader + kOrderHeader * static_cast<size_t>(max_order + 1); }
 
-size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
 
 void put_varint(std::vector<uint8_t>* o, uint64_t v) {
   while (v >= 0x80) {
@@ -112,6 +104,15 @@ uint64_t file_hash(const uint8_t* data, size_t n) {
 }
 }  // namespace
 
+size_t kn_varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
 uint64_t kn_serialized_size(const KnTables& t) {
   uint64_t size = header_size(t.max_order);
   for (int k = 0; k <= t.max_order; ++k) {
@@ -120,14 +121,14 @@ uint64_t kn_serialized_size(const KnTables& t) {
     uint32_t prev_parent = 0;
     for (size_t c = 0; c < o.contexts(); ++c) {
       if (k >= 1) {
-        size += varint_size(o.parent[c] - prev_parent) + 1;
+        size += kn_varint_size(o.parent[c] - prev_parent) + 1;
         prev_parent = o.parent[c];
       }
-      size += varint_size(o.entry_begin[c + 1] - o.entry_begin[c]);
+      size += kn_varint_size(o.entry_begin[c + 1] - o.entry_begin[c]);
     }
     for (size_t e = 0; e < o.entries(); ++e) {
-      size += 1 + varint_size(o.raw[e]);
-      if (has_cont) size += varint_size(o.cont[e]);
+      size += 1 + kn_varint_size(o.raw[e]);
+      if (has_cont) size += kn_varint_size(o.cont[e]);
     }
   }
   return size;

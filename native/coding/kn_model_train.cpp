@@ -53,14 +53,6 @@ void discounts(const uint64_t n[5], uint32_t d[3]) {
   }
 }
 
-size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
 
 // The open run of one order during the walk: counts of the bytes seen.
 struct Run {
@@ -171,12 +163,12 @@ class Trainer {
     const Priority pr = priority(total, k);
     const bool has_cont = k < order_;
     if (!emit_) {
-      uint64_t bytes = (k >= 1 ? 2 : 0) + varint_size(r.touched.size());
+      uint64_t bytes = (k >= 1 ? 2 : 0) + kn_varint_size(r.touched.size());
       for (uint8_t b : r.touched) {
         const uint32_t c = r.raw[b], q = r.cont[b];
         if (c <= 4) ++nraw_[k][c];
         if (has_cont && q >= 1 && q <= 4) ++ncont_[k][q];
-        bytes += 1 + varint_size(c) + (has_cont ? varint_size(q) : 0);
+        bytes += 1 + kn_varint_size(c) + (has_cont ? kn_varint_size(q) : 0);
       }
       if (total < kDenseCounts) size_by_count_[k][total] += bytes;
       else size_big_[std::min<uint64_t>(total, 0xffffffffu)][k] += bytes;

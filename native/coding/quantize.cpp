@@ -83,10 +83,6 @@ int find_byte(const uint32_t* masses, uint32_t target, int total_log2, SymbolRan
   return j;
 }
 
-void masses_to_frequencies(const uint32_t* masses, int total_log2, uint32_t* freqs) {
-  for (int j = 0; j < kAlphabet; j++) freqs[j] = range_of(masses, j, total_log2).freq;
-}
-
 template <typename F>
 Status probabilities_to_masses(const F* probs, uint32_t* masses) {
   double sum = 0;

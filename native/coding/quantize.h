@@ -29,9 +29,6 @@ SymbolRange range_of(const uint32_t* masses, int byte, int total_log2);
 // Decoder side: the byte whose range holds target (target < 2^total_log2).
 int find_byte(const uint32_t* masses, uint32_t target, int total_log2, SymbolRange* range);
 
-// The same frequencies as an explicit table (tests, the raw coder).
-void masses_to_frequencies(const uint32_t* masses, int total_log2, uint32_t* freqs);
-
 // Probabilities from a user model (any finite values >= 0 with a positive,
 // finite sum; they need not sum to 1) -> masses summing to about 2^30.
 // Returns InvalidArgument naming the first bad entry.

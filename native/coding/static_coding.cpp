@@ -9,11 +9,6 @@ namespace tp::coding {
 
 namespace {
 
-void predict(const ByteModel& model, const uint8_t* text, size_t pos, uint32_t* masses) {
-  const size_t order = static_cast<size_t>(model.max_order());
-  const size_t use = pos < order ? pos : order;
-  model.masses(text + (pos - use), static_cast<int>(use), masses);
-}
 
 Status corrupt(size_t pos) {
   return Status::invalid("payload: not a stream this model wrote (corrupt, truncated or another model) at byte " +
@@ -27,14 +22,8 @@ Status static_encode(const ByteModel& model, const uint8_t* text, size_t n, std:
   out->clear();
   RangeEncoder enc(out);
   uint32_t masses[kAlphabet];
-  const size_t order = static_cast<size_t>(model.max_order());
   for (size_t pos = 0; pos < n; pos++) {
-    // The text is known: start the lookups two bytes ahead.
-    if (pos + 2 < n) {
-      const size_t ahead = pos + 2, use = ahead < order ? ahead : order;
-      model.prefetch(text + ahead - use, static_cast<int>(use));
-    }
-    predict(model, text, pos, masses);
+    masses_after(model, text, pos, masses);
     const SymbolRange r = range_of(masses, text[pos], kStaticTotalLog2);
     enc.encode(r.cum, r.freq, kStaticTotalLog2);
   }
@@ -46,7 +35,7 @@ Status static_decode(const ByteModel& model, const uint8_t* in, size_t in_len, u
   RangeDecoder dec(in, in_len);
   uint32_t masses[kAlphabet];
   for (size_t pos = 0; pos < n; pos++) {
-    predict(model, out, pos, masses);
+    masses_after(model, out, pos, masses);
     const uint32_t target = dec.target(kStaticTotalLog2);
     // A valid stream never reads past its end: stop at once on one that does
     // (a truncated payload, or a header claiming more bytes than it holds).
