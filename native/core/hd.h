@@ -1,0 +1,13 @@
+// Host/device portability for code shared by the CPU build and the CUDA
+// kernels. TP_HD marks a function that nvcc compiles for both sides; g++ sees
+// a plain inline function. Code under TP_HD uses no exceptions, no std
+// containers and no host-only intrinsics, so one source gives the same
+// integers on the CPU and on the GPU (and the CPU tests cover the GPU logic).
+#pragma once
+
+#if defined(__CUDACC__)
+#define TP_HD __host__ __device__ __forceinline__
+#define TP_DEVICE_CODE 1
+#else
+#define TP_HD inline
+#endif
