@@ -14,6 +14,7 @@
         "native/attention/attention_avx512.cpp",
         "native/cuda/cuda_probe.cpp",
         "native/cuda/cuda_attention.cpp",
+        "native/cuda/cuda_kv_cache.cpp",
         "native/kv/kv_ops.cpp",
         "native/kv/kv_quant.cpp",
         "native/kv/kv_plan.cpp",

@@ -2,9 +2,10 @@
 # GPU check on a CUDA machine: tool versions, the CUDA addon (carried prebuilt
 # build/Release/tokenpress.node, else built here with cmake-js), test/gpu
 # against the CPU attention(), torch SDPA timings, our decode/prefill
-# benchmarks vs the measured bandwidth and vs torch, then the full test suite. Writes under $OUT
-# (default bench-results/gpu): gpu-check.log, vitest.json, shapes.json,
-# torch.json, gpu-bench.json, gpu-bench.md.
+# benchmarks vs the measured bandwidth and vs torch, the device KV cache's
+# eviction and decode step (bench/gpu-kv.ts), then the full test suite.
+# Writes under $OUT (default bench-results/gpu): gpu-check.log, vitest.json,
+# shapes.json, torch.json, gpu-bench.json, gpu-bench.md, gpu-kv.json, gpu-kv.md.
 #
 # Run from the package root: bash bench/gpu-check.sh
 # Node: uses `node` if it is >= 20, else NODE_XZ (an xz-compressed node
@@ -58,6 +59,9 @@ PYTHONUNBUFFERED=1 python3 bench/torch_sdpa.py --shapes "$OUT/shapes.json" --out
 
 step "tokenpress CUDA benchmark"
 node dist/bench/gpu-attention.js --torch "$OUT/torch.json" --json "$OUT/gpu-bench.json" --md "$OUT/gpu-bench.md" || status=1
+
+step "KV cache on the GPU: eviction of a 32-layer cache at 32k, decode step"
+node dist/bench/gpu-kv.js --json "$OUT/gpu-kv.json" --md "$OUT/gpu-kv.md" || status=1
 
 step "full test suite on the CUDA build (with a device)"
 node node_modules/vitest/vitest.mjs run --reporter=dot || status=1

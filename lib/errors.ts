@@ -5,7 +5,10 @@ export type TokenpressErrorCode =
   | 'ERR_NATIVE'
   | 'ERR_UNSUPPORTED'
   | 'ERR_CACHE_BUSY'
-  | 'ERR_BAD_FILE';
+  | 'ERR_BAD_FILE'
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_CUDA'
+  | 'ERR_NO_CUDA';
 
 /** An error that is not about one argument, with a stable `code`. */
 export class TokenpressError extends Error {

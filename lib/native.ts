@@ -164,6 +164,8 @@ export interface NativeKvCacheConfig {
   groupSize: number;
   residual: number;
   window: number;
+  /** 0 = cpu, 1 = cuda when a device is present (else the CPU cache). */
+  device?: number;
 }
 
 export interface NativeKvAppendParams {
@@ -251,6 +253,8 @@ export interface NativeKvCacheHandle {
   maxLength(layer: number): number;
   memoryBytes(): number;
   clear(layer?: number): void;
+  /** Where the cache lives. */
+  device(): 'cpu' | 'cuda';
 }
 
 

@@ -11,6 +11,16 @@
  *
  * One operation runs at a time: async calls queue in order; a sync call made
  * while an async one is pending throws TokenpressError ERR_CACHE_BUSY.
+ *
+ * device 'cuda' keeps K/V in GPU memory (CUDA build with a device present;
+ * otherwise the cache runs on the CPU with the same results, and `device`
+ * says 'cpu'). On the device: f16/bf16 caches with headDim 64/128/256;
+ * append, attend (with key mass), export, and compress with streamingllm,
+ * knorm, h2o, tova or snapkv scoring under uniform, pyramid or adakv budgets.
+ * Other requests throw an Error with code ERR_UNSUPPORTED (they run on a CPU
+ * cache), with or without a device, so code behaves the same everywhere.
+ * Device failures throw code ERR_CUDA (or ERR_OUT_OF_MEMORY); the process
+ * survives and a failed call leaves the cache as it was.
  */
 import {
   CACHE_DTYPE_CODE, DTYPE_CODE, native,
@@ -21,6 +31,7 @@ import type { FloatDType, Tensor } from '../tensor.js';
 import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
 import { resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
+import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
 
 export type KvCacheDtype = keyof typeof CACHE_DTYPE_CODE;
 
@@ -56,7 +67,15 @@ export interface KvCacheOptions {
   /** Queries remembered per layer (from attend) for query-based policies; default 32. */
   window?: number;
   autoCompress?: AutoCompressOptions;
+  /**
+   * Where K/V live: 'cpu' (default) or 'cuda' (GPU memory when a CUDA
+   * device is present, else the CPU; see the `device` property).
+   */
+  device?: KvCacheDevice;
 }
+
+export type KvCacheDevice = 'cpu' | 'cuda';
+const DEVICES: readonly KvCacheDevice[] = ['cpu', 'cuda'];
 
 export interface AttendOptions {
   /** default 1/sqrt(headDim) */ scale?: number;
@@ -101,7 +120,7 @@ export interface ExportedLayer {
   counts: Tensor<'f32'>;
 }
 
-const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'autoCompress'] as const;
+const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'autoCompress', 'device'] as const;
 const FLOAT_TYPES: FloatDType[] = ['f32', 'f16', 'bf16'];
 
 interface ResolvedAuto {
@@ -117,7 +136,11 @@ export class KvCache {
   readonly headDim: number;
   readonly capacity: number;
   readonly dtype: KvCacheDtype;
+  /** Where K/V live: 'cuda' only when a device was asked for and is present. */
+  readonly device: KvCacheDevice;
   readonly #handle: NativeKvCacheHandle;
+  /** device 'cuda' was asked for: its rules apply (lib/kv/device.ts). */
+  readonly #deviceRules: boolean;
   readonly #auto: ResolvedAuto | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   /** Layers whose attend calls gave the cache queries to score with. */
@@ -137,11 +160,17 @@ export class KvCache {
     const groupSize = o.groupSize === undefined ? 32 : checkInteger('options.groupSize', o.groupSize, 1, 4096);
     const residual = o.residual === undefined ? 128 : checkInteger('options.residual', o.residual, 0, 0x7fffffff);
     const window = o.window === undefined ? 32 : checkInteger('options.window', o.window, 1, 4096);
+    const device = o.device ?? 'cpu';
+    if (typeof device !== 'string') throw typeError('options.device', "'cpu' | 'cuda'", device);
+    if (!DEVICES.includes(device)) throw rangeError('options.device', "'cpu' | 'cuda'", device);
+    this.#deviceRules = device === 'cuda';
+    if (this.#deviceRules) checkDeviceConfig(dtype, this.headDim);
     this.#auto = o.autoCompress === undefined ? undefined : this.#resolveAuto(o.autoCompress);
     this.#handle = new (native().KvCacheHandle)({
       nLayers: this.nLayers, nKvHeads: this.nKvHeads, headDim: this.headDim, capacity: this.capacity,
-      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window,
+      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window, device: DEVICES.indexOf(device),
     });
+    this.device = this.#handle.device();
   }
 
   #resolveAuto(value: unknown): ResolvedAuto {
@@ -155,6 +184,7 @@ export class KvCache {
       throw rangeError('options.autoCompress.interval', `budget.keep + interval <= capacity = ${this.capacity}`, interval);
     }
     const params = { ...resolveCompression(a.policy, this.nLayers, this.nKvHeads), keep, ratio: -1 };
+    if (this.#deviceRules) checkDeviceCompression(params);
     this.#checkBudgetFits(params, keep, 'options.autoCompress.budget');
     // Every scorer but these reads queries or the key mass that attend() accumulates.
     const needsQueries = params.allocation !== 3 && !['streamingllm', 'knorm', 'random'].includes(params.policy);
@@ -283,6 +313,7 @@ export class KvCache {
       out,
     };
     if (checkBoolean('opts.returnLse', o.returnLse, false)) p.lse = new Float32Array(nHeads * nQ);
+    if (this.#deviceRules) checkDeviceAttend(softcap);
     return { p, shape: [nHeads, nQ, d] };
   }
 
@@ -346,6 +377,7 @@ export class KvCache {
         return { q: d.data as Float32Array, nHeads, nDraft, strides: [d.strides[0]!, d.strides[1]!] as [number, number] };
       });
     }
+    if (this.#deviceRules) checkDeviceCompression(p);
     return p;
   }
 

@@ -30,7 +30,7 @@ void RequireDevice(Napi::Env env, const char* fn) {
 [[noreturn]] void ThrowCuda(Napi::Env env, const Status& s) {
   if (s.code == StatusCode::InvalidArgument) ThrowStatus(env, s);
   Napi::Error e = Napi::Error::New(env, s.message);
-  e.Set("code", s.code == StatusCode::OutOfMemory ? "ERR_OUT_OF_MEMORY" : "ERR_CUDA");
+  e.Set("code", s.code == StatusCode::OutOfMemory ? "ERR_OUT_OF_MEMORY" : s.code == StatusCode::Unsupported ? "ERR_UNSUPPORTED" : "ERR_CUDA");
   throw e;
 }
 

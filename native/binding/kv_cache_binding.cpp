@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "../cuda/cuda_kv_cache.h"
+#include "../cuda/cuda_probe.h"
 #include "../kv/kv_cache.h"
 #include "bindings.h"
 #include "kv_args.h"
@@ -23,6 +25,7 @@ using kv::CacheConfig;
 using kv::CompressReport;
 using kv::CompressRequest;
 using kv::KvCache;
+using kv::KvCacheApi;
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -154,7 +157,7 @@ ParsedExport ParseExport(Napi::Object o, bool keep) {
   return p;
 }
 
-Status RunExport(KvCache* c, const ParsedExport& p) {
+Status RunExport(KvCacheApi* c, const ParsedExport& p) {
   return c->export_layer(p.layer, p.dtype, p.k, p.v, p.kv_len, p.positions, p.pos_len, p.counts, p.counts_len);
 }
 
@@ -241,7 +244,8 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
                         InstanceMethod<&KvCacheHandle::Lengths>("lengths"),
                         InstanceMethod<&KvCacheHandle::MaxLength>("maxLength"),
                         InstanceMethod<&KvCacheHandle::MemoryBytes>("memoryBytes"),
-                        InstanceMethod<&KvCacheHandle::Clear>("clear")});
+                        InstanceMethod<&KvCacheHandle::Clear>("clear"),
+                        InstanceMethod<&KvCacheHandle::Device>("device")});
   }
 
   explicit KvCacheHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvCacheHandle>(info) {
@@ -257,10 +261,26 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     cfg.group = GetInt(o, "groupSize");
     cfg.residual = GetInt(o, "residual");
     cfg.window = GetInt(o, "window");
-    KvCache* cache = nullptr;
-    const Status s = KvCache::create(cfg, &cache);
+    // device: 0 = cpu, 1 = cuda when a device is present, else the CPU cache
+    // (the same results, silently; device() tells which one runs).
+    const int64_t device = o.Get("device").IsUndefined() ? 0 : GetInt(o, "device");
+    if (device < 0 || device > 1) throw Napi::RangeError::New(info.Env(), "device: expected 0 (cpu) or 1 (cuda), received " + std::to_string(device));
+    KvCacheApi* api = nullptr;
+    Status s = Status::ok();
+    const CudaStatus cs = cuda_status();
+    if (device == 1) {  // the same answer with or without a device
+      const Status ok = cuda::check_device_kv_config(cfg);
+      if (!ok.is_ok()) ThrowStatus(info.Env(), ok);
+    }
+    if (device == 1 && cs.compiled && cs.device_count > 0) {
+      s = cuda::create_device_kv_cache(cfg, &api);
+    } else {
+      KvCache* cache = nullptr;
+      s = KvCache::create(cfg, &cache);
+      api = cache;
+    }
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
-    cache_.reset(cache);
+    cache_.reset(api);
   }
 
   // Marks the cache busy for the lifetime of the guard (sync calls).
@@ -281,7 +301,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     }
   }
   void Release() { busy_.store(false); }
-  KvCache* cache() { return cache_.get(); }
+  KvCacheApi* cache() { return cache_.get(); }
 
  private:
   Napi::Value Append(const Napi::CallbackInfo& info) {
@@ -348,6 +368,9 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     return Napi::Number::New(info.Env(), static_cast<double>(cache_->memory_bytes()));
   }
 
+  // Where the cache lives: "cpu" or "cuda".
+  Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), cache_->device()); }
+
   // clear() or clear(layer).
   Napi::Value Clear(const Napi::CallbackInfo& info) {
     const int64_t layer = info.Length() > 0 && !info[0].IsUndefined() ? ToInt(info[0], "layer") : -1;
@@ -358,7 +381,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     return info.Env().Undefined();
   }
 
-  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<KvCacheApi> cache_;
   std::atomic<bool> busy_{false};
 };
 
@@ -373,7 +396,7 @@ class CacheWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
-  virtual Status Run(KvCache* cache) = 0;
+  virtual Status Run(KvCacheApi* cache) = 0;
   virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
 
  private:
@@ -394,15 +417,15 @@ class CacheWorker : public Napi::AsyncWorker {
   Status status_;
 };
 
-Status RunAppend(KvCache* c, const ParsedAppend& p) { return c->append(p.layer, p.in); }
-Status RunAttend(KvCache* c, const ParsedAttend& p) { return c->attend(p.layer, p.in); }
+Status RunAppend(KvCacheApi* c, const ParsedAppend& p) { return c->append(p.layer, p.in); }
+Status RunAttend(KvCacheApi* c, const ParsedAttend& p) { return c->attend(p.layer, p.in); }
 
 // An async operation whose parsed params (buffers kept alive inside) run through `run`.
-template <typename P, Status (*run)(KvCache*, const P&)>
+template <typename P, Status (*run)(KvCacheApi*, const P&)>
 class ParsedWorker : public CacheWorker {
  public:
   ParsedWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, P p) : CacheWorker(env, h, self), p_(std::move(p)) {}
-  Status Run(KvCache* c) override { return run(c, p_); }
+  Status Run(KvCacheApi* c) override { return run(c, p_); }
  private:
   P p_;
 };
@@ -414,7 +437,7 @@ class CompressWorker : public CacheWorker {
  public:
   CompressWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, std::pair<CompressRequest, KeepAlive> p)
       : CacheWorker(env, h, self), r_(std::move(p.first)), alive_(std::move(p.second)) {}
-  Status Run(KvCache* c) override {
+  Status Run(KvCacheApi* c) override {
     const double t0 = now_ms();
     const Status s = c->compress(r_, &rep_);
     ms_ = now_ms() - t0;

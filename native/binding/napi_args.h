@@ -121,9 +121,19 @@ inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typed
   return view;
 }
 
+// The JS `code` of a non-argument status.
+inline const char* StatusCodeName(StatusCode c) {
+  switch (c) {
+    case StatusCode::OutOfMemory: return "ERR_OUT_OF_MEMORY";
+    case StatusCode::Device: return "ERR_CUDA";
+    case StatusCode::Unsupported: return "ERR_UNSUPPORTED";
+    default: return "ERR_NATIVE";
+  }
+}
+
 inline Napi::Value StatusError(Napi::Env env, const Status& s) {
   Napi::Error e = s.code == StatusCode::InvalidArgument ? Napi::RangeError::New(env, s.message) : Napi::Error::New(env, s.message);
-  if (s.code != StatusCode::InvalidArgument) e.Set("code", s.code == StatusCode::OutOfMemory ? "ERR_OUT_OF_MEMORY" : "ERR_NATIVE");
+  if (s.code != StatusCode::InvalidArgument) e.Set("code", StatusCodeName(s.code));
   return e.Value();
 }
 

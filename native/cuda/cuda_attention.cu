@@ -78,6 +78,10 @@ Status check_device_attention(const DeviceAttention& a) {
   }
   if (a.indices && path != AttentionPath::Decode) return Status::invalid("indices: supported on the CUDA decode path only");
   if (a.n_sel < 0 || a.n_sel > kMaxIndex) return Status::invalid("nSel: expected 0 <= nSel < 2^31");
+  if (a.head_len && a.indices) return Status::invalid("head_len: expected no indices with per-head lengths");
+  if (a.kv_head_stride != 0 && a.kv_head_stride < checked_mul(a.n_kv, a.head_dim)) {
+    return Status::invalid("kv_head_stride: expected 0 or at least nKv * headDim = " + num(checked_mul(a.n_kv, a.head_dim)));
+  }
   if (a.n_kv > kMaxIndex || a.n_q > kMaxIndex || checked_mul(a.n_heads, a.n_q) > kMaxIndex || a.n_heads > 65535) {
     return Status::invalid("cuda attention: expected nKv, nQ and nHeads * nQ below 2^31 and nHeads <= 65535");
   }

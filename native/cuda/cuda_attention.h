@@ -49,6 +49,12 @@ struct DeviceAttention {
   // repeats allowed, each is its own softmax term); null = all nKv keys.
   const int32_t* indices = nullptr;
   int64_t n_sel = 0;
+  // KV cache views (decode path, dense only): elements between KV heads of k
+  // and v (0 = nKv * headDim), and device i32 [nKvHeads] keys per head (null =
+  // nKv for every head; each must be <= nKv). With head_len, a head's keys are
+  // its first head_len[h] rows and the causal limit counts from its own end.
+  int64_t kv_head_stride = 0;
+  const int32_t* head_len = nullptr;
   AttentionPath path = AttentionPath::Auto;
   int64_t decode_splits = 0;  // decode: KV splits per block row; 0 = one full wave of blocks (tuning)
   // Kernel variant (tuning and tests): decode 0 = direct register loads

@@ -15,7 +15,7 @@ inline Status check(cudaError_t err, const char* what) {
   std::string msg = std::string("CUDA ") + what + ": " + cudaGetErrorName(err) + " (" + std::to_string(int(err)) + "): " +
                     cudaGetErrorString(err);
   if (err == cudaErrorMemoryAllocation) return Status::out_of_memory(msg);
-  return Status::internal(msg);
+  return Status::device(msg);
 }
 
 #define TP_CUDA_TRY(call, what)              \

@@ -42,6 +42,8 @@ struct DecodeArgs {
   float* part_m;  // [nHeads * nQ][splits]   (log2 domain)
   float* part_l;  // [nHeads * nQ][splits]
   const int* indices;  // [nKvHeads, n_keys] key positions, or null (dense: key = position)
+  const int* head_len;  // [nKvHeads] keys of each KV head (dense only), or null: n_kv for all
+  int64_t head_stride;  // elements between KV heads of k and v
   int n_kv, n_keys, n_q, chunk, splits, group, rows_per_group;
   float qk_scale;
   bool causal;
@@ -97,7 +99,8 @@ struct DecodeWarp {
   float m[R], l[R], acc[R][8];
   int warp, lane, sub, kg;
 
-  __device__ __forceinline__ void init(const DecodeArgs& a, int kvh, int slice) {
+  // n_kv_h: the keys of this KV head (the causal limit counts from its end).
+  __device__ __forceinline__ void init(const DecodeArgs& a, int kvh, int slice, int n_kv_h) {
     warp = threadIdx.x >> 5;
     lane = threadIdx.x & 31;
     sub = lane % LPK;
@@ -112,7 +115,7 @@ struct DecodeWarp {
         const float4 x1 = *reinterpret_cast<const float4*>(qp + 4);
         qf[r][0] = x0.x * a.qk_scale; qf[r][1] = x0.y * a.qk_scale; qf[r][2] = x0.z * a.qk_scale; qf[r][3] = x0.w * a.qk_scale;
         qf[r][4] = x1.x * a.qk_scale; qf[r][5] = x1.y * a.qk_scale; qf[r][6] = x1.z * a.qk_scale; qf[r][7] = x1.w * a.qk_scale;
-        limit[r] = a.causal ? a.n_kv - a.n_q + i : INT_MAX;
+        limit[r] = a.causal ? n_kv_h - a.n_q + i : INT_MAX;
       } else {
 #pragma unroll
         for (int e = 0; e < 8; ++e) qf[r][e] = 0.0f;
@@ -254,6 +257,11 @@ __device__ __forceinline__ int key_position(const DecodeArgs& a, int kvh, int ke
   return min(max(p, 0), a.n_kv - 1);
 }
 
+// Keys of KV head kvh: its own length when lengths are given (dense), else all.
+__device__ __forceinline__ int head_keys(const DecodeArgs& a, int kvh) {
+  return a.head_len ? min(max(__ldg(a.head_len + kvh), 0), a.n_keys) : a.n_keys;
+}
+
 template <int D, int R>
 __host__ __device__ constexpr int finish_floats() { return kDecodeWarps * R * (D + 2); }
 
@@ -267,12 +275,13 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_split_kernel(DecodeA
   constexpr int U = Warp::U;
   __shared__ float smem[finish_floats<D, R>()];
   const int split = blockIdx.x, kvh = blockIdx.y, slice = blockIdx.z;
+  const int n_keys = head_keys(a, kvh);
   Warp w;
-  w.init(a, kvh, slice);
-  const T* kbase = static_cast<const T*>(a.k) + int64_t(kvh) * a.n_kv * D + w.sub * 8;
-  const T* vbase = static_cast<const T*>(a.v) + int64_t(kvh) * a.n_kv * D + w.sub * 8;
+  w.init(a, kvh, slice, a.head_len ? n_keys : a.n_kv);
+  const T* kbase = static_cast<const T*>(a.k) + int64_t(kvh) * a.head_stride + w.sub * 8;
+  const T* vbase = static_cast<const T*>(a.v) + int64_t(kvh) * a.head_stride + w.sub * 8;
   const int begin = split * a.chunk;
-  const int end = min(a.n_keys, begin + a.chunk);
+  const int end = min(n_keys, begin + a.chunk);
   for (int base = begin + w.warp * Warp::STEP; base < end; base += kDecodeWarps * Warp::STEP) {
     uint4 kr[U], vr[U];
     int pos[U];
@@ -318,13 +327,14 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_pipelined_kernel(Dec
   extern __shared__ uint4 smem_raw[];
   T* stages = reinterpret_cast<T*>(smem_raw);  // [S][K, V][TILE][D]
   const int split = blockIdx.x, kvh = blockIdx.y, slice = blockIdx.z;
+  const int n_keys = head_keys(a, kvh);
   Warp w;
-  w.init(a, kvh, slice);
-  const T* kh = static_cast<const T*>(a.k) + int64_t(kvh) * a.n_kv * D;
-  const T* vh = static_cast<const T*>(a.v) + int64_t(kvh) * a.n_kv * D;
+  w.init(a, kvh, slice, a.head_len ? n_keys : a.n_kv);
+  const T* kh = static_cast<const T*>(a.k) + int64_t(kvh) * a.head_stride;
+  const T* vh = static_cast<const T*>(a.v) + int64_t(kvh) * a.head_stride;
   const int begin = split * a.chunk;
-  const int end = min(a.n_keys, begin + a.chunk);
-  const int n_tiles = (end - begin + TILE - 1) / TILE;
+  const int end = min(n_keys, begin + a.chunk);
+  const int n_tiles = end > begin ? (end - begin + TILE - 1) / TILE : 0;
 
   // Every thread commits one group per call (empty past the last tile), so
   // wait_group counts stay uniform.
@@ -503,6 +513,8 @@ Status launch_decode(const DeviceAttention& a, const DecodePlan& plan, void* wor
   args.part_m = ws + rows * plan.splits * a.head_dim;
   args.part_l = args.part_m + rows * plan.splits;
   args.indices = a.indices;
+  args.head_len = a.head_len;
+  args.head_stride = a.kv_head_stride > 0 ? a.kv_head_stride : a.n_kv * a.head_dim;
   args.n_kv = static_cast<int>(a.n_kv);
   args.n_keys = static_cast<int>(a.indices ? a.n_sel : a.n_kv);
   args.n_q = static_cast<int>(a.n_q);

@@ -38,6 +38,8 @@ struct PrefillArgs {
   const void* v;
   float* out;
   float* lse;
+  const int* head_len;  // [nKvHeads] keys per KV head, or null: n_kv for all
+  int64_t head_stride;  // elements between KV heads of k and v
   int n_q, n_kv, group;
   float qk_scale;
   bool causal;
@@ -130,20 +132,22 @@ __global__ void __launch_bounds__(kBr / (16 * MT) * 32, MIN_BLOCKS) prefill_kern
   const int qtile = gridDim.x - 1 - blockIdx.x;
   const int head = blockIdx.y;
   const int kvh = head / a.group;
+  // This KV head's keys (its own length in a KV cache view).
+  const int n_kv = a.head_len ? min(max(__ldg(a.head_len + kvh), 0), a.n_kv) : a.n_kv;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int q0 = qtile * kBr;
-  const int offset = a.n_kv - a.n_q;  // key position of query 0
+  const int offset = n_kv - a.n_q;  // key position of query 0
 
-  const T* k = static_cast<const T*>(a.k) + int64_t(kvh) * a.n_kv * D;
-  const T* v = static_cast<const T*>(a.v) + int64_t(kvh) * a.n_kv * D;
+  const T* k = static_cast<const T*>(a.k) + int64_t(kvh) * a.head_stride;
+  const T* v = static_cast<const T*>(a.v) + int64_t(kvh) * a.head_stride;
 
   // Visible key range of the block.
   const int last_row = min(q0 + kBr, a.n_q) - 1;
-  const int kmax = a.causal ? min(a.n_kv - 1, offset + last_row) : a.n_kv - 1;
+  const int kmax = a.causal ? min(n_kv - 1, offset + last_row) : n_kv - 1;
   const int n_tiles = kmax < 0 ? 0 : kmax / BC + 1;
   if (n_tiles > 0) {
-    load_kv_tile<T, D, BC, THREADS>(sk, sv, k, v, 0, a.n_kv);
+    load_kv_tile<T, D, BC, THREADS>(sk, sv, k, v, 0, n_kv);
     cp_async_commit();
   }
 
@@ -171,15 +175,15 @@ __global__ void __launch_bounds__(kBr / (16 * MT) * 32, MIN_BLOCKS) prefill_kern
     for (int h = 0; h < 2; ++h) {
       m[mt][h] = -INFINITY;
       l[mt][h] = 0.0f;
-      lim[mt][h] = a.causal ? offset + q0 + wrow + mt * 16 + g + 8 * h : a.n_kv - 1;
+      lim[mt][h] = a.causal ? offset + q0 + wrow + mt * 16 + g + 8 * h : n_kv - 1;
     }
   }
-  const int block_lim = a.causal ? offset + q0 : a.n_kv - 1;  // smallest row limit in the block
+  const int block_lim = a.causal ? offset + q0 : n_kv - 1;  // smallest row limit in the block
 
   for (int j = 0; j < n_tiles; ++j) {
     const int buf = j & 1;
     if (j + 1 < n_tiles) {
-      load_kv_tile<T, D, BC, THREADS>(sk + (buf ^ 1) * BC * S, sv + (buf ^ 1) * BC * S, k, v, j + 1, a.n_kv);
+      load_kv_tile<T, D, BC, THREADS>(sk + (buf ^ 1) * BC * S, sv + (buf ^ 1) * BC * S, k, v, j + 1, n_kv);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -216,7 +220,7 @@ __global__ void __launch_bounds__(kBr / (16 * MT) * 32, MIN_BLOCKS) prefill_kern
 
     // Scale into the log2 domain; mask keys past nKv or past a row's limit.
     const int key0 = j * BC;
-    const bool need_mask = key0 + BC - 1 > block_lim || key0 + BC > a.n_kv;
+    const bool need_mask = key0 + BC - 1 > block_lim || key0 + BC > n_kv;
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
@@ -226,7 +230,7 @@ __global__ void __launch_bounds__(kBr / (16 * MT) * 32, MIN_BLOCKS) prefill_kern
           float x = s[mt][nt][e] * a.qk_scale;
           if (need_mask) {
             const int key = key0 + nt * 8 + 2 * t + (e & 1);
-            if (key >= a.n_kv || key > lim[mt][e >> 1]) x = -INFINITY;
+            if (key >= n_kv || key > lim[mt][e >> 1]) x = -INFINITY;
           }
           s[mt][nt][e] = x;
         }
@@ -336,6 +340,8 @@ Status launch_typed(const DeviceAttention& a) {
   args.lse = a.lse;
   args.n_q = static_cast<int>(a.n_q);
   args.n_kv = static_cast<int>(a.n_kv);
+  args.head_len = a.head_len;
+  args.head_stride = a.kv_head_stride > 0 ? a.kv_head_stride : a.n_kv * a.head_dim;
   args.group = static_cast<int>(a.n_heads / a.n_kv_heads);
   args.qk_scale = a.scale * kLog2e;
   args.causal = a.causal;

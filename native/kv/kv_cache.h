@@ -19,6 +19,7 @@
 #include "../core/byte_buffer.h"
 #include "../core/dtype.h"
 #include "../core/status.h"
+#include "kv_cache_api.h"
 #include "kv_plan.h"
 #include "kv_quant.h"
 
@@ -79,27 +80,28 @@ struct CompressReport {
   int64_t bytes_moved = 0;           // bytes compaction read and wrote (rows, positions, accumulators)
 };
 
-class KvCache {
+class KvCache final : public KvCacheApi {
  public:
   static Status create(const CacheConfig& cfg, KvCache** out);
-  const CacheConfig& config() const { return cfg_; }
+  const CacheConfig& config() const override { return cfg_; }
+  const char* device() const override { return "cpu"; }
 
-  Status append(int64_t layer, const AppendInput& in);
-  Status attend(int64_t layer, const AttendInput& in);
+  Status append(int64_t layer, const AppendInput& in) override;
+  Status attend(int64_t layer, const AttendInput& in) override;
   // Scores, selects, merges and compacts the given layers (all when empty).
-  Status compress(const CompressRequest& req, CompressReport* report);
+  Status compress(const CompressRequest& req, CompressReport* report) override;
   // Dense copy of one layer: k, v [nKvHeads, maxLen, headDim] as `out_type`
   // (zero padded), positions [nKvHeads, maxLen] (-1 padded), and when given,
   // counts [nKvHeads, maxLen] (tokens each row stands for; 0 padded).
   Status export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len,
-                      float* counts = nullptr, int64_t counts_len = 0) const;
+                      float* counts = nullptr, int64_t counts_len = 0) const override;
 
-  int64_t length(int64_t layer, int64_t head) const { return heads_[layer * cfg_.n_kv_heads + head].len; }
-  int64_t max_length(int64_t layer) const;
-  int64_t memory_bytes() const;
-  int64_t total_tokens() const;
-  void clear();
-  void clear_layer(int64_t layer);  // layer must be in range
+  int64_t length(int64_t layer, int64_t head) const override { return heads_[layer * cfg_.n_kv_heads + head].len; }
+  int64_t max_length(int64_t layer) const override;
+  int64_t memory_bytes() const override;
+  int64_t total_tokens() const override;
+  void clear() override;
+  void clear_layer(int64_t layer) override;  // layer must be in range
   // Observation window of a layer: the newest `rows` queries given to attend,
   // [nHeads, window, headDim] with rows valid per head (head stride window * headDim).
   const std::vector<float>& window(int64_t layer, int64_t* n_heads, int64_t* rows) const;

@@ -1,0 +1,25 @@
+// The device KV cache's configuration check (every build) and, without
+// TOKENPRESS_CUDA, its factory stub.
+#include <string>
+
+#include "cuda_kv_cache.h"
+
+namespace tp::cuda {
+
+Status check_device_kv_config(const kv::CacheConfig& cfg) {
+  if (cfg.type != kv::CacheType::F16 && cfg.type != kv::CacheType::BF16) {
+    return Status::unsupported("KvCache on cuda: dtype: expected 'f16' or 'bf16' on the device (int8/int4 and f32 caches run on the CPU)");
+  }
+  if (cfg.head_dim != 64 && cfg.head_dim != 128 && cfg.head_dim != 256) {
+    return Status::unsupported("KvCache on cuda: headDim: expected 64, 128 or 256 on the device, received " + std::to_string(cfg.head_dim));
+  }
+  return Status::ok();
+}
+
+#ifndef TOKENPRESS_CUDA
+Status create_device_kv_cache(const kv::CacheConfig&, kv::KvCacheApi**) {
+  return Status::unsupported("KvCache on cuda: this build has no CUDA backend (npm run build:cuda builds it)");
+}
+#endif
+
+}  // namespace tp::cuda

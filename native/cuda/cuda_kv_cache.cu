@@ -1,0 +1,400 @@
+// DeviceKvCache storage and per-step calls: create, append, attend, export,
+// sizes. Layout: cuda_kv_store.h. Compression: cuda_kv_compress.cu.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "../core/checked_math.h"
+#include "../core/half.h"
+#include "../kv/kv_common.h"
+#include "cuda_attention.h"
+#include "cuda_check.cuh"
+#include "cuda_kernels.h"
+#include "cuda_kv_cache.h"
+#include "cuda_kv_kernels.h"
+#include "cuda_kv_store.h"
+
+namespace tp::cuda {
+namespace {
+
+std::string num(int64_t x) { return std::to_string(x); }
+
+Status check_view(const char* name, int64_t heads, int64_t rows, int64_t d, int64_t hs, int64_t rs, int64_t len) {
+  const int64_t need = view_span(heads, rows, d, hs, rs);
+  if (need < 0) return Status::invalid(std::string(name) + ": expected non-negative strides whose span fits in 64 bits");
+  if (need > len) return Status::invalid(std::string(name) + ": expected at least " + num(need) + " elements for its shape and strides, received " + num(len));
+  return Status::ok();
+}
+
+// Host rows [heads, n, d] of any float dtype -> contiguous 16-bit rows of `to`.
+void convert_rows(const void* src, DType from, int64_t hs, int64_t rs, int64_t heads, int64_t n, int64_t d, DType to, uint16_t* dst) {
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t off = h * hs + r * rs;
+      uint16_t* out = dst + (h * n + r) * d;
+      if (from == to) {
+        std::memcpy(out, static_cast<const uint16_t*>(src) + off, size_t(d) * 2);
+        continue;
+      }
+      for (int64_t c = 0; c < d; ++c) {
+        const float x = kv::load(src, from, off + c);
+        out[c] = to == DType::BF16 ? f32_to_bf16(x) : f32_to_f16(x);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Status DeviceBlock::alloc(size_t bytes, const char* what) {
+  reset();
+  if (bytes == 0) return Status::ok();
+  void* p = nullptr;
+  const Status s = check(cudaMalloc(&p, bytes), what);
+  if (!s.is_ok()) return s;
+  ptr_ = p;
+  bytes_ = bytes;
+  return Status::ok();
+}
+
+void DeviceBlock::reset() {
+  if (ptr_) cudaFree(ptr_);
+  ptr_ = nullptr;
+  bytes_ = 0;
+}
+
+Status sync_device(const char* what) { return check(cudaDeviceSynchronize(), what); }
+
+Status create_device_kv_cache(const kv::CacheConfig& cfg, kv::KvCacheApi** out) {
+  Status s = check_device_kv_config(cfg);
+  if (!s.is_ok()) return s;
+  // The CPU cache's checks of the shape (one source of the limits).
+  kv::KvCache* probe = nullptr;
+  s = kv::KvCache::create(cfg, &probe);
+  if (!s.is_ok()) return s;
+  delete probe;
+  DeviceKvCache* c = nullptr;
+  try {
+    c = new DeviceKvCache(cfg);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache on cuda: cannot allocate the layer table");
+  }
+  s = c->init();
+  if (!s.is_ok()) {
+    delete c;
+    return s;
+  }
+  *out = c;
+  return Status::ok();
+}
+
+DeviceKvCache::DeviceKvCache(const kv::CacheConfig& cfg) : cfg_(cfg), layers_(static_cast<size_t>(cfg.n_layers)) {
+  for (DeviceLayer& L : layers_) L.len.assign(static_cast<size_t>(cfg.n_kv_heads), 0);
+}
+
+Status DeviceKvCache::init() {
+  for (DeviceLayer& L : layers_) {
+    Status s = L.lens.alloc(size_t(cfg_.n_kv_heads) * 4, "cudaMalloc(KvCache lens)");
+    if (s.is_ok()) s = upload_lens(L);
+    if (!s.is_ok()) return s;
+  }
+  return sync_device("KvCache on cuda: create");
+}
+
+Status DeviceKvCache::upload_lens(DeviceLayer& L) {
+  std::vector<int32_t> h(L.len.begin(), L.len.end());
+  return check(cudaMemcpy(L.lens.get(), h.data(), h.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(lens)");
+}
+
+// Grows every buffer of the layer to hold `rows` rows per head (all or nothing).
+Status DeviceKvCache::reserve(DeviceLayer& L, int64_t rows) {
+  if (rows <= L.cap) return Status::ok();
+  const int64_t H = cfg_.n_kv_heads;
+  const int64_t cap = std::min(cfg_.capacity, std::max({rows, L.cap + L.cap / 2, int64_t(256)}));
+  DeviceLayer grown;
+  Status s = grown.k.alloc(size_t(H * cap) * row_bytes(), "cudaMalloc(KvCache k)");
+  if (s.is_ok()) s = grown.v.alloc(size_t(H * cap) * row_bytes(), "cudaMalloc(KvCache v)");
+  if (s.is_ok()) s = grown.pos.alloc(size_t(H * cap) * 4, "cudaMalloc(KvCache positions)");
+  if (s.is_ok()) s = grown.mass.alloc(size_t(H * cap) * 4, "cudaMalloc(KvCache mass)");
+  if (s.is_ok()) s = grown.count.alloc(size_t(H * cap) * 4, "cudaMalloc(KvCache counts)");
+  if (!s.is_ok()) return s;  // `grown` frees what it got; the layer is unchanged
+  if (L.cap > 0) {
+    const size_t rb = row_bytes();
+    TP_CUDA_TRY(cudaMemcpy2D(grown.k.get(), cap * rb, L.k.get(), L.cap * rb, L.cap * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(k)");
+    TP_CUDA_TRY(cudaMemcpy2D(grown.v.get(), cap * rb, L.v.get(), L.cap * rb, L.cap * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(v)");
+    TP_CUDA_TRY(cudaMemcpy2D(grown.pos.get(), cap * 4, L.pos.get(), L.cap * 4, L.cap * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(pos)");
+    TP_CUDA_TRY(cudaMemcpy2D(grown.mass.get(), cap * 4, L.mass.get(), L.cap * 4, L.cap * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(mass)");
+    TP_CUDA_TRY(cudaMemcpy2D(grown.count.get(), cap * 4, L.count.get(), L.cap * 4, L.cap * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(count)");
+  }
+  L.k = std::move(grown.k);
+  L.v = std::move(grown.v);
+  L.pos = std::move(grown.pos);
+  L.mass = std::move(grown.mass);
+  L.count = std::move(grown.count);
+  L.cap = cap;
+  return Status::ok();
+}
+
+Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  if (in.n < 0) return Status::invalid("k.shape[1]: expected n >= 0, received " + num(in.n));
+  Status st = check_view("k", H, in.n, d, in.k_head_stride, in.k_row_stride, in.k_len);
+  if (st.is_ok()) st = check_view("v", H, in.n, d, in.v_head_stride, in.v_row_stride, in.v_len);
+  if (!st.is_ok()) return st;
+  if (in.positions && in.positions_len != in.n) return Status::invalid("positions: expected " + num(in.n) + " elements, received " + num(in.positions_len));
+  DeviceLayer& L = layers_[layer];
+  int64_t longest = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    if (L.len[h] + in.n > cfg_.capacity) {
+      return Status::invalid("k.shape[1]: appending " + num(in.n) + " tokens to layer " + num(layer) + " head " + num(h) + " (" +
+                             num(L.len[h]) + " tokens) exceeds the capacity of " + num(cfg_.capacity) + " tokens");
+    }
+    longest = std::max(longest, L.len[h]);
+  }
+  if (in.n == 0) return Status::ok();
+  std::vector<uint16_t> hk, hv;
+  std::vector<int32_t> hpos;
+  std::vector<float> ones;
+  try {
+    hk.resize(size_t(H * in.n * d));
+    hv.resize(size_t(H * in.n * d));
+    hpos.resize(size_t(in.n));
+    ones.assign(size_t(in.n), 1.0f);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.append: out of host memory for staging");
+  }
+  st = reserve(L, longest + in.n);
+  if (!st.is_ok()) return st;
+  convert_rows(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, H, in.n, d, dtype(), hk.data());
+  convert_rows(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, H, in.n, d, dtype(), hv.data());
+  for (int64_t r = 0; r < in.n; ++r) hpos[r] = in.positions ? in.positions[r] : static_cast<int32_t>(L.next_pos + r);
+  const size_t rb = row_bytes();
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t at = h * L.cap + L.len[h];
+    TP_CUDA_TRY(cudaMemcpy(L.k.as<char>() + at * rb, hk.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append k)");
+    TP_CUDA_TRY(cudaMemcpy(L.v.as<char>() + at * rb, hv.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append v)");
+    TP_CUDA_TRY(cudaMemcpy(L.pos.as<int32_t>() + at, hpos.data(), in.n * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append positions)");
+    TP_CUDA_TRY(cudaMemsetAsync(L.mass.as<float>() + at, 0, in.n * 4), "cudaMemsetAsync(append mass)");
+    TP_CUDA_TRY(cudaMemcpy(L.count.as<float>() + at, ones.data(), in.n * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append counts)");
+  }
+  for (int64_t h = 0; h < H; ++h) L.len[h] += in.n;
+  st = upload_lens(L);
+  if (st.is_ok()) st = sync_device("KvCache.append");
+  if (!st.is_ok()) {
+    for (int64_t h = 0; h < H; ++h) L.len[h] -= in.n;  // the rows past the old lengths are ignored
+    upload_lens(L);
+    return st;
+  }
+  int64_t next = L.next_pos + in.n;
+  if (in.positions) {
+    for (int64_t r = 0; r < in.n; ++r) next = std::max<int64_t>(next, int64_t(in.positions[r]) + 1);
+  }
+  L.next_pos = std::max(L.next_pos, next);
+  return Status::ok();
+}
+
+Status DeviceKvCache::run_attention(const DeviceLayer& L, const float* q, int64_t n_heads, int64_t rows, float scale, bool causal,
+                                    float* out, float* lse) {
+  DeviceAttention a;
+  a.n_heads = n_heads;
+  a.n_kv_heads = cfg_.n_kv_heads;
+  a.n_q = rows;
+  a.n_kv = 0;
+  for (int64_t x : L.len) a.n_kv = std::max(a.n_kv, x);
+  a.head_dim = cfg_.head_dim;
+  a.q = q;
+  a.k = L.k.get();
+  a.v = L.v.get();
+  a.kv_dtype = dtype();
+  a.scale = scale;
+  a.causal = causal;
+  a.out = out;
+  a.lse = lse;
+  a.kv_head_stride = L.cap * cfg_.head_dim;
+  a.head_len = L.lens.as<int32_t>();
+  a.path = rows > 16 && cfg_.head_dim <= 128 ? AttentionPath::Prefill : AttentionPath::Decode;
+  size_t ws = 0;
+  Status s = device_attention_workspace(a, &ws);
+  if (s.is_ok()) s = work_dev_.reserve(ws, "cudaMalloc(attention workspace)");
+  if (s.is_ok()) s = launch_device_attention(a, work_dev_.as<void>(), work_dev_.bytes());
+  return s;
+}
+
+Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  if (in.n_heads < 1 || in.n_heads % H != 0) return Status::invalid("q.shape[0] (nHeads): expected a multiple of nKvHeads = " + num(H) + ", received " + num(in.n_heads));
+  if (in.n_q < 1) return Status::invalid("q.shape[1] (nQ): expected at least 1, received " + num(in.n_q));
+  const int64_t need = view_span(in.n_heads, in.n_q, d, in.q_head_stride, in.q_row_stride);
+  if (need < 0 || need > in.q_len) return Status::invalid("q: expected at least " + num(need) + " elements for its shape and strides, received " + num(in.q_len));
+  if (in.out_len != in.n_heads * in.n_q * d) return Status::invalid("out: expected " + num(in.n_heads * in.n_q * d) + " elements, received " + num(in.out_len));
+  if (in.lse && in.lse_len != in.n_heads * in.n_q) return Status::invalid("lse: expected " + num(in.n_heads * in.n_q) + " elements, received " + num(in.lse_len));
+  if (in.softcap != 0.0f) return Status::unsupported("KvCache on cuda: softcap is not supported on the device (use a CPU cache)");
+  const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
+  DeviceLayer& L = layers_[layer];
+  const int64_t rows = in.n_heads * in.n_q;
+  std::vector<float> hq;
+  try {
+    hq.resize(size_t(rows * d));
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.attend: out of host memory for staging");
+  }
+  for (int64_t hh = 0; hh < in.n_heads; ++hh) {
+    for (int64_t i = 0; i < in.n_q; ++i) {
+      std::memcpy(hq.data() + (hh * in.n_q + i) * d, in.q + hh * in.q_head_stride + i * in.q_row_stride, size_t(d) * 4);
+    }
+  }
+  Status s = q_dev_.reserve(hq.size() * 4, "cudaMalloc(queries)");
+  if (s.is_ok()) s = out_dev_.reserve(hq.size() * 4, "cudaMalloc(outputs)");
+  if (s.is_ok()) s = lse_dev_.reserve(size_t(rows) * 4, "cudaMalloc(lse)");
+  if (!s.is_ok()) return s;
+  TP_CUDA_TRY(cudaMemcpy(q_dev_.as<float>(), hq.data(), hq.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(queries)");
+  s = run_attention(L, q_dev_.as<float>(), in.n_heads, in.n_q, scale, in.causal, out_dev_.as<float>(), lse_dev_.as<float>());
+  if (s.is_ok() && in.accumulate_mass) {
+    MassLaunch m;
+    m.layer = {L.k.get(), dtype(), H, L.cap, d, max_length(layer), L.lens.as<int32_t>()};
+    m.q = q_dev_.as<float>();
+    m.lse = lse_dev_.as<float>();
+    m.group = in.n_heads / H;
+    m.rows = in.n_q;
+    m.scale = scale;
+    m.causal = in.causal;
+    m.accumulate = true;
+    m.mass = L.mass.as<float>();
+    s = launch_key_mass(m);
+  }
+  if (!s.is_ok()) return s;
+  TP_CUDA_TRY(cudaMemcpy(in.out, out_dev_.as<float>(), hq.size() * 4, cudaMemcpyDeviceToHost), "cudaMemcpy(out)");
+  if (in.lse) TP_CUDA_TRY(cudaMemcpy(in.lse, lse_dev_.as<float>(), size_t(rows) * 4, cudaMemcpyDeviceToHost), "cudaMemcpy(lse)");
+  s = sync_device("KvCache.attend");
+  if (!s.is_ok()) return s;
+  if (in.accumulate_mass) L.mass_seen = true;
+  if (in.remember) remember(L, in);
+  return Status::ok();
+}
+
+// The newest `window` query rows of the layer, on the host: [nHeads, window, headDim].
+void DeviceKvCache::remember(DeviceLayer& L, const kv::AttendInput& in) {
+  const int64_t d = cfg_.head_dim, W = cfg_.window;
+  try {
+    if (L.win_heads != in.n_heads) {
+      L.window.assign(size_t(in.n_heads * W * d), 0.0f);
+      L.win_heads = in.n_heads;
+      L.win_rows = 0;
+    }
+    const int64_t take = std::min(in.n_q, W);
+    const int64_t keep_old = std::min(L.win_rows, W - take);
+    for (int64_t hq = 0; hq < in.n_heads; ++hq) {
+      float* base = L.window.data() + hq * W * d;
+      std::memmove(base, base + (L.win_rows - keep_old) * d, size_t(keep_old * d) * sizeof(float));
+      for (int64_t r = 0; r < take; ++r) {
+        std::memcpy(base + (keep_old + r) * d, in.q + hq * in.q_head_stride + (in.n_q - take + r) * in.q_row_stride, size_t(d) * 4);
+      }
+    }
+    L.win_rows = keep_old + take;
+  } catch (const std::bad_alloc&) {
+    L.window.clear();  // the window is advisory: drop it rather than fail the attend
+    L.win_heads = L.win_rows = 0;
+  }
+}
+
+Status DeviceKvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len,
+                                   float* counts, int64_t counts_len) const {
+  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, m = max_length(layer);
+  if (kv_len != H * m * d) return Status::invalid("k, v: expected " + num(H * m * d) + " elements each, received " + num(kv_len));
+  if (pos_len != H * m) return Status::invalid("positions: expected " + num(H * m) + " elements, received " + num(pos_len));
+  if (counts && counts_len != H * m) return Status::invalid("counts: expected " + num(H * m) + " elements, received " + num(counts_len));
+  const DeviceLayer& L = layers_[layer];
+  std::vector<uint16_t> hk, hv;
+  std::vector<int32_t> hp;
+  std::vector<float> hc;
+  try {
+    hk.resize(size_t(H * m * d));
+    hv.resize(size_t(H * m * d));
+    hp.resize(size_t(H * m));
+    hc.resize(size_t(H * m));
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.export: out of host memory for staging");
+  }
+  if (m > 0) {
+    const size_t rb = row_bytes();
+    TP_CUDA_TRY(cudaMemcpy2D(hk.data(), m * rb, L.k.get(), L.cap * rb, m * rb, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export k)");
+    TP_CUDA_TRY(cudaMemcpy2D(hv.data(), m * rb, L.v.get(), L.cap * rb, m * rb, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export v)");
+    TP_CUDA_TRY(cudaMemcpy2D(hp.data(), m * 4, L.pos.get(), L.cap * 4, m * 4, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export positions)");
+    TP_CUDA_TRY(cudaMemcpy2D(hc.data(), m * 4, L.count.get(), L.cap * 4, m * 4, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export counts)");
+  }
+  const DType rt = dtype();
+  const size_t es = dtype_size(out_type);
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t at = (h * m + r) * d;
+      const bool live = r < L.len[h];
+      for (int64_t c = 0; c < d; ++c) {
+        const float kx = live ? kv::load(hk.data(), rt, at + c) : 0.0f;
+        const float vx = live ? kv::load(hv.data(), rt, at + c) : 0.0f;
+        if (out_type == rt) {
+          static_cast<uint16_t*>(k)[at + c] = live ? hk[at + c] : 0;
+          static_cast<uint16_t*>(v)[at + c] = live ? hv[at + c] : 0;
+        } else if (out_type == DType::F32) {
+          static_cast<float*>(k)[at + c] = kx;
+          static_cast<float*>(v)[at + c] = vx;
+        } else {
+          static_cast<uint16_t*>(k)[at + c] = out_type == DType::BF16 ? f32_to_bf16(kx) : f32_to_f16(kx);
+          static_cast<uint16_t*>(v)[at + c] = out_type == DType::BF16 ? f32_to_bf16(vx) : f32_to_f16(vx);
+        }
+      }
+      positions[h * m + r] = live ? hp[h * m + r] : -1;
+      if (counts) counts[h * m + r] = live ? hc[h * m + r] : 0.0f;
+    }
+  }
+  (void)es;
+  return Status::ok();
+}
+
+int64_t DeviceKvCache::max_length(int64_t layer) const {
+  int64_t m = 0;
+  for (int64_t x : layers_[layer].len) m = std::max(m, x);
+  return m;
+}
+
+int64_t DeviceKvCache::memory_bytes() const {
+  int64_t total = 0;
+  for (const DeviceLayer& L : layers_) {
+    total += int64_t(L.k.bytes() + L.v.bytes() + L.pos.bytes() + L.mass.bytes() + L.count.bytes() + L.lens.bytes());
+  }
+  return total;
+}
+
+int64_t DeviceKvCache::total_tokens() const {
+  int64_t total = 0;
+  for (const DeviceLayer& L : layers_) {
+    for (int64_t x : L.len) total += x;
+  }
+  return total;
+}
+
+void DeviceKvCache::clear_layer(int64_t layer) {
+  DeviceLayer& L = layers_[layer];
+  L.k.reset();
+  L.v.reset();
+  L.pos.reset();
+  L.mass.reset();
+  L.count.reset();
+  L.cap = 0;
+  std::fill(L.len.begin(), L.len.end(), 0);
+  upload_lens(L);  // lengths on the device are read only below cap = 0: a failure here is harmless
+  L.next_pos = 0;
+  L.mass_seen = false;
+  L.window.clear();
+  L.win_heads = L.win_rows = 0;
+}
+
+void DeviceKvCache::clear() {
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) clear_layer(l);
+}
+
+}  // namespace tp::cuda

@@ -1,0 +1,27 @@
+// The KV cache in CUDA device memory (KvCache with device 'cuda').
+//
+// Same contract as the CPU KvCache (native/kv/kv_cache.h) through
+// kv::KvCacheApi: inputs and outputs are host memory; K/V, positions and
+// accumulated key mass stay on the device, so a decode step moves only its
+// queries in and its outputs out. Supported on the device: f16 and bf16
+// caches, headDim 64/128/256; append, attend (flash-decoding split-KV or the
+// tensor-core prefill over each head's own length), key-mass accumulation,
+// compress with streamingllm, knorm, h2o, tova and snapkv scoring under
+// uniform, pyramid or adakv budgets (scoring, top-k selection and compaction
+// on the device), export. Other requests (int8/int4 caches, merging,
+// razor, other scorers, softcap) return Unsupported (JS code
+// ERR_UNSUPPORTED): use a CPU cache for them.
+#pragma once
+#include "../core/status.h"
+#include "../kv/kv_cache.h"
+
+namespace tp::cuda {
+
+// What a device cache accepts (checked without a device, so CPU-only builds
+// report the same errors for the same configuration).
+Status check_device_kv_config(const kv::CacheConfig& cfg);
+
+// A new device cache (needs the CUDA build and a device).
+Status create_device_kv_cache(const kv::CacheConfig& cfg, kv::KvCacheApi** out);
+
+}  // namespace tp::cuda

@@ -1,0 +1,315 @@
+// DeviceKvCache::compress: every layer is planned first (budgets on the host,
+// scores and top-k selection on the device, NaN scores rejected), nothing
+// changes until all plans exist; then each layer's kept rows are gathered
+// into scratch and copied back in place. Only the observation window goes to
+// the device (once per layer), and, for adakv, the scores come back to the
+// host for the layer-wide budget split.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <string>
+
+#include "cuda_check.cuh"
+#include "cuda_kv_kernels.h"
+#include "cuda_kv_store.h"
+
+namespace tp::cuda {
+namespace {
+
+std::string num(int64_t x) { return std::to_string(x); }
+
+// The scorers the device runs, by registry name.
+bool device_scorer(const std::string& name, DeviceScorer* out) {
+  if (name == "streamingllm") *out = DeviceScorer::StreamingLlm;
+  else if (name == "knorm") *out = DeviceScorer::Knorm;
+  else if (name == "h2o") *out = DeviceScorer::Mass;
+  else if (name == "tova") *out = DeviceScorer::Tova;
+  else if (name == "snapkv") *out = DeviceScorer::SnapKv;
+  else return false;
+  return true;
+}
+
+}  // namespace
+
+struct DeviceKvCache::LayerPlan {
+  int64_t layer = 0;
+  bool noop = true;              // every head keeps every row
+  std::vector<int64_t> keep;     // [nKvHeads]
+  int64_t stride = 0, max_keep = 0;
+  DeviceBlock sel, keep_dev;     // i32 [nKvHeads, stride], i32 [nKvHeads]
+};
+
+Status DeviceKvCache::plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  DeviceLayer& L = layers_[layer];
+  plan->layer = layer;
+  plan->keep.assign(size_t(H), 0);
+  for (int64_t h = 0; h < H; ++h) {
+    int64_t k = kv::uniform_keep(req, L.len[h]);
+    if (req.allocation == kv::Allocation::Pyramid) k = kv::pyramid_keep(L.len[h], k, req.pyramid_window, req.beta, layer, cfg_.n_layers);
+    plan->keep[h] = k;
+  }
+  plan->noop = true;
+  for (int64_t h = 0; h < H; ++h) plan->noop &= L.len[h] <= plan->keep[h];
+  if (plan->noop) return Status::ok();
+
+  DeviceScorer scorer = DeviceScorer::Knorm;
+  device_scorer(req.scorer, &scorer);
+  const int64_t rows = L.win_rows;
+  const bool needs_queries = scorer == DeviceScorer::Tova || scorer == DeviceScorer::SnapKv;
+  if (needs_queries && rows == 0) {
+    return Status::invalid("policy: \"" + req.scorer + "\" needs queries, and layer " + num(layer) +
+                           " has none: call attend() on it first (the cache remembers its last " + num(cfg_.window) + " queries)");
+  }
+  if (scorer == DeviceScorer::Mass && rows == 0 && !L.mass_seen) {
+    return Status::invalid("policy: \"" + req.scorer + "\" needs accumulated attention: call attend() on layer " + num(layer) +
+                           " with accumulateMass: true (or any attend, for its queries) first");
+  }
+  int64_t forced = 0;
+  std::string what;
+  if (scorer == DeviceScorer::StreamingLlm) {
+    forced = req.options.sinks;
+    what = num(forced) + " sink tokens";
+  } else if (scorer == DeviceScorer::Mass) {
+    forced = req.options.recent;
+    what = num(forced) + " recent tokens";
+  } else if (scorer == DeviceScorer::SnapKv) {
+    forced = std::min(req.options.window, rows);
+    what = "its observation window of " + num(forced) + " queries' tokens";
+  }
+  if (req.allocation != kv::Allocation::AdaKv) {
+    for (int64_t h = 0; h < H; ++h) {
+      if (plan->keep[h] < std::min(forced, L.len[h])) {
+        return Status::invalid("budget: expected at least " + num(std::min(forced, L.len[h])) + " tokens per head (policy \"" + req.scorer +
+                               "\" always keeps " + what + "), received " + num(plan->keep[h]) + " for layer " + num(layer) + " head " + num(h));
+      }
+    }
+  }
+
+  const int64_t cap = L.cap, n = H * cap, max_len = max_length(layer);
+  if (n >= (int64_t(1) << 31)) {
+    return Status::unsupported("KvCache on cuda: compress: nKvHeads * allocated rows must stay below 2^31 (received " + num(n) + ")");
+  }
+  const KvLayerView view{L.k.get(), dtype(), H, cap, d, max_len, L.lens.as<int32_t>()};
+  Status s = scores_.reserve(size_t(n) * 4, "cudaMalloc(scores)");
+  if (s.is_ok()) s = scores_out_.reserve(size_t(n) * 4, "cudaMalloc(sorted scores)");
+  if (s.is_ok()) s = ids_.reserve(size_t(n) * 4, "cudaMalloc(row ids)");
+  if (s.is_ok()) s = ids_out_.reserve(size_t(n) * 4, "cudaMalloc(sorted row ids)");
+  if (s.is_ok()) s = nan_count_.reserve(4, "cudaMalloc(nan count)");
+  if (!s.is_ok()) return s;
+
+  // Attention mass of the remembered queries, when the policy reads it.
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  float* mass = L.mass.as<float>();
+  const bool window_mass = scorer == DeviceScorer::Tova || scorer == DeviceScorer::SnapKv || (scorer == DeviceScorer::Mass && !L.mass_seen);
+  if (window_mass) {
+    const int64_t nh = L.win_heads, W = cfg_.window;
+    std::vector<float> hq(size_t(nh * rows * d));
+    for (int64_t hh = 0; hh < nh; ++hh) {
+      std::copy(L.window.begin() + hh * W * d, L.window.begin() + (hh * W + rows) * d, hq.begin() + hh * rows * d);
+    }
+    s = q_dev_.reserve(hq.size() * 4, "cudaMalloc(window queries)");
+    if (s.is_ok()) s = out_dev_.reserve(hq.size() * 4, "cudaMalloc(window outputs)");
+    if (s.is_ok()) s = lse_dev_.reserve(size_t(nh * rows) * 4, "cudaMalloc(window lse)");
+    if (s.is_ok()) s = staging_.reserve(size_t(n) * 4, "cudaMalloc(window mass)");
+    if (!s.is_ok()) return s;
+    TP_CUDA_TRY(cudaMemcpy(q_dev_.as<float>(), hq.data(), hq.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(window queries)");
+    s = run_attention(L, q_dev_.as<float>(), nh, rows, scale, true, out_dev_.as<float>(), lse_dev_.as<float>());
+    MassLaunch m;
+    m.layer = view;
+    m.q = q_dev_.as<float>();
+    m.lse = lse_dev_.as<float>();
+    m.group = nh / H;
+    m.rows = rows;
+    m.last = scorer == DeviceScorer::Tova ? 1 : scorer == DeviceScorer::SnapKv ? req.options.window : 0;
+    m.scale = scale;
+    m.causal = true;
+    m.accumulate = false;
+    m.mass = staging_.as<float>();
+    if (s.is_ok()) s = launch_key_mass(m);
+    if (!s.is_ok()) return s;
+    mass = staging_.as<float>();
+  }
+  ScoreLaunch sc;
+  sc.layer = view;
+  sc.scorer = scorer;
+  sc.sinks = req.options.sinks;
+  sc.recent = scorer == DeviceScorer::Mass ? req.options.recent : 0;
+  sc.mass = mass;
+  sc.group = std::max<int64_t>(L.win_heads / H, 1);
+  sc.mass_scale = 1.0f / static_cast<float>(sc.group);
+  sc.window = req.options.window;
+  sc.rows = rows;
+  sc.kernel = req.options.kernel;
+  sc.max_pool = req.options.pooling == KvPooling::Max;
+  sc.scores = scores_.as<float>();
+  s = launch_scores(sc);
+  if (!s.is_ok()) return s;
+  TP_CUDA_TRY(cudaMemsetAsync(nan_count_.as<int32_t>(), 0, 4), "cudaMemsetAsync(nan count)");
+  s = launch_count_nan(scores_.as<float>(), L.lens.as<int32_t>(), H, cap, max_len, nan_count_.as<int32_t>());
+  if (!s.is_ok()) return s;
+  int32_t nans = 0;
+  TP_CUDA_TRY(cudaMemcpy(&nans, nan_count_.as<int32_t>(), 4, cudaMemcpyDeviceToHost), "cudaMemcpy(nan count)");
+  if (nans > 0) return Status::invalid("layer " + num(layer) + ": " + num(nans) + " scores are NaN (NaN keys or queries in the cache?)");
+
+  if (req.allocation == kv::Allocation::AdaKv) {
+    std::vector<float> hs(static_cast<size_t>(n));
+    TP_CUDA_TRY(cudaMemcpy(hs.data(), scores_.as<float>(), size_t(n) * 4, cudaMemcpyDeviceToHost), "cudaMemcpy(scores)");
+    std::vector<const float*> ptrs(static_cast<size_t>(H));
+    for (int64_t h = 0; h < H; ++h) ptrs[h] = hs.data() + h * cap;
+    std::vector<int64_t> counts;
+    kv::adakv_counts(ptrs, L.len, plan->keep, req.alpha, counts);
+    plan->keep = counts;
+  }
+  for (int64_t h = 0; h < H; ++h) plan->keep[h] = std::min(plan->keep[h], L.len[h]);
+  plan->max_keep = *std::max_element(plan->keep.begin(), plan->keep.end());
+  plan->stride = std::max<int64_t>(plan->max_keep, 1);
+
+  // Segments: heads' live rows of the scores, and their kept prefixes.
+  std::vector<int32_t> offs(size_t(4 * H) + 1);
+  for (int64_t h = 0; h < H; ++h) {
+    offs[h] = static_cast<int32_t>(h * cap);
+    offs[H + h] = static_cast<int32_t>(h * cap + L.len[h]);
+    offs[2 * H + h] = static_cast<int32_t>(h * plan->stride);
+    offs[3 * H + h] = static_cast<int32_t>(h * plan->stride + plan->keep[h]);
+  }
+  std::vector<int32_t> keep32(plan->keep.begin(), plan->keep.end());
+  size_t temp = 0;
+  s = selection_temp_bytes(H, cap, plan->stride, &temp);
+  if (s.is_ok()) s = sort_temp_.reserve(temp, "cudaMalloc(sort scratch)");
+  if (s.is_ok()) s = offsets_.reserve(offs.size() * 4, "cudaMalloc(segment offsets)");
+  if (s.is_ok()) s = sel_tmp_.reserve(size_t(H * plan->stride) * 4, "cudaMalloc(selection)");
+  if (s.is_ok()) s = plan->sel.alloc(size_t(H * plan->stride) * 4, "cudaMalloc(kept rows)");
+  if (s.is_ok()) s = plan->keep_dev.alloc(size_t(H) * 4, "cudaMalloc(kept counts)");
+  if (!s.is_ok()) return s;
+  TP_CUDA_TRY(cudaMemcpy(offsets_.as<int32_t>(), offs.data(), offs.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(segment offsets)");
+  TP_CUDA_TRY(cudaMemcpy(plan->keep_dev.get(), keep32.data(), keep32.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(kept counts)");
+  s = launch_iota_rows(ids_.as<int32_t>(), H, cap);
+  if (!s.is_ok()) return s;
+  SelectLaunch sl;
+  sl.scores = scores_.as<float>();
+  sl.scores_out = scores_out_.as<float>();
+  sl.ids = ids_.as<int32_t>();
+  sl.ids_out = ids_out_.as<int32_t>();
+  sl.begin = offsets_.as<int32_t>();
+  sl.end = offsets_.as<int32_t>() + H;
+  sl.sel_begin = offsets_.as<int32_t>() + 2 * H;
+  sl.sel_end = offsets_.as<int32_t>() + 3 * H;
+  sl.keep = plan->keep_dev.as<int32_t>();
+  sl.n_kv_heads = H;
+  sl.cap = cap;
+  sl.stride = plan->stride;
+  sl.max_keep = plan->max_keep;
+  sl.sel_tmp = sel_tmp_.as<int32_t>();
+  sl.sel = plan->sel.as<int32_t>();
+  sl.temp = sort_temp_.as<void>();
+  sl.temp_bytes = sort_temp_.bytes();
+  return launch_select(sl);
+}
+
+Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
+  if (plan.noop) return Status::ok();
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, rows = H * plan.stride;
+  const size_t rb = row_bytes();
+  Status s = gather_k_.reserve(size_t(rows) * rb, "cudaMalloc(compaction k)");
+  if (s.is_ok()) s = gather_v_.reserve(size_t(rows) * rb, "cudaMalloc(compaction v)");
+  if (s.is_ok()) s = gather_pos_.reserve(size_t(rows) * 4, "cudaMalloc(compaction positions)");
+  if (s.is_ok()) s = gather_mass_.reserve(size_t(rows) * 4, "cudaMalloc(compaction mass)");
+  if (s.is_ok()) s = gather_count_.reserve(size_t(rows) * 4, "cudaMalloc(compaction counts)");
+  if (!s.is_ok()) return s;
+  GatherLaunch g;
+  g.k = L.k.get();
+  g.v = L.v.get();
+  g.pos = L.pos.as<int32_t>();
+  g.mass = L.mass.as<float>();
+  g.count = L.count.as<float>();
+  g.n_kv_heads = H;
+  g.cap = L.cap;
+  g.head_dim = d;
+  g.sel = plan.sel.as<int32_t>();
+  g.keep = plan.keep_dev.as<int32_t>();
+  g.stride = plan.stride;
+  g.max_keep = plan.max_keep;
+  g.k_out = gather_k_.as<void>();
+  g.v_out = gather_v_.as<void>();
+  g.pos_out = gather_pos_.as<int32_t>();
+  g.mass_out = gather_mass_.as<float>();
+  g.count_out = gather_count_.as<float>();
+  s = launch_gather_rows(g);
+  if (!s.is_ok()) return s;
+  const int64_t m = plan.max_keep;
+  if (m > 0) {
+    const size_t S = size_t(plan.stride), C = size_t(L.cap);
+    TP_CUDA_TRY(cudaMemcpy2DAsync(L.k.get(), C * rb, gather_k_.as<void>(), S * rb, m * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact k)");
+    TP_CUDA_TRY(cudaMemcpy2DAsync(L.v.get(), C * rb, gather_v_.as<void>(), S * rb, m * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact v)");
+    TP_CUDA_TRY(cudaMemcpy2DAsync(L.pos.get(), C * 4, gather_pos_.as<void>(), S * 4, m * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact positions)");
+    TP_CUDA_TRY(cudaMemcpy2DAsync(L.mass.get(), C * 4, gather_mass_.as<void>(), S * 4, m * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact mass)");
+    TP_CUDA_TRY(cudaMemcpy2DAsync(L.count.get(), C * 4, gather_count_.as<void>(), S * 4, m * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact counts)");
+  }
+  for (int64_t h = 0; h < H; ++h) L.len[h] = plan.keep[h];
+  return upload_lens(L);
+}
+
+Status DeviceKvCache::compress(const kv::CompressRequest& req, kv::CompressReport* report) {
+  const int64_t H = cfg_.n_kv_heads;
+  DeviceScorer scorer;
+  if (req.allocation == kv::Allocation::Razor) {
+    return Status::unsupported("KvCache on cuda: razor allocation (it merges evicted tokens) runs on the CPU only; use a CPU cache");
+  }
+  if (!find_kv_policy(req.scorer.c_str())) return Status::invalid("policy: expected a known policy name, received \"" + req.scorer + "\"");
+  if (!device_scorer(req.scorer, &scorer)) {
+    return Status::unsupported("KvCache on cuda: policy \"" + req.scorer +
+                               "\" runs on the CPU only; the device scores streamingllm, knorm, h2o, tova and snapkv");
+  }
+  if (req.merge) return Status::unsupported("KvCache on cuda: merging evicted tokens runs on the CPU only; use a CPU cache");
+  if (!req.drafts.empty()) return Status::unsupported("KvCache on cuda: draft queries (speckv) run on the CPU only");
+  if (req.keep < 0 && !(req.ratio >= 0.0 && req.ratio < 1.0)) return Status::invalid("budget: expected keep >= 0 or a compressionRatio in [0, 1)");
+  if (!(req.alpha >= 0.0 && req.alpha <= 1.0)) return Status::invalid("policy.alpha: expected 0 to 1, received " + std::to_string(req.alpha));
+  if (!(req.beta >= 1.0)) return Status::invalid("policy.beta: expected at least 1, received " + std::to_string(req.beta));
+  std::vector<int64_t> layers = req.layers;
+  if (layers.empty()) {
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) layers.push_back(l);
+  }
+  std::vector<uint8_t> seen(size_t(cfg_.n_layers), 0);
+  for (int64_t l : layers) {
+    if (l < 0 || l >= cfg_.n_layers) return Status::invalid("layers: expected layer indices 0 to " + num(cfg_.n_layers - 1) + ", received " + num(l));
+    if (seen[l]++) return Status::invalid("layers: expected distinct layer indices, received " + num(l) + " twice");
+  }
+  report->tokens_before = total_tokens();
+  report->bytes_before = memory_bytes();
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  std::vector<LayerPlan> plans(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    Status s = Status::ok();
+    try {
+      s = plan_layer(req, layers[i], &plans[i]);
+    } catch (const std::bad_alloc&) {
+      s = Status::out_of_memory("KvCache.compress: out of host memory while planning");
+    }
+    if (!s.is_ok()) return s;
+  }
+  Status s = sync_device("KvCache.compress (plan)");
+  if (!s.is_ok()) return s;
+  const auto t1 = Clock::now();
+  int64_t moved = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    s = apply_plan(layers_[layers[i]], plans[i]);
+    if (!s.is_ok()) return s;
+    if (!plans[i].noop) {
+      for (int64_t h = 0; h < H; ++h) moved += 2 * plans[i].keep[h] * (2 * int64_t(row_bytes()) + 12);
+    }
+  }
+  s = sync_device("KvCache.compress (apply)");
+  if (!s.is_ok()) return s;
+  const auto t2 = Clock::now();
+  report->tokens_after = total_tokens();
+  report->bytes_after = memory_bytes();
+  report->plan_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  report->apply_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
+  report->release_ms = 0;  // device buffers keep their capacity (no reallocation per step)
+  report->bytes_moved = moved;
+  return Status::ok();
+}
+
+}  // namespace tp::cuda

@@ -1,0 +1,120 @@
+// DeviceKvCache: the class behind create_device_kv_cache (cuda_kv_cache.h).
+// Storage and the per-step calls are in cuda_kv_cache.cu, compression in
+// cuda_kv_compress.cu. Host code only (no kernels here).
+//
+// Per layer, in device memory (cudaMalloc, never managed memory):
+//   k, v   T [nKvHeads, cap, headDim]  T = f16 or bf16, row r of head h at h * cap + r
+//   pos    i32 [nKvHeads, cap]          original position of each row
+//   mass   f32 [nKvHeads, cap]          accumulated attention mass (H2O)
+//   count  f32 [nKvHeads, cap]          tokens a row stands for (always 1: no merging here)
+//   lens   i32 [nKvHeads]               rows of each head (mirrored on the host)
+// cap grows geometrically up to the capacity (all heads of a layer share it).
+// The observation window (the newest `window` queries) stays on the host and
+// goes to the device only when a layer is compressed.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <vector>
+
+#include "../kv/kv_cache.h"
+
+namespace tp::cuda {
+
+// A cudaMalloc'd block, freed on destruction; movable.
+class DeviceBlock {
+ public:
+  DeviceBlock() = default;
+  DeviceBlock(DeviceBlock&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = nullptr; o.bytes_ = 0; }
+  DeviceBlock& operator=(DeviceBlock&& o) noexcept {
+    std::swap(ptr_, o.ptr_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+  DeviceBlock(const DeviceBlock&) = delete;
+  DeviceBlock& operator=(const DeviceBlock&) = delete;
+  ~DeviceBlock() { reset(); }
+  Status alloc(size_t bytes, const char* what);  // replaces the contents
+  void reset();
+  template <typename T> T* as() const { return static_cast<T*>(ptr_); }
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Scratch that grows to the largest request and stays.
+class Scratch {
+ public:
+  Status reserve(size_t bytes, const char* what) {
+    if (bytes <= block_.bytes()) return Status::ok();
+    DeviceBlock b;
+    const Status s = b.alloc(bytes + bytes / 4, what);
+    if (!s.is_ok()) return s;
+    block_ = std::move(b);
+    return Status::ok();
+  }
+  template <typename T> T* as() const { return block_.as<T>(); }
+  size_t bytes() const { return block_.bytes(); }
+  void reset() { block_.reset(); }
+
+ private:
+  DeviceBlock block_;
+};
+
+struct DeviceLayer {
+  DeviceBlock k, v, pos, mass, count, lens;
+  int64_t cap = 0;
+  std::vector<int64_t> len;  // [nKvHeads] host mirror of lens
+  int64_t next_pos = 0;
+  bool mass_seen = false;
+  int64_t win_heads = 0, win_rows = 0;
+  std::vector<float> window;  // [win_heads, window, headDim] host
+};
+
+class DeviceKvCache final : public kv::KvCacheApi {
+ public:
+  explicit DeviceKvCache(const kv::CacheConfig& cfg);
+  Status init();
+
+  const kv::CacheConfig& config() const override { return cfg_; }
+  const char* device() const override { return "cuda"; }
+  Status append(int64_t layer, const kv::AppendInput& in) override;
+  Status attend(int64_t layer, const kv::AttendInput& in) override;
+  Status compress(const kv::CompressRequest& req, kv::CompressReport* report) override;
+  Status export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len,
+                      float* counts, int64_t counts_len) const override;
+  int64_t length(int64_t layer, int64_t head) const override { return layers_[layer].len[head]; }
+  int64_t max_length(int64_t layer) const override;
+  int64_t memory_bytes() const override;
+  int64_t total_tokens() const override;
+  void clear() override;
+  void clear_layer(int64_t layer) override;
+
+ private:
+  DType dtype() const { return cfg_.type == kv::CacheType::BF16 ? DType::BF16 : DType::F16; }
+  size_t row_bytes() const { return size_t(cfg_.head_dim) * 2; }
+  Status reserve(DeviceLayer& L, int64_t rows);
+  Status upload_lens(DeviceLayer& L);
+  void remember(DeviceLayer& L, const kv::AttendInput& in);
+  // Attention of f32 device queries [nHeads, rows, D] over the layer: out and
+  // lse on the device (out may be scratch).
+  Status run_attention(const DeviceLayer& L, const float* q, int64_t n_heads, int64_t rows, float scale, bool causal,
+                       float* out, float* lse);
+  struct LayerPlan;
+  Status plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
+  Status apply_plan(DeviceLayer& L, const LayerPlan& plan);
+
+  kv::CacheConfig cfg_;
+  std::vector<DeviceLayer> layers_;
+  Scratch q_dev_, out_dev_, lse_dev_, work_dev_, staging_;
+  Scratch scores_, scores_out_, ids_, ids_out_, sel_tmp_, sort_temp_, offsets_, nan_count_;
+  Scratch gather_k_, gather_v_, gather_pos_, gather_mass_, gather_count_;
+};
+
+// Waits for the device and turns a failure (a kernel fault) into a Status.
+Status sync_device(const char* what);
+
+}  // namespace tp::cuda

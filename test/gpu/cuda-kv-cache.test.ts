@@ -1,0 +1,171 @@
+// KvCache with device 'cuda' against the CPU KvCache fed the same calls:
+// appends in several chunks (f32 and f16 inputs), decode (nQ 1, 3) and
+// prefill (nQ 40) attention over each head's own length, key-mass
+// accumulation, and compression with every device scorer under uniform,
+// pyramid (snapkv scores) and adakv budgets (ragged heads), then attention again over the
+// compacted heads. headDim 64/128, f16 and bf16, GQA groups 1 and 4, lengths
+// 1, 17, 300 and 4099.
+//
+// Tolerances: outputs within 1e-3 * max|v| (both sides compute in f32 on the
+// same stored 16-bit K/V; the prefill path rounds q and P to the K/V dtype:
+// 2^-8 * 2 for bf16), lse within 1e-3 * max(1, |lse|). Kept positions: equal
+// for integer-valued scores (streamingllm, adakv over them); for float scores
+// at least 99% of each head's kept set agrees (the device sums in another
+// order, so near-ties may go either way).
+//
+// Without the CUDA build or a device every test here SKIPS (the describe title
+// says why); test/unit/kv-cache-device.test.ts covers the CPU fallback.
+import { describe, expect, test } from 'vitest';
+import { KvCache, type KvCompressionPolicy, type Tensor } from '../../lib/index.js';
+import { cudaAvailability } from '../../lib/cuda.js';
+import { randomTensor3 as randomWith } from '../unit/helpers.js';
+import { mulberry32 } from '../reference/random.js';
+
+/** A random [d0, d1, d2] tensor from its own seed. */
+function randomTensor3<D extends 'f32' | 'f16' | 'bf16'>(dtype: D, shape: [number, number, number], seed: number, amp = 1): Tensor<D> {
+  return randomWith(mulberry32(seed), dtype, shape, amp) as Tensor<D>;
+}
+
+const cuda = cudaAvailability();
+const title = cuda.available ? `KvCache on cuda (${cuda.devices})` : `KvCache on cuda (skipped: ${cuda.reason})`;
+
+interface Setup {
+  nLayers: number;
+  nKvHeads: number;
+  group: number;
+  headDim: number;
+  dtype: 'f16' | 'bf16';
+}
+
+function pair(s: Setup, capacity = 8192): [KvCache, KvCache] {
+  const o = { nLayers: s.nLayers, nKvHeads: s.nKvHeads, headDim: s.headDim, capacity, dtype: s.dtype };
+  const gpu = new KvCache({ ...o, device: 'cuda' });
+  const cpu = new KvCache(o);
+  expect(gpu.device).toBe('cuda');
+  expect(cpu.device).toBe('cpu');
+  return [gpu, cpu];
+}
+
+let seed = 1;
+function kvChunk(s: Setup, n: number, dtype: "f32" | "f16" = "f32"): [Tensor<"f32" | "f16">, Tensor<"f32" | "f16">] {
+  return [randomTensor3(dtype, [s.nKvHeads, n, s.headDim], seed++), randomTensor3(dtype, [s.nKvHeads, n, s.headDim], seed++)];
+}
+
+function queries(s: Setup, nQ: number, amp = 1): Tensor<'f32'> {
+  const t = randomTensor3('f32', [s.nKvHeads * s.group, nQ, s.headDim], seed++) as Tensor<'f32'>;
+  for (let i = 0; i < t.data.length; i++) (t.data as Float32Array)[i]! *= amp;
+  return t;
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+
+function expectSameAttend(gpu: KvCache, cpu: KvCache, layer: number, q: Tensor<'f32'>, tol: number, accumulateMass = false): void {
+  const a = gpu.attend(layer, q, { returnLse: true, accumulateMass });
+  const b = cpu.attend(layer, q, { returnLse: true, accumulateMass });
+  const scale = Math.max(1e-6, maxAbs(b.output.data));
+  for (let i = 0; i < b.output.data.length; i++) {
+    expect(Math.abs(a.output.data[i]! - b.output.data[i]!), `out[${i}]`).toBeLessThanOrEqual(tol * scale);
+  }
+  for (let i = 0; i < b.lse!.data.length; i++) {
+    const x = a.lse!.data[i]!, y = b.lse!.data[i]!;
+    if (y === -Infinity) expect(x).toBe(-Infinity);
+    else expect(Math.abs(x - y), `lse[${i}]`).toBeLessThanOrEqual(1e-3 * Math.max(1, Math.abs(y)));
+  }
+}
+
+/** Kept positions per head of one layer. */
+function keptPositions(c: KvCache, layer: number): number[][] {
+  const e = c.export(layer);
+  const out: number[][] = [];
+  for (let h = 0; h < c.nKvHeads; h++) {
+    const m = e.positions.shape[1]!;
+    out.push(Array.from(e.positions.data.subarray(h * m, h * m + e.lengths[h]!)));
+  }
+  return out;
+}
+
+function expectKeptAgree(gpu: KvCache, cpu: KvCache, layer: number, exact: boolean): void {
+  const a = keptPositions(gpu, layer), b = keptPositions(cpu, layer);
+  for (let h = 0; h < a.length; h++) {
+    expect(a[h]!.length, `layer ${layer} head ${h} length`).toBe(b[h]!.length);
+    if (exact) {
+      expect(a[h], `layer ${layer} head ${h}`).toEqual(b[h]);
+    } else {
+      const set = new Set(b[h]);
+      const same = a[h]!.filter((p) => set.has(p)).length;
+      expect(same, `layer ${layer} head ${h} overlap`).toBeGreaterThanOrEqual(Math.floor(0.99 * b[h]!.length));
+    }
+  }
+}
+
+describe.skipIf(!cuda.available)(title, () => {
+  const SETUPS: Setup[] = [
+    { nLayers: 2, nKvHeads: 2, group: 4, headDim: 128, dtype: 'f16' },
+    { nLayers: 2, nKvHeads: 3, group: 1, headDim: 64, dtype: 'bf16' },
+  ];
+
+  for (const s of SETUPS) {
+    const tag = `d${s.headDim} g${s.group} ${s.dtype}`;
+
+    test(`${tag}: append, decode and prefill attention match the CPU cache`, () => {
+      const [gpu, cpu] = pair(s);
+      for (const n of [1, 16, 283, 3799]) {  // 1, 17, 300, 4099 tokens
+        const [k, v] = kvChunk(s, n, n % 2 ? 'f32' : 'f16');
+        gpu.append(0, k, v);
+        cpu.append(0, k, v);
+        const tol = s.dtype === 'bf16' ? 2 * 2 ** -8 : 2 * 2 ** -11;
+        expectSameAttend(gpu, cpu, 0, queries(s, 1), 1e-3);
+        expectSameAttend(gpu, cpu, 0, queries(s, 3, 4), 1e-3);
+        expectSameAttend(gpu, cpu, 0, queries(s, 40), Math.max(1e-3, tol));
+      }
+      expect(Array.from(gpu.lengths().data)).toEqual(Array.from(cpu.lengths().data));
+      const a = gpu.export(0), b = cpu.export(0);
+      expect(Array.from(a.k.data)).toEqual(Array.from(b.k.data));
+      expect(Array.from(a.positions.data)).toEqual(Array.from(b.positions.data));
+    });
+
+    const POLICIES: { policy: KvCompressionPolicy; exact: boolean }[] = [
+      { policy: 'streamingllm', exact: true },
+      { policy: { name: 'pyramidkv' }, exact: false },
+      { policy: { name: 'adakv', scorer: 'streamingllm', alpha: 0.2 } as KvCompressionPolicy, exact: true },
+      { policy: 'knorm', exact: false },
+      { policy: { name: 'h2o', recent: 8 } as KvCompressionPolicy, exact: false },
+      { policy: 'tova', exact: false },
+      { policy: 'snapkv', exact: false },
+      { policy: { name: 'snapkv', window: 4, kernel: 3, pooling: 'max' } as KvCompressionPolicy, exact: false },
+      { policy: { name: 'adakv', scorer: 'knorm', alpha: 0.2 } as KvCompressionPolicy, exact: false },
+    ];
+    for (const { policy, exact } of POLICIES) {
+      test(`${tag}: compress ${JSON.stringify(policy)} keeps what the CPU keeps, then attends alike`, () => {
+        const [gpu, cpu] = pair(s);
+        for (let l = 0; l < s.nLayers; l++) {
+          const [k, v] = kvChunk(s, 1000 + 37 * l);
+          gpu.append(l, k, v);
+          cpu.append(l, k, v);
+          for (let i = 0; i < 3; i++) expectSameAttend(gpu, cpu, l, queries(s, 8, 3), 1e-3, true);
+        }
+        const ra = gpu.compress(policy, { keep: 300 });
+        const rb = cpu.compress(policy, { keep: 300 });
+        expect(ra.tokensAfter).toBe(rb.tokensAfter);
+        for (let l = 0; l < s.nLayers; l++) {
+          expectKeptAgree(gpu, cpu, l, exact);
+          if (exact) expectSameAttend(gpu, cpu, l, queries(s, 1), 1e-3);
+        }
+      });
+    }
+  }
+
+  test('unsupported requests throw ERR_UNSUPPORTED and change nothing', () => {
+    const s: Setup = { nLayers: 1, nKvHeads: 2, group: 2, headDim: 64, dtype: 'f16' };
+    const [gpu] = pair(s);
+    const [k, v] = kvChunk(s, 100);
+    gpu.append(0, k, v);
+    expect(() => gpu.compress({ name: 'knorm', merge: true } as KvCompressionPolicy, { keep: 10 })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
+    expect(() => gpu.compress('expected_attention', { keep: 10 })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
+    expect(Array.from(gpu.lengths().data)).toEqual([100, 100]);
+  });
+});
