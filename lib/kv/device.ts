@@ -24,9 +24,8 @@ export function checkDeviceConfig(dtype: string, headDim: number): void {
 }
 
 export function checkDeviceCompression(p: ResolvedCompression | NativeKvCompressParams): void {
-  if (p.allocation === 3) throw unsupported('razor allocation (it merges evicted tokens) runs on the CPU only');
+  if (p.allocation === 3) return;  // razor: positions only, merging on the device
   if (!DEVICE_SCORERS.includes(p.policy)) throw unsupported(`policy "${p.policy}" runs on the CPU only (the device scores ${DEVICE_SCORERS.join(', ')})`);
-  if (p.merge) throw unsupported('merging evicted tokens runs on the CPU only');
   if ('drafts' in p && p.drafts !== undefined) throw unsupported('draft queries (speckv) run on the CPU only');
 }
 

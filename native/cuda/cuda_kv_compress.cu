@@ -11,6 +11,7 @@
 
 #include "cuda_check.cuh"
 #include "cuda_kv_kernels.h"
+#include "cuda_kv_merge.h"
 #include "cuda_kv_store.h"
 
 namespace tp::cuda {
@@ -37,6 +38,8 @@ struct DeviceKvCache::LayerPlan {
   std::vector<int64_t> keep;     // [nKvHeads]
   int64_t stride = 0, max_keep = 0;
   DeviceBlock sel, keep_dev;     // i32 [nKvHeads, stride], i32 [nKvHeads]
+  bool merge = false;            // evicted rows fold into kept ones (cuda_kv_merge.h)
+  DeviceBlock merged_rows, ranges, head_merges;  // i32 [nKvHeads, cap], [nKvHeads, stride, 2], [nKvHeads]
 };
 
 Status DeviceKvCache::plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan) {
@@ -49,6 +52,8 @@ Status DeviceKvCache::plan_layer(const kv::CompressRequest& req, int64_t layer, 
     if (req.allocation == kv::Allocation::Pyramid) k = kv::pyramid_keep(L.len[h], k, req.pyramid_window, req.beta, layer, cfg_.n_layers);
     plan->keep[h] = k;
   }
+  // Razor evicts by position (and may evict under the budget): before the no-op check, as on the CPU.
+  if (req.allocation == kv::Allocation::Razor) return plan_razor(req, layer, plan);
   plan->noop = true;
   for (int64_t h = 0; h < H; ++h) plan->noop &= L.len[h] <= plan->keep[h];
   if (plan->noop) return Status::ok();
@@ -204,7 +209,120 @@ Status DeviceKvCache::plan_layer(const kv::CompressRequest& req, int64_t layer, 
   sl.sel = plan->sel.as<int32_t>();
   sl.temp = sort_temp_.as<void>();
   sl.temp_bytes = sort_temp_.bytes();
-  return launch_select(sl);
+  s = launch_select(sl);
+  if (!s.is_ok() || !req.merge) return s;
+  return plan_merge(req, layer, plan);
+}
+
+// Merge targets of a selected layer plan: nearest kept row by cosine, on the device.
+Status DeviceKvCache::plan_merge(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan) {
+  const int64_t H = cfg_.n_kv_heads;
+  DeviceLayer& L = layers_[layer];
+  const int64_t cap = L.cap, n = H * cap;
+  plan->merge = true;
+  int64_t max_evicted = 0;
+  std::vector<int32_t> offs(size_t(3 * H));
+  for (int64_t h = 0; h < H; ++h) {
+    max_evicted = std::max(max_evicted, L.len[h] - plan->keep[h]);
+    offs[h] = static_cast<int32_t>(h * cap);
+    offs[H + h] = static_cast<int32_t>(h * cap + L.len[h]);
+    offs[2 * H + h] = static_cast<int32_t>(h * cap + L.len[h] - plan->keep[h]);
+  }
+  size_t temp = 0;
+  Status s = merge_temp_bytes(H, cap, &temp);
+  if (s.is_ok()) s = sort_temp_.reserve(temp, "cudaMalloc(sort scratch)");
+  if (s.is_ok()) s = merge_offsets_.reserve(offs.size() * 4, "cudaMalloc(merge offsets)");
+  if (s.is_ok()) s = merge_scratch_.reserve(size_t(4 * n) * 4 + size_t(H * plan->stride) * 4, "cudaMalloc(merge scratch)");
+  if (s.is_ok()) s = plan->merged_rows.alloc(size_t(n) * 4, "cudaMalloc(merged rows)");
+  if (s.is_ok()) s = plan->ranges.alloc(size_t(H * plan->stride) * 8, "cudaMalloc(merge ranges)");
+  if (s.is_ok()) s = plan->head_merges.alloc(size_t(H) * 4, "cudaMalloc(head merges)");
+  if (!s.is_ok()) return s;
+  TP_CUDA_TRY(cudaMemcpy(merge_offsets_.as<int32_t>(), offs.data(), offs.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(merge offsets)");
+  MergePlanView v;
+  v.n_kv_heads = H;
+  v.cap = cap;
+  v.stride = plan->stride;
+  v.head_dim = cfg_.head_dim;
+  v.max_len = max_length(layer);
+  v.max_keep = plan->max_keep;
+  v.max_evicted = max_evicted;
+  v.dtype = dtype();
+  v.k = L.k.get();
+  v.lens = L.lens.as<int32_t>();
+  v.sel = plan->sel.as<int32_t>();
+  v.keep = plan->keep_dev.as<int32_t>();
+  v.row_begin = merge_offsets_.as<int32_t>();
+  v.row_end = merge_offsets_.as<int32_t>() + H;
+  v.ev_end = merge_offsets_.as<int32_t>() + 2 * H;
+  v.threshold = req.merge_threshold;
+  v.merged_rows = plan->merged_rows.as<int32_t>();
+  v.ranges = plan->ranges.as<int32_t>();
+  v.head_merges = plan->head_merges.as<int32_t>();
+  MergeScratch ms;
+  int32_t* base = merge_scratch_.as<int32_t>();
+  ms.a = base;
+  ms.b = base + n;
+  ms.c = base + 2 * n;
+  ms.d = base + 3 * n;
+  ms.inv_norm = reinterpret_cast<float*>(base + 4 * n);
+  ms.temp = sort_temp_.as<void>();
+  ms.temp_bytes = sort_temp_.bytes();
+  return launch_merge_plan(v, ms);
+}
+
+// RazorAttention (kv_cache_compress.cpp razor_plan): per head, on the host;
+// every evicted row merges into the compensation row (the slot after the sinks).
+Status DeviceKvCache::plan_razor(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan) {
+  const int64_t H = cfg_.n_kv_heads;
+  DeviceLayer& L = layers_[layer];
+  std::vector<std::vector<int32_t>> keep(static_cast<size_t>(H)), evicted(static_cast<size_t>(H));
+  std::vector<int64_t> slot(size_t(H), -1);
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t n = L.len[h];
+    const bool retrieval = !req.retrieval.empty() && req.retrieval[layer * H + h] != 0;
+    const int64_t budget = retrieval ? n : plan->keep[h];
+    int64_t recent = req.razor_recent > 0 ? req.razor_recent : std::max<int64_t>(0, budget - req.razor_sinks - 1);
+    const int64_t sinks = std::min(req.razor_sinks, n);
+    if (sinks + recent + 1 >= n) {
+      for (int64_t r = 0; r < n; ++r) keep[h].push_back(static_cast<int32_t>(r));
+      continue;
+    }
+    for (int64_t r = 0; r < sinks; ++r) keep[h].push_back(static_cast<int32_t>(r));
+    slot[h] = static_cast<int64_t>(keep[h].size());
+    keep[h].push_back(static_cast<int32_t>(sinks));
+    for (int64_t r = sinks + 1; r < n - recent; ++r) evicted[h].push_back(static_cast<int32_t>(r));
+    for (int64_t r = n - recent; r < n; ++r) keep[h].push_back(static_cast<int32_t>(r));
+  }
+  plan->noop = true;
+  plan->max_keep = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    plan->keep[h] = static_cast<int64_t>(keep[h].size());
+    plan->noop &= evicted[h].empty();
+    plan->max_keep = std::max(plan->max_keep, plan->keep[h]);
+  }
+  if (plan->noop) return Status::ok();
+  plan->stride = std::max<int64_t>(plan->max_keep, 1);
+  plan->merge = true;
+  const int64_t cap = L.cap;
+  std::vector<int32_t> sel(size_t(H * plan->stride), 0), rows(size_t(H * cap), 0), ranges(size_t(H * plan->stride) * 2, 0);
+  std::vector<int32_t> keep32(static_cast<size_t>(H));
+  for (int64_t h = 0; h < H; ++h) {
+    std::copy(keep[h].begin(), keep[h].end(), sel.begin() + h * plan->stride);
+    std::copy(evicted[h].begin(), evicted[h].end(), rows.begin() + h * cap);
+    keep32[h] = static_cast<int32_t>(keep[h].size());
+    if (slot[h] >= 0) ranges[size_t((h * plan->stride + slot[h]) * 2 + 1)] = static_cast<int32_t>(evicted[h].size());
+  }
+  Status s = plan->sel.alloc(sel.size() * 4, "cudaMalloc(kept rows)");
+  if (s.is_ok()) s = plan->keep_dev.alloc(keep32.size() * 4, "cudaMalloc(kept counts)");
+  if (s.is_ok()) s = plan->merged_rows.alloc(rows.size() * 4, "cudaMalloc(merged rows)");
+  if (s.is_ok()) s = plan->ranges.alloc(ranges.size() * 4, "cudaMalloc(merge ranges)");
+  if (s.is_ok()) s = plan->head_merges.alloc(size_t(H) * 4, "cudaMalloc(head merges)");
+  if (!s.is_ok()) return s;
+  TP_CUDA_TRY(cudaMemcpy(plan->sel.get(), sel.data(), sel.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(kept rows)");
+  TP_CUDA_TRY(cudaMemcpy(plan->keep_dev.get(), keep32.data(), keep32.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(kept counts)");
+  TP_CUDA_TRY(cudaMemcpy(plan->merged_rows.get(), rows.data(), rows.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(merged rows)");
+  TP_CUDA_TRY(cudaMemcpy(plan->ranges.get(), ranges.data(), ranges.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(merge ranges)");
+  return launch_head_merges_from_ranges(plan->ranges.as<int32_t>(), H, plan->stride, plan->max_keep, plan->head_merges.as<int32_t>());
 }
 
 Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
@@ -236,6 +354,29 @@ Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
   g.mass_out = gather_mass_.as<float>();
   g.count_out = gather_count_.as<float>();
   s = launch_gather_rows(g);
+  if (s.is_ok() && plan.merge) {
+    MergeApply ma;
+    ma.n_kv_heads = H;
+    ma.cap = L.cap;
+    ma.stride = plan.stride;
+    ma.head_dim = d;
+    ma.max_keep = plan.max_keep;
+    ma.dtype = dtype();
+    ma.k = L.k.get();
+    ma.v = L.v.get();
+    ma.mass = L.mass.as<float>();
+    ma.count = L.count.as<float>();
+    ma.sel = plan.sel.as<int32_t>();
+    ma.keep = plan.keep_dev.as<int32_t>();
+    ma.merged_rows = plan.merged_rows.as<int32_t>();
+    ma.ranges = plan.ranges.as<int32_t>();
+    ma.head_merges = plan.head_merges.as<int32_t>();
+    ma.k_out = gather_k_.as<void>();
+    ma.v_out = gather_v_.as<void>();
+    ma.mass_out = gather_mass_.as<float>();
+    ma.count_out = gather_count_.as<float>();
+    s = launch_merge_apply(ma);
+  }
   if (!s.is_ok()) return s;
   const int64_t m = plan.max_keep;
   if (m > 0) {
@@ -253,15 +394,16 @@ Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
 Status DeviceKvCache::compress(const kv::CompressRequest& req, kv::CompressReport* report) {
   const int64_t H = cfg_.n_kv_heads;
   DeviceScorer scorer;
-  if (req.allocation == kv::Allocation::Razor) {
-    return Status::unsupported("KvCache on cuda: razor allocation (it merges evicted tokens) runs on the CPU only; use a CPU cache");
-  }
-  if (!find_kv_policy(req.scorer.c_str())) return Status::invalid("policy: expected a known policy name, received \"" + req.scorer + "\"");
-  if (!device_scorer(req.scorer, &scorer)) {
+  const bool razor = req.allocation == kv::Allocation::Razor;
+  if (!razor && !find_kv_policy(req.scorer.c_str())) return Status::invalid("policy: expected a known policy name, received \"" + req.scorer + "\"");
+  if (!razor && !device_scorer(req.scorer, &scorer)) {
     return Status::unsupported("KvCache on cuda: policy \"" + req.scorer +
                                "\" runs on the CPU only; the device scores streamingllm, knorm, h2o, tova and snapkv");
   }
-  if (req.merge) return Status::unsupported("KvCache on cuda: merging evicted tokens runs on the CPU only; use a CPU cache");
+  if (!req.retrieval.empty() && static_cast<int64_t>(req.retrieval.size()) != cfg_.n_layers * H) {
+    return Status::invalid("policy.retrievalHeads: expected nLayers * nKvHeads = " + num(cfg_.n_layers * H) + " flags, received " +
+                           num(static_cast<int64_t>(req.retrieval.size())));
+  }
   if (!req.drafts.empty()) return Status::unsupported("KvCache on cuda: draft queries (speckv) run on the CPU only");
   if (req.keep < 0 && !(req.ratio >= 0.0 && req.ratio < 1.0)) return Status::invalid("budget: expected keep >= 0 or a compressionRatio in [0, 1)");
   if (!(req.alpha >= 0.0 && req.alpha <= 1.0)) return Status::invalid("policy.alpha: expected 0 to 1, received " + std::to_string(req.alpha));

@@ -6,7 +6,7 @@
 //   k, v   T [nKvHeads, cap, headDim]  T = f16 or bf16, row r of head h at h * cap + r
 //   pos    i32 [nKvHeads, cap]          original position of each row
 //   mass   f32 [nKvHeads, cap]          accumulated attention mass (H2O)
-//   count  f32 [nKvHeads, cap]          tokens a row stands for (always 1: no merging here)
+//   count  f32 [nKvHeads, cap]          tokens a row stands for (merging adds them up)
 //   lens   i32 [nKvHeads]               rows of each head (mirrored on the host)
 // cap grows geometrically up to the capacity (all heads of a layer share it).
 // The observation window (the newest `window` queries) stays on the host and
@@ -105,6 +105,8 @@ class DeviceKvCache final : public kv::KvCacheApi {
                        float* out, float* lse);
   struct LayerPlan;
   Status plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
+  Status plan_merge(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
+  Status plan_razor(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
   Status apply_plan(DeviceLayer& L, const LayerPlan& plan);
 
   kv::CacheConfig cfg_;
@@ -112,6 +114,7 @@ class DeviceKvCache final : public kv::KvCacheApi {
   Scratch q_dev_, out_dev_, lse_dev_, work_dev_, staging_;
   Scratch scores_, scores_out_, ids_, ids_out_, sel_tmp_, sort_temp_, offsets_, nan_count_;
   Scratch gather_k_, gather_v_, gather_pos_, gather_mass_, gather_count_;
+  Scratch merge_offsets_, merge_scratch_;
 };
 
 // Waits for the device and turns a failure (a kernel fault) into a Status.

@@ -1,8 +1,9 @@
 // KvCache with device 'cuda' against the CPU KvCache fed the same calls:
 // appends in several chunks (f32 and f16 inputs), decode (nQ 1, 3) and
 // prefill (nQ 40) attention over each head's own length, key-mass
-// accumulation, and compression with every device scorer under uniform,
-// pyramid (snapkv scores) and adakv budgets (ragged heads), then attention again over the
+// accumulation, compression with every device scorer under uniform,
+// pyramid (snapkv scores) and adakv budgets (ragged heads), merging (razor,
+// merge: true) against the CPU's rows bit for bit, then attention again over the
 // compacted heads. headDim 64/128, f16 and bf16, GQA groups 1 and 4, lengths
 // 1, 17, 300 and 4099.
 //
@@ -159,12 +160,53 @@ describe.skipIf(!cuda.available)(title, () => {
     }
   }
 
+  for (const s of SETUPS) {
+    const MERGES: { policy: KvCompressionPolicy; exactRows: boolean }[] = [
+      // Razor: fixed targets (every evicted row into the compensation row): bit for bit.
+      { policy: { name: 'razor', retrievalHeads: Array.from({ length: s.nLayers }, (_, l) => Array.from({ length: s.nKvHeads }, (_, h) => (l + h) % 3 === 0)) } as KvCompressionPolicy, exactRows: true },
+      // Nearest-by-cosine targets: the device sums dots in another order, so a near-tie may pick another row.
+      { policy: { name: 'streamingllm', merge: true } as KvCompressionPolicy, exactRows: false },
+      { policy: { name: 'knorm', merge: true } as KvCompressionPolicy, exactRows: false },
+    ];
+    for (const { policy, exactRows } of MERGES) {
+      test(`d${s.headDim} ${s.dtype}: merge ${JSON.stringify(policy).slice(0, 60)} folds rows like the CPU, then attends alike`, () => {
+        const [gpu, cpu] = pair(s);
+        for (let l = 0; l < s.nLayers; l++) {
+          const [k, v] = kvChunk(s, 700 + 51 * l);
+          gpu.append(l, k, v);
+          cpu.append(l, k, v);
+          expectSameAttend(gpu, cpu, l, queries(s, 4), 1e-3, true);
+        }
+        gpu.compress(policy, { keep: 200 });
+        cpu.compress(policy, { keep: 200 });
+        for (let l = 0; l < s.nLayers; l++) {
+          const a = gpu.export(l, { dtype: 'f32' }), b = cpu.export(l, { dtype: 'f32' });
+          expect(Array.from(a.lengths)).toEqual(Array.from(b.lengths));
+          expect(Array.from(a.positions.data)).toEqual(Array.from(b.positions.data));
+          const d = s.headDim, rows = b.counts.data.length;
+          let same = 0;
+          for (let r = 0; r < rows; r++) {
+            let eq = a.counts.data[r] === b.counts.data[r];
+            for (let c = 0; c < d && eq; c++) eq = a.k.data[r * d + c] === b.k.data[r * d + c] && a.v.data[r * d + c] === b.v.data[r * d + c];
+            if (eq) same++;
+          }
+          if (exactRows) expect(same, `layer ${l}: rows equal bit for bit`).toBe(rows);
+          else expect(same, `layer ${l}: rows equal bit for bit`).toBeGreaterThanOrEqual(Math.floor(0.98 * rows));
+          let ca = 0, cb = 0;
+          for (let r = 0; r < rows; r++) { ca += a.counts.data[r]!; cb += b.counts.data[r]!; }
+          if (exactRows || (policy as { name: string }).name === 'streamingllm') expect(ca).toBe(cb);
+          if (exactRows) expectSameAttend(gpu, cpu, l, queries(s, 2), 1e-3);
+        }
+      });
+    }
+  }
+
   test('unsupported requests throw ERR_UNSUPPORTED and change nothing', () => {
     const s: Setup = { nLayers: 1, nKvHeads: 2, group: 2, headDim: 64, dtype: 'f16' };
     const [gpu] = pair(s);
     const [k, v] = kvChunk(s, 100);
     gpu.append(0, k, v);
-    expect(() => gpu.compress({ name: 'knorm', merge: true } as KvCompressionPolicy, { keep: 10 })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
+    expect(() => gpu.compress('ems', { keep: 10 })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
     expect(() => gpu.compress('expected_attention', { keep: 10 })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
     expect(Array.from(gpu.lengths().data)).toEqual([100, 100]);
   });
