@@ -11,7 +11,7 @@ import type { ResolvedCompression } from './compression.js';
 /** Scorers with device kernels. */
 export const DEVICE_SCORERS: readonly string[] = ['streamingllm', 'knorm', 'h2o', 'tova', 'snapkv'];
 /** Cache dtypes and head sizes the device stores. */
-export const DEVICE_DTYPES: readonly string[] = ['f16', 'bf16'];
+export const DEVICE_DTYPES: readonly string[] = ['f16', 'bf16', 'int8', 'int4'];
 export const DEVICE_HEAD_DIMS: readonly number[] = [64, 128, 256];
 
 function unsupported(what: string): TokenpressError {

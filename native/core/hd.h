@@ -11,3 +11,17 @@
 #else
 #define TP_HD inline
 #endif
+
+namespace tp {
+
+// a * b and a + b rounded once each, never fused into an FMA (nvcc contracts
+// a * b + c by default; the CPU build does not), so both sides agree bit for bit.
+#if defined(__CUDA_ARCH__)
+TP_HD float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+TP_HD float add_rn(float a, float b) { return __fadd_rn(a, b); }
+#else
+inline float mul_rn(float a, float b) { return a * b; }
+inline float add_rn(float a, float b) { return a + b; }
+#endif
+
+}  // namespace tp

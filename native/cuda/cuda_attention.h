@@ -49,7 +49,7 @@ struct DeviceAttention {
   // repeats allowed, each is its own softmax term); null = all nKv keys.
   const int32_t* indices = nullptr;
   int64_t n_sel = 0;
-  // KV cache views (decode path, dense only): elements between KV heads of k
+  // KV cache views (decode and prefill, dense only): elements between KV heads of k
   // and v (0 = nKv * headDim), and device i32 [nKvHeads] keys per head (null =
   // nKv for every head; each must be <= nKv). With head_len, a head's keys are
   // its first head_len[h] rows and the causal limit counts from its own end.

@@ -7,8 +7,8 @@
 namespace tp::cuda {
 
 Status check_device_kv_config(const kv::CacheConfig& cfg) {
-  if (cfg.type != kv::CacheType::F16 && cfg.type != kv::CacheType::BF16) {
-    return Status::unsupported("KvCache on cuda: dtype: expected 'f16' or 'bf16' on the device (int8/int4 and f32 caches run on the CPU)");
+  if (cfg.type == kv::CacheType::F32) {
+    return Status::unsupported("KvCache on cuda: dtype: expected 'f16', 'bf16', 'int8' or 'int4' on the device (f32 caches run on the CPU)");
   }
   if (cfg.head_dim != 64 && cfg.head_dim != 128 && cfg.head_dim != 256) {
     return Status::unsupported("KvCache on cuda: headDim: expected 64, 128 or 256 on the device, received " + std::to_string(cfg.head_dim));

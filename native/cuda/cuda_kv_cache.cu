@@ -14,6 +14,7 @@
 #include "cuda_kernels.h"
 #include "cuda_kv_cache.h"
 #include "cuda_kv_kernels.h"
+#include "cuda_kv_quant.h"
 #include "cuda_kv_store.h"
 
 namespace tp::cuda {
@@ -91,16 +92,44 @@ Status create_device_kv_cache(const kv::CacheConfig& cfg, kv::KvCacheApi** out) 
 }
 
 DeviceKvCache::DeviceKvCache(const kv::CacheConfig& cfg) : cfg_(cfg), layers_(static_cast<size_t>(cfg.n_layers)) {
-  for (DeviceLayer& L : layers_) L.len.assign(static_cast<size_t>(cfg.n_kv_heads), 0);
+  if (quantized()) qlayout_ = kv::make_quant_layout(cfg.head_dim, cfg.group, cfg.type == kv::CacheType::Int8 ? 8 : 4);
+  for (DeviceLayer& L : layers_) {
+    L.len.assign(static_cast<size_t>(cfg.n_kv_heads), 0);
+    L.n_blocks.assign(static_cast<size_t>(cfg.n_kv_heads), 0);
+  }
 }
 
 Status DeviceKvCache::init() {
   for (DeviceLayer& L : layers_) {
     Status s = L.lens.alloc(size_t(cfg_.n_kv_heads) * 4, "cudaMalloc(KvCache lens)");
     if (s.is_ok()) s = upload_lens(L);
+    if (s.is_ok() && quantized()) s = L.n_blocks_dev.alloc(size_t(cfg_.n_kv_heads) * 4, "cudaMalloc(KvCache block counts)");
+    if (s.is_ok() && quantized()) s = upload_blocks(L);
     if (!s.is_ok()) return s;
   }
   return sync_device("KvCache on cuda: create");
+}
+
+Status DeviceKvCache::upload_blocks(DeviceLayer& L) {
+  std::vector<int32_t> h(L.n_blocks.begin(), L.n_blocks.end());
+  return check(cudaMemcpy(L.n_blocks_dev.get(), h.data(), h.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(block counts)");
+}
+
+// Grows the block store to `blocks` blocks per head (all or nothing).
+Status DeviceKvCache::reserve_blocks(DeviceLayer& L, int64_t blocks) {
+  if (blocks <= L.blocks_cap) return Status::ok();
+  const int64_t H = cfg_.n_kv_heads, bb = qlayout_.block_bytes;
+  const int64_t cap = std::max({blocks, L.blocks_cap + L.blocks_cap / 2, int64_t(4)});
+  DeviceBlock grown;
+  Status s = grown.alloc(size_t(H * cap * bb), "cudaMalloc(KvCache blocks)");
+  if (!s.is_ok()) return s;
+  if (L.blocks_cap > 0) {
+    TP_CUDA_TRY(cudaMemcpy2D(grown.get(), cap * bb, L.blocks.get(), L.blocks_cap * bb, L.blocks_cap * bb, H, cudaMemcpyDeviceToDevice),
+                "cudaMemcpy2D(blocks)");
+  }
+  L.blocks = std::move(grown);
+  L.blocks_cap = cap;
+  return Status::ok();
 }
 
 Status DeviceKvCache::upload_lens(DeviceLayer& L) {
@@ -108,28 +137,38 @@ Status DeviceKvCache::upload_lens(DeviceLayer& L) {
   return check(cudaMemcpy(L.lens.get(), h.data(), h.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(lens)");
 }
 
-// Grows every buffer of the layer to hold `rows` rows per head (all or nothing).
+// Grows every buffer of the layer to hold `rows` rows per head (all or
+// nothing); an int cache's f16 tail has its fixed size from the first call.
 Status DeviceKvCache::reserve(DeviceLayer& L, int64_t rows) {
   if (rows <= L.cap) return Status::ok();
   const int64_t H = cfg_.n_kv_heads;
   const int64_t cap = std::min(cfg_.capacity, std::max({rows, L.cap + L.cap / 2, int64_t(256)}));
+  const int64_t kv_rows = quantized() ? std::min(cfg_.capacity, cfg_.residual + cfg_.group) : cap;
   DeviceLayer grown;
-  Status s = grown.k.alloc(size_t(H * cap) * row_bytes(), "cudaMalloc(KvCache k)");
-  if (s.is_ok()) s = grown.v.alloc(size_t(H * cap) * row_bytes(), "cudaMalloc(KvCache v)");
+  Status s = Status::ok();
+  if (kv_rows > L.kv_rows) {
+    s = grown.k.alloc(size_t(H * kv_rows) * row_bytes(), "cudaMalloc(KvCache k)");
+    if (s.is_ok()) s = grown.v.alloc(size_t(H * kv_rows) * row_bytes(), "cudaMalloc(KvCache v)");
+  }
   if (s.is_ok()) s = grown.pos.alloc(size_t(H * cap) * 4, "cudaMalloc(KvCache positions)");
   if (s.is_ok()) s = grown.mass.alloc(size_t(H * cap) * 4, "cudaMalloc(KvCache mass)");
   if (s.is_ok()) s = grown.count.alloc(size_t(H * cap) * 4, "cudaMalloc(KvCache counts)");
   if (!s.is_ok()) return s;  // `grown` frees what it got; the layer is unchanged
+  const size_t rb = row_bytes();
+  if (L.kv_rows > 0 && kv_rows > L.kv_rows) {
+    TP_CUDA_TRY(cudaMemcpy2D(grown.k.get(), kv_rows * rb, L.k.get(), L.kv_rows * rb, L.kv_rows * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(k)");
+    TP_CUDA_TRY(cudaMemcpy2D(grown.v.get(), kv_rows * rb, L.v.get(), L.kv_rows * rb, L.kv_rows * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(v)");
+  }
   if (L.cap > 0) {
-    const size_t rb = row_bytes();
-    TP_CUDA_TRY(cudaMemcpy2D(grown.k.get(), cap * rb, L.k.get(), L.cap * rb, L.cap * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(k)");
-    TP_CUDA_TRY(cudaMemcpy2D(grown.v.get(), cap * rb, L.v.get(), L.cap * rb, L.cap * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(v)");
     TP_CUDA_TRY(cudaMemcpy2D(grown.pos.get(), cap * 4, L.pos.get(), L.cap * 4, L.cap * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(pos)");
     TP_CUDA_TRY(cudaMemcpy2D(grown.mass.get(), cap * 4, L.mass.get(), L.cap * 4, L.cap * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(mass)");
     TP_CUDA_TRY(cudaMemcpy2D(grown.count.get(), cap * 4, L.count.get(), L.cap * 4, L.cap * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(count)");
   }
-  L.k = std::move(grown.k);
-  L.v = std::move(grown.v);
+  if (kv_rows > L.kv_rows) {
+    L.k = std::move(grown.k);
+    L.v = std::move(grown.v);
+    L.kv_rows = kv_rows;
+  }
   L.pos = std::move(grown.pos);
   L.mass = std::move(grown.mass);
   L.count = std::move(grown.count);
@@ -172,10 +211,17 @@ Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
   convert_rows(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, H, in.n, d, dtype(), hv.data());
   for (int64_t r = 0; r < in.n; ++r) hpos[r] = in.positions ? in.positions[r] : static_cast<int32_t>(L.next_pos + r);
   const size_t rb = row_bytes();
+  const std::vector<int64_t> old_blocks = L.n_blocks;
+  if (quantized()) {
+    st = append_quantized(L, in, hk, hv);
+    if (!st.is_ok()) return st;
+  }
   for (int64_t h = 0; h < H; ++h) {
     const int64_t at = h * L.cap + L.len[h];
-    TP_CUDA_TRY(cudaMemcpy(L.k.as<char>() + at * rb, hk.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append k)");
-    TP_CUDA_TRY(cudaMemcpy(L.v.as<char>() + at * rb, hv.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append v)");
+    if (!quantized()) {
+      TP_CUDA_TRY(cudaMemcpy(L.k.as<char>() + at * rb, hk.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append k)");
+      TP_CUDA_TRY(cudaMemcpy(L.v.as<char>() + at * rb, hv.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append v)");
+    }
     TP_CUDA_TRY(cudaMemcpy(L.pos.as<int32_t>() + at, hpos.data(), in.n * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append positions)");
     TP_CUDA_TRY(cudaMemsetAsync(L.mass.as<float>() + at, 0, in.n * 4), "cudaMemsetAsync(append mass)");
     TP_CUDA_TRY(cudaMemcpy(L.count.as<float>() + at, ones.data(), in.n * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append counts)");
@@ -184,8 +230,12 @@ Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
   st = upload_lens(L);
   if (st.is_ok()) st = sync_device("KvCache.append");
   if (!st.is_ok()) {
-    for (int64_t h = 0; h < H; ++h) L.len[h] -= in.n;  // the rows past the old lengths are ignored
+    // Device failure (a fault or a failed copy): the host mirror goes back;
+    // an int cache's tail may have moved, so its layer is only as good as the device.
+    for (int64_t h = 0; h < H; ++h) L.len[h] -= in.n;
+    L.n_blocks = old_blocks;
     upload_lens(L);
+    if (quantized()) upload_blocks(L);
     return st;
   }
   int64_t next = L.next_pos + in.n;
@@ -196,8 +246,103 @@ Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
   return Status::ok();
 }
 
-Status DeviceKvCache::run_attention(const DeviceLayer& L, const float* q, int64_t n_heads, int64_t rows, float scale, bool causal,
-                                    float* out, float* lse) {
+// Int caches: the new rows join the f16 tail; the oldest full groups beyond
+// `residual` tail rows become blocks (kv_cache.cpp: the same groups, the same
+// bytes). Staging: [nKvHeads, tail + n, headDim] f16 concatenations.
+Status DeviceKvCache::append_quantized(DeviceLayer& L, const kv::AppendInput& in, const std::vector<uint16_t>& hk,
+                                       const std::vector<uint16_t>& hv) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, g = cfg_.group;
+  std::vector<int32_t> groups(static_cast<size_t>(2 * H));  // [groups per head][first block per head]
+  int64_t most = 0, max_groups = 0, max_blocks = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t total = L.len[h] - L.n_blocks[h] * g + in.n;
+    const int64_t q = total >= cfg_.residual + g ? (total - cfg_.residual) / g : 0;
+    groups[h] = static_cast<int32_t>(q);
+    groups[H + h] = static_cast<int32_t>(L.n_blocks[h]);
+    most = std::max(most, total);
+    max_groups = std::max(max_groups, q);
+    max_blocks = std::max(max_blocks, L.n_blocks[h] + q);
+  }
+  const size_t rb = row_bytes();
+  Status s = reserve_blocks(L, max_blocks);
+  if (s.is_ok()) s = concat_k_.reserve(size_t(H * most) * rb, "cudaMalloc(append staging k)");
+  if (s.is_ok()) s = concat_v_.reserve(size_t(H * most) * rb, "cudaMalloc(append staging v)");
+  if (s.is_ok()) s = quant_meta_.reserve(groups.size() * 4, "cudaMalloc(append groups)");
+  if (!s.is_ok()) return s;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t tail = L.len[h] - L.n_blocks[h] * g;
+    char* ck = concat_k_.as<char>() + size_t(h * most) * rb;
+    char* cv = concat_v_.as<char>() + size_t(h * most) * rb;
+    TP_CUDA_TRY(cudaMemcpy(ck, L.k.as<char>() + size_t(h * L.kv_rows) * rb, tail * rb, cudaMemcpyDeviceToDevice), "cudaMemcpy(append tail k)");
+    TP_CUDA_TRY(cudaMemcpy(cv, L.v.as<char>() + size_t(h * L.kv_rows) * rb, tail * rb, cudaMemcpyDeviceToDevice), "cudaMemcpy(append tail v)");
+    TP_CUDA_TRY(cudaMemcpy(ck + tail * rb, hk.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append k)");
+    TP_CUDA_TRY(cudaMemcpy(cv + tail * rb, hv.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append v)");
+  }
+  TP_CUDA_TRY(cudaMemcpy(quant_meta_.as<int32_t>(), groups.data(), groups.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append groups)");
+  QuantizeLaunch q;
+  q.layout = qlayout_;
+  q.k = concat_k_.as<void>();
+  q.v = concat_v_.as<void>();
+  q.n_kv_heads = H;
+  q.src_rows = most;
+  q.groups = quant_meta_.as<int32_t>();
+  q.first_block = quant_meta_.as<int32_t>() + H;
+  q.max_groups = max_groups;
+  q.blocks = L.blocks.as<uint8_t>();
+  q.blocks_cap = L.blocks_cap;
+  s = launch_quantize_groups(q);
+  if (!s.is_ok()) return s;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t total = L.len[h] - L.n_blocks[h] * g + in.n, moved = int64_t(groups[h]) * g;
+    TP_CUDA_TRY(cudaMemcpy(L.k.as<char>() + size_t(h * L.kv_rows) * rb, concat_k_.as<char>() + size_t(h * most + moved) * rb, (total - moved) * rb,
+                           cudaMemcpyDeviceToDevice), "cudaMemcpy(append new tail k)");
+    TP_CUDA_TRY(cudaMemcpy(L.v.as<char>() + size_t(h * L.kv_rows) * rb, concat_v_.as<char>() + size_t(h * most + moved) * rb, (total - moved) * rb,
+                           cudaMemcpyDeviceToDevice), "cudaMemcpy(append new tail v)");
+  }
+  for (int64_t h = 0; h < H; ++h) L.n_blocks[h] += groups[h];
+  return upload_blocks(L);
+}
+
+Status DeviceKvCache::rows_of(const DeviceLayer& L, int64_t layer, DType want, KvRows* out) const {
+  if (!quantized()) {
+    *out = {L.k.get(), L.v.get(), dtype()};
+    return Status::ok();
+  }
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  const bool f32 = want == DType::F32;
+  const size_t bytes = size_t(H * L.cap * d) * (f32 ? 4 : 2);
+  Scratch& sk = f32 ? deq32_k_ : deq16_k_;
+  Scratch& sv = f32 ? deq32_v_ : deq16_v_;
+  Status s = sk.reserve(bytes, "cudaMalloc(dequantized k)");
+  if (s.is_ok()) s = sv.reserve(bytes, "cudaMalloc(dequantized v)");
+  if (!s.is_ok()) return s;
+  DequantizeLaunch q;
+  q.layout = qlayout_;
+  q.blocks = L.blocks.as<uint8_t>();
+  q.blocks_cap = L.blocks_cap;
+  q.n_blocks = L.n_blocks_dev.as<int32_t>();
+  q.tail_k = L.k.as<uint16_t>();
+  q.tail_v = L.v.as<uint16_t>();
+  q.tail_rows = L.kv_rows;
+  q.lens = L.lens.as<int32_t>();
+  q.n_kv_heads = H;
+  q.max_len = max_length(layer);
+  q.out_rows = L.cap;
+  if (f32) {
+    q.k32 = sk.as<float>();
+    q.v32 = sv.as<float>();
+  } else {
+    q.k16 = sk.as<uint16_t>();
+    q.v16 = sv.as<uint16_t>();
+  }
+  s = launch_dequantize_layer(q);
+  if (!s.is_ok()) return s;
+  *out = {sk.as<void>(), sv.as<void>(), f32 ? DType::F32 : DType::F16};
+  return Status::ok();
+}
+
+Status DeviceKvCache::run_attention(const DeviceLayer& L, const KvRows& view, const float* q, int64_t n_heads, int64_t rows, float scale,
+                                    bool causal, float* out, float* lse, bool f32_lse) {
   DeviceAttention a;
   a.n_heads = n_heads;
   a.n_kv_heads = cfg_.n_kv_heads;
@@ -206,16 +351,16 @@ Status DeviceKvCache::run_attention(const DeviceLayer& L, const float* q, int64_
   for (int64_t x : L.len) a.n_kv = std::max(a.n_kv, x);
   a.head_dim = cfg_.head_dim;
   a.q = q;
-  a.k = L.k.get();
-  a.v = L.v.get();
-  a.kv_dtype = dtype();
+  a.k = view.k;
+  a.v = view.v;
+  a.kv_dtype = view.dtype;
   a.scale = scale;
   a.causal = causal;
   a.out = out;
   a.lse = lse;
   a.kv_head_stride = L.cap * cfg_.head_dim;
   a.head_len = L.lens.as<int32_t>();
-  a.path = rows > 16 && cfg_.head_dim <= 128 ? AttentionPath::Prefill : AttentionPath::Decode;
+  a.path = rows > 16 && cfg_.head_dim <= 128 && !f32_lse ? AttentionPath::Prefill : AttentionPath::Decode;
   size_t ws = 0;
   Status s = device_attention_workspace(a, &ws);
   if (s.is_ok()) s = work_dev_.reserve(ws, "cudaMalloc(attention workspace)");
@@ -252,10 +397,15 @@ Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
   if (s.is_ok()) s = lse_dev_.reserve(size_t(rows) * 4, "cudaMalloc(lse)");
   if (!s.is_ok()) return s;
   TP_CUDA_TRY(cudaMemcpy(q_dev_.as<float>(), hq.data(), hq.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(queries)");
-  s = run_attention(L, q_dev_.as<float>(), in.n_heads, in.n_q, scale, in.causal, out_dev_.as<float>(), lse_dev_.as<float>());
+  KvRows view;
+  s = rows_of(L, layer, DType::F16, &view);
+  if (s.is_ok()) {
+    s = run_attention(L, view, q_dev_.as<float>(), in.n_heads, in.n_q, scale, in.causal, out_dev_.as<float>(), lse_dev_.as<float>(),
+                      in.accumulate_mass);
+  }
   if (s.is_ok() && in.accumulate_mass) {
     MassLaunch m;
-    m.layer = {L.k.get(), dtype(), H, L.cap, d, max_length(layer), L.lens.as<int32_t>()};
+    m.layer = {view.k, view.dtype, H, L.cap, d, max_length(layer), L.lens.as<int32_t>()};
     m.q = q_dev_.as<float>();
     m.lse = lse_dev_.as<float>();
     m.group = in.n_heads / H;
@@ -309,49 +459,54 @@ Status DeviceKvCache::export_layer(int64_t layer, DType out_type, void* k, void*
   if (pos_len != H * m) return Status::invalid("positions: expected " + num(H * m) + " elements, received " + num(pos_len));
   if (counts && counts_len != H * m) return Status::invalid("counts: expected " + num(H * m) + " elements, received " + num(counts_len));
   const DeviceLayer& L = layers_[layer];
-  std::vector<uint16_t> hk, hv;
+  KvRows view;
+  Status s = rows_of(L, layer, DType::F32, &view);  // float caches: the stored rows
+  if (!s.is_ok()) return s;
+  const size_t es = dtype_size(view.dtype), rb = size_t(d) * es;
+  std::vector<uint8_t> hk, hv;
   std::vector<int32_t> hp;
   std::vector<float> hc;
   try {
-    hk.resize(size_t(H * m * d));
-    hv.resize(size_t(H * m * d));
+    hk.resize(size_t(H * m) * rb);
+    hv.resize(size_t(H * m) * rb);
     hp.resize(size_t(H * m));
     hc.resize(size_t(H * m));
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.export: out of host memory for staging");
   }
   if (m > 0) {
-    const size_t rb = row_bytes();
-    TP_CUDA_TRY(cudaMemcpy2D(hk.data(), m * rb, L.k.get(), L.cap * rb, m * rb, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export k)");
-    TP_CUDA_TRY(cudaMemcpy2D(hv.data(), m * rb, L.v.get(), L.cap * rb, m * rb, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export v)");
+    TP_CUDA_TRY(cudaMemcpy2D(hk.data(), m * rb, view.k, L.cap * rb, m * rb, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export k)");
+    TP_CUDA_TRY(cudaMemcpy2D(hv.data(), m * rb, view.v, L.cap * rb, m * rb, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export v)");
     TP_CUDA_TRY(cudaMemcpy2D(hp.data(), m * 4, L.pos.get(), L.cap * 4, m * 4, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export positions)");
     TP_CUDA_TRY(cudaMemcpy2D(hc.data(), m * 4, L.count.get(), L.cap * 4, m * 4, H, cudaMemcpyDeviceToHost), "cudaMemcpy2D(export counts)");
   }
-  const DType rt = dtype();
-  const size_t es = dtype_size(out_type);
+  const size_t os = dtype_size(out_type);
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t r = 0; r < m; ++r) {
       const int64_t at = (h * m + r) * d;
       const bool live = r < L.len[h];
-      for (int64_t c = 0; c < d; ++c) {
-        const float kx = live ? kv::load(hk.data(), rt, at + c) : 0.0f;
-        const float vx = live ? kv::load(hv.data(), rt, at + c) : 0.0f;
-        if (out_type == rt) {
-          static_cast<uint16_t*>(k)[at + c] = live ? hk[at + c] : 0;
-          static_cast<uint16_t*>(v)[at + c] = live ? hv[at + c] : 0;
-        } else if (out_type == DType::F32) {
-          static_cast<float*>(k)[at + c] = kx;
-          static_cast<float*>(v)[at + c] = vx;
-        } else {
-          static_cast<uint16_t*>(k)[at + c] = out_type == DType::BF16 ? f32_to_bf16(kx) : f32_to_f16(kx);
-          static_cast<uint16_t*>(v)[at + c] = out_type == DType::BF16 ? f32_to_bf16(vx) : f32_to_f16(vx);
+      if (!live) {
+        std::memset(static_cast<uint8_t*>(k) + at * os, 0, size_t(d) * os);
+        std::memset(static_cast<uint8_t*>(v) + at * os, 0, size_t(d) * os);
+      } else if (out_type == view.dtype) {
+        std::memcpy(static_cast<uint8_t*>(k) + at * os, hk.data() + at * es, size_t(d) * os);
+        std::memcpy(static_cast<uint8_t*>(v) + at * os, hv.data() + at * es, size_t(d) * os);
+      } else {
+        for (int64_t c = 0; c < d; ++c) {
+          const float kx = kv::load(hk.data(), view.dtype, at + c), vx = kv::load(hv.data(), view.dtype, at + c);
+          if (out_type == DType::F32) {
+            static_cast<float*>(k)[at + c] = kx;
+            static_cast<float*>(v)[at + c] = vx;
+          } else {
+            static_cast<uint16_t*>(k)[at + c] = out_type == DType::BF16 ? f32_to_bf16(kx) : f32_to_f16(kx);
+            static_cast<uint16_t*>(v)[at + c] = out_type == DType::BF16 ? f32_to_bf16(vx) : f32_to_f16(vx);
+          }
         }
       }
       positions[h * m + r] = live ? hp[h * m + r] : -1;
       if (counts) counts[h * m + r] = live ? hc[h * m + r] : 0.0f;
     }
   }
-  (void)es;
   return Status::ok();
 }
 
@@ -364,7 +519,8 @@ int64_t DeviceKvCache::max_length(int64_t layer) const {
 int64_t DeviceKvCache::memory_bytes() const {
   int64_t total = 0;
   for (const DeviceLayer& L : layers_) {
-    total += int64_t(L.k.bytes() + L.v.bytes() + L.pos.bytes() + L.mass.bytes() + L.count.bytes() + L.lens.bytes());
+    total += int64_t(L.k.bytes() + L.v.bytes() + L.pos.bytes() + L.mass.bytes() + L.count.bytes() + L.lens.bytes() + L.blocks.bytes() +
+                     L.n_blocks_dev.bytes());
   }
   return total;
 }
@@ -384,9 +540,12 @@ void DeviceKvCache::clear_layer(int64_t layer) {
   L.pos.reset();
   L.mass.reset();
   L.count.reset();
-  L.cap = 0;
+  L.blocks.reset();
+  L.cap = L.kv_rows = L.blocks_cap = 0;
   std::fill(L.len.begin(), L.len.end(), 0);
+  std::fill(L.n_blocks.begin(), L.n_blocks.end(), 0);
   upload_lens(L);  // lengths on the device are read only below cap = 0: a failure here is harmless
+  if (quantized()) upload_blocks(L);
   L.next_pos = 0;
   L.mass_seen = false;
   L.window.clear();
@@ -395,6 +554,15 @@ void DeviceKvCache::clear_layer(int64_t layer) {
 
 void DeviceKvCache::clear() {
   for (int64_t l = 0; l < cfg_.n_layers; ++l) clear_layer(l);
+  release_scratch();
+}
+
+void DeviceKvCache::release_scratch() {
+  for (Scratch* s : {&q_dev_, &out_dev_, &lse_dev_, &work_dev_, &staging_, &scores_, &scores_out_, &ids_, &ids_out_, &sel_tmp_, &sort_temp_,
+                     &offsets_, &nan_count_, &gather_k_, &gather_v_, &gather_pos_, &gather_mass_, &gather_count_, &merge_offsets_, &merge_scratch_,
+                     &deq16_k_, &deq16_v_, &deq32_k_, &deq32_v_, &concat_k_, &concat_v_, &quant_meta_}) {
+    s->reset();
+  }
 }
 
 }  // namespace tp::cuda

@@ -3,13 +3,14 @@
 // Same contract as the CPU KvCache (native/kv/kv_cache.h) through
 // kv::KvCacheApi: inputs and outputs are host memory; K/V, positions and
 // accumulated key mass stay on the device, so a decode step moves only its
-// queries in and its outputs out. Supported on the device: f16 and bf16
-// caches, headDim 64/128/256; append, attend (flash-decoding split-KV or the
-// tensor-core prefill over each head's own length), key-mass accumulation,
-// compress with streamingllm, knorm, h2o, tova and snapkv scoring under
-// uniform, pyramid or adakv budgets (scoring, top-k selection and compaction
-// on the device), export. Other requests (int8/int4 caches, merging,
-// razor, other scorers, softcap) return Unsupported (JS code
+// queries in and its outputs out. Supported on the device: f16, bf16 and
+// KIVI int8 / int4 caches (the CPU's block bytes), headDim 64/128/256;
+// append, attend (flash-decoding split-KV or the tensor-core prefill over each
+// head's own length; int caches dequantize the layer into f16 scratch first),
+// key-mass accumulation, compress with streamingllm, knorm, h2o, tova and
+// snapkv scoring under uniform, pyramid or adakv budgets, merging (merge:
+// true, RazorAttention), all on the device, and export. Other requests (f32
+// caches, other scorers, softcap, draft queries) return Unsupported (JS code
 // ERR_UNSUPPORTED): use a CPU cache for them.
 #pragma once
 #include "../core/status.h"

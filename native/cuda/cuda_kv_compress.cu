@@ -12,6 +12,7 @@
 #include "cuda_check.cuh"
 #include "cuda_kv_kernels.h"
 #include "cuda_kv_merge.h"
+#include "cuda_kv_quant.h"
 #include "cuda_kv_store.h"
 
 namespace tp::cuda {
@@ -95,8 +96,14 @@ Status DeviceKvCache::plan_layer(const kv::CompressRequest& req, int64_t layer, 
   if (n >= (int64_t(1) << 31)) {
     return Status::unsupported("KvCache on cuda: compress: nKvHeads * allocated rows must stay below 2^31 (received " + num(n) + ")");
   }
-  const KvLayerView view{L.k.get(), dtype(), H, cap, d, max_len, L.lens.as<int32_t>()};
-  Status s = scores_.reserve(size_t(n) * 4, "cudaMalloc(scores)");
+  // Scores read the rows in f32 for int caches (as the CPU's dequantized
+  // copies), attention reads 16-bit rows.
+  KvRows rows16, rows32;
+  Status s = rows_of(L, layer, DType::F16, &rows16);
+  if (s.is_ok()) s = rows_of(L, layer, DType::F32, &rows32);
+  if (!s.is_ok()) return s;
+  const KvLayerView view{rows32.k, rows32.dtype, H, cap, d, max_len, L.lens.as<int32_t>()};
+  s = scores_.reserve(size_t(n) * 4, "cudaMalloc(scores)");
   if (s.is_ok()) s = scores_out_.reserve(size_t(n) * 4, "cudaMalloc(sorted scores)");
   if (s.is_ok()) s = ids_.reserve(size_t(n) * 4, "cudaMalloc(row ids)");
   if (s.is_ok()) s = ids_out_.reserve(size_t(n) * 4, "cudaMalloc(sorted row ids)");
@@ -119,7 +126,7 @@ Status DeviceKvCache::plan_layer(const kv::CompressRequest& req, int64_t layer, 
     if (s.is_ok()) s = staging_.reserve(size_t(n) * 4, "cudaMalloc(window mass)");
     if (!s.is_ok()) return s;
     TP_CUDA_TRY(cudaMemcpy(q_dev_.as<float>(), hq.data(), hq.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(window queries)");
-    s = run_attention(L, q_dev_.as<float>(), nh, rows, scale, true, out_dev_.as<float>(), lse_dev_.as<float>());
+    s = run_attention(L, rows16, q_dev_.as<float>(), nh, rows, scale, true, out_dev_.as<float>(), lse_dev_.as<float>(), true);
     MassLaunch m;
     m.layer = view;
     m.q = q_dev_.as<float>();
@@ -246,8 +253,11 @@ Status DeviceKvCache::plan_merge(const kv::CompressRequest& req, int64_t layer, 
   v.max_len = max_length(layer);
   v.max_keep = plan->max_keep;
   v.max_evicted = max_evicted;
-  v.dtype = dtype();
-  v.k = L.k.get();
+  KvRows rows32;
+  Status sr = rows_of(L, layer, DType::F32, &rows32);
+  if (!sr.is_ok()) return sr;
+  v.dtype = rows32.dtype;
+  v.k = rows32.k;
   v.lens = L.lens.as<int32_t>();
   v.sel = plan->sel.as<int32_t>();
   v.keep = plan->keep_dev.as<int32_t>();
@@ -325,19 +335,33 @@ Status DeviceKvCache::plan_razor(const kv::CompressRequest& req, int64_t layer, 
   return launch_head_merges_from_ranges(plan->ranges.as<int32_t>(), H, plan->stride, plan->max_keep, plan->head_merges.as<int32_t>());
 }
 
-Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
-  if (plan.noop) return Status::ok();
-  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, rows = H * plan.stride;
-  const size_t rb = row_bytes();
+// The compaction scratch for the largest plan: reserved before any layer
+// changes, so running out of memory leaves the whole cache as it was.
+Status DeviceKvCache::reserve_apply(const std::vector<LayerPlan>& plans) {
+  int64_t rows = 0;
+  for (const LayerPlan& p : plans) {
+    if (!p.noop) rows = std::max(rows, cfg_.n_kv_heads * p.stride);
+  }
+  const size_t rb = quantized() ? size_t(cfg_.head_dim) * 4 : row_bytes();  // int caches compact f32 rows
   Status s = gather_k_.reserve(size_t(rows) * rb, "cudaMalloc(compaction k)");
   if (s.is_ok()) s = gather_v_.reserve(size_t(rows) * rb, "cudaMalloc(compaction v)");
   if (s.is_ok()) s = gather_pos_.reserve(size_t(rows) * 4, "cudaMalloc(compaction positions)");
   if (s.is_ok()) s = gather_mass_.reserve(size_t(rows) * 4, "cudaMalloc(compaction mass)");
   if (s.is_ok()) s = gather_count_.reserve(size_t(rows) * 4, "cudaMalloc(compaction counts)");
+  return s;
+}
+
+Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
+  if (plan.noop) return Status::ok();
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  KvRows rows;
+  Status s = rows_of(L, plan.layer, DType::F32, &rows);  // float caches: the stored rows
   if (!s.is_ok()) return s;
+  const size_t rb = size_t(d) * dtype_size(rows.dtype);
   GatherLaunch g;
-  g.k = L.k.get();
-  g.v = L.v.get();
+  g.k = rows.k;
+  g.v = rows.v;
+  g.row_bytes = static_cast<int64_t>(rb);
   g.pos = L.pos.as<int32_t>();
   g.mass = L.mass.as<float>();
   g.count = L.count.as<float>();
@@ -361,9 +385,9 @@ Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
     ma.stride = plan.stride;
     ma.head_dim = d;
     ma.max_keep = plan.max_keep;
-    ma.dtype = dtype();
-    ma.k = L.k.get();
-    ma.v = L.v.get();
+    ma.dtype = rows.dtype;
+    ma.k = rows.k;
+    ma.v = rows.v;
     ma.mass = L.mass.as<float>();
     ma.count = L.count.as<float>();
     ma.sel = plan.sel.as<int32_t>();
@@ -379,16 +403,68 @@ Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
   }
   if (!s.is_ok()) return s;
   const int64_t m = plan.max_keep;
+  if (quantized()) {
+    s = requantize(L, plan.keep, plan.stride);
+    if (!s.is_ok()) return s;
+  }
   if (m > 0) {
     const size_t S = size_t(plan.stride), C = size_t(L.cap);
-    TP_CUDA_TRY(cudaMemcpy2DAsync(L.k.get(), C * rb, gather_k_.as<void>(), S * rb, m * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact k)");
-    TP_CUDA_TRY(cudaMemcpy2DAsync(L.v.get(), C * rb, gather_v_.as<void>(), S * rb, m * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact v)");
+    if (!quantized()) {
+      TP_CUDA_TRY(cudaMemcpy2DAsync(L.k.get(), C * rb, gather_k_.as<void>(), S * rb, m * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact k)");
+      TP_CUDA_TRY(cudaMemcpy2DAsync(L.v.get(), C * rb, gather_v_.as<void>(), S * rb, m * rb, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact v)");
+    }
     TP_CUDA_TRY(cudaMemcpy2DAsync(L.pos.get(), C * 4, gather_pos_.as<void>(), S * 4, m * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact positions)");
     TP_CUDA_TRY(cudaMemcpy2DAsync(L.mass.get(), C * 4, gather_mass_.as<void>(), S * 4, m * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact mass)");
     TP_CUDA_TRY(cudaMemcpy2DAsync(L.count.get(), C * 4, gather_count_.as<void>(), S * 4, m * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact counts)");
   }
-  for (int64_t h = 0; h < H; ++h) L.len[h] = plan.keep[h];
-  return upload_lens(L);
+  const std::vector<int64_t> old = L.len;
+  L.len = plan.keep;
+  s = upload_lens(L);
+  if (!s.is_ok()) L.len = old;  // the device still has the old lengths
+  return s;
+}
+
+// Int caches after compaction (kv_cache_compress.cpp): the kept rows' full
+// groups beyond `residual` become blocks again, from the first kept row; the
+// rest is the f16 tail. Reads the gathered f32 rows [nKvHeads, stride, headDim].
+Status DeviceKvCache::requantize(DeviceLayer& L, const std::vector<int64_t>& keep, int64_t stride) {
+  const int64_t H = cfg_.n_kv_heads, g = cfg_.group;
+  std::vector<int32_t> meta(static_cast<size_t>(4 * H));  // groups, first block (0), tail start, tail rows
+  std::vector<int64_t> blocks(static_cast<size_t>(H));
+  int64_t max_groups = 0, max_tail = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t nb = keep[h] > cfg_.residual ? (keep[h] - cfg_.residual) / g : 0;
+    blocks[h] = nb;
+    meta[h] = static_cast<int32_t>(nb);
+    meta[H + h] = 0;
+    meta[2 * H + h] = static_cast<int32_t>(nb * g);
+    meta[3 * H + h] = static_cast<int32_t>(keep[h] - nb * g);
+    max_groups = std::max(max_groups, nb);
+    max_tail = std::max(max_tail, keep[h] - nb * g);
+  }
+  Status s = quant_meta_.reserve(meta.size() * 4, "cudaMalloc(requantize groups)");
+  if (!s.is_ok()) return s;
+  TP_CUDA_TRY(cudaMemcpy(quant_meta_.as<int32_t>(), meta.data(), meta.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(requantize groups)");
+  QuantizeLaunch q;
+  q.layout = qlayout_;
+  q.k = gather_k_.as<void>();
+  q.v = gather_v_.as<void>();
+  q.src_f32 = true;
+  q.n_kv_heads = H;
+  q.src_rows = stride;
+  q.groups = quant_meta_.as<int32_t>();
+  q.first_block = quant_meta_.as<int32_t>() + H;
+  q.max_groups = max_groups;
+  q.blocks = L.blocks.as<uint8_t>();
+  q.blocks_cap = L.blocks_cap;
+  s = launch_quantize_groups(q);
+  const int32_t* first = quant_meta_.as<int32_t>() + 2 * H;
+  const int32_t* rows = quant_meta_.as<int32_t>() + 3 * H;
+  if (s.is_ok()) s = launch_rows_to_f16(gather_k_.as<float>(), stride, first, rows, H, max_tail, cfg_.head_dim, L.k.as<uint16_t>(), L.kv_rows);
+  if (s.is_ok()) s = launch_rows_to_f16(gather_v_.as<float>(), stride, first, rows, H, max_tail, cfg_.head_dim, L.v.as<uint16_t>(), L.kv_rows);
+  if (!s.is_ok()) return s;
+  L.n_blocks = blocks;
+  return upload_blocks(L);
 }
 
 Status DeviceKvCache::compress(const kv::CompressRequest& req, kv::CompressReport* report) {
@@ -405,6 +481,9 @@ Status DeviceKvCache::compress(const kv::CompressRequest& req, kv::CompressRepor
                            num(static_cast<int64_t>(req.retrieval.size())));
   }
   if (!req.drafts.empty()) return Status::unsupported("KvCache on cuda: draft queries (speckv) run on the CPU only");
+  if (req.options.window < 1 || req.options.kernel < 1 || req.options.sinks < 0 || req.options.recent < 0) {
+    return Status::invalid("policy: expected window >= 1, kernel >= 1, sinks >= 0 and recent >= 0");
+  }
   if (req.keep < 0 && !(req.ratio >= 0.0 && req.ratio < 1.0)) return Status::invalid("budget: expected keep >= 0 or a compressionRatio in [0, 1)");
   if (!(req.alpha >= 0.0 && req.alpha <= 1.0)) return Status::invalid("policy.alpha: expected 0 to 1, received " + std::to_string(req.alpha));
   if (!(req.beta >= 1.0)) return Status::invalid("policy.beta: expected at least 1, received " + std::to_string(req.beta));
@@ -432,14 +511,17 @@ Status DeviceKvCache::compress(const kv::CompressRequest& req, kv::CompressRepor
     if (!s.is_ok()) return s;
   }
   Status s = sync_device("KvCache.compress (plan)");
+  if (s.is_ok()) s = reserve_apply(plans);
   if (!s.is_ok()) return s;
   const auto t1 = Clock::now();
   int64_t moved = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
     s = apply_plan(layers_[layers[i]], plans[i]);
     if (!s.is_ok()) return s;
-    if (!plans[i].noop) {
-      for (int64_t h = 0; h < H; ++h) moved += 2 * plans[i].keep[h] * (2 * int64_t(row_bytes()) + 12);
+    // Device traffic: every kept row of a compacted layer is gathered into
+    // scratch and copied back (read + write, twice): K, V, position, mass, count.
+    if (!plans[i].noop && !quantized()) {  // int caches re-quantize (0, like the CPU)
+      for (int64_t h = 0; h < H; ++h) moved += 4 * plans[i].keep[h] * (2 * int64_t(row_bytes()) + 12);
     }
   }
   s = sync_device("KvCache.compress (apply)");

@@ -18,6 +18,7 @@ constexpr int kMassRows = 16;  // query rows per shared-memory chunk of the mass
 
 __device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f32(float x) { return x; }
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
@@ -32,6 +33,7 @@ __global__ void __launch_bounds__(kThreads) key_mass_kernel(MassLaunch m) {
   const int h = blockIdx.y;
   const int64_t p = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   const int len = m.layer.lens[h];
+  if (int64_t(blockIdx.x) * kThreads >= len) return;  // the whole block is past this head's rows
   const int64_t use = m.last > 0 ? min(min(m.last, int64_t(len)), m.rows) : m.rows;
   const int64_t first = m.rows - use;
   const T* krow = static_cast<const T*>(m.layer.k) + (int64_t(h) * m.layer.cap + (p < len ? p : 0)) * D;
@@ -139,7 +141,7 @@ __global__ void take_prefix_kernel(const int32_t* sorted, int64_t cap, const int
 // position, mass and count from the piece-0 thread.
 __global__ void gather_rows_kernel(GatherLaunch g) {
   const int h = blockIdx.y;
-  const int64_t pieces = g.head_dim * 2 / 16;
+  const int64_t pieces = g.row_bytes / 16;
   const int64_t t = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   const int64_t j = t / pieces, c = t % pieces;
   if (j >= g.keep[h]) return;
@@ -174,7 +176,9 @@ dim3 head_grid(int64_t rows, int64_t heads) { return dim3(blocks_for(rows > 0 ? 
 
 Status launch_key_mass(const MassLaunch& m) {
   if (m.layer.max_len == 0 || m.rows == 0) return Status::ok();
-  const void* fn = m.layer.dtype == DType::BF16 ? mass_kernel_for<__nv_bfloat16>(m.layer.head_dim) : mass_kernel_for<__half>(m.layer.head_dim);
+  const void* fn = m.layer.dtype == DType::BF16 ? mass_kernel_for<__nv_bfloat16>(m.layer.head_dim)
+                   : m.layer.dtype == DType::F32  ? mass_kernel_for<float>(m.layer.head_dim)
+                                                  : mass_kernel_for<__half>(m.layer.head_dim);
   MassLaunch arg = m;
   void* args[] = {&arg};
   TP_CUDA_TRY(cudaLaunchKernel(fn, head_grid(m.layer.max_len, m.layer.n_kv_heads), dim3(kThreads), args, 0, nullptr), "launch key_mass_kernel");
@@ -185,6 +189,7 @@ Status launch_scores(const ScoreLaunch& s) {
   if (s.layer.max_len == 0) return Status::ok();
   const dim3 grid = head_grid(s.layer.max_len, s.layer.n_kv_heads);
   if (s.layer.dtype == DType::BF16) scores_kernel<__nv_bfloat16><<<grid, kThreads>>>(s);
+  else if (s.layer.dtype == DType::F32) scores_kernel<float><<<grid, kThreads>>>(s);
   else scores_kernel<__half><<<grid, kThreads>>>(s);
   return launched("launch scores_kernel");
 }
@@ -209,7 +214,7 @@ Status launch_take_prefix(const int32_t* sorted, int64_t cap, const int32_t* kee
 
 Status launch_gather_rows(const GatherLaunch& g) {
   if (g.max_keep == 0) return Status::ok();
-  gather_rows_kernel<<<head_grid(g.max_keep * (g.head_dim * 2 / 16), g.n_kv_heads), kThreads>>>(g);
+  gather_rows_kernel<<<head_grid(g.max_keep * (g.row_bytes / 16), g.n_kv_heads), kThreads>>>(g);
   return launched("launch gather_rows_kernel");
 }
 

@@ -14,6 +14,8 @@
 
 namespace tp::cuda {
 
+// k: the layer's keys [nKvHeads, cap, headDim] as f16, bf16 or f32 (the
+// dequantized rows of an int cache).
 struct KvLayerView {
   const void* k = nullptr;
   DType dtype = DType::F16;
@@ -66,15 +68,16 @@ Status launch_take_prefix(const int32_t* sorted, int64_t cap, const int32_t* kee
                           int64_t max_keep, int32_t* sel);
 
 // Gathers kept rows into dense scratch: for j < keep[h], row j of head h in
-// the outputs is row sel[h * stride + j] of the inputs. Element sizes: K/V rows
-// headDim * 2 bytes; pos/mass/count 4 bytes. Outputs [nKvHeads, stride, ...].
+// the outputs is row sel[h * stride + j] of the inputs. K/V rows are
+// row_bytes each (headDim * 2 for 16-bit rows, * 4 for f32; a multiple of
+// 16); pos/mass/count 4 bytes. Outputs [nKvHeads, stride, ...].
 struct GatherLaunch {
   const void* k = nullptr;
   const void* v = nullptr;
   const int32_t* pos = nullptr;
   const float* mass = nullptr;
   const float* count = nullptr;
-  int64_t n_kv_heads = 0, cap = 0, head_dim = 0;
+  int64_t n_kv_heads = 0, cap = 0, head_dim = 0, row_bytes = 0;
   const int32_t* sel = nullptr;
   const int32_t* keep = nullptr;
   int64_t stride = 0, max_keep = 0;

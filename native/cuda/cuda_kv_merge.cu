@@ -21,8 +21,10 @@ constexpr int kTileE = 64, kTileK = 64, kChunkD = 32, kNearThreads = 256;
 
 __device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ void from_f32(float x, __half* out) { *out = __float2half_rn(x); }
 __device__ __forceinline__ void from_f32(float x, __nv_bfloat16* out) { *out = __float2bfloat16_rn(x); }
+__device__ __forceinline__ void from_f32(float x, float* out) { *out = x; }
 
 dim3 head_grid(int64_t n, int64_t heads, int per = kThreads) {
   return dim3(static_cast<unsigned>((n > 0 ? n + per - 1 : per) / per), static_cast<unsigned>(heads));
@@ -251,12 +253,14 @@ Status launch_merge_plan(const MergePlanView& p, const MergeScratch& s) {
   TP_CUDA_TRY(cub::DeviceSegmentedRadixSort::SortPairs(s.temp, bytes, s.a, s.c, s.b, s.d, static_cast<int>(n), segs, p.row_begin, p.row_end, 0, 1),
               "cub SortPairs (evicted rows)");
   if (p.dtype == DType::BF16) kept_inv_norm_kernel<__nv_bfloat16><<<head_grid(p.max_keep, p.n_kv_heads), kThreads>>>(p, s.inv_norm);
+  else if (p.dtype == DType::F32) kept_inv_norm_kernel<float><<<head_grid(p.max_keep, p.n_kv_heads), kThreads>>>(p, s.inv_norm);
   else kept_inv_norm_kernel<__half><<<head_grid(p.max_keep, p.n_kv_heads), kThreads>>>(p, s.inv_norm);
   st = launched("launch kept_inv_norm_kernel");
   if (!st.is_ok()) return st;
   // Targets into a (keys), evicted rows into b (values).
   const dim3 grid = head_grid(p.max_evicted, p.n_kv_heads, kTileE);
   if (p.dtype == DType::BF16) nearest_kernel<__nv_bfloat16><<<grid, kNearThreads>>>(p, s.d, s.inv_norm, s.a, s.b);
+  else if (p.dtype == DType::F32) nearest_kernel<float><<<grid, kNearThreads>>>(p, s.d, s.inv_norm, s.a, s.b);
   else nearest_kernel<__half><<<grid, kNearThreads>>>(p, s.d, s.inv_norm, s.a, s.b);
   st = launched("launch nearest_kernel");
   if (!st.is_ok()) return st;
@@ -279,6 +283,7 @@ Status launch_merge_apply(const MergeApply& m) {
   if (m.max_keep == 0) return Status::ok();
   const dim3 grid = head_grid(m.max_keep * m.head_dim, m.n_kv_heads);
   if (m.dtype == DType::BF16) merge_apply_kernel<__nv_bfloat16><<<grid, kThreads>>>(m);
+  else if (m.dtype == DType::F32) merge_apply_kernel<float><<<grid, kThreads>>>(m);
   else merge_apply_kernel<__half><<<grid, kThreads>>>(m);
   return launched("launch merge_apply_kernel");
 }

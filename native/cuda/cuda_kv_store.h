@@ -3,7 +3,10 @@
 // cuda_kv_compress.cu. Host code only (no kernels here).
 //
 // Per layer, in device memory (cudaMalloc, never managed memory):
-//   k, v   T [nKvHeads, cap, headDim]  T = f16 or bf16, row r of head h at h * cap + r
+//   k, v   T [nKvHeads, kv_rows, headDim]  T = f16 or bf16, row r of head h at h * kv_rows + r
+//          (float caches: kv_rows = cap; int8/int4 caches: the f16 tail of the
+//          newest rows, kv_rows = min(capacity, residual + group))
+//   blocks u8 [nKvHeads, blocks_cap, block_bytes]  int caches: KIVI blocks (cuda_kv_quant.h)
 //   pos    i32 [nKvHeads, cap]          original position of each row
 //   mass   f32 [nKvHeads, cap]          accumulated attention mass (H2O)
 //   count  f32 [nKvHeads, cap]          tokens a row stands for (merging adds them up)
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "../kv/kv_cache.h"
+#include "../kv/kv_quant.h"
 
 namespace tp::cuda {
 
@@ -45,6 +49,14 @@ class DeviceBlock {
   size_t bytes_ = 0;
 };
 
+// K / V rows of a layer as kernels read them: [nKvHeads, cap, headDim] of
+// dtype (the stored rows of a float cache; dequantized scratch of an int cache).
+struct KvRows {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  DType dtype = DType::F16;
+};
+
 // Scratch that grows to the largest request and stays.
 class Scratch {
  public:
@@ -66,7 +78,10 @@ class Scratch {
 
 struct DeviceLayer {
   DeviceBlock k, v, pos, mass, count, lens;
-  int64_t cap = 0;
+  int64_t cap = 0, kv_rows = 0;
+  DeviceBlock blocks, n_blocks_dev;  // int caches
+  int64_t blocks_cap = 0;
+  std::vector<int64_t> n_blocks;     // [nKvHeads] host mirror (int caches)
   std::vector<int64_t> len;  // [nKvHeads] host mirror of lens
   int64_t next_pos = 0;
   bool mass_seen = false;
@@ -94,27 +109,42 @@ class DeviceKvCache final : public kv::KvCacheApi {
   void clear_layer(int64_t layer) override;
 
  private:
+  bool quantized() const { return cfg_.type == kv::CacheType::Int8 || cfg_.type == kv::CacheType::Int4; }
+  // dtype of the stored k / v rows (f16 for an int cache's tail).
   DType dtype() const { return cfg_.type == kv::CacheType::BF16 ? DType::BF16 : DType::F16; }
   size_t row_bytes() const { return size_t(cfg_.head_dim) * 2; }
   Status reserve(DeviceLayer& L, int64_t rows);
+  Status reserve_blocks(DeviceLayer& L, int64_t blocks);
+  Status upload_blocks(DeviceLayer& L);
+  Status append_quantized(DeviceLayer& L, const kv::AppendInput& in, const std::vector<uint16_t>& hk, const std::vector<uint16_t>& hv);
+  // The layer's rows for kernels: stored rows, or (int caches) dequantized
+  // into f16 (want F16) or f32 (want F32) scratch.
+  Status rows_of(const DeviceLayer& L, int64_t layer, DType want, KvRows* out) const;
+  Status requantize(DeviceLayer& L, const std::vector<int64_t>& keep, int64_t stride);
   Status upload_lens(DeviceLayer& L);
   void remember(DeviceLayer& L, const kv::AttendInput& in);
   // Attention of f32 device queries [nHeads, rows, D] over the layer: out and
-  // lse on the device (out may be scratch).
-  Status run_attention(const DeviceLayer& L, const float* q, int64_t n_heads, int64_t rows, float scale, bool causal,
-                       float* out, float* lse);
+  // lse on the device (out may be scratch). f32_lse: the decode path whatever
+  // the rows (the prefill path rounds q to 16 bits; key mass needs the f32 lse).
+  Status run_attention(const DeviceLayer& L, const KvRows& rows_view, const float* q, int64_t n_heads, int64_t rows, float scale, bool causal,
+                       float* out, float* lse, bool f32_lse);
   struct LayerPlan;
   Status plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
   Status plan_merge(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
   Status plan_razor(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
+  Status reserve_apply(const std::vector<LayerPlan>& plans);  // every scratch apply_plan needs, before any change
   Status apply_plan(DeviceLayer& L, const LayerPlan& plan);
+  void release_scratch();
 
   kv::CacheConfig cfg_;
+  kv::QuantLayout qlayout_;
   std::vector<DeviceLayer> layers_;
   Scratch q_dev_, out_dev_, lse_dev_, work_dev_, staging_;
   Scratch scores_, scores_out_, ids_, ids_out_, sel_tmp_, sort_temp_, offsets_, nan_count_;
   Scratch gather_k_, gather_v_, gather_pos_, gather_mass_, gather_count_;
   Scratch merge_offsets_, merge_scratch_;
+  mutable Scratch deq16_k_, deq16_v_, deq32_k_, deq32_v_;  // dequantized rows (export is const)
+  Scratch concat_k_, concat_v_, quant_meta_;
 };
 
 // Waits for the device and turns a failure (a kernel fault) into a Status.

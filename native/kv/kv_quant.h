@@ -18,9 +18,14 @@
 //   k_scale, k_min  f16 [headDim]                      one per channel
 //   v_scale, v_min  f16 [ceil(headDim / group), group] one per channel group and token
 // x = min + scale * code; code = round((x - min) / scale), clamped.
+//
+// The per-element code (offsets, codes, and kv_quant_block.h's quantize and
+// dequantize) is TP_HD: the device KV cache runs the same arithmetic.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+
+#include "../core/hd.h"
 
 namespace tp::kv {
 
@@ -38,7 +43,7 @@ QuantLayout make_quant_layout(int64_t head_dim, int64_t group, int64_t bits);
 
 // int4 values: byte offset of (token t, channel c) in a block, and its nibble
 // shift (0 or 4). Channel block cb = c / 32 of width w splits at h = ceil(w / 2).
-inline int64_t v4_offset(const QuantLayout& L, int64_t t, int64_t c, int* shift) {
+TP_HD int64_t v4_offset(const QuantLayout& L, int64_t t, int64_t c, int* shift) {
   const int64_t cb = c >> 5, j = c & 31;
   const int64_t w = L.head_dim - cb * 32 < 32 ? L.head_dim - cb * 32 : 32;
   const int64_t h = (w + 1) / 2;
@@ -47,13 +52,13 @@ inline int64_t v4_offset(const QuantLayout& L, int64_t t, int64_t c, int* shift)
 }
 
 // int4 keys: byte offset of (token t, channel c) in a block, and its nibble shift.
-inline int64_t k4_offset(const QuantLayout& L, int64_t t, int64_t c, int* shift) {
+TP_HD int64_t k4_offset(const QuantLayout& L, int64_t t, int64_t c, int* shift) {
   *shift = (c & 4) != 0 ? 4 : 0;
   return L.k_codes + (t >> 3) * L.k_octet_bytes + (c >> 3) * 32 + (t & 7) * 4 + (c & 3);
 }
 
 // Key code of token t, channel c of a block.
-inline uint8_t k_code(const QuantLayout& L, const uint8_t* block, int64_t t, int64_t c) {
+TP_HD uint8_t k_code(const QuantLayout& L, const uint8_t* block, int64_t t, int64_t c) {
   if (L.bits == 8) return block[L.k_codes + t * L.row_bytes + c];
   int shift;
   const int64_t at = k4_offset(L, t, c, &shift);
@@ -61,7 +66,7 @@ inline uint8_t k_code(const QuantLayout& L, const uint8_t* block, int64_t t, int
 }
 
 // Value code of token t, channel c of a block.
-inline uint8_t v_code(const QuantLayout& L, const uint8_t* block, int64_t t, int64_t c) {
+TP_HD uint8_t v_code(const QuantLayout& L, const uint8_t* block, int64_t t, int64_t c) {
   if (L.bits == 8) return block[L.v_codes + t * L.row_bytes + c];
   int shift;
   const int64_t at = v4_offset(L, t, c, &shift);

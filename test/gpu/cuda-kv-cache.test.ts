@@ -3,7 +3,8 @@
 // prefill (nQ 40) attention over each head's own length, key-mass
 // accumulation, compression with every device scorer under uniform,
 // pyramid (snapkv scores) and adakv budgets (ragged heads), merging (razor,
-// merge: true) against the CPU's rows bit for bit, then attention again over the
+// merge: true) against the CPU's rows bit for bit, KIVI int8/int4 blocks
+// byte for byte the CPU's, then attention again over the
 // compacted heads. headDim 64/128, f16 and bf16, GQA groups 1 and 4, lengths
 // 1, 17, 300 and 4099.
 //
@@ -17,7 +18,7 @@
 // Without the CUDA build or a device every test here SKIPS (the describe title
 // says why); test/unit/kv-cache-device.test.ts covers the CPU fallback.
 import { describe, expect, test } from 'vitest';
-import { KvCache, type KvCompressionPolicy, type Tensor } from '../../lib/index.js';
+import { attention, KvCache, type KvCompressionPolicy, type Tensor } from '../../lib/index.js';
 import { cudaAvailability } from '../../lib/cuda.js';
 import { randomTensor3 as randomWith } from '../unit/helpers.js';
 import { mulberry32 } from '../reference/random.js';
@@ -199,6 +200,35 @@ describe.skipIf(!cuda.available)(title, () => {
         }
       });
     }
+  }
+
+  for (const dtype of ['int8', 'int4'] as const) {
+    test(`${dtype} (KIVI): blocks byte for byte the CPU's; attention over them; compress re-quantizes alike`, () => {
+      const s = { nLayers: 1, nKvHeads: 2, group: 4, headDim: 128, dtype: 'f16' as const };
+      const o = { nLayers: 1, nKvHeads: 2, headDim: 128, capacity: 4096, dtype, groupSize: 32, residual: 40 };
+      const gpu = new KvCache({ ...o, device: 'cuda' }), cpu = new KvCache(o);
+      expect(gpu.device).toBe('cuda');
+      for (const n of [1, 30, 75, 1000]) {  // crosses group boundaries, then many groups at once
+        const [k, v] = kvChunk(s, n, 'f16');
+        gpu.append(0, k, v);
+        cpu.append(0, k, v);
+        const a = gpu.export(0, { dtype: 'f32' }), b = cpu.export(0, { dtype: 'f32' });
+        expect(Array.from(a.k.data), `k after +${n}`).toEqual(Array.from(b.k.data));
+        expect(Array.from(a.v.data), `v after +${n}`).toEqual(Array.from(b.v.data));
+        // The device attends over f16 copies of the dequantized rows: compare with exact attention over them.
+        const q = queries(s, 1);
+        const got = gpu.attend(0, q, { remember: false }).output.data;
+        const want = attention(q, a.k as Tensor<'f32'>, a.v as Tensor<'f32'>, { causal: true }).output.data;
+        const scale = Math.max(1e-6, maxAbs(want));
+        for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `out[${i}]`).toBeLessThanOrEqual(2e-3 * scale);
+      }
+      gpu.compress('streamingllm', { keep: 300 });
+      cpu.compress('streamingllm', { keep: 300 });
+      const a = gpu.export(0, { dtype: 'f32' }), b = cpu.export(0, { dtype: 'f32' });
+      expect(Array.from(a.positions.data)).toEqual(Array.from(b.positions.data));
+      expect(Array.from(a.k.data)).toEqual(Array.from(b.k.data));
+      expect(Array.from(a.v.data)).toEqual(Array.from(b.v.data));
+    });
   }
 
   test('unsupported requests throw ERR_UNSUPPORTED and change nothing', () => {

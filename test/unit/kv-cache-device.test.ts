@@ -48,9 +48,9 @@ describe('KvCache device option', () => {
     expect(Array.from(a.export(0).positions.data)).toEqual(Array.from(b.export(0).positions.data));
   });
 
-  test('device rules: int caches, odd head sizes, CPU-only policies, softcap', () => {
+  test('device rules: f32 caches, odd head sizes, CPU-only policies, softcap', () => {
     const code = { code: 'ERR_UNSUPPORTED' };
-    expect(() => make('cuda', { dtype: 'int8' })).toThrow(expect.objectContaining(code));
+    expect(() => make('cuda', { dtype: 'f32' })).toThrow(expect.objectContaining(code));
     expect(() => make('cuda', { dtype: 'f32' })).toThrow(/dtype 'f32' is not stored on the device/);
     expect(() => make('cuda', { headDim: 96 })).toThrow(/headDim 96/);
     expect(() => make('cuda', { autoCompress: { policy: 'expected_attention', budget: { keep: 64 } } })).toThrow(expect.objectContaining(code));
@@ -74,6 +74,17 @@ describe('KvCache device option', () => {
       const r = d.compress(p, { keep: 60 });
       if (typeof p === 'object' && p.name === 'razor') expect(r.tokensAfter, 'razor').toBeLessThan(r.tokensBefore);
       else expect(r.tokensAfter, JSON.stringify(p)).toBe(2 * 2 * 60);
+    }
+  });
+
+  test.skipIf(hasDevice)("int8 / int4 caches with device 'cuda' run (here on the CPU) like CPU caches", () => {
+    for (const dtype of ['int8', 'int4']) {
+      const a = make('cuda', { dtype, groupSize: 8, residual: 16 }), b = make('cpu', { dtype, groupSize: 8, residual: 16 });
+      fill(a, 17);
+      fill(b, 17);
+      a.compress({ name: 'knorm', merge: true } as KvCompressionPolicy, { keep: 50 });
+      b.compress({ name: 'knorm', merge: true } as KvCompressionPolicy, { keep: 50 });
+      expect(Array.from(a.export(1).k.data)).toEqual(Array.from(b.export(1).k.data));
     }
   });
 
