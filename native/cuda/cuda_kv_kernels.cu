@@ -63,6 +63,7 @@ __global__ void __launch_bounds__(kThreads) key_mass_kernel(MassLaunch m) {
     }
   }
   if (p < len) {
+    if (m.count) total *= m.count[int64_t(h) * m.layer.cap + p];
     float* dst = m.mass + int64_t(h) * m.layer.cap + p;
     *dst = m.accumulate ? *dst + total : total;
   }

@@ -36,6 +36,9 @@ struct MassLaunch {
   float scale = 1.0f;
   bool causal = true;
   bool accumulate = false;
+  // Rows standing for several merged tokens weigh count times as much (the
+  // attention's log(count) logit bias): f32 [nKvHeads, cap], or null.
+  const float* count = nullptr;
   float* mass = nullptr;
 };
 Status launch_key_mass(const MassLaunch& m);
