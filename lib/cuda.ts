@@ -5,13 +5,22 @@
  *   q    f32        [nHeads,   nQ,  headDim]
  *   k, v f16|bf16   [nKvHeads, nKv, headDim]   (one dtype; strides allowed)
  *   out  f32        [nHeads,   nQ,  headDim]   (+ lse f32 [nHeads, nQ])
+ *   keyMass f32     [nKvHeads, nKv]            (returnKeyMass)
  * GQA: query head h reads KV head floor(h / (nHeads / nKvHeads)).
  *
- * Supported: scale, causal, returnLse, out, indices (sparse decode; path
- * 'auto' or 'decode'). Not on CUDA (RangeError): mask, treeMask, softcap,
- * returnKeyMass, f32 K/V. headDim 64/128/256 on
- * the decode path, 64/128 on the prefill path. The prefill path rounds q and
- * the softmax probabilities to the K/V dtype (tensor cores); decode keeps f32.
+ * Supported: scale, causal, returnLse, out; on the decode path only (path
+ * 'auto' or 'decode'; RangeError on 'prefill'): indices (sparse decode),
+ * softcap, treeMask and returnKeyMass, with attention()'s semantics:
+ *   softcap        logits s -> softcap * tanh(s / softcap) before the softmax
+ *   treeMask       the last nQ keys are the draft tree: query i sees a tree
+ *                  key only if it is i or an ancestor, and every earlier key
+ *   returnKeyMass  keyMass f32 [nKvHeads, nKv]: per key position, its softmax
+ *                  probability summed over the queries and the query heads of
+ *                  its group (repeated indices add up; unseen keys get 0)
+ * 'auto' picks decode when nQ <= 16 or any of these is given. Not on CUDA
+ * (RangeError): mask (bool or additive), f32 K/V. headDim 64/128/256 on the
+ * decode path, 64/128 on the prefill path. The prefill path rounds q and the
+ * softmax probabilities to the K/V dtype (tensor cores); decode keeps f32.
  * Synchronous: inputs are copied to the device and the result back.
  * Without the CUDA build or a device it throws an Error with code 'ERR_NO_CUDA'.
  */
@@ -34,7 +43,7 @@ export function cudaAvailability(): { available: boolean; reason: string; device
 
 /**
  * attention() on the CUDA device; `path` 'auto' picks decode for nQ <= 16
- * or when indices are given.
+ * or when indices, softcap, treeMask or returnKeyMass are given.
  * `variant` selects a kernel variant for tests and tuning (0 = default;
  * decode 1 = cp.async pipeline; prefill 1 = 16 rows per warp with 64-key
  * tiles, 2 = the same at 1 block/SM). Shapes: see the module comment.

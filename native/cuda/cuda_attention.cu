@@ -49,9 +49,12 @@ int multiprocessor_count() {
   return cached;
 }
 
+// Options only the decode path implements.
+bool decode_only_options(const DeviceAttention& a) { return a.indices || a.softcap > 0.0f || a.tree_visible || a.key_mass; }
+
 AttentionPath resolve_path(const DeviceAttention& a) {
   if (a.path != AttentionPath::Auto) return a.path;
-  return a.n_q <= 16 || a.indices ? AttentionPath::Decode : AttentionPath::Prefill;
+  return a.n_q <= 16 || decode_only_options(a) ? AttentionPath::Decode : AttentionPath::Prefill;
 }
 
 Status check_device_attention(const DeviceAttention& a) {
@@ -65,6 +68,7 @@ Status check_device_attention(const DeviceAttention& a) {
     return Status::invalid(std::string("k, v: expected f16 or bf16 on CUDA, received ") + dtype_name(a.kv_dtype));
   }
   if (!(std::isfinite(a.scale) && a.scale > 0)) return Status::invalid("scale: expected a finite number > 0");
+  if (!(std::isfinite(a.softcap) && a.softcap >= 0)) return Status::invalid("softcap: expected a finite number >= 0 (0: off)");
   const AttentionPath path = resolve_path(a);
   if (path != AttentionPath::Decode && path != AttentionPath::Prefill) return Status::invalid("path: expected auto, decode or prefill");
   if (a.variant < 0 || a.variant > (path == AttentionPath::Decode ? 1 : 2)) {
@@ -77,6 +81,14 @@ Status check_device_attention(const DeviceAttention& a) {
     return Status::invalid("headDim: expected 64 or 128 on the CUDA prefill path, received " + num(a.head_dim));
   }
   if (a.indices && path != AttentionPath::Decode) return Status::invalid("indices: supported on the CUDA decode path only");
+  if (path != AttentionPath::Decode) {
+    if (a.softcap > 0.0f) return Status::invalid("softcap: supported on the CUDA decode path only (path 'decode' or 'auto')");
+    if (a.tree_visible) return Status::invalid("treeMask: supported on the CUDA decode path only (path 'decode' or 'auto')");
+    if (a.key_mass) return Status::invalid("returnKeyMass: supported on the CUDA decode path only (path 'decode' or 'auto')");
+  }
+  if (a.tree_visible && a.n_q > kMaxTreeNodes) {
+    return Status::invalid("treeMask: expected at most " + num(kMaxTreeNodes) + " tree nodes, received " + num(a.n_q));
+  }
   if (a.n_sel < 0 || a.n_sel > kMaxIndex) return Status::invalid("nSel: expected 0 <= nSel < 2^31");
   if (a.head_len && a.indices) return Status::invalid("head_len: expected no indices with per-head lengths");
   if (a.kv_head_stride != 0 && a.kv_head_stride < checked_mul(a.n_kv, a.head_dim)) {
@@ -107,10 +119,15 @@ Status device_attention_workspace(const DeviceAttention& a, size_t* bytes) {
 Status launch_device_attention(const DeviceAttention& a, void* workspace, size_t workspace_bytes) {
   Status s = check_device_attention(a);
   if (!s.is_ok()) return s;
-  if (a.n_q == 0) return Status::ok();
+  const size_t mass_bytes = size_t(a.n_kv_heads * a.n_kv) * sizeof(float);
+  if (a.n_q == 0) {  // no query: zero key mass (as the CPU)
+    if (a.key_mass && mass_bytes) TP_CUDA_TRY(cudaMemsetAsync(a.key_mass, 0, mass_bytes), "cudaMemsetAsync(key_mass)");
+    return Status::ok();
+  }
   const int64_t rows = a.n_heads * a.n_q;
-  if (a.n_kv == 0 || (a.indices && a.n_sel == 0)) {  // no key: zero rows, lse -inf
+  if (a.n_kv == 0 || (a.indices && a.n_sel == 0)) {  // no key: zero rows, lse -inf, zero key mass
     TP_CUDA_TRY(cudaMemsetAsync(a.out, 0, size_t(rows * a.head_dim) * sizeof(float)), "cudaMemsetAsync(out)");
+    if (a.key_mass && mass_bytes) TP_CUDA_TRY(cudaMemsetAsync(a.key_mass, 0, mass_bytes), "cudaMemsetAsync(key_mass)");
     if (a.lse) {
       fill_kernel<<<unsigned((rows + 255) / 256), 256>>>(a.lse, rows, -INFINITY);
       TP_CUDA_TRY(cudaGetLastError(), "launch fill_kernel");
@@ -147,8 +164,8 @@ void gather(const void* src, int64_t heads, int64_t rows, int64_t dim, int64_t h
 Status attention_on_device(const AttentionParams& p, AttentionPath path, int variant) {
   Status s = validate_attention(p);
   if (!s.is_ok()) return s;
-  if (p.bool_mask || p.additive_mask || p.tree_parents || p.key_mass || p.softcap > 0) {
-    return Status::invalid("cuda attention: masks, treeMask, softcap and returnKeyMass are not supported on CUDA");
+  if (p.bool_mask || p.additive_mask) {
+    return Status::invalid("mask: bool and additive masks are not supported on CUDA (treeMask, causal and indices are)");
   }
   if (p.k_dtype != p.v_dtype) return Status::invalid("k, v: expected one dtype for k and v on CUDA");
   if (cuda_status().device_count < 1) return Status::internal("cuda attention: no CUDA device: " + cuda_status().error);
@@ -162,6 +179,7 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path, int var
   a.kv_dtype = p.k_dtype;
   a.scale = p.scale;
   a.causal = p.causal;
+  a.softcap = p.softcap;
   a.path = path;
   a.variant = variant;
   static const int32_t dummy_index = 0;
@@ -171,28 +189,38 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path, int var
   }
   // Placeholders so the check sees buffers; the real pointers follow.
   static const float dummy = 0;
+  static const uint8_t dummy_tree = 0;
   a.q = &dummy;
   a.k = a.v = &dummy;
   a.out = const_cast<float*>(&dummy);
+  if (p.tree_parents) a.tree_visible = &dummy_tree;
+  if (p.key_mass) a.key_mass = const_cast<float*>(&dummy);
   s = check_device_attention(a);
   if (!s.is_ok()) return s;
-  if (p.n_q == 0) return Status::ok();
-  if (p.indices && p.n_sel == 0) {  // no key selected: zero rows, lse -inf (as the CPU)
+  a.path = resolve_path(a);  // fixed now: the real key_mass pointer is null when nKv = 0
+  if (p.n_q == 0) {  // no query: zero key mass (as the CPU)
+    if (p.key_mass) for (int64_t x = 0; x < p.key_mass_len; ++x) p.key_mass[x] = 0.0f;
+    return Status::ok();
+  }
+  if (p.indices && p.n_sel == 0) {  // no key selected: zero rows, lse -inf, zero key mass (as the CPU)
     for (int64_t x = 0; x < p.out_len; ++x) p.out[x] = 0.0f;
     if (p.lse) for (int64_t x = 0; x < p.lse_len; ++x) p.lse[x] = -std::numeric_limits<float>::infinity();
+    if (p.key_mass) for (int64_t x = 0; x < p.key_mass_len; ++x) p.key_mass[x] = 0.0f;
     return Status::ok();
   }
 
   std::vector<char> hq, hk, hv;
+  std::vector<uint8_t> htree;
   try {
     gather(p.q, p.n_heads, p.n_q, p.head_dim, p.q_head_stride, p.q_row_stride, sizeof(float), hq);
     gather(p.k, p.n_kv_heads, p.n_kv, p.head_dim, p.k_head_stride, p.k_row_stride, 2, hk);
     gather(p.v, p.n_kv_heads, p.n_kv, p.head_dim, p.v_head_stride, p.v_row_stride, 2, hv);
+    if (p.tree_parents) tree_table(p.tree_parents, p.n_q, htree);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("cuda attention: out of host memory for staging copies");
   }
   const int64_t rows = p.n_heads * p.n_q;
-  DeviceBuffer dq, dk, dv, dout, dlse, dws, didx;
+  DeviceBuffer dq, dk, dv, dout, dlse, dws, didx, dtree, dmass;
   TP_CUDA_TRY(cudaSetDevice(0), "cudaSetDevice");
   s = dq.alloc(hq.size(), "cudaMalloc(q)");
   if (s.is_ok()) s = dk.alloc(hk.size(), "cudaMalloc(k)");
@@ -201,7 +229,15 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path, int var
   if (s.is_ok() && p.lse) s = dlse.alloc(size_t(rows) * sizeof(float), "cudaMalloc(lse)");
   const size_t idx_bytes = p.indices ? size_t(p.n_kv_heads * p.n_sel) * sizeof(int32_t) : 0;
   if (s.is_ok() && idx_bytes) s = didx.alloc(idx_bytes, "cudaMalloc(indices)");
+  if (s.is_ok() && !htree.empty()) s = dtree.alloc(htree.size(), "cudaMalloc(treeMask)");
+  const size_t mass_bytes = p.key_mass ? size_t(p.n_kv_heads * p.n_kv) * sizeof(float) : 0;
+  if (s.is_ok() && mass_bytes) s = dmass.alloc(mass_bytes, "cudaMalloc(keyMass)");
   if (!s.is_ok()) return s;
+  if (!htree.empty()) {
+    TP_CUDA_TRY(cudaMemcpy(dtree.get(), htree.data(), htree.size(), cudaMemcpyHostToDevice), "cudaMemcpy(treeMask)");
+    a.tree_visible = static_cast<const uint8_t*>(dtree.get());
+  }
+  a.key_mass = p.key_mass ? dmass.as<float>() : nullptr;  // nKv = 0: no bytes, launch zeroes nothing
   if (idx_bytes) {
     TP_CUDA_TRY(cudaMemcpy(didx.get(), p.indices, idx_bytes, cudaMemcpyHostToDevice), "cudaMemcpy(indices)");
     a.indices = didx.as<int32_t>();
@@ -224,6 +260,7 @@ Status attention_on_device(const AttentionParams& p, AttentionPath path, int var
   // Copy back only after success: a failed call leaves out and lse untouched.
   TP_CUDA_TRY(cudaMemcpy(p.out, dout.get(), size_t(rows * p.head_dim) * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy(out)");
   if (p.lse) TP_CUDA_TRY(cudaMemcpy(p.lse, dlse.get(), size_t(rows) * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy(lse)");
+  if (mass_bytes) TP_CUDA_TRY(cudaMemcpy(p.key_mass, dmass.get(), mass_bytes, cudaMemcpyDeviceToHost), "cudaMemcpy(keyMass)");
   return Status::ok();
 }
 

@@ -8,6 +8,8 @@
 //   k, v f16|bf16   [nKvHeads, nKv, headDim]   (k and v of one dtype)
 //   out  f32        [nHeads,   nQ,  headDim]
 //   lse  f32        [nHeads,   nQ]             (optional, natural log)
+//   key_mass f32    [nKvHeads, nKv]            (optional, decode path)
+//   tree_visible u8 [nQ, nQ]                   (optional, decode path)
 // GQA: query head h reads KV head h / (nHeads / nKvHeads).
 // causal: query i sees key positions p <= nKv - nQ + i (queries are the last
 // nQ positions); a query that sees no key gets a zero row and lse -inf.
@@ -19,13 +21,26 @@
 //   prefill  tiled online softmax on tensor cores (mma.sync m16n8k16, f32
 //            accumulate); q and the probabilities are rounded to the K/V
 //            dtype before the products. headDim 64 or 128.
-//   auto     decode when nQ <= 16 or indices are given, else prefill.
+//   auto     decode when nQ <= 16 or any decode-only option (indices,
+//            softcap, tree_visible, key_mass) is given, else prefill.
 // indices (sparse attention, decode path only): query rows attend to the
 // listed key positions of their KV head only; causal limits apply to the
 // positions.
+// Decode-only options, with the CPU attention's semantics (attention.h):
+//   softcap       logits s = scale * q.k become softcap * tanh(s / softcap).
+//   tree_visible  speculative-decoding tree over the last nQ keys of each KV
+//                 head: tree_visible[i * nQ + t] != 0 when tree node t is
+//                 query i or one of its ancestors; key position p >= nKv_h -
+//                 nQ (nKv_h: the head's keys) is visible to query i only then;
+//                 earlier keys are not affected (host helper: tree_table()).
+//   key_mass      key_mass[kvHead][p] = sum over the queries and the query
+//                 heads of the group of softmax(s)[p]; keys no row attends to
+//                 (masked, unlisted, past head_len) get 0; repeated indices
+//                 add up. A third kernel recomputes the logits after the merge.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "../attention/attention.h"
 #include "../core/dtype.h"
@@ -43,8 +58,11 @@ struct DeviceAttention {
   DType kv_dtype = DType::F16;
   float scale = 1.0f;
   bool causal = false;
+  float softcap = 0.0f;                          // 0: off (decode path)
+  const uint8_t* tree_visible = nullptr;         // device u8 [nQ, nQ], or null (decode path)
   float* out = nullptr;
   float* lse = nullptr;  // may be null
+  float* key_mass = nullptr;                     // device f32 [nKvHeads, nKv], overwritten; or null (decode path)
   // Sparse decode: i32 [nKvHeads, nSel] key positions in [0, nKv) (device;
   // repeats allowed, each is its own softmax term); null = all nKv keys.
   const int32_t* indices = nullptr;
@@ -64,6 +82,11 @@ struct DeviceAttention {
   int variant = 0;
 };
 
+// The tree_visible table of a parent array (parents[i] < i or -1; nQ nodes,
+// validated by validate_attention): table[i * nQ + t] = 1 when t is i or an
+// ancestor of i. Throws std::bad_alloc.
+void tree_table(const int32_t* parents, int64_t n_q, std::vector<uint8_t>& table);
+
 // Shapes, dtypes and the path's limits; touches no device memory.
 Status check_device_attention(const DeviceAttention& a);
 
@@ -81,9 +104,10 @@ Status launch_device_attention(const DeviceAttention& a, void* workspace, size_t
 
 // Host-level call for tests: copies the host inputs of `p` (the CPU
 // attention's parameters, any strides) to the device, runs `path`, and copies
-// out (and lse) back. Supports what the device paths support: f16/bf16 K/V of
-// one dtype, scale, causal, returnLse, indices (decode); no masks, tree,
-// softcap or keyMass (InvalidArgument). `variant`: DeviceAttention::variant. Synchronous.
+// out (and lse, key mass) back. Supports what the device paths support:
+// f16/bf16 K/V of one dtype, scale, causal, returnLse, and on the decode path
+// indices, softcap, treeMask and returnKeyMass; no bool / additive masks
+// (InvalidArgument). `variant`: DeviceAttention::variant. Synchronous.
 Status attention_on_device(const AttentionParams& p, AttentionPath path, int variant = 0);
 
 // cudaBenchAttention: device-resident random K/V of the given shape, the

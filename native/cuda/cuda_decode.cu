@@ -10,6 +10,13 @@
 // Splits: one full wave of resident blocks (occupancy API), equal chunks.
 // Sparse decode (indices): keys are the listed positions, gathered per row.
 // Logits are kept in the log2 domain (q pre-scaled by scale * log2(e)).
+//
+// Options off the default path: softcap and treeMask select kernel
+// instantiations with X = true (the default X = false kernels compile to the
+// same code as before these options existed: every added line sits behind
+// `if constexpr (X)` or reads an X-only member); returnKeyMass adds a third
+// kernel (decode_mass_kernel) after the merge, which re-reads K once and
+// turns each (row, key) logit into exp(logit - lse) with the merged lse.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -18,6 +25,7 @@
 #include <climits>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "cuda_check.cuh"
 #include "cuda_kernels.h"
@@ -48,6 +56,19 @@ struct DecodeArgs {
   float qk_scale;
   bool causal;
 };
+
+// Options off the default path, a second kernel parameter: the default
+// kernels take an empty NoExtras there, so DecodeArgs (and their code) stay
+// as they were.
+struct DecodeExtras {
+  const unsigned char* tree;  // [n_q, n_q] u8: tree node t visible to query i, or null
+  float softcap2;             // softcap * log2(e): the cap in the log2 domain; 0 = off
+  float* key_mass;            // [nKvHeads, n_kv] (decode_mass_kernel), or null
+  const float* mass_lse;      // [nHeads * nQ] natural-log lse of each row (decode_mass_kernel)
+};
+struct NoExtras {};
+template <bool X>
+using ExtrasOf = std::conditional_t<X, DecodeExtras, NoExtras>;
 
 __device__ __forceinline__ void to_float8(const uint4& raw, float f[8], const __half*) {
   const __half2* h = reinterpret_cast<const __half2*>(&raw);
@@ -87,7 +108,9 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 
 // One warp's share of a split: its q rows, its online-softmax state and
 // accumulator. Keys of a warp step: base + u * KPW + kg (u < U).
-template <typename T, int D, int R>
+// X: the softcap / treeMask instantiation (X-only members and code are
+// compiled out of the default X = false kernels).
+template <typename T, int D, int R, bool X = false>
 struct DecodeWarp {
   static constexpr int LPK = D / 8;     // lanes per key (8 dims each)
   static constexpr int KPW = 32 / LPK;  // keys per warp per 16-byte load
@@ -98,9 +121,15 @@ struct DecodeWarp {
   int limit[R];  // last visible key of each row (-1: row absent)
   float m[R], l[R], acc[R][8];
   int warp, lane, sub, kg;
+  // X only: query index of each row, the tree's first key position (n_kv_h -
+  // nQ), the tree table, the log2-domain cap and its inverse.
+  int qi[R];
+  int diag, n_q;
+  const unsigned char* tree;
+  float cap2, inv_cap2;
 
   // n_kv_h: the keys of this KV head (the causal limit counts from its end).
-  __device__ __forceinline__ void init(const DecodeArgs& a, int kvh, int slice, int n_kv_h) {
+  __device__ __forceinline__ void init(const DecodeArgs& a, const ExtrasOf<X>& x, int kvh, int slice, int n_kv_h) {
     warp = threadIdx.x >> 5;
     lane = threadIdx.x & 31;
     sub = lane % LPK;
@@ -116,6 +145,7 @@ struct DecodeWarp {
         qf[r][0] = x0.x * a.qk_scale; qf[r][1] = x0.y * a.qk_scale; qf[r][2] = x0.z * a.qk_scale; qf[r][3] = x0.w * a.qk_scale;
         qf[r][4] = x1.x * a.qk_scale; qf[r][5] = x1.y * a.qk_scale; qf[r][6] = x1.z * a.qk_scale; qf[r][7] = x1.w * a.qk_scale;
         limit[r] = a.causal ? n_kv_h - a.n_q + i : INT_MAX;
+        if constexpr (X) qi[r] = i;
       } else {
 #pragma unroll
         for (int e = 0; e < 8; ++e) qf[r][e] = 0.0f;
@@ -126,6 +156,27 @@ struct DecodeWarp {
 #pragma unroll
       for (int e = 0; e < 8; ++e) acc[r][e] = 0.0f;
     }
+    if constexpr (X) {
+      diag = n_kv_h - a.n_q;
+      n_q = a.n_q;
+      tree = x.tree;
+      cap2 = x.softcap2;
+      inv_cap2 = x.softcap2 > 0.0f ? 1.0f / x.softcap2 : 0.0f;
+    }
+  }
+
+  // X only: the log2-domain logit s of present row r and a key at position
+  // pos that passed the causal limit, after softcap (cap * tanh(s / cap), as
+  // the CPU: the cap is scaled by log2(e) with s) and the tree mask (keys at
+  // positions >= diag are tree node pos - diag; -inf unless that node is the
+  // row's query or one of its ancestors).
+  __device__ __forceinline__ float extra(float s, int r, int pos) const {
+    if (cap2 > 0.0f) s = cap2 * tanhf(s * inv_cap2);
+    if (tree) {
+      const int t = pos - diag;  // < nQ: pos < the head's keys
+      if (t >= 0 && !__ldg(tree + int64_t(qi[r]) * n_q + t)) s = -INFINITY;
+    }
+    return s;
   }
 
   // Scores, online softmax and P V for the warp step starting at key `base`;
@@ -154,6 +205,7 @@ struct DecodeWarp {
 #pragma unroll
         for (int off = LPK / 2; off >= 1; off >>= 1) s[u][r] += __shfl_xor_sync(kFull, s[u][r], off);
         if (key >= end || pos[u] > limit[r]) s[u][r] = -INFINITY;
+        else if constexpr (X) s[u][r] = extra(s[u][r], r, pos[u]);
       }
     }
     // Online softmax; max and sum are shared by the whole warp.
@@ -269,15 +321,15 @@ __host__ __device__ constexpr int finish_floats() { return kDecodeWarps * R * (D
 // memory into registers (U loads of K and of V per lane in flight), then
 // computes. Measured on an H200 (bench/gpu-check.sh): 79% of the copy
 // bandwidth at 128k keys, 56% at 32k.
-template <typename T, int D, int R>
-__global__ void __launch_bounds__(kDecodeWarps * 32) decode_split_kernel(DecodeArgs a) {
-  using Warp = DecodeWarp<T, D, R>;
+template <typename T, int D, int R, bool X>
+__global__ void __launch_bounds__(kDecodeWarps * 32) decode_split_kernel(DecodeArgs a, ExtrasOf<X> x) {
+  using Warp = DecodeWarp<T, D, R, X>;
   constexpr int U = Warp::U;
   __shared__ float smem[finish_floats<D, R>()];
   const int split = blockIdx.x, kvh = blockIdx.y, slice = blockIdx.z;
   const int n_keys = head_keys(a, kvh);
   Warp w;
-  w.init(a, kvh, slice, a.head_len ? n_keys : a.n_kv);
+  w.init(a, x, kvh, slice, a.head_len ? n_keys : a.n_kv);
   const T* kbase = static_cast<const T*>(a.k) + int64_t(kvh) * a.head_stride + w.sub * 8;
   const T* vbase = static_cast<const T*>(a.v) + int64_t(kvh) * a.head_stride + w.sub * 8;
   const int begin = split * a.chunk;
@@ -317,9 +369,9 @@ struct PipelineShape {
   static constexpr size_t smem_bytes = kDecodeStages * stage_bytes > finish_bytes ? kDecodeStages * stage_bytes : finish_bytes;
 };
 
-template <typename T, int D, int R>
-__global__ void __launch_bounds__(kDecodeWarps * 32) decode_pipelined_kernel(DecodeArgs a) {
-  using Warp = DecodeWarp<T, D, R>;
+template <typename T, int D, int R, bool X>
+__global__ void __launch_bounds__(kDecodeWarps * 32) decode_pipelined_kernel(DecodeArgs a, ExtrasOf<X> x) {
+  using Warp = DecodeWarp<T, D, R, X>;
   using Shape = PipelineShape<T, D, R>;
   constexpr int U = Warp::U;
   constexpr int TILE = Shape::TILE;
@@ -329,7 +381,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_pipelined_kernel(Dec
   const int split = blockIdx.x, kvh = blockIdx.y, slice = blockIdx.z;
   const int n_keys = head_keys(a, kvh);
   Warp w;
-  w.init(a, kvh, slice, a.head_len ? n_keys : a.n_kv);
+  w.init(a, x, kvh, slice, a.head_len ? n_keys : a.n_kv);
   const T* kh = static_cast<const T*>(a.k) + int64_t(kvh) * a.head_stride;
   const T* vh = static_cast<const T*>(a.v) + int64_t(kvh) * a.head_stride;
   const int begin = split * a.chunk;
@@ -370,9 +422,12 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_pipelined_kernel(Dec
       const int row = w.warp * Warp::STEP + u * Warp::KPW + w.kg;
       kr[u] = *reinterpret_cast<const uint4*>(sk + row * D + w.sub * 8);
       vr[u] = *reinterpret_cast<const uint4*>(sv + row * D + w.sub * 8);
-      // Positions matter only for the causal limit (INT_MAX otherwise).
+      // Positions matter only for the causal limit (INT_MAX otherwise) and
+      // the tree mask (X kernels).
       const int key = base + u * Warp::KPW + w.kg;
-      pos[u] = a.causal && a.indices && key < end ? key_position(a, kvh, key) : key;
+      bool need_pos = a.causal;
+      if constexpr (X) need_pos = need_pos || x.tree;
+      pos[u] = need_pos && a.indices && key < end ? key_position(a, kvh, key) : key;
     }
     w.step(base, end, pos, kr, vr);
   }
@@ -403,41 +458,108 @@ __global__ void __launch_bounds__(D) decode_merge_kernel(const float* part_o, co
   if (lse && d == 0) lse[row] = L > 0.0f ? (M + log2f(L)) * kLn2 : -INFINITY;
 }
 
+// returnKeyMass: grid and key chunks of the split kernel; each warp takes KPW
+// keys per iteration, re-reads K only, recomputes the R rows' log2-domain
+// logits exactly as the split kernel does (same products and shuffles, then
+// softcap and masks), and adds sum over the rows of exp2(logit - lse2) to
+// key_mass[kvh][pos] (atomically: slices of one group and repeated indices
+// meet at one position). Rows that see no key (lse -inf) add 0.
+template <typename T, int D, int R>
+__global__ void __launch_bounds__(kDecodeWarps * 32) decode_mass_kernel(DecodeArgs a, DecodeExtras x) {
+  using Warp = DecodeWarp<T, D, R, true>;
+  constexpr int LPK = Warp::LPK, KPW = Warp::KPW;
+  const int split = blockIdx.x, kvh = blockIdx.y, slice = blockIdx.z;
+  const int n_keys = head_keys(a, kvh);
+  Warp w;
+  w.init(a, x, kvh, slice, a.head_len ? n_keys : a.n_kv);
+  float lse2[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int rr = slice * R + r;
+    lse2[r] = INFINITY;  // exp2(logit - inf) = 0: absent rows and rows that see nothing
+    if (rr < a.rows_per_group) {
+      const int g = rr / a.n_q, i = rr % a.n_q;
+      const float L = x.mass_lse[(int64_t(kvh) * a.group + g) * a.n_q + i];
+      if (L != -INFINITY) lse2[r] = L * kLog2e;
+    }
+  }
+  const T* kbase = static_cast<const T*>(a.k) + int64_t(kvh) * a.head_stride + w.sub * 8;
+  float* mass = x.key_mass + int64_t(kvh) * a.n_kv;
+  const int begin = split * a.chunk;
+  const int end = min(n_keys, begin + a.chunk);
+  for (int base = begin + w.warp * KPW; base < end; base += kDecodeWarps * KPW) {  // warp-uniform
+    const int key = base + w.kg;
+    int pos = 0;
+    uint4 kr = make_uint4(0, 0, 0, 0);
+    if (key < end) {
+      pos = key_position(a, kvh, key);
+      kr = __ldg(reinterpret_cast<const uint4*>(kbase + int64_t(pos) * D));
+    }
+    float kf[8];
+    to_float8(kr, kf, static_cast<const T*>(nullptr));
+    float sum = 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float s = 0.0f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s = fmaf(w.qf[r][e], kf[e], s);
+#pragma unroll
+      for (int off = LPK / 2; off >= 1; off >>= 1) s += __shfl_xor_sync(kFull, s, off);
+      if (key >= end || pos > w.limit[r]) continue;
+      s = w.extra(s, r, pos);
+      sum += fast_exp2(s - lse2[r]);
+    }
+    if (w.sub == 0 && key < end && sum > 0.0f) atomicAdd(mass + pos, sum);
+  }
+}
+
 struct SplitKernel {
   const void* fn;
   size_t smem;  // dynamic shared memory bytes
 };
 
+// Kernel choice. kind 0: the split kernel of `variant` (X = false), 1: the
+// same with X = true (softcap / treeMask), 2: decode_mass_kernel.
 template <typename T, int D, int R>
-SplitKernel split_kernel_of(int variant) {
-  if (variant == 1) return {reinterpret_cast<const void*>(&decode_pipelined_kernel<T, D, R>), PipelineShape<T, D, R>::smem_bytes};
-  return {reinterpret_cast<const void*>(&decode_split_kernel<T, D, R>), 0};
+SplitKernel split_kernel_of(int variant, int kind) {
+  if (kind == 2) return {reinterpret_cast<const void*>(&decode_mass_kernel<T, D, R>), 0};
+  if (kind == 1) {
+    if (variant == 1) return {reinterpret_cast<const void*>(&decode_pipelined_kernel<T, D, R, true>), PipelineShape<T, D, R>::smem_bytes};
+    return {reinterpret_cast<const void*>(&decode_split_kernel<T, D, R, true>), 0};
+  }
+  if (variant == 1) return {reinterpret_cast<const void*>(&decode_pipelined_kernel<T, D, R, false>), PipelineShape<T, D, R>::smem_bytes};
+  return {reinterpret_cast<const void*>(&decode_split_kernel<T, D, R, false>), 0};
 }
 
 template <typename T, int D>
-SplitKernel pick_split_kernel(int rows, int variant) {
+SplitKernel pick_split_kernel(int rows, int variant, int kind) {
   switch (rows) {
-    case 1: return split_kernel_of<T, D, 1>(variant);
-    case 2: return split_kernel_of<T, D, 2>(variant);
-    case 4: return split_kernel_of<T, D, 4>(variant);
-    default: return split_kernel_of<T, D, 8>(variant);
+    case 1: return split_kernel_of<T, D, 1>(variant, kind);
+    case 2: return split_kernel_of<T, D, 2>(variant, kind);
+    case 4: return split_kernel_of<T, D, 4>(variant, kind);
+    default: return split_kernel_of<T, D, 8>(variant, kind);
   }
 }
 
 template <typename T>
-SplitKernel pick_split_kernel(int head_dim, int rows, int variant) {
+SplitKernel pick_split_kernel(int head_dim, int rows, int variant, int kind) {
   switch (head_dim) {
-    case 64: return pick_split_kernel<T, 64>(rows, variant);
-    case 128: return pick_split_kernel<T, 128>(rows, variant);
-    default: return pick_split_kernel<T, 256>(rows, variant);
+    case 64: return pick_split_kernel<T, 64>(rows, variant, kind);
+    case 128: return pick_split_kernel<T, 128>(rows, variant, kind);
+    default: return pick_split_kernel<T, 256>(rows, variant, kind);
   }
 }
 
-SplitKernel split_kernel(const DeviceAttention& a, int rows) {
+// Whether the split kernel needs its X instantiation (softcap or treeMask).
+bool needs_extras(const DeviceAttention& a) { return a.softcap > 0.0f || a.tree_visible != nullptr; }
+
+SplitKernel split_kernel(const DeviceAttention& a, int rows, int kind) {
   const int d = static_cast<int>(a.head_dim);
-  return a.kv_dtype == DType::BF16 ? pick_split_kernel<__nv_bfloat16>(d, rows, a.variant)
-                                   : pick_split_kernel<__half>(d, rows, a.variant);
+  return a.kv_dtype == DType::BF16 ? pick_split_kernel<__nv_bfloat16>(d, rows, a.variant, kind)
+                                   : pick_split_kernel<__half>(d, rows, a.variant, kind);
 }
+
+SplitKernel split_kernel(const DeviceAttention& a, int rows) { return split_kernel(a, rows, needs_extras(a) ? 1 : 0); }
 
 // Per kernel, once per process (one device): the dynamic shared memory
 // opt-in and the resident blocks per SM. Called from the JS main thread only.
@@ -447,7 +569,7 @@ struct KernelInfo {
 };
 
 Status kernel_info(const SplitKernel& k, int* blocks_per_sm) {
-  static KernelInfo cache[64];
+  static KernelInfo cache[160];  // 48 split kernels of each X, 24 mass kernels
   static int cached = 0;
   for (int i = 0; i < cached; ++i) {
     if (cache[i].fn == k.fn) {
@@ -463,7 +585,7 @@ Status kernel_info(const SplitKernel& k, int* blocks_per_sm) {
   TP_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k.fn, kDecodeWarps * 32, k.smem),
               "cudaOccupancyMaxActiveBlocksPerMultiprocessor(decode)");
   per_sm = std::max(per_sm, 1);
-  if (cached < 64) cache[cached++] = {k.fn, per_sm};
+  if (cached < 160) cache[cached++] = {k.fn, per_sm};
   *blocks_per_sm = per_sm;
   return Status::ok();
 }
@@ -499,6 +621,8 @@ DecodePlan plan_decode(const DeviceAttention& a, int sm_count) {
   p.chunk = std::max<int64_t>(chunk, step_keys);
   p.splits = std::max<int64_t>(1, (n_keys + p.chunk - 1) / p.chunk);
   p.workspace_bytes = static_cast<size_t>(a.n_heads * a.n_q * p.splits * (a.head_dim + 2)) * sizeof(float);
+  // returnKeyMass without lse: the merged lse rows go to scratch.
+  if (a.key_mass && !a.lse) p.workspace_bytes += static_cast<size_t>(a.n_heads * a.n_q) * sizeof(float);
   return p;
 }
 
@@ -524,9 +648,19 @@ Status launch_decode(const DeviceAttention& a, const DecodePlan& plan, void* wor
   args.rows_per_group = static_cast<int>(plan.rows_per_group);
   args.qk_scale = a.scale * kLog2e;
   args.causal = a.causal;
+  DecodeExtras extras;
+  extras.tree = a.tree_visible;
+  extras.softcap2 = a.softcap > 0.0f ? a.softcap * kLog2e : 0.0f;
+  extras.key_mass = a.key_mass;
+  // The key mass needs every row's lse: the caller's buffer, else scratch
+  // after the partials (plan_decode counted it).
+  float* lse = a.lse ? a.lse : a.key_mass ? args.part_l + rows * plan.splits : nullptr;
+  extras.mass_lse = lse;
+  NoExtras no_extras;
 
   const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(a.n_kv_heads), static_cast<unsigned>(plan.slices));
-  void* split_args[] = {&args};
+  const bool with_extras = needs_extras(a);
+  void* split_args[] = {&args, with_extras ? static_cast<void*>(&extras) : static_cast<void*>(&no_extras)};
   const SplitKernel kernel = split_kernel(a, plan.slice_rows);
   int per_sm = 0;
   Status s = kernel_info(kernel, &per_sm);
@@ -538,11 +672,16 @@ Status launch_decode(const DeviceAttention& a, const DecodePlan& plan, void* wor
   const float* pl = args.part_l;
   int splits = args.splits;
   float* out = a.out;
-  float* lse = a.lse;
   void* merge_args[] = {&po, &pm, &pl, &splits, &out, &lse};
   TP_CUDA_TRY(cudaLaunchKernel(merge_kernel(a.head_dim), dim3(static_cast<unsigned>(rows)), dim3(static_cast<unsigned>(a.head_dim)),
                                merge_args, 0, nullptr),
               "launch decode_merge_kernel");
+  if (a.key_mass) {
+    TP_CUDA_TRY(cudaMemsetAsync(a.key_mass, 0, size_t(a.n_kv_heads * a.n_kv) * sizeof(float)), "cudaMemsetAsync(key_mass)");
+    const SplitKernel mk = split_kernel(a, plan.slice_rows, 2);
+    void* mass_args[] = {&args, &extras};
+    TP_CUDA_TRY(cudaLaunchKernel(mk.fn, grid, dim3(kDecodeWarps * 32), mass_args, 0, nullptr), "launch decode_mass_kernel");
+  }
   return Status::ok();
 }
 
