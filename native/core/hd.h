@@ -14,8 +14,10 @@
 
 namespace tp {
 
-// a * b and a + b rounded once each, never fused into an FMA (nvcc contracts
-// a * b + c by default; the CPU build does not), so both sides agree bit for bit.
+// a * b and a + b rounded once each, never fused into an FMA on the device
+// (nvcc contracts a * b + c by default). On x86-64 the CPU's baseline code
+// has no FMA instruction to contract into, so both sides agree bit for bit;
+// an aarch64 host build would need -ffp-contract=off on the mirrored files.
 #if defined(__CUDA_ARCH__)
 TP_HD float mul_rn(float a, float b) { return __fmul_rn(a, b); }
 TP_HD float add_rn(float a, float b) { return __fadd_rn(a, b); }

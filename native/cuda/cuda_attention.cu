@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ int multiprocessor_count() {
     cudaGetLastError();
     return 0;
   }
+  // Callers run on the JS thread and on worker threads (device KV caches).
+  static std::mutex lock;
+  std::lock_guard<std::mutex> guard(lock);
   static int cached_dev = -1;
   static int cached = 0;
   if (dev != cached_dev) {
@@ -50,7 +54,7 @@ int multiprocessor_count() {
 }
 
 // Options only the decode path implements.
-bool decode_only_options(const DeviceAttention& a) { return a.indices || a.softcap > 0.0f || a.tree_visible || a.key_mass; }
+bool decode_only_options(const DeviceAttention& a) { return a.indices || a.softcap > 0.0f || a.tree_visible || a.key_mass || a.key_count; }
 
 AttentionPath resolve_path(const DeviceAttention& a) {
   if (a.path != AttentionPath::Auto) return a.path;
@@ -85,7 +89,9 @@ Status check_device_attention(const DeviceAttention& a) {
     if (a.softcap > 0.0f) return Status::invalid("softcap: supported on the CUDA decode path only (path 'decode' or 'auto')");
     if (a.tree_visible) return Status::invalid("treeMask: supported on the CUDA decode path only (path 'decode' or 'auto')");
     if (a.key_mass) return Status::invalid("returnKeyMass: supported on the CUDA decode path only (path 'decode' or 'auto')");
+    if (a.key_count) return Status::invalid("key_count: supported on the CUDA decode path only");
   }
+  if (a.key_count && a.key_count_stride < a.n_kv) return Status::invalid("key_count_stride: expected at least nKv = " + num(a.n_kv));
   if (a.tree_visible && a.n_q > kMaxTreeNodes) {
     return Status::invalid("treeMask: expected at most " + num(kMaxTreeNodes) + " tree nodes, received " + num(a.n_q));
   }

@@ -60,6 +60,10 @@ struct DeviceAttention {
   bool causal = false;
   float softcap = 0.0f;                          // 0: off (decode path)
   const uint8_t* tree_visible = nullptr;         // device u8 [nQ, nQ], or null (decode path)
+  // Decode path: tokens each key stands for (merged rows), device f32
+  // [nKvHeads, key_count_stride]; the logit gains log(count). Null: all 1.
+  const float* key_count = nullptr;
+  int64_t key_count_stride = 0;
   float* out = nullptr;
   float* lse = nullptr;  // may be null
   float* key_mass = nullptr;                     // device f32 [nKvHeads, nKv], overwritten; or null (decode path)

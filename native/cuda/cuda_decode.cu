@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <mutex>
 #include <string>
 #include <type_traits>
 
@@ -65,6 +66,8 @@ struct DecodeExtras {
   float softcap2;             // softcap * log2(e): the cap in the log2 domain; 0 = off
   float* key_mass;            // [nKvHeads, n_kv] (decode_mass_kernel), or null
   const float* mass_lse;      // [nHeads * nQ] natural-log lse of each row (decode_mass_kernel)
+  const float* key_count;     // [nKvHeads, count_stride] tokens each key stands for (logit + log2(count)), or null
+  int64_t count_stride;
 };
 struct NoExtras {};
 template <bool X>
@@ -127,6 +130,7 @@ struct DecodeWarp {
   int diag, n_q;
   const unsigned char* tree;
   float cap2, inv_cap2;
+  const float* count;  // this KV head's key counts, or null
 
   // n_kv_h: the keys of this KV head (the causal limit counts from its end).
   __device__ __forceinline__ void init(const DecodeArgs& a, const ExtrasOf<X>& x, int kvh, int slice, int n_kv_h) {
@@ -162,6 +166,7 @@ struct DecodeWarp {
       tree = x.tree;
       cap2 = x.softcap2;
       inv_cap2 = x.softcap2 > 0.0f ? 1.0f / x.softcap2 : 0.0f;
+      count = x.key_count ? x.key_count + int64_t(kvh) * x.count_stride : nullptr;
     }
   }
 
@@ -170,8 +175,12 @@ struct DecodeWarp {
   // the CPU: the cap is scaled by log2(e) with s) and the tree mask (keys at
   // positions >= diag are tree node pos - diag; -inf unless that node is the
   // row's query or one of its ancestors).
+  // A key standing for several merged tokens (count) weighs count times as
+  // much: + log2(count) after the softcap (the CPU adds log(count) as an
+  // additive mask).
   __device__ __forceinline__ float extra(float s, int r, int pos) const {
     if (cap2 > 0.0f) s = cap2 * tanhf(s * inv_cap2);
+    if (count) s += log2f(__ldg(count + pos));
     if (tree) {
       const int t = pos - diag;  // < nQ: pos < the head's keys
       if (t >= 0 && !__ldg(tree + int64_t(qi[r]) * n_q + t)) s = -INFINITY;
@@ -551,7 +560,7 @@ SplitKernel pick_split_kernel(int head_dim, int rows, int variant, int kind) {
 }
 
 // Whether the split kernel needs its X instantiation (softcap or treeMask).
-bool needs_extras(const DeviceAttention& a) { return a.softcap > 0.0f || a.tree_visible != nullptr; }
+bool needs_extras(const DeviceAttention& a) { return a.softcap > 0.0f || a.tree_visible != nullptr || a.key_count != nullptr; }
 
 SplitKernel split_kernel(const DeviceAttention& a, int rows, int kind) {
   const int d = static_cast<int>(a.head_dim);
@@ -562,13 +571,15 @@ SplitKernel split_kernel(const DeviceAttention& a, int rows, int kind) {
 SplitKernel split_kernel(const DeviceAttention& a, int rows) { return split_kernel(a, rows, needs_extras(a) ? 1 : 0); }
 
 // Per kernel, once per process (one device): the dynamic shared memory
-// opt-in and the resident blocks per SM. Called from the JS main thread only.
+// opt-in and the resident blocks per SM (under a lock: any thread may launch).
 struct KernelInfo {
   const void* fn;
   int blocks_per_sm;
 };
 
 Status kernel_info(const SplitKernel& k, int* blocks_per_sm) {
+  static std::mutex lock;  // device KV caches call from worker threads too
+  std::lock_guard<std::mutex> guard(lock);
   static KernelInfo cache[160];  // 48 split kernels of each X, 24 mass kernels
   static int cached = 0;
   for (int i = 0; i < cached; ++i) {
@@ -652,6 +663,8 @@ Status launch_decode(const DeviceAttention& a, const DecodePlan& plan, void* wor
   extras.tree = a.tree_visible;
   extras.softcap2 = a.softcap > 0.0f ? a.softcap * kLog2e : 0.0f;
   extras.key_mass = a.key_mass;
+  extras.key_count = a.key_count;
+  extras.count_stride = a.key_count_stride;
   // The key mass needs every row's lse: the caller's buffer, else scratch
   // after the partials (plan_decode counted it).
   float* lse = a.lse ? a.lse : a.key_mass ? args.part_l + rows * plan.splits : nullptr;

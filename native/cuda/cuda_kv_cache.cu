@@ -211,11 +211,7 @@ Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
   convert_rows(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, H, in.n, d, dtype(), hv.data());
   for (int64_t r = 0; r < in.n; ++r) hpos[r] = in.positions ? in.positions[r] : static_cast<int32_t>(L.next_pos + r);
   const size_t rb = row_bytes();
-  const std::vector<int64_t> old_blocks = L.n_blocks;
-  if (quantized()) {
-    st = append_quantized(L, in, hk, hv);
-    if (!st.is_ok()) return st;
-  }
+  // Rows past the current lengths first: a failure here changes nothing visible.
   for (int64_t h = 0; h < H; ++h) {
     const int64_t at = h * L.cap + L.len[h];
     if (!quantized()) {
@@ -226,18 +222,16 @@ Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
     TP_CUDA_TRY(cudaMemsetAsync(L.mass.as<float>() + at, 0, in.n * 4), "cudaMemsetAsync(append mass)");
     TP_CUDA_TRY(cudaMemcpy(L.count.as<float>() + at, ones.data(), in.n * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append counts)");
   }
+  // Int caches then move their tail into blocks: from here on a failure
+  // rolls forward (the host mirror follows the device's new layout).
+  if (quantized()) {
+    st = append_quantized(L, in, hk, hv);
+    if (!st.is_ok()) return st;
+  }
   for (int64_t h = 0; h < H; ++h) L.len[h] += in.n;
   st = upload_lens(L);
   if (st.is_ok()) st = sync_device("KvCache.append");
-  if (!st.is_ok()) {
-    // Device failure (a fault or a failed copy): the host mirror goes back;
-    // an int cache's tail may have moved, so its layer is only as good as the device.
-    for (int64_t h = 0; h < H; ++h) L.len[h] -= in.n;
-    L.n_blocks = old_blocks;
-    upload_lens(L);
-    if (quantized()) upload_blocks(L);
-    return st;
-  }
+  if (!st.is_ok()) return st;
   int64_t next = L.next_pos + in.n;
   if (in.positions) {
     for (int64_t r = 0; r < in.n; ++r) next = std::max<int64_t>(next, int64_t(in.positions[r]) + 1);
@@ -292,6 +286,10 @@ Status DeviceKvCache::append_quantized(DeviceLayer& L, const kv::AppendInput& in
   q.blocks_cap = L.blocks_cap;
   s = launch_quantize_groups(q);
   if (!s.is_ok()) return s;
+  // Commit: the new tails, then the block counts (the host mirror first, so
+  // that it matches the device even if an upload below fails).
+  std::vector<int64_t> blocks = L.n_blocks;
+  for (int64_t h = 0; h < H; ++h) blocks[h] += groups[h];
   for (int64_t h = 0; h < H; ++h) {
     const int64_t total = L.len[h] - L.n_blocks[h] * g + in.n, moved = int64_t(groups[h]) * g;
     TP_CUDA_TRY(cudaMemcpy(L.k.as<char>() + size_t(h * L.kv_rows) * rb, concat_k_.as<char>() + size_t(h * most + moved) * rb, (total - moved) * rb,
@@ -299,7 +297,7 @@ Status DeviceKvCache::append_quantized(DeviceLayer& L, const kv::AppendInput& in
     TP_CUDA_TRY(cudaMemcpy(L.v.as<char>() + size_t(h * L.kv_rows) * rb, concat_v_.as<char>() + size_t(h * most + moved) * rb, (total - moved) * rb,
                            cudaMemcpyDeviceToDevice), "cudaMemcpy(append new tail v)");
   }
-  for (int64_t h = 0; h < H; ++h) L.n_blocks[h] += groups[h];
+  L.n_blocks = blocks;
   return upload_blocks(L);
 }
 
@@ -342,7 +340,7 @@ Status DeviceKvCache::rows_of(const DeviceLayer& L, int64_t layer, DType want, K
 }
 
 Status DeviceKvCache::run_attention(const DeviceLayer& L, const KvRows& view, const float* q, int64_t n_heads, int64_t rows, float scale,
-                                    bool causal, float* out, float* lse, bool f32_lse) {
+                                    bool causal, float* out, float* lse, bool f32_lse, bool weighted) {
   DeviceAttention a;
   a.n_heads = n_heads;
   a.n_kv_heads = cfg_.n_kv_heads;
@@ -360,7 +358,11 @@ Status DeviceKvCache::run_attention(const DeviceLayer& L, const KvRows& view, co
   a.lse = lse;
   a.kv_head_stride = L.cap * cfg_.head_dim;
   a.head_len = L.lens.as<int32_t>();
-  a.path = rows > 16 && cfg_.head_dim <= 128 && !f32_lse ? AttentionPath::Prefill : AttentionPath::Decode;
+  if (weighted) {
+    a.key_count = L.count.as<float>();
+    a.key_count_stride = L.cap;
+  }
+  a.path = rows > 16 && cfg_.head_dim <= 128 && !f32_lse && !weighted ? AttentionPath::Prefill : AttentionPath::Decode;
   size_t ws = 0;
   Status s = device_attention_workspace(a, &ws);
   if (s.is_ok()) s = work_dev_.reserve(ws, "cudaMalloc(attention workspace)");
@@ -401,7 +403,7 @@ Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
   s = rows_of(L, layer, DType::F16, &view);
   if (s.is_ok()) {
     s = run_attention(L, view, q_dev_.as<float>(), in.n_heads, in.n_q, scale, in.causal, out_dev_.as<float>(), lse_dev_.as<float>(),
-                      in.accumulate_mass);
+                      in.accumulate_mass, L.weighted);
   }
   if (s.is_ok() && in.accumulate_mass) {
     MassLaunch m;
@@ -413,6 +415,7 @@ Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
     m.scale = scale;
     m.causal = in.causal;
     m.accumulate = true;
+    m.count = L.weighted ? L.count.as<float>() : nullptr;
     m.mass = L.mass.as<float>();
     s = launch_key_mass(m);
   }
@@ -548,6 +551,7 @@ void DeviceKvCache::clear_layer(int64_t layer) {
   if (quantized()) upload_blocks(L);
   L.next_pos = 0;
   L.mass_seen = false;
+  L.weighted = false;
   L.window.clear();
   L.win_heads = L.win_rows = 0;
 }

@@ -103,6 +103,8 @@ Status DeviceKvCache::plan_layer(const kv::CompressRequest& req, int64_t layer, 
   if (s.is_ok()) s = rows_of(L, layer, DType::F32, &rows32);
   if (!s.is_ok()) return s;
   const KvLayerView view{rows32.k, rows32.dtype, H, cap, d, max_len, L.lens.as<int32_t>()};
+  // The window mass uses the rows its lse came from (the attention reads 16-bit rows).
+  const KvLayerView view16{rows16.k, rows16.dtype, H, cap, d, max_len, L.lens.as<int32_t>()};
   s = scores_.reserve(size_t(n) * 4, "cudaMalloc(scores)");
   if (s.is_ok()) s = scores_out_.reserve(size_t(n) * 4, "cudaMalloc(sorted scores)");
   if (s.is_ok()) s = ids_.reserve(size_t(n) * 4, "cudaMalloc(row ids)");
@@ -128,7 +130,7 @@ Status DeviceKvCache::plan_layer(const kv::CompressRequest& req, int64_t layer, 
     TP_CUDA_TRY(cudaMemcpy(q_dev_.as<float>(), hq.data(), hq.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(window queries)");
     s = run_attention(L, rows16, q_dev_.as<float>(), nh, rows, scale, true, out_dev_.as<float>(), lse_dev_.as<float>(), true);
     MassLaunch m;
-    m.layer = view;
+    m.layer = view16;
     m.q = q_dev_.as<float>();
     m.lse = lse_dev_.as<float>();
     m.group = nh / H;
@@ -348,6 +350,17 @@ Status DeviceKvCache::reserve_apply(const std::vector<LayerPlan>& plans) {
   if (s.is_ok()) s = gather_pos_.reserve(size_t(rows) * 4, "cudaMalloc(compaction positions)");
   if (s.is_ok()) s = gather_mass_.reserve(size_t(rows) * 4, "cudaMalloc(compaction mass)");
   if (s.is_ok()) s = gather_count_.reserve(size_t(rows) * 4, "cudaMalloc(compaction counts)");
+  if (s.is_ok() && quantized()) {
+    // apply_plan dequantizes each layer to f32 and re-quantizes it.
+    int64_t cap = 0;
+    for (const LayerPlan& p : plans) {
+      if (!p.noop) cap = std::max(cap, layers_[p.layer].cap);
+    }
+    const size_t bytes = size_t(cfg_.n_kv_heads * cap * cfg_.head_dim) * 4;
+    s = deq32_k_.reserve(bytes, "cudaMalloc(dequantized k)");
+    if (s.is_ok()) s = deq32_v_.reserve(bytes, "cudaMalloc(dequantized v)");
+    if (s.is_ok()) s = quant_meta_.reserve(size_t(4 * cfg_.n_kv_heads) * 4, "cudaMalloc(requantize groups)");
+  }
   return s;
 }
 
@@ -405,7 +418,10 @@ Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
   const int64_t m = plan.max_keep;
   if (quantized()) {
     s = requantize(L, plan.keep, plan.stride);
-    if (!s.is_ok()) return s;
+    if (!s.is_ok()) {
+      L.len = plan.keep;  // roll forward: blocks and tails may have changed
+      return s;
+    }
   }
   if (m > 0) {
     const size_t S = size_t(plan.stride), C = size_t(L.cap);
@@ -417,10 +433,11 @@ Status DeviceKvCache::apply_plan(DeviceLayer& L, const LayerPlan& plan) {
     TP_CUDA_TRY(cudaMemcpy2DAsync(L.mass.get(), C * 4, gather_mass_.as<void>(), S * 4, m * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact mass)");
     TP_CUDA_TRY(cudaMemcpy2DAsync(L.count.get(), C * 4, gather_count_.as<void>(), S * 4, m * 4, H, cudaMemcpyDeviceToDevice), "cudaMemcpy2D(compact counts)");
   }
+  if (plan.merge) L.weighted = true;
   const std::vector<int64_t> old = L.len;
   L.len = plan.keep;
   s = upload_lens(L);
-  if (!s.is_ok()) L.len = old;  // the device still has the old lengths
+  if (!s.is_ok() && !quantized()) L.len = old;  // the device still has the old lengths (int caches: rolled forward)
   return s;
 }
 
@@ -433,17 +450,19 @@ Status DeviceKvCache::requantize(DeviceLayer& L, const std::vector<int64_t>& kee
   std::vector<int64_t> blocks(static_cast<size_t>(H));
   int64_t max_groups = 0, max_tail = 0;
   for (int64_t h = 0; h < H; ++h) {
-    const int64_t nb = keep[h] > cfg_.residual ? (keep[h] - cfg_.residual) / g : 0;
+    // A head that keeps every row (and so merges nothing) stays as it is, as
+    // on the CPU: quantizing dequantized rows again would change its bytes.
+    const bool untouched = keep[h] == L.len[h];
+    const int64_t nb = untouched ? L.n_blocks[h] : keep[h] > cfg_.residual ? (keep[h] - cfg_.residual) / g : 0;
     blocks[h] = nb;
-    meta[h] = static_cast<int32_t>(nb);
+    meta[h] = untouched ? 0 : static_cast<int32_t>(nb);
     meta[H + h] = 0;
     meta[2 * H + h] = static_cast<int32_t>(nb * g);
-    meta[3 * H + h] = static_cast<int32_t>(keep[h] - nb * g);
+    meta[3 * H + h] = untouched ? 0 : static_cast<int32_t>(keep[h] - nb * g);
     max_groups = std::max(max_groups, nb);
     max_tail = std::max(max_tail, keep[h] - nb * g);
   }
-  Status s = quant_meta_.reserve(meta.size() * 4, "cudaMalloc(requantize groups)");
-  if (!s.is_ok()) return s;
+  Status s = Status::ok();  // quant_meta_ was reserved by reserve_apply
   TP_CUDA_TRY(cudaMemcpy(quant_meta_.as<int32_t>(), meta.data(), meta.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(requantize groups)");
   QuantizeLaunch q;
   q.layout = qlayout_;
@@ -462,8 +481,8 @@ Status DeviceKvCache::requantize(DeviceLayer& L, const std::vector<int64_t>& kee
   const int32_t* rows = quant_meta_.as<int32_t>() + 3 * H;
   if (s.is_ok()) s = launch_rows_to_f16(gather_k_.as<float>(), stride, first, rows, H, max_tail, cfg_.head_dim, L.k.as<uint16_t>(), L.kv_rows);
   if (s.is_ok()) s = launch_rows_to_f16(gather_v_.as<float>(), stride, first, rows, H, max_tail, cfg_.head_dim, L.v.as<uint16_t>(), L.kv_rows);
+  L.n_blocks = blocks;  // roll forward: the kernels above may have run
   if (!s.is_ok()) return s;
-  L.n_blocks = blocks;
   return upload_blocks(L);
 }
 

@@ -69,7 +69,9 @@ __global__ void kept_inv_norm_kernel(MergePlanView p, float* inv_norm) {
 }
 
 // Block: kTileE evicted rows of head blockIdx.y against every kept row, in
-// kTileK x kChunkD tiles; thread (ty, tx) of 16 x 16 owns 4 evicted rows x 4
+// kTileK x kChunkD tiles (headDim a multiple of kChunkD: 64, 128, 256);
+// products and sums rounded separately in channel order, like the CPU's
+// run_nearest, so the argmax agrees bit for bit; thread (ty, tx) of 16 x 16 owns 4 evicted rows x 4
 // kept columns. evicted: the head's evicted rows (ascending) at
 // evicted[h * cap + e]. Writes target[h * cap + e] (kept slot or -1) and
 // rows[h * cap + e] = the evicted row.
@@ -120,7 +122,7 @@ __global__ void __launch_bounds__(kNearThreads) nearest_kernel(MergePlanView p, 
         for (int i = 0; i < 4; ++i) {
           const float x = es[ty * 4 + i][c];
 #pragma unroll
-          for (int jj = 0; jj < 4; ++jj) acc[i][jj] = fmaf(x, kv[jj], acc[i][jj]);
+          for (int jj = 0; jj < 4; ++jj) acc[i][jj] = __fadd_rn(acc[i][jj], __fmul_rn(x, kv[jj]));  // the CPU's unfused a*b + c
         }
       }
     }

@@ -85,6 +85,7 @@ struct DeviceLayer {
   std::vector<int64_t> len;  // [nKvHeads] host mirror of lens
   int64_t next_pos = 0;
   bool mass_seen = false;
+  bool weighted = false;  // some rows stand for merged tokens: attention adds log(count)
   int64_t win_heads = 0, win_rows = 0;
   std::vector<float> window;  // [win_heads, window, headDim] host
 };
@@ -126,8 +127,9 @@ class DeviceKvCache final : public kv::KvCacheApi {
   // Attention of f32 device queries [nHeads, rows, D] over the layer: out and
   // lse on the device (out may be scratch). f32_lse: the decode path whatever
   // the rows (the prefill path rounds q to 16 bits; key mass needs the f32 lse).
+  // weighted: merged rows weigh by their count (decode path), as the CPU attend does.
   Status run_attention(const DeviceLayer& L, const KvRows& rows_view, const float* q, int64_t n_heads, int64_t rows, float scale, bool causal,
-                       float* out, float* lse, bool f32_lse);
+                       float* out, float* lse, bool f32_lse, bool weighted = false);
   struct LayerPlan;
   Status plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
   Status plan_merge(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);

@@ -18,6 +18,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <mutex>
+
 #include <cmath>
 #include <cstdint>
 
@@ -325,13 +327,14 @@ Status launch_typed(const DeviceAttention& a) {
   constexpr int THREADS = kBr / (16 * MT) * 32;
   constexpr size_t smem = size_t(kBr + 4 * BC) * S * sizeof(T);
   auto kernel = &prefill_kernel<T, D, MT, BC, MIN_BLOCKS>;
-  static bool smem_configured = false;  // once per process (one device: cudaSetDevice(0))
-  if (!smem_configured) {
-    TP_CUDA_TRY(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(smem)),
-                "cudaFuncSetAttribute(prefill smem)");
-    smem_configured = true;
-  }
+  static std::once_flag smem_configured;  // once per process (one device: cudaSetDevice(0)), from any thread
+  Status configured = Status::ok();
+  std::call_once(smem_configured, [&] {
+    configured = check(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(smem)),
+                       "cudaFuncSetAttribute(prefill smem)");
+  });
+  if (!configured.is_ok()) return configured;
   PrefillArgs args;
   args.q = a.q;
   args.k = a.k;
