@@ -353,6 +353,8 @@ export interface NativeAddon {
   cudaAttention(params: NativeCudaAttentionParams): void;
   /** Times the CUDA attention on device-resident K/V. Throws code ERR_NO_CUDA without a device. */
   cudaBenchAttention(params: NativeCudaBenchParams): NativeCudaBenchResult;
+  /** Tests: the device KV cache's next n allocations succeed, the one after fails (n < 0: never). */
+  cudaFailAllocationsAfter(n: number): void;
   /** STREAM-like read bandwidth, bytes/s. */
   measureReadBandwidth(bytes: number, threads: number, reps: number): number;
   /** FP32 FMA peak, FLOP/s, for the active ISA. */

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../cuda/cuda_attention.h"
+#include "../cuda/cuda_kv_cache.h"
 #include "../cuda/cuda_probe.h"
 #include "attention_args.h"
 #include "bindings.h"
@@ -110,7 +111,14 @@ Napi::Value CudaBenchAttention(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// cudaFailAllocationsAfter(n): tests only (cuda_kv_cache.h).
+Napi::Value CudaFailAllocationsAfter(const Napi::CallbackInfo& info) {
+  cuda::fail_device_allocations_after(info.Length() > 0 ? ToInt(info[0], "n") : -1);
+  return info.Env().Undefined();
+}
+
 void RegisterCuda(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaFailAllocationsAfter", Napi::Function::New(env, CudaFailAllocationsAfter, "cudaFailAllocationsAfter"));
   exports.Set("cudaAttention", Napi::Function::New(env, CudaAttention, "cudaAttention"));
   exports.Set("cudaBenchAttention", Napi::Function::New(env, CudaBenchAttention, "cudaBenchAttention"));
 }

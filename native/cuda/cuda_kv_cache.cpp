@@ -20,6 +20,7 @@ Status check_device_kv_config(const kv::CacheConfig& cfg) {
 Status create_device_kv_cache(const kv::CacheConfig&, kv::KvCacheApi**) {
   return Status::unsupported("KvCache on cuda: this build has no CUDA backend (npm run build:cuda builds it)");
 }
+void fail_device_allocations_after(int64_t) {}
 #endif
 
 }  // namespace tp::cuda

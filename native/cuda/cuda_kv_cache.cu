@@ -1,6 +1,7 @@
 // DeviceKvCache storage and per-step calls: create, append, attend, export,
 // sizes. Layout: cuda_kv_store.h. Compression: cuda_kv_compress.cu.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -49,9 +50,18 @@ void convert_rows(const void* src, DType from, int64_t hs, int64_t rs, int64_t h
 
 }  // namespace
 
+namespace {
+std::atomic<int64_t> g_allocs_left{-1};  // fail_device_allocations_after
+}  // namespace
+
+void fail_device_allocations_after(int64_t n) { g_allocs_left.store(n); }
+
 Status DeviceBlock::alloc(size_t bytes, const char* what) {
   reset();
   if (bytes == 0) return Status::ok();
+  if (g_allocs_left.load() >= 0 && g_allocs_left.fetch_sub(1) == 0) {
+    return Status::out_of_memory(std::string("CUDA ") + what + ": out of memory (injected by a test)");
+  }
   void* p = nullptr;
   const Status s = check(cudaMalloc(&p, bytes), what);
   if (!s.is_ok()) return s;

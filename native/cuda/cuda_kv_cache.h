@@ -25,4 +25,9 @@ Status check_device_kv_config(const kv::CacheConfig& cfg);
 // A new device cache (needs the CUDA build and a device).
 Status create_device_kv_cache(const kv::CacheConfig& cfg, kv::KvCacheApi** out);
 
+// Tests: the device cache's next `n` allocations succeed and the one after
+// fails with OutOfMemory (n < 0: never), to check that every call either
+// succeeds or leaves the cache as it was. Process-wide.
+void fail_device_allocations_after(int64_t n);
+
 }  // namespace tp::cuda

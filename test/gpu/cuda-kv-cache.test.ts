@@ -20,6 +20,7 @@
 import { describe, expect, test } from 'vitest';
 import { attention, KvCache, type KvCompressionPolicy, type Tensor } from '../../lib/index.js';
 import { cudaAvailability } from '../../lib/cuda.js';
+import { native } from '../../lib/native.js';
 import { randomTensor3 as randomWith } from '../unit/helpers.js';
 import { mulberry32 } from '../reference/random.js';
 
@@ -263,6 +264,46 @@ describe.skipIf(!cuda.available)(title, () => {
       });
     });
   }
+
+  test('device out of memory at any allocation: ERR_OUT_OF_MEMORY, the cache exactly as it was, the process fine', () => {
+    const inject = (n: number) => native().cudaFailAllocationsAfter(n);
+    for (const dtype of ['f16', 'int4'] as const) {
+      for (let k = 0; k < 40; k++) {
+        const o = { nLayers: 2, nKvHeads: 2, headDim: 64, capacity: 4096, dtype, groupSize: 16, residual: 24, device: 'cuda' as const };
+        const c = new KvCache(o);
+        const s: Setup = { nLayers: 2, nKvHeads: 2, group: 2, headDim: 64, dtype: 'f16' };
+        const [k0, v0] = kvChunk(s, 200);
+        c.append(0, k0, v0);
+        c.append(1, k0, v0);
+        const snapshot = () => [0, 1].map((l) => {
+          const e = c.export(l, { dtype: 'f32' });
+          return [Array.from(e.lengths), Array.from(e.positions.data), Array.from(e.k.data), Array.from(e.v.data), Array.from(e.counts.data)];
+        });
+        const [k1, v1] = kvChunk(s, 700);
+        const ops: [string, () => unknown][] = [
+          ['append', () => c.append(0, k1, v1)],
+          ['attend', () => c.attend(1, queries(s, 20), { accumulateMass: true })],
+          ['compress knorm merge', () => c.compress({ name: 'knorm', merge: true } as KvCompressionPolicy, { keep: 150 })],
+          ['compress snapkv', () => c.compress('snapkv', { keep: 100 })],
+        ];
+        for (const [name, op] of ops) {
+          inject(-1);
+          const before = snapshot();
+          inject(k);
+          let failed = false;
+          try {
+            op();
+          } catch (e) {
+            failed = true;
+            expect((e as { code?: string }).code, `${dtype} ${name} after ${k} allocations`).toBe('ERR_OUT_OF_MEMORY');
+          } finally {
+            inject(-1);
+          }
+          if (failed) expect(snapshot(), `${dtype} ${name} after ${k} allocations: unchanged`).toEqual(before);
+        }
+      }
+    }
+  });
 
   test('unsupported requests throw ERR_UNSUPPORTED and change nothing', () => {
     const s: Setup = { nLayers: 1, nKvHeads: 2, group: 2, headDim: 64, dtype: 'f16' };
