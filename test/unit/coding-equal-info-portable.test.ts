@@ -190,3 +190,45 @@ describe('slot decoding arguments', () => {
     expect(() => native().equalInfoDecodeCudaAsync(params)).toThrow(expect.objectContaining({ code: 'ERR_NO_CUDA' }));
   });
 });
+
+describe('EqualInfoTokenizer device option', () => {
+  const docs = [enc.encode(sampleText(2)), new Uint8Array(0), randomBytes(333, 5)];
+  it('checks the option', () => {
+    expect(() => new EqualInfoTokenizer({ model, device: 'gpu' as never })).toThrow(/options.device: expected 'cpu', 'cuda' or 'auto', received "gpu"/);
+    expect(() => new EqualInfoTokenizer({ model, devce: 'cuda' } as never)).toThrow(/did you mean "device"/);
+    const callback = () => [new Float64Array(256).fill(1)];
+    expect(() => new EqualInfoTokenizer({ model: callback, device: 'cuda' })).toThrow(RangeError);
+    expect(() => new EqualInfoTokenizer({ model: callback, device: 'cuda' })).toThrow(/options.device: expected 'cpu' or 'auto' with a callback model/);
+    const auto = new EqualInfoTokenizer({ model: callback, device: 'auto' });
+    expect(auto.decodeDevice).toBe('cpu');
+    expect(new EqualInfoTokenizer({ model }).device).toBe('cpu');
+    expect(new EqualInfoTokenizer({ model }).decodeDevice).toBe('cpu');
+  });
+
+  it('a callback model with device auto decodes on the CPU', async () => {
+    const callback = (ctx: Uint8Array[]) => ctx.map(() => new Float64Array(256).fill(1));
+    const tok = new EqualInfoTokenizer({ model: callback, device: 'auto', windowBits: 24, tokenBits: 8 });
+    const ids = await tok.encodeAsync('xyz');
+    expect(await tok.decodeAsync(ids)).toBe('xyz');
+    expect(tok.lastDecodeDevice).toBe('cpu');
+  });
+
+  for (const device of ['cuda', 'auto'] as const) {
+    it(`device ${device}: the same bytes as the CPU, on the device when one is present`, async () => {
+      const cpu = new EqualInfoTokenizer({ model, windowBits: 32, tokenBits: 16 });
+      const tok = new EqualInfoTokenizer({ model, windowBits: 32, tokenBits: 16, device });
+      const ids = cpu.encodeBatch(docs);
+      expect(tok.lastDecodeDevice).toBe(null);
+      const expected = cudaAvailability().available ? 'cuda' : 'cpu';
+      expect(tok.decodeDevice).toBe(expected);
+      tok.decodeBatch(ids).forEach((d, i) => expect(d).toEqual(docs[i]));
+      expect(tok.lastDecodeDevice).toBe(expected);
+      (await tok.decodeBatchAsync(ids)).forEach((d, i) => expect(d).toEqual(docs[i]));
+      expect(tok.decodeBytes(ids[0]!)).toEqual(docs[0]);
+      expect(await tok.decodeAsync(ids[0]!)).toBe(sampleText(2));
+      expect(tok.lastDecodeDevice).toBe(expected);
+      // Bad tokens: the CPU decoder's error on either device.
+      expect(() => tok.decode(Uint16Array.of(1))).toThrow(/whole 32-bit windows/);
+    });
+  }
+});
