@@ -350,7 +350,7 @@ export interface NativeAddon {
   equalInfoDecodeWindow(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; index: number; maxBytes: number }): Uint8Array;
   /** The device's slot decode run on the host (thread pool): tests check the GPU algorithm without a GPU. */
   equalInfoDecodePortable(params: NativeSlotDecodeParams): NativeSlotDecoded;
-  /** Slot decode on the CUDA device (built-in model only). Throws code ERR_NO_CUDA without a device. */
+  /** Slot decode on the CUDA device (built-in model only). Throws code ERR_NO_CUDA without a device, ERR_CUDA on a CUDA failure, ERR_OUT_OF_MEMORY when device memory runs out; bad tokens throw what equalInfoDecode throws. */
   equalInfoDecodeCuda(params: NativeSlotDecodeParams): NativeSlotDecoded;
   equalInfoDecodeCudaAsync(params: NativeSlotDecodeParams): Promise<NativeSlotDecoded>;
   EqualInfoStepper: new (params: NativeEqualInfoStepperParams) => NativeEqualInfoStepper;
