@@ -4,7 +4,6 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <type_traits>
 
 #include "../coding/coding_batch.h"
 #include "../coding/equal_info.h"
@@ -24,10 +23,8 @@ using coding::ByteSpan;
 // Runs `run` off the main thread, then settles a promise with `build`.
 class PromiseWorker : public Napi::AsyncWorker {
  public:
-  using ErrorFn = std::function<Napi::Value(Napi::Env, const Status&)>;
-  PromiseWorker(Napi::Env env, std::function<Status()> run, std::function<Napi::Value(Napi::Env)> build, ErrorFn error)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), run_(std::move(run)), build_(std::move(build)),
-        error_(std::move(error)) {}
+  PromiseWorker(Napi::Env env, std::function<Status()> run, std::function<Napi::Value(Napi::Env)> build)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), run_(std::move(run)), build_(std::move(build)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  private:
@@ -40,26 +37,15 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     if (status_.is_ok()) deferred_.Resolve(build_(Env()));
-    else deferred_.Reject(error_(Env(), status_));
+    else deferred_.Reject(StatusError(Env(), status_));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
   Napi::Promise::Deferred deferred_;
   std::function<Status()> run_;
   std::function<Napi::Value(Napi::Env)> build_;
-  ErrorFn error_;
   Status status_;
 };
-
-// The JS error for a failed job: StatusError, except on the CUDA device,
-// where CUDA failures get code ERR_CUDA (as in cuda_binding.cpp).
-struct SlotDecodeJob;
-Napi::Value SlotDecodeError(Napi::Env env, const SlotDecodeJob& job, const Status& s);
-template <typename Job>
-Napi::Value JobError(Napi::Env env, const Job& job, const Status& s) {
-  if constexpr (std::is_same_v<Job, SlotDecodeJob>) return SlotDecodeError(env, job, s);
-  else return StatusError(env, s);
-}
 
 // Sync calls run inline; Async calls queue a PromiseWorker. Either way the
 // job owns everything it reads.
@@ -67,11 +53,10 @@ template <typename Job>
 Napi::Value Dispatch(Napi::Env env, std::shared_ptr<Job> job, bool async) {
   if (!async) {
     Status st = job->run();
-    if (!st.is_ok()) throw Napi::Error(env, JobError(env, *job, st));
+    if (!st.is_ok()) ThrowStatus(env, st);
     return job->build(env);
   }
-  auto* w = new PromiseWorker(env, [job] { return job->run(); }, [job](Napi::Env e) { return job->build(e); },
-                              [job](Napi::Env e, const Status& st) { return JobError(e, *job, st); });
+  auto* w = new PromiseWorker(env, [job] { return job->run(); }, [job](Napi::Env e) { return job->build(e); });
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -220,13 +205,6 @@ struct SlotDecodeJob {
     return r;
   }
 };
-
-Napi::Value SlotDecodeError(Napi::Env env, const SlotDecodeJob& job, const Status& s) {
-  if (!job.device || s.code == StatusCode::InvalidArgument || s.code == StatusCode::Ok) return StatusError(env, s);
-  Napi::Error e = Napi::Error::New(env, s.message);
-  e.Set("code", s.code == StatusCode::OutOfMemory ? "ERR_OUT_OF_MEMORY" : "ERR_CUDA");
-  return e.Value();
-}
 
 Napi::Value EqualInfoDecodeSlots(const Napi::CallbackInfo& info, bool device, bool async) {
   Napi::Object p = ParamsArg(info);

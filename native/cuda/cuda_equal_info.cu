@@ -191,7 +191,7 @@ Status run_on_device(const std::shared_ptr<const KnModel>& model, const std::vec
     for (uint64_t i = 0; i < n; i++) {
       const uint32_t len = decoded->lengths[g0 + i];
       if (len == coding::kWindowOverflow) continue;
-      if (len > limit) return Status::internal("CUDA Equal-Info decoding: a window length beyond its slot");
+      if (len > limit) return Status::device("CUDA Equal-Info decoding: a window length beyond its slot");
       const uint8_t* p = slots.data() + i * limit;
       decoded->packed.insert(decoded->packed.end(), p, p + len);
     }
