@@ -3,9 +3,11 @@
 # build/Release/tokenpress.node, else built here with cmake-js), test/gpu
 # against the CPU attention(), torch SDPA timings, our decode/prefill
 # benchmarks vs the measured bandwidth and vs torch, the device KV cache's
-# eviction and decode step (bench/gpu-kv.ts), then the full test suite.
+# eviction and decode step (bench/gpu-kv.ts), Equal-Info decoding on the
+# device vs the CPU (bench/gpu-equal-info.ts), then the full test suite.
 # Writes under $OUT (default bench-results/gpu): gpu-check.log, vitest.json,
-# shapes.json, torch.json, gpu-bench.json, gpu-bench.md, gpu-kv.json, gpu-kv.md.
+# shapes.json, torch.json, gpu-bench.json, gpu-bench.md, gpu-kv.json, gpu-kv.md,
+# gpu-equal-info.json, gpu-equal-info.md.
 #
 # Run from the package root: bash bench/gpu-check.sh
 # Node: uses `node` if it is >= 20, else NODE_XZ (an xz-compressed node
@@ -62,6 +64,9 @@ node dist/bench/gpu-attention.js --torch "$OUT/torch.json" --json "$OUT/gpu-benc
 
 step "KV cache on the GPU: eviction of a 32-layer cache at 32k, decode step"
 node dist/bench/gpu-kv.js --json "$OUT/gpu-kv.json" --md "$OUT/gpu-kv.md" || status=1
+
+step "Equal-Info decoding"
+node dist/bench/gpu-equal-info.js --json "$OUT/gpu-equal-info.json" --md "$OUT/gpu-equal-info.md" || status=1
 
 step "full test suite on the CUDA build (with a device)"
 node node_modules/vitest/vitest.mjs run --reporter=dot || status=1

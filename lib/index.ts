@@ -42,7 +42,7 @@ export {
 export { renderKvEvalSvg } from './kv/eval/plot-svg.js';
 export { ByteModel, MAX_MODEL_ORDER, MODEL_TRAIN_DEFAULTS, type ByteModelInfo, type TrainModelOptions } from './coding/model.js';
 export {
-  EqualInfoTokenizer, type EqualInfoOptions, type EqualInfoStats, type ModelCallback, type ProbabilityRows,
+  EqualInfoTokenizer, type EqualInfoOptions, type EqualInfoDevice, type EqualInfoStats, type ModelCallback, type ProbabilityRows,
 } from './coding/equal-info.js';
 export { ByteTokenizer } from './coding/byte-tokenizer.js';
 export { type Tokenizer, type TokenizerStats } from './coding/tokenizer.js';

@@ -307,6 +307,21 @@ export interface NativeByteModelInfo {
   entries: number[]; // [maxOrder + 1]
 }
 
+/**
+ * Slot decoding of Equal-Info tokens (native/coding/equal_info_slots.h): the
+ * equalInfoDecode params plus slotBytes (bytes per window slot; 0 or absent:
+ * 4 * windowBits). Windows that overflow their slot are decoded again on the CPU.
+ */
+export type NativeSlotDecodeParams = NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; maxBytes: number; slotBytes?: number };
+export interface NativeSlotDecoded {
+  /** One Uint8Array per token list: exactly what equalInfoDecode gives. */
+  docs: Uint8Array[];
+  /** Windows that overflowed their slot and were decoded again on the CPU. */
+  overflowWindows: number;
+  /** Device time of the decode kernels in ms (0 on the host). */
+  kernelMs: number;
+}
+
 /** A frozen byte model (native/coding/kn_model.h); the coder bindings take it as an argument. */
 export interface NativeByteModelHandle {
   serialize(): Uint8Array;
@@ -333,6 +348,11 @@ export interface NativeAddon {
   equalInfoDecode(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; maxBytes: number }): Uint8Array[];
   equalInfoDecodeAsync(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; maxBytes: number }): Promise<Uint8Array[]>;
   equalInfoDecodeWindow(params: NativeEqualInfoParams & { tokens: (Uint16Array | Uint32Array)[]; index: number; maxBytes: number }): Uint8Array;
+  /** The device's slot decode run on the host (thread pool): tests check the GPU algorithm without a GPU. */
+  equalInfoDecodePortable(params: NativeSlotDecodeParams): NativeSlotDecoded;
+  /** Slot decode on the CUDA device (built-in model only). Throws code ERR_NO_CUDA without a device, ERR_CUDA on a CUDA failure, ERR_OUT_OF_MEMORY when device memory runs out; bad tokens throw what equalInfoDecode throws. */
+  equalInfoDecodeCuda(params: NativeSlotDecodeParams): NativeSlotDecoded;
+  equalInfoDecodeCudaAsync(params: NativeSlotDecodeParams): Promise<NativeSlotDecoded>;
   EqualInfoStepper: new (params: NativeEqualInfoStepperParams) => NativeEqualInfoStepper;
   staticEncode(params: { model: NativeByteModel; docs: Uint8Array[] }): Uint8Array[];
   staticEncodeAsync(params: { model: NativeByteModel; docs: Uint8Array[] }): Promise<Uint8Array[]>;

@@ -6,9 +6,17 @@
  * every window ends with an explicit stop (native/coding/window_coder.h), so
  * window ends and the end of the input are never ambiguous. Windows decode
  * independently: `decodeWindow` reads window i alone.
+ *
+ * Decoding on the GPU (`device: 'cuda' | 'auto'`, built-in ByteModel only):
+ * one CUDA thread per window over all windows of all documents, running the
+ * CPU decoder's own integer code (native/coding/equal_info_portable.h), so
+ * the bytes are exactly the CPU's. Windows that decode to more than a fixed
+ * slot (4 * windowBits bytes) are decoded again on the CPU. Without the CUDA
+ * build or a device, decoding runs on the CPU, silently, with the same bytes.
  */
 import { checkInteger, checkOptions } from '../validate.js';
 import { typeError, rangeError } from '../errors.js';
+import { cudaAvailability } from '../cuda.js';
 import { native, type NativeEqualInfoEncoded, type NativeEqualInfoStepper } from '../native.js';
 import { ByteModel } from './model.js';
 import { StatsCounter, bytesToText, toBytes, toTokenArray, type Tokenizer, type TokenizerStats } from './tokenizer.js';
@@ -34,6 +42,27 @@ export interface EqualInfoOptions {
   tokenBits?: number;
   /** Most bytes one document may decode to (bad or foreign tokens fail instead of exhausting memory). Default 256 MiB. */
   maxBytes?: number;
+  /**
+   * Where decode, decodeBytes, decodeBatch and their Async forms run (encoding
+   * and decodeWindow always run on the CPU). 'cpu' (default); 'cuda' or
+   * 'auto': on the CUDA device when one is present, else on the CPU, with the
+   * same bytes either way. Only a ByteModel runs on the device: 'cuda' with a
+   * callback model is a RangeError ('auto' then means the CPU). A device
+   * failure (out of device memory, a CUDA error) throws with 'cuda' and falls
+   * back to the CPU with 'auto'.
+   */
+  device?: EqualInfoDevice;
+}
+
+/** Where Equal-Info decoding runs (EqualInfoOptions.device). */
+export type EqualInfoDevice = 'cpu' | 'cuda' | 'auto';
+const DEVICES: readonly EqualInfoDevice[] = ['cpu', 'cuda', 'auto'];
+
+let cudaPresent: boolean | undefined;
+/** Whether a CUDA device can decode here (asked once per process). */
+function cudaPresentOnce(): boolean {
+  cudaPresent ??= cudaAvailability().available;
+  return cudaPresent;
 }
 
 export interface EqualInfoStats extends TokenizerStats {
@@ -43,7 +72,7 @@ export interface EqualInfoStats extends TokenizerStats {
 
 type TokenIds = Uint16Array | Uint32Array | readonly number[];
 
-const OPTION_NAMES = ['model', 'windowBits', 'tokenBits', 'maxBytes'] as const;
+const OPTION_NAMES = ['model', 'windowBits', 'tokenBits', 'maxBytes', 'device'] as const;
 
 export class EqualInfoTokenizer implements Tokenizer {
   readonly windowBits: number;
@@ -51,8 +80,11 @@ export class EqualInfoTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly maxBytes: number;
   readonly model: ByteModel | ModelCallback;
+  /** The device option as given ('cpu' when omitted). */
+  readonly device: EqualInfoDevice;
   private readonly counter = new StatsCounter();
   private windowCount = 0;
+  private lastDevice: 'cpu' | 'cuda' | null = null;
 
   constructor(options: EqualInfoOptions) {
     const o = checkOptions('options', options, OPTION_NAMES);
@@ -67,6 +99,26 @@ export class EqualInfoTokenizer implements Tokenizer {
     }
     this.maxBytes = o.maxBytes === undefined ? 256 * 2 ** 20 : checkInteger('options.maxBytes', o.maxBytes, 0);
     this.vocabSize = 2 ** this.tokenBits;
+    if (o.device !== undefined && !DEVICES.includes(o.device as EqualInfoDevice)) {
+      throw rangeError('options.device', "'cpu', 'cuda' or 'auto'", o.device);
+    }
+    this.device = (o.device as EqualInfoDevice | undefined) ?? 'cpu';
+    if (this.device === 'cuda' && !(this.model instanceof ByteModel)) {
+      throw rangeError('options.device', "'cpu' or 'auto' with a callback model (only a ByteModel decodes on the device)", this.device);
+    }
+  }
+
+  /**
+   * The device decode calls run on: 'cuda' when the device option allows it,
+   * the model is a ByteModel and a CUDA device is present; else 'cpu'.
+   */
+  get decodeDevice(): 'cpu' | 'cuda' {
+    return this.device !== 'cpu' && this.model instanceof ByteModel && cudaPresentOnce() ? 'cuda' : 'cpu';
+  }
+
+  /** The device the last decode ran on (after an 'auto' fallback: 'cpu'); null before any decode. */
+  get lastDecodeDevice(): 'cpu' | 'cuda' | null {
+    return this.lastDevice;
   }
 
   get stats(): EqualInfoStats {
@@ -110,10 +162,24 @@ export class EqualInfoTokenizer implements Tokenizer {
     return this.decodeBatch([ids])[0]!;
   }
 
-  /** Many token lists at once: every window of every list decodes in parallel. */
+  /**
+   * Many token lists at once: every window of every list decodes in parallel
+   * (on the CPU threads, or one CUDA thread per window: see `device`).
+   */
   decodeBatch(lists: readonly TokenIds[]): Uint8Array[] {
     const tokens = this.tokensArg(lists);
-    return native().equalInfoDecode({ ...this.params(this.builtIn('decode')), tokens, maxBytes: this.maxBytes });
+    const params = { ...this.params(this.builtIn('decode')), tokens, maxBytes: this.maxBytes };
+    if (this.decodeDevice === 'cuda') {
+      try {
+        const r = native().equalInfoDecodeCuda(params);
+        this.lastDevice = 'cuda';
+        return r.docs;
+      } catch (e) {
+        if (!this.fallBack(e)) throw e;
+      }
+    }
+    this.lastDevice = 'cpu';
+    return native().equalInfoDecode(params);
   }
 
   async decodeAsync(ids: TokenIds): Promise<string> {
@@ -127,8 +193,20 @@ export class EqualInfoTokenizer implements Tokenizer {
   async decodeBatchAsync(lists: readonly TokenIds[]): Promise<Uint8Array[]> {
     const tokens = this.tokensArg(lists);
     if (this.model instanceof ByteModel) {
-      return native().equalInfoDecodeAsync({ ...this.params(this.model), tokens, maxBytes: this.maxBytes });
+      const params = { ...this.params(this.model), tokens, maxBytes: this.maxBytes };
+      if (this.decodeDevice === 'cuda') {
+        try {
+          const r = await native().equalInfoDecodeCudaAsync(params);
+          this.lastDevice = 'cuda';
+          return r.docs;
+        } catch (e) {
+          if (!this.fallBack(e)) throw e;
+        }
+      }
+      this.lastDevice = 'cpu';
+      return native().equalInfoDecodeAsync(params);
     }
+    this.lastDevice = 'cpu';
     const stepper = new (native().EqualInfoStepper)({
       mode: 'decode', windowBits: this.windowBits, tokenBits: this.tokenBits, tokens, maxBytes: this.maxBytes,
     });
@@ -146,6 +224,11 @@ export class EqualInfoTokenizer implements Tokenizer {
     const tokens = toTokenArray('ids', ids, this.tokenBits);
     const i = checkInteger('index', index, 0);
     return native().equalInfoDecodeWindow({ ...this.params(this.builtIn('decodeWindow')), tokens: [tokens], index: i, maxBytes: this.maxBytes });
+  }
+
+  /** With device 'auto', a device failure (not bad tokens: those are RangeErrors) means: decode on the CPU. */
+  private fallBack(e: unknown): boolean {
+    return this.device === 'auto' && !(e instanceof RangeError) && !(e instanceof TypeError);
   }
 
   private params(model: ByteModel) {

@@ -7,7 +7,10 @@
 
 #include "../coding/coding_batch.h"
 #include "../coding/equal_info.h"
+#include "../coding/equal_info_slots.h"
 #include "../coding/static_coding.h"
+#include "../cuda/cuda_equal_info.h"
+#include "../cuda/cuda_probe.h"
 #include "bindings.h"
 #include "coding_args.h"
 
@@ -171,6 +174,69 @@ Napi::Value EqualInfoDecodeWindow(const Napi::CallbackInfo& info) {
   return BytesToJs(info.Env(), out);
 }
 
+// Slot decoding (equal_info_slots.h), the device algorithm: on the host
+// (equalInfoDecodePortable, for tests without a GPU) or on the CUDA device
+// (equalInfoDecodeCuda[Async]). Params as equalInfoDecode plus slotBytes
+// (optional, 0 or absent = 4 * windowBits); result { docs, overflowWindows,
+// kernelMs } (kernelMs: device time, 0 on the host).
+struct SlotDecodeJob {
+  std::shared_ptr<const coding::KnModel> model;
+  WindowBits in;
+  int window_bits = 0;
+  size_t max_bytes = 0;
+  uint32_t slot_bytes = 0;
+  bool device = false;
+  std::vector<std::vector<uint8_t>> out;
+  size_t overflowed = 0;
+  double kernel_ms = 0;
+  Status run() {
+    if (!device) {
+      return coding::equal_info_decode_batch_portable(*model, in.bits, in.windows, window_bits, max_bytes, slot_bytes,
+                                                      &out, &overflowed);
+    }
+    return cuda::decode_windows_on_device(model, in.bits, in.windows, window_bits, max_bytes, slot_bytes, &out,
+                                          &overflowed, &kernel_ms);
+  }
+  Napi::Value build(Napi::Env env) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("docs", ByteArrays(env, out));
+    r.Set("overflowWindows", Napi::Number::New(env, static_cast<double>(overflowed)));
+    r.Set("kernelMs", Napi::Number::New(env, kernel_ms));
+    return r;
+  }
+};
+
+Napi::Value EqualInfoDecodeSlots(const Napi::CallbackInfo& info, bool device, bool async) {
+  Napi::Object p = ParamsArg(info);
+  auto job = std::make_shared<SlotDecodeJob>();
+  job->model = std::static_pointer_cast<const coding::KnModel>(ByteModelHandle::FromValue(p.Get("model"))->model());
+  int token_bits = 0;
+  GetWindowParams(p, &job->window_bits, &token_bits);
+  job->max_bytes = GetMaxBytes(p);
+  if (!p.Get("slotBytes").IsUndefined()) {
+    const int64_t slot = GetInt(p, "slotBytes");
+    if (slot < 0 || slot > (int64_t{1} << 20)) {
+      throw Napi::RangeError::New(info.Env(), "slotBytes: expected an integer in [0, 1048576], received " + std::to_string(slot));
+    }
+    job->slot_bytes = static_cast<uint32_t>(slot);
+  }
+  job->in = ParseTokens(p, job->window_bits, token_bits);
+  job->device = device;
+  if (device) {
+    const CudaStatus c = cuda_status();
+    if (!c.compiled || c.device_count < 1) {
+      Napi::Error e = Napi::Error::New(info.Env(), std::string("equalInfoDecodeCuda: no CUDA device available (") +
+                                                       (c.compiled ? c.error : std::string("this build has no CUDA backend; npm run build:cuda builds it")) + ")");
+      e.Set("code", "ERR_NO_CUDA");
+      throw e;
+    }
+  }
+  return Dispatch(info.Env(), job, async);
+}
+
+Napi::Value EqualInfoDecodePortable(const Napi::CallbackInfo& info) { return EqualInfoDecodeSlots(info, false, false); }
+Napi::Value EqualInfoDecodeCuda(const Napi::CallbackInfo& info, bool async) { return EqualInfoDecodeSlots(info, true, async); }
+
 struct StaticEncodeJob {
   std::shared_ptr<const coding::ByteModel> model;
   std::vector<ByteInput> docs;
@@ -290,6 +356,9 @@ void RegisterCoding(Napi::Env env, Napi::Object exports) {
   set("equalInfoDecode", Entry<EqualInfoDecode, false>);
   set("equalInfoDecodeAsync", Entry<EqualInfoDecode, true>);
   set("equalInfoDecodeWindow", Entry<EqualInfoDecodeWindow>);
+  set("equalInfoDecodePortable", Entry<EqualInfoDecodePortable>);
+  set("equalInfoDecodeCuda", Entry<EqualInfoDecodeCuda, false>);
+  set("equalInfoDecodeCudaAsync", Entry<EqualInfoDecodeCuda, true>);
   set("staticEncode", Entry<StaticEncode, false>);
   set("staticEncodeAsync", Entry<StaticEncode, true>);
   set("staticDecode", Entry<StaticDecode, false>);

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../cuda/cuda_equal_info.h"
 #include "bindings.h"
 #include "napi_args.h"
 
@@ -178,6 +179,11 @@ ByteModelHandle* ByteModelHandle::FromValue(Napi::Value v, const char* arg) {
     if (h != nullptr && h->model_) return h;
   }
   throw Napi::TypeError::New(env, std::string(arg) + ": expected a ByteModel, received " + describe(v));
+}
+
+ByteModelHandle::~ByteModelHandle() {
+  model_.reset();
+  cuda::release_unused_device_models();
 }
 
 ByteModelHandle::ByteModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ByteModelHandle>(info) {

@@ -21,6 +21,9 @@ class ByteModelHandle : public Napi::ObjectWrap<ByteModelHandle> {
   static ByteModelHandle* FromValue(Napi::Value v, const char* arg = "model");
 
   explicit ByteModelHandle(const Napi::CallbackInfo& info);
+  // Drops the model, then frees its device copies if nothing else holds it
+  // (native/cuda/cuda_equal_info.h).
+  ~ByteModelHandle() override;
 
   std::shared_ptr<const coding::ByteModel> model() const { return model_; }
   const coding::KnModel& kn() const { return *model_; }

@@ -4,7 +4,8 @@
 // window coder needs, each touching a few limbs plus a carry or borrow.
 #pragma once
 #include <cstdint>
-#include <cstring>
+
+#include "../core/hd.h"
 
 namespace tp::coding {
 
@@ -15,11 +16,13 @@ struct BigWindow {
   static constexpr int kLimbs = kMaxWindowBits / 32 + 2;  // slack for a 48-bit add at the top
   uint32_t limb[kLimbs];
 
-  void clear() { std::memset(limb, 0, sizeof(limb)); }
+  TP_HD void clear() {
+    for (int i = 0; i < kLimbs; i++) limb[i] = 0;
+  }
 
   // this += value << shift (value < 2^48). The caller guarantees no overflow
   // past the window's width.
-  void add_shifted(uint64_t value, int shift) {
+  TP_HD void add_shifted(uint64_t value, int shift) {
     int i = shift >> 5;
     const int bit = shift & 31;
     // value << bit spans at most 80 bits: three limbs.
@@ -39,7 +42,7 @@ struct BigWindow {
   }
 
   // this -= value << shift; the caller guarantees the result is >= 0.
-  void sub_shifted(uint64_t value, int shift) {
+  TP_HD void sub_shifted(uint64_t value, int shift) {
     int i = shift >> 5;
     const int bit = shift & 31;
     const unsigned __int128 v = static_cast<unsigned __int128>(value) << bit;
@@ -58,7 +61,7 @@ struct BigWindow {
   }
 
   // Bits [shift, shift + 64) as a number (higher bits beyond the array read 0).
-  uint64_t bits_from(int shift) const {
+  TP_HD uint64_t bits_from(int shift) const {
     int i = shift >> 5;
     const int bit = shift & 31;
     unsigned __int128 v = 0;

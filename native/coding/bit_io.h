@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../core/hd.h"
 #include "big_window.h"
 
 namespace tp::coding {
@@ -49,14 +50,14 @@ class BitWriter {
 };
 
 // Reads bit `pos` of a packed stream (bits past the end read as 0).
-inline bool get_bit(const uint8_t* bytes, size_t nbytes, size_t pos) {
+TP_HD bool get_bit(const uint8_t* bytes, size_t nbytes, size_t pos) {
   const size_t i = pos >> 3;
   return i < nbytes && ((bytes[i] >> (7 - (pos & 7))) & 1u);
 }
 
 // The k <= 32 bits starting at bit `pos`, most significant first (bits past
 // the end read as 0).
-inline uint32_t get_bits(const uint8_t* bytes, size_t nbytes, size_t pos, int k) {
+TP_HD uint32_t get_bits(const uint8_t* bytes, size_t nbytes, size_t pos, int k) {
   uint64_t v = 0;
   const size_t first = pos >> 3;
   for (size_t i = 0; i < 5; i++) v = (v << 8) | (first + i < nbytes ? bytes[first + i] : 0);
@@ -66,7 +67,7 @@ inline uint32_t get_bits(const uint8_t* bytes, size_t nbytes, size_t pos, int k)
 
 // The b-bit window starting at bit `offset`, one 32-bit limb at a time
 // (limb L holds the value's bits [32 L, 32 L + 32)).
-inline void get_window(const uint8_t* bytes, size_t nbytes, size_t offset, int bits, BigWindow* out) {
+TP_HD void get_window(const uint8_t* bytes, size_t nbytes, size_t offset, int bits, BigWindow* out) {
   out->clear();
   for (int low = 0, limb = 0; low < bits; low += 32, limb++) {
     const int k = bits - low < 32 ? bits - low : 32;

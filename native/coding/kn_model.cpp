@@ -58,17 +58,6 @@ uint32_t discount_row(const uint32_t* counts, uint32_t n, const uint32_t d[3], u
   return static_cast<uint32_t>(std::min<uint64_t>((g * recip) >> 31, kOne31));
 }
 
-inline uint64_t fmix64(uint64_t h) {  // MurmurHash3's finalizer
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
-constexpr uint64_t kHashSeed = 0x243f6a8885a308d3ull;
-inline uint64_t hash_step(uint64_t a, uint8_t byte, int k) { return (a ^ byte) * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(k); }
-
 // out[b] = ((w * row[b]) >> 31) + 1 for w <= 2^30, row[b] <= 2^31, computed
 // as the high half of (2w) * row[b]. The same numbers on every path; the
 // SIMD ones take the 32x32->64 products of even lanes, then of odd lanes
@@ -117,6 +106,11 @@ inline void scale_row(const uint32_t* row, uint64_t w, uint32_t* out) {
 #endif
 }
 
+// The functor kn_masses takes on the CPU.
+struct ScaleRowSimd {
+  void operator()(const uint32_t* row, uint64_t w, uint32_t* out) const { scale_row(row, w, out); }
+};
+
 }  // namespace
 
 Status KnModel::from_bytes(const uint8_t* data, size_t n, std::unique_ptr<KnModel>* out) {
@@ -130,32 +124,6 @@ Status KnModel::from_bytes(const uint8_t* data, size_t n, std::unique_ptr<KnMode
   m->build(t);
   *out = std::move(m);
   return Status::ok();
-}
-
-// Hash of the last k bytes of ctx[0..len), most recent byte first.
-uint64_t KnModel::context_hash(const uint8_t* ctx, int len, int k) {
-  uint64_t a = kHashSeed;
-  for (int j = 1; j <= k; ++j) a = hash_step(a, ctx[len - j], j);
-  return fmix64(a);
-}
-
-uint32_t KnModel::find(const uint8_t* ctx, int len, int k, uint64_t hash) const {
-  uint32_t key[(kKnMaxOrderLimit + 3) / 4] = {0, 0, 0};
-  std::memcpy(key, ctx + len - k, k);
-  const int words = (k + 3) / 4;
-  const uint64_t mask = (uint64_t{1} << slot_bits_) - 1;
-  const uint32_t fp = static_cast<uint32_t>(hash >> 32);
-  for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
-    const uint64_t v = slots_[i];
-    if (v == 0) return 0;
-    if (static_cast<uint32_t>(v >> 32) != fp) continue;
-    const uint32_t off = static_cast<uint32_t>(v);
-    const uint32_t* rec = &blob_[off];
-    if ((rec[0] & 0xff) != static_cast<uint32_t>(k)) continue;
-    bool same = true;
-    for (int w = 0; w < words; ++w) same &= rec[3 + w] == key[w];
-    if (same) return off;
-  }
 }
 
 void KnModel::build(const KnTables& t) {
@@ -273,7 +241,7 @@ void KnModel::build(const KnTables& t) {
       blob[off] = static_cast<uint32_t>(k) | n << 8 | n_cont << 20;
       blob[off + 1] = g_raw;
       blob[off + 2] = g_cont;
-      const uint64_t h = context_hash(key, static_cast<int>(k), static_cast<int>(k));
+      const uint64_t h = kn_query::context_hash(key, static_cast<int>(k), static_cast<int>(k));
       uint64_t i = h & mask;
       while (slots_[i] != 0) i = (i + 1) & mask;
       slots_[i] = (h >> 32) << 32 | off;
@@ -282,64 +250,25 @@ void KnModel::build(const KnTables& t) {
   }
   blob_.assign_zero(blob.size());
   std::copy(blob.begin(), blob.end(), blob_.data());
+  set_view();
+}
+
+void KnModel::set_view() {
+  KnView& v = view_;
+  v.blob = blob_.data();
+  v.blob_words = blob_.size();
+  v.slots = slots_.data();
+  v.slot_bits = slot_bits_;
+  v.root_raw = root_raw_;
+  v.rows1 = rows1_.data();
+  v.rows2 = rows2_.data();
+  v.rows2_words = rows2_.size();
+  v.idx2 = idx2_.data();
+  v.max_order = max_order_;
 }
 
 void KnModel::masses(const uint8_t* ctx, int len, uint32_t* out) const {
-  if (len < 0) len = 0;
-  if (len > max_order_) {  // read only the most recent max_order bytes
-    ctx += len - max_order_;
-    len = max_order_;
-  }
-  if (len == 0) {
-    scale_row(root_raw_, uint64_t{1} << 30, out);
-    return;
-  }
-  // A dense order-2 row covers orders 0..2; otherwise order 2 is looked up like the longer ones.
-  int32_t dense2 = -1;
-  if (len >= 2) dense2 = idx2_[static_cast<size_t>(ctx[len - 2]) << 8 | ctx[len - 1]];
-  const int first_sparse = dense2 >= 0 ? 3 : 2;
-  // All orders' hash slots first (independent loads the CPU overlaps), then the records.
-  const uint64_t mask = (uint64_t{1} << slot_bits_) - 1;
-  uint64_t hash[kKnMaxOrderLimit + 1];
-  uint64_t a = hash_step(kHashSeed, ctx[len - 1], 1);
-  for (int k = 2; k <= len; ++k) {
-    a = hash_step(a, ctx[len - k], k);
-    hash[k] = fmix64(a);
-    if (k >= first_sparse) __builtin_prefetch(&slots_[hash[k] & mask]);
-  }
-  uint32_t off[kKnMaxOrderLimit + 1];
-  int depth = first_sparse - 1;
-  for (int k = first_sparse; k <= len; ++k) {
-    off[k] = find(ctx, len, k, hash[k]);
-    if (off[k] == 0) break;  // a kept context's shorter contexts are kept too
-    __builtin_prefetch(&blob_[off[k]]);
-    depth = k;
-  }
-  // Weights from the top present order down; the top queried order uses raw counts.
-  uint64_t w[kKnMaxOrderLimit + 1];
-  uint64_t weight = 1ull << 30;
-  for (int k = depth; k >= first_sparse; --k) {
-    w[k] = weight;
-    weight = (weight * blob_[off[k] + (k == len ? 1 : 2)]) >> 31;
-  }
-  if (dense2 >= 0) {
-    scale_row(&rows2_[(static_cast<size_t>(dense2) * 2 + (len == 2 ? 0 : 1)) * kAlphabet], weight, out);
-  } else {
-    const int kind = len == 1 ? 0 : 1;
-    scale_row(&rows1_[(static_cast<size_t>(kind) * kAlphabet + ctx[len - 1]) * kAlphabet], weight, out);
-  }
-  for (int k = first_sparse; k <= depth; ++k) {
-    const uint32_t* rec = &blob_[off[k]];
-    const uint32_t n_raw = (rec[0] >> 8) & 0xfff, n_cont = rec[0] >> 20;
-    const uint32_t* e = rec + 3 + (k + 3) / 4;
-    uint32_t n = n_raw;
-    if (k != len) {
-      e += n_raw;
-      n = n_cont;
-    }
-    const uint64_t wk = w[k];
-    for (uint32_t i = 0; i < n; ++i) out[e[i] & 0xff] += static_cast<uint32_t>((wk * (e[i] >> 8)) >> 24);
-  }
+  kn_masses(view_, ctx, len, out, ScaleRowSimd{});
 }
 
 }  // namespace tp::coding

@@ -30,12 +30,14 @@
 
 #include "../core/status.h"
 #include "byte_model.h"
+#include "kn_query.h"
 #include "page_array.h"
 
 namespace tp::coding {
 
 constexpr int kKnMaxOrderLimit = 12;      // orders a file may have (1..12)
-constexpr uint32_t kKnFileVersion = 1;    // the file format version this code writes and reads
+constexpr uint32_t kKnFileVersion = 1;
+static_assert(kKnMaxOrderLimit == kKnQueryMaxOrder, "kn_query.h sizes its arrays by the order limit");    // the file format version this code writes and reads
 
 struct KnTrainOptions {
   int max_order = 6;                  // 1..kKnMaxOrderLimit
@@ -94,6 +96,10 @@ class KnModel final : public ByteModel {
   int max_order() const override { return max_order_; }
   void masses(const uint8_t* ctx, int len, uint32_t* masses) const override;
 
+  // The query structures as plain arrays (host pointers into this model,
+  // valid while it lives): what a device copy uploads (kn_query.h).
+  const KnView& view() const { return view_; }
+
   const std::vector<uint8_t>& bytes() const { return bytes_; }
   uint64_t identity() const { return identity_; }
   const KnModelInfo& info() const { return info_; }
@@ -101,6 +107,7 @@ class KnModel final : public ByteModel {
  private:
   KnModel() = default;
   void build(const KnTables& t);  // the query structures below, from validated tables
+  void set_view();                // view_ from the arrays below
 
   // Query structures. Orders 0 and 1 (and the uniform order -1) are folded
   // into dense rows (rows1_), and so is order 2 for its most frequent
@@ -111,9 +118,8 @@ class KnModel final : public ByteModel {
   // and the gammas in 2^31 units. slots_ is an open-addressing hash table
   // of (fingerprint << 32 | record offset) keyed by the context bytes, so a
   // query looks up all its orders at once (independent memory accesses)
-  // instead of walking a trie one dependent miss after another.
-  static uint64_t context_hash(const uint8_t* ctx, int len, int k);
-  uint32_t find(const uint8_t* ctx, int len, int k, uint64_t hash) const;  // record offset, 0 if absent
+  // instead of walking a trie one dependent miss after another. The query
+  // itself is kn_masses (kn_query.h), over view().
   int max_order_ = 0;
   PageArray<uint32_t> blob_;       // blob_[0] is unused: offset 0 means "absent"
   PageArray<uint64_t> slots_;      // [2^slot_bits_], 0 = empty
@@ -127,6 +133,7 @@ class KnModel final : public ByteModel {
   std::vector<uint8_t> bytes_;
   uint64_t identity_ = 0;
   KnModelInfo info_;
+  KnView view_;  // pointers into the arrays above, set by build()
 };
 
 // The file format (kn_model_file.cpp).
