@@ -18,7 +18,7 @@ export {
 } from './kv/policies.js';
 export {
   KvCache,
-  type KvCacheOptions, type KvCacheDtype, type AutoCompressOptions, type AttendOptions, type AttendResult,
+  type KvCacheOptions, type KvCacheDtype, type KvCacheDevice, type AutoCompressOptions, type AttendOptions, type AttendResult,
   type CompressOptions, type CompressReport, type ExportedLayer,
 } from './kv/cache.js';
 export {
