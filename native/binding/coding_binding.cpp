@@ -180,6 +180,13 @@ Napi::Value EqualInfoDecodeWindow(const Napi::CallbackInfo& info) {
 // (optional, 0 or absent = 4 * windowBits); result { docs, overflowWindows,
 // kernelMs } (kernelMs: device time, 0 on the host).
 struct SlotDecodeJob {
+  // A model collected while this job ran keeps its device copy until here:
+  // drop the model first, then the copies no live model uses.
+  ~SlotDecodeJob() {
+    if (!device) return;
+    model.reset();
+    cuda::release_unused_device_models();
+  }
   std::shared_ptr<const coding::KnModel> model;
   WindowBits in;
   int window_bits = 0;

@@ -58,6 +58,25 @@ uint64_t windows_per_pass(uint32_t limit) {
   return std::max<uint64_t>(1024, budget / std::max<uint32_t>(limit, 1));
 }
 
+Status SlotDecoded::add_pass(uint64_t g0, uint64_t n, const uint8_t* slots, uint32_t limit, size_t max_bytes, size_t ndocs) {
+  for (uint64_t i = 0; i < n; i++) {
+    const uint32_t len = lengths[g0 + i];
+    if (len == kWindowOverflow) {
+      overflowed++;
+      continue;
+    }
+    if (len > limit) return Status::device("Equal-Info slot decoding: a window length beyond its slot");
+    const uint8_t* p = slots + i * limit;
+    packed.insert(packed.end(), p, p + len);
+  }
+  const size_t all_docs_cap = max_bytes > SIZE_MAX / (ndocs + 1) ? SIZE_MAX : max_bytes * ndocs;
+  const double least = static_cast<double>(packed.size()) + static_cast<double>(overflowed) * (static_cast<double>(limit) + 1.0);
+  if (least > static_cast<double>(all_docs_cap)) {
+    return Status::invalid("tokens: the documents decode to more than maxBytes (" + std::to_string(max_bytes) + ") each");
+  }
+  return Status::ok();
+}
+
 Status finish_slot_decode(const ByteModel& model, const std::vector<std::vector<uint8_t>>& bits,
                           const std::vector<size_t>& windows, int window_bits, size_t max_bytes, SlotDecoded&& decoded,
                           std::vector<std::vector<uint8_t>>* out, size_t* overflowed) {
@@ -136,12 +155,8 @@ Status equal_info_decode_batch_portable(const KnModel& model, const std::vector<
                                                   window_bits, slots.data() + static_cast<size_t>(i) * limit, limit,
                                                   ScaleRowScalar{});
     });
-    for (uint64_t i = 0; i < n; i++) {
-      const uint32_t len = decoded.lengths[g0 + i];
-      if (len == kWindowOverflow) continue;
-      const uint8_t* p = slots.data() + i * limit;
-      decoded.packed.insert(decoded.packed.end(), p, p + len);
-    }
+    const Status st = decoded.add_pass(g0, n, slots.data(), limit, max_bytes, bits.size());
+    if (!st.is_ok()) return st;
   }
   return finish_slot_decode(model, bits, windows, window_bits, max_bytes, std::move(decoded), out, overflowed);
 }

@@ -29,6 +29,14 @@ WindowIndex index_windows(const std::vector<size_t>& windows);
 struct SlotDecoded {
   std::vector<uint32_t> lengths;  // [total windows], kWindowOverflow for a window decoded again on the CPU
   std::vector<uint8_t> packed;    // the bytes of the other windows, back to back
+  uint64_t overflowed = 0;        // windows marked kWindowOverflow so far
+
+  // Appends one pass's windows [g0, g0 + n) from their slots (limit bytes
+  // each), then checks the running total like the CPU decoder: once the
+  // decoded bytes (an overflowing window counts limit + 1, its least) pass
+  // maxBytes x documents, the batch stops with the CPU's error instead of
+  // decoding (and holding) the rest.
+  Status add_pass(uint64_t g0, uint64_t n, const uint8_t* slots, uint32_t limit, size_t max_bytes, size_t ndocs);
 };
 
 // The default slot size for b-bit windows (4 b bytes: text decodes to about

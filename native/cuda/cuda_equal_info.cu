@@ -126,8 +126,8 @@ struct Events {
 };
 
 Status run_on_device(const std::shared_ptr<const KnModel>& model, const std::vector<std::vector<uint8_t>>& bits,
-                     const std::vector<size_t>& windows, int window_bits, uint32_t limit, coding::SlotDecoded* decoded,
-                     double* kernel_ms) {
+                     const std::vector<size_t>& windows, int window_bits, uint32_t limit, size_t max_bytes,
+                     coding::SlotDecoded* decoded, double* kernel_ms) {
   const coding::WindowIndex ix = coding::index_windows(windows);
   decoded->lengths.assign(ix.total(), 0);
   decoded->packed.clear();
@@ -139,6 +139,7 @@ Status run_on_device(const std::shared_ptr<const KnModel>& model, const std::vec
 
   // Every document's bits back to back, with offsets and sizes.
   const size_t ndocs = bits.size();
+  if (ndocs > (size_t{1} << 30)) return Status::unsupported("CUDA Equal-Info decoding: at most 2^30 token lists per call on the device");
   std::vector<uint64_t> offset(ndocs), nbytes(ndocs);
   size_t total_bytes = 0;
   for (size_t d = 0; d < ndocs; d++) {
@@ -148,7 +149,6 @@ Status run_on_device(const std::shared_ptr<const KnModel>& model, const std::vec
   }
   std::vector<uint8_t> all(total_bytes);
   for (size_t d = 0; d < ndocs; d++) std::copy(bits[d].begin(), bits[d].end(), all.begin() + static_cast<ptrdiff_t>(offset[d]));
-  if (ndocs > (size_t{1} << 30)) return Status::invalid("tokens: expected fewer than 2^30 token lists on the device");
 
   DeviceBuffer d_bits, d_offset, d_nbytes, d_first, d_slots, d_lengths;
   s = upload(&d_bits, all.data(), total_bytes, "cudaMalloc/cudaMemcpy (window bits)");
@@ -188,13 +188,8 @@ Status run_on_device(const std::shared_ptr<const KnModel>& model, const std::vec
       TP_CUDA_TRY(cudaEventElapsedTime(&ms, ev.start, ev.stop), "cudaEventElapsedTime");
       *kernel_ms += ms;
     }
-    for (uint64_t i = 0; i < n; i++) {
-      const uint32_t len = decoded->lengths[g0 + i];
-      if (len == coding::kWindowOverflow) continue;
-      if (len > limit) return Status::device("CUDA Equal-Info decoding: a window length beyond its slot");
-      const uint8_t* p = slots.data() + i * limit;
-      decoded->packed.insert(decoded->packed.end(), p, p + len);
-    }
+    s = decoded->add_pass(g0, n, slots.data(), limit, max_bytes, ndocs);
+    if (!s.is_ok()) return s;
   }
   return Status::ok();
 }
@@ -209,7 +204,7 @@ Status decode_windows_on_device(const std::shared_ptr<const KnModel>& model, con
   const uint32_t limit = coding::slot_limit(window_bits, max_bytes, slot_bytes);
   coding::SlotDecoded decoded;
   try {
-    Status s = run_on_device(model, bits, windows, window_bits, limit, &decoded, kernel_ms);
+    Status s = run_on_device(model, bits, windows, window_bits, limit, max_bytes, &decoded, kernel_ms);
     if (!s.is_ok()) return s;
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("CUDA Equal-Info decoding: out of host memory");

@@ -27,7 +27,7 @@ namespace tp::cuda {
 // device (0: 4 * window_bits), capped by the per-window limit of max_bytes.
 // out[d]: document d's bytes; *overflowed: windows decoded again on the CPU;
 // *kernel_ms (optional): the device time of the decode kernels.
-// OutOfMemory when device memory runs out, Internal for other CUDA errors,
+// OutOfMemory when device memory runs out, Device (ERR_CUDA) for other CUDA errors,
 // InvalidArgument for corrupt tokens (the CPU decoder's errors).
 Status decode_windows_on_device(const std::shared_ptr<const coding::KnModel>& model,
                                 const std::vector<std::vector<uint8_t>>& bits, const std::vector<size_t>& windows,

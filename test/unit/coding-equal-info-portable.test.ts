@@ -95,6 +95,19 @@ describe('slot decoding (the CUDA algorithm on the host) equals the CPU decoder'
     });
   }
 
+  it('a stream that decodes past maxBytes: both refuse it with the running-total RangeError (the slot path stops early)', () => {
+    // Random windows under a run-trained model decode to many bytes each.
+    const tok = new EqualInfoTokenizer({ model: trained[1]!, windowBits: 16, tokenBits: 16, maxBytes: 2000 });
+    const ids = new Uint16Array(20000);
+    let x = 12345;
+    for (let i = 0; i < ids.length; i++) ids[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 16;
+    const cpu = outcome(() => tok.decodeBatch([ids, ids.subarray(0, 100)]));
+    const slots = outcome(() => portable(tok, [ids, ids.subarray(0, 100)]));
+    expect('error' in cpu && cpu.type).toBe('RangeError');
+    expect('error' in slots && slots.type).toBe('RangeError');
+    expect('error' in slots && slots.error).toMatch(/maxBytes \(2000\)/);
+  });
+
   for (const slot of [1, 2, 3, 7]) {
     it(`tiny slots of ${slot} bytes: most windows re-decode on the CPU, the result stays exact`, () => {
       const tok = new EqualInfoTokenizer({ model, windowBits: 32, tokenBits: 8 });
