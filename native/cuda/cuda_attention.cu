@@ -54,7 +54,7 @@ int multiprocessor_count() {
 }
 
 // Options only the decode path implements.
-bool decode_only_options(const DeviceAttention& a) { return a.indices || a.softcap > 0.0f || a.tree_visible || a.key_mass || a.key_count; }
+bool decode_only_options(const DeviceAttention& a) { return a.indices || a.softcap > 0.0f || a.tree_visible || a.key_mass || a.key_count || a.quant; }
 
 AttentionPath resolve_path(const DeviceAttention& a) {
   if (a.path != AttentionPath::Auto) return a.path;
@@ -92,6 +92,16 @@ Status check_device_attention(const DeviceAttention& a) {
     if (a.key_count) return Status::invalid("key_count: supported on the CUDA decode path only");
   }
   if (a.key_count && a.key_count_stride < a.n_kv) return Status::invalid("key_count_stride: expected at least nKv = " + num(a.n_kv));
+  if (a.quant) {
+    const DeviceQuantKv& q = *a.quant;
+    if (path != AttentionPath::Decode || a.kv_dtype != DType::F16 || a.indices || a.softcap > 0.0f || a.tree_visible || a.key_count ||
+        a.key_mass) {
+      return Status::invalid("quant: the fused KIVI decode takes f16 tails on the decode path without indices or extras");
+    }
+    const bool aligned = q.group % 8 == 0 && q.k_codes % 16 == 0 && q.v_codes % 16 == 0 && q.k_scale % 16 == 0 &&
+                         q.k_min % 16 == 0 && q.block_bytes % 16 == 0 && (q.bits == 8 || q.bits == 4);
+    if (!aligned || !q.blocks || !q.n_blocks || !q.tail_k || !q.tail_v) return Status::invalid("quant: expected the aligned KIVI layout");
+  }
   if (a.tree_visible && a.n_q > kMaxTreeNodes) {
     return Status::invalid("treeMask: expected at most " + num(kMaxTreeNodes) + " tree nodes, received " + num(a.n_q));
   }
@@ -106,7 +116,7 @@ Status check_device_attention(const DeviceAttention& a) {
   const int64_t q_elems = checked_mul(checked_mul(a.n_heads, a.n_q), a.head_dim);
   const int64_t kv_elems = checked_mul(checked_mul(a.n_kv_heads, a.n_kv), a.head_dim);
   if (q_elems < 0 || kv_elems < 0) return Status::invalid("cuda attention: shape overflows");
-  if (a.n_q > 0 && (!a.q || !a.out || (a.n_kv > 0 && (!a.k || !a.v)))) {
+  if (a.n_q > 0 && (!a.q || !a.out || (a.n_kv > 0 && !a.quant && (!a.k || !a.v)))) {
     return Status::invalid("cuda attention: q, k, v and out device buffers are required");
   }
   return Status::ok();

@@ -50,6 +50,25 @@ namespace tp::cuda {
 
 enum class AttentionPath : int { Auto = 0, Decode = 1, Prefill = 2 };
 
+// KIVI int8 / int4 K/V in the KV cache's block layout (native/kv/kv_quant.h),
+// read by the decode kernel directly (no dequantized copy): per KV head h,
+// rows [0, n_blocks[h] * group) are in blocks [h * blocks_cap + b], the rest
+// in the f16 tail [h, tail_rows, headDim]. Byte offsets within a block as
+// QuantLayout. The fused path needs group % 8 == 0 and 16-byte aligned
+// k_codes, v_codes, k_scale, k_min and block_bytes (true for headDim 64,
+// 128, 256 with such groups).
+struct DeviceQuantKv {
+  const uint8_t* blocks = nullptr;
+  int64_t blocks_cap = 0;
+  const int32_t* n_blocks = nullptr;  // device [nKvHeads]
+  const uint16_t* tail_k = nullptr;
+  const uint16_t* tail_v = nullptr;
+  int64_t tail_rows = 0;
+  int bits = 8, group = 32;
+  int64_t block_bytes = 0, row_bytes = 0, k_octet_bytes = 0, v_pair_bytes = 0;
+  int64_t k_codes = 0, v_codes = 0, k_scale = 0, k_min = 0, v_scale = 0, v_min = 0;
+};
+
 struct DeviceAttention {
   int64_t n_heads = 0, n_kv_heads = 0, n_q = 0, n_kv = 0, head_dim = 0;
   const float* q = nullptr;  // device pointers
@@ -64,6 +83,10 @@ struct DeviceAttention {
   // [nKvHeads, key_count_stride]; the logit gains log(count). Null: all 1.
   const float* key_count = nullptr;
   int64_t key_count_stride = 0;
+  // Decode path only: K/V as KIVI blocks + f16 tail instead of k / v (which
+  // are then unused); kv_dtype must be f16; no indices, softcap, tree,
+  // key_count or key_mass. Host pointer, copied at launch.
+  const DeviceQuantKv* quant = nullptr;
   float* out = nullptr;
   float* lse = nullptr;  // may be null
   float* key_mass = nullptr;                     // device f32 [nKvHeads, nKv], overwritten; or null (decode path)

@@ -522,16 +522,119 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_mass_kernel(DecodeAr
   }
 }
 
+// KIVI rows read in place (DeviceQuantKv): 8 channels c0..c0+7 of token t of
+// a block, dequantized as the CPU does (min + scale * code, rounded once
+// each: kv_quant_block.h), then rounded to f16 so step() runs unchanged.
+__device__ __forceinline__ float f16_at(const uint8_t* p) { return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(p)))); }
+
+__device__ __forceinline__ uint4 pack_f16x8(const float (&x)[8]) {
+  uint4 r;
+  __half2* h = reinterpret_cast<__half2*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2half2_rn(x[2 * i], x[2 * i + 1]);
+  return r;
+}
+
+template <int BITS>
+__device__ __forceinline__ void load_quant_row(const DeviceQuantKv& q, const uint8_t* blk, int t, int c0, uint4& kr, uint4& vr) {
+  uint32_t kc[8], vc[8];
+  if constexpr (BITS == 8) {
+    const uint2 k8 = __ldg(reinterpret_cast<const uint2*>(blk + q.k_codes + int64_t(t) * q.row_bytes + c0));
+    const uint2 v8 = __ldg(reinterpret_cast<const uint2*>(blk + q.v_codes + int64_t(t) * q.row_bytes + c0));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      kc[i] = (k8.x >> (8 * i)) & 0xff;
+      kc[4 + i] = (k8.y >> (8 * i)) & 0xff;
+      vc[i] = (v8.x >> (8 * i)) & 0xff;
+      vc[4 + i] = (v8.y >> (8 * i)) & 0xff;
+    }
+  } else {
+    // Keys: one 4-byte word per token octet and channel octet: byte i holds
+    // channel c0 + i (low nibble) and c0 + 4 + i (high nibble).
+    const uint32_t k4 = __ldg(reinterpret_cast<const unsigned*>(blk + q.k_codes + int64_t(t >> 3) * q.k_octet_bytes + (c0 >> 3) * 32 + (t & 7) * 4));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      kc[i] = (k4 >> (8 * i)) & 0xf;
+      kc[4 + i] = (k4 >> (8 * i + 4)) & 0xf;
+    }
+    // Values: per token pair and 32-channel block, byte 2j + (t & 1) holds
+    // channel j (low nibble) and j + 16 (high nibble).
+    const int j0 = c0 & 31, jj = j0 < 16 ? j0 : j0 - 16, shift = j0 < 16 ? 0 : 4;
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(blk + q.v_codes + int64_t(t >> 1) * q.v_pair_bytes + (c0 >> 5) * 32 + 2 * jj));
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) vc[i] = (b[2 * i + (t & 1)] >> shift) & 0xf;
+  }
+  const uint4 ks = __ldg(reinterpret_cast<const uint4*>(blk + q.k_scale + 2 * c0));
+  const uint4 km = __ldg(reinterpret_cast<const uint4*>(blk + q.k_min + 2 * c0));
+  const __half* hs = reinterpret_cast<const __half*>(&ks);
+  const __half* hm = reinterpret_cast<const __half*>(&km);
+  const int64_t at = int64_t(c0 / q.group) * q.group + t;  // the value group of channels c0..c0+7 (group % 8 == 0)
+  const float vs = f16_at(blk + q.v_scale + 2 * at), vm = f16_at(blk + q.v_min + 2 * at);
+  float kf[8], vf[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    kf[i] = __fadd_rn(__half2float(hm[i]), __fmul_rn(__half2float(hs[i]), static_cast<float>(kc[i])));
+    vf[i] = __fadd_rn(vm, __fmul_rn(vs, static_cast<float>(vc[i])));
+  }
+  kr = pack_f16x8(kf);
+  vr = pack_f16x8(vf);
+}
+
+// The split kernel over KIVI blocks + the f16 tail (variant 0's loads).
+template <int D, int R, int BITS>
+__global__ void __launch_bounds__(kDecodeWarps * 32) decode_quant_kernel(DecodeArgs a, DeviceQuantKv q) {
+  using Warp = DecodeWarp<__half, D, R, false>;
+  constexpr int U = Warp::U;
+  __shared__ float smem[finish_floats<D, R>()];
+  const int split = blockIdx.x, kvh = blockIdx.y, slice = blockIdx.z;
+  const int n_keys = head_keys(a, kvh);
+  Warp w;
+  w.init(a, NoExtras{}, kvh, slice, a.head_len ? n_keys : a.n_kv);
+  const int quantized = __ldg(q.n_blocks + kvh) * q.group;
+  const uint8_t* blocks = q.blocks + int64_t(kvh) * q.blocks_cap * q.block_bytes;
+  const int c0 = w.sub * 8;
+  const __half* tk = reinterpret_cast<const __half*>(q.tail_k) + int64_t(kvh) * q.tail_rows * D + c0;
+  const __half* tv = reinterpret_cast<const __half*>(q.tail_v) + int64_t(kvh) * q.tail_rows * D + c0;
+  const int begin = split * a.chunk;
+  const int end = min(n_keys, begin + a.chunk);
+  for (int base = begin + w.warp * Warp::STEP; base < end; base += kDecodeWarps * Warp::STEP) {
+    uint4 kr[U], vr[U];
+    int pos[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int key = base + u * Warp::KPW + w.kg;
+      pos[u] = key < end ? key : 0;
+      if (key >= end) {
+        kr[u] = make_uint4(0, 0, 0, 0);
+        vr[u] = make_uint4(0, 0, 0, 0);
+      } else if (key < quantized) {
+        load_quant_row<BITS>(q, blocks + int64_t(key / q.group) * q.block_bytes, key % q.group, c0, kr[u], vr[u]);
+      } else {
+        kr[u] = __ldg(reinterpret_cast<const uint4*>(tk + int64_t(key - quantized) * D));
+        vr[u] = __ldg(reinterpret_cast<const uint4*>(tv + int64_t(key - quantized) * D));
+      }
+    }
+    w.step(base, end, pos, kr, vr);
+  }
+  w.finish(a, smem, kvh, slice, split);
+}
+
 struct SplitKernel {
   const void* fn;
   size_t smem;  // dynamic shared memory bytes
 };
 
 // Kernel choice. kind 0: the split kernel of `variant` (X = false), 1: the
-// same with X = true (softcap / treeMask), 2: decode_mass_kernel.
+// same with X = true (softcap / treeMask), 2: decode_mass_kernel, 3 / 4: the
+// KIVI int8 / int4 kernel (f16 tails).
 template <typename T, int D, int R>
 SplitKernel split_kernel_of(int variant, int kind) {
   if (kind == 2) return {reinterpret_cast<const void*>(&decode_mass_kernel<T, D, R>), 0};
+  if constexpr (std::is_same_v<T, __half>) {
+    if (kind == 3) return {reinterpret_cast<const void*>(&decode_quant_kernel<D, R, 8>), 0};
+    if (kind == 4) return {reinterpret_cast<const void*>(&decode_quant_kernel<D, R, 4>), 0};
+  }
   if (kind == 1) {
     if (variant == 1) return {reinterpret_cast<const void*>(&decode_pipelined_kernel<T, D, R, true>), PipelineShape<T, D, R>::smem_bytes};
     return {reinterpret_cast<const void*>(&decode_split_kernel<T, D, R, true>), 0};
@@ -568,7 +671,10 @@ SplitKernel split_kernel(const DeviceAttention& a, int rows, int kind) {
                                    : pick_split_kernel<__half>(d, rows, a.variant, kind);
 }
 
-SplitKernel split_kernel(const DeviceAttention& a, int rows) { return split_kernel(a, rows, needs_extras(a) ? 1 : 0); }
+SplitKernel split_kernel(const DeviceAttention& a, int rows) {
+  if (a.quant) return split_kernel(a, rows, a.quant->bits == 8 ? 3 : 4);
+  return split_kernel(a, rows, needs_extras(a) ? 1 : 0);
+}
 
 // Per kernel, once per process (one device): the dynamic shared memory
 // opt-in and the resident blocks per SM (under a lock: any thread may launch).
@@ -673,7 +779,8 @@ Status launch_decode(const DeviceAttention& a, const DecodePlan& plan, void* wor
 
   const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(a.n_kv_heads), static_cast<unsigned>(plan.slices));
   const bool with_extras = needs_extras(a);
-  void* split_args[] = {&args, with_extras ? static_cast<void*>(&extras) : static_cast<void*>(&no_extras)};
+  DeviceQuantKv quant = a.quant ? *a.quant : DeviceQuantKv{};
+  void* split_args[] = {&args, a.quant ? static_cast<void*>(&quant) : with_extras ? static_cast<void*>(&extras) : static_cast<void*>(&no_extras)};
   const SplitKernel kernel = split_kernel(a, plan.slice_rows);
   int per_sm = 0;
   Status s = kernel_info(kernel, &per_sm);

@@ -311,6 +311,36 @@ Status DeviceKvCache::append_quantized(DeviceLayer& L, const kv::AppendInput& in
   return upload_blocks(L);
 }
 
+bool DeviceKvCache::fused_quant_ok() const {
+  const kv::QuantLayout& q = qlayout_;
+  return q.group % 8 == 0 && q.k_codes % 16 == 0 && q.v_codes % 16 == 0 && q.k_scale % 16 == 0 && q.k_min % 16 == 0 &&
+         q.block_bytes % 16 == 0;
+}
+
+DeviceQuantKv DeviceKvCache::quant_view(const DeviceLayer& L) const {
+  const kv::QuantLayout& q = qlayout_;
+  DeviceQuantKv v;
+  v.blocks = L.blocks.as<uint8_t>();
+  v.blocks_cap = L.blocks_cap;
+  v.n_blocks = L.n_blocks_dev.as<int32_t>();
+  v.tail_k = L.k.as<uint16_t>();
+  v.tail_v = L.v.as<uint16_t>();
+  v.tail_rows = L.kv_rows;
+  v.bits = static_cast<int>(q.bits);
+  v.group = static_cast<int>(q.group);
+  v.block_bytes = q.block_bytes;
+  v.row_bytes = q.row_bytes;
+  v.k_octet_bytes = q.k_octet_bytes;
+  v.v_pair_bytes = q.v_pair_bytes;
+  v.k_codes = q.k_codes;
+  v.v_codes = q.v_codes;
+  v.k_scale = q.k_scale;
+  v.k_min = q.k_min;
+  v.v_scale = q.v_scale;
+  v.v_min = q.v_min;
+  return v;
+}
+
 Status DeviceKvCache::rows_of(const DeviceLayer& L, int64_t layer, DType want, KvRows* out) const {
   if (!quantized()) {
     *out = {L.k.get(), L.v.get(), dtype()};
@@ -350,7 +380,7 @@ Status DeviceKvCache::rows_of(const DeviceLayer& L, int64_t layer, DType want, K
 }
 
 Status DeviceKvCache::run_attention(const DeviceLayer& L, const KvRows& view, const float* q, int64_t n_heads, int64_t rows, float scale,
-                                    bool causal, float* out, float* lse, bool f32_lse, bool weighted) {
+                                    bool causal, float* out, float* lse, bool f32_lse, bool weighted, const DeviceQuantKv* quant) {
   DeviceAttention a;
   a.n_heads = n_heads;
   a.n_kv_heads = cfg_.n_kv_heads;
@@ -372,7 +402,8 @@ Status DeviceKvCache::run_attention(const DeviceLayer& L, const KvRows& view, co
     a.key_count = L.count.as<float>();
     a.key_count_stride = L.cap;
   }
-  a.path = rows > 16 && cfg_.head_dim <= 128 && !f32_lse && !weighted ? AttentionPath::Prefill : AttentionPath::Decode;
+  a.quant = quant;
+  a.path = rows > 16 && cfg_.head_dim <= 128 && !f32_lse && !weighted && !quant ? AttentionPath::Prefill : AttentionPath::Decode;
   size_t ws = 0;
   Status s = device_attention_workspace(a, &ws);
   if (s.is_ok()) s = work_dev_.reserve(ws, "cudaMalloc(attention workspace)");
@@ -409,11 +440,17 @@ Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
   if (s.is_ok()) s = lse_dev_.reserve(size_t(rows) * 4, "cudaMalloc(lse)");
   if (!s.is_ok()) return s;
   TP_CUDA_TRY(cudaMemcpy(q_dev_.as<float>(), hq.data(), hq.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(queries)");
+  // Int caches decode straight over their blocks when they can (decode-sized
+  // steps, no merged rows, no key mass); otherwise over a dequantized copy.
+  const bool fused = quantized() && fused_quant_ok() && L.blocks_cap > 0 && L.kv_rows > 0 && !L.weighted && !in.accumulate_mass &&
+                     in.n_q <= 16;
   KvRows view;
-  s = rows_of(L, layer, DType::F16, &view);
+  DeviceQuantKv qv;
+  if (fused) qv = quant_view(L);
+  else s = rows_of(L, layer, DType::F16, &view);
   if (s.is_ok()) {
     s = run_attention(L, view, q_dev_.as<float>(), in.n_heads, in.n_q, scale, in.causal, out_dev_.as<float>(), lse_dev_.as<float>(),
-                      in.accumulate_mass, L.weighted);
+                      in.accumulate_mass, L.weighted, fused ? &qv : nullptr);
   }
   if (s.is_ok() && in.accumulate_mass) {
     MassLaunch m;

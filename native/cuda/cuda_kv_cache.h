@@ -6,7 +6,8 @@
 // queries in and its outputs out. Supported on the device: f16, bf16 and
 // KIVI int8 / int4 caches (the CPU's block bytes), headDim 64/128/256;
 // append, attend (flash-decoding split-KV or the tensor-core prefill over each
-// head's own length; int caches dequantize the layer into f16 scratch first),
+// head's own length; int caches decode over their blocks in place for
+// decode-sized steps, else over a dequantized f16 copy),
 // key-mass accumulation, compress with streamingllm, knorm, h2o, tova and
 // snapkv scoring under uniform, pyramid or adakv budgets, merging (merge:
 // true, RazorAttention), all on the device, and export. Other requests (f32

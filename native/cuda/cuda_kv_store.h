@@ -22,6 +22,7 @@
 
 #include "../kv/kv_cache.h"
 #include "../kv/kv_quant.h"
+#include "cuda_attention.h"
 
 namespace tp::cuda {
 
@@ -128,8 +129,13 @@ class DeviceKvCache final : public kv::KvCacheApi {
   // lse on the device (out may be scratch). f32_lse: the decode path whatever
   // the rows (the prefill path rounds q to 16 bits; key mass needs the f32 lse).
   // weighted: merged rows weigh by their count (decode path), as the CPU attend does.
+  // quant: read an int cache's blocks in place (fused KIVI decode) instead of rows_view.
   Status run_attention(const DeviceLayer& L, const KvRows& rows_view, const float* q, int64_t n_heads, int64_t rows, float scale, bool causal,
-                       float* out, float* lse, bool f32_lse, bool weighted = false);
+                       float* out, float* lse, bool f32_lse, bool weighted = false, const DeviceQuantKv* quant = nullptr);
+  // Whether attend can read this int cache's blocks in place (the layout the
+  // fused decode needs), and the view it reads.
+  bool fused_quant_ok() const;
+  DeviceQuantKv quant_view(const DeviceLayer& L) const;
   struct LayerPlan;
   Status plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
   Status plan_merge(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
