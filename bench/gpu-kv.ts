@@ -11,7 +11,8 @@
  * planMs + applyMs (scores, selection, compaction, device synchronised),
  * per layer = total / 32; median over `--reps` rebuilds of the cache.
  * Decode step: cache.attend of one query row per head at 32k tokens (all
- * host<->device copies included), median over 50 calls; effective bandwidth
+ * host<->device copies included), median over 50 calls, for an f16 cache and
+ * a KIVI int4 cache (blocks read in place); effective bandwidth
  * = K + V bytes / time, against the device's cudaMemcpy device-to-device rate
  * measured in the same run (cudaBenchAttention).
  * CPU peer: the CPU KvCache, 2 layers of the same shape, same policies.
@@ -52,8 +53,8 @@ const V: Tensor<'f16'> = { dtype: 'f16', shape: [N_KV_HEADS, TOKENS, HEAD_DIM], 
 const Q_WINDOW: Tensor<'f32'> = { dtype: 'f32', shape: [N_KV_HEADS * GROUP, WINDOW, HEAD_DIM], data: randomBlock(N_KV_HEADS * GROUP * WINDOW * HEAD_DIM, 3) };
 const Q_STEP: Tensor<'f32'> = { dtype: 'f32', shape: [N_KV_HEADS * GROUP, 1, HEAD_DIM], data: randomBlock(N_KV_HEADS * GROUP * HEAD_DIM, 4) };
 
-function filled(device: 'cpu' | 'cuda', layers: number): KvCache {
-  const c = new KvCache({ nLayers: layers, nKvHeads: N_KV_HEADS, headDim: HEAD_DIM, capacity: TOKENS, dtype: 'f16', window: WINDOW, device });
+function filled(device: 'cpu' | 'cuda', layers: number, dtype: 'f16' | 'int4' = 'f16'): KvCache {
+  const c = new KvCache({ nLayers: layers, nKvHeads: N_KV_HEADS, headDim: HEAD_DIM, capacity: TOKENS, dtype, window: WINDOW, device });
   for (let l = 0; l < layers; l++) {
     c.append(l, K, V);
     c.attend(l, Q_WINDOW, { accumulateMass: true });
@@ -91,17 +92,21 @@ function main(): void {
     rows.push({ policy: typeof policy === 'string' ? policy : policy.name, gpuMsPerLayer: gpu, cpuMsPerLayer: cpu, cpuOverGpu: cpu / gpu, goalMet: gpu < 1 });
     console.log(`${JSON.stringify(policy)}: gpu ${gpu.toFixed(3)} ms/layer, cpu ${cpu.toFixed(2)} ms/layer`);
   }
-  // One decode step through the cache (copies included).
-  const c = filled('cuda', 1);
-  const times: number[] = [];
-  for (let i = 0; i < 55; i++) {
-    const t0 = performance.now();
-    c.attend(0, Q_STEP, { remember: false });
-    if (i >= 5) times.push(performance.now() - t0);
-  }
-  const stepMs = median(times);
+  // One decode step through the cache (copies included): f16, and KIVI int4 read in place.
+  const stepOf = (dtype: 'f16' | 'int4'): number => {
+    const c = filled('cuda', 1, dtype);
+    const times: number[] = [];
+    for (let i = 0; i < 55; i++) {
+      const t0 = performance.now();
+      c.attend(0, Q_STEP, { remember: false });
+      if (i >= 5) times.push(performance.now() - t0);
+    }
+    return median(times);
+  };
+  const stepMs = stepOf('f16');
+  const int4Ms = stepOf('int4');
   const kvBytes = 2 * N_KV_HEADS * TOKENS * HEAD_DIM * 2;
-  const step = { ms: stepMs, gbPerS: kvBytes / (stepMs / 1e3) / 1e9, copyGbPerS: limits.copyBytesPerS / 1e9, kernelMs: limits.kernelMs };
+  const step = { ms: stepMs, gbPerS: kvBytes / (stepMs / 1e3) / 1e9, copyGbPerS: limits.copyBytesPerS / 1e9, kernelMs: limits.kernelMs, int4Ms };
   const result = { device: limits.device, layers, tokens: TOKENS, keep: KEEP, reps, eviction: rows, decodeStep: step };
   const md = [
     `Device: ${limits.device}; ${layers} layers x ${N_KV_HEADS} KV heads x ${TOKENS} tokens x headDim ${HEAD_DIM}, f16; compress to ${KEEP}`,
@@ -111,7 +116,8 @@ function main(): void {
     ...rows.map((r) => `| ${r.policy} | ${(r.gpuMsPerLayer as number).toFixed(3)} | ${(r.cpuMsPerLayer as number).toFixed(2)} | ${(r.cpuOverGpu as number).toFixed(1)}x | ${r.goalMet ? 'yes' : 'no'} |`),
     '',
     `Decode step through the cache (1 query row x 32 heads at 32k, copies included): ${stepMs.toFixed(3)} ms median, ` +
-      `${step.gbPerS.toFixed(0)} GB/s of K+V (bare kernel ${limits.kernelMs.toFixed(3)} ms; device copy rate ${step.copyGbPerS.toFixed(0)} GB/s)`,
+      `${step.gbPerS.toFixed(0)} GB/s of K+V (bare kernel ${limits.kernelMs.toFixed(3)} ms; device copy rate ${step.copyGbPerS.toFixed(0)} GB/s); ` +
+      `int4 (KIVI, group 32) cache: ${int4Ms.toFixed(3)} ms (${(stepMs / int4Ms).toFixed(2)}x the f16 step's speed)`,
   ].join('\n');
   console.log(md);
   const json = arg('json', '');
