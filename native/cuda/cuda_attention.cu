@@ -98,9 +98,17 @@ Status check_device_attention(const DeviceAttention& a) {
         a.key_mass) {
       return Status::invalid("quant: the fused KIVI decode takes f16 tails on the decode path without indices or extras");
     }
-    const bool aligned = q.group % 8 == 0 && q.k_codes % 16 == 0 && q.v_codes % 16 == 0 && q.k_scale % 16 == 0 &&
-                         q.k_min % 16 == 0 && q.block_bytes % 16 == 0 && (q.bits == 8 || q.bits == 4);
-    if (!aligned || !q.blocks || !q.n_blocks || !q.tail_k || !q.tail_v) return Status::invalid("quant: expected the aligned KIVI layout");
+    // The layout make_quant_layout gives this headDim, with the alignments the kernel's vector loads need.
+    const int64_t D = a.head_dim;
+    const bool layout = (q.bits == 8 || q.bits == 4) && q.group >= 8 && q.group % 8 == 0 && D % 32 == 0 &&
+                        (q.bits == 8 ? q.row_bytes == D : q.k_octet_bytes == D / 8 * 32 && q.v_pair_bytes == D) &&
+                        q.k_codes % 16 == 0 && q.v_codes % 16 == 0 && q.k_scale % 16 == 0 && q.k_min % 16 == 0 &&
+                        q.v_scale % 2 == 0 && q.v_min % 2 == 0 && q.block_bytes % 16 == 0 &&
+                        q.v_min + 2 * q.group * ((D + q.group - 1) / q.group) <= q.block_bytes;
+    if (!layout || (!q.blocks && q.blocks_cap > 0) || q.blocks_cap < 0 || !q.n_blocks || !q.tail_k || !q.tail_v || q.tail_rows < 1) {
+      return Status::invalid("quant: expected the KIVI block layout of this headDim (group a multiple of 8, aligned offsets)");
+    }
+    if (a.variant != 0) return Status::invalid("variant: the fused KIVI decode has variant 0 only");
   }
   if (a.tree_visible && a.n_q > kMaxTreeNodes) {
     return Status::invalid("treeMask: expected at most " + num(kMaxTreeNodes) + " tree nodes, received " + num(a.n_q));

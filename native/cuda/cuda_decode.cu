@@ -634,6 +634,8 @@ SplitKernel split_kernel_of(int variant, int kind) {
   if constexpr (std::is_same_v<T, __half>) {
     if (kind == 3) return {reinterpret_cast<const void*>(&decode_quant_kernel<D, R, 8>), 0};
     if (kind == 4) return {reinterpret_cast<const void*>(&decode_quant_kernel<D, R, 4>), 0};
+  } else {
+    if (kind == 3 || kind == 4) return {nullptr, 0};  // KIVI tails are f16 (check_device_attention refuses others)
   }
   if (kind == 1) {
     if (variant == 1) return {reinterpret_cast<const void*>(&decode_pipelined_kernel<T, D, R, true>), PipelineShape<T, D, R>::smem_bytes};
@@ -684,9 +686,10 @@ struct KernelInfo {
 };
 
 Status kernel_info(const SplitKernel& k, int* blocks_per_sm) {
+  if (!k.fn) return Status::invalid("cuda decode: no kernel for this combination");
   static std::mutex lock;  // device KV caches call from worker threads too
   std::lock_guard<std::mutex> guard(lock);
-  static KernelInfo cache[160];  // 48 split kernels of each X, 24 mass kernels
+  static KernelInfo cache[160];  // 48 split kernels of each X, 24 mass kernels, 24 KIVI kernels
   static int cached = 0;
   for (int i = 0; i < cached; ++i) {
     if (cache[i].fn == k.fn) {

@@ -311,11 +311,9 @@ Status DeviceKvCache::append_quantized(DeviceLayer& L, const kv::AppendInput& in
   return upload_blocks(L);
 }
 
-bool DeviceKvCache::fused_quant_ok() const {
-  const kv::QuantLayout& q = qlayout_;
-  return q.group % 8 == 0 && q.k_codes % 16 == 0 && q.v_codes % 16 == 0 && q.k_scale % 16 == 0 && q.k_min % 16 == 0 &&
-         q.block_bytes % 16 == 0;
-}
+// The fused decode's layout rule (check_device_attention checks the rest):
+// for headDim 64/128/256 every group that is a multiple of 8 qualifies.
+bool DeviceKvCache::fused_quant_ok() const { return qlayout_.group >= 8 && qlayout_.group % 8 == 0; }
 
 DeviceQuantKv DeviceKvCache::quant_view(const DeviceLayer& L) const {
   const kv::QuantLayout& q = qlayout_;
@@ -442,8 +440,7 @@ Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
   TP_CUDA_TRY(cudaMemcpy(q_dev_.as<float>(), hq.data(), hq.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(queries)");
   // Int caches decode straight over their blocks when they can (decode-sized
   // steps, no merged rows, no key mass); otherwise over a dequantized copy.
-  const bool fused = quantized() && fused_quant_ok() && L.blocks_cap > 0 && L.kv_rows > 0 && !L.weighted && !in.accumulate_mass &&
-                     in.n_q <= 16;
+  const bool fused = quantized() && fused_quant_ok() && L.kv_rows > 0 && !L.weighted && !in.accumulate_mass && in.n_q <= 16;
   KvRows view;
   DeviceQuantKv qv;
   if (fused) qv = quant_view(L);

@@ -265,6 +265,55 @@ describe.skipIf(!cuda.available)(title, () => {
     });
   }
 
+  // The fused KIVI decode (blocks read in place) against exact attention over
+  // the exported (dequantized) rows, head by head (ragged after adakv): the
+  // device rounds the dequantized values to f16, hence 2e-3 * max|v|.
+  function expectExactPerHead(c: KvCache, layer: number, q: Tensor<'f32'>, got: Float32Array): void {
+    const e = c.export(layer, { dtype: 'f32' });
+    const [nHeads, nQ, d] = q.shape as [number, number, number];
+    const group = nHeads / c.nKvHeads, m = e.positions.shape[1]!;
+    for (let h = 0; h < c.nKvHeads; h++) {
+      const len = e.lengths[h]!;
+      const k: Tensor<'f32'> = { dtype: 'f32', shape: [1, len, d], data: (e.k.data as Float32Array).slice(h * m * d, (h * m + len) * d) };
+      const v: Tensor<'f32'> = { dtype: 'f32', shape: [1, len, d], data: (e.v.data as Float32Array).slice(h * m * d, (h * m + len) * d) };
+      const qh: Tensor<'f32'> = { dtype: 'f32', shape: [group, nQ, d], data: (q.data as Float32Array).slice(h * group * nQ * d, (h + 1) * group * nQ * d) };
+      const want = attention(qh, k, v, { causal: true }).output.data;
+      const scale = Math.max(1e-6, maxAbs(want));
+      for (let i = 0; i < want.length; i++) {
+        expect(Math.abs(got[h * group * nQ * d + i]! - want[i]!), `layer ${layer} head ${h} out[${i}]`).toBeLessThanOrEqual(2e-3 * scale);
+      }
+    }
+  }
+
+  const FUSED: { headDim: number; groupSize: number; group: number; dtype: 'int8' | 'int4' }[] = [
+    { headDim: 64, groupSize: 8, group: 1, dtype: 'int4' },
+    { headDim: 256, groupSize: 16, group: 2, dtype: 'int8' },
+    { headDim: 128, groupSize: 64, group: 8, dtype: 'int4' },
+    { headDim: 64, groupSize: 12, group: 4, dtype: 'int8' },  // not a multiple of 8: the dequantized-copy path
+  ];
+  for (const f of FUSED) {
+    test(`${f.dtype} d${f.headDim} groupSize ${f.groupSize} GQA ${f.group}: decode over the blocks (nQ 1..16, ragged heads) matches exact attention`, () => {
+      const o = { nLayers: 1, nKvHeads: 3, headDim: f.headDim, capacity: 4096, dtype: f.dtype, groupSize: f.groupSize, residual: 20 };
+      const c = new KvCache({ ...o, device: 'cuda' });
+      const s: Setup = { nLayers: 1, nKvHeads: 3, group: f.group, headDim: f.headDim, dtype: 'f16' };
+      for (const n of [5, 40, 600]) {
+        const [k, v] = kvChunk(s, n);
+        c.append(0, k, v);
+        for (const nQ of [1, 2, 7, 16]) {
+          const q = queries(s, nQ);
+          expectExactPerHead(c, 0, q, c.attend(0, q, { remember: false }).output.data);
+        }
+      }
+      c.attend(0, queries(s, 8));  // the observation window, for adakv's scores
+      c.compress({ name: 'adakv', scorer: 'knorm', alpha: 0.2 } as KvCompressionPolicy, { keep: 200 });
+      expect(new Set(Array.from(c.lengths().data)).size, 'adakv made the heads ragged').toBeGreaterThan(1);
+      for (const nQ of [1, 5]) {
+        const q = queries(s, nQ);
+        expectExactPerHead(c, 0, q, c.attend(0, q, { remember: false }).output.data);
+      }
+    });
+  }
+
   test('device out of memory at any allocation: ERR_OUT_OF_MEMORY, the cache exactly as it was, the process fine', () => {
     const inject = (n: number) => native().cudaFailAllocationsAfter(n);
     for (const dtype of ['f16', 'int4'] as const) {
