@@ -6,34 +6,12 @@
 #include <new>
 #include <string>
 
-#include "../core/thread_pool.h"
+#include "../core/run_all.h"
 #include "bit_io.h"
 #include "equal_info.h"
 #include "static_coding.h"
 
 namespace tp::coding {
-
-namespace {
-
-// Runs fn(i) for i in [0, n) on the pool; returns the lowest-index failure
-// (so the reported error does not depend on the schedule).
-template <typename Fn>
-Status run_all(size_t n, Fn fn) {
-  std::vector<Status> status(n);
-  ThreadPool::instance().parallel_for(static_cast<int64_t>(n), [&](int64_t i, int) {
-    try {
-      status[static_cast<size_t>(i)] = fn(static_cast<size_t>(i));
-    } catch (const std::bad_alloc&) {
-      status[static_cast<size_t>(i)] = Status::out_of_memory("out of memory while coding");
-    }
-  });
-  for (auto& st : status) {
-    if (!st.is_ok()) return st;
-  }
-  return Status::ok();
-}
-
-}  // namespace
 
 void bits_to_tokens(const std::vector<uint8_t>& bytes, size_t nbits, int token_bits, std::vector<uint32_t>* tokens) {
   const size_t n = (nbits + token_bits - 1) / token_bits;

@@ -5,33 +5,12 @@
 #include <new>
 #include <string>
 
+#include "../core/run_all.h"
 #include "../core/thread_pool.h"
 #include "equal_info.h"
 #include "equal_info_portable.h"
 
 namespace tp::coding {
-
-namespace {
-
-// fn(i) for i in [0, n) on the pool; the lowest-index failure wins (as in
-// coding_batch.cpp, so errors do not depend on the schedule).
-template <typename Fn>
-Status run_indexed(size_t n, Fn fn) {
-  std::vector<Status> status(n);
-  ThreadPool::instance().parallel_for(static_cast<int64_t>(n), [&](int64_t i, int) {
-    try {
-      status[static_cast<size_t>(i)] = fn(static_cast<size_t>(i));
-    } catch (const std::bad_alloc&) {
-      status[static_cast<size_t>(i)] = Status::out_of_memory("out of memory while coding");
-    }
-  });
-  for (auto& st : status) {
-    if (!st.is_ok()) return st;
-  }
-  return Status::ok();
-}
-
-}  // namespace
 
 size_t WindowIndex::doc_of(uint64_t g) const {
   // The last d with first[d] <= g (documents without windows are skipped).
@@ -93,7 +72,7 @@ Status finish_slot_decode(const ByteModel& model, const std::vector<std::vector<
   const size_t all_docs_cap = max_bytes > SIZE_MAX / (bits.size() + 1) ? SIZE_MAX : max_bytes * bits.size();
   std::atomic<size_t> total{decoded.packed.size()};
   std::vector<std::vector<uint8_t>> pieces(redo.size());
-  Status st = run_indexed(redo.size(), [&](size_t i) {
+  Status st = run_all(redo.size(), [&](size_t i) {
     if (total.load(std::memory_order_relaxed) > all_docs_cap) {
       return Status::invalid("tokens: the documents decode to more than maxBytes (" + std::to_string(max_bytes) + ") each");
     }

@@ -21,15 +21,6 @@
 namespace tp::cuda {
 namespace {
 
-std::string num(int64_t x) { return std::to_string(x); }
-
-Status check_view(const char* name, int64_t heads, int64_t rows, int64_t d, int64_t hs, int64_t rs, int64_t len) {
-  const int64_t need = view_span(heads, rows, d, hs, rs);
-  if (need < 0) return Status::invalid(std::string(name) + ": expected non-negative strides whose span fits in 64 bits");
-  if (need > len) return Status::invalid(std::string(name) + ": expected at least " + num(need) + " elements for its shape and strides, received " + num(len));
-  return Status::ok();
-}
-
 // Host rows [heads, n, d] of any float dtype -> contiguous 16-bit rows of `to`.
 void convert_rows(const void* src, DType from, int64_t hs, int64_t rs, int64_t heads, int64_t n, int64_t d, DType to, uint16_t* dst) {
   for (int64_t h = 0; h < heads; ++h) {
@@ -188,22 +179,11 @@ Status DeviceKvCache::reserve(DeviceLayer& L, int64_t rows) {
 
 Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
-  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
-  if (in.n < 0) return Status::invalid("k.shape[1]: expected n >= 0, received " + num(in.n));
-  Status st = check_view("k", H, in.n, d, in.k_head_stride, in.k_row_stride, in.k_len);
-  if (st.is_ok()) st = check_view("v", H, in.n, d, in.v_head_stride, in.v_row_stride, in.v_len);
+  Status st = kv::check_append(*this, layer, in);
   if (!st.is_ok()) return st;
-  if (in.positions && in.positions_len != in.n) return Status::invalid("positions: expected " + num(in.n) + " elements, received " + num(in.positions_len));
-  DeviceLayer& L = layers_[layer];
-  int64_t longest = 0;
-  for (int64_t h = 0; h < H; ++h) {
-    if (L.len[h] + in.n > cfg_.capacity) {
-      return Status::invalid("k.shape[1]: appending " + num(in.n) + " tokens to layer " + num(layer) + " head " + num(h) + " (" +
-                             num(L.len[h]) + " tokens) exceeds the capacity of " + num(cfg_.capacity) + " tokens");
-    }
-    longest = std::max(longest, L.len[h]);
-  }
   if (in.n == 0) return Status::ok();
+  DeviceLayer& L = layers_[layer];
+  const int64_t longest = max_length(layer);
   std::vector<uint16_t> hk, hv;
   std::vector<int32_t> hpos;
   std::vector<float> ones;
@@ -283,18 +263,7 @@ Status DeviceKvCache::append_quantized(DeviceLayer& L, const kv::AppendInput& in
     TP_CUDA_TRY(cudaMemcpy(cv + tail * rb, hv.data() + h * in.n * d, in.n * rb, cudaMemcpyHostToDevice), "cudaMemcpy(append v)");
   }
   TP_CUDA_TRY(cudaMemcpy(quant_meta_.as<int32_t>(), groups.data(), groups.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append groups)");
-  QuantizeLaunch q;
-  q.layout = qlayout_;
-  q.k = concat_k_.as<void>();
-  q.v = concat_v_.as<void>();
-  q.n_kv_heads = H;
-  q.src_rows = most;
-  q.groups = quant_meta_.as<int32_t>();
-  q.first_block = quant_meta_.as<int32_t>() + H;
-  q.max_groups = max_groups;
-  q.blocks = L.blocks.as<uint8_t>();
-  q.blocks_cap = L.blocks_cap;
-  s = launch_quantize_groups(q);
+  s = quantize_into(L, concat_k_.as<void>(), concat_v_.as<void>(), false, most, max_groups);
   if (!s.is_ok()) return s;
   // Commit: the new tails, then the block counts (the host mirror first, so
   // that it matches the device even if an upload below fails).
@@ -313,6 +282,22 @@ Status DeviceKvCache::append_quantized(DeviceLayer& L, const kv::AppendInput& in
 
 // The fused decode's layout rule (check_device_attention checks the rest):
 // for headDim 64/128/256 every group that is a multiple of 8 qualifies.
+Status DeviceKvCache::quantize_into(DeviceLayer& L, const void* k, const void* v, bool src_f32, int64_t src_rows, int64_t max_groups) {
+  QuantizeLaunch q;
+  q.layout = qlayout_;
+  q.k = k;
+  q.v = v;
+  q.src_f32 = src_f32;
+  q.n_kv_heads = cfg_.n_kv_heads;
+  q.src_rows = src_rows;
+  q.groups = quant_meta_.as<int32_t>();
+  q.first_block = quant_meta_.as<int32_t>() + cfg_.n_kv_heads;
+  q.max_groups = max_groups;
+  q.blocks = L.blocks.as<uint8_t>();
+  q.blocks_cap = L.blocks_cap;
+  return launch_quantize_groups(q);
+}
+
 bool DeviceKvCache::fused_quant_ok() const { return qlayout_.group >= 8 && qlayout_.group % 8 == 0; }
 
 DeviceQuantKv DeviceKvCache::quant_view(const DeviceLayer& L) const {
@@ -411,13 +396,8 @@ Status DeviceKvCache::run_attention(const DeviceLayer& L, const KvRows& view, co
 
 Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
-  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
-  if (in.n_heads < 1 || in.n_heads % H != 0) return Status::invalid("q.shape[0] (nHeads): expected a multiple of nKvHeads = " + num(H) + ", received " + num(in.n_heads));
-  if (in.n_q < 1) return Status::invalid("q.shape[1] (nQ): expected at least 1, received " + num(in.n_q));
-  const int64_t need = view_span(in.n_heads, in.n_q, d, in.q_head_stride, in.q_row_stride);
-  if (need < 0 || need > in.q_len) return Status::invalid("q: expected at least " + num(need) + " elements for its shape and strides, received " + num(in.q_len));
-  if (in.out_len != in.n_heads * in.n_q * d) return Status::invalid("out: expected " + num(in.n_heads * in.n_q * d) + " elements, received " + num(in.out_len));
-  if (in.lse && in.lse_len != in.n_heads * in.n_q) return Status::invalid("lse: expected " + num(in.n_heads * in.n_q) + " elements, received " + num(in.lse_len));
+  Status checked = kv::check_attend(cfg_, layer, in);
+  if (!checked.is_ok()) return checked;
   if (in.softcap != 0.0f) return Status::unsupported("KvCache on cuda: softcap is not supported on the device (use a CPU cache)");
   const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
   DeviceLayer& L = layers_[layer];
@@ -500,14 +480,12 @@ void DeviceKvCache::remember(DeviceLayer& L, const kv::AttendInput& in) {
 
 Status DeviceKvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len,
                                    float* counts, int64_t counts_len) const {
-  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  Status s = kv::check_export(*this, layer, kv_len, pos_len, counts, counts_len);
+  if (!s.is_ok()) return s;
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, m = max_length(layer);
-  if (kv_len != H * m * d) return Status::invalid("k, v: expected " + num(H * m * d) + " elements each, received " + num(kv_len));
-  if (pos_len != H * m) return Status::invalid("positions: expected " + num(H * m) + " elements, received " + num(pos_len));
-  if (counts && counts_len != H * m) return Status::invalid("counts: expected " + num(H * m) + " elements, received " + num(counts_len));
   const DeviceLayer& L = layers_[layer];
   KvRows view;
-  Status s = rows_of(L, layer, DType::F32, &view);  // float caches: the stored rows
+  s = rows_of(L, layer, DType::F32, &view);  // float caches: the stored rows
   if (!s.is_ok()) return s;
   const size_t es = dtype_size(view.dtype), rb = size_t(d) * es;
   std::vector<uint8_t> hk, hv;

@@ -462,21 +462,9 @@ Status DeviceKvCache::requantize(DeviceLayer& L, const std::vector<int64_t>& kee
     max_groups = std::max(max_groups, nb);
     max_tail = std::max(max_tail, keep[h] - nb * g);
   }
-  Status s = Status::ok();  // quant_meta_ was reserved by reserve_apply
+  // quant_meta_ was reserved by reserve_apply.
   TP_CUDA_TRY(cudaMemcpy(quant_meta_.as<int32_t>(), meta.data(), meta.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy(requantize groups)");
-  QuantizeLaunch q;
-  q.layout = qlayout_;
-  q.k = gather_k_.as<void>();
-  q.v = gather_v_.as<void>();
-  q.src_f32 = true;
-  q.n_kv_heads = H;
-  q.src_rows = stride;
-  q.groups = quant_meta_.as<int32_t>();
-  q.first_block = quant_meta_.as<int32_t>() + H;
-  q.max_groups = max_groups;
-  q.blocks = L.blocks.as<uint8_t>();
-  q.blocks_cap = L.blocks_cap;
-  s = launch_quantize_groups(q);
+  Status s = quantize_into(L, gather_k_.as<void>(), gather_v_.as<void>(), true, stride, max_groups);
   const int32_t* first = quant_meta_.as<int32_t>() + 2 * H;
   const int32_t* rows = quant_meta_.as<int32_t>() + 3 * H;
   if (s.is_ok()) s = launch_rows_to_f16(gather_k_.as<float>(), stride, first, rows, H, max_tail, cfg_.head_dim, L.k.as<uint16_t>(), L.kv_rows);
@@ -490,31 +478,18 @@ Status DeviceKvCache::compress(const kv::CompressRequest& req, kv::CompressRepor
   const int64_t H = cfg_.n_kv_heads;
   DeviceScorer scorer;
   const bool razor = req.allocation == kv::Allocation::Razor;
-  if (!razor && !find_kv_policy(req.scorer.c_str())) return Status::invalid("policy: expected a known policy name, received \"" + req.scorer + "\"");
-  if (!razor && !device_scorer(req.scorer, &scorer)) {
+  // What the device does not run (a known policy without device kernels, draft queries), then the shared checks.
+  if (!razor && find_kv_policy(req.scorer.c_str()) && !device_scorer(req.scorer, &scorer)) {
     return Status::unsupported("KvCache on cuda: policy \"" + req.scorer +
                                "\" runs on the CPU only; the device scores streamingllm, knorm, h2o, tova and snapkv");
-  }
-  if (!req.retrieval.empty() && static_cast<int64_t>(req.retrieval.size()) != cfg_.n_layers * H) {
-    return Status::invalid("policy.retrievalHeads: expected nLayers * nKvHeads = " + num(cfg_.n_layers * H) + " flags, received " +
-                           num(static_cast<int64_t>(req.retrieval.size())));
   }
   if (!req.drafts.empty()) return Status::unsupported("KvCache on cuda: draft queries (speckv) run on the CPU only");
   if (req.options.window < 1 || req.options.kernel < 1 || req.options.sinks < 0 || req.options.recent < 0) {
     return Status::invalid("policy: expected window >= 1, kernel >= 1, sinks >= 0 and recent >= 0");
   }
-  if (req.keep < 0 && !(req.ratio >= 0.0 && req.ratio < 1.0)) return Status::invalid("budget: expected keep >= 0 or a compressionRatio in [0, 1)");
-  if (!(req.alpha >= 0.0 && req.alpha <= 1.0)) return Status::invalid("policy.alpha: expected 0 to 1, received " + std::to_string(req.alpha));
-  if (!(req.beta >= 1.0)) return Status::invalid("policy.beta: expected at least 1, received " + std::to_string(req.beta));
-  std::vector<int64_t> layers = req.layers;
-  if (layers.empty()) {
-    for (int64_t l = 0; l < cfg_.n_layers; ++l) layers.push_back(l);
-  }
-  std::vector<uint8_t> seen(size_t(cfg_.n_layers), 0);
-  for (int64_t l : layers) {
-    if (l < 0 || l >= cfg_.n_layers) return Status::invalid("layers: expected layer indices 0 to " + num(cfg_.n_layers - 1) + ", received " + num(l));
-    if (seen[l]++) return Status::invalid("layers: expected distinct layer indices, received " + num(l) + " twice");
-  }
+  std::vector<int64_t> layers;
+  const Status checked = kv::check_compress(cfg_, req, &layers);
+  if (!checked.is_ok()) return checked;
   report->tokens_before = total_tokens();
   report->bytes_before = memory_bytes();
   using Clock = std::chrono::steady_clock;

@@ -8,21 +8,14 @@
 #include <cmath>
 
 #include "cuda_check.cuh"
+#include "cuda_kv_common.cuh"
 #include "cuda_kv_kernels.h"
 
 namespace tp::cuda {
 namespace {
 
-constexpr int kThreads = 128;
+using namespace kvk;
 constexpr int kMassRows = 16;  // query rows per shared-memory chunk of the mass kernel
-
-__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_f32(float x) { return x; }
-
-unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
-
-Status launched(const char* what) { return check(cudaGetLastError(), what); }
 
 // One thread per key p of head blockIdx.y; the block's query rows pass
 // through shared memory kMassRows at a time. D = headDim (compile time).
@@ -171,7 +164,6 @@ const void* mass_kernel_for(int64_t head_dim) {
   }
 }
 
-dim3 head_grid(int64_t rows, int64_t heads) { return dim3(blocks_for(rows > 0 ? rows : 1), static_cast<unsigned>(heads)); }
 
 }  // namespace
 
@@ -221,7 +213,7 @@ Status launch_gather_rows(const GatherLaunch& g) {
 
 Status launch_fill(float* dst, int64_t n, float x) {
   if (n == 0) return Status::ok();
-  fill_f32_kernel<<<blocks_for(n), kThreads>>>(dst, n, x);
+  fill_f32_kernel<<<head_grid(n, 1), kThreads>>>(dst, n, x);
   return launched("launch fill_f32_kernel");
 }
 

@@ -11,24 +11,15 @@
 #include <cmath>
 
 #include "cuda_check.cuh"
+#include "cuda_kv_common.cuh"
 #include "cuda_kv_merge.h"
 
 namespace tp::cuda {
 namespace {
 
-constexpr int kThreads = 128;
+using namespace kvk;
+
 constexpr int kTileE = 64, kTileK = 64, kChunkD = 32, kNearThreads = 256;
-
-__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ void from_f32(float x, __half* out) { *out = __float2half_rn(x); }
-__device__ __forceinline__ void from_f32(float x, __nv_bfloat16* out) { *out = __float2bfloat16_rn(x); }
-__device__ __forceinline__ void from_f32(float x, float* out) { *out = x; }
-
-dim3 head_grid(int64_t n, int64_t heads, int per = kThreads) {
-  return dim3(static_cast<unsigned>((n > 0 ? n + per - 1 : per) / per), static_cast<unsigned>(heads));
-}
 
 // First index in sorted[0, n) whose value is >= x.
 __device__ __forceinline__ int lower_bound(const int32_t* sorted, int n, int x) {
@@ -227,8 +218,6 @@ __global__ void merge_apply_kernel(MergeApply m) {
     m.count_out[dst] = w;
   }
 }
-
-Status launched(const char* what) { return check(cudaGetLastError(), what); }
 
 }  // namespace
 

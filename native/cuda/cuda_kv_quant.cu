@@ -4,16 +4,13 @@
 
 #include "../kv/kv_quant_block.h"
 #include "cuda_check.cuh"
+#include "cuda_kv_common.cuh"
 #include "cuda_kv_quant.h"
 
 namespace tp::cuda {
 namespace {
 
-constexpr int kThreads = 128;
-
-dim3 head_grid(int64_t n, int64_t heads) {
-  return dim3(static_cast<unsigned>((n > 0 ? n + kThreads - 1 : kThreads) / kThreads), static_cast<unsigned>(heads));
-}
+using namespace kvk;
 
 struct F16At {
   const uint16_t* p;
@@ -77,8 +74,6 @@ __global__ void rows_to_f16_kernel(const float* src, int64_t src_rows, const int
   if (row >= n[h]) return;
   dst[(int64_t(h) * dst_rows + row) * head_dim + c] = f32_to_f16(src[(int64_t(h) * src_rows + first[h] + row) * head_dim + c]);
 }
-
-Status launched(const char* what) { return check(cudaGetLastError(), what); }
 
 }  // namespace
 

@@ -123,6 +123,10 @@ class DeviceKvCache final : public kv::KvCacheApi {
   // into f16 (want F16) or f32 (want F32) scratch.
   Status rows_of(const DeviceLayer& L, int64_t layer, DType want, KvRows* out) const;
   Status requantize(DeviceLayer& L, const std::vector<int64_t>& keep, int64_t stride);
+  // Quantizes quant_meta_[h] groups of rows per head from k / v (f16, or f32
+  // when src_f32: [nKvHeads, src_rows, headDim]) into the layer's blocks from
+  // block quant_meta_[nKvHeads + h].
+  Status quantize_into(DeviceLayer& L, const void* k, const void* v, bool src_f32, int64_t src_rows, int64_t max_groups);
   Status upload_lens(DeviceLayer& L);
   void remember(DeviceLayer& L, const kv::AttendInput& in);
   // Attention of f32 device queries [nHeads, rows, D] over the layer: out and

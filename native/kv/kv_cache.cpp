@@ -147,20 +147,29 @@ Status KvCache::quantize_full_groups(HeadStore& s, std::vector<float>& scratch) 
   return Status::ok();
 }
 
-Status KvCache::append(int64_t layer, const AppendInput& in) {
-  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
-  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& in) {
+  const CacheConfig& cfg = cache.config();
+  const int64_t H = cfg.n_kv_heads, d = cfg.head_dim;
+  if (layer < 0 || layer >= cfg.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg.n_layers - 1) + ", received " + num(layer));
   if (in.n < 0) return Status::invalid("k.shape[1]: expected n >= 0, received " + num(in.n));
   Status st = check_view("k", H, in.n, d, in.k_head_stride, in.k_row_stride, in.k_len);
   if (st.is_ok()) st = check_view("v", H, in.n, d, in.v_head_stride, in.v_row_stride, in.v_len);
   if (!st.is_ok()) return st;
   if (in.positions && in.positions_len != in.n) return Status::invalid("positions: expected " + num(in.n) + " elements, received " + num(in.positions_len));
   for (int64_t h = 0; h < H; ++h) {
-    if (head(layer, h).len + in.n > cfg_.capacity) {
+    const int64_t len = cache.length(layer, h);
+    if (len + in.n > cfg.capacity) {
       return Status::invalid("k.shape[1]: appending " + num(in.n) + " tokens to layer " + num(layer) + " head " + num(h) + " (" +
-                             num(head(layer, h).len) + " tokens) exceeds the capacity of " + num(cfg_.capacity) + " tokens");
+                             num(len) + " tokens) exceeds the capacity of " + num(cfg.capacity) + " tokens");
     }
   }
+  return Status::ok();
+}
+
+Status KvCache::append(int64_t layer, const AppendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  Status st = check_append(*this, layer, in);
+  if (!st.is_ok()) return st;
   if (in.n == 0) return Status::ok();
   // Reserve everything first: a failure leaves every head as it was.
   try {
@@ -253,13 +262,21 @@ int64_t KvCache::max_length(int64_t layer) const {
   return m;
 }
 
-Status KvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len,
-                             float* counts, int64_t counts_len) const {
-  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
-  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, m = max_length(layer);
+Status check_export(const KvCacheApi& cache, int64_t layer, int64_t kv_len, int64_t pos_len, const float* counts, int64_t counts_len) {
+  const CacheConfig& cfg = cache.config();
+  if (layer < 0 || layer >= cfg.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg.n_layers - 1) + ", received " + num(layer));
+  const int64_t H = cfg.n_kv_heads, d = cfg.head_dim, m = cache.max_length(layer);
   if (kv_len != H * m * d) return Status::invalid("k, v: expected " + num(H * m * d) + " elements each, received " + num(kv_len));
   if (pos_len != H * m) return Status::invalid("positions: expected " + num(H * m) + " elements, received " + num(pos_len));
   if (counts && counts_len != H * m) return Status::invalid("counts: expected " + num(H * m) + " elements, received " + num(counts_len));
+  return Status::ok();
+}
+
+Status KvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, int64_t kv_len, int32_t* positions, int64_t pos_len,
+                             float* counts, int64_t counts_len) const {
+  const Status checked = check_export(*this, layer, kv_len, pos_len, counts, counts_len);
+  if (!checked.is_ok()) return checked;
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, m = max_length(layer);
   Status failed = Status::ok();
   std::vector<Status> statuses(static_cast<size_t>(H));
   ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {

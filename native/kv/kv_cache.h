@@ -80,6 +80,18 @@ struct CompressReport {
   int64_t bytes_moved = 0;           // bytes compaction read and wrote (rows, positions, accumulators)
 };
 
+// Argument checks every cache implementation runs first (the CPU KvCache and
+// the device cache give the same errors): layer, views, positions and the
+// capacity left in each head for append; layer, shapes and buffers for attend.
+Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& in);
+Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in);
+// Compress: the policy name, budget, allocation options, retrieval flags and
+// draft queries; `layers` gets the request's layers (every layer when none),
+// checked in range and distinct.
+Status check_compress(const CacheConfig& cfg, const CompressRequest& req, std::vector<int64_t>* layers);
+// Export: the layer and the sizes of the output buffers.
+Status check_export(const KvCacheApi& cache, int64_t layer, int64_t kv_len, int64_t pos_len, const float* counts, int64_t counts_len);
+
 class KvCache final : public KvCacheApi {
  public:
   static Status create(const CacheConfig& cfg, KvCache** out);

@@ -20,15 +20,22 @@ std::string num(int64_t x) { return std::to_string(x); }
 
 }  // namespace
 
-Status KvCache::attend(int64_t layer, const AttendInput& in) {
-  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
-  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in) {
+  const int64_t H = cfg.n_kv_heads, d = cfg.head_dim;
+  if (layer < 0 || layer >= cfg.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg.n_layers - 1) + ", received " + num(layer));
   if (in.n_heads < 1 || in.n_heads % H != 0) return Status::invalid("q.shape[0] (nHeads): expected a multiple of nKvHeads = " + num(H) + ", received " + num(in.n_heads));
   if (in.n_q < 1) return Status::invalid("q.shape[1] (nQ): expected at least 1, received " + num(in.n_q));
   const int64_t need = view_span(in.n_heads, in.n_q, d, in.q_head_stride, in.q_row_stride);
   if (need < 0 || need > in.q_len) return Status::invalid("q: expected at least " + num(need) + " elements for its shape and strides, received " + num(in.q_len));
   if (in.out_len != in.n_heads * in.n_q * d) return Status::invalid("out: expected " + num(in.n_heads * in.n_q * d) + " elements, received " + num(in.out_len));
   if (in.lse && in.lse_len != in.n_heads * in.n_q) return Status::invalid("lse: expected " + num(in.n_heads * in.n_q) + " elements, received " + num(in.lse_len));
+  return Status::ok();
+}
+
+Status KvCache::attend(int64_t layer, const AttendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  const Status checked = check_attend(cfg_, layer, in);
+  if (!checked.is_ok()) return checked;
   const int64_t group = in.n_heads / H;
   const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
 

@@ -313,23 +313,24 @@ void KvCache::apply_plan(int64_t layer, int64_t h, const HeadPlan& plan, std::ve
   s.len = n;
 }
 
-Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
-  const int64_t H = cfg_.n_kv_heads;
+Status check_compress(const CacheConfig& cfg, const CompressRequest& req, std::vector<int64_t>* resolved) {
+  const int64_t H = cfg.n_kv_heads;
   if (req.allocation != Allocation::Razor && !find_kv_policy(req.scorer.c_str())) {
     return Status::invalid("policy: expected a known policy name, received \"" + req.scorer + "\"");
   }
   if (req.keep < 0 && !(req.ratio >= 0.0 && req.ratio < 1.0)) return Status::invalid("budget: expected keep >= 0 or a compressionRatio in [0, 1)");
   if (!(req.alpha >= 0.0 && req.alpha <= 1.0)) return Status::invalid("policy.alpha: expected 0 to 1, received " + std::to_string(req.alpha));
   if (!(req.beta >= 1.0)) return Status::invalid("policy.beta: expected at least 1, received " + std::to_string(req.beta));
-  if (!req.retrieval.empty() && static_cast<int64_t>(req.retrieval.size()) != cfg_.n_layers * H) {
-    return Status::invalid("policy.retrievalHeads: expected nLayers * nKvHeads = " + num(cfg_.n_layers * H) + " flags, received " + num(static_cast<int64_t>(req.retrieval.size())));
+  if (!req.retrieval.empty() && static_cast<int64_t>(req.retrieval.size()) != cfg.n_layers * H) {
+    return Status::invalid("policy.retrievalHeads: expected nLayers * nKvHeads = " + num(cfg.n_layers * H) + " flags, received " + num(static_cast<int64_t>(req.retrieval.size())));
   }
-  std::vector<int64_t> layers = req.layers;
+  std::vector<int64_t>& layers = *resolved;
+  layers = req.layers;
   if (layers.empty()) {
-    for (int64_t l = 0; l < cfg_.n_layers; ++l) layers.push_back(l);
+    for (int64_t l = 0; l < cfg.n_layers; ++l) layers.push_back(l);
   }
-  if (!req.drafts.empty() && static_cast<int64_t>(req.drafts.size()) != cfg_.n_layers) {
-    return Status::invalid("draftQueries: expected one entry per layer (" + num(cfg_.n_layers) + "), received " + num(static_cast<int64_t>(req.drafts.size())));
+  if (!req.drafts.empty() && static_cast<int64_t>(req.drafts.size()) != cfg.n_layers) {
+    return Status::invalid("draftQueries: expected one entry per layer (" + num(cfg.n_layers) + "), received " + num(static_cast<int64_t>(req.drafts.size())));
   }
   for (size_t l = 0; l < req.drafts.size(); ++l) {
     const CompressRequest::Draft& dr = req.drafts[l];
@@ -337,14 +338,22 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
     if (dr.n_heads < 1 || dr.n_heads % H != 0 || dr.n_draft < 1) {
       return Status::invalid("draftQueries[" + num(static_cast<int64_t>(l)) + "]: expected [nHeads (a multiple of nKvHeads), nDraft >= 1, headDim]");
     }
-    const int64_t need = view_span(dr.n_heads, dr.n_draft, cfg_.head_dim, dr.head_stride, dr.row_stride);
+    const int64_t need = view_span(dr.n_heads, dr.n_draft, cfg.head_dim, dr.head_stride, dr.row_stride);
     if (need < 0 || need > dr.len) return Status::invalid("draftQueries[" + num(static_cast<int64_t>(l)) + "]: expected at least " + num(need) + " elements for its shape and strides, received " + num(dr.len));
   }
-  std::vector<uint8_t> seen(static_cast<size_t>(cfg_.n_layers), 0);
+  std::vector<uint8_t> seen(static_cast<size_t>(cfg.n_layers), 0);
   for (int64_t l : layers) {
-    if (l < 0 || l >= cfg_.n_layers) return Status::invalid("layers: expected layer indices 0 to " + num(cfg_.n_layers - 1) + ", received " + num(l));
+    if (l < 0 || l >= cfg.n_layers) return Status::invalid("layers: expected layer indices 0 to " + num(cfg.n_layers - 1) + ", received " + num(l));
     if (seen[l]++) return Status::invalid("layers: expected distinct layer indices, received " + num(l) + " twice");
   }
+  return Status::ok();
+}
+
+Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
+  const int64_t H = cfg_.n_kv_heads;
+  std::vector<int64_t> layers;
+  const Status checked = check_compress(cfg_, req, &layers);
+  if (!checked.is_ok()) return checked;
   report->tokens_before = total_tokens();
   report->bytes_before = memory_bytes();
 

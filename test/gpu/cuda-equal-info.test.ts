@@ -15,8 +15,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { EqualInfoTokenizer } from '../../lib/coding/equal-info.js';
 import { ByteModel } from '../../lib/coding/model.js';
 import { cudaAvailability } from '../../lib/cuda.js';
-import { native, type NativeSlotDecodeParams } from '../../lib/native.js';
-import { awkwardDocs, randomBytes, sampleText, testModel } from '../unit/coding-fixtures.js';
+import { native } from '../../lib/native.js';
+import { awkwardDocs, modelsTrainedOnRuns, outcome, randomBytes, runDocs, sampleText, slotParams, testModel } from '../unit/coding-fixtures.js';
 
 const cuda = cudaAvailability();
 if (!cuda.available) console.warn(`test/gpu: CUDA Equal-Info tests skipped: ${cuda.reason}`);
@@ -26,25 +26,10 @@ const enc = new TextEncoder();
 const model = testModel();
 type Ids = Uint16Array | Uint32Array;
 
-function params(tok: EqualInfoTokenizer, tokens: Ids[], slotBytes?: number): NativeSlotDecodeParams {
-  return {
-    model: (tok.model as ByteModel).handle, windowBits: tok.windowBits, tokenBits: tok.tokenBits, tokens, maxBytes: tok.maxBytes,
-    ...(slotBytes === undefined ? {} : { slotBytes }),
-  };
-}
-
-function outcome<T>(fn: () => T): { ok: T } | { error: string; type: string } {
-  try {
-    return { ok: fn() };
-  } catch (e) {
-    return { error: (e as Error).message, type: (e as Error).constructor.name };
-  }
-}
-
 /** Device decode == CPU decode == the documents; overflow count == the host run's. */
 function checkSame(tok: EqualInfoTokenizer, ids: Ids[], docs: Uint8Array[] | null, slotBytes?: number): number {
-  const gpu = native().equalInfoDecodeCuda(params(tok, ids, slotBytes));
-  const host = native().equalInfoDecodePortable(params(tok, ids, slotBytes));
+  const gpu = native().equalInfoDecodeCuda(slotParams(tok, ids, slotBytes));
+  const host = native().equalInfoDecodePortable(slotParams(tok, ids, slotBytes));
   const cpu = tok.decodeBatch(ids);
   expect(gpu.docs.length).toBe(cpu.length);
   gpu.docs.forEach((d, i) => {
@@ -102,7 +87,7 @@ describe.skipIf(!cuda.available)(title, () => {
       const padBits = count * t - windows * b;
       if (padBits > 0) ids[count - 1] = (ids[count - 1]! >> padBits) << padBits;
       const cpu = outcome(() => tok.decodeBatch([ids]));
-      const gpu = outcome(() => native().equalInfoDecodeCuda(params(tok, [ids], k % 3 === 0 ? 2 : undefined)).docs);
+      const gpu = outcome(() => native().equalInfoDecodeCuda(slotParams(tok, [ids], k % 3 === 0 ? 2 : undefined)).docs);
       if ('ok' in cpu) {
         expect(gpu).toEqual(cpu);
       } else {
@@ -115,13 +100,10 @@ describe.skipIf(!cuda.available)(title, () => {
   });
 
   describe('other models (orders 1, 3, 12), device copies side by side', () => {
-    const runs = [new Uint8Array(20000), new Uint8Array(9000).fill(255), enc.encode('ab'.repeat(3000)), enc.encode(sampleText(2))];
+    const runs = runDocs();
     const trained: ByteModel[] = [];
     beforeAll(async () => {
-      const corpus = new Uint8Array(runs.reduce((n, r) => n + r.length, 0));
-      let at = 0;
-      for (const r of runs) (corpus.set(r, at), (at += r.length));
-      for (const maxOrder of [1, 3, 12]) trained.push(await ByteModel.train(corpus, { maxOrder, maxBytes: 1 << 20 }));
+      trained.push(...(await modelsTrainedOnRuns()));
     });
     it('decodes with each model in turn, twice (cached copies), overflowing the default slot', () => {
       for (let round = 0; round < 2; round++) {
@@ -137,7 +119,7 @@ describe.skipIf(!cuda.available)(title, () => {
   it('the async entry point and the tokenizer option give the same bytes', async () => {
     const tok = new EqualInfoTokenizer({ model, windowBits: 32, tokenBits: 16, device: 'cuda' });
     const ids = tok.encodeBatch(docs);
-    const r = await native().equalInfoDecodeCudaAsync(params(tok, ids));
+    const r = await native().equalInfoDecodeCudaAsync(slotParams(tok, ids));
     r.docs.forEach((d, i) => expect(d).toEqual(docs[i]));
     expect(tok.decodeDevice).toBe('cuda');
     tok.decodeBatch(ids).forEach((d, i) => expect(d).toEqual(docs[i]));
@@ -151,7 +133,7 @@ describe.skipIf(cuda.available)('CUDA Equal-Info decoding without a device', () 
   it('the binding refuses with ERR_NO_CUDA; the tokenizer decodes on the CPU', () => {
     const tok = new EqualInfoTokenizer({ model, windowBits: 16, tokenBits: 16, device: 'cuda' });
     const ids = tok.encode('hello');
-    expect(() => native().equalInfoDecodeCuda(params(tok, [ids]))).toThrow(expect.objectContaining({ code: 'ERR_NO_CUDA' }));
+    expect(() => native().equalInfoDecodeCuda(slotParams(tok, [ids]))).toThrow(expect.objectContaining({ code: 'ERR_NO_CUDA' }));
     expect(tok.decode(ids)).toBe('hello');
     expect(tok.lastDecodeDevice).toBe('cpu');
   });

@@ -11,7 +11,7 @@ import { EqualInfoTokenizer } from '../../lib/coding/equal-info.js';
 import { ByteModel } from '../../lib/coding/model.js';
 import { cudaAvailability } from '../../lib/cuda.js';
 import { native } from '../../lib/native.js';
-import { awkwardDocs, randomBytes, sampleText, testModel } from './coding-fixtures.js';
+import { awkwardDocs, modelsTrainedOnRuns, outcome, randomBytes, runDocs, sampleText, slotParams, testModel } from './coding-fixtures.js';
 
 const enc = new TextEncoder();
 const model = testModel();
@@ -19,19 +19,7 @@ const model = testModel();
 type Ids = Uint16Array | Uint32Array;
 
 function portable(tok: EqualInfoTokenizer, lists: Ids[], slotBytes?: number) {
-  return native().equalInfoDecodePortable({
-    model: (tok.model as ByteModel).handle, windowBits: tok.windowBits, tokenBits: tok.tokenBits, tokens: lists, maxBytes: tok.maxBytes,
-    ...(slotBytes === undefined ? {} : { slotBytes }),
-  });
-}
-
-/** The result of fn, or the error it throws, as a comparable value. */
-function outcome<T>(fn: () => T): { ok: T } | { error: string; type: string } {
-  try {
-    return { ok: fn() };
-  } catch (e) {
-    return { error: (e as Error).message, type: (e as Error).constructor.name };
-  }
+  return native().equalInfoDecodePortable(slotParams(tok, lists, slotBytes));
 }
 
 /** Windows of a valid token list whose CPU decode is longer than `limit` bytes. */
@@ -67,16 +55,11 @@ describe('slot decoding (the CUDA algorithm on the host) equals the CPU decoder'
     });
   }
 
-  // Models trained on runs make a run nearly free: a 16-bit window then holds
-  // hundreds of bytes, beyond the default 64-byte slot. Orders 1 (no dense
-  // order-2 rows), 3 and 12 (the longest context).
-  const runs = [new Uint8Array(20000), new Uint8Array(9000).fill(255), enc.encode('ab'.repeat(3000)), enc.encode(sampleText(2))];
+  // Models trained on runs (orders 1, 3, 12): their windows overflow the default slot.
+  const runs = runDocs();
   const trained: ByteModel[] = [];
   beforeAll(async () => {
-    const corpus = new Uint8Array(runs.reduce((n, r) => n + r.length, 0));
-    let at = 0;
-    for (const r of runs) (corpus.set(r, at), (at += r.length));
-    for (const maxOrder of [1, 3, 12]) trained.push(await ByteModel.train(corpus, { maxOrder, maxBytes: 1 << 20 }));
+    trained.push(...(await modelsTrainedOnRuns()));
   });
   for (const [m, maxOrder] of [[0, 1], [1, 3], [2, 12]] as const) {
     it(`a model of order ${maxOrder} trained on runs: windows overflow the default slot and re-decode on the CPU`, () => {
