@@ -5,12 +5,14 @@
  *   k, v f32|f16|bf16  [nKvHeads, nKv, headDim]   (strides allowed: a view
  *                                                  into a larger cache)
  *   out  f32           [nHeads,   nQ,  headDim]
+ * Tensors may be onnxruntime / transformers.js Tensors (TensorLike), and q,
+ * k, v may carry a leading batch dimension of 1 ([1, nHeads, nQ, headDim]).
  * GQA / MQA: nHeads % nKvHeads == 0; query head h reads KV head
  * floor(h / (nHeads / nKvHeads)).
  */
 import { DTYPE_CODE, native, type NativeAttentionParams } from './native.js';
 import { rangeError, typeError } from './errors.js';
-import type { FloatDType, Tensor } from './tensor.js';
+import type { FloatDType, Tensor, TensorLike } from './tensor.js';
 import { checkBoolean, checkNumber, checkOptions, checkTensor } from './validate.js';
 
 export interface AttentionOptions {
@@ -22,7 +24,7 @@ export interface AttentionOptions {
    * [nQ, nKv] mask shared by all heads: 'bool' (1 = may attend) or 'f32'
    * (added to the logits; -Infinity masks).
    */
-  mask?: Tensor<'bool'> | Tensor<'f32'>;
+  mask?: TensorLike<'bool'> | TensorLike<'f32'>;
   /**
    * Speculative-decoding tree over the last nQ keys, as a parent array of
    * length nQ: parents[i] is the tree index of query i's parent (< i), or -1
@@ -34,7 +36,7 @@ export interface AttentionOptions {
    * i32 [nKvHeads, nSel]: attend only to these key positions (sparse /
    * gathered attention: Quest, TidalDecode). Every value in [0, nKv).
    */
-  indices?: Tensor<'i32'>;
+  indices?: TensorLike<'i32'>;
   /** Tanh soft-capping of the logits (Gemma 2): softcap * tanh(s / softcap). */
   softcap?: number;
   /** Also return the log-sum-exp of each row's logits, f32 [nHeads, nQ]. */
@@ -185,9 +187,9 @@ export function prepareAttention(q: unknown, k: unknown, v: unknown, options: un
 
 /** Attention, computed synchronously on the native thread pool. Shapes: see the module comment. */
 export function attention(
-  q: Tensor<'f32'>,
-  k: Tensor<FloatDType>,
-  v: Tensor<FloatDType>,
+  q: TensorLike<'f32'>,
+  k: TensorLike<FloatDType>,
+  v: TensorLike<FloatDType>,
   options?: AttentionOptions,
 ): AttentionResult {
   const { params, result } = prepareAttention(q, k, v, options);
@@ -201,9 +203,9 @@ export function attention(
  * Argument errors reject the promise.
  */
 export async function attentionAsync(
-  q: Tensor<'f32'>,
-  k: Tensor<FloatDType>,
-  v: Tensor<FloatDType>,
+  q: TensorLike<'f32'>,
+  k: TensorLike<FloatDType>,
+  v: TensorLike<FloatDType>,
   options?: AttentionOptions,
 ): Promise<AttentionResult> {
   const { params, result } = prepareAttention(q, k, v, options);

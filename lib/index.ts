@@ -1,14 +1,18 @@
 /** tokenpress: token compression for LLM inference. */
 export { attention, attentionAsync, MAX_TREE_NODES, type AttentionOptions, type AttentionResult } from './attention.js';
+export {
+  toOrt, lastPositions, pastKeyValues, appendPresent, PAST_NAMES, PRESENT_NAMES,
+  type OrtTensorClass, type ToOrtOptions, type KvNames, type PastKeyValuesOptions, type AppendPresentOptions,
+} from './interop/ort.js';
 export { backendInfo, setThreads, setIsa, type BackendInfo, type Isa } from './backend.js';
 export { TokenpressError, type TokenpressErrorCode } from './errors.js';
 export {
-  type DType, type FloatDType, type Tensor, tensor, zeros, numel, contiguousStrides,
+  type DType, type FloatDType, type Tensor, type TensorLike, type EcosystemTensor, tensor, zeros, numel, contiguousStrides,
   castTo, toF32, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32,
 } from './tensor.js';
 export {
   scoreKv, selectKv, compressKv, budgetToKeep,
-  type KvInputs, type KvBudget, type SelectKvOptions, type CompressedKv,
+  type KvInputs, type KvInputsLike, type KvBudget, type SelectKvOptions, type CompressedKv,
 } from './kv/stateless.js';
 export {
   KV_POLICY_NAMES, KV_POLICY_DEFAULTS,

@@ -25,6 +25,39 @@ export interface Tensor<D extends DType = DType> {
   strides?: readonly number[];
 }
 
+/**
+ * An onnxruntime-common or transformers.js tensor, recognised by its shape
+ * (`type`, `dims`, `data`), never by `instanceof`: several copies of
+ * onnxruntime-common coexist in one process. Accepted wherever a Tensor is:
+ * type 'float32' -> f32, 'float16' -> f16 (Uint16Array bits, or
+ * Float16Array), 'int32' -> i32, 'bool' -> bool. `location` must be 'cpu'
+ * (or 'cpu-pinned'). The data is read in place.
+ */
+export interface EcosystemTensor {
+  readonly type: string;
+  readonly dims: readonly number[];
+  readonly data: unknown;
+  readonly location?: string;
+}
+
+/**
+ * What tensor arguments accept: our `{ dtype, shape, data, strides? }` or an
+ * EcosystemTensor. Either may carry a leading batch dimension of exactly 1
+ * where the first dimension is a head count (q, k, v, queries, key mass,
+ * scores: [1, nKvHeads, n, headDim] reads as [nKvHeads, n, headDim]); masks
+ * [nQ, nKv] take none.
+ */
+export type TensorLike<D extends DType = DType> = Tensor<D> | EcosystemTensor;
+
+/** onnxruntime / transformers.js element type of each dtype (bf16 has none in JS). */
+export const ORT_TYPE: Readonly<Record<DType, string | undefined>> = {
+  f32: 'float32',
+  f16: 'float16',
+  bf16: undefined,
+  bool: 'bool',
+  i32: 'int32',
+};
+
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;

@@ -1,6 +1,6 @@
 /** Argument checks shared by every API: one message template (errors.ts). */
 import { rangeError, typeError } from './errors.js';
-import { contiguousStrides, type DType, type Tensor } from './tensor.js';
+import { contiguousStrides, ORT_TYPE, type DType, type Tensor } from './tensor.js';
 
 const ARRAY_NAME: Record<DType, string> = {
   f32: 'Float32Array',
@@ -87,70 +87,185 @@ export interface CheckedTensor<D extends DType = DType> {
   data: Tensor<D>['data'];
 }
 
+// The intrinsic %TypedArray% accessors: an own `length` or `buffer` property
+// defined on a typed array cannot make them lie, and they throw on anything
+// that is not a real typed array (a Proxy, for one).
+const TYPED_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const intrinsic = (name: string) => Object.getOwnPropertyDescriptor(TYPED_PROTO, name)!.get!;
+const TA_LENGTH = intrinsic('length');
+const TA_BUFFER = intrinsic('buffer');
+const TA_OFFSET = intrinsic('byteOffset');
+
 function isDetached(view: ArrayBufferView): boolean {
-  const buffer = view.buffer as ArrayBuffer & { detached?: boolean };
+  const buffer = TA_BUFFER.call(view) as ArrayBuffer & { detached?: boolean };
   if (buffer.detached === true) return true;
   // Node 20 lacks ArrayBuffer.prototype.detached: a detached buffer has byteLength 0.
-  return buffer.byteLength === 0 && view.byteOffset === 0 && view.byteLength === 0;
+  return buffer.byteLength === 0 && TA_OFFSET.call(view) === 0 && TA_LENGTH.call(view) === 0;
+}
+
+/** Where an ecosystem tensor's data may live: host memory we can read in place. */
+const HOST_LOCATIONS: readonly unknown[] = [undefined, 'cpu', 'cpu-pinned'];
+const MAX_RANK = 64;
+/** Tensors whose first dimension is one of these may carry a leading batch of 1. */
+const BATCHED_DIMS: readonly string[] = ['nHeads', 'nKvHeads'];
+
+/** One read of a tensor argument's fields, before any validation. */
+interface RawTensor {
+  /** 'ecosystem': { type, dims, data } (onnxruntime-common, transformers.js). */
+  form: 'plain' | 'ecosystem';
+  /** `dtype`, or the ecosystem `type`. */
+  dtype: unknown;
+  shape: unknown;
+  strides: unknown;
+  data: unknown;
+}
+
+const quoted = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(' | ');
+const ortTypes = (dtypes: readonly DType[]) => dtypes.map((d) => ORT_TYPE[d]).filter((t): t is string => t !== undefined);
+
+function tensorExpected(dtypes: readonly DType[]): string {
+  const ort = ortTypes(dtypes);
+  const eco = ort.length ? ` or an onnxruntime / transformers.js Tensor { type, dims, data } with type ${quoted(ort)}` : '';
+  return `a tensor { dtype, shape, data } with dtype ${quoted(dtypes)}${eco}`;
+}
+
+/** A copy of a small array (so later reads see what was validated); anything else as is. */
+function snapshot(value: unknown): unknown {
+  if (!Array.isArray(value)) return value;
+  const n = value.length;
+  if (n > MAX_RANK) return value;
+  const out = new Array<unknown>(n);
+  for (let i = 0; i < n; i++) out[i] = value[i];
+  return out;
 }
 
 /**
- * Validates a tensor argument: dtype among `dtypes`, rank, data type and
- * length, strides (innermost must be 1; every element must lie inside data).
- * `dims` names the dimensions for messages, e.g. ['nHeads', 'nQ', 'headDim'].
+ * Reads each field of a tensor argument exactly once (getters may change
+ * things). An ecosystem tensor not in host memory is refused before its
+ * `data` is read: onnxruntime's getter throws for GPU data.
+ */
+function readTensor(arg: string, value: unknown, dtypes: readonly DType[]): RawTensor {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
+    throw typeError(arg, tensorExpected(dtypes), value);
+  }
+  const o = value as Record<string, unknown>;
+  if (!('dtype' in o) && 'type' in o && 'dims' in o) {
+    const type = o.type;
+    const dims = snapshot(o.dims);
+    const location = 'location' in o ? o.location : o.dataLocation;
+    if (!HOST_LOCATIONS.includes(location)) {
+      throw typeError(`${arg}.location`, "'cpu' (tensor data in host memory; download GPU data first, e.g. await tensor.getData())", location);
+    }
+    return { form: 'ecosystem', dtype: type, shape: dims, strides: undefined, data: o.data };
+  }
+  checkOptions(arg, o, ['dtype', 'shape', 'data', 'strides']);
+  const dtype = o.dtype;
+  const shape = snapshot(o.shape);
+  const data = o.data;
+  const strides = snapshot(o.strides);
+  return { form: 'plain', dtype, shape, strides, data };
+}
+
+/** The dtype of a raw tensor, mapping an ecosystem type ('float32', ...) to ours. */
+function rawDtype<D extends DType>(arg: string, raw: RawTensor, dtypes: readonly D[]): D {
+  if (raw.form === 'plain') {
+    if (!dtypes.includes(raw.dtype as D)) throw typeError(`${arg}.dtype`, quoted(dtypes), raw.dtype);
+    return raw.dtype as D;
+  }
+  const d = dtypes.find((x) => ORT_TYPE[x] !== undefined && ORT_TYPE[x] === raw.dtype);
+  if (d === undefined) {
+    const ort = ortTypes(dtypes);
+    const what = ort.length ? quoted(ort) : `none (this argument takes dtype ${quoted(dtypes)}, which onnxruntime has no type for)`;
+    throw typeError(`${arg}.type`, what, raw.dtype);
+  }
+  return d;
+}
+
+/**
+ * The data as the typed array the dtype needs. f16 also takes a Float16Array
+ * (where the runtime has it), viewed as a Uint16Array over the same memory.
+ */
+function rawData(arg: string, data: unknown, dtype: DType): ArrayBufferView & { length: number } {
+  const f16Array = (globalThis as { Float16Array?: abstract new (...a: never[]) => object }).Float16Array;
+  if (dtype === 'f16' && typeof f16Array === 'function' && data instanceof f16Array && ArrayBuffer.isView(data)) {
+    return new Uint16Array(TA_BUFFER.call(data) as ArrayBuffer, TA_OFFSET.call(data) as number, TA_LENGTH.call(data) as number);
+  }
+  if (!(data instanceof (ARRAY_CTOR[dtype] as never)) || !ArrayBuffer.isView(data)) {
+    throw typeError(`${arg}.data`, `a ${ARRAY_NAME[dtype]} for dtype '${dtype}'`, data);
+  }
+  return data as ArrayBufferView & { length: number };
+}
+
+/**
+ * Validates a tensor argument: our `{ dtype, shape, data, strides? }` or an
+ * onnxruntime / transformers.js `{ type, dims, data }` (TensorLike). Checks
+ * the dtype among `dtypes`, the rank, the data's type and length, and the
+ * strides (innermost must be 1; every element must lie inside data). When
+ * the first dimension is nHeads or nKvHeads, a leading batch dimension of
+ * exactly 1 is dropped (with its stride); a batch > 1 is a RangeError. The returned data is the caller's memory (no copy).
+ * `dims` names the dimensions for messages, e.g. ['nHeads', 'nQ', 'headDim'];
+ * 'any' takes any rank and keeps a leading 1.
  */
 export function checkTensor<D extends DType>(
   arg: string,
   value: unknown,
   dtypes: readonly D[],
-  dims: readonly string[],
+  dims: readonly string[] | 'any',
 ): CheckedTensor<D> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
-    throw typeError(arg, `a tensor { dtype, shape, data } with dtype ${dtypes.map((d) => `'${d}'`).join(' | ')}`, value);
+  const raw = readTensor(arg, value, dtypes);
+  const shapeKey = raw.form === 'plain' ? 'shape' : 'dims';
+  const dtype = rawDtype(arg, raw, dtypes);
+  const rawShape = raw.shape;
+  const anyRank = dims === 'any';
+  if (!Array.isArray(rawShape) || rawShape.length > MAX_RANK) {
+    throw typeError(`${arg}.${shapeKey}`, anyRank ? 'an array of dimensions' : `[${dims.join(', ')}] (${dims.length} dimensions)`, rawShape);
   }
-  const t = value as Partial<Tensor>;
-  checkOptions(arg, t, ['dtype', 'shape', 'data', 'strides']);
-  if (!dtypes.includes(t.dtype as D)) {
-    throw typeError(`${arg}.dtype`, dtypes.map((d) => `'${d}'`).join(' | '), t.dtype);
+  const names = anyRank ? rawShape.map((_, i) => `dim${i}`) : dims;
+  const rank = names.length;
+  // A leading batch dimension before the heads (BNSH, as in past_key_values):
+  // [1, nKvHeads, n, headDim] reads as [nKvHeads, n, headDim].
+  const batchable = !anyRank && BATCHED_DIMS.includes(names[0]!);
+  const batched = batchable && rawShape.length === rank + 1;
+  if (rawShape.length !== rank && !batched) {
+    const also = batchable ? ` or [1, ${names.join(', ')}] (a batch of 1)` : '';
+    throw typeError(`${arg}.${shapeKey}`, `[${names.join(', ')}] (${rank} dimensions)${also}`, rawShape);
   }
-  const dtype = t.dtype as D;
-  const shape = t.shape;
-  if (!Array.isArray(shape) || shape.length !== dims.length) {
-    throw typeError(`${arg}.shape`, `[${dims.join(', ')}] (${dims.length} dimensions)`, shape);
+  if (batched && rawShape[0] !== 1) {
+    throw rangeError(`${arg}.${shapeKey}[0] (batch)`, `1 (one sequence: [1, ${names.join(', ')}] or [${names.join(', ')}])`, rawShape[0]);
   }
-  shape.forEach((d, i) => checkInteger(`${arg}.shape[${i}] (${dims[i]})`, d, 0));
-  const data = t.data;
-  if (!(data instanceof (ARRAY_CTOR[dtype] as never))) {
-    throw typeError(`${arg}.data`, `a ${ARRAY_NAME[dtype]} for dtype '${dtype}'`, data);
-  }
-  const view = data as unknown as ArrayBufferView & { length: number };
+  const skip = batched ? 1 : 0;
+  const shape = rawShape.slice(skip) as number[];
+  shape.forEach((d, i) => checkInteger(`${arg}.${shapeKey}[${i + skip}] (${names[i]})`, d, 0));
+  const view = rawData(arg, raw.data, dtype);
+  const length = TA_LENGTH.call(view) as number;
   if (isDetached(view) && shape.every((d) => d > 0)) {
     throw new TypeError(`${arg}.data: expected a live ${ARRAY_NAME[dtype]}, received a detached buffer`);
   }
   let strides: number[];
-  if (t.strides === undefined) {
+  const rawStrides = raw.strides;
+  if (rawStrides === undefined) {
     strides = contiguousStrides(shape);
   } else {
-    if (!Array.isArray(t.strides) || t.strides.length !== dims.length) {
-      throw typeError(`${arg}.strides`, `${dims.length} element strides`, t.strides);
+    if (!Array.isArray(rawStrides) || rawStrides.length !== rawShape.length) {
+      throw typeError(`${arg}.strides`, `${rawShape.length} element strides`, rawStrides);
     }
-    strides = t.strides.map((s, i) => checkInteger(`${arg}.strides[${i}]`, s, 0));
-    if (strides[dims.length - 1] !== 1 && shape[dims.length - 1]! > 1) {
-      throw rangeError(`${arg}.strides[${dims.length - 1}]`, '1 (rows must be contiguous)', strides[dims.length - 1]);
+    strides = rawStrides.map((s, i) => checkInteger(`${arg}.strides[${i}]`, s, 0)).slice(skip);
+    if (strides[rank - 1] !== 1 && shape[rank - 1]! > 1) {
+      throw rangeError(`${arg}.strides[${rank - 1 + skip}]`, '1 (rows must be contiguous)', strides[rank - 1]);
     }
   }
   let span = 1;
   let empty = false;
-  for (let i = 0; i < dims.length; i++) {
+  for (let i = 0; i < rank; i++) {
     if (shape[i] === 0) empty = true;
     span += (shape[i]! - 1) * strides[i]!;
   }
-  if (!empty && span > view.length) {
-    const need = t.strides === undefined ? `${span} elements (${shape.join(' x ')})` : `at least ${span} elements for shape [${shape.join(', ')}] with strides [${strides.join(', ')}]`;
-    throw rangeError(`${arg}.data.length`, need, view.length);
+  if (!empty && span > length) {
+    const need = rawStrides === undefined ? `${span} elements (${shape.join(' x ')})` : `at least ${span} elements for shape [${shape.join(', ')}] with strides [${strides.join(', ')}]`;
+    throw rangeError(`${arg}.data.length`, need, length);
   }
-  if (t.strides === undefined && view.length !== span && !empty) {
-    throw rangeError(`${arg}.data.length`, `${span} elements (${shape.join(' x ')})`, view.length);
+  if (rawStrides === undefined && length !== span && !empty) {
+    throw rangeError(`${arg}.data.length`, `${span} elements (${shape.join(' x ')})`, length);
   }
-  return { dtype, shape: [...shape], strides, data: data as Tensor<D>['data'] };
+  return { dtype, shape, strides, data: view as unknown as Tensor<D>['data'] };
 }

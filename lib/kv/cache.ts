@@ -8,6 +8,9 @@
  *   export        k, v [nKvHeads, maxLen, headDim], positions i32 [nKvHeads, maxLen]
  *   lengths       i32 [nLayers, nKvHeads]
  * GQA: nHeads % nKvHeads == 0; query head h reads KV head h / (nHeads / nKvHeads).
+ * append and attend take onnxruntime / transformers.js Tensors too
+ * (TensorLike), with a leading batch dimension of 1 or without; see
+ * lib/interop/ort.ts to feed export() to an ONNX session and append present.*.
  *
  * One operation runs at a time: async calls queue in order; a sync call made
  * while an async one is pending throws TokenpressError ERR_CACHE_BUSY.
@@ -27,7 +30,7 @@ import {
   type NativeCompressReport, type NativeKvAppendParams, type NativeKvAttendParams, type NativeKvCacheHandle, type NativeKvCompressParams, type NativeKvExportParams,
 } from '../native.js';
 import { rangeError, TokenpressError, typeError } from '../errors.js';
-import type { FloatDType, Tensor } from '../tensor.js';
+import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
 import { resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
@@ -98,7 +101,7 @@ export interface CompressOptions {
    * speckv: draft / lookahead queries per layer, f32 [nHeads, nDraft, headDim]
    * (nLayers entries; undefined for layers without). They attend every key.
    */
-  draftQueries?: (Tensor<'f32'> | undefined)[];
+  draftQueries?: (TensorLike<'f32'> | undefined)[];
 }
 
 /** What a compress call did, over the whole cache (see NativeCompressReport). */
@@ -258,7 +261,7 @@ export class KvCache {
    * autoCompress, the layer is compressed first when the new tokens would
    * overflow the capacity, and after the append once it reaches the trigger.
    */
-  append(layer: number, k: Tensor<FloatDType>, v: Tensor<FloatDType>, opts?: { positions?: Int32Array }): void {
+  append(layer: number, k: TensorLike<FloatDType>, v: TensorLike<FloatDType>, opts?: { positions?: Int32Array }): void {
     this.#idle();
     const p = this.#appendParams(layer, k, v, opts);
     this.#checkCapacity(p.layer, p.n);
@@ -271,7 +274,7 @@ export class KvCache {
   }
 
   /** append, off the event loop. */
-  appendAsync(layer: number, k: Tensor<FloatDType>, v: Tensor<FloatDType>, opts?: { positions?: Int32Array }): Promise<void> {
+  appendAsync(layer: number, k: TensorLike<FloatDType>, v: TensorLike<FloatDType>, opts?: { positions?: Int32Array }): Promise<void> {
     const p = this.#appendParams(layer, k, v, opts);
     return this.#enqueue(async () => {
       this.#checkCapacity(p.layer, p.n);
@@ -327,7 +330,7 @@ export class KvCache {
    * Attention of q over the stored tokens of `layer` (each KV head over its
    * own tokens). Shapes: see the module comment.
    */
-  attend(layer: number, q: Tensor<'f32'>, opts?: AttendOptions): AttendResult {
+  attend(layer: number, q: TensorLike<'f32'>, opts?: AttendOptions): AttendResult {
     this.#idle();
     const { p, shape } = this.#attendParams(layer, q, opts);
     this.#handle.attend(p);
@@ -336,7 +339,7 @@ export class KvCache {
   }
 
   /** attend, off the event loop. */
-  attendAsync(layer: number, q: Tensor<'f32'>, opts?: AttendOptions): Promise<AttendResult> {
+  attendAsync(layer: number, q: TensorLike<'f32'>, opts?: AttendOptions): Promise<AttendResult> {
     const { p, shape } = this.#attendParams(layer, q, opts);
     return this.#enqueue(async () => {
       await this.#handle.attendAsync(p);

@@ -27,14 +27,14 @@
  */
 import { attention } from '../attention.js';
 import { rangeError, typeError } from '../errors.js';
-import { bf16BitsToF32, f16BitsToF32, type FloatDType, type Tensor } from '../tensor.js';
+import { bf16BitsToF32, f16BitsToF32, type FloatDType, type TensorLike } from '../tensor.js';
 import { checkInteger, checkNumber, checkOptions, checkTensor, type CheckedTensor } from '../validate.js';
 
 export interface RetrievalHeadInputs {
-  /** One layer's queries, f32 [nHeads, n, headDim]. */
-  queries: Tensor<'f32'>;
+  /** One layer's queries, f32 [nHeads, n, headDim] (TensorLike: a leading batch of 1 is fine). */
+  queries: TensorLike<'f32'>;
   /** The same layer's keys, f32|f16|bf16 [nKvHeads, n, headDim]. */
-  keys: Tensor<FloatDType>;
+  keys: TensorLike<FloatDType>;
   /** Length of the repeated random block (1 <= period < n). */
   period: number;
 }
@@ -99,7 +99,8 @@ export function scoreRetrievalHeads(inputs: RetrievalHeadInputs, opts?: ScoreRet
   const scale = options.scale === undefined ? 1 / Math.sqrt(headDim) : checkNumber('opts.scale', options.scale, { positive: true });
 
   // Causal lse per query row; keys double as values (the output is unused).
-  const { lse } = attention(o.queries!, o.keys!, o.keys!, { causal: true, returnLse: true, scale });
+  // The checked views, not the inputs again: each input is read once.
+  const { lse } = attention(q, k, k, { causal: true, returnLse: true, scale });
   const lseData = lse!.data;
   const readQ = reader(q as CheckedTensor<FloatDType>);
   const readK = reader(k);

@@ -15,26 +15,33 @@
  *   scores    f32          [nKvHeads, nKv]            higher = keep
  *   indices   i32          [nKvHeads, nKeep]          kept positions, ascending
  *
+ * Inputs may be onnxruntime / transformers.js Tensors (TensorLike), each with
+ * a leading batch dimension of 1 or without ([1, nKvHeads, nKv, headDim]).
  * scoreKv -> selectKv -> compaction; compressKv does all three.
  */
 import { DTYPE_CODE, native, type NativeKvScoreParams } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
-import type { FloatDType, Tensor } from '../tensor.js';
+import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkInteger, checkNumber, checkOptions, checkTensor, type CheckedTensor } from '../validate.js';
 import { KV_NEEDS_DRAFT_QUERIES, KV_NEEDS_QUERIES, checkBudgetFits, policyOptions, resolvePolicy, type ResolvedPolicy, type KvPolicy } from './policies.js';
 
-export interface KvInputs {
-  k: Tensor<FloatDType>;
-  v: Tensor<FloatDType>;
+/**
+ * The inputs of scoreKv / compressKv. F and Q are the tensor types: plain
+ * Tensors by default (so code that reads `inputs.k.shape` keeps compiling);
+ * the functions take KvInputsLike, where any TensorLike goes.
+ */
+export interface KvInputs<F = Tensor<FloatDType>, Q = Tensor<'f32'>> {
+  k: F;
+  v: F;
   /** The observation window: queries of the last nQ positions. Needed by tova, snapkv, expected_attention, ems (and h2o without keyMass); optional for speckv. */
-  queries?: Tensor<'f32'>;
+  queries?: Q;
   /** Accumulated attention per key (h2o, ems). */
-  keyMass?: Tensor<'f32'>;
+  keyMass?: Q;
   /**
    * Queries of draft / lookahead tokens that follow the cache (speckv): each
    * attends to every one of the nKv keys. f32 [nHeads, nDraft, headDim].
    */
-  draftQueries?: Tensor<'f32'>;
+  draftQueries?: Q;
   /** Seed of the random policy when the policy config has none (default 0). */
   seed?: number;
 }
@@ -45,6 +52,9 @@ export interface KvInputs {
  * 0 <= r < 1): nKeep = nKv - floor(nKv * r), so the removed count rounds down
  * and a non-empty cache keeps at least one token.
  */
+/** KvInputs whose tensors may be onnxruntime / transformers.js Tensors (or batched). */
+export type KvInputsLike = KvInputs<TensorLike<FloatDType>, TensorLike<'f32'>>;
+
 export type KvBudget = { keep: number } | { compressionRatio: number };
 
 export interface SelectKvOptions {
@@ -86,7 +96,7 @@ function checkInputs(inputs: unknown): CheckedInputs {
   if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs)) {
     throw typeError('inputs', 'an object { k, v, queries?, keyMass?, draftQueries?, seed? }', inputs);
   }
-  const o = checkOptions('inputs', inputs, INPUT_NAMES) as Partial<KvInputs>;
+  const o = checkOptions('inputs', inputs, INPUT_NAMES) as Partial<KvInputsLike>;
   const k = checkTensor('inputs.k', o.k, FLOAT_TYPES, ['nKvHeads', 'nKv', 'headDim']);
   const v = checkTensor('inputs.v', o.v, FLOAT_TYPES, ['nKvHeads', 'nKv', 'headDim']);
   const [nKvHeads, nKv, headDim] = k.shape as [number, number, number];
@@ -182,7 +192,7 @@ function scoreChecked(policy: unknown, c: CheckedInputs): Tensor<'f32'> {
  * Per-token scores of one policy, f32 [nKvHeads, nKv] (higher = keep).
  * Shapes: see the module comment. Inputs are only read.
  */
-export function scoreKv(policy: KvPolicy, inputs: KvInputs): Tensor<'f32'> {
+export function scoreKv(policy: KvPolicy, inputs: KvInputsLike): Tensor<'f32'> {
   return scoreChecked(policy, checkInputs(inputs));
 }
 
@@ -207,7 +217,7 @@ export function budgetToKeep(budget: unknown, nKv: number, arg = 'budget'): numb
  * scores: f32 [nKvHeads, nKv] (strides allowed); NaN is a RangeError naming
  * the first NaN position.
  */
-export function selectKv(scores: Tensor<'f32'>, budget: KvBudget, opts?: SelectKvOptions): Tensor<'i32'> {
+export function selectKv(scores: TensorLike<'f32'>, budget: KvBudget, opts?: SelectKvOptions): Tensor<'i32'> {
   const o = checkOptions('opts', opts, ['out']) as SelectKvOptions;
   const s = checkTensor('scores', scores, ['f32'] as const, ['nKvHeads', 'nKv']);
   const [nKvHeads, nKv] = s.shape as [number, number];
@@ -251,7 +261,7 @@ function gather(t: CheckedTensor<FloatDType>, indices: Tensor<'i32'>, nKv: numbe
  * [nKvHeads, nKeep, headDim] copies in their input dtypes (rows copied bit
  * for bit), with the kept positions. The inputs are not modified.
  */
-export function compressKv(inputs: KvInputs, policy: KvPolicy, budget: KvBudget): CompressedKv {
+export function compressKv(inputs: KvInputsLike, policy: KvPolicy, budget: KvBudget): CompressedKv {
   const c = checkInputs(inputs);
   const keep = budgetToKeep(budget, c.nKv); // reject a bad budget before scoring
   const p = resolvePolicy(policy);
