@@ -13,23 +13,6 @@
 #include "attention_plan.h"
 
 namespace tp {
-namespace {
-
-constexpr int64_t kMaxDim = int64_t(1) << 40;
-
-std::string num(int64_t v) { return std::to_string(v); }
-
-Status check_view(const char* name, int64_t heads, int64_t rows, int64_t hd, int64_t hs, int64_t rs, int64_t len) {
-  if (hs < 0 || rs < 0) return Status::invalid(std::string(name) + ": strides must be non-negative");
-  const int64_t span = view_span(heads, rows, hd, hs, rs);
-  if (span < 0) return Status::invalid(std::string(name) + ": shape and strides overflow");
-  if (span > len) {
-    return Status::invalid(std::string(name) + ": expected at least " + num(span) + " elements for its shape and strides, received " + num(len));
-  }
-  return Status::ok();
-}
-
-}  // namespace
 
 Status validate_attention(const AttentionParams& p) {
   if (p.n_heads < 1 || p.n_kv_heads < 1 || p.n_q < 0 || p.n_kv < 0 || p.head_dim < 1 || p.n_sel < 0) {

@@ -8,24 +8,10 @@
 #include "../core/machine_limits.h"
 #include "../core/thread_pool.h"
 #include "bindings.h"
+#include "napi_args.h"
 
 namespace tp::binding {
 namespace {
-
-std::string describe(const Napi::Value& v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsNumber()) {
-    const double d = v.As<Napi::Number>().DoubleValue();
-    if (std::isnan(d)) return "NaN";
-    return v.ToString().Utf8Value();
-  }
-  if (v.IsString()) return "a string";
-  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
-  if (v.IsFunction()) return "a function";
-  if (v.IsArray()) return "an array";
-  return "an object";
-}
 
 // Reads info[i] as an integer in [lo, hi]; throws TypeError / RangeError
 // naming the argument (message template: "<arg>: expected <what>, received <got>").

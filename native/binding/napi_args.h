@@ -17,7 +17,10 @@ namespace tp::binding {
 inline std::string describe(Napi::Value v) {
   if (v.IsUndefined()) return "undefined";
   if (v.IsNull()) return "null";
-  if (v.IsNumber()) return std::to_string(v.As<Napi::Number>().DoubleValue());
+  if (v.IsNumber()) {  // as JS prints it: 1.5, NaN, -Infinity
+    if (std::isnan(v.As<Napi::Number>().DoubleValue())) return "NaN";
+    return v.ToString().Utf8Value();
+  }
   if (v.IsString()) return "a string";
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
   if (v.IsTypedArray()) return "a typed array of another element type";

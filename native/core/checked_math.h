@@ -3,6 +3,9 @@
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <string>
+
+#include "status.h"
 
 namespace tp {
 
@@ -22,6 +25,20 @@ inline int64_t view_span(int64_t heads, int64_t rows, int64_t hd, int64_t head_s
   if (a < 0 || b < 0 || hd < 0) return -1;
   if (a > std::numeric_limits<int64_t>::max() - b - hd) return -1;
   return a + b + hd;
+}
+
+// Largest dimension the kernels accept: products of a few stay inside int64.
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+
+// A [heads, rows, hd] view with head and row strides must lie inside len elements.
+inline Status check_view(const char* name, int64_t heads, int64_t rows, int64_t hd, int64_t hs, int64_t rs, int64_t len) {
+  if (hs < 0 || rs < 0) return Status::invalid(std::string(name) + ": strides must be non-negative");
+  const int64_t span = view_span(heads, rows, hd, hs, rs);
+  if (span < 0) return Status::invalid(std::string(name) + ": shape and strides overflow");
+  if (span > len) {
+    return Status::invalid(std::string(name) + ": expected at least " + num(span) + " elements for its shape and strides, received " + num(len));
+  }
+  return Status::ok();
 }
 
 }  // namespace tp

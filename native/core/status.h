@@ -1,6 +1,7 @@
 // Status codes returned by kernels. Kernels never throw and never abort;
 // the binding turns a non-Ok status into a JS error.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace tp {
@@ -21,5 +22,8 @@ struct Status {
   static Status unsupported(std::string msg) { return {StatusCode::Unsupported, std::move(msg)}; }
   bool is_ok() const { return code == StatusCode::Ok; }
 };
+
+// Integers in status messages.
+inline std::string num(int64_t v) { return std::to_string(v); }
 
 }  // namespace tp

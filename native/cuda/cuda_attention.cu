@@ -21,8 +21,6 @@ namespace {
 
 constexpr int64_t kMaxIndex = (int64_t(1) << 31) - 1024;  // kernels index keys and rows with int
 
-std::string num(int64_t v) { return std::to_string(v); }
-
 __global__ void fill_kernel(float* p, int64_t n, float value) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) p[i] = value;

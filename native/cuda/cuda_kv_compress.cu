@@ -18,8 +18,6 @@
 namespace tp::cuda {
 namespace {
 
-std::string num(int64_t x) { return std::to_string(x); }
-
 // The scorers the device runs, by registry name.
 bool device_scorer(const std::string& name, DeviceScorer* out) {
   if (name == "streamingllm") *out = DeviceScorer::StreamingLlm;

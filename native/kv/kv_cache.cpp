@@ -17,8 +17,6 @@
 namespace tp::kv {
 namespace {
 
-std::string num(int64_t x) { return std::to_string(x); }
-
 void store(void* dst, DType t, int64_t i, float x) {
   switch (t) {
     case DType::F32: static_cast<float*>(dst)[i] = x; break;
@@ -37,12 +35,6 @@ void convert_row(const void* src, DType st, int64_t src_off, void* dst, DType dt
   for (int64_t c = 0; c < d; ++c) store(dst, dt, dst_off + c, load(src, st, src_off + c));
 }
 
-Status check_view(const char* name, int64_t heads, int64_t rows, int64_t d, int64_t hs, int64_t rs, int64_t len) {
-  const int64_t need = view_span(heads, rows, d, hs, rs);
-  if (need < 0) return Status::invalid(std::string(name) + ": expected non-negative strides whose span fits in 64 bits");
-  if (need > len) return Status::invalid(std::string(name) + ": expected at least " + num(need) + " elements for its shape and strides, received " + num(len));
-  return Status::ok();
-}
 
 }  // namespace
 

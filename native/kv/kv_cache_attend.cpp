@@ -14,12 +14,6 @@
 #include "kv_quant_attend.h"
 
 namespace tp::kv {
-namespace {
-
-std::string num(int64_t x) { return std::to_string(x); }
-
-}  // namespace
-
 Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in) {
   const int64_t H = cfg.n_kv_heads, d = cfg.head_dim;
   if (layer < 0 || layer >= cfg.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg.n_layers - 1) + ", received " + num(layer));

@@ -17,8 +17,6 @@
 namespace tp::kv {
 namespace {
 
-std::string num(int64_t x) { return std::to_string(x); }
-
 constexpr int64_t kPrefetchRows = 8;  // compaction: prefetch distance in kept rows
 
 void store_row(void* dst, DType t, int64_t off, const float* x, int64_t d) {

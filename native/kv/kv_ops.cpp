@@ -13,20 +13,6 @@
 #include "kv_topk.h"
 
 namespace tp {
-namespace {
-
-constexpr int64_t kMaxDim = int64_t(1) << 40;
-
-std::string num(int64_t x) { return std::to_string(x); }
-
-Status check_view(const char* name, int64_t heads, int64_t rows, int64_t hd, int64_t hs, int64_t rs, int64_t len) {
-  const int64_t need = view_span(heads, rows, hd, hs, rs);
-  if (need < 0) return Status::invalid(std::string(name) + ": expected non-negative strides whose span fits in 64 bits, received [" + num(hs) + ", " + num(rs) + "]");
-  if (need > len) return Status::invalid(std::string(name) + ": expected at least " + num(need) + " elements for its shape and strides, received " + num(len));
-  return Status::ok();
-}
-
-}  // namespace
 
 namespace kv {
 

@@ -3,7 +3,10 @@
  * CPU addon `npm ci` builds) and CMakeLists.txt (cmake-js, `npm run
  * build:cuda`). CMake additionally compiles every native/cuda/*.cu. Neither
  * may ship -march=native (the baseline must stay portable; ISA paths are
- * picked at run time).
+ * picked at run time). Most sources are compiled through native/unity/*.cpp
+ * (groups included into one translation unit, for build time); each source
+ * must be compiled exactly once, and kernels built for an ISA (#pragma GCC
+ * target) must stay translation units of their own.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,6 +48,20 @@ function setDifference(a: string[], aName: string, b: string[], bName: string): 
   return lines.join('\n');
 }
 
+/** Every .cpp under native/, as a repo-relative path. */
+function cppOnDisk(dir = 'native'): string[] {
+  return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => {
+    const rel = `${dir}/${e.name}`;
+    if (e.isDirectory()) return cppOnDisk(rel);
+    return e.name.endsWith('.cpp') ? [rel] : [];
+  });
+}
+
+/** The .cpp files a unity translation unit includes, as repo-relative paths. */
+function unityMembers(unity: string): string[] {
+  return [...read(unity).matchAll(/^#include "([^"]+\.cpp)"/gm)].map((m) => join(unity, '..', m[1]!).replaceAll('\\', '/'));
+}
+
 function duplicates(list: string[]): string[] {
   return list.filter((s, i) => list.indexOf(s) !== i);
 }
@@ -56,6 +73,21 @@ describe('native build files', () => {
     expect(setDifference(gyp, 'binding.gyp', cmake, 'CMakeLists.txt (TOKENPRESS_SOURCES)')).toBe('');
     expect(duplicates(gyp), 'duplicates in binding.gyp').toEqual([]);
     expect(duplicates(cmake), 'duplicates in CMakeLists.txt').toEqual([]);
+  });
+
+  it('every C++ source under native/ is compiled exactly once (listed, or included by one unity file)', () => {
+    const listed = gypSources();
+    const isUnity = (s: string) => s.startsWith('native/unity/');
+    const compiled = [...listed.filter((s) => !isUnity(s)), ...listed.filter(isUnity).flatMap(unityMembers)];
+    const onDisk = cppOnDisk().filter((s) => !isUnity(s));
+    expect(setDifference(onDisk, 'native/ (on disk)', compiled, 'the build')).toBe('');
+    expect(duplicates(compiled), 'sources compiled twice').toEqual([]);
+    expect(cppOnDisk().filter(isUnity).filter((u) => !listed.includes(u)), 'unity files not built').toEqual([]);
+  });
+
+  it('kernels compiled for an ISA are never inside a unity translation unit', () => {
+    const members = gypSources().filter((s) => s.startsWith('native/unity/')).flatMap(unityMembers);
+    expect(members.filter((m) => /#pragma GCC target/.test(read(m)))).toEqual([]);
   });
 
   it('every listed source exists and no glob is used', () => {
