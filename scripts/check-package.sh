@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Checks the npm package as a user gets it: builds the linux-x64 prebuild,
+# packs the tarball, installs it into a new project (1) with install scripts
+# disabled, as pnpm does by default, and (2) with scripts on but no C++
+# compiler (CXX=false), so the install script must take the prebuild; then
+# runs scripts/package-smoke.mjs in that project. Prints the tarball size and
+# both install times. Usage: npm run check:package
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+npm run build:prebuilds
+ls -l prebuilds/*/
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+npm pack --silent --pack-destination "$work" >/dev/null
+tarball=$(ls "$work"/tokenpress-*.tgz)
+echo "tarball: $(basename "$tarball"), $(stat -c %s "$tarball") bytes"
+tar -tzf "$tarball" | grep -E '\.node$'
+
+install_into() {  # $1: project dir, then npm install flags
+  local app=$1
+  shift
+  mkdir -p "$app"
+  (cd "$app" && npm init -y >/dev/null)
+  local start=$(date +%s.%N)
+  (cd "$app" && npm install --no-audit --no-fund --loglevel=error "$@" "$tarball")
+  echo "install time ($*): $(echo "$(date +%s.%N) - $start" | bc) s"
+}
+
+smoke() {  # the script must sit in the project to import its tokenpress
+  cp "$repo/scripts/package-smoke.mjs" "$1/"
+  (cd "$1" && node package-smoke.mjs)
+}
+
+install_into "$work/no-scripts" --ignore-scripts
+smoke "$work/no-scripts"
+
+CXX=false CC=false install_into "$work/no-compiler"
+smoke "$work/no-compiler"
