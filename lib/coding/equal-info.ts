@@ -34,8 +34,8 @@ export type ProbabilityRows = Float32Array | Float64Array | readonly (Float32Arr
 export type ModelCallback = (contexts: Uint8Array[]) => ProbabilityRows | Promise<ProbabilityRows>;
 
 export interface EqualInfoOptions {
-  /** The built-in model (ByteModel.loadDefault(), a trained one) or a callback. */
-  model: ByteModel | ModelCallback;
+  /** A ByteModel (trained, or loaded from a file) or a callback; default: the embedded model, ByteModel.loadDefault(). */
+  model?: ByteModel | ModelCallback;
   /** Bits per window, in [16, 2048]. Default 16 (the paper's best-learning setting). */
   windowBits?: number;
   /** Bits per token, in [8, min(32, windowBits)]: vocabSize = 2^tokenBits. Default 16. */
@@ -86,12 +86,12 @@ export class EqualInfoTokenizer implements Tokenizer {
   private windowCount = 0;
   private lastDevice: 'cpu' | 'cuda' | null = null;
 
-  constructor(options: EqualInfoOptions) {
+  constructor(options?: EqualInfoOptions) {
     const o = checkOptions('options', options, OPTION_NAMES);
-    if (!(o.model instanceof ByteModel) && typeof o.model !== 'function') {
+    if (o.model !== undefined && !(o.model instanceof ByteModel) && typeof o.model !== 'function') {
       throw typeError('options.model', 'a ByteModel or a callback (contexts) => probabilities', o.model);
     }
-    this.model = o.model as ByteModel | ModelCallback;
+    this.model = (o.model as ByteModel | ModelCallback | undefined) ?? ByteModel.loadDefault();
     this.windowBits = o.windowBits === undefined ? 16 : checkInteger('options.windowBits', o.windowBits, 16, 2048);
     this.tokenBits = o.tokenBits === undefined ? 16 : checkInteger('options.tokenBits', o.tokenBits, 8, 32);
     if (this.tokenBits > this.windowBits) {

@@ -59,8 +59,8 @@ export interface KvCacheOptions {
   nLayers: number;
   nKvHeads: number;
   headDim: number;
-  /** Most tokens one (layer, head) may hold. Memory grows as tokens arrive. */
-  capacity: number;
+  /** Most tokens one (layer, head) may hold; default 2^31 - 1 (no limit but memory). Memory grows as tokens arrive. */
+  capacity?: number;
   /** Storage type; default 'f16'. int8 / int4 are KIVI-style. */
   dtype?: KvCacheDtype;
   /** int8/int4: tokens per key group and channels per value group; default 32. */
@@ -152,11 +152,11 @@ export class KvCache {
 
   constructor(options: KvCacheOptions) {
     const o = checkOptions('options', options, OPTION_NAMES) as Partial<KvCacheOptions>;
-    if (options === undefined) throw typeError('options', '{ nLayers, nKvHeads, headDim, capacity, dtype? }', options);
+    if (options === undefined) throw typeError('options', '{ nLayers, nKvHeads, headDim, capacity?, dtype? }', options);
     this.nLayers = checkInteger('options.nLayers', o.nLayers, 1, 4096);
     this.nKvHeads = checkInteger('options.nKvHeads', o.nKvHeads, 1, 4096);
     this.headDim = checkInteger('options.headDim', o.headDim, 1, 65536);
-    this.capacity = checkInteger('options.capacity', o.capacity, 1, 0x7fffffff);
+    this.capacity = o.capacity === undefined ? 0x7fffffff : checkInteger('options.capacity', o.capacity, 1, 0x7fffffff);
     const dtype = o.dtype ?? 'f16';
     if (!(dtype in CACHE_DTYPE_CODE)) throw typeError('options.dtype', "'f32' | 'f16' | 'bf16' | 'int8' | 'int4'", dtype);
     this.dtype = dtype;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EqualInfoTokenizer, type ModelCallback } from '../../lib/coding/equal-info.js';
+import { ByteModel } from '../../lib/coding/model.js';
 import { ByteTokenizer } from '../../lib/coding/byte-tokenizer.js';
 import { setThreads, setIsa, backendInfo } from '../../lib/backend.js';
 import { native } from '../../lib/native.js';
@@ -258,5 +259,23 @@ describe('ByteTokenizer', () => {
     expect(t.vocabSize).toBe(256);
     expect(t.stats.bytesPerToken).toBe(1);
     expect(() => t.decode([256])).toThrow(/ids\[0\]: expected an integer token id in \[0, 2\^8\), received 256/);
+  });
+});
+
+describe('Equal-Info defaults', () => {
+  it('with no options (or model: undefined) it uses the embedded model: the same tokens as ByteModel.loadDefault()', () => {
+    const text = sampleText(2).slice(0, 400);
+    const explicit = new EqualInfoTokenizer({ model: ByteModel.loadDefault(), windowBits: 16, tokenBits: 16 }).encode(text);
+    for (const tok of [new EqualInfoTokenizer(), new EqualInfoTokenizer({ windowBits: 16, tokenBits: 16 }), new EqualInfoTokenizer({ model: undefined })]) {
+      expect(tok.model).toBe(ByteModel.loadDefault());
+      const ids = tok.encode(text);
+      expect(Array.from(ids)).toEqual(Array.from(explicit));
+      expect(tok.decode(ids)).toBe(text);
+    }
+  });
+
+  it('a model that is neither a ByteModel nor a callback is still a TypeError naming options.model', () => {
+    expect(() => new EqualInfoTokenizer({ model: 7 as never })).toThrow(/options\.model: expected a ByteModel or a callback/);
+    expect(() => new EqualInfoTokenizer({ model: null as never })).toThrow(TypeError);
   });
 });

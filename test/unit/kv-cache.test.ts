@@ -87,6 +87,21 @@ describe('KvCache storage', () => {
   }
 });
 
+describe('KvCache defaults', () => {
+  test('capacity defaults to 2^31 - 1 (memory grows with the tokens, not the capacity); an explicit capacity still binds', () => {
+    const rng = mulberry32(5);
+    const cache = new KvCache({ nLayers: 1, nKvHeads: 2, headDim: 4 });
+    expect(cache.capacity).toBe(2 ** 31 - 1);
+    const k = randomTensor3(rng, 'f32', [2, 300, 4], 1);
+    cache.append(0, k, k);
+    expect(Array.from(cache.lengths().data)).toEqual([300, 300]);
+    expect(cache.memoryBytes).toBeLessThan(64 * 1024);
+    const small = new KvCache({ nLayers: 1, nKvHeads: 2, headDim: 4, capacity: 299 });
+    expect(() => small.append(0, k, k)).toThrow(/capacity/);
+    expect(Array.from(small.lengths().data)).toEqual([0, 0]);
+  });
+});
+
 describe('KvCache.attend', () => {
   const cases = [
     { H: 1, group: 1, d: 3, n: 1, nQ: 1, dtype: 'f32' as const },
