@@ -154,7 +154,8 @@ function readTensor(arg: string, value: unknown, dtypes: readonly DType[]): RawT
     const dims = snapshot(o.dims);
     const location = 'location' in o ? o.location : o.dataLocation;
     if (!HOST_LOCATIONS.includes(location)) {
-      throw typeError(`${arg}.location`, "'cpu' (tensor data in host memory; download GPU data first, e.g. await tensor.getData())", location);
+      const why = location === 'none' ? 'this tensor was disposed' : 'download device data first: await tensor.getData()';
+      throw typeError(`${arg}.location`, `'cpu' (data in host memory; ${why})`, location);
     }
     return { form: 'ecosystem', dtype: type, shape: dims, strides: undefined, data: o.data };
   }

@@ -16,7 +16,7 @@
  * depend on onnxruntime. Both onnxruntime's and transformers.js's Tensor
  * constructors take (type, data, dims).
  */
-import { rangeError, typeError } from '../errors.js';
+import { typeError } from '../errors.js';
 import type { KvCache } from '../kv/cache.js';
 import { numel, ORT_TYPE, type DType, type FloatDType, type Tensor, type TensorLike } from '../tensor.js';
 import { checkBoolean, checkInteger, checkOptions, checkTensor, type CheckedTensor } from '../validate.js';
@@ -167,13 +167,13 @@ export function pastKeyValues<T>(cache: KvCache, TensorClass: OrtTensorClass<T>,
     const e = cache.export(l, o.dtype === undefined ? undefined : { dtype: o.dtype });
     const lengths = Array.from(e.lengths);
     if (!allowRagged && lengths.some((x) => x !== lengths[0])) {
-      throw rangeError(`cache layer ${l}`, 'the same length in every head (pass { allowRagged: true } if the graph masks the zero padding per head)', `lengths [${lengths.join(', ')}]`);
+      throw new RangeError(`cache layer ${l}: expected the same length in every head (pass { allowRagged: true } if the graph masks the zero padding per head), received lengths [${lengths.join(', ')}]`);
     }
     if (!allowMerged) {
       const len = e.k.shape[1]!;
       const merged = e.counts.data.findIndex((c, i) => c > 1 && i % len < lengths[Math.floor(i / len)]!);
       if (merged >= 0) {
-        throw rangeError(`cache layer ${l}`, 'rows that stand for one token each (pass { allowMerged: true } if the graph adds log(counts) to the logits)', `a row of count ${e.counts.data[merged]} (head ${Math.floor(merged / len)}, row ${merged % len})`);
+        throw new RangeError(`cache layer ${l}: expected rows that stand for one token each (pass { allowMerged: true } if the graph adds log(counts) to the logits), received a row of count ${e.counts.data[merged]} (head ${Math.floor(merged / len)}, row ${merged % len})`);
       }
     }
     feeds[names(l, 'key')] = toOrt(e.k, TensorClass);
