@@ -19,14 +19,16 @@ tarball=$(ls "$work"/tokenpress-*.tgz)
 echo "tarball: $(basename "$tarball"), $(stat -c %s "$tarball") bytes"
 tar -tzf "$tarball" | grep -E '\.node$'
 
-install_into() {  # $1: project dir, then npm install flags
-  local app=$1
-  shift
+install_into() {  # $1: project dir, $2: a label, then npm install flags
+  local app=$1 label=$2
+  shift 2
   mkdir -p "$app"
   (cd "$app" && npm init -y >/dev/null)
   local start=$(date +%s.%N)
-  (cd "$app" && npm install --no-audit --no-fund --loglevel=error "$@" "$tarball")
-  echo "install time ($*): $(echo "$(date +%s.%N) - $start" | bc) s"
+  # A user's project: none of this repository's npm settings in the environment.
+  (cd "$app" && env -u npm_config_onnxruntime_node_install \
+    npm install --no-audit --no-fund --loglevel=error "$@" "$tarball")
+  echo "install time ($label): $(echo "$(date +%s.%N) - $start" | bc) s"
 }
 
 smoke() {  # the script must sit in the project to import its tokenpress
@@ -34,8 +36,8 @@ smoke() {  # the script must sit in the project to import its tokenpress
   (cd "$1" && node package-smoke.mjs)
 }
 
-install_into "$work/no-scripts" --ignore-scripts
+install_into "$work/no-scripts" "--ignore-scripts" --ignore-scripts
 smoke "$work/no-scripts"
 
-CXX=false CC=false install_into "$work/no-compiler"
+CXX=false CC=false install_into "$work/no-compiler" "install scripts on, CXX=false"
 smoke "$work/no-compiler"
