@@ -16,7 +16,7 @@
  * depend on onnxruntime. Both onnxruntime's and transformers.js's Tensor
  * constructors take (type, data, dims).
  */
-import { typeError } from '../errors.js';
+import { rangeError, typeError } from '../errors.js';
 import type { KvCache } from '../kv/cache.js';
 import { numel, ORT_TYPE, type DType, type FloatDType, type Tensor, type TensorLike } from '../tensor.js';
 import { checkBoolean, checkInteger, checkOptions, checkTensor, type CheckedTensor } from '../validate.js';
@@ -211,6 +211,20 @@ export function appendPresent(cache: KvCache, outputs: Readonly<Record<string, u
       lastPositions(outputs[kName] as TensorLike<FloatDType>, n, `outputs["${kName}"]`),
       lastPositions(outputs[vName] as TensorLike<FloatDType>, n, `outputs["${vName}"]`),
     ]);
+  }
+  // Shapes and room checked for every layer too, so that no layer is appended when another would fail.
+  const want = `[${cache.nKvHeads}, ${n}, ${cache.headDim}]`;
+  views.forEach(([k, v], l) => {
+    for (const [t, kind] of [[k, 'key'], [v, 'value']] as const) {
+      if (t.shape[0] !== cache.nKvHeads || t.shape[2] !== cache.headDim) {
+        throw rangeError(`outputs["${names(l, kind)}"]`, `the last ${n} positions of shape ${want} (the cache's nKvHeads and headDim)`, `[${t.shape.join(', ')}]`);
+      }
+    }
+  });
+  const lengths = cache.lengths().data;
+  const fullest = Math.max(0, ...lengths);
+  if (fullest + n > cache.capacity) {
+    throw rangeError('n', `at most ${cache.capacity - fullest} new positions (a head already holds ${fullest} of its capacity ${cache.capacity})`, n);
   }
   views.forEach(([k, v], l) => cache.append(l, k, v));
 }

@@ -187,4 +187,16 @@ describe('appendPresent', () => {
     expect(() => appendPresent(cache, outputs, 1)).toThrow(/^outputs\["present\.1\.value"\]\.dims\[0\] \(batch\): expected 1/);
     expect(Array.from(cache.lengths().data)).toEqual([0, 0, 0, 0]);
   });
+
+  test('a layer of the wrong shape, or no room in the cache, throws before any layer changes', () => {
+    const cache = new KvCache({ nLayers: 2, nKvHeads: KVH, headDim: D, capacity: 5, dtype: 'f32' });
+    const outputs = presents(10, 4);
+    outputs['present.1.key'] = new ort.Tensor('float32', new Float32Array(KVH * 4 * (D + 1)), [1, KVH, 4, D + 1]);
+    expect(() => appendPresent(cache, outputs, 2)).toThrow(/^outputs\["present\.1\.key"\]: expected the last 2 positions of shape/);
+    expect(Array.from(cache.lengths().data)).toEqual([0, 0, 0, 0]);
+    const good = presents(11, 4);
+    appendPresent(cache, good, 3);
+    expect(() => appendPresent(cache, good, 3)).toThrow(/^n: expected at most 2 new positions/);
+    expect(Array.from(cache.lengths().data)).toEqual([3, 3, 3, 3]);
+  });
 });
