@@ -5,29 +5,36 @@
 #pragma once
 #include <napi.h>
 
+#include <memory>
 #include <vector>
 
 #include "../attention/attention.h"
+#include "async_work.h"
 #include "napi_args.h"
 
 namespace tp::binding {
 
 struct ParsedAttention {
   AttentionParams params;
-  bool keep = false;  // async: hold references so the buffers outlive the call
-  std::vector<Napi::Reference<Napi::Value>> keep_alive;
+  // async: inputs copied, outputs computed into copies (async_work.h)
+  std::unique_ptr<Staging> stage;
 };
 
 template <typename T>
-inline T* take(ParsedAttention& out, const TypedArrayView& view) {
+inline T* take(ParsedAttention& out, const TypedArrayView& view, bool output = false) {
   if (!view.present) return nullptr;
-  if (out.keep) out.keep_alive.push_back(Napi::Persistent(view.value));
-  return static_cast<T*>(view.data);
+  if (!out.stage) return static_cast<T*>(view.data);
+  return static_cast<T*>(output ? out.stage->Out(view) : const_cast<void*>(out.stage->In(view)));
 }
 
-inline void ParseAttention(const Napi::CallbackInfo& info, ParsedAttention& out) {
+// Reads every field first (running every getter: SnapshotParams), then takes
+// the pointers. Returns the snapshot (cudaAttention reads path and variant
+// from it). Set out.stage before the call for an async call.
+inline Napi::Object ParseAttention(const Napi::CallbackInfo& info, ParsedAttention& out) {
   Napi::Env env = info.Env();
-  Napi::Object o = ParamsArg(info);
+  Napi::Object o = SnapshotParams(info, {"nHeads", "nKvHeads", "nQ", "nKv", "headDim", "nSel", "kDtype", "vDtype", "qStrides",
+                                         "kStrides", "vStrides", "scale", "softcap", "causal", "q", "k", "v", "out", "lse",
+                                         "keyMass", "boolMask", "additiveMask", "treeParents", "indices", "path", "variant"});
   AttentionParams& p = out.params;
   p.n_heads = GetInt(o, "nHeads");
   p.n_kv_heads = GetInt(o, "nKvHeads");
@@ -57,12 +64,14 @@ inline void ParseAttention(const Napi::CallbackInfo& info, ParsedAttention& out)
   const TypedArrayView tree = GetTypedArray(o, "treeParents", napi_int32_array, false);
   const TypedArrayView idx = GetTypedArray(o, "indices", napi_int32_array, false);
 
+  // No output may share memory with an input or another output.
+  RefuseOverlap(env, {&res, &lse, &mass}, {&q, &k, &v, &bmask, &amask, &tree, &idx});
   p.q = take<const float>(out, q);
   p.k = take<const void>(out, k);
   p.v = take<const void>(out, v);
-  p.out = take<float>(out, res);
-  p.lse = take<float>(out, lse);
-  p.key_mass = take<float>(out, mass);
+  p.out = take<float>(out, res, true);
+  p.lse = take<float>(out, lse, true);
+  p.key_mass = take<float>(out, mass, true);
   p.bool_mask = take<const uint8_t>(out, bmask);
   p.additive_mask = take<const float>(out, amask);
   p.tree_parents = take<const int32_t>(out, tree);
@@ -76,12 +85,7 @@ inline void ParseAttention(const Napi::CallbackInfo& info, ParsedAttention& out)
   p.mask_len = bmask.present ? bmask.length : amask.length;
   p.tree_len = tree.length;
   p.indices_len = idx.length;
-  // Arrays that alias the output must not be inputs: the kernel writes out
-  // while it still reads them.
-  const auto aliases = [&](const TypedArrayView& in) { return in.length > 0 && res.length > 0 && in.data == res.data; };
-  if (aliases(q) || aliases(k) || aliases(v)) {
-    throw Napi::RangeError::New(env, "out: expected a buffer distinct from q, k and v");
-  }
+  return o;
 }
 
 }  // namespace tp::binding

@@ -21,31 +21,28 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-class AttentionWorker : public Napi::AsyncWorker {
+// Runs on a copy of the inputs and writes the outputs back when it settles
+// (async_work.h), so the caller may touch its arrays meanwhile.
+class AttentionWorker : public PromiseWork {
  public:
-  AttentionWorker(Napi::Env env, ParsedAttention&& parsed)
-      : Napi::AsyncWorker(env, "tokenpress:attention"), parsed_(std::move(parsed)), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override { status_ = run_attention(parsed_.params); }
-  void OnOK() override {
-    if (status_.is_ok()) deferred_.Resolve(Env().Undefined());
-    else deferred_.Reject(StatusError(Env(), status_));
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  AttentionWorker(Napi::Env env, ParsedAttention&& parsed) : PromiseWork(env, "tokenpress:attention"), parsed_(std::move(parsed)) {}
 
  private:
+  Status Run() override { return run_attention(parsed_.params); }
+  Napi::Value Build(Napi::Env env) override {
+    const Status c = parsed_.stage->Commit(env);
+    if (!c.is_ok()) throw Napi::Error(env, OutputChangedError(env, c));
+    return env.Undefined();
+  }
   ParsedAttention parsed_;
-  Napi::Promise::Deferred deferred_;
-  Status status_;
 };
 
 Napi::Value AttentionAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ParsedAttention parsed;
-  parsed.keep = true;
+  parsed.stage = std::make_unique<Staging>();
   try {
-    ParseAttention(info, parsed);
+    GuardAlloc(env, [&] { ParseAttention(info, parsed); });
   } catch (const Napi::Error& e) {
     auto deferred = Napi::Promise::Deferred::New(env);
     deferred.Reject(e.Value());
@@ -59,7 +56,7 @@ Napi::Value AttentionAsync(const Napi::CallbackInfo& info) {
     return deferred.Promise();
   }
   auto* worker = new AttentionWorker(env, std::move(parsed));
-  Napi::Promise promise = worker->promise();
+  Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
 }
@@ -67,8 +64,8 @@ Napi::Value AttentionAsync(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterAttention(Napi::Env env, Napi::Object exports) {
-  exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
-  exports.Set("attentionAsync", Napi::Function::New(env, AttentionAsync, "attentionAsync"));
+  exports.Set("attention", Napi::Function::New(env, Guarded<Attention>, "attention"));
+  exports.Set("attentionAsync", Napi::Function::New(env, Guarded<AttentionAsync>, "attentionAsync"));
 }
 
 }  // namespace tp::binding

@@ -63,8 +63,8 @@ Napi::Value MeasureFmaPeak(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterBench(Napi::Env env, Napi::Object exports) {
-  exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth, "measureReadBandwidth"));
-  exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak, "measureFmaPeak"));
+  exports.Set("measureReadBandwidth", Napi::Function::New(env, Guarded<MeasureReadBandwidth>, "measureReadBandwidth"));
+  exports.Set("measureFmaPeak", Napi::Function::New(env, Guarded<MeasureFmaPeak>, "measureFmaPeak"));
 }
 
 }  // namespace tp::binding

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../coding/cm_codec.h"
+#include "async_work.h"
 #include "bindings.h"
 #include "napi_args.h"
 
@@ -32,10 +33,10 @@ void ReadBytes(const Napi::CallbackInfo& info, size_t index, const char* name, b
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Uint8Array, received " + describe(v));
   }
-  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  r->length = a.ElementLength();
+  const RawTypedArray a = ReadTypedArray(info.Env(), v, name);
+  r->length = a.data == nullptr ? 0 : a.length;
   static const uint8_t kEmpty[1] = {0};
-  r->data = r->length == 0 || a.Data() == nullptr ? kEmpty : a.Data();
+  r->data = r->length == 0 ? kEmpty : static_cast<const uint8_t*>(a.data);
   if (r->length > coding::kCmMaxLength) {
     throw Napi::RangeError::New(info.Env(), std::string(name) + ": expected at most " + std::to_string(coding::kCmMaxLength) +
                                                 " bytes, received " + std::to_string(r->length));
@@ -49,7 +50,7 @@ void ReadBytes(const Napi::CallbackInfo& info, size_t index, const char* name, b
 void ReadOptions(const Napi::CallbackInfo& info, size_t index, CmRequest* r) {
   if (index >= info.Length() || info[index].IsUndefined()) return;
   if (!info[index].IsObject()) throw Napi::TypeError::New(info.Env(), "opts: expected an object, received " + describe(info[index]));
-  Napi::Object o = info[index].As<Napi::Object>();
+  Napi::Object o = Snapshot(info[index].As<Napi::Object>(), {"memoryLog2"});
   Napi::Value m = o.Get("memoryLog2");
   if (m.IsUndefined()) return;
   const int64_t v = ToInt(m, "memoryLog2");
@@ -71,18 +72,20 @@ void ReadOriginalLength(const Napi::CallbackInfo& info, size_t index, CmRequest*
   r->original_length = static_cast<size_t>(n);
 }
 
+// The options object first (its getters run), the bytes last: no JS runs
+// between taking the bytes' pointer and using it.
 CmRequest ParseCompress(const Napi::CallbackInfo& info, bool copy) {
   CmRequest r;
-  ReadBytes(info, 0, "data", copy, &r);
   ReadOptions(info, 1, &r);
+  ReadBytes(info, 0, "data", copy, &r);
   return r;
 }
 
 CmRequest ParseDecompress(const Napi::CallbackInfo& info, bool copy) {
   CmRequest r;
+  ReadOptions(info, 2, &r);
   ReadBytes(info, 0, "payload", copy, &r);
   ReadOriginalLength(info, 1, &r);
-  ReadOptions(info, 2, &r);
   return r;
 }
 
@@ -132,23 +135,29 @@ class CmWorker : public Napi::AsyncProgressWorker<size_t> {
 
   void Execute(const ExecutionProgress& progress) override {
     if (!on_progress_.IsEmpty()) request_.options.progress = [&progress](size_t done) { progress.Send(&done, 1); };
-    status_ = decompress_ ? RunDecompress(request_, &output_) : coding::cm_compress(request_.data, request_.length, request_.options, &output_);
+    status_ = RunGuarded([&] {
+      return decompress_ ? RunDecompress(request_, &output_) : coding::cm_compress(request_.data, request_.length, request_.options, &output_);
+    });
     request_.options.progress = nullptr;
   }
+  // Progress and completion never throw (async_work.h): after
+  // worker.terminate() they find JS gone.
   void OnProgress(const size_t* done, size_t count) override {
     if (count == 0 || on_progress_.IsEmpty() || !callback_error_.IsEmpty()) return;
-    try {
-      on_progress_.Call({Napi::Number::New(Env(), static_cast<double>(*done))});
-    } catch (const Napi::Error& e) {
-      callback_error_ = Napi::Persistent(e.Value());
-    }
+    NoThrow([&] {
+      Napi::HandleScope scope(Env());
+      try {
+        on_progress_.Call({Napi::Number::New(Env(), static_cast<double>(*done))});
+      } catch (const Napi::Error& e) {
+        callback_error_ = Napi::Persistent(e.Value());
+      }
+    });
   }
   void OnOK() override {
-    if (!callback_error_.IsEmpty()) deferred_.Reject(callback_error_.Value());
-    else if (status_.is_ok()) deferred_.Resolve(ToUint8Array(Env(), output_));
-    else deferred_.Reject(StatusError(Env(), status_));
+    if (!callback_error_.IsEmpty()) NoThrow([&] { deferred_.Reject(callback_error_.Value()); });
+    else Settle(Env(), deferred_, status_, [&](Napi::Env env) { return ToUint8Array(env, output_); });
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override { RejectWith(Env(), deferred_, e); }
 
  private:
   CmRequest request_;
@@ -170,7 +179,7 @@ Napi::Value Queue(const Napi::CallbackInfo& info, bool decompress) {
   Napi::Env env = info.Env();
   CmRequest r;
   try {
-    r = decompress ? ParseDecompress(info, true) : ParseCompress(info, true);
+    GuardAlloc(env, [&] { r = decompress ? ParseDecompress(info, true) : ParseCompress(info, true); });
   } catch (const Napi::Error& e) {
     return Rejected(env, e);
   }
@@ -191,10 +200,10 @@ Napi::Value DecompressAdaptiveAsync(const Napi::CallbackInfo& info) { return Que
 }  // namespace
 
 void RegisterCm(Napi::Env env, Napi::Object exports) {
-  exports.Set("compressAdaptive", Napi::Function::New(env, CompressAdaptive, "compressAdaptive"));
-  exports.Set("compressAdaptiveAsync", Napi::Function::New(env, CompressAdaptiveAsync, "compressAdaptiveAsync"));
-  exports.Set("decompressAdaptive", Napi::Function::New(env, DecompressAdaptive, "decompressAdaptive"));
-  exports.Set("decompressAdaptiveAsync", Napi::Function::New(env, DecompressAdaptiveAsync, "decompressAdaptiveAsync"));
+  exports.Set("compressAdaptive", Napi::Function::New(env, Guarded<CompressAdaptive>, "compressAdaptive"));
+  exports.Set("compressAdaptiveAsync", Napi::Function::New(env, Guarded<CompressAdaptiveAsync>, "compressAdaptiveAsync"));
+  exports.Set("decompressAdaptive", Napi::Function::New(env, Guarded<DecompressAdaptive>, "decompressAdaptive"));
+  exports.Set("decompressAdaptiveAsync", Napi::Function::New(env, Guarded<DecompressAdaptiveAsync>, "decompressAdaptiveAsync"));
 }
 
 }  // namespace tp::binding

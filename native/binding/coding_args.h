@@ -34,9 +34,9 @@ inline std::vector<ByteInput> GetByteList(Napi::Object o, const char* name, bool
     if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
       throw Napi::TypeError::New(o.Env(), at + ": expected a Uint8Array, received " + describe(e));
     }
-    Napi::Uint8Array u = e.As<Napi::Uint8Array>();
-    const uint8_t* p = u.ElementLength() == 0 ? nullptr : u.Data();
-    out[i].size = u.ElementLength();
+    const RawTypedArray u = ReadTypedArray(o.Env(), e, at);
+    const uint8_t* p = static_cast<const uint8_t*>(u.data);
+    out[i].size = p == nullptr ? 0 : u.length;
     if (copy) {
       out[i].owned.assign(p, p + out[i].size);
       out[i].data = out[i].owned.data();
@@ -57,13 +57,13 @@ inline std::vector<std::vector<uint32_t>> GetTokenList(Napi::Object o, const cha
     Napi::Value e = a.Get(i);
     const std::string at = std::string(name) + "[" + std::to_string(i) + "]";
     if (!e.IsTypedArray()) throw Napi::TypeError::New(o.Env(), at + ": expected a Uint16Array or Uint32Array, received " + describe(e));
-    Napi::TypedArray t = e.As<Napi::TypedArray>();
-    const size_t n = t.ElementLength();
+    const RawTypedArray t = ReadTypedArray(o.Env(), e, at);
+    const size_t n = t.data == nullptr ? 0 : t.length;
     out[i].resize(n);
-    switch (t.TypedArrayType()) {
-      case napi_uint8_array: { auto* p = e.As<Napi::Uint8Array>().Data(); for (size_t k = 0; k < n; k++) out[i][k] = p[k]; break; }
-      case napi_uint16_array: { auto* p = e.As<Napi::Uint16Array>().Data(); for (size_t k = 0; k < n; k++) out[i][k] = p[k]; break; }
-      case napi_uint32_array: { auto* p = e.As<Napi::Uint32Array>().Data(); for (size_t k = 0; k < n; k++) out[i][k] = p[k]; break; }
+    switch (t.type) {
+      case napi_uint8_array: { auto* p = static_cast<const uint8_t*>(t.data); for (size_t k = 0; k < n; k++) out[i][k] = p[k]; break; }
+      case napi_uint16_array: { auto* p = static_cast<const uint16_t*>(t.data); for (size_t k = 0; k < n; k++) out[i][k] = p[k]; break; }
+      case napi_uint32_array: { auto* p = static_cast<const uint32_t*>(t.data); for (size_t k = 0; k < n; k++) out[i][k] = p[k]; break; }
       default: throw Napi::TypeError::New(o.Env(), at + ": expected a Uint16Array or Uint32Array, received " + describe(e));
     }
   }

@@ -11,6 +11,7 @@
 #include "../coding/static_coding.h"
 #include "../cuda/cuda_equal_info.h"
 #include "../cuda/cuda_probe.h"
+#include "async_work.h"
 #include "bindings.h"
 #include "coding_args.h"
 
@@ -20,35 +21,22 @@ namespace {
 
 using coding::ByteSpan;
 
-// Runs `run` off the main thread, then settles a promise with `build`.
-class PromiseWorker : public Napi::AsyncWorker {
+// Runs `run` off the main thread, then settles a promise with `build`
+// (never throwing: async_work.h).
+class CodingWork : public PromiseWork {
  public:
-  PromiseWorker(Napi::Env env, std::function<Status()> run, std::function<Napi::Value(Napi::Env)> build)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), run_(std::move(run)), build_(std::move(build)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  CodingWork(Napi::Env env, std::function<Status()> run, std::function<Napi::Value(Napi::Env)> build)
+      : PromiseWork(env, "tokenpress:coding"), run_(std::move(run)), build_(std::move(build)) {}
 
  private:
-  void Execute() override {
-    try {
-      status_ = run_();
-    } catch (const std::bad_alloc&) {
-      status_ = Status::out_of_memory("out of memory while coding");
-    }
-  }
-  void OnOK() override {
-    if (status_.is_ok()) deferred_.Resolve(build_(Env()));
-    else deferred_.Reject(StatusError(Env(), status_));
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
-  Napi::Promise::Deferred deferred_;
+  Status Run() override { return run_(); }
+  Napi::Value Build(Napi::Env env) override { return build_(env); }
   std::function<Status()> run_;
   std::function<Napi::Value(Napi::Env)> build_;
-  Status status_;
 };
 
-// Sync calls run inline; Async calls queue a PromiseWorker. Either way the
-// job owns everything it reads.
+// Sync calls run inline; Async calls queue a CodingWork. Either way the
+// job owns everything it reads (async: copies made before this returns).
 template <typename Job>
 Napi::Value Dispatch(Napi::Env env, std::shared_ptr<Job> job, bool async) {
   if (!async) {
@@ -56,7 +44,7 @@ Napi::Value Dispatch(Napi::Env env, std::shared_ptr<Job> job, bool async) {
     if (!st.is_ok()) ThrowStatus(env, st);
     return job->build(env);
   }
-  auto* w = new PromiseWorker(env, [job] { return job->run(); }, [job](Napi::Env e) { return job->build(e); });
+  auto* w = new CodingWork(env, [job] { return job->run(); }, [job](Napi::Env e) { return job->build(e); });
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -102,7 +90,7 @@ struct EncodeJob {
 };
 
 Napi::Value EqualInfoEncode(const Napi::CallbackInfo& info, bool async) {
-  Napi::Object p = ParamsArg(info);
+  Napi::Object p = SnapshotParams(info, {"model", "windowBits", "tokenBits", "docs"});
   auto job = std::make_shared<EncodeJob>();
   job->model = GetModel(p);
   GetWindowParams(p, &job->window_bits, &job->token_bits);
@@ -143,7 +131,7 @@ struct DecodeJob {
 };
 
 Napi::Value EqualInfoDecode(const Napi::CallbackInfo& info, bool async) {
-  Napi::Object p = ParamsArg(info);
+  Napi::Object p = SnapshotParams(info, {"model", "windowBits", "tokenBits", "maxBytes", "tokens"});
   auto job = std::make_shared<DecodeJob>();
   job->model = GetModel(p);
   int token_bits = 0;
@@ -155,7 +143,7 @@ Napi::Value EqualInfoDecode(const Napi::CallbackInfo& info, bool async) {
 
 // Random access: window `index` of one token list, decoded alone.
 Napi::Value EqualInfoDecodeWindow(const Napi::CallbackInfo& info) {
-  Napi::Object p = ParamsArg(info);
+  Napi::Object p = SnapshotParams(info, {"model", "windowBits", "tokenBits", "maxBytes", "tokens", "index"});
   auto model = GetModel(p);
   int window_bits = 0, token_bits = 0;
   GetWindowParams(p, &window_bits, &token_bits);
@@ -214,7 +202,7 @@ struct SlotDecodeJob {
 };
 
 Napi::Value EqualInfoDecodeSlots(const Napi::CallbackInfo& info, bool device, bool async) {
-  Napi::Object p = ParamsArg(info);
+  Napi::Object p = SnapshotParams(info, {"model", "windowBits", "tokenBits", "maxBytes", "tokens", "slotBytes"});
   auto job = std::make_shared<SlotDecodeJob>();
   job->model = std::static_pointer_cast<const coding::KnModel>(ByteModelHandle::FromValue(p.Get("model"))->model());
   int token_bits = 0;
@@ -253,7 +241,7 @@ struct StaticEncodeJob {
 };
 
 Napi::Value StaticEncode(const Napi::CallbackInfo& info, bool async) {
-  Napi::Object p = ParamsArg(info);
+  Napi::Object p = SnapshotParams(info, {"model", "docs"});
   auto job = std::make_shared<StaticEncodeJob>();
   job->model = GetModel(p);
   job->docs = GetByteList(p, "docs", async);
@@ -270,7 +258,7 @@ struct StaticDecodeJob {
 };
 
 Napi::Value StaticDecode(const Napi::CallbackInfo& info, bool async) {
-  Napi::Object p = ParamsArg(info);
+  Napi::Object p = SnapshotParams(info, {"model", "payloads", "lengths", "maxBytes"});
   auto job = std::make_shared<StaticDecodeJob>();
   job->model = GetModel(p);
   job->payloads = GetByteList(p, "payloads", async);
@@ -313,7 +301,7 @@ void GetFixedTable(Napi::Object p, std::vector<uint32_t>* freqs, int* total_log2
 }
 
 Napi::Value RawEncode(const Napi::CallbackInfo& info) {
-  Napi::Object p = ParamsArg(info);
+  Napi::Object p = SnapshotParams(info, {"freqs", "totalLog2", "data"});
   std::vector<uint32_t> freqs;
   int total_log2 = 0;
   GetFixedTable(p, &freqs, &total_log2);
@@ -325,7 +313,7 @@ Napi::Value RawEncode(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value RawDecode(const Napi::CallbackInfo& info) {
-  Napi::Object p = ParamsArg(info);
+  Napi::Object p = SnapshotParams(info, {"freqs", "totalLog2", "payload", "length", "maxBytes"});
   std::vector<uint32_t> freqs;
   int total_log2 = 0;
   GetFixedTable(p, &freqs, &total_log2);

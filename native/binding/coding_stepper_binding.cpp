@@ -14,6 +14,7 @@
 #include "../coding/quantize.h"
 #include "bindings.h"
 #include "coding_args.h"
+#include "handles.h"
 
 namespace tp::binding {
 
@@ -23,20 +24,25 @@ using coding::kAlphabet;
 
 class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
  public:
+  static constexpr const napi_type_tag& kTag = kStepperTag;
+  static constexpr const char* kClassName = "EqualInfoStepper";
+  // Methods go through Method<> (handles.h): `this` is checked by its tag.
   static Napi::Function Define(Napi::Env env) {
+    using S = EqualInfoStepper;
     return DefineClass(env, "EqualInfoStepper",
-                       {InstanceMethod<&EqualInfoStepper::Pending>("pending"),
-                        InstanceMethod<&EqualInfoStepper::Advance>("advance"),
-                        InstanceMethod<&EqualInfoStepper::Result>("result")});
+                       {MethodEntry<S, &S::Pending>(env, "pending"),
+                        MethodEntry<S, &S::Advance>(env, "advance"),
+                        MethodEntry<S, &S::Result>(env, "result")});
   }
 
   explicit EqualInfoStepper(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EqualInfoStepper>(info) {
     GuardAlloc(info.Env(), [&] { Init(info); });
+    TagHandle(info.This(), kTag);
   }
 
  private:
   void Init(const Napi::CallbackInfo& info) {
-    Napi::Object p = ParamsArg(info);
+    Napi::Object p = SnapshotParams(info, {"mode", "windowBits", "tokenBits", "docs", "tokens", "maxBytes"});
     GetWindowParams(p, &window_bits_, &token_bits_);
     Napi::Value mode = p.Get("mode");
     const std::string m = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : "";
@@ -68,9 +74,9 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
   size_t streams() const { return encode_ ? encoders_.size() : decoders_.size(); }
   bool stream_done(size_t i) const { return encode_ ? encoders_[i].done() : decoders_[i].done(); }
 
-  Napi::Value Pending(const Napi::CallbackInfo& info) { return GuardAlloc(info.Env(), [&] { return DoPending(info); }); }
-  Napi::Value Advance(const Napi::CallbackInfo& info) { return GuardAlloc(info.Env(), [&] { return DoAdvance(info); }); }
-  Napi::Value Result(const Napi::CallbackInfo& info) { return GuardAlloc(info.Env(), [&] { return DoResult(info); }); }
+  Napi::Value Pending(const Napi::CallbackInfo& info) { return DoPending(info); }
+  Napi::Value Advance(const Napi::CallbackInfo& info) { return DoAdvance(info); }
+  Napi::Value Result(const Napi::CallbackInfo& info) { return DoResult(info); }
 
   // { streams: Uint32Array, contexts: Uint8Array[] }; both empty when done.
   Napi::Value DoPending(const Napi::CallbackInfo& info) {
@@ -105,19 +111,22 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
       throw Napi::TypeError::New(env, "probabilities: expected a Float32Array or Float64Array, received " +
                                           (info.Length() < 1 ? std::string("undefined") : describe(info[0])));
     }
-    Napi::TypedArray t = info[0].As<Napi::TypedArray>();
     const size_t want = pending_.size() * kAlphabet;
-    if (t.ElementLength() != want) {
-      throw Napi::RangeError::New(env, "probabilities: expected " + std::to_string(want) + " values (256 per pending context), received " +
-                                           std::to_string(t.ElementLength()));
+    std::vector<uint32_t> masses(want);  // allocated before the pointer is taken
+    const RawTypedArray t = ReadTypedArray(env, info[0], "probabilities");
+    if (t.type != napi_float32_array && t.type != napi_float64_array) {
+      throw Napi::TypeError::New(env, "probabilities: expected a Float32Array or Float64Array, received " + describe(info[0]));
     }
-    std::vector<uint32_t> masses(want);
+    const size_t have = t.data == nullptr ? 0 : t.length;
+    if (have != want) {
+      throw Napi::RangeError::New(env, "probabilities: expected " + std::to_string(want) + " values (256 per pending context), received " +
+                                           std::to_string(have));
+    }
     for (size_t k = 0; k < pending_.size(); k++) {
       Status st;
       uint32_t* row = masses.data() + k * kAlphabet;
-      if (t.TypedArrayType() == napi_float32_array) st = coding::probabilities_to_masses(info[0].As<Napi::Float32Array>().Data() + k * kAlphabet, row);
-      else if (t.TypedArrayType() == napi_float64_array) st = coding::probabilities_to_masses(info[0].As<Napi::Float64Array>().Data() + k * kAlphabet, row);
-      else throw Napi::TypeError::New(env, "probabilities: expected a Float32Array or Float64Array, received " + describe(info[0]));
+      if (t.type == napi_float32_array) st = coding::probabilities_to_masses(static_cast<const float*>(t.data) + k * kAlphabet, row);
+      else st = coding::probabilities_to_masses(static_cast<const double*>(t.data) + k * kAlphabet, row);
       if (!st.is_ok()) {
         st.message = "probabilities row " + std::to_string(k) + ", " + st.message;
         ThrowStatus(env, st);

@@ -64,9 +64,11 @@ int64_t GetIntIn(Napi::Object o, const char* name, int64_t lo, int64_t hi) {
 
 Napi::Value CudaAttention(const Napi::CallbackInfo& info) {
   ParsedAttention parsed;
-  ParseAttention(info, parsed);  // argument errors come first, device or not
-  const cuda::AttentionPath path = ParsePath(info[0].As<Napi::Object>());
-  const int variant = ParseVariant(info[0].As<Napi::Object>());
+  // Argument errors come first, device or not; path and variant come from
+  // the snapshot, so no getter runs after the pointers are taken.
+  const Napi::Object o = ParseAttention(info, parsed);
+  const cuda::AttentionPath path = ParsePath(o);
+  const int variant = ParseVariant(o);
   RequireDevice(info.Env(), "cudaAttention");
   const Status s = cuda::attention_on_device(parsed.params, path, variant);
   if (!s.is_ok()) ThrowCuda(info.Env(), s);
@@ -75,7 +77,8 @@ Napi::Value CudaAttention(const Napi::CallbackInfo& info) {
 
 Napi::Value CudaBenchAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = ParamsArg(info);
+  Napi::Object o = SnapshotParams(info, {"nHeads", "nKvHeads", "nQ", "nKv", "headDim", "kvDtype", "causal", "path", "splits",
+                                         "variant", "nSel", "warmup", "iters", "bandwidthBytes"});
   cuda::BenchConfig c;
   c.n_heads = GetIntIn(o, "nHeads", 1, 65535);
   c.n_kv_heads = GetIntIn(o, "nKvHeads", 1, 65535);
@@ -118,9 +121,9 @@ Napi::Value CudaFailAllocationsAfter(const Napi::CallbackInfo& info) {
 }
 
 void RegisterCuda(Napi::Env env, Napi::Object exports) {
-  exports.Set("cudaFailAllocationsAfter", Napi::Function::New(env, CudaFailAllocationsAfter, "cudaFailAllocationsAfter"));
-  exports.Set("cudaAttention", Napi::Function::New(env, CudaAttention, "cudaAttention"));
-  exports.Set("cudaBenchAttention", Napi::Function::New(env, CudaBenchAttention, "cudaBenchAttention"));
+  exports.Set("cudaFailAllocationsAfter", Napi::Function::New(env, Guarded<CudaFailAllocationsAfter>, "cudaFailAllocationsAfter"));
+  exports.Set("cudaAttention", Napi::Function::New(env, Guarded<CudaAttention>, "cudaAttention"));
+  exports.Set("cudaBenchAttention", Napi::Function::New(env, Guarded<CudaBenchAttention>, "cudaBenchAttention"));
 }
 
 }  // namespace tp::binding

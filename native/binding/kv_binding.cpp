@@ -13,7 +13,10 @@ namespace {
 
 Napi::Value KvScore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = ParamsArg(info);
+  Napi::Object o = SnapshotParams(info, {"policy", "nKvHeads", "nKv", "headDim", "nHeads", "nQ", "kDtype", "vDtype", "kStrides",
+                                         "vStrides", "sinks", "recent", "window", "kernel", "pooling", "epsilon",
+                                         "useCovariance", "useVnorm", "reduction", "seed", "k", "v", "q", "keyMass", "draftQ",
+                                         "scores", "qStrides", "draftQStrides", "nDraft"});
   Napi::Value name = o.Get("policy");
   if (!name.IsString()) throw Napi::TypeError::New(env, "policy: expected a string, received " + describe(name));
   const std::string policy = name.As<Napi::String>().Utf8Value();
@@ -50,10 +53,7 @@ Napi::Value KvScore(const Napi::CallbackInfo& info) {
   p.draft_q_len = draft.length;
   p.scores = static_cast<float*>(scores.data);
   p.scores_len = scores.length;
-  const auto aliases = [&](const TypedArrayView& in) { return in.present && in.length > 0 && scores.length > 0 && in.data == scores.data; };
-  if (aliases(k) || aliases(v) || aliases(q) || aliases(mass) || aliases(draft)) {
-    throw Napi::RangeError::New(env, "scores: expected a buffer distinct from the inputs");
-  }
+  RefuseOverlap(env, {&scores}, {&k, &v, &q, &mass, &draft});
   const Status s = run_kv_score(policy.c_str(), p);
   if (!s.is_ok()) ThrowStatus(env, s);
   return env.Undefined();
@@ -61,15 +61,13 @@ Napi::Value KvScore(const Napi::CallbackInfo& info) {
 
 Napi::Value KvSelect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = ParamsArg(info);
+  Napi::Object o = SnapshotParams(info, {"nKvHeads", "nKv", "nKeep", "scores", "out"});
   const int64_t n_kv_heads = GetInt(o, "nKvHeads");
   const int64_t n_kv = GetInt(o, "nKv");
   const int64_t n_keep = GetInt(o, "nKeep");
   const TypedArrayView scores = GetTypedArray(o, "scores", napi_float32_array, true);
   const TypedArrayView out = GetTypedArray(o, "out", napi_int32_array, true);
-  if (scores.length > 0 && out.length > 0 && static_cast<const void*>(scores.data) == out.data) {
-    throw Napi::RangeError::New(env, "out: expected a buffer distinct from scores");
-  }
+  RefuseOverlap(env, {&out}, {&scores});
   const Status s = run_kv_select(static_cast<const float*>(scores.data), scores.length, n_kv_heads, n_kv, n_keep,
                                  static_cast<int32_t*>(out.data), out.length);
   if (!s.is_ok()) ThrowStatus(env, s);
@@ -78,7 +76,7 @@ Napi::Value KvSelect(const Napi::CallbackInfo& info) {
 
 Napi::Value KvCompact(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = ParamsArg(info);
+  Napi::Object o = SnapshotParams(info, {"nKvHeads", "nKv", "headDim", "nKeep", "dtype", "strides", "src", "indices", "dst"});
   KvCompactParams p;
   p.n_kv_heads = GetInt(o, "nKvHeads");
   p.n_kv = GetInt(o, "nKv");
@@ -89,9 +87,7 @@ Napi::Value KvCompact(const Napi::CallbackInfo& info) {
   const TypedArrayView src = GetTypedArray(o, "src", FloatArrayType(p.dtype), true);
   const TypedArrayView idx = GetTypedArray(o, "indices", napi_int32_array, true);
   const TypedArrayView dst = GetTypedArray(o, "dst", FloatArrayType(p.dtype), true);
-  if (dst.length > 0 && src.length > 0 && static_cast<const char*>(src.data) == static_cast<const char*>(dst.data)) {
-    throw Napi::RangeError::New(env, "dst: expected a buffer distinct from src");
-  }
+  RefuseOverlap(env, {&dst}, {&src, &idx});
   p.src = src.data; p.src_len = src.length;
   p.indices = static_cast<const int32_t*>(idx.data); p.indices_len = idx.length;
   p.dst = dst.data; p.dst_len = dst.length;
@@ -103,9 +99,9 @@ Napi::Value KvCompact(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterKv(Napi::Env env, Napi::Object exports) {
-  exports.Set("kvScore", Napi::Function::New(env, KvScore, "kvScore"));
-  exports.Set("kvSelect", Napi::Function::New(env, KvSelect, "kvSelect"));
-  exports.Set("kvCompact", Napi::Function::New(env, KvCompact, "kvCompact"));
+  exports.Set("kvScore", Napi::Function::New(env, Guarded<KvScore>, "kvScore"));
+  exports.Set("kvSelect", Napi::Function::New(env, Guarded<KvSelect>, "kvSelect"));
+  exports.Set("kvCompact", Napi::Function::New(env, Guarded<KvCompact>, "kvCompact"));
 }
 
 }  // namespace tp::binding

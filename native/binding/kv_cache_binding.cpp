@@ -12,7 +12,9 @@
 #include "../cuda/cuda_kv_cache.h"
 #include "../cuda/cuda_probe.h"
 #include "../kv/kv_cache.h"
+#include "async_work.h"
 #include "bindings.h"
+#include "handles.h"
 #include "kv_args.h"
 #include "napi_args.h"
 
@@ -31,28 +33,45 @@ double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Typed arrays an async operation reads or writes, kept alive until it ends.
-struct KeepAlive {
-  std::vector<Napi::Reference<Napi::Value>> refs;
-  void add(const TypedArrayView& v) {
-    if (v.present) refs.push_back(Napi::Persistent(v.value));
-  }
-};
+// The params of each method, read in one phase (SnapshotParams) before any
+// pointer is taken. Async calls pass a Staging (async_work.h): inputs are
+// copied, outputs computed into copies written back when the call settles.
+// Sync calls (stage == nullptr) read and write the caller's arrays in place.
+constexpr auto kAppendFields = {"layer", "n", "kDtype", "vDtype", "kStrides", "vStrides", "k", "v", "positions"};
+constexpr auto kAttendFields = {"layer", "nHeads", "nQ", "qStrides", "scale", "softcap", "causal",
+                                "accumulateMass", "remember", "q", "out", "lse"};
+constexpr auto kExportFields = {"layer", "dtype", "k", "v", "positions", "counts"};
+constexpr auto kCompressFields = {"policy", "sinks", "recent", "window", "kernel", "pooling", "epsilon", "useCovariance",
+                                  "useVnorm", "reduction", "seed", "allocation", "keep", "ratio", "beta", "pyramidWindow",
+                                  "alpha", "razorSinks", "razorRecent", "merge", "mergeThreshold", "retrieval", "layers",
+                                  "drafts"};
+
+Napi::Object Params(const Napi::CallbackInfo& info, std::initializer_list<const char*> fields) {
+  return SnapshotParams(info, fields);
+}
+
+template <typename T>
+T* Pick(Staging* stage, const TypedArrayView& v, bool output) {
+  if (!v.present) return nullptr;
+  if (stage == nullptr) return static_cast<T*>(v.data);
+  return static_cast<T*>(output ? stage->Out(v) : const_cast<void*>(stage->In(v)));
+}
 
 struct ParsedAppend {
   int64_t layer = 0;
   AppendInput in;
-  KeepAlive alive;
+  std::unique_ptr<Staging> stage;
 };
 
 struct ParsedAttend {
   int64_t layer = 0;
   AttendInput in;
-  KeepAlive alive;
+  std::unique_ptr<Staging> stage;
 };
 
-ParsedAppend ParseAppend(Napi::Object o, bool keep) {
+ParsedAppend ParseAppend(Napi::Object o, bool async) {
   ParsedAppend p;
+  if (async) p.stage = std::make_unique<Staging>();
   p.layer = GetInt(o, "layer");
   p.in.n = GetInt(o, "n");
   p.in.k_dtype = ParseDtype(o, "kDtype");
@@ -62,23 +81,19 @@ ParsedAppend ParseAppend(Napi::Object o, bool keep) {
   const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(p.in.k_dtype), true);
   const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(p.in.v_dtype), true);
   const TypedArrayView pos = GetTypedArray(o, "positions", napi_int32_array, false);
-  p.in.k = k.data; p.in.k_len = k.length;
-  p.in.v = v.data; p.in.v_len = v.length;
+  p.in.k = Pick<const void>(p.stage.get(), k, false); p.in.k_len = k.length;
+  p.in.v = Pick<const void>(p.stage.get(), v, false); p.in.v_len = v.length;
   if (pos.present) {
-    p.in.positions = static_cast<const int32_t*>(pos.data);
+    p.in.positions = Pick<const int32_t>(p.stage.get(), pos, false);
     p.in.positions_len = pos.length;
-  }
-  if (keep) {
-    p.alive.add(k);
-    p.alive.add(v);
-    p.alive.add(pos);
   }
   return p;
 }
 
-ParsedAttend ParseAttend(Napi::Object o, bool keep) {
+ParsedAttend ParseAttend(Napi::Object o, bool async) {
   Napi::Env env = o.Env();
   ParsedAttend p;
+  if (async) p.stage = std::make_unique<Staging>();
   p.layer = GetInt(o, "layer");
   p.in.n_heads = GetInt(o, "nHeads");
   p.in.n_q = GetInt(o, "nQ");
@@ -92,25 +107,14 @@ ParsedAttend ParseAttend(Napi::Object o, bool keep) {
   const TypedArrayView q = GetTypedArray(o, "q", napi_float32_array, true);
   const TypedArrayView out = GetTypedArray(o, "out", napi_float32_array, true);
   const TypedArrayView lse = GetTypedArray(o, "lse", napi_float32_array, false);
-  p.in.q = static_cast<const float*>(q.data);
+  RefuseOverlap(env, {&out, &lse}, {&q});
+  p.in.q = Pick<const float>(p.stage.get(), q, false);
   p.in.q_len = q.length;
-  p.in.out = static_cast<float*>(out.data);
+  p.in.out = Pick<float>(p.stage.get(), out, true);
   p.in.out_len = out.length;
   if (lse.present) {
-    p.in.lse = static_cast<float*>(lse.data);
+    p.in.lse = Pick<float>(p.stage.get(), lse, true);
     p.in.lse_len = lse.length;
-  }
-  const auto overlaps = [](const TypedArrayView& a, const TypedArrayView& b) {
-    if (!a.present || !b.present || a.length == 0 || b.length == 0) return false;
-    const char* a0 = static_cast<const char*>(a.data);
-    const char* b0 = static_cast<const char*>(b.data);
-    return a0 < b0 + b.length * 4 && b0 < a0 + a.length * 4;
-  };
-  if (overlaps(q, out) || overlaps(q, lse) || overlaps(out, lse)) throw Napi::RangeError::New(env, "out, lse: expected buffers distinct from q and from each other");
-  if (keep) {
-    p.alive.add(q);
-    p.alive.add(out);
-    p.alive.add(lse);
   }
   return p;
 }
@@ -125,34 +129,29 @@ struct ParsedExport {
   int64_t pos_len = 0;
   float* counts = nullptr;
   int64_t counts_len = 0;
-  KeepAlive alive;
+  std::unique_ptr<Staging> stage;
 };
 
-ParsedExport ParseExport(Napi::Object o, bool keep) {
+ParsedExport ParseExport(Napi::Object o, bool async) {
   Napi::Env env = o.Env();
   ParsedExport p;
+  if (async) p.stage = std::make_unique<Staging>();
   p.layer = GetInt(o, "layer");
   p.dtype = ParseDtype(o, "dtype");
   const TypedArrayView k = GetTypedArray(o, "k", FloatArrayType(p.dtype), true);
   const TypedArrayView v = GetTypedArray(o, "v", FloatArrayType(p.dtype), true);
   const TypedArrayView pos = GetTypedArray(o, "positions", napi_int32_array, true);
   const TypedArrayView counts = GetTypedArray(o, "counts", napi_float32_array, false);
-  if (k.length > 0 && k.data == v.data) throw Napi::RangeError::New(env, "v: expected a buffer distinct from k");
+  RefuseOverlap(env, {&k, &v, &pos, &counts}, {});
   if (v.length != k.length) throw Napi::RangeError::New(env, "v: expected as many elements as k");
-  p.k = k.data;
-  p.v = v.data;
+  p.k = Pick<void>(p.stage.get(), k, true);
+  p.v = Pick<void>(p.stage.get(), v, true);
   p.kv_len = k.length;
-  p.positions = static_cast<int32_t*>(pos.data);
+  p.positions = Pick<int32_t>(p.stage.get(), pos, true);
   p.pos_len = pos.length;
   if (counts.present) {
-    p.counts = static_cast<float*>(counts.data);
+    p.counts = Pick<float>(p.stage.get(), counts, true);
     p.counts_len = counts.length;
-  }
-  if (keep) {
-    p.alive.add(k);
-    p.alive.add(v);
-    p.alive.add(pos);
-    p.alive.add(counts);
   }
   return p;
 }
@@ -161,8 +160,8 @@ Status RunExport(KvCacheApi* c, const ParsedExport& p) {
   return c->export_layer(p.layer, p.dtype, p.k, p.v, p.kv_len, p.positions, p.pos_len, p.counts, p.counts_len);
 }
 
-// alive: where an async call keeps the draft query arrays referenced (null: sync).
-CompressRequest ParseCompress(Napi::Object o, KeepAlive* alive) {
+// stage: where an async call copies the draft query arrays (null: sync).
+CompressRequest ParseCompress(Napi::Object o, Staging* stage) {
   Napi::Env env = o.Env();
   CompressRequest r;
   Napi::Value name = o.Get("policy");
@@ -201,14 +200,13 @@ CompressRequest ParseCompress(Napi::Object o, KeepAlive* alive) {
       if (e.IsUndefined() || e.IsNull()) continue;
       if (!e.IsObject()) throw Napi::TypeError::New(env, "drafts[i]: expected an object or undefined");
       Napi::Object d = e.As<Napi::Object>();
-      const TypedArrayView q = GetTypedArray(d, "q", napi_float32_array, true);
-      if (alive) alive->add(q);
       CompressRequest::Draft& dr = r.drafts[i];
-      dr.q = static_cast<const float*>(q.data);
-      dr.len = q.length;
       dr.n_heads = GetInt(d, "nHeads");
       dr.n_draft = GetInt(d, "nDraft");
       ParseStrides(d, "strides", &dr.head_stride, &dr.row_stride);
+      const TypedArrayView q = GetTypedArray(d, "q", napi_float32_array, true);
+      dr.q = Pick<const float>(stage, q, false);
+      dr.len = q.length;
     }
   }
   if (r.pyramid_window < 0 || r.razor_sinks < 0 || r.razor_recent < 0) throw Napi::RangeError::New(env, "pyramidWindow, razorSinks, razorRecent: expected non-negative integers");
@@ -231,25 +229,36 @@ Napi::Object ReportObject(Napi::Env env, const CompressReport& rep, double ms) {
 
 class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
  public:
+  static constexpr const napi_type_tag& kTag = kKvCacheTag;
+  static constexpr const char* kClassName = "KvCacheHandle";
+  // Methods go through Method<> (handles.h): `this` is checked by its tag.
   static Napi::Function Define(Napi::Env env) {
+    using H = KvCacheHandle;
     return DefineClass(env, "KvCacheHandle",
-                       {InstanceMethod<&KvCacheHandle::Append>("append"),
-                        InstanceMethod<&KvCacheHandle::AppendAsync>("appendAsync"),
-                        InstanceMethod<&KvCacheHandle::Attend>("attend"),
-                        InstanceMethod<&KvCacheHandle::AttendAsync>("attendAsync"),
-                        InstanceMethod<&KvCacheHandle::Compress>("compress"),
-                        InstanceMethod<&KvCacheHandle::CompressAsync>("compressAsync"),
-                        InstanceMethod<&KvCacheHandle::Export>("exportLayer"),
-                        InstanceMethod<&KvCacheHandle::ExportAsync>("exportLayerAsync"),
-                        InstanceMethod<&KvCacheHandle::Lengths>("lengths"),
-                        InstanceMethod<&KvCacheHandle::MaxLength>("maxLength"),
-                        InstanceMethod<&KvCacheHandle::MemoryBytes>("memoryBytes"),
-                        InstanceMethod<&KvCacheHandle::Clear>("clear"),
-                        InstanceMethod<&KvCacheHandle::Device>("device")});
+                       {MethodEntry<H, &H::Append>(env, "append"),
+                        MethodEntry<H, &H::AppendAsync>(env, "appendAsync"),
+                        MethodEntry<H, &H::Attend>(env, "attend"),
+                        MethodEntry<H, &H::AttendAsync>(env, "attendAsync"),
+                        MethodEntry<H, &H::Compress>(env, "compress"),
+                        MethodEntry<H, &H::CompressAsync>(env, "compressAsync"),
+                        MethodEntry<H, &H::Export>(env, "exportLayer"),
+                        MethodEntry<H, &H::ExportAsync>(env, "exportLayerAsync"),
+                        MethodEntry<H, &H::Lengths>(env, "lengths"),
+                        MethodEntry<H, &H::MaxLength>(env, "maxLength"),
+                        MethodEntry<H, &H::MemoryBytes>(env, "memoryBytes"),
+                        MethodEntry<H, &H::Clear>(env, "clear"),
+                        MethodEntry<H, &H::Device>(env, "device")});
   }
 
   explicit KvCacheHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvCacheHandle>(info) {
-    Napi::Object o = ParamsArg(info);
+    GuardAlloc(info.Env(), [&] { Init(info); });
+    TagHandle(info.This(), kTag);
+  }
+
+ private:
+  void Init(const Napi::CallbackInfo& info) {
+    Napi::Object o = SnapshotParams(info, {"nLayers", "nKvHeads", "headDim", "capacity", "dtype", "groupSize", "residual",
+                                           "window", "device"});
     CacheConfig cfg;
     cfg.n_layers = GetInt(o, "nLayers");
     cfg.n_kv_heads = GetInt(o, "nKvHeads");
@@ -283,6 +292,8 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     cache_.reset(api);
   }
 
+ public:
+
   // Marks the cache busy for the lifetime of the guard (sync calls).
   class Guard {
    public:
@@ -305,7 +316,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
 
  private:
   Napi::Value Append(const Napi::CallbackInfo& info) {
-    ParsedAppend p = ParseAppend(ParamsArg(info), false);
+    ParsedAppend p = ParseAppend(Params(info, kAppendFields), false);
     Guard g(this, info.Env());
     const Status s = cache_->append(p.layer, p.in);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
@@ -313,7 +324,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   }
 
   Napi::Value Attend(const Napi::CallbackInfo& info) {
-    ParsedAttend p = ParseAttend(ParamsArg(info), false);
+    ParsedAttend p = ParseAttend(Params(info, kAttendFields), false);
     Guard g(this, info.Env());
     const Status s = cache_->attend(p.layer, p.in);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
@@ -321,7 +332,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   }
 
   Napi::Value Compress(const Napi::CallbackInfo& info) {
-    CompressRequest r = ParseCompress(ParamsArg(info), nullptr);
+    CompressRequest r = ParseCompress(Params(info, kCompressFields), nullptr);
     Guard g(this, info.Env());
     CompressReport rep;
     const double t0 = now_ms();
@@ -335,7 +346,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   Napi::Value CompressAsync(const Napi::CallbackInfo& info);
 
   Napi::Value Export(const Napi::CallbackInfo& info) {
-    ParsedExport p = ParseExport(ParamsArg(info), false);
+    ParsedExport p = ParseExport(Params(info, kExportFields), false);
     Guard g(this, info.Env());
     const Status s = RunExport(cache_.get(), p);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
@@ -385,47 +396,47 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   std::atomic<bool> busy_{false};
 };
 
-// One async cache operation: holds the cache object and its buffers alive,
-// runs `run` off the main thread, releases the busy flag when done.
-class CacheWorker : public Napi::AsyncWorker {
+// One async cache operation: holds the cache object alive, runs `run` off
+// the main thread, releases the busy flag when done, writes staged outputs
+// back, and settles without ever throwing (async_work.h).
+class CacheWorker : public PromiseWork {
  public:
   CacheWorker(Napi::Env env, KvCacheHandle* handle, Napi::Object self)
-      : Napi::AsyncWorker(env), handle_(handle), deferred_(Napi::Promise::Deferred::New(env)) {
+      : PromiseWork(env, "tokenpress:kvCache"), handle_(handle) {
     self_ = Napi::Persistent(self);
   }
-  Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
-  virtual Status Run(KvCacheApi* cache) = 0;
+  virtual Status RunOn(KvCacheApi* cache) = 0;
   virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+  virtual Staging* stage() { return nullptr; }
 
  private:
-  void Execute() override { status_ = Run(handle_->cache()); }
-  void OnOK() override {
-    handle_->Release();
-    if (status_.is_ok()) deferred_.Resolve(Result(Env()));
-    else deferred_.Reject(StatusError(Env(), status_));
-  }
-  void OnError(const Napi::Error& e) override {
-    handle_->Release();
-    deferred_.Reject(e.Value());
+  Status Run() override { return RunOn(handle_->cache()); }
+  void Finish() override { handle_->Release(); }
+  Napi::Value Build(Napi::Env env) override {
+    Staging* st = stage();
+    if (st != nullptr) {
+      const Status c = st->Commit(env);
+      if (!c.is_ok()) throw Napi::Error(env, OutputChangedError(env, c));
+    }
+    return Result(env);
   }
 
   KvCacheHandle* handle_;
   Napi::ObjectReference self_;
-  Napi::Promise::Deferred deferred_;
-  Status status_;
 };
 
 Status RunAppend(KvCacheApi* c, const ParsedAppend& p) { return c->append(p.layer, p.in); }
 Status RunAttend(KvCacheApi* c, const ParsedAttend& p) { return c->attend(p.layer, p.in); }
 
-// An async operation whose parsed params (buffers kept alive inside) run through `run`.
+// An async operation whose parsed params (staged copies inside) run through `run`.
 template <typename P, Status (*run)(KvCacheApi*, const P&)>
 class ParsedWorker : public CacheWorker {
  public:
   ParsedWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, P p) : CacheWorker(env, h, self), p_(std::move(p)) {}
-  Status Run(KvCacheApi* c) override { return run(c, p_); }
+  Status RunOn(KvCacheApi* c) override { return run(c, p_); }
+  Staging* stage() override { return p_.stage.get(); }
  private:
   P p_;
 };
@@ -435,9 +446,9 @@ using AttendWorker = ParsedWorker<ParsedAttend, RunAttend>;
 
 class CompressWorker : public CacheWorker {
  public:
-  CompressWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, std::pair<CompressRequest, KeepAlive> p)
-      : CacheWorker(env, h, self), r_(std::move(p.first)), alive_(std::move(p.second)) {}
-  Status Run(KvCacheApi* c) override {
+  CompressWorker(Napi::Env env, KvCacheHandle* h, Napi::Object self, std::pair<CompressRequest, std::unique_ptr<Staging>> p)
+      : CacheWorker(env, h, self), r_(std::move(p.first)), stage_(std::move(p.second)) {}
+  Status RunOn(KvCacheApi* c) override {
     const double t0 = now_ms();
     const Status s = c->compress(r_, &rep_);
     ms_ = now_ms() - t0;
@@ -446,7 +457,7 @@ class CompressWorker : public CacheWorker {
   Napi::Value Result(Napi::Env env) override { return ReportObject(env, rep_, ms_); }
  private:
   CompressRequest r_;
-  KeepAlive alive_;
+  std::unique_ptr<Staging> stage_;  // the draft query copies
   CompressReport rep_;
   double ms_ = 0;
 };
@@ -456,24 +467,31 @@ using ExportWorker = ParsedWorker<ParsedExport, RunExport>;
 template <typename W, typename P>
 Napi::Value Start(const Napi::CallbackInfo& info, KvCacheHandle* h, P parsed) {
   h->Acquire(info.Env());
-  auto* w = new W(info.Env(), h, info.This().As<Napi::Object>(), std::move(parsed));
+  W* w = nullptr;
+  try {
+    w = new W(info.Env(), h, info.This().As<Napi::Object>(), std::move(parsed));
+  } catch (...) {
+    h->Release();
+    throw;
+  }
   Napi::Promise promise = w->Promise();
   w->Queue();
   return promise;
 }
 
 Napi::Value KvCacheHandle::AppendAsync(const Napi::CallbackInfo& info) {
-  return Start<AppendWorker>(info, this, ParseAppend(ParamsArg(info), true));
+  return Start<AppendWorker>(info, this, ParseAppend(Params(info, kAppendFields), true));
 }
 Napi::Value KvCacheHandle::AttendAsync(const Napi::CallbackInfo& info) {
-  return Start<AttendWorker>(info, this, ParseAttend(ParamsArg(info), true));
+  return Start<AttendWorker>(info, this, ParseAttend(Params(info, kAttendFields), true));
 }
 Napi::Value KvCacheHandle::ExportAsync(const Napi::CallbackInfo& info) {
-  return Start<ExportWorker>(info, this, ParseExport(ParamsArg(info), true));
+  return Start<ExportWorker>(info, this, ParseExport(Params(info, kExportFields), true));
 }
 Napi::Value KvCacheHandle::CompressAsync(const Napi::CallbackInfo& info) {
-  std::pair<CompressRequest, KeepAlive> p;
-  p.first = ParseCompress(ParamsArg(info), &p.second);
+  std::pair<CompressRequest, std::unique_ptr<Staging>> p;
+  p.second = std::make_unique<Staging>();
+  p.first = ParseCompress(Params(info, kCompressFields), p.second.get());
   return Start<CompressWorker>(info, this, std::move(p));
 }
 

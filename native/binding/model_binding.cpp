@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "../cuda/cuda_equal_info.h"
+#include "async_work.h"
 #include "bindings.h"
+#include "handles.h"
 #include "napi_args.h"
 
 namespace tp::binding {
@@ -46,15 +48,25 @@ Napi::Error BadFile(Napi::Env env, const std::string& message) {
   return e;
 }
 
-// A Uint8Array argument, or a TypeError naming it.
-Napi::Uint8Array BytesArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+// A Uint8Array argument (not over a SharedArrayBuffer), or a TypeError naming it.
+struct Bytes {
+  const uint8_t* data;
+  size_t size;
+};
+Bytes BytesArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Uint8Array, received " +
                                                (info.Length() > i ? describe(info[i]) : std::string("undefined")));
   }
-  return info[i].As<Napi::Uint8Array>();
+  const RawTypedArray r = ReadTypedArray(info.Env(), info[i], name);
+  static const uint8_t kEmpty[1] = {0};
+  return r.data == nullptr ? Bytes{kEmpty, 0} : Bytes{static_cast<const uint8_t*>(r.data), r.length};
 }
 
+// Trains off the main thread. onProgress(fraction) hears from it; the first
+// error it throws is kept, later progress is not reported, and the promise
+// rejects with that error when training ends. Completion and progress never
+// throw (async_work.h): after worker.terminate() they find JS gone.
 class TrainWorker : public Napi::AsyncProgressWorker<double> {
  public:
   TrainWorker(Napi::Env env, std::vector<uint8_t> text, KnTrainOptions opts, Napi::Function on_progress)
@@ -70,62 +82,73 @@ class TrainWorker : public Napi::AsyncProgressWorker<double> {
     const bool report = !progress_.IsEmpty();
     coding::KnProgress cb = nullptr;
     if (report) cb = [&progress](double f) { progress.Send(&f, 1); };
-    status_ = KnModel::train(text_.data(), text_.size(), opts_, &model_, cb);
+    status_ = RunGuarded([&] { return KnModel::train(text_.data(), text_.size(), opts_, &model_, cb); });
     std::vector<uint8_t>().swap(text_);
   }
   void OnProgress(const double* data, size_t count) override {
-    if (progress_.IsEmpty() || count == 0) return;
-    Napi::HandleScope scope(Env());
-    progress_.Call({Napi::Number::New(Env(), data[count - 1])});
+    if (progress_.IsEmpty() || count == 0 || !callback_error_.IsEmpty()) return;
+    NoThrow([&] {
+      Napi::HandleScope scope(Env());
+      try {
+        progress_.Call({Napi::Number::New(Env(), data[count - 1])});
+      } catch (const Napi::Error& e) {
+        callback_error_ = Napi::Persistent(e.Value());
+      }
+    });
   }
   void OnOK() override {
-    if (!status_.is_ok()) {
-      deferred_.Reject(StatusError(Env(), status_));
+    if (!callback_error_.IsEmpty()) {
+      NoThrow([&] { deferred_.Reject(callback_error_.Value()); });
       return;
     }
-    deferred_.Resolve(ByteModelHandle::NewInstance(Env(), std::shared_ptr<const KnModel>(std::move(model_))));
+    Settle(Env(), deferred_, status_,
+           [&](Napi::Env env) { return ByteModelHandle::NewInstance(env, std::shared_ptr<const KnModel>(std::move(model_))); });
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override { RejectWith(Env(), deferred_, e); }
 
  private:
   std::vector<uint8_t> text_;
   KnTrainOptions opts_;
   Napi::Promise::Deferred deferred_;
   Napi::FunctionReference progress_;
+  Napi::ObjectReference callback_error_;
   std::unique_ptr<KnModel> model_;
   Status status_;
 };
 
 // trainByteModelAsync(text: Uint8Array, opts: { maxOrder, maxBytes }, onProgress?)
+// The options are read first (their getters run), then the text is copied.
 Napi::Value TrainByteModelAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto deferred = Napi::Promise::Deferred::New(env);
   try {
-    Napi::Uint8Array text = BytesArg(info, 0, "text");
-    if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "opts: expected an object");
-    const Napi::Object opts = info[1].As<Napi::Object>();
-    KnTrainOptions to;
-    const int64_t order = GetInt(opts, "maxOrder");
-    const int64_t max_bytes = GetInt(opts, "maxBytes");
-    if (order < 1 || order > coding::kKnMaxOrderLimit) {
-      throw Napi::RangeError::New(env, "maxOrder: expected an integer in [1, " + std::to_string(coding::kKnMaxOrderLimit) +
-                                           "], received " + std::to_string(order));
-    }
-    if (max_bytes < 4096 || max_bytes > (int64_t{1} << 31)) {
-      throw Napi::RangeError::New(env, "maxBytes: expected an integer in [4096, 2147483648], received " + std::to_string(max_bytes));
-    }
-    to.max_order = static_cast<int>(order);
-    to.max_bytes = static_cast<uint64_t>(max_bytes);
-    Napi::Function cb;
-    if (info.Length() > 2 && !info[2].IsUndefined()) {
-      if (!info[2].IsFunction()) throw Napi::TypeError::New(env, "onProgress: expected a function, received " + describe(info[2]));
-      cb = info[2].As<Napi::Function>();
-    }
-    std::vector<uint8_t> copy(text.Data(), text.Data() + text.ElementLength());
-    auto* worker = new TrainWorker(env, std::move(copy), to, cb);
-    Napi::Promise p = worker->promise();
-    worker->Queue();
-    return p;
+    return GuardAlloc(env, [&]() -> Napi::Value {
+      if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "opts: expected an object");
+      const Napi::Object opts = Snapshot(info[1].As<Napi::Object>(), {"maxOrder", "maxBytes"});
+      KnTrainOptions to;
+      const int64_t order = GetInt(opts, "maxOrder");
+      const int64_t max_bytes = GetInt(opts, "maxBytes");
+      if (order < 1 || order > coding::kKnMaxOrderLimit) {
+        throw Napi::RangeError::New(env, "maxOrder: expected an integer in [1, " + std::to_string(coding::kKnMaxOrderLimit) +
+                                             "], received " + std::to_string(order));
+      }
+      if (max_bytes < 4096 || max_bytes > (int64_t{1} << 31)) {
+        throw Napi::RangeError::New(env, "maxBytes: expected an integer in [4096, 2147483648], received " + std::to_string(max_bytes));
+      }
+      to.max_order = static_cast<int>(order);
+      to.max_bytes = static_cast<uint64_t>(max_bytes);
+      Napi::Function cb;
+      if (info.Length() > 2 && !info[2].IsUndefined()) {
+        if (!info[2].IsFunction()) throw Napi::TypeError::New(env, "onProgress: expected a function, received " + describe(info[2]));
+        cb = info[2].As<Napi::Function>();
+      }
+      const Bytes text = BytesArg(info, 0, "text");
+      std::vector<uint8_t> copy(text.data, text.data + text.size);
+      auto* worker = new TrainWorker(env, std::move(copy), to, cb);
+      Napi::Promise p = worker->promise();
+      worker->Queue();
+      return p;
+    });
   } catch (const Napi::Error& e) {
     deferred.Reject(e.Value());
     return deferred.Promise();
@@ -134,6 +157,8 @@ Napi::Value TrainByteModelAsync(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+const napi_type_tag ByteModelHandle::kTag = kByteModelTag;
+
 std::string IdentityHex(uint64_t id) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
@@ -141,14 +166,15 @@ std::string IdentityHex(uint64_t id) {
 }
 
 Napi::Function ByteModelHandle::Init(Napi::Env env) {
+  using H = ByteModelHandle;
   Napi::Function ctor = DefineClass(env, "ByteModel",
                                     {
-                                        StaticMethod<&ByteModelHandle::FromBytes>("fromBytes"),
-                                        InstanceMethod<&ByteModelHandle::Serialize>("serialize"),
-                                        InstanceMethod<&ByteModelHandle::Info>("info"),
-                                        InstanceMethod<&ByteModelHandle::Masses>("masses"),
-                                        InstanceMethod<&ByteModelHandle::Evaluate>("evaluate"),
-                                        InstanceMethod<&ByteModelHandle::BenchMasses>("benchMasses"),
+                                        StaticValue("fromBytes", Napi::Function::New(env, Guarded<&H::FromBytes>, "fromBytes"), napi_default),
+                                        MethodEntry<H, &H::Serialize>(env, "serialize"),
+                                        MethodEntry<H, &H::Info>(env, "info"),
+                                        MethodEntry<H, &H::Masses>(env, "masses"),
+                                        MethodEntry<H, &H::Evaluate>(env, "evaluate"),
+                                        MethodEntry<H, &H::BenchMasses>(env, "benchMasses"),
                                     });
   auto* ref = new Napi::FunctionReference(Napi::Persistent(ctor));
   {
@@ -171,14 +197,12 @@ Napi::Object ByteModelHandle::NewInstance(Napi::Env env, std::shared_ptr<const K
   return ctor->New({Napi::External<PendingModel>::New(env, &pending)});
 }
 
+// By the tag set in the constructor (handles.h), never by prototype: a
+// KvCacheHandle whose prototype is ByteModel.prototype is refused.
 ByteModelHandle* ByteModelHandle::FromValue(Napi::Value v, const char* arg) {
-  Napi::Env env = v.Env();
-  Napi::FunctionReference* ctor = Constructor(env);
-  if (ctor != nullptr && v.IsObject() && v.As<Napi::Object>().InstanceOf(ctor->Value())) {
-    ByteModelHandle* h = Unwrap(v.As<Napi::Object>());
-    if (h != nullptr && h->model_) return h;
-  }
-  throw Napi::TypeError::New(env, std::string(arg) + ": expected a ByteModel, received " + describe(v));
+  ByteModelHandle* h = UnwrapChecked<ByteModelHandle>(v, kTag, arg, kClassName);
+  if (!h->model_) throw Napi::TypeError::New(v.Env(), std::string(arg) + ": expected a ByteModel, received an empty one");
+  return h;
 }
 
 ByteModelHandle::~ByteModelHandle() {
@@ -191,6 +215,7 @@ ByteModelHandle::ByteModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectW
     auto* pending = info[0].As<Napi::External<PendingModel>>().Data();
     if (pending != nullptr && pending->tag == kPendingTag) {
       model_ = pending->model;
+      TagHandle(info.This(), kTag);
       return;
     }
   }
@@ -198,11 +223,11 @@ ByteModelHandle::ByteModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectW
 }
 
 Napi::Value ByteModelHandle::FromBytes(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array bytes = BytesArg(info, 0, "bytes");
+  const Bytes bytes = BytesArg(info, 0, "bytes");
   std::unique_ptr<KnModel> m;
   Status s;
   try {
-    s = KnModel::from_bytes(bytes.Data(), bytes.ElementLength(), &m);
+    s = KnModel::from_bytes(bytes.data, bytes.size, &m);
   } catch (const std::bad_alloc&) {
     s = Status::out_of_memory("ByteModel.fromBytes: out of memory");
   }
@@ -241,11 +266,11 @@ Napi::Value ByteModelHandle::Info(const Napi::CallbackInfo& info) {
 
 // masses(ctx: Uint8Array): Uint32Array(256); reads the last maxOrder bytes of ctx.
 Napi::Value ByteModelHandle::Masses(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array ctx = BytesArg(info, 0, "context");
-  const size_t n = ctx.ElementLength();
-  const int len = static_cast<int>(std::min<size_t>(n, static_cast<size_t>(model_->max_order())));
   Napi::Uint32Array out = Napi::Uint32Array::New(info.Env(), coding::kAlphabet);
-  model_->masses(ctx.Data() + (n - len), len, out.Data());
+  const Bytes ctx = BytesArg(info, 0, "context");  // after the allocation: nothing runs between pointer and use
+  const size_t n = ctx.size;
+  const int len = static_cast<int>(std::min<size_t>(n, static_cast<size_t>(model_->max_order())));
+  model_->masses(ctx.data + (n - len), len, out.Data());
   return out;
 }
 
@@ -266,10 +291,10 @@ static int64_t WindowArg(const Napi::CallbackInfo& info, size_t index) {
 // (double precision logs); the coders use the integer masses.
 Napi::Value ByteModelHandle::Evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array text = BytesArg(info, 0, "text");
   const int64_t window = WindowArg(info, 1);
-  const uint8_t* t = text.Data();
-  const size_t n = text.ElementLength();
+  const Bytes text = BytesArg(info, 0, "text");
+  const uint8_t* t = text.data;
+  const size_t n = text.size;
   const int order = model_->max_order();
   std::vector<double> pos_bits(static_cast<size_t>(window), 0.0);
   std::vector<uint64_t> pos_count(static_cast<size_t>(window), 0);
@@ -300,10 +325,10 @@ Napi::Value ByteModelHandle::Evaluate(const Napi::CallbackInfo& info) {
 // call over text, contexts as in evaluate() (for benchmarks; no logs).
 Napi::Value ByteModelHandle::BenchMasses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array text = BytesArg(info, 0, "text");
   const int64_t window = WindowArg(info, 1);
-  const uint8_t* t = text.Data();
-  const size_t n = text.ElementLength();
+  const Bytes text = BytesArg(info, 0, "text");
+  const uint8_t* t = text.data;
+  const size_t n = text.size;
   const int order = model_->max_order();
   uint32_t m[coding::kAlphabet];
   uint32_t sink = 0;
@@ -320,7 +345,7 @@ Napi::Value ByteModelHandle::BenchMasses(const Napi::CallbackInfo& info) {
 
 void RegisterModel(Napi::Env env, Napi::Object exports) {
   exports.Set("ByteModel", ByteModelHandle::Init(env));
-  exports.Set("trainByteModelAsync", Napi::Function::New(env, TrainByteModelAsync, "trainByteModelAsync"));
+  exports.Set("trainByteModelAsync", Napi::Function::New(env, Guarded<TrainByteModelAsync>, "trainByteModelAsync"));
 }
 
 }  // namespace tp::binding

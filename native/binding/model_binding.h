@@ -14,6 +14,8 @@ namespace tp::binding {
 
 class ByteModelHandle : public Napi::ObjectWrap<ByteModelHandle> {
  public:
+  static const napi_type_tag kTag;  // handles.h: kByteModelTag
+  static constexpr const char* kClassName = "ByteModel";
   static Napi::Function Init(Napi::Env env);
   // A new JS ByteModel object owning `model`.
   static Napi::Object NewInstance(Napi::Env env, std::shared_ptr<const coding::KnModel> model);

@@ -8,6 +8,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "../core/dtype.h"
 #include "../core/status.h"
@@ -59,6 +60,80 @@ inline Napi::Object ParamsArg(const Napi::CallbackInfo& info) {
   return info[0].As<Napi::Object>();
 }
 
+// Phase one of reading a params object: every listed field is read once
+// (running every getter, Proxy trap and array-element accessor now) into a
+// fresh object of plain data properties, and phase two (the typed readers
+// below, the pointers) reads only that snapshot, where no JS can run. So no
+// getter can shrink, detach or free a buffer after its pointer is taken.
+// Arrays are copied element by element (strides, docs, drafts); an object
+// inside an array (drafts[i]) is copied the same way, one level deep. Other
+// objects (typed arrays, handles) are kept as they are: reading them runs no JS.
+constexpr uint32_t kMaxSnapshotArray = 1u << 24;
+
+inline void DefineOwn(Napi::Object target, napi_value key, napi_value value) {
+  napi_property_descriptor d = {nullptr, key, nullptr, nullptr, nullptr, value, napi_default_jsproperty, nullptr};
+  const napi_status s = napi_define_properties(target.Env(), target, 1, &d);
+  if (s != napi_ok) throw Napi::Error::New(target.Env());
+}
+
+inline Napi::Value SnapshotValue(Napi::Env env, Napi::Value v, const std::string& name, int depth);
+
+inline Napi::Object SnapshotObject(Napi::Env env, Napi::Object o, const std::string& name, int depth) {
+  Napi::Object copy = Napi::Object::New(env);
+  napi_value keys = nullptr;
+  if (napi_get_all_property_names(env, o, napi_key_own_only, static_cast<napi_key_filter>(napi_key_enumerable | napi_key_skip_symbols),
+                                  napi_key_numbers_to_strings, &keys) != napi_ok) {
+    throw Napi::Error::New(env);
+  }
+  Napi::Array names(env, keys);
+  const uint32_t n = names.Length();
+  if (n > 64) throw Napi::RangeError::New(env, name + ": expected an object with at most 64 fields, received " + std::to_string(n));
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value key = names.Get(i);
+    DefineOwn(copy, key, SnapshotValue(env, o.Get(key), name + "." + key.ToString().Utf8Value(), depth - 1));
+  }
+  return copy;
+}
+
+inline Napi::Value SnapshotValue(Napi::Env env, Napi::Value v, const std::string& name, int depth) {
+  if (!v.IsArray()) return v;
+  if (depth <= 0) throw Napi::TypeError::New(env, name + ": expected no array nested this deep");
+  Napi::Array a = v.As<Napi::Array>();
+  const uint32_t n = a.Length();
+  if (n > kMaxSnapshotArray) {
+    throw Napi::RangeError::New(env, name + ": expected at most " + std::to_string(kMaxSnapshotArray) + " elements, received " + std::to_string(n));
+  }
+  Napi::Array copy = Napi::Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value e = a.Get(i);
+    const std::string at = name + "[" + std::to_string(i) + "]";
+    if (e.IsObject() && !e.IsArray() && !e.IsTypedArray() && !e.IsFunction() && !e.IsArrayBuffer()) {
+      e = SnapshotObject(env, e.As<Napi::Object>(), at, depth);
+    } else {
+      e = SnapshotValue(env, e, at, depth - 1);
+    }
+    DefineOwn(copy, Napi::String::New(env, std::to_string(i)), e);
+  }
+  return copy;
+}
+
+// The snapshot of o's fields `names` (absent fields stay absent).
+inline Napi::Object Snapshot(Napi::Object o, std::initializer_list<const char*> names) {
+  Napi::Env env = o.Env();
+  Napi::Object copy = Napi::Object::New(env);
+  for (const char* name : names) {
+    Napi::Value v = o.Get(name);
+    if (v.IsUndefined()) continue;
+    DefineOwn(copy, Napi::String::New(env, name), SnapshotValue(env, v, name, 3));
+  }
+  return copy;
+}
+
+// ParamsArg then Snapshot: the params of one call, every getter already run.
+inline Napi::Object SnapshotParams(const Napi::CallbackInfo& info, std::initializer_list<const char*> names) {
+  return Snapshot(ParamsArg(info), names);
+}
+
 // A dtype code of lib/native.ts DTYPE_CODE.
 inline DType ParseDtype(Napi::Object obj, const char* name) {
   const int64_t code = GetInt(obj, name);
@@ -86,7 +161,14 @@ struct TypedArrayView {
   bool present = false;
   void* data = nullptr;
   int64_t length = 0;  // elements
+  int64_t element_bytes = 0;
+  // The whole backing ArrayBuffer [buffer, buffer + buffer_bytes): two views
+  // of one buffer overlap for the aliasing rule whatever their offsets.
+  const char* buffer = nullptr;
+  size_t buffer_bytes = 0;
+  const char* name = "";
   Napi::Value value;
+  size_t bytes() const { return static_cast<size_t>(length * element_bytes); }
 };
 
 inline const char* typed_array_name(napi_typedarray_type t) {
@@ -95,12 +177,59 @@ inline const char* typed_array_name(napi_typedarray_type t) {
     case napi_uint16_array: return "a Uint16Array";
     case napi_uint8_array: return "a Uint8Array";
     case napi_int32_array: return "an Int32Array";
+    case napi_uint32_array: return "a Uint32Array";
+    case napi_float64_array: return "a Float64Array";
     default: return "a typed array";
   }
 }
 
+inline int64_t element_size(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: return 1;
+    case napi_int16_array: case napi_uint16_array: return 2;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: return 8;
+    default: return 4;
+  }
+}
+
+// The raw facts of a typed array, read without running any JS. A typed array
+// over a SharedArrayBuffer is refused with an error naming the argument:
+// another thread could change an index or a length between the kernel's
+// check and its use, so shared memory is never read in place.
+struct RawTypedArray {
+  napi_typedarray_type type = napi_uint8_array;
+  void* data = nullptr;
+  size_t length = 0;  // elements
+  const char* buffer = nullptr;
+  size_t buffer_bytes = 0;
+};
+
+inline RawTypedArray ReadTypedArray(Napi::Env env, Napi::Value v, const std::string& name) {
+  RawTypedArray r;
+  napi_value ab = nullptr;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, v, &r.type, &r.length, &r.data, &ab, &offset) != napi_ok) {
+    throw Napi::TypeError::New(env, name + ": expected a typed array, received " + describe(v));
+  }
+  bool plain = false;
+  if (napi_is_arraybuffer(env, ab, &plain) != napi_ok || !plain) {
+    throw Napi::TypeError::New(env, name + ": expected " + typed_array_name(r.type) +
+                                        " over an ArrayBuffer, received one over a SharedArrayBuffer (copy it first, e.g. " +
+                                        "new Float32Array(view))");
+  }
+  void* base = nullptr;
+  if (napi_get_arraybuffer_info(env, ab, &base, &r.buffer_bytes) != napi_ok) {
+    throw Napi::TypeError::New(env, name + ": could not read the typed array's buffer");
+  }
+  r.buffer = static_cast<const char*>(base);
+  if (r.data == nullptr || r.length == 0) r.data = nullptr;
+  return r;
+}
+
 // Reads o[name] as a typed array of exactly `type`; absent (undefined) is
-// allowed unless `required`.
+// allowed unless `required`. Call it only after every field of the params
+// object has been read (Snapshot): no JS may run between taking the pointer
+// and the kernel's use of it.
 inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typedarray_type type, bool required) {
   TypedArrayView view;
   Napi::Value v = o.Get(name);
@@ -108,11 +237,14 @@ inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typed
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
     throw Napi::TypeError::New(o.Env(), std::string(name) + ": expected " + typed_array_name(type) + ", received " + describe(v));
   }
-  Napi::TypedArray a = v.As<Napi::TypedArray>();
-  Napi::ArrayBuffer buffer = a.ArrayBuffer();
+  const RawTypedArray r = ReadTypedArray(o.Env(), v, name);
   view.present = true;
-  view.length = static_cast<int64_t>(a.ElementLength());
-  view.data = buffer.Data() == nullptr ? nullptr : static_cast<char*>(buffer.Data()) + a.ByteOffset();
+  view.name = name;
+  view.element_bytes = element_size(type);
+  view.length = static_cast<int64_t>(r.length);
+  view.data = r.data;
+  view.buffer = r.buffer;
+  view.buffer_bytes = r.buffer_bytes;
   if (view.data == nullptr || view.length == 0) {
     // Empty or detached: still present (kernels test presence by pointer),
     // with no element that may be read or written.
@@ -122,6 +254,33 @@ inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typed
   }
   view.value = v;
   return view;
+}
+
+// True when a and b, both non-empty, live in one backing buffer (any offsets).
+inline bool SharesBuffer(const TypedArrayView& a, const TypedArrayView& b) {
+  if (!a.present || !b.present || a.length == 0 || b.length == 0) return false;
+  return a.buffer < b.buffer + b.buffer_bytes && b.buffer < a.buffer + a.buffer_bytes;
+}
+
+// The aliasing rule: no output may share memory with any input or with
+// another output (kernels write outputs while they still read inputs; two
+// views of one ArrayBuffer are refused whatever their offsets).
+inline void RefuseOverlap(Napi::Env env, std::initializer_list<const TypedArrayView*> outputs,
+                          std::initializer_list<const TypedArrayView*> inputs) {
+  for (auto o = outputs.begin(); o != outputs.end(); ++o) {
+    for (const TypedArrayView* in : inputs) {
+      if (SharesBuffer(**o, *in)) {
+        throw Napi::RangeError::New(env, std::string((*o)->name) + ": expected an output that shares no memory with the input " +
+                                             in->name + ", received a view of the same ArrayBuffer");
+      }
+    }
+    for (auto p = o + 1; p != outputs.end(); ++p) {
+      if (SharesBuffer(**o, **p)) {
+        throw Napi::RangeError::New(env, std::string((*p)->name) + ": expected an output that shares no memory with the output " +
+                                             (*o)->name + ", received a view of the same ArrayBuffer");
+      }
+    }
+  }
 }
 
 // The JS `code` of a non-argument status.
@@ -143,17 +302,34 @@ inline Napi::Value StatusError(Napi::Env env, const Status& s) {
 [[noreturn]] inline void ThrowStatus(Napi::Env env, const Status& s) { throw Napi::Error(env, StatusError(env, s)); }
 
 // Runs fn on the main thread; a failed allocation (hostile sizes, a full
-// machine) becomes a JS Error with code ERR_OUT_OF_MEMORY instead of
-// terminating the process (node-addon-api only converts Napi::Error).
+// machine) becomes a JS Error with code ERR_OUT_OF_MEMORY, a refused thread
+// (std::system_error) one with code ERR_THREADS, instead of terminating the
+// process (node-addon-api only converts Napi::Error).
 template <typename Fn>
 auto GuardAlloc(Napi::Env env, Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
+  } catch (const Napi::Error&) {
+    throw;
   } catch (const std::bad_alloc&) {
     ThrowStatus(env, Status::out_of_memory("out of memory"));
   } catch (const std::length_error&) {
     ThrowStatus(env, Status::out_of_memory("out of memory: a requested size is too large"));
+  } catch (const std::system_error& e) {
+    Napi::Error err = Napi::Error::New(env, std::string("the system refused a resource (a thread?): ") + e.what());
+    err.Set("code", "ERR_THREADS");
+    throw err;
+  } catch (const std::exception& e) {
+    Napi::Error err = Napi::Error::New(env, std::string("native error: ") + e.what());
+    err.Set("code", "ERR_NATIVE");
+    throw err;
   }
+}
+
+// A plain entry point wrapped in GuardAlloc: Napi::Function::New(env, Guarded<Fn>).
+template <Napi::Value (*Fn)(const Napi::CallbackInfo&)>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  return GuardAlloc(info.Env(), [&] { return Fn(info); });
 }
 
 }  // namespace tp::binding

@@ -1,8 +1,12 @@
 // backendInfo, setThreads, setIsa.
+#include <string>
+#include <system_error>
+
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
 #include "../cuda/cuda_probe.h"
 #include "bindings.h"
+#include "napi_args.h"
 
 namespace tp::binding {
 namespace {
@@ -36,13 +40,23 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
-void SetThreads(const Napi::CallbackInfo& info) {
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "n: expected an integer in [1, 1024]");
   const double n = info[0].As<Napi::Number>().DoubleValue();
   if (!(n >= 1 && n <= 1024) || n != static_cast<int>(n)) {
     throw Napi::RangeError::New(info.Env(), "n: expected an integer in [1, 1024], received " + std::to_string(n));
   }
-  ThreadPool::instance().resize(static_cast<int>(n));
+  try {
+    ThreadPool::instance().resize(static_cast<int>(n));
+  } catch (const std::system_error& e) {
+    // The system refused a thread (ulimit, memory): the pool is unchanged
+    // (or, if even its old threads could not restart, smaller) and usable.
+    Napi::Error err = Napi::Error::New(info.Env(), std::string("n: ") + e.what() + " (the system refused a thread: " +
+                                                       e.code().message() + ")");
+    err.Set("code", "ERR_THREADS");
+    throw err;
+  }
+  return info.Env().Undefined();
 }
 
 Napi::Value SetIsa(const Napi::CallbackInfo& info) {
@@ -56,9 +70,9 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterSystem(Napi::Env env, Napi::Object exports) {
-  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
-  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
+  exports.Set("backendInfo", Napi::Function::New(env, Guarded<BackendInfo>, "backendInfo"));
+  exports.Set("setThreads", Napi::Function::New(env, Guarded<SetThreads>, "setThreads"));
+  exports.Set("setIsa", Napi::Function::New(env, Guarded<SetIsa>, "setIsa"));
 }
 
 }  // namespace tp::binding

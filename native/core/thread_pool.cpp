@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
+#include <system_error>
 
 namespace tp {
 namespace {
@@ -24,18 +26,33 @@ ThreadPool& ThreadPool::instance() {
   return *pool;
 }
 
-ThreadPool::ThreadPool() { start_workers(default_thread_count()); }
+// A refused thread at start-up leaves a smaller pool, never an exception
+// from instance().
+ThreadPool::ThreadPool() {
+  try {
+    start_workers(default_thread_count());
+  } catch (const std::system_error&) {
+  }
+}
 
 ThreadPool::~ThreadPool() { stop_workers(); }
 
+// Starts n - 1 workers. When the system refuses a thread (std::system_error
+// from std::thread: ulimit, memory), the pool keeps the workers that did
+// start (size_ counts them) and the error is rethrown.
 void ThreadPool::start_workers(int n) {
-  size_ = n < 1 ? 1 : n;
+  const int want = n < 1 ? 1 : n;
+  size_ = 1;
   stopping_ = false;
   // A new worker must wait for the *next* job: starting from a stale
   // generation it would run (and count itself out of) a job twice, and the
   // pool's busy count would no longer reach zero.
   const uint64_t generation = generation_;
-  for (int w = 1; w < size_; ++w) workers_.emplace_back([this, w, generation] { worker_loop(w, generation); });
+  workers_.reserve(static_cast<size_t>(want - 1));
+  for (int w = 1; w < want; ++w) {
+    workers_.emplace_back([this, w, generation] { worker_loop(w, generation); });
+    size_ = w + 1;
+  }
 }
 
 void ThreadPool::stop_workers() {
@@ -51,8 +68,23 @@ void ThreadPool::stop_workers() {
 void ThreadPool::resize(int n) {
   std::lock_guard<std::mutex> run(run_mutex_);
   if (n == size_) return;
+  const int old = size_;
   stop_workers();
-  start_workers(n);
+  try {
+    start_workers(n);
+    return;
+  } catch (const std::system_error& e) {
+    // A failed call changes nothing: back to the old size (its threads just
+    // ended, so the system had room for them); if even that is refused, the
+    // pool runs with the threads it has (at least the caller's).
+    const std::error_code code = e.code();
+    stop_workers();
+    try {
+      start_workers(old);
+    } catch (const std::system_error&) {
+    }
+    throw std::system_error(code, "could not start " + std::to_string(n) + " threads; the pool keeps " + std::to_string(size_));
+  }
 }
 
 void ThreadPool::run_tasks(int worker) {
