@@ -13,7 +13,7 @@
 import { DTYPE_CODE, native, type NativeAttentionParams } from './native.js';
 import { rangeError, typeError } from './errors.js';
 import type { FloatDType, Tensor, TensorLike } from './tensor.js';
-import { checkBoolean, checkNumber, checkOptions, checkTensor } from './validate.js';
+import { checkBoolean, checkNoOverlap, checkNumber, checkOptions, checkTensor, checkUnshared } from './validate.js';
 
 export interface AttentionOptions {
   /** Logit scale; default 1/sqrt(headDim). Finite and > 0. */
@@ -151,6 +151,12 @@ export function prepareAttention(q: unknown, k: unknown, v: unknown, options: un
   if (opts.out !== undefined) {
     if (!(opts.out instanceof Float32Array)) throw typeError('options.out', `a Float32Array of ${outLen} elements`, opts.out);
     if (opts.out.length !== outLen) throw rangeError('options.out.length', `${outLen} (nHeads * nQ * headDim)`, opts.out.length);
+    checkUnshared('options.out', opts.out);
+    // The kernel writes out while it still reads the inputs: no shared memory.
+    checkNoOverlap([['options.out', opts.out]], [
+      ['q', qt.data], ['k', kt.data], ['v', vt.data], ['options.mask', boolMask ?? additiveMask],
+      ['options.treeMask', treeParents], ['options.indices', sparse?.data],
+    ]);
     out = opts.out;
   } else {
     out = new Float32Array(outLen);
@@ -198,8 +204,11 @@ export function attention(
 }
 
 /**
- * Attention computed off the event loop. Inputs are read in place: do not
- * write to q, k, v, the mask or the indices until the promise settles.
+ * Attention computed off the event loop. The inputs are copied before this
+ * returns and the result is written into `out` when the promise settles
+ * (docs/guarantees.md): the caller may write to, resize or transfer any of
+ * its arrays meanwhile; an `out` resized or transferred by then is left
+ * alone and the promise rejects with code ERR_OUTPUT_CHANGED.
  * Argument errors reject the promise.
  */
 export async function attentionAsync(

@@ -194,7 +194,54 @@ function rawData(arg: string, data: unknown, dtype: DType): ArrayBufferView & { 
   if (!(data instanceof (ARRAY_CTOR[dtype] as never)) || !ArrayBuffer.isView(data)) {
     throw typeError(`${arg}.data`, `a ${ARRAY_NAME[dtype]} for dtype '${dtype}'`, data);
   }
+  checkUnshared(`${arg}.data`, data);
   return data as ArrayBufferView & { length: number };
+}
+
+const SAB = (globalThis as { SharedArrayBuffer?: Function }).SharedArrayBuffer;
+
+/**
+ * Refuses a typed array over a SharedArrayBuffer: another thread could change
+ * an index or a length between a check and its use, so tokenpress never
+ * reads shared memory in place. The native binding refuses it too.
+ */
+export function checkUnshared(arg: string, view: ArrayBufferView): void {
+  const buffer = TA_BUFFER.call(view) as unknown;
+  if (SAB !== undefined && buffer instanceof SAB) {
+    throw new TypeError(`${arg}: expected a typed array over an ArrayBuffer, received one over a SharedArrayBuffer (copy it first, e.g. new Float32Array(view))`);
+  }
+}
+
+/**
+ * The aliasing rule: an output may not share memory with any input, nor with
+ * another output. Two views of one ArrayBuffer are refused whatever their
+ * offsets (kernels write outputs while they still read inputs); empty views
+ * and absent (undefined) entries are skipped. Throws a RangeError naming the
+ * output and the array it shares memory with.
+ */
+export function checkNoOverlap(
+  outputs: readonly (readonly [string, ArrayBufferView | undefined])[],
+  inputs: readonly (readonly [string, ArrayBufferView | undefined])[],
+): void {
+  const live = (xs: readonly (readonly [string, ArrayBufferView | undefined])[]) =>
+    xs.filter((x): x is readonly [string, ArrayBufferView] => x[1] !== undefined && (TA_LENGTH.call(x[1]) as number) > 0);
+  const outs = live(outputs);
+  const ins = live(inputs);
+  for (let i = 0; i < outs.length; i++) {
+    const [name, view] = outs[i]!;
+    const buffer = TA_BUFFER.call(view);
+    for (const [other, w] of ins) {
+      if (TA_BUFFER.call(w) === buffer) {
+        throw new RangeError(`${name}: expected an output that shares no memory with the input ${other}, received a view of the same ArrayBuffer`);
+      }
+    }
+    for (let j = 0; j < i; j++) {
+      const [other, w] = outs[j]!;
+      if (TA_BUFFER.call(w) === buffer) {
+        throw new RangeError(`${name}: expected an output that shares no memory with the output ${other}, received a view of the same ArrayBuffer`);
+      }
+    }
+  }
 }
 
 /**

@@ -22,7 +22,7 @@
 import { DTYPE_CODE, native, type NativeKvScoreParams } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
-import { checkInteger, checkNumber, checkOptions, checkTensor, type CheckedTensor } from '../validate.js';
+import { checkInteger, checkNoOverlap, checkNumber, checkOptions, checkTensor, checkUnshared, type CheckedTensor } from '../validate.js';
 import { KV_NEEDS_DRAFT_QUERIES, KV_NEEDS_QUERIES, checkBudgetFits, policyOptions, resolvePolicy, type ResolvedPolicy, type KvPolicy } from './policies.js';
 
 /**
@@ -233,6 +233,9 @@ export function selectKv(scores: TensorLike<'f32'>, budget: KvBudget, opts?: Sel
   if (o.out !== undefined) {
     if (!(o.out instanceof Int32Array)) throw typeError('opts.out', `an Int32Array of ${nKvHeads * nKeep} elements`, o.out);
     if (o.out.length !== nKvHeads * nKeep) throw rangeError('opts.out.length', `${nKvHeads * nKeep} (nKvHeads * nKeep)`, o.out.length);
+    checkUnshared('opts.out', o.out);
+    // Selection writes out while it still reads the scores: no shared memory.
+    checkNoOverlap([['opts.out', o.out]], [['scores', s.data]]);
     out = o.out;
   } else {
     out = new Int32Array(nKvHeads * nKeep);

@@ -29,10 +29,10 @@ class EqualInfoStepper : public Napi::ObjectWrap<EqualInfoStepper> {
   // Methods go through Method<> (handles.h): `this` is checked by its tag.
   static Napi::Function Define(Napi::Env env) {
     using S = EqualInfoStepper;
-    return DefineClass(env, "EqualInfoStepper",
-                       {MethodEntry<S, &S::Pending>(env, "pending"),
-                        MethodEntry<S, &S::Advance>(env, "advance"),
-                        MethodEntry<S, &S::Result>(env, "result")});
+    Napi::Function ctor = DefineClass(env, "EqualInfoStepper", {});
+    AddMethods(env, ctor,
+               {{"pending", Method<S, &S::Pending>}, {"advance", Method<S, &S::Advance>}, {"result", Method<S, &S::Result>}});
+    return ctor;
   }
 
   explicit EqualInfoStepper(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EqualInfoStepper>(info) {

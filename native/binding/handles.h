@@ -46,10 +46,19 @@ Napi::Value Method(const Napi::CallbackInfo& info) {
   return GuardAlloc(info.Env(), [&] { return (self->*M)(info); });
 }
 
-// The prototype entry for Method<T, M> (use inside DefineClass).
-template <typename T, Napi::Value (T::*M)(const Napi::CallbackInfo&)>
-typename Napi::ObjectWrap<T>::PropertyDescriptor MethodEntry(Napi::Env env, const char* name) {
-  return Napi::ObjectWrap<T>::InstanceValue(name, Napi::Function::New(env, Method<T, M>, name), napi_default);
+// Defines the methods on ctor.prototype as plain functions (a class
+// template cannot hold function values, and node-addon-api's InstanceMethod
+// unwraps `this` before any check could run).
+struct MethodSpec {
+  const char* name;
+  Napi::Value (*fn)(const Napi::CallbackInfo&);
+};
+inline void AddMethods(Napi::Env env, Napi::Function ctor, std::initializer_list<MethodSpec> methods) {
+  Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
+  for (const MethodSpec& m : methods) {
+    proto.DefineProperty(Napi::PropertyDescriptor::Value(m.name, Napi::Function::New(env, m.fn, m.name),
+                                                         static_cast<napi_property_attributes>(napi_writable | napi_configurable)));
+  }
 }
 
 }  // namespace tp::binding

@@ -234,20 +234,22 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   // Methods go through Method<> (handles.h): `this` is checked by its tag.
   static Napi::Function Define(Napi::Env env) {
     using H = KvCacheHandle;
-    return DefineClass(env, "KvCacheHandle",
-                       {MethodEntry<H, &H::Append>(env, "append"),
-                        MethodEntry<H, &H::AppendAsync>(env, "appendAsync"),
-                        MethodEntry<H, &H::Attend>(env, "attend"),
-                        MethodEntry<H, &H::AttendAsync>(env, "attendAsync"),
-                        MethodEntry<H, &H::Compress>(env, "compress"),
-                        MethodEntry<H, &H::CompressAsync>(env, "compressAsync"),
-                        MethodEntry<H, &H::Export>(env, "exportLayer"),
-                        MethodEntry<H, &H::ExportAsync>(env, "exportLayerAsync"),
-                        MethodEntry<H, &H::Lengths>(env, "lengths"),
-                        MethodEntry<H, &H::MaxLength>(env, "maxLength"),
-                        MethodEntry<H, &H::MemoryBytes>(env, "memoryBytes"),
-                        MethodEntry<H, &H::Clear>(env, "clear"),
-                        MethodEntry<H, &H::Device>(env, "device")});
+    Napi::Function ctor = DefineClass(env, "KvCacheHandle", {});
+    AddMethods(env, ctor,
+               {{"append", Method<H, &H::Append>},
+                {"appendAsync", Method<H, &H::AppendAsync>},
+                {"attend", Method<H, &H::Attend>},
+                {"attendAsync", Method<H, &H::AttendAsync>},
+                {"compress", Method<H, &H::Compress>},
+                {"compressAsync", Method<H, &H::CompressAsync>},
+                {"exportLayer", Method<H, &H::Export>},
+                {"exportLayerAsync", Method<H, &H::ExportAsync>},
+                {"lengths", Method<H, &H::Lengths>},
+                {"maxLength", Method<H, &H::MaxLength>},
+                {"memoryBytes", Method<H, &H::MemoryBytes>},
+                {"clear", Method<H, &H::Clear>},
+                {"device", Method<H, &H::Device>}});
+    return ctor;
   }
 
   explicit KvCacheHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvCacheHandle>(info) {

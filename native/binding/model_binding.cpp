@@ -167,15 +167,15 @@ std::string IdentityHex(uint64_t id) {
 
 Napi::Function ByteModelHandle::Init(Napi::Env env) {
   using H = ByteModelHandle;
-  Napi::Function ctor = DefineClass(env, "ByteModel",
-                                    {
-                                        StaticValue("fromBytes", Napi::Function::New(env, Guarded<&H::FromBytes>, "fromBytes"), napi_default),
-                                        MethodEntry<H, &H::Serialize>(env, "serialize"),
-                                        MethodEntry<H, &H::Info>(env, "info"),
-                                        MethodEntry<H, &H::Masses>(env, "masses"),
-                                        MethodEntry<H, &H::Evaluate>(env, "evaluate"),
-                                        MethodEntry<H, &H::BenchMasses>(env, "benchMasses"),
-                                    });
+  Napi::Function ctor = DefineClass(env, "ByteModel", {});
+  ctor.DefineProperty(Napi::PropertyDescriptor::Value("fromBytes", Napi::Function::New(env, Guarded<&H::FromBytes>, "fromBytes"),
+                                                      static_cast<napi_property_attributes>(napi_writable | napi_configurable)));
+  AddMethods(env, ctor,
+             {{"serialize", Method<H, &H::Serialize>},
+              {"info", Method<H, &H::Info>},
+              {"masses", Method<H, &H::Masses>},
+              {"evaluate", Method<H, &H::Evaluate>},
+              {"benchMasses", Method<H, &H::BenchMasses>}});
   auto* ref = new Napi::FunctionReference(Napi::Persistent(ctor));
   {
     std::lock_guard<std::mutex> lock(g_ctor_mutex);

@@ -87,15 +87,32 @@ void ThreadPool::resize(int n) {
   }
 }
 
+namespace {
+// Marks the current thread as running pool tasks for its lifetime.
+struct InsidePool {
+  InsidePool() { t_inside_pool = true; }
+  ~InsidePool() { t_inside_pool = false; }
+};
+}  // namespace
+
+// An exception from a task (std::bad_alloc from a kernel's scratch vector)
+// must not escape a pool thread (std::terminate): the first one is kept,
+// the remaining indices are skipped, and run_locked rethrows it on the
+// calling thread once every worker is done.
 void ThreadPool::run_tasks(int worker) {
   if (worker >= job_workers_) return;
-  t_inside_pool = true;
-  for (;;) {
-    const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= job_size_) break;
-    job_fn_(job_ctx_, i, worker);
+  InsidePool inside;
+  try {
+    for (;;) {
+      const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+      if (i >= job_size_) break;
+      job_fn_(job_ctx_, i, worker);
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!job_error_) job_error_ = std::current_exception();
+    next_.store(job_size_);
   }
-  t_inside_pool = false;
 }
 
 void ThreadPool::worker_loop(int worker, uint64_t seen) {
@@ -148,9 +165,8 @@ void ThreadPool::parallel_for(int64_t n, RawTask fn, void* ctx, int max_workers)
 void ThreadPool::run_locked(int64_t n, RawTask fn, void* ctx, int workers) {
   if (workers > size_) workers = size_;
   if (workers == 1 || n == 1) {
-    t_inside_pool = true;
+    InsidePool inside;
     for (int64_t i = 0; i < n; ++i) fn(ctx, i, 0);
-    t_inside_pool = false;
     return;
   }
   {
@@ -160,6 +176,7 @@ void ThreadPool::run_locked(int64_t n, RawTask fn, void* ctx, int workers) {
     job_workers_ = workers;
     job_size_ = n;
     next_.store(0);
+    job_error_ = nullptr;
     busy_ = size_ - 1;
     ++generation_;
   }
@@ -168,6 +185,12 @@ void ThreadPool::run_locked(int64_t n, RawTask fn, void* ctx, int workers) {
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [&] { return busy_ == 0; });
   job_fn_ = nullptr;
+  if (job_error_) {
+    std::exception_ptr e = job_error_;
+    job_error_ = nullptr;
+    lock.unlock();
+    std::rethrow_exception(e);
+  }
 }
 
 }  // namespace tp

@@ -4,11 +4,15 @@
 // calling thread takes part as worker 0. Calls from different threads (for
 // example several async workers) are serialised, so the machine never runs
 // more kernel threads than the pool size. A parallel_for issued from inside a
-// pool task runs inline on the calling worker.
+// pool task runs inline on the calling worker. An exception a task throws
+// (std::bad_alloc) is rethrown by parallel_for on the calling thread; a
+// refused thread in resize() is a std::system_error and leaves the pool as
+// it was.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -61,6 +65,7 @@ class ThreadPool {
   int job_workers_ = 0;
   int64_t job_size_ = 0;
   std::atomic<int64_t> next_{0};
+  std::exception_ptr job_error_;  // the first exception a task threw (guarded by mutex_)
 };
 
 int default_thread_count();
