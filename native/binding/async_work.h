@@ -16,7 +16,7 @@
 // that no longer has its length when the call settles is left alone and the
 // promise rejects with code ERR_OUTPUT_CHANGED.
 #pragma once
-#include <napi.h>
+#include "napi_config.h"
 
 #include <cstring>
 #include <exception>

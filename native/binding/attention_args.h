@@ -3,7 +3,7 @@
 // cudaAttention(). Every field is re-checked; the kernel's validator then
 // proves all reads and writes stay inside the buffers.
 #pragma once
-#include <napi.h>
+#include "napi_config.h"
 
 #include <memory>
 #include <vector>

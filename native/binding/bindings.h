@@ -1,6 +1,6 @@
 // Registration functions, one per area (one .cpp file each).
 #pragma once
-#include <napi.h>
+#include "napi_config.h"
 
 namespace tp::binding {
 

@@ -1,7 +1,7 @@
 // Argument readers for the coding bindings: lists of byte arrays and of
 // token arrays, and the model. Each throws a JS error naming the field.
 #pragma once
-#include <napi.h>
+#include "napi_config.h"
 
 #include <memory>
 #include <string>

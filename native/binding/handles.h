@@ -5,7 +5,7 @@
 // which checks `this` before it is unwrapped, so calling one class's method
 // on another class's object is a TypeError, not a type confusion.
 #pragma once
-#include <napi.h>
+#include "napi_config.h"
 
 #include <string>
 

@@ -3,7 +3,7 @@
 // The coder bindings take one as an argument: FromValue checks it and
 // model() shares the immutable model with native code (thread-safe reads).
 #pragma once
-#include <napi.h>
+#include "napi_config.h"
 
 #include <cstdint>
 #include <memory>

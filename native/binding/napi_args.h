@@ -1,7 +1,7 @@
 // Argument readers shared by the bindings: each throws a JS TypeError or
 // RangeError naming the field, what was expected and what was received.
 #pragma once
-#include <napi.h>
+#include "napi_config.h"
 
 #include <cmath>
 #include <cstdint>
