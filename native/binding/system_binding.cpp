@@ -51,8 +51,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   } catch (const std::system_error& e) {
     // The system refused a thread (ulimit, memory): the pool is unchanged
     // (or, if even its old threads could not restart, smaller) and usable.
-    Napi::Error err = Napi::Error::New(info.Env(), std::string("n: ") + e.what() + " (the system refused a thread: " +
-                                                       e.code().message() + ")");
+    Napi::Error err = Napi::Error::New(info.Env(), std::string("n: ") + e.what() + " (the system refused a thread)");
     err.Set("code", "ERR_THREADS");
     throw err;
   }

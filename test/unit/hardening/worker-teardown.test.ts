@@ -1,0 +1,23 @@
+// Finding 1 (issue 12): worker.terminate(), or process.exit() inside a
+// worker, while any tokenpress async call ran in that worker ended the whole
+// process ("terminate called after throwing an instance of 'Napi::Error'").
+// A child process (test/fixtures/hardening-worker-host.mjs) starts every
+// async entry point in a loop inside a worker, then terminates the worker or
+// has it call process.exit(); it must run to its end, twice over every API.
+import { describe, expect, it } from 'vitest';
+import { expectSurvived, runFixture } from './run.js';
+
+describe('worker teardown during async calls', () => {
+  it('every async entry point survives worker.terminate() and process.exit() in the worker', () => {
+    const run = runFixture('hardening-worker-host.mjs', ['', '2']);
+    expectSurvived(run);
+    const names = new Set(run.cases.map((c) => c.case));
+    for (const api of ['attentionAsync', 'KvCacheHandle.appendAsync', 'KvCacheHandle.attendAsync', 'KvCacheHandle.compressAsync',
+      'KvCacheHandle.exportLayerAsync', 'equalInfoEncodeAsync', 'equalInfoDecodeAsync', 'staticEncodeAsync', 'staticDecodeAsync',
+      'compressAdaptiveAsync', 'decompressAdaptiveAsync', 'trainByteModelAsync']) {
+      expect(names).toContain(`${api}: terminate`);
+      expect(names).toContain(`${api}: exit`);
+    }
+    expect(run.done?.workers).toBe(48);
+  }, 600_000);
+});
