@@ -1,6 +1,15 @@
 /**
  * The one typed contract with the native addon (native/binding/*.cpp).
  * Everything else in lib/ goes through `native()`; nothing else loads the addon.
+ *
+ * Rules every entry point keeps (docs/guarantees.md): all fields of a params
+ * object are read (every getter run) before any pointer is taken; no output
+ * may share an ArrayBuffer with an input or another output (RangeError);
+ * typed arrays over a SharedArrayBuffer are a TypeError; handles are checked
+ * by a native type tag; `*Async` calls copy their inputs before they return
+ * and write their outputs when they settle (an output resized or transferred
+ * meanwhile: the promise rejects with code ERR_OUTPUT_CHANGED); a refused
+ * thread is code ERR_THREADS, a failed allocation ERR_OUT_OF_MEMORY.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
