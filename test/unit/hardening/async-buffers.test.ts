@@ -24,4 +24,12 @@ describe('async calls do not read caller arrays in place', () => {
     expect(run.cases.map((c) => c.case)).toContain('KvCacheHandle.appendAsync: detach k while the call runs');
     expect(run.cases.map((c) => c.case)).toContain('KvCacheHandle.attendAsync: shrink q while the call runs');
   }, 600_000);
+
+  it('inputs are copied: overwriting one after the call starts does not change the result', () => {
+    const run = runFixture('hardening-run.mjs', ['async-inputs'], { env: { UV_THREADPOOL_SIZE: '1' } });
+    expectSurvived(run);
+    expect(run.cases.length).toBeGreaterThanOrEqual(10);
+    for (const c of run.cases) expect(c, `${c.case}: ${c.message}`).toMatchObject({ outcome: 'ok' });
+    expect(run.cases.map((c) => c.case)).toContain('KvCacheHandle.appendAsync: overwrite k while the call runs');
+  }, 300_000);
 });
