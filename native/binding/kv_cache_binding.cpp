@@ -43,6 +43,8 @@ struct ParsedAppend {
   int64_t layer = 0;
   AppendInput in;
   KeepAlive alive;
+  bool has_compress = false;  // autoCompress: in.compress points here when run
+  CompressRequest compress;
 };
 
 struct ParsedAttend {
@@ -51,8 +53,18 @@ struct ParsedAttend {
   KeepAlive alive;
 };
 
+CompressRequest ParseCompress(Napi::Object o, KeepAlive* alive);
+
 ParsedAppend ParseAppend(Napi::Object o, bool keep) {
   ParsedAppend p;
+  // Optional autoCompress request, { compress, compressAt }: read before any pointer is taken.
+  Napi::Value compress = o.Get("compress");
+  if (!compress.IsUndefined()) {
+    if (!compress.IsObject()) throw Napi::TypeError::New(o.Env(), "compress: expected an object, received " + describe(compress));
+    p.compress = ParseCompress(compress.As<Napi::Object>(), keep ? &p.alive : nullptr);
+    p.in.compress_at = GetInt(o, "compressAt");
+    p.has_compress = true;
+  }
   p.layer = GetInt(o, "layer");
   p.in.n = GetInt(o, "n");
   p.in.k_dtype = ParseDtype(o, "kDtype");
@@ -74,6 +86,12 @@ ParsedAppend ParseAppend(Napi::Object o, bool keep) {
     p.alive.add(pos);
   }
   return p;
+}
+
+Status RunAppend(KvCacheApi* c, const ParsedAppend& p) {
+  AppendInput in = p.in;
+  in.compress = p.has_compress ? &p.compress : nullptr;
+  return c->append(p.layer, in);
 }
 
 ParsedAttend ParseAttend(Napi::Object o, bool keep) {
@@ -307,7 +325,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   Napi::Value Append(const Napi::CallbackInfo& info) {
     ParsedAppend p = ParseAppend(ParamsArg(info), false);
     Guard g(this, info.Env());
-    const Status s = cache_->append(p.layer, p.in);
+    const Status s = RunAppend(cache_.get(), p);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
     return info.Env().Undefined();
   }
@@ -417,7 +435,6 @@ class CacheWorker : public Napi::AsyncWorker {
   Status status_;
 };
 
-Status RunAppend(KvCacheApi* c, const ParsedAppend& p) { return c->append(p.layer, p.in); }
 Status RunAttend(KvCacheApi* c, const ParsedAttend& p) { return c->attend(p.layer, p.in); }
 
 // An async operation whose parsed params (buffers kept alive inside) run through `run`.

@@ -91,7 +91,7 @@ describe('non-finite keys, values and queries are refused before anything change
 
   for (const dtype of ['f32', 'f16', 'int4'] as KvCacheDtype[]) {
     test(`attend (${dtype} cache): NaN queries are refused, nothing remembered`, () => {
-      const c = new KvCache({ nLayers: 1, nKvHeads: 1, headDim: 4, capacity: 64, dtype, autoCompress: { policy: 'snapkv', budget: { keep: 8 }, interval: 4 } });
+      const c = new KvCache({ nLayers: 1, nKvHeads: 1, headDim: 4, capacity: 64, dtype, window: 4, autoCompress: { policy: 'snapkv', budget: { keep: 8 }, interval: 4 } });
       c.append(0, rand(1, 1, 6, 4), rand(2, 1, 6, 4));
       const q = rand(3, 2, 1, 4);
       q.data[5] = NaN;
@@ -128,8 +128,11 @@ describe('autoCompress: an append whose compression fails is undone', () => {
         c.attend(0, rand(5, 4, 2, 4), { causal: false });
         c.append(0, k, v);
         expect(Array.from(c.lengths().data)).toEqual([8, 8]);
-        // Positions continue from before the failed append (7 + 9 tokens: 0..15).
-        expect(Math.max(...c.export(0).positions.data)).toBe(15);
+        // Positions count on from before the failed append: 7 + 9 tokens are
+        // 0..15, so the next token is 16 (not 25).
+        c.append(0, rand(6, 2, 1, 4), rand(7, 2, 1, 4));
+        const e = c.export(0);
+        expect(e.positions.data[e.lengths[0]! - 1]).toBe(16);
       });
     }
   }
