@@ -137,6 +137,19 @@ describe('autoCompress: an append whose compression fails is undone', () => {
     }
   }
 
+  test('a policy that would keep a head over the capacity: refused, no head compressed', () => {
+    // Razor keeps every token of a retrieval head (head 0). Before the fix the
+    // other head was compressed first, then the append was refused.
+    const c = new KvCache({
+      nLayers: 1, nKvHeads: 2, headDim: 4, capacity: 20, dtype: 'f32',
+      autoCompress: { policy: { name: 'razor', retrievalHeads: [[true, false]] }, budget: { keep: 8 }, interval: 10 },
+    });
+    c.append(0, rand(1, 2, 17, 4), rand(2, 2, 17, 4));
+    const before = snapshot(c);
+    expect(() => c.append(0, rand(3, 2, 4, 4), rand(4, 2, 4, 4))).toThrow(/head 0 would keep 21 tokens, over the capacity of 20/);
+    expect(snapshot(c)).toBe(before);
+  });
+
   test('a prefill that overflows the capacity compresses with it, or changes nothing', () => {
     const c = make('f32', 20);
     c.append(0, rand(1, 2, 10, 4), rand(2, 2, 10, 4));
