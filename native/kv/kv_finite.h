@@ -40,12 +40,20 @@ inline uint32_t exp_mask(DType t) {
 inline bool row_has_nonfinite(const void* row, DType t, int64_t d) {
   const uint32_t m = exp_mask(t);
   uint32_t bad = 0;
+  // Bits read with memcpy (no aliasing of the caller's floats); it compiles to plain loads.
+  const auto* p = static_cast<const uint8_t*>(row);
   if (t == DType::F32) {
-    const auto* p = static_cast<const uint32_t*>(row);
-    for (int64_t c = 0; c < d; ++c) bad |= static_cast<uint32_t>((p[c] & m) == m);
+    for (int64_t c = 0; c < d; ++c) {
+      uint32_t b;
+      std::memcpy(&b, p + 4 * c, 4);
+      bad |= static_cast<uint32_t>((b & m) == m);
+    }
   } else {
-    const auto* p = static_cast<const uint16_t*>(row);
-    for (int64_t c = 0; c < d; ++c) bad |= static_cast<uint32_t>((p[c] & m) == m);
+    for (int64_t c = 0; c < d; ++c) {
+      uint16_t b;
+      std::memcpy(&b, p + 2 * c, 2);
+      bad |= static_cast<uint32_t>((b & m) == m);
+    }
   }
   return bad != 0;
 }
