@@ -50,39 +50,50 @@ function badFile(message: string): TokenpressError {
   return new TokenpressError('ERR_BAD_FILE', message);
 }
 
-function modelOption(value: unknown): ByteModel {
-  if (value === undefined) return ByteModel.loadDefault();
-  if (!(value instanceof ByteModel)) throw typeError('options.model', 'a ByteModel', value);
+function modelOption(value: unknown): ByteModel | undefined {
+  if (value !== undefined && !(value instanceof ByteModel)) throw typeError('options.model', 'a ByteModel', value);
   return value;
 }
 
-/** Compresses bytes into a .tpz container. */
-export async function zipBytes(data: Uint8Array, options?: ZipOptions): Promise<Uint8Array> {
-  if (!(data instanceof Uint8Array)) throw typeError('data', 'a Uint8Array', data);
+function progressOption(value: unknown): ZipOptions['onProgress'] {
+  if (value !== undefined && typeof value !== 'function') throw typeError('options.onProgress', 'a function (bytesDone, totalBytes) => void', value);
+  return value as ZipOptions['onProgress'];
+}
+
+/** zipBytes' options, every one checked before any coding starts. */
+function zipOptions(options: unknown) {
   const o = checkOptions('options', options, ['mode', 'model', 'windowBits', 'tokenBits', 'chunkBytes', 'onProgress']);
   const mode = (o.mode ?? 'adaptive') as ZipMode;
   if (!ZIP_MODES.includes(mode)) throw typeError('options.mode', `one of ${ZIP_MODES.join(', ')}`, o.mode);
-  const progress = (o.onProgress as ZipOptions['onProgress']) ?? (() => {});
+  const model = modelOption(o.model);
+  const onProgress = progressOption(o.onProgress) ?? (() => {});
+  const windowBits = o.windowBits === undefined ? 16 : checkInteger('options.windowBits', o.windowBits, 16, 2048);
+  const tokenBits = o.tokenBits === undefined ? 16 : o.tokenBits;
+  if (tokenBits !== 8 && tokenBits !== 16) throw typeError('options.tokenBits', '8 or 16', tokenBits);
+  const chunkBytes = o.chunkBytes === undefined ? 2 ** 20 : checkInteger('options.chunkBytes', o.chunkBytes, 1);
+  if (mode === 'adaptive' && (o.model !== undefined || o.windowBits !== undefined || o.tokenBits !== undefined)) {
+    throw typeError('options', "no model, windowBits or tokenBits with mode 'adaptive'", options);
+  }
+  return { mode, model, onProgress, windowBits, tokenBits: tokenBits as 8 | 16, chunkBytes };
+}
+
+/** Compresses bytes into a .tpz container. Option errors (TypeError / RangeError naming the option) come before any coding. */
+export async function zipBytes(data: Uint8Array, options?: ZipOptions): Promise<Uint8Array> {
+  if (!(data instanceof Uint8Array)) throw typeError('data', 'a Uint8Array', data);
+  const { mode, onProgress: progress, windowBits, tokenBits, chunkBytes, ...o } = zipOptions(options);
   const base = { originalLength: data.length, checksum: containerChecksum(data) };
   if (mode === 'adaptive') {
-    if (o.model !== undefined || o.windowBits !== undefined || o.tokenBits !== undefined) {
-      throw typeError('options', "no model, windowBits or tokenBits with mode 'adaptive'", options);
-    }
     const payload = await compressAdaptiveAsync(data, undefined, progress);
     return writeContainer({ mode, modelIdentity: null, ...base }, payload);
   }
-  const model = modelOption(o.model);
+  const model = o.model ?? ByteModel.loadDefault();
   if (mode === 'static') {
     const [payload] = await compressStaticBatchAsync(model, [data]);
     progress(data.length, data.length);
     return writeContainer({ mode, modelIdentity: model.info.identity, ...base }, payload!);
   }
-  const windowBits = o.windowBits === undefined ? 16 : checkInteger('options.windowBits', o.windowBits, 16, 2048);
-  const tokenBits = o.tokenBits === undefined ? 16 : o.tokenBits;
-  if (tokenBits !== 8 && tokenBits !== 16) throw typeError('options.tokenBits', '8 or 16', tokenBits);
   // Chunks join at the token level, so they need windows that fill whole tokens.
-  const chunk = windowBits % tokenBits !== 0 ? Math.max(1, data.length)
-    : o.chunkBytes === undefined ? 2 ** 20 : checkInteger('options.chunkBytes', o.chunkBytes, 1);
+  const chunk = windowBits % tokenBits !== 0 ? Math.max(1, data.length) : chunkBytes;
   const tok = new EqualInfoTokenizer({ model, windowBits, tokenBits });
   // Chunks are independent runs of whole windows, so they code in parallel
   // and the decoder just reads all windows in order.
@@ -97,17 +108,23 @@ export async function zipBytes(data: Uint8Array, options?: ZipOptions): Promise<
   return writeContainer(header, Buffer.concat(parts));
 }
 
-/** The original bytes of a .tpz container, checked against its CRC-32. */
+/**
+ * The original bytes of a .tpz container, checked against its CRC-32.
+ * Option errors (TypeError / RangeError naming the option) come before the
+ * file is read; a bad file is ERR_BAD_FILE.
+ */
 export async function unzipBytes(file: Uint8Array, options?: UnzipOptions): Promise<Uint8Array> {
   if (!(file instanceof Uint8Array)) throw typeError('file', 'a Uint8Array', file);
   const o = checkOptions('options', options, ['model', 'maxBytes', 'onProgress']);
   const maxBytes = o.maxBytes === undefined ? 2 ** 32 : checkInteger('options.maxBytes', o.maxBytes, 0);
+  const given = modelOption(o.model);
+  const onProgress = progressOption(o.onProgress);
   const { header, payload } = readContainer(file, { maxOriginalBytes: maxBytes });
   let out: Uint8Array;
   if (header.mode === 'adaptive') {
-    out = await decodeOrBadFile(() => decompressAdaptiveAsync(payload, header.originalLength, undefined, o.onProgress as UnzipOptions['onProgress']));
+    out = await decodeOrBadFile(() => decompressAdaptiveAsync(payload, header.originalLength, undefined, onProgress));
   } else {
-    const model = modelOption(o.model);
+    const model = given ?? ByteModel.loadDefault();
     if (header.modelIdentity !== model.info.identity) {
       throw badFile(`the file was made with model ${header.modelIdentity}, but the model given is ${model.info.identity}`);
     }

@@ -32,7 +32,7 @@ import {
 import { rangeError, TokenpressError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
-import { resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
+import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
 import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
 
@@ -126,6 +126,9 @@ export interface ExportedLayer {
 const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'autoCompress', 'device'] as const;
 const FLOAT_TYPES: FloatDType[] = ['f32', 'f16', 'bf16'];
 
+/** An append that compresses its layer in the same call (native/kv/kv_cache.h AppendInput.compress). */
+type AutoAppendParams = NativeKvAppendParams & { compress: NativeKvCompressParams; compressAt: number };
+
 interface ResolvedAuto {
   params: Omit<NativeKvCompressParams, 'layers'>;
   needsQueries: boolean;
@@ -168,7 +171,7 @@ export class KvCache {
     if (!DEVICES.includes(device)) throw rangeError('options.device', "'cpu' | 'cuda'", device);
     this.#deviceRules = device === 'cuda';
     if (this.#deviceRules) checkDeviceConfig(dtype, this.headDim);
-    this.#auto = o.autoCompress === undefined ? undefined : this.#resolveAuto(o.autoCompress);
+    this.#auto = o.autoCompress === undefined ? undefined : this.#resolveAuto(o.autoCompress, window);
     this.#handle = new (native().KvCacheHandle)({
       nLayers: this.nLayers, nKvHeads: this.nKvHeads, headDim: this.headDim, capacity: this.capacity,
       dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window, device: DEVICES.indexOf(device),
@@ -176,7 +179,7 @@ export class KvCache {
     this.device = this.#handle.device();
   }
 
-  #resolveAuto(value: unknown): ResolvedAuto {
+  #resolveAuto(value: unknown, window: number): ResolvedAuto {
     const a = checkOptions('options.autoCompress', value, ['policy', 'budget', 'interval']) as Partial<AutoCompressOptions>;
     if (value === null || typeof value !== 'object') throw typeError('options.autoCompress', '{ policy, budget: { keep }, interval? }', value);
     const b = checkOptions('options.autoCompress.budget', a.budget, ['keep']);
@@ -189,6 +192,7 @@ export class KvCache {
     const params = { ...resolveCompression(a.policy, this.nLayers, this.nKvHeads), keep, ratio: -1 };
     if (this.#deviceRules) checkDeviceCompression(params);
     this.#checkBudgetFits(params, keep, 'options.autoCompress.budget');
+    checkAutoPolicyFits(params, keep, window);
     // Every scorer but these reads queries or the key mass that attend() accumulates.
     const needsQueries = params.allocation !== 3 && !['streamingllm', 'knorm', 'random'].includes(params.policy);
     return { params, keep, interval, needsQueries };
@@ -257,14 +261,20 @@ export class KvCache {
 
   /**
    * Appends n tokens to every head of `layer`. Positions continue the layer's
-   * count unless opts.positions (Int32Array [n]) gives them. With
-   * autoCompress, the layer is compressed first when the new tokens would
-   * overflow the capacity, and after the append once it reaches the trigger.
+   * count unless opts.positions (Int32Array [n]) gives them (counting past
+   * 2^31 - 1 is refused). k and v must be finite. With autoCompress, the
+   * layer is compressed in the same call once a head reaches budget.keep +
+   * interval tokens or the new tokens would overflow the capacity; if that
+   * compression fails, the append is undone. A failed append changes nothing.
    */
   append(layer: number, k: TensorLike<FloatDType>, v: TensorLike<FloatDType>, opts?: { positions?: Int32Array }): void {
     this.#idle();
     const p = this.#appendParams(layer, k, v, opts);
     this.#checkCapacity(p.layer, p.n);
+    if (this.device !== 'cuda') {
+      this.#handle.append(this.#withAuto(p));
+      return;
+    }
     if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity && this.#autoLayers(p.layer, p.n).length) {
       this.#handle.compress({ ...this.#auto.params, layers: Int32Array.of(p.layer) });
     }
@@ -278,6 +288,10 @@ export class KvCache {
     const p = this.#appendParams(layer, k, v, opts);
     return this.#enqueue(async () => {
       this.#checkCapacity(p.layer, p.n);
+      if (this.device !== 'cuda') {
+        await this.#handle.appendAsync(this.#withAuto(p));
+        return;
+      }
       if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity && this.#autoLayers(p.layer, p.n).length) {
         await this.#handle.compressAsync({ ...this.#auto.params, layers: Int32Array.of(p.layer) });
       }
@@ -285,6 +299,20 @@ export class KvCache {
       const layers = this.#autoLayers(p.layer, 0);
       if (layers.length) await this.#handle.compressAsync({ ...this.#auto!.params, layers: Int32Array.from(layers) });
     });
+  }
+
+  /**
+   * CPU caches: the append carries the autoCompress request, and the native
+   * cache compresses the layer in the same call once its longest head reaches
+   * keep + interval (or overflows the capacity), undoing the append if the
+   * compression fails: a failed append changes nothing. A policy that scores
+   * with queries waits until attend() has given the layer some.
+   */
+  #withAuto(p: NativeKvAppendParams): NativeKvAppendParams {
+    const a = this.#auto;
+    if (!a || (a.needsQueries && !this.#hasQueries[p.layer])) return p;
+    const auto: AutoAppendParams = { ...p, compress: { ...a.params, layers: Int32Array.of(p.layer) }, compressAt: a.keep + a.interval };
+    return auto;
   }
 
   #attendParams(layer: unknown, q: unknown, opts: unknown): { p: NativeKvAttendParams; shape: number[] } {

@@ -147,3 +147,33 @@ export function resolveCompression(policy: unknown, nLayers: number, nKvHeads: n
   const { merge, ...scorer } = cfg;
   return { ...scorerParams(typeof policy === 'string' ? policy : scorer), ...base, merge: checkBoolean('policy.merge', merge, false) };
 }
+
+/**
+ * autoCompress: a { keep } budget must hold what the scorer always keeps
+ * (sinks, recent tokens, the observation window, at most the cache's
+ * `window` remembered queries), or every compression an append triggers
+ * would fail. Checked at construction, so no append can meet it. speckv
+ * needs draft queries, which an append cannot pass. (Razor's own minimum is
+ * checked with compress's; adakv allocates around the forced tokens.)
+ */
+export function checkAutoPolicyFits(r: ResolvedCompression, keep: number, cacheWindow: number): void {
+  if (r.policy === 'speckv') {
+    throw new TypeError('options.autoCompress.policy: "speckv" scores with draft queries, which autoCompress cannot pass; call compress(policy, budget, { draftQueries }) instead');
+  }
+  if (r.allocation === ALLOCATION.adakv || r.allocation === ALLOCATION.razor) return;
+  let need = 0;
+  let what = '';
+  if (r.policy === 'streamingllm' || r.policy === 'expected_attention') {
+    need = r.sinks;
+    what = `its ${need} sink tokens`;
+  } else if (r.policy === 'h2o') {
+    need = r.recent;
+    what = `its ${need} recent tokens`;
+  } else if (r.policy === 'snapkv' || r.policy === 'ems') {
+    need = Math.min(r.window, cacheWindow);
+    what = `its observation window of up to ${need} queries' tokens (policy window ${r.window}, cache window ${cacheWindow})`;
+  }
+  if (keep < need) {
+    throw new RangeError(`options.autoCompress.budget: expected at least ${need} tokens per head (policy "${r.policy}" always keeps ${what}), received ${keep}`);
+  }
+}

@@ -37,7 +37,7 @@ double now_ms() {
 // pointer is taken. Async calls pass a Staging (async_work.h): inputs are
 // copied, outputs computed into copies written back when the call settles.
 // Sync calls (stage == nullptr) read and write the caller's arrays in place.
-constexpr auto kAppendFields = {"layer", "n", "kDtype", "vDtype", "kStrides", "vStrides", "k", "v", "positions"};
+constexpr auto kAppendFields = {"layer", "n", "kDtype", "vDtype", "kStrides", "vStrides", "k", "v", "positions", "compress", "compressAt"};
 constexpr auto kAttendFields = {"layer", "nHeads", "nQ", "qStrides", "scale", "softcap", "causal",
                                 "accumulateMass", "remember", "q", "out", "lse"};
 constexpr auto kExportFields = {"layer", "dtype", "k", "v", "positions", "counts"};
@@ -61,6 +61,8 @@ struct ParsedAppend {
   int64_t layer = 0;
   AppendInput in;
   std::unique_ptr<Staging> stage;
+  bool has_compress = false;  // autoCompress: in.compress points here when run
+  CompressRequest compress;
 };
 
 struct ParsedAttend {
@@ -69,9 +71,20 @@ struct ParsedAttend {
   std::unique_ptr<Staging> stage;
 };
 
+CompressRequest ParseCompress(Napi::Object o, Staging* stage);
+
 ParsedAppend ParseAppend(Napi::Object o, bool async) {
   ParsedAppend p;
   if (async) p.stage = std::make_unique<Staging>();
+  // Optional autoCompress request, { compress, compressAt }: its fields are
+  // snapshotted and read before any pointer is taken.
+  Napi::Value compress = o.Get("compress");
+  if (!compress.IsUndefined()) {
+    if (!compress.IsObject()) throw Napi::TypeError::New(o.Env(), "compress: expected an object, received " + describe(compress));
+    p.compress = ParseCompress(Snapshot(compress.As<Napi::Object>(), kCompressFields), p.stage.get());
+    p.in.compress_at = GetInt(o, "compressAt");
+    p.has_compress = true;
+  }
   p.layer = GetInt(o, "layer");
   p.in.n = GetInt(o, "n");
   p.in.k_dtype = ParseDtype(o, "kDtype");
@@ -88,6 +101,12 @@ ParsedAppend ParseAppend(Napi::Object o, bool async) {
     p.in.positions_len = pos.length;
   }
   return p;
+}
+
+Status RunAppend(KvCacheApi* c, const ParsedAppend& p) {
+  AppendInput in = p.in;
+  in.compress = p.has_compress ? &p.compress : nullptr;
+  return c->append(p.layer, in);
 }
 
 ParsedAttend ParseAttend(Napi::Object o, bool async) {
@@ -320,7 +339,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   Napi::Value Append(const Napi::CallbackInfo& info) {
     ParsedAppend p = ParseAppend(Params(info, kAppendFields), false);
     Guard g(this, info.Env());
-    const Status s = cache_->append(p.layer, p.in);
+    const Status s = RunAppend(cache_.get(), p);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
     return info.Env().Undefined();
   }
@@ -429,7 +448,6 @@ class CacheWorker : public PromiseWork {
   Napi::ObjectReference self_;
 };
 
-Status RunAppend(KvCacheApi* c, const ParsedAppend& p) { return c->append(p.layer, p.in); }
 Status RunAttend(KvCacheApi* c, const ParsedAttend& p) { return c->attend(p.layer, p.in); }
 
 // An async operation whose parsed params (staged copies inside) run through `run`.

@@ -13,6 +13,7 @@
 #include "../core/thread_pool.h"
 #include "kv_common.h"
 #include "kv_dots.h"
+#include "kv_finite.h"
 
 namespace tp::kv {
 namespace {
@@ -148,22 +149,120 @@ Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& i
   if (st.is_ok()) st = check_view("v", H, in.n, d, in.v_head_stride, in.v_row_stride, in.v_len);
   if (!st.is_ok()) return st;
   if (in.positions && in.positions_len != in.n) return Status::invalid("positions: expected " + num(in.n) + " elements, received " + num(in.positions_len));
-  for (int64_t h = 0; h < H; ++h) {
+  // With a compression in the same call, the new tokens may overflow the
+  // capacity while it runs, if the budget leaves room for them.
+  const bool room_after = in.compress && in.compress->keep >= 0 && in.compress->keep + in.n <= cfg.capacity;
+  for (int64_t h = 0; h < H && !room_after; ++h) {
     const int64_t len = cache.length(layer, h);
     if (len + in.n > cfg.capacity) {
       return Status::invalid("k.shape[1]: appending " + num(in.n) + " tokens to layer " + num(layer) + " head " + num(h) + " (" +
                              num(len) + " tokens) exceeds the capacity of " + num(cfg.capacity) + " tokens");
     }
   }
-  return Status::ok();
+  st = check_finite("k", in.k, in.k_dtype, H, in.n, d, in.k_head_stride, in.k_row_stride);
+  if (st.is_ok()) st = check_finite("v", in.v, in.v_dtype, H, in.n, d, in.v_head_stride, in.v_row_stride);
+  return st;
 }
 
 Status KvCache::append(int64_t layer, const AppendInput& in) {
-  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
-  Status st = check_append(*this, layer, in);
+  const Status st = check_append(*this, layer, in);
   if (!st.is_ok()) return st;
+  // Positions count on as int32: refuse to wrap past 2^31 - 1.
+  constexpr int64_t kMaxPos = std::numeric_limits<int32_t>::max();
+  if (!in.positions && in.n > 0 && next_pos_[layer] + in.n - 1 > kMaxPos) {
+    return Status::invalid("positions: counting on from " + num(next_pos_[layer]) + ", " + num(in.n) + " new tokens would pass 2^31 - 1 on layer " +
+                           num(layer) + "; pass opts.positions or clear the layer");
+  }
+  if (in.compress && in.n > 0) return append_and_compress(layer, in);
+  return append_rows(layer, in);
+}
+
+Status KvCache::mark_layer(int64_t layer, AppendMark& m) const {
+  const int64_t H = cfg_.n_kv_heads;
+  try {
+    m.next_pos = next_pos_[layer];
+    m.len.resize(static_cast<size_t>(H));
+    m.n_blocks.resize(static_cast<size_t>(H));
+    if (quantized()) {
+      m.tail_k.resize(static_cast<size_t>(H));
+      m.tail_v.resize(static_cast<size_t>(H));
+    }
+    for (int64_t h = 0; h < H; ++h) {
+      const HeadStore& s = head(layer, h);
+      m.len[h] = s.len;
+      m.n_blocks[h] = s.n_blocks;
+      if (quantized()) {
+        const size_t bytes = static_cast<size_t>(tail_len(s) * row_bytes());
+        m.tail_k[h].assign(s.k.data(), s.k.data() + bytes);
+        m.tail_v[h].assign(s.v.data(), s.v.data() + bytes);
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.append: out of memory");
+  }
+  return Status::ok();
+}
+
+// An append only adds rows, positions and blocks past the marked ones (the
+// buffers may have grown, never shrunk), and quantizing rewrote the f16
+// tail: restoring the counts and the tail restores the layer exactly.
+void KvCache::undo_append(int64_t layer, const AppendMark& m) {
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+    HeadStore& s = head(layer, h);
+    s.len = m.len[h];
+    s.n_blocks = m.n_blocks[h];
+    s.pos.resize(static_cast<size_t>(s.len));
+    s.mass.resize(static_cast<size_t>(s.len));
+    s.count.resize(static_cast<size_t>(s.len));
+    if (quantized() && !m.tail_k[h].empty()) {
+      std::memcpy(s.k.data(), m.tail_k[h].data(), m.tail_k[h].size());
+      std::memcpy(s.v.data(), m.tail_v[h].data(), m.tail_v[h].size());
+    }
+  }
+  next_pos_[layer] = m.next_pos;
+}
+
+// Append, then compress the layer once it reaches the trigger (or overflows
+// the capacity). The compression is planned before it touches anything; if
+// planning fails, or would leave a head over the capacity, the append is
+// undone. Applying a plan cannot fail.
+Status KvCache::append_and_compress(int64_t layer, const AppendInput& in) {
+  AppendMark mark;
+  Status st = mark_layer(layer, mark);
+  if (st.is_ok()) st = append_rows(layer, in);  // itself all-or-nothing
+  if (!st.is_ok()) return st;
+  const int64_t longest = max_length(layer);
+  if (longest < in.compress_at && longest <= cfg_.capacity) return Status::ok();
+  PreparedCompress prep;
+  CompressReport report;
+  try {
+    CompressRequest req = *in.compress;
+    req.layers.assign(1, layer);
+    st = prepare_compress(req, &report, prep);
+  } catch (const std::bad_alloc&) {
+    st = Status::out_of_memory("KvCache.append: out of memory while compressing");
+  }
+  for (int64_t h = 0; h < cfg_.n_kv_heads && st.is_ok(); ++h) {
+    const int64_t kept = static_cast<int64_t>(prep.plans[0][h].keep.size());
+    if (kept > cfg_.capacity) {
+      st = Status::invalid("autoCompress: layer " + num(layer) + " head " + num(h) + " would keep " + num(kept) + " tokens, over the capacity of " +
+                           num(cfg_.capacity) + " (the policy keeps more than budget.keep there); raise the capacity");
+    }
+  }
+  if (!st.is_ok()) {
+    undo_append(layer, mark);
+    return st;
+  }
+  commit_compress(prep, &report);
+  return Status::ok();
+}
+
+// Stores the rows (arguments checked). Everything is reserved first, so a
+// failure leaves every head as it was.
+Status KvCache::append_rows(int64_t layer, const AppendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  Status st = Status::ok();
   if (in.n == 0) return Status::ok();
-  // Reserve everything first: a failure leaves every head as it was.
   try {
     for (int64_t h = 0; h < H; ++h) {
       HeadStore& s = head(layer, h);
@@ -308,6 +407,8 @@ int64_t KvCache::memory_bytes() const {
     total += static_cast<int64_t>(s.k.size() + s.v.size() + s.blocks.size());
     total += static_cast<int64_t>(s.pos.capacity() * sizeof(int32_t) + (s.mass.capacity() + s.count.capacity()) * sizeof(float));
   }
+  // The remembered query windows: [nHeads, window, headDim] f32 per layer.
+  for (const Window& w : windows_) total += static_cast<int64_t>(w.q.capacity() * sizeof(float));
   return total;
 }
 

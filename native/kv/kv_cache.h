@@ -13,6 +13,7 @@
 //
 // Not thread-safe: the binding serializes calls on one cache.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -55,6 +56,15 @@ struct AppendInput {
   int64_t v_head_stride = 0, v_row_stride = 0, v_len = 0;
   const int32_t* positions = nullptr;  // [n] or null: continue the layer's positions
   int64_t positions_len = 0;
+  // Decoding-time compression in the same call (autoCompress): once the
+  // layer's longest head holds compress_at tokens or more than the capacity,
+  // the layer is compressed with this request (its layers are ignored). The
+  // append may then overflow the capacity by the incoming tokens while the
+  // call runs, if compress->keep + n fits in it. Whatever fails, the append
+  // is undone: the call changes nothing. CPU cache only; the device cache
+  // ignores it (lib/kv/cache.ts compresses separately there).
+  const CompressRequest* compress = nullptr;
+  int64_t compress_at = 0;
 };
 
 struct AttendInput {
@@ -81,8 +91,9 @@ struct CompressReport {
 };
 
 // Argument checks every cache implementation runs first (the CPU KvCache and
-// the device cache give the same errors): layer, views, positions and the
-// capacity left in each head for append; layer, shapes and buffers for attend.
+// the device cache give the same errors): layer, views, finite k / v,
+// positions and the capacity left in each head for append; layer, shapes,
+// buffers, finite q, scale and softcap for attend.
 Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& in);
 Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in);
 // Compress: the policy name, budget, allocation options, retrieval flags and
@@ -142,6 +153,27 @@ class KvCache final : public KvCacheApi {
   int64_t row_bytes() const { return cfg_.head_dim * static_cast<int64_t>(dtype_size(row_dtype())); }
   int64_t tail_len(const HeadStore& s) const { return s.len - s.n_blocks * cfg_.group; }
 
+  // What an append changes in a layer, to undo it: lengths, block counts,
+  // the f16 tail of int caches (quantizing moves it), the position counter.
+  struct AppendMark {
+    int64_t next_pos = 0;
+    std::vector<int64_t> len, n_blocks;
+    std::vector<std::vector<uint8_t>> tail_k, tail_v;
+  };
+  // A compression planned and reserved (phase 1), ready to apply (phase 2,
+  // which cannot fail). Planning changes no token.
+  struct PreparedCompress {
+    std::vector<int64_t> layers;
+    std::vector<std::vector<HeadPlan>> plans;
+    std::vector<std::vector<float>> kscratch, vscratch;  // per pool worker
+    std::chrono::steady_clock::time_point t0;
+  };
+  Status append_rows(int64_t layer, const AppendInput& in);
+  Status append_and_compress(int64_t layer, const AppendInput& in);
+  Status mark_layer(int64_t layer, AppendMark& m) const;
+  void undo_append(int64_t layer, const AppendMark& m);
+  Status prepare_compress(const CompressRequest& req, CompressReport* report, PreparedCompress& prep);
+  void commit_compress(PreparedCompress& prep, CompressReport* report);
   Status reserve_rows(HeadStore& s, int64_t rows);
   Status reserve_blocks(HeadStore& s, int64_t blocks);
   void shrink(HeadStore& s);

@@ -11,6 +11,7 @@
 #include "../attention/attention.h"
 #include "../core/checked_math.h"
 #include "kv_cache.h"
+#include "kv_finite.h"
 #include "kv_quant_attend.h"
 
 namespace tp::kv {
@@ -23,7 +24,12 @@ Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in
   if (need < 0 || need > in.q_len) return Status::invalid("q: expected at least " + num(need) + " elements for its shape and strides, received " + num(in.q_len));
   if (in.out_len != in.n_heads * in.n_q * d) return Status::invalid("out: expected " + num(in.n_heads * in.n_q * d) + " elements, received " + num(in.out_len));
   if (in.lse && in.lse_len != in.n_heads * in.n_q) return Status::invalid("lse: expected " + num(in.n_heads * in.n_q) + " elements, received " + num(in.lse_len));
-  return Status::ok();
+  // The same rules for every cache dtype (the int kernels run no attention() checks).
+  if (!(std::isfinite(in.scale) && in.scale >= 0.0f)) {
+    return Status::invalid("scale: expected a finite number > 0 (0: 1/sqrt(headDim)), received " + js_number(in.scale));
+  }
+  if (!(std::isfinite(in.softcap) && in.softcap >= 0.0f)) return Status::invalid("softcap: expected a finite number >= 0, received " + js_number(in.softcap));
+  return check_finite("q", in.q, DType::F32, in.n_heads, in.n_q, d, in.q_head_stride, in.q_row_stride);
 }
 
 Status KvCache::attend(int64_t layer, const AttendInput& in) {

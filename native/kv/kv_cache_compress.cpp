@@ -348,17 +348,25 @@ Status check_compress(const CacheConfig& cfg, const CompressRequest& req, std::v
 }
 
 Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
+  PreparedCompress prep;
+  const Status st = prepare_compress(req, report, prep);
+  if (!st.is_ok()) return st;
+  commit_compress(prep, report);
+  return Status::ok();
+}
+
+// Phase 1: check the request, plan every layer, reserve what phase 2 needs.
+// Changes no token (storage may grow, contents kept).
+Status KvCache::prepare_compress(const CompressRequest& req, CompressReport* report, PreparedCompress& prep) {
   const int64_t H = cfg_.n_kv_heads;
-  std::vector<int64_t> layers;
+  std::vector<int64_t>& layers = prep.layers;
   const Status checked = check_compress(cfg_, req, &layers);
   if (!checked.is_ok()) return checked;
   report->tokens_before = total_tokens();
   report->bytes_before = memory_bytes();
-
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  // Phase 1: plan every layer, reserve what phase 2 needs.
-  std::vector<std::vector<HeadPlan>> plans(layers.size());
+  prep.t0 = std::chrono::steady_clock::now();
+  std::vector<std::vector<HeadPlan>>& plans = prep.plans;
+  plans.resize(layers.size());
   int64_t longest = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
     Status st = Status::ok();
@@ -371,11 +379,12 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
     longest = std::max(longest, max_length(layers[i]));
   }
   const int workers = ThreadPool::instance().size();
-  std::vector<std::vector<float>> kscratch(static_cast<size_t>(workers)), vscratch(static_cast<size_t>(workers));
   try {
+    prep.kscratch.resize(static_cast<size_t>(workers));
+    prep.vscratch.resize(static_cast<size_t>(workers));
     for (int w = 0; w < workers; ++w) {
-      kscratch[w].reserve(static_cast<size_t>(longest * cfg_.head_dim));
-      vscratch[w].reserve(static_cast<size_t>(longest * cfg_.head_dim));
+      prep.kscratch[w].reserve(static_cast<size_t>(longest * cfg_.head_dim));
+      prep.vscratch[w].reserve(static_cast<size_t>(longest * cfg_.head_dim));
     }
     if (quantized()) {
       for (int64_t l : layers) {
@@ -388,7 +397,16 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.compress: out of memory for scratch");
   }
+  return Status::ok();
+}
 
+// Phases 2 and 3 of a prepared compression: merge and compact in place
+// (nothing allocates, nothing fails), then give the freed memory back.
+void KvCache::commit_compress(PreparedCompress& prep, CompressReport* report) {
+  using Clock = std::chrono::steady_clock;
+  const int64_t H = cfg_.n_kv_heads;
+  const std::vector<int64_t>& layers = prep.layers;
+  const std::vector<std::vector<HeadPlan>>& plans = prep.plans;
   const auto t1 = Clock::now();
   // Bytes compaction moves: every kept row that changes place is read and written.
   int64_t moved = 0;
@@ -401,24 +419,21 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
       moved += 2 * rows * (2 * row_bytes() + 12);
     }
   }
-  // Phase 2: merge and compact in place; nothing here allocates.
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t l = layers[i];
-    ThreadPool::instance().parallel_for(H, [&](int64_t h, int worker) { apply_plan(l, h, plans[i][h], kscratch[worker], vscratch[worker]); });
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int worker) { apply_plan(l, h, plans[i][h], prep.kscratch[worker], prep.vscratch[worker]); });
   }
   const auto t2 = Clock::now();
-  // Phase 3: give the freed memory back (smaller buffers, one head at a time).
   for (int64_t l : layers) {
     ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { shrink(head(l, h)); });
   }
   const auto t3 = Clock::now();
   report->tokens_after = total_tokens();
   report->bytes_after = memory_bytes();
-  report->plan_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  report->plan_ms = std::chrono::duration<double, std::milli>(t1 - prep.t0).count();
   report->apply_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
   report->release_ms = std::chrono::duration<double, std::milli>(t3 - t2).count();
   report->bytes_moved = quantized() ? 0 : moved;
-  return Status::ok();
 }
 
 }  // namespace tp::kv

@@ -601,11 +601,10 @@ describe('bad input leaves the cache untouched', () => {
     expect(snapshot(c)).toBe(before);
   });
 
-  test('NaN keys give NaN scores: a RangeError naming the head, cache untouched', () => {
+  test('NaN keys are refused by append, naming the element; cache untouched', () => {
     const c = make();
-    c.append(0, f32([2, 1, 4], Float32Array.of(NaN, 0, 0, 0, 1, 1, 1, 1)), f32([2, 1, 4], new Float32Array(8)));
     const before = snapshot(c);
-    expect(() => c.compress('knorm', { keep: 5 })).toThrow(/layer 0 head 0: scores: expected numbers, received NaN/);
+    expect(() => c.append(0, f32([2, 1, 4], Float32Array.of(NaN, 0, 0, 0, 1, 1, 1, 1)), f32([2, 1, 4], new Float32Array(8)))).toThrow(/^k: expected finite values, received NaN at \[0, 0, 0\]/);
     expect(snapshot(c)).toBe(before);
   });
 
