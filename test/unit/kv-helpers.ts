@@ -7,8 +7,10 @@ import { expect } from 'vitest';
 import { KvCache, type FloatDType, type KvCacheDtype, type Tensor } from '../../lib/index.js';
 import { decode3 } from '../reference/attention.js';
 import type { RefHead } from '../reference/kv-cache.js';
+import type { RefPolicy } from '../reference/kv.js';
 import type { Rng } from '../reference/random.js';
 import { randomTensor3 } from './helpers.js';
+import { f32SumBound, logitBound, probabilityRelBound, U32 } from './tolerance.js';
 
 export const f32 = (shape: number[], data: Float32Array): Tensor<'f32'> => ({ dtype: 'f32', shape, data });
 
@@ -82,4 +84,56 @@ export function expectTopChoice(kept: number[], ref: ArrayLike<number>, tol: Arr
   if (!ok) {
     expect.fail(`${label}: kept row ${keptLow} (reference score ${ref[keptLow]}) but dropped row ${dropped} (${ref[dropped]}); rounding allows ${tol[keptLow]! + tol[dropped]!}`);
   }
+}
+
+/**
+ * Rounding bound of each f32 score of a policy, relative to the float64
+ * reference score (tolerance.ts): exact for streamingllm (positions) and
+ * random (integer hashes); knorm sums headDim squares; the attention-based
+ * policies sum `terms` softmax probabilities (probabilityRelBound), ems
+ * divides two such sums. qAmp, kAmp: the largest |q|, |k| element.
+ */
+export function scoreTolerance(
+  policy: RefPolicy, ref: ArrayLike<number>,
+  dims: { headDim: number; nKv: number; rows: number; group: number; qAmp?: number; kAmp?: number },
+): Float64Array {
+  const { headDim: d, nKv, rows, group } = dims;
+  const qAmp = dims.qAmp ?? 1, kAmp = dims.kAmp ?? 1;
+  let rel: number;
+  switch (policy.name) {
+    case 'streamingllm':
+    case 'random':
+      rel = 0;
+      break;
+    case 'knorm':
+      rel = (d + 2) * U32;
+      break;
+    case 'expected_attention': {
+      // mu.k / sqrt(d) + k^T S k / (2d): d + d^2 products of terms up to these sizes.
+      const mag = (d * qAmp * kAmp) / Math.sqrt(d) + (d * d * 4 * qAmp * qAmp * kAmp * kAmp) / (2 * d);
+      rel = probabilityRelBound(f32SumBound(d * d + d + rows, mag), nKv) + (group + d) * U32;
+      break;
+    }
+    default: {
+      const terms = Math.max(rows, 1) * group * (policy.kernel ?? 5) + 1;
+      rel = probabilityRelBound(logitBound(d, (d * qAmp * kAmp) / Math.sqrt(d)), nKv) + terms * U32;
+      if (policy.name === 'ems') rel = 2 * rel + nKv * U32;
+    }
+  }
+  return Float64Array.from(ref, (s) => (Number.isFinite(s) ? rel * Math.abs(s) + (rel > 0 ? 1e-30 : 0) : 0));
+}
+
+/**
+ * Fails unless the top-`keep` choice under `ref` is decisive: the keep-th and
+ * (keep+1)-th best scores differ by more than their rounding bounds. Tests
+ * that compare exact selections (merging, AdaKV counts) need this, or a
+ * rounding-level tie could pick either row.
+ */
+export function expectDecisive(ref: ArrayLike<number>, tol: ArrayLike<number>, keep: number, label: string): void {
+  const order = Array.from({ length: ref.length }, (_, i) => i).sort((a, b) => ref[b]! - ref[a]! || a - b);
+  if (keep <= 0 || keep >= ref.length) return;
+  const a = order[keep - 1]!, b = order[keep]!;
+  if (ref[a] === Infinity && ref[b] === Infinity) expect.fail(`${label}: rows ${a} and ${b} are both forced (+Infinity) at the budget edge`);
+  const gap = ref[a]! - ref[b]!;
+  expect(gap, `${label}: the case must separate the ${keep}th and ${keep + 1}th scores by more than rounding (choose another seed)`).toBeGreaterThan(tol[a]! + tol[b]!);
 }
