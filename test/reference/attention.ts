@@ -28,7 +28,7 @@
  * independent of lib/tensor.ts), so the reference sees the same values as the
  * kernel and differs from it only by the kernel's f32 rounding.
  */
-import type { AttentionOptions, FloatDType, Tensor } from '../../lib/index.js';
+import type { AttentionOptions, DType, FloatDType, Tensor, TensorLike } from '../../lib/index.js';
 
 export { mulberry32, randomF32, randomInt, randomU32, type Rng } from './random.js';
 
@@ -93,6 +93,12 @@ function dot(a: Float64Array, ao: number, b: Float64Array, bo: number, n: number
   return s;
 }
 
+/** The reference reads only this library's own tensor form ({ dtype, shape, data }). */
+function ownTensor<D extends DType>(t: TensorLike<D>, name: string): Tensor<D> {
+  if (!('dtype' in t)) throw new TypeError(`reference: ${name} must be a { dtype, shape, data } tensor`);
+  return t;
+}
+
 /** y[yo..yo+n) += alpha * x[xo..xo+n) */
 function axpy(alpha: number, x: Float64Array, xo: number, y: Float64Array, yo: number, n: number): void {
   for (let d = 0; d < n; d++) y[yo + d] = y[yo + d]! + alpha * x[xo + d]!;
@@ -114,7 +120,7 @@ export function referenceAttention(
   const K = decode3(k);
   const V = decode3(v);
 
-  const mask = options.mask;
+  const mask = options.mask === undefined ? undefined : ownTensor<'bool' | 'f32'>(options.mask, 'mask');
   const boolMask = mask?.dtype === 'bool' ? (mask.data as Uint8Array) : undefined;
   const addMask = mask?.dtype === 'f32' ? (mask.data as Float32Array) : undefined;
   const tree = options.treeMask ? treeVisibility(options.treeMask) : undefined;
@@ -125,7 +131,7 @@ export function referenceAttention(
   for (let kh = 0; kh < nKvHeads; kh++) {
     const row: number[] = [];
     if (options.indices) {
-      const t = options.indices;
+      const t = ownTensor(options.indices, 'indices');
       const nSel = t.shape[1]!;
       const [s0, s1] = (t.strides ?? [nSel, 1]) as [number, number];
       for (let s = 0; s < nSel; s++) row.push(t.data[kh * s0 + s * s1]!);

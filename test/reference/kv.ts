@@ -119,7 +119,7 @@ function referenceExpectedAttention(policy: RefPolicy, inputs: RefInputs): Float
         }
         logits.push(s);
       }
-      softmax(logits).forEach((x, t) => { acc[sinks + t] += x / group; });
+      softmax(logits).forEach((x, t) => { acc[sinks + t] = acc[sinks + t]! + x / group; });
     }
     for (let p = sinks; p < nKv; p++) {
       let score = acc[p]!;

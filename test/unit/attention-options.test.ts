@@ -2,7 +2,7 @@
 // prefill shapes (nQ 256), sync and async, against the float64 reference.
 // Tolerances: helpers.ts.
 import { describe, expect, test } from 'vitest';
-import { attention, attentionAsync } from '../../lib/index.js';
+import { attention, attentionAsync, type Tensor } from '../../lib/index.js';
 import { buildCase, expectMatches, referenceFor, resetOut, type CaseSpec } from './helpers.js';
 
 type Base = Omit<CaseSpec, 'name'>;
@@ -102,7 +102,7 @@ describe('attention leaves its inputs untouched', () => {
     const base = BASES['decode-q7']!;
     const c = buildCase({ ...base, ...OPTIONS.everything!(base), name: 'inputs untouched' });
     // Byte copies of every input (Buffer.equals: toEqual on big typed arrays is slow).
-    const views: ArrayBufferView[] = [c.q.data, c.k.data, c.v.data, c.options.mask!.data, c.options.treeMask as Int32Array, c.options.indices!.data];
+    const views: ArrayBufferView[] = [c.q.data, c.k.data, c.v.data, (c.options.mask as Tensor<'bool' | 'f32'>).data, c.options.treeMask as Int32Array, (c.options.indices as Tensor<'i32'>).data];
     const bytes = (x: ArrayBufferView) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
     const before = views.map((x) => Buffer.from(bytes(x)));
     attention(c.q, c.k, c.v, c.options);

@@ -196,7 +196,8 @@ describe('adaptive coder: hostile payloads', () => {
     let truncatedErrors = 0;
     for (let i = 0; i < 100; i++) {
       const flipped = good.slice();
-      flipped[randomInt(rng, 0, flipped.length - 1)] ^= 1 << randomInt(rng, 0, 7);
+      const at = randomInt(rng, 0, flipped.length - 1);
+      flipped[at] = flipped[at]! ^ (1 << randomInt(rng, 0, 7));
       decodeOrError(flipped, data.length);
       const cut = good.subarray(0, randomInt(rng, 0, good.length - 1));
       if (decodeOrError(cut, data.length) === 'error') truncatedErrors++;

@@ -141,7 +141,7 @@ describe('damaged files', () => {
   test('payload corruption passes the container but fails verifyChecksum', () => {
     const header = headers.static!;
     const corrupt = original.slice();
-    corrupt[17] ^= 0x20;
+    corrupt[17] = corrupt[17]! ^ 0x20;
     expectBadFile(() => verifyChecksum(header, corrupt), /checksum mismatch: expected CRC-32 0x[0-9a-f]{8}, the decoded bytes give 0x[0-9a-f]{8}/);
     expectBadFile(() => verifyChecksum(header, original.subarray(1)), /checksum mismatch: the header declares 315 original bytes, decoding gave 314/);
     expect(containerChecksum(original)).toBe(header.checksum);

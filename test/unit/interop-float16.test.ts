@@ -33,7 +33,9 @@ const rng = mulberry32(17);
 const q = randomTensor(rng, 'f32', [H, NQ, D]);
 const k = randomTensor(rng, 'f16', [KVH, NKV, D]);
 const v = randomTensor(rng, 'f16', [KVH, NKV, D]);
-const asF16 = (u: Uint16Array) => new F16(u.buffer, u.byteOffset, u.length);
+// Typed as the Uint16Array that onnxruntime's overloads name (TypeScript's lib
+// has no Float16Array here); at run time it is the Float16Array (or stand-in).
+const asF16 = (u: Uint16Array) => new F16(u.buffer, u.byteOffset, u.length) as unknown as Uint16Array;
 
 describe(`Float16Array data (${standIn ? 'a stand-in: this runtime has none' : 'the runtime\'s own'})`, () => {
   test('onnxruntime builds float16 tensors on it, and they give the Uint16Array bits\' result', () => {
@@ -56,7 +58,7 @@ describe(`Float16Array data (${standIn ? 'a stand-in: this runtime has none' : '
     // An offset view, so the byte offset has to carry over too.
     const backing = new Uint16Array(k.data.length + 4);
     backing.set(k.data, 4);
-    const data = new F16(backing.buffer, 8, k.data.length);
+    const data = new F16(backing.buffer, 8, k.data.length) as unknown as Uint16Array;
     tp.attention(q, new ort.Tensor('float16', data, [1, KVH, NKV, D]), v);
     const seen = spy.mock.lastCall![0].k;
     expect(seen).toBeInstanceOf(Uint16Array);
@@ -80,6 +82,6 @@ describe(`Float16Array data (${standIn ? 'a stand-in: this runtime has none' : '
     expect(bits(key.data as ArrayBufferView)).toEqual(bits(k.data));
     const exported = cache.export(0);
     expect(bits(exported.v.data)).toEqual(bits(v.data));
-    expect(tp.toOrt(exported.k, ort.Tensor).data.buffer).toBe(exported.k.data.buffer);
+    expect((tp.toOrt(exported.k, ort.Tensor).data as ArrayBufferView).buffer).toBe(exported.k.data.buffer);
   });
 });

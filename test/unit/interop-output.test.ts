@@ -8,7 +8,7 @@ import { describe, expect, test } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { Tensor as HfTensor } from '@huggingface/transformers';
 import {
-  appendPresent, attention, KvCache, lastPositions, pastKeyValues, toOrt, toF32, type Tensor,
+  appendPresent, attention, KvCache, lastPositions, pastKeyValues, toOrt, toF32, type OrtTensorClass, type Tensor,
 } from '../../lib/index.js';
 import { mulberry32 } from '../reference/random.js';
 import { bits, randomTensor } from '../fixtures/interop-tensors.js';
@@ -18,7 +18,8 @@ const [KVH, D] = [2, 8];
 describe('toOrt', () => {
   test('contiguous tensors share memory with the new Tensor, dims [1, ...shape]', () => {
     const t = randomTensor(mulberry32(1), 'f32', [KVH, 5, D]);
-    for (const Cls of [ort.Tensor, HfTensor]) {
+    const classes = [ort.Tensor, HfTensor] as OrtTensorClass<{ type: string; dims: readonly number[]; data: unknown }>[];
+    for (const Cls of classes) {
       const o = toOrt(t, Cls);
       expect(o).toBeInstanceOf(Cls);
       expect(o.type).toBe('float32');

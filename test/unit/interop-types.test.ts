@@ -1,6 +1,6 @@
 // The public signatures accept onnxruntime-node and transformers.js Tensors
 // without casts: tsc (strict) compiles test/fixtures/interop-types.ts, whose
-// @ts-expect-error lines also prove the types still reject non-tensors.
+// ts-expect-error lines also prove the types still reject non-tensors.
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';

@@ -120,7 +120,7 @@ describe('stateless kv functions and retrieval-head scores agree with plain tens
       const rng = mulberry32(22);
       const keyMass = randomTensor(rng, 'f32', [KVH, NKV]);
       const drafts = randomTensor(rng, 'f32', [H, 2, D]);
-      const f = <T extends Tensor<'f32' | 'f16'>>(t: T) => inForm(t, form);
+      const f = <D extends 'f32' | 'f16'>(t: Tensor<D>) => inForm(t, form);
       const cases: [string, Parameters<typeof scoreKv>[1], Parameters<typeof scoreKv>[1]][] = [
         ['snapkv', { k, v, queries: q }, { k: f(k), v: f(v), queries: f(q) }],
         ['h2o', { k, v, keyMass }, { k: f(k), v: f(v), keyMass: f(keyMass) }],
