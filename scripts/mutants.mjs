@@ -12,7 +12,8 @@
 // Usage: node scripts/mutants.mjs [--only id,id] [--all-tests] [--check]
 //          [--list] [--timeout s] [--no-baseline] [--out dir]
 //   --only        run these mutant ids only
-//   --all-tests   run the whole suite (test/**/*.test.ts) for every mutant
+//   --all-tests   run the whole suite (test/**/*.test.ts) for every mutant,
+//                 stopping at its first failing test (vitest --bail=1)
 //   --check       verify every mutant applies (each search text found exactly
 //                 once), build nothing, run nothing
 //   --list        print the mutants and exit
@@ -174,9 +175,12 @@ function failuresOf(jsonFile) {
   }
 }
 
-async function runTests(files, { timeoutS, logFile, jsonFile }) {
+// bail: stop at the first failing test (the whole-suite runs: a killed
+// mutant needs one failure, not eight minutes of them).
+async function runTests(files, { timeoutS, logFile, jsonFile, bail = false }) {
   fs.rmSync(jsonFile, { force: true });
-  const r = await run(vitestBin, ['run', ...files, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`], { timeoutS, logFile });
+  const args = ['run', ...files, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...(bail ? ['--bail=1'] : [])];
+  const r = await run(vitestBin, args, { timeoutS, logFile });
   const report = failuresOf(jsonFile);
   return { ...r, failed: report?.failed ?? [], numTotal: report?.numTotal ?? 0, reportMissing: report === null };
 }
@@ -267,7 +271,7 @@ async function main() {
   }
   if (!nativeClean()) throw new Error('native/ has uncommitted changes: commit or stash them first (restoring relies on a clean native/)');
 
-  const outDir = path.join(root, opts.out);
+  const outDir = path.resolve(root, opts.out);
   const logDir = path.join(outDir, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
   const testsOf = (m) => (opts.allTests ? ['test/'] : resolveTests(m.tests ?? []));
@@ -317,7 +321,7 @@ async function main() {
           r.status = 'no-tests';
           r.how = 'no listed test file exists';
         } else {
-          const t = await runTests(tests, { timeoutS: opts.timeout, logFile: path.join(logDir, `${m.id}.tests.log`), jsonFile: path.join(logDir, `${m.id}.tests.json`) });
+          const t = await runTests(tests, { timeoutS: opts.timeout, logFile: path.join(logDir, `${m.id}.tests.log`), jsonFile: path.join(logDir, `${m.id}.tests.json`), bail: opts.allTests });
           r.testS = t.seconds;
           Object.assign(r, verdict(t));
           r.failed = t.failed;
