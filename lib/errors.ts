@@ -8,7 +8,9 @@ export type TokenpressErrorCode =
   | 'ERR_BAD_FILE'
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_CUDA'
-  | 'ERR_NO_CUDA';
+  | 'ERR_NO_CUDA'
+  | 'ERR_THREADS'
+  | 'ERR_OUTPUT_CHANGED';
 
 /** An error that is not about one argument, with a stable `code`. */
 export class TokenpressError extends Error {
