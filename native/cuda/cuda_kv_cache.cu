@@ -183,6 +183,11 @@ Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
   if (!st.is_ok()) return st;
   if (in.n == 0) return Status::ok();
   DeviceLayer& L = layers_[layer];
+  // As the CPU cache: counted positions never pass 2^31 - 1 (no wrap).
+  if (!in.positions && L.next_pos + in.n - 1 > int64_t(INT32_MAX)) {
+    return Status::invalid("positions: counting on from " + std::to_string(L.next_pos) + ", " + std::to_string(in.n) +
+                           " new tokens would pass 2^31 - 1 on layer " + std::to_string(layer) + "; pass opts.positions or clear the layer");
+  }
   const int64_t longest = max_length(layer);
   std::vector<uint16_t> hk, hv;
   std::vector<int32_t> hpos;
@@ -546,6 +551,7 @@ int64_t DeviceKvCache::memory_bytes() const {
   for (const DeviceLayer& L : layers_) {
     total += int64_t(L.k.bytes() + L.v.bytes() + L.pos.bytes() + L.mass.bytes() + L.count.bytes() + L.lens.bytes() + L.blocks.bytes() +
                      L.n_blocks_dev.bytes());
+    total += int64_t(L.window.capacity() * sizeof(float));  // the host-side query window counts too
   }
   return total;
 }
