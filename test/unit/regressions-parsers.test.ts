@@ -6,6 +6,7 @@ import { crc32 } from 'node:zlib';
 import { native } from '../../lib/native.js';
 import { TokenpressError } from '../../lib/errors.js';
 import { unzipBytes, zipBytes } from '../../lib/coding/zip.js';
+import { decodeSafetensors, encodeSafetensors } from '../../lib/kv/eval/safetensors.js';
 
 /** A raw table where byte 0 has the largest frequency a table allows (T - 255). */
 function densestTable(totalLog2: number): Uint32Array {
@@ -51,5 +52,43 @@ describe('decoded lengths are bounded by the payload before anything is allocate
     expect(err).toBeInstanceOf(TokenpressError);
     expect((err as TokenpressError).code).toBe('ERR_BAD_FILE');
     expect((err as Error).message).toMatch(/expected at most \d+ bytes \(the most a \d+-byte payload can hold\)/);
+  });
+});
+
+/** A safetensors file from a header written as JSON text (so "__proto__" is a plain key) and its data bytes. */
+function safetensorsFile(headerJson: string, data: Uint8Array): Uint8Array {
+  const head = new TextEncoder().encode(headerJson);
+  const out = new Uint8Array(8 + head.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  out.set(data, 8 + head.length);
+  return out;
+}
+
+describe('safetensors names that JavaScript objects treat specially (found by the safetensors fuzz target)', () => {
+  const four = new Uint8Array(Float32Array.of(2.5).buffer);
+
+  it('a tensor named "__proto__" survives decode -> encode -> decode (encode dropped it, writing a file it refused)', () => {
+    const file = safetensorsFile('{"__proto__":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', four);
+    const a = decodeSafetensors(file);
+    expect([...a.tensors.keys()]).toEqual(['__proto__']);
+    const b = decodeSafetensors(encodeSafetensors(a.tensors, a.metadata));
+    expect([...b.tensors.keys()]).toEqual(['__proto__']);
+    expect(Array.from(b.tensors.get('__proto__')!.data)).toEqual([2.5]);
+  });
+
+  it('a metadata key "__proto__" is kept, as an own property (it was dropped)', () => {
+    const file = safetensorsFile('{"__metadata__":{"__proto__":"x","format":"pt"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', four);
+    const a = decodeSafetensors(file);
+    expect(Object.keys(a.metadata).sort()).toEqual(['__proto__', 'format']);
+    expect(Object.getOwnPropertyDescriptor(a.metadata, '__proto__')?.value).toBe('x');
+    expect(Object.getPrototypeOf(a.metadata)).toBe(Object.prototype);
+    const b = decodeSafetensors(encodeSafetensors(a.tensors, a.metadata));
+    expect(Object.getOwnPropertyDescriptor(b.metadata, '__proto__')?.value).toBe('x');
+  });
+
+  it('encodeSafetensors refuses a name given twice (it wrote a file with unreferenced bytes that no reader accepts)', () => {
+    const t = { dtype: 'f32' as const, shape: [1], data: Float32Array.of(1) };
+    expect(() => encodeSafetensors([['a', t], ['a', t]])).toThrow(/encodeSafetensors: tensor name "a" appears twice/);
   });
 });

@@ -86,7 +86,7 @@ function signature(outcome) {
     .replace(/\b0x[0-9a-f]+\b/gi, '#')
     .replace(/\b(?=[0-9a-f]*\d)[0-9a-f]+\b/gi, '#')
     .replace(/-?#(\.#)?/g, '#')
-    .replace(/# (# )+/g, '# ')
+    .replace(/#(,? #)+/g, '#')
     .slice(0, 200);
 }
 

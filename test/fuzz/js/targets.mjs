@@ -133,6 +133,7 @@ export const targets = {
       if ((aErr === undefined) !== (bErr === undefined)) throw new Error(`decodeSafetensors and readSafetensors disagree: ${aErr ?? 'ok'} / ${bErr ?? 'ok'}`);
       if (aErr) return aErr;
       checkContents(a);
+      checkAgainstHeader(a, input);
       sameContents(a, b, 'readSafetensors');
       sameContents(a, decodeSafetensors(encodeSafetensors(a.tensors, a.metadata)), 'encode -> decode');
       return `ok: ${[...a.tensors.values()].map((t) => `${t.dtype}[${t.shape.length}]`).join(',')}`;
@@ -179,6 +180,16 @@ function checkContents(c) {
   for (const [k, v] of Object.entries(c.metadata)) if (typeof v !== 'string') throw new Error(`metadata ${k} is not a string`);
 }
 
+/** Every name in the JSON header (parsed here, independently) is a tensor or a metadata key of the result. */
+function checkAgainstHeader(c, input) {
+  const n = Number(new DataView(input.buffer, input.byteOffset).getBigUint64(0, true));
+  const json = JSON.parse(new TextDecoder().decode(input.subarray(8, 8 + n)));
+  const names = Object.keys(json).filter((k) => k !== '__metadata__').sort();
+  if (names.join('\u0000') !== [...c.tensors.keys()].sort().join('\u0000')) throw new Error(`tensor names differ from the header's: ${JSON.stringify(names)}`);
+  const meta = Object.keys(json.__metadata__ ?? {}).sort();
+  if (meta.join('\u0000') !== Object.keys(c.metadata).sort().join('\u0000')) throw new Error(`metadata keys differ from the header's: ${JSON.stringify(meta)}`);
+}
+
 function sameContents(a, b, what) {
   const names = (c) => [...c.tensors.keys()].sort().join('\u0000');
   if (names(a) !== names(b)) throw new Error(`${what}: different tensor names`);
@@ -199,9 +210,23 @@ function mutateJson(r, json) {
   const names = Object.keys(json);
   const name = names.length ? r.pick(names) : 'x';
   const e = json[name];
-  const k = r.int(10);
+  const k = r.int(11);
+  if (k === 10 && name in json) { // rename a tensor or metadata key, keeping the file valid otherwise
+    const holder = name === '__metadata__' && json[name] && typeof json[name] === 'object' ? json[name] : json;
+    const keys = Object.keys(holder);
+    const from = keys.length ? r.pick(keys) : 'x';
+    const to = r.pick(['__proto__', 'constructor', 'toString', 'hasOwnProperty', '', '__metadata__', 'é', 'a'.repeat(300)]);
+    const value = holder[from];
+    delete holder[from];
+    Object.defineProperty(holder, to, { value, enumerable: true, writable: true, configurable: true });
+    return;
+  }
   if (e === null || typeof e !== 'object' || Array.isArray(e) || k === 9) {
-    json[r.pick(['__metadata__', 'y', name, ''])] = r.pick([{ dtype: 'F32', shape: [1], data_offsets: [0, 4] }, { a: 'b' }, { a: 1 }, 'x', null, []]);
+    // Names JavaScript objects treat specially are defined, not assigned.
+    Object.defineProperty(json, r.pick(['__metadata__', 'y', name, '', '__proto__', 'constructor', 'toString']), {
+      value: r.pick([{ dtype: 'F32', shape: [1], data_offsets: [0, 4] }, { a: 'b' }, { __proto__: 'b' }, { a: 1 }, 'x', null, []]),
+      enumerable: true, writable: true, configurable: true,
+    });
     return;
   }
   switch (k) {
