@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh replay TARGET FILE...     run TARGET once on each FILE (a reproducer)
 #   scripts/fuzz.sh merge TARGET              minimize the work corpus into test/fuzz/corpus/TARGET
 #   scripts/fuzz.sh seeds                     rewrite the native seed-* files (test/fuzz/make_seeds.cpp)
+#   scripts/fuzz.sh summary LOG...            one markdown table row per run log (docs/fuzzing.md)
 #
 # Native targets (test/fuzz/fuzz_*.cpp) link native/core and native/coding
 # directly (no Node), built with clang -fsanitize=fuzzer,address,undefined
@@ -131,6 +132,25 @@ seeds() {
   TP_SEED_DIR="$ROOT/test/fuzz/corpus" "$OUT/make_seeds"
 }
 
+# | target | seconds | executions | exec/s | cov / ft (native) or signatures (JS) | corpus | findings |
+summary() {
+  set +e +o pipefail  # a field missing from a log leaves its cell empty
+  local log
+  for log in "$@"; do
+    local t; t=$(basename "$log" .log)
+    local done_line; done_line=$(grep -E 'DONE' "$log" | tail -1)
+    local execs; execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$')
+    local rate; rate=$(echo "$done_line" | grep -oE 'exec/s: [0-9]+' | grep -oE '[0-9]+')
+    local cov; cov=$(echo "$done_line" | grep -oE 'cov: [0-9]+ ft: [0-9]+' | sed 's/cov: //; s/ ft: / \/ /')
+    [[ -n "$cov" ]] || cov="$(echo "$done_line" | grep -oE 'signatures: [0-9]+' | grep -oE '[0-9]+') signatures"
+    local corp; corp=$(echo "$done_line" | grep -oE 'corp: [0-9]+(/[0-9]+[a-zA-Z]*)?' | sed 's/corp: //')
+    local secs; secs=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE 'in [0-9]+' | grep -oE '[0-9]+')
+    [[ -n "$secs" && -n "$rate" && "$rate" != 0 ]] || secs=$(( ${execs:-0} / (${rate:-1} > 0 ? ${rate:-1} : 1) ))
+    local found; found=$(grep -cE '^==[0-9]+==ERROR|FUZZ PROPERTY FAILED|^FINDING|Test unit written' "$log" || true)
+    echo "| $t | ${secs:-?} | ${execs:-?} | ${rate:-?} | $cov | $corp | $found |"
+  done
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -139,6 +159,7 @@ case "$cmd" in
   run) [[ $# -ge 2 ]] || { echo "usage: fuzz.sh run TARGET SECONDS [ARGS]" >&2; exit 2; }; run "$@" ;;
   replay) [[ $# -ge 2 ]] || { echo "usage: fuzz.sh replay TARGET FILE..." >&2; exit 2; }; replay "$@" ;;
   seeds) seeds ;;
+  summary) summary "$@" ;;
   merge) [[ $# -eq 1 ]] || { echo "usage: fuzz.sh merge TARGET" >&2; exit 2; }; merge "$1" ;;
   *) sed -n 2,20p "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
