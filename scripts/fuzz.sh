@@ -52,7 +52,7 @@ LIB_SOURCES=(native/unity/coding.cpp native/core/cpu_features.cpp native/core/th
 build_lib() {
   local cxx=$1 lib="$OUT/libtp_coding.a"
   mkdir -p "$OUT/obj"
-  if [[ -f "$lib" ]] && [[ -z $(find "$ROOT/native/core" "$ROOT/native/coding" "$ROOT/native/unity/coding.cpp" -newer "$lib" -print -quit) ]]; then
+  if [[ -f "$lib" ]] && [[ -z $(find "$ROOT/native/core" "$ROOT/native/coding" "$ROOT/native/unity/coding.cpp" "$ROOT/test/fuzz/coverage-ignore.txt" -newer "$lib" -print -quit) ]]; then
     return
   fi
   echo "fuzz.sh: compiling native/coding with $cxx" >&2
@@ -60,7 +60,8 @@ build_lib() {
   for src in "${LIB_SOURCES[@]}"; do
     local obj="$OUT/obj/$(echo "$src" | tr / _).o"
     objs+=("$obj")
-    (cd "$ROOT" && "$cxx" "${FLAGS[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj") &
+    (cd "$ROOT" && "$cxx" "${FLAGS[@]}" -fsanitize=fuzzer-no-link \
+      -fsanitize-coverage-ignorelist="$ROOT/test/fuzz/coverage-ignore.txt" -c "$src" -o "$obj") &
     pids+=($!)
     if (( ${#pids[@]} >= ${FUZZ_JOBS:-2} )); then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
   done
