@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "../coding/coding_batch.h"
+#include "../coding/decode_out.h"
 #include "../coding/equal_info.h"
 #include "../coding/equal_info_slots.h"
 #include "../coding/static_coding.h"
@@ -323,6 +324,9 @@ Napi::Value RawDecode(const Napi::CallbackInfo& info) {
   if (n < 0 || static_cast<uint64_t>(n) > max_bytes) {
     throw Napi::RangeError::New(info.Env(), "length: expected an integer in [0, maxBytes], received " + std::to_string(n));
   }
+  // No more than the payload can hold, checked before allocating (decode_out.h).
+  Status bound = coding::check_decoded_length("length", static_cast<uint64_t>(n), d.length, total_log2);
+  if (!bound.is_ok()) throw Napi::RangeError::New(info.Env(), bound.message);
   Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), static_cast<size_t>(n));
   Status st = coding::raw_decode(freqs.data(), total_log2, static_cast<uint8_t*>(d.data), static_cast<size_t>(d.length),
                                  n == 0 ? nullptr : out.Data(), static_cast<size_t>(n));

@@ -8,6 +8,7 @@
 
 #include "../core/run_all.h"
 #include "bit_io.h"
+#include "decode_out.h"
 #include "equal_info.h"
 #include "static_coding.h"
 
@@ -107,6 +108,13 @@ Status static_encode_batch(const ByteModel& model, const std::vector<ByteSpan>& 
 
 Status static_decode_batch(const ByteModel& model, const std::vector<ByteSpan>& payloads,
                            const std::vector<size_t>& lengths, std::vector<std::vector<uint8_t>>* out) {
+  // Every claimed length is checked against its payload before any output
+  // is allocated (decode_out.h), so a hostile length allocates nothing.
+  for (size_t i = 0; i < payloads.size(); i++) {
+    Status st = check_decoded_length(("lengths[" + std::to_string(i) + "]").c_str(), lengths[i], payloads[i].size,
+                                     kStaticTotalLog2);
+    if (!st.is_ok()) return st;
+  }
   out->assign(payloads.size(), {});
   return run_all(payloads.size(), [&](size_t i) {
     (*out)[i].resize(lengths[i]);

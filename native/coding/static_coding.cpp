@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "decode_out.h"
 #include "quantize.h"
 #include "range_coder.h"
 
@@ -32,6 +33,8 @@ Status static_encode(const ByteModel& model, const uint8_t* text, size_t n, std:
 }
 
 Status static_decode(const ByteModel& model, const uint8_t* in, size_t in_len, uint8_t* out, size_t n) {
+  Status bound = check_decoded_length("length", n, in_len, kStaticTotalLog2);
+  if (!bound.is_ok()) return bound;
   RangeDecoder dec(in, in_len);
   uint32_t masses[kAlphabet];
   for (size_t pos = 0; pos < n; pos++) {
@@ -84,6 +87,8 @@ Status raw_encode(const uint32_t* freqs, int total_log2, const uint8_t* data, si
 
 Status raw_decode(const uint32_t* freqs, int total_log2, const uint8_t* in, size_t in_len, uint8_t* out, size_t n) {
   Status st = check_frequency_table(freqs, total_log2);
+  if (!st.is_ok()) return st;
+  st = check_decoded_length("length", n, in_len, total_log2);
   if (!st.is_ok()) return st;
   // A direct lookup from the cumulative frequency to the byte: one load per symbol.
   std::vector<uint8_t> byte_of(size_t{1} << total_log2);

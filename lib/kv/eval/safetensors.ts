@@ -60,6 +60,15 @@ function bad(file: string, what: string): TokenpressError {
   return new TokenpressError('ERR_BAD_FILE', `${file}: not a valid safetensors file: ${what}`);
 }
 
+/**
+ * obj[key] = value as an own property, whatever the key: plain assignment
+ * of "__proto__" sets the prototype (and drops a string), so a tensor or
+ * metadata key named "__proto__" would vanish on the way in or out.
+ */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function isCount(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 }
@@ -91,7 +100,7 @@ export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, file 
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw bad(file, '__metadata__ is not an object');
       for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof value !== 'string') throw bad(file, `__metadata__.${key} is not a string`);
-        metadata[key] = value;
+        setOwn(metadata, key, value);
       }
       continue;
     }
@@ -195,17 +204,22 @@ const DTYPE_NAME: Record<FloatDType, string> = { f32: 'F32', f16: 'F16', bf16: '
  */
 export function encodeSafetensors(tensors: Iterable<[string, Tensor<FloatDType>]>, metadata?: Record<string, string>): Uint8Array {
   const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  if (metadata && Object.keys(metadata).length > 0) {
+    const meta: Record<string, string> = {};
+    for (const [key, value] of Object.entries(metadata)) setOwn(meta, key, value);
+    header.__metadata__ = meta;
+  }
   const parts: Uint8Array[] = [];
   let at = 0;
   for (const [name, t] of tensors) {
     if (name === '__metadata__') throw new TypeError('encodeSafetensors: "__metadata__" is not a tensor name');
+    if (Object.prototype.hasOwnProperty.call(header, name)) throw new TypeError(`encodeSafetensors: tensor name "${name}" appears twice`);
     if (t.strides) throw new TypeError(`encodeSafetensors: tensor "${name}" must be contiguous`);
     let numel = 1;
     for (const d of t.shape) numel *= d;
     if (t.data.length !== numel) throw new RangeError(`encodeSafetensors: tensor "${name}" has ${t.data.length} elements, its shape [${t.shape.join(', ')}] needs ${numel}`);
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    header[name] = { dtype: DTYPE_NAME[t.dtype], shape: [...t.shape], data_offsets: [at, at + bytes.length] };
+    setOwn(header, name, { dtype: DTYPE_NAME[t.dtype], shape: [...t.shape], data_offsets: [at, at + bytes.length] });
     parts.push(bytes);
     at += bytes.length;
   }
