@@ -20,7 +20,9 @@ class ThreadPool {
  public:
   static ThreadPool& instance();
 
-  int size() const { return size_; }
+  // Read without the pool's locks (kernels size per-worker scratch with it)
+  // while setThreads may resize on another thread: hence atomic.
+  int size() const { return size_.load(std::memory_order_relaxed); }
   // Resizes the pool to n threads (the caller counts as one). n >= 1.
   void resize(int n);
   using Task = std::function<void(int64_t index, int worker)>;
@@ -51,7 +53,7 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   std::vector<std::thread> workers_;
-  int size_ = 1;
+  std::atomic<int> size_{1};  // written under run_mutex_ (resize)
   bool stopping_ = false;
   uint64_t generation_ = 0;
   int busy_ = 0;
