@@ -9,9 +9,12 @@
  *
  * Each worker runs `--concurrency` request loops; each loop owns a KvCache
  * and picks, per request, one of:
- *   kv          appendAsync of 1-4 tokens + attendAsync (with key mass) on a
- *               random layer; compressAsync (h2o / snapkv / tova /
- *               streamingllm / knorm) when the layer passes --max-tokens;
+ *   kv          appendAsync of 1-4 tokens (one request in ten: a prefill of
+ *               64-256) + attendAsync (with key mass) on a random layer of a
+ *               cache of 4 layers x 4 KV heads x headDim 128 (8 query
+ *               heads; f16, f32, int8, int4 or bf16 by loop); compressAsync
+ *               (h2o / snapkv / tova / streamingllm / knorm) to a quarter of
+ *               --max-tokens when a head passes it; clear() now and then;
  *               checked: attend output vs a float64 reference over the
  *               layer's exported rows (float caches)
  *   attention   attentionAsync, causal, GQA 8/2, nQ 1 or 5, nKv 64..600;
@@ -74,6 +77,8 @@ interface WorkerStats {
 }
 
 const STATS_MS = 250;
+/** Shape of every soak KvCache: f16 at 1024 tokens per head holds 8 MiB of K and V. */
+const KV = { nLayers: 4, nKvHeads: 4, nHeads: 8, headDim: 128 } as const;
 
 // ---------------------------------------------------------------- helpers
 
@@ -155,7 +160,7 @@ class Loop {
     private readonly rand: () => number, private readonly model: ByteModel, private readonly tokenizer: EqualInfoTokenizer) {
     const dtypes: KvCacheDtype[] = ['f16', 'f32', 'int8', 'int4', 'bf16'];
     this.dtype = dtypes[(cfg.id + index) % dtypes.length]!;
-    this.cache = new KvCache({ nLayers: 2, nKvHeads: 2, headDim: 64, dtype: this.dtype, residual: 32 });
+    this.cache = new KvCache({ nLayers: KV.nLayers, nKvHeads: KV.nKvHeads, headDim: KV.headDim, dtype: this.dtype, residual: 32 });
   }
 
   private pick(): Op {
@@ -194,10 +199,12 @@ class Loop {
   }
 
   async kv(check: boolean): Promise<void> {
-    const H = 2, nHeads = 4, d = 64, rand = this.rand;
-    const layer = rand() < 0.5 ? 0 : 1;
-    const n = 1 + Math.floor(rand() * 4);
-    const t = (rows: number, heads = H): Tensor<'f32'> => ({ dtype: 'f32', shape: [heads, rows, d], data: randomF32(rand, heads * rows * d) });
+    const { nKvHeads: H, nHeads, headDim: d } = KV;
+    const rand = this.rand;
+    const layer = Math.floor(rand() * KV.nLayers);
+    // Mostly decode steps of 1-4 tokens; one request in ten is a prefill.
+    const n = rand() < 0.1 ? 64 + Math.floor(rand() * 193) : 1 + Math.floor(rand() * 4);
+    const t = (rows: number, heads: number = H): Tensor<'f32'> => ({ dtype: 'f32', shape: [heads, rows, d], data: randomF32(rand, heads * rows * d) });
     await this.cache.appendAsync(layer, t(n), t(n));
     const q = t(1, nHeads);
     const { output } = await this.cache.attendAsync(layer, q, { accumulateMass: true });

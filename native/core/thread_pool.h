@@ -29,7 +29,10 @@ class ThreadPool {
   // prepare(workers) runs first, once, with the number of workers this call
   // will use (worker ids are < workers): size per-worker scratch there.
   using Prepare = std::function<void(int workers)>;
-  void parallel_for(int64_t n, const Task& fn, const Prepare& prepare = nullptr);
+  // max_workers > 0 caps the workers (ids < max_workers): callers that sized
+  // scratch with size() beforehand must pass it, since setThreads may grow the
+  // pool in between.
+  void parallel_for(int64_t n, const Task& fn, const Prepare& prepare = nullptr, int max_workers = 0);
 
   // The same with a plain function pointer, for kernels compiled with
   // ISA-specific flags (they must not instantiate library templates). At

@@ -404,7 +404,8 @@ Status KvCache::compress(const CompressRequest& req, CompressReport* report) {
   // Phase 2: merge and compact in place; nothing here allocates.
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t l = layers[i];
-    ThreadPool::instance().parallel_for(H, [&](int64_t h, int worker) { apply_plan(l, h, plans[i][h], kscratch[worker], vscratch[worker]); });
+    // At most `workers` workers: the scratch was sized for them (the pool may have grown since).
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int worker) { apply_plan(l, h, plans[i][h], kscratch[worker], vscratch[worker]); }, nullptr, workers);
   }
   const auto t2 = Clock::now();
   // Phase 3: give the freed memory back (smaller buffers, one head at a time).
