@@ -14,7 +14,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-rounds="${1:-6}"
+rounds="${1:-20}"
 out=build/sanitizers/tsan
 mkdir -p "$out"
 jobs="$(nproc)"

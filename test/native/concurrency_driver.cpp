@@ -16,7 +16,7 @@
 // Exit code: 0 when every check held, 1 otherwise; TSan reports make the run
 // fail through TSAN_OPTIONS=halt_on_error=1 exitcode=66 (set by the script).
 //
-// Usage: concurrency_driver [rounds]   (default 6)
+// Usage: concurrency_driver [rounds]   (default 6; scripts/ci-tsan.sh runs 20)
 #include <atomic>
 #include <chrono>
 #include <cmath>
