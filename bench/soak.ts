@@ -410,6 +410,7 @@ async function main(): Promise<void> {
     checked: 0, mismatches: 0, errors: 0, memoryBytes: 0, messages: [],
   };
   let generations = 0, terminated = 0, recycled = 0, unexpectedExits = 0;
+  let running = true;
   const rssBefore = process.memoryUsage().rss;
   const t0 = Date.now();
 
@@ -430,13 +431,15 @@ async function main(): Promise<void> {
       if (!slot.expectedExit) {
         unexpectedExits++;
         if (done.messages.length < 20) done.messages.push(`worker ${i} exited unexpectedly with code ${code}`);
+        if (running && slots[i] === slot) slots[i] = spawn(i); // keep the load on
       }
       res(code);
     }));
     return slot;
   };
 
-  const slots = Array.from({ length: o.workers }, (_, i) => spawn(i));
+  const slots: Slot[] = [];
+  for (let i = 0; i < o.workers; i++) slots.push(spawn(i));
   const samples: Sample[] = [];
   const liveMemory = (): number => slots.reduce((s, x) => s + (x.last?.memoryBytes ?? 0), 0);
   const sampler = setInterval(() => {
@@ -444,7 +447,6 @@ async function main(): Promise<void> {
   }, 1000);
 
   // Restart one random worker every ~restartMs (uniform in [0.5, 1.5] x).
-  let running = true;
   const restarter = (async () => {
     while (running) {
       await new Promise((r) => setTimeout(r, o.restartMs * (0.5 + rand())));
