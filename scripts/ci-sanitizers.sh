@@ -7,7 +7,8 @@
 #     ASan runtime preloaded. The normal build in build/Release is never
 #     touched, so there is nothing to restore.
 #  2. TSan: scripts/ci-tsan.sh (a native driver; node itself is not
-#     instrumented, see docs/sanitizers.md).
+#     instrumented, see docs/sanitizers.md), then the same driver under
+#     ASan+UBSan (SANITIZER=address).
 # Any sanitizer report fails the step: reports go to files under
 # build/sanitizers/logs (a test runner cannot swallow them), and the step
 # fails when one exists, besides failing on a test failure.
@@ -124,5 +125,11 @@ fi
 
 step "TSan (scripts/ci-tsan.sh)"
 bash scripts/ci-tsan.sh
+
+# The same driver under ASan+UBSan: a worker writing past per-worker scratch
+# (the pool grown by setThreads mid-call) is a heap overflow that TSan sees
+# only when another thread touches the same bytes.
+step "concurrency driver under ASan+UBSan (SANITIZER=address scripts/ci-tsan.sh)"
+SANITIZER=address bash scripts/ci-tsan.sh
 
 step "done: no sanitizer report"

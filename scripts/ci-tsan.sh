@@ -15,14 +15,22 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 rounds="${1:-20}"
-out=build/sanitizers/tsan
+# SANITIZER=address builds and runs the same driver under ASan+UBSan instead:
+# an out-of-bounds write by a worker is a heap overflow, which TSan alone
+# reports only when another thread happens to touch the same bytes.
+sanitizer="${SANITIZER:-thread}"
+out=build/sanitizers/driver-$sanitizer
 mkdir -p "$out"
 jobs="$(nproc)"
 start=$SECONDS
 
 cxx="${CXX:-g++}"
-flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=thread -fexceptions -pthread
-  -Wall -Wextra -Wno-unused-parameter)
+flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fexceptions -pthread -Wall -Wextra -Wno-unused-parameter)
+case $sanitizer in
+  thread) flags+=(-fsanitize=thread) ;;
+  address) flags+=(-fsanitize=address,undefined -fno-sanitize-recover=undefined) ;;
+  *) echo "SANITIZER: expected thread or address, received $sanitizer" >&2; exit 2 ;;
+esac
 
 # Every C++ source of the addon except the Node-API bindings (they need napi.h).
 mapfile -t sources < <(node -e '
@@ -44,7 +52,7 @@ for src in "${sources[@]}"; do
     todo+=("$src")
   fi
 done
-echo "tsan: compiling ${#todo[@]} of ${#sources[@]} translation units with $jobs jobs"
+echo "$sanitizer: compiling ${#todo[@]} of ${#sources[@]} translation units with $jobs jobs"
 if ((${#todo[@]})); then
   printf '%s\n' "${todo[@]}" | xargs -P "$jobs" -I{} sh -c '
     src="$1"; shift
@@ -53,10 +61,12 @@ if ((${#todo[@]})); then
   ' _ {} "$cxx" "${flags[@]}"
 fi
 "$cxx" "${flags[@]}" "${objects[@]}" -o "$out/concurrency_driver"
-echo "tsan: built in $((SECONDS - start))s"
+echo "$sanitizer: built in $((SECONDS - start))s"
 
 run_start=$SECONDS
-# halt_on_error: the first race ends the run with exitcode 66.
+# halt_on_error: the first report ends the run with exitcode 66.
 TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
+  ASAN_OPTIONS="halt_on_error=1 exitcode=66 ${ASAN_OPTIONS:-}" \
+  UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 ${UBSAN_OPTIONS:-}" \
   "$out/concurrency_driver" "$rounds"
-echo "tsan: driver ran clean in $((SECONDS - run_start))s (total $((SECONDS - start))s)"
+echo "$sanitizer: driver ran clean in $((SECONDS - run_start))s (total $((SECONDS - start))s)"

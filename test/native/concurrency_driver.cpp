@@ -11,8 +11,9 @@
 // and lowers/raises the active ISA (setIsa), as a server may do.
 //
 // Every result is checked against the same work done once on a quiet pool
-// beforehand (attention and caches: within 1e-4, since the split of work may
-// change with the pool size; coding: exact round trips and the same tokens).
+// beforehand (attention and float caches: within 1e-4, since the split of work
+// may change with the pool size; int caches 1e-2, see below; coding: exact
+// round trips and the same tokens).
 // Exit code: 0 when every check held, 1 otherwise; TSan reports make the run
 // fail through TSAN_OPTIONS=halt_on_error=1 exitcode=66 (set by the script).
 //
@@ -160,7 +161,9 @@ CacheResult run_cache(tp::kv::CacheType type, uint32_t seed) {
   if (!cache) return res;
   const int64_t n_heads = 4, hd = cfg.head_dim;
   for (int step = 0; step < 6; ++step) {
-    const int64_t n = step == 0 ? 96 : 8;  // a prefill, then small decode-like appends
+    // A prefill long enough for several chunks of quantized attend (256 tokens
+    // each), then small decode-like appends.
+    const int64_t n = step == 0 ? 640 : 8;
     for (int64_t layer = 0; layer < cfg.n_layers; ++layer) {
       const auto k = random_floats(size_t(cfg.n_kv_heads * n * hd), seed + 10 * step + layer);
       const auto v = random_floats(size_t(cfg.n_kv_heads * n * hd), seed + 10 * step + layer + 5);
@@ -182,7 +185,9 @@ CacheResult run_cache(tp::kv::CacheType type, uint32_t seed) {
       in.q_head_stride = n_q * hd;
       in.q_row_stride = hd;
       in.q_len = int64_t(q.size());
-      in.accumulate_mass = true;
+      // Without key mass on odd steps: int caches then take the quantized fast
+      // path (attention over the codes, chunked over the pool).
+      in.accumulate_mass = step % 2 == 0;
       in.out = out.data();
       in.out_len = int64_t(out.size());
       check(cache->attend(layer, in), "attend");
@@ -302,7 +307,10 @@ int main(int argc, char** argv) {
           }
           case 2: {
             const auto res = run_cache(types[c], 1000u * c);
-            if (!close(res.out, cache_ref[c].out, 1e-4) || res.tokens != cache_ref[c].tokens || res.bytes != cache_ref[c].bytes)
+            // int caches: the scalar and AVX2 quantized paths round differently
+            // (the ISA switches under the run); with a fixed ISA they agree to 1e-4.
+            const bool int_cache = types[c] == tp::kv::CacheType::Int4 || types[c] == tp::kv::CacheType::Int8;
+            if (!close(res.out, cache_ref[c].out, int_cache ? 1e-2 : 1e-4) || res.tokens != cache_ref[c].tokens || res.bytes != cache_ref[c].bytes)
               fail("kv cache: result differs (caller " + std::to_string(c) + ")");
             break;
           }
