@@ -9,7 +9,7 @@
 # setThreads/setIsa do. Fails on any TSan report (halt_on_error, exit code 66)
 # and on any wrong result (exit code 1).
 #
-# Objects go to build/sanitizers/tsan (ignored by git; reused when the
+# Objects go to build/sanitizers/driver-<sanitizer> (ignored by git; reused when the
 # sources are unchanged). Usage: scripts/ci-tsan.sh [rounds]
 set -euo pipefail
 
