@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "tokenpress_sanitize%": ""
+  },
   "targets": [
     {
       "target_name": "tokenpress",
@@ -62,7 +65,51 @@
             "/O2"
           ]
         }
-      }
+      },
+      "conditions": [
+        [
+          "tokenpress_sanitize=='address'",
+          {
+            "cflags": [
+              "-fsanitize=address,undefined",
+              "-fno-sanitize-recover=undefined",
+              "-fno-omit-frame-pointer",
+              "-g",
+              "-O1"
+            ],
+            "cflags_cc": [
+              "-fsanitize=address,undefined",
+              "-fno-sanitize-recover=undefined",
+              "-fno-omit-frame-pointer",
+              "-g",
+              "-O1"
+            ],
+            "ldflags": [
+              "-fsanitize=address,undefined"
+            ]
+          }
+        ],
+        [
+          "tokenpress_sanitize=='thread'",
+          {
+            "cflags": [
+              "-fsanitize=thread",
+              "-fno-omit-frame-pointer",
+              "-g",
+              "-O1"
+            ],
+            "cflags_cc": [
+              "-fsanitize=thread",
+              "-fno-omit-frame-pointer",
+              "-g",
+              "-O1"
+            ],
+            "ldflags": [
+              "-fsanitize=thread"
+            ]
+          }
+        ]
+      ]
     }
   ]
 }

@@ -138,7 +138,7 @@ struct TaskAdapter {
 };
 }  // namespace
 
-void ThreadPool::parallel_for(int64_t n, const Task& fn, const Prepare& prepare) {
+void ThreadPool::parallel_for(int64_t n, const Task& fn, const Prepare& prepare, int max_workers) {
   if (n <= 0) return;
   TaskAdapter adapter{&fn};
   if (t_inside_pool) {  // nested: run inline as a single worker
@@ -147,7 +147,8 @@ void ThreadPool::parallel_for(int64_t n, const Task& fn, const Prepare& prepare)
     return;
   }
   std::lock_guard<std::mutex> run(run_mutex_);
-  const int workers = n == 1 ? 1 : size_;
+  int workers = n == 1 ? 1 : size_.load();
+  if (max_workers > 0 && workers > max_workers) workers = max_workers;
   if (prepare) prepare(workers);
   run_locked(n, &TaskAdapter::call, &adapter, workers);
 }

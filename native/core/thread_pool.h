@@ -24,14 +24,19 @@ class ThreadPool {
  public:
   static ThreadPool& instance();
 
-  int size() const { return size_; }
+  // Read without the pool's locks (kernels size per-worker scratch with it)
+  // while setThreads may resize on another thread: hence atomic.
+  int size() const { return size_.load(std::memory_order_relaxed); }
   // Resizes the pool to n threads (the caller counts as one). n >= 1.
   void resize(int n);
   using Task = std::function<void(int64_t index, int worker)>;
   // prepare(workers) runs first, once, with the number of workers this call
   // will use (worker ids are < workers): size per-worker scratch there.
   using Prepare = std::function<void(int workers)>;
-  void parallel_for(int64_t n, const Task& fn, const Prepare& prepare = nullptr);
+  // max_workers > 0 caps the workers (ids < max_workers): callers that sized
+  // scratch with size() beforehand must pass it, since setThreads may grow the
+  // pool in between.
+  void parallel_for(int64_t n, const Task& fn, const Prepare& prepare = nullptr, int max_workers = 0);
 
   // The same with a plain function pointer, for kernels compiled with
   // ISA-specific flags (they must not instantiate library templates). At
@@ -55,7 +60,7 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   std::vector<std::thread> workers_;
-  int size_ = 1;
+  std::atomic<int> size_{1};  // written under run_mutex_ (resize)
   bool stopping_ = false;
   uint64_t generation_ = 0;
   int busy_ = 0;

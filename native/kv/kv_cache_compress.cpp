@@ -421,7 +421,9 @@ void KvCache::commit_compress(PreparedCompress& prep, CompressReport* report) {
   }
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t l = layers[i];
-    ThreadPool::instance().parallel_for(H, [&](int64_t h, int worker) { apply_plan(l, h, plans[i][h], prep.kscratch[worker], prep.vscratch[worker]); });
+    // At most as many workers as the scratch was sized for (the pool may have grown since).
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int worker) { apply_plan(l, h, plans[i][h], prep.kscratch[worker], prep.vscratch[worker]); },
+                                        nullptr, static_cast<int>(prep.kscratch.size()));
   }
   const auto t2 = Clock::now();
   for (int64_t l : layers) {

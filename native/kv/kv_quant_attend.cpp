@@ -57,7 +57,7 @@ Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a) {
     const int64_t t0 = c * span, t1 = std::min(len, t0 + span);
     run(h, a, t0, t1, len, m.data() + c * R, l.data() + c * R, acc.data() + c * R * d,
         scratch.data() + worker * scratch_floats);
-  });
+  }, nullptr, workers);  // at most `workers`: the scratch was sized for them
   for (int64_t r = 0; r < R; ++r) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t c = 0; c < chunks; ++c) mx = std::max(mx, m[c * R + r]);
