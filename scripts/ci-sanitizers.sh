@@ -71,7 +71,8 @@ if [[ $loaded != "$root/$addon" ]]; then
 fi
 
 # The native-heavy files: every binding, kernel and decoder, the adversarial
-# inputs, the thread pool, KV caches from worker_threads, coding round trips.
+# inputs (hardening/: getters, overlap, fake handles, worker teardown, thread
+# and allocation failures; the regressions of issue 12), the thread pool, KV caches from worker_threads, coding round trips.
 # Left out to fit the CI budget (they mostly exercise TypeScript or spend
 # their time in float64 JS references): attention-reference, coding-bench-peers,
 # coding-onnx-model, interop-*, kv-eval-*, retrieval-heads, train-model-cli,
@@ -93,6 +94,10 @@ default_tests=(
   test/unit/kv-stateless.test.ts
   test/unit/tensor.test.ts
   test/unit/thread-pool.test.ts
+  test/unit/hardening/
+  test/unit/regressions-kv.test.ts
+  test/unit/regressions-coding.test.ts
+  test/unit/regressions-parsers.test.ts
 )
 if (($#)); then
   tests=("$@")
