@@ -76,7 +76,8 @@ fi
 # Left out to fit the CI budget (they mostly exercise TypeScript or spend
 # their time in float64 JS references): attention-reference, coding-bench-peers,
 # coding-onnx-model, interop-*, kv-eval-*, retrieval-heads, train-model-cli,
-# build-sources. SAN_TESTS=all runs everything (docs/sanitizers.md has times).
+# build-sources; and hardening/threads-alloc, whose `ulimit -v` leaves ASan no
+# room for its shadow memory (it runs in the normal suite). SAN_TESTS=all runs everything (docs/sanitizers.md has times).
 default_tests=(
   test/unit/attention.test.ts
   test/unit/attention-options.test.ts
@@ -94,7 +95,13 @@ default_tests=(
   test/unit/kv-stateless.test.ts
   test/unit/tensor.test.ts
   test/unit/thread-pool.test.ts
-  test/unit/hardening/
+  test/unit/hardening/async-buffers.test.ts
+  test/unit/hardening/getters.test.ts
+  test/unit/hardening/handles.test.ts
+  test/unit/hardening/on-progress.test.ts
+  test/unit/hardening/overlap.test.ts
+  test/unit/hardening/shared-memory.test.ts
+  test/unit/hardening/worker-teardown.test.ts
   test/unit/regressions-kv.test.ts
   test/unit/regressions-coding.test.ts
   test/unit/regressions-parsers.test.ts

@@ -125,11 +125,14 @@ Napi::Value DecompressAdaptive(const Napi::CallbackInfo& info) {
 // from it every 1 MiB (a callback that throws rejects the promise at the end).
 class CmWorker : public Napi::AsyncProgressWorker<size_t> {
  public:
-  CmWorker(Napi::Env env, CmRequest&& request, bool decompress, Napi::Value on_progress)
+  // Everything that can throw (the promise, the callback's reference) is made
+  // by the caller first: the base class registers `this` with a thread-safe
+  // function whose finalizer would run on freed memory if a later
+  // initializer threw (seen under ASan when a worker_thread terminates).
+  CmWorker(Napi::Env env, CmRequest&& request, bool decompress, Napi::Promise::Deferred deferred, Napi::FunctionReference on_progress)
       : Napi::AsyncProgressWorker<size_t>(env, "tokenpress:cm"), request_(std::move(request)), decompress_(decompress),
-        deferred_(Napi::Promise::Deferred::New(env)) {
+        deferred_(deferred), on_progress_(std::move(on_progress)) {
     if (!request_.input.empty()) request_.data = request_.input.data();
-    if (on_progress.IsFunction()) on_progress_ = Napi::Persistent(on_progress.As<Napi::Function>());
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -188,7 +191,9 @@ Napi::Value Queue(const Napi::CallbackInfo& info, bool decompress) {
   if (!on_progress.IsUndefined() && !on_progress.IsFunction()) {
     return Rejected(env, Napi::TypeError::New(env, "onProgress: expected a function, received " + describe(on_progress)));
   }
-  auto* worker = new CmWorker(env, std::move(r), decompress, on_progress);
+  Napi::FunctionReference progress;
+  if (on_progress.IsFunction()) progress = Napi::Persistent(on_progress.As<Napi::Function>());
+  auto* worker = new CmWorker(env, std::move(r), decompress, Napi::Promise::Deferred::New(env), std::move(progress));
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

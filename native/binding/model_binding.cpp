@@ -69,13 +69,17 @@ Bytes BytesArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
 // throw (async_work.h): after worker.terminate() they find JS gone.
 class TrainWorker : public Napi::AsyncProgressWorker<double> {
  public:
-  TrainWorker(Napi::Env env, std::vector<uint8_t> text, KnTrainOptions opts, Napi::Function on_progress)
+  // Everything that can throw (the promise, the callback's reference) is made
+  // by the caller first: the base class registers `this` with a thread-safe
+  // function whose finalizer would run on freed memory if a later
+  // initializer threw (seen under ASan when a worker_thread terminates).
+  TrainWorker(Napi::Env env, std::vector<uint8_t> text, KnTrainOptions opts, Napi::Promise::Deferred deferred,
+              Napi::FunctionReference on_progress)
       : Napi::AsyncProgressWorker<double>(env, "tokenpress:trainByteModel"),
         text_(std::move(text)),
         opts_(opts),
-        deferred_(Napi::Promise::Deferred::New(env)) {
-    if (!on_progress.IsEmpty()) progress_ = Napi::Persistent(on_progress);
-  }
+        deferred_(deferred),
+        progress_(std::move(on_progress)) {}
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute(const ExecutionProgress& progress) override {
@@ -144,7 +148,9 @@ Napi::Value TrainByteModelAsync(const Napi::CallbackInfo& info) {
       }
       const Bytes text = BytesArg(info, 0, "text");
       std::vector<uint8_t> copy(text.data, text.data + text.size);
-      auto* worker = new TrainWorker(env, std::move(copy), to, cb);
+      Napi::FunctionReference progress;
+      if (!cb.IsEmpty()) progress = Napi::Persistent(cb);
+      auto* worker = new TrainWorker(env, std::move(copy), to, Napi::Promise::Deferred::New(env), std::move(progress));
       Napi::Promise p = worker->promise();
       worker->Queue();
       return p;
