@@ -131,7 +131,7 @@ describe('readContainer: every refusal at its boundary', () => {
   });
   test('header CRC', () => {
     const img = writeContainer(EQ, P);
-    img[30] ^= 1;
+    img[30] = img[30]! ^ 1;
     const stored = new DataView(img.buffer).getUint32(40, true);
     expect(refusal(() => readContainer(img))).toBe(`${BAD}header checksum mismatch (stored CRC-32 0x${stored.toString(16).padStart(8, '0')}, computed 0x${crc32(img.subarray(0, 40)).toString(16).padStart(8, '0')}): the header is corrupt`);
     const low = patched(EQ, P, () => {});
