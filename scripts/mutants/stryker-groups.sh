@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 U=test/unit
 declare -A MUTATE TESTS
 MUTATE[core]=lib/tensor.ts,lib/validate.ts,lib/errors.ts
-TESTS[core]=$U/tensor.test.ts,$U/bad-input.test.ts,$U/interop-errors.test.ts,$U/interop-types.test.ts
+TESTS[core]=$U/tensor.test.ts,$U/bad-input.test.ts,$U/interop-errors.test.ts,$U/interop-types.test.ts,$U/mutant-gaps-validate.test.ts
 MUTATE[kvpolicy]=lib/kv/policies.ts,lib/kv/compression.ts
 TESTS[kvpolicy]=$U/kv-stateless.test.ts,$U/kv-cache.test.ts,$U/regressions-kv.test.ts,$U/mutant-gaps-kv-options.test.ts
 MUTATE[files]=lib/coding/container.ts,lib/kv/eval/safetensors.ts
