@@ -21,7 +21,7 @@ TESTS[files]=$U/coding-container.test.ts,$U/kv-eval-traces.test.ts,$U/regression
 MUTATE[attention]=lib/attention.ts
 TESTS[attention]=$U/attention.test.ts,$U/attention-options.test.ts,$U/bad-input.test.ts,$U/mutant-gaps-attention.test.ts
 MUTATE[cache]=lib/kv/cache.ts
-TESTS[cache]=$U/kv-cache.test.ts,$U/kv-cache-attend-options.test.ts,$U/regressions-kv.test.ts,$U/exports.test.ts
+TESTS[cache]=$U/kv-cache.test.ts,$U/kv-cache-attend-options.test.ts,$U/regressions-kv.test.ts,$U/exports.test.ts,$U/mutant-gaps-kvcache.test.ts
 MUTATE[zipinterop]=lib/coding/zip.ts,lib/interop/ort.ts
 TESTS[zipinterop]=$U/coding-zip.test.ts,$U/regressions-coding.test.ts,$U/interop-ort-loop.test.ts,$U/interop-output.test.ts,$U/exports.test.ts
 
