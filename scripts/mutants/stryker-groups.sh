@@ -23,7 +23,7 @@ TESTS[attention]=$U/attention.test.ts,$U/attention-options.test.ts,$U/bad-input.
 MUTATE[cache]=lib/kv/cache.ts
 TESTS[cache]=$U/kv-cache.test.ts,$U/kv-cache-attend-options.test.ts,$U/regressions-kv.test.ts,$U/exports.test.ts,$U/mutant-gaps-kvcache.test.ts
 MUTATE[zipinterop]=lib/coding/zip.ts,lib/interop/ort.ts
-TESTS[zipinterop]=$U/mutant-gaps-zip.test.ts,$U/coding-zip.test.ts,$U/regressions-coding.test.ts,$U/interop-ort-loop.test.ts,$U/interop-output.test.ts,$U/exports.test.ts
+TESTS[zipinterop]=$U/mutant-gaps-zip.test.ts,$U/mutant-gaps-ort.test.ts,$U/coding-zip.test.ts,$U/regressions-coding.test.ts,$U/interop-ort-loop.test.ts,$U/interop-output.test.ts,$U/exports.test.ts
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(core kvpolicy files attention cache zipinterop)
