@@ -124,3 +124,65 @@ describe('append / attend / compress / export refusals change nothing', () => {
     expect(new KvCache({ ...base, dtype: 'bf16' }).export(0).k.dtype).toBe('bf16');
   });
 });
+
+describe('razor budgets, the busy check, lse, remembered queries, clear', () => {
+  const make = () => {
+    const c = new KvCache({ ...base, capacity: 16, dtype: 'f32' });
+    for (let l = 0; l < 2; l++) c.append(l, f32([2, 8, 4]), f32([2, 8, 4]));
+    return c;
+  };
+  test('razor needs sinks + 1 (+ recent): one less is refused by message, exactly that passes', () => {
+    const c = make();
+    expect(() => c.compress({ name: 'razor', sinks: 2 }, { keep: 2 })).toThrow(new RangeError('budget: expected at least 3 tokens per head (razor keeps 2 sinks, and a compensation token), received 2'));
+    expect(() => c.compress({ name: 'razor', sinks: 2, recent: 2 }, { keep: 4 })).toThrow(new RangeError('budget: expected at least 5 tokens per head (razor keeps 2 sinks, 2 recent tokens, and a compensation token), received 4'));
+    expect(Array.from(c.lengths().data)).toEqual([8, 8, 8, 8]);
+    c.compress({ name: 'razor', sinks: 2, recent: 2 }, { keep: 5 });
+    expect(Array.from(c.lengths().data)).toEqual([5, 5, 5, 5]);
+    expect(() => new KvCache({ ...base, capacity: 100, autoCompress: { policy: { name: 'razor', sinks: 3 }, budget: { keep: 3 } } })).toThrow(
+      new RangeError('options.autoCompress.budget: expected at least 4 tokens per head (razor keeps 3 sinks, and a compensation token), received 3'));
+    expect(() => new KvCache({ ...base, capacity: 100, autoCompress: { policy: { name: 'razor', sinks: 3 }, budget: { keep: 4 } } })).not.toThrow();
+  });
+  test('a sync call while an async one is pending is ERR_CACHE_BUSY', async () => {
+    const c = make();
+    const p = c.attendAsync(0, f32([2, 1, 4]));
+    expect(() => c.append(0, f32([2, 1, 4]), f32([2, 1, 4]))).toThrow('KvCache: async operations on this cache are pending; await them before a sync call');
+    expect(() => c.clear()).toThrow(expect.objectContaining({ code: 'ERR_CACHE_BUSY' }));
+    await p;
+    expect(() => c.append(0, f32([2, 1, 4]), f32([2, 1, 4]))).not.toThrow();
+  });
+  test('attend: lse [nHeads, nQ] only when asked; v with other heads is refused', () => {
+    const c = make();
+    const r = c.attend(0, f32([4, 2, 4]), { returnLse: true });
+    expect(r.output.shape).toEqual([4, 2, 4]);
+    expect(r.lse!.shape).toEqual([4, 2]);
+    expect(r.lse!.dtype).toBe('f32');
+    expect(r.lse!.data).toHaveLength(8);
+    expect(c.attend(0, f32([2, 1, 4]))).not.toHaveProperty('lse');
+    expect(() => c.attend(0, f32([0, 1, 4]))).toThrow('q.shape[0] (nHeads): expected a multiple of nKvHeads = 2, received 0');
+    expect(() => c.append(0, f32([2, 1, 4]), f32([1, 1, 4]))).toThrow('v.shape: expected [2, 1, 4] (the shape of k), received "[1, 1, 4]"');
+    expect(() => c.append(0, f32([2, 1, 4]), f32([2, 1, 5]))).toThrow('v.shape: expected [2, 1, 4] (the shape of k), received "[2, 1, 5]"');
+    expect(c.lengths()).toMatchObject({ dtype: 'i32', shape: [2, 2] });
+  });
+  test('autoCompress with a query-scored policy waits for remembered queries; clear(layer) forgets them', () => {
+    const c = new KvCache({ nLayers: 2, nKvHeads: 1, headDim: 4, capacity: 64, dtype: 'f32', autoCompress: { policy: { name: 'snapkv', window: 2 }, budget: { keep: 4 }, interval: 4 } });
+    const row = (n: number) => ({ dtype: 'f32' as const, shape: [1, n, 4], data: Float32Array.from({ length: n * 4 }, (_, i) => Math.cos(i)) });
+    c.append(0, row(10), row(10));
+    expect(c.lengths().data[0]).toBe(10); // no queries yet: nothing to score with
+    c.attend(0, row(1), { remember: false });
+    c.append(0, row(1), row(1));
+    expect(c.lengths().data[0]).toBe(11); // queries not remembered: still waits
+    c.attend(0, row(2));
+    c.append(0, row(1), row(1));
+    expect(c.lengths().data[0]).toBeLessThanOrEqual(8); // compressed to keep (4), below keep + interval
+    c.clear(0);
+    c.append(0, row(10), row(10));
+    expect(c.lengths().data[0]).toBe(10); // clear forgot the queries
+    expect(() => c.clear(2)).toThrow(new RangeError('layer: expected an integer in [0, 1], received 2'));
+    c.clear();
+    expect(Array.from(c.lengths().data)).toEqual([0, 0]);
+    // knorm needs no queries: it compresses at once.
+    const k = new KvCache({ nLayers: 1, nKvHeads: 1, headDim: 4, capacity: 64, dtype: 'f32', autoCompress: { policy: 'knorm', budget: { keep: 4 }, interval: 4 } });
+    k.append(0, row(10), row(10));
+    expect(k.lengths().data[0]).toBe(4);
+  });
+});
