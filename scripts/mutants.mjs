@@ -20,6 +20,8 @@
 //   --timeout     seconds allowed for one mutant's test run (default 900);
 //                 a run past it counts as killed ("timeout")
 //   --no-baseline skip the unmutated run of the selected test files
+//   --bail        stop each mutant's own test files at the first failing
+//                 test too (vitest --bail=1): faster, names one killer only
 //   --out         report folder (default bench-results/mutants)
 // Writes <out>/native-<stamp>.json and .md, and prints the table.
 import { spawn, spawnSync } from 'node:child_process';
@@ -32,7 +34,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const listPath = path.join(root, 'scripts/mutants/native.json');
 
 function parseArgs(argv) {
-  const o = { only: null, allTests: false, check: false, list: false, timeout: 900, baseline: true, out: 'bench-results/mutants' };
+  const o = { only: null, allTests: false, bail: false, check: false, list: false, timeout: 900, baseline: true, out: 'bench-results/mutants' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -41,12 +43,13 @@ function parseArgs(argv) {
     };
     if (a === '--only') o.only = value().split(',').map((s) => s.trim()).filter(Boolean);
     else if (a === '--all-tests') o.allTests = true;
+    else if (a === '--bail') o.bail = true;
     else if (a === '--check') o.check = true;
     else if (a === '--list') o.list = true;
     else if (a === '--no-baseline') o.baseline = false;
     else if (a === '--timeout') o.timeout = Number(value());
     else if (a === '--out') o.out = value();
-    else throw new Error(`unknown option ${a} (expected --only, --all-tests, --check, --list, --timeout, --no-baseline, --out)`);
+    else throw new Error(`unknown option ${a} (expected --only, --all-tests, --bail, --check, --list, --timeout, --no-baseline, --out)`);
   }
   if (!(o.timeout > 0)) throw new Error('--timeout: expected a positive number of seconds');
   return o;
@@ -321,7 +324,7 @@ async function main() {
           r.status = 'no-tests';
           r.how = 'no listed test file exists';
         } else {
-          const t = await runTests(tests, { timeoutS: opts.timeout, logFile: path.join(logDir, `${m.id}.tests.log`), jsonFile: path.join(logDir, `${m.id}.tests.json`), bail: opts.allTests });
+          const t = await runTests(tests, { timeoutS: opts.timeout, logFile: path.join(logDir, `${m.id}.tests.log`), jsonFile: path.join(logDir, `${m.id}.tests.json`), bail: opts.allTests || opts.bail });
           r.testS = t.seconds;
           Object.assign(r, verdict(t));
           r.failed = t.failed;
