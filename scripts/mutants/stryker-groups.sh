@@ -4,7 +4,7 @@
 # The full `npm run mutants:ts` runs every test for every group at once.
 #
 # Usage: scripts/mutants/stryker-groups.sh [group ...]   (default: all)
-# Groups: core kvpolicy files attention cache zipinterop
+# Groups: core kvpolicy files attention cache zipinterop coding stateless
 # Per group: reports/mutation/<group>.json and .log (ignored by git); the
 # score table is the end of the log. docs/mutation.md gives the figures.
 set -euo pipefail
@@ -24,9 +24,13 @@ MUTATE[cache]=lib/kv/cache.ts
 TESTS[cache]=$U/kv-cache.test.ts,$U/kv-cache-attend-options.test.ts,$U/regressions-kv.test.ts,$U/exports.test.ts,$U/mutant-gaps-kvcache.test.ts
 MUTATE[zipinterop]=lib/coding/zip.ts,lib/interop/ort.ts
 TESTS[zipinterop]=$U/mutant-gaps-zip.test.ts,$U/mutant-gaps-ort.test.ts,$U/coding-zip.test.ts,$U/regressions-coding.test.ts,$U/interop-ort-loop.test.ts,$U/interop-output.test.ts,$U/exports.test.ts
+MUTATE[coding]=lib/coding/equal-info.ts,lib/coding/model.ts,lib/coding/static.ts,lib/coding/raw.ts,lib/coding/adaptive.ts,lib/coding/tokenizer.ts,lib/coding/byte-tokenizer.ts
+TESTS[coding]=$U/coding-equal-info.test.ts,$U/coding-model.test.ts,$U/coding-static.test.ts,$U/coding-adaptive.test.ts,$U/regressions-coding.test.ts,$U/regressions-parsers.test.ts,$U/golden.test.ts,$U/exports.test.ts
+MUTATE[stateless]=lib/kv/stateless.ts,lib/kv/retrieval-heads.ts,lib/backend.ts
+TESTS[stateless]=$U/kv-stateless.test.ts,$U/retrieval-heads.test.ts,$U/thread-pool.test.ts,$U/exports.test.ts,$U/mutant-gaps-kv.test.ts
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(core kvpolicy files attention cache zipinterop)
+[ ${#groups[@]} -eq 0 ] && groups=(core kvpolicy files attention cache zipinterop coding stateless)
 mkdir -p reports/mutation
 for g in "${groups[@]}"; do
   [ -n "${MUTATE[$g]:-}" ] || { echo "unknown group $g (expected: ${!MUTATE[*]})" >&2; exit 2; }
