@@ -8,7 +8,7 @@ import { describe, expect, test } from 'vitest';
 import {
   CONTAINER_HEADER_BYTES, containerChecksum, readContainer, verifyChecksum, writeContainer, type ContainerHeader,
 } from '../../lib/coding/container.js';
-import { TokenpressError } from '../../lib/errors.js';
+import { badFileMessage } from './bad-file.js';
 
 const EQ: ContainerHeader = { mode: 'equal-info', modelIdentity: '0123456789abcdef', windowBits: 300, tokenBits: 16, originalLength: 3_000_000_005, checksum: 0xdeadbeef };
 
@@ -39,16 +39,7 @@ function patched(h: ContainerHeader, payload: Uint8Array, edit: (b: Uint8Array, 
   return b;
 }
 
-function refusal(run: () => unknown): string {
-  try {
-    run();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TokenpressError);
-    expect((e as TokenpressError).code).toBe('ERR_BAD_FILE');
-    return (e as Error).message;
-  }
-  throw new Error('expected a refusal');
-}
+const refusal = badFileMessage;
 
 const P = Uint8Array.of(7, 8, 9);
 const BAD = 'not a valid tokenpress (.tpz) file: ';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { TokenpressError } from '../../lib/errors.js';
+import { badFileMessage } from './bad-file.js';
 import {
   MAX_HEADER_BYTES, decodeSafetensors, encodeSafetensors, parseSafetensorsHeader, readSafetensors,
 } from '../../lib/kv/eval/safetensors.js';
@@ -22,17 +22,7 @@ function file(n: number | bigint, json = '', data = 0): Uint8Array {
   return out;
 }
 
-/** The ERR_BAD_FILE message a call throws ("<file>: not a valid safetensors file: <what>"). */
-function refusal(run: () => unknown): string {
-  try {
-    run();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TokenpressError);
-    expect((e as TokenpressError).code).toBe('ERR_BAD_FILE');
-    return (e as Error).message;
-  }
-  throw new Error('expected the file to be refused');
-}
+const refusal = badFileMessage;
 
 describe('the 8-byte header length', () => {
   test('a file of 0..7 bytes is refused as too short, whatever the caller passes as head', () => {
