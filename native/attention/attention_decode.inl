@@ -18,111 +18,132 @@ inline float* partial_at(const DecodeCtx& c, int64_t kvh, int64_t chunk, int64_t
   return c.partial + ((kvh * pl.n_chunks + chunk) * pl.rows + r) * partial_stride(c);
 }
 
-// R rows of query times 4 keys: out[t * 4 + kk] = q[t] . k[kk]. Each key
-// vector is loaded (and widened) once for all R rows. q rows are zero padded
-// to a multiple of W, so only the keys need a partial load at the tail.
-template <DType KD, int R>
-inline void dot_rows4(const float* const* q, const void* const* k, int64_t hd, float* out) {
-  V acc[R][4];
-  for (int t = 0; t < R; ++t)
-    for (int kk = 0; kk < 4; ++kk) acc[t][kk] = Ops::zero();
-  int64_t d = 0;
-  for (; d + W <= hd; d += W) {
-    V kv[4];
-    for (int kk = 0; kk < 4; ++kk) kv[kk] = Row<KD>::load(k[kk], d);
-    for (int t = 0; t < R; ++t) {
-      const V qv = Ops::load(q[t] + d);
-      for (int kk = 0; kk < 4; ++kk) acc[t][kk] = Ops::fmadd(qv, kv[kk], acc[t][kk]);
-    }
-  }
-  if (d < hd) {
-    const int n = static_cast<int>(hd - d);
-    V kv[4];
-    for (int kk = 0; kk < 4; ++kk) kv[kk] = Row<KD>::load_n(k[kk], d, n);
-    for (int t = 0; t < R; ++t) {
-      const V qv = Ops::load(q[t] + d);
-      for (int kk = 0; kk < 4; ++kk) acc[t][kk] = Ops::fmadd(qv, kv[kk], acc[t][kk]);
-    }
-  }
-  if constexpr (R == 4) {
-    Ops::hsum16(&acc[0][0], out);
-  } else {
-    for (int t = 0; t < R; ++t)
-      for (int kk = 0; kk < 4; ++kk) out[t * 4 + kk] = Ops::hsum(acc[t][kk]);
-  }
+// Rows of one chunk of K or V: row j is at base + pos(j) * stride bytes, with
+// pos(j) = idx[j] for sparse selections and j otherwise (base already points
+// at the chunk's first key then). No per-row pointer tables.
+struct RowSrc {
+  const char* base;
+  int64_t stride;      // bytes between consecutive positions
+  const int32_t* idx;  // chunk's selected positions, or null
+  const void* row(int64_t j) const { return base + (idx ? static_cast<int64_t>(idx[j]) : j) * stride; }
+};
+
+// Keys per sub-block: the score passes of every row block and the P.V passes
+// of every d block re-read a sub-block while it sits in L1 (64 rows of
+// 128 f32 are 32 KiB).
+constexpr int64_t kSubKeys = 64;
+
+// Software prefetch distance of the decode stream, bytes ahead of the row
+// being read (0: hardware prefetch only).
+#ifndef TP_DECODE_PREFETCH
+#define TP_DECODE_PREFETCH 2048
+#endif
+constexpr int64_t kDecodePrefetchBytes = TP_DECODE_PREFETCH;
+// Query rows per score / P.V pass are at most 4 on every ISA.
+constexpr int kMaxPassRows = 4;
+static_assert(Ops::DR <= kMaxPassRows && Ops::PR <= kMaxPassRows, "row arrays hold 4 rows");
+
+inline void prefetch_ahead(const RowSrc& src, int64_t j, int64_t nj, int64_t row_bytes, int64_t ahead) {
+  if (kDecodePrefetchBytes > 0 && j + ahead < nj) prefetch_row(src.row(j + ahead), row_bytes);
 }
 
-// Scores of R query rows over the chunk's keys: s[t][j] for j < nj.
-// While reading keys, prefetches the keys kPrefetchBytes ahead and, near the
-// end, the first value rows (the P.V pass reads them next).
+// Scores of R query rows against nj keys: s[t][j] = q[t] . k[j].
+// Each step loads KG = SACC / R keys once for all R rows and accumulates
+// R x KG dot products over the whole head dimension in registers; one
+// transposed reduction (Ops::hsum_acc) then yields SACC scores at once.
+// q rows are zero padded to a multiple of W, so only keys need a tail load.
 template <DType KD, int R>
-void score_rows(const float* const* q, const void* const* krows, const void* const* vrows, int64_t nj, int64_t hd,
-                int64_t row_bytes, bool prefetch, float* const* s) {
-  float out[R * 4];
-  const int64_t ahead = prefetch_rows(row_bytes);
-  for (int64_t j = 0; j < nj; j += 4) {
-    if (prefetch) {
-      for (int64_t a = j + ahead; a < j + ahead + 4; ++a) {
-        if (a < nj) prefetch_row(krows[a], row_bytes);
-        else if (a - nj < nj) prefetch_row(vrows[a - nj], row_bytes);
+void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, int64_t row_bytes, bool prefetch,
+                float* const* s) {
+  constexpr int KG = Ops::SACC / R;
+  const int64_t ahead = prefetch ? (row_bytes >= kDecodePrefetchBytes ? 1 : kDecodePrefetchBytes / row_bytes) : 0;
+  const int tail = static_cast<int>(hd % W);
+  const int64_t hd_full = hd - tail;
+  for (int64_t j = 0; j < nj; j += KG) {
+    if (prefetch)
+      for (int kk = 0; kk < KG; ++kk) prefetch_ahead(k, j + kk, nj, row_bytes, ahead);
+    const void* kr[KG];
+    for (int kk = 0; kk < KG; ++kk) kr[kk] = k.row(j + kk < nj ? j + kk : nj - 1);
+    V acc[Ops::SACC];
+    for (int a = 0; a < Ops::SACC; ++a) acc[a] = Ops::zero();
+    int64_t d = 0;
+    for (; d < hd_full; d += W) {
+      V kv[KG];
+      for (int kk = 0; kk < KG; ++kk) kv[kk] = Row<KD>::load(kr[kk], d);
+      for (int t = 0; t < R; ++t) {
+        const V qv = Ops::load(q[t] + d);
+        for (int kk = 0; kk < KG; ++kk) acc[t * KG + kk] = Ops::fmadd(qv, kv[kk], acc[t * KG + kk]);
       }
     }
-    dot_rows4<KD, R>(q, krows + j, hd, out);
+    if (tail) {
+      V kv[KG];
+      for (int kk = 0; kk < KG; ++kk) kv[kk] = Row<KD>::load_n(kr[kk], d, tail);
+      for (int t = 0; t < R; ++t) {
+        const V qv = Ops::load(q[t] + d);
+        for (int kk = 0; kk < KG; ++kk) acc[t * KG + kk] = Ops::fmadd(qv, kv[kk], acc[t * KG + kk]);
+      }
+    }
+    float out[Ops::SACC];
+    Ops::hsum_acc(acc, out);
+    const int n = static_cast<int>(min64(KG, nj - j));
     for (int t = 0; t < R; ++t)
-      for (int64_t kk = 0; kk < 4 && j + kk < nj; ++kk) s[t][j + kk] = out[t * 4 + kk];
+      for (int kk = 0; kk < n; ++kk) s[t][j + kk] = out[t * KG + kk];
   }
 }
 
-// acc[t][0 .. NB*W) = sum_j p[t][j] * v[j][d0 ..] for R rows, the last vector
-// holding `last` valid elements. R x NB accumulators stay in registers for
-// the whole chunk; each value vector is loaded once for the R rows.
+// acc[t][d0 .. d0 + NB*W) += sum_j p[t][j] * v[j][d0 ..] for R rows, the last
+// vector holding `last` valid elements. The R x NB accumulators are loaded
+// from and stored back to the partial once per call (a sub-block of keys);
+// each value vector is loaded once for the R rows.
 template <DType VD, int NB, int R>
-void pv_block(const float* const* p, const void* const* v, int64_t nj, int64_t d0, int last, int64_t prefetch_bytes,
-              bool skip_zero, float* const* acc_out) {
+void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, int64_t row_bytes,
+              int64_t ahead, bool skip_zero, float* const* acc_io) {
   V acc[R][NB];
-  for (int t = 0; t < R; ++t)
-    for (int b = 0; b < NB; ++b) acc[t][b] = Ops::zero();
-  const int64_t ahead = prefetch_bytes > 0 ? prefetch_rows(prefetch_bytes) : 0;
+  for (int t = 0; t < R; ++t) {
+    for (int b = 0; b < NB - 1; ++b) acc[t][b] = Ops::load(acc_io[t] + d0 + b * W);
+    acc[t][NB - 1] = Ops::load(acc_io[t] + d0 + (NB - 1) * W);  // padded to a multiple of W
+  }
   for (int64_t j = 0; j < nj; ++j) {
-    if (prefetch_bytes > 0 && j + ahead < nj) prefetch_row(v[j + ahead], prefetch_bytes);
+    if (ahead > 0) prefetch_ahead(v, j, nj, row_bytes, ahead);
     if (skip_zero) {  // with masks: skip keys every row has masked
       bool any = false;
       for (int t = 0; t < R; ++t) any |= p[t][j] != 0.0f;
       if (!any) continue;
     }
+    const void* vr = v.row(j);
     V vv[NB];
-    for (int b = 0; b < NB - 1; ++b) vv[b] = Row<VD>::load(v[j], d0 + b * W);
-    vv[NB - 1] = last == W ? Row<VD>::load(v[j], d0 + (NB - 1) * W) : Row<VD>::load_n(v[j], d0 + (NB - 1) * W, last);
+    for (int b = 0; b < NB - 1; ++b) vv[b] = Row<VD>::load(vr, d0 + b * W);
+    vv[NB - 1] = last == W ? Row<VD>::load(vr, d0 + (NB - 1) * W) : Row<VD>::load_n(vr, d0 + (NB - 1) * W, last);
     for (int t = 0; t < R; ++t) {
       const V pj = Ops::set1(p[t][j]);
       for (int b = 0; b < NB; ++b) acc[t][b] = Ops::fmadd(pj, vv[b], acc[t][b]);
     }
   }
   for (int t = 0; t < R; ++t)
-    for (int b = 0; b < NB; ++b) Ops::store(acc_out[t] + d0 + b * W, acc[t][b]);
+    for (int b = 0; b < NB; ++b) Ops::store(acc_io[t] + d0 + b * W, acc[t][b]);
 }
 
-// prefetch_bytes: prefetch each value row ahead during the first d block
-// (0 when the rows were already read by an earlier pass).
+// P.V of R rows over nj keys, in d blocks of at most PV_ACC / R vectors.
+// Only the first d block prefetches (later blocks re-read the rows from L1).
 template <DType VD, int R>
-void pv_rows(const float* const* p, const void* const* v, int64_t nj, int64_t hd, int64_t prefetch_bytes,
-             bool skip_zero, float* const* acc_out) {
-  // R x NB accumulators must fit the register file with room for the loads.
+void pv_keys(const float* const* p, const RowSrc& v, int64_t nj, int64_t hd, int64_t row_bytes, bool prefetch,
+             bool skip_zero, float* const* acc_io) {
   constexpr int kMaxNb = Ops::PV_ACC / R < kMaxPvVectors ? Ops::PV_ACC / R : kMaxPvVectors;
+  const int64_t ahead = prefetch ? (row_bytes >= kDecodePrefetchBytes ? 1 : kDecodePrefetchBytes / row_bytes) : 0;
   for (int64_t d0 = 0; d0 < hd; d0 += kMaxNb * W) {
-    const int64_t pf = d0 == 0 ? prefetch_bytes : 0;
+    const int64_t pf = d0 == 0 ? ahead : 0;
     const int64_t rem = hd - d0;
     const int nb = static_cast<int>(min64(kMaxNb, ceil_div(rem, W)));
     const int last = static_cast<int>(rem - (nb - 1) * W >= W ? W : rem - (nb - 1) * W);
     switch (nb) {
-      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
-      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
-      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
-      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
-      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
-      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
-      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
-      default: pv_block<VD, 8, R>(p, v, nj, d0, last, pf, skip_zero, acc_out); break;
+      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
+      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
+      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
+      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
+      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
+      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
+      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
+      default: pv_block<VD, 8, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
     }
   }
 }
@@ -173,33 +194,34 @@ void decode_task(void* raw, int64_t item, int worker) {
   const int64_t hd = p.head_dim;
   float* scores = c.scratch + worker * c.scratch_stride;  // [rows][chunk]
 
-  // Row pointers of this chunk's keys and values (chunk <= kMaxChunk).
-  const void* krows[kMaxChunk + 3] = {};
-  const void* vrows[kMaxChunk];
-  for (int64_t j = 0; j < nj; ++j) {
-    const int64_t pos = key_position(pl, kvh, j0 + j);
-    krows[j] = k_row(p, kvh, pos);
-    vrows[j] = v_row(p, kvh, pos);
-  }
-  for (int64_t j = nj; j < nj + 3; ++j) krows[j] = krows[nj - 1];  // pad a last group of 4
+  // This chunk's K and V rows: strided from the chunk start, or by index.
+  const int64_t k_size = dtype_size(p.k_dtype), v_size = dtype_size(p.v_dtype);
+  const int32_t* idx = p.indices ? p.indices + kvh * p.n_sel + j0 : nullptr;
+  const int64_t first = idx ? 0 : j0;
+  const RowSrc ksrc{static_cast<const char*>(k_row(p, kvh, first)), p.k_row_stride * k_size, idx};
+  const RowSrc vsrc{static_cast<const char*>(v_row(p, kvh, first)), p.v_row_stride * v_size, idx};
+  const int64_t k_bytes = hd * k_size, v_bytes = hd * v_size;
 
-  const int64_t row_bytes = hd * static_cast<int64_t>(dtype_size(p.k_dtype));
-  // Scores for every row, Ops::DR rows at a time (one pass over the keys each).
-  const float* qrow[Ops::DR];
-  float* srow[Ops::DR];
-  for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::DR) {
-    const int nr = static_cast<int>(min64(Ops::DR, pl.rows - r0));
-    for (int t = 0; t < nr; ++t) {
-      const int64_t r = r0 + t, h = kvh * pl.group + r / p.n_q, i = r % p.n_q;
-      qrow[t] = c.qs + (h * p.n_q + i) * c.dp;
-      srow[t] = scores + r * pl.chunk;
-    }
-    const bool pf = r0 == 0;  // the first pass brings the rows in
-    switch (nr) {
-      case 1: score_rows<KD, 1>(qrow, krows, vrows, nj, hd, row_bytes, pf, srow); break;
-      case 2: score_rows<KD, 2>(qrow, krows, vrows, nj, hd, row_bytes, pf, srow); break;
-      case 3: score_rows<KD, 3>(qrow, krows, vrows, nj, hd, row_bytes, pf, srow); break;
-      default: score_rows<KD, Ops::DR>(qrow, krows, vrows, nj, hd, row_bytes, pf, srow); break;
+  // Scores for every row: per sub-block of keys, Ops::DR rows at a time.
+  for (int64_t s0 = 0; s0 < nj; s0 += kSubKeys) {
+    const int64_t ns = min64(kSubKeys, nj - s0);
+    const RowSrc ksub{idx ? ksrc.base : ksrc.base + s0 * ksrc.stride, ksrc.stride, idx ? idx + s0 : nullptr};
+    for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::DR) {
+      const int nr = static_cast<int>(min64(Ops::DR, pl.rows - r0));
+      const float* qrow[kMaxPassRows];
+      float* srow[kMaxPassRows];
+      for (int t = 0; t < nr; ++t) {
+        const int64_t r = r0 + t, h = kvh * pl.group + r / p.n_q, i = r % p.n_q;
+        qrow[t] = c.qs + (h * p.n_q + i) * c.dp;
+        srow[t] = scores + r * pl.chunk + s0;
+      }
+      const bool pf = r0 == 0;  // the first pass brings the rows in
+      switch (nr) {
+        case 1: score_keys<KD, 1>(qrow, ksub, ns, hd, k_bytes, pf, srow); break;
+        case 2: score_keys<KD, 2>(qrow, ksub, ns, hd, k_bytes, pf, srow); break;
+        case 3: score_keys<KD, 3>(qrow, ksub, ns, hd, k_bytes, pf, srow); break;
+        default: score_keys<KD, 4>(qrow, ksub, ns, hd, k_bytes, pf, srow); break;
+      }
     }
   }
 
@@ -222,28 +244,33 @@ void decode_task(void* raw, int64_t item, int worker) {
       part[0] = m;
       part[1] = exp_shift_sum(s, nj, m);
     }
+    for (int64_t d = 0; d < c.dp; ++d) part[2 + d] = 0.0f;  // P.V accumulates here
     if (c.probs) {
       float* dst = c.probs + (kvh * pl.rows + r) * pl.n_keys + j0;
       for (int64_t j = 0; j < nj; ++j) dst[j] = s[j];
     }
   }
 
-  // Unnormalised outputs, Ops::PR rows at a time (one pass over the values each).
+  // Unnormalised outputs: per sub-block of values, Ops::PR rows at a time.
   const bool masked = p.causal || pl.any_mask;
-  const float* prow[Ops::PR];
-  float* arow[Ops::PR];
-  for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::PR) {
-    const int nr = static_cast<int>(min64(Ops::PR, pl.rows - r0));
-    for (int t = 0; t < nr; ++t) {
-      prow[t] = scores + (r0 + t) * pl.chunk;
-      arow[t] = partial_at(c, kvh, chunk, r0 + t) + 2;
-    }
-    const int64_t pf = r0 == 0 ? row_bytes : 0;
-    switch (nr) {
-      case 1: pv_rows<VD, 1>(prow, vrows, nj, hd, pf, masked, arow); break;
-      case 2: pv_rows<VD, 2>(prow, vrows, nj, hd, pf, masked, arow); break;
-      case 3: pv_rows<VD, 3>(prow, vrows, nj, hd, pf, masked, arow); break;
-      default: pv_rows<VD, Ops::PR>(prow, vrows, nj, hd, pf, masked, arow); break;
+  for (int64_t s0 = 0; s0 < nj; s0 += kSubKeys) {
+    const int64_t ns = min64(kSubKeys, nj - s0);
+    const RowSrc vsub{idx ? vsrc.base : vsrc.base + s0 * vsrc.stride, vsrc.stride, idx ? idx + s0 : nullptr};
+    for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::PR) {
+      const int nr = static_cast<int>(min64(Ops::PR, pl.rows - r0));
+      const float* prow[kMaxPassRows];
+      float* arow[kMaxPassRows];
+      for (int t = 0; t < nr; ++t) {
+        prow[t] = scores + (r0 + t) * pl.chunk + s0;
+        arow[t] = partial_at(c, kvh, chunk, r0 + t) + 2;
+      }
+      const bool pf = r0 == 0;
+      switch (nr) {
+        case 1: pv_keys<VD, 1>(prow, vsub, ns, hd, v_bytes, pf, masked, arow); break;
+        case 2: pv_keys<VD, 2>(prow, vsub, ns, hd, v_bytes, pf, masked, arow); break;
+        case 3: pv_keys<VD, 3>(prow, vsub, ns, hd, v_bytes, pf, masked, arow); break;
+        default: pv_keys<VD, 4>(prow, vsub, ns, hd, v_bytes, pf, masked, arow); break;
+      }
     }
   }
 }

@@ -49,8 +49,6 @@ template <> struct Row<DType::BF16> {
 
 // Software prefetch of a whole row: one thread alone cannot keep enough
 // cache misses in flight to reach the memory bandwidth on row-by-row reads.
-constexpr int64_t kPrefetchBytes = 4096;  // how far ahead to prefetch
-inline int64_t prefetch_rows(int64_t row_bytes) { return row_bytes >= kPrefetchBytes ? 1 : kPrefetchBytes / row_bytes; }
 inline void prefetch_row(const void* row, int64_t bytes) {
   const char* p = static_cast<const char*>(row);
   for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);

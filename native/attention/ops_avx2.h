@@ -3,7 +3,8 @@
 struct Ops {
   static constexpr int W = 8;
   static constexpr int QV = 2;   // prefill: 16 query rows per tile
-  static constexpr int DR = 2;   // decode: query rows per score pass
+  static constexpr int DR = 4;   // decode: query rows per score pass
+  static constexpr int SACC = 8;  // decode: score accumulators (rows x keys) per reduction
   static constexpr int PR = 2;   // decode: query rows per P.V pass
   static constexpr int PV_ACC = 8;  // decode: P.V accumulator registers (rows x vectors)
   static constexpr int DV = 2;
@@ -38,8 +39,14 @@ struct Ops {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  static void hsum16(const V* v, float* out) {
-    for (int i = 0; i < 16; ++i) out[i] = hsum(v[i]);
+  // out[i] = hsum(v[i]) for i < 8 by a transpose-add tree.
+  static void hsum_acc(const V* v, float* out) {
+    const V a01 = _mm256_hadd_ps(v[0], v[1]), a23 = _mm256_hadd_ps(v[2], v[3]);
+    const V a45 = _mm256_hadd_ps(v[4], v[5]), a67 = _mm256_hadd_ps(v[6], v[7]);
+    const V b0 = _mm256_hadd_ps(a01, a23), b1 = _mm256_hadd_ps(a45, a67);
+    // b0 = [v0 v1 v2 v3 | v0 v1 v2 v3] halves (low 128 / high 128), b1 likewise for v4..v7
+    const V lo = _mm256_permute2f128_ps(b0, b1, 0x20), hi = _mm256_permute2f128_ps(b0, b1, 0x31);
+    _mm256_storeu_ps(out, _mm256_add_ps(lo, hi));
   }
   static float hmax(V v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -4,6 +4,7 @@ struct Ops {
   static constexpr int W = 16;
   static constexpr int QV = 4;   // prefill: query vectors per micro tile (64 rows)
   static constexpr int DR = 4;   // decode: query rows per score pass
+  static constexpr int SACC = 16;  // decode: score accumulators (rows x keys) per reduction
   static constexpr int PR = 4;   // decode: query rows per P.V pass
   static constexpr int PV_ACC = 16;  // decode: P.V accumulator registers (rows x vectors)
   static constexpr int DV = 4;   // prefill: output vectors per P.V micro tile
@@ -45,6 +46,8 @@ struct Ops {
     const __m512i to_natural = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     _mm512_storeu_ps(out, _mm512_permutexvar_ps(to_natural, r));
   }
+
+  static void hsum_acc(const V* v, float* out) { hsum16(v, out); }
 
   // e^x, relative error ~2e-7; x below -87 (including -inf) gives exactly 0.
   static V exp(V x) {

@@ -4,6 +4,7 @@ struct Ops {
   static constexpr int W = 1;
   static constexpr int QV = 4;
   static constexpr int DR = 4;   // decode: query rows per score pass
+  static constexpr int SACC = 16;  // decode: score accumulators (rows x keys) per reduction
   static constexpr int PR = 1;   // decode: query rows per P.V pass
   static constexpr int PV_ACC = 8;  // decode: P.V accumulator registers (rows x vectors)
   static constexpr int DV = 4;
@@ -24,8 +25,8 @@ struct Ops {
   static V mul(V a, V b) { return a * b; }
   static V max(V a, V b) { return a > b ? a : b; }
   static float hsum(V v) { return v; }
-  static void hsum16(const V* v, float* out) {
-    for (int i = 0; i < 16; ++i) out[i] = hsum(v[i]);
+  static void hsum_acc(const V* v, float* out) {
+    for (int i = 0; i < SACC; ++i) out[i] = v[i];
   }
   static float hmax(V v) { return v; }
   static V exp(V x) { return x < -87.0f ? 0.0f : std::exp(x); }
