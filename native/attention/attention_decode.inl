@@ -47,46 +47,84 @@ inline void prefetch_ahead(const RowSrc& src, int64_t j, int64_t nj, int64_t row
   if (kDecodePrefetchBytes > 0 && j + ahead < nj) prefetch_row(src.row(j + ahead), row_bytes);
 }
 
-// Scores of R query rows against nj keys: s[t][j] = q[t] . k[j].
-// Each step loads KG = SACC / R keys once for all R rows and accumulates
-// R x KG dot products over the whole head dimension in registers; one
-// transposed reduction (Ops::hsum_acc) then yields SACC scores at once.
-// q rows are zero padded to a multiple of W, so only keys need a tail load.
+// R x KG dot products of one group of KG keys: out[t * KG + kk] = q[t] . k[kk].
+// Each key vector is used as soon as it is loaded: R query vectors, SACC
+// accumulators and one key vector stay in registers. Key kk's row is
+// rows[kk] (kTable) or first + kk * stride, reached by one pointer stepping
+// through the rows (the empty asm keeps the compiler from hoisting KG row
+// pointers into registers, which would spill). q rows are zero padded to a
+// multiple of W, so only keys need a tail load.
+template <DType KD, int R, bool kTable>
+inline void score_group(const float* const* q, const char* first, int64_t stride, const char* const* rows,
+                        int64_t hd, float* out) {
+  constexpr int KG = Ops::SACC / R;
+  constexpr int64_t esize = KD == DType::F32 ? 4 : 2;
+  const int tail = static_cast<int>(hd % W);
+  const int64_t hd_full = hd - tail;
+  V acc[Ops::SACC];
+  _Pragma("GCC unroll 32")
+  for (int a = 0; a < Ops::SACC; ++a) acc[a] = Ops::zero();
+  int64_t d = 0;
+  for (; d < hd_full; d += W) {
+    V qv[R];
+    _Pragma("GCC unroll 32")
+    for (int t = 0; t < R; ++t) qv[t] = Ops::load(q[t] + d);
+    const char* row = first + d * esize;
+    _Pragma("GCC unroll 32")
+    for (int kk = 0; kk < KG; ++kk) {
+      const char* rp = kTable ? rows[kk] + d * esize : row;
+      const V kv = Row<KD>::load(rp, 0);
+      _Pragma("GCC unroll 32")
+      for (int t = 0; t < R; ++t) acc[t * KG + kk] = Ops::fmadd(qv[t], kv, acc[t * KG + kk]);
+      if (!kTable) {
+        row += stride;
+        __asm__("" : "+r"(row));
+      }
+    }
+  }
+  if (tail) {
+    V qv[R];
+    _Pragma("GCC unroll 32")
+    for (int t = 0; t < R; ++t) qv[t] = Ops::load(q[t] + d);
+    _Pragma("GCC unroll 32")
+    for (int kk = 0; kk < KG; ++kk) {
+      const char* rp = (kTable ? rows[kk] : first + kk * stride) + d * esize;
+      const V kv = Row<KD>::load_n(rp, 0, tail);
+      _Pragma("GCC unroll 32")
+      for (int t = 0; t < R; ++t) acc[t * KG + kk] = Ops::fmadd(qv[t], kv, acc[t * KG + kk]);
+    }
+  }
+  Ops::hsum_acc(acc, out);
+}
+
+// Scores of R query rows against nj keys: s[t][j] = q[t] . k[j], KG = SACC / R
+// keys at a time, each loaded once for all R rows; one transposed reduction
+// (Ops::hsum_acc) per group yields SACC scores at once. Strided rows go
+// through one stepping pointer; indexed rows, and the last partial group
+// (its missing rows repeat the last key, their scores dropped), through a
+// small table.
 template <DType KD, int R>
 void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, int64_t row_bytes, bool prefetch,
                 float* const* s) {
   constexpr int KG = Ops::SACC / R;
   const int64_t ahead = prefetch ? (row_bytes >= kDecodePrefetchBytes ? 1 : kDecodePrefetchBytes / row_bytes) : 0;
-  const int tail = static_cast<int>(hd % W);
-  const int64_t hd_full = hd - tail;
+  float out[Ops::SACC];
   for (int64_t j = 0; j < nj; j += KG) {
     if (prefetch)
+      _Pragma("GCC unroll 32")
       for (int kk = 0; kk < KG; ++kk) prefetch_ahead(k, j + kk, nj, row_bytes, ahead);
-    const void* kr[KG];
-    for (int kk = 0; kk < KG; ++kk) kr[kk] = k.row(j + kk < nj ? j + kk : nj - 1);
-    V acc[Ops::SACC];
-    for (int a = 0; a < Ops::SACC; ++a) acc[a] = Ops::zero();
-    int64_t d = 0;
-    for (; d < hd_full; d += W) {
-      V kv[KG];
-      for (int kk = 0; kk < KG; ++kk) kv[kk] = Row<KD>::load(kr[kk], d);
-      for (int t = 0; t < R; ++t) {
-        const V qv = Ops::load(q[t] + d);
-        for (int kk = 0; kk < KG; ++kk) acc[t * KG + kk] = Ops::fmadd(qv, kv[kk], acc[t * KG + kk]);
-      }
-    }
-    if (tail) {
-      V kv[KG];
-      for (int kk = 0; kk < KG; ++kk) kv[kk] = Row<KD>::load_n(kr[kk], d, tail);
-      for (int t = 0; t < R; ++t) {
-        const V qv = Ops::load(q[t] + d);
-        for (int kk = 0; kk < KG; ++kk) acc[t * KG + kk] = Ops::fmadd(qv, kv[kk], acc[t * KG + kk]);
-      }
-    }
-    float out[Ops::SACC];
-    Ops::hsum_acc(acc, out);
     const int n = static_cast<int>(min64(KG, nj - j));
+    if (!k.idx && n == KG) {
+      score_group<KD, R, false>(q, k.base + j * k.stride, k.stride, nullptr, hd, out);
+    } else {
+      const char* rows[KG];
+      _Pragma("GCC unroll 32")
+      for (int kk = 0; kk < KG; ++kk) rows[kk] = static_cast<const char*>(k.row(kk < n ? j + kk : nj - 1));
+      score_group<KD, R, true>(q, nullptr, 0, rows, hd, out);
+    }
+    _Pragma("GCC unroll 32")
     for (int t = 0; t < R; ++t)
+      _Pragma("GCC unroll 32")
       for (int kk = 0; kk < n; ++kk) s[t][j + kk] = out[t * KG + kk];
   }
 }
@@ -95,32 +133,44 @@ void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, 
 // vector holding `last` valid elements. The R x NB accumulators are loaded
 // from and stored back to the partial once per call (a sub-block of keys);
 // each value vector is loaded once for the R rows.
+template <DType VD, int NB, int R, bool kFull>
+void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, int64_t row_bytes,
+              int64_t ahead, bool skip_zero, float* const* acc_io) {
+  V acc[R * NB];
+  _Pragma("GCC unroll 32")
+  for (int a = 0; a < R * NB; ++a) acc[a] = Ops::load(acc_io[a / NB] + d0 + (a % NB) * W);  // padded to W
+  for (int64_t j = 0; j < nj; ++j) {
+    if (ahead > 0) prefetch_ahead(v, j, nj, row_bytes, ahead);
+    bool any = true;
+    if (skip_zero) {  // with masks: skip keys every row has masked
+      any = false;
+      _Pragma("GCC unroll 32")
+      for (int t = 0; t < R; ++t) any |= p[t][j] != 0.0f;
+    }
+    if (any) {
+      const void* vr = v.row(j);
+      V vv[NB];
+      _Pragma("GCC unroll 32")
+      for (int b = 0; b < NB; ++b) {
+        vv[b] = kFull || b < NB - 1 ? Row<VD>::load(vr, d0 + b * W) : Row<VD>::load_n(vr, d0 + b * W, last);
+      }
+      _Pragma("GCC unroll 32")
+      for (int t = 0; t < R; ++t) {
+        const V pj = Ops::set1(p[t][j]);
+        _Pragma("GCC unroll 32")
+        for (int b = 0; b < NB; ++b) acc[t * NB + b] = Ops::fmadd(pj, vv[b], acc[t * NB + b]);
+      }
+    }
+  }
+  _Pragma("GCC unroll 32")
+  for (int a = 0; a < R * NB; ++a) Ops::store(acc_io[a / NB] + d0 + (a % NB) * W, acc[a]);
+}
+
 template <DType VD, int NB, int R>
 void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, int64_t row_bytes,
               int64_t ahead, bool skip_zero, float* const* acc_io) {
-  V acc[R][NB];
-  for (int t = 0; t < R; ++t) {
-    for (int b = 0; b < NB - 1; ++b) acc[t][b] = Ops::load(acc_io[t] + d0 + b * W);
-    acc[t][NB - 1] = Ops::load(acc_io[t] + d0 + (NB - 1) * W);  // padded to a multiple of W
-  }
-  for (int64_t j = 0; j < nj; ++j) {
-    if (ahead > 0) prefetch_ahead(v, j, nj, row_bytes, ahead);
-    if (skip_zero) {  // with masks: skip keys every row has masked
-      bool any = false;
-      for (int t = 0; t < R; ++t) any |= p[t][j] != 0.0f;
-      if (!any) continue;
-    }
-    const void* vr = v.row(j);
-    V vv[NB];
-    for (int b = 0; b < NB - 1; ++b) vv[b] = Row<VD>::load(vr, d0 + b * W);
-    vv[NB - 1] = last == W ? Row<VD>::load(vr, d0 + (NB - 1) * W) : Row<VD>::load_n(vr, d0 + (NB - 1) * W, last);
-    for (int t = 0; t < R; ++t) {
-      const V pj = Ops::set1(p[t][j]);
-      for (int b = 0; b < NB; ++b) acc[t][b] = Ops::fmadd(pj, vv[b], acc[t][b]);
-    }
-  }
-  for (int t = 0; t < R; ++t)
-    for (int b = 0; b < NB; ++b) Ops::store(acc_io[t] + d0 + b * W, acc[t][b]);
+  if (last == W) pv_block<VD, NB, R, true>(p, v, nj, d0, last, row_bytes, ahead, skip_zero, acc_io);
+  else pv_block<VD, NB, R, false>(p, v, nj, d0, last, row_bytes, ahead, skip_zero, acc_io);
 }
 
 // P.V of R rows over nj keys, in d blocks of at most PV_ACC / R vectors.
