@@ -10,6 +10,7 @@ struct DecodeCtx {
   int64_t scratch_stride;
   float* partial;        // [nKvHeads][nChunks][rows][2 + dp]: max, sum, acc
   float* probs;          // key mass only: [nKvHeads][rows][nKeys]
+  int64_t task_chunks;   // (KV head, chunk) items per task
 };
 
 inline int64_t partial_stride(const DecodeCtx& c) { return 2 + c.dp; }
@@ -43,8 +44,22 @@ constexpr int64_t kDecodePrefetchBytes = TP_DECODE_PREFETCH;
 constexpr int kMaxPassRows = 4;
 static_assert(Ops::DR <= kMaxPassRows && Ops::PR <= kMaxPassRows, "row arrays hold 4 rows");
 
-inline void prefetch_ahead(const RowSrc& src, int64_t j, int64_t nj, int64_t row_bytes, int64_t ahead) {
-  if (kDecodePrefetchBytes > 0 && j + ahead < nj) prefetch_row(src.row(j + ahead), row_bytes);
+// The rows a pass reads next, in order: segment a (the rows of this pass)
+// then segment b (the rows the next pass reads), so the stream never stalls
+// at a pass boundary. at(i) prefetches row i of that sequence, if any.
+struct PrefetchSeq {
+  RowSrc a;
+  int64_t na, a_bytes;
+  RowSrc b;
+  int64_t nb, b_bytes;
+  int64_t ahead;  // rows ahead of the row being read
+  void at(int64_t i) const {
+    if (i < na) prefetch_row(a.row(i), a_bytes);
+    else if (i - na < nb) prefetch_row(b.row(i - na), b_bytes);
+  }
+};
+inline int64_t prefetch_ahead_rows(int64_t row_bytes) {
+  return row_bytes >= kDecodePrefetchBytes ? 1 : kDecodePrefetchBytes / row_bytes;
 }
 
 // R x KG dot products of one group of KG keys: out[t * KG + kk] = q[t] . k[kk].
@@ -104,15 +119,13 @@ inline void score_group(const float* const* q, const char* first, int64_t stride
 // (its missing rows repeat the last key, their scores dropped), through a
 // small table.
 template <DType KD, int R>
-void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, int64_t row_bytes, bool prefetch,
+void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, const PrefetchSeq* pf, int64_t pf_base,
                 float* const* s) {
   constexpr int KG = Ops::SACC / R;
-  const int64_t ahead = prefetch ? (row_bytes >= kDecodePrefetchBytes ? 1 : kDecodePrefetchBytes / row_bytes) : 0;
   float out[Ops::SACC];
   for (int64_t j = 0; j < nj; j += KG) {
-    if (prefetch)
-      _Pragma("GCC unroll 32")
-      for (int kk = 0; kk < KG; ++kk) prefetch_ahead(k, j + kk, nj, row_bytes, ahead);
+    if (pf)
+      for (int kk = 0; kk < KG; ++kk) pf->at(pf_base + j + kk + pf->ahead);
     const int n = static_cast<int>(min64(KG, nj - j));
     if (!k.idx && n == KG) {
       score_group<KD, R, false>(q, k.base + j * k.stride, k.stride, nullptr, hd, out);
@@ -122,10 +135,13 @@ void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, 
       for (int kk = 0; kk < KG; ++kk) rows[kk] = static_cast<const char*>(k.row(kk < n ? j + kk : nj - 1));
       score_group<KD, R, true>(q, nullptr, 0, rows, hd, out);
     }
-    _Pragma("GCC unroll 32")
-    for (int t = 0; t < R; ++t)
+    if (n == KG) {  // whole rows of KG scores: fixed-size copies (vector moves)
       _Pragma("GCC unroll 32")
-      for (int kk = 0; kk < n; ++kk) s[t][j + kk] = out[t * KG + kk];
+      for (int t = 0; t < R; ++t) __builtin_memcpy(s[t] + j, out + t * KG, KG * sizeof(float));
+    } else {
+      for (int t = 0; t < R; ++t)
+        for (int kk = 0; kk < n; ++kk) s[t][j + kk] = out[t * KG + kk];
+    }
   }
 }
 
@@ -134,13 +150,13 @@ void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, 
 // from and stored back to the partial once per call (a sub-block of keys);
 // each value vector is loaded once for the R rows.
 template <DType VD, int NB, int R, bool kFull>
-void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, int64_t row_bytes,
-              int64_t ahead, bool skip_zero, float* const* acc_io) {
+void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, const PrefetchSeq* pf,
+              int64_t pf_base, bool skip_zero, float* const* acc_io) {
   V acc[R * NB];
   _Pragma("GCC unroll 32")
   for (int a = 0; a < R * NB; ++a) acc[a] = Ops::load(acc_io[a / NB] + d0 + (a % NB) * W);  // padded to W
   for (int64_t j = 0; j < nj; ++j) {
-    if (ahead > 0) prefetch_ahead(v, j, nj, row_bytes, ahead);
+    if (pf) pf->at(pf_base + j + pf->ahead);
     bool any = true;
     if (skip_zero) {  // with masks: skip keys every row has masked
       any = false;
@@ -167,33 +183,32 @@ void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, in
 }
 
 template <DType VD, int NB, int R>
-void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, int64_t row_bytes,
-              int64_t ahead, bool skip_zero, float* const* acc_io) {
-  if (last == W) pv_block<VD, NB, R, true>(p, v, nj, d0, last, row_bytes, ahead, skip_zero, acc_io);
-  else pv_block<VD, NB, R, false>(p, v, nj, d0, last, row_bytes, ahead, skip_zero, acc_io);
+void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, const PrefetchSeq* pf,
+              int64_t pf_base, bool skip_zero, float* const* acc_io) {
+  if (last == W) pv_block<VD, NB, R, true>(p, v, nj, d0, last, pf, pf_base, skip_zero, acc_io);
+  else pv_block<VD, NB, R, false>(p, v, nj, d0, last, pf, pf_base, skip_zero, acc_io);
 }
 
 // P.V of R rows over nj keys, in d blocks of at most PV_ACC / R vectors.
 // Only the first d block prefetches (later blocks re-read the rows from L1).
 template <DType VD, int R>
-void pv_keys(const float* const* p, const RowSrc& v, int64_t nj, int64_t hd, int64_t row_bytes, bool prefetch,
+void pv_keys(const float* const* p, const RowSrc& v, int64_t nj, int64_t hd, const PrefetchSeq* pf, int64_t pf_base,
              bool skip_zero, float* const* acc_io) {
   constexpr int kMaxNb = Ops::PV_ACC / R < kMaxPvVectors ? Ops::PV_ACC / R : kMaxPvVectors;
-  const int64_t ahead = prefetch ? (row_bytes >= kDecodePrefetchBytes ? 1 : kDecodePrefetchBytes / row_bytes) : 0;
   for (int64_t d0 = 0; d0 < hd; d0 += kMaxNb * W) {
-    const int64_t pf = d0 == 0 ? ahead : 0;
+    const PrefetchSeq* pfd = d0 == 0 ? pf : nullptr;
     const int64_t rem = hd - d0;
     const int nb = static_cast<int>(min64(kMaxNb, ceil_div(rem, W)));
     const int last = static_cast<int>(rem - (nb - 1) * W >= W ? W : rem - (nb - 1) * W);
     switch (nb) {
-      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
-      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
-      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
-      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
-      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
-      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
-      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
-      default: pv_block<VD, 8, R>(p, v, nj, d0, last, row_bytes, pf, skip_zero, acc_io); break;
+      case 1: pv_block<VD, 1, R>(p, v, nj, d0, last, pfd, pf_base, skip_zero, acc_io); break;
+      case 2: pv_block<VD, 2, R>(p, v, nj, d0, last, pfd, pf_base, skip_zero, acc_io); break;
+      case 3: pv_block<VD, 3, R>(p, v, nj, d0, last, pfd, pf_base, skip_zero, acc_io); break;
+      case 4: pv_block<VD, 4, R>(p, v, nj, d0, last, pfd, pf_base, skip_zero, acc_io); break;
+      case 5: pv_block<VD, 5, R>(p, v, nj, d0, last, pfd, pf_base, skip_zero, acc_io); break;
+      case 6: pv_block<VD, 6, R>(p, v, nj, d0, last, pfd, pf_base, skip_zero, acc_io); break;
+      case 7: pv_block<VD, 7, R>(p, v, nj, d0, last, pfd, pf_base, skip_zero, acc_io); break;
+      default: pv_block<VD, 8, R>(p, v, nj, d0, last, pfd, pf_base, skip_zero, acc_io); break;
     }
   }
 }
@@ -234,28 +249,47 @@ inline float row_max(const float* s, int64_t n) {
   return m;
 }
 
-template <DType KD, DType VD>
-void decode_task(void* raw, int64_t item, int worker) {
-  const DecodeCtx& c = *static_cast<const DecodeCtx*>(raw);
-  const AttentionPlan& pl = *c.plan;
+// K and V rows of chunk `chunk` of KV head kvh: strided from the chunk start,
+// or through the selected indices.
+inline void chunk_rows(const AttentionPlan& pl, int64_t kvh, int64_t chunk, RowSrc* k, RowSrc* v, int64_t* nj) {
   const AttentionParams& p = *pl.p;
-  const int64_t kvh = item / pl.n_chunks, chunk = item % pl.n_chunks;
-  const int64_t j0 = chunk * pl.chunk, nj = min64(pl.chunk, pl.n_keys - j0);
-  const int64_t hd = p.head_dim;
-  float* scores = c.scratch + worker * c.scratch_stride;  // [rows][chunk]
-
-  // This chunk's K and V rows: strided from the chunk start, or by index.
-  const int64_t k_size = dtype_size(p.k_dtype), v_size = dtype_size(p.v_dtype);
+  const int64_t j0 = chunk * pl.chunk;
+  *nj = min64(pl.chunk, pl.n_keys - j0);
   const int32_t* idx = p.indices ? p.indices + kvh * p.n_sel + j0 : nullptr;
   const int64_t first = idx ? 0 : j0;
-  const RowSrc ksrc{static_cast<const char*>(k_row(p, kvh, first)), p.k_row_stride * k_size, idx};
-  const RowSrc vsrc{static_cast<const char*>(v_row(p, kvh, first)), p.v_row_stride * v_size, idx};
-  const int64_t k_bytes = hd * k_size, v_bytes = hd * v_size;
+  *k = RowSrc{static_cast<const char*>(k_row(p, kvh, first)), p.k_row_stride * static_cast<int64_t>(dtype_size(p.k_dtype)), idx};
+  *v = RowSrc{static_cast<const char*>(v_row(p, kvh, first)), p.v_row_stride * static_cast<int64_t>(dtype_size(p.v_dtype)), idx};
+}
+
+inline RowSrc sub_rows(const RowSrc& src, int64_t s0) {
+  return src.idx ? RowSrc{src.base, src.stride, src.idx + s0} : RowSrc{src.base + s0 * src.stride, src.stride, nullptr};
+}
+
+// One (KV head, chunk): scores, softmax numerators and the unnormalised
+// output of every row into the chunk's partials. next_k / next_nj: the keys
+// of the chunk this worker reads next (prefetched at the end of the P.V
+// pass), next_nj = 0 for none.
+template <DType KD, DType VD>
+void decode_chunk(const DecodeCtx& c, int64_t kvh, int64_t chunk, float* scores, const RowSrc& next_k, int64_t next_nj) {
+  const AttentionPlan& pl = *c.plan;
+  const AttentionParams& p = *pl.p;
+  const int64_t j0 = chunk * pl.chunk;
+  const int64_t hd = p.head_dim;
+  RowSrc ksrc, vsrc;
+  int64_t nj = 0;
+  chunk_rows(pl, kvh, chunk, &ksrc, &vsrc, &nj);
+  const int64_t k_bytes = hd * static_cast<int64_t>(dtype_size(p.k_dtype));
+  const int64_t v_bytes = hd * static_cast<int64_t>(dtype_size(p.v_dtype));
+  const bool prefetch = kDecodePrefetchBytes > 0;
+  // The score pass streams K then runs into V; the P.V pass streams V then
+  // runs into the next chunk's K.
+  const PrefetchSeq pf_k{ksrc, nj, k_bytes, vsrc, nj, v_bytes, prefetch ? prefetch_ahead_rows(k_bytes) : 0};
+  const PrefetchSeq pf_v{vsrc, nj, v_bytes, next_k, next_nj, k_bytes, prefetch ? prefetch_ahead_rows(v_bytes) : 0};
 
   // Scores for every row: per sub-block of keys, Ops::DR rows at a time.
   for (int64_t s0 = 0; s0 < nj; s0 += kSubKeys) {
     const int64_t ns = min64(kSubKeys, nj - s0);
-    const RowSrc ksub{idx ? ksrc.base : ksrc.base + s0 * ksrc.stride, ksrc.stride, idx ? idx + s0 : nullptr};
+    const RowSrc ksub = sub_rows(ksrc, s0);
     for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::DR) {
       const int nr = static_cast<int>(min64(Ops::DR, pl.rows - r0));
       const float* qrow[kMaxPassRows];
@@ -265,12 +299,12 @@ void decode_task(void* raw, int64_t item, int worker) {
         qrow[t] = c.qs + (h * p.n_q + i) * c.dp;
         srow[t] = scores + r * pl.chunk + s0;
       }
-      const bool pf = r0 == 0;  // the first pass brings the rows in
+      const PrefetchSeq* pf = prefetch && r0 == 0 ? &pf_k : nullptr;  // the first pass brings the rows in
       switch (nr) {
-        case 1: score_keys<KD, 1>(qrow, ksub, ns, hd, k_bytes, pf, srow); break;
-        case 2: score_keys<KD, 2>(qrow, ksub, ns, hd, k_bytes, pf, srow); break;
-        case 3: score_keys<KD, 3>(qrow, ksub, ns, hd, k_bytes, pf, srow); break;
-        default: score_keys<KD, 4>(qrow, ksub, ns, hd, k_bytes, pf, srow); break;
+        case 1: score_keys<KD, 1>(qrow, ksub, ns, hd, pf, s0, srow); break;
+        case 2: score_keys<KD, 2>(qrow, ksub, ns, hd, pf, s0, srow); break;
+        case 3: score_keys<KD, 3>(qrow, ksub, ns, hd, pf, s0, srow); break;
+        default: score_keys<KD, 4>(qrow, ksub, ns, hd, pf, s0, srow); break;
       }
     }
   }
@@ -305,7 +339,7 @@ void decode_task(void* raw, int64_t item, int worker) {
   const bool masked = p.causal || pl.any_mask;
   for (int64_t s0 = 0; s0 < nj; s0 += kSubKeys) {
     const int64_t ns = min64(kSubKeys, nj - s0);
-    const RowSrc vsub{idx ? vsrc.base : vsrc.base + s0 * vsrc.stride, vsrc.stride, idx ? idx + s0 : nullptr};
+    const RowSrc vsub = sub_rows(vsrc, s0);
     for (int64_t r0 = 0; r0 < pl.rows; r0 += Ops::PR) {
       const int nr = static_cast<int>(min64(Ops::PR, pl.rows - r0));
       const float* prow[kMaxPassRows];
@@ -314,14 +348,32 @@ void decode_task(void* raw, int64_t item, int worker) {
         prow[t] = scores + (r0 + t) * pl.chunk + s0;
         arow[t] = partial_at(c, kvh, chunk, r0 + t) + 2;
       }
-      const bool pf = r0 == 0;
+      const PrefetchSeq* pf = prefetch && r0 == 0 ? &pf_v : nullptr;
       switch (nr) {
-        case 1: pv_keys<VD, 1>(prow, vsub, ns, hd, v_bytes, pf, masked, arow); break;
-        case 2: pv_keys<VD, 2>(prow, vsub, ns, hd, v_bytes, pf, masked, arow); break;
-        case 3: pv_keys<VD, 3>(prow, vsub, ns, hd, v_bytes, pf, masked, arow); break;
-        default: pv_keys<VD, 4>(prow, vsub, ns, hd, v_bytes, pf, masked, arow); break;
+        case 1: pv_keys<VD, 1>(prow, vsub, ns, hd, pf, s0, masked, arow); break;
+        case 2: pv_keys<VD, 2>(prow, vsub, ns, hd, pf, s0, masked, arow); break;
+        case 3: pv_keys<VD, 3>(prow, vsub, ns, hd, pf, s0, masked, arow); break;
+        default: pv_keys<VD, 4>(prow, vsub, ns, hd, pf, s0, masked, arow); break;
       }
     }
+  }
+}
+
+// One task: a run of c.task_chunks consecutive (KV head, chunk) items, read
+// as one stream by one worker. The grouping changes only who computes a
+// chunk, never how: the results do not depend on the thread count.
+template <DType KD, DType VD>
+void decode_task(void* raw, int64_t task, int worker) {
+  const DecodeCtx& c = *static_cast<const DecodeCtx*>(raw);
+  const AttentionPlan& pl = *c.plan;
+  float* scores = c.scratch + worker * c.scratch_stride;  // [rows][chunk]
+  const int64_t total = pl.p->n_kv_heads * pl.n_chunks;
+  const int64_t first = task * c.task_chunks, last = min64(first + c.task_chunks, total);
+  for (int64_t item = first; item < last; ++item) {
+    RowSrc next_k{nullptr, 0, nullptr}, next_v{nullptr, 0, nullptr};
+    int64_t next_nj = 0;
+    if (item + 1 < last) chunk_rows(pl, (item + 1) / pl.n_chunks, (item + 1) % pl.n_chunks, &next_k, &next_v, &next_nj);
+    decode_chunk<KD, VD>(c, item / pl.n_chunks, item % pl.n_chunks, scores, next_k, next_nj);
   }
 }
 
@@ -411,7 +463,11 @@ void run_decode(const AttentionPlan& pl) {
   FloatBuffer probs(p.key_mass ? static_cast<size_t>(p.n_kv_heads * pl.rows * pl.n_keys) : 0);
   c.probs = p.key_mass ? probs.data() : nullptr;
 
-  pool.parallel_for(p.n_kv_heads * pl.n_chunks, &decode_task<KD, VD>, &c, workers);
+  // Runs of consecutive chunks per task (each read as one stream), about
+  // eight tasks per worker for balance; one run per worker when alone.
+  const int64_t items = p.n_kv_heads * pl.n_chunks;
+  c.task_chunks = workers == 1 ? items : (items + 8 * workers - 1) / (8 * workers);
+  pool.parallel_for(ceil_div(items, c.task_chunks), &decode_task<KD, VD>, &c, workers);
   pool.parallel_for(p.n_kv_heads * pl.rows, &decode_merge_task, &c, workers);
   if (p.key_mass) {
     for (int64_t x = 0; x < p.n_kv_heads * p.n_kv; ++x) p.key_mass[x] = 0.0f;
