@@ -151,11 +151,12 @@ inline void key_tile1(const uint8_t* kc, int64_t d, int64_t G, const float* qs, 
   for (int u = 0; u < 4; ++u) s[r * G + t0 + u] = _mm512_reduce_add_ps(x[u]);
 }
 
-// acc[r, c0 .. c0 + 16 NC) += sum_t w[r, g(c), t] code[t, c] + vb[r, g(c)] for
-// rows r0 .. r0+NR-1 (w: [R, vg, G] token weights p * vscale, vb: [R, vg]).
+// acc[r, c0 .. c0 + 16 NC) += sum_t w[t, g(c), r] code[t, c] + vb[r, g(c)] for
+// rows r0 .. r0+NR-1 (w: [G, vg, R] token weights p * vscale, token-major so
+// one pointer walks it; vb: [R, vg]).
 template <int NR, int NC>
-inline void value_tile(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, const float* w, const float* vb, int64_t r0, int64_t c0,
-                       float* acc) {
+inline void value_tile(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, int64_t R, const float* w, const float* vb, int64_t r0,
+                       int64_t c0, float* acc) {
   __m512 x[NR * NC];
   int64_t g[NC];
   for (int k = 0; k < NC; ++k) g[k] = (c0 + 16 * k) / G;
@@ -164,12 +165,14 @@ inline void value_tile(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, cons
       x[j * NC + k] = _mm512_add_ps(_mm512_loadu_ps(acc + (r0 + j) * d + c0 + 16 * k), _mm512_set1_ps(vb[(r0 + j) * vg + g[k]]));
     }
   }
-  for (int64_t t = 0; t < G; ++t) {
+  const float* wt = w + g[0] * R + r0;
+  const uint8_t* vt = vc + c0;
+  for (int64_t t = 0; t < G; ++t, wt += vg * R, vt += d) {
     __m512 v[NC];
-    for (int k = 0; k < NC; ++k) v[k] = codes16(vc + t * d + c0 + 16 * k);
-    for (int j = 0; j < NR; ++j) {
-      const float* wr = w + (r0 + j) * vg * G + t;
-      for (int k = 0; k < NC; ++k) x[j * NC + k] = _mm512_fmadd_ps(_mm512_set1_ps(wr[g[k] * G]), v[k], x[j * NC + k]);
+    for (int k = 0; k < NC; ++k) v[k] = codes16(vt + 16 * k);
+    for (int k = 0; k < NC; ++k) {
+      const float* wk = wt + (g[k] - g[0]) * R;
+      for (int j = 0; j < NR; ++j) x[j * NC + k] = _mm512_fmadd_ps(_mm512_set1_ps(wk[j]), v[k], x[j * NC + k]);
     }
   }
   for (int j = 0; j < NR; ++j) {
@@ -178,10 +181,11 @@ inline void value_tile(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, cons
 }
 
 template <int NR>
-inline void value_rows(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, const float* w, const float* vb, int64_t r0, float* acc) {
+inline void value_rows(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, int64_t R, const float* w, const float* vb, int64_t r0,
+                       float* acc) {
   int64_t c = 0;
-  for (; c + 64 <= d; c += 64) value_tile<NR, 4>(vc, d, G, vg, w, vb, r0, c, acc);
-  for (; c < d; c += 16) value_tile<NR, 1>(vc, d, G, vg, w, vb, r0, c, acc);
+  for (; c + 64 <= d; c += 64) value_tile<NR, 4>(vc, d, G, vg, R, w, vb, r0, c, acc);
+  for (; c < d; c += 16) value_tile<NR, 1>(vc, d, G, vg, R, w, vb, r0, c, acc);
 }
 
 // One int8 block of G tokens starting at b0, every row. ws: [R, d] qs,
@@ -208,7 +212,14 @@ void step_int8(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs
   }
   // Scores: 4 tokens x up to 4 rows per tile.
   const uint8_t* kc = block + L.k_codes;
+  // The block two ahead streams in meanwhile, spread over the key tiles (a
+  // prefetch past the head's last block is harmless).
+  const uint8_t* pf = block + 2 * L.block_bytes;
+  const int64_t pf_lines = (L.block_bytes + 63) / 64, pf_per_tile = (pf_lines + G / 4 - 1) / (G / 4);
   for (int64_t t0 = 0; t0 < G; t0 += 4) {
+    for (int64_t i = (t0 / 4) * pf_per_tile, e = i + pf_per_tile < pf_lines ? i + pf_per_tile : pf_lines; i < e; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf + 64 * i), _MM_HINT_T0);
+    }
     int64_t r0 = 0;
     for (; r0 + 4 <= R; r0 += 4) key_tile<4>(kc, d, G, qs, r0, t0, s);
     for (; r0 + 2 <= R; r0 += 2) key_tile<2>(kc, d, G, qs, r0, t0, s);
@@ -230,12 +241,16 @@ void step_int8(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs
   // Token weights w = p * vscale and vb = sum_t p * vmin per (row, group).
   const uint16_t* vsc = f16_at(block, L.v_scale);  // [vg, G]
   const uint16_t* vmn = f16_at(block, L.v_min);
+  // w is stored token-major [G, vg, R] (value_tile walks it with one pointer).
   for (int64_t r = 0; r < R; ++r) {
     for (int64_t g = 0; g < vg; ++g) {
       __m512 b = _mm512_setzero_ps();
       for (int64_t t = 0; t < G; t += 16) {
         const __m512 p = _mm512_loadu_ps(s + r * G + t);
-        _mm512_storeu_ps(w + (r * vg + g) * G + t, _mm512_mul_ps(p, load_f16x16(vsc + g * G + t)));
+        alignas(64) float x[16];
+        _mm512_store_ps(x, _mm512_mul_ps(p, load_f16x16(vsc + g * G + t)));
+        float* dst = w + (t * vg + g) * R + r;
+        for (int u = 0; u < 16; ++u) dst[u * vg * R] = x[u];
         b = _mm512_fmadd_ps(p, load_f16x16(vmn + g * G + t), b);
       }
       vb[r * vg + g] = _mm512_reduce_add_ps(b);
@@ -243,9 +258,9 @@ void step_int8(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs
   }
   const uint8_t* vc = block + L.v_codes;
   int64_t r0 = 0;
-  for (; r0 + 4 <= R; r0 += 4) value_rows<4>(vc, d, G, vg, w, vb, r0, acc);
-  for (; r0 + 2 <= R; r0 += 2) value_rows<2>(vc, d, G, vg, w, vb, r0, acc);
-  if (r0 < R) value_rows<1>(vc, d, G, vg, w, vb, r0, acc);
+  for (; r0 + 4 <= R; r0 += 4) value_rows<4>(vc, d, G, vg, R, w, vb, r0, acc);
+  for (; r0 + 2 <= R; r0 += 2) value_rows<2>(vc, d, G, vg, R, w, vb, r0, acc);
+  if (r0 < R) value_rows<1>(vc, d, G, vg, R, w, vb, r0, acc);
 }
 
 }  // namespace
