@@ -151,28 +151,30 @@ inline void key_tile1(const uint8_t* kc, int64_t d, int64_t G, const float* qs, 
   for (int u = 0; u < 4; ++u) s[r * G + t0 + u] = _mm512_reduce_add_ps(x[u]);
 }
 
-// acc[r, c0 .. c0 + 16 NC) += sum_t w[t, g(c), r] code[t, c] + vb[r, g(c)] for
-// rows r0 .. r0+NR-1 (w: [G, vg, R] token weights p * vscale, token-major so
-// one pointer walks it; vb: [R, vg]).
+// acc[r, c0 .. c0 + 16 NC) += sum_t p[t, r] (vscale[g(c), t] code[t, c]) + vb[r, g(c)]
+// for rows r0 .. r0+NR-1: each token's codes are widened and scaled once
+// (vscale: f32 [vg, G]) and used by every row. p: [G, R] token-major, so one
+// pointer walks it; vb: [R, vg] = sum_t p * vmin.
 template <int NR, int NC>
-inline void value_tile(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, int64_t R, const float* w, const float* vb, int64_t r0,
-                       int64_t c0, float* acc) {
+inline void value_tile(const uint8_t* vc, int64_t d, int64_t G, int64_t R, int64_t vg, const float* pt, const float* vsf, const float* vb,
+                       int64_t r0, int64_t c0, float* acc) {
   __m512 x[NR * NC];
-  int64_t g[NC];
-  for (int k = 0; k < NC; ++k) g[k] = (c0 + 16 * k) / G;
-  for (int j = 0; j < NR; ++j) {
-    for (int k = 0; k < NC; ++k) {
-      x[j * NC + k] = _mm512_add_ps(_mm512_loadu_ps(acc + (r0 + j) * d + c0 + 16 * k), _mm512_set1_ps(vb[(r0 + j) * vg + g[k]]));
+  const float* vs[NC];
+  for (int k = 0; k < NC; ++k) {
+    const int64_t g = (c0 + 16 * k) / G;
+    vs[k] = vsf + g * G;
+    for (int j = 0; j < NR; ++j) {
+      x[j * NC + k] = _mm512_add_ps(_mm512_loadu_ps(acc + (r0 + j) * d + c0 + 16 * k), _mm512_set1_ps(vb[(r0 + j) * vg + g]));
     }
   }
-  const float* wt = w + g[0] * R + r0;
+  const float* p = pt + r0;
   const uint8_t* vt = vc + c0;
-  for (int64_t t = 0; t < G; ++t, wt += vg * R, vt += d) {
+  for (int64_t t = 0; t < G; ++t, p += R, vt += d) {
     __m512 v[NC];
-    for (int k = 0; k < NC; ++k) v[k] = codes16(vt + 16 * k);
-    for (int k = 0; k < NC; ++k) {
-      const float* wk = wt + (g[k] - g[0]) * R;
-      for (int j = 0; j < NR; ++j) x[j * NC + k] = _mm512_fmadd_ps(_mm512_set1_ps(wk[j]), v[k], x[j * NC + k]);
+    for (int k = 0; k < NC; ++k) v[k] = _mm512_mul_ps(codes16(vt + 16 * k), _mm512_set1_ps(vs[k][t]));
+    for (int j = 0; j < NR; ++j) {
+      const __m512 w = _mm512_set1_ps(p[j]);
+      for (int k = 0; k < NC; ++k) x[j * NC + k] = _mm512_fmadd_ps(w, v[k], x[j * NC + k]);
     }
   }
   for (int j = 0; j < NR; ++j) {
@@ -181,22 +183,23 @@ inline void value_tile(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, int6
 }
 
 template <int NR>
-inline void value_rows(const uint8_t* vc, int64_t d, int64_t G, int64_t vg, int64_t R, const float* w, const float* vb, int64_t r0,
-                       float* acc) {
+inline void value_rows(const uint8_t* vc, int64_t d, int64_t G, int64_t R, int64_t vg, const float* pt, const float* vsf, const float* vb,
+                       int64_t r0, float* acc) {
   int64_t c = 0;
-  for (; c + 64 <= d; c += 64) value_tile<NR, 4>(vc, d, G, vg, R, w, vb, r0, c, acc);
-  for (; c < d; c += 16) value_tile<NR, 1>(vc, d, G, vg, R, w, vb, r0, c, acc);
+  for (; c + 64 <= d; c += 64) value_tile<NR, 4>(vc, d, G, R, vg, pt, vsf, vb, r0, c, acc);
+  for (; c < d; c += 16) value_tile<NR, 1>(vc, d, G, R, vg, pt, vsf, vb, r0, c, acc);
 }
 
 // One int8 block of G tokens starting at b0, every row. ws: [R, d] qs,
-// [R] bias, [R, vg, G] w, [R, vg] vb.
+// [R] bias, [G, R] pt, [vg, G] vsf, [R, vg] vb.
 void step_int8(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last, float* m,
                float* l, float* acc, float* s, float* ws) {
   const int64_t d = L.head_dim, G = L.group, R = a.rows, vg = L.v_groups;
   float* qs = ws;
   float* bias = qs + R * d;
-  float* w = bias + R;
-  float* vb = w + R * vg * G;
+  float* pt = bias + R;
+  float* vsf = pt + G * R;
+  float* vb = vsf + vg * G;
   const uint16_t* ksc = f16_at(block, L.k_scale);
   const uint16_t* kmn = f16_at(block, L.k_min);
   // qs = q * kscale; bias = q . kmin.
@@ -238,36 +241,31 @@ void step_int8(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs
     }
   }
   softmax_block(R, G, d, s, m, l, acc);
-  // Token weights w = p * vscale and vb = sum_t p * vmin per (row, group).
+  // Values: vb = sum_t p * vmin per (row, group); p token-major [G, R];
+  // the value scales as f32 [vg, G].
   const uint16_t* vsc = f16_at(block, L.v_scale);  // [vg, G]
   const uint16_t* vmn = f16_at(block, L.v_min);
-  // w is stored token-major [G, vg, R] (value_tile walks it with one pointer).
+  for (int64_t i = 0; i < vg * G; i += 16) _mm512_storeu_ps(vsf + i, load_f16x16(vsc + i));
   for (int64_t r = 0; r < R; ++r) {
     for (int64_t g = 0; g < vg; ++g) {
       __m512 b = _mm512_setzero_ps();
-      for (int64_t t = 0; t < G; t += 16) {
-        const __m512 p = _mm512_loadu_ps(s + r * G + t);
-        alignas(64) float x[16];
-        _mm512_store_ps(x, _mm512_mul_ps(p, load_f16x16(vsc + g * G + t)));
-        float* dst = w + (t * vg + g) * R + r;
-        for (int u = 0; u < 16; ++u) dst[u * vg * R] = x[u];
-        b = _mm512_fmadd_ps(p, load_f16x16(vmn + g * G + t), b);
-      }
+      for (int64_t t = 0; t < G; t += 16) b = _mm512_fmadd_ps(_mm512_loadu_ps(s + r * G + t), load_f16x16(vmn + g * G + t), b);
       vb[r * vg + g] = _mm512_reduce_add_ps(b);
     }
+    for (int64_t t = 0; t < G; ++t) pt[t * R + r] = s[r * G + t];
   }
   const uint8_t* vc = block + L.v_codes;
   int64_t r0 = 0;
-  for (; r0 + 4 <= R; r0 += 4) value_rows<4>(vc, d, G, vg, R, w, vb, r0, acc);
-  for (; r0 + 2 <= R; r0 += 2) value_rows<2>(vc, d, G, vg, R, w, vb, r0, acc);
-  if (r0 < R) value_rows<1>(vc, d, G, vg, R, w, vb, r0, acc);
+  for (; r0 + 4 <= R; r0 += 4) value_rows<4>(vc, d, G, R, vg, pt, vsf, vb, r0, acc);
+  for (; r0 + 2 <= R; r0 += 2) value_rows<2>(vc, d, G, R, vg, pt, vsf, vb, r0, acc);
+  if (r0 < R) value_rows<1>(vc, d, G, R, vg, pt, vsf, vb, r0, acc);
 }
 
 }  // namespace
 
 // Workspace floats step_int8 needs beyond the AVX2 kernel's (kv_quant_attend.cpp sizes it).
 int64_t workspace_floats(const QuantLayout& L, int64_t rows) {
-  return rows * L.head_dim + rows + rows * L.v_groups * L.group + rows * L.v_groups + 2 * rows * (L.head_dim + 2) + 64;
+  return rows * L.head_dim + rows + L.group * rows + L.v_groups * L.group + rows * L.v_groups + 2 * rows * (L.head_dim + 2) + 64;
 }
 
 void run_chunk(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int64_t t1, int64_t len, float* m, float* l, float* acc,
