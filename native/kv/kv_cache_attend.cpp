@@ -208,9 +208,12 @@ struct QuantBatch {
 
 Status KvCache::attend_uniform(int64_t layer, const AttendInput& in, int64_t n, float scale) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
-  std::vector<const void*> kb(static_cast<size_t>(H)), vb(static_cast<size_t>(H));
+  // Per-head base pointers, kept by the calling thread (no allocation per decode step).
+  thread_local std::vector<const void*> kb, vb;
   std::vector<float> mass;
   try {
+    kb.resize(static_cast<size_t>(H));
+    vb.resize(static_cast<size_t>(H));
     if (in.accumulate_mass) mass.assign(static_cast<size_t>(H * n), 0.0f);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.attend: cannot allocate key mass scratch");
