@@ -5,8 +5,12 @@
 // or VNNI vpdpbusd where the active ISA is avx512 and the CPU has it), and
 // token weights p * vscale quantized to u8 per (row, channel group), dotted
 // with the value nibbles; output within about 1.5% (relative L2) of exact
-// attention over the stored values. Other blocks (int8, odd shapes) and the
-// tail run in f32, each block's rows dequantized once for every query row of
+// attention over the stored values. int8 blocks with group and headDim
+// multiples of 16 on AVX-512 (kv_quant_attend_avx512.cpp): f32 over the
+// codes widened in registers, the key scales folded into q and the value
+// scales into the codes once per token, every query row of the GQA group
+// sharing each load. Other blocks (int8 elsewhere, odd shapes) and the tail
+// run in f32, each block's rows dequantized once for every query row of
 // the GQA group. Flash-decoding: chunks of blocks run on the thread pool and
 // merge by log-sum-exp.
 #pragma once
