@@ -111,9 +111,8 @@ void quant_merge_head(const QuantHeadPlan& P, const QuantAttendArgs& a, int64_t 
 }
 }  // namespace
 
-Status quant_decode_heads(const QuantHeadView* heads, const QuantAttendArgs* args, int64_t n_heads) {
-  if (n_heads < 1) return Status::ok();
-  const IsaLevel isa = active_isa();
+// One pass over the pool for heads [0, n_heads) (quant_decode_heads batches them).
+static Status quant_decode_batch(const QuantHeadView* heads, const QuantAttendArgs* args, int64_t n_heads, IsaLevel isa) {
   const QuantRunChunk run = isa >= IsaLevel::Avx512 ? qattn_avx512::run_chunk : isa >= IsaLevel::Avx2 ? qattn_avx2::run_chunk : qattn_scalar::run_chunk;
   int64_t total_chunks = 0, total_states = 0, acc_floats = 0, per_worker = 0;
   try {
@@ -123,7 +122,6 @@ Status quant_decode_heads(const QuantHeadView* heads, const QuantAttendArgs* arg
   }
   for (int64_t h = 0; h < n_heads; ++h) {
     const QuantAttendArgs& a = args[h];
-    if (a.rows < 1 || a.rows > kQuantMaxRows) return Status::invalid("quantized attention: expected 1 to 64 query rows per KV head");
     const QuantLayout& L = *heads[h].layout;
     QuantHeadPlan& P = t_quant_plans[h];
     P.len = heads[h].n_blocks * L.group + heads[h].tail;
@@ -157,6 +155,34 @@ Status quant_decode_heads(const QuantHeadView* heads, const QuantAttendArgs* arg
   // At most `workers`: the scratch was sized for them.
   ThreadPool::instance().parallel_for(total_chunks, quant_run_one, &x, workers);
   for (int64_t h = 0; h < n_heads; ++h) quant_merge_head(t_quant_plans[h], args[h], heads[h].layout->head_dim, x.m, x.l, x.acc);
+  return Status::ok();
+}
+
+Status quant_decode_heads(const QuantHeadView* heads, const QuantAttendArgs* args, int64_t n_heads) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    if (args[h].rows < 1 || args[h].rows > kQuantMaxRows) return Status::invalid("quantized attention: expected 1 to 64 query rows per KV head");
+  }
+  const IsaLevel isa = active_isa();
+  // Heads go in batches whose partial results stay under about 16 MiB (a
+  // layer of typical heads is one batch; thousands of heads with 64 rows
+  // would otherwise hold gigabytes). Each head's result does not depend on
+  // the batching.
+  constexpr int64_t kBatchFloats = int64_t(1) << 22;
+  for (int64_t h0 = 0; h0 < n_heads;) {
+    int64_t h1 = h0, floats = 0;
+    while (h1 < n_heads) {
+      const QuantLayout& L = *heads[h1].layout;
+      const int64_t len = heads[h1].n_blocks * L.group + heads[h1].tail;
+      const int64_t span = chunk_groups((len + L.group - 1) / L.group) * L.group;
+      const int64_t f = (len + span - 1) / span * args[h1].rows * (L.head_dim + 2);
+      if (h1 > h0 && floats + f > kBatchFloats) break;
+      floats += f;
+      ++h1;
+    }
+    const Status st = quant_decode_batch(heads + h0, args + h0, h1 - h0, isa);
+    if (!st.is_ok()) return st;
+    h0 = h1;
+  }
   return Status::ok();
 }
 

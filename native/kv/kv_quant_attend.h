@@ -46,11 +46,12 @@ constexpr int64_t kQuantMaxRows = 64;
 Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a);
 
 // Several heads (for example every KV head of a layer) in one pass over the
-// pool: every head's chunks are spread over the threads together, so one
-// head's short work never leaves threads idle. Each head's result is the
-// one quant_decode_head gives (same chunking, same merge order). The
-// partial results live in a buffer kept by the calling thread and reused by
-// the next call (no allocation per decode step once it has grown).
+// pool (batches of heads whose partial results stay under about 16 MiB):
+// every head's chunks are spread over the threads together, so one head's
+// short work never leaves threads idle. Each head's result is the one
+// quant_decode_head gives (same chunking, same merge order). The partial
+// results live in a buffer kept by the calling thread and reused by the
+// next call (no allocation per decode step once it has grown).
 Status quant_decode_heads(const QuantHeadView* heads, const QuantAttendArgs* args, int64_t n_heads);
 
 }  // namespace tp::kv
