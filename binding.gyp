@@ -14,6 +14,7 @@
         "native/unity/core_kv.cpp",
         "native/kv/kv_dots_avx512.cpp",
         "native/kv/kv_quant_attend_avx2.cpp",
+        "native/kv/kv_quant_attend_avx512.cpp",
         "native/kv/kv_dots_avx2.cpp",
         "native/kv/kv_dots_scalar.cpp",
         "native/kv/kv_quant_attend_scalar.cpp"

@@ -32,6 +32,17 @@ Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in
   return check_finite("q", in.q, DType::F32, in.n_heads, in.n_q, d, in.q_head_stride, in.q_row_stride);
 }
 
+namespace {
+// The batched quantized call's per-head arrays (views, arguments, query and
+// output row pointers), kept per calling thread and reused.
+struct QuantAttendBatch {
+  std::vector<QuantHeadView> views;
+  std::vector<QuantAttendArgs> args;
+  std::vector<const float*> q;
+  std::vector<float*> out;
+};
+}  // namespace
+
 Status KvCache::attend(int64_t layer, const AttendInput& in) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
   const Status checked = check_attend(cfg_, layer, in);
@@ -51,9 +62,66 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
     }
     if (uniform) return attend_uniform(layer, in, n, scale);
   }
+  // Quantized heads the integer-code kernel takes (unmerged rows, no key
+  // mass, at most kQuantMaxRows query rows): all of them in one call, their
+  // chunks spread over the pool together. The per-head arrays are kept by
+  // the calling thread and reused (no allocation per decode step).
+  thread_local std::vector<uint8_t> quant_done;
+  try {
+    quant_done.assign(static_cast<size_t>(H), 0);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.attend: cannot allocate the head list");
+  }
+  if (quantized() && !in.accumulate_mass && group * in.n_q <= kQuantMaxRows) {
+    const int64_t R = group * in.n_q;
+    thread_local QuantAttendBatch b;
+    try {
+      b.views.resize(static_cast<size_t>(H));
+      b.args.resize(static_cast<size_t>(H));
+      b.q.resize(static_cast<size_t>(H * R));
+      b.out.resize(static_cast<size_t>(H * R));
+    } catch (const std::bad_alloc&) {
+      return Status::out_of_memory("KvCache.attend: cannot allocate the head list");
+    }
+    int64_t n = 0;
+    for (int64_t h = 0; h < H; ++h) {
+      const HeadStore& s = head(layer, h);
+      // Rows that stand for several merged tokens need the additive mask: attention() below.
+      if (s.len == 0 || std::any_of(s.count.begin(), s.count.end(), [](float c) { return c != 1.0f; })) continue;
+      const float** qrows = b.q.data() + n * R;
+      float** orows = b.out.data() + n * R;
+      for (int64_t j = 0; j < group; ++j) {
+        for (int64_t i = 0; i < in.n_q; ++i) {
+          qrows[j * in.n_q + i] = in.q + (h * group + j) * in.q_head_stride + i * in.q_row_stride;
+          orows[j * in.n_q + i] = in.out + ((h * group + j) * in.n_q + i) * d;
+        }
+      }
+      QuantHeadView& view = b.views[n];
+      view.layout = &qlayout_;
+      view.blocks = s.blocks.data();
+      view.n_blocks = s.n_blocks;
+      view.tail_k = reinterpret_cast<const uint16_t*>(s.k.data());
+      view.tail_v = reinterpret_cast<const uint16_t*>(s.v.data());
+      view.tail = tail_len(s);
+      QuantAttendArgs& qa = b.args[n];
+      qa.rows = R;
+      qa.n_q = in.n_q;
+      qa.q = qrows;
+      qa.out = orows;
+      qa.lse = in.lse ? in.lse + h * group * in.n_q : nullptr;
+      qa.scale = scale;
+      qa.softcap = in.softcap;
+      qa.causal = in.causal;
+      quant_done[h] = 1;
+      ++n;
+    }
+    const Status st = quant_decode_heads(b.views.data(), b.args.data(), n);
+    if (!st.is_ok()) return st;
+  }
   std::vector<float> kf, vf, bias;
   std::vector<std::vector<float>> masses(static_cast<size_t>(in.accumulate_mass ? H : 0));
   for (int64_t h = 0; h < H; ++h) {
+    if (quant_done[h]) continue;  // attended by the batched quantized call above
     HeadStore& s = head(layer, h);
     AttentionParams a;
     a.n_heads = group;
@@ -70,36 +138,6 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
     // the softmax (RazorAttention's compensation token, proportional
     // attention for merged tokens): logit + log(count), as an additive mask.
     const bool weighted = std::any_of(s.count.begin(), s.count.end(), [](float c) { return c != 1.0f; });
-    if (quantized() && !weighted && !in.accumulate_mass && group * in.n_q <= kQuantMaxRows && s.len > 0) {
-      // Fast path: attention straight over the codes.
-      const float* qrows[kQuantMaxRows];
-      float* orows[kQuantMaxRows];
-      for (int64_t j = 0; j < group; ++j) {
-        for (int64_t i = 0; i < in.n_q; ++i) {
-          qrows[j * in.n_q + i] = in.q + (h * group + j) * in.q_head_stride + i * in.q_row_stride;
-          orows[j * in.n_q + i] = in.out + ((h * group + j) * in.n_q + i) * d;
-        }
-      }
-      QuantHeadView view;
-      view.layout = &qlayout_;
-      view.blocks = s.blocks.data();
-      view.n_blocks = s.n_blocks;
-      view.tail_k = reinterpret_cast<const uint16_t*>(s.k.data());
-      view.tail_v = reinterpret_cast<const uint16_t*>(s.v.data());
-      view.tail = tail_len(s);
-      QuantAttendArgs qa;
-      qa.rows = group * in.n_q;
-      qa.n_q = in.n_q;
-      qa.q = qrows;
-      qa.out = orows;
-      qa.lse = in.lse ? in.lse + h * group * in.n_q : nullptr;
-      qa.scale = scale;
-      qa.softcap = in.softcap;
-      qa.causal = in.causal;
-      const Status st = quant_decode_head(view, qa);
-      if (!st.is_ok()) return st;
-      continue;
-    }
     HeadRows rows;
     const Status rs = head_rows(layer, h, kf, vf, &rows);
     if (!rs.is_ok()) return rs;
@@ -159,11 +197,23 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
   return Status::ok();
 }
 
+namespace {
+struct QuantBatch {
+  std::vector<QuantHeadView> views;
+  std::vector<QuantAttendArgs> args;
+  std::vector<const float*> q;
+  std::vector<float*> out;
+};
+}  // namespace
+
 Status KvCache::attend_uniform(int64_t layer, const AttendInput& in, int64_t n, float scale) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
-  std::vector<const void*> kb(static_cast<size_t>(H)), vb(static_cast<size_t>(H));
+  // Per-head base pointers, kept by the calling thread (no allocation per decode step).
+  thread_local std::vector<const void*> kb, vb;
   std::vector<float> mass;
   try {
+    kb.resize(static_cast<size_t>(H));
+    vb.resize(static_cast<size_t>(H));
     if (in.accumulate_mass) mass.assign(static_cast<size_t>(H * n), 0.0f);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.attend: cannot allocate key mass scratch");

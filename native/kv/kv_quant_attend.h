@@ -5,8 +5,12 @@
 // or VNNI vpdpbusd where the active ISA is avx512 and the CPU has it), and
 // token weights p * vscale quantized to u8 per (row, channel group), dotted
 // with the value nibbles; output within about 1.5% (relative L2) of exact
-// attention over the stored values. Other blocks (int8, odd shapes) and the
-// tail run in f32, each block's rows dequantized once for every query row of
+// attention over the stored values. int8 blocks with group and headDim
+// multiples of 16 on AVX-512 (kv_quant_attend_avx512.cpp): f32 over the
+// codes widened in registers, the key scales folded into q and the value
+// scales into the codes once per token, every query row of the GQA group
+// sharing each load. Other blocks (int8 elsewhere, odd shapes) and the tail
+// run in f32, each block's rows dequantized once for every query row of
 // the GQA group. Flash-decoding: chunks of blocks run on the thread pool and
 // merge by log-sum-exp.
 #pragma once
@@ -40,5 +44,14 @@ constexpr int64_t kQuantMaxRows = 64;
 
 // Requires 1 <= rows <= kQuantMaxRows.
 Status quant_decode_head(const QuantHeadView& h, const QuantAttendArgs& a);
+
+// Several heads (for example every KV head of a layer) in one pass over the
+// pool (batches of heads whose partial results stay under about 16 MiB):
+// every head's chunks are spread over the threads together, so one head's
+// short work never leaves threads idle. Each head's result is the one
+// quant_decode_head gives (same chunking, same merge order). The partial
+// results live in a buffer kept by the calling thread and reused by the
+// next call (no allocation per decode step once it has grown).
+Status quant_decode_heads(const QuantHeadView* heads, const QuantAttendArgs* args, int64_t n_heads);
 
 }  // namespace tp::kv
