@@ -47,13 +47,15 @@ bench
   .option('--quick', 'a small subset (about a minute): the workload of `npm start`')
   .option('--threads <list>', 'thread counts to measure, e.g. 1,2 (default: 1 and all cores)', threadList)
   .option('--out <file>', 'where to write the JSON report (default bench-results/attention-<date>.json)')
+  .option('--no-ort', 'skip the onnxruntime-node graphs (ours, the roofline peer and the limits only)')
   .option('--no-progress', 'no progress bar')
   .option('--json', 'print the JSON report instead of the table')
-  .action(async (opts: { quick?: boolean; threads?: number[]; out?: string; progress: boolean; json?: boolean }) => {
+  .action(async (opts: { quick?: boolean; threads?: number[]; out?: string; ort: boolean; progress: boolean; json?: boolean }) => {
     const report = await runAttentionBench({
       quick: opts.quick === true,
       json: opts.json === true,
       progress: opts.progress,
+      ort: opts.ort,
       ...(opts.threads ? { threads: opts.threads } : {}),
       ...(opts.out ? { outFile: opts.out } : {}),
     });

@@ -40,6 +40,17 @@ struct W {
     t = _mm_max_ss(t, _mm_movehdup_ps(t));
     return _mm_cvtss_f32(t);
   }
+  // r[i] = sum of the lanes of x[i], i < 8: a transposing add tree.
+  static V l1(V a, V b) { return _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b)); }
+  static V l2(V a, V b) {
+    const __m256d ad = _mm256_castps_pd(a), bd = _mm256_castps_pd(b);
+    return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(ad, bd)), _mm256_castpd_ps(_mm256_unpackhi_pd(ad, bd)));
+  }
+  static V reduce_n(const V* x) {
+    const V z0 = l2(l1(x[0], x[1]), l1(x[2], x[3]));
+    const V z1 = l2(l1(x[4], x[5]), l1(x[6], x[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(z0, z1, 0x20), _mm256_permute2f128_ps(z0, z1, 0x31));
+  }
   // e^x for x <= 0 (Cephes expf polynomial); x is clamped at -87.3, so
   // 2^n stays a normal float (n >= -126) and the result is ~1e-38, not 0.
   static V exp(V x) {

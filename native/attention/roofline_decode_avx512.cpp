@@ -46,6 +46,24 @@ struct W {
     t = _mm_max_ss(t, _mm_movehdup_ps(t));
     return _mm_cvtss_f32(t);
   }
+  // r[i] = sum of the lanes of x[i], i < 16: a transposing add tree
+  // (45 shuffles and adds for 16 sums instead of 16 horizontal sums).
+  static V l1(V a, V b) { return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b)); }
+  static V l2(V a, V b) {
+    const __m512d ad = _mm512_castps_pd(a), bd = _mm512_castps_pd(b);
+    return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(ad, bd)), _mm512_castpd_ps(_mm512_unpackhi_pd(ad, bd)));
+  }
+  static V l3(V a, V b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  static V reduce_n(const V* x) {
+    // Per 128-bit lane after l2: the lane's partial sums of 4 consecutive rows.
+    const V z0 = l2(l1(x[0], x[1]), l1(x[2], x[3]));
+    const V z1 = l2(l1(x[4], x[5]), l1(x[6], x[7]));
+    const V z2 = l2(l1(x[8], x[9]), l1(x[10], x[11]));
+    const V z3 = l2(l1(x[12], x[13]), l1(x[14], x[15]));
+    return l3(l3(z0, z1), l3(z2, z3));
+  }
   // e^x for x <= 0 (Cephes expf polynomial, ~1 ulp); x below -87.3 gives ~0.
   static V exp(V x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));

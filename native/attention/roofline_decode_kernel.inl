@@ -68,16 +68,42 @@ void head_group(const float* q, const void* k, const void* v, float* out, int64_
   }
   for (int64_t c0 = 0; c0 < nkv; c0 += kChunk) {
     const int n = nkv - c0 < kChunk ? static_cast<int>(nkv - c0) : kChunk;
-    // 1. scores
-    for (int j = 0; j < n; ++j) {
-      const int64_t row = (c0 + j) * d;
-      W::V a[G];
-      for (int g = 0; g < G; ++g) a[g] = W::zero();
-      for (int b = 0; b < nb; ++b) {
-        const W::V x = load_kv<F16>(k, row + b * W::N);
-        for (int g = 0; g < G; ++g) a[g] = W::fma(W::load(&qs[g][b * W::N]), x, a[g]);
+    // 1. scores, W::N keys at a time: each key's G dot-product vectors
+    // (two accumulators each where registers allow, halving the FMA chain)
+    // are parked in `part`, then one transposing reduction turns the N
+    // vectors of a row g into the N scores (no per-key horizontal sum).
+    for (int j0 = 0; j0 < n; j0 += W::N) {
+      const int m = n - j0 < W::N ? n - j0 : W::N;
+      W::V part[G][W::N];
+      for (int jj = 0; jj < m; ++jj) {
+        const int64_t row = (c0 + j0 + jj) * d;
+        constexpr bool kSplit = 2 * G + 4 <= W::kRegs - 4;
+        W::V a[G], b2[G];
+        for (int g = 0; g < G; ++g) {
+          a[g] = W::zero();
+          b2[g] = W::zero();
+        }
+        int b = 0;
+        if (kSplit) {
+          for (; b + 2 <= nb; b += 2) {
+            const W::V x0 = load_kv<F16>(k, row + b * W::N);
+            const W::V x1 = load_kv<F16>(k, row + (b + 1) * W::N);
+            for (int g = 0; g < G; ++g) {
+              a[g] = W::fma(W::load(&qs[g][b * W::N]), x0, a[g]);
+              b2[g] = W::fma(W::load(&qs[g][(b + 1) * W::N]), x1, b2[g]);
+            }
+          }
+        }
+        for (; b < nb; ++b) {
+          const W::V x = load_kv<F16>(k, row + b * W::N);
+          for (int g = 0; g < G; ++g) a[g] = W::fma(W::load(&qs[g][b * W::N]), x, a[g]);
+        }
+        for (int g = 0; g < G; ++g) part[g][jj] = kSplit ? W::add(a[g], b2[g]) : a[g];
       }
-      for (int g = 0; g < G; ++g) s[g][j] = W::hsum(a[g]);
+      for (int g = 0; g < G; ++g) {
+        for (int jj = m; jj < W::N; ++jj) part[g][jj] = W::zero();
+        W::store(&s[g][j0], W::reduce_n(part[g]));
+      }
     }
     // 2. online softmax (the tail of a short chunk is padded with -inf, then zeroed)
     for (int g = 0; g < G; ++g) {
