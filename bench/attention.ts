@@ -120,6 +120,16 @@ export interface AttentionBenchRow {
   ours: (Timing & { gbPerS: number; pctReadBw: number; pctFmaPeak: number; pctOneThreadReadBw: number }) | { error: string };
   /** The roofline peer (decode rows). */
   roof?: RooflineResult | { error: string };
+  /**
+   * The classic roofline bound for the row, GB/s of K/V: min(read bandwidth,
+   * FMA peak * kvBytes / flops) with the row's thread count. Below the read
+   * bandwidth when the arithmetic (4 * headDim FLOPs per query row and key,
+   * times the GQA group) cannot keep up with the memory: then no loop streams
+   * at the read bandwidth in f32 arithmetic.
+   */
+  modelRoofGBs?: number;
+  /** ours GB/s as % of modelRoofGBs. */
+  pctModelRoof?: number;
   ort: OrtResult[];
   /** Fastest ORT graph's median / ours. */
   vsOrtBest?: number;
@@ -172,6 +182,8 @@ const DEFAULT_NOTES = [
   'roof: the roofline peer (native/attention/roofline_decode.h), the simplest loop with the same K/V traffic, timed on the ' +
     'same KV copies, interleaved with ours (A B A B, best median of each); ours/roof = roof ms / ours ms',
   '%1T BW: GB/s / the one-thread read bandwidth (what one core can stream)',
+  'model GB/s: min(read bandwidth, FMA peak * KV bytes / FLOPs) with the row\'s thread count (the classic roofline bound: ' +
+    'GQA rows do group-times the arithmetic per byte); %model: ours of it',
 ];
 
 // ---- small helpers -----------------------------------------------------------
@@ -504,6 +516,8 @@ function fillPercentages(rows: AttentionBenchRow[], limits: ThreadLimits[]): voi
       row.ours.pctFmaPeak = (100 * row.flops) / s / lim.fmaPeak;
       if (one) row.ours.pctOneThreadReadBw = (100 * row.kvBytes) / s / one.read.bytesPerS;
     }
+    row.modelRoofGBs = Math.min(lim.read.bytesPerS, (lim.fmaPeak * row.kvBytes) / row.flops) / 1e9;
+    if (!('error' in row.ours)) row.pctModelRoof = (100 * row.ours.gbPerS) / row.modelRoofGBs;
     if (row.roof && !('error' in row.roof)) {
       const s = row.roof.medianMs / 1000;
       row.roof.pctReadBw = (100 * row.kvBytes) / s / lim.read.bytesPerS;
@@ -974,7 +988,7 @@ export function printAttentionTable(report: AttentionBenchReport): void {
   lines.push(report.ort.available
     ? `  onnxruntime-node ${report.ort.version ?? ''}: plain = MatMul/Softmax graph, mha = MultiHeadAttention, gqa = GroupQueryAttention`
     : `  onnxruntime-node: ${report.ort.reason ?? 'unavailable'}`);
-  const header = ['workload', 'thr', 'ours ms', 'GB/s', 'roof GB/s', 'ours/roof', '%BW', 'roof %BW', '%1T BW', '%FMA',
+  const header = ['workload', 'thr', 'ours ms', 'GB/s', 'roof GB/s', 'ours/roof', '%BW', 'roof %BW', '%1T BW', '%FMA', 'model GB/s', '%model',
     'plain ms', 'mha ms', 'gqa ms', 'x best', 'x gqa'];
   const body: string[][] = report.rows.map((r) => {
     const ours = 'error' in r.ours ? undefined : r.ours;
@@ -984,6 +998,7 @@ export function printAttentionTable(report: AttentionBenchReport): void {
       ours ? fmt(ours.medianMs, ours.medianMs < 10 ? 2 : 1) : 'error',
       fmt(ours?.gbPerS), r.roof ? (roof ? fmt(roof.gbPerS) : 'error') : '-', fmt(roof?.oursOverRoof, 2),
       fmt(ours?.pctReadBw, 0), fmt(roof?.pctReadBw, 0), fmt(ours?.pctOneThreadReadBw, 0), fmt(ours?.pctFmaPeak, 1),
+      r.kind === 'decode' ? fmt(r.modelRoofGBs) : '-', r.kind === 'decode' ? fmt(r.pctModelRoof, 0) : '-',
       ortCell(r, 'plain'), ortCell(r, 'mha'), ortCell(r, 'gqa'),
       r.vsOrtBest !== undefined ? `${fmt(r.vsOrtBest, 2)} (${r.ortBestGraph})` : '-',
       fmt(r.vsOrtGqa, 2),
@@ -999,6 +1014,7 @@ export function printAttentionTable(report: AttentionBenchReport): void {
   }
   lines.push('ours/roof: roofline-peer ms / tokenpress ms (1.0: tokenpress streams K/V as fast as the minimal loop).');
   lines.push('%BW, roof %BW: of the read bandwidth with the row\'s thread count; %1T BW: ours of the one-thread read bandwidth.');
+  lines.push('model GB/s: min(read bandwidth, FMA peak x KV bytes / FLOPs), the classic roofline bound; %model: ours of it.');
   lines.push('x best / x gqa: ORT median / tokenpress median (> 1 means tokenpress is faster).');
   if (report.outFile) lines.push(`JSON: ${report.outFile}`);
   console.log(lines.join('\n'));

@@ -107,7 +107,7 @@ describe('benchmark JSON carries the CPU model and the limits', () => {
     const json = JSON.parse(readFileSync(outFile, 'utf8')) as {
       machine: { cpu: string; oneThreadReadBandwidth: number; allThreadReadBandwidth: number };
       limits: { cpuModel: string; perThreads: { threads: number; read: { bytesPerS: number }; fmaPeak: number }[] };
-      rows: { kind: string; ours: { gbPerS: number; pctReadBw: number }; roof: { gbPerS: number; oursOverRoof: number; pctReadBw: number; maxAbsDiff: number } }[];
+      rows: { kind: string; modelRoofGBs: number; pctModelRoof: number; ours: { gbPerS: number; pctReadBw: number }; roof: { gbPerS: number; oursOverRoof: number; pctReadBw: number; maxAbsDiff: number } }[];
     };
     expect(json.machine.cpu).toBe(cpuModel());
     expect(json.machine.oneThreadReadBandwidth).toBeGreaterThan(0);
@@ -123,6 +123,9 @@ describe('benchmark JSON carries the CPU model and the limits', () => {
       expect(r.roof.gbPerS).toBeGreaterThan(0);
       expect(r.roof.oursOverRoof).toBeGreaterThan(0);
       expect(r.roof.pctReadBw).toBeGreaterThan(0);
+      expect(r.modelRoofGBs).toBeGreaterThan(0);
+      expect(r.modelRoofGBs * 1e9).toBeLessThanOrEqual(json.limits.perThreads.find((l) => l.threads === 1)!.read.bytesPerS);
+      expect(r.pctModelRoof).toBeGreaterThan(0);
       // Both are f32 attention over the same K/V: they agree to rounding.
       expect(r.roof.maxAbsDiff).toBeLessThan(1e-4);
     }
