@@ -157,7 +157,12 @@ Napi::Value RooflineDecode(const Napi::CallbackInfo& info) {
   const TypedArrayView v = GetTypedArray(p, "v", kv_type, true);
   const TypedArrayView out = GetTypedArray(p, "out", napi_float32_array, true);
   const int64_t q_elems = n_heads * head_dim;
-  const int64_t kv_elems = n_kv_heads * n_kv * head_dim;  // < 2^16 * 2^40 * 2^8: no overflow
+  // nKvHeads * headDim < 2^24; a typed array holds < 2^53 elements, so a
+  // larger product can match no array (and is refused before it can overflow).
+  if (n_kv > (int64_t{1} << 53) / (n_kv_heads * head_dim)) {
+    throw Napi::RangeError::New(env, "nKv: expected nKvHeads * nKv * headDim < 2^53, received nKv " + std::to_string(n_kv));
+  }
+  const int64_t kv_elems = n_kv_heads * n_kv * head_dim;
   auto length = [&](const TypedArrayView& t, int64_t want) {
     if (t.length != want) {
       throw Napi::RangeError::New(env, std::string(t.name) + ": expected " + std::to_string(want) + " elements, received " +

@@ -197,6 +197,7 @@ describe('rooflineDecode arguments', () => {
     expect(() => native().rooflineDecode({ ...base(), headDim: 300 })).toThrow(/headDim/);
     expect(() => native().rooflineDecode({ ...base(), kvDtype: 1 as 0 })).toThrow(TypeError);
     expect(() => native().rooflineDecode({ ...base(), scale: NaN })).toThrow(/scale/);
+    expect(() => native().rooflineDecode({ ...base(), nKv: 2 ** 40, nKvHeads: 2 ** 16, nHeads: 2 ** 16, headDim: 256 })).toThrow(/nKv/);
   });
 
   it('refuses an output that shares memory with an input', () => {
