@@ -14,6 +14,12 @@
  * measured read bandwidth, % of the measured FMA peak (4 * headDim FLOPs per
  * unmasked query-key pair: QK^T and PV, 2 each per multiply-add), and ratios
  * ORT median / ours (> 1: ours is faster).
+ * Roofline peer (decode rows): native/attention/roofline_decode.h, the
+ * simplest loop that does the same K/V traffic (one pass per KV head, 64-key
+ * chunks, online softmax, the GQA group sharing each load), timed on the same
+ * KV copies, interleaved with ours; ours/roof = roof median / ours median
+ * (1.0: ours streams as fast as the roof loop).
+ * Limits come from bench/limits.ts, shared with every other benchmark.
  * Called by `tokenpress bench attention` (lib/cli); prints a table and writes JSON.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +34,10 @@ import {
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { checkBoolean, checkOptions } from '../lib/validate.js';
+import {
+  cpuModel, limitsLines, limitsReport, measureLimits, refreshLimits, LIMITS_BANDWIDTH_BYTES,
+  type MachineLimitsReport, type ThreadLimits,
+} from './limits.js';
 import * as graphs from './ort-graphs.js';
 
 // ---- public types ----------------------------------------------------------
@@ -46,6 +56,14 @@ export interface AttentionBenchOptions {
   outFile?: string;
   /** Progress bar on stderr (only when stderr is a TTY); default true. */
   progress?: boolean;
+  /** Run the onnxruntime-node graphs when the package loads; default true. */
+  ort?: boolean;
+  /**
+   * Tests only: one tiny decode row per dtype (nKv 300), no prefill, no ORT,
+   * no KV rotation, a 16 MiB limits array. The figures mean nothing; the
+   * report has the full structure.
+   */
+  smoke?: boolean;
 }
 
 export type OrtGraph = 'plain' | 'mha' | 'gqa';
@@ -68,6 +86,19 @@ export interface OrtResult extends Partial<Timing> {
   error?: string;
 }
 
+/** The roofline peer's timing on a decode row. */
+export interface RooflineResult extends Timing {
+  gbPerS: number;
+  /** roof median / ours median: 1.0 = ours streams as fast as the roof loop. */
+  oursOverRoof: number;
+  /** % of the read bandwidth measured with the row's thread count. */
+  pctReadBw: number;
+  /** % of the one-thread read bandwidth (the single-core streaming figure). */
+  pctOneThreadReadBw: number;
+  /** max |roof output - tokenpress output| (not asserted; both are f32 attention). */
+  maxAbsDiff: number;
+}
+
 export interface AttentionBenchRow {
   kind: 'decode' | 'prefill';
   label: string;
@@ -86,7 +117,19 @@ export interface AttentionBenchRow {
   kvBytes: number;
   /** FLOPs counted per call (unmasked pairs only). */
   flops: number;
-  ours: (Timing & { gbPerS: number; pctReadBw: number; pctFmaPeak: number }) | { error: string };
+  ours: (Timing & { gbPerS: number; pctReadBw: number; pctFmaPeak: number; pctOneThreadReadBw: number }) | { error: string };
+  /** The roofline peer (decode rows). */
+  roof?: RooflineResult | { error: string };
+  /**
+   * The classic roofline bound for the row, GB/s of K/V: min(read bandwidth,
+   * FMA peak * kvBytes / flops) with the row's thread count. Below the read
+   * bandwidth when the arithmetic (4 * headDim FLOPs per query row and key,
+   * times the GQA group) cannot keep up with the memory: then no loop streams
+   * at the read bandwidth in f32 arithmetic.
+   */
+  modelRoofGBs?: number;
+  /** ours GB/s as % of modelRoofGBs. */
+  pctModelRoof?: number;
   ort: OrtResult[];
   /** Fastest ORT graph's median / ours. */
   vsOrtBest?: number;
@@ -95,25 +138,15 @@ export interface AttentionBenchRow {
   vsOrtGqa?: number;
 }
 
-export interface MachineLimits {
-  threads: number;
-  /**
-   * STREAM-like read bandwidth, bytes/s, over `bandwidthBytes`: the best of
-   * the measurements taken at the start and at the end of the run (`*Runs`).
-   */
-  readBandwidth: number;
-  bandwidthBytes: number;
-  /** FP32 FMA peak, FLOP/s, for the active ISA: the best of `fmaPeakRuns`. */
-  fmaPeak: number;
-  readBandwidthRuns: number[];
-  fmaPeakRuns: number[];
-}
-
 export interface AttentionBenchReport {
   date: string;
   quick: boolean;
   machine: {
+    /** /proc/cpuinfo 'model name' (bench/limits.ts cpuModel()). */
     cpu: string;
+    /** Read bandwidth, bytes/s, with one thread and with all logical CPUs (bench/limits.ts). */
+    oneThreadReadBandwidth?: number;
+    allThreadReadBandwidth?: number;
     logicalCpus: number;
     totalMemBytes: number;
     platform: string;
@@ -124,7 +157,8 @@ export interface AttentionBenchReport {
     loadAvgEnd: number[];
   };
   ort: { available: boolean; version?: string; reason?: string; notes: string[] };
-  limits: MachineLimits[];
+  /** The shared limits (bench/limits.ts) every percentage divides by. */
+  limits: MachineLimitsReport;
   notes: string[];
   rows: AttentionBenchRow[];
   outFile?: string;
@@ -135,8 +169,6 @@ export interface AttentionBenchReport {
 const GiB = 2 ** 30;
 /** One rotation through the KV copies reads at least this much (LLC here is ~36 MiB). */
 const ROTATION_BYTES = GiB;
-/** The bandwidth array; larger than any LLC this will meet. */
-const BANDWIDTH_BYTES = GiB;
 const HEAD_DIM = 128;
 const N_HEADS = 32;
 
@@ -146,7 +178,12 @@ const DEFAULT_NOTES = [
   'prefill: compute-bound, inputs not rotated; GB/s and %BW of prefill rows are K+V bytes / time and mean little',
   'FLOPs: 4 * headDim per unmasked (query, key) pair; causal prefill counts S(S+1)/2 pairs per head, not S^2',
   '% of read bandwidth and FMA peak use the limits measured with the same thread count in this run ' +
-    '(best of a measurement at the start and one at the end)',
+    '(bench/limits.ts; best of a measurement at the start and one at the end)',
+  'roof: the roofline peer (native/attention/roofline_decode.h), the simplest loop with the same K/V traffic, timed on the ' +
+    'same KV copies, interleaved with ours (A B A B, best median of each); ours/roof = roof ms / ours ms',
+  '%1T BW: GB/s / the one-thread read bandwidth (what one core can stream)',
+  'model GB/s: min(read bandwidth, FMA peak * KV bytes / FLOPs) with the row\'s thread count (the classic roofline bound: ' +
+    'GQA rows do group-times the arithmetic per byte); %model: ours of it',
 ];
 
 // ---- small helpers -----------------------------------------------------------
@@ -338,10 +375,10 @@ function kvCopyBytes(c: DecodeConfig): number {
   return 2 * c.nKvHeads * c.nKv * HEAD_DIM * (c.dtype === 'f32' ? 4 : 2);
 }
 
-/** Copies needed so one rotation reads >= ROTATION_BYTES, within the arena. */
-function copiesFor(c: DecodeConfig, arenaBytes: number): number {
+/** Copies needed so one rotation reads >= rotationBytes (default ROTATION_BYTES), within the arena. */
+function copiesFor(c: DecodeConfig, arenaBytes: number, rotationBytes = ROTATION_BYTES): number {
   const per = kvCopyBytes(c);
-  const want = Math.max(1, Math.ceil(ROTATION_BYTES / per));
+  const want = Math.max(1, Math.ceil(rotationBytes / per));
   return Math.max(1, Math.min(want, Math.floor(arenaBytes / per)));
 }
 
@@ -392,10 +429,22 @@ interface Plan {
   prefillS: number;
   budget: { fast: Budget; slow: Budget };
   bandwidthReps: number;
+  ort: boolean;
+  prefill: boolean;
+  rotationBytes: number;
+  limitsBytes: number;
 }
 
-function makePlan(quick: boolean, threads: number[]): Plan {
+function makePlan(quick: boolean, threads: number[], ort: boolean, smoke: boolean): Plan {
   const decode: DecodeConfig[] = [];
+  if (smoke) {
+    decode.push({ nKvHeads: N_HEADS, nKv: 300, dtype: 'f32' }, { nKvHeads: 8, nKv: 300, dtype: 'f16' });
+    return {
+      quick, threads, decode, prefillS: 64,
+      budget: { fast: { time: 10, iterations: 2 }, slow: { time: 10, iterations: 2 } },
+      bandwidthReps: 1, ort: false, prefill: false, rotationBytes: 1, limitsBytes: 16 * 2 ** 20,
+    };
+  }
   if (quick) {
     for (const dtype of ['f32', 'f16'] as const) {
       for (const nKv of [4096, 16384]) decode.push({ nKvHeads: N_HEADS, nKv, dtype });
@@ -417,6 +466,10 @@ function makePlan(quick: boolean, threads: number[]): Plan {
       ? { fast: { time: 150, iterations: 3 }, slow: { time: 150, iterations: 2 } }
       : { fast: { time: 1000, iterations: 7 }, slow: { time: 1000, iterations: 5 } },
     bandwidthReps: quick ? 3 : 5,
+    ort,
+    prefill: true,
+    rotationBytes: ROTATION_BYTES,
+    limitsBytes: LIMITS_BANDWIDTH_BYTES,
   };
 }
 
@@ -433,44 +486,43 @@ function checkThreads(value: unknown): number[] | undefined {
   return [...new Set(value as number[])];
 }
 
-/**
- * Measures (or re-measures, into `into`) the limits for every thread count.
- * Taken at the start and at the end of the run; the best of both is used, so
- * a burst of load from other processes during one of them does not make the
- * kernels look faster than the machine.
- */
-function measureLimits(threads: number[], reps: number, progress: Progress, into: MachineLimits[]): void {
-  const n = native();
-  for (const t of threads) {
-    setThreads(t);
-    progress.tick(`limits, ${t} thread(s)`);
-    const bw = n.measureReadBandwidth(BANDWIDTH_BYTES, t, reps);
-    const fma = n.measureFmaPeak(t);
-    let lim = into.find((l) => l.threads === t);
-    if (!lim) {
-      lim = { threads: t, readBandwidth: 0, bandwidthBytes: BANDWIDTH_BYTES, fmaPeak: 0, readBandwidthRuns: [], fmaPeakRuns: [] };
-      into.push(lim);
-    }
-    lim.readBandwidthRuns.push(bw);
-    lim.fmaPeakRuns.push(fma);
-    lim.readBandwidth = Math.max(...lim.readBandwidthRuns);
-    lim.fmaPeak = Math.max(...lim.fmaPeakRuns);
-  }
+/** Thread counts the limits are measured for: the rows' and always 1 and all logical CPUs. */
+function oneAndAll(limits: ThreadLimits[]): { oneThreadReadBandwidth?: number; allThreadReadBandwidth?: number } {
+  const one = limits.find((l) => l.threads === 1);
+  const all = limits.find((l) => l.threads === os.availableParallelism());
+  return {
+    ...(one ? { oneThreadReadBandwidth: one.read.bytesPerS } : {}),
+    ...(all ? { allThreadReadBandwidth: all.read.bytesPerS } : {}),
+  };
+}
+
+function limitThreads(threads: number[]): number[] {
+  return [...new Set([1, ...threads, os.availableParallelism()])].sort((x, y) => x - y);
 }
 
 /** Percentages are filled in at the end, once the limits are final. */
 function oursTiming(t: Timed, kvBytes: number) {
-  return { ...t, gbPerS: kvBytes / (t.medianMs / 1000) / 1e9, pctReadBw: NaN, pctFmaPeak: NaN };
+  return { ...t, gbPerS: kvBytes / (t.medianMs / 1000) / 1e9, pctReadBw: NaN, pctFmaPeak: NaN, pctOneThreadReadBw: NaN };
 }
 
-function fillPercentages(rows: AttentionBenchRow[], limits: MachineLimits[]): void {
+function fillPercentages(rows: AttentionBenchRow[], limits: ThreadLimits[]): void {
+  const one = limits.find((l) => l.threads === 1);
   for (const row of rows) {
-    if ('error' in row.ours) continue;
     const lim = limits.find((l) => l.threads === row.threads);
     if (!lim) continue;
-    const s = row.ours.medianMs / 1000;
-    row.ours.pctReadBw = (100 * row.kvBytes) / s / lim.readBandwidth;
-    row.ours.pctFmaPeak = (100 * row.flops) / s / lim.fmaPeak;
+    if (!('error' in row.ours)) {
+      const s = row.ours.medianMs / 1000;
+      row.ours.pctReadBw = (100 * row.kvBytes) / s / lim.read.bytesPerS;
+      row.ours.pctFmaPeak = (100 * row.flops) / s / lim.fmaPeak;
+      if (one) row.ours.pctOneThreadReadBw = (100 * row.kvBytes) / s / one.read.bytesPerS;
+    }
+    row.modelRoofGBs = Math.min(lim.read.bytesPerS, (lim.fmaPeak * row.kvBytes) / row.flops) / 1e9;
+    if (!('error' in row.ours)) row.pctModelRoof = (100 * row.ours.gbPerS) / row.modelRoofGBs;
+    if (row.roof && !('error' in row.roof)) {
+      const s = row.roof.medianMs / 1000;
+      row.roof.pctReadBw = (100 * row.kvBytes) / s / lim.read.bytesPerS;
+      if (one) row.roof.pctOneThreadReadBw = (100 * row.kvBytes) / s / one.read.bytesPerS;
+    }
   }
 }
 
@@ -539,7 +591,7 @@ async function benchDecodeConfig(
   const nH = N_HEADS;
   const D = HEAD_DIM;
   const scale = 1 / Math.sqrt(D);
-  const copies = copiesFor(c, arena.size);
+  const copies = copiesFor(c, arena.size, plan.rotationBytes);
   const kv = makeKvCopies(c, arena, copies);
   const q = roundToF16(randomBlock(nH * D, 0x1234567 + c.nKv));
   const qT: Tensor<'f32'> = { dtype: 'f32', shape: [nH, 1, D], data: q };
@@ -643,21 +695,74 @@ async function benchDecodeConfig(
       causal: false, threads: t, kvCopies: copies, rotationBytes: copies * kvBytes, kvBytes, flops,
       ours: { error: 'not run' }, ort: [],
     };
-    progress.tick(`${label} t=${t} tokenpress`);
-    try {
-      let i = 0;
-      attention(qT, kv[kv.length - 1]!.k, kv[kv.length - 1]!.v, { scale, out }); // warmup
-      const timed = await timeIt('tokenpress', () => {
-        const x = kv[i++ % kv.length]!;
-        attention(qT, x.k, x.v, { scale, out });
-      }, plan.budget.fast);
-      row.ours = oursTiming(timed, kvBytes);
-    } catch (e) {
-      row.ours = { error: errMsg(e) };
-    }
+    progress.tick(`${label} t=${t} tokenpress + roof`);
+    await timeOursAndRoof(row, plan, kv, qT, scale, out, t, oursOut);
     row.ort.push(...await benchOrtCases(ortCases, t, `${label} t=${t}`, diffs, oursOut, plan.budget.slow, progress, (i) => i + 1));
     finishRatios(row);
     rows.push(row);
+  }
+}
+
+/** Ours and the roofline peer on the same KV copies, interleaved A B A B (half the budget each); best median of each. */
+async function timeOursAndRoof(
+  row: AttentionBenchRow, plan: Plan, kv: KvCopy[], qT: Tensor<'f32'>, scale: number, out: Float32Array, threads: number,
+  oursOut: Float32Array | undefined,
+): Promise<void> {
+  const n = native();
+  const q = qT.data;
+  const roofOut = new Float32Array(q.length);
+  const roof = (x: KvCopy) => n.rooflineDecode({
+    q, k: x.k.data as Float32Array | Uint16Array, v: x.v.data as Float32Array | Uint16Array, out: roofOut,
+    kvDtype: row.kvDtype === 'f32' ? 0 : 1, nHeads: row.nHeads, nKvHeads: row.nKvHeads, nKv: row.nKv, headDim: row.headDim,
+    scale, isa: -1, threads,
+  });
+  const ours = (x: KvCopy) => attention(qT, x.k, x.v, { scale, out });
+  const half: Budget = { time: plan.budget.fast.time / 2, iterations: Math.max(2, Math.ceil(plan.budget.fast.iterations / 2)) };
+  const best = (a: Timed | undefined, b: Timed): Timed =>
+    a === undefined ? b : { ...(b.medianMs < a.medianMs ? b : a), samples: a.samples + b.samples };
+  let oursT: Timed | undefined;
+  let roofT: Timed | undefined;
+  let oursErr: string | undefined;
+  let roofErr: string | undefined;
+  let maxDiff = NaN;
+  try {
+    roof(kv[0]!);
+    maxDiff = oursOut ? maxAbsDiff(roofOut, oursOut) : NaN;
+  } catch (e) {
+    roofErr = errMsg(e);
+  }
+  for (let round = 0; round < 2; round++) {
+    if (oursErr === undefined) {
+      try {
+        let i = 0;
+        ours(kv[kv.length - 1]!); // warmup
+        oursT = best(oursT, await timeIt('tokenpress', () => ours(kv[i++ % kv.length]!), half));
+      } catch (e) {
+        oursErr = errMsg(e);
+      }
+    }
+    if (roofErr === undefined) {
+      try {
+        let i = 0;
+        roof(kv[kv.length - 1]!); // warmup
+        roofT = best(roofT, await timeIt('roof', () => roof(kv[i++ % kv.length]!), half));
+      } catch (e) {
+        roofErr = errMsg(e);
+      }
+    }
+  }
+  row.ours = oursErr !== undefined || !oursT ? { error: oursErr ?? 'not run' } : oursTiming(oursT, row.kvBytes);
+  if (roofErr !== undefined || !roofT) {
+    row.roof = { error: roofErr ?? 'not run' };
+  } else {
+    row.roof = {
+      ...roofT,
+      gbPerS: row.kvBytes / (roofT.medianMs / 1000) / 1e9,
+      oursOverRoof: oursT ? roofT.medianMs / oursT.medianMs : NaN,
+      pctReadBw: NaN,
+      pctOneThreadReadBw: NaN,
+      maxAbsDiff: maxDiff,
+    };
   }
 }
 
@@ -766,8 +871,10 @@ async function benchPrefill(
  * bench-results/attention-<date>.json) and returns it.
  */
 export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promise<AttentionBenchReport> {
-  const o = checkOptions('opts', opts, ['quick', 'json', 'threads', 'outFile', 'progress']) as AttentionBenchOptions;
+  const o = checkOptions('opts', opts, ['quick', 'json', 'threads', 'outFile', 'progress', 'ort', 'smoke']) as AttentionBenchOptions;
   const quick = checkBoolean('opts.quick', o.quick, false);
+  const useOrt = checkBoolean('opts.ort', o.ort, true);
+  const smoke = checkBoolean('opts.smoke', o.smoke, false);
   const showProgress = checkBoolean('opts.progress', o.progress, true);
   checkBoolean('opts.json', o.json, false);
   if (o.outFile !== undefined && typeof o.outFile !== 'string') {
@@ -778,25 +885,29 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
   const originalThreads = startInfo.threads;
   const threads = checkThreads(o.threads)
     ?? (quick ? [originalThreads] : [...new Set([1, os.availableParallelism()])]);
-  const plan = makePlan(quick, threads);
+  const plan = makePlan(quick, threads, useOrt, smoke);
 
-  const ortLoad = await loadOrt();
+  const ortLoad: OrtLoad = plan.ort ? await loadOrt() : { reason: 'not requested (opts.ort false or smoke)' };
   const ort = ortLoad.ort;
   const decodeRuns = plan.decode.length * threads.length;
   const perRun = 1 + (ort ? 3 : 0);
-  const total = 2 * threads.length + decodeRuns * perRun + threads.length * perRun;
+  const total = 2 + decodeRuns * perRun + (plan.prefill ? threads.length * perRun : 0);
   const progress = makeProgress(showProgress, total);
 
-  const maxCopyBytes = Math.max(...plan.decode.map((c) => copiesFor(c, Infinity) * kvCopyBytes(c)));
+  const maxCopyBytes = Math.max(...plan.decode.map((c) => copiesFor(c, Infinity, plan.rotationBytes) * kvCopyBytes(c)));
   const arena = new Arena(Math.min(maxCopyBytes, 2 * GiB + 64 * 2 ** 20));
   const rows: AttentionBenchRow[] = [];
-  const limits: MachineLimits[] = [];
+  const limThreads = limitThreads(threads);
+  const limOpts = { reps: plan.bandwidthReps, bandwidthBytes: plan.limitsBytes };
+  let limits: ThreadLimits[] = [];
   try {
-    measureLimits(threads, plan.bandwidthReps, progress, limits);
+    progress.tick('machine limits');
+    limits = measureLimits(limThreads, limOpts);
     for (const c of plan.decode) await benchDecodeConfig(c, plan, arena, ort, progress, rows);
     arena.release();
-    await benchPrefill(plan, ort, progress, rows);
-    measureLimits(threads, plan.bandwidthReps, progress, limits);
+    if (plan.prefill) await benchPrefill(plan, ort, progress, rows);
+    progress.tick('machine limits again');
+    limits = refreshLimits(limThreads, limOpts);
     fillPercentages(rows, limits);
   } finally {
     progress.stop();
@@ -818,7 +929,8 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
     date: date.toISOString(),
     quick,
     machine: {
-      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cpu: cpuModel(),
+      ...oneAndAll(limits),
       logicalCpus: os.cpus().length,
       totalMemBytes: os.totalmem(),
       platform: `${os.platform()} ${os.release()} ${os.arch()}`,
@@ -833,7 +945,7 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
       ...(ortLoad.reason !== undefined ? { reason: ortLoad.reason } : {}),
       notes: ortNotes,
     },
-    limits,
+    limits: limitsReport(limits, plan.limitsBytes),
     notes: [
       ...DEFAULT_NOTES,
       `prefill: S = ${plan.prefillS}, ${N_HEADS} heads, headDim ${HEAD_DIM}${quick ? ' (quick mode; the full run uses 2048)' : ''}`,
@@ -867,23 +979,26 @@ function ortCell(row: AttentionBenchRow, g: OrtGraph): string {
 export function printAttentionTable(report: AttentionBenchReport): void {
   const lines: string[] = [];
   const m = report.machine;
+  const gb = (x: number | undefined) => (x === undefined ? '-' : (x / 1e9).toFixed(1));
   lines.push(`tokenpress attention benchmark  ${report.date}  ${m.cpu}  isa=${m.backend.isa}  ` +
     `load avg ${m.loadAvgStart[0]?.toFixed(1)} -> ${m.loadAvgEnd[0]?.toFixed(1)} on ${m.logicalCpus} CPUs`);
-  for (const l of report.limits) {
-    const runs = (xs: number[], unit: number) => xs.map((x) => (x / unit).toFixed(1)).join(', ');
-    lines.push(`  limits, ${l.threads} thread(s): read ${(l.readBandwidth / 1e9).toFixed(1)} GB/s (${fmtGiB(l.bandwidthBytes)} array; ` +
-      `runs ${runs(l.readBandwidthRuns, 1e9)}), FMA peak ${(l.fmaPeak / 1e9).toFixed(1)} GFLOP/s (runs ${runs(l.fmaPeakRuns, 1e9)})`);
-  }
+  lines.push(`  read bandwidth: ${gb(m.oneThreadReadBandwidth)} GB/s one thread, ${gb(m.allThreadReadBandwidth)} GB/s all ${m.logicalCpus} threads ` +
+    `(${fmtGiB(report.limits.bandwidthBytes)} array, bench/limits.ts)`);
+  lines.push(...limitsLines(report.limits));
   lines.push(report.ort.available
     ? `  onnxruntime-node ${report.ort.version ?? ''}: plain = MatMul/Softmax graph, mha = MultiHeadAttention, gqa = GroupQueryAttention`
     : `  onnxruntime-node: ${report.ort.reason ?? 'unavailable'}`);
-  const header = ['workload', 'thr', 'ours ms', 'GB/s', '%BW', '%FMA', 'plain ms', 'mha ms', 'gqa ms', 'x best', 'x gqa'];
+  const header = ['workload', 'thr', 'ours ms', 'GB/s', 'roof GB/s', 'ours/roof', '%BW', 'roof %BW', '%1T BW', '%FMA', 'model GB/s', '%model',
+    'plain ms', 'mha ms', 'gqa ms', 'x best', 'x gqa'];
   const body: string[][] = report.rows.map((r) => {
     const ours = 'error' in r.ours ? undefined : r.ours;
+    const roof = r.roof && !('error' in r.roof) ? r.roof : undefined;
     return [
       r.label, String(r.threads),
       ours ? fmt(ours.medianMs, ours.medianMs < 10 ? 2 : 1) : 'error',
-      fmt(ours?.gbPerS), fmt(ours?.pctReadBw, 0), fmt(ours?.pctFmaPeak, 1),
+      fmt(ours?.gbPerS), r.roof ? (roof ? fmt(roof.gbPerS) : 'error') : '-', fmt(roof?.oursOverRoof, 2),
+      fmt(ours?.pctReadBw, 0), fmt(roof?.pctReadBw, 0), fmt(ours?.pctOneThreadReadBw, 0), fmt(ours?.pctFmaPeak, 1),
+      r.kind === 'decode' ? fmt(r.modelRoofGBs) : '-', r.kind === 'decode' ? fmt(r.pctModelRoof, 0) : '-',
       ortCell(r, 'plain'), ortCell(r, 'mha'), ortCell(r, 'gqa'),
       r.vsOrtBest !== undefined ? `${fmt(r.vsOrtBest, 2)} (${r.ortBestGraph})` : '-',
       fmt(r.vsOrtGqa, 2),
@@ -894,8 +1009,12 @@ export function printAttentionTable(report: AttentionBenchReport): void {
   lines.push('', line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line), '');
   for (const r of report.rows) {
     if ('error' in r.ours) lines.push(`  ${r.label} t=${r.threads}: tokenpress error: ${r.ours.error}`);
+    if (r.roof && 'error' in r.roof) lines.push(`  ${r.label} t=${r.threads}: roof error: ${r.roof.error}`);
     for (const x of r.ort) if (x.error) lines.push(`  ${r.label} t=${r.threads}: ort ${x.graph} error: ${x.error}`);
   }
+  lines.push('ours/roof: roofline-peer ms / tokenpress ms (1.0: tokenpress streams K/V as fast as the minimal loop).');
+  lines.push('%BW, roof %BW: of the read bandwidth with the row\'s thread count; %1T BW: ours of the one-thread read bandwidth.');
+  lines.push('model GB/s: min(read bandwidth, FMA peak x KV bytes / FLOPs), the classic roofline bound; %model: ours of it.');
   lines.push('x best / x gqa: ORT median / tokenpress median (> 1 means tokenpress is faster).');
   if (report.outFile) lines.push(`JSON: ${report.outFile}`);
   console.log(lines.join('\n'));

@@ -386,14 +386,55 @@ export interface NativeAddon {
   cudaFailAllocationsAfter(n: number): void;
   /** STREAM-like read bandwidth, bytes/s. */
   measureReadBandwidth(bytes: number, threads: number, reps: number): number;
-  /** FP32 FMA peak, FLOP/s, for the active ISA. */
+  /** FP32 FMA peak, FLOP/s, on the best ISA the CPU has (not the one kernels are restricted to). */
   measureFmaPeak(threads: number): number;
+  /** memcpy-like bandwidth, bytes copied / s (the traffic is twice that); `bytes` / 2 are copied. */
+  measureCopyBandwidth(bytes: number, threads: number, reps: number): number;
+  /** Read or copy bandwidth with how it was obtained (native/core/machine_limits.h). */
+  measureBandwidth(kind: 'read' | 'copy', bytes: number, threads: number, reps: number): NativeBandwidth;
+  /** bf16 dot-product (VDPBF16PS) peak, FLOP/s; 0 without AVX512-BF16. */
+  measureBf16Peak(threads: number): number;
+  /** The roofline decode loop (native/attention/roofline_decode.h); the bench's peer. */
+  rooflineDecode(params: NativeRooflineDecodeParams): void;
   /** Context-mixing compression (native/coding/cm_codec.h); one thread per call. */
   compressAdaptive(data: Uint8Array, opts?: NativeCmOptions): Uint8Array;
   compressAdaptiveAsync(data: Uint8Array, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
   /** n: the original length, in [0, min(2^31 - 1, 32768 * payload.length)] (0 only for an empty payload). */
   decompressAdaptive(payload: Uint8Array, n: number, opts?: NativeCmOptions): Uint8Array;
   decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
+}
+
+/** A bandwidth measurement: the best rep and how it was obtained. */
+export interface NativeBandwidth {
+  bytesPerS: number;
+  /** The loop of the best rep: avx512, avx512-prefetch, avx2, sse2, scalar, memcpy, avx512-nt, ... */
+  loop: string;
+  /** madvise(MADV_HUGEPAGE) accepted on the array. */
+  hugePages: boolean;
+  /** Reps whose threads all passed the start barrier together. */
+  concurrentReps: number;
+  /** Threads used (capped at the pool size). */
+  threads: number;
+}
+
+/**
+ * q, out: Float32Array [nHeads, headDim]; k, v: [nKvHeads, nKv, headDim],
+ * Float32Array (kvDtype 0) or f16 bits in a Uint16Array (kvDtype 1).
+ * isa: -1 the active ISA, 0 scalar, 1 avx2, 2 avx512. headDim <= 256.
+ */
+export interface NativeRooflineDecodeParams {
+  q: Float32Array;
+  k: Float32Array | Uint16Array;
+  v: Float32Array | Uint16Array;
+  out: Float32Array;
+  kvDtype: 0 | 1;
+  nHeads: number;
+  nKvHeads: number;
+  nKv: number;
+  headDim: number;
+  scale: number;
+  isa: -1 | 0 | 1 | 2;
+  threads: number;
 }
 
 /** Options of the adaptive (context-mixing) coder; the binding re-checks them. */

@@ -13,6 +13,7 @@ import { runKvBench, printKvTable } from '../../bench/kv.js';
 import { runCodingBench, printCodingTable } from '../../bench/coding.js';
 import { registerZip } from './zip.js';
 import { runModelBench, printModelTable } from '../../bench/model.js';
+import { runLimitsBench, printLimitsTable } from '../../bench/limits.js';
 
 function threadList(value: string): number[] {
   const list = value.split(',').map((s) => Number(s.trim()));
@@ -46,17 +47,39 @@ bench
   .option('--quick', 'a small subset (about a minute): the workload of `npm start`')
   .option('--threads <list>', 'thread counts to measure, e.g. 1,2 (default: 1 and all cores)', threadList)
   .option('--out <file>', 'where to write the JSON report (default bench-results/attention-<date>.json)')
+  .option('--no-ort', 'skip the onnxruntime-node graphs (ours, the roofline peer and the limits only)')
   .option('--no-progress', 'no progress bar')
   .option('--json', 'print the JSON report instead of the table')
-  .action(async (opts: { quick?: boolean; threads?: number[]; out?: string; progress: boolean; json?: boolean }) => {
+  .action(async (opts: { quick?: boolean; threads?: number[]; out?: string; ort: boolean; progress: boolean; json?: boolean }) => {
     const report = await runAttentionBench({
       quick: opts.quick === true,
       json: opts.json === true,
       progress: opts.progress,
+      ort: opts.ort,
       ...(opts.threads ? { threads: opts.threads } : {}),
       ...(opts.out ? { outFile: opts.out } : {}),
     });
     if (opts.json !== true) printAttentionTable(report);
+  });
+
+bench
+  .command('limits')
+  .description(
+    'The machine\'s own limits every benchmark divides by (bench/limits.ts): read and copy bandwidth over a 1 GiB array, ' +
+      'FP32 FMA peak and bf16 dot-product peak, with 1 thread and all cores; and the CPU model.',
+  )
+  .option('--threads <list>', 'thread counts to measure, e.g. 1,2 (default: 1 and all cores)', threadList)
+  .option('--reps <n>', 'repetitions per measurement, best kept (default 5)', (v: string) => positiveInt(v))
+  .option('--out <file>', 'where to write the JSON report (default bench-results/limits-<date>.json)')
+  .option('--json', 'print the JSON report instead of the table')
+  .action((o: { threads?: number[]; reps?: number; out?: string; json?: boolean }) => {
+    const report = runLimitsBench({
+      json: o.json === true,
+      ...(o.threads ? { threads: o.threads } : {}),
+      ...(o.reps ? { reps: o.reps } : {}),
+      ...(o.out ? { outFile: o.out } : {}),
+    });
+    if (o.json !== true) printLimitsTable(report);
   });
 
 function intList(value: string): number[] {
