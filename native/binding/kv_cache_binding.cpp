@@ -103,6 +103,69 @@ ParsedAppend ParseAppend(Napi::Object o, bool async) {
   return p;
 }
 
+// appendRows(layer, n, k, kDtype, kHeadStride, kRowStride, v, vDtype,
+// vHeadStride, vRowStride, positions?): the sync append of the hot decode
+// path, positional. Every argument is already a value, so no getter or
+// Proxy trap can run while it is read (the params-object form has to
+// snapshot the object first, which cost several microseconds per call).
+// Reads the caller's arrays in place; the same checks as ParseAppend.
+TypedArrayView ArgTypedArray(Napi::Value v, const char* name, napi_typedarray_type type, bool required) {
+  TypedArrayView view;
+  if (v.IsUndefined() && !required) return view;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw Napi::TypeError::New(v.Env(), std::string(name) + ": expected " + typed_array_name(type) + ", received " + describe(v));
+  }
+  const RawTypedArray r = ReadTypedArray(v.Env(), v, name);
+  view.present = true;
+  view.name = name;
+  view.element_bytes = element_size(type);
+  view.length = static_cast<int64_t>(r.length);
+  view.data = r.data;
+  view.buffer = r.buffer;
+  view.buffer_bytes = r.buffer_bytes;
+  if (view.data == nullptr || view.length == 0) {
+    alignas(64) static char empty[64];  // empty or detached: present, nothing to read
+    view.data = empty;
+    view.length = 0;
+  }
+  view.value = v;
+  return view;
+}
+
+DType ArgDtype(Napi::Value v, const char* name) {
+  const int64_t code = ToInt(v, name);
+  if (code < 0 || code > 2) {
+    throw Napi::RangeError::New(v.Env(), std::string(name) + ": expected 0 (f32), 1 (f16) or 2 (bf16), received " + std::to_string(code));
+  }
+  return static_cast<DType>(code);
+}
+
+ParsedAppend ParseAppendArgs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 10 || info.Length() > 11) {
+    throw Napi::TypeError::New(info.Env(), "appendRows: expected (layer, n, k, kDtype, kHeadStride, kRowStride, v, vDtype, vHeadStride, vRowStride, positions?), received " +
+                                               std::to_string(info.Length()) + " arguments");
+  }
+  ParsedAppend p;
+  p.layer = ToInt(info[0], "layer");
+  p.in.n = ToInt(info[1], "n");
+  p.in.k_dtype = ArgDtype(info[3], "kDtype");
+  p.in.k_head_stride = ToInt(info[4], "kStrides");
+  p.in.k_row_stride = ToInt(info[5], "kStrides");
+  p.in.v_dtype = ArgDtype(info[7], "vDtype");
+  p.in.v_head_stride = ToInt(info[8], "vStrides");
+  p.in.v_row_stride = ToInt(info[9], "vStrides");
+  const TypedArrayView k = ArgTypedArray(info[2], "k", FloatArrayType(p.in.k_dtype), true);
+  const TypedArrayView v = ArgTypedArray(info[6], "v", FloatArrayType(p.in.v_dtype), true);
+  const TypedArrayView pos = ArgTypedArray(info.Length() > 10 ? info[10] : info.Env().Undefined(), "positions", napi_int32_array, false);
+  p.in.k = k.data; p.in.k_len = k.length;
+  p.in.v = v.data; p.in.v_len = v.length;
+  if (pos.present) {
+    p.in.positions = static_cast<const int32_t*>(pos.data);
+    p.in.positions_len = pos.length;
+  }
+  return p;
+}
+
 Status RunAppend(KvCacheApi* c, const ParsedAppend& p) {
   AppendInput in = p.in;
   in.compress = p.has_compress ? &p.compress : nullptr;
@@ -256,6 +319,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     Napi::Function ctor = DefineClass(env, "KvCacheHandle", {});
     AddMethods(env, ctor,
                {{"append", Method<H, &H::Append>},
+                {"appendRows", Method<H, &H::AppendRows>},
                 {"appendAsync", Method<H, &H::AppendAsync>},
                 {"attend", Method<H, &H::Attend>},
                 {"attendAsync", Method<H, &H::AttendAsync>},
@@ -338,6 +402,14 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
  private:
   Napi::Value Append(const Napi::CallbackInfo& info) {
     ParsedAppend p = ParseAppend(Params(info, kAppendFields), false);
+    Guard g(this, info.Env());
+    const Status s = RunAppend(cache_.get(), p);
+    if (!s.is_ok()) ThrowStatus(info.Env(), s);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AppendRows(const Napi::CallbackInfo& info) {
+    ParsedAppend p = ParseAppendArgs(info);
     Guard g(this, info.Env());
     const Status s = RunAppend(cache_.get(), p);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
