@@ -76,7 +76,6 @@ inline size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 // the memory is not there (ENOMEM): the caller gives the pages back.
 inline bool populate(uint8_t* p, size_t n) {
   if (n == 0) return true;
-  if (n >= kHuge) madvise(p, n, MADV_HUGEPAGE);  // a hint; failure is harmless
   if (madvise(p, n, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) return false;  // EINVAL: kernel < 5.14
   // Touch every page from user space too: under shadow paging (this VM
   // family) the first user access to a 4 KiB page costs 5-10 us even after
@@ -85,6 +84,13 @@ inline bool populate(uint8_t* p, size_t n) {
   volatile uint8_t* b = p;
   for (size_t o = 0; o < n; o += ps) b[o] = 0;  // fresh pages are zero: writing 0 changes nothing
   return true;
+}
+
+// Huge pages for a whole mapping from kHuge on (a hint; failure is harmless).
+// Always the whole mapping: advising part of it would split it into two
+// kernel VMAs, and mremap refuses to move a range that spans two.
+inline void advise_huge(uint8_t* p, size_t len) {
+  if (len >= kHuge) madvise(p, len, MADV_HUGEPAGE);
 }
 
 // Mapping length for `bytes`: pages, or whole huge pages from kHuge on (so
@@ -113,6 +119,7 @@ inline uint8_t* map_populated(size_t bytes) {
   const size_t len = map_length(bytes);
   uint8_t* p = map_fresh(len);
   if (!p) return nullptr;
+  advise_huge(p, len);
   if (!populate(p, len)) {
     munmap(p, len);
     return nullptr;
@@ -173,6 +180,7 @@ class GrowBuffer {
           void* p = len > mapped_ ? remap_grow(data_, mapped_, len) : mremap(data_, mapped_, len, 0);
           if (p == MAP_FAILED) return oom(bytes);
           auto* b = static_cast<uint8_t*>(p);
+          if (len > mapped_) advise_huge(b, len);
           if (len > mapped_ && !populate(b + mapped_, len - mapped_)) {
             // Give the new pages back; shrinking in place cannot fail or move.
             void* q = mremap(b, len, mapped_, 0);
