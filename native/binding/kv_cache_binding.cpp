@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/cpu_features.h"
 #include "../cuda/cuda_kv_cache.h"
 #include "../cuda/cuda_probe.h"
 #include "../kv/kv_cache.h"
@@ -587,10 +588,29 @@ Napi::Value KvCacheHandle::CompressAsync(const Napi::CallbackInfo& info) {
   return Start<CompressWorker>(info, this, std::move(p));
 }
 
+// Test hook: kvAppendConvertForTest(src: Float32Array, dtype: 1 (f16) | 2
+// (bf16), path: 0 scalar | 1 avx2 | 2 avx512) -> Uint16Array, the element
+// conversion KvCache.append uses (kv_grow.h), on any bit pattern (append
+// itself refuses NaN and infinity, so this is how tests reach those lanes).
+// A path the CPU lacks is refused.
+Napi::Value AppendConvertForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3) throw Napi::TypeError::New(env, "kvAppendConvertForTest: expected (src, dtype, path)");
+  const int64_t dt = ToInt(info[1], "dtype"), path = ToInt(info[2], "path");
+  if (dt != 1 && dt != 2) throw Napi::RangeError::New(env, "dtype: expected 1 (f16) or 2 (bf16)");
+  const bool have[3] = {true, cpu_features().avx2 && cpu_features().f16c, cpu_features().avx512f && cpu_features().avx512bw && cpu_features().avx512vl};
+  if (path < 0 || path > 2 || !have[path]) throw Napi::RangeError::New(env, "path: expected a conversion path this CPU has (0 scalar, 1 avx2, 2 avx512)");
+  const TypedArrayView src = ArgTypedArray(info[0], "src", napi_float32_array, true);
+  Napi::Uint16Array out = Napi::Uint16Array::New(env, static_cast<size_t>(src.length));
+  kv::convert_elems(src.data, DType::F32, out.Data(), static_cast<DType>(dt), src.length, static_cast<kv::ConvertPath>(path));
+  return out;
+}
+
 }  // namespace
 
 void RegisterKvCache(Napi::Env env, Napi::Object exports) {
   exports.Set("KvCacheHandle", KvCacheHandle::Define(env));
+  exports.Set("kvAppendConvertForTest", Napi::Function::New(env, AppendConvertForTest, "kvAppendConvertForTest"));
 }
 
 }  // namespace tp::binding

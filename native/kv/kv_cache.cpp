@@ -69,7 +69,9 @@ DType KvCache::row_dtype() const {
 Status KvCache::reserve_rows(HeadStore& s, int64_t rows) {
   if (rows <= s.rows_alloc) return Status::ok();
   const int64_t limit = quantized() ? std::max(rows, cfg_.residual + cfg_.group) : cfg_.capacity;
-  const int64_t grown = std::min(std::max({rows, s.rows_alloc + s.rows_alloc / 2, int64_t(16)}), std::max(limit, rows));
+  // Doubling: few growth events (each populates its new pages up front, see
+  // kv_grow.h), so single-token appends rarely pay for one.
+  const int64_t grown = std::min(std::max({rows, 2 * s.rows_alloc, int64_t(64)}), std::max(limit, rows));
   const size_t bytes = static_cast<size_t>(grown * row_bytes());
   const size_t keep = static_cast<size_t>(s.rows_alloc * row_bytes());
   Status st = s.k.resize(bytes, keep);
@@ -81,7 +83,7 @@ Status KvCache::reserve_rows(HeadStore& s, int64_t rows) {
 
 Status KvCache::reserve_blocks(HeadStore& s, int64_t blocks) {
   if (blocks <= s.blocks_alloc) return Status::ok();
-  const int64_t grown = std::max({blocks, s.blocks_alloc + s.blocks_alloc / 2, int64_t(4)});
+  const int64_t grown = std::max({blocks, 2 * s.blocks_alloc, int64_t(4)});
   const Status st = s.blocks.resize(static_cast<size_t>(grown * qlayout_.block_bytes), static_cast<size_t>(s.n_blocks * qlayout_.block_bytes));
   if (!st.is_ok()) return st;
   s.blocks_alloc = grown;

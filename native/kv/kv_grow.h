@@ -277,13 +277,12 @@ struct PageAlloc {
   bool operator!=(const PageAlloc<U>&) const noexcept { return false; }
 };
 
-// Room for `need` elements, growing by half again at least (amortised O(1)
-// per element; the std::vector default of reserving exactly made every
-// append copy the whole vector).
+// Room for `need` elements, doubling at least (amortised O(1) per element;
+// reserving exactly, as before, made every append copy the whole vector).
 template <typename V>
 void reserve_geometric(V& vec, size_t need) {
   if (vec.capacity() >= need) return;
-  const size_t grown = vec.capacity() + vec.capacity() / 2;
+  const size_t grown = vec.capacity() < 64 ? 64 : 2 * vec.capacity();
   vec.reserve(need > grown ? need : grown);
 }
 
