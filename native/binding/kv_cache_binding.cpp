@@ -606,9 +606,31 @@ Napi::Value AppendConvertForTest(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Test hook: kvQuantizeForTest(k, v: Float32Array [group * headDim], headDim,
+// group, bits: 8 | 4, fast: boolean) -> Uint8Array, one KIVI block from the
+// CPU quantizer (fast) or the shared per-element one (kv_quant_block.h).
+Napi::Value QuantizeForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6 || !info[5].IsBoolean()) throw Napi::TypeError::New(env, "kvQuantizeForTest: expected (k, v, headDim, group, bits, fast)");
+  const int64_t d = ToInt(info[2], "headDim"), g = ToInt(info[3], "group"), bits = ToInt(info[4], "bits");
+  if (d < 1 || d > 4096 || g < 1 || g > 4096 || (bits != 8 && bits != 4)) throw Napi::RangeError::New(env, "headDim, group: 1 to 4096; bits: 8 or 4");
+  const bool fast = info[5].As<Napi::Boolean>().Value();
+  const TypedArrayView k = ArgTypedArray(info[0], "k", napi_float32_array, true);
+  const TypedArrayView v = ArgTypedArray(info[1], "v", napi_float32_array, true);
+  if (k.length != g * d || v.length != g * d) throw Napi::RangeError::New(env, "k, v: expected group * headDim elements each");
+  const kv::QuantLayout L = kv::make_quant_layout(d, g, bits);
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, static_cast<size_t>(L.block_bytes));
+  const auto* kf = static_cast<const float*>(k.data);
+  const auto* vf = static_cast<const float*>(v.data);
+  if (fast) kv::quantize_block_fast(L, kf, vf, out.Data());
+  else kv::quantize_block_reference(L, kf, vf, out.Data());
+  return out;
+}
+
 }  // namespace
 
 void RegisterKvCache(Napi::Env env, Napi::Object exports) {
+  exports.Set("kvQuantizeForTest", Napi::Function::New(env, QuantizeForTest, "kvQuantizeForTest"));
   exports.Set("KvCacheHandle", KvCacheHandle::Define(env));
   exports.Set("kvAppendConvertForTest", Napi::Function::New(env, AppendConvertForTest, "kvAppendConvertForTest"));
 }

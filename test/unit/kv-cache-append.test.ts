@@ -298,6 +298,39 @@ describe('KvCache.append: a failed call leaves the cache unchanged', () => {
 // ---- int8 / int4: quantize-on-append does not depend on chunking ----
 
 describe('int8 / int4 quantize on append', () => {
+  test('the CPU block quantizer is byte for byte the shared per-element one (ties, -0, huge, tiny, random bits)', () => {
+    const hook = (native() as unknown as {
+      kvQuantizeForTest(k: Float32Array, v: Float32Array, d: number, g: number, bits: number, fast: boolean): Uint8Array;
+    }).kvQuantizeForTest;
+    const rng = mulberry32(17);
+    let blocks = 0;
+    for (const bits of [8, 4]) {
+      for (const d of [1, 3, 17, 33, 64, 128, 129]) {
+        for (const g of [1, 2, 7, 32, 33]) {
+          for (let trial = 0; trial < 6; trial++) {
+            const fill = () => Float32Array.from({ length: g * d }, () => {
+              switch (trial) {
+                case 0: return Math.round((rng() * 2 - 1) * 1000) * 2 ** -Math.floor(rng() * 40);
+                case 1: return rng() < 0.5 ? -0 : 0;
+                case 2: return (Math.floor(rng() * 5) - 2) * 70000;
+                case 3: return Math.floor(rng() * 7) * 1e-6;
+                case 4: {
+                  u32[0] = Math.floor(rng() * 2 ** 32) >>> 0;
+                  return Number.isFinite(f32[0]!) ? f32[0]! : 1;
+                }
+                default: return (rng() * 2 - 1) * 2 ** (Math.floor(rng() * 10) - 5);
+              }
+            });
+            const k = fill(), v = fill();
+            expect(hook(k, v, d, g, bits, true)).toEqual(hook(k, v, d, g, bits, false));
+            blocks++;
+          }
+        }
+      }
+    }
+    expect(blocks).toBe(2 * 7 * 5 * 6);
+  });
+
   for (const dtype of ['int8', 'int4'] as const) {
     test(`${dtype}: one token at a time, in one call and in awkward chunks give the same bytes`, () => {
       const rng = mulberry32(21);
