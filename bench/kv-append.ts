@@ -40,6 +40,8 @@ export interface KvAppendBenchOptions {
 }
 
 export interface LatencyRow { startTokens: number; calls: number; medianUs: number; p99Us: number; p999Us: number; maxUs: number }
+/** The same statistics for a trivial native call (cache.memoryBytes): the machine's timing noise floor. */
+export type NoiseRow = Omit<LatencyRow, 'startTokens'>;
 export interface BulkRow {
   input: string; cache: KvCacheDtype; tokens: number; inputBytes: number; medianMs: number; gbPerS: number;
   memcpyWarmGBs: number; memcpyFreshGBs: number; pctOfMemcpyWarm: number; pctOfMemcpyFresh: number;
@@ -49,6 +51,7 @@ export interface KvAppendReport {
   machine: { cpus: number; model: string; threads: number; isa: string };
   config: Required<Omit<KvAppendBenchOptions, 'json' | 'outFile'>>;
   single: LatencyRow[];
+  noiseFloor: NoiseRow;
   bulk: BulkRow[];
   decode: { layers: number; tokens: number; attendMs: number; appendAttendMs: number; overheadPct: number; appendUsPerLayer: number };
   notes: string[];
@@ -115,6 +118,22 @@ export async function runKvAppendBench(opts: KvAppendBenchOptions = {}): Promise
     const s = Array.from(us).sort((a, b) => a - b);
     single.push({ startTokens: start, calls: cfg.singles, medianUs: quantile(s, 0.5), p99Us: quantile(s, 0.99), p999Us: quantile(s, 0.999), maxUs: s[s.length - 1]! });
     cache.clear();
+  }
+
+  // Noise floor: a trivial native call timed the same way (preemption,
+  // GC and timer noise of this machine show in its tail too).
+  let noiseFloor: NoiseRow;
+  {
+    const c = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d });
+    const us = new Float64Array(cfg.singles);
+    let sink = 0;
+    for (let i = 0; i < cfg.singles; i++) {
+      const t0 = nowNs();
+      sink += c.memoryBytes;
+      us[i] = Number(nowNs() - t0) / 1e3;
+    }
+    const s = Array.from(us).sort((a, b) => a - b);
+    noiseFloor = { calls: cfg.singles + (sink > 0 ? 0 : 0), medianUs: quantile(s, 0.5), p99Us: quantile(s, 0.99), p999Us: quantile(s, 0.999), maxUs: s[s.length - 1]! };
   }
 
   // Bulk appends vs memcpy of the same bytes.
@@ -202,6 +221,7 @@ export async function runKvAppendBench(opts: KvAppendBenchOptions = {}): Promise
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '?', threads: info.threads, isa: info.isa },
     config: cfg,
     single,
+    noiseFloor,
     bulk,
     decode: {
       layers: L, tokens: T, attendMs, appendAttendMs,
@@ -227,6 +247,8 @@ export function printKvAppendTable(r: KvAppendReport): void {
   for (const s of r.single) {
     console.log(`${String(s.startTokens).padStart(12)}  ${String(s.calls).padStart(6)}  ${f(s.medianUs, 2).padStart(7)}  ${f(s.p99Us, 1).padStart(6)}  ${f(s.p999Us, 1).padStart(6)}  ${f(s.maxUs, 0).padStart(8)}`);
   }
+  const nf = r.noiseFloor;
+  console.log(`noise floor   ${String(nf.calls).padStart(6)}  ${f(nf.medianUs, 2).padStart(7)}  ${f(nf.p99Us, 1).padStart(6)}  ${f(nf.p999Us, 1).padStart(6)}  ${f(nf.maxUs, 0).padStart(8)}  (cache.memoryBytes, a trivial native call)`);
   console.log('');
   console.log('bulk append   tokens  MiB in   ms (median)   GB/s in   memcpy warm GB/s  % of warm   memcpy fresh GB/s  % of fresh');
   for (const b of r.bulk) {
