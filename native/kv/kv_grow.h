@@ -42,7 +42,9 @@
 #define TP_KV_GROW_MMAP 0
 #endif
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// The SIMD paths are host-compiler only: nvcc's front end (cuda_kv_cache.h
+// includes this header through kv_cache.h) gets the scalar converter.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
 #include <immintrin.h>
 #define TP_KV_GROW_X86 1
 #else
@@ -288,6 +290,11 @@ void reserve_geometric(V& vec, size_t need) {
 
 // ---- Element conversion -------------------------------------------------
 
+// Internal linkage (an unnamed namespace): translation units compiled by
+// nvcc get the scalar code only, so these must not be one shared inline
+// definition across translation units.
+namespace {
+
 namespace convert_detail {
 
 inline uint32_t bits_of(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
@@ -457,5 +464,7 @@ inline void convert_elems(const void* src, DType st, void* dst, DType dt, int64_
   }
   (void)simd;
 }
+
+}  // namespace
 
 }  // namespace tp::kv
