@@ -30,6 +30,7 @@ import {
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { randomBlock, timeIt } from './common.js';
+import { printKvAppendTable, runKvAppendBench, type KvAppendReport } from './kv-append.js';
 import { cpuModel, limitsReport, measureLimits, refreshLimits, type MachineLimitsReport } from './limits.js';
 
 export interface KvBenchOptions {
@@ -89,6 +90,8 @@ export interface KvBenchReport {
   decode: { passMs: number; msPerLayer: number; kvBytes: number; gbPerS: number; pctReadBw: number; appendMsPerLayer: number };
   policies: PolicyRow[];
   quantized: QuantRow[];
+  /** Append costs (bench/kv-append.ts), also written to their own JSON. */
+  append?: KvAppendReport;
   notes: string[];
 }
 
@@ -269,6 +272,7 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
     decode,
     policies: rows,
     quantized,
+    append: await runKvAppendBench({ headDim: d, kvHeads, outFile: opts.outFile?.replace(/\.json$/, '-append.json') }),
     notes,
   };
   const file = resolve(opts.outFile ?? `bench-results/kv-${report.date.slice(0, 10)}.json`);
@@ -305,4 +309,5 @@ export function printKvTable(r: KvBenchReport): void {
   }
   console.log(`(f16 append ${f(r.decode.appendMsPerLayer)} ms/layer, decode ${f(r.decode.msPerLayer, 2)} ms/layer)`);
   for (const n of r.notes) console.log(`note: ${n}`);
+  if (r.append) printKvAppendTable(r.append);
 }

@@ -251,6 +251,11 @@ export interface NativeKvExportParams {
 
 export interface NativeKvCacheHandle {
   append(p: NativeKvAppendParams): void;
+  /** The sync append, positional (no params object to snapshot): the decode hot path. */
+  appendRows(
+    layer: number, n: number, k: Float32Array | Uint16Array, kDtype: number, kHeadStride: number, kRowStride: number,
+    v: Float32Array | Uint16Array, vDtype: number, vHeadStride: number, vRowStride: number, positions?: Int32Array,
+  ): void;
   appendAsync(p: NativeKvAppendParams): Promise<void>;
   attend(p: NativeKvAttendParams): void;
   attendAsync(p: NativeKvAttendParams): Promise<void>;

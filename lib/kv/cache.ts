@@ -270,11 +270,25 @@ export class KvCache {
   append(layer: number, k: TensorLike<FloatDType>, v: TensorLike<FloatDType>, opts?: { positions?: Int32Array }): void {
     this.#idle();
     const p = this.#appendParams(layer, k, v, opts);
-    this.#checkCapacity(p.layer, p.n);
     if (this.device !== 'cuda') {
-      this.#handle.append(this.#withAuto(p));
+      const withAuto = this.#withAuto(p);
+      if (withAuto === p) {
+        // The hot decode path: positional (nothing to snapshot), and the
+        // capacity is checked natively; on a refusal the TS check below names
+        // it as before (a failed append changed nothing).
+        try {
+          this.#handle.appendRows(p.layer, p.n, p.k, p.kDtype, p.kStrides[0], p.kStrides[1], p.v, p.vDtype, p.vStrides[0], p.vStrides[1], p.positions);
+        } catch (e) {
+          this.#checkCapacity(p.layer, p.n);
+          throw e;
+        }
+        return;
+      }
+      this.#checkCapacity(p.layer, p.n);
+      this.#handle.append(withAuto);
       return;
     }
+    this.#checkCapacity(p.layer, p.n);
     if (this.#auto && this.#handle.maxLength(p.layer) + p.n > this.capacity && this.#autoLayers(p.layer, p.n).length) {
       this.#handle.compress({ ...this.#auto.params, layers: Int32Array.of(p.layer) });
     }

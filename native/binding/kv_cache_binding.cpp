@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/cpu_features.h"
 #include "../cuda/cuda_kv_cache.h"
 #include "../cuda/cuda_probe.h"
 #include "../kv/kv_cache.h"
@@ -98,6 +99,69 @@ ParsedAppend ParseAppend(Napi::Object o, bool async) {
   p.in.v = Pick<const void>(p.stage.get(), v, false); p.in.v_len = v.length;
   if (pos.present) {
     p.in.positions = Pick<const int32_t>(p.stage.get(), pos, false);
+    p.in.positions_len = pos.length;
+  }
+  return p;
+}
+
+// appendRows(layer, n, k, kDtype, kHeadStride, kRowStride, v, vDtype,
+// vHeadStride, vRowStride, positions?): the sync append of the hot decode
+// path, positional. Every argument is already a value, so no getter or
+// Proxy trap can run while it is read (the params-object form has to
+// snapshot the object first, which cost several microseconds per call).
+// Reads the caller's arrays in place; the same checks as ParseAppend.
+TypedArrayView ArgTypedArray(Napi::Value v, const char* name, napi_typedarray_type type, bool required) {
+  TypedArrayView view;
+  if (v.IsUndefined() && !required) return view;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw Napi::TypeError::New(v.Env(), std::string(name) + ": expected " + typed_array_name(type) + ", received " + describe(v));
+  }
+  const RawTypedArray r = ReadTypedArray(v.Env(), v, name);
+  view.present = true;
+  view.name = name;
+  view.element_bytes = element_size(type);
+  view.length = static_cast<int64_t>(r.length);
+  view.data = r.data;
+  view.buffer = r.buffer;
+  view.buffer_bytes = r.buffer_bytes;
+  if (view.data == nullptr || view.length == 0) {
+    alignas(64) static char empty[64];  // empty or detached: present, nothing to read
+    view.data = empty;
+    view.length = 0;
+  }
+  view.value = v;
+  return view;
+}
+
+DType ArgDtype(Napi::Value v, const char* name) {
+  const int64_t code = ToInt(v, name);
+  if (code < 0 || code > 2) {
+    throw Napi::RangeError::New(v.Env(), std::string(name) + ": expected 0 (f32), 1 (f16) or 2 (bf16), received " + std::to_string(code));
+  }
+  return static_cast<DType>(code);
+}
+
+ParsedAppend ParseAppendArgs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 10 || info.Length() > 11) {
+    throw Napi::TypeError::New(info.Env(), "appendRows: expected (layer, n, k, kDtype, kHeadStride, kRowStride, v, vDtype, vHeadStride, vRowStride, positions?), received " +
+                                               std::to_string(info.Length()) + " arguments");
+  }
+  ParsedAppend p;
+  p.layer = ToInt(info[0], "layer");
+  p.in.n = ToInt(info[1], "n");
+  p.in.k_dtype = ArgDtype(info[3], "kDtype");
+  p.in.k_head_stride = ToInt(info[4], "kStrides");
+  p.in.k_row_stride = ToInt(info[5], "kStrides");
+  p.in.v_dtype = ArgDtype(info[7], "vDtype");
+  p.in.v_head_stride = ToInt(info[8], "vStrides");
+  p.in.v_row_stride = ToInt(info[9], "vStrides");
+  const TypedArrayView k = ArgTypedArray(info[2], "k", FloatArrayType(p.in.k_dtype), true);
+  const TypedArrayView v = ArgTypedArray(info[6], "v", FloatArrayType(p.in.v_dtype), true);
+  const TypedArrayView pos = ArgTypedArray(info.Length() > 10 ? info[10] : info.Env().Undefined(), "positions", napi_int32_array, false);
+  p.in.k = k.data; p.in.k_len = k.length;
+  p.in.v = v.data; p.in.v_len = v.length;
+  if (pos.present) {
+    p.in.positions = static_cast<const int32_t*>(pos.data);
     p.in.positions_len = pos.length;
   }
   return p;
@@ -256,6 +320,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     Napi::Function ctor = DefineClass(env, "KvCacheHandle", {});
     AddMethods(env, ctor,
                {{"append", Method<H, &H::Append>},
+                {"appendRows", Method<H, &H::AppendRows>},
                 {"appendAsync", Method<H, &H::AppendAsync>},
                 {"attend", Method<H, &H::Attend>},
                 {"attendAsync", Method<H, &H::AttendAsync>},
@@ -338,6 +403,14 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
  private:
   Napi::Value Append(const Napi::CallbackInfo& info) {
     ParsedAppend p = ParseAppend(Params(info, kAppendFields), false);
+    Guard g(this, info.Env());
+    const Status s = RunAppend(cache_.get(), p);
+    if (!s.is_ok()) ThrowStatus(info.Env(), s);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AppendRows(const Napi::CallbackInfo& info) {
+    ParsedAppend p = ParseAppendArgs(info);
     Guard g(this, info.Env());
     const Status s = RunAppend(cache_.get(), p);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
@@ -515,10 +588,51 @@ Napi::Value KvCacheHandle::CompressAsync(const Napi::CallbackInfo& info) {
   return Start<CompressWorker>(info, this, std::move(p));
 }
 
+// Test hook: kvAppendConvertForTest(src: Float32Array, dtype: 1 (f16) | 2
+// (bf16), path: 0 scalar | 1 avx2 | 2 avx512) -> Uint16Array, the element
+// conversion KvCache.append uses (kv_grow.h), on any bit pattern (append
+// itself refuses NaN and infinity, so this is how tests reach those lanes).
+// A path the CPU lacks is refused.
+Napi::Value AppendConvertForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3) throw Napi::TypeError::New(env, "kvAppendConvertForTest: expected (src, dtype, path)");
+  const int64_t dt = ToInt(info[1], "dtype"), path = ToInt(info[2], "path");
+  if (dt != 1 && dt != 2) throw Napi::RangeError::New(env, "dtype: expected 1 (f16) or 2 (bf16)");
+  const bool have[3] = {true, cpu_features().avx2 && cpu_features().f16c, cpu_features().avx512f && cpu_features().avx512bw && cpu_features().avx512vl};
+  if (path < 0 || path > 2 || !have[path]) throw Napi::RangeError::New(env, "path: expected a conversion path this CPU has (0 scalar, 1 avx2, 2 avx512)");
+  const TypedArrayView src = ArgTypedArray(info[0], "src", napi_float32_array, true);
+  Napi::Uint16Array out = Napi::Uint16Array::New(env, static_cast<size_t>(src.length));
+  kv::convert_elems(src.data, DType::F32, out.Data(), static_cast<DType>(dt), src.length, static_cast<kv::ConvertPath>(path));
+  return out;
+}
+
+// Test hook: kvQuantizeForTest(k, v: Float32Array [group * headDim], headDim,
+// group, bits: 8 | 4, fast: boolean) -> Uint8Array, one KIVI block from the
+// CPU quantizer (fast) or the shared per-element one (kv_quant_block.h).
+Napi::Value QuantizeForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6 || !info[5].IsBoolean()) throw Napi::TypeError::New(env, "kvQuantizeForTest: expected (k, v, headDim, group, bits, fast)");
+  const int64_t d = ToInt(info[2], "headDim"), g = ToInt(info[3], "group"), bits = ToInt(info[4], "bits");
+  if (d < 1 || d > 4096 || g < 1 || g > 4096 || (bits != 8 && bits != 4)) throw Napi::RangeError::New(env, "headDim, group: 1 to 4096; bits: 8 or 4");
+  const bool fast = info[5].As<Napi::Boolean>().Value();
+  const TypedArrayView k = ArgTypedArray(info[0], "k", napi_float32_array, true);
+  const TypedArrayView v = ArgTypedArray(info[1], "v", napi_float32_array, true);
+  if (k.length != g * d || v.length != g * d) throw Napi::RangeError::New(env, "k, v: expected group * headDim elements each");
+  const kv::QuantLayout L = kv::make_quant_layout(d, g, bits);
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, static_cast<size_t>(L.block_bytes));
+  const auto* kf = static_cast<const float*>(k.data);
+  const auto* vf = static_cast<const float*>(v.data);
+  if (fast) kv::quantize_block_fast(L, kf, vf, out.Data());
+  else kv::quantize_block_reference(L, kf, vf, out.Data());
+  return out;
+}
+
 }  // namespace
 
 void RegisterKvCache(Napi::Env env, Napi::Object exports) {
+  exports.Set("kvQuantizeForTest", Napi::Function::New(env, QuantizeForTest, "kvQuantizeForTest"));
   exports.Set("KvCacheHandle", KvCacheHandle::Define(env));
+  exports.Set("kvAppendConvertForTest", Napi::Function::New(env, AppendConvertForTest, "kvAppendConvertForTest"));
 }
 
 }  // namespace tp::binding

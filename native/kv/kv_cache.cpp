@@ -18,24 +18,16 @@
 namespace tp::kv {
 namespace {
 
-void store(void* dst, DType t, int64_t i, float x) {
-  switch (t) {
-    case DType::F32: static_cast<float*>(dst)[i] = x; break;
-    case DType::F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(x); break;
-    case DType::BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(x); break;
-  }
-}
-
 // Copies one row of d elements between dtypes (bit for bit when they match).
-void convert_row(const void* src, DType st, int64_t src_off, void* dst, DType dt, int64_t dst_off, int64_t d) {
-  if (st == dt) {
-    const size_t es = dtype_size(st);
-    std::memcpy(static_cast<uint8_t*>(dst) + dst_off * es, static_cast<const uint8_t*>(src) + src_off * es, d * es);
-    return;
-  }
-  for (int64_t c = 0; c < d; ++c) store(dst, dt, dst_off + c, load(src, st, src_off + c));
+void convert_row(const void* src, DType st, int64_t src_off, void* dst, DType dt, int64_t dst_off, int64_t d,
+                 ConvertPath path = convert_path()) {
+  convert_elems(static_cast<const uint8_t*>(src) + src_off * dtype_size(st), st, static_cast<uint8_t*>(dst) + dst_off * dtype_size(dt), dt, d,
+                path);
 }
 
+// Appends this many input bytes or fewer run on the calling thread: waking
+// the pool costs more than copying them.
+constexpr int64_t kInlineAppendBytes = int64_t(256) << 10;
 
 }  // namespace
 
@@ -77,7 +69,9 @@ DType KvCache::row_dtype() const {
 Status KvCache::reserve_rows(HeadStore& s, int64_t rows) {
   if (rows <= s.rows_alloc) return Status::ok();
   const int64_t limit = quantized() ? std::max(rows, cfg_.residual + cfg_.group) : cfg_.capacity;
-  const int64_t grown = std::min(std::max({rows, s.rows_alloc + s.rows_alloc / 2, int64_t(16)}), std::max(limit, rows));
+  // Doubling: few growth events (each populates its new pages up front, see
+  // kv_grow.h), so single-token appends rarely pay for one.
+  const int64_t grown = std::min(std::max({rows, 2 * s.rows_alloc, int64_t(64)}), std::max(limit, rows));
   const size_t bytes = static_cast<size_t>(grown * row_bytes());
   const size_t keep = static_cast<size_t>(s.rows_alloc * row_bytes());
   Status st = s.k.resize(bytes, keep);
@@ -89,7 +83,7 @@ Status KvCache::reserve_rows(HeadStore& s, int64_t rows) {
 
 Status KvCache::reserve_blocks(HeadStore& s, int64_t blocks) {
   if (blocks <= s.blocks_alloc) return Status::ok();
-  const int64_t grown = std::max({blocks, s.blocks_alloc + s.blocks_alloc / 2, int64_t(4)});
+  const int64_t grown = std::max({blocks, 2 * s.blocks_alloc, int64_t(4)});
   const Status st = s.blocks.resize(static_cast<size_t>(grown * qlayout_.block_bytes), static_cast<size_t>(s.n_blocks * qlayout_.block_bytes));
   if (!st.is_ok()) return st;
   s.blocks_alloc = grown;
@@ -122,12 +116,9 @@ Status KvCache::quantize_full_groups(HeadStore& s, std::vector<float>& scratch) 
   int64_t moved = 0;
   scratch.resize(static_cast<size_t>(2 * g * d));
   while (tail - moved >= cfg_.residual + g) {
-    for (int64_t r = 0; r < g; ++r) {
-      for (int64_t c = 0; c < d; ++c) {
-        scratch[r * d + c] = f16_to_f32(reinterpret_cast<const uint16_t*>(s.k.data())[(moved + r) * d + c]);
-        scratch[(g + r) * d + c] = f16_to_f32(reinterpret_cast<const uint16_t*>(s.v.data())[(moved + r) * d + c]);
-      }
-    }
+    const ConvertPath path = convert_path();
+    convert_elems(s.k.data() + moved * d * 2, DType::F16, scratch.data(), DType::F32, g * d, path);
+    convert_elems(s.v.data() + moved * d * 2, DType::F16, scratch.data() + g * d, DType::F32, g * d, path);
     quantize_block(qlayout_, scratch.data(), scratch.data() + g * d, s.blocks.data() + s.n_blocks * qlayout_.block_bytes);
     s.n_blocks += 1;
     moved += g;
@@ -141,6 +132,15 @@ Status KvCache::quantize_full_groups(HeadStore& s, std::vector<float>& scratch) 
 }
 
 Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& in) {
+  Status st = check_append_args(cache, layer, in);
+  if (!st.is_ok()) return st;
+  const CacheConfig& cfg = cache.config();
+  st = check_finite("k", in.k, in.k_dtype, cfg.n_kv_heads, in.n, cfg.head_dim, in.k_head_stride, in.k_row_stride);
+  if (st.is_ok()) st = check_finite("v", in.v, in.v_dtype, cfg.n_kv_heads, in.n, cfg.head_dim, in.v_head_stride, in.v_row_stride);
+  return st;
+}
+
+Status check_append_args(const KvCacheApi& cache, int64_t layer, const AppendInput& in) {
   const CacheConfig& cfg = cache.config();
   const int64_t H = cfg.n_kv_heads, d = cfg.head_dim;
   if (layer < 0 || layer >= cfg.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg.n_layers - 1) + ", received " + num(layer));
@@ -159,13 +159,13 @@ Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& i
                              num(len) + " tokens) exceeds the capacity of " + num(cfg.capacity) + " tokens");
     }
   }
-  st = check_finite("k", in.k, in.k_dtype, H, in.n, d, in.k_head_stride, in.k_row_stride);
-  if (st.is_ok()) st = check_finite("v", in.v, in.v_dtype, H, in.n, d, in.v_head_stride, in.v_row_stride);
-  return st;
+  return Status::ok();
 }
 
 Status KvCache::append(int64_t layer, const AppendInput& in) {
-  const Status st = check_append(*this, layer, in);
+  // Float caches check finite values while they copy (append_float_rows);
+  // int caches quantize as they go, so they check everything first.
+  const Status st = quantized() ? check_append(*this, layer, in) : check_append_args(*this, layer, in);
   if (!st.is_ok()) return st;
   // Positions count on as int32: refuse to wrap past 2^31 - 1.
   constexpr int64_t kMaxPos = std::numeric_limits<int32_t>::max();
@@ -257,51 +257,144 @@ Status KvCache::append_and_compress(int64_t layer, const AppendInput& in) {
   return Status::ok();
 }
 
-// Stores the rows (arguments checked). Everything is reserved first, so a
-// failure leaves every head as it was.
-Status KvCache::append_rows(int64_t layer, const AppendInput& in) {
-  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
-  Status st = Status::ok();
-  if (in.n == 0) return Status::ok();
+// Reserves room for n more tokens in every head of the layer: rows (or the
+// f16 tail and blocks of an int cache) and the position / mass / count
+// vectors, all growing geometrically. A failure changes no token.
+Status KvCache::reserve_append(int64_t layer, int64_t n) {
+  const int64_t H = cfg_.n_kv_heads;
   try {
     for (int64_t h = 0; h < H; ++h) {
       HeadStore& s = head(layer, h);
       // Int caches take the rows in chunks of one group, quantizing as they go.
-      const int64_t rows = quantized() ? std::min(tail_len(s) + in.n, cfg_.residual + 2 * cfg_.group) : s.len + in.n;
-      st = reserve_rows(s, rows);
+      const int64_t rows = quantized() ? std::min(tail_len(s) + n, cfg_.residual + 2 * cfg_.group) : s.len + n;
+      Status st = reserve_rows(s, rows);
       if (!st.is_ok()) return st;
       if (quantized()) {
-        const int64_t extra = std::max<int64_t>(0, (tail_len(s) + in.n - cfg_.residual) / cfg_.group);
+        const int64_t extra = std::max<int64_t>(0, (tail_len(s) + n - cfg_.residual) / cfg_.group);
         st = reserve_blocks(s, s.n_blocks + extra);
         if (!st.is_ok()) return st;
       }
-      s.pos.reserve(static_cast<size_t>(s.len + in.n));
-      s.mass.reserve(static_cast<size_t>(s.len + in.n));
-      s.count.reserve(static_cast<size_t>(s.len + in.n));
+      const size_t need = static_cast<size_t>(s.len + n);
+      reserve_geometric(s.pos, need);
+      reserve_geometric(s.mass, need);
+      reserve_geometric(s.count, need);
     }
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.append: out of memory");
   }
+  return Status::ok();
+}
+
+// Positions (given, or counting on from `first`), zero mass and unit counts
+// for the in.n new tokens of a head. Capacity is reserved: cannot fail.
+void KvCache::append_meta(HeadStore& s, const AppendInput& in, int64_t first) {
+  const size_t at = s.pos.size(), n = static_cast<size_t>(in.n);
+  s.pos.resize(at + n);
+  if (in.positions) {
+    std::memcpy(s.pos.data() + at, in.positions, n * sizeof(int32_t));
+  } else {
+    for (size_t r = 0; r < n; ++r) s.pos[at + r] = static_cast<int32_t>(first + static_cast<int64_t>(r));
+  }
+  s.mass.resize(at + n, 0.0f);
+  s.count.resize(at + n, 1.0f);
+}
+
+// Float caches: per head, each chunk of rows is scanned for non-finite values
+// and converted (or copied) into the reserved rows past the head's length,
+// so the input is read once. Lengths move only after every head succeeded:
+// a refused value leaves the cache as it was.
+Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, n = in.n;
+  Status st = reserve_append(layer, n);
+  if (!st.is_ok()) return st;
+  const DType rt = row_dtype();
+  const size_t rb = static_cast<size_t>(row_bytes());
+  const ConvertPath path = convert_path();
+  constexpr int64_t kChunk = 4096;  // elements scanned, then converted while in L1
+  // One operand (k or v) of one head; false: a non-finite value.
+  auto copy = [&](const void* base, DType t, int64_t hs, int64_t rs, int64_t h, uint8_t* dst) {
+    const size_t es = dtype_size(t);
+    const auto* src = static_cast<const uint8_t*>(base) + static_cast<size_t>(h * hs) * es;
+    const bool packed = n == 1 || rs == d;  // the head's rows are one [n * d] run
+    const int64_t runs = packed ? 1 : n, run = packed ? n * d : d;
+    for (int64_t r = 0; r < runs; ++r) {
+      const uint8_t* s = src + static_cast<size_t>(r * rs) * es;
+      uint8_t* o = dst + static_cast<size_t>(r) * rb;
+      for (int64_t c = 0; c < run; c += kChunk) {
+        const int64_t m = std::min(kChunk, run - c);
+        if (finite_detail::row_has_nonfinite(s + c * es, t, m)) return false;
+        convert_elems(s + c * es, t, o + c * dtype_size(rt), rt, m, path);
+      }
+    }
+    return true;
+  };
+  auto write_head = [&](int64_t h) {
+    HeadStore& s = head(layer, h);
+    return copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, s.k.data() + static_cast<size_t>(s.len) * rb) &&
+           copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb);
+  };
+  bool ok = true;
+  const int64_t bytes = H * n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
+  if (bytes <= kInlineAppendBytes || H == 1) {
+    for (int64_t h = 0; h < H && ok; ++h) ok = write_head(h);
+  } else {
+    std::vector<uint8_t> good(static_cast<size_t>(H), 1);
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { good[h] = write_head(h) ? 1 : 0; });
+    ok = std::all_of(good.begin(), good.end(), [](uint8_t g) { return g != 0; });
+  }
+  if (!ok) {
+    // Name the first bad element exactly as check_finite does (k first).
+    st = check_finite("k", in.k, in.k_dtype, H, n, d, in.k_head_stride, in.k_row_stride);
+    if (st.is_ok()) st = check_finite("v", in.v, in.v_dtype, H, n, d, in.v_head_stride, in.v_row_stride);
+    return st.is_ok() ? Status::invalid("k, v: expected finite values") : st;
+  }
+  const int64_t first = next_pos_[layer];
+  for (int64_t h = 0; h < H; ++h) {
+    HeadStore& s = head(layer, h);
+    append_meta(s, in, first);
+    s.len += n;
+  }
+  int64_t next = first + n;
+  if (in.positions) {
+    for (int64_t r = 0; r < n; ++r) next = std::max<int64_t>(next, int64_t(in.positions[r]) + 1);
+  }
+  next_pos_[layer] = std::max(next_pos_[layer], next);
+  return Status::ok();
+}
+
+// Stores the rows (arguments checked; int caches: finite values too).
+// Everything is reserved first, so a failure leaves every head as it was.
+Status KvCache::append_rows(int64_t layer, const AppendInput& in) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  if (in.n == 0) return Status::ok();
+  if (!quantized()) return append_float_rows(layer, in);
+  const Status st = reserve_append(layer, in.n);
+  if (!st.is_ok()) return st;
   const DType rt = row_dtype();
   const int64_t first = next_pos_[layer];
-  ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
+  const ConvertPath path = convert_path();
+  auto run_head = [&](int64_t h) {
     HeadStore& s = head(layer, h);
     std::vector<float> scratch;
-    const int64_t chunk = quantized() ? cfg_.group : std::max<int64_t>(in.n, 1);
+    const int64_t chunk = cfg_.group;
     for (int64_t r0 = 0; r0 < in.n; r0 += chunk) {
       const int64_t r1 = std::min(in.n, r0 + chunk);
-      const int64_t at = (quantized() ? tail_len(s) : s.len) - r0;
+      const int64_t at = tail_len(s) - r0;
       for (int64_t r = r0; r < r1; ++r) {
-        convert_row(in.k, in.k_dtype, h * in.k_head_stride + r * in.k_row_stride, s.k.data(), rt, (at + r) * d, d);
-        convert_row(in.v, in.v_dtype, h * in.v_head_stride + r * in.v_row_stride, s.v.data(), rt, (at + r) * d, d);
-        s.pos.push_back(in.positions ? in.positions[r] : static_cast<int32_t>(first + r));
-        s.mass.push_back(0.0f);
-        s.count.push_back(1.0f);
+        convert_row(in.k, in.k_dtype, h * in.k_head_stride + r * in.k_row_stride, s.k.data(), rt, (at + r) * d, d, path);
+        convert_row(in.v, in.v_dtype, h * in.v_head_stride + r * in.v_row_stride, s.v.data(), rt, (at + r) * d, d, path);
       }
       s.len += r1 - r0;
-      if (quantized()) quantize_full_groups(s, scratch);
+      quantize_full_groups(s, scratch);
     }
-  });
+    append_meta(s, in, first);
+  };
+  const int64_t bytes = H * in.n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
+  if (bytes <= kInlineAppendBytes || H == 1) {
+    for (int64_t h = 0; h < H; ++h) run_head(h);
+  } else {
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { run_head(h); });
+  }
   int64_t next = first + in.n;
   if (in.positions) {
     for (int64_t r = 0; r < in.n; ++r) next = std::max<int64_t>(next, int64_t(in.positions[r]) + 1);

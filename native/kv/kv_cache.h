@@ -21,6 +21,7 @@
 #include "../core/dtype.h"
 #include "../core/status.h"
 #include "kv_cache_api.h"
+#include "kv_grow.h"
 #include "kv_plan.h"
 #include "kv_quant.h"
 
@@ -36,14 +37,16 @@ struct CacheConfig {
   int64_t window = 32;     // queries remembered per layer for scoring
 };
 
+// Storage grows geometrically and large buffers grow by mremap with their
+// new pages populated up front (kv_grow.h), so an append costs O(new tokens).
 struct HeadStore {
-  ByteBuffer k, v;        // float rows, or the f16 tail of an int cache
+  GrowBuffer k, v;        // float rows, or the f16 tail of an int cache
   int64_t rows_alloc = 0;  // rows k and v have room for
-  ByteBuffer blocks;      // int caches: quantized blocks
+  GrowBuffer blocks;      // int caches: quantized blocks
   int64_t blocks_alloc = 0, n_blocks = 0;
   int64_t len = 0;        // tokens, blocks included
-  std::vector<int32_t> pos;
-  std::vector<float> mass, count;
+  std::vector<int32_t, PageAlloc<int32_t>> pos;
+  std::vector<float, PageAlloc<float>> mass, count;
 };
 
 // Views of appended rows: [nKvHeads, n, headDim], innermost contiguous.
@@ -95,6 +98,9 @@ struct CompressReport {
 // positions and the capacity left in each head for append; layer, shapes,
 // buffers, finite q, scale and softcap for attend.
 Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& in);
+// check_append without the finite scan of k and v (the CPU float cache scans
+// each head's rows while it copies them, and bumps no length on failure).
+Status check_append_args(const KvCacheApi& cache, int64_t layer, const AppendInput& in);
 Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in);
 // Compress: the policy name, budget, allocation options, retrieval flags and
 // draft queries; `layers` gets the request's layers (every layer when none),
@@ -169,6 +175,9 @@ class KvCache final : public KvCacheApi {
     std::chrono::steady_clock::time_point t0;
   };
   Status append_rows(int64_t layer, const AppendInput& in);
+  Status append_float_rows(int64_t layer, const AppendInput& in);  // f32/f16/bf16 caches: checks finite values too
+  Status reserve_append(int64_t layer, int64_t n);
+  void append_meta(HeadStore& s, const AppendInput& in, int64_t first);  // positions, mass, counts (reserved)
   Status append_and_compress(int64_t layer, const AppendInput& in);
   Status mark_layer(int64_t layer, AppendMark& m) const;
   void undo_append(int64_t layer, const AppendMark& m);

@@ -230,7 +230,7 @@ void KvCache::apply_plan(int64_t layer, int64_t h, const HeadPlan& plan, std::ve
   if (need_f32) read_head(layer, h, k, v);  // capacity reserved: cannot fail
   if (merging) {
     // weight[j] = count of kept row j plus the counts merged into it.
-    std::vector<float>& weight = s.count;  // read counts of evicted rows before overwriting
+    auto& weight = s.count;  // read counts of evicted rows before overwriting
     const size_t nk = plan.keep.size();
     for (size_t j = 0; j < nk; ++j) {
       const int64_t r = plan.keep[j];

@@ -73,8 +73,14 @@ TP_HD uint8_t v_code(const QuantLayout& L, const uint8_t* block, int64_t t, int6
   return (block[at] >> shift) & 0x0f;
 }
 
-// Quantizes `group` token rows k, v (f32 [group, headDim]) into one block.
+// Quantizes `group` token rows k, v (f32 [group, headDim]) into one block
+// (quantize_block_fast: the CPU's vectorisable form).
 void quantize_block(const QuantLayout& L, const float* k, const float* v, uint8_t* block);
+// The two forms, for tests: fast (channels innermost, vectorised) and the
+// shared per-element reference quantize_block_with (kv_quant_block.h).
+// Bit-identical on finite input.
+void quantize_block_fast(const QuantLayout& L, const float* k, const float* v, uint8_t* block);
+void quantize_block_reference(const QuantLayout& L, const float* k, const float* v, uint8_t* block);
 
 // Dequantizes rows [r0, r0 + n) of a block to f32 [n, headDim] (k or v may be null).
 void dequantize_rows(const QuantLayout& L, const uint8_t* block, int64_t r0, int64_t n, float* k, float* v);

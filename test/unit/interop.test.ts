@@ -182,6 +182,11 @@ describe('no copies on the way in: the native code gets the caller\'s memory', (
     const attends: NativeKvAttendParams[] = [];
     addon.KvCacheHandle = class extends Handle {
       append(p: NativeKvAppendParams) { appends.push(p); return super.append(p); }
+      // The sync CPU append's positional form (lib/kv/cache.ts): k is args[2], v args[6].
+      appendRows(...a: Parameters<InstanceType<typeof Handle>['appendRows']>) {
+        appends.push({ k: a[2], v: a[6] } as NativeKvAppendParams);
+        return super.appendRows(...a);
+      }
       attend(p: NativeKvAttendParams) { attends.push(p); return super.attend(p); }
     } as typeof Handle;
     try {
