@@ -36,10 +36,11 @@ constexpr int64_t kSubKeys = 64;
 
 // Software prefetch distance of the decode stream, bytes ahead of the row
 // being read (0: hardware prefetch only).
-#ifndef TP_DECODE_PREFETCH
-#define TP_DECODE_PREFETCH 2048
-#endif
-constexpr int64_t kDecodePrefetchBytes = TP_DECODE_PREFETCH;
+// On Zen 5 any distance from 0 to 32 KiB (and an L2-only hint) measured the
+// same; 2 KiB is kept for cores whose hardware prefetchers stop at 4 KiB
+// page edges (the rows of one chunk span 16 to 32 pages).
+constexpr int64_t kDecodePrefetchBytes = 2048;
+
 // Query rows per score / P.V pass are at most 4 on every ISA.
 constexpr int kMaxPassRows = 4;
 static_assert(Ops::DR <= kMaxPassRows && Ops::PR <= kMaxPassRows, "row arrays hold 4 rows");
@@ -79,6 +80,24 @@ inline void score_group(const float* const* q, const char* first, int64_t stride
   V acc[Ops::SACC];
   _Pragma("GCC unroll 32")
   for (int a = 0; a < Ops::SACC; ++a) acc[a] = Ops::zero();
+  if constexpr (R == 1) {
+    // One query row: each key row is read start to end (a purely sequential
+    // stream); the KG dot products are independent chains the core overlaps.
+    const char* row = first;
+    _Pragma("GCC unroll 32")
+    for (int kk = 0; kk < KG; ++kk) {
+      const char* rp = kTable ? rows[kk] : row;
+      int64_t dd = 0;
+      for (; dd < hd_full; dd += W) acc[kk] = Ops::fmadd(Ops::load(q[0] + dd), Row<KD>::load(rp + dd * esize, 0), acc[kk]);
+      if (tail) acc[kk] = Ops::fmadd(Ops::load(q[0] + dd), Row<KD>::load_n(rp + dd * esize, 0, tail), acc[kk]);
+      if (!kTable) {
+        row += stride;
+        __asm__("" : "+r"(row));
+      }
+    }
+    Ops::hsum_acc(acc, out);
+    return;
+  }
   int64_t d = 0;
   for (; d < hd_full; d += W) {
     V qv[R];
@@ -149,14 +168,23 @@ void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, 
 // vector holding `last` valid elements. The R x NB accumulators are loaded
 // from and stored back to the partial once per call (a sub-block of keys);
 // each value vector is loaded once for the R rows.
-template <DType VD, int NB, int R, bool kFull>
+template <DType VD, int NB, int R, bool kFull, bool kIndexed>
 void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, const PrefetchSeq* pf,
               int64_t pf_base, bool skip_zero, float* const* acc_io) {
+  constexpr int64_t esize = VD == DType::F32 ? 4 : 2;
   V acc[R * NB];
   _Pragma("GCC unroll 32")
   for (int a = 0; a < R * NB; ++a) acc[a] = Ops::load(acc_io[a / NB] + d0 + (a % NB) * W);  // padded to W
+  // Strided rows: one pointer at element d0 of row j, stepped by the stride,
+  // so the NB loads use constant offsets.
+  const char* vrow = v.base + d0 * esize;
   for (int64_t j = 0; j < nj; ++j) {
     if (pf) pf->at(pf_base + j + pf->ahead);
+    const char* vp = kIndexed ? v.base + static_cast<int64_t>(v.idx[j]) * v.stride + d0 * esize : vrow;
+    if (!kIndexed) {
+      vrow += v.stride;
+      __asm__("" : "+r"(vrow));
+    }
     bool any = true;
     if (skip_zero) {  // with masks: skip keys every row has masked
       any = false;
@@ -164,11 +192,10 @@ void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, in
       for (int t = 0; t < R; ++t) any |= p[t][j] != 0.0f;
     }
     if (any) {
-      const void* vr = v.row(j);
       V vv[NB];
       _Pragma("GCC unroll 32")
       for (int b = 0; b < NB; ++b) {
-        vv[b] = kFull || b < NB - 1 ? Row<VD>::load(vr, d0 + b * W) : Row<VD>::load_n(vr, d0 + b * W, last);
+        vv[b] = kFull || b < NB - 1 ? Row<VD>::load(vp, b * W) : Row<VD>::load_n(vp, b * W, last);
       }
       _Pragma("GCC unroll 32")
       for (int t = 0; t < R; ++t) {
@@ -185,8 +212,13 @@ void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, in
 template <DType VD, int NB, int R>
 void pv_block(const float* const* p, const RowSrc& v, int64_t nj, int64_t d0, int last, const PrefetchSeq* pf,
               int64_t pf_base, bool skip_zero, float* const* acc_io) {
-  if (last == W) pv_block<VD, NB, R, true>(p, v, nj, d0, last, pf, pf_base, skip_zero, acc_io);
-  else pv_block<VD, NB, R, false>(p, v, nj, d0, last, pf, pf_base, skip_zero, acc_io);
+  if (v.idx) {
+    if (last == W) pv_block<VD, NB, R, true, true>(p, v, nj, d0, last, pf, pf_base, skip_zero, acc_io);
+    else pv_block<VD, NB, R, false, true>(p, v, nj, d0, last, pf, pf_base, skip_zero, acc_io);
+  } else {
+    if (last == W) pv_block<VD, NB, R, true, false>(p, v, nj, d0, last, pf, pf_base, skip_zero, acc_io);
+    else pv_block<VD, NB, R, false, false>(p, v, nj, d0, last, pf, pf_base, skip_zero, acc_io);
+  }
 }
 
 // P.V of R rows over nj keys, in d blocks of at most PV_ACC / R vectors.
@@ -446,22 +478,24 @@ void run_decode(const AttentionPlan& pl) {
   c.plan = &pl;
   c.dp = ceil_div(p.head_dim, W) * W;
 
-  FloatBuffer qs(static_cast<size_t>(p.n_heads * p.n_q * c.dp));
+  // Scratch lives per calling thread across calls (thread_scratch): slots
+  // 0 Q, 1 per-worker scores, 2 partials, 3 probabilities for key mass.
+  float* qs = thread_scratch(0, static_cast<size_t>(p.n_heads * p.n_q * c.dp));
   for (int64_t h = 0; h < p.n_heads; ++h) {
     for (int64_t i = 0; i < p.n_q; ++i) {
       const float* src = p.q + h * p.q_head_stride + i * p.q_row_stride;
-      float* dst = qs.data() + (h * p.n_q + i) * c.dp;
+      float* dst = qs + (h * p.n_q + i) * c.dp;
       for (int64_t d = 0; d < c.dp; ++d) dst[d] = d < p.head_dim ? src[d] * p.scale : 0.0f;
     }
   }
-  c.qs = qs.data();
+  c.qs = qs;
   c.scratch_stride = pl.rows * pl.chunk;
-  FloatBuffer scratch(static_cast<size_t>(workers * c.scratch_stride));
-  c.scratch = scratch.data();
-  FloatBuffer partial(static_cast<size_t>(p.n_kv_heads * pl.n_chunks * pl.rows * partial_stride(c)));
-  c.partial = partial.data();
-  FloatBuffer probs(p.key_mass ? static_cast<size_t>(p.n_kv_heads * pl.rows * pl.n_keys) : 0);
-  c.probs = p.key_mass ? probs.data() : nullptr;
+  float* scratch = thread_scratch(1, static_cast<size_t>(workers * c.scratch_stride));
+  c.scratch = scratch;
+  float* partial = thread_scratch(2, static_cast<size_t>(p.n_kv_heads * pl.n_chunks * pl.rows * partial_stride(c)));
+  c.partial = partial;
+  float* probs = p.key_mass ? thread_scratch(3, static_cast<size_t>(p.n_kv_heads * pl.rows * pl.n_keys)) : nullptr;
+  c.probs = probs;
 
   // Runs of consecutive chunks per task (each read as one stream), about
   // eight tasks per worker for balance; one run per worker when alone.

@@ -29,4 +29,16 @@ FloatBuffer& FloatBuffer::operator=(FloatBuffer&& other) noexcept {
   return *this;
 }
 
+float* thread_scratch(int slot, size_t count) {
+  thread_local FloatBuffer slots[kThreadScratchSlots];
+  FloatBuffer& b = slots[slot];
+  const bool too_small = b.size() < count;
+  const bool oversized = b.size() > kThreadScratchKeep && count < b.size() / 4;
+  if (too_small || oversized) {
+    b = FloatBuffer();  // free first: the old and new areas never coexist
+    b = FloatBuffer(too_small ? count + count / 2 : count);
+  }
+  return b.data();
+}
+
 }  // namespace tp
