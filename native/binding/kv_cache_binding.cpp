@@ -110,29 +110,6 @@ ParsedAppend ParseAppend(Napi::Object o, bool async) {
 // Proxy trap can run while it is read (the params-object form has to
 // snapshot the object first, which cost several microseconds per call).
 // Reads the caller's arrays in place; the same checks as ParseAppend.
-TypedArrayView ArgTypedArray(Napi::Value v, const char* name, napi_typedarray_type type, bool required) {
-  TypedArrayView view;
-  if (v.IsUndefined() && !required) return view;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    throw Napi::TypeError::New(v.Env(), std::string(name) + ": expected " + typed_array_name(type) + ", received " + describe(v));
-  }
-  const RawTypedArray r = ReadTypedArray(v.Env(), v, name);
-  view.present = true;
-  view.name = name;
-  view.element_bytes = element_size(type);
-  view.length = static_cast<int64_t>(r.length);
-  view.data = r.data;
-  view.buffer = r.buffer;
-  view.buffer_bytes = r.buffer_bytes;
-  if (view.data == nullptr || view.length == 0) {
-    alignas(64) static char empty[64];  // empty or detached: present, nothing to read
-    view.data = empty;
-    view.length = 0;
-  }
-  view.value = v;
-  return view;
-}
-
 DType ArgDtype(Napi::Value v, const char* name) {
   const int64_t code = ToInt(v, name);
   if (code < 0 || code > 2) {
@@ -155,9 +132,9 @@ ParsedAppend ParseAppendArgs(const Napi::CallbackInfo& info) {
   p.in.v_dtype = ArgDtype(info[7], "vDtype");
   p.in.v_head_stride = ToInt(info[8], "vStrides");
   p.in.v_row_stride = ToInt(info[9], "vStrides");
-  const TypedArrayView k = ArgTypedArray(info[2], "k", FloatArrayType(p.in.k_dtype), true);
-  const TypedArrayView v = ArgTypedArray(info[6], "v", FloatArrayType(p.in.v_dtype), true);
-  const TypedArrayView pos = ArgTypedArray(info.Length() > 10 ? info[10] : info.Env().Undefined(), "positions", napi_int32_array, false);
+  const TypedArrayView k = ValueTypedArray(info[2], "k", FloatArrayType(p.in.k_dtype), true);
+  const TypedArrayView v = ValueTypedArray(info[6], "v", FloatArrayType(p.in.v_dtype), true);
+  const TypedArrayView pos = ValueTypedArray(info.Length() > 10 ? info[10] : info.Env().Undefined(), "positions", napi_int32_array, false);
   p.in.k = k.data; p.in.k_len = k.length;
   p.in.v = v.data; p.in.v_len = v.length;
   if (pos.present) {
@@ -600,7 +577,7 @@ Napi::Value AppendConvertForTest(const Napi::CallbackInfo& info) {
   if (dt != 1 && dt != 2) throw Napi::RangeError::New(env, "dtype: expected 1 (f16) or 2 (bf16)");
   const bool have[3] = {true, cpu_features().avx2 && cpu_features().f16c, cpu_features().avx512f && cpu_features().avx512bw && cpu_features().avx512vl};
   if (path < 0 || path > 2 || !have[path]) throw Napi::RangeError::New(env, "path: expected a conversion path this CPU has (0 scalar, 1 avx2, 2 avx512)");
-  const TypedArrayView src = ArgTypedArray(info[0], "src", napi_float32_array, true);
+  const TypedArrayView src = ValueTypedArray(info[0], "src", napi_float32_array, true);
   Napi::Uint16Array out = Napi::Uint16Array::New(env, static_cast<size_t>(src.length));
   kv::convert_elems(src.data, DType::F32, out.Data(), static_cast<DType>(dt), src.length, static_cast<kv::ConvertPath>(path));
   return out;
@@ -615,8 +592,8 @@ Napi::Value QuantizeForTest(const Napi::CallbackInfo& info) {
   const int64_t d = ToInt(info[2], "headDim"), g = ToInt(info[3], "group"), bits = ToInt(info[4], "bits");
   if (d < 1 || d > 4096 || g < 1 || g > 4096 || (bits != 8 && bits != 4)) throw Napi::RangeError::New(env, "headDim, group: 1 to 4096; bits: 8 or 4");
   const bool fast = info[5].As<Napi::Boolean>().Value();
-  const TypedArrayView k = ArgTypedArray(info[0], "k", napi_float32_array, true);
-  const TypedArrayView v = ArgTypedArray(info[1], "v", napi_float32_array, true);
+  const TypedArrayView k = ValueTypedArray(info[0], "k", napi_float32_array, true);
+  const TypedArrayView v = ValueTypedArray(info[1], "v", napi_float32_array, true);
   if (k.length != g * d || v.length != g * d) throw Napi::RangeError::New(env, "k, v: expected group * headDim elements each");
   const kv::QuantLayout L = kv::make_quant_layout(d, g, bits);
   Napi::Uint8Array out = Napi::Uint8Array::New(env, static_cast<size_t>(L.block_bytes));

@@ -226,18 +226,17 @@ inline RawTypedArray ReadTypedArray(Napi::Env env, Napi::Value v, const std::str
   return r;
 }
 
-// Reads o[name] as a typed array of exactly `type`; absent (undefined) is
-// allowed unless `required`. Call it only after every field of the params
-// object has been read (Snapshot): no JS may run between taking the pointer
-// and the kernel's use of it.
-inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typedarray_type type, bool required) {
+// Reads v as a typed array of exactly `type` named `name` in errors; absent
+// (undefined) is allowed unless `required`. Call it only when no JS can run
+// between taking the pointer and the kernel's use of it (every field of a
+// params object read first, or positional arguments).
+inline TypedArrayView ValueTypedArray(Napi::Value v, const char* name, napi_typedarray_type type, bool required) {
   TypedArrayView view;
-  Napi::Value v = o.Get(name);
   if (v.IsUndefined() && !required) return view;
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    throw Napi::TypeError::New(o.Env(), std::string(name) + ": expected " + typed_array_name(type) + ", received " + describe(v));
+    throw Napi::TypeError::New(v.Env(), std::string(name) + ": expected " + typed_array_name(type) + ", received " + describe(v));
   }
-  const RawTypedArray r = ReadTypedArray(o.Env(), v, name);
+  const RawTypedArray r = ReadTypedArray(v.Env(), v, name);
   view.present = true;
   view.name = name;
   view.element_bytes = element_size(type);
@@ -254,6 +253,14 @@ inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typed
   }
   view.value = v;
   return view;
+}
+
+// Reads o[name] as a typed array of exactly `type`; absent (undefined) is
+// allowed unless `required`. Call it only after every field of the params
+// object has been read (Snapshot): no JS may run between taking the pointer
+// and the kernel's use of it.
+inline TypedArrayView GetTypedArray(Napi::Object o, const char* name, napi_typedarray_type type, bool required) {
+  return ValueTypedArray(o.Get(name), name, type, required);
 }
 
 // True when a and b, both non-empty, live in one backing buffer (any offsets).
