@@ -129,7 +129,9 @@ Status run_attention(const AttentionParams& p) {
     plan.any_mask = p.bool_mask || p.additive_mask || p.tree_parents;
     plan.rows = plan.group * p.n_q;
     plan.decode = plan.rows <= kMaxDecodeRows;
-    plan.chunk = kMaxChunk;
+    const int64_t long_chunks = p.n_kv_heads * ((plan.n_keys + kLongChunk - 1) / kLongChunk);
+    const bool long_runs = plan.rows <= kLongChunkMaxRows && long_chunks >= kLongChunkMinChunks;
+    plan.chunk = long_runs ? kLongChunk : kMaxChunk;
     plan.n_chunks = (plan.n_keys + plan.chunk - 1) / plan.chunk;
     switch (active_isa()) {
       case IsaLevel::Avx512: attn_avx512::run(plan); break;

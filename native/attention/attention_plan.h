@@ -8,9 +8,16 @@
 
 namespace tp {
 
-// Decode path: keys per (KV head, chunk) task, and the most query rows per KV
-// head (group * nQ) for which the decode path is used.
+// Decode path: keys per (KV head, chunk), and the most query rows per KV
+// head (group * nQ) for which the decode path is used. Chunks are 256 keys,
+// or 1024 when at most 8 rows share a KV head and there are still at least
+// 32 chunks in all: K and V are then read in 4x longer runs (a core reads two
+// streams faster in long bursts), with work left for every thread. The
+// choice depends on the shapes only, never on the thread count.
 constexpr int64_t kMaxChunk = 256;
+constexpr int64_t kLongChunk = 1024;
+constexpr int64_t kLongChunkMaxRows = 8;
+constexpr int64_t kLongChunkMinChunks = 32;
 constexpr int64_t kMaxDecodeRows = 32;
 
 struct AttentionPlan {

@@ -27,6 +27,8 @@ const SIZES: CaseSpec[] = ([
   { name: 'd128-kv4099-g8-q7-f16', nHeads: 8, nKvHeads: 1, nQ: 7, nKv: 4099, headDim: 128, kDtype: 'f16', vDtype: 'f16' },
   { name: 'd80-kv4099-g1-q1-f32-peaky', nHeads: 1, nKvHeads: 1, nQ: 1, nKv: 4099, headDim: 80, qAmp: 8 },
   { name: 'd80-kv517-g4-q1-kf16-vbf16', nHeads: 4, nKvHeads: 1, nQ: 1, nKv: 517, headDim: 80, kDtype: 'f16', vDtype: 'bf16' },
+  // 8 KV heads x 4099 keys: >= 32 chunks of 1024, so decode takes its long chunks.
+  { name: 'd128-kv4099-g2-q1-f16-longchunks', nHeads: 16, nKvHeads: 8, nQ: 1, nKv: 4099, headDim: 128, kDtype: 'f16', vDtype: 'f16' },
   // Prefill (nQ 256).
   { name: 'd128-kv4099-g1-q256-f32', nHeads: 1, nKvHeads: 1, nQ: 256, nKv: 4099, headDim: 128 },
   { name: 'd111-kv4099-g1-q256-f16-causal', nHeads: 1, nKvHeads: 1, nQ: 256, nKv: 4099, headDim: 111, kDtype: 'f16', vDtype: 'f16', causal: true },
