@@ -11,24 +11,15 @@ import { describe, expect, it } from 'vitest';
 import { backendInfo, f16BitsToF32, f32ToF16Bits } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
 import { isasOnThisCpu } from './isa.js';
+import { randomBlock } from '../../bench/common.js';
 
 const ISA_CODE = { scalar: 0, avx2: 1, avx512: 2 } as const;
 const U = 2 ** -24; // f32 unit roundoff
 const gamma = (n: number) => (n * U) / (1 - n * U);
 
-/** xorshift32 in [-amp, amp). */
+/** The benchmarks' xorshift32 fill, scaled to [-amp, amp). */
 function random(n: number, seed: number, amp: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = amp * (s / 2147483648 - 1);
-  }
-  return out;
+  return randomBlock(n, seed).map((x) => amp * x);
 }
 
 interface Case {
