@@ -64,12 +64,14 @@ inline int64_t prefetch_ahead_rows(int64_t row_bytes) {
 }
 
 // R x KG dot products of one group of KG keys: out[t * KG + kk] = q[t] . k[kk].
-// Each key vector is used as soon as it is loaded: R query vectors, SACC
-// accumulators and one key vector stay in registers. Key kk's row is
-// rows[kk] (kTable) or first + kk * stride, reached by one pointer stepping
-// through the rows (the empty asm keeps the compiler from hoisting KG row
-// pointers into registers, which would spill). q rows are zero padded to a
-// multiple of W, so only keys need a tail load.
+// Each key row is read start to end, one after the other (a purely
+// sequential stream, which the hardware prefetchers follow: reading the KG
+// rows column by column was 8-16% slower for GQA on Zen 5); each key vector
+// is used for all R rows as soon as it is loaded, the query vectors coming
+// from L1. Key kk's row is rows[kk] (kTable) or first + kk * stride, reached
+// by one pointer stepping through the rows (the empty asm keeps the compiler
+// from hoisting KG row pointers into registers, which would spill). q rows
+// are zero padded to a multiple of W, so only keys need a tail load.
 template <DType KD, int R, bool kTable>
 inline void score_group(const float* const* q, const char* first, int64_t stride, const char* const* rows,
                         int64_t hd, float* out) {
@@ -80,52 +82,24 @@ inline void score_group(const float* const* q, const char* first, int64_t stride
   V acc[Ops::SACC];
   _Pragma("GCC unroll 32")
   for (int a = 0; a < Ops::SACC; ++a) acc[a] = Ops::zero();
-  if constexpr (R == 1) {
-    // One query row: each key row is read start to end (a purely sequential
-    // stream); the KG dot products are independent chains the core overlaps.
-    const char* row = first;
-    _Pragma("GCC unroll 32")
-    for (int kk = 0; kk < KG; ++kk) {
-      const char* rp = kTable ? rows[kk] : row;
-      int64_t dd = 0;
-      for (; dd < hd_full; dd += W) acc[kk] = Ops::fmadd(Ops::load(q[0] + dd), Row<KD>::load(rp + dd * esize, 0), acc[kk]);
-      if (tail) acc[kk] = Ops::fmadd(Ops::load(q[0] + dd), Row<KD>::load_n(rp + dd * esize, 0, tail), acc[kk]);
-      if (!kTable) {
-        row += stride;
-        __asm__("" : "+r"(row));
-      }
-    }
-    Ops::hsum_acc(acc, out);
-    return;
-  }
-  int64_t d = 0;
-  for (; d < hd_full; d += W) {
-    V qv[R];
-    _Pragma("GCC unroll 32")
-    for (int t = 0; t < R; ++t) qv[t] = Ops::load(q[t] + d);
-    const char* row = first + d * esize;
-    _Pragma("GCC unroll 32")
-    for (int kk = 0; kk < KG; ++kk) {
-      const char* rp = kTable ? rows[kk] + d * esize : row;
-      const V kv = Row<KD>::load(rp, 0);
+  const char* row = first;
+  _Pragma("GCC unroll 32")
+  for (int kk = 0; kk < KG; ++kk) {
+    const char* rp = kTable ? rows[kk] : row;
+    int64_t dd = 0;
+    for (; dd < hd_full; dd += W) {
+      const V kv = Row<KD>::load(rp + dd * esize, 0);
       _Pragma("GCC unroll 32")
-      for (int t = 0; t < R; ++t) acc[t * KG + kk] = Ops::fmadd(qv[t], kv, acc[t * KG + kk]);
-      if (!kTable) {
-        row += stride;
-        __asm__("" : "+r"(row));
-      }
+      for (int t = 0; t < R; ++t) acc[t * KG + kk] = Ops::fmadd(Ops::load(q[t] + dd), kv, acc[t * KG + kk]);
     }
-  }
-  if (tail) {
-    V qv[R];
-    _Pragma("GCC unroll 32")
-    for (int t = 0; t < R; ++t) qv[t] = Ops::load(q[t] + d);
-    _Pragma("GCC unroll 32")
-    for (int kk = 0; kk < KG; ++kk) {
-      const char* rp = (kTable ? rows[kk] : first + kk * stride) + d * esize;
-      const V kv = Row<KD>::load_n(rp, 0, tail);
+    if (tail) {
+      const V kv = Row<KD>::load_n(rp + dd * esize, 0, tail);
       _Pragma("GCC unroll 32")
-      for (int t = 0; t < R; ++t) acc[t * KG + kk] = Ops::fmadd(qv[t], kv, acc[t * KG + kk]);
+      for (int t = 0; t < R; ++t) acc[t * KG + kk] = Ops::fmadd(Ops::load(q[t] + dd), kv, acc[t * KG + kk]);
+    }
+    if (!kTable) {
+      row += stride;
+      __asm__("" : "+r"(row));
     }
   }
   Ops::hsum_acc(acc, out);
