@@ -108,29 +108,6 @@ void KvCache::shrink(HeadStore& s) {
   s.count.shrink_to_fit();
 }
 
-// Moves the oldest full groups of the tail into quantized blocks while the
-// tail holds at least residual + group tokens. Blocks must be reserved.
-Status KvCache::quantize_full_groups(HeadStore& s, std::vector<float>& scratch) {
-  const int64_t d = cfg_.head_dim, g = cfg_.group;
-  int64_t tail = tail_len(s);
-  int64_t moved = 0;
-  scratch.resize(static_cast<size_t>(2 * g * d));
-  while (tail - moved >= cfg_.residual + g) {
-    const ConvertPath path = convert_path();
-    convert_elems(s.k.data() + moved * d * 2, DType::F16, scratch.data(), DType::F32, g * d, path);
-    convert_elems(s.v.data() + moved * d * 2, DType::F16, scratch.data() + g * d, DType::F32, g * d, path);
-    quantize_block(qlayout_, scratch.data(), scratch.data() + g * d, s.blocks.data() + s.n_blocks * qlayout_.block_bytes);
-    s.n_blocks += 1;
-    moved += g;
-  }
-  if (moved > 0) {
-    const size_t rb = static_cast<size_t>(row_bytes());
-    std::memmove(s.k.data(), s.k.data() + moved * rb, static_cast<size_t>(tail - moved) * rb);
-    std::memmove(s.v.data(), s.v.data() + moved * rb, static_cast<size_t>(tail - moved) * rb);
-  }
-  return Status::ok();
-}
-
 Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& in) {
   Status st = check_append_args(cache, layer, in);
   if (!st.is_ok()) return st;
@@ -373,20 +350,56 @@ Status KvCache::append_rows(int64_t layer, const AppendInput& in) {
   const DType rt = row_dtype();
   const int64_t first = next_pos_[layer];
   const ConvertPath path = convert_path();
+  const int64_t g = cfg_.group, res = cfg_.residual, n = in.n;
+  const size_t rb = static_cast<size_t>(row_bytes());
+  // Per head: the old f16 tail (T rows) followed by the n new rows is one
+  // sequence; its first nq full groups past the residual are quantized
+  // straight from where they lie (tail or input, through f16 as the tail
+  // stores them), then the rest becomes the new tail: one move of the old
+  // tail's survivors, one conversion of the new rows. The same blocks and
+  // tail as taking the rows a group at a time (the old loop moved the whole
+  // tail after every group).
   auto run_head = [&](int64_t h) {
     HeadStore& s = head(layer, h);
-    std::vector<float> scratch;
-    const int64_t chunk = cfg_.group;
-    for (int64_t r0 = 0; r0 < in.n; r0 += chunk) {
-      const int64_t r1 = std::min(in.n, r0 + chunk);
-      const int64_t at = tail_len(s) - r0;
-      for (int64_t r = r0; r < r1; ++r) {
-        convert_row(in.k, in.k_dtype, h * in.k_head_stride + r * in.k_row_stride, s.k.data(), rt, (at + r) * d, d, path);
-        convert_row(in.v, in.v_dtype, h * in.v_head_stride + r * in.v_row_stride, s.v.data(), rt, (at + r) * d, d, path);
+    const int64_t T = tail_len(s), total = T + n;
+    const int64_t nq = total > res ? (total - res) / g : 0;
+    if (nq > 0) {
+      std::vector<float> scratch(static_cast<size_t>(2 * g * d));
+      std::vector<uint16_t> half(static_cast<size_t>(d));
+      float* sk = scratch.data();
+      float* sv = sk + g * d;
+      // Row i of the sequence as f32, via f16 (the tail's dtype).
+      auto row_f32 = [&](const void* src, DType st, int64_t off, const uint8_t* tail, int64_t i, float* dst) {
+        if (i < T) {
+          convert_elems(tail + static_cast<size_t>(i) * rb, DType::F16, dst, DType::F32, d, path);
+        } else if (st == DType::F16) {
+          convert_row(src, st, off, dst, DType::F32, 0, d, path);
+        } else {
+          convert_row(src, st, off, half.data(), DType::F16, 0, d, path);
+          convert_elems(half.data(), DType::F16, dst, DType::F32, d, path);
+        }
+      };
+      for (int64_t q = 0; q < nq; ++q) {
+        for (int64_t r = 0; r < g; ++r) {
+          const int64_t i = q * g + r, t = i - T;
+          row_f32(in.k, in.k_dtype, h * in.k_head_stride + t * in.k_row_stride, s.k.data(), i, sk + r * d);
+          row_f32(in.v, in.v_dtype, h * in.v_head_stride + t * in.v_row_stride, s.v.data(), i, sv + r * d);
+        }
+        quantize_block(qlayout_, sk, sv, s.blocks.data() + s.n_blocks * qlayout_.block_bytes);
+        s.n_blocks += 1;
       }
-      s.len += r1 - r0;
-      quantize_full_groups(s, scratch);
     }
+    const int64_t from = nq * g;  // first row of the new tail
+    if (from > 0 && from < T) {
+      std::memmove(s.k.data(), s.k.data() + static_cast<size_t>(from) * rb, static_cast<size_t>(T - from) * rb);
+      std::memmove(s.v.data(), s.v.data() + static_cast<size_t>(from) * rb, static_cast<size_t>(T - from) * rb);
+    }
+    for (int64_t i = std::max(T, from); i < total; ++i) {
+      const int64_t t = i - T;
+      convert_row(in.k, in.k_dtype, h * in.k_head_stride + t * in.k_row_stride, s.k.data(), rt, (i - from) * d, d, path);
+      convert_row(in.v, in.v_dtype, h * in.v_head_stride + t * in.v_row_stride, s.v.data(), rt, (i - from) * d, d, path);
+    }
+    s.len += n;
     append_meta(s, in, first);
   };
   const int64_t bytes = H * in.n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));

@@ -186,7 +186,6 @@ class KvCache final : public KvCacheApi {
   Status reserve_rows(HeadStore& s, int64_t rows);
   Status reserve_blocks(HeadStore& s, int64_t blocks);
   void shrink(HeadStore& s);
-  Status quantize_full_groups(HeadStore& s, std::vector<float>& scratch);
   Status rebuild_head(HeadStore& s, const std::vector<float>& k, const std::vector<float>& v, int64_t len);
   void remember_queries(int64_t layer, const AttendInput& in);
   Status attend_uniform(int64_t layer, const AttendInput& in, int64_t n, float scale);

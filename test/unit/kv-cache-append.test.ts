@@ -304,10 +304,13 @@ describe('int8 / int4 quantize on append', () => {
     }).kvQuantizeForTest;
     const rng = mulberry32(17);
     let blocks = 0;
+    // Every ISA level this CPU has (the SIMD quantizer takes headDim % 32 == 0,
+    // group % 8 == 0 dividing headDim; the other shapes run the portable one).
+    for (const isa of isasOnThisCpu()) withIsa(isa, () => {
     for (const bits of [8, 4]) {
-      for (const d of [1, 3, 17, 33, 64, 128, 129]) {
-        for (const g of [1, 2, 7, 32, 33]) {
-          for (let trial = 0; trial < 6; trial++) {
+      for (const d of [1, 3, 17, 33, 64, 96, 128, 129, 256]) {
+        for (const g of [1, 2, 7, 8, 16, 32, 33, 64]) {
+          for (let trial = 0; trial < 7; trial++) {
             const fill = () => Float32Array.from({ length: g * d }, () => {
               switch (trial) {
                 case 0: return Math.round((rng() * 2 - 1) * 1000) * 2 ** -Math.floor(rng() * 40);
@@ -318,29 +321,34 @@ describe('int8 / int4 quantize on append', () => {
                   u32[0] = Math.floor(rng() * 2 ** 32) >>> 0;
                   return Number.isFinite(f32[0]!) ? f32[0]! : 1;
                 }
+                // Positive or negative values with zeros of both signs among them (which zero a min / max keeps).
+                case 5: return rng() < 0.4 ? (rng() < 0.5 ? -0 : 0) : (rng() < 0.5 ? 1 : -1) * (1 + Math.floor(rng() * 9));
                 default: return (rng() * 2 - 1) * 2 ** (Math.floor(rng() * 10) - 5);
               }
             });
             const k = fill(), v = fill();
-            expect(hook(k, v, d, g, bits, true)).toEqual(hook(k, v, d, g, bits, false));
+            expect(hook(k, v, d, g, bits, true), `${isa} bits ${bits} d ${d} g ${g} trial ${trial}`).toEqual(hook(k, v, d, g, bits, false));
             blocks++;
           }
         }
       }
     }
-    expect(blocks).toBe(2 * 7 * 5 * 6);
+    });
+    expect(blocks).toBe(isasOnThisCpu().length * 2 * 9 * 8 * 7);
   });
 
-  for (const dtype of ['int8', 'int4'] as const) {
-    test(`${dtype}: one token at a time, in one call and in awkward chunks give the same bytes`, () => {
+  // The new rows and the old f16 tail are quantized from where they lie, and
+  // the tail moves once per call: chunking must not show in the bytes.
+  for (const dtype of ['int8', 'int4'] as const) for (const [input, d] of [['f32', 33], ['f16', 64], ['bf16', 128]] as const) {
+    test(`${dtype} from ${input}, headDim ${d}: one token at a time, in one call and in awkward chunks give the same bytes`, () => {
       const rng = mulberry32(21);
-      const H = 2, d = 33, n = 517;
-      const k = strided(rng, 'f32', H, n, d, 0), v = strided(rng, 'f32', H, n, d, 0);
-      const kd = k.t.data as Float32Array, vd = v.t.data as Float32Array;
-      const slice = (data: Float32Array, r0: number, r1: number) => {
-        const out = new Float32Array(H * (r1 - r0) * d);
+      const H = 2, n = 517;
+      const k = strided(rng, input, H, n, d, 0), v = strided(rng, input, H, n, d, 0);
+      const kd = k.t.data, vd = v.t.data;
+      const slice = (data: Float32Array | Uint16Array, r0: number, r1: number) => {
+        const out = new (data.constructor as Float32ArrayConstructor | Uint16ArrayConstructor)(H * (r1 - r0) * d);
         for (let h = 0; h < H; h++) out.set(data.subarray((h * n + r0) * d, (h * n + r1) * d), h * (r1 - r0) * d);
-        return { dtype: 'f32' as const, shape: [H, r1 - r0, d], data: out };
+        return { dtype: input, shape: [H, r1 - r0, d], data: out } as Tensor<'f32' | 'f16' | 'bf16'>;
       };
       const exports: unknown[] = [];
       for (const chunks of [[n], Array.from({ length: n }, () => 1), [1, 31, 32, 33, 100, 300, 20]]) {
