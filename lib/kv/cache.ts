@@ -31,7 +31,7 @@ import {
 } from '../native.js';
 import { rangeError, TokenpressError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
-import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
+import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor, plainRows } from '../validate.js';
 import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
 import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
@@ -241,6 +241,29 @@ export class KvCache {
   }
 
   /**
+   * The decode loop's append (CPU cache, no options, no autoCompress, plain
+   * contiguous k and v): validated by plainRows without allocating, then the
+   * positional binding. False when k or v is any other form (or the layer is
+   * not a valid index): the general path then checks and names the problem.
+   */
+  #appendPlain(layer: unknown, k: unknown, v: unknown): boolean {
+    if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 0 || layer >= this.nLayers) return false;
+    const kr = plainRows(k, this.nKvHeads, this.headDim);
+    if (kr === undefined) return false;
+    const kData = kr.data, kDtype = DTYPE_CODE[kr.dtype], n = kr.n;
+    const vr = plainRows(v, this.nKvHeads, this.headDim);
+    if (vr === undefined || vr.n !== n) return false;
+    const d = this.headDim;
+    try {
+      this.#handle.appendRows(layer, n, kData, kDtype, n * d, d, vr.data, DTYPE_CODE[vr.dtype], n * d, d);
+    } catch (e) {
+      this.#checkCapacity(layer, n);
+      throw e;
+    }
+    return true;
+  }
+
+  /**
    * Layers whose longest head reaches the auto-compression trigger. A policy
    * that scores with queries waits until attend() has given the layer some.
    */
@@ -269,6 +292,7 @@ export class KvCache {
    */
   append(layer: number, k: TensorLike<FloatDType>, v: TensorLike<FloatDType>, opts?: { positions?: Int32Array }): void {
     this.#idle();
+    if (opts === undefined && this.device !== 'cuda' && !this.#auto && this.#appendPlain(layer, k, v)) return;
     const p = this.#appendParams(layer, k, v, opts);
     if (this.device !== 'cuda') {
       const withAuto = this.#withAuto(p);

@@ -238,24 +238,30 @@ Status KvCache::append_and_compress(int64_t layer, const AppendInput& in) {
 // f16 tail and blocks of an int cache) and the position / mass / count
 // vectors, all growing geometrically. A failure changes no token.
 Status KvCache::reserve_append(int64_t layer, int64_t n) {
-  const int64_t H = cfg_.n_kv_heads;
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+    const Status st = reserve_head(head(layer, h), n);
+    if (!st.is_ok()) return st;
+  }
+  return Status::ok();
+}
+
+// reserve_append for one head (thread-safe across heads: each head's
+// buffers are its own mappings).
+Status KvCache::reserve_head(HeadStore& s, int64_t n) {
   try {
-    for (int64_t h = 0; h < H; ++h) {
-      HeadStore& s = head(layer, h);
-      // Int caches take the rows in chunks of one group, quantizing as they go.
-      const int64_t rows = quantized() ? std::min(tail_len(s) + n, cfg_.residual + 2 * cfg_.group) : s.len + n;
-      Status st = reserve_rows(s, rows);
+    // Int caches keep a tail of fewer than residual + group rows after each call.
+    const int64_t rows = quantized() ? std::min(tail_len(s) + n, cfg_.residual + 2 * cfg_.group) : s.len + n;
+    Status st = reserve_rows(s, rows);
+    if (!st.is_ok()) return st;
+    if (quantized()) {
+      const int64_t extra = std::max<int64_t>(0, (tail_len(s) + n - cfg_.residual) / cfg_.group);
+      st = reserve_blocks(s, s.n_blocks + extra);
       if (!st.is_ok()) return st;
-      if (quantized()) {
-        const int64_t extra = std::max<int64_t>(0, (tail_len(s) + n - cfg_.residual) / cfg_.group);
-        st = reserve_blocks(s, s.n_blocks + extra);
-        if (!st.is_ok()) return st;
-      }
-      const size_t need = static_cast<size_t>(s.len + n);
-      reserve_geometric(s.pos, need);
-      reserve_geometric(s.mass, need);
-      reserve_geometric(s.count, need);
     }
+    const size_t need = static_cast<size_t>(s.len + n);
+    reserve_geometric(s.pos, need);
+    reserve_geometric(s.mass, need);
+    reserve_geometric(s.count, need);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.append: out of memory");
   }
@@ -282,7 +288,12 @@ void KvCache::append_meta(HeadStore& s, const AppendInput& in, int64_t first) {
 // a refused value leaves the cache as it was.
 Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, n = in.n;
-  Status st = reserve_append(layer, n);
+  const int64_t bytes = H * n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
+  const bool inline_call = bytes <= kInlineAppendBytes || H == 1;
+  // Small appends reserve here; larger ones reserve each head inside its pool
+  // task, so the page population of new storage (the kernel zeroing pages,
+  // the bulk of a large append into fresh storage) runs on every worker.
+  Status st = inline_call ? reserve_append(layer, n) : Status::ok();
   if (!st.is_ok()) return st;
   const DType rt = row_dtype();
   const size_t rb = static_cast<size_t>(row_bytes());
@@ -297,6 +308,11 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
     for (int64_t r = 0; r < runs; ++r) {
       const uint8_t* s = src + static_cast<size_t>(r * rs) * es;
       uint8_t* o = dst + static_cast<size_t>(r) * rb;
+      if (t == rt) {
+        // Same dtype: copy and check in one pass.
+        if (!copy_finite(s, o, t, run, path)) return false;
+        continue;
+      }
       for (int64_t c = 0; c < run; c += kChunk) {
         const int64_t m = std::min(kChunk, run - c);
         if (finite_detail::row_has_nonfinite(s + c * es, t, m)) return false;
@@ -311,12 +327,21 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
            copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb);
   };
   bool ok = true;
-  const int64_t bytes = H * n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
-  if (bytes <= kInlineAppendBytes || H == 1) {
+  if (inline_call) {
     for (int64_t h = 0; h < H && ok; ++h) ok = write_head(h);
   } else {
+    // Rows written past a head's length are invisible until the lengths
+    // move (below), so a head that fails to reserve or finds a non-finite
+    // value leaves the cache as it was whatever the others did.
     std::vector<uint8_t> good(static_cast<size_t>(H), 1);
-    ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { good[h] = write_head(h) ? 1 : 0; });
+    std::vector<Status> reserved(static_cast<size_t>(H));
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
+      reserved[h] = reserve_head(head(layer, h), n);
+      good[h] = reserved[h].is_ok() && write_head(h) ? 1 : 0;
+    });
+    for (const Status& r : reserved) {
+      if (!r.is_ok()) return r;
+    }
     ok = std::all_of(good.begin(), good.end(), [](uint8_t g) { return g != 0; });
   }
   if (!ok) {

@@ -177,6 +177,7 @@ class KvCache final : public KvCacheApi {
   Status append_rows(int64_t layer, const AppendInput& in);
   Status append_float_rows(int64_t layer, const AppendInput& in);  // f32/f16/bf16 caches: checks finite values too
   Status reserve_append(int64_t layer, int64_t n);
+  Status reserve_head(HeadStore& s, int64_t n);
   void append_meta(HeadStore& s, const AppendInput& in, int64_t first);  // positions, mass, counts (reserved)
   Status append_and_compress(int64_t layer, const AppendInput& in);
   Status mark_layer(int64_t layer, AppendMark& m) const;
