@@ -367,3 +367,125 @@ describe('int8 / int4 quantize on append', () => {
     });
   }
 });
+
+// ---- same-dtype rows: one pass that copies and checks ----
+
+describe('same-dtype appends copy and check in one pass', () => {
+  const H = 3, d = 40; // 80 or 160 bytes a row: runs that end inside the 128-byte steps
+  const bitsOf = {
+    f32: { nan: 0x7fc00000, inf: 0x7f800000, ninf: 0xff800000 },
+    f16: { nan: 0x7e00, inf: 0x7c00, ninf: 0xfc00 },
+    bf16: { nan: 0x7fc0, inf: 0x7f80, ninf: 0xff80 },
+  } as const;
+  for (const isa of isasOnThisCpu()) {
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      test(`${dtype} -> ${dtype} (${isa}): a bad element anywhere in a run is refused with nothing changed; good rows are stored bit for bit`, () => withIsa(isa, () => {
+        const rng = mulberry32(33);
+        for (const n of [1, 7, 2000]) { // inline and pool (> 256 KiB at n = 2000)
+          const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, dtype });
+          const first = strided(rng, dtype, H, 5, d, 0);
+          cache.append(0, first.t, first.t);
+          const before = snapshot(cache);
+          const good = strided(rng, dtype, H, n, d, 0);
+          for (const at of [0, 31, 63, 64, n * d - 1, (H - 1) * n * d + n * d - 1]) {
+            for (const kind of ['nan', 'inf', 'ninf'] as const) {
+              const k = good.t.data.slice();
+              if (k instanceof Float32Array) new Uint32Array(k.buffer)[at] = bitsOf.f32[kind];
+              else k[at] = bitsOf[dtype as 'f16' | 'bf16'][kind];
+              const h = Math.floor(at / (n * d)), t = Math.floor((at % (n * d)) / d), c = at % d;
+              const word = kind === 'nan' ? 'NaN' : kind === 'inf' ? 'Infinity' : '-Infinity';
+              expect(() => cache.append(0, { dtype, shape: [H, n, d], data: k } as Tensor<typeof dtype>, good.t))
+                .toThrow(new RegExp(`^k: expected finite values, received ${word} at \\[${h}, ${t}, ${c}\\]`));
+              expect(snapshot(cache)).toEqual(before);
+            }
+          }
+          cache.append(0, good.t, good.t);
+          const e = cache.export(0);
+          for (let h = 0; h < H; h++) {
+            const row = (r: number) => Array.from(e.k.data.subarray((h * (5 + n) + r) * d, (h * (5 + n) + r + 1) * d));
+            expect(row(5)).toEqual(Array.from(good.t.data.subarray(h * n * d, h * n * d + d)));
+            expect(row(4 + n)).toEqual(Array.from(good.t.data.subarray(h * n * d + (n - 1) * d, (h + 1) * n * d)));
+          }
+        }
+      }));
+    }
+  }
+});
+
+// ---- freed storage is reused (retained mappings) and shows nothing old ----
+
+describe('storage freed by clear() and reused', () => {
+  test('a layer refilled after clear(), and a second cache on the freed mappings, hold exactly their own rows', () => {
+    // 2 MiB and more per buffer (f32, headDim 128, 4096 tokens): the size
+    // whose mappings are retained for reuse.
+    const H = 2, d = 128, big = 4096;
+    const rng = mulberry32(44);
+    const a = new KvCache({ nLayers: 2, nKvHeads: H, headDim: d, dtype: 'f32' });
+    const fill = strided(rng, 'f32', H, big, d, 0);
+    a.append(0, fill.t, fill.t);
+    a.append(1, fill.t, fill.t);
+    a.clear(0);
+    expect(a.memoryBytes).toBeGreaterThan(0); // layer 1 still holds its rows
+    // The same size again: the freed mappings serve it.
+    const again = strided(rng, 'f32', H, big, d, 0);
+    const half = strided(rng, 'f32', H, big, d, 0);
+    a.append(0, again.t, half.t);
+    const e0 = a.export(0);
+    expect(e0.k.shape).toEqual([H, big, d]);
+    expect(Array.from(e0.k.data)).toEqual(again.vals.flat(2));
+    expect(Array.from(e0.v.data)).toEqual(half.vals.flat(2));
+    expect(Array.from(e0.positions.data)).toEqual(Array.from({ length: H }, () => Array.from({ length: big }, (_, i) => i)).flat());
+    a.clear();
+    // A second cache takes the freed mappings, then grows past them in steps.
+    const b = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, dtype: 'f32' });
+    const rows: number[][][] = Array.from({ length: H }, () => []);
+    for (const n of [big, 1, 2000, 2904]) {
+      const x = strided(rng, 'f32', H, n, d, 0);
+      b.append(0, x.t, x.t);
+      for (let h = 0; h < H; h++) rows[h]!.push(...x.vals[h]!);
+    }
+    const e = b.export(0);
+    expect(e.k.shape).toEqual([H, 9001, d]);
+    expect(Array.from(e.k.data)).toEqual(rows.flat(2));
+    expect(Array.from(e.v.data)).toEqual(rows.flat(2));
+  });
+});
+
+// ---- the allocation-free sync path accepts exactly what the general one does ----
+
+describe('KvCache.append: the plain-tensor fast path', () => {
+  const H = 2, d = 8;
+  const tensor = (n: number, extra: Record<string, unknown> = {}) => ({ dtype: 'f32', shape: [H, n, d], data: Float32Array.from({ length: H * n * d }, (_, i) => i / 8), ...extra });
+  test('plain, strided (general path) and subarray-backed tensors store the same rows', () => {
+    const runs = [
+      (c: KvCache) => c.append(0, tensor(3) as Tensor<'f32'>, tensor(3) as Tensor<'f32'>),
+      (c: KvCache) => c.append(0, tensor(3, { strides: [3 * d, d, 1] }) as Tensor<'f32'>, tensor(3, { strides: undefined }) as Tensor<'f32'>),
+      (c: KvCache) => {
+        const big = new Float32Array(H * 3 * d + 5);
+        big.set(tensor(3).data, 5);
+        c.append(0, { dtype: 'f32', shape: [H, 3, d], data: big.subarray(5) }, tensor(3) as Tensor<'f32'>);
+      },
+    ];
+    const got = runs.map((run) => {
+      const c = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, dtype: 'f32' });
+      run(c);
+      return exportedRows(c, 0);
+    });
+    expect(got[1]).toEqual(got[0]);
+    expect(got[2]).toEqual(got[0]);
+  });
+  test('what the fast path does not take is still checked and named by the general path', () => {
+    const c = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, dtype: 'f16' });
+    const ok = tensor(1) as Tensor<'f32'>;
+    expect(() => c.append(0, tensor(1, { strdies: [d, d, 1] }) as Tensor<'f32'>, ok)).toThrow(/^k: unknown option "strdies" \(did you mean "strides"\?\)/);
+    expect(() => c.append(0, { dtype: 'f32', shape: [H, 1, d], data: new Float32Array(H * d + 1) }, ok)).toThrow(/^k\.data\.length: expected 16 elements/);
+    expect(() => c.append(0, { dtype: 'f32', shape: [H, 1.5, d], data: new Float32Array(H * d) }, ok)).toThrow(RangeError);
+    expect(() => c.append(0, ok, { dtype: 'f32', shape: [H, 2, d], data: new Float32Array(2 * H * d) })).toThrow(/^v\.shape: expected \[2, 1, 8\]/);
+    expect(() => c.append(0, { dtype: 'f32', shape: [H, 1, d], data: new Float32Array(new SharedArrayBuffer(4 * H * d)) }, ok)).toThrow(/^k\.data: expected a typed array over an ArrayBuffer/);
+    expect(() => c.append(-1, ok, ok)).toThrow(/^layer: /);
+    expect(() => c.append(0, { dtype: 'f16', shape: [H, 1, d], data: new Float32Array(H * d) } as unknown as Tensor<'f16'>, ok)).toThrow(TypeError);
+    expect(Array.from(c.lengths().data)).toEqual([0, 0]);
+    c.append(0, ok, ok);
+    expect(Array.from(c.lengths().data)).toEqual([1, 1]);
+  });
+});
