@@ -69,6 +69,14 @@ export interface KvCacheOptions {
   residual?: number;
   /** Queries remembered per layer (from attend) for query-based policies; default 32. */
   window?: number;
+  /**
+   * Tokens per (layer, head) to allocate storage for now, pages populated
+   * (CPU cache; default 0): appends up to this length never grow storage,
+   * so no append pays a growth (see docs/kv-cache.md). Kept through clear()
+   * and compression. 0 to capacity; memory is reserve x the per-token size
+   * from the start.
+   */
+  reserve?: number;
   autoCompress?: AutoCompressOptions;
   /**
    * Where K/V live: 'cpu' (default) or 'cuda' (GPU memory when a CUDA
@@ -123,7 +131,7 @@ export interface ExportedLayer {
   counts: Tensor<'f32'>;
 }
 
-const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'autoCompress', 'device'] as const;
+const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'reserve', 'autoCompress', 'device'] as const;
 const FLOAT_TYPES: FloatDType[] = ['f32', 'f16', 'bf16'];
 
 /** An append that compresses its layer in the same call (native/kv/kv_cache.h AppendInput.compress). */
@@ -166,6 +174,7 @@ export class KvCache {
     const groupSize = o.groupSize === undefined ? 32 : checkInteger('options.groupSize', o.groupSize, 1, 4096);
     const residual = o.residual === undefined ? 128 : checkInteger('options.residual', o.residual, 0, 0x7fffffff);
     const window = o.window === undefined ? 32 : checkInteger('options.window', o.window, 1, 4096);
+    const reserve = o.reserve === undefined ? 0 : checkInteger('options.reserve', o.reserve, 0, this.capacity);
     const device = o.device ?? 'cpu';
     if (typeof device !== 'string') throw typeError('options.device', "'cpu' | 'cuda'", device);
     if (!DEVICES.includes(device)) throw rangeError('options.device', "'cpu' | 'cuda'", device);
@@ -174,7 +183,7 @@ export class KvCache {
     this.#auto = o.autoCompress === undefined ? undefined : this.#resolveAuto(o.autoCompress, window);
     this.#handle = new (native().KvCacheHandle)({
       nLayers: this.nLayers, nKvHeads: this.nKvHeads, headDim: this.headDim, capacity: this.capacity,
-      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window, device: DEVICES.indexOf(device),
+      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window, device: DEVICES.indexOf(device), reserve,
     });
     this.device = this.#handle.device();
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
 #include <string>
 
@@ -45,16 +46,24 @@ Status KvCache::create(const CacheConfig& cfg, KvCache** out) {
   if (cfg.group < 1 || cfg.group > 4096) return Status::invalid("groupSize: expected 1 to 4096, received " + num(cfg.group));
   if (cfg.residual < 0 || cfg.residual >= kMax) return Status::invalid("residual: expected 0 to 2^31 - 1, received " + num(cfg.residual));
   if (cfg.window < 1 || cfg.window > 4096) return Status::invalid("window: expected 1 to 4096, received " + num(cfg.window));
+  if (cfg.reserve < 0 || cfg.reserve > cfg.capacity) {
+    return Status::invalid("reserve: expected 0 to the capacity (" + num(cfg.capacity) + ") tokens, received " + num(cfg.reserve));
+  }
+  std::unique_ptr<KvCache> c;
   try {
-    auto* c = new KvCache(cfg);
+    c.reset(new KvCache(cfg));
     c->heads_.resize(static_cast<size_t>(cfg.n_layers * cfg.n_kv_heads));
     c->next_pos_.assign(static_cast<size_t>(cfg.n_layers), 0);
     c->windows_.resize(static_cast<size_t>(cfg.n_layers));
     c->mass_seen_.assign(static_cast<size_t>(cfg.n_layers), 0);
-    *out = c;
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache: cannot allocate the head table");
   }
+  for (HeadStore& s : c->heads_) {
+    const Status st = c->apply_reserve(s);
+    if (!st.is_ok()) return st;
+  }
+  *out = c.release();
   return Status::ok();
 }
 
@@ -90,22 +99,92 @@ Status KvCache::reserve_blocks(HeadStore& s, int64_t blocks) {
   return Status::ok();
 }
 
+// Room for cfg_.reserve tokens: rows (int caches: the f16 tail and the
+// blocks), positions, mass and counts, every page written once now so that
+// appends into it neither grow nor fault.
+Status KvCache::apply_reserve(HeadStore& s) {
+  const int64_t r = cfg_.reserve;
+  if (r == 0) return Status::ok();
+  try {
+    Status st = reserve_rows(s, quantized() ? std::min(r, cfg_.residual + 2 * cfg_.group) : r);
+    if (st.is_ok() && quantized()) st = reserve_blocks(s, r / cfg_.group);
+    if (!st.is_ok()) return Status::out_of_memory("reserve: cannot allocate " + num(r) + " tokens per head (" + st.message + ")");
+    const size_t n = static_cast<size_t>(r), len = static_cast<size_t>(s.len);
+    if (s.pos.capacity() < n) {
+      s.pos.reserve(n);
+      s.mass.reserve(n);
+      s.count.reserve(n);
+    }
+    // Write every element once (heap pages fault in here, not in an append).
+    s.pos.resize(n);
+    s.mass.resize(n);
+    s.count.resize(n);
+    s.pos.resize(len);
+    s.mass.resize(len);
+    s.count.resize(len);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("reserve: cannot allocate " + num(r) + " tokens per head");
+  }
+  return Status::ok();
+}
+
+void KvCache::reset_head(HeadStore& s) {
+  if (cfg_.reserve == 0) {
+    s = HeadStore();
+    return;
+  }
+  s.len = 0;
+  s.n_blocks = 0;
+  s.pos.clear();
+  s.mass.clear();
+  s.count.clear();
+  shrink(s);  // storage grown past the reservation goes back
+}
+
+namespace {
+// Capacity down to max(size, floor), the room past the size written once
+// (populated). Best effort: on a failed allocation the vector stays as it is.
+template <typename V>
+void shrink_vector(V& v, size_t floor) {
+  const size_t want = std::max(v.size(), floor);
+  if (v.capacity() <= want) return;
+  if (want == v.size()) {
+    v.shrink_to_fit();
+    return;
+  }
+  try {
+    V t;
+    t.reserve(want);
+    t.assign(v.begin(), v.end());
+    t.resize(want);
+    t.resize(v.size());
+    v.swap(t);
+  } catch (const std::bad_alloc&) {
+  }
+}
+}  // namespace
+
 void KvCache::shrink(HeadStore& s) {
   const int64_t rows = quantized() ? tail_len(s) : s.len;
-  const int64_t want = rows + std::min<int64_t>(64, cfg_.capacity - rows);
+  int64_t want = rows + std::min<int64_t>(64, cfg_.capacity - rows);
+  // Keep what apply_reserve gave (int caches: the tail's share of it).
+  want = std::max(want, quantized() ? std::min(cfg_.reserve, cfg_.residual + 2 * cfg_.group) : cfg_.reserve);
   if (s.rows_alloc > want + want / 4 + 16) {
     const size_t bytes = static_cast<size_t>(want * row_bytes());
     // A failed shrink keeps the larger buffer: nothing is lost.
     if (s.k.resize(bytes, bytes).is_ok() && s.v.resize(bytes, bytes).is_ok()) s.rows_alloc = want;
     else s.rows_alloc = std::min<int64_t>(s.k.size(), s.v.size()) / row_bytes();
   }
-  if (quantized() && s.blocks_alloc > s.n_blocks + s.n_blocks / 4 + 4) {
-    const size_t bytes = static_cast<size_t>(s.n_blocks * qlayout_.block_bytes);
-    if (s.blocks.resize(bytes, bytes).is_ok()) s.blocks_alloc = s.n_blocks;
+  const int64_t keep_blocks = std::max(s.n_blocks, cfg_.reserve / std::max<int64_t>(cfg_.group, 1));
+  if (quantized() && s.blocks_alloc > keep_blocks + keep_blocks / 4 + 4) {
+    const size_t bytes = static_cast<size_t>(keep_blocks * qlayout_.block_bytes);
+    if (s.blocks.resize(bytes, static_cast<size_t>(s.n_blocks * qlayout_.block_bytes)).is_ok()) s.blocks_alloc = keep_blocks;
   }
-  s.pos.shrink_to_fit();
-  s.mass.shrink_to_fit();
-  s.count.shrink_to_fit();
+  // The vectors keep room for the reservation, no more.
+  const size_t floor = static_cast<size_t>(cfg_.reserve);
+  shrink_vector(s.pos, floor);
+  shrink_vector(s.mass, floor);
+  shrink_vector(s.count, floor);
 }
 
 Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& in) {
@@ -550,14 +629,14 @@ int64_t KvCache::total_tokens() const {
 }
 
 void KvCache::clear() {
-  for (HeadStore& s : heads_) s = HeadStore();
+  for (HeadStore& s : heads_) reset_head(s);
   std::fill(next_pos_.begin(), next_pos_.end(), 0);
   for (Window& w : windows_) w = Window();
   std::fill(mass_seen_.begin(), mass_seen_.end(), 0);
 }
 
 void KvCache::clear_layer(int64_t layer) {
-  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) head(layer, h) = HeadStore();
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) reset_head(head(layer, h));
   next_pos_[layer] = 0;
   windows_[layer] = Window();
   mass_seen_[layer] = 0;

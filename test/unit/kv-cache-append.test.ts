@@ -489,3 +489,62 @@ describe('KvCache.append: the plain-tensor fast path', () => {
     expect(Array.from(c.lengths().data)).toEqual([1, 1]);
   });
 });
+
+// ---- reserve: storage allocated up front, kept through clear and compression ----
+
+describe('KvCache reserve option', () => {
+  const H = 2, d = 64;
+  for (const dtype of ['f16', 'f32', 'int8'] as const) {
+    test(`${dtype}: appends up to the reservation never grow storage; past it they grow; rows are exact`, () => {
+      const reserve = 3000;
+      const cache = new KvCache({ nLayers: 2, nKvHeads: H, headDim: d, dtype, reserve, residual: 128, groupSize: 32 });
+      const plain = new KvCache({ nLayers: 2, nKvHeads: H, headDim: d, dtype, residual: 128, groupSize: 32 });
+      const perToken = dtype === 'f32' ? 4 * d : dtype === 'f16' ? 2 * d : d;
+      const start = cache.memoryBytes;
+      // Both layers, every head: at least K + V rows (int8: codes) and positions, mass, counts.
+      expect(start).toBeGreaterThanOrEqual(2 * H * reserve * (2 * perToken + 12));
+      expect(plain.memoryBytes).toBe(0);
+      const rng = mulberry32(55);
+      let n = 0;
+      for (const step of [1, 500, 1, 1, 1200, 1297]) {
+        const x = strided(rng, 'f32', H, step, d, 0);
+        cache.append(0, x.t, x.t);
+        plain.append(0, x.t, x.t);
+        n += step;
+        expect(cache.memoryBytes, `after ${n} tokens`).toBe(start);
+      }
+      expect(n).toBe(reserve);
+      expect(exportedRows(cache, 0)).toEqual(exportedRows(plain, 0));
+      const more = strided(rng, 'f32', H, 100, d, 0);
+      cache.append(0, more.t, more.t);
+      plain.append(0, more.t, more.t);
+      expect(cache.memoryBytes).toBeGreaterThan(start);
+      expect(exportedRows(cache, 0)).toEqual(exportedRows(plain, 0));
+      // Compression and clear() keep the reservation (and give back what grew past it).
+      cache.compress('knorm', { keep: 50 });
+      expect(Array.from(cache.lengths().data)).toEqual([50, 50, 0, 0]);
+      expect(cache.memoryBytes).toBeGreaterThanOrEqual(2 * H * reserve * 2 * perToken);
+      cache.clear();
+      expect(Array.from(cache.lengths().data)).toEqual([0, 0, 0, 0]);
+      expect(cache.memoryBytes).toBe(start);
+      expect(cache.export(0).k.shape).toEqual([H, 0, d]);
+      const again = strided(rng, 'f32', H, 7, d, 0);
+      cache.append(1, again.t, again.t);
+      const fresh = new KvCache({ nLayers: 2, nKvHeads: H, headDim: d, dtype, residual: 128, groupSize: 32 });
+      fresh.append(1, again.t, again.t);
+      expect(exportedRows(cache, 1)).toEqual(exportedRows(fresh, 1));
+      expect(Array.from(cache.export(1).positions.data)).toEqual(Array.from(fresh.export(1).positions.data));
+      expect(cache.memoryBytes).toBe(start);
+    });
+  }
+  test('reserve is checked: an integer from 0 to the capacity', () => {
+    const base = { nLayers: 1, nKvHeads: 1, headDim: 4, capacity: 100 };
+    expect(() => new KvCache({ ...base, reserve: 101 })).toThrow(new RangeError('options.reserve: expected an integer in [0, 100], received 101'));
+    expect(() => new KvCache({ ...base, reserve: -1 })).toThrow(RangeError);
+    expect(() => new KvCache({ ...base, reserve: 1.5 })).toThrow(RangeError);
+    expect(() => new KvCache({ ...base, reserve: '8' as unknown as number })).toThrow(TypeError);
+    expect(() => new KvCache({ ...base, reserv: 8 } as never)).toThrow(/unknown option "reserv" \(did you mean "reserve"\?\)/);
+    expect(new KvCache({ ...base, reserve: 100 }).memoryBytes).toBeGreaterThan(0);
+    expect(() => new (native().KvCacheHandle)({ ...base, dtype: 0, groupSize: 32, residual: 0, window: 4, reserve: 101 })).toThrow(/^reserve: expected 0 to the capacity \(100\) tokens, received 101/);
+  });
+});
