@@ -221,7 +221,8 @@ Status check_append_args(const KvCacheApi& cache, int64_t layer, const AppendInp
 Status KvCache::append(int64_t layer, const AppendInput& in) {
   // Float caches check finite values while they copy (append_float_rows);
   // int caches quantize as they go, so they check everything first.
-  const Status st = quantized() ? check_append(*this, layer, in) : check_append_args(*this, layer, in);
+  Status st = check_append_args(*this, layer, in);
+  if (st.is_ok() && quantized()) st = check_finite_rows(in);
   if (!st.is_ok()) return st;
   // Positions count on as int32: refuse to wrap past 2^31 - 1.
   constexpr int64_t kMaxPos = std::numeric_limits<int32_t>::max();
@@ -231,6 +232,30 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
   }
   if (in.compress && in.n > 0) return append_and_compress(layer, in);
   return append_rows(layer, in);
+}
+
+// check_append's finite scan of k and v, the heads spread over the pool for
+// large inputs; a hit is named by the serial scan (k first, then v, the
+// first bad element), so the error is the same either way.
+Status KvCache::check_finite_rows(const AppendInput& in) const {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, n = in.n;
+  auto serial = [&] {
+    Status st = check_finite("k", in.k, in.k_dtype, H, n, d, in.k_head_stride, in.k_row_stride);
+    if (st.is_ok()) st = check_finite("v", in.v, in.v_dtype, H, n, d, in.v_head_stride, in.v_row_stride);
+    return st;
+  };
+  const int64_t bytes = H * n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
+  if (bytes <= kInlineAppendBytes || H == 1) return serial();
+  std::vector<uint8_t> bad(static_cast<size_t>(H), 0);
+  ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
+    const size_t ke = dtype_size(in.k_dtype), ve = dtype_size(in.v_dtype);
+    for (int64_t r = 0; r < n && !bad[h]; ++r) {
+      const auto* kr = static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride + r * in.k_row_stride) * ke;
+      const auto* vr = static_cast<const uint8_t*>(in.v) + static_cast<size_t>(h * in.v_head_stride + r * in.v_row_stride) * ve;
+      if (finite_detail::row_has_nonfinite(kr, in.k_dtype, d) || finite_detail::row_has_nonfinite(vr, in.v_dtype, d)) bad[h] = 1;
+    }
+  });
+  return std::any_of(bad.begin(), bad.end(), [](uint8_t b) { return b != 0; }) ? serial() : Status::ok();
 }
 
 Status KvCache::mark_layer(int64_t layer, AppendMark& m) const {

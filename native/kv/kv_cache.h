@@ -182,6 +182,7 @@ class KvCache final : public KvCacheApi {
   Status append_float_rows(int64_t layer, const AppendInput& in);  // f32/f16/bf16 caches: checks finite values too
   Status reserve_append(int64_t layer, int64_t n);
   Status reserve_head(HeadStore& s, int64_t n);
+  Status check_finite_rows(const AppendInput& in) const;  // int caches: k, v finite (pool for large inputs)
   Status apply_reserve(HeadStore& s);  // cfg_.reserve tokens of room, pages populated
   void reset_head(HeadStore& s);       // empty; keeps the reserved storage
   void append_meta(HeadStore& s, const AppendInput& in, int64_t first);  // positions, mass, counts (reserved)
