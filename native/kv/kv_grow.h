@@ -168,12 +168,20 @@ inline uint8_t* pool_take(size_t len) {
   }
   return p;
 }
-// Gives a mapping of len bytes back: retained if it is large and fits under
-// the limit, else unmapped.
+// Gives a mapping of len bytes back: retained if it is large and not over
+// the limit on its own, the oldest retained ones unmapped to make room (the
+// most recently freed sizes are the likeliest to be asked for again).
 inline void pool_give(uint8_t* p, size_t len) {
-  if (len >= kHuge) {
+  if (len >= kHuge && len <= retain_limit()) {
     MapPool& pool = map_pool();
     std::lock_guard<std::mutex> lock(pool.mutex);
+    size_t drop = 0;
+    for (size_t freed = 0; drop < pool.maps.size() && pool.bytes - freed + len > retain_limit(); ++drop) freed += pool.maps[drop].second;
+    for (size_t i = 0; i < drop; ++i) {
+      munmap(pool.maps[i].first, pool.maps[i].second);
+      pool.bytes -= pool.maps[i].second;
+    }
+    pool.maps.erase(pool.maps.begin(), pool.maps.begin() + static_cast<std::ptrdiff_t>(drop));
     if (pool.bytes + len <= retain_limit()) {
       try {
         pool.maps.emplace_back(p, len);
