@@ -342,7 +342,24 @@ Status KvCache::append_and_compress(int64_t layer, const AppendInput& in) {
 // f16 tail and blocks of an int cache) and the position / mass / count
 // vectors, all growing geometrically. A failure changes no token.
 Status KvCache::reserve_append(int64_t layer, int64_t n) {
-  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+  const int64_t H = cfg_.n_kv_heads;
+  // A call that doubles large buffers (the rare growth of a single-token
+  // append) populates their new pages on every pool worker: the kernel's
+  // page zeroing is most of its cost.
+  int64_t growing = 0;
+  for (int64_t h = 0; h < H && !quantized(); ++h) {
+    const HeadStore& s = head(layer, h);
+    if (s.len + n > s.rows_alloc) growing += s.rows_alloc;
+  }
+  if (H > 1 && growing * row_bytes() >= (int64_t(4) << 20)) {
+    std::vector<Status> st(static_cast<size_t>(H));
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { st[h] = reserve_head(head(layer, h), n); });
+    for (const Status& s : st) {
+      if (!s.is_ok()) return s;
+    }
+    return Status::ok();
+  }
+  for (int64_t h = 0; h < H; ++h) {
     const Status st = reserve_head(head(layer, h), n);
     if (!st.is_ok()) return st;
   }
