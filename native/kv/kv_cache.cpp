@@ -505,15 +505,28 @@ Status KvCache::append_rows(int64_t layer, const AppendInput& in) {
   // tail's survivors, one conversion of the new rows. The same blocks and
   // tail as taking the rows a group at a time (the old loop moved the whole
   // tail after every group).
+  // Scratch for every head, allocated before any head changes (a refused
+  // allocation in a pool task would leave some heads appended, some not).
+  std::vector<float> scratch;
+  std::vector<uint16_t> halves;
+  int64_t longest_tail = 0;
+  for (int64_t h = 0; h < H; ++h) longest_tail = std::max(longest_tail, tail_len(head(layer, h)));
+  if (longest_tail + n > res) {
+    try {
+      scratch.resize(static_cast<size_t>(H * 2 * g * d));
+      halves.resize(static_cast<size_t>(H * d));
+    } catch (const std::bad_alloc&) {
+      return Status::out_of_memory("KvCache.append: out of memory");
+    }
+  }
   auto run_head = [&](int64_t h) {
     HeadStore& s = head(layer, h);
     const int64_t T = tail_len(s), total = T + n;
     const int64_t nq = total > res ? (total - res) / g : 0;
     if (nq > 0) {
-      std::vector<float> scratch(static_cast<size_t>(2 * g * d));
-      std::vector<uint16_t> half(static_cast<size_t>(d));
-      float* sk = scratch.data();
+      float* sk = scratch.data() + h * 2 * g * d;
       float* sv = sk + g * d;
+      uint16_t* half = halves.data() + h * d;
       // Row i of the sequence as f32, via f16 (the tail's dtype).
       auto row_f32 = [&](const void* src, DType st, int64_t off, const uint8_t* tail, int64_t i, float* dst) {
         if (i < T) {
@@ -521,8 +534,8 @@ Status KvCache::append_rows(int64_t layer, const AppendInput& in) {
         } else if (st == DType::F16) {
           convert_row(src, st, off, dst, DType::F32, 0, d, path);
         } else {
-          convert_row(src, st, off, half.data(), DType::F16, 0, d, path);
-          convert_elems(half.data(), DType::F16, dst, DType::F32, d, path);
+          convert_row(src, st, off, half, DType::F16, 0, d, path);
+          convert_elems(half, DType::F16, dst, DType::F32, d, path);
         }
       };
       for (int64_t q = 0; q < nq; ++q) {

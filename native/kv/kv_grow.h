@@ -13,14 +13,18 @@
 //   anonymous mapping that grows with mremap (Linux: page tables move, bytes
 //   do not) and whose new pages are populated at growth time
 //   (MADV_POPULATE_WRITE, transparent huge pages from 2 MiB), so later
-//   appends write to memory that is already there.
-// PageAlloc<T>: the same for std::vector storage (positions, mass, counts);
-//   vectors still copy when they reallocate, which callers make geometric.
+//   appends write to memory that is already there. Freed mappings of 2 MiB
+//   and more are retained (MapPool, TOKENPRESS_KV_RETAIN_MB) for the next
+//   buffer of their size.
+// PageAlloc<T>: std::vector storage (positions, mass, counts): the heap
+//   below 2 MiB, populated (retained) mappings from there; vectors still
+//   copy when they reallocate, which callers make geometric.
 // convert_elems: f32 / f16 / bf16 element conversion, bit for bit when the
 //   dtypes match (memcpy), rounding exactly as core/half.h (round to nearest
 //   even, subnormals kept, NaN -> sign | 0x7e00 for f16 and quieted for
 //   bf16). Branch-free scalar loops the compiler vectorises, and F16C /
 //   AVX-512 paths picked at run time by active_isa().
+// copy_finite: a same-dtype copy that checks for NaN / infinity as it goes.
 #pragma once
 #include <cerrno>
 #include <cstddef>
