@@ -6,7 +6,8 @@
  * Workload: nKvHeads 8 x headDim 128 (one layer unless stated), f16 cache.
  *   single   10,000 single-token appends (f16 in, 4 KiB of K + V) into a
  *            layer holding 0, 4096 or 32768 tokens first, each timed alone:
- *            median, p99, p99.9, max (storage grows during the run).
+ *            median, p99, p99.9, max; once with storage growing on demand
+ *            (reserve 0) and once with reserve = start + calls.
  *   bulk     `bulkTokens`-token appends (f16 -> f16, f32 -> f16, f32 -> bf16,
  *            f16 -> int8 / int4) into an emptied layer, median over `reps`;
  *            GB/s of input bytes vs a memcpy (TypedArray.set) of the same
@@ -39,9 +40,9 @@ export interface KvAppendBenchOptions {
   outFile?: string;
 }
 
-export interface LatencyRow { startTokens: number; calls: number; medianUs: number; p99Us: number; p999Us: number; maxUs: number }
+export interface LatencyRow { startTokens: number; calls: number; medianUs: number; p99Us: number; p999Us: number; maxUs: number; /** KvCache reserve option (0: storage grows on demand). */ reserve: number }
 /** The same statistics for a trivial native call (cache.memoryBytes): the machine's timing noise floor. */
-export type NoiseRow = Omit<LatencyRow, 'startTokens'>;
+export type NoiseRow = Omit<LatencyRow, 'startTokens' | 'reserve'>;
 export interface BulkRow {
   input: string; cache: KvCacheDtype; tokens: number; inputBytes: number; medianMs: number; gbPerS: number;
   memcpyWarmGBs: number; memcpyFreshGBs: number; pctOfMemcpyWarm: number; pctOfMemcpyFresh: number;
@@ -103,8 +104,10 @@ export async function runKvAppendBench(opts: KvAppendBenchOptions = {}): Promise
     for (let i = 0; i < 2000; i++) w.append(0, tokK, tokV);
     w.clear();
   }
-  for (const start of cfg.lengths) {
-    const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d });
+  // Each start length twice: storage growing on demand (the default), and
+  // with reserve = start + calls (no growth during the run).
+  for (const [start, reserve] of [...cfg.lengths.map((l) => [l, 0]), ...cfg.lengths.map((l) => [l, l + cfg.singles])] as [number, number][]) {
+    const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, reserve });
     if (start > 0) {
       const n = H * start * d;
       cache.append(0, { dtype: 'f16', shape: [H, start, d], data: fillK.subarray(0, n) }, { dtype: 'f16', shape: [H, start, d], data: fillV.subarray(0, n) });
@@ -116,7 +119,7 @@ export async function runKvAppendBench(opts: KvAppendBenchOptions = {}): Promise
       us[i] = Number(nowNs() - t0) / 1e3;
     }
     const s = Array.from(us).sort((a, b) => a - b);
-    single.push({ startTokens: start, calls: cfg.singles, medianUs: quantile(s, 0.5), p99Us: quantile(s, 0.99), p999Us: quantile(s, 0.999), maxUs: s[s.length - 1]! });
+    single.push({ startTokens: start, calls: cfg.singles, medianUs: quantile(s, 0.5), p99Us: quantile(s, 0.99), p999Us: quantile(s, 0.999), maxUs: s[s.length - 1]!, reserve });
     cache.clear();
   }
 
@@ -212,8 +215,8 @@ export async function runKvAppendBench(opts: KvAppendBenchOptions = {}): Promise
   const attendMs = median(a), appendAttendMs = median(b);
   dc.clear();
   notes.push(
-    'single: each call timed alone (process.hrtime) through the public KvCache.append, JS validation included; storage grows during the 10,000 calls.',
-    'bulk: input GB/s = K + V input bytes / median time of one append into an emptied layer (the storage is freed by clear() and mapped again: the kernel zeroes new pages). memcpy warm = TypedArray.set into buffers already written; memcpy fresh = into new buffers.',
+    'single: each call timed alone (process.hrtime) through the public KvCache.append, JS validation included; reserve 0: storage grows during the calls (doubling; one growth event from 32768 tokens, eight from 0); reserve = start + calls: no growth.',
+    'bulk: input GB/s = K + V input bytes / median time of one append into an emptied layer (clear() frees the storage; its huge-page mappings are retained, TOKENPRESS_KV_RETAIN_MB, default 256, and serve the next append of the same size: run with TOKENPRESS_KV_RETAIN_MB=0 for fresh pages every time). memcpy warm = TypedArray.set into buffers already written; memcpy fresh = into new buffers.',
     'decode: medians of interleaved steps; overheadPct = (append+attend - attend) / attend.',
   );
   const report: KvAppendReport = {
@@ -243,12 +246,12 @@ export function printKvAppendTable(r: KvAppendReport): void {
   const c = r.config;
   console.log(`KV append: ${c.kvHeads} KV heads x headDim ${c.headDim}; ${r.machine.model}, ${r.machine.threads} threads (${r.machine.isa})`);
   console.log('single-token append (f16, 4 KiB K+V), us per call');
-  console.log('start tokens   calls   median     p99   p99.9       max');
+  console.log('start tokens  reserve   calls   median     p99   p99.9       max');
   for (const s of r.single) {
-    console.log(`${String(s.startTokens).padStart(12)}  ${String(s.calls).padStart(6)}  ${f(s.medianUs, 2).padStart(7)}  ${f(s.p99Us, 1).padStart(6)}  ${f(s.p999Us, 1).padStart(6)}  ${f(s.maxUs, 0).padStart(8)}`);
+    console.log(`${String(s.startTokens).padStart(12)}  ${String(s.reserve).padStart(7)}  ${String(s.calls).padStart(6)}  ${f(s.medianUs, 2).padStart(7)}  ${f(s.p99Us, 1).padStart(6)}  ${f(s.p999Us, 1).padStart(6)}  ${f(s.maxUs, 0).padStart(8)}`);
   }
   const nf = r.noiseFloor;
-  console.log(`noise floor   ${String(nf.calls).padStart(6)}  ${f(nf.medianUs, 2).padStart(7)}  ${f(nf.p99Us, 1).padStart(6)}  ${f(nf.p999Us, 1).padStart(6)}  ${f(nf.maxUs, 0).padStart(8)}  (cache.memoryBytes, a trivial native call)`);
+  console.log(`noise floor            ${String(nf.calls).padStart(6)}  ${f(nf.medianUs, 2).padStart(7)}  ${f(nf.p99Us, 1).padStart(6)}  ${f(nf.p999Us, 1).padStart(6)}  ${f(nf.maxUs, 0).padStart(8)}  (cache.memoryBytes, a trivial native call)`);
   console.log('');
   console.log('bulk append   tokens  MiB in   ms (median)   GB/s in   memcpy warm GB/s  % of warm   memcpy fresh GB/s  % of fresh');
   for (const b of r.bulk) {

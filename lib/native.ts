@@ -175,6 +175,8 @@ export interface NativeKvCacheConfig {
   window: number;
   /** 0 = cpu, 1 = cuda when a device is present (else the CPU cache). */
   device?: number;
+  /** Tokens per (layer, head) of storage allocated and populated now (CPU cache); default 0. */
+  reserve?: number;
 }
 
 export interface NativeKvAppendParams {

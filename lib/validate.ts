@@ -200,6 +200,49 @@ function rawData(arg: string, data: unknown, dtype: DType): ArrayBufferView & { 
 
 const SAB = (globalThis as { SharedArrayBuffer?: Function }).SharedArrayBuffer;
 
+/** What plainRows found (reused: the hot path allocates nothing). */
+export interface PlainRows { dtype: 'f32' | 'f16' | 'bf16'; n: number; data: Float32Array | Uint16Array }
+const PLAIN_ROWS: PlainRows = { dtype: 'f32', n: 0, data: new Float32Array(0) };
+
+/**
+ * The allocation-free form of checkTensor(arg, value, ['f32', 'f16', 'bf16'],
+ * [d0, n, d2]) for the sync hot path (KvCache.append, one call per layer and
+ * token): a plain `{ dtype, shape: [d0, n, d2], data }` with n >= 1, no
+ * strides (or strides: undefined), no other enumerable key, data a
+ * Float32Array (f32) or Uint16Array (f16, bf16) over an ArrayBuffer holding
+ * exactly d0 * n * d2 elements. Returns a shared object describing it
+ * (overwritten by the next call), or undefined for anything else, which
+ * checkTensor then accepts or refuses with its usual error: this path only
+ * ever accepts what checkTensor accepts, reading each field once. Keeping the
+ * per-call garbage at zero keeps the young-generation collections (0.1-1 ms
+ * each here) out of a decode loop.
+ */
+export function plainRows(value: unknown, d0: number, d2: number): PlainRows | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  for (const key in o) {
+    if (key !== 'dtype' && key !== 'shape' && key !== 'data' && key !== 'strides') return undefined;
+  }
+  const dtype = o.dtype, shape = o.shape, data = o.data, strides = o.strides;
+  if (strides !== undefined || (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16')) return undefined;
+  if (!Array.isArray(shape) || shape.length !== 3) return undefined;
+  const a = shape[0] as unknown, n = shape[1] as unknown, b = shape[2] as unknown;
+  if (a !== d0 || b !== d2 || typeof n !== 'number' || !Number.isInteger(n) || n < 1) return undefined;
+  if (!(dtype === 'f32' ? data instanceof Float32Array : data instanceof Uint16Array) || !ArrayBuffer.isView(data)) return undefined;
+  let length: number;
+  try {
+    if (SAB !== undefined && TA_BUFFER.call(data) instanceof SAB) return undefined;
+    length = TA_LENGTH.call(data) as number;
+  } catch {
+    return undefined;
+  }
+  if (length !== d0 * n * d2) return undefined;
+  PLAIN_ROWS.dtype = dtype;
+  PLAIN_ROWS.n = n;
+  PLAIN_ROWS.data = data as Float32Array | Uint16Array;
+  return PLAIN_ROWS;
+}
+
 /**
  * Refuses a typed array over a SharedArrayBuffer: another thread could change
  * an index or a length between a check and its use, so tokenpress never

@@ -31,7 +31,7 @@ import {
 } from '../native.js';
 import { rangeError, TokenpressError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
-import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
+import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor, plainRows } from '../validate.js';
 import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
 import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
@@ -69,6 +69,14 @@ export interface KvCacheOptions {
   residual?: number;
   /** Queries remembered per layer (from attend) for query-based policies; default 32. */
   window?: number;
+  /**
+   * Tokens per (layer, head) to allocate storage for now, pages populated
+   * (CPU cache; default 0): appends up to this length never grow storage,
+   * so no append pays a growth (see docs/kv-cache.md). Kept through clear()
+   * and compression. 0 to capacity; memory is reserve x the per-token size
+   * from the start.
+   */
+  reserve?: number;
   autoCompress?: AutoCompressOptions;
   /**
    * Where K/V live: 'cpu' (default) or 'cuda' (GPU memory when a CUDA
@@ -123,7 +131,7 @@ export interface ExportedLayer {
   counts: Tensor<'f32'>;
 }
 
-const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'autoCompress', 'device'] as const;
+const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'reserve', 'autoCompress', 'device'] as const;
 const FLOAT_TYPES: FloatDType[] = ['f32', 'f16', 'bf16'];
 
 /** An append that compresses its layer in the same call (native/kv/kv_cache.h AppendInput.compress). */
@@ -166,6 +174,7 @@ export class KvCache {
     const groupSize = o.groupSize === undefined ? 32 : checkInteger('options.groupSize', o.groupSize, 1, 4096);
     const residual = o.residual === undefined ? 128 : checkInteger('options.residual', o.residual, 0, 0x7fffffff);
     const window = o.window === undefined ? 32 : checkInteger('options.window', o.window, 1, 4096);
+    const reserve = o.reserve === undefined ? 0 : checkInteger('options.reserve', o.reserve, 0, this.capacity);
     const device = o.device ?? 'cpu';
     if (typeof device !== 'string') throw typeError('options.device', "'cpu' | 'cuda'", device);
     if (!DEVICES.includes(device)) throw rangeError('options.device', "'cpu' | 'cuda'", device);
@@ -174,7 +183,7 @@ export class KvCache {
     this.#auto = o.autoCompress === undefined ? undefined : this.#resolveAuto(o.autoCompress, window);
     this.#handle = new (native().KvCacheHandle)({
       nLayers: this.nLayers, nKvHeads: this.nKvHeads, headDim: this.headDim, capacity: this.capacity,
-      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window, device: DEVICES.indexOf(device),
+      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window, device: DEVICES.indexOf(device), reserve,
     });
     this.device = this.#handle.device();
   }
@@ -241,6 +250,29 @@ export class KvCache {
   }
 
   /**
+   * The decode loop's append (CPU cache, no options, no autoCompress, plain
+   * contiguous k and v): validated by plainRows without allocating, then the
+   * positional binding. False when k or v is any other form (or the layer is
+   * not a valid index): the general path then checks and names the problem.
+   */
+  #appendPlain(layer: unknown, k: unknown, v: unknown): boolean {
+    if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 0 || layer >= this.nLayers) return false;
+    const kr = plainRows(k, this.nKvHeads, this.headDim);
+    if (kr === undefined) return false;
+    const kData = kr.data, kDtype = DTYPE_CODE[kr.dtype], n = kr.n;
+    const vr = plainRows(v, this.nKvHeads, this.headDim);
+    if (vr === undefined || vr.n !== n) return false;
+    const d = this.headDim;
+    try {
+      this.#handle.appendRows(layer, n, kData, kDtype, n * d, d, vr.data, DTYPE_CODE[vr.dtype], n * d, d);
+    } catch (e) {
+      this.#checkCapacity(layer, n);
+      throw e;
+    }
+    return true;
+  }
+
+  /**
    * Layers whose longest head reaches the auto-compression trigger. A policy
    * that scores with queries waits until attend() has given the layer some.
    */
@@ -269,6 +301,7 @@ export class KvCache {
    */
   append(layer: number, k: TensorLike<FloatDType>, v: TensorLike<FloatDType>, opts?: { positions?: Int32Array }): void {
     this.#idle();
+    if (opts === undefined && this.device !== 'cuda' && !this.#auto && this.#appendPlain(layer, k, v)) return;
     const p = this.#appendParams(layer, k, v, opts);
     if (this.device !== 'cuda') {
       const withAuto = this.#withAuto(p);

@@ -321,7 +321,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
  private:
   void Init(const Napi::CallbackInfo& info) {
     Napi::Object o = SnapshotParams(info, {"nLayers", "nKvHeads", "headDim", "capacity", "dtype", "groupSize", "residual",
-                                           "window", "device"});
+                                           "window", "device", "reserve"});
     CacheConfig cfg;
     cfg.n_layers = GetInt(o, "nLayers");
     cfg.n_kv_heads = GetInt(o, "nKvHeads");
@@ -333,6 +333,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     cfg.group = GetInt(o, "groupSize");
     cfg.residual = GetInt(o, "residual");
     cfg.window = GetInt(o, "window");
+    cfg.reserve = o.Get("reserve").IsUndefined() ? 0 : GetInt(o, "reserve");
     // device: 0 = cpu, 1 = cuda when a device is present, else the CPU cache
     // (the same results, silently; device() tells which one runs).
     const int64_t device = o.Get("device").IsUndefined() ? 0 : GetInt(o, "device");

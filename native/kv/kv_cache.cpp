@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
 #include <string>
 
@@ -45,16 +46,24 @@ Status KvCache::create(const CacheConfig& cfg, KvCache** out) {
   if (cfg.group < 1 || cfg.group > 4096) return Status::invalid("groupSize: expected 1 to 4096, received " + num(cfg.group));
   if (cfg.residual < 0 || cfg.residual >= kMax) return Status::invalid("residual: expected 0 to 2^31 - 1, received " + num(cfg.residual));
   if (cfg.window < 1 || cfg.window > 4096) return Status::invalid("window: expected 1 to 4096, received " + num(cfg.window));
+  if (cfg.reserve < 0 || cfg.reserve > cfg.capacity) {
+    return Status::invalid("reserve: expected 0 to the capacity (" + num(cfg.capacity) + ") tokens, received " + num(cfg.reserve));
+  }
+  std::unique_ptr<KvCache> c;
   try {
-    auto* c = new KvCache(cfg);
+    c.reset(new KvCache(cfg));
     c->heads_.resize(static_cast<size_t>(cfg.n_layers * cfg.n_kv_heads));
     c->next_pos_.assign(static_cast<size_t>(cfg.n_layers), 0);
     c->windows_.resize(static_cast<size_t>(cfg.n_layers));
     c->mass_seen_.assign(static_cast<size_t>(cfg.n_layers), 0);
-    *out = c;
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache: cannot allocate the head table");
   }
+  for (HeadStore& s : c->heads_) {
+    const Status st = c->apply_reserve(s);
+    if (!st.is_ok()) return st;
+  }
+  *out = c.release();
   return Status::ok();
 }
 
@@ -90,45 +99,92 @@ Status KvCache::reserve_blocks(HeadStore& s, int64_t blocks) {
   return Status::ok();
 }
 
+// Room for cfg_.reserve tokens: rows (int caches: the f16 tail and the
+// blocks), positions, mass and counts, every page written once now so that
+// appends into it neither grow nor fault.
+Status KvCache::apply_reserve(HeadStore& s) {
+  const int64_t r = cfg_.reserve;
+  if (r == 0) return Status::ok();
+  try {
+    Status st = reserve_rows(s, quantized() ? std::min(r, cfg_.residual + 2 * cfg_.group) : r);
+    if (st.is_ok() && quantized()) st = reserve_blocks(s, r / cfg_.group);
+    if (!st.is_ok()) return Status::out_of_memory("reserve: cannot allocate " + num(r) + " tokens per head (" + st.message + ")");
+    const size_t n = static_cast<size_t>(r), len = static_cast<size_t>(s.len);
+    if (s.pos.capacity() < n) {
+      s.pos.reserve(n);
+      s.mass.reserve(n);
+      s.count.reserve(n);
+    }
+    // Write every element once (heap pages fault in here, not in an append).
+    s.pos.resize(n);
+    s.mass.resize(n);
+    s.count.resize(n);
+    s.pos.resize(len);
+    s.mass.resize(len);
+    s.count.resize(len);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("reserve: cannot allocate " + num(r) + " tokens per head");
+  }
+  return Status::ok();
+}
+
+void KvCache::reset_head(HeadStore& s) {
+  if (cfg_.reserve == 0) {
+    s = HeadStore();
+    return;
+  }
+  s.len = 0;
+  s.n_blocks = 0;
+  s.pos.clear();
+  s.mass.clear();
+  s.count.clear();
+  shrink(s);  // storage grown past the reservation goes back
+}
+
+namespace {
+// Capacity down to max(size, floor), the room past the size written once
+// (populated). Best effort: on a failed allocation the vector stays as it is.
+template <typename V>
+void shrink_vector(V& v, size_t floor) {
+  const size_t want = std::max(v.size(), floor);
+  if (v.capacity() <= want) return;
+  if (want == v.size()) {
+    v.shrink_to_fit();
+    return;
+  }
+  try {
+    V t;
+    t.reserve(want);
+    t.assign(v.begin(), v.end());
+    t.resize(want);
+    t.resize(v.size());
+    v.swap(t);
+  } catch (const std::bad_alloc&) {
+  }
+}
+}  // namespace
+
 void KvCache::shrink(HeadStore& s) {
   const int64_t rows = quantized() ? tail_len(s) : s.len;
-  const int64_t want = rows + std::min<int64_t>(64, cfg_.capacity - rows);
+  int64_t want = rows + std::min<int64_t>(64, cfg_.capacity - rows);
+  // Keep what apply_reserve gave (int caches: the tail's share of it).
+  want = std::max(want, quantized() ? std::min(cfg_.reserve, cfg_.residual + 2 * cfg_.group) : cfg_.reserve);
   if (s.rows_alloc > want + want / 4 + 16) {
     const size_t bytes = static_cast<size_t>(want * row_bytes());
     // A failed shrink keeps the larger buffer: nothing is lost.
     if (s.k.resize(bytes, bytes).is_ok() && s.v.resize(bytes, bytes).is_ok()) s.rows_alloc = want;
     else s.rows_alloc = std::min<int64_t>(s.k.size(), s.v.size()) / row_bytes();
   }
-  if (quantized() && s.blocks_alloc > s.n_blocks + s.n_blocks / 4 + 4) {
-    const size_t bytes = static_cast<size_t>(s.n_blocks * qlayout_.block_bytes);
-    if (s.blocks.resize(bytes, bytes).is_ok()) s.blocks_alloc = s.n_blocks;
+  const int64_t keep_blocks = std::max(s.n_blocks, cfg_.reserve / std::max<int64_t>(cfg_.group, 1));
+  if (quantized() && s.blocks_alloc > keep_blocks + keep_blocks / 4 + 4) {
+    const size_t bytes = static_cast<size_t>(keep_blocks * qlayout_.block_bytes);
+    if (s.blocks.resize(bytes, static_cast<size_t>(s.n_blocks * qlayout_.block_bytes)).is_ok()) s.blocks_alloc = keep_blocks;
   }
-  s.pos.shrink_to_fit();
-  s.mass.shrink_to_fit();
-  s.count.shrink_to_fit();
-}
-
-// Moves the oldest full groups of the tail into quantized blocks while the
-// tail holds at least residual + group tokens. Blocks must be reserved.
-Status KvCache::quantize_full_groups(HeadStore& s, std::vector<float>& scratch) {
-  const int64_t d = cfg_.head_dim, g = cfg_.group;
-  int64_t tail = tail_len(s);
-  int64_t moved = 0;
-  scratch.resize(static_cast<size_t>(2 * g * d));
-  while (tail - moved >= cfg_.residual + g) {
-    const ConvertPath path = convert_path();
-    convert_elems(s.k.data() + moved * d * 2, DType::F16, scratch.data(), DType::F32, g * d, path);
-    convert_elems(s.v.data() + moved * d * 2, DType::F16, scratch.data() + g * d, DType::F32, g * d, path);
-    quantize_block(qlayout_, scratch.data(), scratch.data() + g * d, s.blocks.data() + s.n_blocks * qlayout_.block_bytes);
-    s.n_blocks += 1;
-    moved += g;
-  }
-  if (moved > 0) {
-    const size_t rb = static_cast<size_t>(row_bytes());
-    std::memmove(s.k.data(), s.k.data() + moved * rb, static_cast<size_t>(tail - moved) * rb);
-    std::memmove(s.v.data(), s.v.data() + moved * rb, static_cast<size_t>(tail - moved) * rb);
-  }
-  return Status::ok();
+  // The vectors keep room for the reservation, no more.
+  const size_t floor = static_cast<size_t>(cfg_.reserve);
+  shrink_vector(s.pos, floor);
+  shrink_vector(s.mass, floor);
+  shrink_vector(s.count, floor);
 }
 
 Status check_append(const KvCacheApi& cache, int64_t layer, const AppendInput& in) {
@@ -165,7 +221,8 @@ Status check_append_args(const KvCacheApi& cache, int64_t layer, const AppendInp
 Status KvCache::append(int64_t layer, const AppendInput& in) {
   // Float caches check finite values while they copy (append_float_rows);
   // int caches quantize as they go, so they check everything first.
-  const Status st = quantized() ? check_append(*this, layer, in) : check_append_args(*this, layer, in);
+  Status st = check_append_args(*this, layer, in);
+  if (st.is_ok() && quantized()) st = check_finite_rows(in);
   if (!st.is_ok()) return st;
   // Positions count on as int32: refuse to wrap past 2^31 - 1.
   constexpr int64_t kMaxPos = std::numeric_limits<int32_t>::max();
@@ -175,6 +232,30 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
   }
   if (in.compress && in.n > 0) return append_and_compress(layer, in);
   return append_rows(layer, in);
+}
+
+// check_append's finite scan of k and v, the heads spread over the pool for
+// large inputs; a hit is named by the serial scan (k first, then v, the
+// first bad element), so the error is the same either way.
+Status KvCache::check_finite_rows(const AppendInput& in) const {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, n = in.n;
+  auto serial = [&] {
+    Status st = check_finite("k", in.k, in.k_dtype, H, n, d, in.k_head_stride, in.k_row_stride);
+    if (st.is_ok()) st = check_finite("v", in.v, in.v_dtype, H, n, d, in.v_head_stride, in.v_row_stride);
+    return st;
+  };
+  const int64_t bytes = H * n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
+  if (bytes <= kInlineAppendBytes || H == 1) return serial();
+  std::vector<uint8_t> bad(static_cast<size_t>(H), 0);
+  ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
+    const size_t ke = dtype_size(in.k_dtype), ve = dtype_size(in.v_dtype);
+    for (int64_t r = 0; r < n && !bad[h]; ++r) {
+      const auto* kr = static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride + r * in.k_row_stride) * ke;
+      const auto* vr = static_cast<const uint8_t*>(in.v) + static_cast<size_t>(h * in.v_head_stride + r * in.v_row_stride) * ve;
+      if (finite_detail::row_has_nonfinite(kr, in.k_dtype, d) || finite_detail::row_has_nonfinite(vr, in.v_dtype, d)) bad[h] = 1;
+    }
+  });
+  return std::any_of(bad.begin(), bad.end(), [](uint8_t b) { return b != 0; }) ? serial() : Status::ok();
 }
 
 Status KvCache::mark_layer(int64_t layer, AppendMark& m) const {
@@ -262,23 +343,46 @@ Status KvCache::append_and_compress(int64_t layer, const AppendInput& in) {
 // vectors, all growing geometrically. A failure changes no token.
 Status KvCache::reserve_append(int64_t layer, int64_t n) {
   const int64_t H = cfg_.n_kv_heads;
-  try {
-    for (int64_t h = 0; h < H; ++h) {
-      HeadStore& s = head(layer, h);
-      // Int caches take the rows in chunks of one group, quantizing as they go.
-      const int64_t rows = quantized() ? std::min(tail_len(s) + n, cfg_.residual + 2 * cfg_.group) : s.len + n;
-      Status st = reserve_rows(s, rows);
-      if (!st.is_ok()) return st;
-      if (quantized()) {
-        const int64_t extra = std::max<int64_t>(0, (tail_len(s) + n - cfg_.residual) / cfg_.group);
-        st = reserve_blocks(s, s.n_blocks + extra);
-        if (!st.is_ok()) return st;
-      }
-      const size_t need = static_cast<size_t>(s.len + n);
-      reserve_geometric(s.pos, need);
-      reserve_geometric(s.mass, need);
-      reserve_geometric(s.count, need);
+  // A call that doubles large buffers (the rare growth of a single-token
+  // append) populates their new pages on every pool worker: the kernel's
+  // page zeroing is most of its cost.
+  int64_t growing = 0;
+  for (int64_t h = 0; h < H && !quantized(); ++h) {
+    const HeadStore& s = head(layer, h);
+    if (s.len + n > s.rows_alloc) growing += s.rows_alloc;
+  }
+  if (H > 1 && growing * row_bytes() >= (int64_t(4) << 20)) {
+    std::vector<Status> st(static_cast<size_t>(H));
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { st[h] = reserve_head(head(layer, h), n); });
+    for (const Status& s : st) {
+      if (!s.is_ok()) return s;
     }
+    return Status::ok();
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    const Status st = reserve_head(head(layer, h), n);
+    if (!st.is_ok()) return st;
+  }
+  return Status::ok();
+}
+
+// reserve_append for one head (thread-safe across heads: each head's
+// buffers are its own mappings).
+Status KvCache::reserve_head(HeadStore& s, int64_t n) {
+  try {
+    // Int caches keep a tail of fewer than residual + group rows after each call.
+    const int64_t rows = quantized() ? std::min(tail_len(s) + n, cfg_.residual + 2 * cfg_.group) : s.len + n;
+    Status st = reserve_rows(s, rows);
+    if (!st.is_ok()) return st;
+    if (quantized()) {
+      const int64_t extra = std::max<int64_t>(0, (tail_len(s) + n - cfg_.residual) / cfg_.group);
+      st = reserve_blocks(s, s.n_blocks + extra);
+      if (!st.is_ok()) return st;
+    }
+    const size_t need = static_cast<size_t>(s.len + n);
+    reserve_geometric(s.pos, need);
+    reserve_geometric(s.mass, need);
+    reserve_geometric(s.count, need);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.append: out of memory");
   }
@@ -305,7 +409,12 @@ void KvCache::append_meta(HeadStore& s, const AppendInput& in, int64_t first) {
 // a refused value leaves the cache as it was.
 Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, n = in.n;
-  Status st = reserve_append(layer, n);
+  const int64_t bytes = H * n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
+  const bool inline_call = bytes <= kInlineAppendBytes || H == 1;
+  // Small appends reserve here; larger ones reserve each head inside its pool
+  // task, so the page population of new storage (the kernel zeroing pages,
+  // the bulk of a large append into fresh storage) runs on every worker.
+  Status st = inline_call ? reserve_append(layer, n) : Status::ok();
   if (!st.is_ok()) return st;
   const DType rt = row_dtype();
   const size_t rb = static_cast<size_t>(row_bytes());
@@ -320,6 +429,11 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
     for (int64_t r = 0; r < runs; ++r) {
       const uint8_t* s = src + static_cast<size_t>(r * rs) * es;
       uint8_t* o = dst + static_cast<size_t>(r) * rb;
+      if (t == rt) {
+        // Same dtype: copy and check in one pass.
+        if (!copy_finite(s, o, t, run, path)) return false;
+        continue;
+      }
       for (int64_t c = 0; c < run; c += kChunk) {
         const int64_t m = std::min(kChunk, run - c);
         if (finite_detail::row_has_nonfinite(s + c * es, t, m)) return false;
@@ -334,12 +448,21 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
            copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb);
   };
   bool ok = true;
-  const int64_t bytes = H * n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
-  if (bytes <= kInlineAppendBytes || H == 1) {
+  if (inline_call) {
     for (int64_t h = 0; h < H && ok; ++h) ok = write_head(h);
   } else {
+    // Rows written past a head's length are invisible until the lengths
+    // move (below), so a head that fails to reserve or finds a non-finite
+    // value leaves the cache as it was whatever the others did.
     std::vector<uint8_t> good(static_cast<size_t>(H), 1);
-    ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { good[h] = write_head(h) ? 1 : 0; });
+    std::vector<Status> reserved(static_cast<size_t>(H));
+    ThreadPool::instance().parallel_for(H, [&](int64_t h, int) {
+      reserved[h] = reserve_head(head(layer, h), n);
+      good[h] = reserved[h].is_ok() && write_head(h) ? 1 : 0;
+    });
+    for (const Status& r : reserved) {
+      if (!r.is_ok()) return r;
+    }
     ok = std::all_of(good.begin(), good.end(), [](uint8_t g) { return g != 0; });
   }
   if (!ok) {
@@ -373,20 +496,69 @@ Status KvCache::append_rows(int64_t layer, const AppendInput& in) {
   const DType rt = row_dtype();
   const int64_t first = next_pos_[layer];
   const ConvertPath path = convert_path();
+  const int64_t g = cfg_.group, res = cfg_.residual, n = in.n;
+  const size_t rb = static_cast<size_t>(row_bytes());
+  // Per head: the old f16 tail (T rows) followed by the n new rows is one
+  // sequence; its first nq full groups past the residual are quantized
+  // straight from where they lie (tail or input, through f16 as the tail
+  // stores them), then the rest becomes the new tail: one move of the old
+  // tail's survivors, one conversion of the new rows. The same blocks and
+  // tail as taking the rows a group at a time (the old loop moved the whole
+  // tail after every group).
+  // Scratch for every head, allocated before any head changes (a refused
+  // allocation in a pool task would leave some heads appended, some not).
+  std::vector<float> scratch;
+  std::vector<uint16_t> halves;
+  int64_t longest_tail = 0;
+  for (int64_t h = 0; h < H; ++h) longest_tail = std::max(longest_tail, tail_len(head(layer, h)));
+  if (longest_tail + n > res) {
+    try {
+      scratch.resize(static_cast<size_t>(H * 2 * g * d));
+      halves.resize(static_cast<size_t>(H * d));
+    } catch (const std::bad_alloc&) {
+      return Status::out_of_memory("KvCache.append: out of memory");
+    }
+  }
   auto run_head = [&](int64_t h) {
     HeadStore& s = head(layer, h);
-    std::vector<float> scratch;
-    const int64_t chunk = cfg_.group;
-    for (int64_t r0 = 0; r0 < in.n; r0 += chunk) {
-      const int64_t r1 = std::min(in.n, r0 + chunk);
-      const int64_t at = tail_len(s) - r0;
-      for (int64_t r = r0; r < r1; ++r) {
-        convert_row(in.k, in.k_dtype, h * in.k_head_stride + r * in.k_row_stride, s.k.data(), rt, (at + r) * d, d, path);
-        convert_row(in.v, in.v_dtype, h * in.v_head_stride + r * in.v_row_stride, s.v.data(), rt, (at + r) * d, d, path);
+    const int64_t T = tail_len(s), total = T + n;
+    const int64_t nq = total > res ? (total - res) / g : 0;
+    if (nq > 0) {
+      float* sk = scratch.data() + h * 2 * g * d;
+      float* sv = sk + g * d;
+      uint16_t* half = halves.data() + h * d;
+      // Row i of the sequence as f32, via f16 (the tail's dtype).
+      auto row_f32 = [&](const void* src, DType st, int64_t off, const uint8_t* tail, int64_t i, float* dst) {
+        if (i < T) {
+          convert_elems(tail + static_cast<size_t>(i) * rb, DType::F16, dst, DType::F32, d, path);
+        } else if (st == DType::F16) {
+          convert_row(src, st, off, dst, DType::F32, 0, d, path);
+        } else {
+          convert_row(src, st, off, half, DType::F16, 0, d, path);
+          convert_elems(half, DType::F16, dst, DType::F32, d, path);
+        }
+      };
+      for (int64_t q = 0; q < nq; ++q) {
+        for (int64_t r = 0; r < g; ++r) {
+          const int64_t i = q * g + r, t = i - T;
+          row_f32(in.k, in.k_dtype, h * in.k_head_stride + t * in.k_row_stride, s.k.data(), i, sk + r * d);
+          row_f32(in.v, in.v_dtype, h * in.v_head_stride + t * in.v_row_stride, s.v.data(), i, sv + r * d);
+        }
+        quantize_block(qlayout_, sk, sv, s.blocks.data() + s.n_blocks * qlayout_.block_bytes);
+        s.n_blocks += 1;
       }
-      s.len += r1 - r0;
-      quantize_full_groups(s, scratch);
     }
+    const int64_t from = nq * g;  // first row of the new tail
+    if (from > 0 && from < T) {
+      std::memmove(s.k.data(), s.k.data() + static_cast<size_t>(from) * rb, static_cast<size_t>(T - from) * rb);
+      std::memmove(s.v.data(), s.v.data() + static_cast<size_t>(from) * rb, static_cast<size_t>(T - from) * rb);
+    }
+    for (int64_t i = std::max(T, from); i < total; ++i) {
+      const int64_t t = i - T;
+      convert_row(in.k, in.k_dtype, h * in.k_head_stride + t * in.k_row_stride, s.k.data(), rt, (i - from) * d, d, path);
+      convert_row(in.v, in.v_dtype, h * in.v_head_stride + t * in.v_row_stride, s.v.data(), rt, (i - from) * d, d, path);
+    }
+    s.len += n;
     append_meta(s, in, first);
   };
   const int64_t bytes = H * in.n * d * static_cast<int64_t>(dtype_size(in.k_dtype) + dtype_size(in.v_dtype));
@@ -512,14 +684,14 @@ int64_t KvCache::total_tokens() const {
 }
 
 void KvCache::clear() {
-  for (HeadStore& s : heads_) s = HeadStore();
+  for (HeadStore& s : heads_) reset_head(s);
   std::fill(next_pos_.begin(), next_pos_.end(), 0);
   for (Window& w : windows_) w = Window();
   std::fill(mass_seen_.begin(), mass_seen_.end(), 0);
 }
 
 void KvCache::clear_layer(int64_t layer) {
-  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) head(layer, h) = HeadStore();
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) reset_head(head(layer, h));
   next_pos_[layer] = 0;
   windows_[layer] = Window();
   mass_seen_[layer] = 0;

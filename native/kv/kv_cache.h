@@ -35,6 +35,10 @@ struct CacheConfig {
   int64_t group = 32;      // int types: tokens per key group, channels per value group
   int64_t residual = 128;  // int types: newest tokens kept in f16
   int64_t window = 32;     // queries remembered per layer for scoring
+  // Tokens per (layer, head) whose storage is allocated and populated at
+  // creation and kept through clear() and compression (CPU cache; 0: none):
+  // appends up to this length never grow storage.
+  int64_t reserve = 0;
 };
 
 // Storage grows geometrically and large buffers grow by mremap with their
@@ -177,6 +181,10 @@ class KvCache final : public KvCacheApi {
   Status append_rows(int64_t layer, const AppendInput& in);
   Status append_float_rows(int64_t layer, const AppendInput& in);  // f32/f16/bf16 caches: checks finite values too
   Status reserve_append(int64_t layer, int64_t n);
+  Status reserve_head(HeadStore& s, int64_t n);
+  Status check_finite_rows(const AppendInput& in) const;  // int caches: k, v finite (pool for large inputs)
+  Status apply_reserve(HeadStore& s);  // cfg_.reserve tokens of room, pages populated
+  void reset_head(HeadStore& s);       // empty; keeps the reserved storage
   void append_meta(HeadStore& s, const AppendInput& in, int64_t first);  // positions, mass, counts (reserved)
   Status append_and_compress(int64_t layer, const AppendInput& in);
   Status mark_layer(int64_t layer, AppendMark& m) const;
@@ -186,7 +194,6 @@ class KvCache final : public KvCacheApi {
   Status reserve_rows(HeadStore& s, int64_t rows);
   Status reserve_blocks(HeadStore& s, int64_t blocks);
   void shrink(HeadStore& s);
-  Status quantize_full_groups(HeadStore& s, std::vector<float>& scratch);
   Status rebuild_head(HeadStore& s, const std::vector<float>& k, const std::vector<float>& v, int64_t len);
   void remember_queries(int64_t layer, const AttendInput& in);
   Status attend_uniform(int64_t layer, const AttendInput& in, int64_t n, float scale);

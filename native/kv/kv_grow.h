@@ -13,23 +13,29 @@
 //   anonymous mapping that grows with mremap (Linux: page tables move, bytes
 //   do not) and whose new pages are populated at growth time
 //   (MADV_POPULATE_WRITE, transparent huge pages from 2 MiB), so later
-//   appends write to memory that is already there.
-// PageAlloc<T>: the same for std::vector storage (positions, mass, counts);
-//   vectors still copy when they reallocate, which callers make geometric.
+//   appends write to memory that is already there. Freed mappings of 2 MiB
+//   and more are retained (MapPool, TOKENPRESS_KV_RETAIN_MB) for the next
+//   buffer of their size.
+// PageAlloc<T>: std::vector storage (positions, mass, counts): the heap
+//   below 2 MiB, populated (retained) mappings from there; vectors still
+//   copy when they reallocate, which callers make geometric.
 // convert_elems: f32 / f16 / bf16 element conversion, bit for bit when the
 //   dtypes match (memcpy), rounding exactly as core/half.h (round to nearest
 //   even, subnormals kept, NaN -> sign | 0x7e00 for f16 and quieted for
 //   bf16). Branch-free scalar loops the compiler vectorises, and F16C /
 //   AVX-512 paths picked at run time by active_isa().
+// copy_finite: a same-dtype copy that checks for NaN / infinity as it goes.
 #pragma once
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <utility>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -116,17 +122,112 @@ inline uint8_t* map_fresh(size_t len) {
   return reinterpret_cast<uint8_t*>(a);
 }
 
-// A populated private mapping of map_length(bytes) bytes, or null.
-inline uint8_t* map_populated(size_t bytes) {
-  const size_t len = map_length(bytes);
-  uint8_t* p = map_fresh(len);
-  if (!p) return nullptr;
-  advise_huge(p, len);
-  if (!populate(p, len)) {
-    munmap(p, len);
+// Retained mappings. Freeing a large buffer (clear(), a cache collected)
+// keeps its mapping, populated, for the next buffer of a length it can
+// serve: refilling a cleared cache (the next request's prefill) then writes
+// to memory that is already there instead of paying the kernel's zeroing
+// and this VM family's first-touch cost again (0.3-1.5 GB/s against 10+ GB/s
+// for a copy). Only mappings of kHuge bytes or more (huge pages), at most
+// retain_limit() bytes in all (TOKENPRESS_KV_RETAIN_MB, default 256 MiB; 0
+// turns it off), process-wide under a mutex. Contents are undefined (the
+// cache writes every byte it later reads). A failed mapping drains the pool
+// and retries, so retention never makes an allocation fail.
+struct MapPool {
+  std::mutex mutex;
+  std::vector<std::pair<uint8_t*, size_t>> maps;
+  size_t bytes = 0;
+};
+inline MapPool& map_pool() {
+  static MapPool* pool = new MapPool();  // never destroyed: usable until the process ends
+  return *pool;
+}
+inline size_t retain_limit() {
+  static const size_t limit = [] {
+    const char* e = std::getenv("TOKENPRESS_KV_RETAIN_MB");
+    if (!e || !*e) return size_t(256) << 20;
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(e, &end, 10);
+    return (end && *end == 0 && mb < (1ull << 20)) ? static_cast<size_t>(mb) << 20 : size_t(256) << 20;
+  }();
+  return limit;
+}
+// A retained mapping of len bytes: the smallest of len to 2 len, shrunk in
+// place to len (mremap never moves a shrink). Null when none fits.
+inline uint8_t* pool_take(size_t len) {
+  if (len < kHuge) return nullptr;
+  MapPool& pool = map_pool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  size_t best = pool.maps.size();
+  for (size_t i = 0; i < pool.maps.size(); ++i) {
+    const size_t l = pool.maps[i].second;
+    if (l >= len && l / 2 <= len && (best == pool.maps.size() || l < pool.maps[best].second)) best = i;
+  }
+  if (best == pool.maps.size()) return nullptr;
+  auto [p, l] = pool.maps[best];
+  pool.maps.erase(pool.maps.begin() + static_cast<std::ptrdiff_t>(best));
+  pool.bytes -= l;
+  if (l != len && mremap(p, l, len, 0) == MAP_FAILED) {
+    munmap(p, l);
     return nullptr;
   }
   return p;
+}
+// Gives a mapping of len bytes back: retained if it is large and not over
+// the limit on its own, the oldest retained ones unmapped to make room (the
+// most recently freed sizes are the likeliest to be asked for again).
+inline void pool_give(uint8_t* p, size_t len) {
+  if (len >= kHuge && len <= retain_limit()) {
+    MapPool& pool = map_pool();
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    size_t drop = 0;
+    for (size_t freed = 0; drop < pool.maps.size() && pool.bytes - freed + len > retain_limit(); ++drop) freed += pool.maps[drop].second;
+    for (size_t i = 0; i < drop; ++i) {
+      munmap(pool.maps[i].first, pool.maps[i].second);
+      pool.bytes -= pool.maps[i].second;
+    }
+    pool.maps.erase(pool.maps.begin(), pool.maps.begin() + static_cast<std::ptrdiff_t>(drop));
+    if (pool.bytes + len <= retain_limit()) {
+      try {
+        pool.maps.emplace_back(p, len);
+        pool.bytes += len;
+        return;
+      } catch (const std::bad_alloc&) {
+      }
+    }
+  }
+  munmap(p, len);
+}
+// Unmaps every retained mapping (before retrying a failed mapping).
+inline bool pool_drain() {
+  MapPool& pool = map_pool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  const bool any = !pool.maps.empty();
+  for (auto& m : pool.maps) munmap(m.first, m.second);
+  pool.maps.clear();
+  pool.bytes = 0;
+  return any;
+}
+inline size_t pool_bytes() {
+  MapPool& pool = map_pool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  return pool.bytes;
+}
+
+// A populated private mapping of map_length(bytes) bytes (a retained one
+// when one fits), or null.
+inline uint8_t* map_populated(size_t bytes) {
+  const size_t len = map_length(bytes);
+  if (uint8_t* kept = pool_take(len)) return kept;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    uint8_t* p = map_fresh(len);
+    if (p) {
+      advise_huge(p, len);
+      if (populate(p, len)) return p;
+      munmap(p, len);
+    }
+    if (!pool_drain()) break;  // nothing retained to give back: a real failure
+  }
+  return nullptr;
 }
 
 // Moves a mapping to a fresh (aligned) place of new_len bytes: page tables
@@ -134,6 +235,7 @@ inline uint8_t* map_populated(size_t bytes) {
 inline void* remap_grow(uint8_t* old, size_t old_len, size_t new_len) {
   if (new_len < kHuge) return mremap(old, old_len, new_len, MREMAP_MAYMOVE);
   uint8_t* dst = map_fresh(new_len);
+  if (!dst && pool_drain()) dst = map_fresh(new_len);
   if (!dst) return MAP_FAILED;
   void* p = mremap(old, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
   if (p == MAP_FAILED) munmap(dst, new_len);
@@ -218,7 +320,7 @@ class GrowBuffer {
   void release() {
 #if TP_KV_GROW_MMAP
     if (mapped_ > 0) {
-      munmap(data_, mapped_);
+      grow_detail::pool_give(data_, mapped_);
     } else {
       std::free(data_);
     }
@@ -243,7 +345,7 @@ class GrowBuffer {
   size_t mapped_ = 0;  // > 0: data_ is a mapping of mapped_ bytes
 };
 
-// std::vector storage from populated page mappings from kMapMin bytes on
+// std::vector storage from populated (retained) page mappings from kHuge bytes on
 // (heap below). Throws std::bad_alloc like std::allocator.
 template <typename T>
 struct PageAlloc {
@@ -255,7 +357,7 @@ struct PageAlloc {
     if (n > SIZE_MAX / 2 / sizeof(T)) throw std::bad_alloc();
     const size_t bytes = n * sizeof(T);
 #if TP_KV_GROW_MMAP
-    if (bytes >= grow_detail::kMapMin) {
+    if (bytes >= grow_detail::kHuge) {
       uint8_t* p = grow_detail::map_populated(bytes);
       if (!p) throw std::bad_alloc();
       return reinterpret_cast<T*>(p);
@@ -266,8 +368,8 @@ struct PageAlloc {
   void deallocate(T* p, size_t n) noexcept {
     const size_t bytes = n * sizeof(T);
 #if TP_KV_GROW_MMAP
-    if (bytes >= grow_detail::kMapMin) {
-      munmap(p, grow_detail::map_length(bytes));
+    if (bytes >= grow_detail::kHuge) {
+      grow_detail::pool_give(reinterpret_cast<uint8_t*>(p), grow_detail::map_length(bytes));
       return;
     }
 #endif
@@ -294,6 +396,9 @@ void reserve_geometric(V& vec, size_t need) {
 // nvcc get the scalar code only, so these must not be one shared inline
 // definition across translation units.
 namespace {
+
+// Which conversion code runs: the active ISA level (setIsa / TOKENPRESS_ISA).
+enum class ConvertPath { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
 namespace convert_detail {
 
@@ -393,10 +498,65 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"))) inline void f32_t
 }
 #endif
 
+#if TP_KV_GROW_X86
+// Copies n elements of `bytes_per` (2 or 4) bytes and reports whether any
+// had its exponent bits all ones (mask: 0x7c00 f16, 0x7f80 bf16, 0x7f800000
+// f32): one pass that checks as it copies, 32 bytes a step.
+__attribute__((target("avx2"))) inline bool copy_finite_avx2(const uint8_t* s, uint8_t* d, size_t bytes, uint32_t mask, int bytes_per) {
+  const __m256i m = bytes_per == 2 ? _mm256_set1_epi16(static_cast<short>(mask)) : _mm256_set1_epi32(static_cast<int>(mask));
+  __m256i bad = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 128 <= bytes; i += 128) {
+    __m256i x[4];
+    for (int u = 0; u < 4; ++u) {
+      x[u] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 32 * u));
+      const __m256i e = _mm256_and_si256(x[u], m);
+      bad = _mm256_or_si256(bad, bytes_per == 2 ? _mm256_cmpeq_epi16(e, m) : _mm256_cmpeq_epi32(e, m));
+    }
+    for (int u = 0; u < 4; ++u) _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 32 * u), x[u]);
+  }
+  for (; i + 32 <= bytes; i += 32) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    const __m256i e = _mm256_and_si256(x, m);
+    bad = _mm256_or_si256(bad, bytes_per == 2 ? _mm256_cmpeq_epi16(e, m) : _mm256_cmpeq_epi32(e, m));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), x);
+  }
+  bool any = !_mm256_testz_si256(bad, bad);
+  for (; i < bytes; i += static_cast<size_t>(bytes_per)) {
+    uint32_t b = 0;
+    std::memcpy(&b, s + i, static_cast<size_t>(bytes_per));
+    any |= (b & mask) == mask;
+    std::memcpy(d + i, &b, static_cast<size_t>(bytes_per));
+  }
+  return !any;
+}
+#endif
+
 }  // namespace convert_detail
 
-// Which conversion code runs: the active ISA level (setIsa / TOKENPRESS_ISA).
-enum class ConvertPath { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+// Copies n elements of dtype t (f32 / f16 / bf16) from src to dst, bit for
+// bit, in one pass that also checks them: false when any is NaN or infinite
+// (dst then holds some of the elements: callers write past the visible rows).
+inline bool copy_finite(const void* src, void* dst, DType t, int64_t n, ConvertPath path) {
+  const int bytes_per = t == DType::F32 ? 4 : 2;
+  const uint32_t mask = t == DType::F32 ? 0x7f800000u : t == DType::F16 ? 0x7c00u : 0x7f80u;
+  const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(bytes_per);
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+#if TP_KV_GROW_X86
+  if (path != ConvertPath::Scalar) return convert_detail::copy_finite_avx2(s, d, bytes, mask, bytes_per);
+#endif
+  uint32_t bad = 0;
+  for (size_t i = 0; i < bytes; i += static_cast<size_t>(bytes_per)) {
+    uint32_t b = 0;
+    std::memcpy(&b, s + i, static_cast<size_t>(bytes_per));
+    bad |= static_cast<uint32_t>((b & mask) == mask);
+  }
+  if (bad) return false;
+  std::memcpy(d, s, bytes);
+  return true;
+}
+
 
 inline ConvertPath convert_path() {
 #if TP_KV_GROW_X86

@@ -304,10 +304,13 @@ describe('int8 / int4 quantize on append', () => {
     }).kvQuantizeForTest;
     const rng = mulberry32(17);
     let blocks = 0;
+    // Every ISA level this CPU has (the SIMD quantizer takes headDim % 32 == 0,
+    // group % 8 == 0 dividing headDim; the other shapes run the portable one).
+    for (const isa of isasOnThisCpu()) withIsa(isa, () => {
     for (const bits of [8, 4]) {
-      for (const d of [1, 3, 17, 33, 64, 128, 129]) {
-        for (const g of [1, 2, 7, 32, 33]) {
-          for (let trial = 0; trial < 6; trial++) {
+      for (const d of [1, 3, 17, 33, 64, 96, 128, 129, 256]) {
+        for (const g of [1, 2, 7, 8, 16, 32, 33, 64]) {
+          for (let trial = 0; trial < 7; trial++) {
             const fill = () => Float32Array.from({ length: g * d }, () => {
               switch (trial) {
                 case 0: return Math.round((rng() * 2 - 1) * 1000) * 2 ** -Math.floor(rng() * 40);
@@ -318,29 +321,34 @@ describe('int8 / int4 quantize on append', () => {
                   u32[0] = Math.floor(rng() * 2 ** 32) >>> 0;
                   return Number.isFinite(f32[0]!) ? f32[0]! : 1;
                 }
+                // Positive or negative values with zeros of both signs among them (which zero a min / max keeps).
+                case 5: return rng() < 0.4 ? (rng() < 0.5 ? -0 : 0) : (rng() < 0.5 ? 1 : -1) * (1 + Math.floor(rng() * 9));
                 default: return (rng() * 2 - 1) * 2 ** (Math.floor(rng() * 10) - 5);
               }
             });
             const k = fill(), v = fill();
-            expect(hook(k, v, d, g, bits, true)).toEqual(hook(k, v, d, g, bits, false));
+            expect(hook(k, v, d, g, bits, true), `${isa} bits ${bits} d ${d} g ${g} trial ${trial}`).toEqual(hook(k, v, d, g, bits, false));
             blocks++;
           }
         }
       }
     }
-    expect(blocks).toBe(2 * 7 * 5 * 6);
+    });
+    expect(blocks).toBe(isasOnThisCpu().length * 2 * 9 * 8 * 7);
   });
 
-  for (const dtype of ['int8', 'int4'] as const) {
-    test(`${dtype}: one token at a time, in one call and in awkward chunks give the same bytes`, () => {
+  // The new rows and the old f16 tail are quantized from where they lie, and
+  // the tail moves once per call: chunking must not show in the bytes.
+  for (const dtype of ['int8', 'int4'] as const) for (const [input, d] of [['f32', 33], ['f16', 64], ['bf16', 128]] as const) {
+    test(`${dtype} from ${input}, headDim ${d}: one token at a time, in one call and in awkward chunks give the same bytes`, () => {
       const rng = mulberry32(21);
-      const H = 2, d = 33, n = 517;
-      const k = strided(rng, 'f32', H, n, d, 0), v = strided(rng, 'f32', H, n, d, 0);
-      const kd = k.t.data as Float32Array, vd = v.t.data as Float32Array;
-      const slice = (data: Float32Array, r0: number, r1: number) => {
-        const out = new Float32Array(H * (r1 - r0) * d);
+      const H = 2, n = 517;
+      const k = strided(rng, input, H, n, d, 0), v = strided(rng, input, H, n, d, 0);
+      const kd = k.t.data, vd = v.t.data;
+      const slice = (data: Float32Array | Uint16Array, r0: number, r1: number) => {
+        const out = new (data.constructor as Float32ArrayConstructor | Uint16ArrayConstructor)(H * (r1 - r0) * d);
         for (let h = 0; h < H; h++) out.set(data.subarray((h * n + r0) * d, (h * n + r1) * d), h * (r1 - r0) * d);
-        return { dtype: 'f32' as const, shape: [H, r1 - r0, d], data: out };
+        return { dtype: input, shape: [H, r1 - r0, d], data: out } as Tensor<'f32' | 'f16' | 'bf16'>;
       };
       const exports: unknown[] = [];
       for (const chunks of [[n], Array.from({ length: n }, () => 1), [1, 31, 32, 33, 100, 300, 20]]) {
@@ -358,4 +366,185 @@ describe('int8 / int4 quantize on append', () => {
       expect(exports[2]).toEqual(exports[0]);
     });
   }
+});
+
+// ---- same-dtype rows: one pass that copies and checks ----
+
+describe('same-dtype appends copy and check in one pass', () => {
+  const H = 3, d = 40; // 80 or 160 bytes a row: runs that end inside the 128-byte steps
+  const bitsOf = {
+    f32: { nan: 0x7fc00000, inf: 0x7f800000, ninf: 0xff800000 },
+    f16: { nan: 0x7e00, inf: 0x7c00, ninf: 0xfc00 },
+    bf16: { nan: 0x7fc0, inf: 0x7f80, ninf: 0xff80 },
+  } as const;
+  for (const isa of isasOnThisCpu()) {
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      test(`${dtype} -> ${dtype} (${isa}): a bad element anywhere in a run is refused with nothing changed; good rows are stored bit for bit`, () => withIsa(isa, () => {
+        const rng = mulberry32(33);
+        for (const n of [1, 7, 2000]) { // inline and pool (> 256 KiB at n = 2000)
+          const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, dtype });
+          const first = strided(rng, dtype, H, 5, d, 0);
+          cache.append(0, first.t, first.t);
+          const before = snapshot(cache);
+          const good = strided(rng, dtype, H, n, d, 0);
+          for (const at of [0, 31, 63, 64, n * d - 1, (H - 1) * n * d + n * d - 1]) {
+            for (const kind of ['nan', 'inf', 'ninf'] as const) {
+              const k = good.t.data.slice();
+              if (k instanceof Float32Array) new Uint32Array(k.buffer)[at] = bitsOf.f32[kind];
+              else k[at] = bitsOf[dtype as 'f16' | 'bf16'][kind];
+              const h = Math.floor(at / (n * d)), t = Math.floor((at % (n * d)) / d), c = at % d;
+              const word = kind === 'nan' ? 'NaN' : kind === 'inf' ? 'Infinity' : '-Infinity';
+              expect(() => cache.append(0, { dtype, shape: [H, n, d], data: k } as Tensor<typeof dtype>, good.t))
+                .toThrow(new RegExp(`^k: expected finite values, received ${word} at \\[${h}, ${t}, ${c}\\]`));
+              expect(snapshot(cache)).toEqual(before);
+            }
+          }
+          cache.append(0, good.t, good.t);
+          const e = cache.export(0);
+          for (let h = 0; h < H; h++) {
+            const row = (r: number) => Array.from(e.k.data.subarray((h * (5 + n) + r) * d, (h * (5 + n) + r + 1) * d));
+            expect(row(5)).toEqual(Array.from(good.t.data.subarray(h * n * d, h * n * d + d)));
+            expect(row(4 + n)).toEqual(Array.from(good.t.data.subarray(h * n * d + (n - 1) * d, (h + 1) * n * d)));
+          }
+        }
+      }));
+    }
+  }
+});
+
+// ---- freed storage is reused (retained mappings) and shows nothing old ----
+
+describe('storage freed by clear() and reused', () => {
+  test('a layer refilled after clear(), and a second cache on the freed mappings, hold exactly their own rows', () => {
+    // 2 MiB and more per buffer (f32, headDim 128, 4096 tokens): the size
+    // whose mappings are retained for reuse.
+    const H = 2, d = 128, big = 4096;
+    const rng = mulberry32(44);
+    const a = new KvCache({ nLayers: 2, nKvHeads: H, headDim: d, dtype: 'f32' });
+    const fill = strided(rng, 'f32', H, big, d, 0);
+    a.append(0, fill.t, fill.t);
+    a.append(1, fill.t, fill.t);
+    a.clear(0);
+    expect(a.memoryBytes).toBeGreaterThan(0); // layer 1 still holds its rows
+    // The same size again: the freed mappings serve it.
+    const again = strided(rng, 'f32', H, big, d, 0);
+    const half = strided(rng, 'f32', H, big, d, 0);
+    a.append(0, again.t, half.t);
+    const e0 = a.export(0);
+    expect(e0.k.shape).toEqual([H, big, d]);
+    expect(Array.from(e0.k.data)).toEqual(again.vals.flat(2));
+    expect(Array.from(e0.v.data)).toEqual(half.vals.flat(2));
+    expect(Array.from(e0.positions.data)).toEqual(Array.from({ length: H }, () => Array.from({ length: big }, (_, i) => i)).flat());
+    a.clear();
+    // A second cache takes the freed mappings, then grows past them in steps.
+    const b = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, dtype: 'f32' });
+    const rows: number[][][] = Array.from({ length: H }, () => []);
+    for (const n of [big, 1, 2000, 2904]) {
+      const x = strided(rng, 'f32', H, n, d, 0);
+      b.append(0, x.t, x.t);
+      for (let h = 0; h < H; h++) rows[h]!.push(...x.vals[h]!);
+    }
+    const e = b.export(0);
+    expect(e.k.shape).toEqual([H, 9001, d]);
+    expect(Array.from(e.k.data)).toEqual(rows.flat(2));
+    expect(Array.from(e.v.data)).toEqual(rows.flat(2));
+  });
+});
+
+// ---- the allocation-free sync path accepts exactly what the general one does ----
+
+describe('KvCache.append: the plain-tensor fast path', () => {
+  const H = 2, d = 8;
+  const tensor = (n: number, extra: Record<string, unknown> = {}) => ({ dtype: 'f32', shape: [H, n, d], data: Float32Array.from({ length: H * n * d }, (_, i) => i / 8), ...extra });
+  test('plain, strided (general path) and subarray-backed tensors store the same rows', () => {
+    const runs = [
+      (c: KvCache) => c.append(0, tensor(3) as Tensor<'f32'>, tensor(3) as Tensor<'f32'>),
+      (c: KvCache) => c.append(0, tensor(3, { strides: [3 * d, d, 1] }) as Tensor<'f32'>, tensor(3, { strides: undefined }) as Tensor<'f32'>),
+      (c: KvCache) => {
+        const big = new Float32Array(H * 3 * d + 5);
+        big.set(tensor(3).data, 5);
+        c.append(0, { dtype: 'f32', shape: [H, 3, d], data: big.subarray(5) }, tensor(3) as Tensor<'f32'>);
+      },
+    ];
+    const got = runs.map((run) => {
+      const c = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, dtype: 'f32' });
+      run(c);
+      return exportedRows(c, 0);
+    });
+    expect(got[1]).toEqual(got[0]);
+    expect(got[2]).toEqual(got[0]);
+  });
+  test('what the fast path does not take is still checked and named by the general path', () => {
+    const c = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, dtype: 'f16' });
+    const ok = tensor(1) as Tensor<'f32'>;
+    expect(() => c.append(0, tensor(1, { strdies: [d, d, 1] }) as Tensor<'f32'>, ok)).toThrow(/^k: unknown option "strdies" \(did you mean "strides"\?\)/);
+    expect(() => c.append(0, { dtype: 'f32', shape: [H, 1, d], data: new Float32Array(H * d + 1) }, ok)).toThrow(/^k\.data\.length: expected 16 elements/);
+    expect(() => c.append(0, { dtype: 'f32', shape: [H, 1.5, d], data: new Float32Array(H * d) }, ok)).toThrow(RangeError);
+    expect(() => c.append(0, ok, { dtype: 'f32', shape: [H, 2, d], data: new Float32Array(2 * H * d) })).toThrow(/^v\.shape: expected \[2, 1, 8\]/);
+    expect(() => c.append(0, { dtype: 'f32', shape: [H, 1, d], data: new Float32Array(new SharedArrayBuffer(4 * H * d)) }, ok)).toThrow(/^k\.data: expected a typed array over an ArrayBuffer/);
+    expect(() => c.append(-1, ok, ok)).toThrow(/^layer: /);
+    expect(() => c.append(0, { dtype: 'f16', shape: [H, 1, d], data: new Float32Array(H * d) } as unknown as Tensor<'f16'>, ok)).toThrow(TypeError);
+    expect(Array.from(c.lengths().data)).toEqual([0, 0]);
+    c.append(0, ok, ok);
+    expect(Array.from(c.lengths().data)).toEqual([1, 1]);
+  });
+});
+
+// ---- reserve: storage allocated up front, kept through clear and compression ----
+
+describe('KvCache reserve option', () => {
+  const H = 2, d = 64;
+  for (const dtype of ['f16', 'f32', 'int8'] as const) {
+    test(`${dtype}: appends up to the reservation never grow storage; past it they grow; rows are exact`, () => {
+      const reserve = 3000;
+      const cache = new KvCache({ nLayers: 2, nKvHeads: H, headDim: d, dtype, reserve, residual: 128, groupSize: 32 });
+      const plain = new KvCache({ nLayers: 2, nKvHeads: H, headDim: d, dtype, residual: 128, groupSize: 32 });
+      const perToken = dtype === 'f32' ? 4 * d : dtype === 'f16' ? 2 * d : d;
+      const start = cache.memoryBytes;
+      // Both layers, every head: at least K + V rows (int8: codes) and positions, mass, counts.
+      expect(start).toBeGreaterThanOrEqual(2 * H * reserve * (2 * perToken + 12));
+      expect(plain.memoryBytes).toBe(0);
+      const rng = mulberry32(55);
+      let n = 0;
+      for (const step of [1, 500, 1, 1, 1200, 1297]) {
+        const x = strided(rng, 'f32', H, step, d, 0);
+        cache.append(0, x.t, x.t);
+        plain.append(0, x.t, x.t);
+        n += step;
+        expect(cache.memoryBytes, `after ${n} tokens`).toBe(start);
+      }
+      expect(n).toBe(reserve);
+      expect(exportedRows(cache, 0)).toEqual(exportedRows(plain, 0));
+      const more = strided(rng, 'f32', H, 100, d, 0);
+      cache.append(0, more.t, more.t);
+      plain.append(0, more.t, more.t);
+      expect(cache.memoryBytes).toBeGreaterThan(start);
+      expect(exportedRows(cache, 0)).toEqual(exportedRows(plain, 0));
+      // Compression and clear() keep the reservation (and give back what grew past it).
+      cache.compress('knorm', { keep: 50 });
+      expect(Array.from(cache.lengths().data)).toEqual([50, 50, 0, 0]);
+      expect(cache.memoryBytes).toBeGreaterThanOrEqual(2 * H * reserve * 2 * perToken);
+      cache.clear();
+      expect(Array.from(cache.lengths().data)).toEqual([0, 0, 0, 0]);
+      expect(cache.memoryBytes).toBe(start);
+      expect(cache.export(0).k.shape).toEqual([H, 0, d]);
+      const again = strided(rng, 'f32', H, 7, d, 0);
+      cache.append(1, again.t, again.t);
+      const fresh = new KvCache({ nLayers: 2, nKvHeads: H, headDim: d, dtype, residual: 128, groupSize: 32 });
+      fresh.append(1, again.t, again.t);
+      expect(exportedRows(cache, 1)).toEqual(exportedRows(fresh, 1));
+      expect(Array.from(cache.export(1).positions.data)).toEqual(Array.from(fresh.export(1).positions.data));
+      expect(cache.memoryBytes).toBe(start);
+    });
+  }
+  test('reserve is checked: an integer from 0 to the capacity', () => {
+    const base = { nLayers: 1, nKvHeads: 1, headDim: 4, capacity: 100 };
+    expect(() => new KvCache({ ...base, reserve: 101 })).toThrow(new RangeError('options.reserve: expected an integer in [0, 100], received 101'));
+    expect(() => new KvCache({ ...base, reserve: -1 })).toThrow(RangeError);
+    expect(() => new KvCache({ ...base, reserve: 1.5 })).toThrow(RangeError);
+    expect(() => new KvCache({ ...base, reserve: '8' as unknown as number })).toThrow(TypeError);
+    expect(() => new KvCache({ ...base, reserv: 8 } as never)).toThrow(/unknown option "reserv" \(did you mean "reserve"\?\)/);
+    expect(new KvCache({ ...base, reserve: 100 }).memoryBytes).toBeGreaterThan(0);
+    expect(() => new (native().KvCacheHandle)({ ...base, dtype: 0, groupSize: 32, residual: 0, window: 4, reserve: 101 })).toThrow(/^reserve: expected 0 to the capacity \(100\) tokens, received 101/);
+  });
 });

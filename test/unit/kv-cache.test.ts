@@ -472,23 +472,25 @@ describe('KvCache int8 / int4 (KIVI)', () => {
     }
   });
 
-  test('int4 blocks: the stored codes (export) match a float64 re-quantization of the inputs at every channel position', () => {
+  test('int4 / int8 blocks: the stored codes (export) match a float64 re-quantization of the inputs at every channel position', () => {
     // Layout check across the packing (token octets for keys, token pairs for
-    // values, 32-channel blocks with a narrower last one): headDim 72 and 13, group 32 and 12.
-    for (const [d, G] of [[72, 32], [13, 12]] as const) {
+    // values, 32-channel blocks with a narrower last one): headDim 72 and 13,
+    // group 32 and 12 (the portable quantizer); headDim 128, 64 and 96 with
+    // groups 32, 16 and 8 (the SIMD quantizer's shapes).
+    for (const [dtype, levels] of [['int4', 15], ['int8', 255]] as const) for (const [d, G] of [[72, 32], [13, 12], [128, 32], [64, 16], [96, 8]] as const) {
       const rng = mulberry32(d + G);
       const n = 4 * G + 5;
-      const { cache, inputs } = makeCache(rng, { H: 1, d, n, dtype: 'int4', residual: 5, groupSize: G });
+      const { cache, inputs } = makeCache(rng, { H: 1, d, n, dtype, residual: 5, groupSize: G });
       const got = heads(cache, 0)[0]!;
       const K = rows3(inputs[0]!.k)[0]!, V = rows3(inputs[0]!.v)[0]!;
       for (let r = 0; r < 4 * G; r++) {
         for (let c = 0; c < d; c++) {
           const g0 = Math.floor(r / G) * G;
           const col = K.slice(g0, g0 + G).map((row) => row[c]!);
-          expect(Math.abs(got.k[r]![c]! - K[r]![c]!)).toBeLessThanOrEqual(quantBound(Math.min(...col), Math.max(...col), 15, K[r]![c]!));
+          expect(Math.abs(got.k[r]![c]! - K[r]![c]!)).toBeLessThanOrEqual(quantBound(Math.min(...col), Math.max(...col), levels, K[r]![c]!));
           const c0 = Math.floor(c / G) * G;
           const seg = V[r]!.slice(c0, c0 + G);
-          expect(Math.abs(got.v[r]![c]! - V[r]![c]!)).toBeLessThanOrEqual(quantBound(Math.min(...seg), Math.max(...seg), 15, V[r]![c]!));
+          expect(Math.abs(got.v[r]![c]! - V[r]![c]!)).toBeLessThanOrEqual(quantBound(Math.min(...seg), Math.max(...seg), levels, V[r]![c]!));
         }
       }
     }
