@@ -399,7 +399,7 @@ export interface NativeAddon {
   /** Lowers (or restores) the ISA kernels use; false if the CPU lacks it. */
   setIsa(name: string): boolean;
   attention(params: NativeAttentionParams): void;
-  /** The positional form (lib/attention.ts nativeArgs): no params object to read. */
+  /** The positional form (NativeAttentionArgs; lib/attention.ts header()): no params object to read. */
   attention(...args: NativeAttentionArgs): void;
   attentionAsync(params: NativeAttentionParams): Promise<void>;
   attentionAsync(...args: NativeAttentionArgs): Promise<void>;
