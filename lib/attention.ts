@@ -10,10 +10,10 @@
  * GQA / MQA: nHeads % nKvHeads == 0; query head h reads KV head
  * floor(h / (nHeads / nKvHeads)).
  */
-import { DTYPE_CODE, native, type NativeAttentionParams } from './native.js';
+import { ATTENTION_HEADER, DTYPE_CODE, native, type NativeAttentionParams } from './native.js';
 import { rangeError, typeError } from './errors.js';
 import type { FloatDType, Tensor, TensorLike } from './tensor.js';
-import { checkBoolean, checkNoOverlap, checkNumber, checkOptions, checkTensor, checkUnshared } from './validate.js';
+import { anySharesBuffer, checkBoolean, checkNoOverlap, checkNumber, checkOptions, checkTensor, checkUnshared } from './validate.js';
 
 export interface AttentionOptions {
   /** Logit scale; default 1/sqrt(headDim). Finite and > 0. */
@@ -55,6 +55,11 @@ export interface AttentionResult {
   lse?: Tensor<'f32'>;
   keyMass?: Tensor<'f32'>;
 }
+
+const F32 = ['f32'] as const;
+const FLOAT_TYPES: readonly FloatDType[] = ['f32', 'f16', 'bf16'];
+const Q_DIMS = ['nHeads', 'nQ', 'headDim'] as const;
+const KV_DIMS = ['nKvHeads', 'nKv', 'headDim'] as const;
 
 const OPTION_NAMES = [
   'scale', 'causal', 'mask', 'treeMask', 'indices', 'softcap', 'returnLse', 'returnKeyMass', 'out',
@@ -110,10 +115,9 @@ function checkIndices(value: unknown, nKvHeads: number, nKv: number): { data: In
  */
 export function prepareAttention(q: unknown, k: unknown, v: unknown, options: unknown): Prepared {
   const opts = checkOptions('options', options, OPTION_NAMES) as AttentionOptions;
-  const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
-  const floatTypes: FloatDType[] = ['f32', 'f16', 'bf16'];
-  const kt = checkTensor('k', k, floatTypes, ['nKvHeads', 'nKv', 'headDim']);
-  const vt = checkTensor('v', v, floatTypes, ['nKvHeads', 'nKv', 'headDim']);
+  const qt = checkTensor('q', q, F32, Q_DIMS);
+  const kt = checkTensor('k', k, FLOAT_TYPES, KV_DIMS);
+  const vt = checkTensor('v', v, FLOAT_TYPES, KV_DIMS);
   const [nHeads, nQ, headDim] = qt.shape as [number, number, number];
   const [nKvHeads, nKv, kDim] = kt.shape as [number, number, number];
   if (kDim !== headDim) throw rangeError('k.shape[2] (headDim)', `q's headDim = ${headDim}`, kDim);
@@ -153,10 +157,14 @@ export function prepareAttention(q: unknown, k: unknown, v: unknown, options: un
     if (opts.out.length !== outLen) throw rangeError('options.out.length', `${outLen} (nHeads * nQ * headDim)`, opts.out.length);
     checkUnshared('options.out', opts.out);
     // The kernel writes out while it still reads the inputs: no shared memory.
-    checkNoOverlap([['options.out', opts.out]], [
-      ['q', qt.data], ['k', kt.data], ['v', vt.data], ['options.mask', boolMask ?? additiveMask],
-      ['options.treeMask', treeParents], ['options.indices', sparse?.data],
-    ]);
+    // (anySharesBuffer is the cheap test; checkNoOverlap names the culprit.)
+    const inputs = [qt.data, kt.data, vt.data, boolMask ?? additiveMask, treeParents, sparse?.data] as const;
+    if (anySharesBuffer(opts.out, inputs)) {
+      checkNoOverlap([['options.out', opts.out]], [
+        ['q', inputs[0]], ['k', inputs[1]], ['v', inputs[2]], ['options.mask', inputs[3]],
+        ['options.treeMask', inputs[4]], ['options.indices', inputs[5]],
+      ]);
+    }
     out = opts.out;
   } else {
     out = new Float32Array(outLen);
@@ -191,6 +199,26 @@ export function prepareAttention(q: unknown, k: unknown, v: unknown, options: un
   return { params, result };
 }
 
+// One header reused by every call: the binding copies it out before it
+// returns (sync) or before the promise is created (async), and no JS runs
+// between filling it and that copy.
+const HEADER = new Float64Array(ATTENTION_HEADER.length);
+
+/**
+ * The header of the positional native arguments (NativeAttentionArgs) of
+ * validated params: the binding then reads no params object (no property
+ * lookups, no snapshot).
+ */
+function header(p: NativeAttentionParams): Float64Array {
+  const h = HEADER;
+  h[0] = p.nHeads; h[1] = p.nKvHeads; h[2] = p.nQ; h[3] = p.nKv; h[4] = p.headDim; h[5] = p.nSel;
+  h[6] = p.kDtype; h[7] = p.vDtype;
+  h[8] = p.qStrides[0]; h[9] = p.qStrides[1]; h[10] = p.kStrides[0]; h[11] = p.kStrides[1];
+  h[12] = p.vStrides[0]; h[13] = p.vStrides[1];
+  h[14] = p.scale; h[15] = p.softcap; h[16] = p.causal ? 1 : 0;
+  return h;
+}
+
 /** Attention, computed synchronously on the native thread pool. Shapes: see the module comment. */
 export function attention(
   q: TensorLike<'f32'>,
@@ -199,7 +227,8 @@ export function attention(
   options?: AttentionOptions,
 ): AttentionResult {
   const { params, result } = prepareAttention(q, k, v, options);
-  native().attention(params);
+  const p = params;
+  native().attention(header(p), p.q, p.k, p.v, p.out, p.lse, p.keyMass, p.boolMask, p.additiveMask, p.treeParents, p.indices);
   return result;
 }
 
@@ -218,6 +247,7 @@ export async function attentionAsync(
   options?: AttentionOptions,
 ): Promise<AttentionResult> {
   const { params, result } = prepareAttention(q, k, v, options);
-  await native().attentionAsync(params);
+  const p = params;
+  await native().attentionAsync(header(p), p.q, p.k, p.v, p.out, p.lse, p.keyMass, p.boolMask, p.additiveMask, p.treeParents, p.indices);
   return result;
 }

@@ -63,6 +63,26 @@ export interface NativeAttentionParams {
   keyMass?: Float32Array; // [nKvHeads, nKv]
 }
 
+/**
+ * The positional form of attention() / attentionAsync(): the numbers of
+ * NativeAttentionParams in one Float64Array (ATTENTION_HEADER order), then
+ * the arrays, undefined where absent. Positional arguments run no getter, so
+ * the binding reads them without a snapshot (native/binding/attention_args.h).
+ */
+export type NativeAttentionArgs = [
+  header: Float64Array,
+  q: Float32Array, k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, out: Float32Array,
+  lse: Float32Array | undefined, keyMass: Float32Array | undefined, boolMask: Uint8Array | undefined,
+  additiveMask: Float32Array | undefined, treeParents: Int32Array | undefined, indices: Int32Array | undefined,
+];
+
+/** The slots of NativeAttentionArgs' header (native/binding/attention_args.h kHeaderFields, same order). */
+export const ATTENTION_HEADER = [
+  'nHeads', 'nKvHeads', 'nQ', 'nKv', 'headDim', 'nSel', 'kDtype', 'vDtype',
+  'qStrides[0]', 'qStrides[1]', 'kStrides[0]', 'kStrides[1]', 'vStrides[0]', 'vStrides[1]',
+  'scale', 'softcap', 'causal',
+] as const;
+
 /** cudaAttention: the attention parameters plus the CUDA path. */
 export interface NativeCudaAttentionParams extends NativeAttentionParams {
   path?: number; // 0 auto (decode when nQ <= 16), 1 decode, 2 prefill
@@ -381,7 +401,10 @@ export interface NativeAddon {
   /** Lowers (or restores) the ISA kernels use; false if the CPU lacks it. */
   setIsa(name: string): boolean;
   attention(params: NativeAttentionParams): void;
+  /** The positional form (NativeAttentionArgs; lib/attention.ts header()): no params object to read. */
+  attention(...args: NativeAttentionArgs): void;
   attentionAsync(params: NativeAttentionParams): Promise<void>;
+  attentionAsync(...args: NativeAttentionArgs): Promise<void>;
   kvScore(params: NativeKvScoreParams): void;
   kvSelect(params: NativeKvSelectParams): void;
   kvCompact(params: NativeKvCompactParams): void;

@@ -80,6 +80,9 @@ export function checkInteger(arg: string, value: unknown, min: number, max = Num
   return value;
 }
 
+/** What checkInteger(arg, value, 0) accepts: a safe integer >= 0. */
+const isDim = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER;
+
 export interface CheckedTensor<D extends DType = DType> {
   dtype: D;
   shape: number[];
@@ -108,6 +111,8 @@ const HOST_LOCATIONS: readonly unknown[] = [undefined, 'cpu', 'cpu-pinned'];
 const MAX_RANK = 64;
 /** Tensors whose first dimension is one of these may carry a leading batch of 1. */
 const BATCHED_DIMS: readonly string[] = ['nHeads', 'nKvHeads'];
+
+const TENSOR_KEYS: readonly string[] = ['dtype', 'shape', 'data', 'strides'];
 
 /** One read of a tensor argument's fields, before any validation. */
 interface RawTensor {
@@ -159,7 +164,7 @@ function readTensor(arg: string, value: unknown, dtypes: readonly DType[]): RawT
     }
     return { form: 'ecosystem', dtype: type, shape: dims, strides: undefined, data: o.data };
   }
-  checkOptions(arg, o, ['dtype', 'shape', 'data', 'strides']);
+  checkOptions(arg, o, TENSOR_KEYS);
   const dtype = o.dtype;
   const shape = snapshot(o.shape);
   const data = o.data;
@@ -288,6 +293,20 @@ export function checkNoOverlap(
 }
 
 /**
+ * True when `out` (non-empty) shares its ArrayBuffer with any non-empty view
+ * of `inputs`: the cheap test before checkNoOverlap builds its message.
+ */
+export function anySharesBuffer(out: ArrayBufferView, inputs: readonly (ArrayBufferView | undefined)[]): boolean {
+  if ((TA_LENGTH.call(out) as number) === 0) return false;
+  const buffer = TA_BUFFER.call(out);
+  for (let i = 0; i < inputs.length; i++) {
+    const w = inputs[i];
+    if (w !== undefined && TA_BUFFER.call(w) === buffer && (TA_LENGTH.call(w) as number) > 0) return true;
+  }
+  return false;
+}
+
+/**
  * Validates a tensor argument: our `{ dtype, shape, data, strides? }` or an
  * onnxruntime / transformers.js `{ type, dims, data }` (TensorLike). Checks
  * the dtype among `dtypes`, the rank, the data's type and length, and the
@@ -326,10 +345,15 @@ export function checkTensor<D extends DType>(
   }
   const skip = batched ? 1 : 0;
   const shape = rawShape.slice(skip) as number[];
-  shape.forEach((d, i) => checkInteger(`${arg}.${shapeKey}[${i + skip}] (${names[i]})`, d, 0));
+  for (let i = 0; i < rank; i++) {
+    // The message is built only for a bad dimension (this runs on every call).
+    const d = shape[i];
+    if (!isDim(d)) checkInteger(`${arg}.${shapeKey}[${i + skip}] (${names[i]})`, d, 0);
+  }
   const view = rawData(arg, raw.data, dtype);
   const length = TA_LENGTH.call(view) as number;
-  if (isDetached(view) && shape.every((d) => d > 0)) {
+  // A detached view has length 0, so only an empty one needs the full test.
+  if (length === 0 && isDetached(view) && shape.every((d) => d > 0)) {
     throw new TypeError(`${arg}.data: expected a live ${ARRAY_NAME[dtype]}, received a detached buffer`);
   }
   let strides: number[];
@@ -340,7 +364,10 @@ export function checkTensor<D extends DType>(
     if (!Array.isArray(rawStrides) || rawStrides.length !== rawShape.length) {
       throw typeError(`${arg}.strides`, `${rawShape.length} element strides`, rawStrides);
     }
-    strides = rawStrides.map((s, i) => checkInteger(`${arg}.strides[${i}]`, s, 0)).slice(skip);
+    for (let i = 0; i < rawStrides.length; i++) {
+      if (!isDim(rawStrides[i])) checkInteger(`${arg}.strides[${i}]`, rawStrides[i], 0);
+    }
+    strides = rawStrides.slice(skip) as number[];
     if (strides[rank - 1] !== 1 && shape[rank - 1]! > 1) {
       throw rangeError(`${arg}.strides[${rank - 1 + skip}]`, '1 (rows must be contiguous)', strides[rank - 1]);
     }

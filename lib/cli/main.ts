@@ -14,6 +14,7 @@ import { runCodingBench, printCodingTable } from '../../bench/coding.js';
 import { registerZip } from './zip.js';
 import { runModelBench, printModelTable } from '../../bench/model.js';
 import { runLimitsBench, printLimitsTable } from '../../bench/limits.js';
+import { runOverheadBench, printOverheadTable } from '../../bench/call-overhead.js';
 
 function threadList(value: string): number[] {
   const list = value.split(',').map((s) => Number(s.trim()));
@@ -80,6 +81,28 @@ bench
       ...(o.out ? { outFile: o.out } : {}),
     });
     if (o.json !== true) printLimitsTable(report);
+  });
+
+bench
+  .command('overhead')
+  .description(
+    'Fixed cost of one small call (bench/call-overhead.ts): CPU time per attention() call with 16 keys, per GQA decode call ' +
+      '(32 / 8 heads x 4096 f16 keys), per KvCache.attend on a 16-token cache, and per bare addon call (params object and positional forms), in a tight loop.',
+  )
+  .option('--calls <n>', 'calls per run of the small cases (default 200000; the GQA case runs calls / 20)', positiveInt)
+  .option('--reps <n>', 'runs per case, median reported (default 7)', positiveInt)
+  .option('--cases <list>', 'cases to run: native, args, tiny, gqa, attend (default all)', (v: string) => v.split(',').map((s) => s.trim()))
+  .option('--out <file>', 'where to write the JSON report (default bench-results/overhead-<date>.json)')
+  .option('--json', 'print the JSON report instead of the table')
+  .action((o: { calls?: number; reps?: number; cases?: string[]; out?: string; json?: boolean }) => {
+    const report = runOverheadBench({
+      json: o.json === true,
+      ...(o.calls ? { calls: o.calls } : {}),
+      ...(o.reps ? { reps: o.reps } : {}),
+      ...(o.cases ? { cases: o.cases } : {}),
+      ...(o.out ? { outFile: o.out } : {}),
+    });
+    if (o.json !== true) printOverheadTable(report);
   });
 
 function intList(value: string): number[] {

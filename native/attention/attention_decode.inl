@@ -443,11 +443,21 @@ void decode_mass_task(void* raw, int64_t item, int /*worker*/) {
   }
 }
 
+// K + V bytes up to which a decode call runs on the calling thread alone:
+// about 4 us of reading for one Zen 5 core, less than the pool's wake-up.
+constexpr int64_t kInlineDecodeBytes = int64_t{128} << 10;
+
 template <DType KD, DType VD>
 void run_decode(const AttentionPlan& pl) {
   const AttentionParams& p = *pl.p;
   ThreadPool& pool = ThreadPool::instance();
-  const int workers = pool.size();
+  // A small call runs on the calling thread: waking the pool (a futex wake
+  // and wait per worker, several microseconds) costs more than reading this
+  // little K/V, and decode results do not depend on the worker count
+  // (test/unit/attention-decode-threads.test.ts).
+  const int64_t kv_bytes = p.n_kv_heads * pl.n_keys * p.head_dim *
+                           static_cast<int64_t>(dtype_size(p.k_dtype) + dtype_size(p.v_dtype));
+  const int workers = kv_bytes <= kInlineDecodeBytes ? 1 : pool.size();
   DecodeCtx c{};
   c.plan = &pl;
   c.dp = ceil_div(p.head_dim, W) * W;

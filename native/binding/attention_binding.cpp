@@ -1,5 +1,7 @@
 // attention(params) and attentionAsync(params): the flat parameter object of
-// lib/native.ts (NativeAttentionParams). Every field is re-checked here; the
+// lib/native.ts (NativeAttentionParams), or the positional form
+// (NativeAttentionArgs: a Float64Array header, then the arrays) lib/attention.ts
+// uses on every call. Every field is re-checked here; the
 // kernel's validator proves all reads and writes stay inside the buffers.
 #include <cmath>
 #include <string>
@@ -15,7 +17,11 @@ namespace {
 
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   ParsedAttention parsed;
-  ParseAttention(info, parsed);
+  if (IsAttentionArgs(info)) {
+    ParseAttentionArgs(info, parsed);
+  } else {
+    ParseAttention(info, parsed);
+  }
   const Status s = run_attention(parsed.params);
   if (!s.is_ok()) ThrowStatus(info.Env(), s);
   return info.Env().Undefined();
@@ -42,7 +48,13 @@ Napi::Value AttentionAsync(const Napi::CallbackInfo& info) {
   ParsedAttention parsed;
   parsed.stage = std::make_unique<Staging>();
   try {
-    GuardAlloc(env, [&] { ParseAttention(info, parsed); });
+    GuardAlloc(env, [&] {
+      if (IsAttentionArgs(info)) {
+        ParseAttentionArgs(info, parsed);
+      } else {
+        ParseAttention(info, parsed);
+      }
+    });
   } catch (const Napi::Error& e) {
     auto deferred = Napi::Promise::Deferred::New(env);
     deferred.Reject(e.Value());

@@ -60,7 +60,7 @@ describe(`Float16Array data (${standIn ? 'a stand-in: this runtime has none' : '
     backing.set(k.data, 4);
     const data = new F16(backing.buffer, 8, k.data.length) as unknown as Uint16Array;
     tp.attention(q, new ort.Tensor('float16', data, [1, KVH, NKV, D]), v);
-    const seen = spy.mock.lastCall![0].k;
+    const seen = spy.mock.lastCall![2]; // the positional form: (header, q, k, v, ...)
     expect(seen).toBeInstanceOf(Uint16Array);
     expect(seen.buffer).toBe(backing.buffer);
     expect(seen.byteOffset).toBe(8);

@@ -163,10 +163,10 @@ describe('no copies on the way in: the native code gets the caller\'s memory', (
     for (const form of ['ort', 'transformers.js'] as const) {
       const [oq, ok, ov] = [inForm(q, form), inForm(k, form), inForm(v, form)] as ort.Tensor[];
       attention(oq!, ok!, ov!);
-      const p = attn.mock.lastCall![0];
-      sameMemory(p.q, oq!.data as Float32Array);
-      sameMemory(p.k, ok!.data as Uint16Array);
-      sameMemory(p.v, ov!.data as Uint16Array);
+      const [, pq, pk, pv] = attn.mock.lastCall!; // the positional form: (header, q, k, v, ...)
+      sameMemory(pq, oq!.data as Float32Array);
+      sameMemory(pk, ok!.data as Uint16Array);
+      sameMemory(pv, ov!.data as Uint16Array);
       scoreKv('snapkv', { k: ok!, v: ov!, queries: oq! });
       const s = score.mock.lastCall![0];
       sameMemory(s.k, ok!.data as Uint16Array);
