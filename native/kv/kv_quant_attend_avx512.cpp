@@ -296,18 +296,28 @@ namespace {
 // the ISA level and the CPU.
 bool int4_fits(const QuantLayout& L) { return L.bits == 4 && L.group == 32 && L.head_dim % 32 == 0 && L.head_dim <= 256; }
 
-// Workspace floats of step_int4 (R rows): tmp [d], ks [d], km [d], vsn, vmf
-// [vg, 32], alpha, kb, pmax, psum [R], beta, vb [R, vg], q8 [R, d] bytes, wq
-// [R, vg, 32] bytes (+ 64 bytes: the last row's narrow table load reads past it).
+// Workspace floats of an int4 chunk (R rows): vbs [R, vg, 16] (kept over the
+// chunk), then per block vsn, vmf [vg, 32], alpha, kb, pmax [R], beta [R, vg],
+// q8 [R, d] bytes, wq [R, vg, 32] bytes (+ 64 bytes: the last row's narrow
+// table load reads past it).
 int64_t int4_workspace_floats(const QuantLayout& L, int64_t R) {
   const int64_t d = L.head_dim, vg = L.v_groups;
-  return 3 * d + 64 * vg + 4 * R + 2 * R * vg + (R * d + 3) / 4 + 8 * R * vg + 16 + 64;
+  return 16 * R * vg + 64 * vg + 3 * R + R * vg + (R * d + 3) / 4 + 8 * R * vg + 16 + 64;
+}
+
+// acc += u8 (a) x s8 (b) dot of 4 bytes per int32 lane. Inline asm: GCC 12's
+// intrinsic copies the accumulators between registers on every iteration
+// of the loops below.
+inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
 }
 
 // Online softmax over one block of 32 scores per row, as softmax_block above,
 // also giving each row's largest and summed probability in the block (0 for
 // a row the block does not reach).
-void softmax32(int64_t R, int64_t d, float* s, float* m, float* l, float* acc, float* pmax, float* psum) {
+// vbs [R, vg, 16] (the rows' value-min sums, see step_int4) is rescaled with acc.
+void softmax32(int64_t R, int64_t d, int64_t vg, float* s, float* m, float* l, float* acc, float* vbs, float* pmax) {
   const __m512 ninf = _mm512_set1_ps(-INFINITY);
   for (int64_t r = 0; r < R; ++r) {
     float* sr = s + r * 32;
@@ -316,7 +326,7 @@ void softmax32(int64_t R, int64_t d, float* s, float* m, float* l, float* acc, f
     if (bm == -INFINITY) {
       _mm512_storeu_ps(sr, _mm512_setzero_ps());
       _mm512_storeu_ps(sr + 16, _mm512_setzero_ps());
-      pmax[r] = psum[r] = 0.0f;
+      pmax[r] = 0.0f;
       continue;
     }
     const float nm = bm > m[r] ? bm : m[r];
@@ -325,6 +335,8 @@ void softmax32(int64_t R, int64_t d, float* s, float* m, float* l, float* acc, f
       const __m512 c = _mm512_set1_ps(corr);
       float* ar = acc + r * d;
       for (int64_t i = 0; i < d; i += 16) _mm512_storeu_ps(ar + i, _mm512_mul_ps(c, _mm512_loadu_ps(ar + i)));
+      float* vr = vbs + r * vg * 16;
+      for (int64_t i = 0; i < vg * 16; i += 16) _mm512_storeu_ps(vr + i, _mm512_mul_ps(c, _mm512_loadu_ps(vr + i)));
       l[r] *= corr;
     }
     m[r] = nm;
@@ -333,10 +345,8 @@ void softmax32(int64_t R, int64_t d, float* s, float* m, float* l, float* acc, f
     const __m512 p1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s1, ninf, _CMP_NEQ_OQ), exp_neg(_mm512_sub_ps(s1, nmv)));
     _mm512_storeu_ps(sr, p0);
     _mm512_storeu_ps(sr + 16, p1);
-    const float total = _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
-    l[r] += total;
-    pmax[r] = bm == nm ? 1.0f : expf(bm - nm);
-    psum[r] = total;
+    l[r] += _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
+    pmax[r] = _mm512_reduce_max_ps(_mm512_max_ps(p0, p1));  // the largest weight exactly (no second exp)
   }
 }
 
@@ -360,8 +370,8 @@ inline void key_dots(const uint8_t* kc0, const uint8_t* kc1, int64_t d, const in
       int32_t ql, qh;
       std::memcpy(&ql, q8 + (r0 + j) * d + 8 * k, 4);
       std::memcpy(&qh, q8 + (r0 + j) * d + 8 * k + 4, 4);
-      lo[j] = _mm512_dpbusd_epi32(lo[j], xl, _mm512_set1_epi32(ql));
-      hi[j] = _mm512_dpbusd_epi32(hi[j], xh, _mm512_set1_epi32(qh));
+      lo[j] = dpbusd(lo[j], xl, _mm512_set1_epi32(ql));
+      hi[j] = dpbusd(hi[j], xh, _mm512_set1_epi32(qh));
     }
   }
   // Exact: hi[j] is 16 times an integer.
@@ -373,10 +383,10 @@ inline void key_dots(const uint8_t* kc0, const uint8_t* kc1, int64_t d, const in
 // code bytes, nibbles split and interleaved so that int32 lane i of u[k]
 // holds 4 tokens' codes of one channel, dotted with the row's u8 weights of
 // those tokens in that lane's channel group (wq: [R, vg, 32 tokens]).
-// Accumulates f32 acc (lane order, see scrambled_channel) += beta * sum + vb.
+// Accumulates f32 acc (lane order, see scrambled_channel) += beta * sum.
 template <int NR>
 inline void value_sums(const uint8_t* vc, int64_t pair_bytes, bool wide, const uint8_t* wq, int64_t vg, int64_t mb, int64_t r0,
-                       const float* beta, const float* vb, float* acc, int64_t d) {
+                       const float* beta, float* acc, int64_t d) {
   const __m512i nib = _mm512_set1_epi8(0x0f);
   const __m512i half = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8);
   __m512i tab[NR], u[NR][4];
@@ -397,97 +407,116 @@ inline void value_sums(const uint8_t* vc, int64_t pair_bytes, bool wide, const u
     const __m512i idx = _mm512_add_epi32(half, _mm512_set1_epi32(static_cast<int>(qd)));
     for (int j = 0; j < NR; ++j) {
       const __m512i w = _mm512_permutexvar_epi32(idx, tab[j]);
-      for (int k = 0; k < 4; ++k) u[j][k] = _mm512_dpbusd_epi32(u[j][k], w, c[k]);
+      for (int k = 0; k < 4; ++k) u[j][k] = dpbusd(u[j][k], w, c[k]);
     }
   }
   for (int j = 0; j < NR; ++j) {
     const int64_t r = r0 + j;
     float* o = acc + r * d + mb * 64;
-    const float b0 = beta[r * vg + 2 * mb], m0 = vb[r * vg + 2 * mb];
+    const float b0 = beta[r * vg + 2 * mb];
     if (wide) {
-      const float b1 = beta[r * vg + 2 * mb + 1], m1 = vb[r * vg + 2 * mb + 1];
-      const __m512 bv = _mm512_insertf32x8(_mm512_set1_ps(b0), _mm256_set1_ps(b1), 1);
-      const __m512 mv = _mm512_insertf32x8(_mm512_set1_ps(m0), _mm256_set1_ps(m1), 1);
-      for (int k = 0; k < 4; ++k) {
-        _mm512_storeu_ps(o + 16 * k, _mm512_fmadd_ps(bv, _mm512_cvtepi32_ps(u[j][k]), _mm512_add_ps(_mm512_loadu_ps(o + 16 * k), mv)));
-      }
+      const __m512 bv = _mm512_insertf32x8(_mm512_set1_ps(b0), _mm256_set1_ps(beta[r * vg + 2 * mb + 1]), 1);
+      for (int k = 0; k < 4; ++k) _mm512_storeu_ps(o + 16 * k, _mm512_fmadd_ps(bv, _mm512_cvtepi32_ps(u[j][k]), _mm512_loadu_ps(o + 16 * k)));
     } else {
-      const __m256 bv = _mm256_set1_ps(b0), mv = _mm256_set1_ps(m0);
+      const __m256 bv = _mm256_set1_ps(b0);
       for (int k = 0; k < 4; ++k) {
-        const __m256 x = _mm256_cvtepi32_ps(_mm512_castsi512_si256(u[j][k]));
-        _mm256_storeu_ps(o + 8 * k, _mm256_fmadd_ps(bv, x, _mm256_add_ps(_mm256_loadu_ps(o + 8 * k), mv)));
+        _mm256_storeu_ps(o + 8 * k, _mm256_fmadd_ps(bv, _mm256_cvtepi32_ps(_mm512_castsi512_si256(u[j][k])), _mm256_loadu_ps(o + 8 * k)));
       }
     }
   }
 }
 
-// The channel that position i of an accumulator row in value_sums' lane order holds.
-inline int64_t scrambled_channel(int64_t d, int64_t i) {
+// Puts rows [0, R) of acc back in channel order from value_sums' lane order
+// and adds each row's value-min sum of every channel group (vbs [R, vg, 16]).
+// Lane order, per 64 channels mb (32 at the end when d % 64 == 32): vector k
+// of `lanes` (16, or 8 when narrow) floats; lane i = 4 L + pos holds channel
+// (2 mb + L / 2) * 32 + (L % 2) * 8 + {0, 4, 16, 20}[k] + pos.
+void finish_int4_chunk(int64_t R, int64_t d, int64_t vg, float* acc, const float* vbs, float* tmp) {
   static constexpr int kOff[4] = {0, 4, 16, 20};
-  const int64_t mb = i / 64, r = i % 64;
-  const bool wide = 64 * mb + 64 <= d;
-  const int64_t lanes = wide ? 16 : 8;
-  const int64_t k = r / lanes, lane = r % lanes, L = lane / 4, pos = lane % 4;
-  return (2 * mb + L / 2) * 32 + (L % 2) * 8 + kOff[k] + pos;
-}
-
-// Puts rows [0, R) of acc (value_sums' lane order) back in channel order.
-void unscramble(int64_t R, int64_t d, float* acc, float* tmp) {
   for (int64_t r = 0; r < R; ++r) {
     float* a = acc + r * d;
     for (int64_t i = 0; i < d; ++i) tmp[i] = a[i];
-    for (int64_t i = 0; i < d; ++i) a[scrambled_channel(d, i)] = tmp[i];
+    for (int64_t mb = 0; 64 * mb < d; ++mb) {
+      const int64_t lanes = 64 * mb + 64 <= d ? 16 : 8;
+      const float* src = tmp + 64 * mb;
+      for (int64_t k = 0; k < 4; ++k) {
+        for (int64_t i = 0; i < lanes; ++i) {
+          const int64_t L = i >> 2;
+          a[(2 * mb + (L >> 1)) * 32 + (L & 1) * 8 + kOff[k] + (i & 3)] = src[k * lanes + i];
+        }
+      }
+    }
+    for (int64_t g = 0; g < vg; ++g) {
+      const __m512 b = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_loadu_ps(vbs + (r * vg + g) * 16)));
+      for (int64_t c = 32 * g; c < 32 * g + 32; c += 16) _mm512_storeu_ps(a + c, _mm512_add_ps(_mm512_loadu_ps(a + c), b));
+    }
   }
 }
 
-// One int4 block of 32 tokens starting at b0, every row; acc in value_sums'
-// lane order. ws: int4_workspace_floats.
-__attribute__((noinline)) void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last,
-                                         float* m, float* l, float* acc, float* s, float* ws) {
-  constexpr int64_t G = 32;
-  const int64_t d = L.head_dim, R = a.rows, vg = L.v_groups;
-  float* tmp = ws;
-  float* ks = tmp + d;
-  float* km = ks + d;
-  float* vsn = km + d;  // value scale / the block's largest in its group, [vg, 32]
-  float* vmf = vsn + 32 * vg;
-  float* alpha = vmf + 32 * vg;
-  float* kb = alpha + R;
-  float* pmax = kb + R;
-  float* psum = pmax + R;
-  float* beta = psum + R;  // [R, vg]
-  float* vb = beta + R * vg;
-  auto* q8 = reinterpret_cast<int8_t*>(vb + R * vg);  // [R, d]
-  uint8_t* wq = reinterpret_cast<uint8_t*>(vb + R * vg + (R * d + 3) / 4);  // [R, vg, 32]
-  const uint16_t* ksc = f16_at(block, L.k_scale);
-  const uint16_t* kmn = f16_at(block, L.k_min);
-  for (int64_t c = 0; c < d; c += 16) {
-    _mm512_storeu_ps(ks + c, load_f16x16(ksc + c));
-    _mm512_storeu_ps(km + c, load_f16x16(kmn + c));
+// q' = q * kscale rounded to int8 per row (step max |q'| / 127, nearest) into
+// q8 [R, d]; alpha = step * scale, kb = (q . kmin) * scale per row. ND = d / 16
+// vectors per row stay in registers.
+template <int ND>
+void quantize_queries(const QuantAttendArgs& a, const uint16_t* ksc, const uint16_t* kmn, int8_t* q8, float* alpha, float* kb) {
+  constexpr int64_t d = 16 * ND;
+  __m512 ks[ND], km[ND];
+  for (int i = 0; i < ND; ++i) {
+    ks[i] = load_f16x16(ksc + 16 * i);
+    km[i] = load_f16x16(kmn + 16 * i);
   }
-  // q' = q * kscale rounded to int8 per row (step max |q'| / 127, nearest); q . kmin in f32.
-  for (int64_t r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < a.rows; ++r) {
     const float* q = a.q[r];
+    __m512 x[ND];
     __m512 mx = _mm512_setzero_ps(), bias = _mm512_setzero_ps();
-    for (int64_t c = 0; c < d; c += 16) {
-      const __m512 qv = _mm512_loadu_ps(q + c);
-      const __m512 x = _mm512_mul_ps(qv, _mm512_loadu_ps(ks + c));
-      _mm512_storeu_ps(tmp + c, x);
-      mx = _mm512_max_ps(mx, _mm512_abs_ps(x));
-      bias = _mm512_fmadd_ps(qv, _mm512_loadu_ps(km + c), bias);
+    for (int i = 0; i < ND; ++i) {
+      const __m512 qv = _mm512_loadu_ps(q + 16 * i);
+      x[i] = _mm512_mul_ps(qv, ks[i]);
+      mx = _mm512_max_ps(mx, _mm512_abs_ps(x[i]));
+      bias = _mm512_fmadd_ps(qv, km[i], bias);
     }
     const float amax = _mm512_reduce_max_ps(mx);
     const float step = amax > 0.0f ? amax / 127.0f : 1.0f;
     const __m512 inv = _mm512_set1_ps(1.0f / step);
-    for (int64_t c = 0; c < d; c += 16) {
-      const __m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(tmp + c), inv));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q8 + r * d + c), _mm512_cvtsepi32_epi8(i));
+    for (int i = 0; i < ND; ++i) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q8 + r * d + 16 * i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x[i], inv))));
     }
     alpha[r] = step * a.scale;
     kb[r] = _mm512_reduce_add_ps(bias) * a.scale;
   }
+}
+
+// One int4 block of 32 tokens starting at b0, every row; acc in value_sums'
+// lane order, and vbs [R, vg, 16] += p * vmin per row and channel group
+// (reduced once per chunk: finish_int4_chunk). ws: int4_workspace_floats.
+__attribute__((noinline)) void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last,
+                                         float* m, float* l, float* acc, float* s, float* ws) {
+  constexpr int64_t G = 32;
+  const int64_t d = L.head_dim, R = a.rows, vg = L.v_groups;
+  float* vbs = ws;  // [R, vg, 16], kept over the chunk
+  float* vsn = vbs + 16 * R * vg;  // value scale / the block's largest in its group, [vg, 32]
+  float* vmf = vsn + 32 * vg;
+  float* alpha = vmf + 32 * vg;
+  float* kb = alpha + R;
+  float* pmax = kb + R;
+  float* beta = pmax + R;  // [R, vg]
+  auto* q8 = reinterpret_cast<int8_t*>(beta + R * vg);  // [R, d]
+  uint8_t* wq = reinterpret_cast<uint8_t*>(beta + R * vg + (R * d + 3) / 4);  // [R, vg, 32]
+  const uint16_t* ksc = f16_at(block, L.k_scale);
+  const uint16_t* kmn = f16_at(block, L.k_min);
+  switch (d / 16) {
+    case 2: quantize_queries<2>(a, ksc, kmn, q8, alpha, kb); break;
+    case 4: quantize_queries<4>(a, ksc, kmn, q8, alpha, kb); break;
+    case 6: quantize_queries<6>(a, ksc, kmn, q8, alpha, kb); break;
+    case 8: quantize_queries<8>(a, ksc, kmn, q8, alpha, kb); break;
+    case 10: quantize_queries<10>(a, ksc, kmn, q8, alpha, kb); break;
+    case 12: quantize_queries<12>(a, ksc, kmn, q8, alpha, kb); break;
+    case 14: quantize_queries<14>(a, ksc, kmn, q8, alpha, kb); break;
+    default: quantize_queries<16>(a, ksc, kmn, q8, alpha, kb); break;
+  }
   // Scores, 16 tokens x up to 4 rows at a time; the block two ahead streams
-  // in meanwhile (a prefetch past the head's last block is harmless).
+  // in meanwhile (a prefetch past the head's last block is harmless). The
+  // prefetch matters: without it the step took twice as long at 32k tokens
+  // on Zen 5 (the access order inside a block defeats the hardware prefetcher).
   const uint8_t* kc = block + L.k_codes;
   const uint8_t* pf = block + 2 * L.block_bytes;
   const int64_t pf_lines = L.block_bytes / 64, octets = d / 8;
@@ -522,7 +551,7 @@ __attribute__((noinline)) void step_int4(const QuantLayout& L, const uint8_t* bl
       }
     }
   }
-  softmax32(R, d, s, m, l, acc, pmax, psum);
+  softmax32(R, d, vg, s, m, l, acc, vbs, pmax);
   // Token weights w = p * vscale per (row, channel group g), rounded to u8
   // with step vsmax_g * pmax_r / 255 (vsmax_g: the block's largest value
   // scale in group g): every weight is <= 255, and a channel's int32 sum
@@ -550,7 +579,8 @@ __attribute__((noinline)) void step_int4(const QuantLayout& L, const uint8_t* bl
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16),
                        _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(q1, _mm512_loadu_ps(vsn + g * G + 16)))));
       beta[r * vg + g] = vsmax[g] * f;
-      vb[r * vg + g] = _mm512_reduce_add_ps(_mm512_fmadd_ps(p1, _mm512_loadu_ps(vmf + g * G + 16), _mm512_mul_ps(p0, _mm512_loadu_ps(vmf + g * G))));
+      float* vr = vbs + (r * vg + g) * 16;
+      _mm512_storeu_ps(vr, _mm512_fmadd_ps(p1, _mm512_loadu_ps(vmf + g * G + 16), _mm512_fmadd_ps(p0, _mm512_loadu_ps(vmf + g * G), _mm512_loadu_ps(vr))));
     }
   }
   // Values: per pair of channel blocks (64 channels), up to 4 rows at a time.
@@ -559,10 +589,10 @@ __attribute__((noinline)) void step_int4(const QuantLayout& L, const uint8_t* bl
     const bool wide = 2 * mb + 1 < vg;
     for (int64_t r0 = 0; r0 < R; r0 += 4) {
       switch (R - r0 < 4 ? R - r0 : 4) {
-        case 1: value_sums<1>(vc, L.v_pair_bytes, wide, wq, vg, mb, r0, beta, vb, acc, d); break;
-        case 2: value_sums<2>(vc, L.v_pair_bytes, wide, wq, vg, mb, r0, beta, vb, acc, d); break;
-        case 3: value_sums<3>(vc, L.v_pair_bytes, wide, wq, vg, mb, r0, beta, vb, acc, d); break;
-        default: value_sums<4>(vc, L.v_pair_bytes, wide, wq, vg, mb, r0, beta, vb, acc, d); break;
+        case 1: value_sums<1>(vc, L.v_pair_bytes, wide, wq, vg, mb, r0, beta, acc, d); break;
+        case 2: value_sums<2>(vc, L.v_pair_bytes, wide, wq, vg, mb, r0, beta, acc, d); break;
+        case 3: value_sums<3>(vc, L.v_pair_bytes, wide, wq, vg, mb, r0, beta, acc, d); break;
+        default: value_sums<4>(vc, L.v_pair_bytes, wide, wq, vg, mb, r0, beta, acc, d); break;
       }
     }
   }
@@ -602,8 +632,9 @@ void run_chunk(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int
   if (int8) {
     for (int64_t b0 = t0; b0 < qend; b0 += G) step_int8(L, h.blocks + (b0 / G) * L.block_bytes, a, b0, last, m, l, acc, s, ws);
   } else {
+    for (int64_t i = 0; i < 16 * R * L.v_groups; ++i) ws[i] = 0.0f;
     for (int64_t b0 = t0; b0 < qend; b0 += G) step_int4(L, h.blocks + (b0 / G) * L.block_bytes, a, b0, last, m, l, acc, s, ws);
-    unscramble(R, d, acc, ws);
+    finish_int4_chunk(R, d, L.v_groups, acc, ws, ws + 16 * R * L.v_groups);
   }
   if (qend >= t1) return;
   // The f16 tail [max(t0, qend), t1): the AVX2 kernel into a second state, merged here.
