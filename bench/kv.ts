@@ -69,10 +69,31 @@ export interface QuantRow {
   dtype: KvCacheDtype;
   appendMsPerLayer: number;
   memoryBytesPerLayer: number;
+  /** Median wall time of one layer's attend (passes over `quantLayers` layers, interleaved with f16 passes). */
   decodeMsPerLayer: number;
+  /** The f16 cache's attend over as many layers, its passes interleaved with these (same minutes, same load). */
+  f16DecodeMsPerLayer: number;
+  /** f16DecodeMsPerLayer / decodeMsPerLayer. */
   speedupVsF16: number;
+  /** The same ratio in process CPU time (robust to being descheduled; counts every pool thread). */
+  speedupVsF16Cpu: number;
+  /** Bytes one attend reads per layer: blocks (codes, f16 scales and minima) and the f16 tail. */
+  kernelBytesPerLayer: number;
+  /** kernelBytesPerLayer / decodeMsPerLayer, GB/s, and as % of the read bandwidth with the bench's threads. */
+  kernelGBs: number;
+  pctReadBw: number;
   bytesRatioVsF16: number;
   outputRelError: number;
+}
+
+/** Bytes a KIVI attend reads per layer (kv_quant.h layout; the cache's default group 32 and residual 128). */
+function quantKernelBytes(dtype: 'int8' | 'int4', kvHeads: number, tokens: number, d: number, group = 32, residual = 128): number {
+  const blocks = Math.max(0, Math.floor((tokens - residual) / group));
+  const tail = tokens - blocks * group;
+  const vGroups = Math.ceil(d / group);
+  const codes = dtype === 'int8' ? 2 * group * d : group * d;  // int4: half a byte per key and value element
+  const blockBytes = Math.ceil((codes + 4 * d + 4 * group * vGroups) / 64) * 64;
+  return kvHeads * (blocks * blockBytes + tail * d * 2 * 2);
 }
 
 export interface KvBenchReport {
@@ -234,19 +255,39 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
     const qpass = () => {
       for (let l = 0; l < cfg.quantLayers; l++) qc.attend(l, q, { remember: false });
     };
+    // The f16 cache over as many layers, its passes interleaved with the
+    // quantized ones: the ratio then compares the same minutes of a shared
+    // machine (the decode pass above ran minutes earlier).
+    const fpass = () => {
+      for (let l = 0; l < cfg.quantLayers; l++) cache.attend(l, q, { remember: false });
+    };
     qpass();
-    const t = await timeIt(`${dtype} decode`, qpass, { time: 2000, iterations: 5 });
+    fpass();
+    const wq: number[] = [], wf: number[] = [], cq: number[] = [], cf: number[] = [];
+    for (let rep = 0; rep < 2 * Math.max(5, cfg.reps * 3); rep++) {
+      const first = rep % 2 === 0 ? qpass : fpass;
+      for (const run of [first, first === qpass ? fpass : qpass]) {
+        const c0 = process.cpuUsage(), t0 = performance.now();
+        run();
+        const ms = performance.now() - t0, cu = process.cpuUsage(c0);
+        (run === qpass ? wq : wf).push(ms / cfg.quantLayers);
+        (run === qpass ? cq : cf).push((cu.user + cu.system) / 1e3 / cfg.quantLayers);
+      }
+    }
     const out = qc.attend(0, q, { remember: false }).output.data;
     let num = 0, den = 0;
     for (let i = 0; i < out.length; i++) {
       num += (out[i]! - ref[i]!) ** 2;
       den += ref[i]! ** 2;
     }
-    const perLayer = t.medianMs / cfg.quantLayers;
+    const perLayer = median(wq), f16PerLayer = median(wf);
     const mem = qc.memoryBytes / cfg.quantLayers;
+    const kernelBytes = quantKernelBytes(dtype, kvHeads, tokens, d);
     quantized.push({
       dtype, appendMsPerLayer: median(ms), memoryBytesPerLayer: mem, decodeMsPerLayer: perLayer,
-      speedupVsF16: msPerLayer / perLayer, bytesRatioVsF16: mem / f16Layer, outputRelError: Math.sqrt(num / den),
+      f16DecodeMsPerLayer: f16PerLayer, speedupVsF16: f16PerLayer / perLayer, speedupVsF16Cpu: median(cf) / median(cq),
+      kernelBytesPerLayer: kernelBytes, kernelGBs: kernelBytes / (perLayer / 1e3) / 1e9, pctReadBw: 0,
+      bytesRatioVsF16: mem / f16Layer, outputRelError: Math.sqrt(num / den),
     });
     qc.clear();
     bar?.increment();
@@ -257,10 +298,12 @@ export async function runKvBench(opts: KvBenchOptions = {}): Promise<KvBenchRepo
   const bw = bwEnd;
   decode.pctReadBw = (100 * decode.gbPerS) / bw;
   for (const r of rows) if (r.compactGBs !== undefined) r.pctReadBw = (100 * r.compactGBs) / bw;
+  for (const r of quantized) r.pctReadBw = (100 * r.kernelGBs) / bw;
   notes.push(
     'Compression is timed one layer at a time on freshly refilled layers after a 1 GiB read (cold LLC); planMs = scoring + budgets + selection, applyMs = merging + in-place compaction, releaseMs = shrinking the storage (allocator copies of the kept rows and frees).',
     'compactGBs counts the bytes compaction reads and writes when moving kept rows (K, V, positions, accumulators); pct is of the shared read bandwidth (bench/limits.ts, best of the measurements at the start and at the end of the run).',
     'decodePasses = planMs / (decode time of one layer, nQ 1, 32 query heads): the goal is <= 2.',
+    'Quantized decode: passes over the int8 / int4 layers interleaved with passes over as many f16 layers (medians, wall and process CPU time); read MiB = blocks (codes, f16 scales and minima) + the f16 tail one attend reads per layer; % of the read bandwidth with the same threads.',
     'The content is random (scores are not meaningful here); see `tokenpress eval kv` for fidelity.',
   );
   const report: KvBenchReport = {
@@ -301,10 +344,10 @@ export function printKvTable(r: KvBenchReport): void {
     );
   }
   console.log('');
-  console.log('dtype  quantize ms/layer  MiB/layer  bytes vs f16  decode ms/layer  speedup vs f16  output rel. error');
+  console.log('dtype  quantize ms/layer  MiB/layer  bytes vs f16  decode ms/layer  f16 same minutes  speedup vs f16 (cpu)  read MiB/layer  GB/s  % read BW  output rel. error');
   for (const qr of r.quantized) {
     console.log(
-      `${qr.dtype.padEnd(6)} ${f(qr.appendMsPerLayer).padStart(17)}  ${f(qr.memoryBytesPerLayer / 2 ** 20).padStart(9)}  ${f(qr.bytesRatioVsF16, 3).padStart(12)}  ${f(qr.decodeMsPerLayer, 2).padStart(15)}  ${f(qr.speedupVsF16, 2).padStart(14)}  ${qr.outputRelError.toExponential(2).padStart(17)}`,
+      `${qr.dtype.padEnd(6)} ${f(qr.appendMsPerLayer).padStart(17)}  ${f(qr.memoryBytesPerLayer / 2 ** 20).padStart(9)}  ${f(qr.bytesRatioVsF16, 3).padStart(12)}  ${f(qr.decodeMsPerLayer, 2).padStart(15)}  ${f(qr.f16DecodeMsPerLayer, 2).padStart(16)}  ${`${f(qr.speedupVsF16, 2)} (${f(qr.speedupVsF16Cpu, 2)})`.padStart(20)}  ${f(qr.kernelBytesPerLayer / 2 ** 20).padStart(14)}  ${f(qr.kernelGBs).padStart(4)}  ${f(qr.pctReadBw, 0).padStart(9)}  ${qr.outputRelError.toExponential(2).padStart(17)}`,
     );
   }
   console.log(`(f16 append ${f(r.decode.appendMsPerLayer)} ms/layer, decode ${f(r.decode.msPerLayer, 2)} ms/layer)`);

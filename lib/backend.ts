@@ -14,7 +14,7 @@ export interface BackendInfo {
   isa: Isa;
   /** Best ISA this CPU supports. */
   detectedIsa: Isa;
-  /** CPU features seen at run time (avx2, fma, f16c, avx512f, avx512fp16, avx512bf16, amxTile, ...). */
+  /** CPU features seen at run time (avx2, fma, f16c, avx512f, avx512fp16, avx512bf16, avx512vnni, amxTile, ...). */
   features: Record<string, boolean>;
   /** Size of the native thread pool. */
   threads: number;

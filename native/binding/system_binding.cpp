@@ -27,6 +27,7 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   feats.Set("avx512dq", f.avx512dq);
   feats.Set("avx512fp16", f.avx512fp16);
   feats.Set("avx512bf16", f.avx512bf16);
+  feats.Set("avx512vnni", f.avx512vnni);
   feats.Set("amxTile", f.amx_tile);
   out.Set("features", feats);
   out.Set("threads", ThreadPool::instance().size());

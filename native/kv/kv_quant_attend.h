@@ -1,18 +1,20 @@
 // Decode attention straight over a KIVI-quantized head (int8/int4 blocks
 // plus the f16 tail), without a dequantized copy of the head. int4 blocks at
-// group 32 and headDim % 32 == 0 (AVX2) use an integer kernel: q * kscale
-// quantized to int8 per block and row, dotted with the raw nibbles (maddubs,
-// or VNNI vpdpbusd where the active ISA is avx512 and the CPU has it), and
+// group 32 and headDim % 32 == 0 (<= 256) use an integer kernel: q * kscale
+// quantized to int8 per block and row, dotted with the raw nibbles, and
 // token weights p * vscale quantized to u8 per (row, channel group), dotted
 // with the value nibbles; output within about 1.5% (relative L2) of exact
-// attention over the stored values. int8 blocks with group and headDim
-// multiples of 16 on AVX-512 (kv_quant_attend_avx512.cpp): f32 over the
-// codes widened in registers, the key scales folded into q and the value
-// scales into the codes once per token, every query row of the GQA group
-// sharing each load. Other blocks (int8 elsewhere, odd shapes) and the tail
-// run in f32, each block's rows dequantized once for every query row of
-// the GQA group. Flash-decoding: chunks of blocks run on the thread pool and
-// merge by log-sum-exp.
+// attention over the stored values. AVX2 (and avx512 without VNNI):
+// maddubs, 256-bit (kv_quant_attend_avx2.cpp); avx512 with VNNI: vpdpbusd on
+// 512-bit vectors, 16 tokens per key vector, 4 tokens x 16 channels per value
+// vector, weights with a full 8-bit step (kv_quant_attend_avx512.cpp). int8
+// blocks with group and headDim multiples of 16 on AVX-512
+// (kv_quant_attend_avx512.cpp): f32 over the codes widened in registers, the
+// key scales folded into q and the value scales into the codes once per
+// token, every query row of the GQA group sharing each load. Other blocks
+// (int8 elsewhere, odd shapes) and the tail run in f32, each block's rows
+// dequantized once for every query row of the GQA group. Flash-decoding:
+// chunks of blocks run on the thread pool and merge by log-sum-exp.
 #pragma once
 #include <cstdint>
 

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../core/cpu_features.h"
 #include "../core/half.h"
 #include "kv_quant_attend.h"
 
@@ -181,7 +180,10 @@ inline void pv_rows(int64_t R, int64_t n, int64_t G, int64_t d, const float* s, 
 // The integer int4 path: keys . q with q * kscale quantized to int8 per
 // block and row (maddubs on the raw nibbles, 8 tokens per vector), values as
 // u8 token weights . int4 codes (maddubs per token pair and 16 channels).
-// Group 32 and headDim a multiple of 32, at most 256.
+// Group 32 and headDim a multiple of 32, at most 256. On the avx512 level
+// with VNNI these blocks run the 512-bit port instead
+// (kv_quant_attend_avx512.cpp, its own weight step); this one serves avx2,
+// and avx512 without VNNI.
 constexpr bool kHasInt4Step = true;
 inline bool int4_step_fits(const QuantLayout& L) { return L.bits == 4 && L.group == 32 && L.head_dim % 32 == 0 && L.head_dim <= 256; }
 inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAttendArgs& a, int64_t b0, const int64_t* last, float* m,
@@ -319,42 +321,6 @@ inline void key_rows(const uint8_t* kc, int64_t d, const int8_t* q8, int64_t r0,
   }
 }
 
-// key_rows with AVX-512 VNNI on 256-bit vectors (vpdpbusd: u8 x s8 dot of 4
-// bytes into int32): one instruction per 8 channels x 8 tokens and row in
-// place of maddubs + add (+ madd), no 16-bit partial sums. Chosen at run time
-// (active ISA avx512 and the CPU has VNNI); never called otherwise.
-template <int NR>
-__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni"))) void key_rows_vnni(
-    const uint8_t* kc, int64_t d, const int8_t* q8, int64_t r0, const float* alpha, const float* kb, float scale, float* s, int64_t t0,
-    const uint8_t* pf) {
-  const __m256i nib = _mm256_set1_epi8(0x0f);
-  const int64_t octets = d / 8;
-  __m256i acc[NR];
-  for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_si256();
-  for (int64_t k = 0; k < octets; ++k) {
-    if (pf) {
-      _mm_prefetch(reinterpret_cast<const char*>(pf + 128 * k), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(pf + 128 * k + 64), _MM_HINT_T0);
-    }
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kc + 32 * k));
-    const __m256i lo = _mm256_and_si256(x, nib), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), nib);
-    for (int j = 0; j < NR; ++j) {
-      int32_t ql, qh;
-      std::memcpy(&ql, q8 + (r0 + j) * d + 8 * k, 4);
-      std::memcpy(&qh, q8 + (r0 + j) * d + 8 * k + 4, 4);
-      acc[j] = _mm256_dpbusd_epi32(acc[j], lo, _mm256_set1_epi32(ql));
-      acc[j] = _mm256_dpbusd_epi32(acc[j], hi, _mm256_set1_epi32(qh));
-    }
-  }
-  for (int j = 0; j < NR; ++j) {
-    const int64_t r = r0 + j;
-    const __m256 va = _mm256_set1_ps(alpha[r] * scale), vb0 = _mm256_set1_ps(kb[r] * scale);
-    _mm256_storeu_ps(s + r * 32 + t0, _mm256_fmadd_ps(va, _mm256_cvtepi32_ps(acc[j]), vb0));
-  }
-}
-
-// Set by run_chunk for the calling thread: use key_rows_vnni.
-thread_local bool t_use_vnni = false;
 
 // Storage order of the 16 token pairs' weight dwords: unpacklo/hi_epi16 of
 // the 32 weights give pairs 0-3, 8-11 (lo) and 4-7, 12-15 (hi).
@@ -452,15 +418,6 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
     const uint8_t* kc = block + L.k_codes + o * L.k_octet_bytes;
     for (int64_t r0 = 0; r0 < R; r0 += 4) {
       const uint8_t* pf = r0 == 0 && o * pf_per_octet < L.block_bytes ? next + o * pf_per_octet : nullptr;
-      if (t_use_vnni) {
-        switch (R - r0 < 4 ? R - r0 : 4) {
-          case 1: key_rows_vnni<1>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
-          case 2: key_rows_vnni<2>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
-          case 3: key_rows_vnni<3>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
-          default: key_rows_vnni<4>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
-        }
-        continue;
-      }
       switch (R - r0 < 4 ? R - r0 : 4) {
         case 1: key_rows<1>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
         case 2: key_rows<2>(kc, d, q8, r0, alpha, kb, a.scale, s, 8 * o, pf); break;
@@ -543,7 +500,6 @@ inline void step_int4(const QuantLayout& L, const uint8_t* block, const QuantAtt
 
 void run_chunk(const QuantHeadView& h, const QuantAttendArgs& a, int64_t t0, int64_t t1, int64_t len, float* m, float* l, float* acc,
                float* scratch) {
-  t_use_vnni = active_isa() >= IsaLevel::Avx512 && cpu_features().avx512vnni;
   const int64_t d = h.layout->head_dim;
   const int64_t G = h.layout->group;
   chunk_kernel(h, a, t0, t1, len, m, l, acc, scratch, scratch + G * d, scratch + G * d + a.rows * G);

@@ -1,4 +1,6 @@
-// The integer int4 decode kernel (avx2 / avx512, native/kv/kv_quant_attend_avx2.cpp)
+// The integer int4 decode kernels (avx2, and avx512 without VNNI:
+// native/kv/kv_quant_attend_avx2.cpp; avx512 with VNNI: its 512-bit port in
+// native/kv/kv_quant_attend_avx512.cpp)
 // against exact attention over the stored (dequantized) values, with a
 // tolerance derived from the kernel's own arithmetic instead of a fixed 3%.
 //
@@ -12,8 +14,10 @@
 //           of key codes, x_t the token's weight in that sum.
 //   values: weights P_t * vscale_tg to u8 with step vsmax_g * f,
 //           f = max(Pmax_block / 255, Psum_block / 4300) (normalised
-//           probabilities), one independent error per token: channel c moves
-//           with variance step^2 / 12 * sum_t code_tc^2. lse does not see them.
+//           probabilities; the AVX2 kernel's u16 sums must not overflow), or
+//           f = Pmax_block / 255 in the VNNI port (int32 sums), one
+//           independent error per token: channel c moves with variance
+//           step^2 / 12 * sum_t code_tc^2. lse does not see them.
 // Codes, scales and minima are read back from the stored values (scale =
 // range / 15). Rounding errors have mean zero and these variances; a kernel
 // that truncates adds a bias of half a step per term, which adds up with
@@ -23,7 +27,7 @@
 // 0.65-1.17x for lse; a q' that truncates gives lse 8.7x, weights that
 // truncate give outputs ~30x). TP_DEBUG=1 prints the ratios.
 import { describe, expect, test } from 'vitest';
-import type { Tensor } from '../../lib/index.js';
+import { backendInfo, type Tensor } from '../../lib/index.js';
 import { decode3 } from '../reference/attention.js';
 import { mulberry32 } from '../reference/random.js';
 import { randomTensor3 } from './helpers.js';
@@ -63,7 +67,8 @@ function quad(M: Float64Array, x: Float64Array, G: number): number {
 interface Model { out: Float64Array; variance: Float64Array; lse: Float64Array; lseVariance: Float64Array }
 
 /** Exact attention over the stored values (float64) and the rounding model's variance of each output element. */
-function predict(q: Tensor<'f32'>, k: Float64Array, v: Float64Array, H: number, n: number, d: number, G: number, quantized: number, softcap: number): Model {
+function predict(q: Tensor<'f32'>, k: Float64Array, v: Float64Array, H: number, n: number, d: number, G: number, quantized: number, softcap: number,
+  int32Sums: boolean): Model {
   const [nHeads, nQ] = q.shape as [number, number];
   const Q = decode3(q);
   const group = nHeads / H;
@@ -110,7 +115,7 @@ function predict(q: Tensor<'f32'>, k: Float64Array, v: Float64Array, H: number, 
         const a = amax / 127;
         let pmax = 0, psum = 0;
         for (let t = b0; t < b0 + G; t++) { pmax = Math.max(pmax, P[t]!); psum += P[t]!; }
-        const f = Math.max(pmax / 255, psum / 4300);
+        const f = int32Sums ? pmax / 255 : Math.max(pmax / 255, psum / 4300);
         // One rounding error e_c per (row, block, channel) is shared by the block's
         // tokens, so the logit errors are correlated: with codes C [G, d] and the
         // Gram matrix M = C C^T, var(sum_t x_t ds_t) = (scale a)^2 / 12 * x^T M x.
@@ -154,6 +159,8 @@ function predict(q: Tensor<'f32'>, k: Float64Array, v: Float64Array, H: number, 
 describe('int4 integer decode kernel: error within the rounding model', () => {
   const isas = isasOnThisCpu().filter((isa) => isa !== 'scalar');
   test.skipIf(isas.length === 0).each(isas)('%s: measured RMS error <= 3x the predicted RMS (headDim 64, 96, 128)', (isa) => {
+    // Which weight step the kernel uses: the 512-bit port runs where the ISA is avx512 and the CPU has VNNI.
+    const vnniPort = isa === 'avx512' && backendInfo().features.avx512vnni === true;
     withIsa(isa, () => {
       for (const d of [64, 96, 128]) {
         const rng = mulberry32(d + 1);
@@ -166,7 +173,7 @@ describe('int4 integer decode kernel: error within the rounding model', () => {
           const q = randomTensor3(rng, 'f32', [8, nQ, d], 2);
           const res = cache.attend(0, q, { returnLse: true, ...(softcap > 0 ? { softcap } : {}) });
           const got = res.output.data;
-          const model = predict(q, k, v, H, n, d, G, quantized, softcap);
+          const model = predict(q, k, v, H, n, d, G, quantized, softcap, vnniPort);
           let err2 = 0, var2 = 0;
           got.forEach((x, i) => { err2 += (x - model.out[i]!) ** 2; var2 += model.variance[i]!; });
           // lse sees only the key path (q rounding); f32 adds ~n u32 |lse| at most.

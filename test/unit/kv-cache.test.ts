@@ -455,7 +455,14 @@ describe('KvCache int8 / int4 (KIVI)', () => {
     });
   }
 
-  test.skipIf(backendInfo().isa !== 'avx512')('int4 integer kernel: avx512 (VNNI keys where present) and avx2 give identical outputs', () => {
+  // avx512 on a CPU without VNNI runs the AVX2 int4 kernel itself; with VNNI
+  // it runs the 512-bit port (kv_quant_attend_avx512.cpp), whose token weights
+  // have their own step (pmax / 255: int32 sums) and whose f32 sums run in
+  // another order, so the two agree to their rounding only. Each is checked
+  // against its rounding model in kv-cache-int4-kernel.test.ts; here, against
+  // each other: both are within 3% (relative L2) of exact attention
+  // (kv-quant-attend-kernels.test.ts), so within 6% of each other.
+  test.skipIf(backendInfo().isa !== 'avx512')('int4 integer kernel: avx512 (the AVX2 kernel without VNNI, its 512-bit port with) agrees with avx2', () => {
     const rng = mulberry32(77);
     const { cache } = makeCache(rng, { H: 2, d: 128, n: 700, dtype: 'int4' });
     const q = randomTensor3(rng, 'f32', [8, 2, 128], 2);
@@ -465,8 +472,15 @@ describe('KvCache int8 / int4 (KIVI)', () => {
       const a = cache.attend(0, q, { returnLse: true });
       setIsa('avx512');
       const b = cache.attend(0, q, { returnLse: true });
-      expect(Array.from(b.output.data)).toEqual(Array.from(a.output.data));
-      expect(Array.from(b.lse!.data)).toEqual(Array.from(a.lse!.data));
+      if (!backendInfo().features.avx512vnni) {
+        expect(Array.from(b.output.data)).toEqual(Array.from(a.output.data));
+        expect(Array.from(b.lse!.data)).toEqual(Array.from(a.lse!.data));
+        return;
+      }
+      let num = 0, den = 0;
+      b.output.data.forEach((x, i) => { num += (x - a.output.data[i]!) ** 2; den += a.output.data[i]! ** 2; });
+      expect(Math.sqrt(num / den)).toBeLessThan(0.06);
+      b.lse!.data.forEach((x, i) => expect(Math.abs(x - a.lse!.data[i]!), `lse[${i}]`).toBeLessThan(0.06));
     } finally {
       setIsa(prev);
     }
