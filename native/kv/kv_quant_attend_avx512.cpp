@@ -89,6 +89,20 @@ inline __m512 exp_neg(__m512 x) {
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
+// Online softmax: raise one row's running max to cover a block whose max is
+// block_max (finite), rescaling its d accumulators and its sum by
+// exp(m_old - m_new). Returns that factor (1 when the max did not move).
+inline float raise_running_max(float& m, float& l, float* acc_row, int64_t d, float block_max) {
+  const float nm = block_max > m ? block_max : m;
+  if (nm == m) return 1.0f;
+  const float corr = m == -INFINITY ? 0.0f : expf(m - nm);
+  const __m512 c = _mm512_set1_ps(corr);
+  for (int64_t i = 0; i < d; i += 16) _mm512_storeu_ps(acc_row + i, _mm512_mul_ps(c, _mm512_loadu_ps(acc_row + i)));
+  l *= corr;
+  m = nm;
+  return corr;
+}
+
 // Online softmax over one full block: folds scores s [R, G] into (m, l, acc)
 // and turns s into the block's probabilities (masked scores, -inf, give 0).
 void softmax_block(int64_t R, int64_t G, int64_t d, float* s, float* m, float* l, float* acc) {
@@ -102,16 +116,8 @@ void softmax_block(int64_t R, int64_t G, int64_t d, float* s, float* m, float* l
       for (int64_t t = 0; t < G; t += 16) _mm512_storeu_ps(sr + t, _mm512_setzero_ps());
       continue;
     }
-    const float nm = bm > m[r] ? bm : m[r];
-    if (nm != m[r]) {
-      const float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - nm);
-      const __m512 c = _mm512_set1_ps(corr);
-      float* ar = acc + r * d;
-      for (int64_t i = 0; i < d; i += 16) _mm512_storeu_ps(ar + i, _mm512_mul_ps(c, _mm512_loadu_ps(ar + i)));
-      l[r] *= corr;
-    }
-    m[r] = nm;
-    const __m512 nmv = _mm512_set1_ps(nm);
+    raise_running_max(m[r], l[r], acc + r * d, d, bm);
+    const __m512 nmv = _mm512_set1_ps(m[r]);
     __m512 sum = _mm512_setzero_ps();
     for (int64_t t = 0; t < G; t += 16) {
       const __m512 v = _mm512_loadu_ps(sr + t);
@@ -329,18 +335,13 @@ void softmax32(int64_t R, int64_t d, int64_t vg, float* s, float* m, float* l, f
       pmax[r] = 0.0f;
       continue;
     }
-    const float nm = bm > m[r] ? bm : m[r];
-    if (nm != m[r]) {
-      const float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - nm);
+    const float corr = raise_running_max(m[r], l[r], acc + r * d, d, bm);
+    if (corr != 1.0f) {  // the value-min sums scale with the accumulators
       const __m512 c = _mm512_set1_ps(corr);
-      float* ar = acc + r * d;
-      for (int64_t i = 0; i < d; i += 16) _mm512_storeu_ps(ar + i, _mm512_mul_ps(c, _mm512_loadu_ps(ar + i)));
       float* vr = vbs + r * vg * 16;
       for (int64_t i = 0; i < vg * 16; i += 16) _mm512_storeu_ps(vr + i, _mm512_mul_ps(c, _mm512_loadu_ps(vr + i)));
-      l[r] *= corr;
     }
-    m[r] = nm;
-    const __m512 nmv = _mm512_set1_ps(nm);
+    const __m512 nmv = _mm512_set1_ps(m[r]);
     const __m512 p0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s0, ninf, _CMP_NEQ_OQ), exp_neg(_mm512_sub_ps(s0, nmv)));
     const __m512 p1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s1, ninf, _CMP_NEQ_OQ), exp_neg(_mm512_sub_ps(s1, nmv)));
     _mm512_storeu_ps(sr, p0);
