@@ -10,7 +10,8 @@ export type TokenpressErrorCode =
   | 'ERR_CUDA'
   | 'ERR_NO_CUDA'
   | 'ERR_THREADS'
-  | 'ERR_OUTPUT_CHANGED';
+  | 'ERR_OUTPUT_CHANGED'
+  | 'ERR_ORT_MISSING';
 
 /** An error that is not about one argument, with a stable `code`. */
 export class TokenpressError extends Error {
