@@ -13,6 +13,9 @@ import { syntheticSource, type EvalSource } from '../kv/eval/source.js';
 import { loadKvTrace, traceSource } from '../kv/eval/traces.js';
 import { DEFAULT_BUDGETS, formatKvEvalTable, runKvEval, type KvEvalReport } from '../kv/eval/run.js';
 import { renderKvEvalSvg } from '../kv/eval/plot-svg.js';
+import { addModelOptions, MODEL_ONLY, runEvalKvModel, type EvalKvModelFlags } from '../model/fidelity/cli.js';
+import type { RealKvEvalReport } from '../model/fidelity/run.js';
+import { REAL_VARIANT_NAMES } from '../model/fidelity/variants.js';
 
 function positiveInt(name: string, max: number) {
   return (value: string): number => {
@@ -44,8 +47,8 @@ const ALL_POLICIES: readonly string[] = [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_
 function policyList(value: string): string[] {
   const list = value.split(',').map((s) => s.trim());
   for (const p of list) {
-    if (!ALL_POLICIES.includes(p)) {
-      throw new InvalidArgumentError(`--policies: unknown policy "${p}"; known policies: ${ALL_POLICIES.join(', ')}`);
+    if (!ALL_POLICIES.includes(p) && !REAL_VARIANT_NAMES.includes(p)) {
+      throw new InvalidArgumentError(`--policies: unknown policy "${p}"; known policies: ${ALL_POLICIES.join(', ')} (with --model also <policy>+merge, int8, int4)`);
     }
   }
   return list;
@@ -61,6 +64,7 @@ interface EvalKvFlags {
   needles: number; window: number; probes: number; seed: number;
   budgets: number[]; policies?: KvCompressionPolicy[]; trace?: string;
   json?: string | true; svg?: string; progress: boolean;
+  model?: string;
 }
 
 /** Options that only shape the synthetic workload (rejected with --trace). */
@@ -82,7 +86,14 @@ function makeBar(enabled: boolean): { tick: (done: number, total: number, label:
   };
 }
 
-export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promise<KvEvalReport> {
+export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promise<KvEvalReport | RealKvEvalReport> {
+  if (flags.model !== undefined) {
+    return runEvalKvModel(flags as unknown as EvalKvModelFlags, cmd, makeBar(flags.progress && flags.json === undefined));
+  }
+  const modelOnly = MODEL_ONLY.filter((k) => cmd.getOptionValueSource(k) === 'cli');
+  if (modelOnly.length > 0) throw new InvalidArgumentError(`--${modelOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies only with --model`);
+  const realOnly = (flags.policies as string[] | undefined)?.find((p) => !ALL_POLICIES.includes(p));
+  if (realOnly !== undefined) throw new InvalidArgumentError(`--policies: "${realOnly}" applies only with --model`);
   let source: EvalSource;
   if (flags.trace !== undefined) {
     const given = SYNTHETIC_ONLY.filter((k) => cmd.getOptionValueSource(k) === 'cli');
@@ -115,7 +126,7 @@ export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promis
 
 /** Adds `kv` to the `eval` command group. */
 export function registerEvalKv(evalCmd: Command): void {
-  evalCmd
+  const kv = evalCmd
     .command('kv')
     .description(
       'KV-cache compression quality of every policy at several budgets: needle retrieval, attention output error and ' +
@@ -137,7 +148,8 @@ export function registerEvalKv(evalCmd: Command): void {
     .option('--trace <file>', 'evaluate a captured trace (safetensors: layers.<i>.q/k/v) instead of the synthetic workload')
     .option('--json [file]', 'write the full report as JSON to <file>; without <file>, print it instead of the table')
     .option('--svg <file>', 'write an SVG plot: needle retrieval and output error against the budget, per policy')
-    .option('--no-progress', 'no progress bar (it is off anyway with --json or when stderr is not a TTY)')
+    .option('--no-progress', 'no progress bar (it is off anyway with --json or when stderr is not a TTY)');
+  addModelOptions(kv, positiveInt)
     .action(async (opts: EvalKvFlags, cmd: Command) => {
       await runEvalKvCommand(opts, cmd);
     });
