@@ -9,7 +9,9 @@
  * SVG: two panels against the budget (log x axis), one line per policy:
  * left the change in bits/byte, right the needle accuracy; the full cache
  * is a dashed reference line and the integer caches are points at their
- * memory fraction.
+ * memory fraction. The x axis is what the cache really kept (rows; int
+ * caches: bytes), so razor, which keeps its retrieval heads whole, sits
+ * right of its nominal budget.
  */
 import type { RealKvEvalReport, RealKvEvalRow } from './run.js';
 
@@ -94,6 +96,13 @@ function niceMax(v: number): number {
   return steps.find((s) => s >= v) ?? Math.ceil(v);
 }
 
+/** Where a row sits on the x axis: the rows its cache really kept (razor keeps more than its budget); int caches: their memory. */
+function xOf(r: RealKvEvalRow): number {
+  const cell = r.loss ?? r.needle;
+  if (!cell) return 1;
+  return r.kind === 'quant' ? cell.memory : cell.kept;
+}
+
 interface Panel {
   title: string;
   value: (r: RealKvEvalRow) => number | undefined;
@@ -104,8 +113,7 @@ interface Panel {
 
 function panelSvg(p: Panel, x0: number, report: RealKvEvalReport, policies: string[]): string {
   const xs = [...report.settings.budgets];
-  const quant = report.rows.filter((r) => r.kind === 'quant');
-  for (const r of quant) { const m = (r.loss ?? r.needle)?.memory; if (m && m > 0) xs.push(m); }
+  for (const r of report.rows) { const x = xOf(r); if (x > 0) xs.push(x); }
   const lo = Math.log(Math.min(...xs, 1));
   const hi = Math.log(1);
   const span = hi > lo ? hi - lo : 1;
@@ -125,7 +133,7 @@ function panelSvg(p: Panel, x0: number, report: RealKvEvalReport, policies: stri
     out.push(`<line x1="${x}" y1="${MARGIN.top}" x2="${x}" y2="${MARGIN.top + PANEL_H}" stroke="#eee"/>`);
     out.push(`<text x="${x}" y="${MARGIN.top + PANEL_H + 16}" text-anchor="middle">${+(f * 100).toPrecision(3)}%</text>`);
   }
-  out.push(`<text x="${x0 + PANEL_W / 2}" y="${MARGIN.top + PANEL_H + 36}" text-anchor="middle">budget (fraction of the context kept, log scale)</text>`);
+  out.push(`<text x="${x0 + PANEL_W / 2}" y="${MARGIN.top + PANEL_H + 36}" text-anchor="middle">context kept: rows (int8/int4: bytes), log scale</text>`);
   const full = report.rows.find((r) => r.kind === 'full');
   const fv = full ? p.value(full) : undefined;
   if (fv !== undefined) {
@@ -137,7 +145,7 @@ function panelSvg(p: Panel, x0: number, report: RealKvEvalReport, policies: stri
     const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
     const rows = report.rows.filter((r) => r.policy === name);
     const pts = rows
-      .map((r) => [r.fraction ?? (r.loss ?? r.needle)?.memory ?? 1, p.value(r)] as const)
+      .map((r) => [xOf(r), p.value(r)] as const)
       .filter((pt): pt is readonly [number, number] => pt[1] !== undefined && Number.isFinite(pt[1]))
       .map(([f, v]) => `${px(f).toFixed(1)},${py(v).toFixed(1)}`);
     if (pts.length > 1) {

@@ -49,7 +49,7 @@ export const REAL_EVAL_DEFAULTS = {
   context: 3840,
   continuation: 256,
   trials: 50,
-  needleContext: 4000,
+  needleContext: 4064,
   digits: 6,
   seed: 0,
   window: 32,
