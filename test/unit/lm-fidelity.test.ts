@@ -128,6 +128,36 @@ describe('held-out text', () => {
     }
   });
 
+  test('the needle is solvable by copying: an induction oracle answers every trial', async () => {
+    // Predicts the byte that followed the last earlier occurrence of the
+    // newest 12 bytes (what an induction head does); only the last row is used.
+    const oracle = (context: Uint8Array) => {
+      const seen = Array.from(context);
+      return {
+        forward: async (bytes: Uint8Array | readonly number[]) => {
+          seen.push(...bytes);
+          const logits = new Float32Array(bytes.length * 256);
+          const n = seen.length;
+          const k = 12;
+          for (let j = n - 2; j >= k - 1; j--) {
+            let match = true;
+            for (let d = 0; d < k && match; d++) match = seen[j - d] === seen[n - 1 - d];
+            if (match) { logits[(bytes.length - 1) * 256 + seen[j + 1]!] = 1; break; }
+          }
+          return logits;
+        },
+      };
+    };
+    for (let seed = 0; seed < 10; seed++) {
+      const t = makeNeedleTrial(text, seed, { context: 2000, digits: 6 });
+      expect(await answerNeedle(oracle(t.context) as never, t)).toBe(true);
+      // Without the needle line the oracle cannot know the key.
+      const blank = t.context.slice();
+      blank.fill(0x2e, t.needleStart, t.needleEnd - 1);
+      expect(await answerNeedle(oracle(blank) as never, t)).toBe(false);
+    }
+  });
+
   test('needle option errors name the option', () => {
     expect(() => makeNeedleTrial(text, 0, { context: 100 })).toThrow(/options.context: expected an integer >= 256/);
     expect(() => makeNeedleTrial(text, 0, { context: 1000, depth: [0.5, 0.2] })).toThrow(/options.depth: expected two fractions/);
