@@ -131,7 +131,7 @@ export function registerEvalKv(evalCmd: Command): void {
     .description(
       'KV-cache compression quality of every policy at several budgets: needle retrieval, attention output error and ' +
         'retained attention mass, on a synthetic needle-in-a-haystack workload (RoPE, sink, local bias, topics, outlier ' +
-        'channels) or on a real Q/K/V trace (--trace file.safetensors).',
+        'channels), on a real Q/K/V trace (--trace file.safetensors), or on a real model (--model main).',
     )
     .option('--n-kv <n>', 'prompt length of the synthetic workload', positiveInt('--n-kv', 1 << 22), 8192)
     .option('--layers <n>', 'layers of the synthetic workload', positiveInt('--layers', 1024), 2)
@@ -148,9 +148,9 @@ export function registerEvalKv(evalCmd: Command): void {
     .option('--trace <file>', 'evaluate a captured trace (safetensors: layers.<i>.q/k/v) instead of the synthetic workload')
     .option('--json [file]', 'write the full report as JSON to <file>; without <file>, print it instead of the table')
     .option('--svg <file>', 'write an SVG plot: needle retrieval and output error against the budget, per policy')
-    .option('--no-progress', 'no progress bar (it is off anyway with --json or when stderr is not a TTY)');
-  addModelOptions(kv, positiveInt)
+    .option('--no-progress', 'no progress bar (it is off anyway with --json or when stderr is not a TTY)')
     .action(async (opts: EvalKvFlags, cmd: Command) => {
       await runEvalKvCommand(opts, cmd);
     });
+  addModelOptions(kv, positiveInt);
 }

@@ -117,7 +117,7 @@ export async function runEvalKvModel(
 export function addModelOptions(cmd: Command, positiveInt: (name: string, max: number) => (v: string) => number): Command {
   const D = REAL_EVAL_DEFAULTS;
   return cmd
-    .option('--model <name>', 'evaluate on a real model instead: a built-in byte LM (main, draft) or a model directory; loss and needle copy test on held-out text')
+    .option('--model <name>', 'evaluate on a real model instead: a built-in byte LM (main, draft) or a model directory; loss after compression and a needle copy test on held-out text (budgets default 5%,10%,25%,50%)')
     .option('--draft <name>', 'with --model: draft model for speckv\'s lookahead queries (default draft; none: skip speckv)')
     .option('--text <file>', 'with --model: held-out text (default .corpus/heldout.txt)')
     .option('--passages <n>', 'with --model: held-out passages for the loss (0: skip)', countArg('--passages', 100000), D.passages)
