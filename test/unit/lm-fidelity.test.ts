@@ -135,14 +135,16 @@ describe('held-out text', () => {
       const seen = Array.from(context);
       return {
         forward: async (bytes: Uint8Array | readonly number[]) => {
-          seen.push(...bytes);
           const logits = new Float32Array(bytes.length * 256);
-          const n = seen.length;
           const k = 12;
-          for (let j = n - 2; j >= k - 1; j--) {
-            let match = true;
-            for (let d = 0; d < k && match; d++) match = seen[j - d] === seen[n - 1 - d];
-            if (match) { logits[(bytes.length - 1) * 256 + seen[j + 1]!] = 1; break; }
+          for (let r = 0; r < bytes.length; r++) {
+            seen.push(bytes[r]!);
+            const n = seen.length;
+            for (let j = n - 2; j >= k - 1; j--) {
+              let match = true;
+              for (let d = 0; d < k && match; d++) match = seen[j - d] === seen[n - 1 - d];
+              if (match) { logits[r * 256 + seen[j + 1]!] = 20; break; }
+            }
           }
           return logits;
         },
@@ -150,11 +152,15 @@ describe('held-out text', () => {
     };
     for (let seed = 0; seed < 10; seed++) {
       const t = makeNeedleTrial(text, seed, { context: 2000, digits: 6 });
-      expect(await answerNeedle(oracle(t.context) as never, t)).toBe(true);
+      const hit = await answerNeedle(oracle(t.context) as never, t);
+      expect(hit.correct).toBe(true);
+      expect(hit.bits).toBeLessThan(0.01);
       // Without the needle line the oracle cannot know the key.
       const blank = t.context.slice();
       blank.fill(0x2e, t.needleStart, t.needleEnd - 1);
-      expect(await answerNeedle(oracle(blank) as never, t)).toBe(false);
+      const miss = await answerNeedle(oracle(blank) as never, t);
+      expect(miss.correct).toBe(false);
+      expect(miss.bits).toBeGreaterThan(1);
     }
   });
 
@@ -206,6 +212,7 @@ describe('on the shipped model (tiny sizes)', () => {
       expect(row.loss!.delta).toBe(0);
       expect(row.loss!.kept).toBe(1);
       expect(row.needle!.correct).toBe(full.needle!.correct);
+      expect(row.needle!.keyBits).toBe(full.needle!.keyBits);
     }
     // Independent path: the whole passage in one forward, no capture / restore.
     const passages = samplePassages(text, 2, 192 + 24 + 1, 1);
@@ -245,6 +252,8 @@ describe('on the shipped model (tiny sizes)', () => {
       expect(row('adakv', f).loss!.kept).toBeCloseTo(realKeepFor(f, 192) / 192, 12); // same total, spread over heads
     }
     expect(row('snapkv', 0.25).loss!.memory).toBeLessThan(row('snapkv', 0.5).loss!.memory);
+    expect(r.needleControl!.keyBits).toBeGreaterThan(0);
+    for (const x of r.rows) expect(Number.isFinite(x.needle!.keyBits) && x.needle!.keyBits >= 0).toBe(true);
     // razor: retrieval heads whole, so it keeps at least the budget; the pick is reported.
     expect(r.retrievalHeads!.picked).toHaveLength(model.config.nLayers);
     expect(row('razor', 0.25).loss!.kept).toBeGreaterThanOrEqual(0.25 - 1e-9);
@@ -254,12 +263,13 @@ describe('on the shipped model (tiny sizes)', () => {
     // speckv without a draft model: skipped, with the reason.
     expect(r.skipped).toEqual([{ policy: 'speckv', fraction: 0.25, task: 'all', reason: expect.stringMatching(/speckv needs draft queries/) }, { policy: 'speckv', fraction: 0.5, task: 'all', reason: expect.stringMatching(/speckv needs draft queries/) }]);
     const table = formatRealKvEvalTable(r);
-    expect(table).toMatch(/^full\s+100%\s+100.0%\s+100.0%\s+\d+\.\d{4}\s+-\s+\d+%$/m);
+    expect(table).toMatch(/^full\s+100%\s+100.0%\s+100.0%\s+\d+\.\d{4}\s+-\s+\d+%\s+\d+\.\d\d$/m);
     expect(table).toMatch(/^int4\s+all\s+100.0%/m);
     expect(table).toMatch(/skipped speckv at 25%: speckv needs draft queries/);
     const svg = renderRealKvEvalSvg(r);
     expect(svg.match(/<polyline/g)?.length).toBe(2 * 4); // 4 evicting policies with rows, 2 panels
-    expect(svg).toContain('needle accuracy');
+    // The needle panel shows accuracy when the full cache copies, else the graded key bits with the control line.
+    expect(svg).toContain(r.rows[0]!.needle!.accuracy >= 0.5 ? 'needle accuracy (copy test)' : 'needle key bits per digit');
   });
 
   test('speckv scores with lookahead queries from the draft model', async () => {
@@ -283,15 +293,28 @@ describe('on the shipped model (tiny sizes)', () => {
     expect(r.skipped[0]!.reason).toMatch(/budget: expected at least/);
   });
 
-  test('answerNeedle stops at the first wrong digit and needs every digit', async () => {
-    const t = makeNeedleTrial(text, 9, { context: 300, digits: 4 });
-    const cap = await captureContext(model, t.context);
-    const s = restoreSession(model, cap);
-    const forward = vi.spyOn(s, 'forward');
-    const ok = await answerNeedle(s, t);
-    // Question once, then one step per right digit except the last.
-    expect(forward.mock.calls.length).toBeLessThanOrEqual(t.answer.length);
-    if (ok) expect(forward.mock.calls.length).toBe(t.answer.length);
+  test('answerNeedle: one teacher-forced pass gives greedy decoding\'s verdict and the digits\' bits', async () => {
+    for (let seed = 0; seed < 3; seed++) {
+      const t = makeNeedleTrial(text, seed, { context: 300, digits: 4 });
+      const cap = await captureContext(model, t.context);
+      // Reference: greedy, one byte at a time, and the digits' bits step by step.
+      const g = restoreSession(model, cap);
+      let logits = await g.forward(t.question);
+      let greedy = true;
+      let bits = 0;
+      for (let j = 0; j < t.answer.length; j++) {
+        const row = Array.from(logits.subarray(logits.length - 256));
+        bits += refBits(row, t.answer[j]!);
+        if (greedy && row.indexOf(Math.max(...row)) !== t.answer[j]) greedy = false;
+        if (j + 1 < t.answer.length) logits = await g.forward([t.answer[j]!]);
+      }
+      const s = restoreSession(model, cap);
+      const forward = vi.spyOn(s, 'forward');
+      const r = await answerNeedle(s, t);
+      expect(forward).toHaveBeenCalledTimes(1);
+      expect(r.correct).toBe(greedy);
+      expect(r.bits).toBeCloseTo(bits, 3);
+    }
   });
 
   test('option errors name the option before the model runs', async () => {
@@ -324,7 +347,8 @@ describe('tokenpress eval kv --model', () => {
     const json = join(dir, 'r.json');
     const svg = join(dir, 'r.svg');
     const { out } = await cli(['--model', 'main', ...TINY, '--budgets', '50%', '--policies', 'streamingllm,int8', '--json', json, '--svg', svg]);
-    expect(out).toMatch(/policy\s+budget\s+kept\s+memory\s+bits\/byte\s+vs full\s+needle/);
+    expect(out).toMatch(/policy\s+budget\s+kept\s+memory\s+bits\/byte\s+vs full\s+needle\s+key bits/);
+    expect(out).toMatch(/needle control \(full cache, the needle line removed\): accuracy \d+\.\d%, key \d+\.\d\d bits\/digit/);
     expect(out).toMatch(/^streamingllm\s+50%\s+50.0%/m);
     const r = JSON.parse(readFileSync(json, 'utf8')) as RealKvEvalReport;
     expect(r.settings).toMatchObject({ passages: 1, context: 128, continuation: 8, trials: 1, needleContext: 300, digits: 3, budgets: [0.5], policies: ['streamingllm', 'int8'] });

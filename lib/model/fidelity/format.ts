@@ -39,8 +39,12 @@ export function describeRealReport(report: RealKvEvalReport): string[] {
   if (s.trials > 0) out.push(`needle: ${s.trials} trials; ${s.needleContext}-byte context with "The key is <${s.digits} digits>." at 10-30% depth; after compression "\\nThe key is <first digit>", the other ${s.digits - 1} digits greedy; correct = all`);
   const parts: string[] = [];
   if (full?.loss) parts.push(`${full.loss.bitsPerByte.toFixed(4)} bits/byte`);
-  if (full?.needle) parts.push(`needle accuracy ${pct(full.needle.accuracy, 1)} (${full.needle.correct}/${full.needle.trials})`);
+  if (full?.needle) {
+    parts.push(`needle accuracy ${pct(full.needle.accuracy, 1)} (${full.needle.correct}/${full.needle.trials}), key ${full.needle.keyBits.toFixed(2)} bits/digit`);
+  }
   if (parts.length) out.push(`full cache: ${parts.join('; ')}`);
+  const ctl = report.needleControl;
+  if (ctl) out.push(`needle control (full cache, the needle line removed): accuracy ${pct(ctl.accuracy, 1)}, key ${ctl.keyBits.toFixed(2)} bits/digit (uniform digits: 3.32)`);
   out.push(`budgets: ${report.budgetRule}`);
   out.push(`query-based policies score with the cache's remembered window (last ${s.window} context queries)${s.draft ? `; speckv: ${s.lookahead} lookahead bytes from ${s.draft}` : ''}`);
   const h = report.retrievalHeads;
@@ -53,7 +57,7 @@ export function describeRealReport(report: RealKvEvalReport): string[] {
 
 /** The report as text (see the module comment). */
 export function formatRealKvEvalTable(report: RealKvEvalReport): string {
-  const header = ['policy', 'budget', 'kept', 'memory', 'bits/byte', 'vs full', 'needle'];
+  const header = ['policy', 'budget', 'kept', 'memory', 'bits/byte', 'vs full', 'needle', 'key bits'];
   const body = report.rows.map((r) => {
     const cell = r.loss ?? r.needle;
     return [
@@ -61,6 +65,7 @@ export function formatRealKvEvalTable(report: RealKvEvalReport): string {
       r.loss ? r.loss.bitsPerByte.toFixed(4) : '-',
       r.loss ? (r.kind === 'full' ? '-' : `${signed(r.loss.delta)} ±${r.loss.deltaSe.toFixed(3)}`) : '-',
       r.needle ? pct(r.needle.accuracy) : '-',
+      r.needle ? r.needle.keyBits.toFixed(2) : '-',
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
@@ -109,6 +114,8 @@ interface Panel {
   yMin: number;
   yMax: number;
   label: (v: number) => string;
+  /** A dotted horizontal line (the needle control). */
+  reference?: number;
 }
 
 function panelSvg(p: Panel, x0: number, report: RealKvEvalReport, policies: string[]): string {
@@ -140,6 +147,11 @@ function panelSvg(p: Panel, x0: number, report: RealKvEvalReport, policies: stri
     const y = py(fv).toFixed(1);
     out.push(`<line x1="${x0}" y1="${y}" x2="${x0 + PANEL_W}" y2="${y}" stroke="#000" stroke-dasharray="4 4"/>`);
   }
+  if (p.reference !== undefined && Number.isFinite(p.reference)) {
+    const y = py(p.reference).toFixed(1);
+    out.push(`<line x1="${x0}" y1="${y}" x2="${x0 + PANEL_W}" y2="${y}" stroke="#d00" stroke-dasharray="1 3"/>`);
+    out.push(`<text x="${x0 + PANEL_W - 4}" y="${(+y - 4).toFixed(1)}" text-anchor="end" fill="#d00">without the needle</text>`);
+  }
   policies.forEach((name, i) => {
     const color = PALETTE[i % PALETTE.length]!;
     const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
@@ -169,8 +181,14 @@ export function renderRealKvEvalSvg(report: RealKvEvalReport): string {
   if (report.settings.passages > 0) {
     panels.push({ title: 'loss change vs full cache (bits/byte)', value: (r) => (r.kind === 'full' ? 0 : r.loss?.delta), yMin: dMin, yMax: dMax, label: (v) => v.toFixed(3) });
   }
-  if (report.settings.trials > 0) {
+  const fullRow = report.rows.find((r) => r.kind === 'full');
+  if (report.settings.trials > 0 && (fullRow?.needle?.accuracy ?? 0) >= 0.5) {
     panels.push({ title: 'needle accuracy (copy test)', value: (r) => r.needle?.accuracy, yMin: 0, yMax: 1, label: (v) => `${Math.round(v * 100)}%` });
+  } else if (report.settings.trials > 0) {
+    // Greedy copying fails even with the full cache: plot the graded signal instead.
+    const bits = report.rows.map((r) => r.needle?.keyBits).filter((b): b is number => b !== undefined && Number.isFinite(b));
+    const yMax = Math.ceil(Math.max(3.5, ...bits, report.needleControl?.keyBits ?? 0));
+    panels.push({ title: 'needle key bits per digit (lower = retrieved)', value: (r) => r.needle?.keyBits, yMin: 0, yMax, label: (v) => v.toFixed(1), reference: report.needleControl?.keyBits });
   }
   const width = MARGIN.left + panels.length * (PANEL_W + MARGIN.gap) + LEGEND_W;
   const height = MARGIN.top + PANEL_H + MARGIN.bottom + 30;
@@ -183,7 +201,7 @@ export function renderRealKvEvalSvg(report: RealKvEvalReport): string {
       `<text x="${legendX + 30}" y="${y}" dominant-baseline="middle">${esc(name)}</text>`;
   });
   const full = report.rows.find((r) => r.kind === 'full');
-  const caption = `${report.model.name}: full cache (dashed) ${full?.loss ? `${full.loss.bitsPerByte.toFixed(3)} bits/byte` : ''}${full?.loss && full?.needle ? ', ' : ''}${full?.needle ? `needle ${pct(full.needle.accuracy)}` : ''}; int8/int4: points at their memory fraction`;
+  const caption = `${report.model.name}: full cache (dashed) ${full?.loss ? `${full.loss.bitsPerByte.toFixed(3)} bits/byte` : ''}${full?.loss && full?.needle ? ', ' : ''}${full?.needle ? `needle ${pct(full.needle.accuracy)} (${full.needle.keyBits.toFixed(2)} bits/digit)` : ''}; int8/int4: points at their memory fraction`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,

@@ -15,7 +15,10 @@
  *           (mean of the per-passage differences, with its standard error).
  *   needle  per trial: a C'-byte context with "The key is <key>." early in
  *           it; compress; feed "\nThe key is <first digit>", greedy-decode
- *           the other digits; accuracy = every digit right.
+ *           the other digits; accuracy = every digit right; key bits = the
+ *           digits' mean cost (-log2 p, teacher-forced), a graded signal
+ *           that still moves when greedy decoding fails. Control: the full
+ *           cache over the same context without the needle line.
  *
  * Budgets: keep = max(1, round(fraction * C)) tokens per KV head and layer
  * ({ keep }), as the synthetic eval; adaptive policies (pyramidkv, adakv)
@@ -100,6 +103,8 @@ export interface RealNeedleCell {
   kept: number;
   memory: number;
   accuracy: number;
+  /** Mean bits per key digit (the digits after the first, teacher-forced): lower = the key is better retrieved. */
+  keyBits: number;
   correct: number;
   trials: number;
 }
@@ -125,6 +130,12 @@ export interface RealKvEvalReport {
   };
   budgetRule: string;
   retrievalHeads: RetrievalHeadPick | null;
+  /**
+   * The needle test's control: the full cache over the same contexts with the
+   * needle line removed (what the model scores without the key; chance is
+   * log2(10) = 3.32 bits per digit).
+   */
+  needleControl: { accuracy: number; keyBits: number } | null;
   /** rows[0] is the full cache; then every policy x budget, then int8 / int4. */
   rows: RealKvEvalRow[];
   skipped: { policy: string; fraction: number | null; task: 'loss' | 'needle' | 'all'; reason: string }[];
@@ -153,7 +164,7 @@ interface Config {
 }
 
 interface LossAcc { keep: number; kept: number; memory: number; bits: number; bytes: number; perPassage: number[] }
-interface NeedleAcc { keep: number; kept: number; memory: number; correct: number; trials: number }
+interface NeedleAcc { keep: number; kept: number; memory: number; correct: number; bits: number; trials: number }
 
 const OPTION_NAMES = [
   'text', 'budgets', 'policies', 'passages', 'context', 'continuation', 'trials', 'needleContext', 'digits', 'seed',
@@ -312,6 +323,7 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
   }
 
   // Needle: trial i uses seed + i.
+  const control = { correct: 0, bits: 0 };
   if (o.trials > 0) {
     let fullMemory = 0;
     for (let t = 0; t < o.trials; t++) {
@@ -324,14 +336,22 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
         const kept = cachedRows(s) / fullRows(cap);
         const mem = s.cache.memoryBytes;
         if (cfg.kind === 'full') fullMemory = mem;
-        const ok = await answerNeedle(s, trial);
-        const acc = needle.get(cfg.key) ?? { keep: cfg.fraction === null ? o.needleContext : realKeepFor(cfg.fraction, o.needleContext), kept: 0, memory: 0, correct: 0, trials: 0 };
+        const ans = await answerNeedle(s, trial);
+        const acc = needle.get(cfg.key) ?? { keep: cfg.fraction === null ? o.needleContext : realKeepFor(cfg.fraction, o.needleContext), kept: 0, memory: 0, correct: 0, bits: 0, trials: 0 };
         acc.kept += kept;
         acc.memory += mem / fullMemory;
-        acc.correct += ok ? 1 : 0;
+        acc.correct += ans.correct ? 1 : 0;
+        acc.bits += ans.bits;
         acc.trials += 1;
         needle.set(cfg.key, acc);
       }
+      // Control: the same context without the needle line, full cache.
+      const without = new Uint8Array(trial.context.length - (trial.needleEnd - trial.needleStart));
+      without.set(trial.context.subarray(0, trial.needleStart), 0);
+      without.set(trial.context.subarray(trial.needleEnd), trial.needleStart);
+      const ctl = await answerNeedle(restoreSession(model, await captureContext(model, without, o.window)), trial);
+      control.correct += ctl.correct ? 1 : 0;
+      control.bits += ctl.bits;
       progress(`needle trial ${t + 1}/${o.trials}`);
       await tick();
     }
@@ -347,7 +367,7 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
       row.loss = { keep: l.keep, kept: l.kept / n, memory: l.memory / n, bitsPerByte: l.bits / l.bytes, delta: d.mean, deltaSe: d.se, bytes: l.bytes };
     }
     const nd = needle.get(cfg.key);
-    if (nd) row.needle = { keep: nd.keep, kept: nd.kept / nd.trials, memory: nd.memory / nd.trials, accuracy: nd.correct / nd.trials, correct: nd.correct, trials: nd.trials };
+    if (nd) row.needle = { keep: nd.keep, kept: nd.kept / nd.trials, memory: nd.memory / nd.trials, accuracy: nd.correct / nd.trials, keyBits: nd.bits / (nd.trials * (o.digits - 1)), correct: nd.correct, trials: nd.trials };
     if (row.loss || row.needle) rows.push(row);
   }
   // Full row first, then evictions, then the integer caches.
@@ -369,18 +389,29 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
     },
     budgetRule: 'keep = max(1, round(fraction * context bytes)) tokens per KV head and layer ({ keep }); kept / memory: what the cache really held',
     retrievalHeads: heads,
+    needleControl: o.trials > 0 ? { accuracy: control.correct / o.trials, keyBits: control.bits / (o.trials * (o.digits - 1)) } : null,
     rows,
     skipped,
   };
 }
 
-/** Feeds the question, greedy-decodes the answer's digits; true when all match (stops at the first miss). */
-export async function answerNeedle(s: LmSession, trial: NeedleTrial): Promise<boolean> {
-  let logits = await s.forward(trial.question);
-  for (let j = 0; j < trial.answer.length; j++) {
-    const b = argmaxRow(logits, logits.length / 256 - 1);
-    if (b !== trial.answer[j]) return false;
-    if (j + 1 < trial.answer.length) logits = await s.forward([b]);
-  }
-  return true;
+/**
+ * Feeds the question and the answer's digits but the last, teacher-forced,
+ * in one call: the rows from the question's last byte on predict the
+ * answer's digits. Greedy decoding gets every digit right exactly when each
+ * of those rows' argmax is the right digit (until the first miss greedy
+ * feeds the same bytes), so `correct` is the greedy result; `bits` is the
+ * answer's cost (-log2 p of its digits) under the model.
+ */
+export async function answerNeedle(s: LmSession, trial: NeedleTrial): Promise<{ correct: boolean; bits: number }> {
+  const q = trial.question.length;
+  const n = trial.answer.length;
+  const input = new Uint8Array(q + n - 1);
+  input.set(trial.question, 0);
+  input.set(trial.answer.subarray(0, n - 1), q);
+  const logits = await s.forward(input);
+  const rows = logits.subarray((q - 1) * 256, (q - 1 + n) * 256);
+  let correct = true;
+  for (let j = 0; j < n && correct; j++) correct = argmaxRow(rows, j) === trial.answer[j];
+  return { correct, bits: sumBits(rows, trial.answer) };
 }
