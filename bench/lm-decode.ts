@@ -19,6 +19,15 @@
  *   present), plain-public (ORT's public InferenceSession.run, as a user of
  *   onnxruntime-node would call it).
  *
+ * Garbage: the plain path allocates its whole past again every step (ORT's
+ * present.* outputs are copied into fresh JS buffers: 2 x nLayers x nKvHeads
+ * x context x headDim x 4 bytes), and the collections this forces land on
+ * whichever step runs next, of any path: interleaved without care, every path
+ * measures the plain path's garbage (2048 bytes of context: all three paths
+ * 15-27 ms a step instead of 2-3 ms). So a full collection runs, untimed,
+ * before every timed step; this leaves the plain path's collection cost out
+ * of its own figure (in its favour).
+ *
  * Threads: ORT's intra-op threads and tokenpress's pool are set to the same
  * count (default 1) so no path has more cores than another.
  *
@@ -28,6 +37,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
@@ -110,6 +121,12 @@ function contextBytes(n: number): Uint8Array {
   return out;
 }
 
+/** global.gc without --expose-gc on the command line (set before the first use). */
+function collector(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+}
+
 interface Runner {
   path: LmPath;
   forward(bytes: Uint8Array | number[]): Promise<Float32Array>;
@@ -124,6 +141,7 @@ export async function runLmBench(o: LmBenchOptions = {}): Promise<LmBenchReport>
   const paths = o.paths ?? [...LM_PATHS];
   const previousThreads = backendInfo().threads;
   setThreads(threads);
+  const gc = collector();
   const loadAvgStart = os.loadavg();
   const model = await ByteLm.load(o.model ?? 'main', { threads });
   const publicModel = paths.includes('plain-public') ? await ByteLm.load(o.model ?? 'main', { threads, stages: false, directRun: false }) : undefined;
@@ -158,6 +176,7 @@ export async function runLmBench(o: LmBenchOptions = {}): Promise<LmBenchReport>
         for (let j = 0; j < runners.length; j++) {
           const r = runners[(s + j) % runners.length]!;
           const b = text[r.position]!;
+          gc();
           const t0 = performance.now();
           await r.forward([b]);
           const dt = performance.now() - t0;
@@ -201,6 +220,7 @@ export async function runLmBench(o: LmBenchOptions = {}): Promise<LmBenchReport>
       'ms per single-byte decode step, medians of interleaved steps (order rotating each round); ratios are plain / tokenpress from the same run (> 1: tokenpress faster)',
       `threads: ORT intra-op ${threads} per graph and tokenpress pool ${threads}`,
       "plain runs decoder.onnx through the same runner as tokenpress's stage graphs; plain-public through onnxruntime-node's public InferenceSession.run",
+      'a full garbage collection runs, untimed, before every timed step (the plain path re-allocates its past every step; left alone, its collections land on every path)',
       'the context grows by warmup + steps bytes per context measured (the rows give the context at the first timed step)',
     ],
   };

@@ -76,6 +76,8 @@ export interface GenerateMemory {
 const OPTION_NAMES = [
   'maxTokens', 'temperature', 'topK', 'seed', 'policy', 'budget', 'interval', 'cacheDtype', 'plain', 'prefillChunk', 'onToken',
 ] as const;
+/** KvCache's default observation window (queries remembered per layer). */
+const QUERY_WINDOW = 32;
 const DTYPES: readonly KvCacheDtype[] = ['f32', 'f16', 'bf16', 'int8', 'int4'];
 
 /** xorshift32 seeded through splitmix-style mixing; next() is uniform in [0, 1). */
@@ -187,22 +189,28 @@ function promptBytes(prompt: unknown): Uint8Array {
 }
 
 /**
- * Bytes a KvCache with these options holds once every (layer, head) has
- * `tokens` tokens and nothing was evicted: an identical cache is filled with
- * zeros and measured (storage grows the same way whatever the values).
+ * Bytes a KvCache of this dtype holds when nothing is evicted after the same
+ * appends as generate() makes: the prompt in chunks of `chunk`, then
+ * `decodeTokens` single rows, and attention that remembers its queries (the
+ * observation window of query-based policies, 32 by default, is part of a
+ * cache's memory). An identical cache is filled with zeros and measured
+ * (storage grows the same way whatever the values).
  */
-export function fullCacheBytes(model: ByteLm, dtype: KvCacheDtype, tokens: number): number {
+export function fullCacheBytes(model: ByteLm, dtype: KvCacheDtype, promptTokens: number, chunk: number, decodeTokens: number): number {
   const { nLayers, nKvHeads, headDim } = model.config;
   const cache = new KvCache({ nLayers, nKvHeads, headDim, dtype });
-  const chunk = Math.max(1, Math.min(tokens, 4096));
-  const zeros = { dtype: 'f16' as const, shape: [nKvHeads, chunk, headDim], data: new Uint16Array(nKvHeads * chunk * headDim) };
-  for (let l = 0; l < nLayers; l++) {
-    for (let done = 0; done < tokens; done += chunk) {
-      const n = Math.min(chunk, tokens - done);
-      const t = n === chunk ? zeros : { ...zeros, shape: [nKvHeads, n, headDim], data: zeros.data.subarray(0, nKvHeads * n * headDim) };
-      cache.append(l, t, t);
-    }
+  const c = Math.max(1, Math.min(chunk, promptTokens));
+  const zeros = new Uint16Array(nKvHeads * c * headDim);
+  const rows = (n: number) => ({ dtype: 'f16' as const, shape: [nKvHeads, n, headDim], data: zeros.subarray(0, nKvHeads * n * headDim) });
+  for (let done = 0; done < promptTokens; done += c) {
+    const t = rows(Math.min(c, promptTokens - done));
+    for (let l = 0; l < nLayers; l++) cache.append(l, t, t);
   }
+  const one = rows(1);
+  for (let i = 0; i < decodeTokens; i++) for (let l = 0; l < nLayers; l++) cache.append(l, one, one);
+  const nQ = Math.min(QUERY_WINDOW, promptTokens + decodeTokens);
+  const q = { dtype: 'f32' as const, shape: [model.config.nHeads, nQ, headDim], data: new Float32Array(model.config.nHeads * nQ * headDim) };
+  for (let l = 0; l < nLayers; l++) cache.attend(l, q);
   const bytes = cache.memoryBytes;
   cache.clear();
   return bytes;
@@ -252,7 +260,7 @@ export async function generate(model: ByteLm, prompt: string | Uint8Array, optio
     const lm = session as LmSession;
     let kept = 0;
     for (const n of lm.cache.lengths().data) kept = Math.max(kept, n);
-    memory = { tokensSeen: seen, tokensKept: kept, bytes: lm.memoryBytes, fullBytes: fullCacheBytes(model, dtype, seen) };
+    memory = { tokensSeen: seen, tokensKept: kept, bytes: lm.memoryBytes, fullBytes: fullCacheBytes(model, dtype, bytes.length, o.prefillChunk, steps) };
     if (o.policy !== undefined) Object.assign(memory, { policy: policyName(o.policy), keep, interval: o.interval });
   }
   return {
