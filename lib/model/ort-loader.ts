@@ -86,6 +86,7 @@ export async function loadOrt(): Promise<OrtLoaded> {
     throw new TokenpressError(
       'ERR_ORT_MISSING',
       `the model runner needs onnxruntime-node (npm install onnxruntime-node@1.30.0): ${(e as Error).message}`,
+      { cause: e },
     );
   }
   const ort = (mod.InferenceSession ? mod : mod.default) as OrtModule | undefined;
