@@ -329,7 +329,8 @@ export class ByteLm {
    * applied by the session after each forward's attention (a layer whose
    * longest head holds budget.keep + interval tokens is compressed to
    * budget.keep), so a multi-token forward always attends over all of its
-   * own tokens.
+   * own tokens. With h2o or ems (or adakv scoring with them) every attend
+   * accumulates the keys' attention mass, which those policies score with.
    */
   session(opts: LmSessionOptions = {}): LmSession {
     if (this.#released) throw releasedError('ByteLm.session');
@@ -440,6 +441,17 @@ class StepGuard {
   }
 }
 
+/**
+ * Whether a policy scores with the attention mass attend() accumulates
+ * (H2O's heavy hitters, EMS's global score), directly or as AdaKV's scorer.
+ */
+function usesKeyMass(policy: KvCompressionPolicy): boolean {
+  const p = policy as string | { name?: unknown; scorer?: unknown };
+  const name = typeof p === 'string' ? p : p.name;
+  if (name === 'h2o' || name === 'ems') return true;
+  return name === 'adakv' && typeof p === 'object' && (p.scorer === 'h2o' || p.scorer === 'ems');
+}
+
 /** Decoding with tokenpress's attention over a KvCache. */
 export class LmSession {
   readonly model: ByteLm;
@@ -452,7 +464,8 @@ export class LmSession {
   /** T = 1: the attention output, reused each step, and its ORT view. */
   readonly #attn1: Float32Array;
   readonly #attn1T: OrtTensor;
-  readonly #attendOpts1: { out: Float32Array };
+  readonly #attendOpts1: { out: Float32Array; accumulateMass: boolean };
+  readonly #attendOpts: { accumulateMass: boolean };
   #position = 0;
 
   constructor(model: ByteLm, ort: OrtModule, stages: Graph[], cache: KvCache, auto?: AutoCompressOptions) {
@@ -465,7 +478,9 @@ export class LmSession {
     const { nHeads, headDim } = model.config;
     this.#attn1 = new Float32Array(nHeads * headDim);
     this.#attn1T = new ort.Tensor('float32', this.#attn1, [1, nHeads, 1, headDim]);
-    this.#attendOpts1 = { out: this.#attn1 };
+    const mass = auto !== undefined && usesKeyMass(auto.policy);
+    this.#attendOpts1 = { out: this.#attn1, accumulateMass: mass };
+    this.#attendOpts = { accumulateMass: mass };
   }
 
   /** Position of the next token (tokens seen so far; never lowered by eviction). */
@@ -517,7 +532,7 @@ export class LmSession {
         this.cache.attend(l, q as never, this.#attendOpts1);
         attnT = this.#attn1T;
       } else {
-        attnT = new this.#ort.Tensor('float32', this.cache.attend(l, q as never).output.data, [1, nHeads, T, headDim]);
+        attnT = new this.#ort.Tensor('float32', this.cache.attend(l, q as never, this.#attendOpts).output.data, [1, nHeads, T, headDim]);
       }
       const residual = out.residual_out!;
       out = await stages[l + 1]!.run(l + 1 < nLayers ? { residual, attn: attnT, position_ids: pos } : { residual, attn: attnT });
