@@ -535,6 +535,7 @@ export class LmSession {
         attnT = new this.#ort.Tensor('float32', this.cache.attend(l, q as never, this.#attendOpts).output.data, [1, nHeads, T, headDim]);
       }
       const residual = out.residual_out!;
+      if (this.model.released) throw releasedError('LmSession.forward');
       out = await stages[l + 1]!.run(l + 1 < nLayers ? { residual, attn: attnT, position_ids: pos } : { residual, attn: attnT });
     }
     this.#position += T;
