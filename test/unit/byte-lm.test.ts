@@ -180,6 +180,14 @@ for (const name of ['main', 'draft'] as const) {
       await run(s, prompt, [9, 1]);
       expect(s.position).toBe(prompt.length);
       expect(Math.max(...s.cache.lengths().data)).toBeLessThan(16 + 4);
+      // query- and mass-scored policies too (h2o scores with the mass attend accumulates)
+      for (const policy of ['h2o', 'snapkv', 'tova'] as const) {
+        const q = model.session({ dtype: 'f32', autoCompress: { policy, budget: { keep: 40 }, interval: 4 } });
+        await run(q, prompt, [9, 1]);
+        expect(q.position).toBe(prompt.length);
+        expect(Math.max(...q.cache.lengths().data)).toBeLessThan(40 + 4);
+        expect(Math.max(...q.cache.lengths().data)).toBeGreaterThanOrEqual(40);
+      }
     });
 
     test('bad input throws naming the argument and changes nothing', async () => {
