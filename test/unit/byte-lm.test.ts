@@ -170,6 +170,12 @@ for (const name of ['main', 'draft'] as const) {
       expect(Math.max(...evicted.cache.export(0).positions.data)).toBe(before);
       // and the rest of the model did see fewer tokens
       expect(Math.max(...evicted.cache.lengths().data)).toBe(13);
+      // reset() starts over at position 0 with an empty cache: the same logits as a new session
+      evicted.reset();
+      expect(evicted.position).toBe(0);
+      const again = await evicted.forward(prompt);
+      expect(maxDiff(again, await model.session({ dtype: 'f32' }).forward(prompt))).toBe(0);
+      expect(Math.max(...evicted.cache.export(0).positions.data)).toBe(prompt.length - 1);
     });
 
     test('autoCompress runs after attention: a budget above the sequence changes nothing, a small one bounds the cache', async () => {
