@@ -1,6 +1,6 @@
 /**
  * One prefill, many compressions: the context is run through the model once
- * (tokenpress attention over an f16 KvCache, as LmSession does), its keys,
+ * (tokenpress attention over an f16 KvCache, runner.ts: LmSession's loop), its keys,
  * values and last `window` queries per layer are captured, and every policy x
  * budget then starts from a fresh session rebuilt from the capture:
  *
@@ -9,14 +9,14 @@
  *
  * restoreSession appends k, v to a new cache of the requested dtype, gives
  * it the window queries through attend() (the cache remembers them as its
- * observation window, as it would have after the prefill) and sets the
- * session's position to C, so RoPE positions continue. The rebuilt f16
+ * observation window, as it would have after the prefill) and starts the
+ * session at position C, so RoPE positions continue. The rebuilt f16
  * cache holds the same rows as the prefill's own cache (same f32 -> f16
  * conversion), so the full-cache continuation equals the one the prefill
  * session would compute. An int8 / int4 cache quantizes the same rows
  * (the context was prefilled at f16, as kvpress's QuantizedCache does).
  */
-import type { ByteLm, LmSession } from '../byte-lm.js';
+import type { RunnerSession, StageRunner } from './runner.js';
 import type { KvCacheDtype } from '../../kv/cache.js';
 import { rangeError } from '../../errors.js';
 
@@ -44,15 +44,15 @@ function lastRows(x: Float32Array, heads: number, T: number, headDim: number, w:
 }
 
 /** Prefills `bytes` (C >= 1) and captures what restoreSession needs. */
-export async function captureContext(model: ByteLm, bytes: Uint8Array, cacheWindow = 32): Promise<CapturedContext> {
+export async function captureContext(runner: StageRunner, bytes: Uint8Array, cacheWindow = 32): Promise<CapturedContext> {
   if (bytes.length < 1) throw rangeError('bytes.length', 'at least 1 context byte', bytes.length);
-  const { nLayers, nHeads, nKvHeads, headDim } = model.config;
+  const { nLayers, nHeads, nKvHeads, headDim } = runner.model.config;
   const T = bytes.length;
   const w = Math.min(cacheWindow, T);
   const k: Float32Array[] = [];
   const v: Float32Array[] = [];
   const window: Float32Array[] = [];
-  const session = model.session({ dtype: 'f16', window: cacheWindow });
+  const session = runner.session({ dtype: 'f16', window: cacheWindow });
   const logits = await session.forward(bytes, {
     onLayer: (a) => {
       k[a.layer] = a.k.slice();
@@ -64,8 +64,8 @@ export async function captureContext(model: ByteLm, bytes: Uint8Array, cacheWind
 }
 
 /** A fresh session whose cache holds the captured context (see the module comment). */
-export function restoreSession(model: ByteLm, c: CapturedContext, dtype: KvCacheDtype = 'f16'): LmSession {
-  const s = model.session({ dtype, window: c.cacheWindow });
+export function restoreSession(runner: StageRunner, c: CapturedContext, dtype: KvCacheDtype = 'f16'): RunnerSession {
+  const s = runner.session({ dtype, window: c.cacheWindow }, c.length);
   for (let l = 0; l < c.nLayers; l++) {
     s.cache.append(
       l,
@@ -74,12 +74,11 @@ export function restoreSession(model: ByteLm, c: CapturedContext, dtype: KvCache
     );
     s.cache.attend(l, { dtype: 'f32', shape: [c.nHeads, c.windowRows, c.headDim], data: c.window[l]! });
   }
-  s.position = c.length;
   return s;
 }
 
 /** Total rows the cache holds now, over layers and KV heads. */
-export function cachedRows(s: LmSession): number {
+export function cachedRows(s: RunnerSession): number {
   const lengths = s.cache.lengths().data;
   let n = 0;
   for (const x of lengths) n += x;

@@ -22,6 +22,7 @@ import { pickRetrievalHeads, scoreRetrievalHeads, type PickRetrievalHeadsOptions
 import { checkInteger } from '../../validate.js';
 import { rangeError } from '../../errors.js';
 import { restoreSession, type CapturedContext } from './context.js';
+import type { StageRunner } from './runner.js';
 import { argmaxRow } from './metrics.js';
 import { Rng } from './text.js';
 
@@ -79,7 +80,7 @@ export async function pickModelRetrievalHeads(
  * the full (restored) cache. Returns per layer f32 [nHeads, lookahead, headDim].
  */
 export async function specKvDraftQueries(
-  target: ByteLm, draft: ByteLm, context: Uint8Array, captured: CapturedContext, lookahead: number,
+  target: StageRunner, draft: ByteLm, context: Uint8Array, captured: CapturedContext, lookahead: number,
 ): Promise<{ dtype: 'f32'; shape: number[]; data: Float32Array }[]> {
   checkInteger('lookahead', lookahead, 1);
   const ds = draft.session({ dtype: 'f16' });
@@ -90,7 +91,7 @@ export async function specKvDraftQueries(
     bytes[i] = argmaxRow(logits, rows - 1);
     if (i + 1 < lookahead) logits = await ds.forward(bytes.subarray(i, i + 1));
   }
-  const { nHeads, headDim } = target.config;
+  const { nHeads, headDim } = target.model.config;
   const out: { dtype: 'f32'; shape: number[]; data: Float32Array }[] = [];
   const s = restoreSession(target, captured, 'f16');
   await s.forward(bytes, {

@@ -43,7 +43,7 @@ import { argmaxRow, meanAndSe, sumBits } from './metrics.js';
 import { pickModelRetrievalHeads, specKvDraftQueries, type RetrievalHeadPick } from './model-heads.js';
 import { makeNeedleTrial, samplePassages, type NeedleTrial } from './text.js';
 import { DEFAULT_REAL_VARIANTS, parseVariant, type RealVariant } from './variants.js';
-import type { LmSession } from '../byte-lm.js';
+import { StageRunner, type RunnerSession } from './runner.js';
 
 export const DEFAULT_REAL_BUDGETS: readonly number[] = [0.05, 0.1, 0.25, 0.5];
 
@@ -253,146 +253,155 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
     skipped.push({ policy: cfg.policy, fraction: cfg.fraction, task, reason });
   };
 
-  let heads: RetrievalHeadPick | null = null;
-  if (usesRazor) {
-    heads = await pickModelRetrievalHeads(model, { period: o.razorPeriod, repeats: o.razorRepeats, seed: o.seed });
-    progress('retrieval heads');
+  const runner = await StageRunner.open(model);
+  try {
+    return await evaluate(runner);
+  } finally {
+    await runner.release();
   }
-  const policyOf = (v: RealVariant & { kind: 'evict' }): KvCompressionPolicy =>
-    v.name === 'razor' && heads ? { name: 'razor', retrievalHeads: heads.picked } : v.policy;
-  const specSkip = usesSpec && !o.draft ? 'speckv needs draft queries: give a draft model (--draft <name>)' : undefined;
 
-  /**
-   * A session for cfg over the captured context, compressed; undefined when
-   * the policy cannot run (recorded in skipped).
-   */
-  const sessionFor = (cfg: Config, cap: CapturedContext, task: 'loss' | 'needle', drafts: unknown[] | undefined): LmSession | undefined => {
-    if (cfg.kind === 'full') return restoreSession(model, cap, 'f16');
-    if (cfg.kind === 'quant') return restoreSession(model, cap, (cfg.variant as { dtype: 'int8' | 'int4' }).dtype);
-    const v = cfg.variant as RealVariant & { kind: 'evict' };
-    const isSpec = v.name.startsWith('speckv');
-    if (isSpec && specSkip) { skip(cfg, 'all', specSkip); return undefined; }
-    const s = restoreSession(model, cap, 'f16');
-    try {
-      s.cache.compress(policyOf(v), { keep: realKeepFor(cfg.fraction!, cap.length) }, isSpec ? { draftQueries: drafts as never } : undefined);
-    } catch (e) {
-      skip(cfg, task, e instanceof Error ? e.message : String(e));
-      return undefined;
+  async function evaluate(runner: StageRunner): Promise<RealKvEvalReport> {
+    let heads: RetrievalHeadPick | null = null;
+    if (usesRazor) {
+      heads = await pickModelRetrievalHeads(model, { period: o.razorPeriod, repeats: o.razorRepeats, seed: o.seed });
+      progress('retrieval heads');
     }
-    return s;
-  };
+    const policyOf = (v: RealVariant & { kind: 'evict' }): KvCompressionPolicy =>
+      v.name === 'razor' && heads ? { name: 'razor', retrievalHeads: heads.picked } : v.policy;
+    const specSkip = usesSpec && !o.draft ? 'speckv needs draft queries: give a draft model (--draft <name>)' : undefined;
 
-  const fullRows = (cap: CapturedContext) => cap.nLayers * cap.nKvHeads * cap.length;
-  const loss = new Map<string, LossAcc>();
-  const needle = new Map<string, NeedleAcc>();
-  const all = [...configs, ...evictConfigs];
-
-  // Loss: passages of C + M + 1 bytes.
-  if (o.passages > 0) {
-    const C = o.context;
-    const M = o.continuation;
-    const passages = samplePassages(o.text, o.passages, C + M + 1, o.seed);
-    let fullMemory = 0;
-    for (let pi = 0; pi < passages.length; pi++) {
-      const p = passages[pi]!;
-      const ctx = p.subarray(0, C);
-      const cap = await captureContext(model, ctx, o.window);
-      const drafts = usesSpec && o.draft ? await specKvDraftQueries(model, o.draft, ctx, cap, o.lookahead) : undefined;
-      const input = p.subarray(C, C + M);
-      const targets = p.subarray(C + 1, C + M + 1);
-      let fullBits = 0;
-      for (const cfg of all) {
-        const s = sessionFor(cfg, cap, 'loss', drafts);
-        if (!s) continue;
-        const kept = cachedRows(s) / fullRows(cap);
-        const mem = s.cache.memoryBytes;
-        if (cfg.kind === 'full') fullMemory = mem;
-        const bits = sumBits(await s.forward(input), targets);
-        if (cfg.kind === 'full') fullBits = bits;
-        const acc = loss.get(cfg.key) ?? { keep: cfg.fraction === null ? C : realKeepFor(cfg.fraction, C), kept: 0, memory: 0, bits: 0, bytes: 0, perPassage: [] };
-        acc.kept += kept;
-        acc.memory += mem / fullMemory;
-        acc.bits += bits;
-        acc.bytes += M;
-        acc.perPassage.push((bits - fullBits) / M);
-        loss.set(cfg.key, acc);
+    /**
+     * A session for cfg over the captured context, compressed; undefined when
+     * the policy cannot run (recorded in skipped).
+     */
+    const sessionFor = (cfg: Config, cap: CapturedContext, task: 'loss' | 'needle', drafts: unknown[] | undefined): RunnerSession | undefined => {
+      if (cfg.kind === 'full') return restoreSession(runner, cap, 'f16');
+      if (cfg.kind === 'quant') return restoreSession(runner, cap, (cfg.variant as { dtype: 'int8' | 'int4' }).dtype);
+      const v = cfg.variant as RealVariant & { kind: 'evict' };
+      const isSpec = v.name.startsWith('speckv');
+      if (isSpec && specSkip) { skip(cfg, 'all', specSkip); return undefined; }
+      const s = restoreSession(runner, cap, 'f16');
+      try {
+        s.cache.compress(policyOf(v), { keep: realKeepFor(cfg.fraction!, cap.length) }, isSpec ? { draftQueries: drafts as never } : undefined);
+      } catch (e) {
+        skip(cfg, task, e instanceof Error ? e.message : String(e));
+        return undefined;
       }
-      progress(`loss passage ${pi + 1}/${passages.length}`);
-      await tick();
-    }
-  }
+      return s;
+    };
 
-  // Needle: trial i uses seed + i.
-  const control = { correct: 0, bits: 0 };
-  if (o.trials > 0) {
-    let fullMemory = 0;
-    for (let t = 0; t < o.trials; t++) {
-      const trial = makeNeedleTrial(o.text, (o.seed + t) >>> 0, { context: o.needleContext, digits: o.digits });
-      const cap = await captureContext(model, trial.context, o.window);
-      const drafts = usesSpec && o.draft ? await specKvDraftQueries(model, o.draft, trial.context, cap, o.lookahead) : undefined;
-      for (const cfg of all) {
-        const s = sessionFor(cfg, cap, 'needle', drafts);
-        if (!s) continue;
-        const kept = cachedRows(s) / fullRows(cap);
-        const mem = s.cache.memoryBytes;
-        if (cfg.kind === 'full') fullMemory = mem;
-        const ans = await answerNeedle(s, trial);
-        const acc = needle.get(cfg.key) ?? { keep: cfg.fraction === null ? o.needleContext : realKeepFor(cfg.fraction, o.needleContext), kept: 0, memory: 0, correct: 0, bits: 0, trials: 0 };
-        acc.kept += kept;
-        acc.memory += mem / fullMemory;
-        acc.correct += ans.correct ? 1 : 0;
-        acc.bits += ans.bits;
-        acc.trials += 1;
-        needle.set(cfg.key, acc);
+    const fullRows = (cap: CapturedContext) => cap.nLayers * cap.nKvHeads * cap.length;
+    const loss = new Map<string, LossAcc>();
+    const needle = new Map<string, NeedleAcc>();
+    const all = [...configs, ...evictConfigs];
+
+    // Loss: passages of C + M + 1 bytes.
+    if (o.passages > 0) {
+      const C = o.context;
+      const M = o.continuation;
+      const passages = samplePassages(o.text, o.passages, C + M + 1, o.seed);
+      let fullMemory = 0;
+      for (let pi = 0; pi < passages.length; pi++) {
+        const p = passages[pi]!;
+        const ctx = p.subarray(0, C);
+        const cap = await captureContext(runner, ctx, o.window);
+        const drafts = usesSpec && o.draft ? await specKvDraftQueries(runner, o.draft, ctx, cap, o.lookahead) : undefined;
+        const input = p.subarray(C, C + M);
+        const targets = p.subarray(C + 1, C + M + 1);
+        let fullBits = 0;
+        for (const cfg of all) {
+          const s = sessionFor(cfg, cap, 'loss', drafts);
+          if (!s) continue;
+          const kept = cachedRows(s) / fullRows(cap);
+          const mem = s.cache.memoryBytes;
+          if (cfg.kind === 'full') fullMemory = mem;
+          const bits = sumBits(await s.forward(input), targets);
+          if (cfg.kind === 'full') fullBits = bits;
+          const acc = loss.get(cfg.key) ?? { keep: cfg.fraction === null ? C : realKeepFor(cfg.fraction, C), kept: 0, memory: 0, bits: 0, bytes: 0, perPassage: [] };
+          acc.kept += kept;
+          acc.memory += mem / fullMemory;
+          acc.bits += bits;
+          acc.bytes += M;
+          acc.perPassage.push((bits - fullBits) / M);
+          loss.set(cfg.key, acc);
+        }
+        progress(`loss passage ${pi + 1}/${passages.length}`);
+        await tick();
       }
-      // Control: the same context without the needle line, full cache.
-      const without = new Uint8Array(trial.context.length - (trial.needleEnd - trial.needleStart));
-      without.set(trial.context.subarray(0, trial.needleStart), 0);
-      without.set(trial.context.subarray(trial.needleEnd), trial.needleStart);
-      const ctl = await answerNeedle(restoreSession(model, await captureContext(model, without, o.window)), trial);
-      control.correct += ctl.correct ? 1 : 0;
-      control.bits += ctl.bits;
-      progress(`needle trial ${t + 1}/${o.trials}`);
-      await tick();
     }
-  }
 
-  const rows: RealKvEvalRow[] = [];
-  for (const cfg of all) {
-    const row: RealKvEvalRow = { policy: cfg.policy, kind: cfg.kind, fraction: cfg.fraction };
-    const l = loss.get(cfg.key);
-    if (l) {
-      const n = l.perPassage.length;
-      const d = meanAndSe(l.perPassage);
-      row.loss = { keep: l.keep, kept: l.kept / n, memory: l.memory / n, bitsPerByte: l.bits / l.bytes, delta: d.mean, deltaSe: d.se, bytes: l.bytes };
+    // Needle: trial i uses seed + i.
+    const control = { correct: 0, bits: 0 };
+    if (o.trials > 0) {
+      let fullMemory = 0;
+      for (let t = 0; t < o.trials; t++) {
+        const trial = makeNeedleTrial(o.text, (o.seed + t) >>> 0, { context: o.needleContext, digits: o.digits });
+        const cap = await captureContext(runner, trial.context, o.window);
+        const drafts = usesSpec && o.draft ? await specKvDraftQueries(runner, o.draft, trial.context, cap, o.lookahead) : undefined;
+        for (const cfg of all) {
+          const s = sessionFor(cfg, cap, 'needle', drafts);
+          if (!s) continue;
+          const kept = cachedRows(s) / fullRows(cap);
+          const mem = s.cache.memoryBytes;
+          if (cfg.kind === 'full') fullMemory = mem;
+          const ans = await answerNeedle(s, trial);
+          const acc = needle.get(cfg.key) ?? { keep: cfg.fraction === null ? o.needleContext : realKeepFor(cfg.fraction, o.needleContext), kept: 0, memory: 0, correct: 0, bits: 0, trials: 0 };
+          acc.kept += kept;
+          acc.memory += mem / fullMemory;
+          acc.correct += ans.correct ? 1 : 0;
+          acc.bits += ans.bits;
+          acc.trials += 1;
+          needle.set(cfg.key, acc);
+        }
+        // Control: the same context without the needle line, full cache.
+        const without = new Uint8Array(trial.context.length - (trial.needleEnd - trial.needleStart));
+        without.set(trial.context.subarray(0, trial.needleStart), 0);
+        without.set(trial.context.subarray(trial.needleEnd), trial.needleStart);
+        const ctl = await answerNeedle(restoreSession(runner, await captureContext(runner, without, o.window)), trial);
+        control.correct += ctl.correct ? 1 : 0;
+        control.bits += ctl.bits;
+        progress(`needle trial ${t + 1}/${o.trials}`);
+        await tick();
+      }
     }
-    const nd = needle.get(cfg.key);
-    if (nd) row.needle = { keep: nd.keep, kept: nd.kept / nd.trials, memory: nd.memory / nd.trials, accuracy: nd.correct / nd.trials, keyBits: nd.bits / (nd.trials * (o.digits - 1)), correct: nd.correct, trials: nd.trials };
-    if (row.loss || row.needle) rows.push(row);
-  }
-  // Full row first, then evictions, then the integer caches.
-  const order = (r: RealKvEvalRow) => (r.kind === 'full' ? 0 : r.kind === 'evict' ? 1 : 2);
-  rows.sort((a, b) => order(a) - order(b));
 
-  return {
-    model: {
-      name: c.name, dir: model.dir, parameters: model.parameters, nLayers: c.nLayers, nHeads: c.nHeads,
-      nKvHeads: c.nKvHeads, headDim: c.headDim, context: c.context,
-    },
-    cpu: cpuModel(),
-    settings: {
-      seed: o.seed, budgets: o.budgets, policies: o.variants.map((v) => v.name), window: o.window,
-      passages: o.passages, context: o.context, continuation: o.continuation,
-      trials: o.trials, needleContext: o.needleContext, digits: o.digits,
-      needleFormat: 'context: "... The key is <key>.\\n ..." (at 10-30% depth); question after compression: "\\nThe key is <first digit>"; greedy-decode the rest',
-      lookahead: o.lookahead, draft: o.draft ? o.draft.config.name : null,
-    },
-    budgetRule: 'keep = max(1, round(fraction * context bytes)) tokens per KV head and layer ({ keep }); kept / memory: what the cache really held',
-    retrievalHeads: heads,
-    needleControl: o.trials > 0 ? { accuracy: control.correct / o.trials, keyBits: control.bits / (o.trials * (o.digits - 1)) } : null,
-    rows,
-    skipped,
-  };
+    const rows: RealKvEvalRow[] = [];
+    for (const cfg of all) {
+      const row: RealKvEvalRow = { policy: cfg.policy, kind: cfg.kind, fraction: cfg.fraction };
+      const l = loss.get(cfg.key);
+      if (l) {
+        const n = l.perPassage.length;
+        const d = meanAndSe(l.perPassage);
+        row.loss = { keep: l.keep, kept: l.kept / n, memory: l.memory / n, bitsPerByte: l.bits / l.bytes, delta: d.mean, deltaSe: d.se, bytes: l.bytes };
+      }
+      const nd = needle.get(cfg.key);
+      if (nd) row.needle = { keep: nd.keep, kept: nd.kept / nd.trials, memory: nd.memory / nd.trials, accuracy: nd.correct / nd.trials, keyBits: nd.bits / (nd.trials * (o.digits - 1)), correct: nd.correct, trials: nd.trials };
+      if (row.loss || row.needle) rows.push(row);
+    }
+    // Full row first, then evictions, then the integer caches.
+    const order = (r: RealKvEvalRow) => (r.kind === 'full' ? 0 : r.kind === 'evict' ? 1 : 2);
+    rows.sort((a, b) => order(a) - order(b));
+
+    return {
+      model: {
+        name: c.name, dir: model.dir, parameters: model.parameters, nLayers: c.nLayers, nHeads: c.nHeads,
+        nKvHeads: c.nKvHeads, headDim: c.headDim, context: c.context,
+      },
+      cpu: cpuModel(),
+      settings: {
+        seed: o.seed, budgets: o.budgets, policies: o.variants.map((v) => v.name), window: o.window,
+        passages: o.passages, context: o.context, continuation: o.continuation,
+        trials: o.trials, needleContext: o.needleContext, digits: o.digits,
+        needleFormat: 'context: "... The key is <key>.\\n ..." (at 10-30% depth); question after compression: "\\nThe key is <first digit>"; greedy-decode the rest',
+        lookahead: o.lookahead, draft: o.draft ? o.draft.config.name : null,
+      },
+      budgetRule: 'keep = max(1, round(fraction * context bytes)) tokens per KV head and layer ({ keep }); kept / memory: what the cache really held',
+      retrievalHeads: heads,
+      needleControl: o.trials > 0 ? { accuracy: control.correct / o.trials, keyBits: control.bits / (o.trials * (o.digits - 1)) } : null,
+      rows,
+      skipped,
+    };
+  }
 }
 
 /**
@@ -403,7 +412,7 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
  * feeds the same bytes), so `correct` is the greedy result; `bits` is the
  * answer's cost (-log2 p of its digits) under the model.
  */
-export async function answerNeedle(s: LmSession, trial: NeedleTrial): Promise<{ correct: boolean; bits: number }> {
+export async function answerNeedle(s: Pick<RunnerSession, 'forward'>, trial: NeedleTrial): Promise<{ correct: boolean; bits: number }> {
   const q = trial.question.length;
   const n = trial.answer.length;
   const input = new Uint8Array(q + n - 1);
