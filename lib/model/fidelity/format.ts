@@ -33,7 +33,7 @@ export function describeRealReport(report: RealKvEvalReport): string[] {
   const s = report.settings;
   const full = report.rows.find((r) => r.kind === 'full');
   const out = [
-    `model ${m.name} (${(m.parameters / 1e6).toFixed(2)}M parameters; ${m.nLayers} layers, ${m.nHeads} query / ${m.nKvHeads} KV heads x ${m.headDim}; trained context ${m.context}), seed ${s.seed}, ${report.cpu}`,
+    `model ${m.name} (${(m.parameters / 1e6).toFixed(2)}M parameters; ${m.nLayers} layers, ${m.nHeads} query / ${m.nKvHeads} KV heads x ${m.headDim}; trained context ${m.context}${m.trainingStep !== null ? `; step ${m.trainingStep}` : ''}${m.weightsSha256 ? `; weights ${m.weightsSha256}` : ''}), seed ${s.seed}, ${report.cpu}`,
   ];
   if (s.passages > 0) out.push(`loss: ${s.passages} held-out passages; ${s.context}-byte context compressed after prefill, then ${s.continuation} bytes scored teacher-forced through the compressed cache`);
   if (s.trials > 0) out.push(`needle: ${s.trials} trials; ${s.needleContext}-byte context with "The key is <${s.digits} digits>." at 10-30% depth; after compression "\\nThe key is <first digit>", the other ${s.digits - 1} digits greedy; correct = all`);

@@ -33,7 +33,10 @@
  * Every configuration starts from the same captured prefill (context.ts),
  * so budget 100% reproduces the full-cache row exactly.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import type { ByteLm } from '../byte-lm.js';
 import type { KvCompressionPolicy } from '../../kv/compression.js';
 import { rangeError, typeError } from '../../errors.js';
@@ -120,7 +123,14 @@ export interface RealKvEvalRow {
 }
 
 export interface RealKvEvalReport {
-  model: { name: string; dir: string; parameters: number; nLayers: number; nHeads: number; nKvHeads: number; headDim: number; context: number };
+  model: {
+    name: string; dir: string; parameters: number; nLayers: number; nHeads: number; nKvHeads: number; headDim: number; context: number;
+    /** First 16 hex digits of weights.bin's SHA-256 (which weights the figures are from); null when unreadable. */
+    weightsSha256: string | null;
+    /** The card's training step and bytes, when it has them. */
+    trainingStep: number | null;
+    trainingTokens: number | null;
+  };
   cpu: string;
   settings: {
     seed: number; budgets: number[]; policies: string[]; window: number;
@@ -172,6 +182,14 @@ const OPTION_NAMES = [
 ];
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function weightsHash(dir: string): string | null {
+  try {
+    return createHash('sha256').update(readFileSync(join(dir, 'weights.bin'))).digest('hex').slice(0, 16);
+  } catch {
+    return null;
+  }
+}
 
 function cpuModel(): string {
   const c = cpus();
@@ -385,7 +403,9 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
     return {
       model: {
         name: c.name, dir: model.dir, parameters: model.parameters, nLayers: c.nLayers, nHeads: c.nHeads,
-        nKvHeads: c.nKvHeads, headDim: c.headDim, context: c.context,
+        nKvHeads: c.nKvHeads, headDim: c.headDim, context: c.context, weightsSha256: weightsHash(model.dir),
+        trainingStep: typeof model.card.training?.step === 'number' ? model.card.training.step : null,
+        trainingTokens: typeof model.card.training?.tokens === 'number' ? model.card.training.tokens : null,
       },
       cpu: cpuModel(),
       settings: {
