@@ -114,6 +114,8 @@ interface Panel {
   yMin: number;
   yMax: number;
   label: (v: number) => string;
+  /** Grid intervals; default 4. */
+  ticks?: number;
   /** A dotted horizontal line (the needle control). */
   reference?: number;
 }
@@ -129,8 +131,9 @@ function panelSvg(p: Panel, x0: number, report: RealKvEvalReport, policies: stri
   const out: string[] = [];
   out.push(`<text x="${x0 + PANEL_W / 2}" y="${MARGIN.top - 14}" text-anchor="middle" font-weight="bold">${esc(p.title)}</text>`);
   out.push(`<rect x="${x0}" y="${MARGIN.top}" width="${PANEL_W}" height="${PANEL_H}" fill="none" stroke="#444"/>`);
-  for (let i = 0; i <= 4; i++) {
-    const v = p.yMin + ((p.yMax - p.yMin) * i) / 4;
+  const ticks = p.ticks ?? 4;
+  for (let i = 0; i <= ticks; i++) {
+    const v = p.yMin + ((p.yMax - p.yMin) * i) / ticks;
     const y = py(v).toFixed(1);
     out.push(`<line x1="${x0}" y1="${y}" x2="${x0 + PANEL_W}" y2="${y}" stroke="#ddd"/>`);
     out.push(`<text x="${x0 - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${esc(p.label(v))}</text>`);
@@ -176,10 +179,12 @@ export function renderRealKvEvalSvg(report: RealKvEvalReport): string {
   const policies = [...new Set(report.rows.filter((r) => r.kind !== 'full').map((r) => r.policy))];
   const deltas = report.rows.map((r) => r.loss?.delta).filter((d): d is number => d !== undefined && Number.isFinite(d));
   const dMax = niceMax(Math.max(0, ...deltas));
-  const dMin = Math.min(0, ...deltas) < 0 ? -niceMax(-Math.min(...deltas)) : 0;
+  // Below zero in steps of dMax / 4, so every grid line sits on a round value.
+  const step = dMax / 4;
+  const dMin = Math.min(0, ...deltas) < 0 ? -Math.ceil(niceMax(-Math.min(...deltas)) / step - 1e-9) * step : 0;
   const panels: Panel[] = [];
   if (report.settings.passages > 0) {
-    panels.push({ title: 'loss change vs full cache (bits/byte)', value: (r) => (r.kind === 'full' ? 0 : r.loss?.delta), yMin: dMin, yMax: dMax, label: (v) => v.toFixed(3) });
+    panels.push({ title: 'loss change vs full cache (bits/byte)', value: (r) => (r.kind === 'full' ? 0 : r.loss?.delta), yMin: dMin, yMax: dMax, ticks: Math.round((dMax - dMin) / step), label: (v) => v.toFixed(3) });
   }
   const fullRow = report.rows.find((r) => r.kind === 'full');
   if (report.settings.trials > 0 && (fullRow?.needle?.accuracy ?? 0) >= 0.5) {
