@@ -4,6 +4,7 @@
  * for `tokenpress eval kv --trace file.safetensors`.
  */
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ensureCorpus } from '../../bench/corpus.js';
 import { ByteLm } from '../model/byte-lm.js';
@@ -14,6 +15,7 @@ export interface DumpTraceFlags {
   model?: string;
   context?: number;
   needle: boolean;
+  text?: string;
   probes: number;
   seed: number;
 }
@@ -21,7 +23,7 @@ export interface DumpTraceFlags {
 /** Options that do not apply to --dump-trace (the camelCase names commander uses). */
 const NOT_WITH_DUMP = ['trace', 'nKv', 'layers', 'heads', 'kvHeads', 'headDim', 'dtype', 'needles', 'window', 'budgets', 'policies', 'json', 'svg'] as const;
 /** Options that only apply to --dump-trace. */
-const DUMP_ONLY = ['context', 'needle'] as const;
+const DUMP_ONLY = ['context', 'needle', 'text'] as const;
 
 const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -41,9 +43,18 @@ export async function runDumpTrace(flags: DumpTraceFlags, cmd: Command): Promise
     if (flags.context !== undefined && flags.context > model.config.context) {
       throw new InvalidArgumentError(`--context: expected at most the model's context ${model.config.context}, received ${flags.context}`);
     }
-    const corpus = await ensureCorpus();
-    const source = new Uint8Array(readFileSync(corpus.heldOutPath));
-    const r = await dumpLmTrace(model, flags.model, source, '.corpus/heldout.txt', flags.dumpTrace!, {
+    let source: Uint8Array;
+    let sourceName: string;
+    if (flags.text !== undefined) {
+      try { source = new Uint8Array(readFileSync(flags.text)); } catch (e) {
+        throw new InvalidArgumentError(`--text: expected a readable file, received "${flags.text}" (${(e as Error).message})`);
+      }
+      sourceName = basename(flags.text);
+    } else {
+      source = new Uint8Array(readFileSync((await ensureCorpus()).heldOutPath));
+      sourceName = '.corpus/heldout.txt';
+    }
+    const r = await dumpLmTrace(model, flags.model, source, sourceName, flags.dumpTrace!, {
       ...(flags.context !== undefined ? { context: flags.context } : {}),
       seed: flags.seed, probes: flags.probes, needle: flags.needle,
     });

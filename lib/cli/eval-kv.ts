@@ -145,6 +145,7 @@ export function registerEvalKv(evalCmd: Command): void {
     .option('--model <name>', 'the byte-level model: main, draft or a directory (models/lm/)')
     .option('--context <n>', 'bytes in a --dump-trace trace (default: the model\'s context)', positiveInt('--context', 1 << 20))
     .option('--no-needle', '--dump-trace: plain held-out text, without the copy-task needle')
+    .option('--text <file>', '--dump-trace: the text to run the model over (default: the held-out split, .corpus/heldout.txt)')
     .action(async (opts: EvalKvFlags & DumpTraceFlags, cmd: Command) => {
       if (opts.dumpTrace !== undefined) return void (await runDumpTrace(opts, cmd));
       checkNoDumpFlags(cmd);

@@ -34,7 +34,6 @@
  * rows 1..n-1) and copyCorrect ("c/d": key digits whose argmax the model got
  * right, teacher-forced).
  */
-import { basename } from 'node:path';
 import { rangeError, typeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import { checkBoolean, checkInteger, checkOptions } from '../validate.js';
@@ -241,7 +240,7 @@ export function describeLmTrace(r: LmTraceResult, model: ByteLm): string {
   const m = r.metadata;
   const lines = [
     `wrote ${r.file}: ${c.nLayers} layers, q [${c.nHeads}, ${m.context}, ${c.headDim}], k/v [${c.nKvHeads}, ${m.context}, ${c.headDim}] f32`,
-    `model ${m.model} (${m.modelName}, training step ${m.modelStep}); source ${basename(m.source!)} from byte ${m.offset} (${m.consumed} bytes), seed ${m.seed}`,
+    `model ${m.model} (${m.modelName}, training step ${m.modelStep}); source ${m.source} from byte ${m.offset} (${m.consumed} bytes), seed ${m.seed}`,
     `full cache on this text: ${m.bitsPerByte} bits/byte`,
   ];
   if (r.text.needle) {
