@@ -11,7 +11,7 @@ import { basename } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { TokenpressError } from '../errors.js';
 import {
-  compareRankings, defaultPredictorMetrics, defaultTruthMetrics, formatRankingTable, parseMetric, rankingReportFrom,
+  compareRankings, defaultPredictorMetrics, defaultTruthMetrics, formatRankingTable, hasMetric, parseMetric, rankingReportFrom,
   type MetricChoice, type RankingComparison, type RankingReport,
 } from '../kv/eval/ranking.js';
 
@@ -45,16 +45,16 @@ export function runEvalRank(truthFile: string, predictorFiles: string[], flags: 
   const predictors = predictorFiles.map(readReport);
   const truthMetrics = flags.truthMetric ?? defaultTruthMetrics(truth);
   if (truthMetrics.length === 0) {
-    throw new InvalidArgumentError(`${truthFile}: no real-model metric found (known: lossDelta, copyAccuracy, ...); name it with --truth-metric <name[:higher|lower]>`);
+    throw new InvalidArgumentError(`${truthFile}: no real-model metric found (known: loss.delta, needle.accuracy, lossDelta, copyAccuracy, ...); name it with --truth-metric <name[:higher|lower]>`);
   }
   for (const m of truthMetrics) {
-    if (!truth.rows.some((r) => typeof r[m.metric] === 'number')) throw new InvalidArgumentError(`--truth-metric: ${truthFile} has no numeric "${m.metric}" in its rows`);
+    if (!hasMetric(truth, m.metric)) throw new InvalidArgumentError(`--truth-metric: ${truthFile} has no numeric "${m.metric}" in its rows`);
   }
   const pairs = predictors.flatMap((report, i) => {
     const metrics = flags.metric ?? defaultPredictorMetrics(report);
     if (metrics.length === 0) throw new InvalidArgumentError(`${predictorFiles[i]}: none of errProbes, needleRate in its rows; name a metric with --metric <name[:higher|lower]>`);
     for (const m of metrics) {
-      if (!report.rows.some((r) => typeof r[m.metric] === 'number')) throw new InvalidArgumentError(`--metric: ${predictorFiles[i]} has no numeric "${m.metric}" in its rows`);
+      if (!hasMetric(report, m.metric)) throw new InvalidArgumentError(`--metric: ${predictorFiles[i]} has no numeric "${m.metric}" in its rows`);
     }
     return metrics.map((metric) => ({ report, metric }));
   });
@@ -76,7 +76,7 @@ export function registerEvalRank(evalCmd: Command): void {
     )
     .argument('<truth>', 'the real model\'s report (JSON)')
     .argument('<predictors...>', 'reports whose rankings should predict it (JSON)')
-    .option('--truth-metric <list>', 'truth metrics, e.g. lossDelta,copyAccuracy (name:higher|lower for others); default every known one present', metricList('--truth-metric'))
+    .option('--truth-metric <list>', 'truth metrics, e.g. loss.delta,needle.accuracy (name:higher|lower for others); default every known one present', metricList('--truth-metric'))
     .option('--metric <list>', 'predictor metrics (default errProbes,needleRate where present)', metricList('--metric'))
     .option('--json [file]', 'write the comparisons as JSON to <file>; without <file>, print them instead of the tables')
     .action((truth: string, predictors: string[], opts: EvalRankFlags) => {

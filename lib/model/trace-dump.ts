@@ -9,21 +9,23 @@
  *   layers.<l>.k  f32 [nKvHeads, n, headDim]   (one forward over all n bytes,
  *   layers.<l>.v  f32 [nKvHeads, n, headDim]    positions 0 .. n-1, bit for bit)
  *
- * The text (lmTraceText), n = `context` bytes:
+ * The text (lmTraceText), n = `context` bytes: held-out text from a seeded
+ * offset (at a line start; a window without "key is" in any case, so the key
+ * is the only one), with the copy task unless needle: false, in the format
+ * of the real-model needle test (`eval kv --model`):
  *
- *   held-out text from a seeded offset (at a line start), with the copy task
- *   unless needle: false:
- *     fact      " The key is 4817236. " inserted at a seeded depth in the
- *               first quarter of the prompt (the needle: the key's digits)
- *     question  " The key is " ending exactly at the prompt's end, row nKv - 1,
- *               nKv = n - probes
- *     answer    the key's digits and "." at rows nKv .. (the first probes),
- *               then the held-out text goes on
- *   so the eval's split (last `probes` rows = future, the prompt's last
- *   `window` rows = observation window) puts the question at the end of the
- *   window and the answer in the probes, as in the copy task: a random key
- *   placed early and asked at the end. The key is 7 random digits: the model
- *   can only get it right by copying.
+ *   needle    "The key is 835124.\n" inserted at a line start at a seeded
+ *             depth in [0.1, 0.3] of the prompt (the key: 6 digits, the
+ *             first 1-9; the needle range is its digits)
+ *   question  "\nThe key is 8" (the needle's phrase and the key's first
+ *             digit) ending exactly at the prompt's end, row nKv - 1,
+ *             nKv = n - probes
+ *   answer    the other digits, ".\n", at rows nKv .. (the first probes);
+ *             then the held-out text goes on
+ *
+ * so the eval's split (last `probes` rows = future, the prompt's last
+ * `window` rows = observation window) puts the question at the end of the
+ * window and the answer in the probes.
  *
  * Metadata (strings): format, generator, model, modelName, modelStep (the
  * card's training step), context, probes, source, offset (first byte of the
@@ -31,8 +33,8 @@
  * keyStart, question (row of the question's last byte), needles (the key's
  * digit range, the existing needle metric), and the full-cache model's
  * results on this very text: bitsPerByte (mean next-byte loss in bits over
- * rows 1..n-1) and copyCorrect ("c/d": key digits whose argmax the model got
- * right, teacher-forced).
+ * rows 1..n-1) and copyCorrect ("c/d": answer digits whose argmax the model
+ * got right, teacher-forced; the real test wants all d).
  */
 import { rangeError, typeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
@@ -43,8 +45,8 @@ import type { ByteLm } from './byte-lm.js';
 
 export const TRACE_FORMAT = 'tokenpress-lm-trace/1';
 /** Digits in the copy task's key. */
-export const KEY_DIGITS = 7;
-const FACT_LEAD = ' The key is ';
+export const KEY_DIGITS = 6;
+const KEY_PHRASE = 'The key is ';
 const DEFAULT_PROBES = 32;
 /** Smallest prompt (n - probes) that leaves room for the fact, the gap and the question. */
 export const MIN_NEEDLE_PROMPT = 128;
@@ -84,7 +86,7 @@ export function lmTraceText(source: Uint8Array, n: number, probes: number, seed:
   checkInteger('seed', seed, 0, 0xffffffff);
   const nKv = n - probes;
   if (needle) {
-    if (probes < KEY_DIGITS + 1) throw rangeError('probes', `at least ${KEY_DIGITS + 1} with the needle (the answer is in the probes)`, probes);
+    if (probes < KEY_DIGITS) throw rangeError('probes', `at least ${KEY_DIGITS} with the needle (the answer is in the probes)`, probes);
     if (nKv < MIN_NEEDLE_PROMPT) throw rangeError('context', `at least probes + ${MIN_NEEDLE_PROMPT} = ${probes + MIN_NEEDLE_PROMPT} with the needle`, n);
   } else if (nKv < 1) {
     throw rangeError('context', `more than probes = ${probes}`, n);
@@ -93,33 +95,57 @@ export function lmTraceText(source: Uint8Array, n: number, probes: number, seed:
   const slack = 256;
   if (source.length < n + slack) throw rangeError('source', `at least context + ${slack} = ${n + slack} bytes`, `${source.length} bytes`);
   const rng = new Rng((seed ^ 0x5bd1e995) >>> 0);
-  let offset = Math.floor(rng.uniform() * (source.length - n - slack + 1));
-  const nl = source.subarray(offset, offset + slack - 1).indexOf(0x0a);
-  if (nl >= 0) offset += nl + 1; // start at a line
+  const pickOffset = (): number => {
+    const raw = Math.floor(rng.uniform() * (source.length - n - slack + 1));
+    const nl = source.subarray(raw, raw + slack - 1).indexOf(NEWLINE);
+    return nl >= 0 ? raw + nl + 1 : raw; // start at a line
+  };
+  let offset = pickOffset();
+  if (!needle) return { bytes: source.slice(offset, offset + n), offset, consumed: n };
+
+  for (let attempt = 1; containsKeyPhrase(source.subarray(offset, offset + n)); attempt++) {
+    if (attempt === 1000) throw rangeError('source', 'text with windows free of "key is" (the needle must be the only key)', 'text where every window has one');
+    offset = pickOffset();
+  }
+  let key = String(rng.int(1, 9));
+  for (let i = 1; i < KEY_DIGITS; i++) key += String(rng.int(0, 9));
+  const line = ascii(`${KEY_PHRASE}${key}.\n`);
+  const question = ascii(`\n${KEY_PHRASE}${key[0]}`);
+  const answer = ascii(`${key.slice(1)}.\n`);
+  // The needle line: at the first line start at or after a depth in [0.1, 0.3] of the prompt (mid-line if none before 0.5).
+  const target = Math.floor(rng.range([0.1, 0.3]) * nKv);
+  let at = target;
+  while (at < nKv / 2 && source[offset + at - 1] !== NEWLINE) at++;
+  if (at >= nKv / 2) at = target;
 
   const bytes = new Uint8Array(n);
-  let at = 0; // next row to fill
+  let row = 0; // next row to fill
   let src = offset; // next source byte
-  const copyText = (count: number) => { bytes.set(source.subarray(src, src + count), at); at += count; src += count; };
-  const put = (b: Uint8Array) => { bytes.set(b, at); at += b.length; };
-  if (!needle) {
-    copyText(n);
-    return { bytes, offset, consumed: src - offset };
-  }
-  let key = '';
-  for (let i = 0; i < KEY_DIGITS; i++) key += String(Math.floor(rng.uniform() * 10));
-  const fact = ascii(`${FACT_LEAD}${key}. `);
-  const question = ascii(FACT_LEAD);
-  const answer = ascii(`${key}.`);
-  const depth = Math.floor(nKv / 16) + Math.floor(rng.uniform() * (Math.floor(nKv / 4) - Math.floor(nKv / 16) + 1));
-  copyText(depth);
-  const start = at + FACT_LEAD.length;
-  put(fact);
-  copyText(nKv - question.length - at);
+  const copyText = (count: number) => { bytes.set(source.subarray(src, src + count), row); row += count; src += count; };
+  const put = (b: Uint8Array) => { const m = Math.min(b.length, n - row); bytes.set(b.subarray(0, m), row); row += m; };
+  copyText(at);
+  const start = row + KEY_PHRASE.length;
+  put(line);
+  copyText(nKv - question.length - row);
   put(question);
-  put(answer.subarray(0, Math.min(answer.length, n - at)));
-  copyText(n - at);
+  put(answer);
+  copyText(n - row);
   return { bytes, offset, consumed: src - offset, needle: { key, start, end: start + KEY_DIGITS, question: nKv - 1 } };
+}
+
+const NEWLINE = 0x0a;
+
+/** "key is" in any case (as the real-model needle test checks its haystack). */
+function containsKeyPhrase(bytes: Uint8Array): boolean {
+  const pat = [0x6b, 0x65, 0x79, 0x20, 0x69, 0x73];
+  outer: for (let i = 0; i + pat.length <= bytes.length; i++) {
+    for (let j = 0; j < pat.length; j++) {
+      const b = bytes[i + j]!;
+      if ((b >= 0x41 && b <= 0x5a ? b + 32 : b) !== pat[j]) continue outer;
+    }
+    return true;
+  }
+  return false;
 }
 
 export interface LmTraceCapture {
@@ -181,7 +207,7 @@ export interface LmTraceResult {
   file: string;
   text: LmTraceText;
   metadata: Record<string, string>;
-  /** Key digits the full-cache model predicts right (teacher-forced argmax); null without a needle. */
+  /** Answer digits (all but the first) the full-cache model predicts right (teacher-forced argmax); null without a needle. */
   copyCorrect: number | null;
   bitsPerByte: number;
 }
@@ -225,9 +251,10 @@ export async function dumpLmTrace(
   let needles: { start: number; end: number }[] | undefined;
   if (text.needle) {
     const { key, start, end, question } = text.needle;
+    // Row question + i predicts answer digit i + 1 (the question ends with the first digit).
     copyCorrect = 0;
-    for (let i = 0; i < key.length; i++) if (argmaxRow(logits, question + i, vocab) === key.charCodeAt(i)) copyCorrect++;
-    Object.assign(metadata, { key, keyStart: String(start), question: String(question), copyCorrect: `${copyCorrect}/${key.length}` });
+    for (let i = 1; i < key.length; i++) if (argmaxRow(logits, question + i - 1, vocab) === key.charCodeAt(i)) copyCorrect++;
+    Object.assign(metadata, { key, keyStart: String(start), question: String(question), copyCorrect: `${copyCorrect}/${key.length - 1}` });
     needles = [{ start, end }];
   }
   writeKvTrace(file, layers, needles, metadata);
@@ -246,7 +273,7 @@ export function describeLmTrace(r: LmTraceResult, model: ByteLm): string {
   if (r.text.needle) {
     const nd = r.text.needle;
     lines.push(`needle: key ${nd.key} at bytes ${nd.start}..${nd.end}, question ends at row ${nd.question}, answer in the first probes; ` +
-      `full cache copies ${m.copyCorrect} digits`);
+      `full cache copies ${m.copyCorrect} answer digits`);
   }
   lines.push(`evaluate: tokenpress eval kv --trace ${r.file} --probes ${m.probes}`);
   return lines.join('\n');

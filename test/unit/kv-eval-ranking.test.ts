@@ -125,6 +125,26 @@ describe('compareRankings', () => {
     expect(table).toMatch(/^mean\s+syn\.json errProbes\s+0\.95\s+0\.91\s+1\/1$/m);
   });
 
+  test('the real-model report shape: nested cells by dotted path, rows without a budget left out', () => {
+    const real = rankingReportFrom({ rows: [
+      { policy: 'full', kind: 'full', fraction: null, loss: { delta: 0 }, needle: { accuracy: 1 } },
+      { policy: 'a', kind: 'evict', fraction: 0.1, loss: { delta: 0.05, bitsPerByte: 2 }, needle: { accuracy: 0.5 } },
+      { policy: 'b', kind: 'evict', fraction: 0.1, loss: { delta: 0.01, bitsPerByte: 2 }, needle: { accuracy: 0.75 } },
+      { policy: 'c', kind: 'evict', fraction: 0.1, loss: { delta: 0.2 } }, // no needle cell: left out of needle.accuracy
+      { policy: 'int8', kind: 'quant', fraction: null, loss: { delta: 0.001 } },
+    ] }, 'model.json');
+    expect(real.rows.map((r) => r.policy)).toEqual(['a', 'b', 'c']);
+    expect(defaultTruthMetrics(real).map((m) => m.metric)).toEqual(['loss.delta', 'needle.accuracy', 'loss.bitsPerByte']);
+    const loss = compareRankings(real, parseMetric('loss.delta'), [{ report: pred, metric: parseMetric('errProbes') }]);
+    expect(loss.cells[0]![0]!.policies).toEqual(['a', 'b', 'c']);
+    expect(loss.cells[0]![0]!.rho).toBeCloseTo(spearmanRef([-0.01, -0.02, -0.05], [-0.05, -0.01, -0.2]), 14);
+    expect(loss.cells[0]![0]!.top1).toEqual({ predicted: ['a'], truth: ['b'], agree: false });
+    const needle = compareRankings(real, parseMetric('needle.accuracy'), [{ report: pred, metric: parseMetric('needleRate') }]);
+    expect(needle.cells[0]![0]!.policies).toEqual(['a', 'b']);
+    expect(needle.cells[0]![0]!.tau).toBe(1);
+    expect(needle.budgets).toEqual([0.1]);
+  });
+
   test('default metrics, metric specs and the input contract', () => {
     expect(defaultTruthMetrics(truth).map((m) => m.metric)).toEqual(['lossDelta', 'copyAccuracy']);
     expect(defaultPredictorMetrics(pred).map((m) => m.metric)).toEqual(['errProbes', 'needleRate']);
@@ -136,7 +156,7 @@ describe('compareRankings', () => {
     const bad = (json: unknown) => () => rankingReportFrom(json, 'x.json');
     expect(bad([])).toThrow(/x\.json: not a ranking input .*expected an object with a "rows" array/);
     expect(bad({ rows: [{ fraction: 0.1 }] })).toThrow(/rows\[0\]\.policy: expected a policy name, received undefined/);
-    expect(bad({ rows: [{ policy: 'a', fraction: 0 }] })).toThrow(/rows\[0\]\.fraction: expected a number in \(0, 1\], received 0/);
+    expect(bad({ rows: [{ policy: 'a', fraction: 0 }] })).toThrow(/rows\[0\]\.fraction: expected a number in \(0, 1\] or null, received 0/);
     expect(bad({ rows: [{ policy: 'a', fraction: 0.1 }, { policy: 'a', fraction: 0.1 }] })).toThrow(/rows\[1\]: a second row for policy "a" at fraction 0\.1/);
     expect(bad({ rows: [null] })).toThrow(expect.objectContaining({ code: 'ERR_BAD_FILE' }));
   });

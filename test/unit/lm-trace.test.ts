@@ -24,7 +24,7 @@ function fakeText(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const r = rng();
-    out[i] = r < 0.02 ? 0x0a : r < 0.18 ? 0x20 : 0x61 + Math.floor(rng() * 26);
+    out[i] = r < 0.05 ? 0x0a : r < 0.2 ? 0x20 : 0x61 + Math.floor(rng() * 26);
   }
   return out;
 }
@@ -42,23 +42,33 @@ describe('lmTraceText: the copy-task text', () => {
     expect(t).toEqual(lmTraceText(SOURCE, n, probes, 5, true));
     expect(lmTraceText(SOURCE, n, probes, 6, true).offset).not.toBe(t.offset);
     const nd = t.needle!;
-    expect(nd.key).toMatch(new RegExp(`^[0-9]{${KEY_DIGITS}}$`));
+    expect(nd.key).toMatch(new RegExp(`^[1-9][0-9]{${KEY_DIGITS - 1}}$`));
     expect(nd.end - nd.start).toBe(KEY_DIGITS);
-    expect(dec(t.bytes.subarray(nd.start - 12, nd.end + 2))).toBe(` The key is ${nd.key}. `);
+    expect(dec(t.bytes.subarray(nd.start - 11, nd.end + 2))).toBe(`The key is ${nd.key}.\n`);
     const nKv = n - probes;
-    expect(nd.start).toBeGreaterThanOrEqual(Math.floor(nKv / 16));
-    expect(nd.end).toBeLessThanOrEqual(Math.floor(nKv / 4) + 12 + KEY_DIGITS);
+    expect(nd.start - 11).toBeGreaterThanOrEqual(Math.floor(0.1 * nKv)); // at a depth in [0.1, 0.3], moved to a line start
+    expect(nd.start - 11).toBeLessThan(nKv / 2);
+    expect(t.bytes[nd.start - 12]).toBe(0x0a);
     expect(nd.question).toBe(nKv - 1);
-    expect(dec(t.bytes.subarray(nKv - 12, nKv))).toBe(' The key is ');
-    expect(dec(t.bytes.subarray(nKv, nKv + KEY_DIGITS + 1))).toBe(`${nd.key}.`);
+    expect(dec(t.bytes.subarray(nKv - 13, nKv))).toBe(`\nThe key is ${nd.key[0]}`);
+    expect(dec(t.bytes.subarray(nKv, nKv + KEY_DIGITS + 1))).toBe(`${nd.key.slice(1)}.\n`);
     // Everything else is the source, in order, from the offset (a line start).
     expect(SOURCE[t.offset - 1]).toBe(0x0a);
     const inserted = new Set<number>();
-    for (let p = nd.start - 12; p < nd.end + 2; p++) inserted.add(p);
-    for (let p = nKv - 12; p < nKv + KEY_DIGITS + 1; p++) inserted.add(p);
+    for (let p = nd.start - 11; p < nd.end + 2; p++) inserted.add(p);
+    for (let p = nKv - 13; p < nKv + KEY_DIGITS + 1; p++) inserted.add(p);
     const rest = Array.from(t.bytes).filter((_, p) => !inserted.has(p));
     expect(rest).toEqual(Array.from(SOURCE.subarray(t.offset, t.offset + rest.length)));
     expect(t.consumed).toBe(rest.length);
+  });
+
+  test('without line starts the needle goes mid-line at its depth', () => {
+    const noLines = SOURCE.map((b) => (b === 0x0a ? 0x20 : b));
+    const t = lmTraceText(noLines, 400, 20, 5, true);
+    const at = t.needle!.start - 11;
+    expect(at).toBeGreaterThanOrEqual(Math.floor(0.1 * 380));
+    expect(at).toBeLessThanOrEqual(Math.floor(0.3 * 380));
+    expect(dec(t.bytes.subarray(at, t.needle!.end + 2))).toBe(`The key is ${t.needle!.key}.\n`);
   });
 
   test('without the needle: a plain slice of the source', () => {
@@ -70,7 +80,10 @@ describe('lmTraceText: the copy-task text', () => {
   test('errors name the argument, the expectation and what was received', () => {
     expect(() => lmTraceText(SOURCE, 100 + MIN_NEEDLE_PROMPT - 1, 100, 0, true)).toThrow(
       new RangeError(`context: expected at least probes + ${MIN_NEEDLE_PROMPT} = ${100 + MIN_NEEDLE_PROMPT} with the needle, received ${99 + MIN_NEEDLE_PROMPT}`));
-    expect(() => lmTraceText(SOURCE, 400, KEY_DIGITS, 0, true)).toThrow(/^probes: expected at least 8 with the needle/);
+    expect(() => lmTraceText(SOURCE, 400, KEY_DIGITS - 1, 0, true)).toThrow(/^probes: expected at least 6 with the needle/);
+    const keyEverywhere = new Uint8Array(5000).map((_, i) => 'the KEY IS x\n'.charCodeAt(i % 13));
+    expect(() => lmTraceText(keyEverywhere, 400, 10, 0, true)).toThrow(/^source: expected text with windows free of "key is"/);
+    expect(lmTraceText(keyEverywhere, 400, 10, 0, false).bytes).toHaveLength(400); // no needle: any text
     expect(() => lmTraceText(SOURCE, 10, 10, 0, false)).toThrow(/^context: expected more than probes = 10, received 10$/);
     expect(() => lmTraceText(SOURCE.subarray(0, 300), 200, 10, 0, false)).toThrow(/^source: expected at least context \+ 256 = 456 bytes, received "300 bytes"$/);
     expect(() => lmTraceText('text' as never, 200, 10, 0, false)).toThrow(TypeError);
@@ -108,7 +121,7 @@ describe('a trace of the draft model', () => {
       format: TRACE_FORMAT, model: 'draft', modelName: c.name, context: String(n), probes: String(probes), source: 'source.txt',
       offset: String(r.text.offset), seed: '3', needle: '1', key: nd.key, question: String(n - probes - 1),
     });
-    expect(trace.metadata.copyCorrect).toMatch(new RegExp(`^[0-${KEY_DIGITS}]/${KEY_DIGITS}$`));
+    expect(trace.metadata.copyCorrect).toMatch(new RegExp(`^[0-${KEY_DIGITS - 1}]/${KEY_DIGITS - 1}$`));
     expect(Number(trace.metadata.bitsPerByte)).toBeCloseTo(r.bitsPerByte, 3);
     expect(r.bitsPerByte).toBeGreaterThan(0);
 
@@ -132,7 +145,7 @@ describe('a trace of the draft model', () => {
     const src = traceSource(trace, { window: 32, nProbes: trace.probes! });
     expect(src.nKv).toBe(n - probes);
     expect(src.needles).toEqual({ kind: 'kept', ranges: [{ start: nd.start, end: nd.end }] });
-    expect(src.description).toMatch(/; model draft \(step \d+\), source\.txt byte \d+, seed 3, full cache copies \d\/7 key digits$/);
+    expect(src.description).toMatch(/; model draft \(step \d+\), source\.txt byte \d+, seed 3, full cache copies \d\/5 answer digits$/);
   });
 
   test('options are checked before any work', async () => {
@@ -162,7 +175,7 @@ describe('tokenpress eval kv --dump-trace / --trace', () => {
   test('dumps a trace that eval kv --trace evaluates with the trace\'s own probes', async () => {
     const out = await cli(['--dump-trace', file, '--model', 'draft', '--text', textFile, '--context', '240', '--probes', '12', '--seed', '4']);
     expect(out).toMatch(/^wrote .*cli\.safetensors: 2 layers, q \[2, 240, 64\], k\/v \[1, 240, 64\] f32$/m);
-    expect(out).toMatch(/^needle: key \d{7} at bytes \d+\.\.\d+, question ends at row 227, answer in the first probes; full cache copies \d\/7 digits$/m);
+    expect(out).toMatch(/^needle: key \d{6} at bytes \d+\.\.\d+, question ends at row 227, answer in the first probes; full cache copies \d\/5 answer digits$/m);
     expect(loadKvTrace(file).metadata.source).toBe('source.txt');
     const json = join(dir, 'cli-eval.json');
     const table = await cli(['--trace', file, '--window', '16', '--budgets', '0.25', '--policies', 'h2o,streamingllm', '--json', json]);

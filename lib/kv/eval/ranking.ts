@@ -6,12 +6,16 @@
  * copy accuracy).
  *
  * Input contract (every report is a JSON file with at least this):
- *   { "rows": [ { "policy": string, "fraction": number in (0, 1], <metric>: number | null, ... }, ... ] }
+ *   { "rows": [ { "policy": string, "fraction": number in (0, 1] | null, <metric>: number | null, ... }, ... ] }
+ * A metric is a field name or a dotted path into nested objects
+ * ("loss.delta", "needle.accuracy": the real-model report's cells).
  * `tokenpress eval kv --json` reports (synthetic or --trace) and the
- * real-model report (`eval kv --model ... --json`) all have it. One row per
- * (policy, fraction); a null or missing metric leaves the row out for that
- * metric. Policies and budgets are matched by name and fraction (within
- * 1e-9); a budget is compared over the policies present in both reports.
+ * real-model report (`eval kv --model ... --json`) all have it. Rows with a
+ * null fraction (the full cache, quantized caches) are left out; otherwise
+ * one row per (policy, fraction); a null or missing metric leaves the row
+ * out for that metric. Policies and budgets are matched by name and
+ * fraction (within 1e-9); a budget is compared over the policies present in
+ * both reports.
  *
  * Every metric has a direction: scores are the metric for "higher is
  * better" and its negation for "lower is better", so both rankings put the
@@ -24,25 +28,22 @@ export type Direction = 'higher' | 'lower';
 
 /** Directions of the metrics the eval reports use (and the usual names for the real model's). */
 export const METRIC_DIRECTIONS: Readonly<Record<string, Direction>> = {
+  // real-model reports (`eval kv --model`): cells per row, and flat names for other tools
+  'loss.delta': 'lower',
+  'needle.accuracy': 'higher',
+  'loss.bitsPerByte': 'lower',
+  lossDelta: 'lower',
+  copyAccuracy: 'higher',
+  accuracy: 'higher',
+  loss: 'lower',
+  bitsPerByte: 'lower',
+  // eval kv reports (synthetic workload or trace)
   needleRate: 'higher',
   errQuestion: 'lower',
   errQuestionRetrieval: 'lower',
   errProbes: 'lower',
   massQuestion: 'higher',
   massProbes: 'higher',
-  // real-model reports
-  lossDelta: 'lower',
-  deltaLoss: 'lower',
-  dLoss: 'lower',
-  lossIncrease: 'lower',
-  loss: 'lower',
-  nll: 'lower',
-  bitsPerByte: 'lower',
-  bpbDelta: 'lower',
-  copyAccuracy: 'higher',
-  copyAcc: 'higher',
-  copy: 'higher',
-  accuracy: 'higher',
 };
 
 /** Predictor metrics used when none are named (those present in the report). */
@@ -169,6 +170,16 @@ export interface RankingRow {
   [metric: string]: unknown;
 }
 
+/** row[path] for a field name or a dotted path ("loss.delta"); undefined where any step is missing. */
+export function metricValue(row: Record<string, unknown>, path: string): unknown {
+  let v: unknown = row;
+  for (const part of path.split('.')) {
+    if (v === null || typeof v !== 'object' || !Object.prototype.hasOwnProperty.call(v, part)) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  return v;
+}
+
 export interface RankingReport {
   /** What the tables call it (the file name). */
   label: string;
@@ -189,14 +200,15 @@ export function rankingReportFrom(json: unknown, label: string): RankingReport {
     if (o === null || typeof o !== 'object' || typeof o.policy !== 'string' || o.policy === '') {
       throw bad(label, `rows[${i}].policy: expected a policy name, received ${o === null || typeof o !== 'object' ? String(o) : JSON.stringify(o.policy)}`);
     }
+    if (o.fraction === null) return; // no budget (full or quantized cache)
     if (typeof o.fraction !== 'number' || !(o.fraction > 0 && o.fraction <= 1)) {
-      throw bad(label, `rows[${i}].fraction: expected a number in (0, 1], received ${JSON.stringify(o.fraction)}`);
+      throw bad(label, `rows[${i}].fraction: expected a number in (0, 1] or null, received ${JSON.stringify(o.fraction)}`);
     }
     const key = `${o.policy}@${o.fraction}`;
     if (seen.has(key)) throw bad(label, `rows[${i}]: a second row for policy "${o.policy}" at fraction ${o.fraction}`);
     seen.add(key);
   });
-  return { label, rows: rows as RankingRow[] };
+  return { label, rows: (rows as { fraction: unknown }[]).filter((r) => r.fraction !== null) as RankingRow[] };
 }
 
 export interface MetricChoice {
@@ -216,23 +228,19 @@ export function parseMetric(spec: string, arg = 'metric'): MetricChoice {
   return { metric: m[1]!, direction };
 }
 
-/** Metrics with at least one finite value in the report's rows. */
-function presentMetrics(r: RankingReport): Set<string> {
-  const out = new Set<string>();
-  for (const row of r.rows) for (const [k, v] of Object.entries(row)) if (typeof v === 'number' && Number.isFinite(v)) out.add(k);
-  return out;
+/** Whether some row has a finite value of the metric. */
+export function hasMetric(r: RankingReport, metric: string): boolean {
+  return r.rows.some((row) => { const v = metricValue(row, metric); return typeof v === 'number' && Number.isFinite(v); });
 }
 
-/** Default truth metrics: every known, non-eval-kv metric the report has (e.g. lossDelta, copyAccuracy). */
+/** Default truth metrics: every known, non-eval-kv metric the report has (e.g. loss.delta, needle.accuracy). */
 export function defaultTruthMetrics(r: RankingReport): MetricChoice[] {
-  const present = presentMetrics(r);
-  return Object.keys(METRIC_DIRECTIONS).filter((m) => present.has(m) && !EVAL_KV_METRICS.has(m)).map((m) => ({ metric: m, direction: METRIC_DIRECTIONS[m]! }));
+  return Object.keys(METRIC_DIRECTIONS).filter((m) => !EVAL_KV_METRICS.has(m) && hasMetric(r, m)).map((m) => ({ metric: m, direction: METRIC_DIRECTIONS[m]! }));
 }
 
 /** Default predictor metrics: those of DEFAULT_PREDICTOR_METRICS the report has. */
 export function defaultPredictorMetrics(r: RankingReport): MetricChoice[] {
-  const present = presentMetrics(r);
-  return DEFAULT_PREDICTOR_METRICS.filter((m) => present.has(m)).map((m) => ({ metric: m, direction: METRIC_DIRECTIONS[m]! }));
+  return DEFAULT_PREDICTOR_METRICS.filter((m) => hasMetric(r, m)).map((m) => ({ metric: m, direction: METRIC_DIRECTIONS[m]! }));
 }
 
 /** Scores (higher = better) per policy at one budget; missing, null or non-finite values are left out. */
@@ -240,7 +248,7 @@ function scoresAt(r: RankingReport, m: MetricChoice, fraction: number): Map<stri
   const out = new Map<string, number>();
   for (const row of r.rows) {
     if (Math.abs(row.fraction - fraction) > 1e-9) continue;
-    const v = row[m.metric];
+    const v = metricValue(row, m.metric);
     if (typeof v !== 'number' || !Number.isFinite(v)) continue;
     out.set(row.policy, m.direction === 'higher' ? v : -v);
   }

@@ -148,7 +148,7 @@ function traceOrigin(m: Record<string, string>): string {
   const parts = [`model ${m.model}${m.modelStep !== undefined ? ` (step ${m.modelStep})` : ''}`];
   if (m.source !== undefined && m.offset !== undefined) parts.push(`${m.source} byte ${m.offset}`);
   if (m.seed !== undefined) parts.push(`seed ${m.seed}`);
-  if (m.copyCorrect !== undefined) parts.push(`full cache copies ${m.copyCorrect} key digits`);
+  if (m.copyCorrect !== undefined) parts.push(`full cache copies ${m.copyCorrect} answer digits`);
   return `; ${parts.join(', ')}`;
 }
 
