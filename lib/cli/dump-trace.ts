@@ -27,10 +27,26 @@ const DUMP_ONLY = ['context', 'needle', 'text'] as const;
 
 const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
-/** Refuses --context / --no-needle without --dump-trace (called by the eval path). */
+/**
+ * Registers --model, --text and --context on `eval kv` unless a command
+ * already has them (the real-model evaluation, `eval kv --model`, defines
+ * the same three with the same meaning: whichever registers first owns the
+ * help text; --dump-trace reads --context only when given on the command line).
+ */
+export function addSharedModelOptions(kv: Command, positiveInt: (name: string, max: number) => (value: string) => number): Command {
+  const has = (long: string) => kv.options.some((o) => o.long === long);
+  if (!has('--model')) kv.option('--model <name>', 'the byte-level model: main, draft or a directory (models/lm/)');
+  if (!has('--text')) kv.option('--text <file>', 'with --dump-trace: the text to run the model over (default: the held-out split, .corpus/heldout.txt)');
+  if (!has('--context')) kv.option('--context <n>', 'with --dump-trace: bytes in the trace (default: the model\'s context)', positiveInt('--context', 1 << 20));
+  return kv;
+}
+
+/** Refuses --no-needle without --dump-trace, and --context / --text without --dump-trace or --model (called by the eval path). */
 export function checkNoDumpFlags(cmd: Command): void {
-  const given = DUMP_ONLY.filter((k) => cmd.getOptionValueSource(k) === 'cli');
-  if (given.length > 0) throw new InvalidArgumentError(`${given[0] === 'needle' ? '--no-needle' : flag(given[0]!)} applies only with --dump-trace <file>`);
+  const given = DUMP_ONLY.filter((k) => cmd.getOptionValueSource(k) === 'cli' && (k === 'needle' || cmd.getOptionValue('model') === undefined));
+  if (given.length > 0) {
+    throw new InvalidArgumentError(given[0] === 'needle' ? '--no-needle applies only with --dump-trace <file>' : `${flag(given[0]!)} applies only with --dump-trace <file> or --model`);
+  }
 }
 
 /** Checks the flags, loads the model and the held-out text, writes the trace and prints what it wrote. */
@@ -40,8 +56,10 @@ export async function runDumpTrace(flags: DumpTraceFlags, cmd: Command): Promise
   if (flags.model === undefined) throw new InvalidArgumentError('--dump-trace: expected --model <name> (main, draft or a model directory), received none');
   const model = await ByteLm.load(flags.model, { plain: false });
   try {
-    if (flags.context !== undefined && flags.context > model.config.context) {
-      throw new InvalidArgumentError(`--context: expected at most the model's context ${model.config.context}, received ${flags.context}`);
+    // Another command's default --context (the real-model eval's) must not size the trace: only an explicit one does.
+    const context = cmd.getOptionValueSource('context') === 'cli' ? flags.context : undefined;
+    if (context !== undefined && context > model.config.context) {
+      throw new InvalidArgumentError(`--context: expected at most the model's context ${model.config.context}, received ${context}`);
     }
     let source: Uint8Array;
     let sourceName: string;
@@ -55,7 +73,7 @@ export async function runDumpTrace(flags: DumpTraceFlags, cmd: Command): Promise
       sourceName = '.corpus/heldout.txt';
     }
     const r = await dumpLmTrace(model, flags.model, source, sourceName, flags.dumpTrace!, {
-      ...(flags.context !== undefined ? { context: flags.context } : {}),
+      ...(context !== undefined ? { context } : {}),
       seed: flags.seed, probes: flags.probes, needle: flags.needle,
     });
     console.log(describeLmTrace(r, model));

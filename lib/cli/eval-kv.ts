@@ -13,7 +13,7 @@ import { syntheticSource, type EvalSource } from '../kv/eval/source.js';
 import { loadKvTrace, traceSource } from '../kv/eval/traces.js';
 import { DEFAULT_BUDGETS, formatKvEvalTable, runKvEval, type KvEvalReport } from '../kv/eval/run.js';
 import { renderKvEvalSvg } from '../kv/eval/plot-svg.js';
-import { checkNoDumpFlags, runDumpTrace, type DumpTraceFlags } from './dump-trace.js';
+import { addSharedModelOptions, checkNoDumpFlags, runDumpTrace, type DumpTraceFlags } from './dump-trace.js';
 
 function positiveInt(name: string, max: number) {
   return (value: string): number => {
@@ -142,13 +142,11 @@ export function registerEvalKv(evalCmd: Command): void {
     .option('--svg <file>', 'write an SVG plot: needle retrieval and output error against the budget, per policy')
     .option('--no-progress', 'no progress bar (it is off anyway with --json or when stderr is not a TTY)')
     .option('--dump-trace <file>', 'write a trace of --model over held-out text (with a copy-task needle) for --trace, and stop')
-    .option('--model <name>', 'the byte-level model: main, draft or a directory (models/lm/)')
-    .option('--context <n>', 'bytes in a --dump-trace trace (default: the model\'s context)', positiveInt('--context', 1 << 20))
     .option('--no-needle', '--dump-trace: plain held-out text, without the copy-task needle')
-    .option('--text <file>', '--dump-trace: the text to run the model over (default: the held-out split, .corpus/heldout.txt)')
     .action(async (opts: EvalKvFlags & DumpTraceFlags, cmd: Command) => {
       if (opts.dumpTrace !== undefined) return void (await runDumpTrace(opts, cmd));
       checkNoDumpFlags(cmd);
       await runEvalKvCommand(opts, cmd);
     });
+  addSharedModelOptions(evalCmd.commands.find((c) => c.name() === 'kv')!, positiveInt);
 }

@@ -210,7 +210,7 @@ describe('tokenpress eval kv --dump-trace / --trace', () => {
       /^context: expected at least probes \+ 128 = 160 with the needle, received 100$/);
     await expect(cli(['--dump-trace', x, '--model', 'draft', '--text', join(dir, 'nope.txt')])).rejects.toThrow(/^--text: expected a readable file, received ".*nope\.txt"/);
     await expect(cli(['--dump-trace', x, '--model', join(dir, 'no-model')])).rejects.toThrow(/^model: expected a model directory with config\.json/);
-    await expect(cli(['--context', '100'])).rejects.toThrow(/^--context applies only with --dump-trace <file>$/);
+    await expect(cli(['--context', '100'])).rejects.toThrow(/^--context applies only with --dump-trace <file> or --model$/);
     await expect(cli(['--no-needle'])).rejects.toThrow(/^--no-needle applies only with --dump-trace <file>$/);
     await expect(cli(['--context', '0', '--dump-trace', x, '--model', 'draft'])).rejects.toThrow(/--context: expected an integer in \[1, 1048576\]/);
   });
