@@ -76,7 +76,7 @@ export function registerEvalRank(evalCmd: Command): void {
     )
     .argument('<truth>', 'the real model\'s report (JSON)')
     .argument('<predictors...>', 'reports whose rankings should predict it (JSON)')
-    .option('--truth-metric <list>', 'truth metrics, e.g. loss.delta,needle.accuracy (name:higher|lower for others); default every known one present', metricList('--truth-metric'))
+    .option('--truth-metric <list>', 'truth metrics, e.g. loss.delta,needle.accuracy (name:higher|lower for others); default loss.delta and needle.accuracy (or lossDelta, copyAccuracy) where present', metricList('--truth-metric'))
     .option('--metric <list>', 'predictor metrics (default errProbes,needleRate where present)', metricList('--metric'))
     .option('--json [file]', 'write the comparisons as JSON to <file>; without <file>, print them instead of the tables')
     .action((truth: string, predictors: string[], opts: EvalRankFlags) => {

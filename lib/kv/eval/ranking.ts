@@ -48,8 +48,6 @@ export const METRIC_DIRECTIONS: Readonly<Record<string, Direction>> = {
 
 /** Predictor metrics used when none are named (those present in the report). */
 export const DEFAULT_PREDICTOR_METRICS: readonly string[] = ['errProbes', 'needleRate'];
-/** Metrics of eval kv reports: never a default truth metric. */
-const EVAL_KV_METRICS = new Set(['needleRate', 'errQuestion', 'errQuestionRetrieval', 'errProbes', 'massQuestion', 'massProbes']);
 
 function checkPair(x: ArrayLike<number>, y: ArrayLike<number>): number {
   for (const [arg, a] of [['x', x], ['y', y]] as const) {
@@ -233,9 +231,15 @@ export function hasMetric(r: RankingReport, metric: string): boolean {
   return r.rows.some((row) => { const v = metricValue(row, metric); return typeof v === 'number' && Number.isFinite(v); });
 }
 
-/** Default truth metrics: every known, non-eval-kv metric the report has (e.g. loss.delta, needle.accuracy). */
+/** Default truth metrics: per kind (loss, copy accuracy), the first of its names the report has. */
+const TRUTH_DEFAULTS: readonly (readonly string[])[] = [
+  ['loss.delta', 'lossDelta', 'loss.bitsPerByte', 'loss', 'bitsPerByte'],
+  ['needle.accuracy', 'copyAccuracy', 'accuracy'],
+];
+
+/** Default truth metrics: per kind (loss change, copy accuracy), the first known name the report has. */
 export function defaultTruthMetrics(r: RankingReport): MetricChoice[] {
-  return Object.keys(METRIC_DIRECTIONS).filter((m) => !EVAL_KV_METRICS.has(m) && hasMetric(r, m)).map((m) => ({ metric: m, direction: METRIC_DIRECTIONS[m]! }));
+  return TRUTH_DEFAULTS.flatMap((names) => names.filter((m) => hasMetric(r, m)).slice(0, 1)).map((m) => ({ metric: m, direction: METRIC_DIRECTIONS[m]! }));
 }
 
 /** Default predictor metrics: those of DEFAULT_PREDICTOR_METRICS the report has. */
