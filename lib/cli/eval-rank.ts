@@ -11,11 +11,12 @@ import { basename } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { TokenpressError } from '../errors.js';
 import {
-  compareRankings, defaultPredictorMetrics, defaultTruthMetrics, formatRankingTable, hasMetric, parseMetric, rankingReportFrom,
+  compareRankings, defaultPredictorMetrics, defaultTruthMetrics, formatRankingBrief, formatRankingTable, hasMetric, meanReport, parseMetric,
+  rankingReportFrom,
   type MetricChoice, type RankingComparison, type RankingReport,
 } from '../kv/eval/ranking.js';
 
-interface EvalRankFlags { truthMetric?: MetricChoice[]; metric?: MetricChoice[]; json?: string | true }
+interface EvalRankFlags { truthMetric?: MetricChoice[]; metric?: MetricChoice[]; json?: string | true; brief?: boolean }
 
 function metricList(flag: string) {
   return (value: string): MetricChoice[] => {
@@ -42,7 +43,8 @@ function readReport(file: string): RankingReport {
 /** Reads the reports, compares, prints the tables (and writes --json); returns one comparison per truth metric. */
 export function runEvalRank(truthFile: string, predictorFiles: string[], flags: EvalRankFlags): RankingComparison[] {
   const truth = readReport(truthFile);
-  const predictors = predictorFiles.map(readReport);
+  // "a.json+b.json+c.json": one predictor, the mean of the metric over the files (e.g. traces of several seeds).
+  const predictors = predictorFiles.map((arg) => arg.split('+').map(readReport));
   const truthMetrics = flags.truthMetric ?? defaultTruthMetrics(truth);
   if (truthMetrics.length === 0) {
     throw new InvalidArgumentError(`${truthFile}: no real-model metric found (known: loss.delta, needle.accuracy, lossDelta, copyAccuracy, ...); name it with --truth-metric <name[:higher|lower]>`);
@@ -50,18 +52,22 @@ export function runEvalRank(truthFile: string, predictorFiles: string[], flags: 
   for (const m of truthMetrics) {
     if (!hasMetric(truth, m.metric)) throw new InvalidArgumentError(`--truth-metric: ${truthFile} has no numeric "${m.metric}" in its rows`);
   }
-  const pairs = predictors.flatMap((report, i) => {
-    const metrics = flags.metric ?? defaultPredictorMetrics(report);
+  const pairs = predictors.flatMap((reports, i) => {
+    const metrics = flags.metric ?? defaultPredictorMetrics(reports[0]!);
     if (metrics.length === 0) throw new InvalidArgumentError(`${predictorFiles[i]}: none of errProbes, needleRate in its rows; name a metric with --metric <name[:higher|lower]>`);
     for (const m of metrics) {
-      if (!hasMetric(report, m.metric)) throw new InvalidArgumentError(`--metric: ${predictorFiles[i]} has no numeric "${m.metric}" in its rows`);
+      reports.forEach((report, j) => {
+        if (!hasMetric(report, m.metric)) throw new InvalidArgumentError(`--metric: ${predictorFiles[i]!.split('+')[j]} has no numeric "${m.metric}" in its rows`);
+      });
     }
-    return metrics.map((metric) => ({ report, metric }));
+    if (reports.length === 1) return metrics.map((metric) => ({ report: reports[0]!, metric }));
+    const label = `mean(${reports.map((r) => r.label).join('+')})`;
+    return metrics.map((metric) => ({ report: meanReport(reports, metric.metric, label), metric }));
   });
   const out = truthMetrics.map((m) => compareRankings(truth, m, pairs));
   const json = JSON.stringify(out, (_k, v: unknown) => (typeof v === 'number' && Number.isNaN(v) ? null : v), 2);
   if (typeof flags.json === 'string') writeFileSync(flags.json, json + '\n');
-  console.log(flags.json === true ? json : out.map(formatRankingTable).join('\n\n'));
+  console.log(flags.json === true ? json : flags.brief ? formatRankingBrief(out) : out.map(formatRankingTable).join('\n\n'));
   return out;
 }
 
@@ -75,9 +81,10 @@ export function registerEvalRank(evalCmd: Command): void {
         '(the real model\'s; any JSON with rows: [{ policy, fraction, <metric> }]).',
     )
     .argument('<truth>', 'the real model\'s report (JSON)')
-    .argument('<predictors...>', 'reports whose rankings should predict it (JSON)')
+    .argument('<predictors...>', 'reports whose rankings should predict it (JSON); a+b+c: the mean of the metric over those reports')
     .option('--truth-metric <list>', 'truth metrics, e.g. loss.delta,needle.accuracy (name:higher|lower for others); default loss.delta and needle.accuracy (or lossDelta, copyAccuracy) where present', metricList('--truth-metric'))
     .option('--metric <list>', 'predictor metrics (default errProbes,needleRate where present)', metricList('--metric'))
+    .option('--brief', 'one line per predictor: rho (tau-b) per budget, means, top-1 agreements')
     .option('--json [file]', 'write the comparisons as JSON to <file>; without <file>, print them instead of the tables')
     .action((truth: string, predictors: string[], opts: EvalRankFlags) => {
       runEvalRank(truth, predictors, opts);

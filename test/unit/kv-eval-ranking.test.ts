@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { Command } from 'commander';
 import {
-  averageRanks, compareRankings, defaultPredictorMetrics, defaultTruthMetrics, formatRankingTable, kendallTauB, parseMetric,
-  rankingReportFrom, spearman, type RankingComparison,
+  averageRanks, compareRankings, defaultPredictorMetrics, defaultTruthMetrics, formatRankingBrief, formatRankingTable, kendallTauB,
+  meanReport, parseMetric, rankingReportFrom, spearman, type RankingComparison,
 } from '../../lib/kv/eval/ranking.js';
 import { registerEvalRank } from '../../lib/cli/eval-rank.js';
 import { kendallTauBRef, ranksRef, spearmanRef } from '../reference/ranking.js';
@@ -145,6 +145,29 @@ describe('compareRankings', () => {
     expect(needle.budgets).toEqual([0.1]);
   });
 
+  test('meanReport: the mean over reports of the rows all of them have', () => {
+    const other = rankingReportFrom({ rows: [
+      row('a', 0.1, { errProbes: 0.03 }), row('b', 0.1, { errProbes: 0.0 }), row('c', 0.1, { errProbes: null }),
+      { policy: 'd', fraction: 0.1, loss: { delta: 1 } }, // no errProbes: d is left out
+    ] }, 'other.json');
+    const m = meanReport([pred, other], 'errProbes', 'mean');
+    expect(m.rows.map((r) => [r.policy, r.fraction])).toEqual([['a', 0.1 + 1e-12], ['b', 0.1]]); // fractions match within 1e-9
+    expect(m.rows.map((r) => r.errProbes)).toEqual([(0.01 + 0.03) / 2, (0.02 + 0) / 2]);
+    const nested = meanReport([rankingReportFrom({ rows: [{ policy: 'x', fraction: 0.5, loss: { delta: 2 } }] }, 'n'),
+      rankingReportFrom({ rows: [{ policy: 'x', fraction: 0.5, loss: { delta: 4 } }] }, 'n2')], 'loss.delta', 'nm');
+    expect(nested.rows).toEqual([{ policy: 'x', fraction: 0.5, 'loss.delta': 3 }]);
+    expect(compareRankings(nested, parseMetric('loss.delta'), [{ report: nested, metric: parseMetric('loss.delta') }]).cells[0]![0]!.policies).toEqual(['x']);
+    expect(() => meanReport([], 'errProbes', 'x')).toThrow(/^reports: expected at least one report, received 0$/);
+  });
+
+  test('formatRankingBrief: one line per predictor', () => {
+    const c = compareRankings(truth, parseMetric('lossDelta'), [{ report: pred, metric: parseMetric('errProbes') }]);
+    const text = formatRankingBrief([c]);
+    expect(text).toMatch(/^truth: real\.json lossDelta \(lower is better\); Spearman rho \(Kendall tau-b\) per budget$/m);
+    expect(text).toMatch(/^predictor\s+10%\s+50%\s+mean\s+top-1$/m);
+    expect(text).toMatch(/^syn\.json errProbes\s+1\.00 \(1\.00\)\s+- \(-\)\s+1\.00 \(1\.00\)\s+1\/1$/m);
+  });
+
   test('default metrics, metric specs and the input contract', () => {
     expect(defaultTruthMetrics(truth).map((m) => m.metric)).toEqual(['lossDelta', 'copyAccuracy']);
     expect(defaultPredictorMetrics(pred).map((m) => m.metric)).toEqual(['errProbes', 'needleRate']);
@@ -193,6 +216,17 @@ describe('tokenpress eval rank', () => {
     expect(cmp[0]!.cells[0]![0]!.rho).toBeNull(); // every policy keeps 5: no order
     const printed = JSON.parse(await cli([real, syn, '--truth-metric', 'lossDelta', '--json'])) as RankingComparison[];
     expect(printed[0]!.cells[0]![0]!.tau).toBeCloseTo(1 / 3, 12);
+  });
+
+  test('a+b averages a predictor over reports; --brief prints one line per predictor', async () => {
+    const syn2 = write('syn2.json', { rows: [
+      row('h2o', 0.1, { errProbes: 0.0 }), row('snapkv', 0.1, { errProbes: 0.3 }), row('random', 0.1, { errProbes: 0.5 }),
+    ] });
+    // mean errProbes: h2o 0.1, snapkv 0.2, random 0.5: the truth's order exactly
+    const out = await cli([real, `${syn}+${syn2}`, '--metric', 'errProbes', '--brief']);
+    expect(out).toMatch(/^mean\(syn\.json\+syn2\.json\) errProbes\s+1\.00 \(1\.00\)\s+1\.00 \(1\.00\)\s+1\/1$/m);
+    await expect(cli([real, `${syn}+${join(dir, 'gone.json')}`])).rejects.toThrow(/gone\.json: cannot read it/);
+    await expect(cli([real, `${syn}+${real}`, '--metric', 'errProbes'])).rejects.toThrow(/--metric: .*real\.json has no numeric "errProbes"/);
   });
 
   test('errors name the file or flag, what was expected and what was received', async () => {

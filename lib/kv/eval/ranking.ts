@@ -170,6 +170,7 @@ export interface RankingRow {
 
 /** row[path] for a field name or a dotted path ("loss.delta"); undefined where any step is missing. */
 export function metricValue(row: Record<string, unknown>, path: string): unknown {
+  if (Object.prototype.hasOwnProperty.call(row, path)) return row[path]; // a flat name with dots (meanReport's rows)
   let v: unknown = row;
   for (const part of path.split('.')) {
     if (v === null || typeof v !== 'object' || !Object.prototype.hasOwnProperty.call(v, part)) return undefined;
@@ -245,6 +246,32 @@ export function defaultTruthMetrics(r: RankingReport): MetricChoice[] {
 /** Default predictor metrics: those of DEFAULT_PREDICTOR_METRICS the report has. */
 export function defaultPredictorMetrics(r: RankingReport): MetricChoice[] {
   return DEFAULT_PREDICTOR_METRICS.filter((m) => hasMetric(r, m)).map((m) => ({ metric: m, direction: METRIC_DIRECTIONS[m]! }));
+}
+
+/**
+ * One report whose rows hold the mean of `metric` over `reports` (e.g. the
+ * traces of several seeds), for each (policy, fraction) that every report
+ * has a finite value for; the others are left out.
+ */
+export function meanReport(reports: readonly RankingReport[], metric: string, label: string): RankingReport {
+  if (reports.length === 0) throw rangeError('reports', 'at least one report', 0);
+  const key = (r: RankingRow) => `${r.policy}\u0000${Math.round(r.fraction * 1e9)}`; // fractions match within 1e-9
+  const sums = new Map<string, { row: RankingRow; sum: number; count: number }>();
+  reports.forEach((rep, i) => {
+    for (const row of rep.rows) {
+      const v = metricValue(row, metric);
+      if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+      const k = key(row);
+      const e = sums.get(k);
+      if (i === 0) sums.set(k, { row, sum: v, count: 1 });
+      else if (e && e.count === i) { e.sum += v; e.count++; }
+    }
+  });
+  const rows: RankingRow[] = [];
+  for (const { row, sum, count } of sums.values()) {
+    if (count === reports.length) rows.push({ policy: row.policy, fraction: row.fraction, [metric]: sum / count });
+  }
+  return { label, rows };
 }
 
 /** Scores (higher = better) per policy at one budget; missing, null or non-finite values are left out. */
@@ -372,5 +399,28 @@ export function formatRankingTable(c: RankingComparison): string {
     if (i > 0 && i % perBudget === 0) out.push(''); // a blank line between budgets, and before the means
     out.push(line(r));
   });
+  return out.join('\n');
+}
+
+/**
+ * The comparisons in brief: per truth metric, one line per predictor with
+ * rho (tau-b) at each budget, the means and the top-1 agreements.
+ */
+export function formatRankingBrief(cs: readonly RankingComparison[]): string {
+  const out: string[] = [];
+  for (const c of cs) {
+    const header = ['predictor', ...c.budgets.map((f) => `${+(f * 100).toPrecision(3)}%`), 'mean', 'top-1'];
+    const body = c.predictors.map((p, i) => [
+      `${p.label} ${p.metric}`,
+      ...c.budgets.map((_, b) => { const cell = c.cells[b]![i]!; return `${num(cell.rho)} (${num(cell.tau)})`; }),
+      `${num(c.summary[i]!.meanRho)} (${num(c.summary[i]!.meanTau)})`,
+      `${c.summary[i]!.top1Agree}/${c.summary[i]!.top1Budgets}`,
+    ]);
+    const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+    const line = (cells: string[]) => cells.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join('  ');
+    if (out.length) out.push('');
+    out.push(`truth: ${c.truth.label} ${c.truth.metric} (${c.truth.direction} is better); Spearman rho (Kendall tau-b) per budget`);
+    out.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line));
+  }
   return out.join('\n');
 }
