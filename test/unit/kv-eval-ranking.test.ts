@@ -9,7 +9,7 @@ import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { Command } from 'commander';
 import {
   averageRanks, compareRankings, defaultPredictorMetrics, defaultTruthMetrics, formatRankingBrief, formatRankingTable, kendallTauB,
-  meanReport, parseMetric, rankingReportFrom, spearman, type RankingComparison,
+  meanReport, parseMetric, rankingReportFrom, spearman, truthStandardError, type RankingComparison,
 } from '../../lib/kv/eval/ranking.js';
 import { registerEvalRank } from '../../lib/cli/eval-rank.js';
 import { kendallTauBRef, ranksRef, spearmanRef } from '../reference/ranking.js';
@@ -166,6 +166,25 @@ describe('compareRankings', () => {
     expect(text).toMatch(/^truth: real\.json lossDelta \(lower is better\); Spearman rho \(Kendall tau-b\) per budget$/m);
     expect(text).toMatch(/^predictor\s+10%\s+50%\s+mean\s+top-1$/m);
     expect(text).toMatch(/^syn\.json errProbes\s+1\.00 \(1\.00\)\s+- \(-\)\s+1\.00 \(1\.00\)\s+1\/1$/m);
+  });
+
+  test('truth noise: standard errors and the pairs they resolve', () => {
+    expect(truthStandardError({ loss: { delta: 0.1, deltaSe: 0.02 } }, 'loss.delta')).toBe(0.02);
+    expect(truthStandardError({ needle: { accuracy: 0.2, trials: 25 } }, 'needle.accuracy')).toBeCloseTo(0.08, 15);
+    expect(truthStandardError({ copyAccuracy: 0.5, trials: 4 }, 'copyAccuracy')).toBe(0.25);
+    expect(truthStandardError({ lossDelta: 0.1 }, 'lossDelta')).toBeUndefined();
+    expect(truthStandardError({ loss: { delta: 0.1, deltaSe: -1 } }, 'loss.delta')).toBeUndefined();
+    const noisy = rankingReportFrom({ rows: [
+      { policy: 'a', fraction: 0.1, loss: { delta: 0.0, deltaSe: 0.01 } },
+      { policy: 'b', fraction: 0.1, loss: { delta: 0.02, deltaSe: 0.01 } }, // a-b: 0.02 < 2 * 0.0141: not resolved
+      { policy: 'c', fraction: 0.1, loss: { delta: 0.1, deltaSe: 0.01 } }, // resolved from a and b
+      { policy: 'a', fraction: 0.5, loss: { delta: 0.0 } },
+    ] }, 'noisy.json');
+    const c = compareRankings(noisy, parseMetric('loss.delta'), [{ report: noisy, metric: parseMetric('loss.delta') }]);
+    expect(c.truthResolved).toEqual([{ resolved: 2, pairs: 3 }, null]);
+    expect(formatRankingTable(c)).toMatch(/^\s+truth: 2\/3 pairs of its policies differ by more than 2 standard errors$/m);
+    expect(formatRankingBrief([c])).toMatch(/^truth: pairs > 2 SE apart\s+2\/3\s+-$/m);
+    expect(compareRankings(truth, parseMetric('lossDelta'), []).truthResolved).toEqual([null, null]);
   });
 
   test('default metrics, metric specs and the input contract', () => {

@@ -310,10 +310,56 @@ export interface RankingComparison {
   predictors: ({ label: string } & MetricChoice)[];
   /** Fractions present in the truth, ascending. */
   budgets: number[];
+  /**
+   * Per budget: pairs of the truth's policies whose difference exceeds twice
+   * its standard error (resolved) out of all pairs with standard errors;
+   * null where the truth gives none (see truthStandardError). Orders within
+   * the noise are a coin toss, so they cap the correlation any predictor can reach.
+   */
+  truthResolved: ({ resolved: number; pairs: number } | null)[];
   /** cells[b][p]: budget b, predictor p. */
   cells: RankingCell[][];
   /** Per predictor: mean rho and tau over budgets where defined, top-1 agreements / budgets with a verdict. */
   summary: { meanRho: number; meanTau: number; top1Agree: number; top1Budgets: number }[];
+}
+
+/**
+ * The standard error of a row's metric, if the report gives one: a sibling
+ * "<name>Se" field (the real-model report's loss.deltaSe), or for an
+ * "...accuracy" proportion p with a sibling "trials" count t, the binomial
+ * sqrt(p (1 - p) / t). Undefined otherwise.
+ */
+export function truthStandardError(row: Record<string, unknown>, metric: string): number | undefined {
+  const se = metricValue(row, `${metric}Se`);
+  if (typeof se === 'number' && Number.isFinite(se) && se >= 0) return se;
+  const dot = metric.lastIndexOf('.');
+  const name = metric.slice(dot + 1);
+  const trials = metricValue(row, dot >= 0 ? `${metric.slice(0, dot)}.trials` : 'trials');
+  const p = metricValue(row, metric);
+  if (/accuracy$/i.test(name) && typeof trials === 'number' && trials >= 1 && typeof p === 'number' && p >= 0 && p <= 1) {
+    return Math.sqrt((p * (1 - p)) / trials);
+  }
+  return undefined;
+}
+
+function resolvedPairs(truth: RankingReport, metric: string, fraction: number): { resolved: number; pairs: number } | null {
+  const vals: [number, number][] = [];
+  for (const row of truth.rows) {
+    if (Math.abs(row.fraction - fraction) > 1e-9) continue;
+    const v = metricValue(row, metric);
+    const se = truthStandardError(row, metric);
+    if (typeof v === 'number' && Number.isFinite(v) && se !== undefined) vals.push([v, se]);
+  }
+  if (vals.length < 2) return null;
+  let resolved = 0;
+  let pairs = 0;
+  for (let i = 0; i < vals.length; i++) {
+    for (let j = i + 1; j < vals.length; j++) {
+      pairs++;
+      if (Math.abs(vals[i]![0] - vals[j]![0]) > 2 * Math.hypot(vals[i]![1], vals[j]![1])) resolved++;
+    }
+  }
+  return { resolved, pairs };
 }
 
 /**
@@ -356,6 +402,7 @@ export function compareRankings(
     truth: { label: truth.label, ...truthMetric },
     predictors: predictors.map(({ report, metric }) => ({ label: report.label, ...metric })),
     budgets,
+    truthResolved: budgets.map((f) => resolvedPairs(truth, truthMetric.metric, f)),
     cells,
     summary,
   };
@@ -396,7 +443,12 @@ export function formatRankingTable(c: RankingComparison): string {
   ];
   const perBudget = c.predictors.length;
   body.forEach((r, i) => {
-    if (i > 0 && i % perBudget === 0) out.push(''); // a blank line between budgets, and before the means
+    if (i > 0 && i % perBudget === 0) {
+      const b = i / perBudget - 1;
+      const tr = c.truthResolved[b];
+      if (tr) out.push(`        truth: ${tr.resolved}/${tr.pairs} pairs of its policies differ by more than 2 standard errors`);
+      out.push(''); // a blank line between budgets, and before the means
+    }
     out.push(line(r));
   });
   return out.join('\n');
@@ -417,10 +469,14 @@ export function formatRankingBrief(cs: readonly RankingComparison[]): string {
       `${c.summary[i]!.top1Agree}/${c.summary[i]!.top1Budgets}`,
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-    const line = (cells: string[]) => cells.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join('  ');
+    const line = (cells: string[]) => cells.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join('  ').trimEnd();
     if (out.length) out.push('');
     out.push(`truth: ${c.truth.label} ${c.truth.metric} (${c.truth.direction} is better); Spearman rho (Kendall tau-b) per budget`);
     out.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line));
+    if (c.truthResolved.some((t) => t !== null)) {
+      const cells = c.budgets.map((_, b) => { const t = c.truthResolved[b]; return t ? `${t.resolved}/${t.pairs}` : '-'; });
+      out.push(line(['truth: pairs > 2 SE apart', ...cells, '', '']));
+    }
   }
   return out.join('\n');
 }
