@@ -9,6 +9,8 @@ import { runTour } from './tour.js';
 import { registerEvalKv } from './eval-kv.js';
 import { registerEvalRank } from './eval-rank.js';
 import { registerTrainModel } from './train-model.js';
+import { registerGenerate } from './generate.js';
+import { registerBenchLm } from '../../bench/lm-decode.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { runKvBench, printKvTable } from '../../bench/kv.js';
 import { runCodingBench, printCodingTable } from '../../bench/coding.js';
@@ -202,6 +204,9 @@ registerEvalKv(evalCmd);
 registerEvalRank(evalCmd);
 
 registerTrainModel(program);
+
+registerGenerate(program);
+registerBenchLm(bench);
 
 program
   .command('tour', { isDefault: false })
