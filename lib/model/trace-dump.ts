@@ -28,7 +28,8 @@
  * window and the answer in the probes.
  *
  * Metadata (strings): format, generator, model, modelName, modelStep (the
- * card's training step), context, probes, source, offset (first byte of the
+ * card's training step), cacheDtype (the session cache's dtype: the model's
+ * own attention read k, v rounded to it; the trace keeps them f32), context, probes, source, offset (first byte of the
  * source used), consumed (source bytes used), seed, needle ("1"/"0"), key,
  * keyStart, question (row of the question's last byte), needles (the key's
  * digit range, the existing needle metric), and the full-cache model's
@@ -153,6 +154,8 @@ export interface LmTraceCapture {
   layers: KvTraceLayer[];
   /** f32 [n, 256]: logits for the byte after each row. */
   logits: Float32Array;
+  /** The session's KvCache dtype: what the model's own attention read k, v as (the trace keeps them f32, as onLayer gave them). */
+  cacheDtype: string;
 }
 
 /**
@@ -170,7 +173,7 @@ export async function captureLmTrace(model: ByteLm, bytes: Uint8Array): Promise<
     }
     return { dtype: 'f32', shape, data: data.slice() }; // copy: the runtime may reuse its buffers
   };
-  const session = model.session();
+  const session = model.session(); // the default cache (f16), as the real-model evaluation runs it
   const logits = await session.forward(bytes, {
     onLayer: (a) => {
       if (a.layer !== layers.length) throw rangeError('onLayer layer', `layer ${layers.length} next`, a.layer);
@@ -178,7 +181,7 @@ export async function captureLmTrace(model: ByteLm, bytes: Uint8Array): Promise<
     },
   });
   if (layers.length !== nLayers) throw rangeError('onLayer calls', `${nLayers} (one per layer)`, layers.length);
-  return { layers, logits: logits.slice() };
+  return { layers, logits: logits.slice(), cacheDtype: session.cache.dtype };
 }
 
 /** Mean of -log2 softmax(logits[i])[bytes[i + 1]] over rows 0..n-2 (bits per byte). */
@@ -228,7 +231,7 @@ export async function dumpLmTrace(
   const needle = checkBoolean('options.needle', o.needle, true);
   if (typeof file !== 'string' || file.length === 0) throw typeError('file', 'a file path', file);
   const text = lmTraceText(source, n, probes, seed, needle);
-  const { layers, logits } = await captureLmTrace(model, text.bytes);
+  const { layers, logits, cacheDtype } = await captureLmTrace(model, text.bytes);
   const vocab = model.config.vocab;
   const bpb = bitsPerByte(logits, text.bytes, vocab);
   let copyCorrect: number | null = null;
@@ -239,6 +242,7 @@ export async function dumpLmTrace(
     model: modelArg,
     modelName: model.config.name,
     modelStep: typeof step === 'number' ? String(step) : 'unknown',
+    cacheDtype,
     context: String(n),
     probes: String(probes),
     source: sourceName,

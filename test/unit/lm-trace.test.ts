@@ -118,7 +118,7 @@ describe('a trace of the draft model', () => {
     const nd = r.text.needle!;
     expect(trace.needles).toEqual([{ start: nd.start, end: nd.end }]);
     expect(trace.metadata).toMatchObject({
-      format: TRACE_FORMAT, model: 'draft', modelName: c.name, context: String(n), probes: String(probes), source: 'source.txt',
+      format: TRACE_FORMAT, model: 'draft', modelName: c.name, cacheDtype: model.session().cache.dtype, context: String(n), probes: String(probes), source: 'source.txt',
       offset: String(r.text.offset), seed: '3', needle: '1', key: nd.key, question: String(n - probes - 1),
     });
     expect(trace.metadata.copyCorrect).toMatch(new RegExp(`^[0-${KEY_DIGITS - 1}]/${KEY_DIGITS - 1}$`));
@@ -209,7 +209,7 @@ describe('tokenpress eval kv --dump-trace / --trace', () => {
     await expect(cli(['--dump-trace', x, '--model', 'draft', '--text', textFile, '--context', '100'])).rejects.toThrow(
       /^context: expected at least probes \+ 128 = 160 with the needle, received 100$/);
     await expect(cli(['--dump-trace', x, '--model', 'draft', '--text', join(dir, 'nope.txt')])).rejects.toThrow(/^--text: expected a readable file, received ".*nope\.txt"/);
-    await expect(cli(['--dump-trace', x, '--model', join(dir, 'no-model')])).rejects.toThrow(/^model: expected a model directory with config\.json/);
+    await expect(cli(['--dump-trace', x, '--model', join(dir, 'no-model')])).rejects.toThrow(/^model: expected .*config\.json/);
     await expect(cli(['--context', '100'])).rejects.toThrow(/^--context applies only with --dump-trace <file> or --model$/);
     await expect(cli(['--no-needle'])).rejects.toThrow(/^--no-needle applies only with --dump-trace <file>$/);
     await expect(cli(['--context', '0', '--dump-trace', x, '--model', 'draft'])).rejects.toThrow(/--context: expected an integer in \[1, 1048576\]/);
