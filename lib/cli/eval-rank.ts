@@ -42,7 +42,8 @@ function readReport(file: string): RankingReport {
 
 /** Reads the reports, compares, prints the tables (and writes --json); returns one comparison per truth metric. */
 export function runEvalRank(truthFile: string, predictorFiles: string[], flags: EvalRankFlags): RankingComparison[] {
-  const truth = readReport(truthFile);
+  const truths = truthFile.split('+').map(readReport); // a+b: the mean of each truth metric over the files
+  const truth = truths[0]!;
   // "a.json+b.json+c.json": one predictor, the mean of the metric over the files (e.g. traces of several seeds).
   const predictors = predictorFiles.map((arg) => arg.split('+').map(readReport));
   const truthMetrics = flags.truthMetric ?? defaultTruthMetrics(truth);
@@ -50,7 +51,9 @@ export function runEvalRank(truthFile: string, predictorFiles: string[], flags: 
     throw new InvalidArgumentError(`${truthFile}: no real-model metric found (known: loss.delta, needle.accuracy, lossDelta, copyAccuracy, ...); name it with --truth-metric <name[:higher|lower]>`);
   }
   for (const m of truthMetrics) {
-    if (!hasMetric(truth, m.metric)) throw new InvalidArgumentError(`--truth-metric: ${truthFile} has no numeric "${m.metric}" in its rows`);
+    truths.forEach((t, j) => {
+      if (!hasMetric(t, m.metric)) throw new InvalidArgumentError(`--truth-metric: ${truthFile.split('+')[j]} has no numeric "${m.metric}" in its rows`);
+    });
   }
   const pairs = predictors.flatMap((reports, i) => {
     const metrics = flags.metric ?? defaultPredictorMetrics(reports[0]!);
@@ -64,7 +67,8 @@ export function runEvalRank(truthFile: string, predictorFiles: string[], flags: 
     const label = `mean(${reports.map((r) => r.label).join('+')})`;
     return metrics.map((metric) => ({ report: meanReport(reports, metric.metric, label), metric }));
   });
-  const out = truthMetrics.map((m) => compareRankings(truth, m, pairs));
+  const truthLabel = `mean(${truths.map((t) => t.label).join('+')})`;
+  const out = truthMetrics.map((m) => compareRankings(truths.length === 1 ? truth : meanReport(truths, m.metric, truthLabel), m, pairs));
   const json = JSON.stringify(out, (_k, v: unknown) => (typeof v === 'number' && Number.isNaN(v) ? null : v), 2);
   if (typeof flags.json === 'string') writeFileSync(flags.json, json + '\n');
   console.log(flags.json === true ? json : flags.brief ? formatRankingBrief(out) : out.map(formatRankingTable).join('\n\n'));
@@ -80,7 +84,7 @@ export function registerEvalRank(evalCmd: Command): void {
         'and top-1 agreement of each predictor report (eval kv --json: synthetic or --trace) with the truth report ' +
         '(the real model\'s; any JSON with rows: [{ policy, fraction, <metric> }]).',
     )
-    .argument('<truth>', 'the real model\'s report (JSON)')
+    .argument('<truth>', 'the real model\'s report (JSON); a+b: the mean of the metric over those reports')
     .argument('<predictors...>', 'reports whose rankings should predict it (JSON); a+b+c: the mean of the metric over those reports')
     .option('--truth-metric <list>', 'truth metrics, e.g. loss.delta,needle.accuracy (name:higher|lower for others); default loss.delta and needle.accuracy (or lossDelta, copyAccuracy) where present', metricList('--truth-metric'))
     .option('--metric <list>', 'predictor metrics (default errProbes,needleRate where present)', metricList('--metric'))

@@ -244,6 +244,12 @@ describe('tokenpress eval rank', () => {
     // mean errProbes: h2o 0.1, snapkv 0.2, random 0.5: the truth's order exactly
     const out = await cli([real, `${syn}+${syn2}`, '--metric', 'errProbes', '--brief']);
     expect(out).toMatch(/^mean\(syn\.json\+syn2\.json\) errProbes\s+1\.00 \(1\.00\)\s+1\.00 \(1\.00\)\s+1\/1$/m);
+    // ... and so does a truth given as a+b (its standard errors are dropped: no resolved-pairs line)
+    const flipped = write('flipped.json', { rows: [row('h2o', 0.1, { lossDelta: 0.1 }), row('snapkv', 0.1, { lossDelta: 0.9 }), row('random', 0.1, { lossDelta: 1.1 })] });
+    const both = await cli([`${real}+${flipped}`, syn, '--metric', 'errProbes', '--brief']);
+    expect(both).toMatch(/^truth: mean\(real\.json\+flipped\.json\) lossDelta \(lower is better\)/m); // h2o 0.1, snapkv 0.6, random 1.0
+    expect(both).toMatch(/^syn\.json errProbes\s+0\.50 \(0\.33\)\s+0\.50 \(0\.33\)\s+0\/1$/m);
+    await expect(cli([`${real}+${syn}`, syn])).rejects.toThrow(/--truth-metric: .*syn\.json has no numeric "lossDelta"/);
     await expect(cli([real, `${syn}+${join(dir, 'gone.json')}`])).rejects.toThrow(/gone\.json: cannot read it/);
     await expect(cli([real, `${syn}+${real}`, '--metric', 'errProbes'])).rejects.toThrow(/--metric: .*real\.json has no numeric "errProbes"/);
   });
