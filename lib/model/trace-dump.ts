@@ -34,8 +34,9 @@
  * keyStart, question (row of the question's last byte), needles (the key's
  * digit range, the existing needle metric), and the full-cache model's
  * results on this very text: bitsPerByte (mean next-byte loss in bits over
- * rows 1..n-1) and copyCorrect ("c/d": answer digits whose argmax the model
- * got right, teacher-forced; the real test wants all d).
+ * rows 1..n-1), copyCorrect ("c/d": answer digits whose argmax the model
+ * got right, teacher-forced; the real test wants all d) and keyBits (mean
+ * bits per answer digit, teacher-forced; chance is log2(10) = 3.32).
  */
 import { rangeError, typeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
@@ -255,10 +256,17 @@ export async function dumpLmTrace(
   let needles: { start: number; end: number }[] | undefined;
   if (text.needle) {
     const { key, start, end, question } = text.needle;
-    // Row question + i predicts answer digit i + 1 (the question ends with the first digit).
+    // Row question + i - 1 predicts answer digit i (the question ends with the first digit).
     copyCorrect = 0;
-    for (let i = 1; i < key.length; i++) if (argmaxRow(logits, question + i - 1, vocab) === key.charCodeAt(i)) copyCorrect++;
-    Object.assign(metadata, { key, keyStart: String(start), question: String(question), copyCorrect: `${copyCorrect}/${key.length - 1}` });
+    let bits = 0;
+    for (let i = 1; i < key.length; i++) {
+      if (argmaxRow(logits, question + i - 1, vocab) === key.charCodeAt(i)) copyCorrect++;
+      bits -= logSoftmaxAt(logits, question + i - 1, vocab, key.charCodeAt(i)) / Math.LN2;
+    }
+    Object.assign(metadata, {
+      key, keyStart: String(start), question: String(question), copyCorrect: `${copyCorrect}/${key.length - 1}`,
+      keyBits: (bits / (key.length - 1)).toFixed(4),
+    });
     needles = [{ start, end }];
   }
   writeKvTrace(file, layers, needles, metadata);
@@ -277,7 +285,7 @@ export function describeLmTrace(r: LmTraceResult, model: ByteLm): string {
   if (r.text.needle) {
     const nd = r.text.needle;
     lines.push(`needle: key ${nd.key} at bytes ${nd.start}..${nd.end}, question ends at row ${nd.question}, answer in the first probes; ` +
-      `full cache copies ${m.copyCorrect} answer digits`);
+      `full cache copies ${m.copyCorrect} answer digits, ${m.keyBits} bits per digit (chance 3.32)`);
   }
   lines.push(`evaluate: tokenpress eval kv --trace ${r.file} --probes ${m.probes}`);
   return lines.join('\n');

@@ -123,6 +123,16 @@ describe('a trace of the draft model', () => {
     });
     expect(trace.metadata.copyCorrect).toMatch(new RegExp(`^[0-${KEY_DIGITS - 1}]/${KEY_DIGITS - 1}$`));
     expect(Number(trace.metadata.bitsPerByte)).toBeCloseTo(r.bitsPerByte, 3);
+    // keyBits: -log2 softmax at the answer rows, recomputed here in float64
+    const lg = (await model.session().forward(r.text.bytes)).slice();
+    let kb = 0;
+    for (let i = 1; i < KEY_DIGITS; i++) {
+      const row = Array.from(lg.subarray((nd.question + i - 1) * 256, (nd.question + i) * 256));
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0));
+      kb += (lse - row[nd.key.charCodeAt(i)]!) / Math.LN2;
+    }
+    expect(Number(trace.metadata.keyBits)).toBeCloseTo(kb / (KEY_DIGITS - 1), 3);
     expect(r.bitsPerByte).toBeGreaterThan(0);
 
     // The same bytes through a fresh session: onLayer's arrays equal the stored tensors bit for bit.
@@ -175,7 +185,7 @@ describe('tokenpress eval kv --dump-trace / --trace', () => {
   test('dumps a trace that eval kv --trace evaluates with the trace\'s own probes', async () => {
     const out = await cli(['--dump-trace', file, '--model', 'draft', '--text', textFile, '--context', '240', '--probes', '12', '--seed', '4']);
     expect(out).toMatch(/^wrote .*cli\.safetensors: 2 layers, q \[2, 240, 64\], k\/v \[1, 240, 64\] f32$/m);
-    expect(out).toMatch(/^needle: key \d{6} at bytes \d+\.\.\d+, question ends at row 227, answer in the first probes; full cache copies \d\/5 answer digits$/m);
+    expect(out).toMatch(/^needle: key \d{6} at bytes \d+\.\.\d+, question ends at row 227, answer in the first probes; full cache copies \d\/5 answer digits, \d+\.\d{4} bits per digit \(chance 3\.32\)$/m);
     expect(loadKvTrace(file).metadata.source).toBe('source.txt');
     const json = join(dir, 'cli-eval.json');
     const table = await cli(['--trace', file, '--window', '16', '--budgets', '0.25', '--policies', 'h2o,streamingllm', '--json', json]);

@@ -31,6 +31,7 @@ export const METRIC_DIRECTIONS: Readonly<Record<string, Direction>> = {
   // real-model reports (`eval kv --model`): cells per row, and flat names for other tools
   'loss.delta': 'lower',
   'needle.accuracy': 'higher',
+  'needle.keyBits': 'lower',
   'loss.bitsPerByte': 'lower',
   lossDelta: 'lower',
   copyAccuracy: 'higher',
@@ -236,9 +237,10 @@ export function hasMetric(r: RankingReport, metric: string): boolean {
 const TRUTH_DEFAULTS: readonly (readonly string[])[] = [
   ['loss.delta', 'lossDelta', 'loss.bitsPerByte', 'loss', 'bitsPerByte'],
   ['needle.accuracy', 'copyAccuracy', 'accuracy'],
+  ['needle.keyBits'], // bits per key digit, teacher-forced: ranks policies even where no cache copies the whole key
 ];
 
-/** Default truth metrics: per kind (loss change, copy accuracy), the first known name the report has. */
+/** Default truth metrics: per kind (loss change, copy accuracy, key bits), the first known name the report has. */
 export function defaultTruthMetrics(r: RankingReport): MetricChoice[] {
   return TRUTH_DEFAULTS.flatMap((names) => names.filter((m) => hasMetric(r, m)).slice(0, 1)).map((m) => ({ metric: m, direction: METRIC_DIRECTIONS[m]! }));
 }
