@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runInfo } from './info.js';
 import { runTour } from './tour.js';
 import { registerEvalKv } from './eval-kv.js';
+import { registerEvalRank } from './eval-rank.js';
 import { registerTrainModel } from './train-model.js';
 import { registerGenerate } from './generate.js';
 import { registerBenchLm } from '../../bench/lm-decode.js';
@@ -200,6 +201,7 @@ registerZip(program);
 
 const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
 registerEvalKv(evalCmd);
+registerEvalRank(evalCmd);
 
 registerTrainModel(program);
 
