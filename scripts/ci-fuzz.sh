@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI's short fuzz run (docs/fuzzing.md): installs clang and libFuzzer when
 # missing (Debian: clang-14 + libfuzzer-14-dev), builds every native
-# harness, then fuzzes each target for FUZZ_SECONDS (default 15) from the
+# harness, then fuzzes each target for FUZZ_SECONDS (default 10) from the
 # seed corpus in test/fuzz/corpus/. Any crash, leak, UB, allocation over the
 # limit or property violation fails the run; its reproducer is kept under
 # $FUZZ_WORK/artifacts/ and printed. About 3-5 minutes on 2 cores with the
@@ -9,7 +9,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-SECS=${FUZZ_SECONDS:-15}
+SECS=${FUZZ_SECONDS:-10}
 export FUZZ_WORK=${FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/tokenpress-fuzz.XXXXXX")}
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }

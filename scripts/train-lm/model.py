@@ -46,6 +46,8 @@ CONFIGS = {
     # Draft: same vocabulary and head size, 2 query heads per KV head; 0.43M parameters.
     "main": Config(name="tp-byte-main", d_model=256, n_layers=4, n_heads=4, n_kv_heads=1, head_dim=64, mlp_hidden=768),
     "draft": Config(name="tp-byte-draft", d_model=128, n_layers=2, n_heads=2, n_kv_heads=1, head_dim=64, mlp_hidden=384),
+    # CI smoke only (scripts/train-lm/smoke.sh): seconds to train a few steps and export.
+    "tiny": Config(name="tp-byte-tiny", d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, mlp_hidden=128, context=256),
 }
 
 
