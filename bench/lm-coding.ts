@@ -48,6 +48,8 @@ export interface LmCodingBenchOptions {
   textFile?: string;
   /** NeuralByteModel contextLimit (default: the model's trained context). */
   contextLimit?: number;
+  /** NeuralByteModel startByte (default 0x20; null: none). */
+  startByte?: number | null;
   /** Equal-Info window bits and token bits (default 16 / 16: the paper's setting). */
   windowBits?: number;
   tokenBits?: number;
@@ -233,7 +235,10 @@ export async function runLmCodingBench(opts: LmCodingBenchOptions = {}): Promise
     }
     const modelInfo: LmCodingBenchReport['models'] = [];
     for (const name of models) {
-      const nm = await NeuralByteModel.load(name, opts.contextLimit !== undefined ? { contextLimit: opts.contextLimit } : {});
+      const nm = await NeuralByteModel.load(name, {
+        ...(opts.contextLimit !== undefined ? { contextLimit: opts.contextLimit } : {}),
+        ...(opts.startByte !== undefined ? { startByte: opts.startByte } : {}),
+      });
       modelInfo.push({
         name, dir: nm.lm.dir, parameters: nm.lm.parameters, context: nm.config.context, contextLimit: nm.contextLimit,
         startByte: nm.startByte, weightsSha256: sha256(readFileSync(join(nm.lm.dir, 'weights.bin'))),

@@ -175,6 +175,13 @@ bench
     if (o.json !== true) printCodingTable(report);
   });
 
+function startByteArg(value: string): number | null {
+  if (value === 'none') return null;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 255) throw new InvalidArgumentError(`expected a byte value in [0, 255] or "none", received "${value}"`);
+  return n;
+}
+
 bench
   .command('lm-coding')
   .description(
@@ -187,9 +194,10 @@ bench
   .option('--models <list>', 'LMs: built-in names or directories (default main,draft)', (v: string) => v.split(',').map((s) => s.trim()))
   .option('--text <file>', 'the outside text (default /usr/share/common-licenses/GPL-3)')
   .option('--context-limit <n>', 'the LM context limit before it slides (default: the trained context)', positiveInt)
+  .option('--start-byte <n|none>', 'the byte the LM sees before every window and document (default 32, a space; none: a uniform first byte)', startByteArg)
   .option('--out <file>', 'where to write the JSON report (default bench-results/lm-coding-<date>.json)')
   .option('--json', 'print the JSON report instead of the table')
-  .action(async (o: { bytes?: number; slices?: number; models?: string[]; text?: string; contextLimit?: number; out?: string; json?: boolean }) => {
+  .action(async (o: { bytes?: number; slices?: number; models?: string[]; text?: string; contextLimit?: number; startByte?: number | null; out?: string; json?: boolean }) => {
     const report = await runLmCodingBench({
       json: o.json === true,
       ...(o.bytes ? { bytes: o.bytes } : {}),
@@ -197,6 +205,7 @@ bench
       ...(o.models ? { models: o.models } : {}),
       ...(o.text ? { textFile: o.text } : {}),
       ...(o.contextLimit ? { contextLimit: o.contextLimit } : {}),
+      ...(o.startByte !== undefined ? { startByte: o.startByte } : {}),
       ...(o.out ? { outFile: o.out } : {}),
     });
     if (o.json !== true) printLmCodingTable(report);
