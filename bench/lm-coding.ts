@@ -80,6 +80,15 @@ export interface LmCodingRow {
   forwardCalls: number | null;
 }
 
+/** Bits of each position after a context reset every `window` bytes (as after Equal-Info window starts). */
+export interface PositionBits {
+  model: string;
+  text: string;
+  bytes: number;
+  window: number;
+  bits: number[];
+}
+
 export interface LmCodingBenchReport {
   date: string;
   command: string;
@@ -90,6 +99,47 @@ export interface LmCodingBenchReport {
   windowBits: number;
   tokenBits: number;
   rows: LmCodingRow[];
+  positionBits: PositionBits[];
+}
+
+const POSITION_WINDOW = 8;
+const POSITION_BYTES = 2048;
+
+/** The held-out docs' first POSITION_BYTES bytes, cut into blocks of `window`, each coded from an empty context. */
+async function lmPositionBits(nm: NeuralByteModel, docs: Uint8Array[], window: number): Promise<{ bits: number[]; bytes: number }> {
+  const sums = new Array<number>(window).fill(0);
+  const counts = new Array<number>(window).fill(0);
+  let bytes = 0;
+  for (const d of docs) {
+    const text = d.subarray(0, Math.floor(POSITION_BYTES / docs.length));
+    for (let start = 0; start + window <= text.length; start += window) {
+      for (let i = 0; i < window; i++) {
+        const row = await nm.probabilities([text.subarray(start, start + i)]);
+        sums[i]! -= Math.log2(row[text[start + i]!]!);
+        counts[i]!++;
+        bytes++;
+      }
+    }
+  }
+  return { bits: sums.map((s, i) => s / counts[i]!), bytes };
+}
+
+function ngramPositionBits(model: ByteModel, docs: Uint8Array[], window: number): { bits: number[]; bytes: number } {
+  const sums = new Array<number>(window).fill(0);
+  const counts = new Array<number>(window).fill(0);
+  let bytes = 0;
+  for (const d of docs) {
+    const text = d.subarray(0, Math.floor(POSITION_BYTES / docs.length));
+    const n = text.length - (text.length % window);
+    const r = model.evaluate(text.subarray(0, n), { window });
+    bytes += n;
+    // positionBits is the mean per position over this doc's n / window blocks.
+    for (let i = 0; i < window; i++) {
+      sums[i]! += r.positionBits[i]! * (n / window);
+      counts[i]! += n / window;
+    }
+  }
+  return { bits: sums.map((s, i) => s / counts[i]!), bytes };
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -229,10 +279,14 @@ export async function runLmCodingBench(opts: LmCodingBenchOptions = {}): Promise
   try {
     const ngram = ByteModel.loadDefault();
     const rows: LmCodingRow[] = [];
+    const positionBits: PositionBits[] = [];
     for (const t of texts) {
       log(`n-gram on ${t.name}`);
       rows.push(...(await ngramRows(t, ngram, windowBits, tokenBits)));
     }
+    const ngramName = `n-gram (built-in, order ${ngram.maxOrder})`;
+    const pb = ngramPositionBits(ngram, texts[0]!.docs, POSITION_WINDOW);
+    positionBits.push({ model: ngramName, text: 'held-out', bytes: pb.bytes, window: POSITION_WINDOW, bits: pb.bits });
     const modelInfo: LmCodingBenchReport['models'] = [];
     for (const name of models) {
       const nm = await NeuralByteModel.load(name, {
@@ -250,6 +304,9 @@ export async function runLmCodingBench(opts: LmCodingBenchOptions = {}): Promise
         for (const row of r) log(`  ${row.coding}: ${row.bitsPerByte.toFixed(3)} bits/byte, ${row.encodeBytesPerSec.toFixed(0)} / ${row.decodeBytesPerSec.toFixed(0)} B/s, round trip ${row.roundTripOk}`);
         rows.push(...r);
       }
+      nm.clear();
+      const lp = await lmPositionBits(nm, texts[0]!.docs, POSITION_WINDOW);
+      positionBits.push({ model: name, text: 'held-out', bytes: lp.bytes, window: POSITION_WINDOW, bits: lp.bits });
       await nm.lm.release();
     }
     const report: LmCodingBenchReport = {
@@ -263,6 +320,7 @@ export async function runLmCodingBench(opts: LmCodingBenchOptions = {}): Promise
       models: modelInfo,
       ngram: { identity: ngram.identity, bytes: ngram.info.bytes, maxOrder: ngram.maxOrder },
       windowBits, tokenBits, rows,
+      positionBits,
     };
     const file = resolve(opts.outFile ?? `bench-results/lm-coding-${report.date.slice(0, 10)}.json`);
     mkdirSync(dirname(file), { recursive: true });
@@ -287,4 +345,6 @@ export function printLmCodingTable(r: LmCodingBenchReport): void {
     'encode B/s': x.encodeBytesPerSec.toFixed(0), 'decode B/s': x.decodeBytesPerSec.toFixed(0),
     'round trip': x.roundTripOk,
   })));
+  console.log(`\nBits per position after a context reset every ${r.positionBits[0]?.window ?? POSITION_WINDOW} bytes (held-out, ${r.positionBits[0]?.bytes ?? 0} bytes)`);
+  console.table(r.positionBits.map((p) => Object.fromEntries([['model', p.model], ...p.bits.map((b, i) => [String(i), b.toFixed(2)])])));
 }
