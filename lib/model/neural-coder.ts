@@ -223,6 +223,7 @@ export class NeuralByteModel {
       if (memo !== undefined) return memo;
       state = await this.#begin();
       if (n > 0) {
+        if (this.startByte !== null) this.#memoPut('', 0, state.row);
         for (let i = 0; i < n; i++) {
           await this.#push(state, context[i]!);
           if (i + 1 < n) this.#memoPut(keyOf(context, i + 1), i + 1, state.row);
