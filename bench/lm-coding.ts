@@ -48,7 +48,7 @@ export interface LmCodingBenchOptions {
   textFile?: string;
   /** NeuralByteModel contextLimit (default: the model's trained context). */
   contextLimit?: number;
-  /** NeuralByteModel startByte (default 0x20; null: none). */
+  /** NeuralByteModel startByte (default null: none, the first byte gets the stationary row). */
   startByte?: number | null;
   /** Equal-Info window bits and token bits (default 16 / 16: the paper's setting). */
   windowBits?: number;
@@ -94,7 +94,7 @@ export interface LmCodingBenchReport {
   command: string;
   machine: { cpu: string; isa: string; threadsUsed: 1 };
   texts: { name: string; description: string; bytes: number; documents: number; sha256: string }[];
-  models: { name: string; dir: string; parameters: number; context: number; contextLimit: number; startByte: number | null; weightsSha256: string; training: unknown; ortVersion: string }[];
+  models: { name: string; dir: string; parameters: number; context: number; contextLimit: number; startByte: number | null; firstByte: string; weightsSha256: string; training: unknown; ortVersion: string }[];
   ngram: { identity: string; bytes: number; maxOrder: number };
   windowBits: number;
   tokenBits: number;
@@ -295,7 +295,7 @@ export async function runLmCodingBench(opts: LmCodingBenchOptions = {}): Promise
       });
       modelInfo.push({
         name, dir: nm.lm.dir, parameters: nm.lm.parameters, context: nm.config.context, contextLimit: nm.contextLimit,
-        startByte: nm.startByte, weightsSha256: sha256(readFileSync(join(nm.lm.dir, 'weights.bin'))),
+        startByte: nm.startByte, firstByte: nm.firstByte, weightsSha256: sha256(readFileSync(join(nm.lm.dir, 'weights.bin'))),
         training: nm.lm.card.training ?? null, ortVersion: nm.lm.ortVersion,
       });
       for (const t of texts) {
@@ -337,7 +337,7 @@ const f = (x: number | null, d = 3) => (x === null ? '-' : x.toFixed(d));
 export function printLmCodingTable(r: LmCodingBenchReport): void {
   console.log(`\nCPU: ${r.machine.cpu} (${r.machine.isa}); one thread. Equal-Info b=${r.windowBits}, ${r.tokenBits}-bit tokens.`);
   for (const t of r.texts) console.log(`  ${t.name}: ${t.bytes} bytes in ${t.documents} documents. ${t.description}`);
-  for (const m of r.models) console.log(`  ${m.name}: ${m.parameters} parameters, context ${m.context} (limit ${m.contextLimit}), start byte ${m.startByte}, weights sha256 ${m.weightsSha256.slice(0, 16)}`);
+  for (const m of r.models) console.log(`  ${m.name}: ${m.parameters} parameters, context ${m.context} (limit ${m.contextLimit}), start byte ${m.startByte ?? 'none'}, first byte ${m.startByte === null ? m.firstByte : '-'}, weights sha256 ${m.weightsSha256.slice(0, 16)}`);
   console.table(r.rows.map((x) => ({
     text: x.text, model: x.model, coding: x.coding,
     'bytes/token': f(x.bytesPerToken), 'paper bytes/token': f(x.paperBytesPerToken, 2),

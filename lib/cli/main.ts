@@ -194,7 +194,7 @@ bench
   .option('--models <list>', 'LMs: built-in names or directories (default main,draft)', (v: string) => v.split(',').map((s) => s.trim()))
   .option('--text <file>', 'the outside text (default /usr/share/common-licenses/GPL-3)')
   .option('--context-limit <n>', 'the LM context limit before it slides (default: the trained context)', positiveInt)
-  .option('--start-byte <n|none>', 'the byte the LM sees before every window and document (default 32, a space; none: a uniform first byte)', startByteArg)
+  .option('--start-byte <n|none>', 'a byte the LM sees before every window and document (default none: the first byte gets the model\'s stationary byte distribution)', startByteArg)
   .option('--out <file>', 'where to write the JSON report (default bench-results/lm-coding-<date>.json)')
   .option('--json', 'print the JSON report instead of the table')
   .action(async (o: { bytes?: number; slices?: number; models?: string[]; text?: string; contextLimit?: number; startByte?: number | null; out?: string; json?: boolean }) => {

@@ -16,12 +16,21 @@
  * single-byte calls in general. So every row comes from ONE fixed computation
  * path, a function of the context alone (the "schedule"):
  *
- *   view := [startByte]                 one call, T = 1 (or [] when startByte is null)
+ *   view := [startByte]                 one call, T = 1 (default: no start byte, view := [])
  *   for each context byte b:
  *     if |view| < L: forward([b])       T = 1, in the same ORT session
  *     else:          view := last K-1 bytes of view + [b], a fresh session,
  *                    forward(view)      one call, T = K = floor(L / 2)
  *   row := softmax of the last logits row (float64)
+ *
+ * The empty context (a window's or a document's first byte) has no logits
+ * without a start byte: it gets the model's stationary byte distribution
+ * (firstByte 'stationary', the default): the fixed point of the chain whose
+ * transition rows are the model's rows after each single byte, by 200 power
+ * iterations from the uniform row in float64 (a fixed, deterministic
+ * computation; 256 one-byte calls, once per model). The first byte of a
+ * window sits at an arbitrary text position, so this marginal fits it far
+ * better than a row "after a space".
  *
  * L is the context limit (default: the model's trained context, config.context).
  * Past L the model restarts from the last half ("re-prefill the last half"),
@@ -52,13 +61,19 @@ import { ByteLm, type ByteLmConfig, type PlainSession } from './byte-lm.js';
 
 export interface NeuralByteModelOptions {
   /**
-   * The byte the model sees before every context (window start, document
-   * start): the model has no begin-of-text symbol and is trained on text cut
-   * at random offsets, so a window's first byte is predicted "after a
-   * startByte". Default 0x20 (space). null: no start byte; the first byte of
-   * a context then gets the uniform distribution (8 bits).
+   * A byte the model sees before every context (window start, document
+   * start), or null (default): none. The model has no begin-of-text symbol
+   * and is trained on text cut at random offsets; with a start byte every
+   * window is predicted "after" it (after a space, the model expects a word
+   * start, which costs more than no start byte on most positions).
    */
   startByte?: number | null;
+  /**
+   * Without a start byte, the row of the empty context: 'stationary'
+   * (default; the model's stationary byte distribution, see above) or
+   * 'uniform' (8 bits per first byte).
+   */
+  firstByte?: 'stationary' | 'uniform';
   /** Context limit L in bytes (the sliding schedule above), in [2, config.context]. Default config.context. */
   contextLimit?: number;
   /** Rows memoized for short contexts (2 KiB each); 0 turns the memo off. Default 8192 (16 MiB). */
@@ -67,7 +82,10 @@ export interface NeuralByteModelOptions {
   memoMaxLength?: number;
 }
 
-const OPTION_NAMES = ['startByte', 'contextLimit', 'memoRows', 'memoMaxLength'] as const;
+const OPTION_NAMES = ['startByte', 'firstByte', 'contextLimit', 'memoRows', 'memoMaxLength'] as const;
+const FIRST_BYTE = ['stationary', 'uniform'] as const;
+/** Power iterations for the stationary row (fixed: the row must be the same computation every time). */
+export const STATIONARY_ITERATIONS = 200;
 
 /** Counters since the model was made (for benchmarks and tests; they never change a row). */
 export interface NeuralCoderStats {
@@ -129,6 +147,7 @@ export class NeuralByteModel {
   readonly lm: ByteLm;
   readonly config: ByteLmConfig;
   readonly startByte: number | null;
+  readonly firstByte: 'stationary' | 'uniform';
   readonly contextLimit: number;
   readonly memoRows: number;
   readonly memoMaxLength: number;
@@ -142,6 +161,7 @@ export class NeuralByteModel {
   /** Sessions of the last round of contexts, keyed by the context (latin1 string of its bytes). */
   #live = new Map<string, ScheduleState>();
   #queue: Promise<unknown> = Promise.resolve();
+  #stationary: Promise<Float64Array> | null = null;
 
   /**
    * Wraps a loaded ByteLm (its plain graph is used; load it with threads: 1,
@@ -155,7 +175,11 @@ export class NeuralByteModel {
     this.lm = lm;
     this.config = lm.config;
     if (this.config.vocab !== 256) throw rangeError('lm.config.vocab', 'a byte-level model (vocab 256)', this.config.vocab);
-    this.startByte = o.startByte === undefined ? 0x20 : o.startByte === null ? null : checkInteger('options.startByte', o.startByte, 0, 255);
+    this.startByte = o.startByte === undefined || o.startByte === null ? null : checkInteger('options.startByte', o.startByte, 0, 255);
+    if (o.firstByte !== undefined && !FIRST_BYTE.includes(o.firstByte as 'uniform')) {
+      throw rangeError('options.firstByte', "'stationary' or 'uniform'", o.firstByte);
+    }
+    this.firstByte = (o.firstByte as 'stationary' | 'uniform' | undefined) ?? 'stationary';
     this.contextLimit = o.contextLimit === undefined ? this.config.context : checkInteger('options.contextLimit', o.contextLimit, 2, this.config.context);
     this.memoRows = o.memoRows === undefined ? 8192 : checkInteger('options.memoRows', o.memoRows, 0, 1 << 20);
     this.memoMaxLength = o.memoMaxLength === undefined ? 16 : checkInteger('options.memoMaxLength', o.memoMaxLength, 0, 1 << 16);
@@ -209,7 +233,7 @@ export class NeuralByteModel {
   async #row(context: Uint8Array, next: Map<string, ScheduleState>): Promise<Float64Array> {
     const n = context.length;
     const key = keyOf(context, n);
-    if (n === 0 && this.startByte === null) return UNIFORM_ROW;
+    if (n === 0 && this.startByte === null) return this.#emptyRow();
     const parentKey = n === 0 ? null : keyOf(context, n - 1);
     const parent = parentKey === null ? undefined : this.#live.get(parentKey);
     let state: ScheduleState;
@@ -252,10 +276,52 @@ export class NeuralByteModel {
     this.#memo.set(key, row);
   }
 
-  /** The state of the empty context: [startByte] in a fresh session (its row is computed once and shared). */
+  /** The row of the empty context without a start byte (computed once per model; clear() keeps it). */
+  #emptyRow(): Promise<Float64Array> | Float64Array {
+    if (this.firstByte === 'uniform') return UNIFORM_ROW;
+    this.#stationary ??= this.#computeStationary().catch((e: unknown) => {
+      this.#stationary = null; // a failed run (an ORT error) is not cached
+      throw e;
+    });
+    return this.#stationary;
+  }
+
+  /**
+   * The stationary distribution of the chain P[a][b] = row after the single
+   * byte a (each row: a fresh session, forward([a]), T = 1: the schedule's own
+   * row of context [a], memoized as such), by STATIONARY_ITERATIONS power
+   * iterations pi <- pi P from the uniform row, float64, fixed order.
+   */
+  async #computeStationary(): Promise<Float64Array> {
+    const p = new Float64Array(256 * 256);
+    for (let a = 0; a < 256; a++) {
+      const ctx = Uint8Array.of(a);
+      const row = await this.#forward(this.lm.plainSession(), ctx);
+      this.#memoPut(keyOf(ctx, 1), 1, row);
+      p.set(row, a * 256);
+    }
+    let pi = new Float64Array(256).fill(1 / 256);
+    for (let it = 0; it < STATIONARY_ITERATIONS; it++) {
+      const next = new Float64Array(256);
+      for (let a = 0; a < 256; a++) {
+        const w = pi[a]!;
+        for (let b = 0; b < 256; b++) next[b]! += w * p[a * 256 + b]!;
+      }
+      let sum = 0;
+      for (let b = 0; b < 256; b++) sum += next[b]!;
+      for (let b = 0; b < 256; b++) next[b]! /= sum;
+      pi = next;
+    }
+    return pi;
+  }
+
+  /** The state of the empty context: [startByte] in a fresh session, or no session and the empty row. */
   async #begin(): Promise<ScheduleState> {
     const state = new ScheduleState(this.contextLimit);
-    if (this.startByte === null) return state;
+    if (this.startByte === null) {
+      state.row = await this.#emptyRow();
+      return state;
+    }
     state.session = this.lm.plainSession();
     state.view[0] = this.startByte;
     state.length = 1;

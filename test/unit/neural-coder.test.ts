@@ -96,7 +96,7 @@ describe('NeuralByteModel as the Equal-Info model', () => {
   });
 
   it('extends the session of the previous context by one byte instead of replaying it', async () => {
-    const m = new NeuralByteModel(lm, { memoRows: 0 });
+    const m = new NeuralByteModel(lm, { memoRows: 0, startByte: 0x20 });
     const ctx = enc.encode('extend me');
     for (let n = 0; n <= ctx.length; n++) await m.probabilities([ctx.subarray(0, n)]);
     const s = m.stats;
@@ -156,11 +156,28 @@ describe('rows: one fixed path, a function of the context alone', () => {
     }
   });
 
-  it('gives the uniform row for the empty context without a start byte', async () => {
-    const m = new NeuralByteModel(lm, { startByte: null });
+  it("gives the empty context the uniform row with firstByte 'uniform'", async () => {
+    const m = new NeuralByteModel(lm, { firstByte: 'uniform' });
     const row = await m.probabilities([new Uint8Array(0)]);
     expect(row.every((x) => x === 1 / 256)).toBe(true);
     expect(m.stats.forwardCalls).toBe(0);
+  });
+
+  it('gives the empty context the stationary distribution of the one-byte chain by default, the same every time', async () => {
+    const m = new NeuralByteModel(lm);
+    const pi = await m.probabilities([new Uint8Array(0)]);
+    expect(m.stats.forwardCalls).toBe(256);
+    const rows = await new NeuralByteModel(lm, { firstByte: 'uniform' }).probabilities(Array.from({ length: 256 }, (_, a) => Uint8Array.of(a)));
+    // pi P = pi (P's rows are the rows of the one-byte contexts), and pi is a distribution.
+    const piP = new Float64Array(256);
+    for (let a = 0; a < 256; a++) for (let b = 0; b < 256; b++) piP[b]! += pi[a]! * rows[a * 256 + b]!;
+    expect(maxAbsDiff(piP, pi)).toBeLessThan(1e-9);
+    expect(Math.abs(pi.reduce((s, x) => s + x, 0) - 1)).toBeLessThan(1e-12);
+    expect(pi.every((x) => x > 0)).toBe(true);
+    m.clear(); // kept: a function of the model
+    expect(sameBits(await m.probabilities([new Uint8Array(0)]), pi)).toBe(true);
+    expect(m.stats.forwardCalls).toBe(256);
+    expect(sameBits(await (await NeuralByteModel.load('draft')).probabilities([new Uint8Array(0)]), pi)).toBe(true);
   });
 
   it('softmaxRow is shift-invariant and rejects non-finite logits', () => {
@@ -239,6 +256,7 @@ describe('errors', () => {
     expect(() => new NeuralByteModel({} as ByteLm)).toThrow(/lm: expected a ByteLm/);
     expect(() => new NeuralByteModel(lm, { startByte: 256 })).toThrow(RangeError);
     expect(() => new NeuralByteModel(lm, { startByte: 256 })).toThrow(/options\.startByte: expected an integer in \[0, 255\], received 256/);
+    expect(() => new NeuralByteModel(lm, { firstByte: 'space' as never })).toThrow(/options\.firstByte: expected 'stationary' or 'uniform', received "space"/);
     expect(() => new NeuralByteModel(lm, { contextLimit: 1 })).toThrow(/options\.contextLimit: expected an integer in \[2, /);
     expect(() => new NeuralByteModel(lm, { contextLimit: lm.config.context + 1 })).toThrow(RangeError);
     expect(() => new NeuralByteModel(lm, { memoRow: 3 } as never)).toThrow(/unknown option "memoRow" \(did you mean "memoRows"\?\)/);
