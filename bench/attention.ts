@@ -25,7 +25,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { createRequire } from 'node:module';
+import { loadOrt as loadOrtModule } from '../lib/model/ort-loader.js';
 import cliProgress from 'cli-progress';
 import { randomBlock, timeIt, type Budget, type Timed } from './common.js';
 import {
@@ -273,22 +273,13 @@ interface OrtLoad {
   reason?: string;
 }
 
+/** onnxruntime-node through the model runner's loader (lib/model/ort-loader.ts), or why not. */
 async function loadOrt(): Promise<OrtLoad> {
-  const name = 'onnxruntime-node'; // a variable: the build must not depend on this devDependency
   try {
-    const mod = (await import(name)) as { default?: OrtModule } & Partial<OrtModule>;
-    const ort = (mod.InferenceSession ? mod : mod.default) as OrtModule | undefined;
-    if (!ort?.InferenceSession) return { reason: 'onnxruntime-node loaded but has no InferenceSession' };
-    let version: string | undefined;
-    try {
-      const require = createRequire(import.meta.url);
-      version = (require(`${name}/package.json`) as { version: string }).version;
-    } catch {
-      version = undefined;
-    }
-    return version === undefined ? { ort } : { ort, version };
+    const { ort, version } = await loadOrtModule();
+    return version === 'unknown' ? { ort: ort as unknown as OrtModule } : { ort: ort as unknown as OrtModule, version };
   } catch (e) {
-    const code = (e as { code?: string }).code;
+    const code = ((e as { cause?: { code?: string } }).cause)?.code;
     return {
       reason: code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
         ? 'not installed'

@@ -11,7 +11,8 @@ export type TokenpressErrorCode =
   | 'ERR_NO_CUDA'
   | 'ERR_THREADS'
   | 'ERR_OUTPUT_CHANGED'
-  | 'ERR_ORT_MISSING';
+  | 'ERR_ORT_MISSING'
+  | 'ERR_RELEASED';
 
 /** An error that is not about one argument, with a stable `code`. */
 export class TokenpressError extends Error {

@@ -61,3 +61,8 @@ export {
   ADAPTIVE_MIN_MEMORY_LOG2, ADAPTIVE_MAX_MEMORY_LOG2, ADAPTIVE_DEFAULT_MEMORY_LOG2, ADAPTIVE_MAX_LENGTH, ADAPTIVE_MAX_EXPANSION,
   type AdaptiveOptions,
 } from './coding/adaptive.js';
+export {
+  ByteLm, LmSession, PlainSession, BUILTIN_MODELS, BYTE_LM_FORMAT, modelDir,
+  type ByteLmConfig, type ByteLmCard, type ByteLmLoadOptions, type LmSessionOptions, type LayerActivations, type ForwardOptions,
+} from './model/byte-lm.js';
+export { generate, sampleByte, Sampler, fullCacheBytes, type GenerateOptions, type GenerateResult, type GenerateMemory } from './model/generate.js';

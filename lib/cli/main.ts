@@ -8,6 +8,8 @@ import { runInfo } from './info.js';
 import { runTour } from './tour.js';
 import { registerEvalKv } from './eval-kv.js';
 import { registerTrainModel } from './train-model.js';
+import { registerGenerate } from './generate.js';
+import { registerBenchLm } from '../../bench/lm-decode.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { runKvBench, printKvTable } from '../../bench/kv.js';
 import { runCodingBench, printCodingTable } from '../../bench/coding.js';
@@ -237,6 +239,9 @@ const evalCmd = program.command('eval').description('Quality evaluations: each p
 registerEvalKv(evalCmd);
 
 registerTrainModel(program);
+
+registerGenerate(program);
+registerBenchLm(bench);
 
 program
   .command('tour', { isDefault: false })

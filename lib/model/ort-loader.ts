@@ -1,7 +1,8 @@
 /**
  * Loads onnxruntime-node on demand. tokenpress does not depend on it (it is a
  * devDependency and an optional peer): the model runner, `tokenpress
- * generate` and `eval kv --model` need it, everything else does not.
+ * generate`, `bench lm` and `eval kv --model` need it, everything else does
+ * not. bench/attention.ts loads it through here too.
  */
 import { createRequire } from 'node:module';
 import { TokenpressError } from '../errors.js';
@@ -13,22 +14,69 @@ export interface OrtTensor {
   readonly dims: readonly number[];
 }
 
+export type OrtTensorType = 'float32' | 'float16' | 'int64' | 'int32';
+
 export interface OrtSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  run(feeds: Record<string, OrtTensor>, fetches?: Record<string, OrtTensor | null>): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
 }
 
 export interface OrtModule {
   InferenceSession: { create(path: string | Uint8Array, options?: Record<string, unknown>): Promise<OrtSession> };
-  Tensor: new (type: 'float32' | 'int64' | 'int32', data: Float32Array | BigInt64Array | Int32Array, dims: readonly number[]) => OrtTensor;
+  Tensor: new (type: OrtTensorType, data: Float32Array | Uint16Array | BigInt64Array | Int32Array, dims: readonly number[]) => OrtTensor;
 }
 
-let cached: { ort: OrtModule; version: string } | undefined;
+/**
+ * onnxruntime-node's native session object (dist/binding.js in 1.x): the
+ * synchronous run that the public InferenceSession.run calls inside a
+ * setImmediate, after re-checking its arguments, and whose outputs it
+ * re-wraps. The model runner calls it directly when it is there: a decode
+ * step runs L + 1 small graphs, and the public path's hop and wrapping cost
+ * about 20 us per run (docs/model.md).
+ */
+export interface OrtDirectSession {
+  loadModel(path: string, options: Record<string, unknown>): void;
+  run(feeds: Record<string, OrtTensor>, fetches: Record<string, null>, options: Record<string, unknown>): Record<string, OrtTensor>;
+  dispose(): void;
+  readonly inputMetadata: readonly { name: string }[];
+  readonly outputMetadata: readonly { name: string }[];
+}
+
+export interface OrtLoaded {
+  ort: OrtModule;
+  version: string;
+  /** Creates a native session for a synchronous run; undefined when this onnxruntime-node keeps its binding elsewhere. */
+  direct: ((path: string, options: Record<string, unknown>) => OrtDirectSession) | undefined;
+}
+
+let cached: OrtLoaded | undefined;
+
+function loadDirect(require: NodeJS.Require, name: string): OrtLoaded['direct'] {
+  try {
+    const b = require(`${name}/dist/binding.js`) as {
+      binding?: { InferenceSession?: new () => OrtDirectSession };
+      initOrt?: () => void;
+    };
+    const Session = b.binding?.InferenceSession;
+    const init = b.initOrt;
+    if (typeof Session !== 'function' || typeof init !== 'function') return undefined;
+    const proto = Session.prototype as Partial<OrtDirectSession>;
+    if (typeof proto.loadModel !== 'function' || typeof proto.run !== 'function' || typeof proto.dispose !== 'function') return undefined;
+    return (path, options) => {
+      init();
+      const s = new Session();
+      s.loadModel(path, options);
+      return s;
+    };
+  } catch {
+    return undefined;
+  }
+}
 
 /** onnxruntime-node and its version; throws ERR_ORT_MISSING when it is not installed. */
-export async function loadOrt(): Promise<{ ort: OrtModule; version: string }> {
+export async function loadOrt(): Promise<OrtLoaded> {
   if (cached) return cached;
   const name = 'onnxruntime-node'; // a variable: the TypeScript build must not need the package
   let mod: { default?: OrtModule } & Partial<OrtModule>;
@@ -38,16 +86,18 @@ export async function loadOrt(): Promise<{ ort: OrtModule; version: string }> {
     throw new TokenpressError(
       'ERR_ORT_MISSING',
       `the model runner needs onnxruntime-node (npm install onnxruntime-node@1.30.0): ${(e as Error).message}`,
+      { cause: e },
     );
   }
   const ort = (mod.InferenceSession ? mod : mod.default) as OrtModule | undefined;
   if (!ort?.InferenceSession) throw new TokenpressError('ERR_ORT_MISSING', 'onnxruntime-node loaded but has no InferenceSession');
+  const require = createRequire(import.meta.url);
   let version = 'unknown';
   try {
-    version = (createRequire(import.meta.url)(`${name}/package.json`) as { version: string }).version;
+    version = (require(`${name}/package.json`) as { version: string }).version;
   } catch {
     // keep 'unknown'
   }
-  cached = { ort, version };
+  cached = { ort, version, direct: loadDirect(require, name) };
   return cached;
 }
