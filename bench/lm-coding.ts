@@ -22,6 +22,7 @@
  * bench-results/lm-coding-<date>.json.
  */
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -73,8 +74,12 @@ export interface LmCodingRow {
   bitsPerByte: number;
   /** Plain LM rows: the model's own -log2 p per byte (what the coder approaches). */
   modelBitsPerByte: number | null;
+  /** Bytes per wall-clock second (the machine is shared: see the CPU-time figures too). */
   encodeBytesPerSec: number;
   decodeBytesPerSec: number;
+  /** Bytes per CPU second of this process (all its threads): steadier than wall time on a busy machine. */
+  encodeBytesPerCpuSec: number;
+  decodeBytesPerCpuSec: number;
   roundTripOk: boolean;
   /** LM rows: ORT runs over encode + decode. */
   forwardCalls: number | null;
@@ -92,7 +97,7 @@ export interface PositionBits {
 export interface LmCodingBenchReport {
   date: string;
   command: string;
-  machine: { cpu: string; isa: string; threadsUsed: 1 };
+  machine: { cpu: string; isa: string; threadsUsed: 1; loadAverage: number[] };
   texts: { name: string; description: string; bytes: number; documents: number; sha256: string }[];
   models: { name: string; dir: string; parameters: number; context: number; contextLimit: number; startByte: number | null; firstByte: string; weightsSha256: string; training: unknown; ortVersion: string }[];
   ngram: { identity: string; bytes: number; maxOrder: number };
@@ -176,10 +181,26 @@ function debianVersion(file: string): string | null {
   }
 }
 
-async function timed<T>(fn: () => Promise<T> | T): Promise<[T, number]> {
+/** Wall seconds and this process's CPU seconds (all threads: ORT's included) of fn. */
+interface Seconds {
+  wall: number;
+  cpu: number;
+}
+
+async function timed<T>(fn: () => Promise<T> | T): Promise<[T, Seconds]> {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const r = await fn();
-  return [r, (performance.now() - t0) / 1000];
+  const c = process.cpuUsage(c0);
+  return [r, { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 }];
+}
+
+/** Throughputs from a byte count and the encode / decode seconds. */
+function speeds(bytes: number, enc: Seconds, dec: Seconds) {
+  return {
+    encodeBytesPerSec: bytes / enc.wall, decodeBytesPerSec: bytes / dec.wall,
+    encodeBytesPerCpuSec: bytes / enc.cpu, decodeBytesPerCpuSec: bytes / dec.cpu,
+  };
 }
 
 interface Text {
@@ -218,12 +239,12 @@ async function lmRows(text: Text, name: string, nm: NeuralByteModel, windowBits:
       ...base, coding: 'equal-info', tokens, bytesPerToken: bytes / tokens,
       paperBytesPerToken: windowBits === 16 && tokenBits === 16 ? PAPER_B16_T16_BYTES_PER_TOKEN : null,
       bitsPerByte: (windows * windowBits) / bytes, modelBitsPerByte: null,
-      encodeBytesPerSec: bytes / enc, decodeBytesPerSec: bytes / dec, roundTripOk: allSame(back, docs), forwardCalls: eqCalls,
+      ...speeds(bytes, enc, dec), roundTripOk: allSame(back, docs), forwardCalls: eqCalls,
     },
     {
       ...base, coding: 'plain', tokens: null, bytesPerToken: null, paperBytesPerToken: null,
       bitsPerByte: (payloadBytes * 8) / bytes, modelBitsPerByte: modelBits / bytes,
-      encodeBytesPerSec: bytes / penc, decodeBytesPerSec: bytes / pdec, roundTripOk: allSame(plainBack, docs),
+      ...speeds(bytes, penc, pdec), roundTripOk: allSame(plainBack, docs),
       forwardCalls: nm.stats.forwardCalls - calls0 - eqCalls,
     },
   ];
@@ -245,12 +266,12 @@ async function ngramRows(text: Text, model: ByteModel, windowBits: number, token
       ...base, coding: 'equal-info', tokens, bytesPerToken: bytes / tokens,
       paperBytesPerToken: windowBits === 16 && tokenBits === 16 ? PAPER_B16_T16_BYTES_PER_TOKEN : null,
       bitsPerByte: (windows * windowBits) / bytes, modelBitsPerByte: null,
-      encodeBytesPerSec: bytes / enc, decodeBytesPerSec: bytes / dec, roundTripOk: allSame(back, docs),
+      ...speeds(bytes, enc, dec), roundTripOk: allSame(back, docs),
     },
     {
       ...base, coding: 'plain', tokens: null, bytesPerToken: null, paperBytesPerToken: null,
       bitsPerByte: (payloadBytes * 8) / bytes, modelBitsPerByte: null,
-      encodeBytesPerSec: bytes / penc, decodeBytesPerSec: bytes / pdec, roundTripOk: allSame(plainBack, docs),
+      ...speeds(bytes, penc, pdec), roundTripOk: allSame(plainBack, docs),
     },
   ];
 }
@@ -301,7 +322,7 @@ export async function runLmCodingBench(opts: LmCodingBenchOptions = {}): Promise
       for (const t of texts) {
         log(`${name} on ${t.name} (${t.bytes} bytes)`);
         const r = await lmRows(t, `${name} (${(nm.lm.parameters / 1e6).toFixed(2)}M)`, nm, windowBits, tokenBits);
-        for (const row of r) log(`  ${row.coding}: ${row.bitsPerByte.toFixed(3)} bits/byte, ${row.encodeBytesPerSec.toFixed(0)} / ${row.decodeBytesPerSec.toFixed(0)} B/s, round trip ${row.roundTripOk}`);
+        for (const row of r) log(`  ${row.coding}: ${row.bitsPerByte.toFixed(3)} bits/byte, ${row.encodeBytesPerSec.toFixed(0)} / ${row.decodeBytesPerSec.toFixed(0)} B/s (${row.encodeBytesPerCpuSec.toFixed(0)} / ${row.decodeBytesPerCpuSec.toFixed(0)} B/cpu-s), round trip ${row.roundTripOk}`);
         rows.push(...r);
       }
       nm.clear();
@@ -312,7 +333,7 @@ export async function runLmCodingBench(opts: LmCodingBenchOptions = {}): Promise
     const report: LmCodingBenchReport = {
       date: new Date().toISOString(),
       command: `tokenpress bench lm-coding ${process.argv.slice(4).join(' ')}`.trim(),
-      machine: { cpu: cpuModel(), isa: backendInfo().isa, threadsUsed: 1 },
+      machine: { cpu: cpuModel(), isa: backendInfo().isa, threadsUsed: 1, loadAverage: os.loadavg() },
       texts: [
         { name: 'held-out', description: `${corpus.description}; held-out split, ${slices} evenly spaced slices`, bytes: texts[0]!.bytes, documents: texts[0]!.docs.length, sha256: sha256(heldOut) },
         { name: texts[1]!.name, description: `${textFile} (${debianVersion(textFile) ?? 'not from a Debian package'}), ${outside.length} bytes; ${texts[1]!.docs.length} evenly spaced slices`, bytes: texts[1]!.bytes, documents: texts[1]!.docs.length, sha256: sha256(outside) },
@@ -335,7 +356,7 @@ export async function runLmCodingBench(opts: LmCodingBenchOptions = {}): Promise
 const f = (x: number | null, d = 3) => (x === null ? '-' : x.toFixed(d));
 
 export function printLmCodingTable(r: LmCodingBenchReport): void {
-  console.log(`\nCPU: ${r.machine.cpu} (${r.machine.isa}); one thread. Equal-Info b=${r.windowBits}, ${r.tokenBits}-bit tokens.`);
+  console.log(`\nCPU: ${r.machine.cpu} (${r.machine.isa}); one thread; load average at the end ${r.machine.loadAverage.map((x) => x.toFixed(1)).join(' ')}. Equal-Info b=${r.windowBits}, ${r.tokenBits}-bit tokens.`);
   for (const t of r.texts) console.log(`  ${t.name}: ${t.bytes} bytes in ${t.documents} documents. ${t.description}`);
   for (const m of r.models) console.log(`  ${m.name}: ${m.parameters} parameters, context ${m.context} (limit ${m.contextLimit}), start byte ${m.startByte ?? 'none'}, first byte ${m.startByte === null ? m.firstByte : '-'}, weights sha256 ${m.weightsSha256.slice(0, 16)}`);
   console.table(r.rows.map((x) => ({
@@ -343,6 +364,7 @@ export function printLmCodingTable(r: LmCodingBenchReport): void {
     'bytes/token': f(x.bytesPerToken), 'paper bytes/token': f(x.paperBytesPerToken, 2),
     'bits/byte': f(x.bitsPerByte), 'model bits/byte': f(x.modelBitsPerByte),
     'encode B/s': x.encodeBytesPerSec.toFixed(0), 'decode B/s': x.decodeBytesPerSec.toFixed(0),
+    'encode B/cpu-s': x.encodeBytesPerCpuSec.toFixed(0), 'decode B/cpu-s': x.decodeBytesPerCpuSec.toFixed(0),
     'round trip': x.roundTripOk,
   })));
   console.log(`\nBits per position after a context reset every ${r.positionBits[0]?.window ?? POSITION_WINDOW} bytes (held-out, ${r.positionBits[0]?.bytes ?? 0} bytes)`);
