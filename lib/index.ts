@@ -66,3 +66,4 @@ export {
   type ByteLmConfig, type ByteLmCard, type ByteLmLoadOptions, type LmSessionOptions, type LayerActivations, type ForwardOptions,
 } from './model/byte-lm.js';
 export { generate, sampleByte, Sampler, fullCacheBytes, type GenerateOptions, type GenerateResult, type GenerateMemory } from './model/generate.js';
+export { NeuralByteModel, compressNeural, decompressNeural, softmaxRow, type NeuralByteModelOptions } from './model/neural-coder.js';

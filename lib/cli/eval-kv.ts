@@ -16,6 +16,7 @@ import { renderKvEvalSvg } from '../kv/eval/plot-svg.js';
 import { addModelOptions, MODEL_ONLY, runEvalKvModel, type EvalKvModelFlags } from '../model/fidelity/cli.js';
 import type { RealKvEvalReport } from '../model/fidelity/run.js';
 import { REAL_VARIANT_NAMES } from '../model/fidelity/variants.js';
+import { addSharedModelOptions, checkNoDumpFlags, runDumpTrace, type DumpTraceFlags } from './dump-trace.js';
 
 function positiveInt(name: string, max: number) {
   return (value: string): number => {
@@ -98,7 +99,9 @@ export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promis
   if (flags.trace !== undefined) {
     const given = SYNTHETIC_ONLY.filter((k) => cmd.getOptionValueSource(k) === 'cli');
     if (given.length > 0) throw new InvalidArgumentError(`--${given[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} shapes the synthetic workload and does not apply with --trace`);
-    source = traceSource(loadKvTrace(flags.trace), { window: flags.window, nProbes: flags.probes }, flags.seed);
+    const trace = loadKvTrace(flags.trace);
+    const nProbes = cmd.getOptionValueSource('probes') !== 'cli' && trace.probes !== undefined ? trace.probes : flags.probes;
+    source = traceSource(trace, { window: flags.window, nProbes }, flags.seed);
   } else {
     const w: NeedleWorkloadOptions = {
       seed: flags.seed, nLayers: flags.layers, nHeads: flags.heads, nKvHeads: flags.kvHeads, headDim: flags.headDim,
@@ -149,8 +152,13 @@ export function registerEvalKv(evalCmd: Command): void {
     .option('--json [file]', 'write the full report as JSON to <file>; without <file>, print it instead of the table')
     .option('--svg <file>', 'write an SVG plot: needle retrieval and output error against the budget, per policy')
     .option('--no-progress', 'no progress bar (it is off anyway with --json or when stderr is not a TTY)')
-    .action(async (opts: EvalKvFlags, cmd: Command) => {
+    .option('--dump-trace <file>', 'write a trace of --model over held-out text (with a copy-task needle) for --trace, and stop')
+    .option('--no-needle', '--dump-trace: plain held-out text, without the copy-task needle')
+    .action(async (opts: EvalKvFlags & DumpTraceFlags, cmd: Command) => {
+      if (opts.dumpTrace !== undefined) return void (await runDumpTrace(opts, cmd));
+      checkNoDumpFlags(cmd);
       await runEvalKvCommand(opts, cmd);
     });
-  addModelOptions(kv, positiveInt);
+  addModelOptions(kv, positiveInt); // --model and the real-model eval's flags (lib/model/fidelity/cli.ts)
+  addSharedModelOptions(kv, positiveInt); // adds only what is still missing (--dump-trace shares --model, --text, --context)
 }

@@ -7,12 +7,14 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runInfo } from './info.js';
 import { runTour } from './tour.js';
 import { registerEvalKv } from './eval-kv.js';
+import { registerEvalRank } from './eval-rank.js';
 import { registerTrainModel } from './train-model.js';
 import { registerGenerate } from './generate.js';
 import { registerBenchLm } from '../../bench/lm-decode.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { runKvBench, printKvTable } from '../../bench/kv.js';
 import { runCodingBench, printCodingTable } from '../../bench/coding.js';
+import { runLmCodingBench, printLmCodingTable } from '../../bench/lm-coding.js';
 import { registerZip } from './zip.js';
 import { runModelBench, printModelTable } from '../../bench/model.js';
 import { runLimitsBench, printLimitsTable } from '../../bench/limits.js';
@@ -176,6 +178,42 @@ bench
     if (o.json !== true) printCodingTable(report);
   });
 
+function startByteArg(value: string): number | null {
+  if (value === 'none') return null;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 255) throw new InvalidArgumentError(`expected a byte value in [0, 255] or "none", received "${value}"`);
+  return n;
+}
+
+bench
+  .command('lm-coding')
+  .description(
+    'The trained byte LM (models/lm/main, draft) as the coders\' model vs the built-in n-gram model: Equal-Info windows ' +
+      '(b = 16, 16-bit tokens, beside the paper\'s 5.31 bytes/token) and plain coding, bits/byte, encode/decode bytes/s and ' +
+      'a round-trip check, on the held-out split and on a text from outside the training corpus (GPL-3).',
+  )
+  .option('--bytes <n>', 'bytes per text (default 16384)', positiveInt)
+  .option('--slices <n>', 'evenly spaced documents per text (default 4)', positiveInt)
+  .option('--models <list>', 'LMs: built-in names or directories (default main,draft)', (v: string) => v.split(',').map((s) => s.trim()))
+  .option('--text <file>', 'the outside text (default /usr/share/common-licenses/GPL-3)')
+  .option('--context-limit <n>', 'the LM context limit before it slides (default: the trained context)', positiveInt)
+  .option('--start-byte <n|none>', 'a byte the LM sees before every window and document (default none: the first byte gets the model\'s stationary byte distribution)', startByteArg)
+  .option('--out <file>', 'where to write the JSON report (default bench-results/lm-coding-<date>.json)')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (o: { bytes?: number; slices?: number; models?: string[]; text?: string; contextLimit?: number; startByte?: number | null; out?: string; json?: boolean }) => {
+    const report = await runLmCodingBench({
+      json: o.json === true,
+      ...(o.bytes ? { bytes: o.bytes } : {}),
+      ...(o.slices ? { slices: o.slices } : {}),
+      ...(o.models ? { models: o.models } : {}),
+      ...(o.text ? { textFile: o.text } : {}),
+      ...(o.contextLimit ? { contextLimit: o.contextLimit } : {}),
+      ...(o.startByte !== undefined ? { startByte: o.startByte } : {}),
+      ...(o.out ? { outFile: o.out } : {}),
+    });
+    if (o.json !== true) printLmCodingTable(report);
+  });
+
 bench
   .command('model')
   .description(
@@ -200,6 +238,7 @@ registerZip(program);
 
 const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
 registerEvalKv(evalCmd);
+registerEvalRank(evalCmd);
 
 registerTrainModel(program);
 

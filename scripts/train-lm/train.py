@@ -1,9 +1,11 @@
 """Trains a byte-level model (model.py) on the training split of the built-in corpus.
 
-Usage (from the repository root; the corpus comes from `.corpus/`, made by
-`node dist/bench/corpus.js`-style `ensureCorpus`, see data.py):
+Usage (from the repository root; the corpus comes from `.corpus/`, see data.py).
+The defaults are the recipe of the committed models (models/lm/README.md):
 
-  /usr/bin/python3 scripts/train-lm/train.py --config main --out models/lm/main.pt
+  scripts/train-lm/run.sh train.py --config main --out main.pt --log main.jsonl
+  scripts/train-lm/run.sh train.py --config draft --steps 400 --eval-every 100 --out draft.pt
+  scripts/train-lm/run.sh export.py --checkpoint main.pt --out models/lm/main
 
 Seeded and reproducible for a given machine and thread count (bf16 autocast
 is used only where the CPU has AVX512-BF16 or AMX; elsewhere it trains in
@@ -38,18 +40,21 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=sorted(CONFIGS), default="main")
     p.add_argument("--out", required=True, help="checkpoint path (.pt)")
-    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--steps", type=int, default=640)
     p.add_argument("--tokens-per-step", type=int, default=16384)
-    p.add_argument("--short-context", type=int, default=1024)
-    p.add_argument("--long-fraction", type=float, default=0.2)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--min-lr", type=float, default=2e-4)
-    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--short-context", type=int, default=512)
+    p.add_argument("--long-fraction", type=float, default=0.125)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--min-lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--copy-prob", type=float, default=0.3)
+    p.add_argument("--copy-random", type=float, default=0.0,
+                   help="fraction of copied spans first filled with random digits/letters, so only copying predicts them")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (a second phase; fresh optimizer)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--eval-every", type=int, default=160)
     p.add_argument("--eval-bytes", type=int, default=262144, help="held-out bytes for the periodic eval")
     p.add_argument("--precision", choices=["auto", "bf16", "f32"], default="auto")
     p.add_argument("--data", default=None, help="train and evaluate on this file instead of the corpus splits (CI smoke)")
@@ -65,7 +70,11 @@ def lr_at(step, a):
     return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1 + math.cos(math.pi * t))
 
 
-def make_batch(train: np.ndarray, rng: np.random.Generator, batch: int, ctx: int, copy_prob: float) -> torch.Tensor:
+ALNUM = np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
+
+
+def make_batch(train: np.ndarray, rng: np.random.Generator, batch: int, ctx: int, copy_prob: float,
+               copy_random: float = 0.0) -> torch.Tensor:
     """(batch, ctx + 1) int64 crops of the training split, some with a copied span."""
     starts = rng.integers(0, len(train) - ctx - 1, size=batch)
     rows = np.stack([train[s : s + ctx + 1] for s in starts]).astype(np.int64)
@@ -78,6 +87,10 @@ def make_batch(train: np.ndarray, rng: np.random.Generator, batch: int, ctx: int
         # The copy starts 16 bytes before the span so the model sees a matching
         # prefix, as in "... the key is 8351 ... the key is 8" -> "351".
         lead = min(16, src)
+        if copy_random > 0 and rng.random() < copy_random:
+            # Random content (like a passkey): language statistics cannot predict
+            # the second occurrence, only copying can.
+            rows[r, src : src + length] = ALNUM[rng.integers(0, len(ALNUM), size=length)]
         rows[r, dst - lead : dst + length] = rows[r, src - lead : src + length]
     return torch.from_numpy(rows)
 
@@ -95,6 +108,8 @@ def main():
         train = load_split("train")
         held = load_split("heldout")
     model = ByteLM(cfg)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu")["state"])
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -113,7 +128,7 @@ def main():
             break
         ctx = cfg.context if step >= long_from else a.short_context
         batch = max(1, a.tokens_per_step // ctx)
-        x = make_batch(train, rng, batch, ctx, a.copy_prob)
+        x = make_batch(train, rng, batch, ctx, a.copy_prob, a.copy_random)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):

@@ -11,7 +11,11 @@
  * for i = 0 .. nLayers-1 (every layer present, no other tensors), one sequence
  * of n tokens, nHeads % nKvHeads == 0. Optional __metadata__ "needles": a JSON
  * array of token ranges [{ "start": s, "end": e }, ...] (end exclusive) that
- * hold facts the prompt's question asks about.
+ * hold facts the prompt's question asks about. Optional __metadata__ "probes":
+ * a decimal integer in [1, n - 1], the split the trace was made for (the
+ * CLI's default --probes for it; traces from `--dump-trace` put the question
+ * at the prompt's end and its answer in the probes). Other metadata is kept
+ * as is (`--dump-trace` records model, context, source offset, seed).
  *
  * How a trace is evaluated (traceSource): the last nProbes rows are the
  * "future"; the first nKv = n - nProbes rows are the prompt whose cache is
@@ -43,6 +47,8 @@ export interface KvTrace {
   headDim: number;
   layers: KvTraceLayer[];
   needles?: { start: number; end: number }[];
+  /** __metadata__ "probes" if present: the rows after the prompt the trace was made for (eval's default --probes). */
+  probes?: number;
   metadata: Record<string, string>;
 }
 
@@ -105,6 +111,13 @@ export function kvTraceFromContents(contents: SafetensorsContents, file = '<buff
   }
   const trace: KvTrace = { nLayers, ...dims!, layers, metadata: contents.metadata };
   if (contents.metadata.needles !== undefined) trace.needles = parseNeedles(contents.metadata.needles, dims!.n, file);
+  const probes = contents.metadata.probes;
+  if (probes !== undefined) {
+    if (!/^[1-9][0-9]{0,9}$/.test(probes) || Number(probes) >= dims!.n) {
+      throw bad(file, `__metadata__ "probes" is ${JSON.stringify(probes.slice(0, 40))}, expected an integer in [1, n - 1 = ${dims!.n - 1}]`);
+    }
+    trace.probes = Number(probes);
+  }
   return trace;
 }
 
@@ -129,6 +142,16 @@ export interface TraceSplit {
   nProbes?: number;
 }
 
+/** "; model main (step 4000), heldout.txt byte 123, seed 0" for traces that --dump-trace wrote, else "". */
+function traceOrigin(m: Record<string, string>): string {
+  if (m.model === undefined) return '';
+  const parts = [`model ${m.model}${m.modelStep !== undefined ? ` (step ${m.modelStep})` : ''}`];
+  if (m.source !== undefined && m.offset !== undefined) parts.push(`${m.source} byte ${m.offset}`);
+  if (m.seed !== undefined) parts.push(`seed ${m.seed}`);
+  if (m.copyCorrect !== undefined) parts.push(`full cache copies ${m.copyCorrect} answer digits`);
+  return `; ${parts.join(', ')}`;
+}
+
 /** The trace as an EvalSource (see the module comment for which rows are what). */
 export function traceSource(trace: KvTrace, split: TraceSplit = {}, seed = 0): EvalSource {
   const window = split.window ?? 32;
@@ -147,7 +170,8 @@ export function traceSource(trace: KvTrace, split: TraceSplit = {}, seed = 0): E
     ({ dtype: t.dtype, shape: [nKvHeads, nKv, headDim], strides: [n * headDim, headDim, 1], data: t.data }) as Tensor<FloatDType>;
   const source: EvalSource = {
     kind: 'trace',
-    description: `trace: ${trace.nLayers} layers, ${nHeads}/${nKvHeads} heads, headDim ${headDim}, ${n} rows = prompt ${nKv} + ${nProbes} probes, window ${window}`,
+    description: `trace: ${trace.nLayers} layers, ${nHeads}/${nKvHeads} heads, headDim ${headDim}, ${n} rows = prompt ${nKv} + ${nProbes} probes, window ${window}` +
+      traceOrigin(trace.metadata),
     nLayers: trace.nLayers,
     nHeads,
     nKvHeads,
