@@ -42,6 +42,7 @@ import vm from 'node:vm';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
+import { intArg } from '../lib/cli/int-arg.js';
 import { backendInfo, setThreads } from '../lib/backend.js';
 import { ByteLm } from '../lib/model/byte-lm.js';
 import { cpuModel } from './limits.js';
@@ -269,13 +270,7 @@ function intList(value: string): number[] {
   return list;
 }
 
-function posInt(name: string, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || n < 1 || n > max) throw new InvalidArgumentError(`${name}: expected an integer in [1, ${max}], received "${value}"`);
-    return n;
-  };
-}
+const posInt = (name: string, max: number) => intArg(name, 1, max);
 
 function pathList(value: string): LmPath[] {
   const list = value.split(',').map((s) => s.trim());

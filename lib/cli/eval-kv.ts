@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
+import { intArg } from './int-arg.js';
 import { KV_POLICY_NAMES } from '../kv/policies.js';
 import { KV_CACHE_POLICY_NAMES, type KvCompressionPolicy } from '../kv/compression.js';
 import { makeNeedleWorkload, type NeedleWorkloadOptions } from '../kv/eval/workload.js';
@@ -18,15 +19,7 @@ import type { RealKvEvalReport } from '../model/fidelity/run.js';
 import { REAL_VARIANT_NAMES } from '../model/fidelity/variants.js';
 import { addSharedModelOptions, checkNoDumpFlags, runDumpTrace, type DumpTraceFlags } from './dump-trace.js';
 
-function positiveInt(name: string, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1 || n > max) {
-      throw new InvalidArgumentError(`${name}: expected an integer in [1, ${max}], received "${value}"`);
-    }
-    return n;
-  };
-}
+const positiveInt = (name: string, max: number) => intArg(name, 1, max);
 
 function seedArg(value: string): number {
   const n = Number(value);

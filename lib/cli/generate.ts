@@ -6,6 +6,7 @@
  * decode tokens/s, and the cache's memory against a full cache.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { intArg } from './int-arg.js';
 import { KV_POLICY_NAMES } from '../kv/policies.js';
 import { KV_CACHE_POLICY_NAMES } from '../kv/compression.js';
 import type { KvCacheDtype } from '../kv/cache.js';
@@ -17,15 +18,6 @@ export const DEFAULT_PROMPT = 'ABANDON, v. t. To give up wholly; to forsake. ';
 const POLICIES: readonly string[] = [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES];
 const DTYPES: readonly KvCacheDtype[] = ['f32', 'f16', 'int8', 'int4'];
 
-function intArg(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${name}: expected an integer in [${min}, ${max}], received "${value}"`);
-    }
-    return n;
-  };
-}
 
 function temperatureArg(value: string): number {
   const t = Number(value);

@@ -8,18 +8,10 @@
 import { readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
+import { intArg } from './int-arg.js';
 import { ByteModel, MAX_MODEL_ORDER, MODEL_TRAIN_DEFAULTS } from '../coding/model.js';
 import { ensureCorpus } from '../../bench/corpus.js';
 
-function intArg(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${name}: expected an integer in [${min}, ${max}], received "${value}"`);
-    }
-    return n;
-  };
-}
 
 function corpusArg(value: string): 'debian' {
   if (value !== 'debian') throw new InvalidArgumentError(`--corpus: expected "debian", received "${value}"`);

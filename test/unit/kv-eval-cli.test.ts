@@ -5,9 +5,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
-import { Command } from 'commander';
 import { castTo } from '../../lib/index.js';
-import { registerEvalKv } from '../../lib/cli/eval-kv.js';
+import { evalKvCli } from './eval-kv-cli-helper.js';
 import { renderKvEvalSvg } from '../../lib/kv/eval/plot-svg.js';
 import type { KvEvalReport } from '../../lib/kv/eval/run.js';
 import { writeKvTrace } from '../../lib/kv/eval/traces.js';
@@ -19,16 +18,7 @@ afterEach(() => vi.restoreAllMocks());
 
 const SMALL = ['--n-kv', '400', '--head-dim', '16', '--needles', '3', '--window', '8', '--probes', '4'];
 
-async function cli(args: string[]): Promise<{ out: string; err: string }> {
-  const logs: string[] = [];
-  const errs: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { logs.push(a.join(' ')); });
-  const program = new Command().exitOverride().configureOutput({ writeErr: (s) => errs.push(s), writeOut: (s) => logs.push(s) });
-  registerEvalKv(program.command('eval').exitOverride());
-  for (const c of program.commands) for (const sub of c.commands) sub.exitOverride().configureOutput({ writeErr: (s) => errs.push(s), writeOut: (s) => logs.push(s) });
-  await program.parseAsync(['node', 'tokenpress', 'eval', 'kv', '--no-progress', ...args]);
-  return { out: logs.join('\n'), err: errs.join('') };
-}
+const cli = evalKvCli;
 
 describe('tokenpress eval kv', () => {
   test('table on stdout, --json <file> and --svg <file>', async () => {

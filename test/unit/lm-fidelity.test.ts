@@ -8,9 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { Command } from 'commander';
 import { ByteLm } from '../../lib/model/byte-lm.js';
-import { registerEvalKv } from '../../lib/cli/eval-kv.js';
+import { evalKvCli } from './eval-kv-cli-helper.js';
 import { argmaxRow, meanAndSe, sumBits } from '../../lib/model/fidelity/metrics.js';
 import { makeNeedleTrial, samplePassages } from '../../lib/model/fidelity/text.js';
 import { parseVariant, REAL_VARIANT_NAMES } from '../../lib/model/fidelity/variants.js';
@@ -336,16 +335,7 @@ describe('on the shipped model (tiny sizes)', () => {
   });
 });
 
-async function cli(args: string[]): Promise<{ out: string; err: string }> {
-  const logs: string[] = [];
-  const errs: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { logs.push(a.join(' ')); });
-  const program = new Command().exitOverride().configureOutput({ writeErr: (s) => errs.push(s), writeOut: (s) => logs.push(s) });
-  registerEvalKv(program.command('eval').exitOverride());
-  for (const c of program.commands) for (const sub of c.commands) sub.exitOverride().configureOutput({ writeErr: (s) => errs.push(s), writeOut: (s) => logs.push(s) });
-  await program.parseAsync(['node', 'tokenpress', 'eval', 'kv', '--no-progress', ...args]);
-  return { out: logs.join('\n'), err: errs.join('') };
-}
+const cli = evalKvCli;
 
 describe('tokenpress eval kv --model', () => {
   const textFile = join(dir, 'held.txt');

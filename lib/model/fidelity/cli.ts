@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
+import { intArg } from '../../cli/int-arg.js';
 import { ByteLm, modelDir } from '../byte-lm.js';
 import { DEFAULT_REAL_BUDGETS, REAL_EVAL_DEFAULTS, runRealKvEval, type RealKvEvalOptions, type RealKvEvalReport } from './run.js';
 import { formatRealKvEvalTable, renderRealKvEvalSvg } from './format.js';
@@ -39,15 +40,7 @@ export const MODEL_ONLY = ['draft', 'text', 'passages', 'context', 'continuation
 const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** A non-negative integer flag parser (0 allowed: --passages 0 / --trials 0 skip a task). */
-export function countArg(name: string, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n > max) {
-      throw new InvalidArgumentError(`${name}: expected an integer in [0, ${max}], received "${value}"`);
-    }
-    return n;
-  };
-}
+export const countArg = (name: string, max: number) => intArg(name, 0, max);
 
 /** The held-out text: --text, else .corpus/heldout.txt in the working directory or the package root. */
 function heldOutPath(given: string | undefined): string {
