@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import CONFIGS, ByteLM  # noqa: E402
-from data import load_split, cpu_has_bf16, eval_bits_per_byte  # noqa: E402
+from data import ALNUM, load_split, copy_probe_bits, cpu_has_bf16, eval_bits_per_byte
+from needle_probe import needle_accuracy  # noqa: E402
 
 
 def parse_args():
@@ -51,11 +52,20 @@ def parse_args():
     p.add_argument("--copy-prob", type=float, default=0.3)
     p.add_argument("--copy-random", type=float, default=0.0,
                    help="fraction of copied spans first filled with random digits/letters, so only copying predicts them")
+    p.add_argument("--copy-every", type=int, default=512, help="one --copy-prob chance of a copied span per this many bytes of a row")
+    p.add_argument("--copy-digits", type=float, default=0.0,
+                   help="fraction of the random spans made of digits only (passkey-like numbers)")
+    p.add_argument("--repeat-prob", type=float, default=0.0,
+                   help="fraction of sequences that are one random string (8 to --repeat-max-period letters/digits) repeated "
+                        "to fill the row: the densest induction-head signal (Olsson et al. 2022's repeated random tokens)")
+    p.add_argument("--repeat-max-period", type=int, default=64)
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (a second phase; fresh optimizer)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=160)
     p.add_argument("--eval-bytes", type=int, default=262144, help="held-out bytes for the periodic eval")
+    p.add_argument("--probe-context", type=int, default=1024, help="context of the periodic copy probe (data.copy_probe_bits)")
+    p.add_argument("--needle-trials", type=int, default=0, help="needle copy trials (needle_probe.py) at each eval, at --probe-context")
     p.add_argument("--precision", choices=["auto", "bf16", "f32"], default="auto")
     p.add_argument("--data", default=None, help="train and evaluate on this file instead of the corpus splits (CI smoke)")
     p.add_argument("--log", default=None, help="JSON-lines log of the learning curve")
@@ -70,28 +80,32 @@ def lr_at(step, a):
     return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1 + math.cos(math.pi * t))
 
 
-ALNUM = np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
-
-
 def make_batch(train: np.ndarray, rng: np.random.Generator, batch: int, ctx: int, copy_prob: float,
-               copy_random: float = 0.0) -> torch.Tensor:
+               copy_random: float = 0.0, repeat_prob: float = 0.0, repeat_max_period: int = 64,
+               copy_every: int = 512, copy_digits: float = 0.0) -> torch.Tensor:
     """(batch, ctx + 1) int64 crops of the training split, some with a copied span."""
     starts = rng.integers(0, len(train) - ctx - 1, size=batch)
     rows = np.stack([train[s : s + ctx + 1] for s in starts]).astype(np.int64)
     for r in range(batch):
-        if rng.random() >= copy_prob:
+        if repeat_prob > 0 and rng.random() < repeat_prob:
+            period = int(rng.integers(8, repeat_max_period + 1))
+            rows[r] = np.resize(ALNUM[rng.integers(0, len(ALNUM), size=period)], ctx + 1)
             continue
-        length = int(rng.integers(8, min(64, ctx // 4) + 1))  # (8, 65) for ctx >= 256
-        src = int(rng.integers(0, ctx // 2 - length))
-        dst = int(rng.integers(src + length + 16, ctx + 1 - length))
-        # The copy starts 16 bytes before the span so the model sees a matching
-        # prefix, as in "... the key is 8351 ... the key is 8" -> "351".
-        lead = min(16, src)
-        if copy_random > 0 and rng.random() < copy_random:
-            # Random content (like a passkey): language statistics cannot predict
-            # the second occurrence, only copying can.
-            rows[r, src : src + length] = ALNUM[rng.integers(0, len(ALNUM), size=length)]
-        rows[r, dst - lead : dst + length] = rows[r, src - lead : src + length]
+        for _ in range(max(1, ctx // copy_every)):  # one chance per copy_every bytes, so long rows copy as often
+            if rng.random() >= copy_prob:
+                continue
+            length = int(rng.integers(8, min(64, ctx // 4) + 1))  # (8, 65) for ctx >= 256
+            src = int(rng.integers(0, ctx // 2 - length))
+            dst = int(rng.integers(src + length + 16, ctx + 1 - length))
+            # The copy starts 16 bytes before the span so the model sees a matching
+            # prefix, as in "... the key is 8351 ... the key is 8" -> "351".
+            lead = min(16, src)
+            if copy_random > 0 and rng.random() < copy_random:
+                # Random content (like a passkey): language statistics cannot predict
+                # the second occurrence, only copying can.
+                alphabet = ALNUM[:10] if copy_digits > 0 and rng.random() < copy_digits else ALNUM
+                rows[r, src : src + length] = alphabet[rng.integers(0, len(alphabet), size=length)]
+            rows[r, dst - lead : dst + length] = rows[r, src - lead : src + length]
     return torch.from_numpy(rows)
 
 
@@ -128,7 +142,8 @@ def main():
             break
         ctx = cfg.context if step >= long_from else a.short_context
         batch = max(1, a.tokens_per_step // ctx)
-        x = make_batch(train, rng, batch, ctx, a.copy_prob, a.copy_random)
+        x = make_batch(train, rng, batch, ctx, a.copy_prob, a.copy_random, a.repeat_prob, a.repeat_max_period,
+                       a.copy_every, a.copy_digits)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
@@ -145,8 +160,13 @@ def main():
                   f"{tokens_seen / el:.0f} tok/s  {el / 60:.1f} min", flush=True)
         if (step + 1) % a.eval_every == 0 or step == a.steps - 1:
             bpb = eval_bits_per_byte(model, held[: a.eval_bytes], context=1024, stride=512, bf16=use_bf16)
+            first, copy = copy_probe_bits(model, held, context=a.probe_context, bf16=use_bf16)
             rec = {"step": step + 1, "tokens": tokens_seen, "minutes": (time.time() - t0) / 60,
-                   "train_bits_per_byte": loss.item() / math.log(2), "heldout_bits_per_byte_sample": bpb}
+                   "train_bits_per_byte": loss.item() / math.log(2), "heldout_bits_per_byte_sample": bpb,
+                   "copy_probe_first": first, "copy_probe_repeat": copy}
+            if a.needle_trials > 0:
+                rec["needle_accuracy"], rec["needle_bits_per_digit"] = needle_accuracy(
+                    model, held, a.probe_context, a.needle_trials, bf16=use_bf16)
             print(json.dumps(rec), flush=True)
             if log:
                 log.write(json.dumps(rec) + "\n")
