@@ -129,7 +129,7 @@ export interface QuestCacheSummaries {
   kmax: Tensor<'f32'>;
   /** Pages per head [nKvHeads]. */
   headPages: Int32Array;
-  /** Memory the layer's summaries hold, bytes (included in memoryBytes()). */
+  /** Memory the layer's summaries hold, bytes (included in memoryBytes). */
   bytes: number;
 }
 

@@ -483,10 +483,10 @@ describe('sparse errors name the argument, the expectation and the value', () =>
     ['quest', /opts\.sparse: expected an options object/, TypeError],
   ];
   test.each(bad)('%j', (sparse, message, type) => {
-    const before = cache.memoryBytes();
+    const before = cache.memoryBytes;
     expect(() => cache.attend(0, q, { sparse: sparse as never })).toThrow(type);
     expect(() => cache.attend(0, q, { sparse: sparse as never })).toThrow(message);
-    expect(cache.memoryBytes()).toBe(before);
+    expect(cache.memoryBytes).toBe(before);
     expect(cache.questSummaries(0).pageSize).toBe(0);
   });
 
