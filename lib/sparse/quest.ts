@@ -32,7 +32,7 @@ export interface QuestSparseOptions {
   sinks?: number;
   /** The pages holding the newest `recent` tokens (at least the current page, and the nQ query tokens) are always attended; default 1. */
   recent?: number;
-  /** GQA: combine the group's per-head (and per-query) bounds by max or sum; default 'max' (docs/sparse.md: measured). */
+  /** GQA: combine the group's per-head (and per-query) bounds by max or sum; default 'sum' (measured better on a real-model trace: docs/sparse.md). */
   gqa?: QuestGqa;
 }
 
@@ -46,7 +46,7 @@ export const SPARSE_METHODS = ['quest'] as const;
 export type SparseMethod = (typeof SPARSE_METHODS)[number];
 
 /** The defaults of the optional Quest options. */
-export const QUEST_DEFAULTS = Object.freeze({ pageSize: 16, sinks: 0, recent: 1, gqa: 'max' as QuestGqa });
+export const QUEST_DEFAULTS = Object.freeze({ pageSize: 16, sinks: 0, recent: 1, gqa: 'sum' as QuestGqa });
 
 /** Most tokens per page. */
 export const MAX_PAGE_SIZE = 65536;
