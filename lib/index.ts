@@ -23,8 +23,12 @@ export {
 export {
   KvCache,
   type KvCacheOptions, type KvCacheDtype, type KvCacheDevice, type AutoCompressOptions, type AttendOptions, type AttendResult,
-  type CompressOptions, type CompressReport, type ExportedLayer,
+  type CompressOptions, type CompressReport, type ExportedLayer, type QuestCacheSummaries,
 } from './kv/cache.js';
+export {
+  questPageSummaries, questSelect, QUEST_DEFAULTS, SPARSE_METHODS,
+  type SparseOptions, type SparseMethod, type QuestSparseOptions, type QuestSelectOptions, type QuestSummaries, type QuestGqa,
+} from './sparse/quest.js';
 export {
   KV_CACHE_POLICY_NAMES,
   type KvCompressionPolicy, type MergeablePolicy, type PyramidKvPolicy, type AdaKvPolicy, type RazorPolicy, type EmsCachePolicy,

@@ -224,6 +224,23 @@ export interface NativeKvAttendParams {
   remember: boolean;
   out: Float32Array; // [nHeads, nQ, headDim]
   lse?: Float32Array; // [nHeads, nQ]
+  /** Sparse attend: [method (1 quest), budget, pageSize, sinks, recent, gqa (0 max, 1 sum), selectedStride]. */
+  sparse?: Float64Array;
+  /** On request: the rows each KV head attended, [nKvHeads, selectedStride], -1 padded. */
+  selected?: Int32Array;
+  /** With selected: their counts [nKvHeads]. */
+  selectedCount?: Int32Array;
+}
+
+/** A layer's Quest page summaries decoded to f32 (native/kv/kv_cache.h SummaryExport). */
+export interface NativeQuestSummaries {
+  /** 0: the layer has none yet (no sparse attend). */
+  pageSize: number;
+  pages: number;
+  kmin: Float32Array; // [nKvHeads, pages, headDim], 0 padded
+  kmax: Float32Array;
+  headPages: Int32Array; // [nKvHeads]
+  bytes: number;
 }
 
 export interface NativeKvCompressParams extends NativeKvPolicyOptions {
@@ -289,6 +306,8 @@ export interface NativeKvCacheHandle {
   maxLength(layer: number): number;
   memoryBytes(): number;
   clear(layer?: number): void;
+  /** The layer's Quest page summaries (CPU caches). */
+  questSummaries(layer: number): NativeQuestSummaries;
   /** Where the cache lives. */
   device(): 'cpu' | 'cuda';
 }
@@ -405,6 +424,13 @@ export interface NativeAddon {
   attention(...args: NativeAttentionArgs): void;
   attentionAsync(params: NativeAttentionParams): Promise<void>;
   attentionAsync(...args: NativeAttentionArgs): Promise<void>;
+  /** Quest page summaries: header [nKvHeads, nKv, headDim, pageSize, dtype, kHeadStride, kRowStride]. */
+  questSummarize(header: Float64Array, k: Float32Array | Uint16Array, kmin: Float32Array | Uint16Array, kmax: Float32Array | Uint16Array): void;
+  /**
+   * Quest selection: header [nHeads, nKvHeads, nQ, headDim, nKv, qHeadStride, qRowStride, dtype, budget, pageSize,
+   * sinks, recent, gqa]; writes indices [nKvHeads, nSel] and returns nSel.
+   */
+  questSelect(header: Float64Array, q: Float32Array, kmin: Float32Array | Uint16Array, kmax: Float32Array | Uint16Array, indices: Int32Array): number;
   kvScore(params: NativeKvScoreParams): void;
   kvSelect(params: NativeKvSelectParams): void;
   kvCompact(params: NativeKvCompactParams): void;

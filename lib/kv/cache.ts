@@ -34,7 +34,8 @@ import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor, plainRows } from '../validate.js';
 import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
-import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
+import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig, unsupported } from './device.js';
+import { resolveSparse, sparseHeader, type SparseOptions } from '../sparse/quest.js';
 
 export type KvCacheDtype = keyof typeof CACHE_DTYPE_CODE;
 
@@ -96,11 +97,40 @@ export interface AttendOptions {
   /** Remember these queries as the layer's observation window; default true. */ remember?: boolean;
   /** Also return the log-sum-exp [nHeads, nQ]; default false. */ returnLse?: boolean;
   /** Write the output here (nHeads * nQ * headDim floats). */ out?: Float32Array;
+  /**
+   * Sparse attention: attend only the tokens a method selects per KV head
+   * (docs/sparse.md). `{ method: 'quest', budget }`: Quest page selection
+   * from page summaries the cache keeps beside each layer's keys (built by
+   * the layer's first sparse attend, then kept up to date by append,
+   * compress and clear). CPU caches only.
+   */
+  sparse?: SparseOptions;
+  /** With `sparse`: also return the rows each KV head attended; default false. */
+  returnSelected?: boolean;
 }
 
 export interface AttendResult {
   output: Tensor<'f32'>;
   lse?: Tensor<'f32'>;
+  /**
+   * With sparse and returnSelected: i32 [nKvHeads, nSel], the cache rows
+   * (indices into each head's stored tokens, as exportLayer orders them)
+   * each KV head attended, ascending; -1 padded where a head attended fewer.
+   */
+  selected?: Tensor<'i32'>;
+}
+
+/** A layer's Quest page summaries (KvCache.questSummaries), decoded to f32. */
+export interface QuestCacheSummaries {
+  /** 0 when the layer has none yet (no sparse attend on it). */
+  pageSize: number;
+  /** kmin, kmax f32 [nKvHeads, pages, headDim]: pages = ceil(longest head / pageSize), 0 padded. */
+  kmin: Tensor<'f32'>;
+  kmax: Tensor<'f32'>;
+  /** Pages per head [nKvHeads]. */
+  headPages: Int32Array;
+  /** Memory the layer's summaries hold, bytes (included in memoryBytes). */
+  bytes: number;
 }
 
 export interface CompressOptions {
@@ -363,7 +393,7 @@ export class KvCache {
   }
 
   #attendParams(layer: unknown, q: unknown, opts: unknown): { p: NativeKvAttendParams; shape: number[] } {
-    const o = checkOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out']) as AttendOptions;
+    const o = checkOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out', 'sparse', 'returnSelected']) as AttendOptions;
     const l = this.#checkLayer(layer);
     const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
     const [nHeads, nQ, d] = qt.shape as [number, number, number];
@@ -391,13 +421,37 @@ export class KvCache {
       out,
     };
     if (checkBoolean('opts.returnLse', o.returnLse, false)) p.lse = new Float32Array(nHeads * nQ);
-    if (this.#deviceRules) checkDeviceAttend(softcap);
+    const sparse = o.sparse === undefined ? undefined : resolveSparse('opts.sparse', o.sparse);
+    const returnSelected = checkBoolean('opts.returnSelected', o.returnSelected, false);
+    if (returnSelected && !sparse) throw typeError('opts.returnSelected', 'true only with opts.sparse (dense attend attends every row)', true);
+    if (this.#deviceRules) checkDeviceAttend(softcap, sparse !== undefined);
+    if (sparse) p.sparse = sparseHeader(sparse, 0);
+    if (returnSelected) p.selectedCount = new Int32Array(this.nKvHeads);
     return { p, shape: [nHeads, nQ, d] };
+  }
+
+  /**
+   * The selected-rows output, sized just before the native call (an async
+   * attend runs after the appends queued before it).
+   */
+  #sizeSelected(p: NativeKvAttendParams): void {
+    if (!p.selectedCount || !p.sparse) return;
+    const stride = Math.max(1, this.#handle.maxLength(p.layer));
+    p.sparse[6] = stride;
+    p.selected = new Int32Array(this.nKvHeads * stride);
   }
 
   #attendResult(p: NativeKvAttendParams, shape: number[]): AttendResult {
     const r: AttendResult = { output: { dtype: 'f32', shape, data: p.out } };
     if (p.lse) r.lse = { dtype: 'f32', shape: shape.slice(0, 2), data: p.lse };
+    if (p.selected && p.selectedCount && p.sparse) {
+      const H = this.nKvHeads, stride = p.sparse[6]!;
+      let nSel = 0;
+      for (let h = 0; h < H; h++) nSel = Math.max(nSel, p.selectedCount[h]!);
+      const data = new Int32Array(H * nSel);
+      for (let h = 0; h < H; h++) data.set(p.selected.subarray(h * stride, h * stride + nSel), h * nSel);
+      r.selected = { dtype: 'i32', shape: [H, nSel], data };
+    }
     return r;
   }
 
@@ -408,6 +462,7 @@ export class KvCache {
   attend(layer: number, q: TensorLike<'f32'>, opts?: AttendOptions): AttendResult {
     this.#idle();
     const { p, shape } = this.#attendParams(layer, q, opts);
+    this.#sizeSelected(p);
     this.#handle.attend(p);
     if (p.remember) this.#hasQueries[p.layer] = true;
     return this.#attendResult(p, shape);
@@ -417,6 +472,7 @@ export class KvCache {
   attendAsync(layer: number, q: TensorLike<'f32'>, opts?: AttendOptions): Promise<AttendResult> {
     const { p, shape } = this.#attendParams(layer, q, opts);
     return this.#enqueue(async () => {
+      this.#sizeSelected(p);
       await this.#handle.attendAsync(p);
       if (p.remember) this.#hasQueries[p.layer] = true;
       return this.#attendResult(p, shape);
@@ -557,6 +613,27 @@ export class KvCache {
   get memoryBytes(): number {
     this.#idle();
     return this.#handle.memoryBytes();
+  }
+
+  /**
+   * The layer's Quest page summaries, decoded to f32 (the cache stores them
+   * in its row dtype, or as outward-rounded u8 codes for int8/int4 caches:
+   * docs/sparse.md). pageSize 0 until a sparse attend on the layer built
+   * them. CPU caches only.
+   */
+  questSummaries(layer: number): QuestCacheSummaries {
+    this.#idle();
+    const l = this.#checkLayer(layer);
+    if (this.#deviceRules) throw unsupported('Quest summaries live on CPU caches only');
+    const r = this.#handle.questSummaries(l);
+    const shape = [this.nKvHeads, r.pages, this.headDim];
+    return {
+      pageSize: r.pageSize,
+      kmin: { dtype: 'f32', shape, data: r.kmin },
+      kmax: { dtype: 'f32', shape: shape.slice(), data: r.kmax },
+      headPages: r.headPages,
+      bytes: r.bytes,
+    };
   }
 
   /** Drops every token (of one layer, or of all) and frees the storage. */

@@ -14,7 +14,7 @@ export const DEVICE_SCORERS: readonly string[] = ['streamingllm', 'knorm', 'h2o'
 export const DEVICE_DTYPES: readonly string[] = ['f16', 'bf16', 'int8', 'int4'];
 export const DEVICE_HEAD_DIMS: readonly number[] = [64, 128, 256];
 
-function unsupported(what: string): TokenpressError {
+export function unsupported(what: string): TokenpressError {
   return new TokenpressError('ERR_UNSUPPORTED', `KvCache on cuda: ${what}; use a CPU cache (device: 'cpu') for it`);
 }
 
@@ -29,6 +29,7 @@ export function checkDeviceCompression(p: ResolvedCompression | NativeKvCompress
   if ('drafts' in p && p.drafts !== undefined) throw unsupported('draft queries (speckv) run on the CPU only');
 }
 
-export function checkDeviceAttend(softcap: number): void {
+export function checkDeviceAttend(softcap: number, sparse = false): void {
   if (softcap !== 0) throw unsupported('softcap is not supported on the device');
+  if (sparse) throw unsupported('sparse attention is not supported on the device yet');
 }

@@ -41,6 +41,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterCodingStepper(env, exports);
   tp::binding::RegisterModel(env, exports);
   tp::binding::RegisterCm(env, exports);
+  tp::binding::RegisterSparse(env, exports);
   return exports;
 }
 

@@ -14,5 +14,6 @@ void RegisterCoding(Napi::Env env, Napi::Object exports);     // coding_binding.
 void RegisterCodingStepper(Napi::Env env, Napi::Object exports);  // coding_stepper_binding.cpp
 void RegisterModel(Napi::Env env, Napi::Object exports);      // model_binding.cpp
 void RegisterCm(Napi::Env env, Napi::Object exports);         // cm_binding.cpp
+void RegisterSparse(Napi::Env env, Napi::Object exports);     // sparse_binding.cpp
 
 }  // namespace tp::binding

@@ -3,7 +3,9 @@
 // A cache runs one operation at a time: a call while an async operation is
 // in flight throws an Error with code ERR_CACHE_BUSY (the TS layer queues
 // async calls, so users only see this when they mix sync calls in).
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -40,7 +42,7 @@ double now_ms() {
 // Sync calls (stage == nullptr) read and write the caller's arrays in place.
 constexpr auto kAppendFields = {"layer", "n", "kDtype", "vDtype", "kStrides", "vStrides", "k", "v", "positions", "compress", "compressAt"};
 constexpr auto kAttendFields = {"layer", "nHeads", "nQ", "qStrides", "scale", "softcap", "causal",
-                                "accumulateMass", "remember", "q", "out", "lse"};
+                                "accumulateMass", "remember", "q", "out", "lse", "sparse", "selected", "selectedCount"};
 constexpr auto kExportFields = {"layer", "dtype", "k", "v", "positions", "counts"};
 constexpr auto kCompressFields = {"policy", "sinks", "recent", "window", "kernel", "pooling", "epsilon", "useCovariance",
                                   "useVnorm", "reduction", "seed", "allocation", "keep", "ratio", "beta", "pyramidWindow",
@@ -167,7 +169,34 @@ ParsedAttend ParseAttend(Napi::Object o, bool async) {
   const TypedArrayView q = GetTypedArray(o, "q", napi_float32_array, true);
   const TypedArrayView out = GetTypedArray(o, "out", napi_float32_array, true);
   const TypedArrayView lse = GetTypedArray(o, "lse", napi_float32_array, false);
-  RefuseOverlap(env, {&out, &lse}, {&q});
+  // sparse: Float64Array [method (1 quest), budget, pageSize, sinks, recent,
+  // gqa (0 max, 1 sum), selectedStride (the row length of `selected`)].
+  const TypedArrayView sparse_args = GetTypedArray(o, "sparse", napi_float64_array, false);
+  const TypedArrayView selected = GetTypedArray(o, "selected", napi_int32_array, false);
+  const TypedArrayView selected_count = GetTypedArray(o, "selectedCount", napi_int32_array, false);
+  RefuseOverlap(env, {&out, &lse, &selected, &selected_count}, {&q, &sparse_args});
+  if (sparse_args.present) {
+    if (sparse_args.length != 7) throw Napi::RangeError::New(env, "sparse: expected 7 numbers, received " + std::to_string(sparse_args.length));
+    const double* f = static_cast<const double*>(sparse_args.data);
+    for (int i = 0; i < 7; ++i) {
+      if (!(f[i] == std::floor(f[i]) && std::fabs(f[i]) < 9007199254740992.0)) throw Napi::RangeError::New(env, "sparse: expected integers");
+    }
+    p.in.sparse_method = static_cast<int>(f[0]);
+    p.in.quest.budget = static_cast<int64_t>(f[1]);
+    p.in.quest.page_size = static_cast<int64_t>(f[2]);
+    p.in.quest.sinks = static_cast<int64_t>(f[3]);
+    p.in.quest.recent = static_cast<int64_t>(f[4]);
+    p.in.quest.gqa = f[5] == 1 ? sparse::GqaCombine::Sum : f[5] == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
+    p.in.selected_stride = static_cast<int64_t>(f[6]);
+  }
+  if (selected.present) {
+    p.in.selected = Pick<int32_t>(p.stage.get(), selected, true);
+    p.in.selected_len = selected.length;
+  }
+  if (selected_count.present) {
+    p.in.selected_count = Pick<int32_t>(p.stage.get(), selected_count, true);
+    p.in.selected_count_len = selected_count.length;
+  }
   p.in.q = Pick<const float>(p.stage.get(), q, false);
   p.in.q_len = q.length;
   p.in.out = Pick<float>(p.stage.get(), out, true);
@@ -309,6 +338,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
                 {"maxLength", Method<H, &H::MaxLength>},
                 {"memoryBytes", Method<H, &H::MemoryBytes>},
                 {"clear", Method<H, &H::Clear>},
+                {"questSummaries", Method<H, &H::QuestSummaries>},
                 {"device", Method<H, &H::Device>}});
     return ctor;
   }
@@ -449,6 +479,34 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
     Guard g(this, info.Env());
     return Napi::Number::New(info.Env(), static_cast<double>(cache_->memory_bytes()));
+  }
+
+  // questSummaries(layer) -> { pageSize, pages, kmin, kmax: Float32Array
+  // [nKvHeads, pages, headDim], headPages: Int32Array, bytes } (pageSize 0:
+  // none yet). CPU caches only.
+  Napi::Value QuestSummaries(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t layer = info.Length() > 0 ? ToInt(info[0], "layer") : -1;
+    Guard g(this, env);
+    auto* cpu = dynamic_cast<KvCache*>(cache_.get());
+    if (cpu == nullptr) ThrowStatus(env, Status::unsupported("KvCache on cuda: Quest summaries live on CPU caches only"));
+    kv::SummaryExport e;
+    const Status s = cpu->export_summaries(layer, &e);
+    if (!s.is_ok()) ThrowStatus(env, s);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pageSize", Napi::Number::New(env, static_cast<double>(e.page_size)));
+    o.Set("pages", Napi::Number::New(env, static_cast<double>(e.pages)));
+    Napi::Float32Array lo = Napi::Float32Array::New(env, e.lo.size());
+    Napi::Float32Array hi = Napi::Float32Array::New(env, e.hi.size());
+    std::copy(e.lo.begin(), e.lo.end(), lo.Data());
+    std::copy(e.hi.begin(), e.hi.end(), hi.Data());
+    Napi::Int32Array hp = Napi::Int32Array::New(env, e.head_pages.size());
+    std::copy(e.head_pages.begin(), e.head_pages.end(), hp.Data());
+    o.Set("kmin", lo);
+    o.Set("kmax", hi);
+    o.Set("headPages", hp);
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(e.bytes)));
+    return o;
   }
 
   // Where the cache lives: "cpu" or "cuda".

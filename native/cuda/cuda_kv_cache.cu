@@ -404,6 +404,7 @@ Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
   Status checked = kv::check_attend(cfg_, layer, in);
   if (!checked.is_ok()) return checked;
   if (in.softcap != 0.0f) return Status::unsupported("KvCache on cuda: softcap is not supported on the device (use a CPU cache)");
+  if (in.sparse_method != 0) return Status::unsupported("KvCache on cuda: sparse attention is not supported on the device yet (use a CPU cache)");
   const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
   DeviceLayer& L = layers_[layer];
   const int64_t rows = in.n_heads * in.n_q;

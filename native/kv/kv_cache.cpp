@@ -56,6 +56,8 @@ Status KvCache::create(const CacheConfig& cfg, KvCache** out) {
     c->next_pos_.assign(static_cast<size_t>(cfg.n_layers), 0);
     c->windows_.resize(static_cast<size_t>(cfg.n_layers));
     c->mass_seen_.assign(static_cast<size_t>(cfg.n_layers), 0);
+    c->summaries_.resize(static_cast<size_t>(cfg.n_layers * cfg.n_kv_heads));
+    c->summary_page_.assign(static_cast<size_t>(cfg.n_layers), 0);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache: cannot allocate the head table");
   }
@@ -230,8 +232,31 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
     return Status::invalid("positions: counting on from " + num(next_pos_[layer]) + ", " + num(in.n) + " new tokens would pass 2^31 - 1 on layer " +
                            num(layer) + "; pass opts.positions or clear the layer");
   }
-  if (in.compress && in.n > 0) return append_and_compress(layer, in);
-  return append_rows(layer, in);
+  if (summary_page_[layer] == 0 || in.n == 0) {
+    if (in.compress && in.n > 0) return append_and_compress(layer, in);
+    return append_rows(layer, in);
+  }
+  // The layer keeps Quest summaries: the rows from which each head changed
+  // (its old length; int caches: the old end of its blocks when the call
+  // quantized tail rows into new ones).
+  std::vector<int64_t> changed;
+  try {
+    changed.resize(static_cast<size_t>(cfg_.n_kv_heads));
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.append: out of memory");
+  }
+  std::vector<int64_t> blocks(changed.size());
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+    changed[h] = head(layer, h).len;
+    blocks[h] = head(layer, h).n_blocks;
+  }
+  st = in.compress ? append_and_compress(layer, in) : append_rows(layer, in);
+  if (!st.is_ok()) return st;
+  for (int64_t h = 0; h < cfg_.n_kv_heads && quantized(); ++h) {
+    if (head(layer, h).n_blocks != blocks[h]) changed[h] = std::min(changed[h], blocks[h] * cfg_.group);
+  }
+  summaries_after_append(layer, changed);
+  return Status::ok();
 }
 
 // check_append's finite scan of k and v, the heads spread over the pool for
@@ -672,6 +697,7 @@ int64_t KvCache::memory_bytes() const {
     total += static_cast<int64_t>(s.k.size() + s.v.size() + s.blocks.size());
     total += static_cast<int64_t>(s.pos.capacity() * sizeof(int32_t) + (s.mass.capacity() + s.count.capacity()) * sizeof(float));
   }
+  for (const sparse::PageSummary& q : summaries_) total += sparse::summary_bytes(q);
   // The remembered query windows: [nHeads, window, headDim] f32 per layer.
   for (const Window& w : windows_) total += static_cast<int64_t>(w.q.capacity() * sizeof(float));
   return total;
@@ -688,6 +714,7 @@ void KvCache::clear() {
   std::fill(next_pos_.begin(), next_pos_.end(), 0);
   for (Window& w : windows_) w = Window();
   std::fill(mass_seen_.begin(), mass_seen_.end(), 0);
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) summaries_reset(l);
 }
 
 void KvCache::clear_layer(int64_t layer) {
@@ -695,6 +722,7 @@ void KvCache::clear_layer(int64_t layer) {
   next_pos_[layer] = 0;
   windows_[layer] = Window();
   mass_seen_[layer] = 0;
+  summaries_reset(layer);
 }
 
 const std::vector<float>& KvCache::window(int64_t layer, int64_t* n_heads, int64_t* rows) const {

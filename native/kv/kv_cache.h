@@ -24,6 +24,7 @@
 #include "kv_grow.h"
 #include "kv_plan.h"
 #include "kv_quant.h"
+#include "../sparse/quest.h"
 
 namespace tp::kv {
 
@@ -87,6 +88,28 @@ struct AttendInput {
   int64_t out_len = 0;
   float* lse = nullptr;      // [nHeads, nQ] or null
   int64_t lse_len = 0;
+  // Sparse attention (native/sparse): 0 dense, 1 Quest pages. The CPU cache
+  // runs it; the device cache refuses it.
+  int sparse_method = 0;
+  sparse::QuestOptions quest;
+  // On request, the rows each KV head attended: [nKvHeads, selected_stride]
+  // ascending, -1 padded (selected_stride >= the layer's longest head), and
+  // their counts [nKvHeads].
+  int32_t* selected = nullptr;
+  int64_t selected_stride = 0, selected_len = 0;
+  int32_t* selected_count = nullptr;
+  int64_t selected_count_len = 0;
+};
+
+// The Quest page summaries of one layer, decoded to f32 (tests, docs):
+// lo, hi [nKvHeads, pages, headDim] with pages = ceil(longest head / P)
+// (0 padded), and per head its page count.
+struct SummaryExport {
+  int64_t page_size = 0;  // 0: the layer has none (no sparse attend yet)
+  int64_t pages = 0;
+  std::vector<float> lo, hi;
+  std::vector<int32_t> head_pages;
+  int64_t bytes = 0;      // memory the layer's summaries hold
 };
 
 struct CompressReport {
@@ -138,6 +161,9 @@ class KvCache final : public KvCacheApi {
   // Observation window of a layer: the newest `rows` queries given to attend,
   // [nHeads, window, headDim] with rows valid per head (head stride window * headDim).
   const std::vector<float>& window(int64_t layer, int64_t* n_heads, int64_t* rows) const;
+  // The layer's Quest page summaries (built by its first sparse attend, then
+  // kept up to date by append, compress and clear).
+  Status export_summaries(int64_t layer, SummaryExport* out) const;
   // Whether attend accumulated key mass for the layer since its last clear.
   bool has_mass(int64_t layer) const { return mass_seen_[layer] != 0; }
 
@@ -200,8 +226,23 @@ class KvCache final : public KvCacheApi {
   Status plan_layer(const CompressRequest& req, int64_t layer, std::vector<HeadPlan>& plans) const;
   void apply_plan(int64_t layer, int64_t h, const HeadPlan& plan, std::vector<float>& k, std::vector<float>& v);
 
+  // Quest page summaries (kv_cache_sparse.cpp).
+  sparse::SummaryFormat summary_format() const;
+  sparse::PageSummary& summary(int64_t layer, int64_t h) { return summaries_[layer * cfg_.n_kv_heads + h]; }
+  const sparse::PageSummary& summary(int64_t layer, int64_t h) const { return summaries_[layer * cfg_.n_kv_heads + h]; }
+  // Rows [first, first + n) of a head as f32 [n, d] (k or v may be null).
+  void read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float* k, float* v) const;
+  Status sync_summary(int64_t layer, int64_t h);
+  // After an append: rows from `changed[h]` on changed (int caches re-quantize the tail).
+  void summaries_after_append(int64_t layer, const std::vector<int64_t>& changed);
+  void summaries_rebuild(int64_t layer);  // after compression: best effort
+  void summaries_reset(int64_t layer);
+  Status attend_quest(int64_t layer, const AttendInput& in, float scale);
+
   CacheConfig cfg_;
   QuantLayout qlayout_;
+  std::vector<sparse::PageSummary> summaries_;  // per (layer, head)
+  std::vector<int64_t> summary_page_;           // per layer: P, or 0 (none)
   std::vector<HeadStore> heads_;
   std::vector<int64_t> next_pos_;  // per layer
   struct Window { int64_t n_heads = 0, rows = 0; std::vector<float> q; };

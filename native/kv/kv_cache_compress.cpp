@@ -429,6 +429,9 @@ void KvCache::commit_compress(PreparedCompress& prep, CompressReport* report) {
   for (int64_t l : layers) {
     ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { shrink(head(l, h)); });
   }
+  // Compaction and merging moved and changed keys: rebuild the compressed
+  // layers' Quest summaries (best effort; see kv_cache_sparse.cpp).
+  for (int64_t l : layers) summaries_rebuild(l);
   const auto t3 = Clock::now();
   report->tokens_after = total_tokens();
   report->bytes_after = memory_bytes();

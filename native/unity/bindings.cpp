@@ -17,3 +17,4 @@
 #include "../binding/coding_stepper_binding.cpp"
 #include "../binding/model_binding.cpp"
 #include "../binding/cm_binding.cpp"
+#include "../binding/sparse_binding.cpp"

@@ -22,6 +22,8 @@
 #include "../kv/kv_plan.cpp"
 #include "../kv/kv_cache.cpp"
 #include "../kv/kv_cache_attend.cpp"
+#include "../kv/kv_cache_sparse.cpp"
+#include "../sparse/quest.cpp"
 #include "../kv/kv_cache_compress.cpp"
 #include "../kv/kv_quant_attend.cpp"
 #include "../kv/policy_registry.cpp"

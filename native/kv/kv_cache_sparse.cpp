@@ -1,0 +1,292 @@
+// KvCache: Quest page summaries beside the stored keys, and the sparse
+// attend over the selected pages (native/sparse/quest.h).
+//
+// A layer gets summaries at its first sparse attend (built from its keys,
+// O(tokens)); from then on append folds only the new rows into the newest
+// page (int caches: also refold the rows a call quantized into new blocks,
+// since their dequantized values changed), compression rebuilds the
+// compressed layers, clear drops them. Summaries are derived state: when an
+// allocation fails outside attend they are dropped and rebuilt at the next
+// sparse attend, which reports the failure if it persists.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include "../attention/attention.h"
+#include "kv_cache.h"
+#include "kv_dots.h"
+
+namespace tp::kv {
+
+sparse::SummaryFormat KvCache::summary_format() const {
+  switch (cfg_.type) {
+    case CacheType::F32: return sparse::SummaryFormat::F32;
+    case CacheType::F16: return sparse::SummaryFormat::F16;
+    case CacheType::BF16: return sparse::SummaryFormat::BF16;
+    default: return sparse::SummaryFormat::U8;
+  }
+}
+
+void KvCache::read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float* k, float* v) const {
+  const int64_t d = cfg_.head_dim;
+  int64_t r = first;
+  const int64_t end = first + n;
+  if (quantized()) {
+    const int64_t g = cfg_.group, in_blocks = s.n_blocks * g;
+    while (r < end && r < in_blocks) {
+      const int64_t b = r / g, r0 = r - b * g, m = std::min(end, (b + 1) * g) - r;
+      dequantize_rows(qlayout_, s.blocks.data() + b * qlayout_.block_bytes, r0, m, k ? k + (r - first) * d : nullptr,
+                      v ? v + (r - first) * d : nullptr);
+      r += m;
+    }
+    if (r < end) {
+      const int64_t t0 = r - in_blocks;
+      if (k) rows_to_f32(KeyRows{s.k.data(), DType::F16, 0, d}, 0, t0, end - r, d, k + (r - first) * d);
+      if (v) rows_to_f32(KeyRows{s.v.data(), DType::F16, 0, d}, 0, t0, end - r, d, v + (r - first) * d);
+    }
+    return;
+  }
+  if (k) rows_to_f32(KeyRows{s.k.data(), row_dtype(), 0, d}, 0, first, n, d, k);
+  if (v) rows_to_f32(KeyRows{s.v.data(), row_dtype(), 0, d}, 0, first, n, d, v);
+}
+
+Status KvCache::sync_summary(int64_t layer, int64_t h) {
+  const HeadStore& s = head(layer, h);
+  // Size the summaries like the key storage (2 rows per P of its rows).
+  const int64_t cap_rows = quantized() ? s.blocks_alloc * cfg_.group + s.rows_alloc : s.rows_alloc;
+  return sparse::summary_sync(summary(layer, h), summary_format(), summary_page_[layer], cfg_.head_dim, s.len, cap_rows,
+                              [&](int64_t first, int64_t n, float* out) { read_rows_f32(s, first, n, out, nullptr); });
+}
+
+void KvCache::summaries_after_append(int64_t layer, const std::vector<int64_t>& changed) {
+  const int64_t P = summary_page_[layer];
+  if (P == 0) return;
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+    sparse::PageSummary& sum = summary(layer, h);
+    if (changed[h] < sum.rows) sparse::summary_truncate(sum, changed[h], P);
+    (void)sync_summary(layer, h);  // on failure it is empty and rebuilt at the next sparse attend
+  }
+}
+
+void KvCache::summaries_rebuild(int64_t layer) {
+  const int64_t P = summary_page_[layer];
+  if (P == 0) return;
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+    sparse::summary_truncate(summary(layer, h), 0, P);
+    (void)sync_summary(layer, h);
+  }
+}
+
+void KvCache::summaries_reset(int64_t layer) {
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) summary(layer, h) = sparse::PageSummary();
+}
+
+Status KvCache::export_summaries(int64_t layer, SummaryExport* out) const {
+  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, P = summary_page_[layer];
+  *out = SummaryExport();
+  out->page_size = P;
+  if (P == 0) return Status::ok();
+  try {
+    for (int64_t h = 0; h < H; ++h) {
+      out->pages = std::max(out->pages, sparse::page_count(summary(layer, h).rows, P));
+      out->bytes += sparse::summary_bytes(summary(layer, h));
+    }
+    out->lo.assign(static_cast<size_t>(H * out->pages * d), 0.0f);
+    out->hi.assign(static_cast<size_t>(H * out->pages * d), 0.0f);
+    out->head_pages.assign(static_cast<size_t>(H), 0);
+    std::vector<float> buf(static_cast<size_t>(2 * d));
+    for (int64_t h = 0; h < H; ++h) {
+      const sparse::PageSummary& s = summary(layer, h);
+      const int64_t pages = sparse::page_count(s.rows, P);
+      out->head_pages[h] = static_cast<int32_t>(pages);
+      for (int64_t p = 0; p < pages; ++p) {
+        const float *lo, *hi;
+        sparse::summary_page(s, summary_format(), d, p, buf.data(), buf.data() + d, &lo, &hi);
+        std::copy(lo, lo + d, out->lo.begin() + (h * out->pages + p) * d);
+        std::copy(hi, hi + d, out->hi.begin() + (h * out->pages + p) * d);
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.questSummaries: out of memory");
+  }
+  return Status::ok();
+}
+
+namespace {
+// Per calling thread, reused across decode steps.
+struct QuestScratch {
+  std::vector<const float*> q;
+  std::vector<float> scores, buf, kf, vf, bias, mass;
+  std::vector<int64_t> pages, cand;
+  std::vector<int32_t> idx;
+};
+}  // namespace
+
+// Quest over each KV head: summaries up to date, pages scored with the
+// group's query rows, the top pages selected, attention over their rows only
+// (float caches: the gathered-indices attention; int caches: the selected
+// rows dequantized, the causal rule as an additive mask).
+Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, group = in.n_heads / H, P = in.quest.page_size;
+  const int64_t longest = max_length(layer);
+  if (in.selected && (in.selected_stride < longest || in.selected_len != H * in.selected_stride)) {
+    return Status::invalid("selected: expected [nKvHeads, >= " + num(longest) + "] elements, received " + num(in.selected_len) + " with a row of " +
+                           num(in.selected_stride));
+  }
+  if (in.selected_count && in.selected_count_len != H) return Status::invalid("selectedCount: expected " + num(H) + " elements, received " + num(in.selected_count_len));
+  if (summary_page_[layer] != P) {
+    summaries_reset(layer);
+    summary_page_[layer] = P;
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    const Status st = sync_summary(layer, h);
+    if (!st.is_ok()) return st;
+  }
+  thread_local QuestScratch x;
+  const int64_t R = group * in.n_q;
+  std::vector<std::vector<float>> masses(static_cast<size_t>(in.accumulate_mass ? H : 0));
+  try {
+    x.q.resize(static_cast<size_t>(R));
+    x.buf.resize(static_cast<size_t>(2 * d));
+    x.scores.resize(static_cast<size_t>(sparse::page_count(longest, P)));
+    for (int64_t h = 0; h < static_cast<int64_t>(masses.size()); ++h) masses[h].assign(static_cast<size_t>(head(layer, h).len), 0.0f);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.attend: cannot allocate the sparse scratch");
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    const HeadStore& s = head(layer, h);
+    const int64_t n = s.len;
+    float* out = in.out + h * group * in.n_q * d;
+    float* lse = in.lse ? in.lse + h * group * in.n_q : nullptr;
+    if (n == 0) {
+      std::fill(out, out + group * in.n_q * d, 0.0f);
+      if (lse) std::fill(lse, lse + group * in.n_q, -std::numeric_limits<float>::infinity());
+      if (in.selected) std::fill(in.selected + h * in.selected_stride, in.selected + (h + 1) * in.selected_stride, -1);
+      if (in.selected_count) in.selected_count[h] = 0;
+      continue;
+    }
+    for (int64_t j = 0; j < group; ++j) {
+      for (int64_t i = 0; i < in.n_q; ++i) x.q[j * in.n_q + i] = in.q + (h * group + j) * in.q_head_stride + i * in.q_row_stride;
+    }
+    try {
+      sparse::score_summary(summary(layer, h), summary_format(), d, P, x.q.data(), R, in.quest.gqa, x.scores.data(), x.buf.data());
+      sparse::select_pages(x.scores.data(), n, in.n_q, in.quest, x.pages, x.cand);
+      x.idx.clear();
+      sparse::pages_to_tokens(x.pages, n, P, x.idx);
+    } catch (const std::bad_alloc&) {
+      return Status::out_of_memory("KvCache.attend: cannot allocate the sparse selection");
+    }
+    const int64_t m = static_cast<int64_t>(x.idx.size());
+    if (in.selected) {
+      int32_t* row = in.selected + h * in.selected_stride;
+      std::copy(x.idx.begin(), x.idx.end(), row);
+      std::fill(row + m, row + in.selected_stride, -1);
+    }
+    if (in.selected_count) in.selected_count[h] = static_cast<int32_t>(m);
+    const bool weighted = std::any_of(s.count.begin(), s.count.end(), [](float c) { return c != 1.0f; });
+    AttentionParams a;
+    a.n_heads = group;
+    a.n_kv_heads = 1;
+    a.n_q = in.n_q;
+    a.head_dim = d;
+    const int64_t q_off = h * group * in.q_head_stride;
+    a.q = in.q + q_off;
+    a.q_len = in.q_len - q_off;
+    a.q_head_stride = in.q_head_stride;
+    a.q_row_stride = in.q_row_stride;
+    a.scale = scale;
+    a.softcap = in.softcap;
+    a.out = out;
+    a.out_len = group * in.n_q * d;
+    if (lse) {
+      a.lse = lse;
+      a.lse_len = group * in.n_q;
+    }
+    std::vector<float> compact_mass;
+    try {
+      if (!quantized()) {
+        // The stored rows, read through the selected indices.
+        a.n_kv = n;
+        a.k = s.k.data();
+        a.v = s.v.data();
+        a.k_dtype = a.v_dtype = row_dtype();
+        a.k_head_stride = a.v_head_stride = n * d;
+        a.k_row_stride = a.v_row_stride = d;
+        a.k_len = a.v_len = n * d;
+        a.causal = in.causal;
+        a.indices = x.idx.data();
+        a.n_sel = m;
+        a.indices_len = m;
+        if (weighted) {
+          x.bias.resize(static_cast<size_t>(in.n_q * n));
+          for (int64_t r = 0; r < n; ++r) x.bias[r] = std::log(s.count[r]);
+          for (int64_t i = 1; i < in.n_q; ++i) std::copy(x.bias.begin(), x.bias.begin() + n, x.bias.begin() + i * n);
+          a.additive_mask = x.bias.data();
+          a.mask_len = in.n_q * n;
+        }
+        if (in.accumulate_mass) {
+          a.key_mass = masses[h].data();
+          a.key_mass_len = n;
+        }
+      } else {
+        // Only the selected rows are dequantized (page runs), then attended
+        // densely; causality and merge weights by an additive mask.
+        x.kf.resize(static_cast<size_t>(m * d));
+        x.vf.resize(static_cast<size_t>(m * d));
+        int64_t at = 0;
+        for (int64_t p : x.pages) {
+          const int64_t first = p * P, cnt = std::min(n, first + P) - first;
+          read_rows_f32(s, first, cnt, x.kf.data() + at * d, x.vf.data() + at * d);
+          at += cnt;
+        }
+        a.n_kv = m;
+        a.k = x.kf.data();
+        a.v = x.vf.data();
+        a.k_dtype = a.v_dtype = DType::F32;
+        a.k_head_stride = a.v_head_stride = m * d;
+        a.k_row_stride = a.v_row_stride = d;
+        a.k_len = a.v_len = m * d;
+        a.causal = false;
+        if (weighted || (in.causal && in.n_q > 1)) {
+          x.bias.resize(static_cast<size_t>(in.n_q * m));
+          const float ninf = -std::numeric_limits<float>::infinity();
+          for (int64_t i = 0; i < in.n_q; ++i) {
+            for (int64_t j = 0; j < m; ++j) {
+              const int64_t r = x.idx[j];
+              const bool visible = !in.causal || r <= n - in.n_q + i;
+              x.bias[i * m + j] = visible ? (weighted ? std::log(s.count[r]) : 0.0f) : ninf;
+            }
+          }
+          a.additive_mask = x.bias.data();
+          a.mask_len = in.n_q * m;
+        }
+        if (in.accumulate_mass) {
+          compact_mass.assign(static_cast<size_t>(m), 0.0f);
+          a.key_mass = compact_mass.data();
+          a.key_mass_len = m;
+        }
+      }
+    } catch (const std::bad_alloc&) {
+      return Status::out_of_memory("KvCache.attend: cannot allocate the sparse rows");
+    }
+    const Status st = run_attention(a);
+    if (!st.is_ok()) return st;
+    if (!compact_mass.empty()) {
+      for (int64_t j = 0; j < m; ++j) masses[h][x.idx[j]] = compact_mass[j];
+    }
+  }
+  if (in.accumulate_mass) {
+    for (int64_t h = 0; h < H; ++h) {
+      HeadStore& s = head(layer, h);
+      for (int64_t r = 0; r < s.len; ++r) s.mass[r] += masses[h][r];
+    }
+    mass_seen_[layer] = 1;
+  }
+  if (in.remember) remember_queries(layer, in);
+  return Status::ok();
+}
+
+}  // namespace tp::kv
