@@ -25,13 +25,15 @@ def needle_trial(held: np.ndarray, rng: np.random.Generator, context: int, digit
     needle = np.frombuffer(f"The key is {key}.\n".encode(), dtype=np.uint8)
     question = np.frombuffer(f"\nThe key is {key[0]}".encode(), dtype=np.uint8)
     hay_len = context - len(needle)
-    while True:
-        s = int(rng.integers(0, len(held) - hay_len - 1))
+    for _ in range(1000):
+        s = int(rng.integers(1, len(held) - hay_len - 1))
         while s < len(held) - hay_len - 1 and held[s - 1] != 10:
             s += 1
         hay = held[s : s + hay_len]
         if b"key is" not in hay.tobytes().lower():
             break
+    else:
+        raise SystemExit('needle_probe: every window of the text has "key is"')
     at = int(rng.uniform(0.1, 0.3) * hay_len)
     while 0 < at < hay_len and hay[at - 1] != 10:
         at += 1

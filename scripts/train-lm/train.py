@@ -52,9 +52,12 @@ def parse_args():
     p.add_argument("--copy-prob", type=float, default=0.3)
     p.add_argument("--copy-random", type=float, default=0.0,
                    help="fraction of copied spans first filled with random digits/letters, so only copying predicts them")
-    p.add_argument("--copy-every", type=int, default=512, help="one --copy-prob chance of a copied span per this many bytes of a row")
+    p.add_argument("--copy-every", type=int, default=0,
+                   help="one --copy-prob chance of a copied span per this many bytes of a row (0: one chance per row)")
     p.add_argument("--copy-digits", type=float, default=0.0,
                    help="fraction of the random spans made of digits only (passkey-like numbers)")
+    p.add_argument("--copy-far", type=float, default=0.0,
+                   help="fraction of copied spans taken from the first 30%% of the row and placed in its last 25%% (long range)")
     p.add_argument("--repeat-prob", type=float, default=0.0,
                    help="fraction of sequences that are one random string (8 to --repeat-max-period letters/digits) repeated "
                         "to fill the row: the densest induction-head signal (Olsson et al. 2022's repeated random tokens)")
@@ -82,7 +85,7 @@ def lr_at(step, a):
 
 def make_batch(train: np.ndarray, rng: np.random.Generator, batch: int, ctx: int, copy_prob: float,
                copy_random: float = 0.0, repeat_prob: float = 0.0, repeat_max_period: int = 64,
-               copy_every: int = 512, copy_digits: float = 0.0) -> torch.Tensor:
+               copy_every: int = 0, copy_digits: float = 0.0, copy_far: float = 0.0) -> torch.Tensor:
     """(batch, ctx + 1) int64 crops of the training split, some with a copied span."""
     starts = rng.integers(0, len(train) - ctx - 1, size=batch)
     rows = np.stack([train[s : s + ctx + 1] for s in starts]).astype(np.int64)
@@ -91,12 +94,17 @@ def make_batch(train: np.ndarray, rng: np.random.Generator, batch: int, ctx: int
             period = int(rng.integers(8, repeat_max_period + 1))
             rows[r] = np.resize(ALNUM[rng.integers(0, len(ALNUM), size=period)], ctx + 1)
             continue
-        for _ in range(max(1, ctx // copy_every)):  # one chance per copy_every bytes, so long rows copy as often
+        for _ in range(max(1, ctx // copy_every) if copy_every > 0 else 1):
             if rng.random() >= copy_prob:
                 continue
             length = int(rng.integers(8, min(64, ctx // 4) + 1))  # (8, 65) for ctx >= 256
-            src = int(rng.integers(0, ctx // 2 - length))
-            dst = int(rng.integers(src + length + 16, ctx + 1 - length))
+            if copy_far > 0 and rng.random() < copy_far:
+                # Long range, like the needle test: source in the first 30%, copy in the last 25%.
+                src = int(rng.integers(0, max(1, int(ctx * 0.3) - length)))
+                dst = int(rng.integers(max(src + length + 16, ctx * 3 // 4), ctx + 1 - length))
+            else:
+                src = int(rng.integers(0, ctx // 2 - length))
+                dst = int(rng.integers(src + length + 16, ctx + 1 - length))
             # The copy starts 16 bytes before the span so the model sees a matching
             # prefix, as in "... the key is 8351 ... the key is 8" -> "351".
             lead = min(16, src)
@@ -143,7 +151,7 @@ def main():
         ctx = cfg.context if step >= long_from else a.short_context
         batch = max(1, a.tokens_per_step // ctx)
         x = make_batch(train, rng, batch, ctx, a.copy_prob, a.copy_random, a.repeat_prob, a.repeat_max_period,
-                       a.copy_every, a.copy_digits)
+                       a.copy_every, a.copy_digits, a.copy_far)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
