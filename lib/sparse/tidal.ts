@@ -32,11 +32,11 @@ export interface TidalSparseOptions {
    * and may hold later ones (they attend fully and keep the selection).
    * Default: every layer before selectLayer.
    */
-  fullLayers?: number | number[];
+  fullLayers?: number | readonly number[];
   /** The layer that attends fully and selects; default 2 (or the fullLayers count). */
   selectLayer?: number;
   /** Layers after selectLayer that attend fully and select again; default [13] when the cache has more than 13 layers (the paper's 13 of 32), else []. */
-  reselectLayers?: number | number[];
+  reselectLayers?: number | readonly number[];
   /** The first `sinks` tokens are always kept; default 0 (the paper has none). */
   sinks?: number;
   /** The newest max(recent, nQ) tokens are always kept; default 1 (the current token, as the kernel path's last page). */
@@ -53,9 +53,9 @@ export interface ResolvedTidal {
   budget: number;
   sinks: number;
   recent: number;
-  fullLayers?: number | number[];
+  fullLayers?: number | readonly number[];
   selectLayer?: number;
-  reselectLayers?: number | number[];
+  reselectLayers?: number | readonly number[];
 }
 
 export function resolveTidal(arg: string, value: object): ResolvedTidal {
