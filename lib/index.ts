@@ -30,6 +30,12 @@ export {
   type SparseOptions, type SparseMethod, type QuestSparseOptions, type QuestSelectOptions, type QuestSummaries, type QuestGqa,
 } from './sparse/quest.js';
 export {
+  tidalSelect, TIDAL_DEFAULTS, type TidalSparseOptions, type TidalSelectOptions,
+} from './sparse/tidal.js';
+export {
+  blockSummaries, blockSelect, BLOCK_DEFAULTS, type BlockSparseOptions, type BlockSelectOptions, type BlockSummaries,
+} from './sparse/blocks.js';
+export {
   KV_CACHE_POLICY_NAMES,
   type KvCompressionPolicy, type MergeablePolicy, type PyramidKvPolicy, type AdaKvPolicy, type RazorPolicy, type EmsCachePolicy,
 } from './kv/compression.js';

@@ -224,7 +224,7 @@ export interface NativeKvAttendParams {
   remember: boolean;
   out: Float32Array; // [nHeads, nQ, headDim]
   lse?: Float32Array; // [nHeads, nQ]
-  /** Sparse attend: [method (1 quest), budget, pageSize, sinks, recent, gqa (0 max, 1 sum), selectedStride]. */
+  /** Sparse attend: [method (1 quest, 2 tidal, 3 blocks), budget, pageSize | blockSize, sinks, recent, gqa (0 max, 1 sum), selectedStride, tidal role (0 full, 1 select, 2 kept positions), mix (blocks)]. */
   sparse?: Float64Array;
   /** On request: the rows each KV head attended, [nKvHeads, selectedStride], -1 padded. */
   selected?: Int32Array;
@@ -238,6 +238,8 @@ export interface NativeQuestSummaries {
   pageSize: number;
   pages: number;
   kmin: Float32Array; // [nKvHeads, pages, headDim], 0 padded
+  /** Block retrieval layers: the mean keys, the same shape. */
+  kmean?: Float32Array;
   kmax: Float32Array;
   headPages: Int32Array; // [nKvHeads]
   bytes: number;
@@ -308,6 +310,8 @@ export interface NativeKvCacheHandle {
   clear(layer?: number): void;
   /** The layer's Quest page summaries (CPU caches). */
   questSummaries(layer: number): NativeQuestSummaries;
+  /** Drops the TidalDecode positions selected in the current decode step. */
+  beginStep(): void;
   /** Where the cache lives. */
   device(): 'cpu' | 'cuda';
 }
@@ -431,6 +435,12 @@ export interface NativeAddon {
    * sinks, recent, gqa]; writes indices [nKvHeads, nSel] and returns nSel.
    */
   questSelect(header: Float64Array, q: Float32Array, kmin: Float32Array | Uint16Array, kmax: Float32Array | Uint16Array, indices: Int32Array): number;
+  /** Block summaries: header [nKvHeads, nKv, headDim, blockSize, dtype, kHeadStride, kRowStride]. */
+  blockSummarize(header: Float64Array, k: Float32Array | Uint16Array, kmin: Float32Array | Uint16Array, kmax: Float32Array | Uint16Array, kmean: Float32Array): void;
+  /** Block selection: header [nHeads, nKvHeads, nQ, headDim, nKv, qHeadStride, qRowStride, dtype, budget, blockSize, sinks, recent, gqa, mix] -> tokens per KV head. */
+  blockSelect(header: Float64Array, q: Float32Array, kmin: Float32Array | Uint16Array, kmax: Float32Array | Uint16Array, kmean: Float32Array, indices: Int32Array): number;
+  /** TidalDecode selection: header [nKvHeads, rows, nKv, nQ, budget, sinks, recent, gqa] -> tokens per KV head. */
+  tidalSelect(header: Float64Array, weights: Float32Array, indices: Int32Array): number;
   kvScore(params: NativeKvScoreParams): void;
   kvSelect(params: NativeKvSelectParams): void;
   kvCompact(params: NativeKvCompactParams): void;

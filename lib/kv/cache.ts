@@ -36,6 +36,7 @@ import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type
 import { budgetToKeep, type KvBudget } from './stateless.js';
 import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig, unsupported } from './device.js';
 import { resolveSparse, sparseHeader, type SparseOptions } from '../sparse/quest.js';
+import { tidalRole, tidalSchedule, type TidalRole } from '../sparse/tidal.js';
 
 export type KvCacheDtype = keyof typeof CACHE_DTYPE_CODE;
 
@@ -102,10 +103,19 @@ export interface AttendOptions {
    * (docs/sparse.md). `{ method: 'quest', budget }`: Quest page selection
    * from page summaries the cache keeps beside each layer's keys (built by
    * the layer's first sparse attend, then kept up to date by append,
-   * compress and clear). CPU caches only.
+   * compress and clear). `{ method: 'blocks', budget }`: block retrieval
+   * (mean key + Quest bound per block of 64). `{ method: 'tidal', budget }`:
+   * TidalDecode across the layers of a decode step (full layers, a
+   * selection layer, attention over the kept positions; see beginStep).
+   * CPU caches only.
    */
   sparse?: SparseOptions;
-  /** With `sparse`: also return the rows each KV head attended; default false. */
+  /**
+   * With `sparse`: also return the rows each KV head attended; default
+   * false. TidalDecode: at a full layer every row; at a selection or
+   * re-selection layer (which attends every row) the positions it kept for
+   * the following layers; elsewhere the kept positions it attended.
+   */
   returnSelected?: boolean;
 }
 
@@ -127,6 +137,8 @@ export interface QuestCacheSummaries {
   /** kmin, kmax f32 [nKvHeads, pages, headDim]: pages = ceil(longest head / pageSize), 0 padded. */
   kmin: Tensor<'f32'>;
   kmax: Tensor<'f32'>;
+  /** Block retrieval layers (sparse method 'blocks'): the mean key of each block, f32, kmin's shape. */
+  kmean?: Tensor<'f32'>;
   /** Pages per head [nKvHeads]. */
   headPages: Int32Array;
   /** Memory the layer's summaries hold, bytes (included in memoryBytes). */
@@ -422,10 +434,12 @@ export class KvCache {
     };
     if (checkBoolean('opts.returnLse', o.returnLse, false)) p.lse = new Float32Array(nHeads * nQ);
     const sparse = o.sparse === undefined ? undefined : resolveSparse('opts.sparse', o.sparse);
+    let role: TidalRole = 0;
+    if (sparse?.method === 'tidal') role = tidalRole(tidalSchedule('opts.sparse', sparse, this.nLayers), l);
     const returnSelected = checkBoolean('opts.returnSelected', o.returnSelected, false);
     if (returnSelected && !sparse) throw typeError('opts.returnSelected', 'true only with opts.sparse (dense attend attends every row)', true);
     if (this.#deviceRules) checkDeviceAttend(softcap, sparse !== undefined);
-    if (sparse) p.sparse = sparseHeader(sparse, 0);
+    if (sparse) p.sparse = sparseHeader(sparse, 0, role);
     if (returnSelected) p.selectedCount = new Int32Array(this.nKvHeads);
     return { p, shape: [nHeads, nQ, d] };
   }
@@ -631,9 +645,22 @@ export class KvCache {
       pageSize: r.pageSize,
       kmin: { dtype: 'f32', shape, data: r.kmin },
       kmax: { dtype: 'f32', shape: shape.slice(), data: r.kmax },
+      ...(r.kmean ? { kmean: { dtype: 'f32' as const, shape: shape.slice(), data: r.kmean } } : {}),
       headPages: r.headPages,
       bytes: r.bytes,
     };
+  }
+
+  /**
+   * TidalDecode: starts a decode step, dropping the token positions the
+   * previous step selected (an append, compress or clear of the selecting
+   * layer drops them too). Optional in the usual loop, where every layer
+   * appends its token before it attends; it makes a layer that attends over
+   * kept positions before this step's selection layer fail clearly.
+   */
+  beginStep(): void {
+    this.#idle();
+    this.#handle.beginStep();
   }
 
   /** Drops every token (of one layer, or of all) and frees the storage. */

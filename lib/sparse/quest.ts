@@ -17,6 +17,8 @@ import { DTYPE_CODE, native } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkInteger, checkOptions, checkTensor } from '../validate.js';
+import { resolveTidal, type ResolvedTidal, type TidalRole, type TidalSparseOptions } from './tidal.js';
+import { resolveBlocks, type BlockSparseOptions, type ResolvedBlocks } from './blocks.js';
 
 /** How the query heads of one KV head's group combine their page bounds. */
 export type QuestGqa = 'max' | 'sum';
@@ -37,12 +39,12 @@ export interface QuestSparseOptions {
 }
 
 /**
- * Sparse attention options, a union discriminated by `method`. Only
- * 'quest' exists so far; 'tidal' and 'blocks' are planned (issue 15).
+ * Sparse attention options, a union discriminated by `method`: Quest pages,
+ * TidalDecode's position-persistent tokens, block retrieval.
  */
-export type SparseOptions = QuestSparseOptions;
+export type SparseOptions = QuestSparseOptions | TidalSparseOptions | BlockSparseOptions;
 
-export const SPARSE_METHODS = ['quest'] as const;
+export const SPARSE_METHODS = ['quest', 'tidal', 'blocks'] as const;
 export type SparseMethod = (typeof SPARSE_METHODS)[number];
 
 /** The defaults of the optional Quest options. */
@@ -64,15 +66,24 @@ export interface ResolvedQuest {
   gqa: QuestGqa;
 }
 
+/** Validated sparse options of any method. */
+export type ResolvedSparse = ResolvedQuest | ResolvedTidal | ResolvedBlocks;
+
 /** Validates sparse options (`arg` names them in messages, e.g. 'opts.sparse'). */
-export function resolveSparse(arg: string, value: unknown): ResolvedQuest {
+export function resolveSparse(arg: string, value: unknown): ResolvedSparse {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw typeError(arg, "an options object such as { method: 'quest', budget: 2048 }", value);
   }
   const method = (value as { method?: unknown }).method;
   if (!(SPARSE_METHODS as readonly unknown[]).includes(method)) {
-    throw typeError(`${arg}.method`, SPARSE_METHODS.map((m) => `'${m}'`).join(' or '), method);
+    throw typeError(`${arg}.method`, SPARSE_METHODS.map((m) => `'${m}'`).join(', ').replace(/, ([^,]*)$/, ' or $1'), method);
   }
+  if (method === 'tidal') return resolveTidal(arg, value);
+  if (method === 'blocks') return resolveBlocks(arg, value);
+  return resolveQuest(arg, value);
+}
+
+function resolveQuest(arg: string, value: object): ResolvedQuest {
   const o = checkOptions(arg, value, QUEST_KEYS) as Partial<QuestSparseOptions>;
   if (o.budget === undefined) throw typeError(`${arg}.budget`, 'an integer >= 1 (tokens per KV head)', undefined);
   const budget = checkInteger(`${arg}.budget`, o.budget, 1);
@@ -87,9 +98,17 @@ export function resolveSparse(arg: string, value: unknown): ResolvedQuest {
   return { method: 'quest', budget, pageSize, sinks, recent, gqa };
 }
 
-/** The native encoding of resolved options (lib/native.ts NativeKvAttendParams.sparse). */
-export function sparseHeader(r: ResolvedQuest, selectedStride: number): Float64Array {
-  return Float64Array.of(1, r.budget, r.pageSize, r.sinks, r.recent, r.gqa === 'sum' ? 1 : 0, selectedStride);
+/**
+ * The native encoding of resolved options (lib/native.ts
+ * NativeKvAttendParams.sparse): [method, budget, pageSize | blockSize,
+ * sinks, recent, gqa, selectedStride, tidal role, mix].
+ */
+export function sparseHeader(r: ResolvedSparse, selectedStride: number, role: TidalRole = 0): Float64Array {
+  switch (r.method) {
+    case 'quest': return Float64Array.of(1, r.budget, r.pageSize, r.sinks, r.recent, r.gqa === 'sum' ? 1 : 0, selectedStride, 0, 0);
+    case 'tidal': return Float64Array.of(2, r.budget, 1, r.sinks, r.recent, 1, selectedStride, role, 0);
+    default: return Float64Array.of(3, r.budget, r.blockSize, r.sinks, r.recent, r.gqa === 'sum' ? 1 : 0, selectedStride, 0, r.mix);
+  }
 }
 
 /** Page summaries of a stateless cache (questPageSummaries). */
@@ -169,7 +188,7 @@ export function questSelect(q: TensorLike<'f32'>, summaries: QuestSummaries, opt
     throw typeError('options', "an options object such as { budget: 2048 }", options);
   }
   const s = checkSummaries(summaries);
-  const r = resolveSparse('options', { ...(options as object), method: 'quest', pageSize: s.pageSize });
+  const r = resolveQuest('options', { ...(options as object), method: 'quest', pageSize: s.pageSize });
   const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
   const [nHeads, nQ, headDim] = qt.shape as [number, number, number];
   const [nKvHeads, , sDim] = s.kmin.shape as [number, number, number];

@@ -169,25 +169,31 @@ ParsedAttend ParseAttend(Napi::Object o, bool async) {
   const TypedArrayView q = GetTypedArray(o, "q", napi_float32_array, true);
   const TypedArrayView out = GetTypedArray(o, "out", napi_float32_array, true);
   const TypedArrayView lse = GetTypedArray(o, "lse", napi_float32_array, false);
-  // sparse: Float64Array [method (1 quest), budget, pageSize, sinks, recent,
-  // gqa (0 max, 1 sum), selectedStride (the row length of `selected`)].
+  // sparse: Float64Array [method (1 quest, 2 tidal, 3 blocks), budget,
+  // pageSize (quest) | blockSize (blocks), sinks, recent, gqa (0 max, 1 sum),
+  // selectedStride (the row length of `selected`), tidal role (0 full, 1
+  // select, 2 over the kept positions), mix (blocks, a number in [0, 1])].
   const TypedArrayView sparse_args = GetTypedArray(o, "sparse", napi_float64_array, false);
   const TypedArrayView selected = GetTypedArray(o, "selected", napi_int32_array, false);
   const TypedArrayView selected_count = GetTypedArray(o, "selectedCount", napi_int32_array, false);
   RefuseOverlap(env, {&out, &lse, &selected, &selected_count}, {&q, &sparse_args});
   if (sparse_args.present) {
-    if (sparse_args.length != 7) throw Napi::RangeError::New(env, "sparse: expected 7 numbers, received " + std::to_string(sparse_args.length));
+    if (sparse_args.length != 9) throw Napi::RangeError::New(env, "sparse: expected 9 numbers, received " + std::to_string(sparse_args.length));
     const double* f = static_cast<const double*>(sparse_args.data);
-    for (int i = 0; i < 7; ++i) {
+    for (int i = 0; i < 8; ++i) {
       if (!(f[i] == std::floor(f[i]) && std::fabs(f[i]) < 9007199254740992.0)) throw Napi::RangeError::New(env, "sparse: expected integers");
     }
+    if (!(f[8] >= 0.0 && f[8] <= 1.0)) throw Napi::RangeError::New(env, "sparse: mix: expected a number from 0 to 1");
     p.in.sparse_method = static_cast<int>(f[0]);
-    p.in.quest.budget = static_cast<int64_t>(f[1]);
-    p.in.quest.page_size = static_cast<int64_t>(f[2]);
-    p.in.quest.sinks = static_cast<int64_t>(f[3]);
-    p.in.quest.recent = static_cast<int64_t>(f[4]);
-    p.in.quest.gqa = f[5] == 1 ? sparse::GqaCombine::Sum : f[5] == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
+    const sparse::GqaCombine gqa = f[5] == 1 ? sparse::GqaCombine::Sum : f[5] == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
+    p.in.quest.budget = p.in.blocks.budget = p.in.tidal.budget = static_cast<int64_t>(f[1]);
+    p.in.quest.page_size = p.in.blocks.block_size = static_cast<int64_t>(f[2]);
+    p.in.quest.sinks = p.in.blocks.sinks = p.in.tidal.sinks = static_cast<int64_t>(f[3]);
+    p.in.quest.recent = p.in.blocks.recent = p.in.tidal.recent = static_cast<int64_t>(f[4]);
+    p.in.quest.gqa = p.in.blocks.gqa = gqa;
     p.in.selected_stride = static_cast<int64_t>(f[6]);
+    p.in.tidal_role = static_cast<int>(f[7]);
+    p.in.blocks.mix = static_cast<float>(f[8]);
   }
   if (selected.present) {
     p.in.selected = Pick<int32_t>(p.stage.get(), selected, true);
@@ -339,6 +345,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
                 {"memoryBytes", Method<H, &H::MemoryBytes>},
                 {"clear", Method<H, &H::Clear>},
                 {"questSummaries", Method<H, &H::QuestSummaries>},
+                {"beginStep", Method<H, &H::BeginStep>},
                 {"device", Method<H, &H::Device>}});
     return ctor;
   }
@@ -505,8 +512,21 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     o.Set("kmin", lo);
     o.Set("kmax", hi);
     o.Set("headPages", hp);
+    if (!e.mean.empty()) {
+      Napi::Float32Array mean = Napi::Float32Array::New(env, e.mean.size());
+      std::copy(e.mean.begin(), e.mean.end(), mean.Data());
+      o.Set("kmean", mean);
+    }
     o.Set("bytes", Napi::Number::New(env, static_cast<double>(e.bytes)));
     return o;
+  }
+
+  // beginStep(): drops the TidalDecode positions selected in the current
+  // decode step (a no-op on a device cache, which runs no sparse attend).
+  Napi::Value BeginStep(const Napi::CallbackInfo& info) {
+    Guard g(this, info.Env());
+    if (auto* cpu = dynamic_cast<KvCache*>(cache_.get())) cpu->begin_step();
+    return info.Env().Undefined();
   }
 
   // Where the cache lives: "cpu" or "cuda".

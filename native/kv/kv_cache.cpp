@@ -58,6 +58,7 @@ Status KvCache::create(const CacheConfig& cfg, KvCache** out) {
     c->mass_seen_.assign(static_cast<size_t>(cfg.n_layers), 0);
     c->summaries_.resize(static_cast<size_t>(cfg.n_layers * cfg.n_kv_heads));
     c->summary_page_.assign(static_cast<size_t>(cfg.n_layers), 0);
+    c->summary_sums_.assign(static_cast<size_t>(cfg.n_layers), 0);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache: cannot allocate the head table");
   }
@@ -233,8 +234,9 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
                            num(layer) + "; pass opts.positions or clear the layer");
   }
   if (summary_page_[layer] == 0 || in.n == 0) {
-    if (in.compress && in.n > 0) return append_and_compress(layer, in);
-    return append_rows(layer, in);
+    const Status r = in.compress && in.n > 0 ? append_and_compress(layer, in) : append_rows(layer, in);
+    if (r.is_ok() && in.n > 0) tidal_after_change(layer);
+    return r;
   }
   // The layer keeps Quest summaries: the rows from which each head changed
   // (its old length; int caches: the old end of its blocks when the call
@@ -256,6 +258,7 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
     if (head(layer, h).n_blocks != blocks[h]) changed[h] = std::min(changed[h], blocks[h] * cfg_.group);
   }
   summaries_after_append(layer, changed);
+  tidal_after_change(layer);
   return Status::ok();
 }
 
@@ -715,6 +718,7 @@ void KvCache::clear() {
   for (Window& w : windows_) w = Window();
   std::fill(mass_seen_.begin(), mass_seen_.end(), 0);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) summaries_reset(l);
+  tidal_ = TidalState();
 }
 
 void KvCache::clear_layer(int64_t layer) {
@@ -723,6 +727,7 @@ void KvCache::clear_layer(int64_t layer) {
   windows_[layer] = Window();
   mass_seen_[layer] = 0;
   summaries_reset(layer);
+  tidal_after_change(layer);
 }
 
 const std::vector<float>& KvCache::window(int64_t layer, int64_t* n_heads, int64_t* rows) const {

@@ -24,7 +24,9 @@
 #include "kv_grow.h"
 #include "kv_plan.h"
 #include "kv_quant.h"
+#include "../sparse/blocks.h"
 #include "../sparse/quest.h"
+#include "../sparse/tidal.h"
 
 namespace tp::kv {
 
@@ -88,10 +90,17 @@ struct AttendInput {
   int64_t out_len = 0;
   float* lse = nullptr;      // [nHeads, nQ] or null
   int64_t lse_len = 0;
-  // Sparse attention (native/sparse): 0 dense, 1 Quest pages. The CPU cache
-  // runs it; the device cache refuses it.
+  // Sparse attention (native/sparse): 0 dense, 1 Quest pages, 2 TidalDecode,
+  // 3 block retrieval. The CPU cache runs it; the device cache refuses it.
   int sparse_method = 0;
   sparse::QuestOptions quest;
+  sparse::BlockOptions blocks;
+  // TidalDecode: the layer's role in the decode step (the TS layer derives it
+  // from the schedule): 0 full attention, 1 full attention + selection (the
+  // selection layer or a re-selection layer), 2 attention over the positions
+  // the latest selection of this step kept.
+  sparse::TokenSelectOptions tidal;
+  int tidal_role = 0;
   // On request, the rows each KV head attended: [nKvHeads, selected_stride]
   // ascending, -1 padded (selected_stride >= the layer's longest head), and
   // their counts [nKvHeads].
@@ -108,6 +117,7 @@ struct SummaryExport {
   int64_t page_size = 0;  // 0: the layer has none (no sparse attend yet)
   int64_t pages = 0;
   std::vector<float> lo, hi;
+  std::vector<float> mean;  // block retrieval layers: the mean keys, the same shape (else empty)
   std::vector<int32_t> head_pages;
   int64_t bytes = 0;      // memory the layer's summaries hold
 };
@@ -164,6 +174,10 @@ class KvCache final : public KvCacheApi {
   // The layer's Quest page summaries (built by its first sparse attend, then
   // kept up to date by append, compress and clear).
   Status export_summaries(int64_t layer, SummaryExport* out) const;
+  // TidalDecode: drops the positions selected in the current decode step.
+  void begin_step() { tidal_ = TidalState(); }
+  // The layer of the current selection, or -1.
+  int64_t tidal_layer() const { return tidal_.layer; }
   // Whether attend accumulated key mass for the layer since its last clear.
   bool has_mass(int64_t layer) const { return mass_seen_[layer] != 0; }
 
@@ -238,11 +252,29 @@ class KvCache final : public KvCacheApi {
   void summaries_rebuild(int64_t layer);  // after compression: best effort
   void summaries_reset(int64_t layer);
   Status attend_quest(int64_t layer, const AttendInput& in, float scale);
+  // TidalDecode (kv_cache_tidal.cpp).
+  Status attend_tidal(int64_t layer, const AttendInput& in, float scale);
+  // Attention of head h's query group over its rows idx[0..m) (ascending),
+  // into in.out / in.lse; key mass (when mass_h) per row of the head.
+  Status attend_rows(int64_t layer, int64_t h, const AttendInput& in, float scale, const int32_t* idx, int64_t m, float* mass_h);
+  // A change of the layer's rows (append, compress, clear) ends the step of
+  // a selection made on it.
+  void tidal_after_change(int64_t layer) {
+    if (tidal_.layer == layer) tidal_ = TidalState();
+  }
+  struct TidalState {
+    int64_t layer = -1;                       // the layer that selected, or -1
+    std::vector<int64_t> len;                 // per KV head: its length then
+    std::vector<std::vector<int32_t>> idx;    // per KV head: the rows kept (ascending)
+    std::vector<std::vector<int32_t>> pos;    // their positions (checked at use)
+  };
+  TidalState tidal_;
 
   CacheConfig cfg_;
   QuantLayout qlayout_;
   std::vector<sparse::PageSummary> summaries_;  // per (layer, head)
   std::vector<int64_t> summary_page_;           // per layer: P, or 0 (none)
+  std::vector<uint8_t> summary_sums_;           // per layer: the summaries keep key sums (block retrieval)
   std::vector<HeadStore> heads_;
   std::vector<int64_t> next_pos_;  // per layer
   struct Window { int64_t n_heads = 0, rows = 0; std::vector<float> q; };

@@ -30,8 +30,16 @@ Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in
   }
   if (!(std::isfinite(in.softcap) && in.softcap >= 0.0f)) return Status::invalid("softcap: expected a finite number >= 0, received " + js_number(in.softcap));
   if (in.sparse_method != 0) {
-    if (in.sparse_method != 1) return Status::invalid("sparse.method: expected 'quest', received code " + num(in.sparse_method));
-    const Status so = sparse::check_quest_options(in.quest, "sparse.");
+    Status so;
+    switch (in.sparse_method) {
+      case 1: so = sparse::check_quest_options(in.quest, "sparse."); break;
+      case 2:
+        so = sparse::check_token_options(in.tidal, "sparse.");
+        if (so.is_ok() && (in.tidal_role < 0 || in.tidal_role > 2)) so = Status::invalid("sparse: expected a TidalDecode layer role 0, 1 or 2, received " + num(in.tidal_role));
+        break;
+      case 3: so = sparse::check_block_options(in.blocks, "sparse."); break;
+      default: return Status::invalid("sparse.method: expected 'quest', 'tidal' or 'blocks', received code " + num(in.sparse_method));
+    }
     if (!so.is_ok()) return so;
   }
   return check_finite("q", in.q, DType::F32, in.n_heads, in.n_q, d, in.q_head_stride, in.q_row_stride);
@@ -54,7 +62,8 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
   if (!checked.is_ok()) return checked;
   const int64_t group = in.n_heads / H;
   const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
-  if (in.sparse_method == 1) return attend_quest(layer, in, scale);
+  if (in.sparse_method == 1 || in.sparse_method == 3) return attend_quest(layer, in, scale);
+  if (in.sparse_method == 2) return attend_tidal(layer, in, scale);
 
   // Float caches whose heads all hold the same number of unmerged tokens (no
   // head-adaptive compression yet): one attention call over every head, its

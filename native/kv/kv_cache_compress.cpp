@@ -431,7 +431,10 @@ void KvCache::commit_compress(PreparedCompress& prep, CompressReport* report) {
   }
   // Compaction and merging moved and changed keys: rebuild the compressed
   // layers' Quest summaries (best effort; see kv_cache_sparse.cpp).
-  for (int64_t l : layers) summaries_rebuild(l);
+  for (int64_t l : layers) {
+    summaries_rebuild(l);
+    tidal_after_change(l);
+  }
   const auto t3 = Clock::now();
   report->tokens_after = total_tokens();
   report->bytes_after = memory_bytes();

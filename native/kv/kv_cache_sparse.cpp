@@ -54,6 +54,7 @@ void KvCache::read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float*
 
 Status KvCache::sync_summary(int64_t layer, int64_t h) {
   const HeadStore& s = head(layer, h);
+  summary(layer, h).with_sums = summary_sums_[layer] != 0;
   // Size the summaries like the key storage (2 rows per P of its rows).
   const int64_t cap_rows = quantized() ? s.blocks_alloc * cfg_.group + s.rows_alloc : s.rows_alloc;
   return sparse::summary_sync(summary(layer, h), summary_format(), summary_page_[layer], cfg_.head_dim, s.len, cap_rows,
@@ -81,6 +82,7 @@ void KvCache::summaries_rebuild(int64_t layer) {
 
 void KvCache::summaries_reset(int64_t layer) {
   for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) summary(layer, h) = sparse::PageSummary();
+  summary_sums_[layer] = 0;
 }
 
 Status KvCache::export_summaries(int64_t layer, SummaryExport* out) const {
@@ -97,6 +99,7 @@ Status KvCache::export_summaries(int64_t layer, SummaryExport* out) const {
     out->lo.assign(static_cast<size_t>(H * out->pages * d), 0.0f);
     out->hi.assign(static_cast<size_t>(H * out->pages * d), 0.0f);
     out->head_pages.assign(static_cast<size_t>(H), 0);
+    if (summary_sums_[layer]) out->mean.assign(static_cast<size_t>(H * out->pages * d), 0.0f);
     std::vector<float> buf(static_cast<size_t>(2 * d));
     for (int64_t h = 0; h < H; ++h) {
       const sparse::PageSummary& s = summary(layer, h);
@@ -107,6 +110,12 @@ Status KvCache::export_summaries(int64_t layer, SummaryExport* out) const {
         sparse::summary_page(s, summary_format(), d, p, buf.data(), buf.data() + d, &lo, &hi);
         std::copy(lo, lo + d, out->lo.begin() + (h * out->pages + p) * d);
         std::copy(hi, hi + d, out->hi.begin() + (h * out->pages + p) * d);
+        if (!out->mean.empty()) {
+          const bool open = p >= s.stored;
+          const float* sum = open ? s.open_sum.data() : s.sums.data() + p * d;
+          const float cnt = static_cast<float>(open ? s.rows - p * P : P);
+          for (int64_t c = 0; c < d; ++c) out->mean[(h * out->pages + p) * d + c] = sum[c] / cnt;
+        }
       }
     }
   } catch (const std::bad_alloc&) {
@@ -119,27 +128,138 @@ namespace {
 // Per calling thread, reused across decode steps.
 struct QuestScratch {
   std::vector<const float*> q;
-  std::vector<float> scores, buf, kf, vf, bias, mass;
+  std::vector<float> scores, buf;
   std::vector<int64_t> pages, cand;
   std::vector<int32_t> idx;
 };
+struct RowsScratch {
+  std::vector<float> kf, vf, bias, compact_mass;
+};
 }  // namespace
 
-// Quest over each KV head: summaries up to date, pages scored with the
-// group's query rows, the top pages selected, attention over their rows only
-// (float caches: the gathered-indices attention; int caches: the selected
-// rows dequantized, the causal rule as an additive mask).
+// Attention of KV head h's query group over its rows idx[0..m) (ascending):
+// float caches read the stored rows through the gathered-indices attention;
+// int caches dequantize only those rows (runs of consecutive rows), then
+// attend them densely with the causal rule and merge weights as an additive
+// mask. mass_h (optional): key mass per row of the head, overwritten for the
+// selected rows.
+Status KvCache::attend_rows(int64_t layer, int64_t h, const AttendInput& in, float scale, const int32_t* idx, int64_t m, float* mass_h) {
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, group = in.n_heads / H;
+  (void)H;
+  const HeadStore& s = head(layer, h);
+  const int64_t n = s.len;
+  thread_local RowsScratch x;
+  const bool weighted = std::any_of(s.count.begin(), s.count.end(), [](float c) { return c != 1.0f; });
+  AttentionParams a;
+  a.n_heads = group;
+  a.n_kv_heads = 1;
+  a.n_q = in.n_q;
+  a.head_dim = d;
+  const int64_t q_off = h * group * in.q_head_stride;
+  a.q = in.q + q_off;
+  a.q_len = in.q_len - q_off;
+  a.q_head_stride = in.q_head_stride;
+  a.q_row_stride = in.q_row_stride;
+  a.scale = scale;
+  a.softcap = in.softcap;
+  a.out = in.out + h * group * in.n_q * d;
+  a.out_len = group * in.n_q * d;
+  if (in.lse) {
+    a.lse = in.lse + h * group * in.n_q;
+    a.lse_len = group * in.n_q;
+  }
+  bool compact = false;
+  try {
+    if (!quantized()) {
+      a.n_kv = n;
+      a.k = s.k.data();
+      a.v = s.v.data();
+      a.k_dtype = a.v_dtype = row_dtype();
+      a.k_head_stride = a.v_head_stride = n * d;
+      a.k_row_stride = a.v_row_stride = d;
+      a.k_len = a.v_len = n * d;
+      a.causal = in.causal;
+      a.indices = idx;
+      a.n_sel = m;
+      a.indices_len = m;
+      if (weighted) {
+        x.bias.resize(static_cast<size_t>(in.n_q * n));
+        for (int64_t r = 0; r < n; ++r) x.bias[r] = std::log(s.count[r]);
+        for (int64_t i = 1; i < in.n_q; ++i) std::copy(x.bias.begin(), x.bias.begin() + n, x.bias.begin() + i * n);
+        a.additive_mask = x.bias.data();
+        a.mask_len = in.n_q * n;
+      }
+      if (mass_h) {
+        a.key_mass = mass_h;
+        a.key_mass_len = n;
+      }
+    } else {
+      x.kf.resize(static_cast<size_t>(m * d));
+      x.vf.resize(static_cast<size_t>(m * d));
+      for (int64_t j = 0; j < m;) {
+        int64_t e = j + 1;
+        while (e < m && idx[e] == idx[e - 1] + 1) ++e;
+        read_rows_f32(s, idx[j], e - j, x.kf.data() + j * d, x.vf.data() + j * d);
+        j = e;
+      }
+      a.n_kv = m;
+      a.k = x.kf.data();
+      a.v = x.vf.data();
+      a.k_dtype = a.v_dtype = DType::F32;
+      a.k_head_stride = a.v_head_stride = m * d;
+      a.k_row_stride = a.v_row_stride = d;
+      a.k_len = a.v_len = m * d;
+      a.causal = false;
+      if (weighted || (in.causal && in.n_q > 1)) {
+        x.bias.resize(static_cast<size_t>(in.n_q * m));
+        const float ninf = -std::numeric_limits<float>::infinity();
+        for (int64_t i = 0; i < in.n_q; ++i) {
+          for (int64_t j = 0; j < m; ++j) {
+            const int64_t r = idx[j];
+            const bool visible = !in.causal || r <= n - in.n_q + i;
+            x.bias[i * m + j] = visible ? (weighted ? std::log(s.count[r]) : 0.0f) : ninf;
+          }
+        }
+        a.additive_mask = x.bias.data();
+        a.mask_len = in.n_q * m;
+      }
+      if (mass_h) {
+        x.compact_mass.assign(static_cast<size_t>(m), 0.0f);
+        a.key_mass = x.compact_mass.data();
+        a.key_mass_len = m;
+        compact = true;
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.attend: cannot allocate the sparse rows");
+  }
+  const Status st = run_attention(a);
+  if (!st.is_ok()) return st;
+  if (compact) {
+    for (int64_t j = 0; j < m; ++j) mass_h[idx[j]] = x.compact_mass[j];
+  }
+  return Status::ok();
+}
+
+// Quest (sparse_method 1) and block retrieval (3) over each KV head:
+// summaries up to date (with key sums for blocks), pages / blocks scored with
+// the group's query rows, the top ones selected, attention over their rows
+// only.
 Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) {
-  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, group = in.n_heads / H, P = in.quest.page_size;
+  const bool blocks = in.sparse_method == 3;
+  const sparse::QuestOptions po = blocks ? sparse::block_pages(in.blocks) : in.quest;
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, group = in.n_heads / H, P = po.page_size;
   const int64_t longest = max_length(layer);
   if (in.selected && (in.selected_stride < longest || in.selected_len != H * in.selected_stride)) {
     return Status::invalid("selected: expected [nKvHeads, >= " + num(longest) + "] elements, received " + num(in.selected_len) + " with a row of " +
                            num(in.selected_stride));
   }
   if (in.selected_count && in.selected_count_len != H) return Status::invalid("selectedCount: expected " + num(H) + " elements, received " + num(in.selected_count_len));
-  if (summary_page_[layer] != P) {
+  // A page size change, or blocks on summaries without key sums: rebuild.
+  if (summary_page_[layer] != P || (blocks && !summary_sums_[layer])) {
     summaries_reset(layer);
     summary_page_[layer] = P;
+    summary_sums_[layer] = blocks ? 1 : 0;
   }
   for (int64_t h = 0; h < H; ++h) {
     const Status st = sync_summary(layer, h);
@@ -150,7 +270,7 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
   std::vector<std::vector<float>> masses(static_cast<size_t>(in.accumulate_mass ? H : 0));
   try {
     x.q.resize(static_cast<size_t>(R));
-    x.buf.resize(static_cast<size_t>(2 * d));
+    x.buf.resize(static_cast<size_t>(3 * d));
     x.scores.resize(static_cast<size_t>(sparse::page_count(longest, P)));
     for (int64_t h = 0; h < static_cast<int64_t>(masses.size()); ++h) masses[h].assign(static_cast<size_t>(head(layer, h).len), 0.0f);
   } catch (const std::bad_alloc&) {
@@ -172,8 +292,12 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
       for (int64_t i = 0; i < in.n_q; ++i) x.q[j * in.n_q + i] = in.q + (h * group + j) * in.q_head_stride + i * in.q_row_stride;
     }
     try {
-      sparse::score_summary(summary(layer, h), summary_format(), d, P, x.q.data(), R, in.quest.gqa, x.scores.data(), x.buf.data());
-      sparse::select_pages(x.scores.data(), n, in.n_q, in.quest, x.pages, x.cand);
+      if (blocks) {
+        sparse::score_blocks(summary(layer, h), summary_format(), d, P, x.q.data(), R, in.blocks.gqa, in.blocks.mix, x.scores.data(), x.buf.data());
+      } else {
+        sparse::score_summary(summary(layer, h), summary_format(), d, P, x.q.data(), R, po.gqa, x.scores.data(), x.buf.data());
+      }
+      sparse::select_pages(x.scores.data(), n, in.n_q, po, x.pages, x.cand);
       x.idx.clear();
       sparse::pages_to_tokens(x.pages, n, P, x.idx);
     } catch (const std::bad_alloc&) {
@@ -186,97 +310,8 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
       std::fill(row + m, row + in.selected_stride, -1);
     }
     if (in.selected_count) in.selected_count[h] = static_cast<int32_t>(m);
-    const bool weighted = std::any_of(s.count.begin(), s.count.end(), [](float c) { return c != 1.0f; });
-    AttentionParams a;
-    a.n_heads = group;
-    a.n_kv_heads = 1;
-    a.n_q = in.n_q;
-    a.head_dim = d;
-    const int64_t q_off = h * group * in.q_head_stride;
-    a.q = in.q + q_off;
-    a.q_len = in.q_len - q_off;
-    a.q_head_stride = in.q_head_stride;
-    a.q_row_stride = in.q_row_stride;
-    a.scale = scale;
-    a.softcap = in.softcap;
-    a.out = out;
-    a.out_len = group * in.n_q * d;
-    if (lse) {
-      a.lse = lse;
-      a.lse_len = group * in.n_q;
-    }
-    std::vector<float> compact_mass;
-    try {
-      if (!quantized()) {
-        // The stored rows, read through the selected indices.
-        a.n_kv = n;
-        a.k = s.k.data();
-        a.v = s.v.data();
-        a.k_dtype = a.v_dtype = row_dtype();
-        a.k_head_stride = a.v_head_stride = n * d;
-        a.k_row_stride = a.v_row_stride = d;
-        a.k_len = a.v_len = n * d;
-        a.causal = in.causal;
-        a.indices = x.idx.data();
-        a.n_sel = m;
-        a.indices_len = m;
-        if (weighted) {
-          x.bias.resize(static_cast<size_t>(in.n_q * n));
-          for (int64_t r = 0; r < n; ++r) x.bias[r] = std::log(s.count[r]);
-          for (int64_t i = 1; i < in.n_q; ++i) std::copy(x.bias.begin(), x.bias.begin() + n, x.bias.begin() + i * n);
-          a.additive_mask = x.bias.data();
-          a.mask_len = in.n_q * n;
-        }
-        if (in.accumulate_mass) {
-          a.key_mass = masses[h].data();
-          a.key_mass_len = n;
-        }
-      } else {
-        // Only the selected rows are dequantized (page runs), then attended
-        // densely; causality and merge weights by an additive mask.
-        x.kf.resize(static_cast<size_t>(m * d));
-        x.vf.resize(static_cast<size_t>(m * d));
-        int64_t at = 0;
-        for (int64_t p : x.pages) {
-          const int64_t first = p * P, cnt = std::min(n, first + P) - first;
-          read_rows_f32(s, first, cnt, x.kf.data() + at * d, x.vf.data() + at * d);
-          at += cnt;
-        }
-        a.n_kv = m;
-        a.k = x.kf.data();
-        a.v = x.vf.data();
-        a.k_dtype = a.v_dtype = DType::F32;
-        a.k_head_stride = a.v_head_stride = m * d;
-        a.k_row_stride = a.v_row_stride = d;
-        a.k_len = a.v_len = m * d;
-        a.causal = false;
-        if (weighted || (in.causal && in.n_q > 1)) {
-          x.bias.resize(static_cast<size_t>(in.n_q * m));
-          const float ninf = -std::numeric_limits<float>::infinity();
-          for (int64_t i = 0; i < in.n_q; ++i) {
-            for (int64_t j = 0; j < m; ++j) {
-              const int64_t r = x.idx[j];
-              const bool visible = !in.causal || r <= n - in.n_q + i;
-              x.bias[i * m + j] = visible ? (weighted ? std::log(s.count[r]) : 0.0f) : ninf;
-            }
-          }
-          a.additive_mask = x.bias.data();
-          a.mask_len = in.n_q * m;
-        }
-        if (in.accumulate_mass) {
-          compact_mass.assign(static_cast<size_t>(m), 0.0f);
-          a.key_mass = compact_mass.data();
-          a.key_mass_len = m;
-        }
-      }
-    } catch (const std::bad_alloc&) {
-      return Status::out_of_memory("KvCache.attend: cannot allocate the sparse rows");
-    }
-    const Status st = run_attention(a);
+    const Status st = attend_rows(layer, h, in, scale, x.idx.data(), m, in.accumulate_mass ? masses[h].data() : nullptr);
     if (!st.is_ok()) return st;
-    if (!compact_mass.empty()) {
-      for (int64_t j = 0; j < m; ++j) masses[h][x.idx[j]] = compact_mass[j];
-    }
   }
   if (in.accumulate_mass) {
     for (int64_t h = 0; h < H; ++h) {

@@ -140,6 +140,7 @@ void summary_truncate(PageSummary& s, int64_t keep, int64_t page_size) {
   s.lo.resize(static_cast<size_t>(full) * d_bytes);
   s.hi.resize(static_cast<size_t>(full) * d_bytes);
   if (!s.affine.empty() || s.stored > 0) s.affine.resize(std::min(s.affine.size(), static_cast<size_t>(full * 2)));
+  if (s.stored > 0) s.sums.resize(std::min(s.sums.size(), s.sums.size() / static_cast<size_t>(s.stored) * static_cast<size_t>(full)));
   s.stored = full;
   s.rows = full * page_size;
 }
@@ -223,7 +224,8 @@ void summary_page(const PageSummary& s, SummaryFormat f, int64_t d, int64_t p, f
 }
 
 int64_t summary_bytes(const PageSummary& s) {
-  return static_cast<int64_t>(s.lo.capacity() + s.hi.capacity() + (s.affine.capacity() + s.open_lo.capacity() + s.open_hi.capacity()) * sizeof(float));
+  return static_cast<int64_t>(s.lo.capacity() + s.hi.capacity() +
+                              (s.affine.capacity() + s.open_lo.capacity() + s.open_hi.capacity() + s.sums.capacity() + s.open_sum.capacity()) * sizeof(float));
 }
 
 namespace {

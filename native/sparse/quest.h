@@ -44,7 +44,7 @@ struct QuestOptions {
   int64_t page_size = 16;  // P
   int64_t sinks = 0;       // the pages holding the first `sinks` tokens are always attended
   int64_t recent = 1;      // the pages holding the newest max(recent, 1) tokens are always attended
-  GqaCombine gqa = GqaCombine::Max;
+  GqaCombine gqa = GqaCombine::Sum;  // measured better than Max (docs/sparse.md)
 };
 
 // Checks budget, page size, sinks, recent and gqa; messages name the option.
@@ -84,6 +84,11 @@ struct PageSummary {
   std::vector<uint8_t> lo, hi;  // [capacity pages, d] of the format's element
   std::vector<float> affine;    // U8: [capacity pages, 2] (base, step)
   std::vector<float> open_lo, open_hi;  // [d]: the partial page (rows % P != 0)
+  // Block retrieval (blocks.h) also keeps each page's f32 key sum (its mean
+  // key times its row count), summed in row order: [capacity pages, d], and
+  // the partial page's in open_sum. Off for Quest-only layers.
+  bool with_sums = false;
+  std::vector<float> sums, open_sum;
 };
 
 size_t summary_elem_bytes(SummaryFormat f);

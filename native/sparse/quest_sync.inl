@@ -21,9 +21,11 @@ Status summary_sync(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t 
       s.lo.reserve(static_cast<size_t>(need * d) * es);
       s.hi.reserve(static_cast<size_t>(need * d) * es);
       if (f == SummaryFormat::U8) s.affine.reserve(static_cast<size_t>(need * 2));
+      if (s.with_sums) s.sums.reserve(static_cast<size_t>(need * d));
     }
     s.open_lo.resize(static_cast<size_t>(d));
     s.open_hi.resize(static_cast<size_t>(d));
+    if (s.with_sums) s.open_sum.resize(static_cast<size_t>(d));
     thread_local std::vector<float> rows;
     rows.resize(static_cast<size_t>(P * d));
     while (s.rows < n) {
@@ -31,8 +33,17 @@ Status summary_sync(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t 
       const int64_t count = std::min(n, (p + 1) * P) - s.rows;
       read(s.rows, count, rows.data());
       fold_rows(rows.data(), count, d, s.open_lo.data(), s.open_hi.data(), in_page == 0);
+      if (s.with_sums) {
+        if (in_page == 0) std::fill(s.open_sum.begin(), s.open_sum.end(), 0.0f);
+        for (int64_t r = 0; r < count; ++r) {
+          for (int64_t c = 0; c < d; ++c) s.open_sum[c] += rows[r * d + c];
+        }
+      }
       s.rows += count;
-      if (s.rows % P == 0) summary_store_page(s, f, d, p, s.open_lo.data(), s.open_hi.data());
+      if (s.rows % P == 0) {
+        summary_store_page(s, f, d, p, s.open_lo.data(), s.open_hi.data());
+        if (s.with_sums) s.sums.insert(s.sums.end(), s.open_sum.begin(), s.open_sum.end());
+      }
     }
   } catch (const std::bad_alloc&) {
     summary_truncate(s, 0, P);

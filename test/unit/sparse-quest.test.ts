@@ -470,8 +470,8 @@ describe('sparse errors name the argument, the expectation and the value', () =>
   cache.append(0, randomTensor3(mulberry32(1), 'f32', [1, 20, 4], 1), randomTensor3(mulberry32(2), 'f32', [1, 20, 4], 1));
   const q = randomTensor3(mulberry32(3), 'f32', [2, 1, 4], 1);
   const bad: [unknown, RegExp, ErrorConstructor][] = [
-    [{ method: 'tidal', budget: 4 }, /opts\.sparse\.method: expected 'quest'/, TypeError],
-    [{ budget: 4 }, /opts\.sparse\.method: expected 'quest', received undefined/, TypeError],
+    [{ method: 'landmark', budget: 4 }, /opts\.sparse\.method: expected 'quest', 'tidal' or 'blocks'/, TypeError],
+    [{ budget: 4 }, /opts\.sparse\.method: expected 'quest', 'tidal' or 'blocks', received undefined/, TypeError],
     [{ method: 'quest' }, /opts\.sparse\.budget: expected an integer >= 1/, TypeError],
     [{ method: 'quest', budget: 0 }, /opts\.sparse\.budget: expected an integer >= 1, received 0/, RangeError],
     [{ method: 'quest', budget: 2.5 }, /opts\.sparse\.budget: expected an integer, received 2\.5/, RangeError],
