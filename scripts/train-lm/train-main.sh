@@ -2,7 +2,7 @@
 # The committed `main` model's whole recipe (models/lm/README.md), from the
 # repository root after the corpus exists (scripts/train-lm/data.py):
 #   scripts/train-lm/train-main.sh [WORKDIR]   (checkpoints and curves go to WORKDIR, default ./lm-train)
-# About 110 minutes on 2 Zen 5 vCPUs with bf16 autocast. Each phase starts
+# About 140 minutes on 2 Zen 5 vCPUs with bf16 autocast. Each phase starts
 # from the previous phase's weights with a fresh optimizer; the evaluations
 # inside a run (held-out sample, copy and needle probes) do not touch the
 # training random streams, so their flags do not change the weights.
@@ -31,5 +31,7 @@ t d --init "$w/c.pt" --steps 400 --tokens-per-step 8192 --short-context 512 --lo
 t e --init "$w/d.pt" $long --steps 250 --max-steps-this-run 200 --lr 1e-3 --min-lr 1e-4 --warmup 10 --repeat-prob 0.1 --seed 31
 t f --init "$w/e.pt" $long --steps 200 --lr 1e-3 --min-lr 2e-4 --warmup 10 --repeat-prob 0.05 --seed 41
 t g --init "$w/f.pt" $long --steps 350 --lr 1e-3 --min-lr 1e-4 --warmup 10 --repeat-prob 0.05 --copy-far 0.5 --seed 51
-"$here/run.sh" export.py --checkpoint "$w/g.pt" --out models/lm/main
+t h --init "$w/g.pt" $long --steps 150 --lr 5e-4 --min-lr 5e-5 --warmup 5 --repeat-prob 0.05 --copy-far 0.7 --needle-trials 20 --seed 61
+t i --init "$w/h.pt" $long --steps 120 --lr 3e-4 --min-lr 3e-5 --warmup 5 --repeat-prob 0.05 --copy-far 0.5 --eval-every 60 --needle-trials 20 --seed 71
+"$here/run.sh" export.py --checkpoint "$w/i.pt" --out models/lm/main
 node "$here/check-export.mjs" main
