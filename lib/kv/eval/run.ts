@@ -333,6 +333,8 @@ export function formatKvEvalTable(report: KvEvalReport): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const out = [report.source.description, `budgets: ${report.budgetRule}`, `inputs: ${report.inputsRule}`];
   if (report.fullNeedleRate !== null) out.push(`full cache needle rate: ${pct(report.fullNeedleRate)}`);
+  const sparse = [...new Set(report.rows.filter((r) => r.kind === 'sparse').map((r) => r.policy))];
+  if (sparse.length > 0) out.push(`sparse methods (every token kept; keep = tokens attended per KV head per query): ${sparse.join(', ')}`);
   out.push('', line(header), line(widths.map((w) => '-'.repeat(w))));
   let prev = '';
   for (let i = 0; i < body.length; i++) {
