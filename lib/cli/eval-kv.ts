@@ -14,6 +14,7 @@ import { syntheticSource, type EvalSource } from '../kv/eval/source.js';
 import { loadKvTrace, traceSource } from '../kv/eval/traces.js';
 import { DEFAULT_BUDGETS, formatKvEvalTable, runKvEval, type KvEvalReport } from '../kv/eval/run.js';
 import { renderKvEvalSvg } from '../kv/eval/plot-svg.js';
+import { sparseEvalMethodNames } from '../kv/eval/sparse.js';
 import { addModelOptions, MODEL_ONLY, runEvalKvModel, type EvalKvModelFlags } from '../model/fidelity/cli.js';
 import type { RealKvEvalReport } from '../model/fidelity/run.js';
 import { REAL_VARIANT_NAMES } from '../model/fidelity/variants.js';
@@ -36,13 +37,14 @@ function budgetList(value: string): number[] {
   return out;
 }
 
-const ALL_POLICIES: readonly string[] = [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES];
+const SPARSE_NAMES: readonly string[] = sparseEvalMethodNames();
+const ALL_POLICIES: readonly string[] = [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES, ...SPARSE_NAMES];
 
 function policyList(value: string): string[] {
   const list = value.split(',').map((s) => s.trim());
   for (const p of list) {
     if (!ALL_POLICIES.includes(p) && !REAL_VARIANT_NAMES.includes(p)) {
-      throw new InvalidArgumentError(`--policies: unknown policy "${p}"; known policies: ${ALL_POLICIES.join(', ')} (with --model also <policy>+merge, int8, int4)`);
+      throw new InvalidArgumentError(`--policies: unknown policy "${p}"; known policies: ${ALL_POLICIES.join(', ')} (sparse methods: ${SPARSE_NAMES.join(', ')}; with --model also <policy>+merge, int8, int4)`);
     }
   }
   return list;
@@ -56,13 +58,29 @@ function dtypeArg(value: string): 'f32' | 'f16' {
 interface EvalKvFlags {
   nKv: number; layers: number; heads: number; kvHeads: number; headDim: number; dtype: 'f32' | 'f16';
   needles: number; window: number; probes: number; seed: number;
+  workload: 'classic' | 'multi'; questionsAfter?: number;
   budgets: number[]; policies?: KvCompressionPolicy[]; trace?: string;
   json?: string | true; svg?: string; progress: boolean;
   model?: string;
 }
 
 /** Options that only shape the synthetic workload (rejected with --trace). */
-const SYNTHETIC_ONLY = ['nKv', 'layers', 'heads', 'kvHeads', 'headDim', 'dtype', 'needles'] as const;
+const SYNTHETIC_ONLY = ['nKv', 'layers', 'heads', 'kvHeads', 'headDim', 'dtype', 'needles', 'workload', 'questionsAfter'] as const;
+
+function workloadArg(value: string): 'classic' | 'multi' {
+  if (value !== 'classic' && value !== 'multi') throw new InvalidArgumentError(`--workload: expected classic or multi, received "${value}"`);
+  return value;
+}
+
+/** Questions asked after the prompt: --questions-after, else all but the first with --workload multi, else 0. */
+export function questionsAfterFor(flags: { workload: 'classic' | 'multi'; questionsAfter?: number; needles: number }): number {
+  if (flags.questionsAfter !== undefined) {
+    if (flags.workload !== 'multi') throw new InvalidArgumentError('--questions-after applies only with --workload multi');
+    if (flags.questionsAfter > flags.needles) throw new InvalidArgumentError(`--questions-after: expected at most --needles = ${flags.needles}, received ${flags.questionsAfter}`);
+    return flags.questionsAfter;
+  }
+  return flags.workload === 'multi' ? flags.needles - 1 : 0;
+}
 
 function makeBar(enabled: boolean): { tick: (done: number, total: number, label: string) => void; stop: () => void } {
   if (!enabled || !process.stderr.isTTY) return { tick: () => undefined, stop: () => undefined };
@@ -82,6 +100,8 @@ function makeBar(enabled: boolean): { tick: (done: number, total: number, label:
 
 export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promise<KvEvalReport | RealKvEvalReport> {
   if (flags.model !== undefined) {
+    const sparseName = (flags.policies as string[] | undefined)?.find((p) => SPARSE_NAMES.includes(p));
+    if (sparseName !== undefined) throw new InvalidArgumentError(`--policies: the sparse method "${sparseName}" is not evaluated with --model yet (synthetic workload and --trace only)`);
     return runEvalKvModel(flags as unknown as EvalKvModelFlags, cmd, makeBar(flags.progress && flags.json === undefined));
   }
   const modelOnly = MODEL_ONLY.filter((k) => cmd.getOptionValueSource(k) === 'cli');
@@ -99,6 +119,7 @@ export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promis
     const w: NeedleWorkloadOptions = {
       seed: flags.seed, nLayers: flags.layers, nHeads: flags.heads, nKvHeads: flags.kvHeads, headDim: flags.headDim,
       nKv: flags.nKv, dtype: flags.dtype, nNeedles: flags.needles, window: flags.window, nProbes: flags.probes,
+      questionsAfter: questionsAfterFor(flags),
     };
     source = syntheticSource(makeNeedleWorkload(w));
   }
@@ -136,6 +157,8 @@ export function registerEvalKv(evalCmd: Command): void {
     .option('--head-dim <n>', 'head dimension (even)', positiveInt('--head-dim', 4096), 128)
     .option('--dtype <dtype>', 'k/v dtype of the synthetic workload: f32 or f16', dtypeArg, 'f32')
     .option('--needles <n>', 'needles planted in the synthetic workload', positiveInt('--needles', 4096), 8)
+    .option('--workload <kind>', 'classic (every question closes the observation window) or multi (the first question closes it, the others are asked one after another after the prompt: eviction compresses once, sparse methods select per question)', workloadArg, 'classic')
+    .option('--questions-after <n>', '--workload multi: questions asked after the prompt (default needles - 1)', intArg('--questions-after', 0, 4096))
     .option('--window <n>', 'observation window: the prompt\'s last queries the policies read', positiveInt('--window', 4096), 32)
     .option('--probes <n>', 'probe queries after the prompt (trace: its last rows)', positiveInt('--probes', 4096), 32)
     .option('--seed <n>', 'seed of the workload and of the random policy', seedArg, 0)

@@ -13,6 +13,7 @@ import { registerGenerate } from './generate.js';
 import { registerBenchLm } from '../../bench/lm-decode.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { runKvBench, printKvTable } from '../../bench/kv.js';
+import { runSparseBench, printSparseTable, SPARSE_BENCH_METHODS } from '../../bench/sparse.js';
 import { runCodingBench, printCodingTable } from '../../bench/coding.js';
 import { runLmCodingBench, printLmCodingTable } from '../../bench/lm-coding.js';
 import { registerZip } from './zip.js';
@@ -153,6 +154,41 @@ bench
       json: o.json === true,
     });
     if (o.json !== true) printKvTable(report);
+  });
+
+bench
+  .command('sparse')
+  .description(
+    'Sparse decoding (issue 15): one decode step over 32 layers x 8 KV heads x headDim 128 (f16, 32 query heads) at 32k and 128k ' +
+      'tokens, budget 2048: selection, gathered attention and the total per method against the dense step and the read bandwidth ' +
+      'measured in the same run; summary upkeep on append and summary memory. Layers beyond --max-gib are modelled (per layer x layers).',
+  )
+  .option('--tokens <list>', 'context lengths, tokens per KV head (default 32768,131072)', intList)
+  .option('--budgets <list>', 'tokens per KV head each sparse step attends (default 2048)', intList)
+  .option('--layers <n>', 'layers of the modelled decode step (default 32)', positiveInt)
+  .option('--kv-heads <n>', 'KV heads (default 8)', positiveInt)
+  .option('--heads <n>', 'query heads, a multiple of --kv-heads (default 32)', positiveInt)
+  .option('--head-dim <n>', 'head dimension (default 128)', positiveInt)
+  .option('--methods <list>', `sparse methods (default all: ${SPARSE_BENCH_METHODS.map((m) => m.name).join(',')})`, (v: string) => v.split(',').map((s) => s.trim()))
+  .option('--reps <n>', 'interleaved passes per measurement, medians reported (default 7)', positiveInt)
+  .option('--max-gib <gib>', 'most GiB of K + V held at once; sets the layers measured per size (default 4)', (v: string) => {
+    const n = Number(v);
+    if (!(n > 0 && n <= 1024)) throw new InvalidArgumentError(`expected a number of GiB in (0, 1024], received "${v}"`);
+    return n;
+  })
+  .option('--quick', 'a small workload for CI (8192 tokens, budget 512, 0.5 GiB, 3 reps)')
+  .option('--out <file>', 'where to write the JSON report (default bench-results/sparse-<date>.json)')
+  .option('--no-progress', 'no progress bar')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (o: { tokens?: number[]; budgets?: number[]; layers?: number; kvHeads?: number; heads?: number; headDim?: number; methods?: string[]; reps?: number; maxGib?: number; quick?: boolean; out?: string; progress: boolean; json?: boolean }) => {
+    const report = await runSparseBench({
+      tokens: o.tokens, budgets: o.budgets, layers: o.layers, kvHeads: o.kvHeads, heads: o.heads, headDim: o.headDim,
+      methods: o.methods, reps: o.reps, maxGib: o.maxGib, quick: o.quick === true,
+      ...(o.out ? { outFile: o.out } : {}),
+      progress: o.progress,
+      json: o.json === true,
+    });
+    if (o.json !== true) printSparseTable(report);
   });
 
 bench

@@ -7,6 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { KV_CACHE_POLICY_NAMES, KV_POLICY_NAMES, castTo, type Tensor } from '../../lib/index.js';
 import { compressLayerForEval } from '../../lib/kv/eval/compress.js';
 import { keepFor, runKvEval, formatKvEvalTable, type KvEvalMetrics } from '../../lib/kv/eval/run.js';
+import { sparseEvalMethodNames } from '../../lib/kv/eval/sparse.js';
 import { syntheticSource, type EvalSource } from '../../lib/kv/eval/source.js';
 import { makeNeedleWorkload, type EvalQueries } from '../../lib/kv/eval/workload.js';
 import { decode3 } from '../reference/attention.js';
@@ -103,8 +104,15 @@ describe('eval kv metrics vs a float64 reference', () => {
     const budgetSkips = report.skipped.filter((x) => x.policy !== 'speckv');
     expect(report.skipped.map((x) => x.policy)).toContain('speckv');
     for (const x of budgetSkips) expect(x.reason).toMatch(/^budget: expected at least \d+ tokens per head/);
-    expect(report.rows.length + budgetSkips.length).toBe((KV_POLICY_NAMES.length + KV_CACHE_POLICY_NAMES.length - 1) * budgets.length);
+    expect(report.rows.length + budgetSkips.length).toBe((KV_POLICY_NAMES.length + KV_CACHE_POLICY_NAMES.length - 1 + sparseEvalMethodNames().length) * budgets.length);
     for (const row of report.rows) {
+      if (row.kind === 'sparse') {
+        // Sparse methods select per query (test/unit/kv-eval-sparse.test.ts checks them against float64).
+        expect(row.massProbes).toBeGreaterThan(0);
+        expect(row.massProbes).toBeLessThanOrEqual(1 + 1e-6);
+        expect(Number.isFinite(row.errProbes)).toBe(true);
+        continue;
+      }
       const caches = compressLayerForEval(row.policy as never, source.layers, { keep: row.keep });
       expect(row.keep).toBe(Math.min(source.nKv, Math.max(1, Math.round(row.fraction * source.nKv))));
       // Cache policies keep per-head / per-layer counts and may merge rows: check shapes and ranges only.
@@ -180,7 +188,7 @@ describe('eval kv invariants', () => {
     const a = await runKvEval(syntheticSource(makeNeedleWorkload(opts)), { budgets: [0.05, 0.2], onProgress: (d, t) => ticks.push(d, t) });
     const b = await runKvEval(syntheticSource(makeNeedleWorkload(opts)), { budgets: [0.05, 0.2] });
     expect(b).toEqual(a);
-    const total = 1 + (KV_POLICY_NAMES.length + KV_CACHE_POLICY_NAMES.length) * 2;
+    const total = 1 + (KV_POLICY_NAMES.length + KV_CACHE_POLICY_NAMES.length + sparseEvalMethodNames().length) * 2;
     expect(ticks.slice(-2)).toEqual([total, total]);
   });
 

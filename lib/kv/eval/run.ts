@@ -26,14 +26,18 @@ import { compressLayerForEval, fullLayerCache, type EvalLayerCache } from './com
 import { attendCache, cosine, fullProbabilities, mean, NEEDLE_COSINE, relativeErrors, retainedMass } from './metrics.js';
 import type { EvalSource } from './source.js';
 import type { EvalQueries } from './workload.js';
+import { findSparseEvalMethod, runSparseQueries, selectedMass, sparseEvalMethodNames, type SparseEvalMethod } from './sparse.js';
+
+/** A sparse method's name (SPARSE_EVAL_METHODS), e.g. 'quest'. */
+export type SparseEvalMethodName = string;
 
 export const DEFAULT_BUDGETS: readonly number[] = [0.01, 0.02, 0.05, 0.1, 0.25, 0.5];
 
 export interface KvEvalOptions {
   /** Fractions of nKv in (0, 1]; default DEFAULT_BUDGETS. */
   budgets?: readonly number[];
-  /** Policies (names or configs); default every name in KV_POLICY_NAMES. */
-  policies?: readonly KvCompressionPolicy[];
+  /** Policies (names or configs) and sparse methods (names in SPARSE_EVAL_METHODS); default every one of them. */
+  policies?: readonly (KvCompressionPolicy | SparseEvalMethodName)[];
   /** Called after each step (the full-cache reference, then each policy x budget). */
   onProgress?: (done: number, total: number, label: string) => void;
 }
@@ -50,6 +54,8 @@ export interface KvEvalMetrics {
 
 export interface KvEvalRow extends KvEvalMetrics {
   policy: string;
+  /** 'sparse': a method that keeps every token and selects `keep` per KV head per query (sparse.ts); absent: eviction. */
+  kind?: 'sparse';
   fraction: number;
   keep: number;
   /** Per layer, same fields. */
@@ -143,17 +149,36 @@ function needleCases(source: EvalSource, l: number, cache: EvalLayerCache, outQu
 function layerMetrics(source: EvalSource, l: number, ref: Reference, cache: EvalLayerCache): KvEvalMetrics & { hits: number; cases: number } {
   const qs = source.question[l]!;
   const ps = source.probes[l]!;
+  return metricsFrom(source, l, ref, {
+    outQ: attendCache(qs, cache),
+    outP: attendCache(ps, cache),
+    massQ: retainedMass(ref.probQuestion, qs, cache, source.nKv),
+    massP: retainedMass(ref.probProbes, ps, cache, source.nKv),
+    kept: cache,
+  });
+}
+
+/** Outputs and masses of one layer (evicted cache or sparse selection) against the full cache. */
+interface LayerOutputs {
+  outQ: Float32Array;
+  outP: Float32Array;
+  massQ: Float64Array;
+  massP: Float64Array;
+  /** For trace needles ('kept'): the positions kept per KV head. */
+  kept: EvalLayerCache;
+}
+
+function metricsFrom(source: EvalSource, l: number, ref: Reference, o: LayerOutputs): KvEvalMetrics & { hits: number; cases: number } {
+  const qs = source.question[l]!;
   const headDim = source.headDim;
-  const outQ = attendCache(qs, cache);
-  const outP = attendCache(ps, cache);
-  const errQ = relativeErrors(ref.outQuestion, outQ, headDim);
-  const [hits, cases] = needleCases(source, l, cache, outQ);
+  const errQ = relativeErrors(ref.outQuestion, o.outQ, headDim);
+  const [hits, cases] = needleCases(source, l, o.kept, o.outQ);
   const m: KvEvalMetrics & { hits: number; cases: number } = {
     needleRate: cases > 0 ? hits / cases : null,
     errQuestion: mean(errQ),
-    errProbes: mean(relativeErrors(ref.outProbes, outP, headDim)),
-    massQuestion: mean(retainedMass(ref.probQuestion, qs, cache, source.nKv)),
-    massProbes: mean(retainedMass(ref.probProbes, ps, cache, source.nKv)),
+    errProbes: mean(relativeErrors(ref.outProbes, o.outP, headDim)),
+    massQuestion: mean(o.massQ),
+    massProbes: mean(o.massP),
     hits,
     cases,
   };
@@ -164,6 +189,28 @@ function layerMetrics(source: EvalSource, l: number, ref: Reference, cache: Eval
     m.errQuestionRetrieval = mean(rows);
   }
   return m;
+}
+
+/**
+ * A sparse method at a budget: every question and probe row is one decode
+ * step over the layers (sparse.ts). For trace needles, 'kept' counts the
+ * needle tokens the last question row (the end of the window) selected.
+ */
+function sparseLayerMetrics(source: EvalSource, refs: Reference[], method: SparseEvalMethod, keep: number, memo: <T>(key: string, make: () => T) => T): (KvEvalMetrics & { hits: number; cases: number })[] {
+  const q = runSparseQueries(method, source.layers, source.question, keep, memo);
+  const p = runSparseQueries(method, source.layers, source.probes, keep, memo);
+  return refs.map((ref, l) => {
+    const [nHeads, nQ] = source.question[l]!.q.shape as [number, number, number];
+    const nP = source.probes[l]!.q.shape[1]!;
+    const last = q.selected[l]![nQ - 1]!;
+    return metricsFrom(source, l, ref, {
+      outQ: q.out[l]!,
+      outP: p.out[l]!,
+      massQ: selectedMass(ref.probQuestion, nHeads, nQ, source.nKv, q.selected[l]!),
+      massP: selectedMass(ref.probProbes, nHeads, nP, source.nKv, p.selected[l]!),
+      kept: { k: [], v: [], positions: last },
+    });
+  });
 }
 
 function combine(per: (KvEvalMetrics & { hits: number; cases: number })[]): KvEvalMetrics {
@@ -191,9 +238,11 @@ const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 export async function runKvEval(source: EvalSource, options?: KvEvalOptions): Promise<KvEvalReport> {
   const o = checkOptions('options', options, ['budgets', 'policies', 'onProgress']) as KvEvalOptions;
   const budgets = o.budgets === undefined ? [...DEFAULT_BUDGETS] : checkBudgets(o.budgets);
-  const policies: KvCompressionPolicy[] = o.policies === undefined ? [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES] as KvCompressionPolicy[] : [...o.policies];
+  const policies = (o.policies === undefined
+    ? [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_NAMES, ...sparseEvalMethodNames()]
+    : [...o.policies]) as KvCompressionPolicy[];
   if (policies.length === 0) throw typeError('options.policies', 'a non-empty array of policies', policies);
-  policies.forEach((p) => resolveCompression(p, 1, 1)); // bad names fail before any work
+  policies.forEach((p) => findSparseEvalMethod(p) ?? resolveCompression(p, 1, 1)); // bad names fail before any work
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw typeError('options.onProgress', 'a function', o.onProgress);
   checkInteger('source.nKv', source.nKv, 1);
 
@@ -212,6 +261,22 @@ export async function runKvEval(source: EvalSource, options?: KvEvalOptions): Pr
   const skipped: KvEvalReport['skipped'] = [];
   for (const policy of policies) {
     const label = policyLabel(policy);
+    const sparse = findSparseEvalMethod(policy);
+    if (sparse) {
+      const memoMap = new Map<string, unknown>();
+      const memo = <T>(key: string, make: () => T): T => {
+        if (!memoMap.has(key)) memoMap.set(key, make());
+        return memoMap.get(key) as T;
+      };
+      for (const fraction of budgets) {
+        const keep = keepFor(fraction, source.nKv);
+        const per = sparseLayerMetrics(source, refs, sparse, keep, memo);
+        rows.push({ policy: label, kind: 'sparse', fraction, keep, ...combine(per), layers: per.map(strip) });
+        progress(`${label} ${(fraction * 100).toPrecision(3)}%`);
+        await tick();
+      }
+      continue;
+    }
     for (const fraction of budgets) {
       const keep = keepFor(fraction, source.nKv);
       let caches: EvalLayerCache[];
@@ -242,8 +307,8 @@ export async function runKvEval(source: EvalSource, options?: KvEvalOptions): Pr
       nKvHeads: source.nKvHeads, nKv: source.nKv, headDim: source.headDim,
     },
     questionLabel: source.questionLabel,
-    budgetRule: 'keep = max(1, round(fraction * nKv)) tokens per KV head and layer ({ keep } budgets)',
-    inputsRule: 'each policy reads k, v, the observation window queries (h2o: their causal key mass) and the seed',
+    budgetRule: 'keep = max(1, round(fraction * nKv)) tokens per KV head and layer ({ keep } budgets); sparse methods attend keep tokens per KV head per query',
+    inputsRule: 'each policy reads k, v, the observation window queries (h2o: their causal key mass) and the seed, and compresses once; sparse methods keep every token and select per query row',
     budgets,
     policies: policies.map(policyLabel),
     fullNeedleRate,
@@ -268,6 +333,8 @@ export function formatKvEvalTable(report: KvEvalReport): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const out = [report.source.description, `budgets: ${report.budgetRule}`, `inputs: ${report.inputsRule}`];
   if (report.fullNeedleRate !== null) out.push(`full cache needle rate: ${pct(report.fullNeedleRate)}`);
+  const sparse = [...new Set(report.rows.filter((r) => r.kind === 'sparse').map((r) => r.policy))];
+  if (sparse.length > 0) out.push(`sparse methods (every token kept; keep = tokens attended per KV head per query): ${sparse.join(', ')}`);
   out.push('', line(header), line(widths.map((w) => '-'.repeat(w))));
   let prev = '';
   for (let i = 0; i < body.length; i++) {

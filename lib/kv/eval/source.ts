@@ -50,7 +50,8 @@ export function syntheticSource(w: NeedleWorkload): EvalSource {
     kind: 'synthetic',
     description:
       `synthetic needles: ${o.nLayers} layers, ${o.nHeads}/${o.nKvHeads} heads, headDim ${o.headDim}, nKv ${o.nKv}, ` +
-      `${o.dtype}, ${o.nNeedles} needles, window ${o.window}, ${o.nProbes} probes, seed ${o.seed}`,
+      `${o.dtype}, ${o.nNeedles} needles, window ${o.window}, ${o.nProbes} probes, seed ${o.seed}` +
+      (o.questionsAfter > 0 ? `; multi-question: ${o.nNeedles - o.questionsAfter} question(s) in the window, ${o.questionsAfter} asked after the prompt` : ''),
     nLayers: o.nLayers,
     nHeads: o.nHeads,
     nKvHeads: o.nKvHeads,

@@ -43,6 +43,14 @@
  *    the sink component) plus c_j * R(pos_j) u_j: it matches needle j after
  *    RoPE at any depth, so full attention returns mostly needle j's value
  *    (test: cosine >= 0.9). In the other heads question rows are haystack-like.
+ *  - Multi-question layout (questionsAfter > 0): only the first nNeedles -
+ *    questionsAfter questions close the window; the others are asked after
+ *    the prompt, one after another at positions nKv, nKv + 1, ... (their own
+ *    keys are not cached: they hold no needle), then the probes. Eviction
+ *    compresses once, with a window that saw only the first questions; a
+ *    sparse method selects per question. The question component of a row is
+ *    position-free (R(needle pos) u_j), so a later question matches its
+ *    needle as well as one in the window.
  * Measured on the defaults (probe queries, float64): the sink takes ~7-35% of
  * a head's attention, the last 64 keys ~5-19%, the top 10% of keys ~80-94%.
  * No part of this knows about any policy.
@@ -63,6 +71,14 @@ export interface NeedleWorkloadOptions {
   /** default 8; at most window */ nNeedles?: number;
   /** observation window, default 32 */ window?: number;
   /** haystack-like probe queries after the prompt, default 32 */ nProbes?: number;
+  /**
+   * Multi-question layout: the questions of the last `questionsAfter` needles
+   * are asked after the prompt, one after another (positions nKv, nKv + 1,
+   * ...), so the observation window holds only the first nNeedles -
+   * questionsAfter questions; the probes follow them. Default 0: every
+   * question closes the window (the classic workload, unchanged bit for bit).
+   */
+  questionsAfter?: number;
 }
 
 export type ResolvedWorkloadOptions = Required<NeedleWorkloadOptions>;
@@ -95,7 +111,7 @@ export interface NeedleWorkload {
 }
 
 export const WORKLOAD_DEFAULTS: ResolvedWorkloadOptions = {
-  seed: 0, nLayers: 2, nHeads: 8, nKvHeads: 2, headDim: 128, nKv: 8192, dtype: 'f32', nNeedles: 8, window: 32, nProbes: 32,
+  seed: 0, nLayers: 2, nHeads: 8, nKvHeads: 2, headDim: 128, nKv: 8192, dtype: 'f32', nNeedles: 8, window: 32, nProbes: 32, questionsAfter: 0,
 };
 
 /** RoPE base frequency. */
@@ -159,6 +175,7 @@ export function resolveWorkloadOptions(opts: unknown): ResolvedWorkloadOptions {
   if (o.nNeedles !== undefined) r.nNeedles = checkInteger('options.nNeedles', o.nNeedles, 1, 4096);
   if (o.nProbes !== undefined) r.nProbes = checkInteger('options.nProbes', o.nProbes, 1, 4096);
   if (o.nKv !== undefined) r.nKv = checkInteger('options.nKv', o.nKv, 1, 1 << 22);
+  if (o.questionsAfter !== undefined) r.questionsAfter = checkInteger('options.questionsAfter', o.questionsAfter, 0, 4096);
   if (o.dtype !== undefined) {
     if (o.dtype !== 'f32' && o.dtype !== 'f16') throw new TypeError(`options.dtype: expected 'f32' | 'f16', received ${JSON.stringify(o.dtype)}`);
     r.dtype = o.dtype;
@@ -166,6 +183,7 @@ export function resolveWorkloadOptions(opts: unknown): ResolvedWorkloadOptions {
   if (r.headDim % 2 !== 0) throw rangeError('options.headDim', 'an even head dimension (RoPE rotates pairs)', r.headDim);
   if (r.nHeads % r.nKvHeads !== 0) throw rangeError('options.nKvHeads', `a divisor of nHeads = ${r.nHeads} (GQA)`, r.nKvHeads);
   if (r.nNeedles > r.window) throw rangeError('options.nNeedles', `at most window = ${r.window} (the question rows are in the window)`, r.nNeedles);
+  if (r.questionsAfter > r.nNeedles) throw rangeError('options.questionsAfter', `at most nNeedles = ${r.nNeedles}`, r.questionsAfter);
   const minKv = 4 * r.window + 4 * r.nNeedles;
   if (r.nKv < minKv) throw rangeError('options.nKv', `at least ${minKv} (4 * window + 4 * nNeedles: room for the needles before the window)`, r.nKv);
   return r;
@@ -287,14 +305,17 @@ interface HeadParams { sink: number; topic: number; local: number }
 /** Generates the workload (see the module comment); deterministic in options.seed. */
 export function makeNeedleWorkload(options?: NeedleWorkloadOptions): NeedleWorkload {
   const o = resolveWorkloadOptions(options);
-  const { nLayers, nHeads, nKvHeads, headDim, nKv, window, nNeedles, nProbes } = o;
+  const { nLayers, nHeads, nKvHeads, headDim, nKv, window, nNeedles, nProbes, questionsAfter } = o;
+  const inWindow = nNeedles - questionsAfter; // questions that close the observation window
   const rng = new Rng(o.seed ^ 0x9e3779b9);
   const half = headDim / 2;
   const lowPair = (i: number) => i >= Math.floor((half * 5) / 8); // low-frequency RoPE pairs: topics
   const highPair = (i: number) => !lowPair(i); // the other pairs: local bias
-  const topicOf = topicSchedule(rng, nKv, nProbes);
+  const topicOf = topicSchedule(rng, nKv, nProbes + questionsAfter);
   const needlePositions = needleDepths(rng, nKv, window, nNeedles);
-  const questionPositions = Array.from({ length: nNeedles }, (_, j) => nKv - nNeedles + j);
+  // Question j: in the window at nKv - inWindow + j, or after the prompt at nKv + (j - inWindow).
+  const questionPositions = Array.from({ length: nNeedles }, (_, j) => nKv - inWindow + j);
+  const probeStart = nKv + questionsAfter;
   const group = nHeads / nKvHeads;
   const layers: WorkloadLayer[] = [];
 
@@ -303,6 +324,7 @@ export function makeNeedleWorkload(options?: NeedleWorkloadOptions): NeedleWorkl
     const V = new Float32Array(nKvHeads * nKv * headDim);
     const W = new Float32Array(nHeads * window * headDim);
     const P = new Float32Array(nHeads * nProbes * headDim);
+    const A = new Float32Array(nHeads * questionsAfter * headDim); // questions asked after the prompt
     const retrievalHeads: number[] = [];
     const needleValues: Float32Array[][] = [];
     for (let g = 0; g < nKvHeads; g++) {
@@ -361,7 +383,7 @@ export function makeNeedleWorkload(options?: NeedleWorkloadOptions): NeedleWorkl
         for (let i = 0; i < window; i++) {
           const pos = nKv - window + i;
           const off = (h * window + i) * headDim;
-          const j = i - (window - nNeedles); // question row index, when >= 0
+          const j = i - (window - inWindow); // question row index, when >= 0
           if (h === retrieval && j >= 0) {
             query(W, off, pos, QUESTION_SINK);
             // c_j * R(needle pos) u_j, built in rotated space so it matches the needle key at any depth.
@@ -372,17 +394,31 @@ export function makeNeedleWorkload(options?: NeedleWorkloadOptions): NeedleWorkl
             query(W, off, pos, 1);
           }
         }
-        for (let i = 0; i < nProbes; i++) query(P, (h * nProbes + i) * headDim, nKv + i, 1);
+        for (let i = 0; i < nProbes; i++) query(P, (h * nProbes + i) * headDim, probeStart + i, 1);
+        // Drawn last, so questionsAfter = 0 draws exactly what the classic workload draws.
+        for (let t = 0; t < questionsAfter; t++) {
+          const j = inWindow + t;
+          const off = (h * questionsAfter + t) * headDim;
+          if (h === retrieval) {
+            query(A, off, nKv + t, QUESTION_SINK);
+            const u = Float64Array.from(needleDirs[j]!);
+            applyRope(u, 0, headDim, needlePositions[j]!);
+            for (let d = 0; d < headDim; d++) A[off + d] = A[off + d]! + needleStrength[j]! * u[d]!;
+          } else {
+            query(A, off, nKv + t, 1);
+          }
+        }
       }
     }
 
     const kf: Tensor<'f32'> = { dtype: 'f32', shape: [nKvHeads, nKv, headDim], data: K };
     const vf: Tensor<'f32'> = { dtype: 'f32', shape: [nKvHeads, nKv, headDim], data: V };
     const windowT: Tensor<'f32'> = { dtype: 'f32', shape: [nHeads, window, headDim], data: W };
-    // Question rows: the last nNeedles window rows, copied per head.
+    // Question rows: the last inWindow window rows, then the rows asked after the prompt, per head.
     const Qd = new Float32Array(nHeads * nNeedles * headDim);
     for (let h = 0; h < nHeads; h++) {
-      Qd.set(W.subarray((h * window + window - nNeedles) * headDim, (h * window + window) * headDim), h * nNeedles * headDim);
+      Qd.set(W.subarray((h * window + window - inWindow) * headDim, (h * window + window) * headDim), h * nNeedles * headDim);
+      Qd.set(A.subarray(h * questionsAfter * headDim, (h + 1) * questionsAfter * headDim), (h * nNeedles + inWindow) * headDim);
     }
     layers.push({
       k: o.dtype === 'f32' ? kf : castTo(kf, 'f16'),
@@ -391,7 +427,7 @@ export function makeNeedleWorkload(options?: NeedleWorkloadOptions): NeedleWorkl
       question: { q: { dtype: 'f32', shape: [nHeads, nNeedles, headDim], data: Qd }, positions: Int32Array.from(questionPositions) },
       probes: {
         q: { dtype: 'f32', shape: [nHeads, nProbes, headDim], data: P },
-        positions: Int32Array.from({ length: nProbes }, (_, i) => nKv + i),
+        positions: Int32Array.from({ length: nProbes }, (_, i) => probeStart + i),
       },
       retrievalHeads,
       needleValues,

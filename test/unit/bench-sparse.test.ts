@@ -1,0 +1,96 @@
+// `tokenpress bench sparse` (bench/sparse.ts): argument validation and a
+// tiny-size smoke run that checks the JSON report's shape and its internal
+// consistency (step = per layer x layers, ratios, the bytes model, summary
+// memory <= 2 / P). Benchmarks are not tests: no timing threshold here.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { resolveSparseBenchOptions, runSparseBench, SPARSE_BENCH_METHODS, type SparseBenchReport } from '../../bench/sparse.js';
+
+const dir = mkdtempSync(join(os.tmpdir(), 'tp-bench-sparse-'));
+
+describe('bench sparse options', () => {
+  test('defaults are the issue\'s workload', () => {
+    const r = resolveSparseBenchOptions();
+    expect(r).toMatchObject({ tokens: [32768, 131072], layers: 32, kvHeads: 8, heads: 32, headDim: 128, budgets: [2048], reps: 7, maxGib: 4 });
+    expect(r.methods).toEqual(SPARSE_BENCH_METHODS.map((m) => m.name));
+    expect(r.methods).toContain('quest');
+    expect(resolveSparseBenchOptions({ quick: true })).toMatchObject({ tokens: [8192], budgets: [512], reps: 3, maxGib: 0.5 });
+    expect(resolveSparseBenchOptions({ quick: true, tokens: [4096] }).tokens).toEqual([4096]);
+  });
+
+  test.each([
+    [{ tokenz: [1] }, TypeError, /options.tokenz: unknown option/],
+    [{ tokens: [] }, TypeError, /options.tokens: expected a non-empty array/],
+    [{ tokens: [0] }, RangeError, /options.tokens\[0\]: expected an integer in \[1/],
+    [{ tokens: [1.5] }, TypeError, /options.tokens\[0\]/],
+    [{ layers: 0 }, RangeError, /options.layers/],
+    [{ heads: 12, kvHeads: 8 }, RangeError, /options.heads: expected a multiple of kvHeads = 8/],
+    [{ budgets: ['2048'] }, TypeError, /options.budgets\[0\]/],
+    [{ methods: ['qwest'] }, TypeError, /options.methods\[0\]: expected one of 'quest'/],
+    [{ methods: [] }, TypeError, /options.methods: expected a non-empty array/],
+    [{ maxGib: 0 }, RangeError, /options.maxGib/],
+    [{ reps: -1 }, RangeError, /options.reps/],
+  ])('%j is refused', (opts, type, msg) => {
+    expect(() => resolveSparseBenchOptions(opts as never)).toThrow(type);
+    expect(() => resolveSparseBenchOptions(opts as never)).toThrow(msg);
+  });
+});
+
+describe('bench sparse smoke (tiny sizes)', () => {
+  test('JSON report: shape and internal consistency', async () => {
+    const outFile = join(dir, 'sparse.json');
+    const cfg = { tokens: [300, 1000], layers: 6, kvHeads: 2, heads: 4, headDim: 32, budgets: [64, 5000], reps: 2, upkeepTokens: 200 };
+    // 1000 tokens x 2 heads x 32 x 2 x 2 bytes = 256000 bytes per layer: 2 of the 6 layers fit 0.0005 GiB.
+    await runSparseBench({ ...cfg, maxGib: 0.0005, outFile, progress: false, limits: { reps: 1, bandwidthBytes: 2 ** 20 } });
+    const r = JSON.parse(readFileSync(outFile, 'utf8')) as SparseBenchReport;
+    expect(r.config).toMatchObject({ ...cfg, methods: ['quest'], maxGib: 0.0005 });
+    expect(typeof r.machine.model).toBe('string');
+    expect(r.limits.cpuModel).toBe(r.machine.model);
+    expect(r.readBandwidthGBs.end).toBeGreaterThanOrEqual(r.readBandwidthGBs.start);
+    expect(r.sizes.map((s) => s.tokens)).toEqual([300, 1000]);
+    const pos = (x: number) => expect(Number.isFinite(x) && x > 0).toBe(true);
+    for (const s of r.sizes) {
+      expect(s.modelledLayers).toBe(6);
+      expect(s.layerKvBytes).toBe(2 * s.tokens * 32 * 4);
+      expect(s.measuredLayers).toBe(Math.min(6, Math.floor((0.0005 * 2 ** 30) / s.layerKvBytes)));
+      if (s.measuredLayers < 6) expect(s.notes.join(' ')).toMatch(new RegExp(`${s.measuredLayers} of 6 layers held`));
+      pos(s.dense.msPerLayer);
+      expect(s.dense.stepMs).toBeCloseTo(s.dense.msPerLayer * 6, 9);
+      expect(s.dense.idealStepMs).toBeCloseTo((s.layerKvBytes * 6) / (r.readBandwidthGBs.end * 1e9) * 1e3, 9);
+      // Summaries: 2 f16 rows per page of 16 per KV head: 2 / 16 of the keys, up to the partial last page and
+      // the rows the cache allocated ahead (the summaries follow the key capacity), which weigh at tiny sizes.
+      expect(s.summaryGoal).toBe(2 / 16);
+      pos(s.summaryBytesPerLayer);
+      expect(s.summaryBytesPerLayer).toBeGreaterThanOrEqual(2 * 2 * Math.ceil(s.tokens / 16) * 32 * 2);
+      expect(s.summaryOverKeyBytes).toBeLessThanOrEqual(0.2);
+      expect(s.summaryOverKeyBytes).toBeCloseTo(s.summaryBytesPerLayer / (s.layerKvBytes / 2), 12);
+      expect(s.methods.map((m) => [m.method, m.budget])).toEqual([['quest', 64], ['quest', 5000]]);
+      for (const m of s.methods) {
+        const sel = Math.min(s.tokens, Math.floor(m.budget / 16) * 16);
+        expect(m.selectedPerHead).toBe(sel);
+        expect(m.bytesPerLayer).toBe(2 * (2 * Math.ceil(s.tokens / 16) * 32 * 2 + sel * 32 * 4));
+        expect(m.idealSpeedup).toBeCloseTo(s.layerKvBytes / m.bytesPerLayer, 12);
+        pos(m.cache.msPerLayer);
+        expect(m.cache.stepMs).toBeCloseTo(m.cache.msPerLayer * 6, 9);
+        expect(m.cache.speedup).toBeCloseTo(s.dense.msPerLayer / m.cache.msPerLayer, 9);
+        expect(m.cache.pctReadBw).toBeCloseTo((100 * m.cache.gbPerS) / r.readBandwidthGBs.end, 9);
+        pos(m.summaryBuildMsPerLayer);
+        const st = m.stateless!;
+        for (const x of [st.denseMsPerLayer, st.selectMsPerLayer, st.gatheredMsPerLayer, st.totalMsPerLayer]) pos(x);
+        expect(st.totalStepMs).toBeCloseTo(st.totalMsPerLayer * 6, 9);
+        expect(st.selectStepMs).toBeCloseTo(st.selectMsPerLayer * 6, 9);
+        expect(st.speedup).toBeCloseTo(st.denseMsPerLayer / st.totalMsPerLayer, 9);
+        expect(st.selectShare).toBeCloseTo(st.selectMsPerLayer / st.totalMsPerLayer, 9);
+      }
+    }
+    const u = r.upkeep;
+    expect(u.tokens).toBe(200);
+    expect(u.goal).toBe(0.1);
+    for (const x of [u.single.withMs, u.single.withoutMs, u.chunk.withMs, u.chunk.withoutMs]) pos(x);
+    expect(u.single.overhead).toBeCloseTo(u.single.withMs / u.single.withoutMs - 1, 9);
+    expect(u.chunk.overhead).toBeCloseTo(u.chunk.withMs / u.chunk.withoutMs - 1, 9);
+    expect(r.notes.length).toBeGreaterThan(0);
+  }, 120_000);
+});
