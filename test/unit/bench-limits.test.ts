@@ -124,7 +124,9 @@ describe('benchmark JSON carries the CPU model and the limits', () => {
       expect(r.roof.oursOverRoof).toBeGreaterThan(0);
       expect(r.roof.pctReadBw).toBeGreaterThan(0);
       expect(r.modelRoofGBs).toBeGreaterThan(0);
-      expect(r.modelRoofGBs * 1e9).toBeLessThanOrEqual(json.limits.perThreads.find((l) => l.threads === 1)!.read.bytesPerS);
+      // modelRoofGBs is bytes/s / 1e9: scaling back can land one ulp above the read bandwidth (seen: ...00569 vs ...005684).
+      const oneThreadRead = json.limits.perThreads.find((l) => l.threads === 1)!.read.bytesPerS;
+      expect(r.modelRoofGBs * 1e9).toBeLessThanOrEqual(oneThreadRead * (1 + 1e-12));
       expect(r.pctModelRoof).toBeGreaterThan(0);
       // Both are f32 attention over the same K/V: they agree to rounding.
       expect(r.roof.maxAbsDiff).toBeLessThan(1e-4);
