@@ -10,7 +10,7 @@ import { intArg } from './int-arg.js';
 import { KV_POLICY_NAMES } from '../kv/policies.js';
 import { KV_CACHE_POLICY_NAMES } from '../kv/compression.js';
 import type { KvCacheDtype } from '../kv/cache.js';
-import { ByteLm } from '../model/byte-lm.js';
+import { ByteLm, cardTrainingSteps } from '../model/byte-lm.js';
 import { generate, type GenerateResult } from '../model/generate.js';
 
 export const DEFAULT_PROMPT = 'ABANDON, v. t. To give up wholly; to forsake. ';
@@ -100,8 +100,7 @@ export async function runGenerate(flags: GenerateFlags): Promise<GenerateResult>
     });
     if (stream) {
       process.stdout.write(decoder.decode() + '\n\n');
-      const c = model.card;
-      const step = (c.training as { step?: unknown } | undefined)?.step;
+      const step = cardTrainingSteps(model.card);
       console.log(`model ${model.config.name} (${(model.parameters / 1e6).toFixed(2)}M parameters${step !== undefined ? `, ${String(step)} training steps` : ''}), ` +
         `${r.path === 'plain' ? "ORT's plain graph" : 'tokenpress attention'}, onnxruntime-node ${model.ortVersion} (${model.runner} run), seed ${r.seed}`);
       console.log(formatGenerateStats(r));

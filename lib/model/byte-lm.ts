@@ -62,6 +62,20 @@ export interface ByteLmCard {
   [key: string]: unknown;
 }
 
+/**
+ * Optimizer steps behind a card's weights: the sum over `phases` (export.py
+ * --card, for models trained in phases such as scripts/train-lm/train-main.sh),
+ * else `training.step` (the last run's own count); undefined when neither.
+ */
+export function cardTrainingSteps(card: ByteLmCard): number | undefined {
+  const phases = card.phases;
+  if (Array.isArray(phases) && phases.length > 0 && phases.every((p) => typeof (p as { steps?: unknown })?.steps === 'number')) {
+    return phases.reduce((sum: number, p) => sum + (p as { steps: number }).steps, 0);
+  }
+  const step = (card.training as { step?: unknown } | undefined)?.step;
+  return typeof step === 'number' ? step : undefined;
+}
+
 export interface ByteLmLoadOptions {
   /** ORT intra-op threads per graph; default 1 (decode steps are small). tokenpress's own pool: setThreads(). */
   threads?: number;

@@ -6,7 +6,7 @@
  * no network; skipped with a note when onnxruntime-node is not installed.
  */
 import { TokenpressError } from '../errors.js';
-import { ByteLm } from './byte-lm.js';
+import { ByteLm, cardTrainingSteps } from './byte-lm.js';
 import { generate, type GenerateResult } from './generate.js';
 
 /** About 1 KiB of dictionary-style text (the kind of text the model is trained on). */
@@ -33,7 +33,7 @@ export const DEMO_POLICY = 'snapkv';
 export const DEMO_KEEP = 128;
 export const DEMO_INTERVAL = 32;
 
-export type LmDemo = { skipped: string } | (GenerateResult & { model: string; parameters: number; runner: string; trainingStep?: unknown });
+export type LmDemo = { skipped: string } | (GenerateResult & { model: string; parameters: number; runner: string; trainingStep?: number });
 
 export async function runLmDemo(maxTokens = 64): Promise<LmDemo> {
   let model: ByteLm;
@@ -48,7 +48,7 @@ export async function runLmDemo(maxTokens = 64): Promise<LmDemo> {
       maxTokens, temperature: 0.8, topK: 40, seed: 1, cacheDtype: 'f16',
       policy: DEMO_POLICY, budget: DEMO_KEEP, interval: DEMO_INTERVAL,
     });
-    const step = (model.card.training as { step?: unknown } | undefined)?.step;
+    const step = cardTrainingSteps(model.card);
     return { ...r, model: model.config.name, parameters: model.parameters, runner: model.runner, ...(step !== undefined ? { trainingStep: step } : {}) };
   } finally {
     await model.release();

@@ -6,7 +6,7 @@
 // generation. Needs onnxruntime-node (a devDependency).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { castTo, toF32, TokenpressError } from '../../lib/index.js';
-import { ByteLm, type ByteLmConfig, type LmSession, type PlainSession } from '../../lib/model/byte-lm.js';
+import { ByteLm, cardTrainingSteps, type ByteLmCard, type ByteLmConfig, type LmSession, type PlainSession } from '../../lib/model/byte-lm.js';
 import { generate, sampleByte, Sampler } from '../../lib/model/generate.js';
 
 const U32 = 2 ** -24; // f32 unit roundoff
@@ -350,5 +350,16 @@ describe('generate', () => {
     for (let i = 0; i < 4000; i++) if (sampleByte(logits, 0, 1, 0, rng) === 1) ones++;
     expect(ones / 4000).toBeGreaterThan(0.72);
     expect(ones / 4000).toBeLessThan(0.78);
+  });
+});
+
+describe('cardTrainingSteps', () => {
+  const base = { format: 'tokenpress-byte-lm/1', name: 'x', parameters: 1, stages: 2, config: {}, reference: { prompt: '', positions: [], logits: [] } };
+  test('sums the phases of a phased recipe, else the last run\'s step, else undefined', () => {
+    const phased = { ...base, training: { step: 120 }, phases: [{ steps: 640 }, { steps: 300 }, { steps: 120 }] } as ByteLmCard;
+    expect(cardTrainingSteps(phased)).toBe(1060);
+    expect(cardTrainingSteps({ ...base, training: { step: 400 } } as ByteLmCard)).toBe(400);
+    expect(cardTrainingSteps({ ...base, phases: [{ steps: 5 }, { nope: 1 }], training: { step: 7 } } as ByteLmCard)).toBe(7);
+    expect(cardTrainingSteps(base as ByteLmCard)).toBeUndefined();
   });
 });
