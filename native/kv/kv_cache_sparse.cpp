@@ -15,6 +15,7 @@
 #include <new>
 
 #include "../attention/attention.h"
+#include "../core/thread_pool.h"
 #include "kv_cache.h"
 #include "kv_dots.h"
 
@@ -64,11 +65,25 @@ Status KvCache::sync_summary(int64_t layer, int64_t h) {
 void KvCache::summaries_after_append(int64_t layer, const std::vector<int64_t>& changed) {
   const int64_t P = summary_page_[layer];
   if (P == 0) return;
-  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+  // Each head folds only its new rows into its open page (summary_sync);
+  // heads are independent, so a large append spreads them over the pool
+  // (a single-token append stays here: waking the pool costs more).
+  auto run = [&](int64_t h, int) {
     sparse::PageSummary& sum = summary(layer, h);
     if (changed[h] < sum.rows) sparse::summary_truncate(sum, changed[h], P);
     (void)sync_summary(layer, h);  // on failure it is empty and rebuilt at the next sparse attend
+  };
+  int64_t rows = 0;
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) rows += head(layer, h).len - std::min(changed[h], summary(layer, h).rows);
+  if (cfg_.n_kv_heads > 1 && rows * cfg_.head_dim >= (int64_t(1) << 15)) {
+    try {
+      ThreadPool::instance().parallel_for(cfg_.n_kv_heads, run);
+      return;
+    } catch (...) {
+      // A refused thread: fold on this thread instead.
+    }
   }
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) run(h, 0);
 }
 
 void KvCache::summaries_rebuild(int64_t layer) {

@@ -121,6 +121,26 @@ void pages_to_tokens(const std::vector<int64_t>& pages, int64_t n, int64_t page_
   }
 }
 
+#ifdef TP_QUEST_X86
+namespace {
+// fold_rows' loop 8 channels at a time (min / max are exact in any order;
+// _mm256_min_ps(x, lo) is std::min(lo, x), _mm256_max_ps(x, hi) is
+// std::max(hi, x), NaN included). d a multiple of 8.
+__attribute__((target("avx2"))) void fold_rows_avx2(const float* rows, int64_t r, int64_t n, int64_t d, float* lo, float* hi) {
+  for (int64_t c = 0; c < d; c += 8) {
+    __m256 l = _mm256_loadu_ps(lo + c), h = _mm256_loadu_ps(hi + c);
+    for (int64_t i = r; i < n; ++i) {
+      const __m256 x = _mm256_loadu_ps(rows + i * d + c);
+      l = _mm256_min_ps(x, l);
+      h = _mm256_max_ps(x, h);
+    }
+    _mm256_storeu_ps(lo + c, l);
+    _mm256_storeu_ps(hi + c, h);
+  }
+}
+}  // namespace
+#endif
+
 void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bool init) {
   int64_t r = 0;
   if (init && n > 0) {
@@ -128,6 +148,12 @@ void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bo
     std::memcpy(hi, rows, static_cast<size_t>(d) * sizeof(float));
     r = 1;
   }
+#ifdef TP_QUEST_X86
+  if (r < n && d % 8 == 0 && active_isa() >= IsaLevel::Avx2) {
+    fold_rows_avx2(rows, r, n, d, lo, hi);
+    return;
+  }
+#endif
   for (; r < n; ++r) {
     const float* x = rows + r * d;
     for (int64_t c = 0; c < d; ++c) {
@@ -319,6 +345,21 @@ __attribute__((target("avx2,f16c"))) void score_pages_avx2(const void* lo, const
     _mm256_storeu_ps(scores + p, out);
   }
 }
+// True when all n (a multiple of 8) pairs lo[i], hi[i] are finite with
+// lo <= hi (the check select() makes element by element, which then only
+// runs to name the first bad element).
+__attribute__((target("avx2,f16c"))) bool summaries_valid_avx2(const void* lo, const void* hi, DType t, int64_t n) {
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256 l = load8_f32(lo, t, i), h = load8_f32(hi, t, i);
+    const __m256 fl = _mm256_cmp_ps(_mm256_and_ps(l, abs_mask), inf, _CMP_LT_OQ);
+    const __m256 fh = _mm256_cmp_ps(_mm256_and_ps(h, abs_mask), inf, _CMP_LT_OQ);
+    ok = _mm256_and_ps(ok, _mm256_and_ps(_mm256_and_ps(fl, fh), _mm256_cmp_ps(l, h, _CMP_LE_OQ)));
+  }
+  return _mm256_movemask_ps(ok) == 0xff;
+}
 #endif
 
 bool simd_scoring(DType t, int64_t d) {
@@ -430,11 +471,15 @@ Status select(const SelectParams& p, int64_t* n_sel_out) {
   std::vector<float> scores(static_cast<size_t>(pages)), lo(static_cast<size_t>(d)), hi(static_cast<size_t>(d));
   std::vector<int64_t> chosen, scratch;
   std::vector<int32_t> tokens;
+  bool valid = false;  // all summaries checked at once (SIMD)
+#ifdef TP_QUEST_X86
+  if (simd_scoring(p.dtype, d)) valid = summaries_valid_avx2(p.lo, p.hi, p.dtype, p.sum_len);
+#endif
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t j = 0; j < group; ++j) {
       for (int64_t i = 0; i < p.n_q; ++i) q[j * p.n_q + i] = p.q + (h * group + j) * p.q_head_stride + i * p.q_row_stride;
     }
-    for (int64_t pg = 0; pg < pages; ++pg) {
+    for (int64_t pg = 0; pg < pages && !valid; ++pg) {
       for (int64_t c = 0; c < d; ++c) {
         lo[c] = load_elem(p.lo, p.dtype, (h * pages + pg) * d + c);
         hi[c] = load_elem(p.hi, p.dtype, (h * pages + pg) * d + c);

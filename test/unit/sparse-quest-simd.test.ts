@@ -55,3 +55,24 @@ describe.skipIf(SIMD.length === 0)('KvCache.attend({ sparse: quest }): SIMD scor
     }
   });
 });
+
+describe.skipIf(SIMD.length === 0)('KvCache summary upkeep on append: the SIMD fold (heads over the pool) keeps the scalar summaries', () => {
+  test.each(['f32', 'f16', 'bf16', 'int8'] as const)('%s cache', (dtype) => {
+    const H = 3, group = 2, d = 64, P = 16;
+    const build = (isa: 'scalar' | undefined) => {
+      const rng = mulberry32(5);
+      const run = () => {
+        const c = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 4096, dtype, ...(dtype === 'int8' ? { groupSize: 16, residual: 20 } : {}) });
+        const add = (m: number) => c.append(0, randomTensor3(rng, 'f32', [H, m, d], 1.5), randomTensor3(rng, 'f32', [H, m, d], 1));
+        add(40);
+        c.attend(0, randomTensor3(rng, 'f32', [H * group, 1, d], 2), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
+        for (const m of [1, 1, 7, 600, 1, 33, 1200, 5]) add(m);
+        const s = c.questSummaries(0);
+        return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data), pages: Array.from(s.headPages) };
+      };
+      return isa ? withIsa(isa, run) : run();
+    };
+    const want = build('scalar');
+    expect(build(undefined)).toEqual(want);
+  });
+});
