@@ -276,9 +276,28 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
     summary_page_[layer] = P;
     summary_sums_[layer] = blocks ? 1 : 0;
   }
-  for (int64_t h = 0; h < H; ++h) {
-    const Status st = sync_summary(layer, h);
-    if (!st.is_ok()) return st;
+  {
+    // A first build (or a long catch-up) spreads the KV heads over the pool;
+    // sync_summary is idempotent, so a refused pool falls back to this thread.
+    int64_t todo = 0;
+    for (int64_t h = 0; h < H; ++h) todo += std::max<int64_t>(0, head(layer, h).len - summary(layer, h).rows);
+    bool done = false;
+    if (H > 1 && todo * d >= (int64_t(1) << 15)) {
+      try {
+        std::vector<Status> sts(static_cast<size_t>(H));
+        ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { sts[h] = sync_summary(layer, h); });
+        for (const Status& st : sts) {
+          if (!st.is_ok()) return st;
+        }
+        done = true;
+      } catch (...) {
+        // A refused thread or allocation: the sequential loop below.
+      }
+    }
+    for (int64_t h = 0; h < H && !done; ++h) {
+      const Status st = sync_summary(layer, h);
+      if (!st.is_ok()) return st;
+    }
   }
   thread_local QuestScratch x;
   const int64_t R = group * in.n_q;
