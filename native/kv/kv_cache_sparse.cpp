@@ -89,10 +89,21 @@ void KvCache::summaries_after_append(int64_t layer, const std::vector<int64_t>& 
 void KvCache::summaries_rebuild(int64_t layer) {
   const int64_t P = summary_page_[layer];
   if (P == 0) return;
-  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+  auto run = [&](int64_t h, int) {
     sparse::summary_truncate(summary(layer, h), 0, P);
-    (void)sync_summary(layer, h);
+    (void)sync_summary(layer, h);  // on failure it is empty and rebuilt at the next sparse attend
+  };
+  int64_t rows = 0;
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) rows += head(layer, h).len;
+  if (cfg_.n_kv_heads > 1 && rows * cfg_.head_dim >= (int64_t(1) << 15)) {
+    try {
+      ThreadPool::instance().parallel_for(cfg_.n_kv_heads, run);
+      return;
+    } catch (...) {
+      // A refused thread: rebuild on this thread instead (idempotent).
+    }
   }
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) run(h, 0);
 }
 
 void KvCache::summaries_reset(int64_t layer) {
