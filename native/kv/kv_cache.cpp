@@ -241,13 +241,14 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
   // The layer keeps Quest summaries: the rows from which each head changed
   // (its old length; int caches: the old end of its blocks when the call
   // quantized tail rows into new ones).
-  std::vector<int64_t> changed;
+  // Per calling thread and reused: no allocation per append.
+  thread_local std::vector<int64_t> changed, blocks;
   try {
     changed.resize(static_cast<size_t>(cfg_.n_kv_heads));
+    blocks.resize(changed.size());
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.append: out of memory");
   }
-  std::vector<int64_t> blocks(changed.size());
   for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
     changed[h] = head(layer, h).len;
     blocks[h] = head(layer, h).n_blocks;

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "../attention/attention.h"
+#include "../core/thread_pool.h"
 #include "kv_cache.h"
 #include "kv_dots.h"
 
@@ -64,20 +65,45 @@ Status KvCache::sync_summary(int64_t layer, int64_t h) {
 void KvCache::summaries_after_append(int64_t layer, const std::vector<int64_t>& changed) {
   const int64_t P = summary_page_[layer];
   if (P == 0) return;
-  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+  // Each head folds only its new rows into its open page (summary_sync);
+  // heads are independent, so a large append spreads them over the pool
+  // (a single-token append stays here: waking the pool costs more).
+  auto run = [&](int64_t h, int) {
     sparse::PageSummary& sum = summary(layer, h);
     if (changed[h] < sum.rows) sparse::summary_truncate(sum, changed[h], P);
     (void)sync_summary(layer, h);  // on failure it is empty and rebuilt at the next sparse attend
+  };
+  int64_t rows = 0;
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) rows += head(layer, h).len - std::min(changed[h], summary(layer, h).rows);
+  if (cfg_.n_kv_heads > 1 && rows * cfg_.head_dim >= (int64_t(1) << 15)) {
+    try {
+      ThreadPool::instance().parallel_for(cfg_.n_kv_heads, run);
+      return;
+    } catch (...) {
+      // A refused thread: fold on this thread instead.
+    }
   }
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) run(h, 0);
 }
 
 void KvCache::summaries_rebuild(int64_t layer) {
   const int64_t P = summary_page_[layer];
   if (P == 0) return;
-  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
+  auto run = [&](int64_t h, int) {
     sparse::summary_truncate(summary(layer, h), 0, P);
-    (void)sync_summary(layer, h);
+    (void)sync_summary(layer, h);  // on failure it is empty and rebuilt at the next sparse attend
+  };
+  int64_t rows = 0;
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) rows += head(layer, h).len;
+  if (cfg_.n_kv_heads > 1 && rows * cfg_.head_dim >= (int64_t(1) << 15)) {
+    try {
+      ThreadPool::instance().parallel_for(cfg_.n_kv_heads, run);
+      return;
+    } catch (...) {
+      // A refused thread: rebuild on this thread instead (idempotent).
+    }
   }
+  for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) run(h, 0);
 }
 
 void KvCache::summaries_reset(int64_t layer) {
@@ -261,9 +287,28 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
     summary_page_[layer] = P;
     summary_sums_[layer] = blocks ? 1 : 0;
   }
-  for (int64_t h = 0; h < H; ++h) {
-    const Status st = sync_summary(layer, h);
-    if (!st.is_ok()) return st;
+  {
+    // A first build (or a long catch-up) spreads the KV heads over the pool;
+    // sync_summary is idempotent, so a refused pool falls back to this thread.
+    int64_t todo = 0;
+    for (int64_t h = 0; h < H; ++h) todo += std::max<int64_t>(0, head(layer, h).len - summary(layer, h).rows);
+    bool done = false;
+    if (H > 1 && todo * d >= (int64_t(1) << 15)) {
+      try {
+        std::vector<Status> sts(static_cast<size_t>(H));
+        ThreadPool::instance().parallel_for(H, [&](int64_t h, int) { sts[h] = sync_summary(layer, h); });
+        for (const Status& st : sts) {
+          if (!st.is_ok()) return st;
+        }
+        done = true;
+      } catch (...) {
+        // A refused thread or allocation: the sequential loop below.
+      }
+    }
+    for (int64_t h = 0; h < H && !done; ++h) {
+      const Status st = sync_summary(layer, h);
+      if (!st.is_ok()) return st;
+    }
   }
   thread_local QuestScratch x;
   const int64_t R = group * in.n_q;

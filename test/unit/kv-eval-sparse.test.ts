@@ -118,6 +118,7 @@ describe('sparse methods in eval kv', () => {
   test('the method list holds quest; names come from it', () => {
     expect(sparseEvalMethodNames()).toEqual(SPARSE_EVAL_METHODS.map((m) => m.name));
     expect(sparseEvalMethodNames()).toContain('quest');
+    expect(sparseEvalMethodNames()).toContain('blocks');
   });
 
   test.each([

@@ -21,6 +21,7 @@
  * their entries there.
  */
 import { attention } from '../../attention.js';
+import { blockSelect, blockSummaries, type BlockSummaries } from '../../sparse/blocks.js';
 import { questPageSummaries, questSelect, type QuestSummaries } from '../../sparse/quest.js';
 import type { FloatDType, Tensor } from '../../tensor.js';
 import type { EvalQueries } from './workload.js';
@@ -59,7 +60,17 @@ export const QUEST_EVAL: SparseEvalMethod = {
 };
 
 /** The sparse methods `eval kv` knows; TidalDecode and block retrieval append theirs. */
-export const SPARSE_EVAL_METHODS: SparseEvalMethod[] = [QUEST_EVAL];
+/** Block retrieval with the library's defaults (blocks of 64, sink block and local window in, gqa 'sum', mix 0.5), stateless form. */
+export const BLOCKS_EVAL: SparseEvalMethod = {
+  name: 'blocks',
+  select({ layer, q, k, budget, memo }) {
+    const n = k.shape[1]!;
+    const summaries = memo(`${layer}/${n}`, (): BlockSummaries => blockSummaries(k, { blockSize: 64 }));
+    return blockSelect(q, summaries, { budget });
+  },
+};
+
+export const SPARSE_EVAL_METHODS: SparseEvalMethod[] = [QUEST_EVAL, BLOCKS_EVAL];
 
 export function sparseEvalMethodNames(): string[] {
   return SPARSE_EVAL_METHODS.map((m) => m.name);
