@@ -20,6 +20,7 @@ import { DTYPE_CODE, native } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
+import { checkSelectQuery } from './quest.js';
 
 /** Block retrieval (KvCache.attend's `sparse`, blockSelect). */
 export interface BlockSparseOptions {
@@ -149,12 +150,7 @@ export function blockSelect(q: TensorLike<'f32'>, summaries: BlockSummaries, opt
   }
   const s = checkBlockSummaries(summaries);
   const r = resolveBlocks('options', { ...(options as object), method: 'blocks', blockSize: s.blockSize });
-  const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
-  const [nHeads, nQ, headDim] = qt.shape as [number, number, number];
-  const [nKvHeads, , sDim] = s.kmin.shape as [number, number, number];
-  if (sDim !== headDim) throw rangeError('summaries.kmin.shape[2] (headDim)', `q's headDim = ${headDim}`, sDim);
-  if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of the summaries' nKvHeads = ${nKvHeads}`, nHeads);
-  if (nQ < 1) throw rangeError('q.shape[1] (nQ)', 'at least 1 query', nQ);
+  const { qt, nHeads, nQ, headDim, nKvHeads } = checkSelectQuery(q, s.kmin);
   const indices = new Int32Array(nKvHeads * s.nKv);
   const header = Float64Array.of(
     nHeads, nKvHeads, nQ, headDim, s.nKv, qt.strides[0]!, qt.strides[1]!, DTYPE_CODE[s.kmin.dtype],

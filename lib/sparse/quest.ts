@@ -178,6 +178,21 @@ function checkSummaries(value: unknown): { pageSize: number; nKv: number; kmin: 
 }
 
 /**
+ * The query of a page/block selection, checked against its summaries:
+ * q f32 [nHeads, nQ, headDim] with headDim = kmin's and nHeads a multiple of
+ * kmin's nKvHeads (shared by questSelect and blockSelect).
+ */
+export function checkSelectQuery(q: TensorLike<'f32'>, kmin: Tensor) {
+  const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
+  const [nHeads, nQ, headDim] = qt.shape as [number, number, number];
+  const [nKvHeads, , sDim] = kmin.shape as [number, number, number];
+  if (sDim !== headDim) throw rangeError('summaries.kmin.shape[2] (headDim)', `q's headDim = ${headDim}`, sDim);
+  if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of the summaries' nKvHeads = ${nKvHeads}`, nHeads);
+  if (nQ < 1) throw rangeError('q.shape[1] (nQ)', 'at least 1 query', nQ);
+  return { qt, nHeads, nQ, headDim, nKvHeads };
+}
+
+/**
  * Quest selection from q f32 [nHeads, nQ, headDim] and summaries of nKv
  * tokens: i32 [nKvHeads, nSel] ascending token indices (every head selects
  * the same count), for attention(q, k, v, { indices }). Per KV head, the
@@ -189,12 +204,7 @@ export function questSelect(q: TensorLike<'f32'>, summaries: QuestSummaries, opt
   }
   const s = checkSummaries(summaries);
   const r = resolveQuest('options', { ...(options as object), method: 'quest', pageSize: s.pageSize });
-  const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
-  const [nHeads, nQ, headDim] = qt.shape as [number, number, number];
-  const [nKvHeads, , sDim] = s.kmin.shape as [number, number, number];
-  if (sDim !== headDim) throw rangeError('summaries.kmin.shape[2] (headDim)', `q's headDim = ${headDim}`, sDim);
-  if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of the summaries' nKvHeads = ${nKvHeads}`, nHeads);
-  if (nQ < 1) throw rangeError('q.shape[1] (nQ)', 'at least 1 query', nQ);
+  const { qt, nHeads, nQ, headDim, nKvHeads } = checkSelectQuery(q, s.kmin);
   const capacity = nKvHeads * s.nKv;
   const indices = new Int32Array(capacity);
   const header = Float64Array.of(
