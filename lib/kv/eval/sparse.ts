@@ -105,6 +105,21 @@ export function tidalEvalSchedule(nLayers: number): { selectLayer: number; resel
 }
 
 /**
+ * The schedule a TidalDecode spec runs on nLayers: the spec's selectLayer and
+ * reselectLayers where set, else tidalEvalSchedule's; a default re-selection
+ * that the spec's selectLayer leaves without a gathered layer on both sides
+ * (r <= selectLayer + 1 or r >= nLayers - 1) is dropped. RangeError when the
+ * spec's selectLayer is not a layer of the stack.
+ */
+export function resolveTidalSchedule(opts: TidalEvalOptions, nLayers: number): { selectLayer: number; reselectLayers: number[] } {
+  const sch = tidalEvalSchedule(nLayers);
+  const selectLayer = opts.selectLayer ?? sch.selectLayer;
+  if (selectLayer >= nLayers) throw rangeError('tidal selectLayer', `a layer index in [0, ${nLayers - 1}]`, selectLayer);
+  const reselectLayers = opts.reselectLayers ?? sch.reselectLayers.filter((r) => r > selectLayer + 1 && r < nLayers - 1);
+  return { selectLayer, reselectLayers };
+}
+
+/**
  * TidalDecode, stateless form, one decode step over the layers (the step's
  * `state` carries the kept positions): layers before selectLayer attend
  * every visible position; the selection and re-selection layers attend every
@@ -119,10 +134,7 @@ export function tidalEval(opts: TidalEvalOptions = {}, name = 'tidal'): SparseEv
   return {
     name,
     select({ layer, nLayers, q, k, v, budget, state }) {
-      const schedule = tidalEvalSchedule(nLayers);
-      const selectLayer = sl ?? schedule.selectLayer;
-      const reselect = rl ?? schedule.reselectLayers;
-      if (selectLayer >= nLayers) throw rangeError('tidal selectLayer', `a layer index in [0, ${nLayers - 1}]`, selectLayer);
+      const { selectLayer, reselectLayers: reselect } = resolveTidalSchedule({ selectLayer: sl, reselectLayers: rl }, nLayers);
       const [nKvHeads, n] = k.shape as [number, number, number];
       const every = (): Tensor<'i32'> => {
         const data = new Int32Array(nKvHeads * n);
@@ -225,8 +237,7 @@ export function findSparseEvalMethod(spec: unknown): SparseEvalMethod | undefine
 export function sparseCacheOptions(spec: SparseSpec, budget: number, nLayers: number): SparseOptions {
   if (spec.name === 'tidal') {
     const o = spec.options as TidalEvalOptions;
-    const sch = tidalEvalSchedule(nLayers);
-    return { method: 'tidal', budget, ...o, selectLayer: o.selectLayer ?? sch.selectLayer, reselectLayers: o.reselectLayers ?? sch.reselectLayers } as SparseOptions;
+    return { method: 'tidal', budget, ...o, ...resolveTidalSchedule(o, nLayers) } as SparseOptions;
   }
   return { method: spec.name, budget, ...spec.options } as SparseOptions;
 }

@@ -36,7 +36,8 @@
  * with budget keep (runner.ts), TidalDecode with its schedule scaled to the
  * model's layers (tidalEvalSchedule: 4 layers -> selection at 0,
  * re-selection at 2). Their `kept` is 1 (every row stays); `memory` is
- * read after the task, with the summaries the selection built.
+ * the cache's memory before the task plus the summaries the selection
+ * built (read after the task).
  *
  * Every configuration starts from the same captured prefill (context.ts),
  * so budget 100% reproduces the full-cache row exactly.
@@ -347,15 +348,8 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
           const kept = cachedRows(s) / fullRows(cap);
           let mem = s.cache.memoryBytes;
           if (cfg.kind === 'full') fullMemory = mem;
-          let bits: number;
-          try {
-            bits = sumBits(await s.forward(input), targets);
-          } catch (e) {
-            if (cfg.kind !== 'sparse') throw e;
-            skip(cfg, 'loss', e instanceof Error ? e.message : String(e));
-            continue;
-          }
-          if (cfg.kind === 'sparse') mem = s.cache.memoryBytes; // with the summaries the selection built
+          const bits = sumBits(await s.forward(input), targets);
+          if (cfg.kind === 'sparse') mem += summaryBytes(s); // the full cache's rows + the summaries the selection built
           if (cfg.kind === 'full') fullBits = bits;
           const acc = loss.get(cfg.key) ?? { keep: cfg.fraction === null ? C : realKeepFor(cfg.fraction, C), kept: 0, memory: 0, bits: 0, bytes: 0, perPassage: [] };
           acc.kept += kept;
@@ -384,15 +378,8 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
           const kept = cachedRows(s) / fullRows(cap);
           let mem = s.cache.memoryBytes;
           if (cfg.kind === 'full') fullMemory = mem;
-          let ans: { correct: boolean; bits: number };
-          try {
-            ans = await answerNeedle(s, trial);
-          } catch (e) {
-            if (cfg.kind !== 'sparse') throw e;
-            skip(cfg, 'needle', e instanceof Error ? e.message : String(e));
-            continue;
-          }
-          if (cfg.kind === 'sparse') mem = s.cache.memoryBytes;
+          const ans = await answerNeedle(s, trial);
+          if (cfg.kind === 'sparse') mem += summaryBytes(s);
           const acc = needle.get(cfg.key) ?? { keep: cfg.fraction === null ? o.needleContext : realKeepFor(cfg.fraction, o.needleContext), kept: 0, memory: 0, correct: 0, bits: 0, trials: 0 };
           acc.kept += kept;
           acc.memory += mem / fullMemory;
@@ -462,6 +449,18 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
  * feeds the same bytes), so `correct` is the greedy result; `bits` is the
  * answer's cost (-log2 p of its digits) under the model.
  */
+/**
+ * Bytes of the page / block summaries a sparse session's cache built (every
+ * layer). Added to the cache's memory before the task: reading memoryBytes
+ * after the task would also count the rows the decoded bytes appended (and
+ * the capacity grown for them), which the full cache's figure does not.
+ */
+function summaryBytes(s: RunnerSession): number {
+  let b = 0;
+  for (let l = 0; l < s.cache.nLayers; l++) b += s.cache.questSummaries(l).bytes;
+  return b;
+}
+
 export async function answerNeedle(s: Pick<RunnerSession, 'forward'>, trial: NeedleTrial): Promise<{ correct: boolean; bits: number }> {
   const q = trial.question.length;
   const n = trial.answer.length;
