@@ -454,8 +454,11 @@ function measureSize(
       };
     });
     densePass();
-    for (const p of passes) p(); // warm-up (TidalDecode: discard its first call times)
-    for (const t of tidalCalls) if (t) { t.select.length = 0; t.gathered.length = 0; }
+    for (const p of passes) p(); // warm-up
+    for (const { i } of runs) { // TidalDecode: discard the warm-up's call times (this sub-phase's runs only)
+      const t = tidalCalls[i];
+      if (t) { t.select.length = 0; t.gathered.length = 0; }
+    }
     const denseTimes: number[] = [];
     const timedDense = () => { const t0 = performance.now(); densePass(); denseTimes.push(performance.now() - t0); };
     const medians = interleaved([timedDense, ...passes], reps);
