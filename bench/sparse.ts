@@ -53,98 +53,25 @@
  * step's bytes / layers). idealSpeedup = dense bytes / sparse bytes (the
  * bandwidth roof).
  *
- * Methods are one array (SPARSE_BENCH_METHODS).
+ * Methods are one array (SPARSE_BENCH_METHODS, bench/sparse-methods.ts); the
+ * table is bench/sparse-print.ts.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import {
-  attention, backendInfo, blockSelect, blockSummaries, f32ToF16Bits, KvCache, questPageSummaries, questSelect, tidalSelect,
-  type SparseOptions, type Tensor,
+  attention, backendInfo, f32ToF16Bits, KvCache, tidalSelect, type SparseOptions, type Tensor,
 } from '../lib/index.js';
 import { runInNewContext } from 'node:vm';
 import v8 from 'node:v8';
 import { randomBlock } from './common.js';
 import { cpuModel, limitsReport, measureLimits, refreshLimits, type LimitsOptions, type MachineLimitsReport } from './limits.js';
 
-/** One sparse method as the bench drives it. */
-export interface SparseBenchMethod {
-  name: string;
-  /** 'layer': every layer selects and gathers (Quest, blocks); 'step': TidalDecode's schedule over the step's layers. */
-  kind: 'layer' | 'step';
-  /** The summary layout it needs in the cache (methods sharing one are timed together); null: none. */
-  layout: string | null;
-  /** Tokens a gathered layer attends per KV head for a budget at nKv tokens (the bytes model). */
-  selectedPerHead(budget: number, nKv: number): number;
-  /** Bytes one layer of the step reads, on average over the modelled step's layers. */
-  bytesPerLayer(budget: number, nKv: number, cfg: ResolvedSparseBenchOptions): number;
-  /** KvCache.attend's `sparse` option ('step' methods: the timing schedule over the held layers). */
-  sparse(budget: number): Record<string, unknown>;
-  /** The stateless form, for the breakdown (selection, gathered attention); absent = cache total only. */
-  stateless?: {
-    prepare(k: Tensor<'f16'>): unknown;
-    select(q: Tensor<'f32'>, prepared: unknown, budget: number): Tensor<'i32'>;
-  };
-}
+import { QUEST_PAGE, SPARSE_BENCH_METHODS, tidalStepLayers, type SparseBenchMethod } from './sparse-methods.js';
 
-const QUEST_PAGE = 16;
-const BLOCK_SIZE = 64;
-
-/** Layers of TidalDecode's default schedule for a step of `layers` (the library's defaults: full 0-1, selection at 2, re-selection at 13 when layers > 13). */
-export function tidalStepLayers(layers: number): { full: number; select: number; gathered: number } {
-  const full = 2;
-  const select = 1 + (layers > 13 ? 1 : 0);
-  return { full, select, gathered: layers - full - select };
-}
-
-/** Pages / blocks of `size` tokens: a layer's selection reads whole ones, the budget in tokens. */
-const wholeUnits = (budget: number, nKv: number, size: number) => Math.min(nKv, Math.max(1, Math.floor(budget / size)) * size);
-
-/** The methods measured. */
-export const SPARSE_BENCH_METHODS: SparseBenchMethod[] = [
-  {
-    name: 'quest',
-    kind: 'layer',
-    layout: `pages of ${QUEST_PAGE}`,
-    selectedPerHead: (budget, nKv) => wholeUnits(budget, nKv, QUEST_PAGE),
-    // kmin, kmax: 2 f16 rows per page; the selected rows' K + V.
-    bytesPerLayer: (budget, nKv, c) => c.kvHeads * c.headDim * 2 * (2 * Math.ceil(nKv / QUEST_PAGE) + 2 * wholeUnits(budget, nKv, QUEST_PAGE)),
-    sparse: (budget) => ({ method: 'quest', budget, pageSize: QUEST_PAGE }),
-    stateless: {
-      prepare: (k) => questPageSummaries(k, { pageSize: QUEST_PAGE }),
-      select: (q, prepared, budget) => questSelect(q, prepared as ReturnType<typeof questPageSummaries>, { budget }),
-    },
-  },
-  {
-    name: 'blocks',
-    kind: 'layer',
-    layout: `blocks of ${BLOCK_SIZE}`,
-    selectedPerHead: (budget, nKv) => wholeUnits(budget, nKv, BLOCK_SIZE),
-    // kmin, kmax f16 and kmean f32 (= 2 f16 rows) per block; the selected rows' K + V.
-    bytesPerLayer: (budget, nKv, c) => c.kvHeads * c.headDim * 2 * (4 * Math.ceil(nKv / BLOCK_SIZE) + 2 * wholeUnits(budget, nKv, BLOCK_SIZE)),
-    sparse: (budget) => ({ method: 'blocks', budget, blockSize: BLOCK_SIZE }),
-    stateless: {
-      prepare: (k) => blockSummaries(k, { blockSize: BLOCK_SIZE }),
-      select: (q, prepared, budget) => blockSelect(q, prepared as ReturnType<typeof blockSummaries>, { budget }),
-    },
-  },
-  {
-    name: 'tidal',
-    kind: 'step',
-    layout: null,
-    selectedPerHead: (budget, nKv) => Math.min(nKv, budget),
-    // Full and selection layers read every row; gathered layers the kept rows.
-    bytesPerLayer: (budget, nKv, c) => {
-      const s = tidalStepLayers(c.layers);
-      const row = c.kvHeads * c.headDim * 2 * 2;
-      return ((s.full + s.select) * nKv * row + s.gathered * Math.min(nKv, budget) * row) / c.layers;
-    },
-    // Timing schedule over the held layers: selection at held layer 0, the others gathered.
-    sparse: (budget) => ({ method: 'tidal', budget, selectLayer: 0, reselectLayers: [] }),
-  },
-];
-
+export { SPARSE_BENCH_METHODS, tidalStepLayers, type SparseBenchMethod } from './sparse-methods.js';
+export { printSparseTable } from './sparse-print.js';
 export interface SparseBenchOptions {
   /** Context lengths (tokens per KV head); default [32768, 131072]. */
   tokens?: number[];
@@ -364,7 +291,7 @@ function collect(): void {
   gc?.();
 }
 
-const GiB = 2 ** 30;
+export const GiB = 2 ** 30;
 const N_QUERIES = 8;
 
 function readBw(threads: number, refresh: boolean, limits: LimitsOptions | undefined): number {
@@ -690,34 +617,4 @@ export async function runSparseBench(opts: SparseBenchOptions = {}): Promise<Spa
   writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
   if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   return report;
-}
-
-const f = (x: number | undefined, digits = 1) => (x === undefined ? '-' : x.toFixed(digits));
-
-export function printSparseTable(r: SparseBenchReport): void {
-  const c = r.config;
-  console.log(`Sparse decode step: ${c.layers} layers x ${c.kvHeads} KV heads x headDim ${c.headDim}, f16, ${c.heads} query heads, nQ 1; ${r.machine.threads} threads (${r.machine.isa})`);
-  console.log(`CPU: ${r.machine.model}; read bandwidth (bench/limits.ts): ${f(r.readBandwidthGBs.start)} GB/s at start, ${f(r.readBandwidthGBs.end)} GB/s best incl. the end (percentages use the best)`);
-  for (const s of r.sizes) {
-    console.log('');
-    console.log(`${s.tokens} tokens: ${s.measuredLayers} of ${s.modelledLayers} layers measured (${f((s.measuredLayers * s.layerKvBytes) / GiB, 2)} GiB K + V); summaries ${f(s.summaryBytesPerLayer / 2 ** 20)} MiB/layer = ${f(100 * s.summaryOverKeyBytes, 2)}% of the keys (goal <= ${f(100 * s.summaryGoal, 1)}%)`);
-    console.log(`  dense step ${f(s.dense.stepMs)} ms (${f(s.dense.msPerLayer, 3)} ms/layer), ${f(s.dense.gbPerS)} GB/s = ${f(s.dense.pctReadBw, 0)}% of read BW; bandwidth-ideal ${f(s.dense.idealStepMs)} ms`);
-    console.log('  method   budget  sel/head  step ms  speedup  ideal  GB/s  %BW  | stateless: select ms  gathered ms  total ms  speedup  select share | build ms/layer');
-    for (const m of s.methods) {
-      const st = m.stateless;
-      console.log(
-        `  ${m.method.padEnd(8)} ${String(m.budget).padStart(6)}  ${String(m.selectedPerHead).padStart(8)}  ${f(m.cache.stepMs, 2).padStart(7)}  ${f(m.cache.speedup, 2).padStart(7)}  ${f(m.idealSpeedup, 1).padStart(5)}  ${f(m.cache.gbPerS).padStart(4)}  ${f(m.cache.pctReadBw, 0).padStart(3)}  | ` +
-          `${f(st?.selectStepMs, 2).padStart(20)}  ${f(st?.gatheredStepMs, 2).padStart(11)}  ${f(st?.totalStepMs, 2).padStart(8)}  ${f(st?.speedup, 2).padStart(7)}  ${st ? `${f(100 * st.selectShare, 0)}%`.padStart(12) : '-'.padStart(12)} | ${f(m.summaryBuildMsPerLayer ?? undefined, 2)}`,
-      );
-      const sc = m.schedule;
-      if (sc) {
-        console.log(`           step = ${sc.full} full x ${f(sc.denseMsPerCall, 3)} + ${sc.select} selection x ${f(sc.selectMsPerCall, 3)} + ${sc.gathered} gathered x ${f(sc.gatheredMsPerCall, 3)} ms (per-call medians, cache)`);
-      }
-    }
-    for (const n of s.notes) console.log(`  note: ${n}`);
-  }
-  const u = r.upkeep;
-  console.log('');
-  console.log(`Summary upkeep on append (${u.tokens}-token f16 cache, ${c.kvHeads} KV heads): single token ${f(u.single.withMs * 1e3, 2)} us with vs ${f(u.single.withoutMs * 1e3, 2)} us without (${f(100 * u.single.overhead, 1)}%); ${u.chunk.tokens} tokens ${f(u.chunk.withMs, 3)} ms vs ${f(u.chunk.withoutMs, 3)} ms (${f(100 * u.chunk.overhead, 1)}%); goal <= ${f(100 * u.goal, 0)}%`);
-  for (const n of r.notes) console.log(`note: ${n}`);
 }
