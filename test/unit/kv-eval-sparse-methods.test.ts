@@ -13,6 +13,7 @@ import {
 import { runKvEval } from '../../lib/kv/eval/run.js';
 import { decode3 } from '../reference/attention.js';
 import type { EvalSource } from '../../lib/kv/eval/source.js';
+import { evalKvCli } from './eval-kv-cli-helper.js';
 
 const SMALL: NeedleWorkloadOptions = { seed: 7, nKv: 1200, nHeads: 4, nKvHeads: 2, headDim: 32, nNeedles: 4, window: 8, nProbes: 4, nLayers: 2, questionsAfter: 3 };
 
@@ -263,3 +264,13 @@ describe('runKvEval with every sparse method', () => {
   });
 });
 
+describe('CLI', () => {
+  const base = ['--n-kv', '1280', '--heads', '4', '--kv-heads', '2', '--head-dim', '32', '--needles', '4', '--window', '8', '--probes', '4', '--budgets', '25%'];
+  test('sparse specs in --policies; a bad option is refused naming the spec', async () => {
+    const { out } = await evalKvCli([...base, '--workload', 'multi', '--policies', 'quest:pageSize=8,blocks:mix=1,tidal', '--json']);
+    const r = JSON.parse(out) as { rows: { policy: string; kind?: string }[] };
+    expect(r.rows.map((x) => [x.policy, x.kind])).toEqual([['quest:pageSize=8', 'sparse'], ['blocks:mix=1', 'sparse'], ['tidal', 'sparse']]);
+    await expect(evalKvCli([...base, '--policies', 'quest:page=8'])).rejects.toThrow(/--policies: quest:page=8: unknown quest option "page"/);
+    await expect(evalKvCli([...base, '--policies', 'tidal:selectLayer=2'])).rejects.toThrow(/tidal selectLayer.*\[0, 1\]/);
+  });
+});
