@@ -54,7 +54,9 @@ void KvCache::read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float*
   if (v) rows_to_f32(KeyRows{s.v.data(), row_dtype(), 0, d}, 0, first, n, d, v);
 }
 
-Status KvCache::sync_summary(int64_t layer, int64_t h) {
+Status KvCache::sync_summary(int64_t layer, int64_t h) { return sync_summary(layer, h, head(layer, h).len); }
+
+Status KvCache::sync_summary(int64_t layer, int64_t h, int64_t rows) {
   const HeadStore& s = head(layer, h);
   summary(layer, h).with_sums = summary_sums_[layer] != 0;
   // Size the summaries like the key storage (2 rows per P of its rows).
@@ -65,13 +67,13 @@ Status KvCache::sync_summary(int64_t layer, int64_t h) {
     const DType t = row_dtype();
     const char* k = reinterpret_cast<const char*>(s.k.data());
     const int64_t row_bytes = d * static_cast<int64_t>(dtype_size(t));
-    return sparse::summary_sync_fold(sum, summary_format(), summary_page_[layer], d, s.len, cap_rows,
+    return sparse::summary_sync_fold(sum, summary_format(), summary_page_[layer], d, rows, cap_rows,
                                      [&](int64_t first, int64_t n, bool init) {
                                        sparse::fold_stored_rows(k + first * row_bytes, t, n, d, sum.open_lo.data(),
                                                                 sum.open_hi.data(), init);
                                      });
   }
-  return sparse::summary_sync(sum, summary_format(), summary_page_[layer], cfg_.head_dim, s.len, cap_rows,
+  return sparse::summary_sync(sum, summary_format(), summary_page_[layer], cfg_.head_dim, rows, cap_rows,
                               [&](int64_t first, int64_t n, float* out) { read_rows_f32(s, first, n, out, nullptr); });
 }
 

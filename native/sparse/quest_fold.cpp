@@ -65,15 +65,36 @@ __attribute__((target("avx2,f16c"))) inline __m256 load_f16x8(const uint16_t* p)
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// fold_stored_rows for f16 rows, 8 channels at a time (F16C decodes exactly).
-// d a multiple of 8.
+// fold_stored_rows for f16 rows, 32 channels (four vectors) at a time: four
+// independent min / max chains per row, where one chain per 8 channels
+// waited on the previous row's result (latency-bound: 3x slower). F16C
+// decodes exactly. d a multiple of 8.
 __attribute__((target("avx2,f16c"))) void fold_f16_avx2(const uint16_t* rows, int64_t n, int64_t d, float* lo, float* hi,
                                                          bool init) {
-  const int64_t r = init ? 1 : 0;
-  for (int64_t c = 0; c < d; c += 8) {
+  const int64_t r0 = init ? 1 : 0;
+  int64_t c = 0;
+  for (; c + 32 <= d; c += 32) {
+    __m256 l[4], h[4];
+    for (int k = 0; k < 4; ++k) {
+      l[k] = init ? load_f16x8(rows + c + 8 * k) : _mm256_loadu_ps(lo + c + 8 * k);
+      h[k] = init ? l[k] : _mm256_loadu_ps(hi + c + 8 * k);
+    }
+    for (int64_t i = r0; i < n; ++i) {
+      for (int k = 0; k < 4; ++k) {
+        const __m256 x = load_f16x8(rows + i * d + c + 8 * k);
+        l[k] = _mm256_min_ps(x, l[k]);
+        h[k] = _mm256_max_ps(x, h[k]);
+      }
+    }
+    for (int k = 0; k < 4; ++k) {
+      _mm256_storeu_ps(lo + c + 8 * k, l[k]);
+      _mm256_storeu_ps(hi + c + 8 * k, h[k]);
+    }
+  }
+  for (; c < d; c += 8) {
     __m256 l = init ? load_f16x8(rows + c) : _mm256_loadu_ps(lo + c);
     __m256 h = init ? l : _mm256_loadu_ps(hi + c);
-    for (int64_t i = r; i < n; ++i) {
+    for (int64_t i = r0; i < n; ++i) {
       const __m256 x = load_f16x8(rows + i * d + c);
       l = _mm256_min_ps(x, l);
       h = _mm256_max_ps(x, h);
