@@ -35,6 +35,7 @@ import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor, pla
 import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
 import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig, unsupported } from './device.js';
+import { readOptions } from '../sparse/options.js';
 import { resolveSparse, sparseHeader, type SparseOptions } from '../sparse/quest.js';
 import { tidalRole, tidalSchedule, type TidalRole } from '../sparse/tidal.js';
 
@@ -405,7 +406,8 @@ export class KvCache {
   }
 
   #attendParams(layer: unknown, q: unknown, opts: unknown): { p: NativeKvAttendParams; shape: number[] } {
-    const o = checkOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out', 'sparse', 'returnSelected']) as AttendOptions;
+    // Every option read once (a getter runs once: what is checked is what is used).
+    const o = readOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out', 'sparse', 'returnSelected']) as AttendOptions;
     const l = this.#checkLayer(layer);
     const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
     const [nHeads, nQ, d] = qt.shape as [number, number, number];
