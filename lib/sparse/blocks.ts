@@ -20,7 +20,7 @@ import { DTYPE_CODE, native } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkInteger, checkNumber, checkTensor } from '../validate.js';
-import { readOptions } from './options.js';
+import { readOptions, withoutMethod } from './options.js';
 import { checkSelectQuery } from './quest.js';
 
 /** Block retrieval (KvCache.attend's `sparse`, blockSelect). */
@@ -55,7 +55,7 @@ export interface ResolvedBlocks {
 }
 
 export function resolveBlocks(arg: string, value: object): ResolvedBlocks {
-  const o = readOptions(arg, value, BLOCK_KEYS) as Partial<BlockSparseOptions>;
+  const o = readOptions(arg, value, BLOCK_KEYS, withoutMethod(BLOCK_KEYS)) as Partial<BlockSparseOptions>;
   if (o.budget === undefined) throw typeError(`${arg}.budget`, 'an integer >= 1 (tokens per KV head)', undefined);
   const budget = checkInteger(`${arg}.budget`, o.budget, 1);
   const blockSize = o.blockSize === undefined ? BLOCK_DEFAULTS.blockSize : checkInteger(`${arg}.blockSize`, o.blockSize, 1, MAX_BLOCK_SIZE);

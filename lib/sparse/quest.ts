@@ -17,7 +17,7 @@ import { DTYPE_CODE, native } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkInteger, checkTensor } from '../validate.js';
-import { readOptions } from './options.js';
+import { readOptions, withoutMethod } from './options.js';
 import { resolveTidal, type ResolvedTidal, type TidalRole, type TidalSparseOptions } from './tidal.js';
 import { resolveBlocks, type BlockSparseOptions, type ResolvedBlocks } from './blocks.js';
 
@@ -85,7 +85,7 @@ export function resolveSparse(arg: string, value: unknown): ResolvedSparse {
 }
 
 function resolveQuest(arg: string, value: object): ResolvedQuest {
-  const o = readOptions(arg, value, QUEST_KEYS) as Partial<QuestSparseOptions>;
+  const o = readOptions(arg, value, QUEST_KEYS, withoutMethod(QUEST_KEYS)) as Partial<QuestSparseOptions>;
   if (o.budget === undefined) throw typeError(`${arg}.budget`, 'an integer >= 1 (tokens per KV head)', undefined);
   const budget = checkInteger(`${arg}.budget`, o.budget, 1);
   const pageSize = o.pageSize === undefined ? QUEST_DEFAULTS.pageSize : checkInteger(`${arg}.pageSize`, o.pageSize, 1, MAX_PAGE_SIZE);

@@ -19,7 +19,7 @@ import { native } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import { checkInteger, checkTensor } from '../validate.js';
-import { readOptions } from './options.js';
+import { readOptions, withoutMethod } from './options.js';
 
 /** TidalDecode's schedule and budget (KvCache.attend's `sparse`). */
 export interface TidalSparseOptions {
@@ -60,7 +60,7 @@ export interface ResolvedTidal {
 }
 
 export function resolveTidal(arg: string, value: object): ResolvedTidal {
-  const o = readOptions(arg, value, TIDAL_KEYS) as Partial<TidalSparseOptions>;
+  const o = readOptions(arg, value, TIDAL_KEYS, withoutMethod(TIDAL_KEYS)) as Partial<TidalSparseOptions>;
   if (o.budget === undefined) throw typeError(`${arg}.budget`, 'an integer >= 1 (token positions per KV head)', undefined);
   const budget = checkInteger(`${arg}.budget`, o.budget, 1);
   const sinks = o.sinks === undefined ? TIDAL_DEFAULTS.sinks : checkInteger(`${arg}.sinks`, o.sinks, 0);
