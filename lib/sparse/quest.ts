@@ -187,8 +187,10 @@ export function checkSelectQuery(q: TensorLike<'f32'>, kmin: Tensor) {
   const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
   const [nHeads, nQ, headDim] = qt.shape as [number, number, number];
   const [nKvHeads, , sDim] = kmin.shape as [number, number, number];
+  if (nKvHeads < 1) throw rangeError('summaries.kmin.shape[0] (nKvHeads)', 'at least 1', nKvHeads);
+  if (headDim < 1) throw rangeError('q.shape[2] (headDim)', 'at least 1', headDim);
   if (sDim !== headDim) throw rangeError('summaries.kmin.shape[2] (headDim)', `q's headDim = ${headDim}`, sDim);
-  if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of the summaries' nKvHeads = ${nKvHeads}`, nHeads);
+  if (nHeads % nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of the summaries' nKvHeads = ${nKvHeads}`, nHeads);
   if (nQ < 1) throw rangeError('q.shape[1] (nQ)', 'at least 1 query', nQ);
   return { qt, nHeads, nQ, headDim, nKvHeads };
 }

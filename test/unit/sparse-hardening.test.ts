@@ -61,17 +61,27 @@ function kept(c: KvCache): string {
   }
 }
 
-/** Runs a call that must fail with `type` and `message`; the cache and its TidalDecode selection are unchanged. */
-function expectRefused(c: KvCache, call: () => unknown, type: ErrorConstructor, message: RegExp): void {
-  const before = snapshot(c), keptBefore = kept(c);
-  let error: unknown;
+/** What `call` throws (undefined when it returns). */
+function caught(call: () => unknown): unknown {
   try {
     call();
   } catch (err) {
-    error = err;
+    return err;
   }
+  return undefined;
+}
+
+/** `call` throws a `type` whose message matches. */
+function expectError(call: () => unknown, type: ErrorConstructor, message: RegExp): void {
+  const error = caught(call);
   expect(error).toBeInstanceOf(type);
   expect((error as Error).message).toMatch(message);
+}
+
+/** Runs a call that must fail with `type` and `message`; the cache and its TidalDecode selection are unchanged. */
+function expectRefused(c: KvCache, call: () => unknown, type: ErrorConstructor, message: RegExp): void {
+  const before = snapshot(c), keptBefore = kept(c);
+  expectError(call, type, message);
   expect(snapshot(c)).toBe(before);
   expect(kept(c)).toBe(keptBefore);
 }
@@ -267,12 +277,7 @@ describe('TidalDecode step state: misuse fails clearly and changes nothing', () 
     const c = fresh();
     c.attend(2, q, { sparse: TIDAL });
     const pending = c.attendAsync(3, q, { sparse: TIDAL, returnSelected: true, remember: false });
-    let error: unknown;
-    try {
-      c.attend(4, q, { sparse: TIDAL });
-    } catch (err) {
-      error = err;
-    }
+    const error = caught(() => c.attend(4, q, { sparse: TIDAL }));
     expect(error).toBeInstanceOf(TokenpressError);
     expect((error as TokenpressError).code).toBe('ERR_CACHE_BUSY');
     const r = await pending;
@@ -484,7 +489,7 @@ describe('aliased and detached arrays', () => {
   });
 
   test('detached inputs of the stateless forms: a TypeError naming the array', () => {
-    const detach = <T extends ArrayBufferView>(t: { data: T }) => { structuredClone(t.data.buffer, { transfer: [t.data.buffer as ArrayBuffer] }); return t; };
+    const detach = <T extends { data: ArrayBufferView }>(t: T): T => { structuredClone(t.data.buffer, { transfer: [t.data.buffer as ArrayBuffer] }); return t; };
     const k = tensor([H, N, D], 1);
     expect(() => questPageSummaries(detach(tensor([H, N, D], 1)))).toThrow(/^k\.data: expected a live Float32Array, received a detached buffer/);
     expect(() => blockSummaries(detach(tensor([H, N, D], 1)))).toThrow(/^k\.data: expected a live Float32Array, received a detached buffer/);
@@ -536,6 +541,8 @@ describe('stateless forms: bad values named, inputs unchanged', () => {
     ['questSelect: nKv of another page count', () => questSelect(q, { ...questPageSummaries(k), nKv: 200 }, { budget: 16 }), RangeError, /^summaries\.kmin\.shape\[1\] \(pages\): expected ceil\(nKv \/ pageSize\) = 13, received 3/],
     ['questSelect: NaN in kmin', () => { const s = questPageSummaries(k); (s.kmin.data as Float32Array)[D + 1] = NaN; return questSelect(q, s, { budget: 16 }); }, RangeError, /^summaries: expected finite kmin <= kmax, received kmin NaN, kmax [-\d.e]+ at \[0\]\[1\]\[1\]/],
     ['questSelect: kmin > kmax', () => { const s = questPageSummaries(k); (s.kmin.data as Float32Array)[2] = 5; return questSelect(q, s, { budget: 16 }); }, RangeError, /^summaries: expected finite kmin <= kmax, received kmin 5, kmax [-\d.e]+ at \[0\]\[0\]\[2\]/],
+    ['questSelect: summaries of 0 KV heads', () => questSelect(q, { pageSize: 16, nKv: 5, kmin: tensor([0, 1, D], 1), kmax: tensor([0, 1, D], 1) }, { budget: 16 }), RangeError, /^summaries\.kmin\.shape\[0\] \(nKvHeads\): expected at least 1, received 0/],
+    ['blockSelect: headDim 0', () => blockSelect(tensor([4, 1, 0], 1), { blockSize: 64, nKv: 5, kmin: tensor([1, 1, 0], 1), kmax: tensor([1, 1, 0], 1), kmean: tensor([1, 1, 0], 1) }, { budget: 16 }), RangeError, /^q\.shape\[2\] \(headDim\): expected at least 1, received 0/],
     ['questSelect: q of another headDim', () => questSelect(tensor([4, 1, 4], 1), questPageSummaries(k), { budget: 16 }), RangeError, /^summaries\.kmin\.shape\[2\] \(headDim\): expected q's headDim = 4, received 8/],
     ['blockSelect: Infinity in kmean', () => { const s = blockSummaries(k, { blockSize: 8 }); s.kmean.data[D * 5 + 1] = Infinity; return blockSelect(q, s, { budget: 16 }); }, RangeError, /^summaries: expected finite kmin <= kmax and a finite kmean, received .* kmean Infinity at \[1\]\[0\]\[1\]/],
     ['blockSelect: mix 2', () => blockSelect(q, blockSummaries(k), { budget: 16, mix: 2 }), RangeError, /^options\.mix: expected a number in \[0, 1\], received 2/],
@@ -546,14 +553,7 @@ describe('stateless forms: bad values named, inputs unchanged', () => {
     ['tidalSelect: nKvHeads 0', () => tidalSelect(tensor([2, 1, N], 3), { budget: 8, nKvHeads: 0 }), RangeError, /^options\.nKvHeads: expected an integer >= 1, received 0/],
   ] as [string, () => unknown, ErrorConstructor, RegExp][])('%s', (_, call, type, message) => {
     const before = [Array.from(k.data), Array.from(q.data)];
-    let error: unknown;
-    try {
-      call();
-    } catch (err) {
-      error = err;
-    }
-    expect(error).toBeInstanceOf(type);
-    expect((error as Error).message).toMatch(message);
+    expectError(call, type, message);
     expect([Array.from(k.data), Array.from(q.data)]).toEqual(before);
   });
 
