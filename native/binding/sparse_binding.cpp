@@ -2,11 +2,14 @@
 // questSelect, positional (a Float64Array header, then the arrays). The TS
 // layer validates first; every size and index is re-checked here and in
 // native/sparse/quest.cpp before any buffer is read.
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "../sparse/blocks.h"
 #include "../sparse/quest.h"
+#include "../sparse/quest_hd.h"
 #include "../sparse/tidal.h"
 #include "bindings.h"
 #include "napi_args.h"
@@ -210,6 +213,99 @@ Napi::Value TidalSelect(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n_sel));
 }
 
+// questDeviceModel(header [nHeads, nKvHeads, nQ, headDim, nKv, dtype, budget,
+// pageSize, sinks, recent, gqa], k [nKvHeads, nKv, headDim] (contiguous), q
+// f32 [nHeads, nQ, headDim] (contiguous), kmin, kmax [nKvHeads, pages,
+// headDim] (k's dtype), scores f32 [nKvHeads, pages], indices, cpuIndices
+// i32 [nKvHeads, nSel]) -> nSel. Tests only: the host model of the device
+// Quest (sparse/quest_hd.h: the kernels' summaries, scores and radix top-k),
+// and beside it the CPU rule (select_pages) on the same scores.
+Napi::Value QuestDeviceModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) throw Napi::TypeError::New(env, "questDeviceModel: expected (header, k, q, kmin, kmax, scores, indices, cpuIndices)");
+  const double* f = Header(info, 11, "questDeviceModel");
+  const int64_t nh = static_cast<int64_t>(f[0]), H = static_cast<int64_t>(f[1]), nq = static_cast<int64_t>(f[2]);
+  const int64_t d = static_cast<int64_t>(f[3]), n = static_cast<int64_t>(f[4]);
+  const DType dt = HeaderDtype(env, f[5]);
+  sparse::QuestOptions o;
+  o.budget = static_cast<int64_t>(f[6]);
+  o.page_size = static_cast<int64_t>(f[7]);
+  o.sinks = static_cast<int64_t>(f[8]);
+  o.recent = static_cast<int64_t>(f[9]);
+  o.gqa = f[10] == 1 ? sparse::GqaCombine::Sum : f[10] == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
+  const Status so = sparse::check_quest_options(o, "options.");
+  if (!so.is_ok()) ThrowStatus(env, so);
+  if (H < 1 || nh < 1 || nh % H != 0 || nq < 1 || d < 1 || d > 4096 || n < 1 || n > (int64_t(1) << 24) || nh * nq > 4096) {
+    throw Napi::RangeError::New(env, "questDeviceModel: header: expected nHeads a multiple of nKvHeads >= 1, nQ >= 1, headDim 1..4096, nKv 1..2^24");
+  }
+  const int64_t P = o.page_size, pages = sparse::page_count(n, P), R = nh / H * nq;
+  const int gqa = static_cast<int>(o.gqa);
+  const int64_t count = sparse::selected_count(n, nq, o);
+  const TypedArrayView k = ValueTypedArray(info[1], "k", FloatArrayType(dt), true);
+  const TypedArrayView q = ValueTypedArray(info[2], "q", napi_float32_array, true);
+  const TypedArrayView lo = ValueTypedArray(info[3], "kmin", FloatArrayType(dt), true);
+  const TypedArrayView hi = ValueTypedArray(info[4], "kmax", FloatArrayType(dt), true);
+  const TypedArrayView sc = ValueTypedArray(info[5], "scores", napi_float32_array, true);
+  const TypedArrayView idx = ValueTypedArray(info[6], "indices", napi_int32_array, true);
+  const TypedArrayView cpu = ValueTypedArray(info[7], "cpuIndices", napi_int32_array, true);
+  RefuseOverlap(env, {&lo, &hi, &sc, &idx, &cpu}, {&k, &q});
+  if (SharesBuffer(lo, hi) || SharesBuffer(lo, sc) || SharesBuffer(hi, sc) || SharesBuffer(idx, cpu) || SharesBuffer(idx, lo) ||
+      SharesBuffer(idx, hi) || SharesBuffer(idx, sc) || SharesBuffer(cpu, lo) || SharesBuffer(cpu, hi) || SharesBuffer(cpu, sc)) {
+    throw Napi::RangeError::New(env, "questDeviceModel: outputs: expected separate buffers");
+  }
+  if (k.length != H * n * d) throw Napi::RangeError::New(env, "k: expected " + std::to_string(H * n * d) + " elements, received " + std::to_string(k.length));
+  if (q.length != nh * nq * d) throw Napi::RangeError::New(env, "q: expected " + std::to_string(nh * nq * d) + " elements, received " + std::to_string(q.length));
+  if (lo.length != H * pages * d || hi.length != lo.length) throw Napi::RangeError::New(env, "kmin, kmax: expected " + std::to_string(H * pages * d) + " elements each");
+  if (sc.length != H * pages) throw Napi::RangeError::New(env, "scores: expected " + std::to_string(H * pages) + " elements, received " + std::to_string(sc.length));
+  if (idx.length != H * count || cpu.length != H * count) throw Napi::RangeError::New(env, "indices, cpuIndices: expected " + std::to_string(H * count) + " elements each");
+  const size_t es = dt == DType::F32 ? 4 : 2;
+  const int code = static_cast<int>(dt);
+  std::vector<float> lof(static_cast<size_t>(d)), hif(static_cast<size_t>(d)), ab(static_cast<size_t>(sparse::hd::effective_rows(R, gqa) * 2 * d));
+  std::vector<const float*> rows(static_cast<size_t>(R));
+  std::vector<int64_t> chosen, scratch;
+  std::vector<int32_t> tokens;
+  float* scores = static_cast<float*>(sc.data);
+  for (int64_t h = 0; h < H; ++h) {
+    // Summaries: the device's fold (quest_summary_kernel), stored in k's dtype.
+    for (int64_t pg = 0; pg < pages; ++pg) {
+      for (int64_t t = pg * P; t < std::min(n, (pg + 1) * P); ++t) {
+        const sparse::hd::RowLoad row{static_cast<const uint8_t*>(k.data) + static_cast<size_t>((h * n + t) * d) * es, code};
+        for (int64_t c = 0; c < d; ++c) {
+          const float x = row(c);
+          if (!std::isfinite(x)) throw Napi::RangeError::New(env, "k: expected finite values");
+          sparse::hd::fold(x, &lof[c], &hif[c], t == pg * P);
+        }
+      }
+      for (int64_t c = 0; c < d; ++c) {
+        const int64_t at = (h * pages + pg) * d + c;
+        if (dt == DType::F32) {
+          static_cast<float*>(lo.data)[at] = lof[c];
+          static_cast<float*>(hi.data)[at] = hif[c];
+        } else {
+          static_cast<uint16_t*>(lo.data)[at] = dt == DType::F16 ? f32_to_f16(lof[c]) : f32_to_bf16(lof[c]);
+          static_cast<uint16_t*>(hi.data)[at] = dt == DType::F16 ? f32_to_f16(hif[c]) : f32_to_bf16(hif[c]);
+        }
+      }
+    }
+    for (int64_t r = 0; r < R; ++r) rows[r] = static_cast<const float*>(q.data) + (h * R + r) * d;
+    sparse::hd::model_prep(rows.data(), R, d, gqa, ab.data());
+    for (int64_t pg = 0; pg < pages; ++pg) {
+      const sparse::hd::RowLoad l{static_cast<const uint8_t*>(lo.data) + static_cast<size_t>((h * pages + pg) * d) * es, code};
+      const sparse::hd::RowLoad u{static_cast<const uint8_t*>(hi.data) + static_cast<size_t>((h * pages + pg) * d) * es, code};
+      scores[h * pages + pg] = sparse::hd::model_score(l, u, ab.data(), sparse::hd::effective_rows(R, gqa), d, gqa);
+    }
+    const int64_t m = sparse::hd::model_select(scores + h * pages, n, nq, o.budget, P, o.sinks, o.recent, static_cast<int32_t*>(idx.data) + h * count);
+    sparse::select_pages(scores + h * pages, n, nq, o, chosen, scratch);
+    tokens.clear();
+    sparse::pages_to_tokens(chosen, n, P, tokens);
+    if (m != count || static_cast<int64_t>(tokens.size()) != count) {
+      throw Napi::Error::New(env, "questDeviceModel: selected " + std::to_string(m) + " (model) and " + std::to_string(tokens.size()) + " (CPU) tokens, expected " + std::to_string(count));
+    }
+    std::copy(tokens.begin(), tokens.end(), static_cast<int32_t*>(cpu.data) + h * count);
+  }
+  return Napi::Number::New(env, static_cast<double>(count));
+}
+
 }  // namespace
 
 void RegisterSparse(Napi::Env env, Napi::Object exports) {
@@ -218,6 +314,7 @@ void RegisterSparse(Napi::Env env, Napi::Object exports) {
   exports.Set("blockSummarize", Napi::Function::New(env, Guarded<BlockSummarize>, "blockSummarize"));
   exports.Set("blockSelect", Napi::Function::New(env, Guarded<BlockSelect>, "blockSelect"));
   exports.Set("tidalSelect", Napi::Function::New(env, Guarded<TidalSelect>, "tidalSelect"));
+  exports.Set("questDeviceModel", Napi::Function::New(env, Guarded<QuestDeviceModel>, "questDeviceModel"));
 }
 
 }  // namespace tp::binding

@@ -1,0 +1,217 @@
+// Quest kernels of the device KV cache (cuda_quest.h). Every float operation
+// and the selection rule come from native/sparse/quest_hd.h, whose host model
+// (run by test/unit/sparse-quest-device.test.ts) repeats them in this order.
+#include <cuda_runtime.h>
+
+#include "../sparse/quest_hd.h"
+#include "cuda_check.cuh"
+#include "cuda_kv_common.cuh"
+#include "cuda_quest.h"
+
+namespace tp::cuda {
+namespace {
+
+using namespace kvk;
+namespace qh = sparse::hd;
+
+constexpr int kScoreWarps = 4;    // pages per block of the score kernel (one per warp)
+constexpr int kTopkThreads = 512;  // threads of the per-head top-k block
+constexpr unsigned kFullMask = 0xffffffffu;
+
+int dtype_code(DType t) { return t == DType::F32 ? 0 : t == DType::F16 ? 1 : 2; }
+
+// One block per (page, head); thread c folds channel c over the page's rows.
+template <typename T>
+__global__ void quest_summary_kernel(QuestSummaryLaunch a) {
+  const int h = blockIdx.y;
+  const int64_t pg = a.first_page + blockIdx.x;
+  const int64_t n = a.lens[h], P = a.page_size, d = a.head_dim;
+  const int64_t r0 = pg * P;
+  if (r0 >= n) return;
+  const int64_t r1 = min(n, r0 + P);
+  const T* k = static_cast<const T*>(a.k) + int64_t(h) * a.cap * d;
+  T* lo = static_cast<T*>(a.lo) + (int64_t(h) * a.page_cap + pg) * d;
+  T* hi = static_cast<T*>(a.hi) + (int64_t(h) * a.page_cap + pg) * d;
+  for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
+    float l = 0.0f, u = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) qh::fold(to_f32(k[r * d + c]), &l, &u, r == r0);
+    from_f32(l, lo + c);  // exact: l and u are stored values
+    from_f32(u, hi + c);
+  }
+}
+
+// ab of every head (hd::model_prep): 'sum' collapses the rows in row order.
+__global__ void quest_prep_kernel(QuestScoreLaunch a) {
+  const int h = blockIdx.x;
+  const int64_t d = a.head_dim, R = a.rows;
+  const float* q = a.q + int64_t(h) * R * d;
+  float* ab = a.ab + int64_t(h) * qh::effective_rows(R, a.gqa) * 2 * d;
+  for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
+    if (a.gqa == 0) {
+      for (int64_t r = 0; r < R; ++r) {
+        ab[r * 2 * d + c] = qh::pos_part(q[r * d + c]);
+        ab[r * 2 * d + d + c] = qh::neg_part(q[r * d + c]);
+      }
+    } else {
+      float x = 0.0f, y = 0.0f;
+      for (int64_t r = 0; r < R; ++r) {
+        x = add_rn(x, qh::pos_part(q[r * d + c]));
+        y = add_rn(y, qh::neg_part(q[r * d + c]));
+      }
+      ab[c] = x;
+      ab[d + c] = y;
+    }
+  }
+}
+
+// One warp per page (hd::model_score): lane partials, xor butterfly, rows combined.
+__global__ void quest_score_kernel(QuestScoreLaunch a) {
+  const int h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t pg = int64_t(blockIdx.x) * kScoreWarps + warp;
+  const int64_t n = a.lens[h], d = a.head_dim;
+  if (pg >= (n + a.page_size - 1) / a.page_size) return;
+  const size_t es = a.dtype == DType::F32 ? 4 : 2;
+  const int code = dtype_code(a.dtype);
+  const size_t row = size_t((int64_t(h) * a.page_cap + pg) * d) * es;
+  const qh::RowLoad lo{static_cast<const uint8_t*>(a.lo) + row, code};
+  const qh::RowLoad hi{static_cast<const uint8_t*>(a.hi) + row, code};
+  const int64_t E = qh::effective_rows(a.rows, a.gqa);
+  const float* ab = a.ab + int64_t(h) * E * 2 * d;
+  float out = 0.0f;
+  for (int64_t e = 0; e < E; ++e) {
+    float v = qh::lane_partial(lo, hi, ab + e * 2 * d, d, lane);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) v = add_rn(v, __shfl_xor_sync(kFullMask, v, off));
+    out = e == 0 ? v : qh::combine(out, v, a.gqa);
+  }
+  if (lane == 0) a.scores[int64_t(h) * a.page_cap + pg] = out;
+}
+
+// Exclusive prefix sum of x over the block; *total gets the block's sum.
+// warp_sums: kTopkThreads / 32 ints of shared memory. Ends synchronized.
+__device__ int block_exclusive_scan(int x, int* warp_sums, int* total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  int v = x;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const int y = __shfl_up_sync(kFullMask, v, off);
+    if (lane >= off) v += y;
+  }
+  if (lane == 31) warp_sums[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    int w = lane < warps ? warp_sums[lane] : 0;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const int y = __shfl_up_sync(kFullMask, w, off);
+      if (lane >= off) w += y;
+    }
+    if (lane < warps) warp_sums[lane] = w;
+  }
+  __syncthreads();
+  const int before = warp == 0 ? 0 : warp_sums[warp - 1];
+  *total = warp_sums[warps - 1];
+  __syncthreads();
+  return before + v - x;
+}
+
+// One block per head (hd::model_select): the radix select of the k-th best
+// candidate key (histograms in shared memory, the digit picked by thread 0),
+// then the selected pages' tokens in page order.
+__global__ void __launch_bounds__(kTopkThreads) quest_topk_kernel(QuestTopkLaunch a) {
+  __shared__ uint32_t hist[256];
+  __shared__ unsigned long long s_prefix;
+  __shared__ long long s_k;
+  __shared__ int warp_sums[kTopkThreads / 32];
+  const int h = blockIdx.x, tid = threadIdx.x;
+  const int64_t n = a.lens[h], P = a.page_size;
+  const qh::PagePlan p = qh::plan_pages(n, a.n_q, a.budget, P, a.sinks, a.recent);
+  const float* sc = a.scores + int64_t(h) * a.page_cap;
+  const int64_t mid_begin = qh::imin(p.sink_end, p.recent_begin);
+  uint64_t threshold = ~uint64_t(0);
+  if (!p.all && p.k > 0) {
+    if (tid == 0) {
+      s_prefix = 0;
+      s_k = p.k;
+    }
+    for (int pass = 0; pass < 8; ++pass) {
+      for (int i = tid; i < 256; i += blockDim.x) hist[i] = 0;
+      __syncthreads();
+      const uint64_t prefix = s_prefix, mask = qh::prefix_mask(pass);
+      for (int64_t pg = mid_begin + tid; pg < p.recent_begin; pg += blockDim.x) {
+        const uint64_t key = qh::rank_key(sc[pg], pg);
+        if ((key & mask) == prefix) atomicAdd(&hist[qh::digit_of(key, pass)], 1u);
+      }
+      __syncthreads();
+      if (tid == 0) {
+        int64_t k = s_k;
+        const int digit = qh::pick_digit(hist, &k);
+        s_k = k;
+        s_prefix = prefix | (uint64_t(digit) << (56 - 8 * pass));
+      }
+      __syncthreads();
+    }
+    threshold = s_prefix;
+  }
+  int32_t* out = a.indices + int64_t(h) * a.stride;
+  int64_t base = 0;  // selected pages before this tile (every one but the last is full)
+  for (int64_t t0 = 0; t0 < p.pages; t0 += blockDim.x) {
+    const int64_t pg = t0 + tid;
+    const bool take = pg < p.pages && (qh::forced_page(p, pg) || (pg >= mid_begin && pg < p.recent_begin && qh::rank_key(sc[pg], pg) >= threshold));
+    int total = 0;
+    const int rank = block_exclusive_scan(take ? 1 : 0, warp_sums, &total);
+    if (take) {
+      const int64_t first = pg * P, end = qh::imin(n, first + P), at = (base + rank) * P;
+      for (int64_t t = first; t < end; ++t) out[at + t - first] = static_cast<int32_t>(t);
+    }
+    base += total;
+  }
+}
+
+__global__ void add_mass_kernel(const float* src, int64_t src_stride, float* mass, int64_t mass_stride, const int32_t* lens) {
+  const int h = blockIdx.y;
+  const int64_t p = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (p >= lens[h]) return;
+  mass[int64_t(h) * mass_stride + p] += src[int64_t(h) * src_stride + p];
+}
+
+}  // namespace
+
+Status launch_quest_summaries(const QuestSummaryLaunch& a) {
+  if (a.max_pages <= a.first_page || a.n_kv_heads == 0) return Status::ok();
+  const dim3 grid(static_cast<unsigned>(a.max_pages - a.first_page), static_cast<unsigned>(a.n_kv_heads));
+  const unsigned threads = static_cast<unsigned>(a.head_dim < kThreads ? a.head_dim : kThreads);
+  switch (a.dtype) {
+    case DType::F16: quest_summary_kernel<__half><<<grid, threads>>>(a); break;
+    case DType::BF16: quest_summary_kernel<__nv_bfloat16><<<grid, threads>>>(a); break;
+    default: return Status::invalid("quest summaries: expected f16 or bf16 keys");
+  }
+  return launched("launch quest_summary_kernel");
+}
+
+Status launch_quest_scores(const QuestScoreLaunch& a) {
+  if (a.max_pages <= 0 || a.n_kv_heads == 0) return Status::ok();
+  if (a.dtype != DType::F16 && a.dtype != DType::BF16) return Status::invalid("quest scores: expected f16 or bf16 summaries");
+  const unsigned threads = static_cast<unsigned>(a.head_dim < kThreads ? a.head_dim : kThreads);
+  quest_prep_kernel<<<static_cast<unsigned>(a.n_kv_heads), threads>>>(a);
+  Status s = launched("launch quest_prep_kernel");
+  if (!s.is_ok()) return s;
+  const dim3 grid(static_cast<unsigned>((a.max_pages + kScoreWarps - 1) / kScoreWarps), static_cast<unsigned>(a.n_kv_heads));
+  quest_score_kernel<<<grid, kScoreWarps * 32>>>(a);
+  return launched("launch quest_score_kernel");
+}
+
+Status launch_quest_topk(const QuestTopkLaunch& a) {
+  if (a.n_kv_heads == 0) return Status::ok();
+  quest_topk_kernel<<<static_cast<unsigned>(a.n_kv_heads), kTopkThreads>>>(a);
+  return launched("launch quest_topk_kernel");
+}
+
+Status launch_add_mass(const float* src, int64_t src_stride, float* mass, int64_t mass_stride, const int32_t* lens, int64_t heads,
+                       int64_t max_len) {
+  if (heads == 0 || max_len == 0) return Status::ok();
+  add_mass_kernel<<<head_grid(max_len, heads), kThreads>>>(src, src_stride, mass, mass_stride, lens);
+  return launched("launch add_mass_kernel");
+}
+
+}  // namespace tp::cuda
