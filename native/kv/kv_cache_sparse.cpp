@@ -18,6 +18,7 @@
 #include "../core/thread_pool.h"
 #include "kv_cache.h"
 #include "kv_dots.h"
+#include "../sparse/quest_score.h"
 
 namespace tp::kv {
 
@@ -154,7 +155,7 @@ namespace {
 // Per calling thread, reused across decode steps.
 struct QuestScratch {
   std::vector<const float*> q;
-  std::vector<float> scores, buf;
+  std::vector<float> scores, buf, ab;
   std::vector<int64_t> pages, cand;
   std::vector<int32_t> idx;
 };
@@ -175,7 +176,8 @@ Status KvCache::attend_rows(int64_t layer, int64_t h, const AttendInput& in, flo
   const HeadStore& s = head(layer, h);
   const int64_t n = s.len;
   thread_local RowsScratch x;
-  const bool weighted = std::any_of(s.count.begin(), s.count.end(), [](float c) { return c != 1.0f; });
+  // Merged rows weigh count times: only the selected rows' counts matter.
+  const bool weighted = std::any_of(idx, idx + m, [&](int32_t r) { return s.count[r] != 1.0f; });
   AttentionParams a;
   a.n_heads = group;
   a.n_kv_heads = 1;
@@ -310,18 +312,20 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
       if (!st.is_ok()) return st;
     }
   }
-  thread_local QuestScratch x;
   const int64_t R = group * in.n_q;
   std::vector<std::vector<float>> masses(static_cast<size_t>(in.accumulate_mass ? H : 0));
+  std::vector<Status> sts(static_cast<size_t>(H));
   try {
-    x.q.resize(static_cast<size_t>(R));
-    x.buf.resize(static_cast<size_t>(3 * d));
-    x.scores.resize(static_cast<size_t>(sparse::page_count(longest, P)));
     for (int64_t h = 0; h < static_cast<int64_t>(masses.size()); ++h) masses[h].assign(static_cast<size_t>(head(layer, h).len), 0.0f);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.attend: cannot allocate the sparse scratch");
   }
-  for (int64_t h = 0; h < H; ++h) {
+  // One KV head: score its pages / blocks with the group's query rows,
+  // select, attend the selected rows. Heads are independent (each writes
+  // its own output rows, selection row and mass), so they run as pool tasks;
+  // the scoring and the attention inside run inline on the task's worker.
+  auto run = [&](int64_t h, int) {
+    thread_local QuestScratch x;
     const HeadStore& s = head(layer, h);
     const int64_t n = s.len;
     float* out = in.out + h * group * in.n_q * d;
@@ -331,22 +335,29 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
       if (lse) std::fill(lse, lse + group * in.n_q, -std::numeric_limits<float>::infinity());
       if (in.selected) std::fill(in.selected + h * in.selected_stride, in.selected + (h + 1) * in.selected_stride, -1);
       if (in.selected_count) in.selected_count[h] = 0;
-      continue;
-    }
-    for (int64_t j = 0; j < group; ++j) {
-      for (int64_t i = 0; i < in.n_q; ++i) x.q[j * in.n_q + i] = in.q + (h * group + j) * in.q_head_stride + i * in.q_row_stride;
+      return;
     }
     try {
+      x.q.resize(static_cast<size_t>(R));
+      x.buf.resize(static_cast<size_t>(3 * d));
+      x.scores.resize(static_cast<size_t>(sparse::page_count(n, P)));
+      for (int64_t j = 0; j < group; ++j) {
+        for (int64_t i = 0; i < in.n_q; ++i) x.q[j * in.n_q + i] = in.q + (h * group + j) * in.q_head_stride + i * in.q_row_stride;
+      }
       if (blocks) {
         sparse::score_blocks(summary(layer, h), summary_format(), d, P, x.q.data(), R, in.blocks.gqa, in.blocks.mix, x.scores.data(), x.buf.data());
       } else {
-        sparse::score_summary(summary(layer, h), summary_format(), d, P, x.q.data(), R, po.gqa, x.scores.data(), x.buf.data());
+        const int64_t pairs = sparse::bound_pairs(R, po.gqa);
+        x.ab.resize(static_cast<size_t>(pairs * 2 * d));
+        sparse::bound_weights(x.q.data(), R, d, po.gqa, x.ab.data());
+        sparse::score_summary(summary(layer, h), summary_format(), d, P, x.ab.data(), pairs, x.scores.data(), x.buf.data());
       }
       sparse::select_pages(x.scores.data(), n, in.n_q, po, x.pages, x.cand);
       x.idx.clear();
       sparse::pages_to_tokens(x.pages, n, P, x.idx);
     } catch (const std::bad_alloc&) {
-      return Status::out_of_memory("KvCache.attend: cannot allocate the sparse selection");
+      sts[h] = Status::out_of_memory("KvCache.attend: cannot allocate the sparse selection");
+      return;
     }
     const int64_t m = static_cast<int64_t>(x.idx.size());
     if (in.selected) {
@@ -355,7 +366,26 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
       std::fill(row + m, row + in.selected_stride, -1);
     }
     if (in.selected_count) in.selected_count[h] = static_cast<int32_t>(m);
-    const Status st = attend_rows(layer, h, in, scale, x.idx.data(), m, in.accumulate_mass ? masses[h].data() : nullptr);
+    sts[h] = attend_rows(layer, h, in, scale, x.idx.data(), m, in.accumulate_mass ? masses[h].data() : nullptr);
+  };
+  // Long heads over the pool; short ones on this thread (waking the pool costs more).
+  bool pooled = false;
+  if (H > 1 && longest * d >= (int64_t(1) << 16)) {
+    try {
+      ThreadPool::instance().parallel_for(H, run);
+      pooled = true;
+    } catch (const std::bad_alloc&) {
+      return Status::out_of_memory("KvCache.attend: cannot allocate the sparse selection");
+    } catch (...) {
+      // A refused thread: every head again on this thread (outputs are
+      // rewritten; the key mass starts from zero again).
+      for (auto& m : masses) std::fill(m.begin(), m.end(), 0.0f);
+    }
+  }
+  if (!pooled) {
+    for (int64_t h = 0; h < H; ++h) run(h, 0);
+  }
+  for (const Status& st : sts) {
     if (!st.is_ok()) return st;
   }
   if (in.accumulate_mass) {

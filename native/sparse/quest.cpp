@@ -17,6 +17,7 @@
 #include "../core/thread_pool.h"
 #include "../core/half.h"
 #include "../kv/kv_finite.h"
+#include "quest_score.h"
 
 namespace tp::sparse {
 using kv::js_number;
@@ -262,32 +263,7 @@ int64_t summary_bytes(const PageSummary& s) {
 }
 
 namespace {
-// sum_c max(q[c] * hi[c], q[c] * lo[c]) for one query row.
-inline float page_bound(const float* q, const float* lo, const float* hi, int64_t d) {
-  float acc = 0.0f;
-  for (int64_t c = 0; c < d; ++c) acc += std::max(q[c] * hi[c], q[c] * lo[c]);
-  return acc;
-}
-
-inline float combine_rows(const float* const* q, int64_t rows, int64_t d, const float* lo, const float* hi, GqaCombine gqa) {
-  float out = page_bound(q[0], lo, hi, d);
-  for (int64_t r = 1; r < rows; ++r) {
-    const float b = page_bound(q[r], lo, hi, d);
-    out = gqa == GqaCombine::Max ? std::max(out, b) : out + b;
-  }
-  return out;
-}
-}  // namespace
-
-namespace {
 #ifdef TP_QUEST_X86
-// Eight pages at once, one page per lane: the rows [8, d] of lo and hi are
-// converted to f32 (F16C for f16) and transposed to [d, 8], then every lane
-// accumulates its page's bound over c in ascending order, exactly as
-// page_bound does (same products, same max, same additions in the same
-// order), and combines the query rows as combine_rows does: the scores are
-// bit-identical to the scalar path. _mm256_max_ps(a, b) returns b when
-// either is NaN, which matches std::max(b, a).
 __attribute__((target("avx2,f16c"))) inline __m256 load8_f32(const void* base, DType t, int64_t i) {
   if (t == DType::F32) return _mm256_loadu_ps(static_cast<const float*>(base) + i);
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
@@ -295,56 +271,6 @@ __attribute__((target("avx2,f16c"))) inline __m256 load8_f32(const void* base, D
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-__attribute__((target("avx2,f16c"))) void transpose8_store(const void* base, DType t, int64_t p0, int64_t d, float* out) {
-  for (int64_t cb = 0; cb < d; cb += 8) {
-    __m256 r0 = load8_f32(base, t, (p0 + 0) * d + cb), r1 = load8_f32(base, t, (p0 + 1) * d + cb);
-    __m256 r2 = load8_f32(base, t, (p0 + 2) * d + cb), r3 = load8_f32(base, t, (p0 + 3) * d + cb);
-    __m256 r4 = load8_f32(base, t, (p0 + 4) * d + cb), r5 = load8_f32(base, t, (p0 + 5) * d + cb);
-    __m256 r6 = load8_f32(base, t, (p0 + 6) * d + cb), r7 = load8_f32(base, t, (p0 + 7) * d + cb);
-    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    float* o = out + cb * 8;
-    _mm256_storeu_ps(o + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(o + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(o + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(o + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(o + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
-  }
-}
-
-// Pages [p0, p1) (p1 - p0 a multiple of 8) of contiguous lo, hi [pages, d]
-// rows of dtype t; d a multiple of 8. tl, th: scratch of 8 * d floats each.
-__attribute__((target("avx2,f16c"))) void score_pages_avx2(const void* lo, const void* hi, DType t, int64_t p0, int64_t p1, int64_t d,
-                                                            const float* const* q, int64_t rows, GqaCombine gqa, float* scores,
-                                                            float* tl, float* th) {
-  for (int64_t p = p0; p < p1; p += 8) {
-    transpose8_store(lo, t, p, d, tl);
-    transpose8_store(hi, t, p, d, th);
-    __m256 out = _mm256_setzero_ps();
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* qr = q[r];
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t c = 0; c < d; ++c) {
-        const __m256 qv = _mm256_set1_ps(qr[c]);
-        const __m256 ph = _mm256_mul_ps(qv, _mm256_loadu_ps(th + c * 8));
-        const __m256 pl = _mm256_mul_ps(qv, _mm256_loadu_ps(tl + c * 8));
-        acc = _mm256_add_ps(acc, _mm256_max_ps(pl, ph));
-      }
-      if (r == 0) out = acc;
-      else out = gqa == GqaCombine::Max ? _mm256_max_ps(acc, out) : _mm256_add_ps(out, acc);
-    }
-    _mm256_storeu_ps(scores + p, out);
-  }
-}
 // True when all n (a multiple of 8) pairs lo[i], hi[i] are finite with
 // lo <= hi (the check select() makes element by element, which then only
 // runs to name the first bad element).
@@ -362,65 +288,37 @@ __attribute__((target("avx2,f16c"))) bool summaries_valid_avx2(const void* lo, c
 }
 #endif
 
-bool simd_scoring(DType t, int64_t d) {
+bool simd_check(int64_t n) {
 #ifdef TP_QUEST_X86
-  (void)t;
-  return d % 8 == 0 && active_isa() >= IsaLevel::Avx2 && cpu_features().f16c;
+  return n % 8 == 0 && active_isa() >= IsaLevel::Avx2 && cpu_features().f16c;
 #else
-  (void)t;
-  (void)d;
+  (void)n;
   return false;
 #endif
 }
 
-// Scores of pages [0, pages) of contiguous lo, hi [pages, d] (dtype t), the
-// SIMD path on whole groups of 8 pages, split over the pool for long heads.
-// Bit-identical to combine_rows on every page.
-void score_rows(const void* lo, const void* hi, DType t, int64_t pages, int64_t d, const float* const* q, int64_t rows,
-                GqaCombine gqa, float* scores) {
-  int64_t done = 0;
+bool summaries_valid_avx2_or_false(const void* lo, const void* hi, DType t, int64_t n) {
 #ifdef TP_QUEST_X86
-  if (simd_scoring(t, d)) {
-    const int64_t vec = pages / 8 * 8;
-    constexpr int64_t kChunk = 64;  // pages per pool task (a multiple of 8)
-    const int64_t chunks = (vec + kChunk - 1) / kChunk;
-    auto run = [&](int64_t i, int) {
-      thread_local std::vector<float> scratch;
-      if (scratch.size() < static_cast<size_t>(16 * d)) scratch.resize(static_cast<size_t>(16 * d));
-      const int64_t a = i * kChunk, b = std::min(vec, a + kChunk);
-      score_pages_avx2(lo, hi, t, a, b, d, q, rows, gqa, scores, scratch.data(), scratch.data() + 8 * d);
-    };
-    // Small heads stay on the calling thread (waking the pool costs more).
-    if (chunks > 1 && vec * d * rows >= (int64_t(1) << 16)) ThreadPool::instance().parallel_for(chunks, run);
-    else for (int64_t i = 0; i < chunks; ++i) run(i, 0);
-    done = vec;
-  }
+  return summaries_valid_avx2(lo, hi, t, n);
+#else
+  (void)lo, (void)hi, (void)t, (void)n;
+  return false;
 #endif
-  if (done < pages) {
-    std::vector<float> l(static_cast<size_t>(d)), h(static_cast<size_t>(d));
-    for (int64_t p = done; p < pages; ++p) {
-      for (int64_t c = 0; c < d; ++c) {
-        l[c] = load_elem(lo, t, p * d + c);
-        h[c] = load_elem(hi, t, p * d + c);
-      }
-      scores[p] = combine_rows(q, rows, d, l.data(), h.data(), gqa);
-    }
-  }
 }
 }  // namespace
 
-void score_summary(const PageSummary& s, SummaryFormat f, int64_t d, int64_t page_size, const float* const* q, int64_t rows,
-                   GqaCombine gqa, float* scores, float* buf) {
+void score_summary(const PageSummary& s, SummaryFormat f, int64_t d, int64_t page_size, const float* ab, int64_t pairs, float* scores,
+                   float* buf) {
   const int64_t pages = page_count(s.rows, page_size);
   int64_t p = 0;
-  if (f != SummaryFormat::U8 && s.stored > 0 && simd_scoring(format_dtype(f), d)) {
-    score_rows(s.lo.data(), s.hi.data(), format_dtype(f), s.stored, d, q, rows, gqa, scores);
+  if (f != SummaryFormat::U8 && s.stored > 0) {
+    score_rows(s.lo.data(), s.hi.data(), format_dtype(f), s.stored, d, ab, pairs, scores);
     p = s.stored;
   }
   for (; p < pages; ++p) {
     const float *lo, *hi;
     summary_page(s, f, d, p, buf, buf + d, &lo, &hi);
-    scores[p] = combine_rows(q, rows, d, lo, hi, gqa);
+    scores[p] = bound_page_f32(lo, hi, ab, pairs, d);
   }
 }
 
@@ -466,37 +364,45 @@ Status select(const SelectParams& p, int64_t* n_sel_out) {
   if (p.sum_len != H * pages * d) return Status::invalid("summaries.kmin, summaries.kmax: expected " + num(H * pages * d) + " elements each, received " + num(p.sum_len));
   const int64_t count = selected_count(n, p.n_q, p.opts);
   if (p.indices_len < H * count) return Status::invalid("indices: expected room for " + num(H * count) + " elements, received " + num(p.indices_len));
-  const int64_t group = p.n_heads / H, rows = group * p.n_q;
-  std::vector<const float*> q(static_cast<size_t>(rows));
-  std::vector<float> scores(static_cast<size_t>(pages)), lo(static_cast<size_t>(d)), hi(static_cast<size_t>(d));
-  std::vector<int64_t> chosen, scratch;
-  std::vector<int32_t> tokens;
-  bool valid = false;  // all summaries checked at once (SIMD)
-#ifdef TP_QUEST_X86
-  if (simd_scoring(p.dtype, d)) valid = summaries_valid_avx2(p.lo, p.hi, p.dtype, p.sum_len);
-#endif
-  for (int64_t h = 0; h < H; ++h) {
+  // Every summary element finite with kmin <= kmax, checked before any
+  // head is scored (one SIMD pass; the element loop only names a bad one).
+  if (!(simd_check(p.sum_len) && summaries_valid_avx2_or_false(p.lo, p.hi, p.dtype, p.sum_len))) {
+    for (int64_t i = 0; i < p.sum_len; ++i) {
+      const float lo = load_elem(p.lo, p.dtype, i), hi = load_elem(p.hi, p.dtype, i);
+      if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi) {
+        return Status::invalid("summaries: expected finite kmin <= kmax, received kmin " + js_number(lo) + ", kmax " + js_number(hi) + " at [" +
+                               num(i / (pages * d)) + "][" + num(i / d % pages) + "][" + num(i % d) + "]");
+      }
+    }
+  }
+  const int64_t group = p.n_heads / H, rows = group * p.n_q, pairs = bound_pairs(rows, p.opts.gqa);
+  const size_t es = p.dtype == DType::F32 ? 4 : 2;
+  // One KV head per pool task (scoring inside runs inline on its worker).
+  auto run = [&](int64_t h, int) {
+    thread_local std::vector<const float*> q;
+    thread_local std::vector<float> ab, scores;
+    thread_local std::vector<int64_t> chosen, scratch;
+    thread_local std::vector<int32_t> tokens;
+    q.resize(static_cast<size_t>(rows));
+    ab.resize(static_cast<size_t>(pairs * 2 * d));
+    scores.resize(static_cast<size_t>(pages));
     for (int64_t j = 0; j < group; ++j) {
       for (int64_t i = 0; i < p.n_q; ++i) q[j * p.n_q + i] = p.q + (h * group + j) * p.q_head_stride + i * p.q_row_stride;
     }
-    for (int64_t pg = 0; pg < pages && !valid; ++pg) {
-      for (int64_t c = 0; c < d; ++c) {
-        lo[c] = load_elem(p.lo, p.dtype, (h * pages + pg) * d + c);
-        hi[c] = load_elem(p.hi, p.dtype, (h * pages + pg) * d + c);
-        if (!std::isfinite(lo[c]) || !std::isfinite(hi[c]) || lo[c] > hi[c]) {
-          return Status::invalid("summaries: expected finite kmin <= kmax, received kmin " + js_number(lo[c]) + ", kmax " + js_number(hi[c]) +
-                                 " at [" + num(h) + "][" + num(pg) + "][" + num(c) + "]");
-        }
-      }
-    }
-    const size_t es = p.dtype == DType::F32 ? 4 : 2;
+    bound_weights(q.data(), rows, d, p.opts.gqa, ab.data());
     const size_t head_off = static_cast<size_t>(h * pages * d) * es;
-    score_rows(static_cast<const uint8_t*>(p.lo) + head_off, static_cast<const uint8_t*>(p.hi) + head_off, p.dtype, pages, d, q.data(), rows,
-               p.opts.gqa, scores.data());
+    score_rows(static_cast<const uint8_t*>(p.lo) + head_off, static_cast<const uint8_t*>(p.hi) + head_off, p.dtype, pages, d, ab.data(), pairs,
+               scores.data());
     select_pages(scores.data(), n, p.n_q, p.opts, chosen, scratch);
     tokens.clear();
     pages_to_tokens(chosen, n, P, tokens);
     std::copy(tokens.begin(), tokens.end(), p.indices + h * count);
+  };
+  try {
+    if (H > 1 && pages * d * pairs >= (int64_t(1) << 15)) ThreadPool::instance().parallel_for(H, run);
+    else for (int64_t h = 0; h < H; ++h) run(h, 0);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("questSelect: out of memory");
   }
   *n_sel_out = count;
   return Status::ok();

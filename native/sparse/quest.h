@@ -115,10 +115,11 @@ void summary_store_page(PageSummary& s, SummaryFormat f, int64_t d, int64_t p, c
 // Bytes the summary holds (capacity).
 int64_t summary_bytes(const PageSummary& s);
 
-// Scores of every page of a summary for the query rows, combined by `gqa`.
-// `buf` is scratch of at least 2 * d floats.
-void score_summary(const PageSummary& s, SummaryFormat f, int64_t d, int64_t page_size, const float* const* q, int64_t rows,
-                   GqaCombine gqa, float* scores, float* buf);
+// Scores of every page of a summary for the weight pairs ab [pairs, 2, d]
+// (quest_score.h: bound_weights of the group's query rows). `buf` is
+// scratch of at least 2 * d floats.
+void score_summary(const PageSummary& s, SummaryFormat f, int64_t d, int64_t page_size, const float* ab, int64_t pairs, float* scores,
+                   float* buf);
 
 // Stateless form: summaries of k [nKvHeads, nKv, headDim] (f32 | f16 |
 // bf16, strided rows) written as lo, hi [nKvHeads, pages, headDim] of the
