@@ -10,6 +10,7 @@
 #include "../sparse/blocks.h"
 #include "../sparse/quest.h"
 #include "../sparse/quest_hd.h"
+#include "../sparse/quest_score.h"
 #include "../sparse/tidal.h"
 #include "bindings.h"
 #include "napi_args.h"
@@ -215,15 +216,21 @@ Napi::Value TidalSelect(const Napi::CallbackInfo& info) {
 
 // questDeviceModel(header [nHeads, nKvHeads, nQ, headDim, nKv, dtype, budget,
 // pageSize, sinks, recent, gqa], k [nKvHeads, nKv, headDim] (contiguous), q
-// f32 [nHeads, nQ, headDim] (contiguous), kmin, kmax [nKvHeads, pages,
-// headDim] (k's dtype), scores f32 [nKvHeads, pages], indices, cpuIndices
-// i32 [nKvHeads, nSel]) -> nSel. Tests only: the host model of the device
-// Quest (sparse/quest_hd.h: the kernels' summaries, scores and radix top-k),
-// and beside it the CPU rule (select_pages) on the same scores.
+// f32 [nHeads, nQ, headDim] (contiguous); outputs kmin, kmax [nKvHeads,
+// pages, headDim] (k's dtype), scores, cpuScores f32 [nKvHeads, pages],
+// indices, cpuIndices i32 [nKvHeads, nSel]) -> nSel. Tests only: the device
+// Quest's TP_HD code run on the host (sparse/quest_hd.h: the summary fold,
+// the weights, the page score, the radix top-k) beside the CPU Quest on the
+// same summaries (bound_weights + score_rows, select_pages).
 Napi::Value QuestDeviceModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 8) throw Napi::TypeError::New(env, "questDeviceModel: expected (header, k, q, kmin, kmax, scores, indices, cpuIndices)");
+  if (info.Length() != 9) throw Napi::TypeError::New(env, "questDeviceModel: expected (header, k, q, kmin, kmax, scores, cpuScores, indices, cpuIndices)");
   const double* f = Header(info, 11, "questDeviceModel");
+  for (int i = 0; i < 11; ++i) {
+    if (!std::isfinite(f[i]) || f[i] != std::floor(f[i]) || f[i] < 0 || f[i] > 2147483647.0) {
+      throw Napi::RangeError::New(env, "questDeviceModel: header[" + std::to_string(i) + "]: expected an integer from 0 to 2^31 - 1");
+    }
+  }
   const int64_t nh = static_cast<int64_t>(f[0]), H = static_cast<int64_t>(f[1]), nq = static_cast<int64_t>(f[2]);
   const int64_t d = static_cast<int64_t>(f[3]), n = static_cast<int64_t>(f[4]);
   const DType dt = HeaderDtype(env, f[5]);
@@ -246,25 +253,24 @@ Napi::Value QuestDeviceModel(const Napi::CallbackInfo& info) {
   const TypedArrayView lo = ValueTypedArray(info[3], "kmin", FloatArrayType(dt), true);
   const TypedArrayView hi = ValueTypedArray(info[4], "kmax", FloatArrayType(dt), true);
   const TypedArrayView sc = ValueTypedArray(info[5], "scores", napi_float32_array, true);
-  const TypedArrayView idx = ValueTypedArray(info[6], "indices", napi_int32_array, true);
-  const TypedArrayView cpu = ValueTypedArray(info[7], "cpuIndices", napi_int32_array, true);
-  RefuseOverlap(env, {&lo, &hi, &sc, &idx, &cpu}, {&k, &q});
-  if (SharesBuffer(lo, hi) || SharesBuffer(lo, sc) || SharesBuffer(hi, sc) || SharesBuffer(idx, cpu) || SharesBuffer(idx, lo) ||
-      SharesBuffer(idx, hi) || SharesBuffer(idx, sc) || SharesBuffer(cpu, lo) || SharesBuffer(cpu, hi) || SharesBuffer(cpu, sc)) {
-    throw Napi::RangeError::New(env, "questDeviceModel: outputs: expected separate buffers");
-  }
+  const TypedArrayView csc = ValueTypedArray(info[6], "cpuScores", napi_float32_array, true);
+  const TypedArrayView idx = ValueTypedArray(info[7], "indices", napi_int32_array, true);
+  const TypedArrayView cpu = ValueTypedArray(info[8], "cpuIndices", napi_int32_array, true);
+  RefuseOverlap(env, {&lo, &hi, &sc, &csc, &idx, &cpu}, {&k, &q});  // outputs apart from one another and from the inputs
   if (k.length != H * n * d) throw Napi::RangeError::New(env, "k: expected " + std::to_string(H * n * d) + " elements, received " + std::to_string(k.length));
   if (q.length != nh * nq * d) throw Napi::RangeError::New(env, "q: expected " + std::to_string(nh * nq * d) + " elements, received " + std::to_string(q.length));
   if (lo.length != H * pages * d || hi.length != lo.length) throw Napi::RangeError::New(env, "kmin, kmax: expected " + std::to_string(H * pages * d) + " elements each");
-  if (sc.length != H * pages) throw Napi::RangeError::New(env, "scores: expected " + std::to_string(H * pages) + " elements, received " + std::to_string(sc.length));
+  if (sc.length != H * pages || csc.length != H * pages) throw Napi::RangeError::New(env, "scores, cpuScores: expected " + std::to_string(H * pages) + " elements each");
   if (idx.length != H * count || cpu.length != H * count) throw Napi::RangeError::New(env, "indices, cpuIndices: expected " + std::to_string(H * count) + " elements each");
   const size_t es = dt == DType::F32 ? 4 : 2;
   const int code = static_cast<int>(dt);
-  std::vector<float> lof(static_cast<size_t>(d)), hif(static_cast<size_t>(d)), ab(static_cast<size_t>(sparse::hd::effective_rows(R, gqa) * 2 * d));
+  const int64_t pairs = sparse::hd::effective_rows(R, gqa);
+  std::vector<float> lof(static_cast<size_t>(d)), hif(static_cast<size_t>(d)), ab(static_cast<size_t>(pairs * 2 * d)), cab(ab.size());
   std::vector<const float*> rows(static_cast<size_t>(R));
   std::vector<int64_t> chosen, scratch;
   std::vector<int32_t> tokens;
   float* scores = static_cast<float*>(sc.data);
+  float* cpu_scores = static_cast<float*>(csc.data);
   for (int64_t h = 0; h < H; ++h) {
     // Summaries: the device's fold (quest_summary_kernel), stored in k's dtype.
     for (int64_t pg = 0; pg < pages; ++pg) {
@@ -287,15 +293,26 @@ Napi::Value QuestDeviceModel(const Napi::CallbackInfo& info) {
         }
       }
     }
+    // Scores: the device's (weights a channel at a time, the page score) and the CPU's.
+    const sparse::hd::QueryRows qr{static_cast<const float*>(q.data) + h * R * d, d};
+    for (int64_t c = 0; c < d; ++c) sparse::hd::weights_channel(qr, R, d, gqa, c, ab.data());
     for (int64_t r = 0; r < R; ++r) rows[r] = static_cast<const float*>(q.data) + (h * R + r) * d;
-    sparse::hd::model_prep(rows.data(), R, d, gqa, ab.data());
+    sparse::bound_weights(rows.data(), R, d, o.gqa, cab.data());
+    const size_t head_off = static_cast<size_t>(h * pages * d) * es;
     for (int64_t pg = 0; pg < pages; ++pg) {
-      const sparse::hd::RowLoad l{static_cast<const uint8_t*>(lo.data) + static_cast<size_t>((h * pages + pg) * d) * es, code};
-      const sparse::hd::RowLoad u{static_cast<const uint8_t*>(hi.data) + static_cast<size_t>((h * pages + pg) * d) * es, code};
-      scores[h * pages + pg] = sparse::hd::model_score(l, u, ab.data(), sparse::hd::effective_rows(R, gqa), d, gqa);
+      const size_t off = head_off + static_cast<size_t>(pg * d) * es;
+      const sparse::hd::RowLoad l{static_cast<const uint8_t*>(lo.data) + off, code};
+      const sparse::hd::RowLoad u{static_cast<const uint8_t*>(hi.data) + off, code};
+      scores[h * pages + pg] = sparse::hd::page_score(l, u, ab.data(), pairs, d);
     }
+    sparse::score_rows(static_cast<const uint8_t*>(lo.data) + head_off, static_cast<const uint8_t*>(hi.data) + head_off, dt, pages, d, cab.data(),
+                       sparse::bound_pairs(R, o.gqa), cpu_scores + h * pages);
+    // Selections: the device's radix top-k on its scores, the CPU's select_pages on its own
+    // (the plan's count first: model_select writes that many).
+    const sparse::hd::PagePlan plan = sparse::hd::plan_pages(n, nq, o.budget, P, o.sinks, o.recent);
+    if (sparse::hd::selected_tokens(plan, n, P) != count) throw Napi::Error::New(env, "questDeviceModel: the device plan selects another count than the CPU");
     const int64_t m = sparse::hd::model_select(scores + h * pages, n, nq, o.budget, P, o.sinks, o.recent, static_cast<int32_t*>(idx.data) + h * count);
-    sparse::select_pages(scores + h * pages, n, nq, o, chosen, scratch);
+    sparse::select_pages(cpu_scores + h * pages, n, nq, o, chosen, scratch);
     tokens.clear();
     sparse::pages_to_tokens(chosen, n, P, tokens);
     if (m != count || static_cast<int64_t>(tokens.size()) != count) {

@@ -109,6 +109,8 @@ Status DeviceKvCache::attend_quest(int64_t layer, const kv::AttendInput& in, flo
   Status s = check_device_sparse(in, quantized());
   if (!s.is_ok()) return s;
   const sparse::QuestOptions& o = in.quest;
+  s = sparse::check_quest_options(o, "sparse.");
+  if (!s.is_ok()) return s;
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, group = in.n_heads / H, P = o.page_size;
   const int64_t R = group * in.n_q;
   const int gqa = o.gqa == sparse::GqaCombine::Max ? 0 : 1;
@@ -120,7 +122,7 @@ Status DeviceKvCache::attend_quest(int64_t layer, const kv::AttendInput& in, flo
   }
   if (in.selected_count && in.selected_count_len != H) return Status::invalid("selectedCount: expected " + num(H) + " elements, received " + num(in.selected_count_len));
   // Per head: its selected rows (the same count for heads of one length).
-  std::vector<int64_t> count(size_t(H));
+  std::vector<int64_t> count(static_cast<size_t>(H), 0);
   std::vector<float> hq;
   std::vector<int32_t> hidx;
   int64_t stride = 0;

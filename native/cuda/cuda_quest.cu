@@ -1,6 +1,7 @@
 // Quest kernels of the device KV cache (cuda_quest.h). Every float operation
-// and the selection rule come from native/sparse/quest_hd.h, whose host model
-// (run by test/unit/sparse-quest-device.test.ts) repeats them in this order.
+// and the selection rule come from native/sparse/quest_hd.h (TP_HD), which the
+// host tests (test/unit/sparse-quest-device.test.ts) check against the CPU
+// Quest bit for bit.
 #include <cuda_runtime.h>
 
 #include "../sparse/quest_hd.h"
@@ -14,11 +15,11 @@ namespace {
 using namespace kvk;
 namespace qh = sparse::hd;
 
-constexpr int kScoreWarps = 4;    // pages per block of the score kernel (one per warp)
+constexpr int kScorePages = 8;     // pages per block of the score kernel (one per half warp)
 constexpr int kTopkThreads = 512;  // threads of the per-head top-k block
 constexpr unsigned kFullMask = 0xffffffffu;
 
-int dtype_code(DType t) { return t == DType::F32 ? 0 : t == DType::F16 ? 1 : 2; }
+__host__ __device__ int dtype_code(DType t) { return t == DType::F32 ? 0 : t == DType::F16 ? 1 : 2; }
 
 // One block per (page, head); thread c folds channel c over the page's rows.
 template <typename T>
@@ -40,51 +41,41 @@ __global__ void quest_summary_kernel(QuestSummaryLaunch a) {
   }
 }
 
-// ab of every head (hd::model_prep): 'sum' collapses the rows in row order.
+// ab of every head (hd::weights_channel, the CPU's bound_weights): a thread per channel.
 __global__ void quest_prep_kernel(QuestScoreLaunch a) {
   const int h = blockIdx.x;
   const int64_t d = a.head_dim, R = a.rows;
-  const float* q = a.q + int64_t(h) * R * d;
+  const qh::QueryRows q{a.q + int64_t(h) * R * d, d};
   float* ab = a.ab + int64_t(h) * qh::effective_rows(R, a.gqa) * 2 * d;
-  for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
-    if (a.gqa == 0) {
-      for (int64_t r = 0; r < R; ++r) {
-        ab[r * 2 * d + c] = qh::pos_part(q[r * d + c]);
-        ab[r * 2 * d + d + c] = qh::neg_part(q[r * d + c]);
-      }
-    } else {
-      float x = 0.0f, y = 0.0f;
-      for (int64_t r = 0; r < R; ++r) {
-        x = add_rn(x, qh::pos_part(q[r * d + c]));
-        y = add_rn(y, qh::neg_part(q[r * d + c]));
-      }
-      ab[c] = x;
-      ab[d + c] = y;
-    }
-  }
+  for (int64_t c = threadIdx.x; c < d; c += blockDim.x) qh::weights_channel(q, R, d, a.gqa, c, ab);
 }
 
-// One warp per page (hd::model_score): lane partials, xor butterfly, rows combined.
+// Half a warp per page: lane j of the 16 is the canonical lane j
+// (hd::lane_partial), the shuffles are hd::reduce_lanes' additions
+// (l[j] + l[j + 8], then + l[j + 4], ...), pairs combined in order: the CPU's
+// scores bit for bit.
 __global__ void quest_score_kernel(QuestScoreLaunch a) {
-  const int h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t pg = int64_t(blockIdx.x) * kScoreWarps + warp;
+  const int h = blockIdx.y, lane = threadIdx.x & (qh::kLanes - 1);
+  const int64_t pg = int64_t(blockIdx.x) * kScorePages + (threadIdx.x >> 4);
   const int64_t n = a.lens[h], d = a.head_dim;
+  // Whole half warps leave together, so the 16-wide shuffles below stay full.
   if (pg >= (n + a.page_size - 1) / a.page_size) return;
   const size_t es = a.dtype == DType::F32 ? 4 : 2;
   const int code = dtype_code(a.dtype);
   const size_t row = size_t((int64_t(h) * a.page_cap + pg) * d) * es;
   const qh::RowLoad lo{static_cast<const uint8_t*>(a.lo) + row, code};
   const qh::RowLoad hi{static_cast<const uint8_t*>(a.hi) + row, code};
-  const int64_t E = qh::effective_rows(a.rows, a.gqa);
-  const float* ab = a.ab + int64_t(h) * E * 2 * d;
-  float out = 0.0f;
-  for (int64_t e = 0; e < E; ++e) {
-    float v = qh::lane_partial(lo, hi, ab + e * 2 * d, d, lane);
+  const int64_t pairs = qh::effective_rows(a.rows, a.gqa);
+  const float* ab = a.ab + int64_t(h) * pairs * 2 * d;
+  const unsigned mask = 0xffffu << (threadIdx.x & 16);
+  float best = 0.0f;
+  for (int64_t k = 0; k < pairs; ++k) {
+    float v = qh::lane_partial(lo, hi, ab + k * 2 * d, d, lane);
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) v = add_rn(v, __shfl_xor_sync(kFullMask, v, off));
-    out = e == 0 ? v : qh::combine(out, v, a.gqa);
+    for (int w = qh::kLanes / 2; w >= 1; w >>= 1) v = add_rn(v, __shfl_down_sync(mask, v, w, qh::kLanes));
+    best = qh::combine(best, v, k);
   }
-  if (lane == 0) a.scores[int64_t(h) * a.page_cap + pg] = out;
+  if (lane == 0) a.scores[int64_t(h) * a.page_cap + pg] = best;
 }
 
 // Exclusive prefix sum of x over the block; *total gets the block's sum.
@@ -196,8 +187,8 @@ Status launch_quest_scores(const QuestScoreLaunch& a) {
   quest_prep_kernel<<<static_cast<unsigned>(a.n_kv_heads), threads>>>(a);
   Status s = launched("launch quest_prep_kernel");
   if (!s.is_ok()) return s;
-  const dim3 grid(static_cast<unsigned>((a.max_pages + kScoreWarps - 1) / kScoreWarps), static_cast<unsigned>(a.n_kv_heads));
-  quest_score_kernel<<<grid, kScoreWarps * 32>>>(a);
+  const dim3 grid(static_cast<unsigned>((a.max_pages + kScorePages - 1) / kScorePages), static_cast<unsigned>(a.n_kv_heads));
+  quest_score_kernel<<<grid, kScorePages * qh::kLanes>>>(a);
   return launched("launch quest_score_kernel");
 }
 

@@ -1,28 +1,14 @@
 // Quest on the device: the per-page arithmetic and the page selection rule,
-// TP_HD so that the CUDA kernels (native/cuda/cuda_quest.cu) and a host model
-// of them (quest_hd_model below, run by the CPU tests through the binding
-// `questDeviceModel`) are one source. The host model reproduces the device's
-// float operations in the device's order (mul_rn / add_rn, no FMA, the warp's
-// butterfly reduction), so a GPU run can be compared with it bit for bit and
-// the CPU tests cover the GPU logic without a GPU.
+// TP_HD so that the CUDA kernels (native/cuda/cuda_quest.cu), the host model
+// of them (model_select below, run by the CPU tests through the binding
+// `questDeviceModel`) and the CPU Quest are checked against one another.
 //
 // Summaries: per (KV head, page of P rows) the element-wise min and max of the
 // keys (exact in the cache's 16-bit dtype: the min and max of stored values
 // are stored values), as the CPU KvCache keeps them (quest.h).
 //
-// Score of a page for the query rows q_r of a KV head's group (r in row
-// order: query head j of the group, then query row i: r = j * nQ + i), in the
-// GEMV form (bound = sum_c max(q_c hi_c, q_c lo_c) = hi . max(q, 0) +
-// lo . min(q, 0), since lo <= hi):
-//   gqa 'sum': A = sum_r max(q_r, 0), B = sum_r min(q_r, 0) (summed in row
-//              order, per channel); score = sum_c (hi_c A_c + lo_c B_c)
-//   gqa 'max': score = max_r sum_c (hi_c max(q_rc, 0) + lo_c min(q_rc, 0))
-// The channel sum: lane l of a warp sums channels l, l + 32, ... in order,
-// then the 32 partials are reduced by the xor butterfly (offsets 16 .. 1).
-// The real-number value is the CPU's bound; the float result differs from
-// the CPU's channel-order sum only by rounding, so selections agree except
-// between pages whose bounds are within rounding of each other (the tests'
-// tolerance: quest_bound_eps).
+// Scores: the CPU's page bound (quest_score.h) in its canonical order, so the
+// device's scores are the CPU's bit for bit (see "scoring" below).
 //
 // Selection (the CPU select_pages rule, quest.cpp, exactly): a head of n
 // tokens has pages = ceil(n / P) and budget_pages = max(1, floor(budget / P));
@@ -30,15 +16,20 @@
 // and [recent_begin, pages), then the best k = max(0, budget_pages - forced)
 // of the pages between by score (higher first, lower page index on ties, NaN
 // as -inf), ascending. "Best by (score, -index)" is a strict total order, so
-// each candidate gets a unique 64-bit key (quest_rank_key) and the top k are
-// the keys >= the k-th largest, found by an MSB-first radix select with
-// 8-bit digits (the device builds each digit's histogram in parallel; the
-// host model serially; both pick the digit with quest_pick_digit).
+// each candidate gets a unique 64-bit key (rank_key) and the top k are the
+// keys >= the k-th largest, found by an MSB-first radix select with 8-bit
+// digits (the device builds each digit's histogram in parallel; the host
+// model serially; both pick the digit with pick_digit). With the same scores
+// the selection is the CPU's exactly, ties included.
 #pragma once
 #include <cstdint>
 
 #include "../core/half.h"
 #include "../core/hd.h"
+
+#ifndef __CUDACC__
+#include <cmath>  // fmaf
+#endif
 
 namespace tp::sparse::hd {
 
@@ -56,40 +47,95 @@ TP_HD void fold(float x, float* lo, float* hi, bool init) {
 }
 
 // -- scoring -----------------------------------------------------------------
+// The CPU's page bound (quest_score.h), operation for operation: the weights
+// A = sum_r max(q_r, 0), B = sum_r min(q_r, 0) ('sum', row order) or one
+// pair per row ('max'); per pair 16 lanes, lane j accumulating channels
+// j, j + 16, ... as acc = fma(hi, A, acc), acc = fma(lo, B, acc); then the
+// lanes reduced as l[j] += l[j + 8], += l[j + 4], += l[j + 2], l[0] += l[1];
+// pairs combined by std::max in pair order. fmaf is one rounding on both
+// sides and the additions are add_rn, so host and device give the same bits
+// as the CPU's scalar / AVX2 / AVX-512 scoring.
 
-TP_HD float pos_part(float q) { return q > 0.0f ? q : 0.0f; }
-TP_HD float neg_part(float q) { return q < 0.0f ? q : 0.0f; }
+// std::max(q, 0.0f) and std::min(q, 0.0f), NaN and -0 included.
+TP_HD float pos_part(float q) { return q < 0.0f ? 0.0f : q; }
+TP_HD float neg_part(float q) { return 0.0f < q ? 0.0f : q; }
 
-// One channel's term of the page bound: hi * a + lo * b.
-TP_HD float bound_term(float lo, float hi, float a, float b) { return add_rn(mul_rn(hi, a), mul_rn(lo, b)); }
-
-// Rows combined by gqa: 0 max, 1 sum (GqaCombine).
-TP_HD float combine(float acc, float b, int gqa) { return gqa == 0 ? (b > acc ? b : acc) : add_rn(acc, b); }
-
-// Effective query rows of the scoring for R query rows: 1 for 'sum' (the
-// collapsed A, B), R for 'max'.
+// Weight pairs for R query rows: 1 for 'sum' (gqa 1), R for 'max' (gqa 0).
 TP_HD int64_t effective_rows(int64_t rows, int gqa) { return gqa == 0 ? rows : 1; }
 
-constexpr int kLanes = 32;
+// Channel c of the weights ab [pairs, 2, d] from the rows q[r] (the CPU's
+// bound_weights; every channel independent, so a thread per channel).
+template <typename Rows>
+TP_HD void weights_channel(const Rows& q, int64_t rows, int64_t d, int gqa, int64_t c, float* ab) {
+  if (gqa != 0) {
+    float a = pos_part(q(0, c)), b = neg_part(q(0, c));
+    for (int64_t r = 1; r < rows; ++r) {
+      a = add_rn(a, pos_part(q(r, c)));
+      b = add_rn(b, neg_part(q(r, c)));
+    }
+    ab[c] = a;
+    ab[d + c] = b;
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    ab[r * 2 * d + c] = pos_part(q(r, c));
+    ab[r * 2 * d + d + c] = neg_part(q(r, c));
+  }
+}
 
-// The partial sum of lane `lane` over channels lane, lane + 32, ... < d.
-// a_b: [2, d] (A then B of one effective row); lo, hi: the page's row.
+constexpr int kLanes = 16;
+
+// Lane j's partial sum of one pair (a = A, a + d = B) over one page's bound rows.
 template <typename Load>
-TP_HD float lane_partial(const Load& lo, const Load& hi, const float* a_b, int64_t d, int lane) {
+TP_HD float lane_partial(const Load& lo, const Load& hi, const float* a, int64_t d, int lane) {
   float acc = 0.0f;
-  for (int64_t c = lane; c < d; c += kLanes) acc = add_rn(acc, bound_term(lo(c), hi(c), a_b[c], a_b[d + c]));
+  for (int64_t c = lane; c < d; c += kLanes) {
+    acc = fmaf(hi(c), a[c], acc);
+    acc = fmaf(lo(c), a[d + c], acc);
+  }
   return acc;
 }
 
-// Loads (the kernels and the host model alike) element c of a 16-bit row (f16 = 1, bf16 = 2) or f32 row (0) as f32.
+// The canonical lane reduction of l[16] (in place; the result in l[0]).
+TP_HD float reduce_lanes(float* l) {
+  for (int w = kLanes / 2; w >= 1; w /= 2) {
+    for (int j = 0; j < w; ++j) l[j] = add_rn(l[j], l[j + w]);
+  }
+  return l[0];
+}
+
+// Pairs combined: the first pair's bound, then std::max(best, b) in pair order.
+TP_HD float combine(float best, float b, int64_t pair) { return pair == 0 ? b : (best < b ? b : best); }
+
+// One page's score, serially (the host model of the device kernel, and the
+// reference the host tests compare with the CPU's scoring bit for bit).
+template <typename Load>
+TP_HD float page_score(const Load& lo, const Load& hi, const float* ab, int64_t pairs, int64_t d) {
+  float best = 0.0f;
+  for (int64_t k = 0; k < pairs; ++k) {
+    float l[kLanes];
+    for (int j = 0; j < kLanes; ++j) l[j] = lane_partial(lo, hi, ab + k * 2 * d, d, j);
+    best = combine(best, reduce_lanes(l), k);
+  }
+  return best;
+}
+
+// Loads element c of a row of dtype 0 f32, 1 f16, 2 bf16 (DType's codes) as f32.
 struct RowLoad {
   const void* base;
-  int dtype;  // 0 f32, 1 f16, 2 bf16 (DType)
+  int dtype;
   TP_HD float operator()(int64_t c) const {
     if (dtype == 0) return static_cast<const float*>(base)[c];
     const uint16_t x = static_cast<const uint16_t*>(base)[c];
     return dtype == 1 ? f16_to_f32(x) : bf16_to_f32(x);
   }
+};
+
+// Query rows [R, d] contiguous as q(r, c).
+struct QueryRows {
+  const float* base;
+  int64_t d;
+  TP_HD float operator()(int64_t r, int64_t c) const { return base[r * d + c]; }
 };
 
 // -- selection ---------------------------------------------------------------
@@ -166,45 +212,6 @@ TP_HD uint64_t prefix_mask(int pass) { return pass == 0 ? 0 : ~uint64_t(0) << (6
 
 // -- host model of the device kernels (tests) -----------------------------------
 #ifndef __CUDA_ARCH__
-
-// The device's score of one page (quest_score_kernel): per effective row the
-// 32 lane partials, the xor butterfly, then combine over the rows.
-inline float model_score(const RowLoad& lo, const RowLoad& hi, const float* ab, int64_t e_rows, int64_t d, int gqa) {
-  float out = 0.0f;
-  for (int64_t e = 0; e < e_rows; ++e) {
-    float v[kLanes];
-    for (int l = 0; l < kLanes; ++l) v[l] = lane_partial(lo, hi, ab + e * 2 * d, d, l);
-    for (int off = 16; off > 0; off >>= 1) {
-      float w[kLanes];
-      for (int l = 0; l < kLanes; ++l) w[l] = add_rn(v[l], v[l ^ off]);
-      for (int l = 0; l < kLanes; ++l) v[l] = w[l];
-    }
-    out = e == 0 ? v[0] : combine(out, v[0], gqa);
-  }
-  return out;
-}
-
-// The device's prep (quest_prep_kernel): ab [e_rows, 2, d] from q rows [R, d].
-inline void model_prep(const float* const* q, int64_t rows, int64_t d, int gqa, float* ab) {
-  if (gqa == 0) {
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < d; ++c) {
-        ab[r * 2 * d + c] = pos_part(q[r][c]);
-        ab[r * 2 * d + d + c] = neg_part(q[r][c]);
-      }
-    }
-    return;
-  }
-  for (int64_t c = 0; c < d; ++c) {
-    float a = 0.0f, b = 0.0f;
-    for (int64_t r = 0; r < rows; ++r) {
-      a = add_rn(a, pos_part(q[r][c]));
-      b = add_rn(b, neg_part(q[r][c]));
-    }
-    ab[c] = a;
-    ab[d + c] = b;
-  }
-}
 
 // The device's selection (quest_topk_kernel), serially: the k-th largest
 // candidate key by the radix select, then the selected pages' tokens in
