@@ -34,7 +34,7 @@ import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor, plainRows } from '../validate.js';
 import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
-import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig, unsupported } from './device.js';
+import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
 import { resolveSparse, sparseHeader, type SparseOptions } from '../sparse/quest.js';
 import { tidalRole, tidalSchedule, type TidalRole } from '../sparse/tidal.js';
 
@@ -633,12 +633,11 @@ export class KvCache {
    * The layer's Quest page summaries, decoded to f32 (the cache stores them
    * in its row dtype, or as outward-rounded u8 codes for int8/int4 caches:
    * docs/sparse.md). pageSize 0 until a sparse attend on the layer built
-   * them. CPU caches only.
+   * them. A device cache copies its summaries (f16 / bf16) from the device.
    */
   questSummaries(layer: number): QuestCacheSummaries {
     this.#idle();
     const l = this.#checkLayer(layer);
-    if (this.#deviceRules) throw unsupported('Quest summaries live on CPU caches only');
     const r = this.#handle.questSummaries(l);
     const shape = [this.nKvHeads, r.pages, this.headDim];
     return {

@@ -586,7 +586,11 @@ void DeviceKvCache::clear_layer(int64_t layer) {
   L.weighted = false;
   L.window.clear();
   L.win_heads = L.win_rows = 0;
+  // Quest summaries: memory released, the page size kept (as the CPU cache:
+  // the next appends fold into fresh summaries).
+  const int64_t page = L.q_page;
   quest_drop(L);
+  L.q_page = page;
 }
 
 void DeviceKvCache::clear() {

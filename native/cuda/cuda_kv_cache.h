@@ -26,6 +26,11 @@ Status check_device_kv_config(const kv::CacheConfig& cfg);
 // A new device cache (needs the CUDA build and a device).
 Status create_device_kv_cache(const kv::CacheConfig& cfg, kv::KvCacheApi** out);
 
+// A device cache's Quest page summaries of `layer`, decoded to f32, as the
+// CPU KvCache::export_summaries gives them (Unsupported for other caches or
+// builds without CUDA).
+Status export_device_summaries(const kv::KvCacheApi& cache, int64_t layer, kv::SummaryExport* out);
+
 // Tests: the device cache's next `n` allocations succeed and the one after
 // fails with OutOfMemory (n < 0: never), to check that every call either
 // succeeds or leaves the cache as it was. Process-wide.

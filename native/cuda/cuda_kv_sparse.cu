@@ -2,9 +2,10 @@
 // device"). Per (layer, KV head) page summaries lo / hi [pages, headDim] in
 // the cache's dtype stay in device memory beside K / V: built at the layer's
 // first sparse attend, refolded on append (the pages from each head's old
-// open page on), rebuilt on compress, dropped on clear. A sparse attend
-// scores the pages (GEMV form, cuda_quest.cu), selects per KV head with the
-// CPU's rule (native/sparse/quest_hd.h) and runs the gathered decode
+// open page on), rebuilt on compress, emptied on clear (the page size kept,
+// as the CPU cache). A sparse attend scores the pages (the CPU's bits,
+// cuda_quest.cu), selects per KV head with the CPU's rule
+// (native/sparse/quest_hd.h) and runs the gathered decode
 // (DeviceAttention::indices) over the selected rows. f16 / bf16 caches,
 // method 'quest'; the rest is refused with Unsupported.
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "../core/checked_math.h"
+#include "../core/half.h"
 #include "../sparse/quest.h"
 #include "../sparse/quest_hd.h"
 #include "cuda_attention.h"
@@ -91,6 +93,52 @@ void DeviceKvCache::quest_after_change(DeviceLayer& L, int64_t layer, const std:
   // Derived state: a failure drops the summaries, and the next sparse attend
   // rebuilds them (and reports a failure that persists).
   if (!quest_sync(L, layer, L.q_page).is_ok()) quest_drop(L);
+}
+
+Status DeviceKvCache::export_summaries(int64_t layer, kv::SummaryExport* out) const {
+  if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
+  const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  const DeviceLayer& L = layers_[layer];
+  *out = kv::SummaryExport();
+  out->page_size = L.q_page;
+  if (L.q_page == 0) return Status::ok();
+  const size_t rb = row_bytes();
+  // Rows folded per head (none after a clear, before the next append).
+  auto folded = [&](int64_t h) { return size_t(h) < L.q_rows.size() ? L.q_rows[h] : int64_t(0); };
+  std::vector<uint16_t> lo, hi;
+  try {
+    for (int64_t h = 0; h < H; ++h) out->pages = std::max(out->pages, sparse::page_count(folded(h), L.q_page));
+    out->bytes = int64_t(L.q_lo.bytes() + L.q_hi.bytes());
+    lo.resize(size_t(H * out->pages * d));
+    hi.resize(lo.size());
+    out->lo.assign(lo.size(), 0.0f);
+    out->hi.assign(lo.size(), 0.0f);
+    out->head_pages.assign(size_t(H), 0);
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.questSummaries: out of memory");
+  }
+  if (out->pages > 0) {
+    TP_CUDA_TRY(cudaMemcpy2D(lo.data(), out->pages * rb, L.q_lo.get(), L.q_page_cap * rb, out->pages * rb, H, cudaMemcpyDeviceToHost),
+                "cudaMemcpy2D(Quest summaries)");
+    TP_CUDA_TRY(cudaMemcpy2D(hi.data(), out->pages * rb, L.q_hi.get(), L.q_page_cap * rb, out->pages * rb, H, cudaMemcpyDeviceToHost),
+                "cudaMemcpy2D(Quest summaries)");
+  }
+  const bool bf16 = dtype() == DType::BF16;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t pages = sparse::page_count(folded(h), L.q_page);
+    out->head_pages[h] = static_cast<int32_t>(pages);
+    for (int64_t i = h * out->pages * d; i < (h * out->pages + pages) * d; ++i) {
+      out->lo[i] = bf16 ? bf16_to_f32(lo[i]) : f16_to_f32(lo[i]);
+      out->hi[i] = bf16 ? bf16_to_f32(hi[i]) : f16_to_f32(hi[i]);
+    }
+  }
+  return Status::ok();
+}
+
+Status export_device_summaries(const kv::KvCacheApi& cache, int64_t layer, kv::SummaryExport* out) {
+  const auto* dev = dynamic_cast<const DeviceKvCache*>(&cache);
+  if (dev == nullptr) return Status::unsupported("KvCache: not a device cache");
+  return dev->export_summaries(layer, out);
 }
 
 namespace {

@@ -155,6 +155,10 @@ class DeviceKvCache final : public kv::KvCacheApi {
   // `valid` rows (append: the old lengths; compress: 0): refold, or drop on failure.
   void quest_after_change(DeviceLayer& L, int64_t layer, const std::vector<int64_t>& valid);
   Status attend_quest(int64_t layer, const kv::AttendInput& in, float scale);
+ public:
+  // The layer's summaries decoded to f32 (export_device_summaries).
+  Status export_summaries(int64_t layer, kv::SummaryExport* out) const;
+ private:
   struct LayerPlan;
   Status plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
   Status plan_merge(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);

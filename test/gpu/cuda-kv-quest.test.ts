@@ -6,8 +6,10 @@
 // test/unit/sparse-quest-device.test.ts checks that on the host), selects
 // with the CPU's rule by a radix top-k, and runs the gathered decode.
 //
-// What must hold: the selected rows equal the CPU's exactly (same stored
-// rows, so the same summaries, the same score bits and the same tie rule);
+// What must hold: the page summaries (questSummaries) equal the CPU cache's
+// bit for bit after every attend, append, compress and clear; the selected
+// rows equal the CPU's exactly (same summaries, the same score bits and the
+// same tie rule);
 // outputs within 1e-3 * max|out| and lse within 1e-3 * max(1, |lse|) (the
 // decode sums in another order); H2O after a sparse accumulateMass keeps at
 // least 99% of the CPU's rows (float masses). Sizes: headDim 64 / 128, f16
@@ -73,6 +75,17 @@ function expectSameQuest(gpu: KvCache, cpu: KvCache, layer: number, q: Tensor<'f
     if (y === -Infinity) expect(x, `${label}: lse[${i}]`).toBe(-Infinity);
     else expect(Math.abs(x - y), `${label}: lse[${i}]`).toBeLessThanOrEqual(1e-3 * Math.max(1, Math.abs(y)));
   }
+  expectSameSummaries(gpu, cpu, layer, label);
+}
+
+/** The device's page summaries are the CPU cache's, bit for bit (min / max of the same stored rows). */
+function expectSameSummaries(gpu: KvCache, cpu: KvCache, layer: number, label: string): void {
+  const a = gpu.questSummaries(layer), b = cpu.questSummaries(layer);
+  expect(a.pageSize, `${label}: pageSize`).toBe(b.pageSize);
+  expect(Array.from(a.headPages), `${label}: headPages`).toEqual(Array.from(b.headPages));
+  expect(a.kmin.shape, label).toEqual(b.kmin.shape);
+  expect(Array.from(a.kmin.data), `${label}: kmin`).toEqual(Array.from(b.kmin.data));
+  expect(Array.from(a.kmax.data), `${label}: kmax`).toEqual(Array.from(b.kmax.data));
 }
 
 function kept(c: KvCache, layer: number): number[][] {
@@ -106,6 +119,7 @@ describe.skipIf(!cuda.available)(title, () => {
         // Single-token appends fold into the open page (summaries kept between attends).
         for (let i = 0; i < 3; i++) {
           append(s, [gpu, cpu], 0, 1);
+          expectSameSummaries(gpu, cpu, 0, `${tag} append ${i + 1}`);
           expectSameQuest(gpu, cpu, 0, tensor([R, 1, s.headDim], 2), variants[0]!, `${tag} +${i + 1}`);
         }
       }
@@ -123,6 +137,7 @@ describe.skipIf(!cuda.available)(title, () => {
         gpu.compress(p, { keep: 1500 }, { layers: [1] });
         cpu.compress(p, { keep: 1500 }, { layers: [1] });
         expect(kept(gpu, 1)).toEqual(kept(cpu, 1));
+        expectSameSummaries(gpu, cpu, 1, `${tag} rebuilt after ${JSON.stringify(p)}`);
         expectSameQuest(gpu, cpu, 1, q(), { method: 'quest', budget: 256, pageSize: 8 }, `${tag} after ${JSON.stringify(p)}`);
         append(s, [gpu, cpu], 1, 37);
         expectSameQuest(gpu, cpu, 1, tensor([R, 3, s.headDim], 2), { method: 'quest', budget: 300, pageSize: 8, sinks: 8 }, `${tag} appended`);
@@ -138,7 +153,9 @@ describe.skipIf(!cuda.available)(title, () => {
       }
       gpu.clear(1);
       cpu.clear(1);
+      expectSameSummaries(gpu, cpu, 1, `${tag} cleared`);
       append(s, [gpu, cpu], 1, 100);
+      expectSameSummaries(gpu, cpu, 1, `${tag} appended after clear`);
       expectSameQuest(gpu, cpu, 1, q(), { method: 'quest', budget: 48 }, `${tag} after clear`);
     });
   }
