@@ -450,6 +450,12 @@ export interface NativeAddon {
    */
   questDeviceModel(header: Float64Array, k: Float32Array | Uint16Array, q: Float32Array, kmin: Float32Array | Uint16Array,
     kmax: Float32Array | Uint16Array, scores: Float32Array, cpuScores: Float32Array, indices: Int32Array, cpuIndices: Int32Array): number;
+  /**
+   * Tests only: the device's U8 page summaries of an int cache's keys (native/sparse/quest_u8_hd.h): header [nKvHeads,
+   * nKv, headDim, pageSize], k f32 [nKvHeads, nKv, headDim] (the dequantized keys) -> kmin, kmax f32 [nKvHeads, pages,
+   * headDim] decoded (completed pages from their u8 codes, the partial page exact).
+   */
+  questU8Model(header: Float64Array, k: Float32Array, kmin: Float32Array, kmax: Float32Array): void;
   kvScore(params: NativeKvScoreParams): void;
   kvSelect(params: NativeKvSelectParams): void;
   kvCompact(params: NativeKvCompactParams): void;

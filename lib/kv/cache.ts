@@ -438,7 +438,7 @@ export class KvCache {
     if (sparse?.method === 'tidal') role = tidalRole(tidalSchedule('opts.sparse', sparse, this.nLayers), l);
     const returnSelected = checkBoolean('opts.returnSelected', o.returnSelected, false);
     if (returnSelected && !sparse) throw typeError('opts.returnSelected', 'true only with opts.sparse (dense attend attends every row)', true);
-    if (this.#deviceRules) checkDeviceAttend(softcap, sparse?.method, this.dtype);
+    if (this.#deviceRules) checkDeviceAttend(softcap, sparse?.method);
     if (sparse) p.sparse = sparseHeader(sparse, 0, role);
     if (returnSelected) p.selectedCount = new Int32Array(this.nKvHeads);
     return { p, shape: [nHeads, nQ, d] };

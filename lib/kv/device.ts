@@ -29,22 +29,13 @@ export function checkDeviceCompression(p: ResolvedCompression | NativeKvCompress
   if ('drafts' in p && p.drafts !== undefined) throw unsupported('draft queries (speckv) run on the CPU only');
 }
 
-/** Sparse methods with device kernels (native/cuda/cuda_kv_sparse.cu), on these cache dtypes. */
+/** Sparse methods with device kernels (native/cuda/cuda_kv_sparse.cu), on every device cache dtype. */
 export const DEVICE_SPARSE_METHODS: readonly string[] = ['quest'];
-export const DEVICE_SPARSE_DTYPES: readonly string[] = ['f16', 'bf16'];
 
-/**
- * softcap: refused; sparse (the method, if any): Quest on f16 / bf16 caches
- * runs on the device, TidalDecode, block retrieval and sparse attends of
- * int8 / int4 caches are refused.
- */
-export function checkDeviceAttend(softcap: number, sparseMethod?: string, dtype = 'f16'): void {
+/** softcap: refused; sparse (the method, if any): Quest runs on the device, TidalDecode and block retrieval are refused. */
+export function checkDeviceAttend(softcap: number, sparseMethod?: string): void {
   if (softcap !== 0) throw unsupported('softcap is not supported on the device');
-  if (sparseMethod === undefined) return;
-  if (!DEVICE_SPARSE_METHODS.includes(sparseMethod)) {
+  if (sparseMethod !== undefined && !DEVICE_SPARSE_METHODS.includes(sparseMethod)) {
     throw unsupported(`sparse.method '${sparseMethod}' runs on CPU caches only (the device runs ${DEVICE_SPARSE_METHODS.map((m) => `'${m}'`).join(', ')})`);
-  }
-  if (!DEVICE_SPARSE_DTYPES.includes(dtype)) {
-    throw unsupported(`sparse attention on ${dtype} caches runs on CPU caches only (the device runs Quest on ${DEVICE_SPARSE_DTYPES.join(' and ')} caches)`);
   }
 }

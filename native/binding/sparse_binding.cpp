@@ -11,6 +11,7 @@
 #include "../sparse/quest.h"
 #include "../sparse/quest_hd.h"
 #include "../sparse/quest_score.h"
+#include "../sparse/quest_u8_hd.h"
 #include "../sparse/tidal.h"
 #include "bindings.h"
 #include "napi_args.h"
@@ -323,6 +324,64 @@ Napi::Value QuestDeviceModel(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(count));
 }
 
+// questU8Model(header [nKvHeads, nKv, headDim, pageSize], k f32 [nKvHeads,
+// nKv, headDim] (contiguous), kmin, kmax f32 [nKvHeads, pages, headDim]).
+// Tests only: the device's U8 summaries of an int cache's dequantized keys
+// (sparse/quest_u8_hd.h, as quest_summary_u8_kernel runs it), decoded to f32:
+// completed pages from their codes, the partial page exact.
+Napi::Value QuestU8Model(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) throw Napi::TypeError::New(env, "questU8Model: expected (header, k, kmin, kmax)");
+  const double* f = Header(info, 4, "questU8Model");
+  const int64_t H = static_cast<int64_t>(f[0]), n = static_cast<int64_t>(f[1]), d = static_cast<int64_t>(f[2]), P = static_cast<int64_t>(f[3]);
+  if (H < 1 || H > 4096 || n < 1 || n > (int64_t(1) << 24) || d < 1 || d > 4096 || P < 1 || P > 65536) {
+    throw Napi::RangeError::New(env, "questU8Model: header: expected nKvHeads 1..4096, nKv 1..2^24, headDim 1..4096, pageSize 1..65536");
+  }
+  const int64_t pages = sparse::page_count(n, P);
+  const TypedArrayView k = ValueTypedArray(info[1], "k", napi_float32_array, true);
+  const TypedArrayView lo = ValueTypedArray(info[2], "kmin", napi_float32_array, true);
+  const TypedArrayView hi = ValueTypedArray(info[3], "kmax", napi_float32_array, true);
+  RefuseOverlap(env, {&lo, &hi}, {&k});
+  if (k.length != H * n * d) throw Napi::RangeError::New(env, "k: expected " + std::to_string(H * n * d) + " elements, received " + std::to_string(k.length));
+  if (lo.length != H * pages * d || hi.length != lo.length) throw Napi::RangeError::New(env, "kmin, kmax: expected " + std::to_string(H * pages * d) + " elements each");
+  const float* kd = static_cast<const float*>(k.data);
+  float* out_lo = static_cast<float*>(lo.data);
+  float* out_hi = static_cast<float*>(hi.data);
+  std::vector<float> l(static_cast<size_t>(d)), u(static_cast<size_t>(d));
+  std::vector<uint8_t> cl(static_cast<size_t>(d)), cu(static_cast<size_t>(d));
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t pg = 0; pg < pages; ++pg) {
+      const int64_t r0 = pg * P, r1 = std::min(n, r0 + P);
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = 0; c < d; ++c) {
+          const float x = kd[(h * n + r) * d + c];
+          if (!std::isfinite(x)) throw Napi::RangeError::New(env, "k: expected finite values");
+          sparse::hd::fold(x, &l[c], &u[c], r == r0);
+        }
+      }
+      float* ol = out_lo + (h * pages + pg) * d;
+      float* oh = out_hi + (h * pages + pg) * d;
+      if (r1 - r0 < P) {
+        std::copy(l.begin(), l.end(), ol);
+        std::copy(u.begin(), u.end(), oh);
+        continue;
+      }
+      float base = l[0], top = u[0];
+      for (int64_t c = 1; c < d; ++c) {
+        base = l[c] < base ? l[c] : base;
+        top = top < u[c] ? u[c] : top;
+      }
+      const float step = sparse::hd::u8_step(base, top);
+      for (int64_t c = 0; c < d; ++c) {
+        sparse::hd::u8_codes(l[c], u[c], base, step, &cl[c], &cu[c]);
+        ol[c] = sparse::hd::U8Load{cl.data(), base, step}(c);
+        oh[c] = sparse::hd::U8Load{cu.data(), base, step}(c);
+      }
+    }
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterSparse(Napi::Env env, Napi::Object exports) {
@@ -332,6 +391,7 @@ void RegisterSparse(Napi::Env env, Napi::Object exports) {
   exports.Set("blockSelect", Napi::Function::New(env, Guarded<BlockSelect>, "blockSelect"));
   exports.Set("tidalSelect", Napi::Function::New(env, Guarded<TidalSelect>, "tidalSelect"));
   exports.Set("questDeviceModel", Napi::Function::New(env, Guarded<QuestDeviceModel>, "questDeviceModel"));
+  exports.Set("questU8Model", Napi::Function::New(env, Guarded<QuestU8Model>, "questU8Model"));
 }
 
 }  // namespace tp::binding

@@ -217,16 +217,24 @@ Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
     TP_CUDA_TRY(cudaMemsetAsync(L.mass.as<float>() + at, 0, in.n * 4), "cudaMemsetAsync(append mass)");
     TP_CUDA_TRY(cudaMemcpy(L.count.as<float>() + at, ones.data(), in.n * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append counts)");
   }
+  // Quest summaries stay valid below each head's old length; int caches
+  // requantize the tail rows that move into blocks (their values change).
+  std::vector<int64_t> quest_valid = L.len;
+  if (quantized()) {
+    for (int64_t h = 0; h < H; ++h) quest_valid[h] = std::min(L.len[h], L.n_blocks[h] * qlayout_.group);
+  }
   // Int caches then move their tail into blocks: from here on a failure
   // rolls forward (the host mirror follows the device's new layout).
   if (quantized()) {
     st = append_quantized(L, in, hk, hv);
-    if (!st.is_ok()) return st;
+    if (!st.is_ok()) {
+      quest_drop(L);  // rows may have moved into blocks: rebuilt at the next sparse attend
+      return st;
+    }
   }
-  const std::vector<int64_t> old_len = L.len;
   for (int64_t h = 0; h < H; ++h) L.len[h] += in.n;
   st = upload_lens(L);
-  if (st.is_ok()) quest_after_change(L, layer, old_len);  // fold the new rows into the Quest summaries
+  if (st.is_ok()) quest_after_change(L, layer, quest_valid);  // fold the new (and requantized) rows into the Quest summaries
   if (st.is_ok()) st = sync_device("KvCache.append");
   if (!st.is_ok()) return st;
   int64_t next = L.next_pos + in.n;
@@ -554,7 +562,7 @@ int64_t DeviceKvCache::memory_bytes() const {
   for (const DeviceLayer& L : layers_) {
     total += int64_t(L.k.bytes() + L.v.bytes() + L.pos.bytes() + L.mass.bytes() + L.count.bytes() + L.lens.bytes() + L.blocks.bytes() +
                      L.n_blocks_dev.bytes());
-    total += int64_t(L.q_lo.bytes() + L.q_hi.bytes());  // Quest summaries
+    total += int64_t(L.q_lo.bytes() + L.q_hi.bytes() + L.q_aff.bytes() + L.q_open.bytes());  // Quest summaries
     total += int64_t(L.window.capacity() * sizeof(float));  // the host-side query window counts too
   }
   return total;

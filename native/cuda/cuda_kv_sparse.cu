@@ -6,8 +6,10 @@
 // as the CPU cache). A sparse attend scores the pages (the CPU's bits,
 // cuda_quest.cu), selects per KV head with the CPU's rule
 // (native/sparse/quest_hd.h) and runs the gathered decode
-// (DeviceAttention::indices) over the selected rows. f16 / bf16 caches,
-// method 'quest'; the rest is refused with Unsupported.
+// (DeviceAttention::indices) over the selected rows. f16 / bf16 caches
+// (summaries in the cache's dtype) and int8 / int4 caches (the CPU's U8
+// summaries of the dequantized keys; attention over a dequantized f16 copy),
+// method 'quest'; TidalDecode and block retrieval are refused with Unsupported.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include "../core/half.h"
 #include "../sparse/quest.h"
 #include "../sparse/quest_hd.h"
+#include "../sparse/quest_u8_hd.h"
 #include "cuda_attention.h"
 #include "cuda_check.cuh"
 #include "cuda_kv_cache.h"
@@ -29,12 +32,28 @@ namespace tp::cuda {
 void DeviceKvCache::quest_drop(DeviceLayer& L) {
   L.q_lo.reset();
   L.q_hi.reset();
+  L.q_aff.reset();
+  L.q_open.reset();
   L.q_page = L.q_page_cap = 0;
   L.q_rows.clear();
 }
 
+// Bytes of one summary row: the cache's dtype, or u8 codes for int caches.
+size_t DeviceKvCache::quest_row_bytes() const { return quantized() ? size_t(cfg_.head_dim) : row_bytes(); }
+
+namespace {
+// A [heads, old_cap, row] device table copied into the first rows of [heads, new_cap, row].
+Status grow_table(DeviceBlock& dst, const DeviceBlock& src, int64_t heads, int64_t old_cap, int64_t new_cap, size_t row) {
+  if (old_cap == 0) return Status::ok();
+  TP_CUDA_TRY(cudaMemcpy2D(dst.get(), new_cap * row, src.get(), old_cap * row, old_cap * row, heads, cudaMemcpyDeviceToDevice),
+              "cudaMemcpy2D(Quest summaries)");
+  return Status::ok();
+}
+}  // namespace
+
 Status DeviceKvCache::quest_sync(DeviceLayer& L, int64_t layer, int64_t P) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim;
+  const bool u8 = quantized();
   if (L.q_page != P) {
     quest_drop(L);
     L.q_page = P;
@@ -43,22 +62,25 @@ Status DeviceKvCache::quest_sync(DeviceLayer& L, int64_t layer, int64_t P) {
   const int64_t need = sparse::page_count(std::max<int64_t>(L.cap, 1), P);
   if (need > L.q_page_cap) {
     // Sized like the key storage (2 rows per P of its rows); final pages are kept.
-    const size_t rb = row_bytes();
-    DeviceBlock lo, hi;
+    const size_t rb = quest_row_bytes();
+    DeviceBlock lo, hi, aff, open;
     Status s = lo.alloc(size_t(H * need) * rb, "cudaMalloc(Quest summaries)");
     if (s.is_ok()) s = hi.alloc(size_t(H * need) * rb, "cudaMalloc(Quest summaries)");
+    if (s.is_ok() && u8) s = aff.alloc(size_t(H * need) * 2 * sizeof(float), "cudaMalloc(Quest summaries)");
+    if (s.is_ok() && u8 && !L.q_open.get()) s = open.alloc(size_t(H * 2 * d) * sizeof(float), "cudaMalloc(Quest summaries)");
+    if (s.is_ok()) s = grow_table(lo, L.q_lo, H, L.q_page_cap, need, rb);
+    if (s.is_ok()) s = grow_table(hi, L.q_hi, H, L.q_page_cap, need, rb);
+    if (s.is_ok() && u8) s = grow_table(aff, L.q_aff, H, L.q_page_cap, need, 2 * sizeof(float));
     if (!s.is_ok()) {
       quest_drop(L);
       return s;
     }
-    if (L.q_page_cap > 0) {
-      TP_CUDA_TRY(cudaMemcpy2D(lo.get(), need * rb, L.q_lo.get(), L.q_page_cap * rb, L.q_page_cap * rb, H, cudaMemcpyDeviceToDevice),
-                  "cudaMemcpy2D(Quest summaries)");
-      TP_CUDA_TRY(cudaMemcpy2D(hi.get(), need * rb, L.q_hi.get(), L.q_page_cap * rb, L.q_page_cap * rb, H, cudaMemcpyDeviceToDevice),
-                  "cudaMemcpy2D(Quest summaries)");
-    }
     L.q_lo = std::move(lo);
     L.q_hi = std::move(hi);
+    if (u8) {
+      L.q_aff = std::move(aff);
+      if (open.get()) L.q_open = std::move(open);
+    }
     L.q_page_cap = need;
   }
   // The pages from the oldest open page of any head on (recomputing a final
@@ -78,6 +100,12 @@ Status DeviceKvCache::quest_sync(DeviceLayer& L, int64_t layer, int64_t P) {
   q.lo = L.q_lo.get();
   q.hi = L.q_hi.get();
   q.page_cap = L.q_page_cap;
+  if (u8) {
+    q.quant = true;
+    q.qk = {qlayout_, L.blocks.as<uint8_t>(), L.blocks_cap, L.n_blocks_dev.as<int32_t>(), L.k.as<uint16_t>(), L.kv_rows};
+    q.affine = L.q_aff.as<float>();
+    q.open = L.q_open.as<float>();
+  }
   const Status s = launch_quest_summaries(q);
   if (!s.is_ok()) {
     quest_drop(L);
@@ -102,17 +130,22 @@ Status DeviceKvCache::export_summaries(int64_t layer, kv::SummaryExport* out) co
   *out = kv::SummaryExport();
   out->page_size = L.q_page;
   if (L.q_page == 0) return Status::ok();
-  const size_t rb = row_bytes();
+  const int64_t P = L.q_page;
+  const bool u8 = quantized();
+  const size_t rb = quest_row_bytes();
   // Rows folded per head (none after a clear, before the next append).
   auto folded = [&](int64_t h) { return size_t(h) < L.q_rows.size() ? L.q_rows[h] : int64_t(0); };
-  std::vector<uint16_t> lo, hi;
+  std::vector<uint8_t> lo, hi;
+  std::vector<float> aff, open;
   try {
-    for (int64_t h = 0; h < H; ++h) out->pages = std::max(out->pages, sparse::page_count(folded(h), L.q_page));
-    out->bytes = int64_t(L.q_lo.bytes() + L.q_hi.bytes());
-    lo.resize(size_t(H * out->pages * d));
+    for (int64_t h = 0; h < H; ++h) out->pages = std::max(out->pages, sparse::page_count(folded(h), P));
+    out->bytes = int64_t(L.q_lo.bytes() + L.q_hi.bytes() + L.q_aff.bytes() + L.q_open.bytes());
+    lo.resize(size_t(H * out->pages) * rb);
     hi.resize(lo.size());
-    out->lo.assign(lo.size(), 0.0f);
-    out->hi.assign(lo.size(), 0.0f);
+    if (u8) aff.resize(size_t(H * out->pages * 2));
+    if (u8) open.resize(size_t(H * 2 * d));
+    out->lo.assign(size_t(H * out->pages * d), 0.0f);
+    out->hi.assign(out->lo.size(), 0.0f);
     out->head_pages.assign(size_t(H), 0);
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.questSummaries: out of memory");
@@ -122,14 +155,34 @@ Status DeviceKvCache::export_summaries(int64_t layer, kv::SummaryExport* out) co
                 "cudaMemcpy2D(Quest summaries)");
     TP_CUDA_TRY(cudaMemcpy2D(hi.data(), out->pages * rb, L.q_hi.get(), L.q_page_cap * rb, out->pages * rb, H, cudaMemcpyDeviceToHost),
                 "cudaMemcpy2D(Quest summaries)");
+    if (u8) {
+      const size_t ar = 2 * sizeof(float);
+      TP_CUDA_TRY(cudaMemcpy2D(aff.data(), out->pages * ar, L.q_aff.get(), L.q_page_cap * ar, out->pages * ar, H, cudaMemcpyDeviceToHost),
+                  "cudaMemcpy2D(Quest summaries)");
+      TP_CUDA_TRY(cudaMemcpy(open.data(), L.q_open.get(), open.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy(Quest summaries)");
+    }
   }
   const bool bf16 = dtype() == DType::BF16;
   for (int64_t h = 0; h < H; ++h) {
-    const int64_t pages = sparse::page_count(folded(h), L.q_page);
+    const int64_t pages = sparse::page_count(folded(h), P), stored = folded(h) / P;
     out->head_pages[h] = static_cast<int32_t>(pages);
-    for (int64_t i = h * out->pages * d; i < (h * out->pages + pages) * d; ++i) {
-      out->lo[i] = bf16 ? bf16_to_f32(lo[i]) : f16_to_f32(lo[i]);
-      out->hi[i] = bf16 ? bf16_to_f32(hi[i]) : f16_to_f32(hi[i]);
+    for (int64_t pg = 0; pg < pages; ++pg) {
+      const int64_t at = (h * out->pages + pg) * d;
+      for (int64_t c = 0; c < d; ++c) {
+        if (!u8) {
+          const uint16_t* l16 = reinterpret_cast<const uint16_t*>(lo.data());
+          const uint16_t* h16 = reinterpret_cast<const uint16_t*>(hi.data());
+          out->lo[at + c] = bf16 ? bf16_to_f32(l16[at + c]) : f16_to_f32(l16[at + c]);
+          out->hi[at + c] = bf16 ? bf16_to_f32(h16[at + c]) : f16_to_f32(h16[at + c]);
+        } else if (pg < stored) {
+          const float base = aff[(h * out->pages + pg) * 2], step = aff[(h * out->pages + pg) * 2 + 1];
+          out->lo[at + c] = sparse::hd::u8_value(base, step, lo[at + c]);
+          out->hi[at + c] = sparse::hd::u8_value(base, step, hi[at + c]);
+        } else {
+          out->lo[at + c] = open[h * 2 * d + c];
+          out->hi[at + c] = open[h * 2 * d + d + c];
+        }
+      }
     }
   }
   return Status::ok();
@@ -144,17 +197,17 @@ Status export_device_summaries(const kv::KvCacheApi& cache, int64_t layer, kv::S
 namespace {
 
 // The sparse options the device runs; messages name the option.
-Status check_device_sparse(const kv::AttendInput& in, bool quantized) {
+Status check_device_sparse(const kv::AttendInput& in) {
   if (in.sparse_method == 2) return Status::unsupported("KvCache on cuda: sparse.method 'tidal' runs on CPU caches only (the device runs 'quest')");
   if (in.sparse_method == 3) return Status::unsupported("KvCache on cuda: sparse.method 'blocks' runs on CPU caches only (the device runs 'quest')");
-  if (quantized) return Status::unsupported("KvCache on cuda: sparse attention on int8 / int4 caches runs on CPU caches only (the device runs 'quest' on f16 and bf16 caches)");
+  if (in.sparse_method != 1) return Status::invalid("sparse.method: expected 'quest', 'tidal' or 'blocks'");
   return Status::ok();
 }
 
 }  // namespace
 
 Status DeviceKvCache::attend_quest(int64_t layer, const kv::AttendInput& in, float scale) {
-  Status s = check_device_sparse(in, quantized());
+  Status s = check_device_sparse(in);
   if (!s.is_ok()) return s;
   const sparse::QuestOptions& o = in.quest;
   s = sparse::check_quest_options(o, "sparse.");
@@ -220,6 +273,11 @@ Status DeviceKvCache::attend_quest(int64_t layer, const kv::AttendInput& in, flo
   sc.max_pages = sparse::page_count(longest, P);
   sc.lens = L.lens.as<int32_t>();
   sc.scores = quest_scores_.as<float>();
+  if (quantized()) {
+    sc.u8 = true;
+    sc.affine = L.q_aff.as<float>();
+    sc.open = L.q_open.as<float>();
+  }
   s = launch_quest_scores(sc);
   if (!s.is_ok()) return s;
   QuestTopkLaunch tk;
@@ -237,8 +295,13 @@ Status DeviceKvCache::attend_quest(int64_t layer, const kv::AttendInput& in, flo
   s = launch_quest_topk(tk);
   if (!s.is_ok()) return s;
   // The gathered decode: one launch when every head has the same length (the
-  // same selected count), else one per head over its own rows.
-  const size_t rb = row_bytes();
+  // same selected count), else one per head over its own rows. Int caches
+  // attend a dequantized f16 copy of the layer (as their dense attend does
+  // when it cannot read the blocks in place).
+  KvRows view;
+  s = rows_of(L, layer, DType::F16, &view);
+  if (!s.is_ok()) return s;
+  const size_t rb = size_t(d) * 2;
   const int64_t mass_stride = std::max<int64_t>(longest, 1);
   auto run = [&](int64_t h0, int64_t heads, int64_t n, int64_t n_sel) -> Status {
     DeviceAttention a;
@@ -248,9 +311,9 @@ Status DeviceKvCache::attend_quest(int64_t layer, const kv::AttendInput& in, flo
     a.n_kv = n;
     a.head_dim = d;
     a.q = q_dev_.as<float>() + h0 * R * d;
-    a.k = L.k.as<char>() + size_t(h0 * L.cap) * rb;
-    a.v = L.v.as<char>() + size_t(h0 * L.cap) * rb;
-    a.kv_dtype = dtype();
+    a.k = static_cast<const char*>(view.k) + size_t(h0 * L.cap) * rb;
+    a.v = static_cast<const char*>(view.v) + size_t(h0 * L.cap) * rb;
+    a.kv_dtype = view.dtype;
     a.scale = scale;
     a.causal = in.causal;
     a.out = out_dev_.as<float>() + h0 * R * d;

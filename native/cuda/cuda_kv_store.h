@@ -12,7 +12,8 @@
 //   count  f32 [nKvHeads, cap]          tokens a row stands for (merging adds them up)
 //   lens   i32 [nKvHeads]               rows of each head (mirrored on the host)
 //   q_lo, q_hi T [nKvHeads, q_page_cap, headDim]  Quest page summaries (after a
-//          sparse attend; float caches): element-wise min / max of each page's keys
+//          sparse attend): element-wise min / max of each page's keys (int
+//          caches: u8 codes of the CPU's U8 format, with q_aff and q_open)
 // cap grows geometrically up to the capacity (all heads of a layer share it).
 // The observation window (the newest `window` queries) stays on the host and
 // goes to the device only when a layer is compressed.
@@ -93,7 +94,9 @@ struct DeviceLayer {
   std::vector<float> window;  // [win_heads, window, headDim] host
   // Quest (cuda_kv_sparse.cu): page size (0: no summaries), page capacity, and
   // per head the rows folded (pages below q_rows[h] / q_page are final).
-  DeviceBlock q_lo, q_hi;
+  // Int caches: q_lo / q_hi hold u8 codes, q_aff f32 [nKvHeads, q_page_cap, 2]
+  // (base, step) and q_open f32 [nKvHeads, 2, headDim] the open pages exactly.
+  DeviceBlock q_lo, q_hi, q_aff, q_open;
   int64_t q_page = 0, q_page_cap = 0;
   std::vector<int64_t> q_rows;
 };
@@ -150,6 +153,7 @@ class DeviceKvCache final : public kv::KvCacheApi {
   // Quest: brings the layer's page summaries up to its rows (page size P;
   // a new P rebuilds them); drops them (derived state, rebuilt on demand).
   Status quest_sync(DeviceLayer& L, int64_t layer, int64_t P);
+  size_t quest_row_bytes() const;
   void quest_drop(DeviceLayer& L);
   // After a change that kept the summaries' rows valid below each head's
   // `valid` rows (append: the old lengths; compress: 0): refold, or drop on failure.

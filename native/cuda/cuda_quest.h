@@ -3,9 +3,10 @@
 // launchers on the default stream. The arithmetic and the selection rule are
 // native/sparse/quest_hd.h (TP_HD), which the CPU tests run through its host
 // model. Layouts, per layer:
-//   k           T [nKvHeads, cap, headDim]        (T = f16 or bf16)
+//   k           T [nKvHeads, cap, headDim]        (T = f16 or bf16; int caches: blocks + f16 tail)
 //   lens        i32 [nKvHeads] (device)
 //   lo, hi      T [nKvHeads, page_cap, headDim]   page p of head h at (h * page_cap + p) * headDim
+//               (int caches: u8 codes, see QuestSummaryLaunch)
 //   q           f32 [nKvHeads * rows, headDim]    the rows of KV head h: h * rows + (j * nQ + i)
 //   ab          f32 [nKvHeads, E, 2, headDim]     E = 1 ('sum') or rows ('max')
 //   scores      f32 [nKvHeads, page_cap]
@@ -15,11 +16,26 @@
 
 #include "../core/dtype.h"
 #include "../core/status.h"
+#include "../kv/kv_quant.h"
 
 namespace tp::cuda {
 
 // Summaries of pages [first_page, max_pages) of every head (a head's pages
 // past ceil(lens[h] / P) are skipped), each recomputed from its rows.
+// Float caches: lo, hi in the cache's dtype. Int caches (quant set): the
+// keys dequantized as the CPU reads them (blocks, then the f16 tail), every
+// completed page stored as u8 codes lo, hi [nKvHeads, page_cap, headDim] with
+// affine (base, step) f32 [nKvHeads, page_cap, 2], the partial page exactly
+// in open f32 [nKvHeads, 2, headDim] (lo then hi): the CPU's U8 format
+// (native/sparse/quest_u8_hd.h).
+struct QuestQuantKeys {
+  kv::QuantLayout layout;
+  const uint8_t* blocks = nullptr;
+  int64_t blocks_cap = 0;
+  const int32_t* n_blocks = nullptr;  // device [nKvHeads]
+  const uint16_t* tail_k = nullptr;   // f16 [nKvHeads, tail_rows, headDim]
+  int64_t tail_rows = 0;
+};
 struct QuestSummaryLaunch {
   const void* k = nullptr;
   DType dtype = DType::F16;
@@ -29,6 +45,10 @@ struct QuestSummaryLaunch {
   void* lo = nullptr;
   void* hi = nullptr;
   int64_t page_cap = 0;
+  bool quant = false;  // int caches: keys from qk, the U8 format
+  QuestQuantKeys qk;
+  float* affine = nullptr;
+  float* open = nullptr;
 };
 Status launch_quest_summaries(const QuestSummaryLaunch& a);
 
@@ -45,6 +65,9 @@ struct QuestScoreLaunch {
   int64_t page_cap = 0, page_size = 16, max_pages = 0;
   const int32_t* lens = nullptr;
   float* scores = nullptr;
+  bool u8 = false;  // int caches: the U8 format (affine, open as in QuestSummaryLaunch)
+  const float* affine = nullptr;
+  const float* open = nullptr;
 };
 Status launch_quest_scores(const QuestScoreLaunch& a);
 

@@ -22,14 +22,11 @@
 // model serially; both pick the digit with pick_digit). With the same scores
 // the selection is the CPU's exactly, ties included.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "../core/half.h"
 #include "../core/hd.h"
-
-#ifndef __CUDACC__
-#include <cmath>  // fmaf
-#endif
 
 namespace tp::sparse::hd {
 

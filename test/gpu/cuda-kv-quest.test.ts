@@ -1,7 +1,7 @@
 // Quest sparse attend on the device KV cache (native/cuda/cuda_kv_sparse.cu,
 // cuda_quest.cu) against the CPU KvCache fed the same calls. The device
 // keeps page summaries beside its K/V (built at the first sparse attend,
-// refolded on append, rebuilt on compress, dropped on clear), scores pages
+// refolded on append, rebuilt on compress, emptied on clear), scores pages
 // with the CPU's arithmetic in the CPU's order (native/sparse/quest_hd.h;
 // test/unit/sparse-quest-device.test.ts checks that on the host), selects
 // with the CPU's rule by a radix top-k, and runs the gathered decode.
@@ -9,13 +9,16 @@
 // What must hold: the page summaries (questSummaries) equal the CPU cache's
 // bit for bit after every attend, append, compress and clear; the selected
 // rows equal the CPU's exactly (same summaries, the same score bits and the
-// same tie rule);
-// outputs within 1e-3 * max|out| and lse within 1e-3 * max(1, |lse|) (the
-// decode sums in another order); H2O after a sparse accumulateMass keeps at
-// least 99% of the CPU's rows (float masses). Sizes: headDim 64 / 128, f16
-// and bf16, groups 1 and 4, nQ 1 and 3 (causal), lengths 1, 17, 300 and 4099
-// reached by appends of several sizes, page sizes 16 and 8, gqa 'sum' and
-// 'max', sinks and recent windows, ragged heads after adakv.
+// same tie rule); outputs within 1e-3 * max|out| and lse within
+// 1e-3 * max(1, |lse|) (the decode sums in another order; 4e-3 for int
+// caches, whose device attention reads f16 copies of the dequantized rows);
+// H2O after a sparse accumulateMass keeps at least 99% of the CPU's rows
+// (float masses; 95% for int caches). Sizes: headDim 64 / 128, f16, bf16,
+// int8 and int4 (KIVI group 32, residual 40: appends move tail rows into
+// blocks, so U8 summaries are refolded), groups 1, 2 and 4, nQ 1 and 3
+// (causal), lengths 1, 17, 300 and 4099 reached by appends of several sizes,
+// page sizes 16 and 8, gqa 'sum' and 'max', sinks and recent windows, ragged
+// heads after adakv.
 //
 // Without the CUDA build or a device every test here SKIPS (the describe
 // title says why); test/unit/kv-cache-device.test.ts covers the CPU fallback.
@@ -32,8 +35,11 @@ interface Setup {
   nKvHeads: number;
   group: number;
   headDim: number;
-  dtype: 'f16' | 'bf16';
+  dtype: 'f16' | 'bf16' | 'int8' | 'int4';
 }
+
+/** Output tolerance (x max|out|): int caches attend f16 copies of their dequantized rows on the device, f32 ones on the CPU. */
+const outTol = (s: Setup) => (s.dtype === 'int8' || s.dtype === 'int4' ? 4e-3 : 1e-3);
 
 let seed = 100;
 function tensor(shape: [number, number, number], amp = 1): Tensor<'f32'> {
@@ -41,7 +47,8 @@ function tensor(shape: [number, number, number], amp = 1): Tensor<'f32'> {
 }
 
 function pair(s: Setup): [KvCache, KvCache] {
-  const o = { nLayers: 2, nKvHeads: s.nKvHeads, headDim: s.headDim, capacity: 8192, dtype: s.dtype };
+  const quant = s.dtype === 'int8' || s.dtype === 'int4' ? { groupSize: 32, residual: 40 } : {};
+  const o = { nLayers: 2, nKvHeads: s.nKvHeads, headDim: s.headDim, capacity: 8192, dtype: s.dtype, ...quant };
   const gpu = new KvCache({ ...o, device: 'cuda' });
   const cpu = new KvCache(o);
   expect(gpu.device).toBe('cuda');
@@ -61,6 +68,8 @@ function maxAbs(a: ArrayLike<number>): number {
 
 type Sparse = { method: 'quest'; budget: number; pageSize?: number; sinks?: number; recent?: number; gqa?: 'sum' | 'max' };
 
+let tol = 1e-3;  // set per setup (outTol)
+
 function expectSameQuest(gpu: KvCache, cpu: KvCache, layer: number, q: Tensor<'f32'>, sparse: Sparse, label: string, accumulateMass = false): void {
   const opts = { sparse, returnSelected: true, returnLse: true, accumulateMass } as const;
   const a = gpu.attend(layer, q, opts), b = cpu.attend(layer, q, opts);
@@ -68,12 +77,12 @@ function expectSameQuest(gpu: KvCache, cpu: KvCache, layer: number, q: Tensor<'f
   expect(Array.from(a.selected!.data), `${label}: selected rows`).toEqual(Array.from(b.selected!.data));
   const scale = Math.max(1e-6, maxAbs(b.output.data));
   for (let i = 0; i < b.output.data.length; i++) {
-    expect(Math.abs(a.output.data[i]! - b.output.data[i]!), `${label}: out[${i}]`).toBeLessThanOrEqual(1e-3 * scale);
+    expect(Math.abs(a.output.data[i]! - b.output.data[i]!), `${label}: out[${i}]`).toBeLessThanOrEqual(tol * scale);
   }
   for (let i = 0; i < b.lse!.data.length; i++) {
     const x = a.lse!.data[i]!, y = b.lse!.data[i]!;
     if (y === -Infinity) expect(x, `${label}: lse[${i}]`).toBe(-Infinity);
-    else expect(Math.abs(x - y), `${label}: lse[${i}]`).toBeLessThanOrEqual(1e-3 * Math.max(1, Math.abs(y)));
+    else expect(Math.abs(x - y), `${label}: lse[${i}]`).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(y)));
   }
   expectSameSummaries(gpu, cpu, layer, label);
 }
@@ -97,12 +106,15 @@ describe.skipIf(!cuda.available)(title, () => {
   const SETUPS: Setup[] = [
     { nKvHeads: 2, group: 4, headDim: 128, dtype: 'f16' },
     { nKvHeads: 3, group: 1, headDim: 64, dtype: 'bf16' },
+    { nKvHeads: 2, group: 2, headDim: 128, dtype: 'int8' },
+    { nKvHeads: 2, group: 4, headDim: 64, dtype: 'int4' },
   ];
   for (const s of SETUPS) {
     const tag = `d${s.headDim} g${s.group} ${s.dtype}`;
     const R = s.nKvHeads * s.group;
 
     test(`${tag}: selection and output equal the CPU cache while the layer grows`, () => {
+      tol = outTol(s);
       const [gpu, cpu] = pair(s);
       const variants: Sparse[] = [
         { method: 'quest', budget: 64 },
@@ -126,6 +138,7 @@ describe.skipIf(!cuda.available)(title, () => {
     });
 
     test(`${tag}: page size change, clear, compress (ragged heads) and key mass`, () => {
+      tol = outTol(s);
       const [gpu, cpu] = pair(s);
       append(s, [gpu, cpu], 1, 2500);
       const q = () => tensor([R, 1, s.headDim], 2);
@@ -149,7 +162,7 @@ describe.skipIf(!cuda.available)(title, () => {
       const a = kept(gpu, 1), b = kept(cpu, 1);
       for (let h = 0; h < b.length; h++) {
         const set = new Set(b[h]);
-        expect(a[h]!.filter((x) => set.has(x)).length, `${tag} h2o head ${h}`).toBeGreaterThanOrEqual(Math.floor(0.99 * b[h]!.length));
+        expect(a[h]!.filter((x) => set.has(x)).length, `${tag} h2o head ${h}`).toBeGreaterThanOrEqual(Math.floor((tol > 1e-3 ? 0.95 : 0.99) * b[h]!.length));
       }
       gpu.clear(1);
       cpu.clear(1);
@@ -160,14 +173,11 @@ describe.skipIf(!cuda.available)(title, () => {
     });
   }
 
-  test('methods and dtypes the device does not run are refused, and change nothing', () => {
+  test('methods the device does not run are refused, and change nothing', () => {
     const c = new KvCache({ nLayers: 1, nKvHeads: 2, headDim: 64, capacity: 1024, dtype: 'f16', device: 'cuda' });
     c.append(0, tensor([2, 100, 64]), tensor([2, 100, 64]));
     const q = tensor([2, 1, 64]);
     expect(() => c.attend(0, q, { sparse: { method: 'blocks', budget: 64 } })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
-    const i8 = new KvCache({ nLayers: 1, nKvHeads: 2, headDim: 64, capacity: 1024, dtype: 'int8', device: 'cuda' });
-    i8.append(0, tensor([2, 100, 64]), tensor([2, 100, 64]));
-    expect(() => i8.attend(0, q, { sparse: { method: 'quest', budget: 64 } })).toThrow(/int8 caches/);
-    expect(Array.from(i8.lengths().data)).toEqual([100, 100]);
+    expect(Array.from(c.lengths().data)).toEqual([100, 100]);
   });
 });

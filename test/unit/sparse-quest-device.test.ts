@@ -9,11 +9,14 @@
 //   and on integer data (exact bounds, many ties) the selection of a plain
 //   JS implementation of the rule (higher bound first, lower page on ties,
 //   forced sinks / recent / current pages).
+// int8 / int4 caches: the device's U8 summaries (quest_u8_hd.h, through
+// `questU8Model`) of the cache's dequantized keys equal the CPU cache's
+// questSummaries after appends that requantize tail rows.
 // Awkward sizes: headDim 8, 24, 40, 100 (not a multiple of 8: the CPU's
 // scalar path), 64, 128; lengths 1, 17, a page multiple and not; nQ 1 and 3;
 // GQA groups 1 and 4; 'sum' and 'max'; overflowing bounds (inf, NaN).
 import { describe, expect, test } from 'vitest';
-import { questPageSummaries, questSelect, type FloatDType, type Tensor } from '../../lib/index.js';
+import { KvCache, questPageSummaries, questSelect, type FloatDType, type Tensor } from '../../lib/index.js';
 import { DTYPE_CODE, native } from '../../lib/native.js';
 import { bf16BitsToF32, f16BitsToF32 } from '../../lib/tensor.js';
 import { mulberry32 } from '../reference/random.js';
@@ -214,6 +217,31 @@ describe('device Quest (quest_hd.h) on the host: the CPU Quest bit for bit', () 
     expect(bits(m.scores)).toEqual(bits(m.cpuScores));
     expect(m.scores.some((x) => !Number.isFinite(x))).toBe(true);
     expect(Array.from(m.indices)).toEqual(Array.from(m.cpuIndices));
+  });
+
+  test.each([
+    ['int8', 16, 20, 16, 64], ['int4', 32, 8, 16, 128], ['int8', 8, 0, 8, 64], ['int4', 16, 40, 5, 64],
+  ] as const)('%s cache (group %i, residual %i, pageSize %i, headDim %i): the device U8 summaries are the CPU cache\'s', (dtype, groupSize, residual, P, d) => {
+    // The CPU cache keeps U8 summaries of its dequantized keys through appends
+    // that move tail rows into blocks; the device recomputes them from the
+    // same dequantized keys (quest_u8_hd.h): equal after every step.
+    const H = 2, rng = mulberry32(groupSize + residual + P);
+    const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 4096, dtype, groupSize, residual });
+    const add = (m: number) => cache.append(0, randomTensor3(rng, 'f32', [H, m, d], 1.5), randomTensor3(rng, 'f32', [H, m, d], 1));
+    add(37);
+    cache.attend(0, randomTensor3(rng, 'f32', [H * 2, 1, d], 2), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
+    for (const m of [0, 1, 1, 7, 100, 1, 33, 250, 3]) {
+      if (m) add(m);
+      const want = cache.questSummaries(0);
+      const n = cache.lengths().data[0]!;
+      const k = cache.export(0, { dtype: 'f32' }).k.data as Float32Array;
+      const pages = Math.ceil(n / P);
+      const kmin = new Float32Array(H * pages * d), kmax = new Float32Array(H * pages * d);
+      native().questU8Model(Float64Array.of(H, n, d, P), k, kmin, kmax);
+      expect(want.kmin.shape).toEqual([H, pages, d]);
+      expect(Array.from(kmin), `${dtype} n ${n}: kmin`).toEqual(Array.from(want.kmin.data));
+      expect(Array.from(kmax), `${dtype} n ${n}: kmax`).toEqual(Array.from(want.kmax.data));
+    }
   });
 
   test('bad arguments are named, and nothing crashes', () => {
