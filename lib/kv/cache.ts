@@ -18,8 +18,9 @@
  * device 'cuda' keeps K/V in GPU memory (CUDA build with a device present;
  * otherwise the cache runs on the CPU with the same results, and `device`
  * says 'cpu'). On the device: f16/bf16 caches with headDim 64/128/256;
- * append, attend (with key mass), export, and compress with streamingllm,
- * knorm, h2o, tova or snapkv scoring under uniform, pyramid or adakv budgets.
+ * append, attend (with key mass, and Quest sparse attends), export, and
+ * compress with streamingllm, knorm, h2o, tova or snapkv scoring under
+ * uniform, pyramid or adakv budgets.
  * Other requests throw an Error with code ERR_UNSUPPORTED (they run on a CPU
  * cache), with or without a device, so code behaves the same everywhere.
  * Device failures throw code ERR_CUDA (or ERR_OUT_OF_MEMORY); the process

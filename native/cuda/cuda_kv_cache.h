@@ -8,7 +8,8 @@
 // append, attend (flash-decoding split-KV or the tensor-core prefill over each
 // head's own length; int caches decode over their blocks in place for
 // decode-sized steps, else over a dequantized f16 copy),
-// key-mass accumulation, compress with streamingllm, knorm, h2o, tova and
+// key-mass accumulation, Quest sparse attends (cuda_kv_sparse.cu), compress
+// with streamingllm, knorm, h2o, tova and
 // snapkv scoring under uniform, pyramid or adakv budgets, merging (merge:
 // true, RazorAttention), all on the device, and export. Other requests (f32
 // caches, other scorers, softcap, draft queries) return Unsupported (JS code

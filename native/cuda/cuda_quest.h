@@ -53,7 +53,7 @@ struct QuestSummaryLaunch {
 Status launch_quest_summaries(const QuestSummaryLaunch& a);
 
 // Scores of pages [0, ceil(lens[h] / P)) of every head: the prep kernel
-// (q -> ab) then one warp per page.
+// (q -> ab, the CPU's bound_weights) then half a warp per page (the CPU's bits).
 struct QuestScoreLaunch {
   const float* q = nullptr;
   int64_t n_kv_heads = 0, rows = 0, head_dim = 0;

@@ -106,18 +106,19 @@ function referenceScores(c: Case, q: Float32Array, lo: Float32Array | Uint16Arra
   const pages = Math.ceil(c.n / c.P), R = c.group * c.nQ;
   const s = new Float64Array(pages), mag = new Float64Array(pages);
   for (let pg = 0; pg < pages; pg++) {
-    let acc = c.gqa === 'sum' ? 0 : -Infinity;
+    let acc = c.gqa === 'sum' ? 0 : -Infinity, m = 0;
     for (let r = 0; r < R; r++) {
       let b = 0;
       for (let ch = 0; ch < c.d; ch++) {
         const at = (h * pages + pg) * c.d + ch, x = q[(h * R + r) * c.d + ch]!;
         const l = decode(c.dtype, lo, at), u = decode(c.dtype, hi, at);
         b += Math.max(x * u, x * l);
-        mag[pg] += Math.abs(x) * (Math.abs(u) + Math.abs(l));
+        m += Math.abs(x) * (Math.abs(u) + Math.abs(l));
       }
       acc = c.gqa === 'sum' ? acc + b : Math.max(acc, b);
     }
     s[pg] = acc;
+    mag[pg] = m;
   }
   return { s, mag };
 }
