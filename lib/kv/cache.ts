@@ -32,10 +32,11 @@ import {
 } from '../native.js';
 import { rangeError, TokenpressError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
-import { checkBoolean, checkInteger, checkNumber, checkOptions, checkTensor, plainRows } from '../validate.js';
+import { checkBoolean, checkInteger, checkNoOverlap, checkNumber, checkOptions, checkTensor, plainRows } from '../validate.js';
 import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
 import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
+import { readOptions } from '../sparse/options.js';
 import { resolveSparse, sparseHeader, type SparseOptions } from '../sparse/quest.js';
 import { tidalRole, tidalSchedule, type TidalRole } from '../sparse/tidal.js';
 
@@ -406,8 +407,14 @@ export class KvCache {
   }
 
   #attendParams(layer: unknown, q: unknown, opts: unknown): { p: NativeKvAttendParams; shape: number[] } {
-    const o = checkOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out', 'sparse', 'returnSelected']) as AttendOptions;
+    // Every option read once (a getter runs once: what is checked is what is used).
+    const o = readOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out', 'sparse', 'returnSelected']) as AttendOptions;
     const l = this.#checkLayer(layer);
+    // The sparse options (their getters, Proxy traps, layer lists) before the
+    // arrays are checked: nothing the caller runs comes after a check.
+    const sparse = o.sparse === undefined ? undefined : resolveSparse('opts.sparse', o.sparse);
+    let role: TidalRole = 0;
+    if (sparse?.method === 'tidal') role = tidalRole(tidalSchedule('opts.sparse', sparse, this.nLayers), l);
     const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
     const [nHeads, nQ, d] = qt.shape as [number, number, number];
     if (d !== this.headDim) throw rangeError('q.shape[2] (headDim)', `the cache's headDim = ${this.headDim}`, d);
@@ -418,6 +425,7 @@ export class KvCache {
     if (o.out !== undefined) {
       if (!(o.out instanceof Float32Array)) throw typeError('opts.out', `a Float32Array of ${n} elements`, o.out);
       if (o.out.length !== n) throw rangeError('opts.out.length', `${n} (nHeads * nQ * headDim)`, o.out.length);
+      checkNoOverlap([['opts.out', o.out]], [['q.data', qt.data as Float32Array]]);
       out = o.out;
     } else {
       out = new Float32Array(n);
@@ -434,9 +442,6 @@ export class KvCache {
       out,
     };
     if (checkBoolean('opts.returnLse', o.returnLse, false)) p.lse = new Float32Array(nHeads * nQ);
-    const sparse = o.sparse === undefined ? undefined : resolveSparse('opts.sparse', o.sparse);
-    let role: TidalRole = 0;
-    if (sparse?.method === 'tidal') role = tidalRole(tidalSchedule('opts.sparse', sparse, this.nLayers), l);
     const returnSelected = checkBoolean('opts.returnSelected', o.returnSelected, false);
     if (returnSelected && !sparse) throw typeError('opts.returnSelected', 'true only with opts.sparse (dense attend attends every row)', true);
     if (this.#deviceRules) checkDeviceAttend(softcap, sparse?.method);

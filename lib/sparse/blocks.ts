@@ -19,7 +19,8 @@
 import { DTYPE_CODE, native } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
-import { checkInteger, checkNumber, checkOptions, checkTensor } from '../validate.js';
+import { checkInteger, checkNumber, checkTensor } from '../validate.js';
+import { readOptions, withoutMethod } from './options.js';
 import { checkSelectQuery } from './quest.js';
 
 /** Block retrieval (KvCache.attend's `sparse`, blockSelect). */
@@ -54,7 +55,7 @@ export interface ResolvedBlocks {
 }
 
 export function resolveBlocks(arg: string, value: object): ResolvedBlocks {
-  const o = checkOptions(arg, value, BLOCK_KEYS) as Partial<BlockSparseOptions>;
+  const o = readOptions(arg, value, BLOCK_KEYS, withoutMethod(BLOCK_KEYS)) as Partial<BlockSparseOptions>;
   if (o.budget === undefined) throw typeError(`${arg}.budget`, 'an integer >= 1 (tokens per KV head)', undefined);
   const budget = checkInteger(`${arg}.budget`, o.budget, 1);
   const blockSize = o.blockSize === undefined ? BLOCK_DEFAULTS.blockSize : checkInteger(`${arg}.blockSize`, o.blockSize, 1, MAX_BLOCK_SIZE);
@@ -95,7 +96,7 @@ const allocLike = (dtype: FloatDType, n: number): Float32Array | Uint16Array => 
  * dtype, kmean f32 of the same shape (f32 sums in row order / rows).
  */
 export function blockSummaries(k: TensorLike<FloatDType>, options?: { blockSize?: number }): BlockSummaries {
-  const o = checkOptions('options', options, ['blockSize']) as { blockSize?: number };
+  const o = readOptions('options', options, ['blockSize']) as { blockSize?: number };
   const kt = checkTensor('k', k, FLOAT_TYPES, ['nKvHeads', 'nKv', 'headDim']);
   const [nKvHeads, nKv, headDim] = kt.shape as [number, number, number];
   if (nKvHeads < 1) throw rangeError('k.shape[0] (nKvHeads)', 'at least 1', nKvHeads);
@@ -148,8 +149,9 @@ export function blockSelect(q: TensorLike<'f32'>, summaries: BlockSummaries, opt
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw typeError('options', 'an options object such as { budget: 2048 }', options);
   }
+  const o = readOptions('options', options, ['budget', 'sinks', 'recent', 'gqa', 'mix']);
   const s = checkBlockSummaries(summaries);
-  const r = resolveBlocks('options', { ...(options as object), method: 'blocks', blockSize: s.blockSize });
+  const r = resolveBlocks('options', { ...o, method: 'blocks', blockSize: s.blockSize });
   const { qt, nHeads, nQ, headDim, nKvHeads } = checkSelectQuery(q, s.kmin);
   const indices = new Int32Array(nKvHeads * s.nKv);
   const header = Float64Array.of(

@@ -16,7 +16,8 @@
 import { DTYPE_CODE, native } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
-import { checkInteger, checkOptions, checkTensor } from '../validate.js';
+import { checkInteger, checkTensor } from '../validate.js';
+import { readOptions, withoutMethod } from './options.js';
 import { resolveTidal, type ResolvedTidal, type TidalRole, type TidalSparseOptions } from './tidal.js';
 import { resolveBlocks, type BlockSparseOptions, type ResolvedBlocks } from './blocks.js';
 
@@ -84,7 +85,7 @@ export function resolveSparse(arg: string, value: unknown): ResolvedSparse {
 }
 
 function resolveQuest(arg: string, value: object): ResolvedQuest {
-  const o = checkOptions(arg, value, QUEST_KEYS) as Partial<QuestSparseOptions>;
+  const o = readOptions(arg, value, QUEST_KEYS, withoutMethod(QUEST_KEYS)) as Partial<QuestSparseOptions>;
   if (o.budget === undefined) throw typeError(`${arg}.budget`, 'an integer >= 1 (tokens per KV head)', undefined);
   const budget = checkInteger(`${arg}.budget`, o.budget, 1);
   const pageSize = o.pageSize === undefined ? QUEST_DEFAULTS.pageSize : checkInteger(`${arg}.pageSize`, o.pageSize, 1, MAX_PAGE_SIZE);
@@ -134,7 +135,7 @@ function allocLike(dtype: FloatDType, n: number): Float32Array | Uint16Array {
  * k's dtype. 2 rows per pageSize keys: 2 / pageSize of k's memory.
  */
 export function questPageSummaries(k: TensorLike<FloatDType>, options?: { pageSize?: number }): QuestSummaries {
-  const o = checkOptions('options', options, ['pageSize']) as { pageSize?: number };
+  const o = readOptions('options', options, ['pageSize']) as { pageSize?: number };
   const kt = checkTensor('k', k, FLOAT_TYPES, ['nKvHeads', 'nKv', 'headDim']);
   const [nKvHeads, nKv, headDim] = kt.shape as [number, number, number];
   if (nKvHeads < 1) throw rangeError('k.shape[0] (nKvHeads)', 'at least 1', nKvHeads);
@@ -186,8 +187,10 @@ export function checkSelectQuery(q: TensorLike<'f32'>, kmin: Tensor) {
   const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
   const [nHeads, nQ, headDim] = qt.shape as [number, number, number];
   const [nKvHeads, , sDim] = kmin.shape as [number, number, number];
+  if (nKvHeads < 1) throw rangeError('summaries.kmin.shape[0] (nKvHeads)', 'at least 1', nKvHeads);
+  if (headDim < 1) throw rangeError('q.shape[2] (headDim)', 'at least 1', headDim);
   if (sDim !== headDim) throw rangeError('summaries.kmin.shape[2] (headDim)', `q's headDim = ${headDim}`, sDim);
-  if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of the summaries' nKvHeads = ${nKvHeads}`, nHeads);
+  if (nHeads % nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of the summaries' nKvHeads = ${nKvHeads}`, nHeads);
   if (nQ < 1) throw rangeError('q.shape[1] (nQ)', 'at least 1 query', nQ);
   return { qt, nHeads, nQ, headDim, nKvHeads };
 }
@@ -202,8 +205,9 @@ export function questSelect(q: TensorLike<'f32'>, summaries: QuestSummaries, opt
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw typeError('options', "an options object such as { budget: 2048 }", options);
   }
+  const o = readOptions('options', options, ['budget', 'sinks', 'recent', 'gqa']);
   const s = checkSummaries(summaries);
-  const r = resolveQuest('options', { ...(options as object), method: 'quest', pageSize: s.pageSize });
+  const r = resolveQuest('options', { ...o, method: 'quest', pageSize: s.pageSize });
   const { qt, nHeads, nQ, headDim, nKvHeads } = checkSelectQuery(q, s.kmin);
   const capacity = nKvHeads * s.nKv;
   const indices = new Int32Array(capacity);

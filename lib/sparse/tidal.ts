@@ -18,7 +18,8 @@
 import { native } from '../native.js';
 import { rangeError, typeError } from '../errors.js';
 import type { Tensor, TensorLike } from '../tensor.js';
-import { checkInteger, checkOptions, checkTensor } from '../validate.js';
+import { checkInteger, checkTensor } from '../validate.js';
+import { readOptions, withoutMethod } from './options.js';
 
 /** TidalDecode's schedule and budget (KvCache.attend's `sparse`). */
 export interface TidalSparseOptions {
@@ -59,7 +60,7 @@ export interface ResolvedTidal {
 }
 
 export function resolveTidal(arg: string, value: object): ResolvedTidal {
-  const o = checkOptions(arg, value, TIDAL_KEYS) as Partial<TidalSparseOptions>;
+  const o = readOptions(arg, value, TIDAL_KEYS, withoutMethod(TIDAL_KEYS)) as Partial<TidalSparseOptions>;
   if (o.budget === undefined) throw typeError(`${arg}.budget`, 'an integer >= 1 (token positions per KV head)', undefined);
   const budget = checkInteger(`${arg}.budget`, o.budget, 1);
   const sinks = o.sinks === undefined ? TIDAL_DEFAULTS.sinks : checkInteger(`${arg}.sinks`, o.sinks, 0);
@@ -166,7 +167,7 @@ export function tidalSelect(weights: TensorLike<'f32'>, options: TidalSelectOpti
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw typeError('options', 'an options object such as { budget: 2048 }', options);
   }
-  const o = checkOptions('options', options, ['budget', 'sinks', 'recent', 'nKvHeads', 'nQ', 'gqa']) as Partial<TidalSelectOptions>;
+  const o = readOptions('options', options, ['budget', 'sinks', 'recent', 'nKvHeads', 'nQ', 'gqa']) as Partial<TidalSelectOptions>;
   if (o.budget === undefined) throw typeError('options.budget', 'an integer >= 1 (token positions per KV head)', undefined);
   const budget = checkInteger('options.budget', o.budget, 1);
   const sinks = o.sinks === undefined ? 0 : checkInteger('options.sinks', o.sinks, 0);

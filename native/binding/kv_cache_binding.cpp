@@ -192,6 +192,12 @@ ParsedAttend ParseAttend(Napi::Object o, bool async) {
     p.in.quest.recent = p.in.blocks.recent = p.in.tidal.recent = static_cast<int64_t>(f[4]);
     p.in.quest.gqa = p.in.blocks.gqa = gqa;
     p.in.selected_stride = static_cast<int64_t>(f[6]);
+    // A row of `selected` fits in it: nKvHeads * stride cannot wrap in the
+    // cache's length check (a stride of 2^52 with 4096 KV heads passed it).
+    if (selected.present && (p.in.selected_stride < 0 || p.in.selected_stride > selected.length)) {
+      throw Napi::RangeError::New(env, "sparse: selectedStride: expected 0 to selected.length = " + std::to_string(selected.length) + ", received " +
+                                           std::to_string(p.in.selected_stride));
+    }
     p.in.tidal_role = static_cast<int>(f[7]);
     p.in.blocks.mix = static_cast<float>(f[8]);
   }

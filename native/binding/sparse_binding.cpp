@@ -1,17 +1,26 @@
-// The stateless Quest form (lib/sparse/quest.ts): questSummarize and
-// questSelect, positional (a Float64Array header, then the arrays). The TS
-// layer validates first; every size and index is re-checked here and in
-// native/sparse/quest.cpp before any buffer is read.
-#include <algorithm>
+// The stateless sparse forms (lib/sparse/quest.ts, blocks.ts, tidal.ts):
+// questSummarize, questSelect, blockSummarize, blockSelect, tidalSelect,
+// positional (a Float64Array header, then the arrays). The TS layer
+// validates first; every size and index is re-checked here and in
+// native/sparse/*.cpp before any buffer is read.
+//
+// Two rules of their own (docs/guarantees.md):
+// - the products of the header's dimensions that a kernel compares with an
+//   array length, loops over or allocates are checked here: a product that
+//   wraps in int64 would pass the kernels' length checks (a header of 2^52
+//   KV heads over empty arrays wrote out of bounds);
+// - a failed call leaves its outputs as they were: the kernels check the
+//   data (finite keys, summaries, weights) head by head while they write,
+//   so the written range is saved first and put back on failure.
 #include <cmath>
+#include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
+#include "../core/checked_math.h"
 #include "../sparse/blocks.h"
 #include "../sparse/quest.h"
-#include "../sparse/quest_hd.h"
-#include "../sparse/quest_score.h"
-#include "../sparse/quest_u8_hd.h"
 #include "../sparse/tidal.h"
 #include "bindings.h"
 #include "napi_args.h"
@@ -19,16 +28,29 @@
 namespace tp::binding {
 namespace {
 
-const double* Header(const Napi::CallbackInfo& info, size_t n, const char* fn) {
-  const TypedArrayView h = ValueTypedArray(info[0], "header", napi_float64_array, true);
-  if (h.length != static_cast<int64_t>(n)) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": header: expected " + std::to_string(n) + " numbers");
-  const double* f = static_cast<const double*>(h.data);
-  for (size_t i = 0; i < n; ++i) {
-    if (!(f[i] == std::floor(f[i]) && std::fabs(f[i]) < 9007199254740992.0)) {
-      throw Napi::RangeError::New(info.Env(), std::string(fn) + ": header: expected integers");
+// The header: exactly n numbers, the first `integers` of them integers
+// (safe: |x| < 2^53), copied out before any other argument is read.
+struct Header {
+  TypedArrayView view;
+  std::vector<double> f;
+  int64_t operator[](size_t i) const { return static_cast<int64_t>(f[i]); }
+};
+
+Header ReadHeader(const Napi::CallbackInfo& info, size_t n, const char* fn, size_t integers) {
+  Header h;
+  h.view = ValueTypedArray(info[0], "header", napi_float64_array, true);
+  if (h.view.length != static_cast<int64_t>(n)) {
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": header: expected " + std::to_string(n) + " numbers, received " + std::to_string(h.view.length));
+  }
+  const double* f = static_cast<const double*>(h.view.data);
+  h.f.assign(f, f + n);
+  for (size_t i = 0; i < integers; ++i) {
+    if (!(h.f[i] == std::floor(h.f[i]) && std::fabs(h.f[i]) < 9007199254740992.0)) {
+      throw Napi::RangeError::New(info.Env(), std::string(fn) + ": header[" + std::to_string(i) + "]: expected an integer, received " +
+                                                  Napi::Number::New(info.Env(), h.f[i]).ToString().Utf8Value());
     }
   }
-  return f;
+  return h;
 }
 
 DType HeaderDtype(Napi::Env env, double code) {
@@ -36,33 +58,118 @@ DType HeaderDtype(Napi::Env env, double code) {
   return static_cast<DType>(static_cast<int>(code));
 }
 
+sparse::GqaCombine HeaderGqa(double code) {
+  // An unknown code reaches the kernel, whose option check names it.
+  return code == 1 ? sparse::GqaCombine::Sum : code == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
+}
+
+// The product of dims must stay at most kMaxDim (2^40): a kernel compares it
+// with an array length, allocates it or loops over it. Negative dims are left
+// to the kernel's own checks, which name them.
+void CheckProduct(Napi::Env env, const char* what, std::initializer_list<int64_t> dims) {
+  int64_t r = 1;
+  for (int64_t x : dims) {
+    if (x < 0) return;
+  }
+  for (int64_t x : dims) {
+    r = checked_mul(r, x);
+    if (r < 0 || r > kMaxDim) {
+      throw Napi::RangeError::New(env, std::string(what) + ": expected at most 2^40 elements, received a larger product of the header's dimensions");
+    }
+  }
+}
+
+// Pages (blocks) of n tokens, or 0 where the kernel will refuse the sizes.
+int64_t Pages(int64_t n, int64_t page_size) { return n >= 0 && page_size >= 1 && page_size <= 65536 ? sparse::page_count(n, page_size) : 0; }
+
+// Saves the first `bytes` of each output, to put them back when the kernel
+// fails (or throws) after writing part of them.
+class RestoreOnFailure {
+ public:
+  void Save(void* data, size_t bytes) {
+    if (data == nullptr || bytes == 0) return;
+    saved_.push_back({data, std::vector<char>(static_cast<char*>(data), static_cast<char*>(data) + bytes)});
+  }
+  void Keep() { saved_.clear(); }
+  void Restore() {
+    for (auto& s : saved_) std::memcpy(s.data, s.bytes.data(), s.bytes.size());
+    saved_.clear();
+  }
+  ~RestoreOnFailure() { Restore(); }
+
+ private:
+  struct Saved {
+    void* data;
+    std::vector<char> bytes;
+  };
+  std::vector<Saved> saved_;
+};
+
+// Runs the kernel; on failure puts the outputs back and throws its status.
+template <typename Kernel>
+void RunKernel(Napi::Env env, RestoreOnFailure& restore, Kernel&& kernel) {
+  const Status s = kernel();
+  if (!s.is_ok()) {
+    restore.Restore();
+    ThrowStatus(env, s);
+  }
+  restore.Keep();
+}
+
+// The k of a summarize call: [nKvHeads, nKv, headDim] header fields 0-2, page
+// (block) size 3, dtype 4, strides 5-6.
+template <typename Params>
+void ReadSummarizeHeader(Napi::Env env, const Header& f, Params& p, int64_t* page_size) {
+  p.n_kv_heads = f[0];
+  p.n_kv = f[1];
+  p.head_dim = f[2];
+  *page_size = f[3];
+  p.dtype = HeaderDtype(env, f.f[4]);
+  p.k_head_stride = f[5];
+  p.k_row_stride = f[6];
+  CheckProduct(env, "k.shape", {p.n_kv_heads, p.n_kv, p.head_dim});
+  CheckProduct(env, "summaries", {p.n_kv_heads, Pages(p.n_kv, *page_size), p.head_dim});
+}
+
+// The q and sizes of a select call: header fields 0-7 [nHeads, nKvHeads,
+// nQ, headDim, nKv, qHeadStride, qRowStride, dtype].
+template <typename Params>
+void ReadSelectHeader(Napi::Env env, const Header& f, Params& p, int64_t page_size) {
+  p.n_heads = f[0];
+  p.n_kv_heads = f[1];
+  p.n_q = f[2];
+  p.head_dim = f[3];
+  p.n_kv = f[4];
+  p.q_head_stride = f[5];
+  p.q_row_stride = f[6];
+  p.dtype = HeaderDtype(env, f.f[7]);
+  CheckProduct(env, "q.shape", {p.n_heads, p.n_q, p.head_dim});
+  CheckProduct(env, "summaries", {p.n_kv_heads, Pages(p.n_kv, page_size), p.head_dim});
+  CheckProduct(env, "indices", {p.n_kv_heads, p.n_kv});
+}
+
 // questSummarize(header [nKvHeads, nKv, headDim, pageSize, dtype,
 // kHeadStride, kRowStride], k, kmin, kmax)
 Napi::Value QuestSummarize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 4) throw Napi::TypeError::New(env, "questSummarize: expected (header, k, kmin, kmax)");
-  const double* f = Header(info, 7, "questSummarize");
+  const Header f = ReadHeader(info, 7, "questSummarize", 7);
   sparse::SummarizeParams p;
-  p.n_kv_heads = static_cast<int64_t>(f[0]);
-  p.n_kv = static_cast<int64_t>(f[1]);
-  p.head_dim = static_cast<int64_t>(f[2]);
-  p.page_size = static_cast<int64_t>(f[3]);
-  p.dtype = HeaderDtype(env, f[4]);
-  p.k_head_stride = static_cast<int64_t>(f[5]);
-  p.k_row_stride = static_cast<int64_t>(f[6]);
+  ReadSummarizeHeader(env, f, p, &p.page_size);
   const TypedArrayView k = ValueTypedArray(info[1], "k", FloatArrayType(p.dtype), true);
   const TypedArrayView lo = ValueTypedArray(info[2], "kmin", FloatArrayType(p.dtype), true);
   const TypedArrayView hi = ValueTypedArray(info[3], "kmax", FloatArrayType(p.dtype), true);
-  RefuseOverlap(env, {&lo, &hi}, {&k});
-  if (SharesBuffer(lo, hi)) throw Napi::RangeError::New(env, "kmin, kmax: expected separate buffers");
+  RefuseOverlap(env, {&lo, &hi}, {&k, &f.view});
   if (lo.length != hi.length) throw Napi::RangeError::New(env, "kmin, kmax: expected the same length");
   p.k = k.data;
   p.k_len = k.length;
   p.lo = lo.data;
   p.hi = hi.data;
   p.out_len = lo.length;
-  const Status s = sparse::summarize(p);
-  if (!s.is_ok()) ThrowStatus(env, s);
+  RestoreOnFailure restore;
+  restore.Save(lo.data, lo.bytes());
+  restore.Save(hi.data, hi.bytes());
+  RunKernel(env, restore, [&] { return sparse::summarize(p); });
   return env.Undefined();
 }
 
@@ -72,26 +179,19 @@ Napi::Value QuestSummarize(const Napi::CallbackInfo& info) {
 Napi::Value QuestSelect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 5) throw Napi::TypeError::New(env, "questSelect: expected (header, q, kmin, kmax, indices)");
-  const double* f = Header(info, 13, "questSelect");
+  const Header f = ReadHeader(info, 13, "questSelect", 13);
   sparse::SelectParams p;
-  p.n_heads = static_cast<int64_t>(f[0]);
-  p.n_kv_heads = static_cast<int64_t>(f[1]);
-  p.n_q = static_cast<int64_t>(f[2]);
-  p.head_dim = static_cast<int64_t>(f[3]);
-  p.n_kv = static_cast<int64_t>(f[4]);
-  p.q_head_stride = static_cast<int64_t>(f[5]);
-  p.q_row_stride = static_cast<int64_t>(f[6]);
-  p.dtype = HeaderDtype(env, f[7]);
-  p.opts.budget = static_cast<int64_t>(f[8]);
-  p.opts.page_size = static_cast<int64_t>(f[9]);
-  p.opts.sinks = static_cast<int64_t>(f[10]);
-  p.opts.recent = static_cast<int64_t>(f[11]);
-  p.opts.gqa = f[12] == 1 ? sparse::GqaCombine::Sum : f[12] == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
+  p.opts.budget = f[8];
+  p.opts.page_size = f[9];
+  p.opts.sinks = f[10];
+  p.opts.recent = f[11];
+  p.opts.gqa = HeaderGqa(f.f[12]);
+  ReadSelectHeader(env, f, p, p.opts.page_size);
   const TypedArrayView q = ValueTypedArray(info[1], "q", napi_float32_array, true);
   const TypedArrayView lo = ValueTypedArray(info[2], "summaries.kmin", FloatArrayType(p.dtype), true);
   const TypedArrayView hi = ValueTypedArray(info[3], "summaries.kmax", FloatArrayType(p.dtype), true);
   const TypedArrayView idx = ValueTypedArray(info[4], "indices", napi_int32_array, true);
-  RefuseOverlap(env, {&idx}, {&q, &lo, &hi});
+  RefuseOverlap(env, {&idx}, {&q, &lo, &hi, &f.view});
   if (lo.length != hi.length) throw Napi::RangeError::New(env, "summaries.kmin, summaries.kmax: expected the same length");
   p.q = static_cast<const float*>(q.data);
   p.q_len = q.length;
@@ -100,6 +200,7 @@ Napi::Value QuestSelect(const Napi::CallbackInfo& info) {
   p.sum_len = lo.length;
   p.indices = static_cast<int32_t*>(idx.data);
   p.indices_len = idx.length;
+  // select() checks every summary before it writes: nothing to put back.
   int64_t n_sel = 0;
   const Status s = sparse::select(p, &n_sel);
   if (!s.is_ok()) ThrowStatus(env, s);
@@ -111,21 +212,14 @@ Napi::Value QuestSelect(const Napi::CallbackInfo& info) {
 Napi::Value BlockSummarize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 5) throw Napi::TypeError::New(env, "blockSummarize: expected (header, k, kmin, kmax, kmean)");
-  const double* f = Header(info, 7, "blockSummarize");
+  const Header f = ReadHeader(info, 7, "blockSummarize", 7);
   sparse::BlockSummarizeParams p;
-  p.n_kv_heads = static_cast<int64_t>(f[0]);
-  p.n_kv = static_cast<int64_t>(f[1]);
-  p.head_dim = static_cast<int64_t>(f[2]);
-  p.block_size = static_cast<int64_t>(f[3]);
-  p.dtype = HeaderDtype(env, f[4]);
-  p.k_head_stride = static_cast<int64_t>(f[5]);
-  p.k_row_stride = static_cast<int64_t>(f[6]);
+  ReadSummarizeHeader(env, f, p, &p.block_size);
   const TypedArrayView k = ValueTypedArray(info[1], "k", FloatArrayType(p.dtype), true);
   const TypedArrayView lo = ValueTypedArray(info[2], "kmin", FloatArrayType(p.dtype), true);
   const TypedArrayView hi = ValueTypedArray(info[3], "kmax", FloatArrayType(p.dtype), true);
   const TypedArrayView mean = ValueTypedArray(info[4], "kmean", napi_float32_array, true);
-  RefuseOverlap(env, {&lo, &hi, &mean}, {&k});
-  if (SharesBuffer(lo, hi) || SharesBuffer(lo, mean) || SharesBuffer(hi, mean)) throw Napi::RangeError::New(env, "kmin, kmax, kmean: expected separate buffers");
+  RefuseOverlap(env, {&lo, &hi, &mean}, {&k, &f.view});
   if (lo.length != hi.length || lo.length != mean.length) throw Napi::RangeError::New(env, "kmin, kmax, kmean: expected the same length");
   p.k = k.data;
   p.k_len = k.length;
@@ -133,9 +227,19 @@ Napi::Value BlockSummarize(const Napi::CallbackInfo& info) {
   p.hi = hi.data;
   p.mean = static_cast<float*>(mean.data);
   p.out_len = lo.length;
-  const Status s = sparse::block_summarize(p);
-  if (!s.is_ok()) ThrowStatus(env, s);
+  RestoreOnFailure restore;
+  restore.Save(lo.data, lo.bytes());
+  restore.Save(hi.data, hi.bytes());
+  restore.Save(mean.data, mean.bytes());
+  RunKernel(env, restore, [&] { return sparse::block_summarize(p); });
   return env.Undefined();
+}
+
+// The first `count` rows of indices [nKvHeads, count], what a selection
+// writes (0 where the kernel refuses the sizes before writing).
+size_t IndexBytes(const TypedArrayView& idx, int64_t n_kv_heads, int64_t count) {
+  const int64_t n = checked_mul(n_kv_heads, count);
+  return n > 0 && n <= idx.length ? static_cast<size_t>(n) * sizeof(int32_t) : 0;
 }
 
 // blockSelect(header [nHeads, nKvHeads, nQ, headDim, nKv, qHeadStride,
@@ -144,34 +248,22 @@ Napi::Value BlockSummarize(const Napi::CallbackInfo& info) {
 Napi::Value BlockSelect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 6) throw Napi::TypeError::New(env, "blockSelect: expected (header, q, kmin, kmax, kmean, indices)");
-  const TypedArrayView hv = ValueTypedArray(info[0], "header", napi_float64_array, true);
-  if (hv.length != 14) throw Napi::RangeError::New(env, "blockSelect: header: expected 14 numbers");
-  const double* f = static_cast<const double*>(hv.data);
-  for (int i = 0; i < 13; ++i) {
-    if (!(f[i] == std::floor(f[i]) && std::fabs(f[i]) < 9007199254740992.0)) throw Napi::RangeError::New(env, "blockSelect: header: expected integers");
-  }
+  const Header f = ReadHeader(info, 14, "blockSelect", 13);
   sparse::BlockSelectParams p;
-  p.n_heads = static_cast<int64_t>(f[0]);
-  p.n_kv_heads = static_cast<int64_t>(f[1]);
-  p.n_q = static_cast<int64_t>(f[2]);
-  p.head_dim = static_cast<int64_t>(f[3]);
-  p.n_kv = static_cast<int64_t>(f[4]);
-  p.q_head_stride = static_cast<int64_t>(f[5]);
-  p.q_row_stride = static_cast<int64_t>(f[6]);
-  p.dtype = HeaderDtype(env, f[7]);
-  p.opts.budget = static_cast<int64_t>(f[8]);
-  p.opts.block_size = static_cast<int64_t>(f[9]);
-  p.opts.sinks = static_cast<int64_t>(f[10]);
-  p.opts.recent = static_cast<int64_t>(f[11]);
-  p.opts.gqa = f[12] == 1 ? sparse::GqaCombine::Sum : f[12] == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
-  p.opts.mix = static_cast<float>(f[13]);
-  if (!(f[13] >= 0.0 && f[13] <= 1.0)) throw Napi::RangeError::New(env, "options.mix: expected a number from 0 to 1");
+  p.opts.budget = f[8];
+  p.opts.block_size = f[9];
+  p.opts.sinks = f[10];
+  p.opts.recent = f[11];
+  p.opts.gqa = HeaderGqa(f.f[12]);
+  if (!(f.f[13] >= 0.0 && f.f[13] <= 1.0)) throw Napi::RangeError::New(env, "options.mix: expected a number from 0 to 1");
+  p.opts.mix = static_cast<float>(f.f[13]);
+  ReadSelectHeader(env, f, p, p.opts.block_size);
   const TypedArrayView q = ValueTypedArray(info[1], "q", napi_float32_array, true);
   const TypedArrayView lo = ValueTypedArray(info[2], "summaries.kmin", FloatArrayType(p.dtype), true);
   const TypedArrayView hi = ValueTypedArray(info[3], "summaries.kmax", FloatArrayType(p.dtype), true);
   const TypedArrayView mean = ValueTypedArray(info[4], "summaries.kmean", napi_float32_array, true);
   const TypedArrayView idx = ValueTypedArray(info[5], "indices", napi_int32_array, true);
-  RefuseOverlap(env, {&idx}, {&q, &lo, &hi, &mean});
+  RefuseOverlap(env, {&idx}, {&q, &lo, &hi, &mean, &f.view});
   if (lo.length != hi.length || lo.length != mean.length) throw Napi::RangeError::New(env, "summaries.kmin, summaries.kmax, summaries.kmean: expected the same length");
   p.q = static_cast<const float*>(q.data);
   p.q_len = q.length;
@@ -181,9 +273,12 @@ Napi::Value BlockSelect(const Napi::CallbackInfo& info) {
   p.sum_len = lo.length;
   p.indices = static_cast<int32_t*>(idx.data);
   p.indices_len = idx.length;
+  RestoreOnFailure restore;
+  if (sparse::check_block_options(p.opts, "").is_ok()) {
+    restore.Save(idx.data, IndexBytes(idx, p.n_kv_heads, sparse::selected_count(p.n_kv, p.n_q, sparse::block_pages(p.opts))));
+  }
   int64_t n_sel = 0;
-  const Status s = sparse::block_select(p, &n_sel);
-  if (!s.is_ok()) ThrowStatus(env, s);
+  RunKernel(env, restore, [&] { return sparse::block_select(p, &n_sel); });
   return Napi::Number::New(env, static_cast<double>(n_sel));
 }
 
@@ -192,194 +287,32 @@ Napi::Value BlockSelect(const Napi::CallbackInfo& info) {
 Napi::Value TidalSelect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 3) throw Napi::TypeError::New(env, "tidalSelect: expected (header, weights, indices)");
-  const double* f = Header(info, 8, "tidalSelect");
+  const Header f = ReadHeader(info, 8, "tidalSelect", 8);
   sparse::TidalSelectParams p;
-  p.n_kv_heads = static_cast<int64_t>(f[0]);
-  p.rows = static_cast<int64_t>(f[1]);
-  p.n_kv = static_cast<int64_t>(f[2]);
-  p.n_q = static_cast<int64_t>(f[3]);
-  p.opts.budget = static_cast<int64_t>(f[4]);
-  p.opts.sinks = static_cast<int64_t>(f[5]);
-  p.opts.recent = static_cast<int64_t>(f[6]);
-  p.gqa = f[7] == 1 ? sparse::GqaCombine::Sum : f[7] == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
+  p.n_kv_heads = f[0];
+  p.rows = f[1];
+  p.n_kv = f[2];
+  p.n_q = f[3];
+  p.opts.budget = f[4];
+  p.opts.sinks = f[5];
+  p.opts.recent = f[6];
+  p.gqa = HeaderGqa(f.f[7]);
+  CheckProduct(env, "weights", {p.n_kv_heads, p.rows, p.n_kv});
+  CheckProduct(env, "indices", {p.n_kv_heads, p.n_kv});
   const TypedArrayView w = ValueTypedArray(info[1], "weights", napi_float32_array, true);
   const TypedArrayView idx = ValueTypedArray(info[2], "indices", napi_int32_array, true);
-  RefuseOverlap(env, {&idx}, {&w});
+  RefuseOverlap(env, {&idx}, {&w, &f.view});
   p.w = static_cast<const float*>(w.data);
   p.w_len = w.length;
   p.indices = static_cast<int32_t*>(idx.data);
   p.indices_len = idx.length;
+  RestoreOnFailure restore;
+  if (sparse::check_token_options(p.opts, "").is_ok()) {
+    restore.Save(idx.data, IndexBytes(idx, p.n_kv_heads, sparse::token_selected_count(p.n_kv, p.n_q, p.opts)));
+  }
   int64_t n_sel = 0;
-  const Status s = sparse::tidal_select(p, &n_sel);
-  if (!s.is_ok()) ThrowStatus(env, s);
+  RunKernel(env, restore, [&] { return sparse::tidal_select(p, &n_sel); });
   return Napi::Number::New(env, static_cast<double>(n_sel));
-}
-
-// questDeviceModel(header [nHeads, nKvHeads, nQ, headDim, nKv, dtype, budget,
-// pageSize, sinks, recent, gqa], k [nKvHeads, nKv, headDim] (contiguous), q
-// f32 [nHeads, nQ, headDim] (contiguous); outputs kmin, kmax [nKvHeads,
-// pages, headDim] (k's dtype), scores, cpuScores f32 [nKvHeads, pages],
-// indices, cpuIndices i32 [nKvHeads, nSel]) -> nSel. Tests only: the device
-// Quest's TP_HD code run on the host (sparse/quest_hd.h: the summary fold,
-// the weights, the page score, the radix top-k) beside the CPU Quest on the
-// same summaries (bound_weights + score_rows, select_pages).
-Napi::Value QuestDeviceModel(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 9) throw Napi::TypeError::New(env, "questDeviceModel: expected (header, k, q, kmin, kmax, scores, cpuScores, indices, cpuIndices)");
-  const double* f = Header(info, 11, "questDeviceModel");
-  for (int i = 0; i < 11; ++i) {
-    if (!std::isfinite(f[i]) || f[i] != std::floor(f[i]) || f[i] < 0 || f[i] > 2147483647.0) {
-      throw Napi::RangeError::New(env, "questDeviceModel: header[" + std::to_string(i) + "]: expected an integer from 0 to 2^31 - 1");
-    }
-  }
-  const int64_t nh = static_cast<int64_t>(f[0]), H = static_cast<int64_t>(f[1]), nq = static_cast<int64_t>(f[2]);
-  const int64_t d = static_cast<int64_t>(f[3]), n = static_cast<int64_t>(f[4]);
-  const DType dt = HeaderDtype(env, f[5]);
-  sparse::QuestOptions o;
-  o.budget = static_cast<int64_t>(f[6]);
-  o.page_size = static_cast<int64_t>(f[7]);
-  o.sinks = static_cast<int64_t>(f[8]);
-  o.recent = static_cast<int64_t>(f[9]);
-  o.gqa = f[10] == 1 ? sparse::GqaCombine::Sum : f[10] == 0 ? sparse::GqaCombine::Max : static_cast<sparse::GqaCombine>(2);
-  const Status so = sparse::check_quest_options(o, "options.");
-  if (!so.is_ok()) ThrowStatus(env, so);
-  if (H < 1 || nh < 1 || nh % H != 0 || nq < 1 || d < 1 || d > 4096 || n < 1 || n > (int64_t(1) << 24) || nh * nq > 4096) {
-    throw Napi::RangeError::New(env, "questDeviceModel: header: expected nHeads a multiple of nKvHeads >= 1, nQ >= 1, headDim 1..4096, nKv 1..2^24");
-  }
-  const int64_t P = o.page_size, pages = sparse::page_count(n, P), R = nh / H * nq;
-  const int gqa = static_cast<int>(o.gqa);
-  const int64_t count = sparse::selected_count(n, nq, o);
-  const TypedArrayView k = ValueTypedArray(info[1], "k", FloatArrayType(dt), true);
-  const TypedArrayView q = ValueTypedArray(info[2], "q", napi_float32_array, true);
-  const TypedArrayView lo = ValueTypedArray(info[3], "kmin", FloatArrayType(dt), true);
-  const TypedArrayView hi = ValueTypedArray(info[4], "kmax", FloatArrayType(dt), true);
-  const TypedArrayView sc = ValueTypedArray(info[5], "scores", napi_float32_array, true);
-  const TypedArrayView csc = ValueTypedArray(info[6], "cpuScores", napi_float32_array, true);
-  const TypedArrayView idx = ValueTypedArray(info[7], "indices", napi_int32_array, true);
-  const TypedArrayView cpu = ValueTypedArray(info[8], "cpuIndices", napi_int32_array, true);
-  RefuseOverlap(env, {&lo, &hi, &sc, &csc, &idx, &cpu}, {&k, &q});  // outputs apart from one another and from the inputs
-  if (k.length != H * n * d) throw Napi::RangeError::New(env, "k: expected " + std::to_string(H * n * d) + " elements, received " + std::to_string(k.length));
-  if (q.length != nh * nq * d) throw Napi::RangeError::New(env, "q: expected " + std::to_string(nh * nq * d) + " elements, received " + std::to_string(q.length));
-  if (lo.length != H * pages * d || hi.length != lo.length) throw Napi::RangeError::New(env, "kmin, kmax: expected " + std::to_string(H * pages * d) + " elements each");
-  if (sc.length != H * pages || csc.length != H * pages) throw Napi::RangeError::New(env, "scores, cpuScores: expected " + std::to_string(H * pages) + " elements each");
-  if (idx.length != H * count || cpu.length != H * count) throw Napi::RangeError::New(env, "indices, cpuIndices: expected " + std::to_string(H * count) + " elements each");
-  const size_t es = dt == DType::F32 ? 4 : 2;
-  const int code = static_cast<int>(dt);
-  const int64_t pairs = sparse::hd::effective_rows(R, gqa);
-  std::vector<float> lof(static_cast<size_t>(d)), hif(static_cast<size_t>(d)), ab(static_cast<size_t>(pairs * 2 * d)), cab(ab.size());
-  std::vector<const float*> rows(static_cast<size_t>(R));
-  std::vector<int64_t> chosen, scratch;
-  std::vector<int32_t> tokens;
-  float* scores = static_cast<float*>(sc.data);
-  float* cpu_scores = static_cast<float*>(csc.data);
-  for (int64_t h = 0; h < H; ++h) {
-    // Summaries: the device's fold (quest_summary_kernel), stored in k's dtype.
-    for (int64_t pg = 0; pg < pages; ++pg) {
-      for (int64_t t = pg * P; t < std::min(n, (pg + 1) * P); ++t) {
-        const sparse::hd::RowLoad row{static_cast<const uint8_t*>(k.data) + static_cast<size_t>((h * n + t) * d) * es, code};
-        for (int64_t c = 0; c < d; ++c) {
-          const float x = row(c);
-          if (!std::isfinite(x)) throw Napi::RangeError::New(env, "k: expected finite values");
-          sparse::hd::fold(x, &lof[c], &hif[c], t == pg * P);
-        }
-      }
-      for (int64_t c = 0; c < d; ++c) {
-        const int64_t at = (h * pages + pg) * d + c;
-        if (dt == DType::F32) {
-          static_cast<float*>(lo.data)[at] = lof[c];
-          static_cast<float*>(hi.data)[at] = hif[c];
-        } else {
-          static_cast<uint16_t*>(lo.data)[at] = dt == DType::F16 ? f32_to_f16(lof[c]) : f32_to_bf16(lof[c]);
-          static_cast<uint16_t*>(hi.data)[at] = dt == DType::F16 ? f32_to_f16(hif[c]) : f32_to_bf16(hif[c]);
-        }
-      }
-    }
-    // Scores: the device's (weights a channel at a time, the page score) and the CPU's.
-    const sparse::hd::QueryRows qr{static_cast<const float*>(q.data) + h * R * d, d};
-    for (int64_t c = 0; c < d; ++c) sparse::hd::weights_channel(qr, R, d, gqa, c, ab.data());
-    for (int64_t r = 0; r < R; ++r) rows[r] = static_cast<const float*>(q.data) + (h * R + r) * d;
-    sparse::bound_weights(rows.data(), R, d, o.gqa, cab.data());
-    const size_t head_off = static_cast<size_t>(h * pages * d) * es;
-    for (int64_t pg = 0; pg < pages; ++pg) {
-      const size_t off = head_off + static_cast<size_t>(pg * d) * es;
-      const sparse::hd::RowLoad l{static_cast<const uint8_t*>(lo.data) + off, code};
-      const sparse::hd::RowLoad u{static_cast<const uint8_t*>(hi.data) + off, code};
-      scores[h * pages + pg] = sparse::hd::page_score(l, u, ab.data(), pairs, d);
-    }
-    sparse::score_rows(static_cast<const uint8_t*>(lo.data) + head_off, static_cast<const uint8_t*>(hi.data) + head_off, dt, pages, d, cab.data(),
-                       sparse::bound_pairs(R, o.gqa), cpu_scores + h * pages);
-    // Selections: the device's radix top-k on its scores, the CPU's select_pages on its own
-    // (the plan's count first: model_select writes that many).
-    const sparse::hd::PagePlan plan = sparse::hd::plan_pages(n, nq, o.budget, P, o.sinks, o.recent);
-    if (sparse::hd::selected_tokens(plan, n, P) != count) throw Napi::Error::New(env, "questDeviceModel: the device plan selects another count than the CPU");
-    const int64_t m = sparse::hd::model_select(scores + h * pages, n, nq, o.budget, P, o.sinks, o.recent, static_cast<int32_t*>(idx.data) + h * count);
-    sparse::select_pages(cpu_scores + h * pages, n, nq, o, chosen, scratch);
-    tokens.clear();
-    sparse::pages_to_tokens(chosen, n, P, tokens);
-    if (m != count || static_cast<int64_t>(tokens.size()) != count) {
-      throw Napi::Error::New(env, "questDeviceModel: selected " + std::to_string(m) + " (model) and " + std::to_string(tokens.size()) + " (CPU) tokens, expected " + std::to_string(count));
-    }
-    std::copy(tokens.begin(), tokens.end(), static_cast<int32_t*>(cpu.data) + h * count);
-  }
-  return Napi::Number::New(env, static_cast<double>(count));
-}
-
-// questU8Model(header [nKvHeads, nKv, headDim, pageSize], k f32 [nKvHeads,
-// nKv, headDim] (contiguous), kmin, kmax f32 [nKvHeads, pages, headDim]).
-// Tests only: the device's U8 summaries of an int cache's dequantized keys
-// (sparse/quest_u8_hd.h, as quest_summary_u8_kernel runs it), decoded to f32:
-// completed pages from their codes, the partial page exact.
-Napi::Value QuestU8Model(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 4) throw Napi::TypeError::New(env, "questU8Model: expected (header, k, kmin, kmax)");
-  const double* f = Header(info, 4, "questU8Model");
-  const int64_t H = static_cast<int64_t>(f[0]), n = static_cast<int64_t>(f[1]), d = static_cast<int64_t>(f[2]), P = static_cast<int64_t>(f[3]);
-  if (H < 1 || H > 4096 || n < 1 || n > (int64_t(1) << 24) || d < 1 || d > 4096 || P < 1 || P > 65536) {
-    throw Napi::RangeError::New(env, "questU8Model: header: expected nKvHeads 1..4096, nKv 1..2^24, headDim 1..4096, pageSize 1..65536");
-  }
-  const int64_t pages = sparse::page_count(n, P);
-  const TypedArrayView k = ValueTypedArray(info[1], "k", napi_float32_array, true);
-  const TypedArrayView lo = ValueTypedArray(info[2], "kmin", napi_float32_array, true);
-  const TypedArrayView hi = ValueTypedArray(info[3], "kmax", napi_float32_array, true);
-  RefuseOverlap(env, {&lo, &hi}, {&k});
-  if (k.length != H * n * d) throw Napi::RangeError::New(env, "k: expected " + std::to_string(H * n * d) + " elements, received " + std::to_string(k.length));
-  if (lo.length != H * pages * d || hi.length != lo.length) throw Napi::RangeError::New(env, "kmin, kmax: expected " + std::to_string(H * pages * d) + " elements each");
-  const float* kd = static_cast<const float*>(k.data);
-  float* out_lo = static_cast<float*>(lo.data);
-  float* out_hi = static_cast<float*>(hi.data);
-  std::vector<float> l(static_cast<size_t>(d)), u(static_cast<size_t>(d));
-  std::vector<uint8_t> cl(static_cast<size_t>(d)), cu(static_cast<size_t>(d));
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t pg = 0; pg < pages; ++pg) {
-      const int64_t r0 = pg * P, r1 = std::min(n, r0 + P);
-      for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t c = 0; c < d; ++c) {
-          const float x = kd[(h * n + r) * d + c];
-          if (!std::isfinite(x)) throw Napi::RangeError::New(env, "k: expected finite values");
-          sparse::hd::fold(x, &l[c], &u[c], r == r0);
-        }
-      }
-      float* ol = out_lo + (h * pages + pg) * d;
-      float* oh = out_hi + (h * pages + pg) * d;
-      if (r1 - r0 < P) {
-        std::copy(l.begin(), l.end(), ol);
-        std::copy(u.begin(), u.end(), oh);
-        continue;
-      }
-      float base = l[0], top = u[0];
-      for (int64_t c = 1; c < d; ++c) {
-        base = l[c] < base ? l[c] : base;
-        top = top < u[c] ? u[c] : top;
-      }
-      const float step = sparse::hd::u8_step(base, top);
-      for (int64_t c = 0; c < d; ++c) {
-        sparse::hd::u8_codes(l[c], u[c], base, step, &cl[c], &cu[c]);
-        ol[c] = sparse::hd::U8Load{cl.data(), base, step}(c);
-        oh[c] = sparse::hd::U8Load{cu.data(), base, step}(c);
-      }
-    }
-  }
-  return env.Undefined();
 }
 
 }  // namespace
@@ -390,8 +323,6 @@ void RegisterSparse(Napi::Env env, Napi::Object exports) {
   exports.Set("blockSummarize", Napi::Function::New(env, Guarded<BlockSummarize>, "blockSummarize"));
   exports.Set("blockSelect", Napi::Function::New(env, Guarded<BlockSelect>, "blockSelect"));
   exports.Set("tidalSelect", Napi::Function::New(env, Guarded<TidalSelect>, "tidalSelect"));
-  exports.Set("questDeviceModel", Napi::Function::New(env, Guarded<QuestDeviceModel>, "questDeviceModel"));
-  exports.Set("questU8Model", Napi::Function::New(env, Guarded<QuestU8Model>, "questU8Model"));
 }
 
 }  // namespace tp::binding

@@ -136,48 +136,6 @@ void pages_to_tokens(const std::vector<int64_t>& pages, int64_t n, int64_t page_
   }
 }
 
-#ifdef TP_QUEST_X86
-namespace {
-// fold_rows' loop 8 channels at a time (min / max are exact in any order;
-// _mm256_min_ps(x, lo) is std::min(lo, x), _mm256_max_ps(x, hi) is
-// std::max(hi, x), NaN included). d a multiple of 8.
-__attribute__((target("avx2"))) void fold_rows_avx2(const float* rows, int64_t r, int64_t n, int64_t d, float* lo, float* hi) {
-  for (int64_t c = 0; c < d; c += 8) {
-    __m256 l = _mm256_loadu_ps(lo + c), h = _mm256_loadu_ps(hi + c);
-    for (int64_t i = r; i < n; ++i) {
-      const __m256 x = _mm256_loadu_ps(rows + i * d + c);
-      l = _mm256_min_ps(x, l);
-      h = _mm256_max_ps(x, h);
-    }
-    _mm256_storeu_ps(lo + c, l);
-    _mm256_storeu_ps(hi + c, h);
-  }
-}
-}  // namespace
-#endif
-
-void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bool init) {
-  int64_t r = 0;
-  if (init && n > 0) {
-    std::memcpy(lo, rows, static_cast<size_t>(d) * sizeof(float));
-    std::memcpy(hi, rows, static_cast<size_t>(d) * sizeof(float));
-    r = 1;
-  }
-#ifdef TP_QUEST_X86
-  if (r < n && d % 8 == 0 && active_isa() >= IsaLevel::Avx2) {
-    fold_rows_avx2(rows, r, n, d, lo, hi);
-    return;
-  }
-#endif
-  for (; r < n; ++r) {
-    const float* x = rows + r * d;
-    for (int64_t c = 0; c < d; ++c) {
-      lo[c] = std::min(lo[c], x[c]);
-      hi[c] = std::max(hi[c], x[c]);
-    }
-  }
-}
-
 size_t summary_elem_bytes(SummaryFormat f) {
   return f == SummaryFormat::F32 ? 4 : f == SummaryFormat::U8 ? 1 : 2;
 }
@@ -199,7 +157,13 @@ void summary_store_page(PageSummary& s, SummaryFormat f, int64_t d, int64_t p, c
   const size_t at = static_cast<size_t>(p * d) * es;
   s.lo.resize(at + static_cast<size_t>(d) * es);
   s.hi.resize(at + static_cast<size_t>(d) * es);
-  if (f != SummaryFormat::U8) {
+  if (f == SummaryFormat::F32) {
+    std::memcpy(s.lo.data() + at, lo, static_cast<size_t>(d) * sizeof(float));
+    std::memcpy(s.hi.data() + at, hi, static_cast<size_t>(d) * sizeof(float));
+  } else if (f == SummaryFormat::F16) {
+    bounds_to_f16(lo, d, reinterpret_cast<uint16_t*>(s.lo.data() + at));
+    bounds_to_f16(hi, d, reinterpret_cast<uint16_t*>(s.hi.data() + at));
+  } else if (f != SummaryFormat::U8) {
     const DType t = format_dtype(f);
     for (int64_t c = 0; c < d; ++c) {
       store_elem(s.lo.data(), t, p * d + c, lo[c]);

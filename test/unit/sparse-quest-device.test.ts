@@ -257,7 +257,7 @@ describe('device Quest (quest_hd.h) on the host: the CPU Quest bit for bit', () 
         good.cpuScores, good.indices, good.cpuIndices);
     expect(call(-1, 0)).toBe(good.nSel);
     expect(() => call(7, 0)).toThrow(/pageSize/);
-    expect(() => call(7, 0.5)).toThrow(/header: expected integers/);
+    expect(() => call(7, 0.5)).toThrow(/header\[7\]: expected an integer/);
     expect(() => call(8, -1)).toThrow(/header\[8\]/);
     expect(() => call(6, 0)).toThrow(/budget/);
     expect(() => call(10, 2)).toThrow(/gqa/);
