@@ -16,6 +16,26 @@
  *              and of attend({ sparse }) per method, interleaved (same
  *              minutes, same load), queries cycling over 8 random rows so
  *              the selected pages differ from pass to pass. The total.
+ *              The cache keeps one summary layout per layer (Quest's pages
+ *              of 16, or block retrieval's blocks of 64 with means), so
+ *              methods are timed in one sub-phase per layout over the same
+ *              cache (Quest and TidalDecode, which needs no summaries, then
+ *              blocks), each with its own interleaved dense passes: a
+ *              method's speedup is against the dense passes of its own
+ *              minutes, and no pass pays a summary rebuild (the first
+ *              sparse attend per layer of a sub-phase is the build, timed
+ *              apart).
+ *   TidalDecode is a schedule over the step's layers, not a per-layer
+ *              selection: the modelled step (the library's default for
+ *              `layers`: full layers 0-1, the selection layer 2, a
+ *              re-selection at 13 when layers > 13, the others gathered)
+ *              is composed from per-call medians on the real path: the
+ *              held layers are attended as one step with the selection at
+ *              held layer 0 and every other held layer gathered, each call
+ *              timed (selection = a full pass with the key mass + top-k;
+ *              gathered = attention over the kept rows), and full layers
+ *              cost the dense attend. step = 2 dense + 2 selection + 28
+ *              gathered at 32 layers.
  *   stateless  per-layer K / V arrays with the method's stateless form:
  *              dense attention(), selection alone (Quest: questSelect over
  *              the f16 page summaries: bounds + top-k), gathered attention
@@ -25,57 +45,33 @@
  * summaries are kept against a layer without (interleaved), and the summary
  * memory against the key memory (goal <= 2 / pageSize).
  *
- * Bytes: dense reads K + V of every token; a sparse step reads the page
- * summaries (kmin, kmax: 2 rows per page) and K + V of the selected rows.
- * idealSpeedup = dense bytes / sparse bytes (the bandwidth roof).
+ * Bytes: dense reads K + V of every token; a Quest step reads the page
+ * summaries (kmin, kmax: 2 f16 rows per page of 16) and K + V of the
+ * selected rows; blocks read kmin, kmax (f16) and the f32 mean per block of
+ * 64 and the selected rows; TidalDecode reads every row in its full and
+ * selection layers and the kept rows in the others (bytesPerLayer: the
+ * step's bytes / layers). idealSpeedup = dense bytes / sparse bytes (the
+ * bandwidth roof).
  *
- * Methods are one array (SPARSE_BENCH_METHODS): TidalDecode and block
- * retrieval append their entries there.
+ * Methods are one array (SPARSE_BENCH_METHODS, bench/sparse-methods.ts); the
+ * table is bench/sparse-print.ts.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import {
-  attention, backendInfo, f32ToF16Bits, KvCache, questPageSummaries, questSelect, type SparseOptions, type Tensor,
+  attention, backendInfo, f32ToF16Bits, KvCache, tidalSelect, type SparseOptions, type Tensor,
 } from '../lib/index.js';
 import { runInNewContext } from 'node:vm';
 import v8 from 'node:v8';
 import { randomBlock } from './common.js';
 import { cpuModel, limitsReport, measureLimits, refreshLimits, type LimitsOptions, type MachineLimitsReport } from './limits.js';
 
-/** One sparse method as the bench drives it. */
-export interface SparseBenchMethod {
-  name: string;
-  /** tokens selected per KV head for a budget at nKv tokens (the bytes model). */
-  selectedPerHead(budget: number, nKv: number): number;
-  /** Rows of summaries read per KV head (f16 rows of headDim), for the bytes model. */
-  summaryRowsPerHead(nKv: number): number;
-  /** KvCache.attend's `sparse` option. */
-  sparse(budget: number): Record<string, unknown>;
-  /** The stateless form, for the breakdown (selection, gathered attention); absent = cache total only. */
-  stateless?: {
-    prepare(k: Tensor<'f16'>): unknown;
-    select(q: Tensor<'f32'>, prepared: unknown, budget: number): Tensor<'i32'>;
-  };
-}
+import { QUEST_PAGE, SPARSE_BENCH_METHODS, tidalStepLayers, type SparseBenchMethod } from './sparse-methods.js';
 
-const QUEST_PAGE = 16;
-
-/** The methods measured; TidalDecode and block retrieval append theirs. */
-export const SPARSE_BENCH_METHODS: SparseBenchMethod[] = [
-  {
-    name: 'quest',
-    selectedPerHead: (budget, nKv) => Math.min(nKv, Math.max(1, Math.floor(budget / QUEST_PAGE)) * QUEST_PAGE),
-    summaryRowsPerHead: (nKv) => 2 * Math.ceil(nKv / QUEST_PAGE),
-    sparse: (budget) => ({ method: 'quest', budget, pageSize: QUEST_PAGE }),
-    stateless: {
-      prepare: (k) => questPageSummaries(k, { pageSize: QUEST_PAGE }),
-      select: (q, prepared, budget) => questSelect(q, prepared as ReturnType<typeof questPageSummaries>, { budget }),
-    },
-  },
-];
-
+export { SPARSE_BENCH_METHODS, tidalStepLayers, type SparseBenchMethod } from './sparse-methods.js';
+export { printSparseTable } from './sparse-print.js';
 export interface SparseBenchOptions {
   /** Context lengths (tokens per KV head); default [32768, 131072]. */
   tokens?: number[];
@@ -164,6 +160,9 @@ export function resolveSparseBenchOptions(opts: SparseBenchOptions = {}): Resolv
     });
     r.methods = [...o.methods];
   }
+  if (r.methods.includes('tidal') && r.layers < 3) {
+    throw new RangeError(`options.layers: expected at least 3 with the method 'tidal' (its default schedule: full layers 0-1, the selection at 2), received ${r.layers}; pass methods without 'tidal'`);
+  }
   return r;
 }
 
@@ -190,16 +189,26 @@ export interface StatelessFigures {
 export interface MethodFigures {
   method: string;
   budget: number;
-  /** Rows each KV head attends per step. */
+  /** The summary layout the method's sub-phase kept in the cache (null: none). */
+  layout: string | null;
+  /** Rows each KV head attends per step (TidalDecode: in a gathered layer). */
   selectedPerHead: number;
-  /** Bytes one layer's sparse step reads: summaries + selected K and V. */
+  /** Bytes one layer's sparse step reads: summaries + selected K and V (TidalDecode: the step's bytes / layers). */
   bytesPerLayer: number;
   /** Dense bytes / sparse bytes: the speedup a bandwidth-bound step can reach. */
   idealSpeedup: number;
-  /** KvCache.attend({ sparse }): the real path. */
-  cache: { msPerLayer: number; stepMs: number; speedup: number; gbPerS: number; pctReadBw: number; idealStepMs: number };
-  /** The first sparse attend per layer builds the summaries: median ms per layer. */
-  summaryBuildMsPerLayer: number;
+  /**
+   * KvCache.attend({ sparse }): the real path. denseMsPerLayer: the dense
+   * passes interleaved with this method's (its sub-phase); speedup =
+   * denseMsPerLayer / msPerLayer. TidalDecode: msPerLayer = stepMs / layers.
+   */
+  cache: { msPerLayer: number; stepMs: number; speedup: number; denseMsPerLayer: number; gbPerS: number; pctReadBw: number; idealStepMs: number };
+  /** Summaries this method keeps: bytes per layer (0 for TidalDecode). */
+  summaryBytesPerLayer: number;
+  /** The first sparse attend per layer builds the summaries: median ms per layer (null: TidalDecode keeps none). */
+  summaryBuildMsPerLayer: number | null;
+  /** TidalDecode: the modelled step's layers by role, and the per-call medians it is composed of. */
+  schedule?: { full: number; select: number; gathered: number; selectMsPerCall: number; gatheredMsPerCall: number; denseMsPerCall: number };
   stateless?: StatelessFigures;
 }
 
@@ -282,7 +291,7 @@ function collect(): void {
   gc?.();
 }
 
-const GiB = 2 ** 30;
+export const GiB = 2 ** 30;
 const N_QUERIES = 8;
 
 function readBw(threads: number, refresh: boolean, limits: LimitsOptions | undefined): number {
@@ -313,7 +322,7 @@ function measureSize(
   const qs: Tensor<'f32'>[] = Array.from({ length: N_QUERIES }, (_, i) => ({ dtype: 'f32', shape: [heads, 1, d], data: randomBlock(heads * d, 100 + i) }));
   const kvShape = [kvHeads, tokens, d];
 
-  // Phase 1: the KvCache (the real path).
+  // Phase 1: the KvCache (the real path), one sub-phase per summary layout (see the module comment).
   tick(`${tokens}: cache`);
   let cache: KvCache | undefined = new KvCache({ nLayers: measured, nKvHeads: kvHeads, headDim: d, capacity: tokens, dtype: 'f16' });
   const k: Tensor<'f16'> = { dtype: 'f16', shape: kvShape, data: kData };
@@ -326,32 +335,71 @@ function measureSize(
     for (let l = 0; l < measured; l++) c.attend(l, q, { remember: false });
   };
   const methodRuns = methods.flatMap((m) => cfg.budgets.map((budget) => ({ m, budget })));
-  const builds: number[][] = methodRuns.map(() => []);
-  const sparsePasses = methodRuns.map(({ m, budget }) => {
-    const sparse = m.sparse(budget) as unknown as SparseOptions;
-    return () => {
-      const q = qs[step++ % N_QUERIES]!;
-      for (let l = 0; l < measured; l++) c.attend(l, q, { remember: false, sparse });
-    };
-  });
-  // Summary build: the first sparse attend of each layer (per method: a rebuild when the page size changes).
-  methodRuns.forEach(({ m, budget }, i) => {
-    const sparse = m.sparse(budget) as unknown as SparseOptions;
-    for (let l = 0; l < measured; l++) {
-      const t0 = performance.now();
-      c.attend(l, qs[0]!, { remember: false, sparse });
-      builds[i]!.push(performance.now() - t0);
+  const layouts = [...new Set(methodRuns.map(({ m }) => m.layout).filter((x): x is string => x !== null))];
+  if (layouts.length === 0) layouts.push('none');
+  const phaseOf = (m: SparseBenchMethod) => (m.layout === null ? layouts[0]! : m.layout);
+  const builds: (number[] | null)[] = methodRuns.map(({ m }) => (m.layout === null ? null : []));
+  const perLayerMs: number[] = methodRuns.map(() => 0);
+  const phaseDenseMs: number[] = methodRuns.map(() => 0);
+  const summaryBytes: number[] = methodRuns.map(() => 0);
+  const tidalCalls: ({ select: number[]; gathered: number[] } | null)[] = methodRuns.map(() => null);
+  const allDense: number[] = [];
+  let questSummaryBytes = 0;
+  for (const layout of layouts) {
+    const runs = methodRuns.map((r, i) => ({ ...r, i })).filter(({ m }) => phaseOf(m) === layout);
+    // Summary build: the first sparse attend of each layer (a rebuild when the layout changes from the previous sub-phase).
+    for (const { m, budget, i } of runs) {
+      if (m.kind !== 'layer') continue;
+      const sparse = m.sparse(budget) as unknown as SparseOptions;
+      for (let l = 0; l < measured; l++) {
+        const t0 = performance.now();
+        c.attend(l, qs[0]!, { remember: false, sparse });
+        builds[i]!.push(performance.now() - t0);
+      }
+      summaryBytes[i] = c.questSummaries(0).bytes;
+      if (m.name === 'quest') questSummaryBytes = summaryBytes[i]!;
     }
-  });
-  const summaryBytes = c.questSummaries(0).bytes;
-  densePass();
-  const [denseMs, ...sparseMs] = interleaved([densePass, ...sparsePasses], reps);
+    const passes = runs.map(({ m, budget, i }) => {
+      const sparse = m.sparse(budget) as unknown as SparseOptions;
+      if (m.kind === 'layer') {
+        return () => {
+          const q = qs[step++ % N_QUERIES]!;
+          for (let l = 0; l < measured; l++) c.attend(l, q, { remember: false, sparse });
+        };
+      }
+      // TidalDecode: one step over the held layers, each call timed (held layer 0 selects, the others are gathered).
+      const calls = { select: [] as number[], gathered: [] as number[] };
+      tidalCalls[i] = calls;
+      return () => {
+        const q = qs[step++ % N_QUERIES]!;
+        c.beginStep();
+        for (let l = 0; l < measured; l++) {
+          const t0 = performance.now();
+          c.attend(l, q, { remember: false, sparse });
+          (l === 0 ? calls.select : calls.gathered).push(performance.now() - t0);
+        }
+      };
+    });
+    densePass();
+    for (const p of passes) p(); // warm-up
+    for (const { i } of runs) { // TidalDecode: discard the warm-up's call times (this sub-phase's runs only)
+      const t = tidalCalls[i];
+      if (t) { t.select.length = 0; t.gathered.length = 0; }
+    }
+    const denseTimes: number[] = [];
+    const timedDense = () => { const t0 = performance.now(); densePass(); denseTimes.push(performance.now() - t0); };
+    const medians = interleaved([timedDense, ...passes], reps);
+    allDense.push(...denseTimes);
+    runs.forEach(({ i }, j) => {
+      perLayerMs[i] = medians[j + 1]! / measured;
+      phaseDenseMs[i] = medians[0]! / measured;
+    });
+  }
   cache.clear();
   cache = undefined;
-
   // Phase 2: the stateless breakdown over per-layer arrays.
   const stateless: (StatelessFigures | undefined)[] = methodRuns.map(() => undefined);
-  const withStateless = methodRuns.filter(({ m }) => m.stateless);
+  const withStateless = methodRuns.filter(({ m }) => m.stateless || m.kind === 'step');
   if (withStateless.length > 0) {
     tick(`${tokens}: stateless`);
     const ks: Tensor<'f16'>[] = [];
@@ -361,7 +409,7 @@ function measureSize(
       vs.push({ dtype: 'f16', shape: kvShape, data: vData.slice() });
     }
     const prepared = new Map<SparseBenchMethod, unknown[]>();
-    for (const { m } of withStateless) if (!prepared.has(m)) prepared.set(m, ks.map((kk) => m.stateless!.prepare(kk)));
+    for (const { m } of withStateless) if (m.stateless && !prepared.has(m)) prepared.set(m, ks.map((kk) => m.stateless!.prepare(kk)));
     let sstep = 0;
     const denseS = () => {
       const q = qs[sstep++ % N_QUERIES]!;
@@ -369,6 +417,10 @@ function measureSize(
     };
     denseS();
     methodRuns.forEach(({ m, budget }, i) => {
+      if (m.kind === 'step') {
+        stateless[i] = statelessTidal(ks, vs, qs, budget, reps, layers, denseS);
+        return;
+      }
       if (!m.stateless) return;
       const prep = prepared.get(m)!;
       // Indices per (query, layer), selected once, for the gathered-only passes.
@@ -398,26 +450,82 @@ function measureSize(
     });
   }
 
-  const denseMsPerLayer = denseMs! / measured;
+  // The size's dense figure: every dense pass of the cache sub-phases.
+  const denseMsPerLayer = median(allDense) / measured;
   return {
     tokens, measuredLayers: measured, modelledLayers: layers, layerKvBytes,
-    summaryBytesPerLayer: summaryBytes,
-    summaryOverKeyBytes: summaryBytes / (layerKvBytes / 2),
+    summaryBytesPerLayer: questSummaryBytes,
+    summaryOverKeyBytes: questSummaryBytes / (layerKvBytes / 2),
     summaryGoal: 2 / QUEST_PAGE,
     dense: { msPerLayer: denseMsPerLayer, stepMs: denseMsPerLayer * layers, gbPerS: layerKvBytes / (denseMsPerLayer / 1e3) / 1e9, pctReadBw: 0, idealStepMs: 0 },
     methods: methodRuns.map(({ m, budget }, i) => {
       const sel = m.selectedPerHead(budget, tokens);
-      const bytesPerLayer = kvHeads * (m.summaryRowsPerHead(tokens) * d * 2 + sel * d * 2 * 2);
-      const msPerLayer = sparseMs[i]! / measured;
+      const bytesPerLayer = m.bytesPerLayer(budget, tokens, cfg);
+      const phaseDense = phaseDenseMs[i]!;
+      let msPerLayer = perLayerMs[i]!;
+      let schedule: MethodFigures['schedule'];
+      const calls = tidalCalls[i];
+      if (calls) {
+        // The modelled step from per-call medians (module comment); with one held layer no gathered call was timed.
+        const st = tidalStepLayers(layers);
+        const selectMs = median(calls.select);
+        const gatheredMs = calls.gathered.length > 0 ? median(calls.gathered) : Number.NaN;
+        if (calls.gathered.length === 0) notes.push(`tidal: 1 layer held, so no gathered attend was timed in the cache (its figures are NaN)`);
+        schedule = { ...st, selectMsPerCall: selectMs, gatheredMsPerCall: gatheredMs, denseMsPerCall: phaseDense };
+        msPerLayer = (st.full * phaseDense + st.select * selectMs + st.gathered * gatheredMs) / layers;
+      }
       const fig: MethodFigures = {
-        method: m.name, budget, selectedPerHead: sel, bytesPerLayer, idealSpeedup: layerKvBytes / bytesPerLayer,
-        cache: { msPerLayer, stepMs: msPerLayer * layers, speedup: denseMsPerLayer / msPerLayer, gbPerS: bytesPerLayer / (msPerLayer / 1e3) / 1e9, pctReadBw: 0, idealStepMs: 0 },
-        summaryBuildMsPerLayer: median(builds[i]!),
+        method: m.name, budget, layout: m.layout, selectedPerHead: sel, bytesPerLayer, idealSpeedup: layerKvBytes / bytesPerLayer,
+        cache: {
+          msPerLayer, stepMs: msPerLayer * layers, speedup: phaseDense / msPerLayer, denseMsPerLayer: phaseDense,
+          gbPerS: bytesPerLayer / (msPerLayer / 1e3) / 1e9, pctReadBw: 0, idealStepMs: 0,
+        },
+        summaryBytesPerLayer: summaryBytes[i]!,
+        summaryBuildMsPerLayer: builds[i] ? median(builds[i]!) : null,
       };
+      if (schedule) fig.schedule = schedule;
       if (stateless[i]) fig.stateless = stateless[i];
       return fig;
     }),
     notes,
+  };
+}
+
+/**
+ * TidalDecode's stateless breakdown over the held layers: the selection
+ * call (attention(..., { returnKeyMass }) + tidalSelect), the gathered call
+ * (attention(..., { indices })) and the dense call, per-call medians
+ * (interleaved), composed into the modelled step (tidalStepLayers):
+ * select = selection layers x selection call, gathered = gathered layers x
+ * gathered call, total = those + full layers x dense call; per layer =
+ * step / layers.
+ */
+function statelessTidal(
+  ks: Tensor<'f16'>[], vs: Tensor<'f16'>[], qs: Tensor<'f32'>[], budget: number, reps: number, layers: number, denseS: () => void,
+): StatelessFigures {
+  const measured = ks.length;
+  const selectOne = (q: Tensor<'f32'>, l: number) => tidalSelect(attention(q, ks[l]!, vs[l]!, { returnKeyMass: true }).keyMass!, { budget });
+  const idx = qs.map((q) => selectOne(q, 0)); // the kept positions of each query's step (held layer 0 selects)
+  let s = 0;
+  const select = () => {
+    const q = qs[s++ % N_QUERIES]!;
+    for (let l = 0; l < measured; l++) selectOne(q, l);
+  };
+  let g = 0;
+  const gathered = () => {
+    const j = g++ % N_QUERIES;
+    for (let l = 0; l < measured; l++) attention(qs[j]!, ks[l]!, vs[l]!, { indices: idx[j]! });
+  };
+  select(); gathered();
+  const [dMs, sMs, gMs] = interleaved([denseS, select, gathered], reps).map((x) => x / measured) as [number, number, number];
+  const st = tidalStepLayers(layers);
+  const selectStepMs = st.select * sMs;
+  const gatheredStepMs = st.gathered * gMs;
+  const totalStepMs = st.full * dMs + selectStepMs + gatheredStepMs;
+  return {
+    denseMsPerLayer: dMs, selectMsPerLayer: selectStepMs / layers, gatheredMsPerLayer: gatheredStepMs / layers, totalMsPerLayer: totalStepMs / layers,
+    selectStepMs, gatheredStepMs, totalStepMs, denseStepMs: dMs * layers,
+    speedup: (dMs * layers) / totalStepMs, selectShare: selectStepMs / totalStepMs,
   };
 }
 
@@ -497,8 +605,9 @@ export async function runSparseBench(opts: SparseBenchOptions = {}): Promise<Spa
     upkeep,
     notes: [
       'One decode step (nQ 1) per layer; medians over interleaved passes (dense and sparse in the same minutes); per layer = pass / measured layers; step = per layer x modelled layers.',
-      'cache: KvCache.attend with and without `sparse` (the real path: selection + gathered attention inside one call). stateless: the breakdown, attention() and the method\'s stateless selection on per-layer arrays of the same content.',
-      'Bytes: dense = K + V of every token (f16); sparse = the summaries (2 f16 rows per page and KV head) + K + V of the selected rows. idealSpeedup = dense bytes / sparse bytes; idealStepMs = bytes / the read bandwidth measured in this run.',
+      'cache: KvCache.attend with and without `sparse` (the real path: selection + gathered attention inside one call), one sub-phase per summary layout over the same cache (Quest and TidalDecode, then blocks), each method against the dense passes of its own sub-phase. stateless: the breakdown, attention() and the method\'s stateless selection on per-layer arrays of the same content.',
+      'TidalDecode: the modelled step (full layers 0-1, selection at 2, re-selection at 13 when layers > 13, the others gathered) composed from per-call medians: the selection call (a full pass with key mass + top-k) and the gathered call timed in one step over the held layers, full layers at the dense attend; per layer = step / layers. stateless select = the selection layers\' calls, gathered = the gathered layers\' calls.',
+      'Bytes: dense = K + V of every token (f16); Quest = 2 f16 summary rows per page of 16 + K + V of the selected rows; blocks = kmin, kmax (f16) and kmean (f32) per block of 64 + the selected rows; TidalDecode = every row in its full and selection layers, the kept rows in the others, averaged per layer. idealSpeedup = dense bytes / sparse bytes; idealStepMs = bytes / the read bandwidth measured in this run.',
       'The content is random f16 in [-1, 1): the selection is meaningless here (timing only); fidelity is `tokenpress eval kv`.',
       `Upkeep: ${upkeep.single.appendsPerRep} single-token appends and one ${upkeep.chunk.tokens}-token append per rep, to a layer with Quest summaries and to one without (interleaved); overhead = with / without - 1 (goal <= 10%).`,
     ],
@@ -508,30 +617,4 @@ export async function runSparseBench(opts: SparseBenchOptions = {}): Promise<Spa
   writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
   if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   return report;
-}
-
-const f = (x: number | undefined, digits = 1) => (x === undefined ? '-' : x.toFixed(digits));
-
-export function printSparseTable(r: SparseBenchReport): void {
-  const c = r.config;
-  console.log(`Sparse decode step: ${c.layers} layers x ${c.kvHeads} KV heads x headDim ${c.headDim}, f16, ${c.heads} query heads, nQ 1; ${r.machine.threads} threads (${r.machine.isa})`);
-  console.log(`CPU: ${r.machine.model}; read bandwidth (bench/limits.ts): ${f(r.readBandwidthGBs.start)} GB/s at start, ${f(r.readBandwidthGBs.end)} GB/s best incl. the end (percentages use the best)`);
-  for (const s of r.sizes) {
-    console.log('');
-    console.log(`${s.tokens} tokens: ${s.measuredLayers} of ${s.modelledLayers} layers measured (${f((s.measuredLayers * s.layerKvBytes) / GiB, 2)} GiB K + V); summaries ${f(s.summaryBytesPerLayer / 2 ** 20)} MiB/layer = ${f(100 * s.summaryOverKeyBytes, 2)}% of the keys (goal <= ${f(100 * s.summaryGoal, 1)}%)`);
-    console.log(`  dense step ${f(s.dense.stepMs)} ms (${f(s.dense.msPerLayer, 3)} ms/layer), ${f(s.dense.gbPerS)} GB/s = ${f(s.dense.pctReadBw, 0)}% of read BW; bandwidth-ideal ${f(s.dense.idealStepMs)} ms`);
-    console.log('  method   budget  sel/head  step ms  speedup  ideal  GB/s  %BW  | stateless: select ms  gathered ms  total ms  speedup  select share | build ms/layer');
-    for (const m of s.methods) {
-      const st = m.stateless;
-      console.log(
-        `  ${m.method.padEnd(8)} ${String(m.budget).padStart(6)}  ${String(m.selectedPerHead).padStart(8)}  ${f(m.cache.stepMs, 2).padStart(7)}  ${f(m.cache.speedup, 2).padStart(7)}  ${f(m.idealSpeedup, 1).padStart(5)}  ${f(m.cache.gbPerS).padStart(4)}  ${f(m.cache.pctReadBw, 0).padStart(3)}  | ` +
-          `${f(st?.selectStepMs, 2).padStart(20)}  ${f(st?.gatheredStepMs, 2).padStart(11)}  ${f(st?.totalStepMs, 2).padStart(8)}  ${f(st?.speedup, 2).padStart(7)}  ${st ? `${f(100 * st.selectShare, 0)}%`.padStart(12) : '-'.padStart(12)} | ${f(m.summaryBuildMsPerLayer, 2)}`,
-      );
-    }
-    for (const n of s.notes) console.log(`  note: ${n}`);
-  }
-  const u = r.upkeep;
-  console.log('');
-  console.log(`Summary upkeep on append (${u.tokens}-token f16 cache, ${c.kvHeads} KV heads): single token ${f(u.single.withMs * 1e3, 2)} us with vs ${f(u.single.withoutMs * 1e3, 2)} us without (${f(100 * u.single.overhead, 1)}%); ${u.chunk.tokens} tokens ${f(u.chunk.withMs, 3)} ms vs ${f(u.chunk.withoutMs, 3)} ms (${f(100 * u.chunk.overhead, 1)}%); goal <= ${f(100 * u.goal, 0)}%`);
-  for (const n of r.notes) console.log(`note: ${n}`);
 }

@@ -14,7 +14,7 @@ import { syntheticSource, type EvalSource } from '../kv/eval/source.js';
 import { loadKvTrace, traceSource } from '../kv/eval/traces.js';
 import { DEFAULT_BUDGETS, formatKvEvalTable, runKvEval, type KvEvalReport } from '../kv/eval/run.js';
 import { renderKvEvalSvg } from '../kv/eval/plot-svg.js';
-import { sparseEvalMethodNames } from '../kv/eval/sparse.js';
+import { findSparseEvalMethod, sparseEvalMethodNames } from '../kv/eval/sparse.js';
 import { addModelOptions, MODEL_ONLY, runEvalKvModel, type EvalKvModelFlags } from '../model/fidelity/cli.js';
 import type { RealKvEvalReport } from '../model/fidelity/run.js';
 import { REAL_VARIANT_NAMES } from '../model/fidelity/variants.js';
@@ -43,8 +43,16 @@ const ALL_POLICIES: readonly string[] = [...KV_POLICY_NAMES, ...KV_CACHE_POLICY_
 function policyList(value: string): string[] {
   const list = value.split(',').map((s) => s.trim());
   for (const p of list) {
+    if (p.includes(':') && SPARSE_NAMES.includes(p.slice(0, p.indexOf(':')))) {
+      try {
+        findSparseEvalMethod(p); // a sparse method with options, e.g. quest:pageSize=8
+      } catch (e) {
+        throw new InvalidArgumentError(`--policies: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      continue;
+    }
     if (!ALL_POLICIES.includes(p) && !REAL_VARIANT_NAMES.includes(p)) {
-      throw new InvalidArgumentError(`--policies: unknown policy "${p}"; known policies: ${ALL_POLICIES.join(', ')} (sparse methods: ${SPARSE_NAMES.join(', ')}; with --model also <policy>+merge, int8, int4)`);
+      throw new InvalidArgumentError(`--policies: unknown policy "${p}"; known policies: ${ALL_POLICIES.join(', ')} (sparse methods: ${SPARSE_NAMES.join(', ')}, with options as quest:pageSize=8:sinks=16; with --model also <policy>+merge, int8, int4)`);
     }
   }
   return list;
@@ -100,13 +108,11 @@ function makeBar(enabled: boolean): { tick: (done: number, total: number, label:
 
 export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promise<KvEvalReport | RealKvEvalReport> {
   if (flags.model !== undefined) {
-    const sparseName = (flags.policies as string[] | undefined)?.find((p) => SPARSE_NAMES.includes(p));
-    if (sparseName !== undefined) throw new InvalidArgumentError(`--policies: the sparse method "${sparseName}" is not evaluated with --model yet (synthetic workload and --trace only)`);
     return runEvalKvModel(flags as unknown as EvalKvModelFlags, cmd, makeBar(flags.progress && flags.json === undefined));
   }
   const modelOnly = MODEL_ONLY.filter((k) => cmd.getOptionValueSource(k) === 'cli');
   if (modelOnly.length > 0) throw new InvalidArgumentError(`--${modelOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies only with --model`);
-  const realOnly = (flags.policies as string[] | undefined)?.find((p) => !ALL_POLICIES.includes(p));
+  const realOnly = (flags.policies as string[] | undefined)?.find((p) => !ALL_POLICIES.includes(p) && findSparseEvalMethod(p) === undefined);
   if (realOnly !== undefined) throw new InvalidArgumentError(`--policies: "${realOnly}" applies only with --model`);
   let source: EvalSource;
   if (flags.trace !== undefined) {

@@ -72,13 +72,18 @@ inline int64_t prefetch_ahead_rows(int64_t row_bytes) {
 // by one pointer stepping through the rows (the empty asm keeps the compiler
 // from hoisting KG row pointers into registers, which would spill). q rows
 // are zero padded to a multiple of W, so only keys need a tail load.
-template <DType KD, int R, bool kTable>
+// NV > 0: hd is exactly NV vectors, known at compile time, so the d loop
+// unrolls and the R x KG accumulators stay in registers (with a run-time hd
+// they spilled around every key and each key's FMA chains ran back to back:
+// about half the FMA rate once K is in cache, as gathered rows are). The
+// sums are the same FMAs in the same order either way.
+template <DType KD, int R, bool kTable, int NV>
 inline void score_group(const float* const* q, const char* first, int64_t stride, const char* const* rows,
                         int64_t hd, float* out) {
   constexpr int KG = Ops::SACC / R;
   constexpr int64_t esize = KD == DType::F32 ? 4 : 2;
-  const int tail = static_cast<int>(hd % W);
-  const int64_t hd_full = hd - tail;
+  const int tail = NV > 0 ? 0 : static_cast<int>(hd % W);
+  const int64_t hd_full = NV > 0 ? int64_t{NV} * W : hd - tail;
   V acc[Ops::SACC];
   _Pragma("GCC unroll 32")
   for (int a = 0; a < Ops::SACC; ++a) acc[a] = Ops::zero();
@@ -87,6 +92,7 @@ inline void score_group(const float* const* q, const char* first, int64_t stride
   for (int kk = 0; kk < KG; ++kk) {
     const char* rp = kTable ? rows[kk] : row;
     int64_t dd = 0;
+    _Pragma("GCC unroll 16")
     for (; dd < hd_full; dd += W) {
       const V kv = Row<KD>::load(rp + dd * esize, 0);
       _Pragma("GCC unroll 32")
@@ -111,7 +117,7 @@ inline void score_group(const float* const* q, const char* first, int64_t stride
 // through one stepping pointer; indexed rows, and the last partial group
 // (its missing rows repeat the last key, their scores dropped), through a
 // small table.
-template <DType KD, int R>
+template <DType KD, int R, int NV>
 void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, const PrefetchSeq* pf, int64_t pf_base,
                 float* const* s) {
   constexpr int KG = Ops::SACC / R;
@@ -121,12 +127,12 @@ void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, 
       for (int kk = 0; kk < KG; ++kk) pf->at(pf_base + j + kk + pf->ahead);
     const int n = static_cast<int>(min64(KG, nj - j));
     if (!k.idx && n == KG) {
-      score_group<KD, R, false>(q, k.base + j * k.stride, k.stride, nullptr, hd, out);
+      score_group<KD, R, false, NV>(q, k.base + j * k.stride, k.stride, nullptr, hd, out);
     } else {
       const char* rows[KG];
       _Pragma("GCC unroll 32")
       for (int kk = 0; kk < KG; ++kk) rows[kk] = static_cast<const char*>(k.row(kk < n ? j + kk : nj - 1));
-      score_group<KD, R, true>(q, nullptr, 0, rows, hd, out);
+      score_group<KD, R, true, NV>(q, nullptr, 0, rows, hd, out);
     }
     if (n == KG) {  // whole rows of KG scores: fixed-size copies (vector moves)
       _Pragma("GCC unroll 32")
@@ -136,6 +142,28 @@ void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, 
         for (int kk = 0; kk < n; ++kk) s[t][j + kk] = out[t * KG + kk];
     }
   }
+}
+
+// score_keys for nr (1..4) rows, with hd fixed at compile time for the
+// common head sizes (64 and 128 on the SIMD ISAs).
+template <DType KD, int NV>
+void score_rows_nv(int nr, const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, const PrefetchSeq* pf,
+                   int64_t pf_base, float* const* s) {
+  switch (nr) {
+    case 1: score_keys<KD, 1, NV>(q, k, nj, hd, pf, pf_base, s); break;
+    case 2: score_keys<KD, 2, NV>(q, k, nj, hd, pf, pf_base, s); break;
+    case 3: score_keys<KD, 3, NV>(q, k, nj, hd, pf, pf_base, s); break;
+    default: score_keys<KD, 4, NV>(q, k, nj, hd, pf, pf_base, s); break;
+  }
+}
+template <DType KD>
+void score_rows(int nr, const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, const PrefetchSeq* pf,
+                int64_t pf_base, float* const* s) {
+  if constexpr (W > 1) {
+    if (hd == 128) return score_rows_nv<KD, 128 / W>(nr, q, k, nj, hd, pf, pf_base, s);
+    if (hd == 64) return score_rows_nv<KD, 64 / W>(nr, q, k, nj, hd, pf, pf_base, s);
+  }
+  score_rows_nv<KD, 0>(nr, q, k, nj, hd, pf, pf_base, s);
 }
 
 // acc[t][d0 .. d0 + NB*W) += sum_j p[t][j] * v[j][d0 ..] for R rows, the last
@@ -306,23 +334,25 @@ void decode_chunk(const DecodeCtx& c, int64_t kvh, int64_t chunk, float* scores,
         srow[t] = scores + r * pl.chunk + s0;
       }
       const PrefetchSeq* pf = prefetch && r0 == 0 ? &pf_k : nullptr;  // the first pass brings the rows in
-      switch (nr) {
-        case 1: score_keys<KD, 1>(qrow, ksub, ns, hd, pf, s0, srow); break;
-        case 2: score_keys<KD, 2>(qrow, ksub, ns, hd, pf, s0, srow); break;
-        case 3: score_keys<KD, 3>(qrow, ksub, ns, hd, pf, s0, srow); break;
-        default: score_keys<KD, 4>(qrow, ksub, ns, hd, pf, s0, srow); break;
-      }
+      score_rows<KD>(nr, qrow, ksub, ns, hd, pf, s0, srow);
     }
   }
 
+  // The chunk's last key position (gathered rows: the largest index).
+  int64_t last_pos = j0 + nj - 1;
+  if (ksrc.idx) {
+    int32_t mx = 0;
+    for (int64_t j = 0; j < nj; ++j) mx = ksrc.idx[j] > mx ? ksrc.idx[j] : mx;
+    last_pos = mx;
+  }
   // Per row: softcap, masks, then softmax numerators against the chunk max.
   for (int64_t r = 0; r < pl.rows; ++r) {
     const int64_t i = r % p.n_q;
     float* s = scores + r * pl.chunk;
     if (p.softcap > 0.0f) apply_softcap(s, nj, p.softcap);
-    // A causal mask that hides nothing in this chunk (plain positions, every
-    // key at or before the row's position: all of decode) costs nothing.
-    const bool causal_hides = p.causal && (p.indices != nullptr || j0 + nj - 1 > p.n_kv - p.n_q + i);
+    // A causal mask that hides nothing in this chunk (every key at or before
+    // the row's position: all of decode, gathered rows included) costs nothing.
+    const bool causal_hides = p.causal && last_pos > p.n_kv - p.n_q + i;
     if (pl.any_mask || causal_hides) apply_key_bias(pl, kvh, i, j0, nj, s);
     float* part = partial_at(c, kvh, chunk, r);
     const float m = row_max(s, nj);

@@ -255,6 +255,10 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
   }
   st = in.compress ? append_and_compress(layer, in) : append_rows(layer, in);
   if (!st.is_ok()) return st;
+  if (!quantized() && !in.compress) {  // append_float_rows folded the new rows
+    tidal_after_change(layer);
+    return Status::ok();
+  }
   for (int64_t h = 0; h < cfg_.n_kv_heads && quantized(); ++h) {
     if (head(layer, h).n_blocks != blocks[h]) changed[h] = std::min(changed[h], blocks[h] * cfg_.group);
   }
@@ -471,10 +475,18 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
     }
     return true;
   };
+  // A layer with Quest summaries folds each head's new keys right after
+  // writing them, while they are still in L1 / L2 (reading them back after
+  // every head was written cost as much as the append itself); a call that
+  // fails refolds the summaries back below (min / max are exact, so they
+  // come out bit for bit as before).
+  const bool fold = summary_page_[layer] != 0 && !in.compress;
   auto write_head = [&](int64_t h) {
     HeadStore& s = head(layer, h);
-    return copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, s.k.data() + static_cast<size_t>(s.len) * rb) &&
-           copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb);
+    const bool ok = copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, s.k.data() + static_cast<size_t>(s.len) * rb) &&
+                    copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb);
+    if (ok && fold) (void)sync_summary(layer, h, s.len + n);  // a refused allocation empties it: rebuilt at the next sparse attend
+    return ok;
   };
   bool ok = true;
   if (inline_call) {
@@ -490,11 +502,18 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
       good[h] = reserved[h].is_ok() && write_head(h) ? 1 : 0;
     });
     for (const Status& r : reserved) {
-      if (!r.is_ok()) return r;
+      if (r.is_ok()) continue;
+      if (fold) {
+        for (int64_t h = 0; h < H; ++h) (void)sync_summary(layer, h);  // back to the rows the heads hold
+      }
+      return r;
     }
     ok = std::all_of(good.begin(), good.end(), [](uint8_t g) { return g != 0; });
   }
   if (!ok) {
+    if (fold) {
+      for (int64_t h = 0; h < H; ++h) (void)sync_summary(layer, h);  // back to the rows the heads hold
+    }
     // Name the first bad element exactly as check_finite does (k first).
     st = check_finite("k", in.k, in.k_dtype, H, n, d, in.k_head_stride, in.k_row_stride);
     if (st.is_ok()) st = check_finite("v", in.v, in.v_dtype, H, n, d, in.v_head_stride, in.v_row_stride);

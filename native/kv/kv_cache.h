@@ -247,6 +247,8 @@ class KvCache final : public KvCacheApi {
   // Rows [first, first + n) of a head as f32 [n, d] (k or v may be null).
   void read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float* k, float* v) const;
   Status sync_summary(int64_t layer, int64_t h);
+  // The same up to `rows` rows (append folds rows written but not yet counted).
+  Status sync_summary(int64_t layer, int64_t h, int64_t rows);
   // After an append: rows from `changed[h]` on changed (int caches re-quantize the tail).
   void summaries_after_append(int64_t layer, const std::vector<int64_t>& changed);
   void summaries_rebuild(int64_t layer);  // after compression: best effort

@@ -54,12 +54,26 @@ void KvCache::read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float*
   if (v) rows_to_f32(KeyRows{s.v.data(), row_dtype(), 0, d}, 0, first, n, d, v);
 }
 
-Status KvCache::sync_summary(int64_t layer, int64_t h) {
+Status KvCache::sync_summary(int64_t layer, int64_t h) { return sync_summary(layer, h, head(layer, h).len); }
+
+Status KvCache::sync_summary(int64_t layer, int64_t h, int64_t rows) {
   const HeadStore& s = head(layer, h);
   summary(layer, h).with_sums = summary_sums_[layer] != 0;
   // Size the summaries like the key storage (2 rows per P of its rows).
   const int64_t cap_rows = quantized() ? s.blocks_alloc * cfg_.group + s.rows_alloc : s.rows_alloc;
-  return sparse::summary_sync(summary(layer, h), summary_format(), summary_page_[layer], cfg_.head_dim, s.len, cap_rows,
+  sparse::PageSummary& sum = summary(layer, h);
+  if (!quantized() && !sum.with_sums) {  // fold the stored rows in place
+    const int64_t d = cfg_.head_dim;
+    const DType t = row_dtype();
+    const char* k = reinterpret_cast<const char*>(s.k.data());
+    const int64_t row_bytes = d * static_cast<int64_t>(dtype_size(t));
+    return sparse::summary_sync_fold(sum, summary_format(), summary_page_[layer], d, rows, cap_rows,
+                                     [&](int64_t first, int64_t n, bool init) {
+                                       sparse::fold_stored_rows(k + first * row_bytes, t, n, d, sum.open_lo.data(),
+                                                                sum.open_hi.data(), init);
+                                     });
+  }
+  return sparse::summary_sync(sum, summary_format(), summary_page_[layer], cfg_.head_dim, rows, cap_rows,
                               [&](int64_t first, int64_t n, float* out) { read_rows_f32(s, first, n, out, nullptr); });
 }
 

@@ -345,19 +345,26 @@ class GrowBuffer {
   size_t mapped_ = 0;  // > 0: data_ is a mapping of mapped_ bytes
 };
 
-// std::vector storage from populated (retained) page mappings from kHuge bytes on
-// (heap below). Throws std::bad_alloc like std::allocator.
-template <typename T>
+// std::vector storage from populated (retained) page mappings from kMinMap
+// bytes on (heap below; default kHuge). Throws std::bad_alloc like
+// std::allocator. A smaller kMinMap suits storage that fills a little at a
+// time (Quest summaries: 256 bytes a page), where every fresh 4 KiB page of
+// a heap block would fault on first write.
+template <typename T, size_t kMinMap = grow_detail::kHuge>
 struct PageAlloc {
   using value_type = T;
+  template <typename U>
+  struct rebind {
+    using other = PageAlloc<U, kMinMap>;
+  };
   PageAlloc() = default;
   template <typename U>
-  PageAlloc(const PageAlloc<U>&) noexcept {}
+  PageAlloc(const PageAlloc<U, kMinMap>&) noexcept {}
   T* allocate(size_t n) {
     if (n > SIZE_MAX / 2 / sizeof(T)) throw std::bad_alloc();
     const size_t bytes = n * sizeof(T);
 #if TP_KV_GROW_MMAP
-    if (bytes >= grow_detail::kHuge) {
+    if (bytes >= kMinMap) {
       uint8_t* p = grow_detail::map_populated(bytes);
       if (!p) throw std::bad_alloc();
       return reinterpret_cast<T*>(p);
@@ -368,7 +375,7 @@ struct PageAlloc {
   void deallocate(T* p, size_t n) noexcept {
     const size_t bytes = n * sizeof(T);
 #if TP_KV_GROW_MMAP
-    if (bytes >= grow_detail::kHuge) {
+    if (bytes >= kMinMap) {
       grow_detail::pool_give(reinterpret_cast<uint8_t*>(p), grow_detail::map_length(bytes));
       return;
     }
@@ -376,9 +383,9 @@ struct PageAlloc {
     ::operator delete(p);
   }
   template <typename U>
-  bool operator==(const PageAlloc<U>&) const noexcept { return true; }
+  bool operator==(const PageAlloc<U, kMinMap>&) const noexcept { return true; }
   template <typename U>
-  bool operator!=(const PageAlloc<U>&) const noexcept { return false; }
+  bool operator!=(const PageAlloc<U, kMinMap>&) const noexcept { return false; }
 };
 
 // Room for `need` elements, doubling at least (amortised O(1) per element;

@@ -46,6 +46,22 @@ DType format_dtype(SummaryFormat f) {
 // NaN (an overflowed bound: +inf + -inf) ranks last.
 float rank_key(float s) { return std::isnan(s) ? -std::numeric_limits<float>::infinity() : s; }
 
+// One signed integer per candidate page whose ascending order is the
+// selection order: the high word the score's order with higher scores first
+// (IEEE bits mapped to an ascending unsigned key, -0 folded into +0 so the
+// two tie as floats do, then inverted), the low word the page (lower first).
+// The top bit is flipped so signed order equals the unsigned order. Pages
+// are below 2^31 (rows are i32).
+int64_t rank_word(float s, int64_t page) {
+  float r = rank_key(s);
+  if (r == 0.0f) r = 0.0f;
+  uint32_t b;
+  std::memcpy(&b, &r, sizeof b);
+  const uint32_t ascending = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  const uint64_t w = (static_cast<uint64_t>(~ascending) << 32) | static_cast<uint32_t>(page);
+  return static_cast<int64_t>(w ^ (uint64_t{1} << 63));
+}
+
 // U8 decoding, the one formula both the encoder's check and the scorer use.
 inline float u8_value(float base, float step, uint8_t code) { return base + static_cast<float>(code) * step; }
 
@@ -99,18 +115,16 @@ void select_pages(const float* scores, int64_t n, int64_t n_q, const QuestOption
   const int64_t mid_end = recent_begin, mid_begin = std::min(sink_end, recent_begin);
   const int64_t forced = mid_begin + (total - recent_begin);
   const int64_t k = std::max<int64_t>(0, budget_pages - forced);
-  for (int64_t p = mid_begin; p < mid_end; ++p) cand.push_back(p);
   // Exact top k: higher bound first, lower page index on ties (a strict
-  // total order, so the result does not depend on the algorithm).
-  auto better = [scores](int64_t a, int64_t b) {
-    const float sa = rank_key(scores[a]), sb = rank_key(scores[b]);
-    return sa > sb || (sa == sb && a < b);
-  };
+  // total order, so the result does not depend on the algorithm). Each
+  // candidate is one integer whose plain order is that order (rank_word), so
+  // nth_element compares integers instead of re-reading two scores.
+  for (int64_t p = mid_begin; p < mid_end; ++p) cand.push_back(rank_word(scores[p], p));
   const int64_t take = std::min<int64_t>(k, static_cast<int64_t>(cand.size()));
-  if (take < static_cast<int64_t>(cand.size())) std::nth_element(cand.begin(), cand.begin() + take, cand.end(), better);
+  if (take < static_cast<int64_t>(cand.size())) std::nth_element(cand.begin(), cand.begin() + take, cand.end());
   cand.resize(static_cast<size_t>(take));
   for (int64_t p = 0; p < mid_begin; ++p) pages.push_back(p);
-  pages.insert(pages.end(), cand.begin(), cand.end());
+  for (int64_t w : cand) pages.push_back(w & 0xffffffff);
   for (int64_t p = recent_begin; p < total; ++p) pages.push_back(p);
   std::sort(pages.begin(), pages.end());
 }
@@ -119,48 +133,6 @@ void pages_to_tokens(const std::vector<int64_t>& pages, int64_t n, int64_t page_
   for (int64_t p : pages) {
     const int64_t end = std::min(n, (p + 1) * page_size);
     for (int64_t t = p * page_size; t < end; ++t) out.push_back(static_cast<int32_t>(t));
-  }
-}
-
-#ifdef TP_QUEST_X86
-namespace {
-// fold_rows' loop 8 channels at a time (min / max are exact in any order;
-// _mm256_min_ps(x, lo) is std::min(lo, x), _mm256_max_ps(x, hi) is
-// std::max(hi, x), NaN included). d a multiple of 8.
-__attribute__((target("avx2"))) void fold_rows_avx2(const float* rows, int64_t r, int64_t n, int64_t d, float* lo, float* hi) {
-  for (int64_t c = 0; c < d; c += 8) {
-    __m256 l = _mm256_loadu_ps(lo + c), h = _mm256_loadu_ps(hi + c);
-    for (int64_t i = r; i < n; ++i) {
-      const __m256 x = _mm256_loadu_ps(rows + i * d + c);
-      l = _mm256_min_ps(x, l);
-      h = _mm256_max_ps(x, h);
-    }
-    _mm256_storeu_ps(lo + c, l);
-    _mm256_storeu_ps(hi + c, h);
-  }
-}
-}  // namespace
-#endif
-
-void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bool init) {
-  int64_t r = 0;
-  if (init && n > 0) {
-    std::memcpy(lo, rows, static_cast<size_t>(d) * sizeof(float));
-    std::memcpy(hi, rows, static_cast<size_t>(d) * sizeof(float));
-    r = 1;
-  }
-#ifdef TP_QUEST_X86
-  if (r < n && d % 8 == 0 && active_isa() >= IsaLevel::Avx2) {
-    fold_rows_avx2(rows, r, n, d, lo, hi);
-    return;
-  }
-#endif
-  for (; r < n; ++r) {
-    const float* x = rows + r * d;
-    for (int64_t c = 0; c < d; ++c) {
-      lo[c] = std::min(lo[c], x[c]);
-      hi[c] = std::max(hi[c], x[c]);
-    }
   }
 }
 
@@ -185,7 +157,13 @@ void summary_store_page(PageSummary& s, SummaryFormat f, int64_t d, int64_t p, c
   const size_t at = static_cast<size_t>(p * d) * es;
   s.lo.resize(at + static_cast<size_t>(d) * es);
   s.hi.resize(at + static_cast<size_t>(d) * es);
-  if (f != SummaryFormat::U8) {
+  if (f == SummaryFormat::F32) {
+    std::memcpy(s.lo.data() + at, lo, static_cast<size_t>(d) * sizeof(float));
+    std::memcpy(s.hi.data() + at, hi, static_cast<size_t>(d) * sizeof(float));
+  } else if (f == SummaryFormat::F16) {
+    bounds_to_f16(lo, d, reinterpret_cast<uint16_t*>(s.lo.data() + at));
+    bounds_to_f16(hi, d, reinterpret_cast<uint16_t*>(s.hi.data() + at));
+  } else if (f != SummaryFormat::U8) {
     const DType t = format_dtype(f);
     for (int64_t c = 0; c < d; ++c) {
       store_elem(s.lo.data(), t, p * d + c, lo[c]);

@@ -34,6 +34,7 @@
 
 #include "../core/dtype.h"
 #include "../core/status.h"
+#include "../kv/kv_grow.h"
 
 namespace tp::sparse {
 
@@ -66,6 +67,10 @@ void pages_to_tokens(const std::vector<int64_t>& pages, int64_t n, int64_t page_
 // Element-wise min / max of n f32 rows [n, d] folded into lo, hi (init:
 // start from the first row).
 void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bool init);
+// fold_rows over stored rows of dtype t (f32 | f16 | bf16), decoded exactly.
+void fold_stored_rows(const void* rows, DType t, int64_t n, int64_t d, float* lo, float* hi, bool init);
+// f32 bounds to f16, rounding to nearest even (f32_to_f16).
+void bounds_to_f16(const float* x, int64_t d, uint16_t* out);
 
 // Page summaries of one KV head in a compact storage format (the KV cache
 // keeps one per (layer, head) once a sparse attend asked for them):
@@ -78,17 +83,25 @@ void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bo
 // f32 (open_lo, open_hi) and stored once it fills.
 enum class SummaryFormat : int { F32 = 0, F16 = 1, BF16 = 2, U8 = 3 };
 
+// Summary storage grows 2 rows a page, a page at a time: populated page
+// mappings from 64 KiB (kv_grow.h), so an append never pays the first-touch
+// fault of a fresh 4 KiB page (about 10 us each in these VMs: it made the
+// upkeep of a 512-token append cost more than the append).
+template <typename T>
+using SummaryVec = std::vector<T, kv::PageAlloc<T, size_t{64} << 10>>;
+
 struct PageSummary {
   int64_t rows = 0;  // keys folded in (a prefix of the head's rows)
   int64_t stored = 0;  // completed pages in lo / hi
-  std::vector<uint8_t> lo, hi;  // [capacity pages, d] of the format's element
+  SummaryVec<uint8_t> lo, hi;  // [capacity pages, d] of the format's element
   std::vector<float> affine;    // U8: [capacity pages, 2] (base, step)
   std::vector<float> open_lo, open_hi;  // [d]: the partial page (rows % P != 0)
   // Block retrieval (blocks.h) also keeps each page's f32 key sum (its mean
   // key times its row count), summed in row order: [capacity pages, d], and
   // the partial page's in open_sum. Off for Quest-only layers.
   bool with_sums = false;
-  std::vector<float> sums, open_sum;
+  SummaryVec<float> sums;
+  std::vector<float> open_sum;
 };
 
 size_t summary_elem_bytes(SummaryFormat f);
@@ -103,6 +116,12 @@ void summary_truncate(PageSummary& s, int64_t keep, int64_t page_size);
 // (allocation) the summary is left empty (rows 0) and an error returned.
 template <typename Read>
 Status summary_sync(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t d, int64_t n, int64_t capacity_rows, Read&& read);
+// The same with the rows folded by the caller, fold(first, count, init)
+// into s.open_lo / s.open_hi (no sums): a float cache folds its stored rows
+// in place, without decoding them into a buffer first.
+template <typename Fold>
+Status summary_sync_fold(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t d, int64_t n, int64_t capacity_rows,
+                         Fold&& fold);
 
 // Page p's bounds as f32 rows (stored pages are decoded into lo, hi; the
 // open page is returned in place). Returns the two row pointers.

@@ -25,6 +25,7 @@
 #include "../kv/kv_cache_sparse.cpp"
 #include "../kv/kv_cache_tidal.cpp"
 #include "../sparse/quest.cpp"
+#include "../sparse/quest_fold.cpp"
 #include "../sparse/quest_score.cpp"
 #include "../sparse/tidal.cpp"
 #include "../sparse/blocks.cpp"

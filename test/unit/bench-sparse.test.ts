@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { resolveSparseBenchOptions, runSparseBench, SPARSE_BENCH_METHODS, type SparseBenchReport } from '../../bench/sparse.js';
+import { resolveSparseBenchOptions, runSparseBench, SPARSE_BENCH_METHODS, tidalStepLayers, type SparseBenchReport } from '../../bench/sparse.js';
 
 const dir = mkdtempSync(join(os.tmpdir(), 'tp-bench-sparse-'));
 
@@ -15,7 +15,7 @@ describe('bench sparse options', () => {
     const r = resolveSparseBenchOptions();
     expect(r).toMatchObject({ tokens: [32768, 131072], layers: 32, kvHeads: 8, heads: 32, headDim: 128, budgets: [2048], reps: 7, maxGib: 4 });
     expect(r.methods).toEqual(SPARSE_BENCH_METHODS.map((m) => m.name));
-    expect(r.methods).toContain('quest');
+    expect(r.methods).toEqual(['quest', 'blocks', 'tidal']);
     expect(resolveSparseBenchOptions({ quick: true })).toMatchObject({ tokens: [8192], budgets: [512], reps: 3, maxGib: 0.5 });
     expect(resolveSparseBenchOptions({ quick: true, tokens: [4096] }).tokens).toEqual([4096]);
   });
@@ -32,6 +32,7 @@ describe('bench sparse options', () => {
     [{ methods: [] }, TypeError, /options.methods: expected a non-empty array/],
     [{ maxGib: 0 }, RangeError, /options.maxGib/],
     [{ reps: -1 }, RangeError, /options.reps/],
+    [{ layers: 2 }, RangeError, /options.layers: expected at least 3 with the method 'tidal'/],
   ])('%j is refused', (opts, type, msg) => {
     expect(() => resolveSparseBenchOptions(opts as never)).toThrow(type);
     expect(() => resolveSparseBenchOptions(opts as never)).toThrow(msg);
@@ -45,7 +46,7 @@ describe('bench sparse smoke (tiny sizes)', () => {
     // 1000 tokens x 2 heads x 32 x 2 x 2 bytes = 256000 bytes per layer: 2 of the 6 layers fit 0.0005 GiB.
     await runSparseBench({ ...cfg, maxGib: 0.0005, outFile, progress: false, limits: { reps: 1, bandwidthBytes: 2 ** 20 } });
     const r = JSON.parse(readFileSync(outFile, 'utf8')) as SparseBenchReport;
-    expect(r.config).toMatchObject({ ...cfg, methods: ['quest'], maxGib: 0.0005 });
+    expect(r.config).toMatchObject({ ...cfg, methods: ['quest', 'blocks', 'tidal'], maxGib: 0.0005 });
     expect(typeof r.machine.model).toBe('string');
     expect(r.limits.cpuModel).toBe(r.machine.model);
     expect(r.readBandwidthGBs.end).toBeGreaterThanOrEqual(r.readBandwidthGBs.start);
@@ -66,17 +67,48 @@ describe('bench sparse smoke (tiny sizes)', () => {
       expect(s.summaryBytesPerLayer).toBeGreaterThanOrEqual(2 * 2 * Math.ceil(s.tokens / 16) * 32 * 2);
       expect(s.summaryOverKeyBytes).toBeLessThanOrEqual(0.2);
       expect(s.summaryOverKeyBytes).toBeCloseTo(s.summaryBytesPerLayer / (s.layerKvBytes / 2), 12);
-      expect(s.methods.map((m) => [m.method, m.budget])).toEqual([['quest', 64], ['quest', 5000]]);
+      expect(s.methods.map((m) => [m.method, m.budget])).toEqual([['quest', 64], ['quest', 5000], ['blocks', 64], ['blocks', 5000], ['tidal', 64], ['tidal', 5000]]);
+      const row = 2 * 32 * 2 * 2; // K + V bytes of one token, 2 KV heads, f16
       for (const m of s.methods) {
-        const sel = Math.min(s.tokens, Math.floor(m.budget / 16) * 16);
-        expect(m.selectedPerHead).toBe(sel);
-        expect(m.bytesPerLayer).toBe(2 * (2 * Math.ceil(s.tokens / 16) * 32 * 2 + sel * 32 * 4));
+        if (m.method === 'tidal') {
+          // The modelled step of 6 layers: full 0-1, the selection at 2, 3 gathered (no re-selection below 14 layers).
+          expect(tidalStepLayers(6)).toEqual({ full: 2, select: 1, gathered: 3 });
+          const kept = Math.min(s.tokens, m.budget);
+          expect(m.selectedPerHead).toBe(kept);
+          expect(m.bytesPerLayer).toBeCloseTo((3 * s.tokens * row + 3 * kept * row) / 6, 9);
+          expect(m.layout).toBeNull();
+          expect(m.summaryBuildMsPerLayer).toBeNull();
+          const sc = m.schedule!;
+          expect([sc.full, sc.select, sc.gathered]).toEqual([2, 1, 3]);
+          expect(sc.denseMsPerCall).toBe(m.cache.denseMsPerLayer);
+          if (s.measuredLayers > 1) {
+            expect(m.cache.msPerLayer).toBeCloseTo((2 * sc.denseMsPerCall + sc.selectMsPerCall + 3 * sc.gatheredMsPerCall) / 6, 9);
+          } else {
+            expect(Number.isNaN(sc.gatheredMsPerCall)).toBe(true);
+          }
+        } else {
+          const unit = m.method === 'quest' ? 16 : 64;
+          const sel = Math.min(s.tokens, Math.floor(m.budget / unit) * unit);
+          expect(m.selectedPerHead).toBe(sel);
+          // Summary rows per unit: Quest kmin + kmax (f16); blocks also the f32 mean (= 2 f16 rows).
+          const summaryRows = (m.method === 'quest' ? 2 : 4) * Math.ceil(s.tokens / unit);
+          expect(m.bytesPerLayer).toBe(2 * 32 * 2 * (summaryRows + 2 * sel));
+          expect(m.layout).toBe(m.method === 'quest' ? 'pages of 16' : 'blocks of 64');
+          pos(m.summaryBuildMsPerLayer!);
+          pos(m.summaryBytesPerLayer);
+          if (m.method === 'quest') expect(m.summaryBytesPerLayer).toBe(s.summaryBytesPerLayer);
+          else {
+            // Blocks of 64: kmin, kmax (f16) and the f32 mean, 4 f16 rows per 64 keys: half of Quest's 2 per 16.
+            expect(m.summaryBytesPerLayer).toBeGreaterThan(s.summaryBytesPerLayer / 4);
+            expect(m.summaryBytesPerLayer).toBeLessThan(s.summaryBytesPerLayer);
+          }
+          pos(m.cache.msPerLayer);
+        }
         expect(m.idealSpeedup).toBeCloseTo(s.layerKvBytes / m.bytesPerLayer, 12);
-        pos(m.cache.msPerLayer);
+        pos(m.cache.denseMsPerLayer);
         expect(m.cache.stepMs).toBeCloseTo(m.cache.msPerLayer * 6, 9);
-        expect(m.cache.speedup).toBeCloseTo(s.dense.msPerLayer / m.cache.msPerLayer, 9);
+        expect(m.cache.speedup).toBeCloseTo(m.cache.denseMsPerLayer / m.cache.msPerLayer, 9);
         expect(m.cache.pctReadBw).toBeCloseTo((100 * m.cache.gbPerS) / r.readBandwidthGBs.end, 9);
-        pos(m.summaryBuildMsPerLayer);
         const st = m.stateless!;
         for (const x of [st.denseMsPerLayer, st.selectMsPerLayer, st.gatheredMsPerLayer, st.totalMsPerLayer]) pos(x);
         expect(st.totalStepMs).toBeCloseTo(st.totalMsPerLayer * 6, 9);

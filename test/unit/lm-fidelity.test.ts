@@ -18,6 +18,7 @@ import { StageRunner } from '../../lib/model/fidelity/runner.js';
 import { answerNeedle, realKeepFor, runRealKvEval, type RealKvEvalReport } from '../../lib/model/fidelity/run.js';
 import { formatRealKvEvalTable, renderRealKvEvalSvg } from '../../lib/model/fidelity/format.js';
 import { mulberry32 } from '../reference/random.js';
+import { parseSparseSpec, sparseCacheOptions } from '../../lib/kv/eval/sparse.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tokenpress-lmfid-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -191,6 +192,11 @@ describe('held-out text', () => {
     expect(REAL_VARIANT_NAMES).not.toContain('razor+merge');
     expect(() => parseVariant('snapvk')).toThrow(/policy: unknown policy "snapvk" \(did you mean "snapkv"\?\)/);
     expect(() => parseVariant('razor+merge', '--policies')).toThrow(/--policies: unknown policy "razor\+merge"/);
+    // Sparse methods, with options as in the synthetic eval.
+    expect(parseVariant('quest')).toEqual({ kind: 'sparse', name: 'quest', spec: { name: 'quest', options: {} } });
+    expect(parseVariant('tidal:selectLayer=2')).toEqual({ kind: 'sparse', name: 'tidal:selectLayer=2', spec: { name: 'tidal', options: { selectLayer: 2 } } });
+    for (const m of ['quest', 'blocks', 'tidal']) expect(REAL_VARIANT_NAMES).toContain(m);
+    expect(() => parseVariant('quest:pageSize=x', '--policies')).toThrow(/--policies: quest:pageSize=x: pageSize: expected a non-negative integer/);
   });
 });
 
@@ -278,6 +284,45 @@ describe('on the shipped model (tiny sizes)', () => {
     expect(svg.match(/<polyline/g)?.length).toBe(2 * 4); // 4 evicting policies with rows, 2 panels
     // The needle panel shows accuracy when the full cache copies, else the graded key bits with the control line.
     expect(svg).toContain(r.rows[0]!.needle!.accuracy >= 0.5 ? 'needle accuracy (copy test)' : 'needle key bits per digit');
+  });
+
+  test('sparse sessions decode byte by byte through the selection: a budget over the whole cache is the dense result, a small one is not', async () => {
+    const ctx = text.subarray(2000, 2300);
+    const cap = await captureContext(runner, ctx, 16);
+    const next = text.subarray(2300, 2312);
+    // Dense, one byte per step (the same steps as the sparse sessions).
+    const dense = restoreSession(runner, cap);
+    const want = new Float32Array(next.length * 256);
+    for (let t = 0; t < next.length; t++) want.set(await dense.forward(next.subarray(t, t + 1)), t * 256);
+    const maxDiff = (a: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - want[i]!)), 0);
+    for (const spec of ['quest', 'blocks', 'tidal']) {
+      const all = restoreSession(runner, cap);
+      all.sparse = sparseCacheOptions(parseSparseSpec(spec)!, 100_000, model.config.nLayers);
+      const got = await all.forward(next);
+      expect(all.position).toBe(300 + next.length);
+      expect(all.cache.lengths().data[0]).toBe(300 + next.length);
+      expect([spec, maxDiff(got)]).toEqual([spec, expect.closeTo(0, 3)]);
+      const few = restoreSession(runner, cap);
+      few.sparse = sparseCacheOptions(parseSparseSpec(spec)!, 64, model.config.nLayers);
+      expect([spec, maxDiff(await few.forward(next)) > 1e-2]).toEqual([spec, true]);
+    }
+  });
+
+  test('sparse rows: every row kept, the budget attended per byte, memory counts the summaries', async () => {
+    const r = await runRealKvEval(model, { ...tiny, passages: 1, trials: 1, budgets: [0.25], policies: ['quest', 'tidal:selectLayer=2'] });
+    expect(r.rows.map((x) => [x.policy, x.kind, x.fraction])).toEqual([['full', 'full', null], ['quest', 'sparse', 0.25], ['tidal:selectLayer=2', 'sparse', 0.25]]);
+    const full = r.rows[0]!;
+    for (const row of r.rows.slice(1)) {
+      expect(row.loss!.keep).toBe(realKeepFor(0.25, 192));
+      expect(row.loss!.kept).toBe(1);
+      expect(row.needle!.kept).toBe(1);
+      expect(row.loss!.delta).toBeCloseTo(row.loss!.bitsPerByte - full.loss!.bitsPerByte, 9);
+      expect(row.loss!.delta).not.toBe(0); // 48 of 216 rows per step: not the full cache's result
+    }
+    // Quest's page summaries (2 rows per 16 keys) on top of the full cache; TidalDecode keeps none.
+    expect(r.rows[1]!.loss!.memory).toBeGreaterThan(1.05);
+    expect(r.rows[2]!.loss!.memory).toBe(1);
+    expect(formatRealKvEvalTable(r)).toMatch(/^quest\s+25%\s+100.0%/m);
   });
 
   test('speckv scores with lookahead queries from the draft model', async () => {

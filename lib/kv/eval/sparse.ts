@@ -17,12 +17,14 @@
  * eviction rows' (run.ts): needle cosine on the outputs, relative error, and
  * the full attention's mass on the positions each query selected.
  *
- * SPARSE_EVAL_METHODS is the one list: TidalDecode and block retrieval append
- * their entries there.
+ * SPARSE_EVAL_METHODS is the one list (Quest, block retrieval, TidalDecode);
+ * findSparseEvalMethod also reads specs with options (`quest:pageSize=8`).
  */
 import { attention } from '../../attention.js';
 import { blockSelect, blockSummaries, type BlockSummaries } from '../../sparse/blocks.js';
-import { questPageSummaries, questSelect, type QuestSummaries } from '../../sparse/quest.js';
+import { questPageSummaries, questSelect, type QuestSummaries, type SparseOptions } from '../../sparse/quest.js';
+import { tidalSelect } from '../../sparse/tidal.js';
+import { rangeError } from '../../errors.js';
 import type { FloatDType, Tensor } from '../../tensor.js';
 import type { EvalQueries } from './workload.js';
 
@@ -49,35 +51,195 @@ export interface SparseEvalMethod {
   select(input: SparseSelectInput): Tensor<'i32'>;
 }
 
-/** Quest with the library's defaults (pageSize 16, current page in, gqa 'sum'), stateless form. */
-export const QUEST_EVAL: SparseEvalMethod = {
-  name: 'quest',
-  select({ layer, q, k, budget, memo }) {
-    const n = k.shape[1]!;
-    const summaries = memo(`${layer}/${n}`, (): QuestSummaries => questPageSummaries(k, { pageSize: 16 }));
-    return questSelect(q, summaries, { budget });
-  },
-};
+/** Quest's options an eval spec may set (the page summaries' pageSize and questSelect's). */
+export interface QuestEvalOptions { pageSize?: number; sinks?: number; recent?: number; gqa?: 'max' | 'sum' }
+/** Block retrieval's options (blockSummaries' blockSize and blockSelect's). */
+export interface BlocksEvalOptions { blockSize?: number; sinks?: number; recent?: number; gqa?: 'max' | 'sum'; mix?: number }
+/** TidalDecode's options: the schedule (default tidalEvalSchedule(nLayers)) and tidalSelect's forced tokens. */
+export interface TidalEvalOptions { selectLayer?: number; reselectLayers?: number[]; sinks?: number; recent?: number }
 
-/** The sparse methods `eval kv` knows; TidalDecode and block retrieval append theirs. */
-/** Block retrieval with the library's defaults (blocks of 64, sink block and local window in, gqa 'sum', mix 0.5), stateless form. */
-export const BLOCKS_EVAL: SparseEvalMethod = {
-  name: 'blocks',
-  select({ layer, q, k, budget, memo }) {
-    const n = k.shape[1]!;
-    const summaries = memo(`${layer}/${n}`, (): BlockSummaries => blockSummaries(k, { blockSize: 64 }));
-    return blockSelect(q, summaries, { budget });
-  },
-};
+/** Quest (pageSize 16, current page in, gqa 'sum' unless set), stateless form. */
+export function questEval(opts: QuestEvalOptions = {}, name = 'quest'): SparseEvalMethod {
+  const { pageSize = 16, ...select } = opts;
+  return {
+    name,
+    select({ layer, q, k, budget, memo }) {
+      const n = k.shape[1]!;
+      const summaries = memo(`${layer}/${n}`, (): QuestSummaries => questPageSummaries(k, { pageSize }));
+      return questSelect(q, summaries, { budget, ...select });
+    },
+  };
+}
 
-export const SPARSE_EVAL_METHODS: SparseEvalMethod[] = [QUEST_EVAL, BLOCKS_EVAL];
+/** Block retrieval (blocks of 64, sink block and local window in, gqa 'sum', mix 0.5 unless set), stateless form. */
+export function blocksEval(opts: BlocksEvalOptions = {}, name = 'blocks'): SparseEvalMethod {
+  const { blockSize = 64, ...select } = opts;
+  return {
+    name,
+    select({ layer, q, k, budget, memo }) {
+      const n = k.shape[1]!;
+      const summaries = memo(`${layer}/${n}`, (): BlockSummaries => blockSummaries(k, { blockSize }));
+      return blockSelect(q, summaries, { budget, ...select });
+    },
+  };
+}
+
+/** The official code's schedule: 32 layers, full 0-1, selection at 2, re-selection at 13 (docs/sparse.md#tidaldecode). */
+const PAPER_LAYERS = 32;
+const PAPER_SELECT = 2;
+const PAPER_RESELECT = 13;
+
+/**
+ * TidalDecode's schedule scaled from the paper's 32 layers to nLayers:
+ * selectLayer = round(2 nLayers / 32), at most nLayers - 2 (so at least one
+ * layer reuses the selection; 0 on a 1-layer stack); the re-selection at
+ * round(13 nLayers / 32), kept only when a layer reuses positions on both
+ * sides of it (selectLayer + 1 < r < nLayers - 1). 32 layers: 2 and [13];
+ * 4 layers (models/lm main): 0 and [2]; 2 layers (the synthetic default):
+ * 0 and []. Layers before selectLayer attend fully.
+ */
+export function tidalEvalSchedule(nLayers: number): { selectLayer: number; reselectLayers: number[] } {
+  const selectLayer = Math.max(0, Math.min(Math.round((PAPER_SELECT * nLayers) / PAPER_LAYERS), nLayers - 2));
+  const r = Math.round((PAPER_RESELECT * nLayers) / PAPER_LAYERS);
+  return { selectLayer, reselectLayers: r > selectLayer + 1 && r < nLayers - 1 ? [r] : [] };
+}
+
+/**
+ * The schedule a TidalDecode spec runs on nLayers: the spec's selectLayer and
+ * reselectLayers where set, else tidalEvalSchedule's; a default re-selection
+ * that the spec's selectLayer leaves without a gathered layer on both sides
+ * (r <= selectLayer + 1 or r >= nLayers - 1) is dropped. RangeError when the
+ * spec's selectLayer is not a layer of the stack.
+ */
+export function resolveTidalSchedule(opts: TidalEvalOptions, nLayers: number): { selectLayer: number; reselectLayers: number[] } {
+  const sch = tidalEvalSchedule(nLayers);
+  const selectLayer = opts.selectLayer ?? sch.selectLayer;
+  if (selectLayer >= nLayers) throw rangeError('tidal selectLayer', `a layer index in [0, ${nLayers - 1}]`, selectLayer);
+  const reselectLayers = opts.reselectLayers ?? sch.reselectLayers.filter((r) => r > selectLayer + 1 && r < nLayers - 1);
+  return { selectLayer, reselectLayers };
+}
+
+/**
+ * TidalDecode, stateless form, one decode step over the layers (the step's
+ * `state` carries the kept positions): layers before selectLayer attend
+ * every visible position; the selection and re-selection layers attend every
+ * position too and keep the top-`budget` positions per KV head by the key
+ * mass of that same full pass (attention(..., { returnKeyMass }) then
+ * tidalSelect, as the cache does); every other layer attends the kept
+ * positions. A selection layer's output is the dense one (it reads every
+ * row), so its `selected` (and mass) is every visible position.
+ */
+export function tidalEval(opts: TidalEvalOptions = {}, name = 'tidal'): SparseEvalMethod {
+  const { selectLayer: sl, reselectLayers: rl, ...select } = opts;
+  return {
+    name,
+    select({ layer, nLayers, q, k, v, budget, state }) {
+      const { selectLayer, reselectLayers: reselect } = resolveTidalSchedule({ selectLayer: sl, reselectLayers: rl }, nLayers);
+      const [nKvHeads, n] = k.shape as [number, number, number];
+      const every = (): Tensor<'i32'> => {
+        const data = new Int32Array(nKvHeads * n);
+        for (let g = 0; g < nKvHeads; g++) for (let p = 0; p < n; p++) data[g * n + p] = p;
+        return { dtype: 'i32', shape: [nKvHeads, n], data };
+      };
+      if (layer < selectLayer) return every();
+      if (layer === selectLayer || reselect.includes(layer)) {
+        const { keyMass } = attention(q, k, v, { returnKeyMass: true });
+        state.set('tidal', { n, indices: tidalSelect(keyMass!, { budget, nQ: 1, ...select }) });
+        return every();
+      }
+      const kept = state.get('tidal') as { n: number; indices: Tensor<'i32'> } | undefined;
+      if (!kept) throw rangeError('tidal step', `the selection layer ${selectLayer} visited before layer ${layer}`, 'no positions kept');
+      if (kept.n !== n) throw rangeError('tidal step', `the same visible prefix in every layer of a step (${kept.n} at the selection)`, n);
+      return kept.indices;
+    },
+  };
+}
+
+export const QUEST_EVAL: SparseEvalMethod = questEval();
+export const BLOCKS_EVAL: SparseEvalMethod = blocksEval();
+export const TIDAL_EVAL: SparseEvalMethod = tidalEval();
+
+/** The sparse methods `eval kv` knows, with the library's defaults (TidalDecode: tidalEvalSchedule). */
+export const SPARSE_EVAL_METHODS: SparseEvalMethod[] = [QUEST_EVAL, BLOCKS_EVAL, TIDAL_EVAL];
 
 export function sparseEvalMethodNames(): string[] {
   return SPARSE_EVAL_METHODS.map((m) => m.name);
 }
 
-export function findSparseEvalMethod(name: unknown): SparseEvalMethod | undefined {
-  return typeof name === 'string' ? SPARSE_EVAL_METHODS.find((m) => m.name === name) : undefined;
+/** Options a spec may set per method, and how to read each value. */
+const SPEC_OPTIONS: Record<string, Record<string, 'int' | 'gqa' | 'mix' | 'layers'>> = {
+  quest: { pageSize: 'int', sinks: 'int', recent: 'int', gqa: 'gqa' },
+  blocks: { blockSize: 'int', sinks: 'int', recent: 'int', gqa: 'gqa', mix: 'mix' },
+  tidal: { selectLayer: 'int', reselectLayers: 'layers', sinks: 'int', recent: 'int' },
+};
+
+/** A parsed spec: the method's name and the options it sets. */
+export interface SparseSpec {
+  name: 'quest' | 'blocks' | 'tidal';
+  options: QuestEvalOptions | BlocksEvalOptions | TidalEvalOptions;
+}
+
+/**
+ * Reads a sparse method spec: a name of SPARSE_EVAL_METHODS, optionally with
+ * options as `name:key=value:key=value`, e.g. `quest:pageSize=8:gqa=max`,
+ * `blocks:mix=1`, `tidal:selectLayer=1:reselectLayers=none` (layer lists:
+ * `3/7` or `none`). undefined when the name is not a sparse method; a
+ * TypeError / RangeError naming the spec and the option for a bad option.
+ */
+export function parseSparseSpec(spec: unknown): SparseSpec | undefined {
+  if (typeof spec !== 'string') return undefined;
+  const [name, ...parts] = spec.split(':');
+  if (!SPARSE_EVAL_METHODS.some((m) => m.name === name)) return undefined;
+  const known = SPEC_OPTIONS[name!]!;
+  const opts: Record<string, unknown> = {};
+  for (const part of parts) {
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? part : part.slice(0, eq);
+    const raw = eq < 0 ? '' : part.slice(eq + 1);
+    const kind = known[key];
+    if (kind === undefined) throw new TypeError(`${spec}: unknown ${name} option "${key}"; known: ${Object.keys(known).join(', ')} (as ${name}:key=value)`);
+    if (key in opts) throw new TypeError(`${spec}: option "${key}" given twice`);
+    const bad = (what: string) => new RangeError(`${spec}: ${key}: expected ${what}, received "${raw}"`);
+    if (kind === 'int') {
+      if (!/^\d+$/.test(raw)) throw bad('a non-negative integer');
+      opts[key] = Number(raw);
+    } else if (kind === 'gqa') {
+      if (raw !== 'max' && raw !== 'sum') throw bad('max or sum');
+      opts[key] = raw;
+    } else if (kind === 'mix') {
+      const x = Number(raw);
+      if (raw === '' || !(x >= 0 && x <= 1)) throw bad('a number in [0, 1]');
+      opts[key] = x;
+    } else {
+      if (raw === 'none') opts[key] = [];
+      else if (/^\d+(\/\d+)*$/.test(raw)) opts[key] = raw.split('/').map(Number);
+      else throw bad('layer indices separated by / (e.g. 13 or 5/13), or none');
+    }
+  }
+  return { name: name as SparseSpec['name'], options: opts };
+}
+
+/** The method a spec names (parseSparseSpec), with its options; undefined when it names no sparse method. */
+export function findSparseEvalMethod(spec: unknown): SparseEvalMethod | undefined {
+  const parsed = parseSparseSpec(spec);
+  if (!parsed) return undefined;
+  if (!(spec as string).includes(':')) return SPARSE_EVAL_METHODS.find((m) => m.name === parsed.name);
+  const label = spec as string;
+  if (parsed.name === 'quest') return questEval(parsed.options as QuestEvalOptions, label);
+  if (parsed.name === 'blocks') return blocksEval(parsed.options as BlocksEvalOptions, label);
+  return tidalEval(parsed.options as TidalEvalOptions, label);
+}
+
+/**
+ * The KvCache `sparse` option of a spec at a budget, for a cache of nLayers
+ * (TidalDecode: tidalEvalSchedule(nLayers) unless the spec sets the layers).
+ */
+export function sparseCacheOptions(spec: SparseSpec, budget: number, nLayers: number): SparseOptions {
+  if (spec.name === 'tidal') {
+    const o = spec.options as TidalEvalOptions;
+    return { method: 'tidal', budget, ...o, ...resolveTidalSchedule(o, nLayers) } as SparseOptions;
+  }
+  return { method: spec.name, budget, ...spec.options } as SparseOptions;
 }
 
 /** [nKvHeads, n, headDim] view of the first n rows of t [nKvHeads, nKv, headDim] (contiguous or strided). */

@@ -101,10 +101,11 @@ function niceMax(v: number): number {
   return steps.find((s) => s >= v) ?? Math.ceil(v);
 }
 
-/** Where a row sits on the x axis: the rows its cache really kept (razor keeps more than its budget); int caches: their memory. */
+/** Where a row sits on the x axis: the rows its cache really kept (razor keeps more than its budget); int caches: their memory; sparse methods: the rows each step attends (their budget). */
 function xOf(r: RealKvEvalRow): number {
   const cell = r.loss ?? r.needle;
   if (!cell) return 1;
+  if (r.kind === 'sparse') return r.fraction ?? 1;
   return r.kind === 'quant' ? cell.memory : cell.kept;
 }
 

@@ -30,6 +30,15 @@
  * does not accumulate mass); speckv gets draft queries from the draft model
  * (model-heads.ts); razor gets retrieval heads picked on this model.
  *
+ * Sparse methods (quest, blocks, tidal; variants.ts) keep the whole f16
+ * cache and select per decoded byte: the continuation and the needle's
+ * question are decoded one byte per step through KvCache.attend's `sparse`
+ * with budget keep (runner.ts), TidalDecode with its schedule scaled to the
+ * model's layers (tidalEvalSchedule: 4 layers -> selection at 0,
+ * re-selection at 2). Their `kept` is 1 (every row stays); `memory` is
+ * the cache's memory before the task plus the summaries the selection
+ * built (read after the task).
+ *
  * Every configuration starts from the same captured prefill (context.ts),
  * so budget 100% reproduces the full-cache row exactly.
  */
@@ -47,6 +56,7 @@ import { pickModelRetrievalHeads, specKvDraftQueries, type RetrievalHeadPick } f
 import { makeNeedleTrial, samplePassages, type NeedleTrial } from './text.js';
 import { DEFAULT_REAL_VARIANTS, parseVariant, type RealVariant } from './variants.js';
 import { StageRunner, type RunnerSession } from './runner.js';
+import { sparseCacheOptions } from '../../kv/eval/sparse.js';
 
 export const DEFAULT_REAL_BUDGETS: readonly number[] = [0.05, 0.1, 0.25, 0.5];
 
@@ -115,8 +125,8 @@ export interface RealNeedleCell {
 export interface RealKvEvalRow {
   /** 'full', a policy name, 'snapkv+merge', 'int8', ... */
   policy: string;
-  kind: 'full' | 'evict' | 'quant';
-  /** Budget fraction; null for full and quantized rows (every token kept). */
+  kind: 'full' | 'evict' | 'quant' | 'sparse';
+  /** Budget fraction; null for full and quantized rows (every token kept). Sparse rows: rows attended per byte = keep. */
   fraction: number | null;
   loss?: RealLossCell;
   needle?: RealNeedleCell;
@@ -253,8 +263,8 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
   }
   const evictConfigs: Config[] = [];
   for (const v of o.variants) {
-    if (v.kind !== 'evict') continue;
-    for (const f of o.budgets) evictConfigs.push({ key: `${v.name}@${f}`, policy: v.name, kind: 'evict', fraction: f, variant: v });
+    if (v.kind !== 'evict' && v.kind !== 'sparse') continue;
+    for (const f of o.budgets) evictConfigs.push({ key: `${v.name}@${f}`, policy: v.name, kind: v.kind, fraction: f, variant: v });
   }
   const usesRazor = o.variants.some((v) => v.kind === 'evict' && v.name === 'razor');
   const usesSpec = o.variants.some((v) => v.kind === 'evict' && (v.name === 'speckv' || v.name === 'speckv+merge'));
@@ -295,6 +305,11 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
     const sessionFor = (cfg: Config, cap: CapturedContext, task: 'loss' | 'needle', drafts: unknown[] | undefined): RunnerSession | undefined => {
       if (cfg.kind === 'full') return restoreSession(runner, cap, 'f16');
       if (cfg.kind === 'quant') return restoreSession(runner, cap, (cfg.variant as { dtype: 'int8' | 'int4' }).dtype);
+      if (cfg.kind === 'sparse') {
+        const s = restoreSession(runner, cap, 'f16');
+        s.sparse = sparseCacheOptions((cfg.variant as RealVariant & { kind: 'sparse' }).spec, realKeepFor(cfg.fraction!, cap.length), cap.nLayers);
+        return s;
+      }
       const v = cfg.variant as RealVariant & { kind: 'evict' };
       const isSpec = v.name.startsWith('speckv');
       if (isSpec && specSkip) { skip(cfg, 'all', specSkip); return undefined; }
@@ -331,9 +346,10 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
           const s = sessionFor(cfg, cap, 'loss', drafts);
           if (!s) continue;
           const kept = cachedRows(s) / fullRows(cap);
-          const mem = s.cache.memoryBytes;
+          let mem = s.cache.memoryBytes;
           if (cfg.kind === 'full') fullMemory = mem;
           const bits = sumBits(await s.forward(input), targets);
+          if (cfg.kind === 'sparse') mem += summaryBytes(s); // the full cache's rows + the summaries the selection built
           if (cfg.kind === 'full') fullBits = bits;
           const acc = loss.get(cfg.key) ?? { keep: cfg.fraction === null ? C : realKeepFor(cfg.fraction, C), kept: 0, memory: 0, bits: 0, bytes: 0, perPassage: [] };
           acc.kept += kept;
@@ -360,9 +376,10 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
           const s = sessionFor(cfg, cap, 'needle', drafts);
           if (!s) continue;
           const kept = cachedRows(s) / fullRows(cap);
-          const mem = s.cache.memoryBytes;
+          let mem = s.cache.memoryBytes;
           if (cfg.kind === 'full') fullMemory = mem;
           const ans = await answerNeedle(s, trial);
+          if (cfg.kind === 'sparse') mem += summaryBytes(s);
           const acc = needle.get(cfg.key) ?? { keep: cfg.fraction === null ? o.needleContext : realKeepFor(cfg.fraction, o.needleContext), kept: 0, memory: 0, correct: 0, bits: 0, trials: 0 };
           acc.kept += kept;
           acc.memory += mem / fullMemory;
@@ -396,8 +413,8 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
       if (nd) row.needle = { keep: nd.keep, kept: nd.kept / nd.trials, memory: nd.memory / nd.trials, accuracy: nd.correct / nd.trials, keyBits: nd.bits / (nd.trials * (o.digits - 1)), correct: nd.correct, trials: nd.trials };
       if (row.loss || row.needle) rows.push(row);
     }
-    // Full row first, then evictions, then the integer caches.
-    const order = (r: RealKvEvalRow) => (r.kind === 'full' ? 0 : r.kind === 'evict' ? 1 : 2);
+    // Full row first, then evictions, then the integer caches, then sparse methods.
+    const order = (r: RealKvEvalRow) => (r.kind === 'full' ? 0 : r.kind === 'evict' ? 1 : r.kind === 'quant' ? 2 : 3);
     rows.sort((a, b) => order(a) - order(b));
 
     return {
@@ -432,6 +449,18 @@ export async function runRealKvEval(model: ByteLm, options: RealKvEvalOptions): 
  * feeds the same bytes), so `correct` is the greedy result; `bits` is the
  * answer's cost (-log2 p of its digits) under the model.
  */
+/**
+ * Bytes of the page / block summaries a sparse session's cache built (every
+ * layer). Added to the cache's memory before the task: reading memoryBytes
+ * after the task would also count the rows the decoded bytes appended (and
+ * the capacity grown for them), which the full cache's figure does not.
+ */
+function summaryBytes(s: RunnerSession): number {
+  let b = 0;
+  for (let l = 0; l < s.cache.nLayers; l++) b += s.cache.questSummaries(l).bytes;
+  return b;
+}
+
 export async function answerNeedle(s: Pick<RunnerSession, 'forward'>, trial: NeedleTrial): Promise<{ correct: boolean; bits: number }> {
   const q = trial.question.length;
   const n = trial.answer.length;

@@ -14,12 +14,18 @@
  * rebuilt from one captured prefill (context.ts), at position C; LmSession
  * counts its position from 0 and offers no way to set it. A test checks
  * that this loop gives LmSession's logits.
+ *
+ * A session with `sparse` set (the sparse methods of the evaluation) decodes
+ * one byte per run, every layer attending with that option: each byte is one
+ * decode step, so a method selects for every byte (TidalDecode's selection
+ * layer hands its positions to the later layers of the same byte).
  */
 import { join } from 'node:path';
 import type { ByteLm, LayerActivations } from '../byte-lm.js';
 import { KvCache, type KvCacheOptions } from '../../kv/cache.js';
 import { loadOrt, type OrtModule, type OrtSession, type OrtTensor } from '../ort-loader.js';
 import { rangeError } from '../../errors.js';
+import type { SparseOptions } from '../../sparse/quest.js';
 
 export class StageRunner {
   readonly model: ByteLm;
@@ -51,7 +57,7 @@ export class StageRunner {
   }
 
   /** Runs bytes at positions position .. position + T - 1 over the cache; logits f32 [T, 256]. */
-  async run(cache: KvCache, position: number, bytes: Uint8Array, onLayer?: (a: LayerActivations) => void): Promise<Float32Array> {
+  async run(cache: KvCache, position: number, bytes: Uint8Array, onLayer?: (a: LayerActivations) => void, sparse?: SparseOptions): Promise<Float32Array> {
     const ort = this.#ort;
     const { nLayers, nHeads, headDim } = this.model.config;
     const T = bytes.length;
@@ -70,7 +76,7 @@ export class StageRunner {
       const v = out.v!;
       onLayer?.({ layer: l, q: q.data as Float32Array, k: k.data as Float32Array, v: v.data as Float32Array });
       cache.append(l, k as never, v as never);
-      const attn = cache.attend(l, q as never).output;
+      const attn = (sparse ? cache.attend(l, q as never, { sparse }) : cache.attend(l, q as never)).output;
       const attnT: OrtTensor = new ort.Tensor('float32', attn.data, [1, nHeads, T, headDim]);
       const feeds: Record<string, OrtTensor> = { residual: out.residual_out!, attn: attnT };
       if (l + 1 < nLayers) feeds.position_ids = posT;
@@ -89,6 +95,8 @@ export class RunnerSession {
   readonly runner: StageRunner;
   readonly cache: KvCache;
   position: number;
+  /** When set: every forward decodes byte by byte, attending with this `sparse` option (see the module comment). */
+  sparse: SparseOptions | undefined;
 
   constructor(runner: StageRunner, cache: KvCache, position: number) {
     this.runner = runner;
@@ -98,6 +106,15 @@ export class RunnerSession {
 
   async forward(tokens: Uint8Array | readonly number[], opts: { onLayer?: (a: LayerActivations) => void } = {}): Promise<Float32Array> {
     const bytes = tokens instanceof Uint8Array ? tokens : Uint8Array.from(tokens);
+    if (this.sparse) {
+      const logits = new Float32Array(bytes.length * 256);
+      for (let t = 0; t < bytes.length; t++) {
+        this.cache.beginStep();
+        logits.set(await this.runner.run(this.cache, this.position, bytes.subarray(t, t + 1), opts.onLayer, this.sparse), t * 256);
+        this.position += 1;
+      }
+      return logits;
+    }
     const logits = await this.runner.run(this.cache, this.position, bytes, opts.onLayer);
     this.position += bytes.length;
     return logits;

@@ -1,0 +1,119 @@
+// Quest summaries kept through appends on float caches at the head sizes the
+// SIMD fold paths serve (native/sparse/quest_fold.cpp: F16C blocks of 32
+// channels plus 8-channel tails; d % 8 != 0 takes the scalar loop), with the
+// fold done inside append (native/kv/kv_cache.cpp: append_float_rows), on the
+// inline path (small appends) and the pooled one (large appends).
+//
+// Reference: float64 min / max per page of the exported keys, computed here.
+// Float summaries are exact (the min / max of stored values is a stored
+// value), so every comparison is equality.
+import { describe, expect, test } from 'vitest';
+import { KvCache, type KvCacheDtype, type Tensor } from '../../lib/index.js';
+import { decode3 } from '../reference/attention.js';
+import { mulberry32, type Rng } from '../reference/random.js';
+import { randomTensor3 } from './helpers.js';
+import { withIsa } from './isa.js';
+
+const P = 16;
+
+function refPages(K: Float64Array, rowOffset: number, n: number, d: number): { lo: number[]; hi: number[] } {
+  const lo: number[] = [], hi: number[] = [];
+  for (let p = 0; p * P < n; p++) {
+    for (let c = 0; c < d; c++) {
+      let a = Infinity, b = -Infinity;
+      for (let t = p * P; t < Math.min(n, (p + 1) * P); t++) {
+        const x = K[(rowOffset + t) * d + c]!;
+        a = Math.min(a, x);
+        b = Math.max(b, x);
+      }
+      lo.push(a);
+      hi.push(b);
+    }
+  }
+  return { lo, hi };
+}
+
+/** Every head's summaries equal the float64 min / max of its exported keys, page by page. */
+function expectExact(cache: KvCache, layer: number): void {
+  const e = cache.export(layer, { dtype: 'f32' });
+  const s = cache.questSummaries(layer);
+  const [H, maxLen, d] = e.k.shape as [number, number, number];
+  const K = decode3(e.k);
+  const pages = s.kmin.shape[1]!;
+  expect(s.pageSize).toBe(P);
+  for (let h = 0; h < H; h++) {
+    const n = e.lengths[h]!;
+    expect(s.headPages[h]).toBe(Math.ceil(n / P));
+    const ref = refPages(K, h * maxLen, n, d);
+    const m = Math.ceil(n / P) * d;
+    expect(Array.from(s.kmin.data.subarray(h * pages * d, h * pages * d + m))).toEqual(ref.lo);
+    expect(Array.from(s.kmax.data.subarray(h * pages * d, h * pages * d + m))).toEqual(ref.hi);
+  }
+}
+
+function appendRandom(cache: KvCache, rng: Rng, H: number, d: number, m: number): void {
+  cache.append(0, randomTensor3(rng, 'f32', [H, m, d], 3), randomTensor3(rng, 'f32', [H, m, d], 1));
+}
+
+const FLOAT_DTYPES: KvCacheDtype[] = ['f16', 'f32', 'bf16'];
+
+describe.each(FLOAT_DTYPES)('Quest summaries through appends (%s cache)', (dtype) => {
+  // 128: four 32-channel blocks; 40: one block and an 8-channel tail; 24:
+  // tails only; 12: the scalar loop.
+  test.each([128, 40, 24, 12])('headDim %i: single tokens, page-crossing chunks and a pooled chunk stay exact', (d) => {
+    const rng = mulberry32(100 + d);
+    const H = 3;
+    const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 4096, dtype });
+    appendRandom(cache, rng, H, d, 37);
+    const q: Tensor<'f32'> = randomTensor3(rng, 'f32', [H, 1, d], 1);
+    cache.attend(0, q, { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
+    expectExact(cache, 0);
+    for (const m of [1, 1, 9, 1, 16, 5, 33, 1]) {
+      appendRandom(cache, rng, H, d, m);
+      expectExact(cache, 0);
+    }
+    // Large enough for the pooled append path (each head in a pool task).
+    appendRandom(cache, rng, H, d, 1500);
+    expectExact(cache, 0);
+  });
+
+  test('the SIMD fold and the scalar loop give the same summaries', () => {
+    const d = 72;
+    const H = 2;
+    const build = () => {
+      const rng = mulberry32(7);
+      const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 2048, dtype });
+      appendRandom(cache, rng, H, d, 20);
+      cache.attend(0, randomTensor3(rng, 'f32', [H, 1, d], 1), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
+      for (const m of [1, 3, 17, 200]) appendRandom(cache, rng, H, d, m);
+      const s = cache.questSummaries(0);
+      return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data) };
+    };
+    expect(withIsa('scalar', build)).toEqual(build());
+  });
+
+  test('a failed append (a non-finite value in the last head) leaves the summaries as they were', () => {
+    const d = 64;
+    const H = 4;
+    const rng = mulberry32(9);
+    const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 8192, dtype });
+    appendRandom(cache, rng, H, d, 21);
+    cache.attend(0, randomTensor3(rng, 'f32', [H, 1, d], 1), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
+    const snapshot = () => {
+      const s = cache.questSummaries(0);
+      return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data), pages: Array.from(s.headPages) };
+    };
+    const before = snapshot();
+    for (const m of [3, 2000]) {  // inline and pooled paths
+      const k = randomTensor3(rng, 'f32', [H, m, d], 3);
+      const v = randomTensor3(rng, 'f32', [H, m, d], 1);
+      // Keys far below every stored key: folded, they would move every kmin.
+      (k.data as Float32Array).fill(-1000);
+      (v.data as Float32Array)[v.data.length - 1] = NaN;
+      expect(() => cache.append(0, k, v)).toThrow(/finite/);
+      expect(snapshot()).toEqual(before);
+    }
+    appendRandom(cache, rng, H, d, 5);
+    expectExact(cache, 0);
+  });
+});
