@@ -16,72 +16,36 @@
 
 namespace tp::sparse {
 
-#ifdef TP_QUEST_FOLD_X86
-namespace {
-// fold_rows' loop 8 channels at a time (min / max are exact in any order;
-// _mm256_min_ps(x, lo) is std::min(lo, x), _mm256_max_ps(x, hi) is
-// std::max(hi, x), NaN included). d a multiple of 8.
-__attribute__((target("avx2"))) void fold_rows_avx2(const float* rows, int64_t r, int64_t n, int64_t d, float* lo, float* hi) {
-  for (int64_t c = 0; c < d; c += 8) {
-    __m256 l = _mm256_loadu_ps(lo + c), h = _mm256_loadu_ps(hi + c);
-    for (int64_t i = r; i < n; ++i) {
-      const __m256 x = _mm256_loadu_ps(rows + i * d + c);
-      l = _mm256_min_ps(x, l);
-      h = _mm256_max_ps(x, h);
-    }
-    _mm256_storeu_ps(lo + c, l);
-    _mm256_storeu_ps(hi + c, h);
-  }
-}
-}  // namespace
-#endif
 
-void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bool init) {
-  int64_t r = 0;
-  if (init && n > 0) {
-    std::memcpy(lo, rows, static_cast<size_t>(d) * sizeof(float));
-    std::memcpy(hi, rows, static_cast<size_t>(d) * sizeof(float));
-    r = 1;
-  }
-#ifdef TP_QUEST_FOLD_X86
-  if (r < n && d % 8 == 0 && active_isa() >= IsaLevel::Avx2) {
-    fold_rows_avx2(rows, r, n, d, lo, hi);
-    return;
-  }
-#endif
-  for (; r < n; ++r) {
-    const float* x = rows + r * d;
-    for (int64_t c = 0; c < d; ++c) {
-      lo[c] = std::min(lo[c], x[c]);
-      hi[c] = std::max(hi[c], x[c]);
-    }
-  }
-}
 
 
 #ifdef TP_QUEST_FOLD_X86
 namespace {
-__attribute__((target("avx2,f16c"))) inline __m256 load_f16x8(const uint16_t* p) {
+// Eight channels of a row as f32: f32 loaded, f16 decoded by F16C (exact).
+__attribute__((target("avx2,f16c"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,f16c"))) inline __m256 load8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// fold_stored_rows for f16 rows, 32 channels (four vectors) at a time: four
+// The fold for f32 or f16 rows, 32 channels (four vectors) at a time: four
 // independent min / max chains per row, where one chain per 8 channels
-// waited on the previous row's result (latency-bound: 3x slower). F16C
-// decodes exactly. d a multiple of 8.
-__attribute__((target("avx2,f16c"))) void fold_f16_avx2(const uint16_t* rows, int64_t n, int64_t d, float* lo, float* hi,
-                                                         bool init) {
+// waited on the previous row's result (latency-bound: 3x slower).
+// _mm256_min_ps(x, lo) is std::min(lo, x) and _mm256_max_ps(x, hi) is
+// std::max(hi, x), NaN included, so the result is the scalar loop's.
+// d a multiple of 8.
+template <typename T>
+__attribute__((target("avx2,f16c"))) void fold_avx2(const T* rows, int64_t n, int64_t d, float* lo, float* hi, bool init) {
   const int64_t r0 = init ? 1 : 0;
   int64_t c = 0;
   for (; c + 32 <= d; c += 32) {
     __m256 l[4], h[4];
     for (int k = 0; k < 4; ++k) {
-      l[k] = init ? load_f16x8(rows + c + 8 * k) : _mm256_loadu_ps(lo + c + 8 * k);
+      l[k] = init ? load8(rows + c + 8 * k) : _mm256_loadu_ps(lo + c + 8 * k);
       h[k] = init ? l[k] : _mm256_loadu_ps(hi + c + 8 * k);
     }
     for (int64_t i = r0; i < n; ++i) {
       for (int k = 0; k < 4; ++k) {
-        const __m256 x = load_f16x8(rows + i * d + c + 8 * k);
+        const __m256 x = load8(rows + i * d + c + 8 * k);
         l[k] = _mm256_min_ps(x, l[k]);
         h[k] = _mm256_max_ps(x, h[k]);
       }
@@ -92,10 +56,10 @@ __attribute__((target("avx2,f16c"))) void fold_f16_avx2(const uint16_t* rows, in
     }
   }
   for (; c < d; c += 8) {
-    __m256 l = init ? load_f16x8(rows + c) : _mm256_loadu_ps(lo + c);
+    __m256 l = init ? load8(rows + c) : _mm256_loadu_ps(lo + c);
     __m256 h = init ? l : _mm256_loadu_ps(hi + c);
     for (int64_t i = r0; i < n; ++i) {
-      const __m256 x = load_f16x8(rows + i * d + c);
+      const __m256 x = load8(rows + i * d + c);
       l = _mm256_min_ps(x, l);
       h = _mm256_max_ps(x, h);
     }
@@ -115,13 +79,36 @@ __attribute__((target("avx2,f16c"))) void to_f16_avx2(const float* x, int64_t d,
 }  // namespace
 #endif
 
+void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bool init) {
+  if (n <= 0) return;
+#ifdef TP_QUEST_FOLD_X86
+  if (d % 8 == 0 && active_isa() >= IsaLevel::Avx2) {
+    fold_avx2(rows, n, d, lo, hi, init);
+    return;
+  }
+#endif
+  int64_t r = 0;
+  if (init) {
+    std::memcpy(lo, rows, static_cast<size_t>(d) * sizeof(float));
+    std::memcpy(hi, rows, static_cast<size_t>(d) * sizeof(float));
+    r = 1;
+  }
+  for (; r < n; ++r) {
+    const float* x = rows + r * d;
+    for (int64_t c = 0; c < d; ++c) {
+      lo[c] = std::min(lo[c], x[c]);
+      hi[c] = std::max(hi[c], x[c]);
+    }
+  }
+}
+
 void fold_stored_rows(const void* rows, DType t, int64_t n, int64_t d, float* lo, float* hi, bool init) {
   if (t == DType::F32) return fold_rows(static_cast<const float*>(rows), n, d, lo, hi, init);
   if (n <= 0) return;
   const uint16_t* h = static_cast<const uint16_t*>(rows);
 #ifdef TP_QUEST_FOLD_X86
   if (t == DType::F16 && d % 8 == 0 && active_isa() >= IsaLevel::Avx2) {
-    fold_f16_avx2(h, n, d, lo, hi, init);
+    fold_avx2(h, n, d, lo, hi, init);
     return;
   }
 #endif
