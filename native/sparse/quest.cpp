@@ -307,7 +307,9 @@ Status summarize(const SummarizeParams& p) {
   const int64_t need = view_span(H, n, d, p.k_head_stride, p.k_row_stride);
   if (need < 0 || need > p.k_len) return Status::invalid("k: expected at least " + num(need) + " elements for its shape and strides, received " + num(p.k_len));
   const int64_t pages = page_count(n, P);
-  if (p.out_len != H * pages * d) return Status::invalid("kmin, kmax: expected " + num(H * pages * d) + " elements each, received " + num(p.out_len));
+  // Products checked: a wrapped one must not pass (the binding bounds them too).
+  const int64_t elems = checked_mul(checked_mul(H, pages), d);
+  if (elems < 0 || p.out_len != elems) return Status::invalid("kmin, kmax: expected " + num(elems) + " elements each, received " + num(p.out_len));
   std::vector<float> lo(static_cast<size_t>(d)), hi(static_cast<size_t>(d)), row(static_cast<size_t>(d));
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t pg = 0; pg < pages; ++pg) {
@@ -339,9 +341,12 @@ Status select(const SelectParams& p, int64_t* n_sel_out) {
   const int64_t need = view_span(p.n_heads, p.n_q, d, p.q_head_stride, p.q_row_stride);
   if (need < 0 || need > p.q_len) return Status::invalid("q: expected at least " + num(need) + " elements for its shape and strides, received " + num(p.q_len));
   const int64_t P = p.opts.page_size, pages = page_count(n, P);
-  if (p.sum_len != H * pages * d) return Status::invalid("summaries.kmin, summaries.kmax: expected " + num(H * pages * d) + " elements each, received " + num(p.sum_len));
+  // Products checked: a wrapped one must not pass (the binding bounds them too).
+  const int64_t elems = checked_mul(checked_mul(H, pages), d);
+  if (elems < 0 || p.sum_len != elems) return Status::invalid("summaries.kmin, summaries.kmax: expected " + num(elems) + " elements each, received " + num(p.sum_len));
   const int64_t count = selected_count(n, p.n_q, p.opts);
-  if (p.indices_len < H * count) return Status::invalid("indices: expected room for " + num(H * count) + " elements, received " + num(p.indices_len));
+  const int64_t room = checked_mul(H, count);
+  if (room < 0 || p.indices_len < room) return Status::invalid("indices: expected room for " + num(room) + " elements, received " + num(p.indices_len));
   // Every summary element finite with kmin <= kmax, checked before any
   // head is scored (one SIMD pass; the element loop only names a bad one).
   if (!(simd_check(p.sum_len) && summaries_valid_avx2_or_false(p.lo, p.hi, p.dtype, p.sum_len))) {
