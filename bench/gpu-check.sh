@@ -4,10 +4,13 @@
 # against the CPU attention(), torch SDPA timings, our decode/prefill
 # benchmarks vs the measured bandwidth and vs torch, the device KV cache's
 # eviction and decode step (bench/gpu-kv.ts), Equal-Info decoding on the
-# device vs the CPU (bench/gpu-equal-info.ts), then the full test suite.
+# device vs the CPU (bench/gpu-equal-info.ts), Quest sparse decode on the
+# device cache, dense vs sparse step (bench/gpu-sparse.ts; its correctness
+# against the CPU cache is test/gpu/cuda-kv-quest.test.ts, in the test/gpu
+# step), then the full test suite.
 # Writes under $OUT (default bench-results/gpu): gpu-check.log, vitest.json,
 # shapes.json, torch.json, gpu-bench.json, gpu-bench.md, gpu-kv.json, gpu-kv.md,
-# gpu-equal-info.json, gpu-equal-info.md.
+# gpu-equal-info.json, gpu-equal-info.md, gpu-sparse.json, gpu-sparse.md.
 #
 # Run from the package root: bash bench/gpu-check.sh
 # Env: GPU_CHECK_FULL_SUITE=0 skips the last step (the whole suite, ~2 min),
@@ -70,6 +73,9 @@ node dist/bench/gpu-kv.js --reps "${GPU_KV_REPS:-2}" --json "$OUT/gpu-kv.json" -
 
 step "Equal-Info decoding"
 node dist/bench/gpu-equal-info.js --json "$OUT/gpu-equal-info.json" --md "$OUT/gpu-equal-info.md" || status=1
+
+step "Quest sparse decode on the device cache (dense vs Quest step, summary upkeep)"
+node dist/bench/gpu-sparse.js --json "$OUT/gpu-sparse.json" --md "$OUT/gpu-sparse.md" || status=1
 
 if [[ "${GPU_CHECK_FULL_SUITE:-1}" != 0 ]]; then
   step "full test suite on the CUDA build (with a device)"

@@ -441,6 +441,21 @@ export interface NativeAddon {
   blockSelect(header: Float64Array, q: Float32Array, kmin: Float32Array | Uint16Array, kmax: Float32Array | Uint16Array, kmean: Float32Array, indices: Int32Array): number;
   /** TidalDecode selection: header [nKvHeads, rows, nKv, nQ, budget, sinks, recent, gqa] -> tokens per KV head. */
   tidalSelect(header: Float64Array, weights: Float32Array, indices: Int32Array): number;
+  /**
+   * Tests only: the device Quest's TP_HD code (native/sparse/quest_hd.h) run on the host beside the CPU Quest: header
+   * [nHeads, nKvHeads, nQ, headDim, nKv, dtype, budget, pageSize, sinks, recent, gqa]; k [nKvHeads, nKv, headDim] and
+   * q f32 [nHeads, nQ, headDim] contiguous; writes kmin, kmax [nKvHeads, pages, headDim] (k's dtype), scores (device
+   * code) and cpuScores (CPU scoring) f32 [nKvHeads, pages], indices (device radix top-k on scores) and cpuIndices (CPU
+   * select_pages on cpuScores) i32 [nKvHeads, nSel]; returns nSel.
+   */
+  questDeviceModel(header: Float64Array, k: Float32Array | Uint16Array, q: Float32Array, kmin: Float32Array | Uint16Array,
+    kmax: Float32Array | Uint16Array, scores: Float32Array, cpuScores: Float32Array, indices: Int32Array, cpuIndices: Int32Array): number;
+  /**
+   * Tests only: the device's U8 page summaries of an int cache's keys (native/sparse/quest_u8_hd.h): header [nKvHeads,
+   * nKv, headDim, pageSize], k f32 [nKvHeads, nKv, headDim] (the dequantized keys) -> kmin, kmax f32 [nKvHeads, pages,
+   * headDim] decoded (completed pages from their u8 codes, the partial page exact).
+   */
+  questU8Model(header: Float64Array, k: Float32Array, kmin: Float32Array, kmax: Float32Array): void;
   kvScore(params: NativeKvScoreParams): void;
   kvSelect(params: NativeKvSelectParams): void;
   kvCompact(params: NativeKvCompactParams): void;

@@ -18,8 +18,9 @@
  * device 'cuda' keeps K/V in GPU memory (CUDA build with a device present;
  * otherwise the cache runs on the CPU with the same results, and `device`
  * says 'cpu'). On the device: f16/bf16 caches with headDim 64/128/256;
- * append, attend (with key mass), export, and compress with streamingllm,
- * knorm, h2o, tova or snapkv scoring under uniform, pyramid or adakv budgets.
+ * append, attend (with key mass, and Quest sparse attends), export, and
+ * compress with streamingllm, knorm, h2o, tova or snapkv scoring under
+ * uniform, pyramid or adakv budgets.
  * Other requests throw an Error with code ERR_UNSUPPORTED (they run on a CPU
  * cache), with or without a device, so code behaves the same everywhere.
  * Device failures throw code ERR_CUDA (or ERR_OUT_OF_MEMORY); the process
@@ -34,7 +35,7 @@ import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkBoolean, checkInteger, checkNoOverlap, checkNumber, checkOptions, checkTensor, plainRows } from '../validate.js';
 import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
-import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig, unsupported } from './device.js';
+import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
 import { readOptions } from '../sparse/options.js';
 import { resolveSparse, sparseHeader, type SparseOptions } from '../sparse/quest.js';
 import { tidalRole, tidalSchedule, type TidalRole } from '../sparse/tidal.js';
@@ -443,7 +444,7 @@ export class KvCache {
     if (checkBoolean('opts.returnLse', o.returnLse, false)) p.lse = new Float32Array(nHeads * nQ);
     const returnSelected = checkBoolean('opts.returnSelected', o.returnSelected, false);
     if (returnSelected && !sparse) throw typeError('opts.returnSelected', 'true only with opts.sparse (dense attend attends every row)', true);
-    if (this.#deviceRules) checkDeviceAttend(softcap, sparse !== undefined);
+    if (this.#deviceRules) checkDeviceAttend(softcap, sparse?.method);
     if (sparse) p.sparse = sparseHeader(sparse, 0, role);
     if (returnSelected) p.selectedCount = new Int32Array(this.nKvHeads);
     return { p, shape: [nHeads, nQ, d] };
@@ -638,12 +639,11 @@ export class KvCache {
    * The layer's Quest page summaries, decoded to f32 (the cache stores them
    * in its row dtype, or as outward-rounded u8 codes for int8/int4 caches:
    * docs/sparse.md). pageSize 0 until a sparse attend on the layer built
-   * them. CPU caches only.
+   * them. A device cache copies its summaries (f16 / bf16) from the device.
    */
   questSummaries(layer: number): QuestCacheSummaries {
     this.#idle();
     const l = this.#checkLayer(layer);
-    if (this.#deviceRules) throw unsupported('Quest summaries live on CPU caches only');
     const r = this.#handle.questSummaries(l);
     const shape = [this.nKvHeads, r.pages, this.headDim];
     return {

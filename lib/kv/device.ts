@@ -29,7 +29,13 @@ export function checkDeviceCompression(p: ResolvedCompression | NativeKvCompress
   if ('drafts' in p && p.drafts !== undefined) throw unsupported('draft queries (speckv) run on the CPU only');
 }
 
-export function checkDeviceAttend(softcap: number, sparse = false): void {
+/** Sparse methods with device kernels (native/cuda/cuda_kv_sparse.cu), on every device cache dtype. */
+export const DEVICE_SPARSE_METHODS: readonly string[] = ['quest'];
+
+/** softcap: refused; sparse (the method, if any): Quest runs on the device, TidalDecode and block retrieval are refused. */
+export function checkDeviceAttend(softcap: number, sparseMethod?: string): void {
   if (softcap !== 0) throw unsupported('softcap is not supported on the device');
-  if (sparse) throw unsupported('sparse attention is not supported on the device yet');
+  if (sparseMethod !== undefined && !DEVICE_SPARSE_METHODS.includes(sparseMethod)) {
+    throw unsupported(`sparse.method '${sparseMethod}' runs on CPU caches only (the device runs ${DEVICE_SPARSE_METHODS.map((m) => `'${m}'`).join(', ')})`);
+  }
 }

@@ -42,6 +42,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterModel(env, exports);
   tp::binding::RegisterCm(env, exports);
   tp::binding::RegisterSparse(env, exports);
+  tp::binding::RegisterSparseDeviceModel(env, exports);
   return exports;
 }
 

@@ -15,5 +15,6 @@ void RegisterCodingStepper(Napi::Env env, Napi::Object exports);  // coding_step
 void RegisterModel(Napi::Env env, Napi::Object exports);      // model_binding.cpp
 void RegisterCm(Napi::Env env, Napi::Object exports);         // cm_binding.cpp
 void RegisterSparse(Napi::Env env, Napi::Object exports);     // sparse_binding.cpp
+void RegisterSparseDeviceModel(Napi::Env env, Napi::Object exports);  // sparse_model_binding.cpp (tests)
 
 }  // namespace tp::binding

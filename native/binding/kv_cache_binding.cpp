@@ -496,15 +496,14 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
 
   // questSummaries(layer) -> { pageSize, pages, kmin, kmax: Float32Array
   // [nKvHeads, pages, headDim], headPages: Int32Array, bytes } (pageSize 0:
-  // none yet). CPU caches only.
+  // none yet). CPU and device caches.
   Napi::Value QuestSummaries(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const int64_t layer = info.Length() > 0 ? ToInt(info[0], "layer") : -1;
     Guard g(this, env);
     auto* cpu = dynamic_cast<KvCache*>(cache_.get());
-    if (cpu == nullptr) ThrowStatus(env, Status::unsupported("KvCache on cuda: Quest summaries live on CPU caches only"));
     kv::SummaryExport e;
-    const Status s = cpu->export_summaries(layer, &e);
+    const Status s = cpu != nullptr ? cpu->export_summaries(layer, &e) : cuda::export_device_summaries(*cache_, layer, &e);
     if (!s.is_ok()) ThrowStatus(env, s);
     Napi::Object o = Napi::Object::New(env);
     o.Set("pageSize", Napi::Number::New(env, static_cast<double>(e.page_size)));

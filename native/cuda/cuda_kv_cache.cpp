@@ -21,6 +21,9 @@ Status create_device_kv_cache(const kv::CacheConfig&, kv::KvCacheApi**) {
   return Status::unsupported("KvCache on cuda: this build has no CUDA backend (npm run build:cuda builds it)");
 }
 void fail_device_allocations_after(int64_t) {}
+Status export_device_summaries(const kv::KvCacheApi&, int64_t, kv::SummaryExport*) {
+  return Status::unsupported("KvCache: Quest summaries of a device cache need the CUDA build");
+}
 #endif
 
 }  // namespace tp::cuda

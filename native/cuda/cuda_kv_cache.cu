@@ -217,14 +217,24 @@ Status DeviceKvCache::append(int64_t layer, const kv::AppendInput& in) {
     TP_CUDA_TRY(cudaMemsetAsync(L.mass.as<float>() + at, 0, in.n * 4), "cudaMemsetAsync(append mass)");
     TP_CUDA_TRY(cudaMemcpy(L.count.as<float>() + at, ones.data(), in.n * 4, cudaMemcpyHostToDevice), "cudaMemcpy(append counts)");
   }
+  // Quest summaries stay valid below each head's old length; int caches
+  // requantize the tail rows that move into blocks (their values change).
+  std::vector<int64_t> quest_valid = L.len;
+  if (quantized()) {
+    for (int64_t h = 0; h < H; ++h) quest_valid[h] = std::min(L.len[h], L.n_blocks[h] * qlayout_.group);
+  }
   // Int caches then move their tail into blocks: from here on a failure
   // rolls forward (the host mirror follows the device's new layout).
   if (quantized()) {
     st = append_quantized(L, in, hk, hv);
-    if (!st.is_ok()) return st;
+    if (!st.is_ok()) {
+      quest_drop(L);  // rows may have moved into blocks: rebuilt at the next sparse attend
+      return st;
+    }
   }
   for (int64_t h = 0; h < H; ++h) L.len[h] += in.n;
   st = upload_lens(L);
+  if (st.is_ok()) quest_after_change(L, layer, quest_valid);  // fold the new (and requantized) rows into the Quest summaries
   if (st.is_ok()) st = sync_device("KvCache.append");
   if (!st.is_ok()) return st;
   int64_t next = L.next_pos + in.n;
@@ -404,8 +414,8 @@ Status DeviceKvCache::attend(int64_t layer, const kv::AttendInput& in) {
   Status checked = kv::check_attend(cfg_, layer, in);
   if (!checked.is_ok()) return checked;
   if (in.softcap != 0.0f) return Status::unsupported("KvCache on cuda: softcap is not supported on the device (use a CPU cache)");
-  if (in.sparse_method != 0) return Status::unsupported("KvCache on cuda: sparse attention is not supported on the device yet (use a CPU cache)");
   const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
+  if (in.sparse_method != 0) return attend_quest(layer, in, scale);  // cuda_kv_sparse.cu
   DeviceLayer& L = layers_[layer];
   const int64_t rows = in.n_heads * in.n_q;
   std::vector<float> hq;
@@ -552,6 +562,7 @@ int64_t DeviceKvCache::memory_bytes() const {
   for (const DeviceLayer& L : layers_) {
     total += int64_t(L.k.bytes() + L.v.bytes() + L.pos.bytes() + L.mass.bytes() + L.count.bytes() + L.lens.bytes() + L.blocks.bytes() +
                      L.n_blocks_dev.bytes());
+    total += int64_t(L.q_lo.bytes() + L.q_hi.bytes() + L.q_aff.bytes() + L.q_open.bytes());  // Quest summaries
     total += int64_t(L.window.capacity() * sizeof(float));  // the host-side query window counts too
   }
   return total;
@@ -583,6 +594,11 @@ void DeviceKvCache::clear_layer(int64_t layer) {
   L.weighted = false;
   L.window.clear();
   L.win_heads = L.win_rows = 0;
+  // Quest summaries: memory released, the page size kept (as the CPU cache:
+  // the next appends fold into fresh summaries).
+  const int64_t page = L.q_page;
+  quest_drop(L);
+  L.q_page = page;
 }
 
 void DeviceKvCache::clear() {
@@ -593,7 +609,8 @@ void DeviceKvCache::clear() {
 void DeviceKvCache::release_scratch() {
   for (Scratch* s : {&q_dev_, &out_dev_, &lse_dev_, &work_dev_, &staging_, &scores_, &scores_out_, &ids_, &ids_out_, &sel_tmp_, &sort_temp_,
                      &offsets_, &nan_count_, &gather_k_, &gather_v_, &gather_pos_, &gather_mass_, &gather_count_, &merge_offsets_, &merge_scratch_,
-                     &deq16_k_, &deq16_v_, &deq32_k_, &deq32_v_, &concat_k_, &concat_v_, &quant_meta_}) {
+                     &deq16_k_, &deq16_v_, &deq32_k_, &deq32_v_, &concat_k_, &concat_v_, &quant_meta_, &quest_ab_, &quest_scores_,
+                     &quest_idx_, &quest_mass_}) {
     s->reset();
   }
 }

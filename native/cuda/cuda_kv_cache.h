@@ -8,7 +8,8 @@
 // append, attend (flash-decoding split-KV or the tensor-core prefill over each
 // head's own length; int caches decode over their blocks in place for
 // decode-sized steps, else over a dequantized f16 copy),
-// key-mass accumulation, compress with streamingllm, knorm, h2o, tova and
+// key-mass accumulation, Quest sparse attends (cuda_kv_sparse.cu), compress
+// with streamingllm, knorm, h2o, tova and
 // snapkv scoring under uniform, pyramid or adakv budgets, merging (merge:
 // true, RazorAttention), all on the device, and export. Other requests (f32
 // caches, other scorers, softcap, draft queries) return Unsupported (JS code
@@ -25,6 +26,11 @@ Status check_device_kv_config(const kv::CacheConfig& cfg);
 
 // A new device cache (needs the CUDA build and a device).
 Status create_device_kv_cache(const kv::CacheConfig& cfg, kv::KvCacheApi** out);
+
+// A device cache's Quest page summaries of `layer`, decoded to f32, as the
+// CPU KvCache::export_summaries gives them (Unsupported for other caches or
+// builds without CUDA).
+Status export_device_summaries(const kv::KvCacheApi& cache, int64_t layer, kv::SummaryExport* out);
 
 // Tests: the device cache's next `n` allocations succeed and the one after
 // fails with OutOfMemory (n < 0: never), to check that every call either

@@ -510,6 +510,8 @@ Status DeviceKvCache::compress(const kv::CompressRequest& req, kv::CompressRepor
   for (size_t i = 0; i < layers.size(); ++i) {
     s = apply_plan(layers_[layers[i]], plans[i]);
     if (!s.is_ok()) return s;
+    // Quest summaries of a compacted layer: rebuilt from its new rows.
+    if (!plans[i].noop) quest_after_change(layers_[layers[i]], layers[i], std::vector<int64_t>(size_t(H), 0));
     // Device traffic: every kept row of a compacted layer is gathered into
     // scratch and copied back (read + write, twice): K, V, position, mass, count.
     if (!plans[i].noop && !quantized()) {  // int caches re-quantize (0, like the CPU)

@@ -11,6 +11,9 @@
 //   mass   f32 [nKvHeads, cap]          accumulated attention mass (H2O)
 //   count  f32 [nKvHeads, cap]          tokens a row stands for (merging adds them up)
 //   lens   i32 [nKvHeads]               rows of each head (mirrored on the host)
+//   q_lo, q_hi T [nKvHeads, q_page_cap, headDim]  Quest page summaries (after a
+//          sparse attend): element-wise min / max of each page's keys (int
+//          caches: u8 codes of the CPU's U8 format, with q_aff and q_open)
 // cap grows geometrically up to the capacity (all heads of a layer share it).
 // The observation window (the newest `window` queries) stays on the host and
 // goes to the device only when a layer is compressed.
@@ -89,6 +92,13 @@ struct DeviceLayer {
   bool weighted = false;  // some rows stand for merged tokens: attention adds log(count)
   int64_t win_heads = 0, win_rows = 0;
   std::vector<float> window;  // [win_heads, window, headDim] host
+  // Quest (cuda_kv_sparse.cu): page size (0: no summaries), page capacity, and
+  // per head the rows folded (pages below q_rows[h] / q_page are final).
+  // Int caches: q_lo / q_hi hold u8 codes, q_aff f32 [nKvHeads, q_page_cap, 2]
+  // (base, step) and q_open f32 [nKvHeads, 2, headDim] the open pages exactly.
+  DeviceBlock q_lo, q_hi, q_aff, q_open;
+  int64_t q_page = 0, q_page_cap = 0;
+  std::vector<int64_t> q_rows;
 };
 
 class DeviceKvCache final : public kv::KvCacheApi {
@@ -140,6 +150,19 @@ class DeviceKvCache final : public kv::KvCacheApi {
   // fused decode needs), and the view it reads.
   bool fused_quant_ok() const;
   DeviceQuantKv quant_view(const DeviceLayer& L) const;
+  // Quest: brings the layer's page summaries up to its rows (page size P;
+  // a new P rebuilds them); drops them (derived state, rebuilt on demand).
+  Status quest_sync(DeviceLayer& L, int64_t layer, int64_t P);
+  size_t quest_row_bytes() const;
+  void quest_drop(DeviceLayer& L);
+  // After a change that kept the summaries' rows valid below each head's
+  // `valid` rows (append: the old lengths; compress: 0): refold, or drop on failure.
+  void quest_after_change(DeviceLayer& L, int64_t layer, const std::vector<int64_t>& valid);
+  Status attend_quest(int64_t layer, const kv::AttendInput& in, float scale);
+ public:
+  // The layer's summaries decoded to f32 (export_device_summaries).
+  Status export_summaries(int64_t layer, kv::SummaryExport* out) const;
+ private:
   struct LayerPlan;
   Status plan_layer(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
   Status plan_merge(const kv::CompressRequest& req, int64_t layer, LayerPlan* plan);
@@ -157,6 +180,7 @@ class DeviceKvCache final : public kv::KvCacheApi {
   Scratch merge_offsets_, merge_scratch_;
   mutable Scratch deq16_k_, deq16_v_, deq32_k_, deq32_v_;  // dequantized rows (export is const)
   Scratch concat_k_, concat_v_, quant_meta_;
+  Scratch quest_ab_, quest_scores_, quest_idx_, quest_mass_;
 };
 
 // Waits for the device and turns a failure (a kernel fault) into a Status.

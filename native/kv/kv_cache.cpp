@@ -233,7 +233,9 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
     return Status::invalid("positions: counting on from " + num(next_pos_[layer]) + ", " + num(in.n) + " new tokens would pass 2^31 - 1 on layer " +
                            num(layer) + "; pass opts.positions or clear the layer");
   }
-  if (summary_page_[layer] == 0 || in.n == 0) {
+  // No summaries, or a float cache's plain append (append_float_rows folds
+  // the new rows into the summaries itself): nothing to track here.
+  if (summary_page_[layer] == 0 || in.n == 0 || (!quantized() && !in.compress)) {
     const Status r = in.compress && in.n > 0 ? append_and_compress(layer, in) : append_rows(layer, in);
     if (r.is_ok() && in.n > 0) tidal_after_change(layer);
     return r;
@@ -255,10 +257,6 @@ Status KvCache::append(int64_t layer, const AppendInput& in) {
   }
   st = in.compress ? append_and_compress(layer, in) : append_rows(layer, in);
   if (!st.is_ok()) return st;
-  if (!quantized() && !in.compress) {  // append_float_rows folded the new rows
-    tidal_after_change(layer);
-    return Status::ok();
-  }
   for (int64_t h = 0; h < cfg_.n_kv_heads && quantized(); ++h) {
     if (head(layer, h).n_blocks != blocks[h]) changed[h] = std::min(changed[h], blocks[h] * cfg_.group);
   }
@@ -485,7 +483,13 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
     HeadStore& s = head(layer, h);
     const bool ok = copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, s.k.data() + static_cast<size_t>(s.len) * rb) &&
                     copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb);
-    if (ok && fold) (void)sync_summary(layer, h, s.len + n);  // a refused allocation empties it: rebuilt at the next sparse attend
+    if (ok && fold) {
+      // Fold from the input when it holds the stored values (same dtype).
+      const size_t es = dtype_size(in.k_dtype);
+      const FreshRows fresh{static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride) * es, s.len,
+                            in.k_row_stride * static_cast<int64_t>(es)};
+      (void)sync_summary(layer, h, s.len + n, in.k_dtype == rt ? &fresh : nullptr);  // a refused allocation empties it: rebuilt at the next sparse attend
+    }
     return ok;
   };
   bool ok = true;

@@ -247,8 +247,14 @@ class KvCache final : public KvCacheApi {
   // Rows [first, first + n) of a head as f32 [n, d] (k or v may be null).
   void read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float* k, float* v) const;
   Status sync_summary(int64_t layer, int64_t h);
-  // The same up to `rows` rows (append folds rows written but not yet counted).
-  Status sync_summary(int64_t layer, int64_t h, int64_t rows);
+  // The same up to `rows` rows (append folds rows written but not yet
+  // counted), rows from fresh->first on read from the append's input (of the
+  // storage's dtype, stride_bytes apart) instead of the storage.
+  struct FreshRows {
+    const void* rows;
+    int64_t first, stride_bytes;
+  };
+  Status sync_summary(int64_t layer, int64_t h, int64_t rows, const FreshRows* fresh);
   // After an append: rows from `changed[h]` on changed (int caches re-quantize the tail).
   void summaries_after_append(int64_t layer, const std::vector<int64_t>& changed);
   void summaries_rebuild(int64_t layer);  // after compression: best effort

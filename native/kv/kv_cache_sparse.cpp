@@ -54,24 +54,40 @@ void KvCache::read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float*
   if (v) rows_to_f32(KeyRows{s.v.data(), row_dtype(), 0, d}, 0, first, n, d, v);
 }
 
-Status KvCache::sync_summary(int64_t layer, int64_t h) { return sync_summary(layer, h, head(layer, h).len); }
+Status KvCache::sync_summary(int64_t layer, int64_t h) { return sync_summary(layer, h, head(layer, h).len, nullptr); }
 
-Status KvCache::sync_summary(int64_t layer, int64_t h, int64_t rows) {
+Status KvCache::sync_summary(int64_t layer, int64_t h, int64_t rows, const FreshRows* fresh) {
   const HeadStore& s = head(layer, h);
   summary(layer, h).with_sums = summary_sums_[layer] != 0;
   // Size the summaries like the key storage (2 rows per P of its rows).
   const int64_t cap_rows = quantized() ? s.blocks_alloc * cfg_.group + s.rows_alloc : s.rows_alloc;
   sparse::PageSummary& sum = summary(layer, h);
-  if (!quantized() && !sum.with_sums) {  // fold the stored rows in place
-    const int64_t d = cfg_.head_dim;
+  if (!quantized() && !sum.with_sums) {  // fold the rows where they lie, no decode into a buffer
+    const int64_t d = cfg_.head_dim, P = summary_page_[layer];
     const DType t = row_dtype();
     const char* k = reinterpret_cast<const char*>(s.k.data());
     const int64_t row_bytes = d * static_cast<int64_t>(dtype_size(t));
-    return sparse::summary_sync_fold(sum, summary_format(), summary_page_[layer], d, rows, cap_rows,
-                                     [&](int64_t first, int64_t n, bool init) {
-                                       sparse::fold_stored_rows(k + first * row_bytes, t, n, d, sum.open_lo.data(),
-                                                                sum.open_hi.data(), init);
-                                     });
+    // Rows [first, first + n): stored ones from the storage, rows from
+    // fresh->first on from the caller's input (the same values: fresh has the
+    // storage's dtype). Reading a row back right after the append stored it
+    // stalled on the stores (store-to-load forwarding across widths).
+    auto fold = [&](int64_t first, int64_t n, bool init) {
+      const int64_t stored = fresh ? std::clamp<int64_t>(fresh->first - first, 0, n) : n;
+      if (stored > 0) sparse::fold_stored_rows(k + first * row_bytes, t, stored, d, d, sum.open_lo.data(), sum.open_hi.data(), init);
+      if (n > stored) {
+        const char* src = static_cast<const char*>(fresh->rows) + (first + stored - fresh->first) * fresh->stride_bytes;
+        sparse::fold_stored_rows(src, t, n - stored, d, fresh->stride_bytes / static_cast<int64_t>(dtype_size(t)), sum.open_lo.data(),
+                                 sum.open_hi.data(), init && stored == 0);
+      }
+    };
+    // A decode step's append: one row into the open page, which it does not
+    // complete (15 appends in 16 at P = 16); nothing to allocate or store.
+    if (rows == sum.rows + 1 && rows % P != 0 && static_cast<int64_t>(sum.open_lo.size()) == d) {
+      fold(sum.rows, 1, sum.rows % P == 0);
+      sum.rows = rows;
+      return Status::ok();
+    }
+    return sparse::summary_sync_fold(sum, summary_format(), P, d, rows, cap_rows, fold);
   }
   return sparse::summary_sync(sum, summary_format(), summary_page_[layer], cfg_.head_dim, rows, cap_rows,
                               [&](int64_t first, int64_t n, float* out) { read_rows_f32(s, first, n, out, nullptr); });
@@ -292,7 +308,7 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
   const sparse::QuestOptions po = blocks ? sparse::block_pages(in.blocks) : in.quest;
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, group = in.n_heads / H, P = po.page_size;
   const int64_t longest = max_length(layer);
-  if (in.selected && (in.selected_stride < longest || in.selected_len != H * in.selected_stride)) {
+  if (in.selected && (in.selected_stride < longest || in.selected_len != checked_mul(H, in.selected_stride))) {
     return Status::invalid("selected: expected [nKvHeads, >= " + num(longest) + "] elements, received " + num(in.selected_len) + " with a row of " +
                            num(in.selected_stride));
   }

@@ -24,7 +24,7 @@ namespace tp::kv {
 Status KvCache::attend_tidal(int64_t layer, const AttendInput& in, float scale) {
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, group = in.n_heads / H;
   const int64_t longest = max_length(layer);
-  if (in.selected && (in.selected_stride < longest || in.selected_len != H * in.selected_stride)) {
+  if (in.selected && (in.selected_stride < longest || in.selected_len != checked_mul(H, in.selected_stride))) {
     return Status::invalid("selected: expected [nKvHeads, >= " + num(longest) + "] elements, received " + num(in.selected_len) + " with a row of " +
                            num(in.selected_stride));
   }

@@ -80,7 +80,8 @@ Status block_summarize(const BlockSummarizeParams& p) {
   const int64_t need = view_span(H, n, d, p.k_head_stride, p.k_row_stride);
   if (need < 0 || need > p.k_len) return Status::invalid("k: expected at least " + num(need) + " elements for its shape and strides, received " + num(p.k_len));
   const int64_t blocks = page_count(n, B);
-  if (p.out_len != H * blocks * d) return Status::invalid("kmin, kmax, kmean: expected " + num(H * blocks * d) + " elements each, received " + num(p.out_len));
+  const int64_t elems = checked_mul(checked_mul(H, blocks), d);  // checked: a wrapped product must not pass
+  if (elems < 0 || p.out_len != elems) return Status::invalid("kmin, kmax, kmean: expected " + num(elems) + " elements each, received " + num(p.out_len));
   std::vector<float> lo(static_cast<size_t>(d)), hi(static_cast<size_t>(d)), sum(static_cast<size_t>(d)), row(static_cast<size_t>(d));
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t b = 0; b < blocks; ++b) {
@@ -118,9 +119,11 @@ Status block_select(const BlockSelectParams& p, int64_t* n_sel_out) {
   if (need < 0 || need > p.q_len) return Status::invalid("q: expected at least " + num(need) + " elements for its shape and strides, received " + num(p.q_len));
   const QuestOptions po = block_pages(p.opts);
   const int64_t B = p.opts.block_size, blocks = page_count(n, B);
-  if (p.sum_len != H * blocks * d) return Status::invalid("summaries.kmin, summaries.kmax, summaries.kmean: expected " + num(H * blocks * d) + " elements each, received " + num(p.sum_len));
+  const int64_t elems = checked_mul(checked_mul(H, blocks), d);  // checked: a wrapped product must not pass
+  if (elems < 0 || p.sum_len != elems) return Status::invalid("summaries.kmin, summaries.kmax, summaries.kmean: expected " + num(elems) + " elements each, received " + num(p.sum_len));
   const int64_t count = selected_count(n, p.n_q, po);
-  if (p.indices_len < H * count) return Status::invalid("indices: expected room for " + num(H * count) + " elements, received " + num(p.indices_len));
+  const int64_t room = checked_mul(H, count);
+  if (room < 0 || p.indices_len < room) return Status::invalid("indices: expected room for " + num(room) + " elements, received " + num(p.indices_len));
   const int64_t group = p.n_heads / H, rows = group * p.n_q;
   std::vector<const float*> q(static_cast<size_t>(rows));
   std::vector<float> scores(static_cast<size_t>(blocks)), lo(static_cast<size_t>(d)), hi(static_cast<size_t>(d));

@@ -17,6 +17,7 @@
 #include "../core/thread_pool.h"
 #include "../core/half.h"
 #include "../kv/kv_finite.h"
+#include "quest_hd.h"
 #include "quest_score.h"
 
 namespace tp::sparse {
@@ -43,23 +44,13 @@ DType format_dtype(SummaryFormat f) {
   return f == SummaryFormat::F16 ? DType::F16 : f == SummaryFormat::BF16 ? DType::BF16 : DType::F32;
 }
 
-// NaN (an overflowed bound: +inf + -inf) ranks last.
-float rank_key(float s) { return std::isnan(s) ? -std::numeric_limits<float>::infinity() : s; }
-
 // One signed integer per candidate page whose ascending order is the
-// selection order: the high word the score's order with higher scores first
-// (IEEE bits mapped to an ascending unsigned key, -0 folded into +0 so the
-// two tie as floats do, then inverted), the low word the page (lower first).
-// The top bit is flipped so signed order equals the unsigned order. Pages
-// are below 2^31 (rows are i32).
-int64_t rank_word(float s, int64_t page) {
-  float r = rank_key(s);
-  if (r == 0.0f) r = 0.0f;
-  uint32_t b;
-  std::memcpy(&b, &r, sizeof b);
-  const uint32_t ascending = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-  const uint64_t w = (static_cast<uint64_t>(~ascending) << 32) | static_cast<uint32_t>(page);
-  return static_cast<int64_t>(w ^ (uint64_t{1} << 63));
+// selection order: the complement of the shared rank key (quest_hd.h:
+// larger is better, NaN as -inf, -0 as +0, the lower page first on ties;
+// the device top-k uses the same key), with the top bit flipped so that
+// signed order equals the unsigned order. Pages are below 2^31 (rows are i32).
+inline int64_t rank_word(float s, int64_t page) {
+  return static_cast<int64_t>(~hd::rank_key(s, page) ^ (uint64_t{1} << 63));
 }
 
 // U8 decoding, the one formula both the encoder's check and the scorer use.
@@ -119,8 +110,11 @@ void select_pages(const float* scores, int64_t n, int64_t n_q, const QuestOption
   // total order, so the result does not depend on the algorithm). Each
   // candidate is one integer whose plain order is that order (rank_word), so
   // nth_element compares integers instead of re-reading two scores.
-  for (int64_t p = mid_begin; p < mid_end; ++p) cand.push_back(rank_word(scores[p], p));
-  const int64_t take = std::min<int64_t>(k, static_cast<int64_t>(cand.size()));
+  const int64_t mid = std::max<int64_t>(0, mid_end - mid_begin);
+  const int64_t take = std::min<int64_t>(k, mid);
+  cand.resize(static_cast<size_t>(take > 0 ? mid : 0));
+  int64_t* w = cand.data();
+  for (int64_t i = 0; i < static_cast<int64_t>(cand.size()); ++i) w[i] = rank_word(scores[mid_begin + i], mid_begin + i);
   if (take < static_cast<int64_t>(cand.size())) std::nth_element(cand.begin(), cand.begin() + take, cand.end());
   cand.resize(static_cast<size_t>(take));
   for (int64_t p = 0; p < mid_begin; ++p) pages.push_back(p);
@@ -307,7 +301,9 @@ Status summarize(const SummarizeParams& p) {
   const int64_t need = view_span(H, n, d, p.k_head_stride, p.k_row_stride);
   if (need < 0 || need > p.k_len) return Status::invalid("k: expected at least " + num(need) + " elements for its shape and strides, received " + num(p.k_len));
   const int64_t pages = page_count(n, P);
-  if (p.out_len != H * pages * d) return Status::invalid("kmin, kmax: expected " + num(H * pages * d) + " elements each, received " + num(p.out_len));
+  // Products checked: a wrapped one must not pass (the binding bounds them too).
+  const int64_t elems = checked_mul(checked_mul(H, pages), d);
+  if (elems < 0 || p.out_len != elems) return Status::invalid("kmin, kmax: expected " + num(elems) + " elements each, received " + num(p.out_len));
   std::vector<float> lo(static_cast<size_t>(d)), hi(static_cast<size_t>(d)), row(static_cast<size_t>(d));
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t pg = 0; pg < pages; ++pg) {
@@ -339,9 +335,12 @@ Status select(const SelectParams& p, int64_t* n_sel_out) {
   const int64_t need = view_span(p.n_heads, p.n_q, d, p.q_head_stride, p.q_row_stride);
   if (need < 0 || need > p.q_len) return Status::invalid("q: expected at least " + num(need) + " elements for its shape and strides, received " + num(p.q_len));
   const int64_t P = p.opts.page_size, pages = page_count(n, P);
-  if (p.sum_len != H * pages * d) return Status::invalid("summaries.kmin, summaries.kmax: expected " + num(H * pages * d) + " elements each, received " + num(p.sum_len));
+  // Products checked: a wrapped one must not pass (the binding bounds them too).
+  const int64_t elems = checked_mul(checked_mul(H, pages), d);
+  if (elems < 0 || p.sum_len != elems) return Status::invalid("summaries.kmin, summaries.kmax: expected " + num(elems) + " elements each, received " + num(p.sum_len));
   const int64_t count = selected_count(n, p.n_q, p.opts);
-  if (p.indices_len < H * count) return Status::invalid("indices: expected room for " + num(H * count) + " elements, received " + num(p.indices_len));
+  const int64_t room = checked_mul(H, count);
+  if (room < 0 || p.indices_len < room) return Status::invalid("indices: expected room for " + num(room) + " elements, received " + num(p.indices_len));
   // Every summary element finite with kmin <= kmax, checked before any
   // head is scored (one SIMD pass; the element loop only names a bad one).
   if (!(simd_check(p.sum_len) && summaries_valid_avx2_or_false(p.lo, p.hi, p.dtype, p.sum_len))) {

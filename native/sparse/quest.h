@@ -67,8 +67,9 @@ void pages_to_tokens(const std::vector<int64_t>& pages, int64_t n, int64_t page_
 // Element-wise min / max of n f32 rows [n, d] folded into lo, hi (init:
 // start from the first row).
 void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bool init);
-// fold_rows over stored rows of dtype t (f32 | f16 | bf16), decoded exactly.
-void fold_stored_rows(const void* rows, DType t, int64_t n, int64_t d, float* lo, float* hi, bool init);
+// fold_rows over n rows of dtype t (f32 | f16 | bf16), decoded exactly,
+// row r at element r * stride.
+void fold_stored_rows(const void* rows, DType t, int64_t n, int64_t d, int64_t stride, float* lo, float* hi, bool init);
 // f32 bounds to f16, rounding to nearest even (f32_to_f16).
 void bounds_to_f16(const float* x, int64_t d, uint16_t* out);
 

@@ -70,7 +70,8 @@ Status tidal_select(const TidalSelectParams& p, int64_t* n_sel_out) {
   if (!so.is_ok()) return so;
   if (p.gqa != GqaCombine::Max && p.gqa != GqaCombine::Sum) return Status::invalid("options.gqa: expected 'max' or 'sum'");
   if (H < 1 || R < 1 || n < 1 || p.n_q < 1) return Status::invalid("weights: expected nKvHeads >= 1, rows >= 1, nKv >= 1 and nQ >= 1");
-  if (p.w_len != H * R * n) return Status::invalid("weights: expected " + num(H * R * n) + " elements, received " + num(p.w_len));
+  const int64_t elems = checked_mul(checked_mul(H, R), n);  // checked: a wrapped product must not pass
+  if (elems < 0 || p.w_len != elems) return Status::invalid("weights: expected " + num(elems) + " elements, received " + num(p.w_len));
   const int64_t count = token_selected_count(n, p.n_q, p.opts);
   if (p.indices_len < H * count) return Status::invalid("indices: expected room for " + num(H * count) + " elements, received " + num(p.indices_len));
   std::vector<float> comb(static_cast<size_t>(n));

@@ -18,3 +18,4 @@
 #include "../binding/model_binding.cpp"
 #include "../binding/cm_binding.cpp"
 #include "../binding/sparse_binding.cpp"
+#include "../binding/sparse_model_binding.cpp"

@@ -88,6 +88,37 @@ describe('KvCache device option', () => {
     }
   });
 
+  test("sparse: Quest runs with device 'cuda' (every device dtype); TidalDecode and block retrieval are refused, changing nothing", () => {
+    const code = { code: 'ERR_UNSUPPORTED' };
+    const q = randomTensor3('f32', [4, 1, 64], 31) as Tensor<'f32'>;
+    const others = [{ method: 'tidal', budget: 32, selectLayer: 1 }, { method: 'blocks', budget: 32 }] as const;
+    for (const sparse of others) {
+      const c = make('cuda');
+      fill(c, 19);
+      const before = Array.from(c.lengths().data);
+      expect(() => c.attend(1, q, { sparse }), sparse.method).toThrow(expect.objectContaining(code));
+      expect(() => c.attend(1, q, { sparse }), sparse.method).toThrow(/runs on CPU caches only \(the device runs 'quest'\)/);
+      expect(Array.from(c.lengths().data)).toEqual(before);
+    }
+    // Accepted everywhere; without a device it runs on the CPU with the CPU cache's results.
+    for (const dtype of ['f16', 'bf16', 'int8', 'int4']) {
+      const extra = dtype.startsWith('int') ? { dtype, groupSize: 8, residual: 16 } : { dtype };
+      const a = make('cuda', extra), b = make('cpu', extra);
+      fill(a, 29);
+      fill(b, 29);
+      const sparse = { method: 'quest', budget: 32, pageSize: 8, gqa: 'max', sinks: 4 } as const;
+      const x = a.attend(0, q, { sparse, returnSelected: true }), y = b.attend(0, q, { sparse, returnSelected: true });
+      // 97 rows: 4 pages of 8, the current one holding 1 row: 25 rows per KV head.
+      expect(Array.from(x.selected!.data).filter((i) => i >= 0).length, dtype).toBe(2 * 25);
+      expect(a.questSummaries(0).pageSize, dtype).toBe(8);
+      if (!hasDevice) {
+        expect(Array.from(x.selected!.data), dtype).toEqual(Array.from(y.selected!.data));
+        expect(Array.from(x.output.data), dtype).toEqual(Array.from(y.output.data));
+        expect(Array.from(a.questSummaries(0).kmin.data), dtype).toEqual(Array.from(b.questSummaries(0).kmin.data));
+      }
+    }
+  });
+
   test('a device-rule refusal on a CPU cache does not apply', () => {
     const c = make('cpu', { dtype: 'int8' });
     fill(c, 13);

@@ -54,7 +54,7 @@ function attendRows(q: Float64Array, h: number, K: Float64Array, V: Float64Array
   }
   const p = softmax(l);
   const o = new Float64Array(d);
-  for (let j = 0; j < rows.length; j++) for (let c = 0; c < d; c++) o[c] += p[j]! * V[(g * nKv + rows[j]!) * d + c]!;
+  for (let j = 0; j < rows.length; j++) for (let c = 0; c < d; c++) o[c] = o[c]! + p[j]! * V[(g * nKv + rows[j]!) * d + c]!;
   return o;
 }
 
@@ -168,7 +168,7 @@ describe('TidalDecode in eval kv', () => {
             kept = [];
             for (let g = 0; g < nKvHeads; g++) {
               const mass = new Float64Array(n);
-              for (let j = 0; j < group; j++) softmax(logits(q, g * group + j, K, g, nKv, n, d)).forEach((p, t) => { mass[t] += p; });
+              for (let j = 0; j < group; j++) softmax(logits(q, g * group + j, K, g, nKv, n, d)).forEach((p, t) => { mass[t] = mass[t]! + p; });
               const next = res.selected[l + 1]![i]![g]!;
               expect(next.length).toBe(Math.min(n, budget));
               expect(Array.from(next)).toContain(n - 1);

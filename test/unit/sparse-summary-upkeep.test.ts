@@ -51,8 +51,15 @@ function expectExact(cache: KvCache, layer: number): void {
   }
 }
 
-function appendRandom(cache: KvCache, rng: Rng, H: number, d: number, m: number): void {
-  cache.append(0, randomTensor3(rng, 'f32', [H, m, d], 3), randomTensor3(rng, 'f32', [H, m, d], 1));
+/**
+ * Appends m random tokens. Input in the cache's own dtype is folded from the
+ * input itself (append_float_rows' fresh rows), f32 into an f16 / bf16 cache
+ * from the storage; `pad` lays the key rows out with padding between them
+ * (a strided input) and an offset.
+ */
+function appendRandom(cache: KvCache, rng: Rng, H: number, d: number, m: number, dtype: 'f32' | 'f16' | 'bf16' = 'f32', pad = 0): void {
+  const layout = pad ? { rowPad: pad, offset: 3 } : {};
+  cache.append(0, randomTensor3(rng, dtype, [H, m, d], 3, layout), randomTensor3(rng, dtype, [H, m, d], 1));
 }
 
 const FLOAT_DTYPES: KvCacheDtype[] = ['f16', 'f32', 'bf16'];
@@ -68,12 +75,15 @@ describe.each(FLOAT_DTYPES)('Quest summaries through appends (%s cache)', (dtype
     const q: Tensor<'f32'> = randomTensor3(rng, 'f32', [H, 1, d], 1);
     cache.attend(0, q, { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
     expectExact(cache, 0);
-    for (const m of [1, 1, 9, 1, 16, 5, 33, 1]) {
-      appendRandom(cache, rng, H, d, m);
+    const own = dtype as 'f32' | 'f16' | 'bf16';
+    for (const [m, input, pad] of [[1, 'f32', 0], [1, own, 0], [9, own, 0], [1, own, 8], [16, 'f32', 0], [5, own, 8], [33, own, 0], [1, 'f32', 0]] as const) {
+      appendRandom(cache, rng, H, d, m, input, pad);
       expectExact(cache, 0);
     }
     // Large enough for the pooled append path (each head in a pool task).
     appendRandom(cache, rng, H, d, 1500);
+    expectExact(cache, 0);
+    appendRandom(cache, rng, H, d, 1500, own, 16);
     expectExact(cache, 0);
   });
 
@@ -86,6 +96,7 @@ describe.each(FLOAT_DTYPES)('Quest summaries through appends (%s cache)', (dtype
       appendRandom(cache, rng, H, d, 20);
       cache.attend(0, randomTensor3(rng, 'f32', [H, 1, d], 1), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
       for (const m of [1, 3, 17, 200]) appendRandom(cache, rng, H, d, m);
+      for (const m of [1, 3, 17, 200]) appendRandom(cache, rng, H, d, m, dtype as 'f32' | 'f16' | 'bf16', 8);
       const s = cache.questSummaries(0);
       return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data) };
     };
