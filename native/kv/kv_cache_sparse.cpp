@@ -17,6 +17,7 @@
 #include "../attention/attention.h"
 #include "../core/thread_pool.h"
 #include "kv_cache.h"
+#include "kv_heads.h"
 #include "kv_dots.h"
 #include "../sparse/quest_score.h"
 
@@ -354,7 +355,7 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
   // select, attend the selected rows. Heads are independent (each writes
   // its own output rows, selection row and mass), so they run as pool tasks;
   // the scoring and the attention inside run inline on the task's worker.
-  auto run = [&](int64_t h, int) {
+  auto run = [&](int64_t h) {
     thread_local QuestScratch x;
     const HeadStore& s = head(layer, h);
     const int64_t n = s.len;
@@ -398,22 +399,12 @@ Status KvCache::attend_quest(int64_t layer, const AttendInput& in, float scale) 
     if (in.selected_count) in.selected_count[h] = static_cast<int32_t>(m);
     sts[h] = attend_rows(layer, h, in, scale, x.idx.data(), m, in.accumulate_mass ? masses[h].data() : nullptr);
   };
-  // Long heads over the pool; short ones on this thread (waking the pool costs more).
-  bool pooled = false;
-  if (H > 1 && longest * d >= (int64_t(1) << 16)) {
-    try {
-      ThreadPool::instance().parallel_for(H, run);
-      pooled = true;
-    } catch (const std::bad_alloc&) {
-      return Status::out_of_memory("KvCache.attend: cannot allocate the sparse selection");
-    } catch (...) {
-      // A refused thread: every head again on this thread (outputs are
-      // rewritten; the key mass starts from zero again).
-      for (auto& m : masses) std::fill(m.begin(), m.end(), 0.0f);
-    }
-  }
-  if (!pooled) {
-    for (int64_t h = 0; h < H; ++h) run(h, 0);
+  try {
+    for_each_head(H, longest * d, run, [&] {
+      for (auto& m : masses) std::fill(m.begin(), m.end(), 0.0f);  // the key mass starts from zero again
+    });
+  } catch (const std::bad_alloc&) {
+    return Status::out_of_memory("KvCache.attend: cannot allocate the sparse selection");
   }
   for (const Status& st : sts) {
     if (!st.is_ok()) return st;

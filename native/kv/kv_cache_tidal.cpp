@@ -18,6 +18,7 @@
 #include <numeric>
 
 #include "kv_cache.h"
+#include "kv_heads.h"
 
 namespace tp::kv {
 
@@ -91,15 +92,27 @@ Status KvCache::attend_tidal(int64_t layer, const AttendInput& in, float scale) 
     } catch (const std::bad_alloc&) {
       return Status::out_of_memory("KvCache.attend: cannot allocate key mass scratch");
     }
-    for (int64_t h = 0; h < H; ++h) {
+    // One KV head per pool task (each writes its own output, selection row
+    // and mass), the attention inline on the task's worker.
+    std::vector<Status> sts(static_cast<size_t>(H));
+    auto run = [&](int64_t h) {
       const std::vector<int32_t>& idx = t.idx[h];
       const int64_t m = static_cast<int64_t>(idx.size());
       if (m == 0) {
         empty_head(h);
-        continue;
+        return;
       }
       report(h, idx.data(), m);
-      const Status st = attend_rows(layer, h, in, scale, idx.data(), m, in.accumulate_mass ? masses[h].data() : nullptr);
+      sts[h] = attend_rows(layer, h, in, scale, idx.data(), m, in.accumulate_mass ? masses[h].data() : nullptr);
+    };
+    try {
+      for_each_head(H, longest * d, run, [&] {
+        for (auto& m : masses) std::fill(m.begin(), m.end(), 0.0f);
+      });
+    } catch (const std::bad_alloc&) {
+      return Status::out_of_memory("KvCache.attend: cannot allocate the sparse scratch");
+    }
+    for (const Status& st : sts) {
       if (!st.is_ok()) return st;
     }
     if (in.accumulate_mass) {
@@ -118,31 +131,43 @@ Status KvCache::attend_tidal(int64_t layer, const AttendInput& in, float scale) 
   // following layers. Committed only once every head succeeded.
   TidalState next;
   std::vector<std::vector<float>> masses(static_cast<size_t>(H));
-  std::vector<int32_t> all, scratch;
+  std::vector<Status> sts(static_cast<size_t>(H));
+  // One KV head per pool task: its full pass with the key mass, then its
+  // top-k (per-head outputs only; scratch per worker).
+  auto run = [&](int64_t h) {
+    const HeadStore& s = head(layer, h);
+    if (s.len == 0) {
+      empty_head(h);
+      return;
+    }
+    thread_local std::vector<int32_t> all, scratch;
+    try {
+      masses[h].assign(static_cast<size_t>(s.len), 0.0f);
+      all.resize(static_cast<size_t>(s.len));
+      std::iota(all.begin(), all.end(), 0);
+      sts[h] = attend_rows(layer, h, in, scale, all.data(), s.len, masses[h].data());
+      if (!sts[h].is_ok()) return;
+      sparse::select_tokens(masses[h].data(), s.len, in.n_q, in.tidal, next.idx[h], scratch);
+      next.pos[h].resize(next.idx[h].size());
+      for (size_t j = 0; j < next.idx[h].size(); ++j) next.pos[h][j] = s.pos[next.idx[h][j]];
+    } catch (const std::bad_alloc&) {
+      sts[h] = Status::out_of_memory("KvCache.attend: cannot allocate the TidalDecode selection");
+      return;
+    }
+    report(h, next.idx[h].data(), static_cast<int64_t>(next.idx[h].size()));
+  };
   try {
     next.layer = layer;
     next.len.resize(static_cast<size_t>(H));
     next.idx.resize(static_cast<size_t>(H));
     next.pos.resize(static_cast<size_t>(H));
-    for (int64_t h = 0; h < H; ++h) {
-      const HeadStore& s = head(layer, h);
-      next.len[h] = s.len;
-      if (s.len == 0) {
-        empty_head(h);
-        continue;
-      }
-      masses[h].assign(static_cast<size_t>(s.len), 0.0f);
-      all.resize(static_cast<size_t>(s.len));
-      std::iota(all.begin(), all.end(), 0);
-      const Status st = attend_rows(layer, h, in, scale, all.data(), s.len, masses[h].data());
-      if (!st.is_ok()) return st;
-      sparse::select_tokens(masses[h].data(), s.len, in.n_q, in.tidal, next.idx[h], scratch);
-      next.pos[h].resize(next.idx[h].size());
-      for (size_t j = 0; j < next.idx[h].size(); ++j) next.pos[h][j] = s.pos[next.idx[h][j]];
-      report(h, next.idx[h].data(), static_cast<int64_t>(next.idx[h].size()));
-    }
+    for (int64_t h = 0; h < H; ++h) next.len[h] = head(layer, h).len;
+    for_each_head(H, longest * d, run, [] {});  // a rerun reassigns each head's mass and selection
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.attend: cannot allocate the TidalDecode selection");
+  }
+  for (const Status& st : sts) {
+    if (!st.is_ok()) return st;
   }
   tidal_ = std::move(next);
   if (in.accumulate_mass) {
