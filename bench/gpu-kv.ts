@@ -25,21 +25,11 @@ import { KvCache, type KvCompressionPolicy, type Tensor } from '../lib/index.js'
 import { cudaAvailability } from '../lib/cuda.js';
 import { native } from '../lib/native.js';
 import { f32ToF16Bits } from '../lib/tensor.js';
-import { randomBlock } from './common.js';
+import { argValue, median, randomBlock } from './common.js';
 
 const N_KV_HEADS = 8, GROUP = 4, HEAD_DIM = 128, TOKENS = 32768, KEEP = 16384, WINDOW = 32;
 const POLICIES: KvCompressionPolicy[] = ['streamingllm', 'knorm', { name: 'h2o', recent: 64 } as KvCompressionPolicy, 'tova', 'snapkv'];
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function f16Block(n: number, seed: number): Uint16Array {
   const f = randomBlock(n, seed);
@@ -80,8 +70,8 @@ function main(): void {
     console.error(`gpu-kv: no CUDA device (${cuda.reason})`);
     process.exit(2);
   }
-  const reps = Number(arg('reps', '3'));
-  const layers = Number(arg('layers', '32'));
+  const reps = Number(argValue('reps', '3'));
+  const layers = Number(argValue('layers', '32'));
   const limits = native().cudaBenchAttention({
     nHeads: 32, nKvHeads: 8, nQ: 1, nKv: TOKENS, headDim: HEAD_DIM, kvDtype: 1, causal: false, warmup: 2, iters: 10, bandwidthBytes: 1 << 30,
   });
@@ -120,9 +110,9 @@ function main(): void {
       `int4 (KIVI, group 32) cache: ${int4Ms.toFixed(3)} ms (${(stepMs / int4Ms).toFixed(2)}x the f16 step's speed)`,
   ].join('\n');
   console.log(md);
-  const json = arg('json', '');
+  const json = argValue('json', '');
   if (json) writeFileSync(json, JSON.stringify(result, null, 2));
-  const mdPath = arg('md', '');
+  const mdPath = argValue('md', '');
   if (mdPath) writeFileSync(mdPath, md + '\n');
 }
 

@@ -20,21 +20,11 @@ import { writeFileSync } from 'node:fs';
 import { KvCache, type Tensor } from '../lib/index.js';
 import { cudaAvailability } from '../lib/cuda.js';
 import { f32ToF16Bits } from '../lib/tensor.js';
-import { randomBlock } from './common.js';
+import { argValue, median, randomBlock } from './common.js';
 
 const N_KV_HEADS = 8, GROUP = 4, HEAD_DIM = 128, BUDGET = 2048, PAGE = 16;
 const SPARSE = { method: 'quest', budget: BUDGET, pageSize: PAGE } as const;
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function f16(shape: [number, number, number], seed: number): Tensor<'f16'> {
   const n = shape[0] * shape[1] * shape[2];
@@ -82,7 +72,7 @@ function main(): void {
     console.error(`gpu-sparse: no CUDA device (${cuda.reason})`);
     process.exit(2);
   }
-  const sizes = arg('tokens', '32768,131072').split(',').map(Number);
+  const sizes = argValue('tokens', '32768,131072').split(',').map(Number);
   const rows: Record<string, number>[] = [];
   for (const tokens of sizes) {
     const c = filled(tokens);
@@ -104,9 +94,9 @@ function main(): void {
     ...rows.map((r) => `| ${r.tokens} | ${r.denseMs!.toFixed(3)} | ${r.questMs!.toFixed(3)} | ${r.speedup!.toFixed(2)}x | ${r.ideal!.toFixed(1)}x | ${r.buildMs!.toFixed(3)} | ${r.appendWithMs!.toFixed(3)} / ${r.appendWithoutMs!.toFixed(3)} |`),
   ].join('\n');
   console.log(md);
-  const json = arg('json', '');
+  const json = argValue('json', '');
   if (json) writeFileSync(json, JSON.stringify({ device: cuda.devices, rows }, null, 2));
-  const mdPath = arg('md', '');
+  const mdPath = argValue('md', '');
   if (mdPath) writeFileSync(mdPath, md + '\n');
 }
 

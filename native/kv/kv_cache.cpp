@@ -475,20 +475,24 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
   };
   // A layer with Quest summaries folds each head's new keys right after
   // writing them, while they are still in L1 / L2 (reading them back after
-  // every head was written cost as much as the append itself); a call that
-  // fails refolds the summaries back below (min / max are exact, so they
-  // come out bit for bit as before).
+  // every head was written cost as much as the append itself), up to the
+  // last whole page: the rows of a partial page wait for the next sparse
+  // attend or questSummaries, which fold them in one call (at most P - 1
+  // rows per head), so a decode step's one-token append does no summary
+  // work until it completes a page. A call that fails refolds the summaries
+  // back below (min / max are exact, so they come out bit for bit as before).
   const bool fold = summary_page_[layer] != 0 && !in.compress;
   auto write_head = [&](int64_t h) {
     HeadStore& s = head(layer, h);
     const bool ok = copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, s.k.data() + static_cast<size_t>(s.len) * rb) &&
                     copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb);
-    if (ok && fold) {
+    const int64_t whole = fold ? (s.len + n) / summary_page_[layer] * summary_page_[layer] : 0;
+    if (ok && fold && whole > summary(layer, h).rows) {
       // Fold from the input when it holds the stored values (same dtype).
       const size_t es = dtype_size(in.k_dtype);
       const FreshRows fresh{static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride) * es, s.len,
                             in.k_row_stride * static_cast<int64_t>(es)};
-      (void)sync_summary(layer, h, s.len + n, in.k_dtype == rt ? &fresh : nullptr);  // a refused allocation empties it: rebuilt at the next sparse attend
+      (void)sync_summary(layer, h, whole, in.k_dtype == rt ? &fresh : nullptr);  // a refused allocation empties it: rebuilt at the next sparse attend
     }
     return ok;
   };

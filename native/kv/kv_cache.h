@@ -173,7 +173,7 @@ class KvCache final : public KvCacheApi {
   const std::vector<float>& window(int64_t layer, int64_t* n_heads, int64_t* rows) const;
   // The layer's Quest page summaries (built by its first sparse attend, then
   // kept up to date by append, compress and clear).
-  Status export_summaries(int64_t layer, SummaryExport* out) const;
+  Status export_summaries(int64_t layer, SummaryExport* out);  // folds a partial page append left first
   // TidalDecode: drops the positions selected in the current decode step.
   void begin_step() { tidal_ = TidalState(); }
   // The layer of the current selection, or -1.

@@ -81,13 +81,6 @@ Status KvCache::sync_summary(int64_t layer, int64_t h, int64_t rows, const Fresh
                                  sum.open_hi.data(), init && stored == 0);
       }
     };
-    // A decode step's append: one row into the open page, which it does not
-    // complete (15 appends in 16 at P = 16); nothing to allocate or store.
-    if (rows == sum.rows + 1 && rows % P != 0 && static_cast<int64_t>(sum.open_lo.size()) == d) {
-      fold(sum.rows, 1, sum.rows % P == 0);
-      sum.rows = rows;
-      return Status::ok();
-    }
     return sparse::summary_sync_fold(sum, summary_format(), P, d, rows, cap_rows, fold);
   }
   return sparse::summary_sync(sum, summary_format(), summary_page_[layer], cfg_.head_dim, rows, cap_rows,
@@ -143,12 +136,19 @@ void KvCache::summaries_reset(int64_t layer) {
   summary_sums_[layer] = 0;
 }
 
-Status KvCache::export_summaries(int64_t layer, SummaryExport* out) const {
+Status KvCache::export_summaries(int64_t layer, SummaryExport* out) {
   if (layer < 0 || layer >= cfg_.n_layers) return Status::invalid("layer: expected 0 to " + num(cfg_.n_layers - 1) + ", received " + num(layer));
   const int64_t H = cfg_.n_kv_heads, d = cfg_.head_dim, P = summary_page_[layer];
   *out = SummaryExport();
   out->page_size = P;
   if (P == 0) return Status::ok();
+  // Rows of a partial page that append left to fold (kv_cache.cpp).
+  for (int64_t h = 0; h < H; ++h) {
+    if (summary(layer, h).rows != head(layer, h).len) {
+      const Status st = sync_summary(layer, h);
+      if (!st.is_ok()) return st;
+    }
+  }
   try {
     for (int64_t h = 0; h < H; ++h) {
       out->pages = std::max(out->pages, sparse::page_count(summary(layer, h).rows, P));
