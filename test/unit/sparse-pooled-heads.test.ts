@@ -6,7 +6,7 @@
 //
 // Tolerance: OUT_TOL * max|v| (helpers.ts).
 import { afterAll, describe, expect, test } from 'vitest';
-import { backendInfo, KvCache, setThreads, type SparseOptions, type Tensor } from '../../lib/index.js';
+import { backendInfo, KvCache, setThreads, type FloatDType, type SparseOptions, type Tensor } from '../../lib/index.js';
 import { decode3, referenceAttention } from '../reference/attention.js';
 import { mulberry32 } from '../reference/random.js';
 import { maxAbsDiff, OUT_TOL, randomTensor3 } from './helpers.js';
@@ -24,7 +24,7 @@ function buildCache(): { cache: KvCache; q: Tensor<'f32'>[] } {
   return { cache, q };
 }
 
-function vMax(v: Tensor<'f32'>): number {
+function vMax(v: Tensor<FloatDType>): number {
   return decode3(v).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 }
 
