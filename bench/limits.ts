@@ -186,6 +186,28 @@ export function refreshLimits(threads: number[], opts: LimitsOptions = {}): Thre
   });
 }
 
+/**
+ * Gathered read bandwidth, bytes/s: 1/16 of the `blockBytes` blocks of a
+ * `bandwidthBytes` array read at random, one per stratum, ascending
+ * (native/core/machine_limits.h): the machine's limit for a sparse
+ * decode's scattered pages. Not cached (each block size is its own figure).
+ */
+export function measureGatherBandwidth(blockBytes: number, threads: number, opts: LimitsOptions = {}): { bytesPerS: number; loop: string; hugePages: boolean; blockBytes: number } {
+  const o = checkLimitsOptions(opts);
+  const [t] = checkThreadList([threads]);
+  if (!Number.isInteger(blockBytes) || blockBytes < 64 || blockBytes % 64 !== 0 || blockBytes > o.bandwidthBytes / t!) {
+    throw new RangeError(`blockBytes: expected a multiple of 64 in [64, bandwidthBytes / threads = ${Math.floor(o.bandwidthBytes / t!)}], received ${String(blockBytes)}`);
+  }
+  const before = backendInfo().threads;
+  if (before !== t) setThreads(t!);
+  try {
+    const r = native().measureBandwidth('gather', o.bandwidthBytes, t!, o.reps, blockBytes);
+    return { bytesPerS: r.bytesPerS, loop: r.loop, hugePages: r.hugePages, blockBytes };
+  } finally {
+    if (backendInfo().threads !== before) setThreads(before);
+  }
+}
+
 /** The cached limits for `threads` (undefined if not measured in this process). */
 export function cachedLimits(threads: number, bandwidthBytes = LIMITS_BANDWIDTH_BYTES): ThreadLimits | undefined {
   return cache.get(key(threads, bandwidthBytes));

@@ -21,6 +21,10 @@ export interface SparseBenchMethod {
   selectedPerHead(budget: number, nKv: number): number;
   /** Bytes one layer of the step reads, on average over the modelled step's layers. */
   bytesPerLayer(budget: number, nKv: number, cfg: ResolvedSparseBenchOptions): number;
+  /** Of bytesPerLayer, the bytes read as scattered runs of gatherRun tokens (the rest is streamed: summaries, full layers). */
+  gatheredBytesPerLayer(budget: number, nKv: number, cfg: ResolvedSparseBenchOptions): number;
+  /** Tokens per contiguous run of a gathered read (a page, a block, one row). */
+  gatherRun: number;
   /** KvCache.attend's `sparse` option ('step' methods: the timing schedule over the held layers). */
   sparse(budget: number): Record<string, unknown>;
   /** The stateless form, for the breakdown (selection, gathered attention); absent = cache total only. */
@@ -52,6 +56,8 @@ export const SPARSE_BENCH_METHODS: SparseBenchMethod[] = [
     selectedPerHead: (budget, nKv) => wholeUnits(budget, nKv, QUEST_PAGE),
     // kmin, kmax: 2 f16 rows per page; the selected rows' K + V.
     bytesPerLayer: (budget, nKv, c) => c.kvHeads * c.headDim * 2 * (2 * Math.ceil(nKv / QUEST_PAGE) + 2 * wholeUnits(budget, nKv, QUEST_PAGE)),
+    gatheredBytesPerLayer: (budget, nKv, c) => c.kvHeads * c.headDim * 2 * 2 * wholeUnits(budget, nKv, QUEST_PAGE),
+    gatherRun: QUEST_PAGE,
     sparse: (budget) => ({ method: 'quest', budget, pageSize: QUEST_PAGE }),
     stateless: {
       prepare: (k) => questPageSummaries(k, { pageSize: QUEST_PAGE }),
@@ -65,6 +71,8 @@ export const SPARSE_BENCH_METHODS: SparseBenchMethod[] = [
     selectedPerHead: (budget, nKv) => wholeUnits(budget, nKv, BLOCK_SIZE),
     // kmin, kmax f16 and kmean f32 (= 2 f16 rows) per block; the selected rows' K + V.
     bytesPerLayer: (budget, nKv, c) => c.kvHeads * c.headDim * 2 * (4 * Math.ceil(nKv / BLOCK_SIZE) + 2 * wholeUnits(budget, nKv, BLOCK_SIZE)),
+    gatheredBytesPerLayer: (budget, nKv, c) => c.kvHeads * c.headDim * 2 * 2 * wholeUnits(budget, nKv, BLOCK_SIZE),
+    gatherRun: BLOCK_SIZE,
     sparse: (budget) => ({ method: 'blocks', budget, blockSize: BLOCK_SIZE }),
     stateless: {
       prepare: (k) => blockSummaries(k, { blockSize: BLOCK_SIZE }),
@@ -82,6 +90,8 @@ export const SPARSE_BENCH_METHODS: SparseBenchMethod[] = [
       const row = c.kvHeads * c.headDim * 2 * 2;
       return ((s.full + s.select) * nKv * row + s.gathered * Math.min(nKv, budget) * row) / c.layers;
     },
+    gatheredBytesPerLayer: (budget, nKv, c) => (tidalStepLayers(c.layers).gathered * Math.min(nKv, budget) * c.kvHeads * c.headDim * 2 * 2) / c.layers,
+    gatherRun: 1,
     // Timing schedule over the held layers: selection at held layer 0, the others gathered.
     sparse: (budget) => ({ method: 'tidal', budget, selectLayer: 0, reselectLayers: [] }),
   },

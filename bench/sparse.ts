@@ -66,7 +66,7 @@ import {
 import { runInNewContext } from 'node:vm';
 import v8 from 'node:v8';
 import { randomBlock } from './common.js';
-import { cpuModel, limitsReport, measureLimits, refreshLimits, type LimitsOptions, type MachineLimitsReport } from './limits.js';
+import { cpuModel, limitsReport, measureGatherBandwidth, measureLimits, refreshLimits, type LimitsOptions, type MachineLimitsReport } from './limits.js';
 
 import { QUEST_PAGE, SPARSE_BENCH_METHODS, tidalStepLayers, type SparseBenchMethod } from './sparse-methods.js';
 
@@ -203,6 +203,14 @@ export interface MethodFigures {
    * denseMsPerLayer / msPerLayer. TidalDecode: msPerLayer = stepMs / layers.
    */
   cache: { msPerLayer: number; stepMs: number; speedup: number; denseMsPerLayer: number; gbPerS: number; pctReadBw: number; idealStepMs: number };
+  /**
+   * The machine's limit for this access pattern: streamed bytes at the read
+   * bandwidth + gathered bytes at the gathered-read bandwidth of runs of
+   * gatherRun tokens (both measured in this run). pctOfLimit = limit step /
+   * measured step; limitSpeedup = the dense step at the read bandwidth /
+   * the limit step (what kernels at both limits would show).
+   */
+  limit: { gatherRun: number; gatheredBytesPerLayer: number; stepMs: number; pctOfLimit: number; limitSpeedup: number };
   /** Summaries this method keeps: bytes per layer (0 for TidalDecode). */
   summaryBytesPerLayer: number;
   /** The first sparse attend per layer builds the summaries: median ms per layer (null: TidalDecode keeps none). */
@@ -242,6 +250,8 @@ export interface SparseBenchReport {
   config: ResolvedSparseBenchOptions;
   /** Read bandwidth with the run's threads (bench/limits.ts): at the start, and the best including the end (percentages use it). */
   readBandwidthGBs: { start: number; end: number };
+  /** Gathered-read bandwidth per run length (bench/limits.ts measureGatherBandwidth), best of the start and the end. */
+  gatherBandwidthGBs: { runTokens: number; blockBytes: number; start: number; end: number; loop: string }[];
   limits: MachineLimitsReport;
   sizes: SizeFigures[];
   upkeep: UpkeepFigures;
@@ -293,6 +303,21 @@ function collect(): void {
 
 export const GiB = 2 ** 30;
 const N_QUERIES = 8;
+
+/** Bytes of one gathered run of `tokens` f16 rows, as the probe reads it (a multiple of 64). */
+const runBytes = (tokens: number, headDim: number) => Math.max(64, Math.ceil((tokens * headDim * 2) / 64) * 64);
+
+/** Gathered-read bandwidth (GB/s) for each run length, merged into `into` (best of the runs). */
+function gatherBw(runs: number[], headDim: number, threads: number, limits: LimitsOptions | undefined, into: SparseBenchReport['gatherBandwidthGBs']): void {
+  for (const runTokens of runs) {
+    const blockBytes = runBytes(runTokens, headDim);
+    const r = measureGatherBandwidth(blockBytes, threads, limits);
+    const gbs = r.bytesPerS / 1e9;
+    const row = into.find((x) => x.runTokens === runTokens);
+    if (!row) into.push({ runTokens, blockBytes, start: gbs, end: gbs, loop: r.loop });
+    else if (gbs > row.end) Object.assign(row, { end: gbs, loop: r.loop });
+  }
+}
 
 function readBw(threads: number, refresh: boolean, limits: LimitsOptions | undefined): number {
   const [lim] = (refresh ? refreshLimits : measureLimits)([threads], limits);
@@ -480,6 +505,7 @@ function measureSize(
           msPerLayer, stepMs: msPerLayer * layers, speedup: phaseDense / msPerLayer, denseMsPerLayer: phaseDense,
           gbPerS: bytesPerLayer / (msPerLayer / 1e3) / 1e9, pctReadBw: 0, idealStepMs: 0,
         },
+        limit: { gatherRun: m.gatherRun, gatheredBytesPerLayer: m.gatheredBytesPerLayer(budget, tokens, cfg), stepMs: 0, pctOfLimit: 0, limitSpeedup: 0 },
         summaryBytesPerLayer: summaryBytes[i]!,
         summaryBuildMsPerLayer: builds[i] ? median(builds[i]!) : null,
       };
@@ -576,6 +602,9 @@ export async function runSparseBench(opts: SparseBenchOptions = {}): Promise<Spa
   bar?.start(2 + 2 * cfg.tokens.length, 0, { task: 'bandwidth' });
   const tick = (task: string) => bar?.increment({ task });
   const bwStart = readBw(threads, false, opts.limits);
+  const runs = [...new Set(methods.map((m) => m.gatherRun))];
+  const gather: SparseBenchReport['gatherBandwidthGBs'] = [];
+  gatherBw(runs, cfg.headDim, threads, opts.limits, gather);
   const sizes: SizeFigures[] = [];
   for (const t of cfg.tokens) {
     collect();
@@ -585,6 +614,7 @@ export async function runSparseBench(opts: SparseBenchOptions = {}): Promise<Spa
   tick('upkeep');
   const upkeep = measureUpkeep(cfg);
   const bwEnd = readBw(threads, true, opts.limits);
+  gatherBw(runs, cfg.headDim, threads, opts.limits, gather);
   bar?.stop();
   const bw = Math.max(bwStart, bwEnd);
   for (const s of sizes) {
@@ -593,6 +623,11 @@ export async function runSparseBench(opts: SparseBenchOptions = {}): Promise<Spa
     for (const m of s.methods) {
       m.cache.pctReadBw = (100 * m.cache.gbPerS) / bw;
       m.cache.idealStepMs = (m.bytesPerLayer * s.modelledLayers) / (bw * 1e9) * 1e3;
+      const gbw = gather.find((g) => g.runTokens === m.limit.gatherRun)!.end;
+      const streamed = m.bytesPerLayer - m.limit.gatheredBytesPerLayer;
+      m.limit.stepMs = (s.modelledLayers * (streamed / (bw * 1e9) + m.limit.gatheredBytesPerLayer / (gbw * 1e9))) * 1e3;
+      m.limit.pctOfLimit = (100 * m.limit.stepMs) / m.cache.stepMs;
+      m.limit.limitSpeedup = s.dense.idealStepMs / m.limit.stepMs;
     }
   }
   const report: SparseBenchReport = {
@@ -600,6 +635,7 @@ export async function runSparseBench(opts: SparseBenchOptions = {}): Promise<Spa
     machine: { cpus: os.cpus().length, model: cpuModel(), threads, isa: info.isa },
     config: cfg,
     readBandwidthGBs: { start: bwStart, end: bw },
+    gatherBandwidthGBs: gather,
     limits: limitsReport(measureLimits([threads], opts.limits), opts.limits?.bandwidthBytes),
     sizes,
     upkeep,
@@ -608,6 +644,7 @@ export async function runSparseBench(opts: SparseBenchOptions = {}): Promise<Spa
       'cache: KvCache.attend with and without `sparse` (the real path: selection + gathered attention inside one call), one sub-phase per summary layout over the same cache (Quest and TidalDecode, then blocks), each method against the dense passes of its own sub-phase. stateless: the breakdown, attention() and the method\'s stateless selection on per-layer arrays of the same content.',
       'TidalDecode: the modelled step (full layers 0-1, selection at 2, re-selection at 13 when layers > 13, the others gathered) composed from per-call medians: the selection call (a full pass with key mass + top-k) and the gathered call timed in one step over the held layers, full layers at the dense attend; per layer = step / layers. stateless select = the selection layers\' calls, gathered = the gathered layers\' calls.',
       'Bytes: dense = K + V of every token (f16); Quest = 2 f16 summary rows per page of 16 + K + V of the selected rows; blocks = kmin, kmax (f16) and kmean (f32) per block of 64 + the selected rows; TidalDecode = every row in its full and selection layers, the kept rows in the others, averaged per layer. idealSpeedup = dense bytes / sparse bytes; idealStepMs = bytes / the read bandwidth measured in this run.',
+      'limit: the machine\'s own limit for the access pattern: streamed bytes (summaries, full layers) at the read bandwidth plus the gathered K + V at the gathered-read bandwidth of runs of the method\'s length (a page, a block, one row; 1/16 of the blocks of a 1 GiB array at random, measured at the start and the end); pctOfLimit = limit step / measured step; limitSpeedup = dense bytes at the read bandwidth / the limit step.',
       'The content is random f16 in [-1, 1): the selection is meaningless here (timing only); fidelity is `tokenpress eval kv`.',
       `Upkeep: ${upkeep.single.appendsPerRep} single-token appends and one ${upkeep.chunk.tokens}-token append per rep, to a layer with Quest summaries and to one without (interleaved); overhead = with / without - 1 (goal <= 10%).`,
     ],

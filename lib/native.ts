@@ -473,6 +473,8 @@ export interface NativeAddon {
   measureCopyBandwidth(bytes: number, threads: number, reps: number): number;
   /** Read or copy bandwidth with how it was obtained (native/core/machine_limits.h). */
   measureBandwidth(kind: 'read' | 'copy', bytes: number, threads: number, reps: number): NativeBandwidth;
+  /** Gathered read: 1/16 of the `blockBytes` blocks of the array, at random (native/core/machine_limits.h). */
+  measureBandwidth(kind: 'gather', bytes: number, threads: number, reps: number, blockBytes: number): NativeBandwidth;
   /** bf16 dot-product (VDPBF16PS) peak, FLOP/s; 0 without AVX512-BF16. */
   measureBf16Peak(threads: number): number;
   /** The roofline decode loop (native/attention/roofline_decode.h); the bench's peer. */

@@ -39,13 +39,14 @@ int pool_threads(int64_t requested) {
 
 constexpr double kMaxBytes = 281474976710656.0;  // 2^48: far above any RAM, exact in a double
 
-enum class BandwidthKind { Read, Copy };
+enum class BandwidthKind { Read, Copy, Gather };
 
 // (bytes, threads, reps) of a bandwidth call starting at argument `first`.
 struct BandwidthArgs {
   int64_t bytes;
   int threads;
   int reps;
+  int64_t block_bytes = 0;  // Gather only
 };
 
 BandwidthArgs bandwidth_args(const Napi::CallbackInfo& info, size_t first, BandwidthKind kind) {
@@ -53,8 +54,15 @@ BandwidthArgs bandwidth_args(const Napi::CallbackInfo& info, size_t first, Bandw
   a.bytes = integer_arg(info, first, "bytes", 64, kMaxBytes);
   a.threads = pool_threads(integer_arg(info, first + 1, "threads", 1, 1024));
   a.reps = static_cast<int>(integer_arg(info, first + 2, "reps", 1, 10000));
-  // Copy splits the array into a source and a destination half.
-  const int64_t per_thread = kind == BandwidthKind::Copy ? 128 : 64;
+  if (kind == BandwidthKind::Gather) {
+    a.block_bytes = integer_arg(info, first + 3, "blockBytes", 64, 1 << 30);
+    if (a.block_bytes % 64 != 0) {
+      throw Napi::RangeError::New(info.Env(), "blockBytes: expected a multiple of 64, received " + std::to_string(a.block_bytes));
+    }
+  }
+  // Copy splits the array into a source and a destination half; a gather
+  // reads at least one block per thread.
+  const int64_t per_thread = kind == BandwidthKind::Copy ? 128 : kind == BandwidthKind::Gather ? a.block_bytes : 64;
   if (a.bytes / per_thread < a.threads) {
     throw Napi::RangeError::New(info.Env(), "bytes: expected at least " + std::to_string(per_thread) + " bytes per thread (" +
                                                 std::to_string(per_thread * a.threads) + "), received " + std::to_string(a.bytes));
@@ -63,11 +71,12 @@ BandwidthArgs bandwidth_args(const Napi::CallbackInfo& info, size_t first, Bandw
 }
 
 double run_bandwidth(Napi::Env env, BandwidthKind kind, const BandwidthArgs& a, BandwidthInfo* bw_info) {
-  const double bw = kind == BandwidthKind::Read ? measure_read_bandwidth(a.bytes, a.threads, a.reps, bw_info)
-                                                : measure_copy_bandwidth(a.bytes, a.threads, a.reps, bw_info);
+  const double bw = kind == BandwidthKind::Read   ? measure_read_bandwidth(a.bytes, a.threads, a.reps, bw_info)
+                    : kind == BandwidthKind::Copy ? measure_copy_bandwidth(a.bytes, a.threads, a.reps, bw_info)
+                                                  : measure_gather_bandwidth(a.bytes, a.block_bytes, a.threads, a.reps, bw_info);
   if (!(bw > 0)) {
-    throw Napi::Error::New(env, std::string(kind == BandwidthKind::Read ? "measureReadBandwidth" : "measureCopyBandwidth") +
-                                    ": could not allocate " + std::to_string(a.bytes) + " bytes for the bandwidth array");
+    const char* fn = kind == BandwidthKind::Read ? "measureReadBandwidth" : kind == BandwidthKind::Copy ? "measureCopyBandwidth" : "measureBandwidth('gather')";
+    throw Napi::Error::New(env, std::string(fn) + ": could not allocate " + std::to_string(a.bytes) + " bytes for the bandwidth array");
   }
   return bw;
 }
@@ -82,16 +91,16 @@ Napi::Value MeasureCopyBandwidth(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), run_bandwidth(info.Env(), BandwidthKind::Copy, a, nullptr));
 }
 
-// measureBandwidth(kind: 'read' | 'copy', bytes, threads, reps) ->
+// measureBandwidth(kind: 'read' | 'copy' | 'gather', bytes, threads, reps, blockBytes (gather only)) ->
 // { bytesPerS, loop, hugePages, concurrentReps, threads }
 Napi::Value MeasureBandwidth(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Value k = info.Length() > 0 ? info[0] : env.Undefined();
   const std::string name = k.IsString() ? k.As<Napi::String>().Utf8Value() : "";
-  if (name != "read" && name != "copy") {
-    throw Napi::TypeError::New(env, "kind: expected 'read' or 'copy', received " + (k.IsString() ? "'" + name + "'" : describe(k)));
+  if (name != "read" && name != "copy" && name != "gather") {
+    throw Napi::TypeError::New(env, "kind: expected 'read', 'copy' or 'gather', received " + (k.IsString() ? "'" + name + "'" : describe(k)));
   }
-  const BandwidthKind kind = name == "read" ? BandwidthKind::Read : BandwidthKind::Copy;
+  const BandwidthKind kind = name == "read" ? BandwidthKind::Read : name == "copy" ? BandwidthKind::Copy : BandwidthKind::Gather;
   const BandwidthArgs a = bandwidth_args(info, 1, kind);
   BandwidthInfo bw_info;
   const double bw = run_bandwidth(env, kind, a, &bw_info);

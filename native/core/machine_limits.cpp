@@ -540,6 +540,94 @@ double measure_read_bandwidth(int64_t bytes, int threads, int reps, BandwidthInf
   }
 }
 
+// The name of a read loop's next-block-prefetch variant (static storage, as
+// BandwidthInfo::loop needs), or null for loops that prefetch on their own.
+static const char* with_next_block(const char* loop) {
+  static const char* const kNames[][2] = {
+      {"avx512", "avx512+next"}, {"avx2", "avx2+next"}, {"sse2", "sse2+next"}, {"scalar", "scalar+next"}};
+  for (const auto& n : kNames) {
+    if (std::strcmp(n[0], loop) == 0) return n[1];
+  }
+  return nullptr;
+}
+
+// Gathered read: each thread reads `count` blocks of its slab, one picked at
+// random from each of `count` equal strata (so ascending, distinct, and as
+// scattered as a sparse selection's pages), every block start to end with a
+// read loop; the "+next" variants prefetch the next block's lines before
+// reading the current one (the hardware prefetchers stop at 4 KiB edges).
+// Offsets are drawn before the timed pass, fresh each rep.
+double measure_gather_bandwidth(int64_t bytes, int64_t block_bytes, int threads, int reps, BandwidthInfo* info) {
+  threads = cap_threads(threads);
+  if (reps < 1) reps = 1;
+  if (block_bytes < 64 || block_bytes % 64 != 0) return -1.0;
+  const int64_t blocks = bytes / block_bytes;
+  if (blocks < threads) return -1.0;
+  const int64_t block_floats = block_bytes / 4;
+  BigArray buf(static_cast<size_t>(blocks * block_bytes));
+  if (!buf.data()) return -1.0;
+  float* p = reinterpret_cast<float*>(buf.data());
+  try {
+    run_together(threads, [&](int64_t t) {
+      const int64_t b0 = t * blocks / threads, b1 = (t + 1) * blocks / threads;
+      for (int64_t i = b0 * block_floats; i < b1 * block_floats; ++i) p[i] = static_cast<float>(i & 1023) * (1.0f / 1024.0f);
+    });
+    const std::vector<SumLoop> loops = read_loops();
+    std::vector<std::vector<int64_t>> offsets(static_cast<size_t>(threads));
+    std::vector<float> partial(static_cast<size_t>(threads), 0.0f);
+    volatile float sink = 0.0f;
+    Best best;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int r = 0; r < reps; ++r) {
+      for (const SumLoop& loop : loops) {
+        for (int next = 0; next < 2; ++next) {
+          if (next && !with_next_block(loop.name)) continue;
+          int64_t total = 0;
+          for (int t = 0; t < threads; ++t) {
+            const int64_t b0 = t * blocks / threads, b1 = (t + 1) * blocks / threads;
+            const int64_t count = std::max<int64_t>(1, (b1 - b0) / 16);
+            std::vector<int64_t>& off = offsets[static_cast<size_t>(t)];
+            off.resize(static_cast<size_t>(count));
+            for (int64_t i = 0; i < count; ++i) {
+              seed ^= seed << 13;
+              seed ^= seed >> 7;
+              seed ^= seed << 17;
+              const int64_t s0 = b0 + i * (b1 - b0) / count, s1 = b0 + (i + 1) * (b1 - b0) / count;
+              off[static_cast<size_t>(i)] = (s0 + static_cast<int64_t>(seed % static_cast<uint64_t>(s1 - s0))) * block_floats;
+            }
+            total += count;
+          }
+          const TimedRun run = run_together(threads, [&](int64_t t) {
+            const std::vector<int64_t>& off = offsets[static_cast<size_t>(t)];
+            float acc = 0.0f;
+            for (size_t i = 0; i < off.size(); ++i) {
+              if (next && i + 1 < off.size()) {
+                const char* n = reinterpret_cast<const char*>(p + off[i + 1]);
+                for (int64_t l = 0; l < block_bytes; l += 64) __builtin_prefetch(n + l, 0, 3);
+              }
+              acc += loop.fn(p + off[i], block_floats);
+            }
+            partial[static_cast<size_t>(t)] = acc;
+          });
+          for (float x : partial) sink = sink + x;
+          const char* name = next ? with_next_block(loop.name) : loop.name;
+          if (run.seconds > 0) best.add(static_cast<double>(total * block_bytes) / run.seconds, run.concurrent, name);
+        }
+      }
+    }
+    (void)sink;
+    if (info) {
+      info->loop = best.loop();
+      info->huge_pages = buf.huge_pages();
+      info->concurrent_reps = best.concurrent_reps;
+      info->threads = threads;
+    }
+    return best.value();
+  } catch (const std::bad_alloc&) {
+    return -1.0;
+  }
+}
+
 double measure_copy_bandwidth(int64_t bytes, int threads, int reps, BandwidthInfo* info) {
   threads = cap_threads(threads);
   if (reps < 1) reps = 1;

@@ -28,6 +28,14 @@ double measure_read_bandwidth(int64_t bytes, int threads, int reps, BandwidthInf
 // cannot be allocated.
 double measure_copy_bandwidth(int64_t bytes, int threads, int reps, BandwidthInfo* info = nullptr);
 
+// Gathered read bandwidth in bytes/s, the limit of a sparse decode's reads:
+// each thread reads 1/16 of the `block_bytes` blocks of its slab of a
+// `bytes` array, chosen at random (one per stratum, ascending), each block
+// start to end; best of the read loops with and without a prefetch of the
+// next block. -1 when the array cannot be allocated or block_bytes is not a
+// positive multiple of 64.
+double measure_gather_bandwidth(int64_t bytes, int64_t block_bytes, int threads, int reps, BandwidthInfo* info = nullptr);
+
 // FP32 fused multiply-add peak in FLOP/s (2 per FMA lane) on the best ISA the
 // CPU has (not the one kernels are restricted to), `threads` threads.
 double measure_fma_peak(int threads);

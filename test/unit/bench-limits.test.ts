@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { backendInfo } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
-import { cachedLimits, cpuModel, limitsReport, measureLimits, refreshLimits, runLimitsBench } from '../../bench/limits.js';
+import { cachedLimits, cpuModel, limitsReport, measureGatherBandwidth, measureLimits, refreshLimits, runLimitsBench } from '../../bench/limits.js';
 import { runAttentionBench } from '../../bench/attention.js';
 
 const MiB = 2 ** 20;
@@ -80,6 +80,24 @@ describe('machine limits', () => {
     expect(() => measureLimits([1], { reps: 0 })).toThrow(/opts.reps/);
     expect(() => measureLimits([1], { bandwidthBytes: 1000 })).toThrow(/opts.bandwidthBytes/);
     expect(() => measureLimits([1], { rep: 1 } as never)).toThrow(/rep/);
+  });
+
+  it('gathered-read bandwidth: sane for every block size, arguments checked', () => {
+    const n = native();
+    for (const blockBytes of [64, 4096, 65536]) {
+      const r = measureGatherBandwidth(blockBytes, 1, SMALL);
+      saneBandwidth(r.bytesPerS);
+      expect(r.blockBytes).toBe(blockBytes);
+      expect(r.loop).toMatch(/^(avx512|avx2|sse2|scalar)/);
+    }
+    // One block per thread is the least (the whole array read, 1/16 rounds up to 1).
+    saneBandwidth(n.measureBandwidth('gather', 4096, 1, 1, 4096).bytesPerS);
+    expect(() => n.measureBandwidth('gather', 16 * MiB, 1, 1, 100)).toThrow(/blockBytes: expected a multiple of 64, received 100/);
+    expect(() => (n.measureBandwidth as (...a: unknown[]) => unknown)('gather', 16 * MiB, 1, 1)).toThrow(/blockBytes: expected an integer/);
+    if (backendInfo().threads >= 2) expect(() => n.measureBandwidth('gather', 4096, 2, 1, 4096)).toThrow(/bytes: expected at least 4096 bytes per thread/);
+    expect(() => measureGatherBandwidth(96, 1, SMALL)).toThrow(/blockBytes: expected a multiple of 64/);
+    expect(() => measureGatherBandwidth(32 * MiB, 1, SMALL)).toThrow(/blockBytes/);
+    expect(() => measureGatherBandwidth(4096, 0, SMALL)).toThrow(/threads/);
   });
 
   it('measureBandwidth reports how the figure was obtained', () => {

@@ -51,6 +51,13 @@ describe('bench sparse smoke (tiny sizes)', () => {
     expect(r.limits.cpuModel).toBe(r.machine.model);
     expect(r.readBandwidthGBs.end).toBeGreaterThanOrEqual(r.readBandwidthGBs.start);
     expect(r.sizes.map((s) => s.tokens)).toEqual([300, 1000]);
+    // One gathered-read probe per run length (a page of 16, a block of 64, one row; f16 rows of 32 = 64 B).
+    expect(r.gatherBandwidthGBs.map((g) => [g.runTokens, g.blockBytes])).toEqual([[16, 1024], [64, 4096], [1, 64]]);
+    for (const g of r.gatherBandwidthGBs) {
+      expect(g.end).toBeGreaterThanOrEqual(g.start);
+      expect(g.start).toBeGreaterThan(0);
+      expect(g.loop).toMatch(/^(avx512|avx2|sse2|scalar)/);
+    }
     const pos = (x: number) => expect(Number.isFinite(x) && x > 0).toBe(true);
     for (const s of r.sizes) {
       expect(s.modelledLayers).toBe(6);
@@ -105,6 +112,16 @@ describe('bench sparse smoke (tiny sizes)', () => {
           pos(m.cache.msPerLayer);
         }
         expect(m.idealSpeedup).toBeCloseTo(s.layerKvBytes / m.bytesPerLayer, 12);
+        // The machine limit: streamed bytes at the read bandwidth, gathered runs at the gathered-read bandwidth.
+        const run = m.method === 'quest' ? 16 : m.method === 'blocks' ? 64 : 1;
+        expect(m.limit.gatherRun).toBe(run);
+        const gathered = m.method === 'tidal' ? (3 * Math.min(s.tokens, m.budget) * row) / 6 : m.selectedPerHead * row;
+        expect(m.limit.gatheredBytesPerLayer).toBeCloseTo(gathered, 9);
+        const g = r.gatherBandwidthGBs.find((x) => x.runTokens === run)!;
+        const bw = r.readBandwidthGBs.end * 1e9;
+        expect(m.limit.stepMs).toBeCloseTo(6e3 * ((m.bytesPerLayer - gathered) / bw + gathered / (g.end * 1e9)), 9);
+        expect(m.limit.pctOfLimit).toBeCloseTo((100 * m.limit.stepMs) / m.cache.stepMs, 9);
+        expect(m.limit.limitSpeedup).toBeCloseTo(s.dense.idealStepMs / m.limit.stepMs, 9);
         pos(m.cache.denseMsPerLayer);
         expect(m.cache.stepMs).toBeCloseTo(m.cache.msPerLayer * 6, 9);
         expect(m.cache.speedup).toBeCloseTo(m.cache.denseMsPerLayer / m.cache.msPerLayer, 9);
