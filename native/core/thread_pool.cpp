@@ -1,14 +1,49 @@
 #include "thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <system_error>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace tp {
 namespace {
 thread_local bool t_inside_pool = false;
+
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
 }
+
+// Spins until done() or spin_ns have passed; true when done() came true.
+template <typename Done>
+bool spin_until(int64_t spin_ns, const Done& done) {
+  if (spin_ns <= 0) return done();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns);
+  for (uint32_t i = 1;; ++i) {
+    if (done()) return true;
+    spin_pause();
+    if ((i & 63) == 0 && std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
+
+// TOKENPRESS_SPIN_US in [0, 100000]; 50 us otherwise.
+int64_t spin_ns_from_env() {
+  if (const char* env = std::getenv("TOKENPRESS_SPIN_US")) {
+    char* end = nullptr;
+    const long us = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && us >= 0 && us <= 100000) return static_cast<int64_t>(us) * 1000;
+  }
+  return 50 * 1000;
+}
+}  // namespace
 
 int default_thread_count() {
   if (const char* env = std::getenv("TOKENPRESS_THREADS")) {
@@ -28,7 +63,7 @@ ThreadPool& ThreadPool::instance() {
 
 // A refused thread at start-up leaves a smaller pool, never an exception
 // from instance().
-ThreadPool::ThreadPool() {
+ThreadPool::ThreadPool() : spin_ns_(spin_ns_from_env()) {
   try {
     start_workers(default_thread_count());
   } catch (const std::system_error&) {
@@ -47,7 +82,7 @@ void ThreadPool::start_workers(int n) {
   // A new worker must wait for the *next* job: starting from a stale
   // generation it would run (and count itself out of) a job twice, and the
   // pool's busy count would no longer reach zero.
-  const uint64_t generation = generation_;
+  const uint64_t generation = generation_.load();
   workers_.reserve(static_cast<size_t>(want - 1));
   for (int w = 1; w < want; ++w) {
     workers_.emplace_back([this, w, generation] { worker_loop(w, generation); });
@@ -115,18 +150,25 @@ void ThreadPool::run_tasks(int worker) {
   }
 }
 
+// A worker spins on the generation for spin_ns_ after each job, then blocks.
+// The job's fields are written before the generation is bumped (release),
+// and read after it is seen (acquire). stop_workers sets stopping_ without
+// a new generation (and never while a job runs: both hold run_mutex_), so a
+// spinning worker sees no job and goes to the wait, which checks it.
 void ThreadPool::worker_loop(int worker, uint64_t seen) {
   for (;;) {
-    {
+    if (!spin_until(spin_ns_, [&] { return generation_.load(std::memory_order_acquire) != seen; })) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stopping_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stopping_) return;
-      seen = generation_;
     }
+    seen = generation_.load(std::memory_order_acquire);
     run_tasks(worker);
-    {
+    // The last worker out wakes the caller; under the mutex, so a caller
+    // about to block has either seen busy_ == 0 or is already waiting.
+    if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--busy_ == 0) done_.notify_one();
+      done_.notify_one();
     }
   }
 }
@@ -178,18 +220,21 @@ void ThreadPool::run_locked(int64_t n, RawTask fn, void* ctx, int workers) {
     job_size_ = n;
     next_.store(0);
     job_error_ = nullptr;
-    busy_ = size_ - 1;
-    ++generation_;
+    busy_.store(size_ - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  wake_.notify_all();
+  wake_.notify_all();  // no system call when every worker is spinning
   run_tasks(0);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return busy_ == 0; });
+  if (!spin_until(spin_ns_, [&] { return busy_.load(std::memory_order_acquire) == 0; })) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return busy_.load(std::memory_order_acquire) == 0; });
+  }
+  // Every worker is out of the job (busy_ == 0, acquire): job_error_, set
+  // under the mutex before a worker counts itself out, is ours to read.
   job_fn_ = nullptr;
   if (job_error_) {
     std::exception_ptr e = job_error_;
     job_error_ = nullptr;
-    lock.unlock();
     std::rethrow_exception(e);
   }
 }

@@ -8,6 +8,13 @@
 // (std::bad_alloc) is rethrown by parallel_for on the calling thread; a
 // refused thread in resize() is a std::system_error and leaves the pool as
 // it was.
+//
+// Idle workers, and the caller waiting for them, spin for a while (default
+// 50 us, TOKENPRESS_SPIN_US, 0 to block at once) before they block on a
+// condition variable: a futex wake costs tens of microseconds on a
+// virtual machine (an inter-processor interrupt through the hypervisor),
+// which a decode step of many short per-layer calls paid twice per call.
+// A job published while every worker spins makes no system call.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -62,8 +69,11 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::atomic<int> size_{1};  // written under run_mutex_ (resize)
   bool stopping_ = false;
-  uint64_t generation_ = 0;
-  int busy_ = 0;
+  // Written under mutex_ (so a worker about to block never misses a bump),
+  // read without it by spinning workers: hence atomic.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> busy_{0};  // workers still in the job in flight
+  int64_t spin_ns_ = 0;       // how long an idle worker / the waiting caller spins before blocking
   // The job in flight.
   RawTask job_fn_ = nullptr;
   void* job_ctx_ = nullptr;
