@@ -353,7 +353,7 @@ void decode_chunk(const DecodeCtx& c, int64_t kvh, int64_t chunk, float* scores,
     // A causal mask that hides nothing in this chunk (every key at or before
     // the row's position: all of decode, gathered rows included) costs nothing.
     const bool causal_hides = p.causal && last_pos > p.n_kv - p.n_q + i;
-    if (pl.any_mask || causal_hides) apply_key_bias(pl, kvh, i, j0, nj, s);
+    if (mask_reaches(pl, last_pos) || causal_hides) apply_key_bias(pl, kvh, i, j0, nj, s);
     float* part = partial_at(c, kvh, chunk, r);
     const float m = row_max(s, nj);
     if (m == kNegInf) {  // this query sees no key of the chunk

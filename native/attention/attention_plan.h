@@ -40,6 +40,15 @@ inline int64_t key_position(const AttentionPlan& plan, int64_t kvh, int64_t s) {
   return p.indices ? p.indices[kvh * p.n_sel + s] : s;
 }
 
+// Whether a mask (not the causal rule) can hide or bias a key at a position
+// up to max_pos: a bool / additive mask anywhere, a tree only among the
+// newest nQ keys (positions >= diag), so the tiles and chunks before a tree
+// (a speculative step's committed context) skip the per-key checks.
+inline bool mask_reaches(const AttentionPlan& plan, int64_t max_pos) {
+  const AttentionParams& p = *plan.p;
+  return p.bool_mask || p.additive_mask || (p.tree_parents && max_pos >= plan.diag);
+}
+
 // Whether query i may attend key position pos under causal / mask / tree, and
 // the additive bias (0 without an additive mask). Returns -inf when masked.
 inline float key_bias(const AttentionPlan& plan, int64_t i, int64_t pos) {

@@ -162,7 +162,7 @@ void prefill_task(void* raw, int64_t item, int worker) {
     // S^T = K Q^T (scaled), then softcap and masks.
     scores_tile(krow, ws.qt, nj, hd, ws.s);
     if (p.softcap > 0.0f) apply_softcap(ws.s, nj * kBlockRows, p.softcap);
-    const bool needs_mask = pl.any_mask || (p.causal && max_pos > pl.diag + i0);
+    const bool needs_mask = mask_reaches(pl, max_pos) || (p.causal && max_pos > pl.diag + i0);
     if (needs_mask) {
       for (int64_t jj = 0; jj < nj; ++jj) {
         float* srow = ws.s + jj * kBlockRows;

@@ -67,6 +67,9 @@ const EDGES: CaseSpec[] = [
   { name: 'nSel 1', nHeads: 4, nKvHeads: 2, nQ: 7, nKv: 50, headDim: 111, indices: { nSel: 1 }, returnLse: true, returnKeyMass: true },
   { name: 'nKv 0', nHeads: 2, nKvHeads: 1, nQ: 1, nKv: 0, headDim: 64, returnLse: true, returnKeyMass: true, out: true },
   { name: 'nQ 0', nHeads: 2, nKvHeads: 1, nQ: 0, nKv: 17, headDim: 64, returnLse: true, returnKeyMass: true },
+  // A speculative step: an 81-node tree behind 1000 committed keys (tiles and chunks before the tree skip the tree check).
+  { name: 'spec tree of 81 nodes behind 1000 keys (GQA 4, f16)', nHeads: 8, nKvHeads: 2, nQ: 81, nKv: 1081, headDim: 128, kDtype: 'f16', vDtype: 'f16', tree: 'random', returnLse: true },
+  { name: 'spec tree of 5 nodes behind 1000 keys (decode path)', nHeads: 8, nKvHeads: 2, nQ: 5, nKv: 1005, headDim: 64, kDtype: 'f16', vDtype: 'f16', tree: 'chain', returnLse: true },
   { name: 'tree of nQ = nKv nodes, causal, bool mask', nHeads: 2, nKvHeads: 1, nQ: 17, nKv: 17, headDim: 80, tree: 'random', causal: true, mask: 'bool', returnLse: true, returnKeyMass: true },
 ];
 
