@@ -197,6 +197,8 @@ export interface NativeKvCacheConfig {
   device?: number;
   /** Tokens per (layer, head) of storage allocated and populated now (CPU cache); default 0. */
   reserve?: number;
+  /** int8/int4: tokens commit / rollback can drop with the quantized groups restored exactly; default 0. */
+  speculative?: number;
 }
 
 export interface NativeKvAppendParams {
@@ -230,6 +232,18 @@ export interface NativeKvAttendParams {
   selected?: Int32Array;
   /** With selected: their counts [nKvHeads]. */
   selectedCount?: Int32Array;
+  /** Tree attend: the parent of each of the nQ newest tokens (-1 root). */
+  treeParents?: Int32Array;
+}
+
+/** KvCache commit / rollback (native/kv/kv_cache_spec.cpp). */
+export interface NativeKvCommitParams {
+  /** Layers to change; absent: all. */
+  layers?: Int32Array;
+  /** The newest treeSize tokens of every head are the tree. */
+  treeSize: number;
+  /** Tree nodes to keep, ascending (empty: rollback of treeSize tokens). */
+  accepted: Int32Array;
 }
 
 /** A layer's Quest page summaries decoded to f32 (native/kv/kv_cache.h SummaryExport). */
@@ -312,6 +326,8 @@ export interface NativeKvCacheHandle {
   questSummaries(layer: number): NativeQuestSummaries;
   /** Drops the TidalDecode positions selected in the current decode step. */
   beginStep(): void;
+  /** Keeps the accepted nodes of the newest treeSize tokens of every head (CPU caches). */
+  commitTree(p: NativeKvCommitParams): void;
   /** Where the cache lives. */
   device(): 'cpu' | 'cuda';
 }

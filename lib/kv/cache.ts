@@ -35,10 +35,11 @@ import type { FloatDType, Tensor, TensorLike } from '../tensor.js';
 import { checkBoolean, checkInteger, checkNoOverlap, checkNumber, checkOptions, checkTensor, plainRows } from '../validate.js';
 import { checkAutoPolicyFits, resolveCompression, type KvCompressionPolicy, type ResolvedCompression } from './compression.js';
 import { budgetToKeep, type KvBudget } from './stateless.js';
-import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig } from './device.js';
+import { checkDeviceAttend, checkDeviceCompression, checkDeviceConfig, unsupported } from './device.js';
 import { readOptions } from '../sparse/options.js';
 import { resolveSparse, sparseHeader, type SparseOptions } from '../sparse/quest.js';
 import { tidalRole, tidalSchedule, type TidalRole } from '../sparse/tidal.js';
+import { checkHeadsHold, checkTreeLength, readAcceptedNodes, readLayers, readTreeMask } from './spec.js';
 
 export type KvCacheDtype = keyof typeof CACHE_DTYPE_CODE;
 
@@ -83,6 +84,15 @@ export interface KvCacheOptions {
   reserve?: number;
   autoCompress?: AutoCompressOptions;
   /**
+   * int8/int4 caches: tokens that commit() / rollback() may drop while
+   * restoring the quantized groups and the f16 residual window bit for bit
+   * (the cache keeps f16 copies of the newest ceil(speculative / groupSize)
+   * + 1 groups per head). Default 0: a dropped tree that crossed a group
+   * boundary gives those rows back from their quantized values. Float
+   * caches ignore it (always exact).
+   */
+  speculative?: number;
+  /**
    * Where K/V live: 'cpu' (default) or 'cuda' (GPU memory when a CUDA
    * device is present, else the CPU; see the `device` property).
    */
@@ -119,6 +129,25 @@ export interface AttendOptions {
    * the following layers; elsewhere the kept positions it attended.
    */
   returnSelected?: boolean;
+  /**
+   * Speculative decoding: the nQ queries are the newest nQ tokens of each
+   * head and form a tree, given as a parent array of length nQ (Int32Array
+   * or number[]): parents[i] = -1 for a root, else an earlier node's index.
+   * Node i attends every older token of its head plus its ancestors and
+   * itself (with `causal`, the tree replaces the causal rule inside the
+   * newest nQ tokens). Dense attends only (not with `sparse`), and the tree
+   * leaves no trace: `accumulateMass` and `remember` must be false
+   * (`remember` defaults to false here). Then commit() or rollback().
+   */
+  treeMask?: Int32Array | readonly number[];
+}
+
+/** Options of KvCache.commit. */
+export interface CommitOptions {
+  /** The newest treeSize tokens of every (layer, head) are the verified tree. */
+  treeSize: number;
+  /** Layers to change; default all. */
+  layers?: number[];
 }
 
 export interface AttendResult {
@@ -175,7 +204,7 @@ export interface ExportedLayer {
   counts: Tensor<'f32'>;
 }
 
-const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'reserve', 'autoCompress', 'device'] as const;
+const OPTION_NAMES = ['nLayers', 'nKvHeads', 'headDim', 'capacity', 'dtype', 'groupSize', 'residual', 'window', 'reserve', 'autoCompress', 'device', 'speculative'] as const;
 const FLOAT_TYPES: FloatDType[] = ['f32', 'f16', 'bf16'];
 
 /** An append that compresses its layer in the same call (native/kv/kv_cache.h AppendInput.compress). */
@@ -219,6 +248,7 @@ export class KvCache {
     const residual = o.residual === undefined ? 128 : checkInteger('options.residual', o.residual, 0, 0x7fffffff);
     const window = o.window === undefined ? 32 : checkInteger('options.window', o.window, 1, 4096);
     const reserve = o.reserve === undefined ? 0 : checkInteger('options.reserve', o.reserve, 0, this.capacity);
+    const speculative = o.speculative === undefined ? 0 : checkInteger('options.speculative', o.speculative, 0, this.capacity);
     const device = o.device ?? 'cpu';
     if (typeof device !== 'string') throw typeError('options.device', "'cpu' | 'cuda'", device);
     if (!DEVICES.includes(device)) throw rangeError('options.device', "'cpu' | 'cuda'", device);
@@ -227,7 +257,7 @@ export class KvCache {
     this.#auto = o.autoCompress === undefined ? undefined : this.#resolveAuto(o.autoCompress, window);
     this.#handle = new (native().KvCacheHandle)({
       nLayers: this.nLayers, nKvHeads: this.nKvHeads, headDim: this.headDim, capacity: this.capacity,
-      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window, device: DEVICES.indexOf(device), reserve,
+      dtype: CACHE_DTYPE_CODE[dtype], groupSize, residual, window, device: DEVICES.indexOf(device), reserve, speculative,
     });
     this.device = this.#handle.device();
   }
@@ -408,18 +438,20 @@ export class KvCache {
 
   #attendParams(layer: unknown, q: unknown, opts: unknown): { p: NativeKvAttendParams; shape: number[] } {
     // Every option read once (a getter runs once: what is checked is what is used).
-    const o = readOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out', 'sparse', 'returnSelected']) as AttendOptions;
+    const o = readOptions('opts', opts, ['scale', 'softcap', 'causal', 'accumulateMass', 'remember', 'returnLse', 'out', 'sparse', 'returnSelected', 'treeMask']) as AttendOptions;
     const l = this.#checkLayer(layer);
     // The sparse options (their getters, Proxy traps, layer lists) before the
     // arrays are checked: nothing the caller runs comes after a check.
     const sparse = o.sparse === undefined ? undefined : resolveSparse('opts.sparse', o.sparse);
     let role: TidalRole = 0;
     if (sparse?.method === 'tidal') role = tidalRole(tidalSchedule('opts.sparse', sparse, this.nLayers), l);
+    const tree = o.treeMask === undefined ? undefined : readTreeMask('opts.treeMask', o.treeMask);
     const qt = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
     const [nHeads, nQ, d] = qt.shape as [number, number, number];
     if (d !== this.headDim) throw rangeError('q.shape[2] (headDim)', `the cache's headDim = ${this.headDim}`, d);
     if (nHeads < 1 || nHeads % this.nKvHeads !== 0) throw rangeError('q.shape[0] (nHeads)', `a multiple of nKvHeads = ${this.nKvHeads}`, nHeads);
     if (nQ < 1) throw rangeError('q.shape[1] (nQ)', 'at least 1 query', nQ);
+    if (tree) checkTreeLength('opts.treeMask', tree, nQ);
     const n = nHeads * nQ * d;
     let out: Float32Array;
     if (o.out !== undefined) {
@@ -438,9 +470,17 @@ export class KvCache {
       scale, softcap,
       causal: checkBoolean('opts.causal', o.causal, true),
       accumulateMass: checkBoolean('opts.accumulateMass', o.accumulateMass, false),
-      remember: checkBoolean('opts.remember', o.remember, true),
+      remember: checkBoolean('opts.remember', o.remember, !tree),
       out,
     };
+    if (tree) {
+      // Rejected nodes must leave nothing behind: no key mass, no remembered queries.
+      if (sparse) throw typeError('opts.treeMask', 'a dense attend (not with opts.sparse)', `opts.sparse.method '${sparse.method}'`);
+      if (p.accumulateMass) throw typeError('opts.accumulateMass', 'false with opts.treeMask (mass from rejected nodes could not be taken back)', true);
+      if (p.remember) throw typeError('opts.remember', 'false with opts.treeMask (rejected nodes\' queries would stay in the window)', true);
+      if (this.#deviceRules) throw unsupported('opts.treeMask (tree attend) runs on CPU caches only');
+      p.treeParents = tree;
+    }
     if (checkBoolean('opts.returnLse', o.returnLse, false)) p.lse = new Float32Array(nHeads * nQ);
     const returnSelected = checkBoolean('opts.returnSelected', o.returnSelected, false);
     if (returnSelected && !sparse) throw typeError('opts.returnSelected', 'true only with opts.sparse (dense attend attends every row)', true);
@@ -666,6 +706,52 @@ export class KvCache {
   beginStep(): void {
     this.#idle();
     this.#handle.beginStep();
+  }
+
+  /**
+   * Speculative decoding: the newest `opts.treeSize` tokens of every (layer,
+   * head) (or of opts.layers) are a verified token tree, appended with
+   * append(..., { positions }) and attended with opts.treeMask. Keeps, of
+   * them, only `acceptedNodes` (ascending node indices in [0, treeSize), no
+   * duplicates; in a real step a root-to-leaf path), moved in place to follow
+   * the older tokens in that order, and drops the rest. Kept tokens keep
+   * their positions. The cache then equals one that only ever saw the kept
+   * tokens: rows, positions, H2O mass, Quest / block summaries, int8/int4
+   * groups and f16 residual window (exactly when treeSize - accepted <=
+   * options.speculative, see KvCacheOptions), and the position counter of
+   * later appends (it goes back by the dropped count). CPU caches; cost
+   * O(treeSize) rows per head (int caches: + the groups rebuilt). A failed
+   * call changes nothing.
+   */
+  commit(acceptedNodes: Int32Array | readonly number[], opts: CommitOptions): void {
+    this.#idle();
+    const o = readOptions('opts', opts, ['treeSize', 'layers']) as Partial<CommitOptions>;
+    if (opts === undefined) throw typeError('opts', '{ treeSize, layers? }', opts);
+    const treeSize = checkInteger('opts.treeSize', o.treeSize, 0, 0x7fffffff);
+    const layers = readLayers('opts.layers', o.layers, this.nLayers);
+    const accepted = readAcceptedNodes('acceptedNodes', acceptedNodes, treeSize);
+    this.#commitTree(treeSize, accepted, layers, 'opts.treeSize', 'tree nodes');
+  }
+
+  /**
+   * Drops the newest n tokens of every (layer, head) (or of opts.layers),
+   * for example a rejected draft: the cache then equals one that never saw
+   * them (with the same rules as commit(), which this is with no node
+   * accepted). CPU caches; a failed call changes nothing.
+   */
+  rollback(n: number, opts?: { layers?: number[] }): void {
+    this.#idle();
+    const o = readOptions('opts', opts, ['layers']) as { layers?: unknown };
+    const count = checkInteger('n', n, 0, 0x7fffffff);
+    const layers = readLayers('opts.layers', o.layers, this.nLayers);
+    this.#commitTree(count, new Int32Array(0), layers, 'n', 'tokens');
+  }
+
+  #commitTree(treeSize: number, accepted: Int32Array, layers: Int32Array | undefined, arg: string, what: string): void {
+    if (this.#deviceRules) throw unsupported('commit / rollback run on CPU caches only');
+    checkHeadsHold(arg, treeSize, this.#handle.lengths(), this.nKvHeads, layers, what);
+    if (layers !== undefined && layers.length === 0) return;
+    this.#handle.commitTree({ treeSize, accepted, ...(layers ? { layers } : {}) });
   }
 
   /** Drops every token (of one layer, or of all) and frees the storage. */

@@ -42,7 +42,8 @@ double now_ms() {
 // Sync calls (stage == nullptr) read and write the caller's arrays in place.
 constexpr auto kAppendFields = {"layer", "n", "kDtype", "vDtype", "kStrides", "vStrides", "k", "v", "positions", "compress", "compressAt"};
 constexpr auto kAttendFields = {"layer", "nHeads", "nQ", "qStrides", "scale", "softcap", "causal",
-                                "accumulateMass", "remember", "q", "out", "lse", "sparse", "selected", "selectedCount"};
+                                "accumulateMass", "remember", "q", "out", "lse", "sparse", "selected", "selectedCount", "treeParents"};
+constexpr auto kCommitFields = {"layers", "treeSize", "accepted"};
 constexpr auto kExportFields = {"layer", "dtype", "k", "v", "positions", "counts"};
 constexpr auto kCompressFields = {"policy", "sinks", "recent", "window", "kernel", "pooling", "epsilon", "useCovariance",
                                   "useVnorm", "reduction", "seed", "allocation", "keep", "ratio", "beta", "pyramidWindow",
@@ -176,7 +177,8 @@ ParsedAttend ParseAttend(Napi::Object o, bool async) {
   const TypedArrayView sparse_args = GetTypedArray(o, "sparse", napi_float64_array, false);
   const TypedArrayView selected = GetTypedArray(o, "selected", napi_int32_array, false);
   const TypedArrayView selected_count = GetTypedArray(o, "selectedCount", napi_int32_array, false);
-  RefuseOverlap(env, {&out, &lse, &selected, &selected_count}, {&q, &sparse_args});
+  const TypedArrayView tree = GetTypedArray(o, "treeParents", napi_int32_array, false);
+  RefuseOverlap(env, {&out, &lse, &selected, &selected_count}, {&q, &sparse_args, &tree});
   if (sparse_args.present) {
     if (sparse_args.length != 9) throw Napi::RangeError::New(env, "sparse: expected 9 numbers, received " + std::to_string(sparse_args.length));
     const double* f = static_cast<const double*>(sparse_args.data);
@@ -208,6 +210,10 @@ ParsedAttend ParseAttend(Napi::Object o, bool async) {
   if (selected_count.present) {
     p.in.selected_count = Pick<int32_t>(p.stage.get(), selected_count, true);
     p.in.selected_count_len = selected_count.length;
+  }
+  if (tree.present) {
+    p.in.tree_parents = Pick<const int32_t>(p.stage.get(), tree, false);
+    p.in.tree_len = tree.length;
   }
   p.in.q = Pick<const float>(p.stage.get(), q, false);
   p.in.q_len = q.length;
@@ -352,6 +358,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
                 {"clear", Method<H, &H::Clear>},
                 {"questSummaries", Method<H, &H::QuestSummaries>},
                 {"beginStep", Method<H, &H::BeginStep>},
+                {"commitTree", Method<H, &H::CommitTree>},
                 {"device", Method<H, &H::Device>}});
     return ctor;
   }
@@ -364,7 +371,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
  private:
   void Init(const Napi::CallbackInfo& info) {
     Napi::Object o = SnapshotParams(info, {"nLayers", "nKvHeads", "headDim", "capacity", "dtype", "groupSize", "residual",
-                                           "window", "device", "reserve"});
+                                           "window", "device", "reserve", "speculative"});
     CacheConfig cfg;
     cfg.n_layers = GetInt(o, "nLayers");
     cfg.n_kv_heads = GetInt(o, "nKvHeads");
@@ -377,6 +384,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     cfg.residual = GetInt(o, "residual");
     cfg.window = GetInt(o, "window");
     cfg.reserve = o.Get("reserve").IsUndefined() ? 0 : GetInt(o, "reserve");
+    cfg.speculative = o.Get("speculative").IsUndefined() ? 0 : GetInt(o, "speculative");
     // device: 0 = cpu, 1 = cuda when a device is present, else the CPU cache
     // (the same results, silently; device() tells which one runs).
     const int64_t device = o.Get("device").IsUndefined() ? 0 : GetInt(o, "device");
@@ -441,6 +449,7 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
   Napi::Value Attend(const Napi::CallbackInfo& info) {
     ParsedAttend p = ParseAttend(Params(info, kAttendFields), false);
     Guard g(this, info.Env());
+    RefuseDeviceTree(info.Env(), p);
     const Status s = cache_->attend(p.layer, p.in);
     if (!s.is_ok()) ThrowStatus(info.Env(), s);
     return info.Env().Undefined();
@@ -532,6 +541,37 @@ class KvCacheHandle : public Napi::ObjectWrap<KvCacheHandle> {
     Guard g(this, info.Env());
     if (auto* cpu = dynamic_cast<KvCache*>(cache_.get())) cpu->begin_step();
     return info.Env().Undefined();
+  }
+
+  // A device cache runs no tree attend (lib/kv/cache.ts refuses it first).
+  void RefuseDeviceTree(Napi::Env env, const ParsedAttend& p) {
+    if (p.in.tree_parents && dynamic_cast<KvCache*>(cache_.get()) == nullptr) {
+      ThrowStatus(env, Status::unsupported("treeMask: runs on CPU caches only"));
+    }
+  }
+
+  // commitTree({ layers?: Int32Array, treeSize, accepted: Int32Array }):
+  // keeps the accepted nodes of the newest treeSize tokens of every head
+  // (rollback: accepted empty). CPU caches; the arrays are copied first.
+  Napi::Value CommitTree(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Params(info, kCommitFields);
+    const int64_t tree_size = GetInt(o, "treeSize");
+    const TypedArrayView layers = GetTypedArray(o, "layers", napi_int32_array, false);
+    const TypedArrayView accepted = GetTypedArray(o, "accepted", napi_int32_array, true);
+    std::vector<int64_t> ls;
+    std::vector<int32_t> acc;
+    GuardAlloc(env, [&] {
+      if (layers.present) ls.assign(static_cast<const int32_t*>(layers.data), static_cast<const int32_t*>(layers.data) + layers.length);
+      acc.assign(static_cast<const int32_t*>(accepted.data), static_cast<const int32_t*>(accepted.data) + accepted.length);
+    });
+    if (layers.present && ls.empty()) return env.Undefined();  // no layer named: nothing to do
+    Guard g(this, env);
+    auto* cpu = dynamic_cast<KvCache*>(cache_.get());
+    if (cpu == nullptr) ThrowStatus(env, Status::unsupported("commit / rollback: run on CPU caches only"));
+    const Status s = cpu->commit_tree(ls, tree_size, acc);
+    if (!s.is_ok()) ThrowStatus(env, s);
+    return env.Undefined();
   }
 
   // Where the cache lives: "cpu" or "cuda".
@@ -637,7 +677,9 @@ Napi::Value KvCacheHandle::AppendAsync(const Napi::CallbackInfo& info) {
   return Start<AppendWorker>(info, this, ParseAppend(Params(info, kAppendFields), true));
 }
 Napi::Value KvCacheHandle::AttendAsync(const Napi::CallbackInfo& info) {
-  return Start<AttendWorker>(info, this, ParseAttend(Params(info, kAttendFields), true));
+  ParsedAttend p = ParseAttend(Params(info, kAttendFields), true);
+  RefuseDeviceTree(info.Env(), p);
+  return Start<AttendWorker>(info, this, std::move(p));
 }
 Napi::Value KvCacheHandle::ExportAsync(const Napi::CallbackInfo& info) {
   return Start<ExportWorker>(info, this, ParseExport(Params(info, kExportFields), true));

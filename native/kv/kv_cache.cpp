@@ -49,6 +49,7 @@ Status KvCache::create(const CacheConfig& cfg, KvCache** out) {
   if (cfg.reserve < 0 || cfg.reserve > cfg.capacity) {
     return Status::invalid("reserve: expected 0 to the capacity (" + num(cfg.capacity) + ") tokens, received " + num(cfg.reserve));
   }
+  if (cfg.speculative < 0 || cfg.speculative >= kMax) return Status::invalid("speculative: expected 0 to 2^31 - 1 tokens, received " + num(cfg.speculative));
   std::unique_ptr<KvCache> c;
   try {
     c.reset(new KvCache(cfg));
@@ -138,6 +139,7 @@ void KvCache::reset_head(HeadStore& s) {
   }
   s.len = 0;
   s.n_blocks = 0;
+  s.shadow_from = 0;
   s.pos.clear();
   s.mass.clear();
   s.count.clear();
@@ -321,6 +323,8 @@ Status KvCache::mark_layer(int64_t layer, AppendMark& m) const {
 void KvCache::undo_append(int64_t layer, const AppendMark& m) {
   for (int64_t h = 0; h < cfg_.n_kv_heads; ++h) {
     HeadStore& s = head(layer, h);
+    // The append's new blocks took the ring slots of older ones.
+    s.shadow_from = std::max(s.shadow_from, s.n_blocks - spec_blocks());
     s.len = m.len[h];
     s.n_blocks = m.n_blocks[h];
     s.pos.resize(static_cast<size_t>(s.len));
@@ -408,6 +412,7 @@ Status KvCache::reserve_head(HeadStore& s, int64_t n) {
     if (quantized()) {
       const int64_t extra = std::max<int64_t>(0, (tail_len(s) + n - cfg_.residual) / cfg_.group);
       st = reserve_blocks(s, s.n_blocks + extra);
+      if (st.is_ok() && extra > 0) st = reserve_shadow(s);
       if (!st.is_ok()) return st;
     }
     const size_t need = static_cast<size_t>(s.len + n);
@@ -601,6 +606,7 @@ Status KvCache::append_rows(int64_t layer, const AppendInput& in) {
           row_f32(in.v, in.v_dtype, h * in.v_head_stride + t * in.v_row_stride, s.v.data(), i, sv + r * d);
         }
         quantize_block(qlayout_, sk, sv, s.blocks.data() + s.n_blocks * qlayout_.block_bytes);
+        store_shadow(s, s.n_blocks, sk, sv);  // no-op without cfg.speculative
         s.n_blocks += 1;
       }
     }
@@ -725,7 +731,7 @@ Status KvCache::export_layer(int64_t layer, DType out_type, void* k, void* v, in
 int64_t KvCache::memory_bytes() const {
   int64_t total = 0;
   for (const HeadStore& s : heads_) {
-    total += static_cast<int64_t>(s.k.size() + s.v.size() + s.blocks.size());
+    total += static_cast<int64_t>(s.k.size() + s.v.size() + s.blocks.size() + s.shadow_k.size() + s.shadow_v.size());
     total += static_cast<int64_t>(s.pos.capacity() * sizeof(int32_t) + (s.mass.capacity() + s.count.capacity()) * sizeof(float));
   }
   for (const sparse::PageSummary& q : summaries_) total += sparse::summary_bytes(q);

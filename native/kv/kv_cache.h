@@ -42,6 +42,10 @@ struct CacheConfig {
   // creation and kept through clear() and compression (CPU cache; 0: none):
   // appends up to this length never grow storage.
   int64_t reserve = 0;
+  // Int caches: tokens that commit / rollback may drop while restoring the
+  // quantized groups and the f16 tail exactly (kv_cache_spec.cpp); 0: none
+  // (rows come back from their quantized values).
+  int64_t speculative = 0;
 };
 
 // Storage grows geometrically and large buffers grow by mremap with their
@@ -54,6 +58,13 @@ struct HeadStore {
   int64_t len = 0;        // tokens, blocks included
   std::vector<int32_t, PageAlloc<int32_t>> pos;
   std::vector<float, PageAlloc<float>> mass, count;
+  // Int caches with cfg.speculative > 0: f16 copies of the rows of the
+  // newest quantized blocks, a ring of spec_blocks blocks (block b in slot
+  // b % spec_blocks, [group, headDim] each for k and v), so that commit and
+  // rollback can put rows back into the f16 tail exactly. Block b's copy is
+  // valid when b >= shadow_from and b >= n_blocks - spec_blocks.
+  GrowBuffer shadow_k, shadow_v;
+  int64_t shadow_from = 0;
 };
 
 // Views of appended rows: [nKvHeads, n, headDim], innermost contiguous.
@@ -90,6 +101,13 @@ struct AttendInput {
   int64_t out_len = 0;
   float* lse = nullptr;      // [nHeads, nQ] or null
   int64_t lse_len = 0;
+  // Speculative decoding: the queries are the newest nQ tokens of each head
+  // and form a tree, tree_parents [nQ] (-1 root, else an earlier node): node
+  // i sees every older token plus its ancestors and itself (attention.h).
+  // Dense attends only, without key mass or remembered queries (rejected
+  // nodes must leave no trace); every head must hold at least nQ tokens.
+  const int32_t* tree_parents = nullptr;
+  int64_t tree_len = 0;
   // Sparse attention (native/sparse): 0 dense, 1 Quest pages, 2 TidalDecode,
   // 3 block retrieval. The CPU cache runs it; the device cache refuses it.
   int sparse_method = 0;
@@ -178,6 +196,12 @@ class KvCache final : public KvCacheApi {
   void begin_step() { tidal_ = TidalState(); }
   // The layer of the current selection, or -1.
   int64_t tidal_layer() const { return tidal_.layer; }
+  // Speculative decoding (kv_cache_spec.cpp): of the newest tree_size tokens
+  // of every head of `layers` (all when empty), keep the nodes `accepted`
+  // (ascending, distinct, in [0, tree_size)) in that order behind the older
+  // tokens and drop the others. rollback = an empty `accepted`. All checks
+  // and allocations first: a failed call changes nothing.
+  Status commit_tree(const std::vector<int64_t>& layers, int64_t tree_size, const std::vector<int32_t>& accepted);
   // Whether attend accumulated key mass for the layer since its last clear.
   bool has_mass(int64_t layer) const { return mass_seen_[layer] != 0; }
 
@@ -239,6 +263,15 @@ class KvCache final : public KvCacheApi {
   Status attend_uniform(int64_t layer, const AttendInput& in, int64_t n, float scale);
   Status plan_layer(const CompressRequest& req, int64_t layer, std::vector<HeadPlan>& plans) const;
   void apply_plan(int64_t layer, int64_t h, const HeadPlan& plan, std::vector<float>& k, std::vector<float>& v);
+  // Float caches: rows [0, first) stay; row first + j becomes row keep[j]
+  // (ascending, keep[j] >= first + j) with its position, mass and count;
+  // the head then holds first + n rows. Shared by compaction and commit.
+  void keep_rows(HeadStore& s, int64_t first, const int32_t* keep, int64_t n);
+  // Int caches: the speculative shadow ring (kv_cache_spec.cpp).
+  int64_t spec_blocks() const;
+  Status reserve_shadow(HeadStore& s);
+  void store_shadow(HeadStore& s, int64_t block, const float* k, const float* v);  // f32 rows holding f16 values
+  bool shadow_valid(const HeadStore& s, int64_t block) const;
 
   // Quest page summaries (kv_cache_sparse.cpp).
   sparse::SummaryFormat summary_format() const;

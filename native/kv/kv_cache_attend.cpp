@@ -42,6 +42,20 @@ Status check_attend(const CacheConfig& cfg, int64_t layer, const AttendInput& in
     }
     if (!so.is_ok()) return so;
   }
+  if (in.tree_parents) {
+    if (in.tree_len != in.n_q) return Status::invalid("treeMask: expected nQ = " + num(in.n_q) + " parents, received " + num(in.tree_len));
+    if (in.n_q > kMaxTreeNodes) return Status::invalid("treeMask: expected at most " + num(kMaxTreeNodes) + " tree nodes, received " + num(in.n_q));
+    for (int64_t i = 0; i < in.n_q; ++i) {
+      const int32_t parent = in.tree_parents[i];
+      if (parent < -1 || parent >= i) {
+        return Status::invalid("treeMask[" + num(i) + "]: expected -1 or a parent index in [0, " + num(i - 1) + "], received " + num(parent));
+      }
+    }
+    // Rejected nodes must leave no trace in the cache's accumulators.
+    if (in.sparse_method != 0) return Status::invalid("treeMask: expected a dense attend (no sparse method), received sparse method " + num(in.sparse_method));
+    if (in.accumulate_mass) return Status::invalid("treeMask: expected accumulateMass false, received true");
+    if (in.remember) return Status::invalid("treeMask: expected remember false, received true");
+  }
   return check_finite("q", in.q, DType::F32, in.n_heads, in.n_q, d, in.q_head_stride, in.q_row_stride);
 }
 
@@ -64,6 +78,13 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
   const float scale = in.scale > 0.0f ? in.scale : 1.0f / std::sqrt(static_cast<float>(d));
   if (in.sparse_method == 1 || in.sparse_method == 3) return attend_quest(layer, in, scale);
   if (in.sparse_method == 2) return attend_tidal(layer, in, scale);
+  // A tree is the newest nQ tokens of every head.
+  for (int64_t h = 0; h < H && in.tree_parents; ++h) {
+    if (head(layer, h).len < in.n_q) {
+      return Status::invalid("treeMask: expected at most " + num(head(layer, h).len) + " tree nodes (layer " + num(layer) + " head " + num(h) +
+                             " holds " + num(head(layer, h).len) + " tokens), received " + num(in.n_q));
+    }
+  }
 
   // Float caches whose heads all hold the same number of unmerged tokens (no
   // head-adaptive compression yet): one attention call over every head, its
@@ -87,7 +108,7 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
   } catch (const std::bad_alloc&) {
     return Status::out_of_memory("KvCache.attend: cannot allocate the head list");
   }
-  if (quantized() && !in.accumulate_mass && group * in.n_q <= kQuantMaxRows) {
+  if (quantized() && !in.accumulate_mass && !in.tree_parents && group * in.n_q <= kQuantMaxRows) {
     const int64_t R = group * in.n_q;
     thread_local QuantAttendBatch b;
     try {
@@ -165,6 +186,8 @@ Status KvCache::attend(int64_t layer, const AttendInput& in) {
     a.scale = scale;
     a.softcap = in.softcap;
     a.causal = in.causal;
+    a.tree_parents = in.tree_parents;
+    a.tree_len = in.tree_parents ? in.tree_len : 0;
     a.out = in.out + h * group * in.n_q * d;
     a.out_len = group * in.n_q * d;
     if (in.lse) {
@@ -257,6 +280,8 @@ Status KvCache::attend_uniform(int64_t layer, const AttendInput& in, int64_t n, 
   a.scale = scale;
   a.softcap = in.softcap;
   a.causal = in.causal;
+  a.tree_parents = in.tree_parents;
+  a.tree_len = in.tree_parents ? in.tree_len : 0;
   a.out = in.out;
   a.out_len = in.out_len;
   a.lse = in.lse;

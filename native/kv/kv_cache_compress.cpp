@@ -260,33 +260,19 @@ void KvCache::apply_plan(int64_t layer, int64_t h, const HeadPlan& plan, std::ve
     }
   }
   const int64_t n = static_cast<int64_t>(plan.keep.size());
-  const size_t rb = static_cast<size_t>(row_bytes());
+  if (!need_f32) {
+    keep_rows(s, 0, plan.keep.data(), n);  // float rows move where they lie
+    return;
+  }
   for (int64_t j = 0; j < n; ++j) {
     const int64_t r = plan.keep[j];
-    if (need_f32) {
-      if (r != j) {
-        std::memmove(k.data() + j * d, k.data() + r * d, static_cast<size_t>(d) * sizeof(float));
-        std::memmove(v.data() + j * d, v.data() + r * d, static_cast<size_t>(d) * sizeof(float));
-      }
-      if (!quantized()) {
-        store_row(s.k.data(), row_dtype(), j * d, k.data() + j * d, d);
-        store_row(s.v.data(), row_dtype(), j * d, v.data() + j * d, d);
-      }
-    } else if (r != j) {
-      // Kept rows are scattered: fetch the ones a few rows ahead meanwhile.
-      if (j + kPrefetchRows < n) {
-        const size_t ahead = static_cast<size_t>(plan.keep[j + kPrefetchRows]) * rb;
-        for (size_t off = 0; off < rb; off += 64) {
-          __builtin_prefetch(s.k.data() + ahead + off);
-          __builtin_prefetch(s.v.data() + ahead + off);
-        }
-        const int32_t ra = plan.keep[j + kPrefetchRows];
-        __builtin_prefetch(s.pos.data() + ra);
-        __builtin_prefetch(s.mass.data() + ra);
-        __builtin_prefetch(s.count.data() + ra);
-      }
-      std::memcpy(s.k.data() + j * rb, s.k.data() + r * rb, rb);  // r > j: no overlap
-      std::memcpy(s.v.data() + j * rb, s.v.data() + r * rb, rb);
+    if (r != j) {
+      std::memmove(k.data() + j * d, k.data() + r * d, static_cast<size_t>(d) * sizeof(float));
+      std::memmove(v.data() + j * d, v.data() + r * d, static_cast<size_t>(d) * sizeof(float));
+    }
+    if (!quantized()) {
+      store_row(s.k.data(), row_dtype(), j * d, k.data() + j * d, d);
+      store_row(s.v.data(), row_dtype(), j * d, v.data() + j * d, d);
     }
     s.pos[j] = s.pos[r];
     s.mass[j] = s.mass[r];
@@ -303,12 +289,44 @@ void KvCache::apply_plan(int64_t layer, int64_t h, const HeadPlan& plan, std::ve
       quantize_block(qlayout_, k.data() + b * g * d, v.data() + b * g * d, s.blocks.data() + b * qlayout_.block_bytes);
     }
     s.n_blocks = nb;
+    s.shadow_from = nb;  // the blocks came from dequantized rows: no f16 originals
     for (int64_t r = nb * g; r < n; ++r) {
       store_row(s.k.data(), DType::F16, (r - nb * g) * d, k.data() + r * d, d);
       store_row(s.v.data(), DType::F16, (r - nb * g) * d, v.data() + r * d, d);
     }
   }
   s.len = n;
+}
+
+void KvCache::keep_rows(HeadStore& s, int64_t first, const int32_t* keep, int64_t n) {
+  const size_t rb = static_cast<size_t>(row_bytes());
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t to = first + j, r = keep[j];
+    if (r != to) {
+      // Kept rows are scattered: fetch the ones a few rows ahead meanwhile.
+      if (j + kPrefetchRows < n) {
+        const int32_t ra = keep[j + kPrefetchRows];
+        const size_t ahead = static_cast<size_t>(ra) * rb;
+        for (size_t off = 0; off < rb; off += 64) {
+          __builtin_prefetch(s.k.data() + ahead + off);
+          __builtin_prefetch(s.v.data() + ahead + off);
+        }
+        __builtin_prefetch(s.pos.data() + ra);
+        __builtin_prefetch(s.mass.data() + ra);
+        __builtin_prefetch(s.count.data() + ra);
+      }
+      std::memcpy(s.k.data() + to * rb, s.k.data() + r * rb, rb);  // r > to: no overlap
+      std::memcpy(s.v.data() + to * rb, s.v.data() + r * rb, rb);
+    }
+    s.pos[to] = s.pos[r];
+    s.mass[to] = s.mass[r];
+    s.count[to] = s.count[r];
+  }
+  const size_t len = static_cast<size_t>(first + n);
+  s.pos.resize(len);
+  s.mass.resize(len);
+  s.count.resize(len);
+  s.len = first + n;
 }
 
 Status check_compress(const CacheConfig& cfg, const CompressRequest& req, std::vector<int64_t>* resolved) {

@@ -30,6 +30,7 @@
 #include "../sparse/tidal.cpp"
 #include "../sparse/blocks.cpp"
 #include "../kv/kv_cache_compress.cpp"
+#include "../kv/kv_cache_spec.cpp"
 #include "../kv/kv_quant_attend.cpp"
 #include "../kv/policy_registry.cpp"
 #include "../kv/policy_streamingllm.cpp"
