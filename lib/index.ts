@@ -77,3 +77,10 @@ export {
 } from './model/byte-lm.js';
 export { generate, sampleByte, Sampler, fullCacheBytes, type GenerateOptions, type GenerateResult, type GenerateMemory } from './model/generate.js';
 export { NeuralByteModel, compressNeural, decompressNeural, softmaxRow, type NeuralByteModelOptions } from './model/neural-coder.js';
+export {
+  checkDraftTree, MAX_VOCAB, type DraftTree, type Drafter,
+  TokenRecyclingDrafter, TOKEN_RECYCLING_DEFAULTS, type TokenRecyclingOptions,
+  TOKEN_RECYCLING_TEMPLATE, compileTemplate, type CompiledTemplate,
+  PromptLookupDrafter, PROMPT_LOOKUP_DEFAULTS, type PromptLookupOptions,
+  callbackDrafter, type DraftCallback, type DraftTreeLike, type CallbackDrafterOptions,
+} from './spec/drafters.js';

@@ -414,7 +414,20 @@ export interface NativeByteModelClass {
   fromBytes(bytes: Uint8Array): NativeByteModelHandle;
 }
 
-export interface NativeAddon {
+/** Token Recycling (native/spec/token_recycling.h): the table is the caller's Int32Array [vocab, topK], -1 = empty slot. */
+export interface NativeTrTableParams {
+  table: Int32Array;
+  vocab: number;
+  topK: number;
+}
+export interface NativeSpecDrafters {
+  /** Walks the template (parents/ranks [nodes]) from root; writes outTokens/outParents [maxNodes]; returns the node count. */
+  trDraft(p: NativeTrTableParams & { parents: Int32Array; ranks: Int32Array; root: number; maxNodes: number; outTokens: Int32Array; outParents: Int32Array }): number;
+  /** Row tokens[i] <- top-topK of logits row i (f32 [nodes, vocab]) or ids row i (int32 [nodes, idsK], -1 = none). */
+  trUpdate(p: NativeTrTableParams & { tokens: Int32Array } & ({ logits: Float32Array } | { ids: Int32Array; idsK: number })): void;
+}
+
+export interface NativeAddon extends NativeSpecDrafters {
   ByteModel: NativeByteModelClass;
   trainByteModelAsync(text: Uint8Array, opts: { maxOrder: number; maxBytes: number }, onProgress?: (fraction: number) => void): Promise<NativeByteModelHandle>;
   KvCacheHandle: new (config: NativeKvCacheConfig) => NativeKvCacheHandle;

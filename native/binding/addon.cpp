@@ -43,6 +43,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterCm(env, exports);
   tp::binding::RegisterSparse(env, exports);
   tp::binding::RegisterSparseDeviceModel(env, exports);
+  tp::binding::RegisterSpecDrafters(env, exports);
   return exports;
 }
 

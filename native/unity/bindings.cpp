@@ -19,3 +19,4 @@
 #include "../binding/cm_binding.cpp"
 #include "../binding/sparse_binding.cpp"
 #include "../binding/sparse_model_binding.cpp"
+#include "../binding/spec_drafters_binding.cpp"
