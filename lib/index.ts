@@ -77,3 +77,8 @@ export {
 } from './model/byte-lm.js';
 export { generate, sampleByte, Sampler, fullCacheBytes, type GenerateOptions, type GenerateResult, type GenerateMemory } from './model/generate.js';
 export { NeuralByteModel, compressNeural, decompressNeural, softmaxRow, type NeuralByteModelOptions } from './model/neural-coder.js';
+export {
+  verifyGreedy, verifySampled, verifyTypical, TYPICAL_DEFAULTS, type SampledVerifyOptions, type TypicalOptions, type TypicalVerifyResult,
+} from './spec/verify.js';
+export { sampleAt, targetDistribution, seededUniform, type SamplingOptions, type DistributionOptions } from './spec/sampler.js';
+export { type DraftTree, type VerifyResult } from './spec/tree.js';
