@@ -33,7 +33,7 @@
  * Drafts must not depend on the u stream (a drafter that peeks breaks this).
  */
 import { rangeError } from '../errors.js';
-import { checkInteger } from '../validate.js';
+import { checkInteger, checkOptions } from '../validate.js';
 import { checkNodeRow, pickAt, resolveSampling, SAMPLING_OPTION_NAMES, type ResolvedSampling, type SamplingOptions } from './sampler.js';
 import { checkVerifyInputs, childWithToken, logitsRow, type CheckedVerifyInputs, type DraftTree, type VerifyResult } from './tree.js';
 
@@ -86,9 +86,9 @@ export function verifyGreedy(tree: DraftTree, logits: Float32Array | Float64Arra
  */
 export function verifySampled(tree: DraftTree, logits: Float32Array | Float64Array, vocab: number, options: SampledVerifyOptions): VerifyResult {
   const t = checkVerifyInputs(tree, logits, vocab);
-  const o = resolveSampling('options', options, SAMPLED_OPTION_NAMES);
-  const raw = (options as { position?: unknown } | undefined)?.position;
+  const raw = checkOptions('options', options, SAMPLED_OPTION_NAMES).position;
   const position = checkInteger('options.position', raw, 0);
+  const o = resolveSampling('options', options, SAMPLED_OPTION_NAMES);
   if (position + t.nodes > Number.MAX_SAFE_INTEGER) throw rangeError('options.position', `at most 2^53 - 1 - nodes (${t.nodes})`, position);
   return walk(t, (row, depth) => pickAt(row, position + depth, o));
 }
