@@ -84,3 +84,8 @@ export {
   PromptLookupDrafter, PROMPT_LOOKUP_DEFAULTS, type PromptLookupOptions,
   callbackDrafter, type DraftCallback, type DraftTreeLike, type CallbackDrafterOptions,
 } from './spec/drafters.js';
+export {
+  verifyGreedy, verifySampled, verifyTypical, TYPICAL_DEFAULTS, type SampledVerifyOptions, type TypicalOptions, type TypicalVerifyResult,
+} from './spec/verify.js';
+export { sampleAt, targetDistribution, seededUniform, type SamplingOptions, type DistributionOptions } from './spec/sampler.js';
+export { type VerifyResult } from './spec/tree.js';

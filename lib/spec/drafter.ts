@@ -4,17 +4,15 @@
  * verification (lib/spec/verify.ts) accepts a root-to-node path.
  */
 import { rangeError, typeError } from '../errors.js';
+import type { DraftTree } from './tree.js';
 
 /**
- * A draft: node 0 is the root = the last accepted token (not yet run by the
- * target); parents[0] = -1, parents[i] in [0, i) for i >= 1. Shapes: tokens
- * and parents int32 [nodes]. Siblings (nodes with one parent) carry distinct
- * tokens, which lossless sampling over a tree needs.
+ * The draft (lib/spec/tree.ts, shared with the verifiers): node 0 is the
+ * root = the last accepted token (not yet run by the target); parents[0] =
+ * -1, parents[i] in [0, i) for i >= 1. Shapes: tokens and parents int32
+ * [nodes]. The built-in drafters give siblings distinct tokens.
  */
-export interface DraftTree {
-  tokens: Int32Array;
-  parents: Int32Array;
-}
+export type { DraftTree };
 
 export interface Drafter {
   readonly name: string;
