@@ -12,7 +12,8 @@ export type TokenpressErrorCode =
   | 'ERR_THREADS'
   | 'ERR_OUTPUT_CHANGED'
   | 'ERR_ORT_MISSING'
-  | 'ERR_RELEASED';
+  | 'ERR_RELEASED'
+  | 'ERR_INVALID_STATE';
 
 /** An error that is not about one argument, with a stable `code`. */
 export class TokenpressError extends Error {

@@ -14,6 +14,7 @@ import { registerBenchLm } from '../../bench/lm-decode.js';
 import { runAttentionBench, printAttentionTable } from '../../bench/attention.js';
 import { runKvBench, printKvTable } from '../../bench/kv.js';
 import { runSparseBench, printSparseTable, SPARSE_BENCH_METHODS } from '../../bench/sparse.js';
+import { runSpecBench, printSpecTable, SPEC_DRAFTERS, SPEC_MODES, type SpecDrafterName, type SpecMode } from '../../bench/spec.js';
 import { runCodingBench, printCodingTable } from '../../bench/coding.js';
 import { runLmCodingBench, printLmCodingTable } from '../../bench/lm-coding.js';
 import { registerZip } from './zip.js';
@@ -189,6 +190,42 @@ bench
       json: o.json === true,
     });
     if (o.json !== true) printSparseTable(report);
+  });
+
+bench
+  .command('spec')
+  .description(
+    'Speculative decoding (issue 16) with the built-in byte model on held-out text: mean accepted tokens per target call and ' +
+      'target calls per token for Token Recycling, prompt lookup and no speculation, greedy and sampled; the teacher-forced share ' +
+      'of true next bytes in the drafted tree; the 81-node tree pass against a single-token step at 4k and 32k tokens; the ' +
+      "drafter's cost per step.",
+  )
+  .option('--prompts <n>', 'held-out prompts (default 16)', positiveInt)
+  .option('--prompt-bytes <n>', 'bytes per prompt (default 256)', positiveInt)
+  .option('--tokens <n>', 'bytes generated per prompt (default 64)', positiveInt)
+  .option('--drafters <list>', `drafters (default all: ${SPEC_DRAFTERS.join(',')})`, (v: string) => {
+    const list = v.split(',').map((x) => x.trim());
+    for (const d of list) if (!(SPEC_DRAFTERS as readonly string[]).includes(d)) throw new InvalidArgumentError(`expected drafters among ${SPEC_DRAFTERS.join(', ')}, received "${d}"`);
+    return list as SpecDrafterName[];
+  })
+  .option('--modes <list>', `verification (default all: ${SPEC_MODES.join(',')})`, (v: string) => {
+    const list = v.split(',').map((x) => x.trim());
+    for (const m of list) if (!(SPEC_MODES as readonly string[]).includes(m)) throw new InvalidArgumentError(`expected modes among ${SPEC_MODES.join(', ')}, received "${m}"`);
+    return list as SpecMode[];
+  })
+  .option('--teacher-bytes <n>', 'bytes of the teacher-forced passage (default 8192)', positiveInt)
+  .option('--tree-tokens <list>', 'cache sizes of the tree-pass cost (default 4096,32768)', intList)
+  .option('--reps <n>', 'passes per timing, medians reported (default 7)', positiveInt)
+  .option('--quick', 'a smoke run (2 prompts of 64 bytes, 16 generated, a 512-token tree pass)')
+  .option('--out <file>', 'where to write the JSON report (default bench-results/spec-<date>.json)')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (o: { prompts?: number; promptBytes?: number; tokens?: number; drafters?: SpecDrafterName[]; modes?: SpecMode[]; teacherBytes?: number; treeTokens?: number[]; reps?: number; quick?: boolean; out?: string; json?: boolean }) => {
+    const report = await runSpecBench({
+      prompts: o.prompts, promptBytes: o.promptBytes, tokens: o.tokens, drafters: o.drafters, modes: o.modes,
+      teacherBytes: o.teacherBytes, treeTokens: o.treeTokens, reps: o.reps, quick: o.quick === true, json: o.json === true,
+      ...(o.out ? { outFile: o.out } : {}),
+    });
+    if (o.json !== true) printSpecTable(report);
   });
 
 bench

@@ -386,6 +386,18 @@ class Feeds {
     this.pos1 = new ort.Tensor('int64', this.#pos1, [1, 1]);
   }
 
+  /** ids and explicit positions [1, T] (a token tree: each node at its own position). */
+  makeAt(tokens: Uint8Array, positions: Int32Array): { ids: OrtTensor; pos: OrtTensor } {
+    const n = tokens.length;
+    const ids = new BigInt64Array(n);
+    const pos = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) {
+      ids[i] = BigInt(tokens[i]!);
+      pos[i] = BigInt(positions[i]!);
+    }
+    return { ids: new this.#ort.Tensor('int64', ids, [1, n]), pos: new this.#ort.Tensor('int64', pos, [1, n]) };
+  }
+
   make(tokens: Uint8Array, start: number): { ids: OrtTensor; pos: OrtTensor } {
     if (tokens.length === 1) {
       this.#ids1[0] = BigInt(tokens[0]!);
@@ -481,6 +493,8 @@ export class LmSession {
   readonly #attendOpts1: { out: Float32Array; accumulateMass: boolean };
   readonly #attendOpts: { accumulateMass: boolean };
   #position = 0;
+  /** Nodes of the token tree forwardTree appended and commitTree has not resolved yet (0: none). */
+  #treeSize = 0;
 
   constructor(model: ByteLm, ort: OrtModule, stages: Graph[], cache: KvCache, auto?: AutoCompressOptions) {
     this.model = model;
@@ -517,6 +531,51 @@ export class LmSession {
     return this.#guard.run('LmSession.forward', this.model, () => this.#forward(bytes, o.onLayer));
   }
 
+  /**
+   * Runs a token tree (speculative decoding, lib/spec/decoder.ts): node i
+   * has token tokens[i] and parent parents[i] (-1 for the root, node 0;
+   * else an earlier node); it sits at position + depth(i) and attends the
+   * committed tokens plus its ancestors and itself. Returns logits f32
+   * [nodes, 256]. The nodes stay in the cache until commitTree keeps the
+   * accepted path. Argument errors change nothing.
+   */
+  forwardTree(tokens: Uint8Array | readonly number[], parents: Int32Array): Promise<Float32Array> {
+    this.#guard.enter('LmSession.forwardTree', this.model);
+    if (this.#treeSize > 0) throw new TokenpressError('ERR_INVALID_STATE', 'LmSession.forwardTree: the previous tree is not committed yet; call commitTree first');
+    if (this.#auto) throw new TokenpressError('ERR_INVALID_STATE', 'LmSession.forwardTree: not with autoCompress (a compression between the tree and its commit would drop tree nodes)');
+    const bytes = checkTokens(tokens, this.#position);
+    if (!(parents instanceof Int32Array) || parents.length !== bytes.length) {
+      throw typeError('parents', `an Int32Array of ${bytes.length} parent indices (one per token)`, parents);
+    }
+    const positions = new Int32Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) {
+      const p = parents[i]!;
+      if (i === 0 ? p !== -1 : !(p >= 0 && p < i)) {
+        throw rangeError(`parents[${i}]`, i === 0 ? '-1 (node 0 is the root)' : `an earlier node in [0, ${i - 1}]`, p);
+      }
+      positions[i] = p < 0 ? this.#position : positions[p]! + 1;
+    }
+    this.#checkCapacity(bytes.length);
+    return this.#guard.run('LmSession.forwardTree', this.model, async () => {
+      const logits = await this.#forward(bytes, undefined, { parents, positions });
+      this.#treeSize = bytes.length;
+      return logits;
+    });
+  }
+
+  /**
+   * Keeps, of the tree forwardTree ran, the nodes `acceptedNodes` (root
+   * first, ascending: a root-to-node path) and drops the others; the
+   * position advances by their count.
+   */
+  commitTree(acceptedNodes: Int32Array): void {
+    this.#guard.enter('LmSession.commitTree', this.model);
+    if (this.#treeSize === 0) throw new TokenpressError('ERR_INVALID_STATE', 'LmSession.commitTree: no tree to commit; call forwardTree first');
+    this.cache.commit(acceptedNodes, { treeSize: this.#treeSize });
+    this.#position += acceptedNodes.length;
+    this.#treeSize = 0;
+  }
+
   #checkCapacity(n: number): void {
     const cap = this.cache.capacity;
     if (cap >= MAX_POSITION) return;
@@ -526,10 +585,12 @@ export class LmSession {
     if (longest + n > cap) throw rangeError('tokens.length', `at most ${cap - longest} tokens (the cache holds ${longest} of capacity ${cap})`, n);
   }
 
-  async #forward(bytes: Uint8Array, onLayer: ForwardOptions['onLayer']): Promise<Float32Array> {
+  async #forward(bytes: Uint8Array, onLayer: ForwardOptions['onLayer'], tree?: { parents: Int32Array; positions: Int32Array }): Promise<Float32Array> {
     const { nLayers, nHeads, nKvHeads, headDim } = this.model.config;
     const T = bytes.length;
-    const { ids, pos } = this.#feeds.make(bytes, this.#position);
+    const { ids, pos } = tree ? this.#feeds.makeAt(bytes, tree.positions) : this.#feeds.make(bytes, this.#position);
+    const appendOpts = tree ? { positions: tree.positions } : undefined;
+    const attendOpts = tree ? { ...this.#attendOpts, treeMask: tree.parents } : this.#attendOpts;
     const qLen = nHeads * T * headDim;
     const kvLen = nKvHeads * T * headDim;
     const stages = this.#stages;
@@ -540,21 +601,21 @@ export class LmSession {
       const k = output(out, 'k', kvLen, where);
       const v = output(out, 'v', kvLen, where);
       onLayer?.({ layer: l, q: q.data as Float32Array, k: k.data as Float32Array, v: v.data as Float32Array });
-      this.cache.append(l, k as never, v as never);
+      this.cache.append(l, k as never, v as never, appendOpts);
       let attnT: OrtTensor;
-      if (T === 1) {
+      if (T === 1 && !tree) {
         this.cache.attend(l, q as never, this.#attendOpts1);
         attnT = this.#attn1T;
       } else {
-        attnT = new this.#ort.Tensor('float32', this.cache.attend(l, q as never, this.#attendOpts).output.data, [1, nHeads, T, headDim]);
+        attnT = new this.#ort.Tensor('float32', this.cache.attend(l, q as never, attendOpts).output.data, [1, nHeads, T, headDim]);
       }
       const residual = out.residual_out!;
       if (this.model.released) throw releasedError('LmSession.forward');
       out = await stages[l + 1]!.run(l + 1 < nLayers ? { residual, attn: attnT, position_ids: pos } : { residual, attn: attnT });
     }
-    this.#position += T;
+    if (!tree) this.#position += T;  // a tree advances on commitTree
     const logits = output(out, 'logits', T * VOCAB, `stage-${nLayers}`).data as Float32Array;
-    if (this.#auto) this.#autoCompress(this.#auto);
+    if (this.#auto && !tree) this.#autoCompress(this.#auto);
     return logits;
   }
 
@@ -584,6 +645,7 @@ export class LmSession {
     this.#guard.enter('LmSession.reset', this.model);
     this.cache.clear();
     this.#position = 0;
+    this.#treeSize = 0;
   }
 
   /** Native memory the cache holds now (bytes). */

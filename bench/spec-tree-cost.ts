@@ -1,0 +1,101 @@
+/**
+ * The cost of verifying a token tree (part of `tokenpress bench spec`,
+ * bench/spec.ts): one attention pass of an n-node tree (nQ = n queries
+ * under the tree mask) over a cache of `tokens` committed tokens, against a
+ * single-token decode step (nQ = 1) over the same cache, f16 K/V
+ * [kvHeads, tokens + n, headDim], interleaved, medians. The ratio is what a
+ * speculative step pays in attention for verifying n nodes at once.
+ *
+ * Roofs from the machine limits measured in the same run: a decode step
+ * reads K + V once (bytes / read bandwidth); the tree pass reads the same
+ * bytes and does n times the FLOPs (4 * heads * n * keys * headDim: the
+ * scores and P.V), so its roof is max(bytes / bandwidth, FLOPs / FMA peak).
+ */
+import { attention, f32ToF16Bits, type Tensor } from '../lib/index.js';
+
+export interface TreeCostRow {
+  tokens: number;
+  nodes: number;
+  /** Median ms of one decode step (nQ 1) and of one tree pass (nQ = nodes). */
+  stepMs: number;
+  treeMs: number;
+  /** treeMs / stepMs (goal <= 1.5 at 32k for 80 nodes + the root). */
+  ratio: number;
+  /** Roofs (ms) from the measured read bandwidth and FMA peak. */
+  stepRoofMs: number;
+  treeRoofMs: number;
+}
+
+export interface TreeCostConfig {
+  kvHeads: number;
+  heads: number;
+  headDim: number;
+  reps: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function randomF16(n: number, seed: number): Uint16Array {
+  const out = new Uint16Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out[i] = f32ToF16Bits((x / 4294967296) * 2 - 1);
+  }
+  return out;
+}
+
+function randomF32(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out[i] = (x / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+/**
+ * One row per cache size: `parents` is the tree (node 0 the root, -1; the
+ * others an earlier node), the newest parents.length keys of the cache.
+ */
+export function measureTreeCost(sizes: number[], parents: Int32Array, cfg: TreeCostConfig, readBytesPerS: number, fmaFlopsPerS: number): TreeCostRow[] {
+  const n = parents.length;
+  const { kvHeads, heads, headDim, reps } = cfg;
+  return sizes.map((tokens) => {
+    const keys = tokens + n;
+    const k: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, keys, headDim], data: randomF16(kvHeads * keys * headDim, 1) };
+    const v: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, keys, headDim], data: randomF16(kvHeads * keys * headDim, 2) };
+    const q1: Tensor<'f32'> = { dtype: 'f32', shape: [heads, 1, headDim], data: randomF32(heads * headDim, 3) };
+    const qT: Tensor<'f32'> = { dtype: 'f32', shape: [heads, n, headDim], data: randomF32(heads * n * headDim, 4) };
+    const out1 = new Float32Array(heads * headDim);
+    const outT = new Float32Array(heads * n * headDim);
+    // The decode step: the committed tokens plus the root, one query.
+    const stepK: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens + 1, headDim], data: randomF16(kvHeads * (tokens + 1) * headDim, 5) };
+    const stepV: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens + 1, headDim], data: randomF16(kvHeads * (tokens + 1) * headDim, 6) };
+    const step = () => attention(q1, stepK, stepV, { out: out1 });
+    const tree = () => attention(qT, k, v, { treeMask: parents, out: outT });
+    step(); tree();
+    const ts: number[] = [], tt: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const order = r % 2 === 0 ? [step, tree] : [tree, step];
+      for (const f of order) {
+        const t0 = performance.now();
+        f();
+        (f === step ? ts : tt).push(performance.now() - t0);
+      }
+    }
+    const stepMs = median(ts), treeMs = median(tt);
+    const bytes = 2 * kvHeads * keys * headDim * 2;
+    const flops = 4 * heads * n * keys * headDim;
+    return {
+      tokens, nodes: n, stepMs, treeMs, ratio: treeMs / stepMs,
+      stepRoofMs: ((2 * kvHeads * (tokens + 1) * headDim * 2) / readBytesPerS) * 1e3,
+      treeRoofMs: Math.max(bytes / readBytesPerS, flops / fmaFlopsPerS) * 1e3,
+    };
+  });
+}
