@@ -146,7 +146,7 @@ describe('speculative decoding emits exactly the plain tokens', () => {
         // The check is not vacuous: drafts were accepted, often, deep in trees.
         expect(runs).toBeGreaterThanOrEqual(90);
         expect(acceptedBy['root-only']).toBe(0);
-        for (const name of ['random', 'truth-at-depth', 'chain', 'wide-duplicates']) expect(acceptedBy[name], name).toBeGreaterThan(N_TOKENS);
+        for (const name of ['random', 'truth-at-depth', 'chain', 'wide-duplicates']) expect(acceptedBy[name], name).toBeGreaterThan(5 * N_TOKENS);
       });
     }
   }
