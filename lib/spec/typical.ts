@@ -21,7 +21,7 @@
  * medusa_generate overrides. Temperature 0.7 is the Medusa CLI's default.
  *
  * Where we differ: Medusa scores the padded root-to-leaf paths of a fixed
- * tree (shorter paths padded with token 0, which can then be "accepted");
+ * tree (shorter paths padded with token 0, scored like drafted tokens);
  * here every root-to-node path is a candidate, without padding, and among
  * equal (length, likelihood) the path ending at the lowest node index wins
  * (Medusa: the first in its own candidate order). Probabilities are f64.
