@@ -62,7 +62,7 @@ export interface SpecStats {
   targetCalls: number;
   /** Tokens emitted. */
   tokens: number;
-  /** Draft nodes proposed (roots excluded) and accepted. */
+  /** Draft nodes proposed (roots excluded) and accepted (drafts emitted: at the end of a run, drafts past maxTokens or a stop token do not count). */
   drafted: number;
   accepted: number;
   /** tokens / targetCalls: accepted drafts + the one new token per call. */
@@ -173,16 +173,27 @@ export async function speculate(target: SpecTarget, drafter: Drafter, prompt: In
     }
     lossy ||= result.lossy === true;
     lap('verify');
-    await target.commit(result.acceptedNodes);
+    // Tokens to emit now: up to maxTokens, through a stop token. The target
+    // keeps the root and the accepted drafts that are followed by another
+    // emitted token (the last emitted token is the next root), so after the
+    // loop it holds exactly the context minus its last token.
+    let emit = Math.min(result.tokens.length, maxTokens - out.length);
+    let stopped = false;
+    if (o.stopToken !== undefined) {
+      const at = result.tokens.subarray(0, emit).indexOf(o.stopToken);
+      if (at >= 0) {
+        emit = at + 1;
+        stopped = true;
+      }
+    }
+    await target.commit(result.acceptedNodes.subarray(0, emit));
     lap('commit');
     drafter.update?.(tree, logits, vocab);
     lap('update');
     drafted += tree.tokens.length - 1;
-    accepted += result.acceptedNodes.length - 1;
+    accepted += Math.min(emit, result.acceptedNodes.length - 1);
 
-    let stopped = false;
-    for (const tok of result.tokens) {
-      if (out.length >= maxTokens) break;
+    for (const tok of result.tokens.subarray(0, emit)) {
       out.push(tok);
       if (len === ctx.length) {
         const grown = new Int32Array(ctx.length * 2);
@@ -191,10 +202,6 @@ export async function speculate(target: SpecTarget, drafter: Drafter, prompt: In
       }
       ctx[len++] = tok;
       o.onToken?.(tok);
-      if (tok === o.stopToken) {
-        stopped = true;
-        break;
-      }
     }
     if (stopped) {
       stop = 'stopToken';
