@@ -286,10 +286,10 @@ describe('Token Recycling hostile inputs', () => {
     expect(n.trDraft({ ...base, ...out() })).toBe(1);
     expect(() => n.trDraft({ ...base, ...out(), table: new Int32Array(19) })).toThrow(/table: expected vocab \* topK = 20/);
     expect(() => n.trDraft({ ...base, ...out(), root: 10 })).toThrow(/root/);
-    expect(() => n.trDraft({ ...base, ...out(), maxNodes: 3 })).toThrow(/maxNodes/);
+    expect(() => n.trDraft({ ...base, ...out(), maxNodes: 3 })).toThrow(/outTokens: expected at least maxNodes = 3 entries/);
     expect(() => n.trDraft({ ...base, ...out(), ranks: Int32Array.of(-1, 2) })).toThrow(/template\.ranks\[1\]/);
     expect(() => n.trDraft({ ...base, ...out(), parents: Int32Array.of(-1, 1) })).toThrow(/template\.parents\[1\]/);
-    expect(() => n.trDraft({ ...base, ...out(), ranks: Int32Array.of(-1) })).toThrow(/ranks/);
+    expect(() => n.trDraft({ ...base, ...out(), ranks: Int32Array.of(-1) })).toThrow(/ranks: expected 2 entries/);
     expect(() => n.trDraft({ ...base, ...out(), topK: 65, table: new Int32Array(650) })).toThrow(/topK/);
     const bad = table.slice();
     bad[2] = 1 << 30; // a corrupted slot of row 1 would index far outside the table
