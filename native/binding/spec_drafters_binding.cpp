@@ -2,7 +2,6 @@
 // owns (an Int32Array [vocab, topK], read and written in place). Every field
 // is read first (SnapshotParams), then every length is checked here and
 // every index by the kernel (native/spec/token_recycling.h).
-#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -42,13 +41,17 @@ Napi::Value TrDraft(const Napi::CallbackInfo& info) {
   const int64_t max_nodes = GetInt(o, "maxNodes");
   const TypedArrayView out_tokens = GetTypedArray(o, "outTokens", napi_int32_array, true);
   const TypedArrayView out_parents = GetTypedArray(o, "outParents", napi_int32_array, true);
-  if (parents.length < 1 || ranks.length != parents.length) {
-    throw Napi::RangeError::New(env, "ranks: expected as many entries as parents (" + std::to_string(parents.length) + ", at least 1), received " +
+  if (parents.length < 1) throw Napi::RangeError::New(env, "parents: expected at least 1 entry (the root), received 0");
+  if (ranks.length != parents.length) {
+    throw Napi::RangeError::New(env, "ranks: expected " + std::to_string(parents.length) + " entries (one per template node), received " +
                                          std::to_string(ranks.length));
   }
-  if (max_nodes < 1 || max_nodes > out_tokens.length || max_nodes > out_parents.length) {
-    throw Napi::RangeError::New(env, "maxNodes: expected an integer in [1, output length " + std::to_string(std::min(out_tokens.length, out_parents.length)) +
-                                         "], received " + std::to_string(max_nodes));
+  if (max_nodes < 1) throw Napi::RangeError::New(env, "maxNodes: expected an integer >= 1, received " + std::to_string(max_nodes));
+  if (out_tokens.length < max_nodes) {
+    throw Napi::RangeError::New(env, "outTokens: expected at least maxNodes = " + std::to_string(max_nodes) + " entries, received " + std::to_string(out_tokens.length));
+  }
+  if (out_parents.length < max_nodes) {
+    throw Napi::RangeError::New(env, "outParents: expected at least maxNodes = " + std::to_string(max_nodes) + " entries, received " + std::to_string(out_parents.length));
   }
   if (root < 0 || root >= table.vocab) {
     throw Napi::RangeError::New(env, "root: expected a token in [0, " + std::to_string(table.vocab) + "), received " + std::to_string(root));
