@@ -89,3 +89,8 @@ export {
 } from './spec/verify.js';
 export { sampleAt, targetDistribution, seededUniform, type SamplingOptions, type DistributionOptions } from './spec/sampler.js';
 export { type VerifyResult } from './spec/tree.js';
+export {
+  speculate, treePositions,
+  type SpecTarget, type SpecVerification, type SpeculateOptions, type SpeculateResult, type SpecStats,
+} from './spec/decoder.js';
+export { byteLmTarget } from './spec/byte-lm-target.js';
