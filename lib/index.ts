@@ -22,7 +22,7 @@ export {
 } from './kv/policies.js';
 export {
   KvCache,
-  type KvCacheOptions, type KvCacheDtype, type KvCacheDevice, type AutoCompressOptions, type AttendOptions, type AttendResult,
+  type KvCacheOptions, type KvCacheDtype, type KvCacheDevice, type AutoCompressOptions, type AttendOptions, type AttendResult, type CommitOptions,
   type CompressOptions, type CompressReport, type ExportedLayer, type QuestCacheSummaries,
 } from './kv/cache.js';
 export {
