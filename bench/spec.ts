@@ -90,6 +90,12 @@ export interface TeacherRow {
   /** Share of positions whose tree contains at least the first true byte. */
   firstHit: number;
   meanNodes: number;
+  /**
+   * The positions whose next 4 true bytes occur nowhere earlier in the
+   * passage (text that does not repeat its context, where copying cannot
+   * help): their count and the same two figures over them.
+   */
+  novel: { positions: number; meanContained: number; firstHit: number };
 }
 
 export interface DrafterCostRow {
@@ -196,21 +202,32 @@ async function teacherForced(model: ByteLm, passage: Uint8Array, cfg: SpecBenchR
   const n = passage.length;
   const logits = new Float32Array(n * 256);
   for (let i = 0; i < n; i += 512) logits.set(await session.forward(passage.subarray(i, i + 512)), i * 256);
+  const buf = Buffer.from(passage.buffer, passage.byteOffset, passage.length);
+  const novel = new Uint8Array(n);
+  for (let p = 1; p + 4 <= n; p++) novel[p] = buf.subarray(0, p + 3).indexOf(buf.subarray(p, p + 4)) === -1 ? 1 : 0;
   const rows: TeacherRow[] = [];
   for (const name of cfg.drafters) {
     if (name === 'none') continue;
     const d = makeDrafter(name, 256);
-    let contained = 0, hits = 0, nodes = 0;
+    let contained = 0, hits = 0, nodes = 0, nN = 0, nContained = 0, nHits = 0;
     const ctx = Int32Array.from(passage);
     for (let p = 1; p < n; p++) {
       const tree = d.draft(ctx.subarray(0, p), 81);
       const c = containedDepth(tree, passage, p);
       contained += c;
       hits += c > 0 ? 1 : 0;
+      if (novel[p]) {
+        nN++;
+        nContained += c;
+        nHits += c > 0 ? 1 : 0;
+      }
       nodes += tree.tokens.length;
       d.update?.({ tokens: Int32Array.of(passage[p - 1]!), parents: Int32Array.of(-1) }, logits.subarray((p - 1) * 256, p * 256), 256);
     }
-    rows.push({ drafter: name, positions: n - 1, meanContained: contained / (n - 1), firstHit: hits / (n - 1), meanNodes: nodes / (n - 1) });
+    rows.push({
+      drafter: name, positions: n - 1, meanContained: contained / (n - 1), firstHit: hits / (n - 1), meanNodes: nodes / (n - 1),
+      novel: { positions: nN, meanContained: nN ? nContained / nN : 0, firstHit: nN ? nHits / nN : 0 },
+    });
   }
   return rows;
 }
@@ -283,7 +300,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
       notes: [
         `Model ${cfg.model} (byte-level, vocab 256); held-out passages; sampled = temperature 0.8, top-k 40, seed 1 (lib/spec/sampler.ts: one uniform per position).`,
         'meanAcceptedPerCall = generated tokens / target calls (accepted drafts + the one new token per call); none = plain decoding through the same loop.',
-        'Teacher-forced Token Recycling: the table is updated with the root row only (top-8 after the previous true byte).',
+        'Teacher-forced Token Recycling: the table is updated with the root row only (top-8 after the previous true byte). Novel positions: the next 4 true bytes occur nowhere earlier in the passage.',
         'Tree cost: attention only (stateless attention() with the tree mask over f16 K/V), medians of interleaved passes; roofs from the read bandwidth and FMA peak measured in this process.',
       ],
     };
@@ -307,7 +324,10 @@ export function printSpecTable(r: SpecBenchReport): void {
     console.log(`${g.drafter.padEnd(16)} ${g.mode.padEnd(8)} ${f(g.meanAcceptedPerCall).padStart(13)}  ${f(g.callsPerToken, 3).padStart(11)}  ${String(g.drafted).padStart(7)}  ${String(g.accepted).padStart(8)}  ${f(g.msPerToken).padStart(8)}  ${f(g.ms.draft, 1).padStart(8)}  ${f(g.ms.target, 0).padStart(9)}  ${g.identicalToNone === null ? '-' : g.identicalToNone ? 'yes' : 'NO'}`);
   }
   console.log(`\nTeacher-forced (${r.teacherForced[0]?.positions ?? 0} positions): true next bytes on one path of the tree`);
-  for (const t of r.teacherForced) console.log(`  ${t.drafter.padEnd(16)} mean ${f(t.meanContained, 3)}, first byte in tree ${f(100 * t.firstHit, 1)}%, ${f(t.meanNodes, 1)} nodes per tree`);
+  for (const t of r.teacherForced) {
+    console.log(`  ${t.drafter.padEnd(16)} mean ${f(t.meanContained, 3)}, first byte in tree ${f(100 * t.firstHit, 1)}%, ${f(t.meanNodes, 1)} nodes per tree; ` +
+      `novel positions (next 4 bytes not earlier in the passage, ${t.novel.positions}): mean ${f(t.novel.meanContained, 3)}, first byte ${f(100 * t.novel.firstHit, 1)}%`);
+  }
   console.log('\nTree pass (81 nodes, f16, 8 KV heads x 128, 32 query heads) vs a single-token step:');
   for (const c of r.treeCost) console.log(`  ${c.tokens} tokens: step ${f(c.stepMs, 3)} ms, tree ${f(c.treeMs, 3)} ms, ratio ${f(c.ratio)}x (goal <= 1.5x at 32k); roofs ${f(c.stepRoofMs, 3)} / ${f(c.treeRoofMs, 3)} ms`);
   console.log('\nToken Recycling per step (81 nodes):');
