@@ -119,6 +119,15 @@ function intList(value: string): number[] {
   return list;
 }
 
+/** A comma-separated list of names from `allowed`. */
+function choiceList<T extends string>(allowed: readonly T[], what: string): (v: string) => T[] {
+  return (v: string) => {
+    const list = v.split(',').map((x) => x.trim());
+    for (const x of list) if (!(allowed as readonly string[]).includes(x)) throw new InvalidArgumentError(`expected ${what} among ${allowed.join(', ')}, received "${x}"`);
+    return list as T[];
+  };
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, received "${value}"`);
@@ -203,16 +212,8 @@ bench
   .option('--prompts <n>', 'held-out prompts (default 16)', positiveInt)
   .option('--prompt-bytes <n>', 'bytes per prompt (default 256)', positiveInt)
   .option('--tokens <n>', 'bytes generated per prompt (default 64)', positiveInt)
-  .option('--drafters <list>', `drafters (default all: ${SPEC_DRAFTERS.join(',')})`, (v: string) => {
-    const list = v.split(',').map((x) => x.trim());
-    for (const d of list) if (!(SPEC_DRAFTERS as readonly string[]).includes(d)) throw new InvalidArgumentError(`expected drafters among ${SPEC_DRAFTERS.join(', ')}, received "${d}"`);
-    return list as SpecDrafterName[];
-  })
-  .option('--modes <list>', `verification (default all: ${SPEC_MODES.join(',')})`, (v: string) => {
-    const list = v.split(',').map((x) => x.trim());
-    for (const m of list) if (!(SPEC_MODES as readonly string[]).includes(m)) throw new InvalidArgumentError(`expected modes among ${SPEC_MODES.join(', ')}, received "${m}"`);
-    return list as SpecMode[];
-  })
+  .option('--drafters <list>', `drafters (default all: ${SPEC_DRAFTERS.join(',')})`, choiceList(SPEC_DRAFTERS, 'drafters'))
+  .option('--modes <list>', `verification (default all: ${SPEC_MODES.join(',')})`, choiceList(SPEC_MODES, 'modes'))
   .option('--teacher-bytes <n>', 'bytes of the teacher-forced passage (default 8192)', positiveInt)
   .option('--tree-tokens <list>', 'cache sizes of the tree-pass cost (default 4096,32768)', intList)
   .option('--reps <n>', 'passes per timing, medians reported (default 7)', positiveInt)

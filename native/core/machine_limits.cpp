@@ -493,6 +493,17 @@ double peak_of(FmaFn fn, int64_t iters, int threads) {
   return best.value();
 }
 
+// Fills *info (when given) from the best rep; returns its figure.
+double report_best(const Best& best, const BigArray& buf, int threads, BandwidthInfo* info) {
+  if (info) {
+    info->loop = best.loop();
+    info->huge_pages = buf.huge_pages();
+    info->concurrent_reps = best.concurrent_reps;
+    info->threads = threads;
+  }
+  return best.value();
+}
+
 }  // namespace
 
 double measure_read_bandwidth(int64_t bytes, int threads, int reps, BandwidthInfo* info) {
@@ -528,13 +539,7 @@ double measure_read_bandwidth(int64_t bytes, int threads, int reps, BandwidthInf
       }
     }
     (void)sink;
-    if (info) {
-      info->loop = best.loop();
-      info->huge_pages = buf.huge_pages();
-      info->concurrent_reps = best.concurrent_reps;
-      info->threads = threads;
-    }
-    return best.value();
+    return report_best(best, buf, threads, info);
   } catch (const std::bad_alloc&) {
     return -1.0;
   }
@@ -616,13 +621,7 @@ double measure_gather_bandwidth(int64_t bytes, int64_t block_bytes, int threads,
       }
     }
     (void)sink;
-    if (info) {
-      info->loop = best.loop();
-      info->huge_pages = buf.huge_pages();
-      info->concurrent_reps = best.concurrent_reps;
-      info->threads = threads;
-    }
-    return best.value();
+    return report_best(best, buf, threads, info);
   } catch (const std::bad_alloc&) {
     return -1.0;
   }
@@ -659,13 +658,7 @@ double measure_copy_bandwidth(int64_t bytes, int threads, int reps, BandwidthInf
         if (run.seconds > 0) best.add(static_cast<double>(n) * sizeof(float) / run.seconds, run.concurrent, loop.name);
       }
     }
-    if (info) {
-      info->loop = best.loop();
-      info->huge_pages = buf.huge_pages();
-      info->concurrent_reps = best.concurrent_reps;
-      info->threads = threads;
-    }
-    return best.value();
+    return report_best(best, buf, threads, info);
   } catch (const std::bad_alloc&) {
     return -1.0;
   }

@@ -3,6 +3,7 @@
 // the model id and the last three tokens: some rows peaked, some flat, some
 // with tied maxima, some with masked (-Infinity) tokens.
 import type { DraftTree } from '../../lib/spec/tree.js';
+import { mulberry32 } from '../reference/random.js';
 
 /** A 32-bit integer hash (murmur3's finaliser over a running mix). */
 export function hash32(...xs: number[]): number {
@@ -18,17 +19,8 @@ export function hash32(...xs: number[]): number {
   return h >>> 0;
 }
 
-/** mulberry32: a small seeded generator for the tests' own randomness (never the sampler's). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (test/reference/random.ts): the tests' own randomness (never the sampler's). */
+export const rng = mulberry32;
 
 export const randInt = (r: () => number, n: number) => Math.floor(r() * n);
 
