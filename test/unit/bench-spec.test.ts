@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { containedDepth, runSpecBench, type SpecBenchReport } from '../../bench/spec.js';
+import { containedDepth, novelShare, runSpecBench, type SpecBenchReport } from '../../bench/spec.js';
 
 test('containedDepth follows one path of the tree', () => {
   const text = Uint8Array.from([1, 2, 3, 4, 5]);
@@ -15,6 +15,14 @@ test('containedDepth follows one path of the tree', () => {
   expect(containedDepth(tree, text, 1)).toBe(3);
   expect(containedDepth({ tokens: Int32Array.of(1), parents: Int32Array.of(-1) }, text, 1)).toBe(0);
   expect(containedDepth(tree, text, 4)).toBe(0);
+});
+
+test('novelShare counts the continuation bytes that end an unseen 4-gram', () => {
+  const enc = (t: string) => new TextEncoder().encode(t);
+  expect(novelShare(enc('abcdabcd'), enc('abcd'))).toBe(0);       // every 4-gram seen before
+  expect(novelShare(enc('abcd'), enc('wxyz'))).toBe(1);           // bcdw, cdwx, dwxy, wxyz: all new
+  // 4-grams ending at e f g h X Y: fghe, ghef, hefg new; efgh seen; fghX, ghXY new.
+  expect(novelShare(enc('abcdefgh'), enc('efghXY'))).toBeCloseTo(5 / 6, 12);
 });
 
 test('quick run: exact outputs, consistent figures', async () => {
@@ -35,6 +43,9 @@ test('quick run: exact outputs, consistent figures', async () => {
     expect(g.accepted).toBeLessThanOrEqual(g.drafted);
     // Each call emits its accepted drafts plus at most one new token.
     expect(g.tokens).toBeLessThanOrEqual(g.accepted + g.targetCalls);
+    expect(g.novel.prompts).toBeLessThanOrEqual(g.prompts);
+    expect(g.novel.tokens).toBeLessThanOrEqual(g.tokens);
+    if (g.novel.targetCalls > 0) expect(g.novel.meanAcceptedPerCall).toBeCloseTo(g.novel.tokens / g.novel.targetCalls, 12);
     if (g.drafter === 'none') {
       expect(g.drafted).toBe(0);
       expect(g.targetCalls).toBe(g.tokens);
