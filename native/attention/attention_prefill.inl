@@ -8,6 +8,7 @@ struct PrefillCtx {
   const AttentionPlan* plan;
   int64_t dp;              // head_dim rounded up to W
   int64_t n_qblocks;
+  int64_t heads_per_task;  // query heads of one KV head a task runs together (its K/V tiles widened once)
   float* scratch;          // per worker, see PrefillScratch
   int64_t scratch_stride;
   float* logits;           // key mass: per worker [nKeys][BQ] masked logits
@@ -15,31 +16,33 @@ struct PrefillCtx {
   float* mass;             // key mass: per worker [nKvHeads][nKv]
 };
 
+// Per worker: the shared tile buffers, then the running state of each of
+// the task's query heads (their Q^T, output, max and sum).
 struct PrefillScratch {
-  float* qt;     // [dp][BQ] scaled Q^T
   float* s;      // [BK][BQ] S^T, then P^T
-  float* o;      // [BQ][dp] unnormalised output
-  float* m;      // [BQ] running max
-  float* l;      // [BQ] running sum
   float* tmp;    // [BQ] tile max, then shifted max
   float* alpha;  // [BQ]
+  float* lsum;   // [BQ]
   float* kt;     // [BK][dp] widened keys
   float* vt;     // [BK][dp] widened values
-  float* lsum;   // [BQ]
+  float* heads;  // per head: qt [dp][BQ] scaled Q^T, o [BQ][dp] unnormalised output, m [BQ] running max, l [BQ] running sum
+  int64_t dp;
 
-  static int64_t floats(int64_t dp) { return dp * kBlockRows * 2 + kBlockKeys * kBlockRows + 5 * kBlockRows + 2 * kBlockKeys * dp; }
-  PrefillScratch(float* base, int64_t dp) {
-    qt = base; base += dp * kBlockRows;
+  static int64_t head_floats(int64_t dp) { return 2 * dp * kBlockRows + 2 * kBlockRows; }
+  static int64_t floats(int64_t dp, int64_t heads) { return kBlockKeys * kBlockRows + 3 * kBlockRows + 2 * kBlockKeys * dp + heads * head_floats(dp); }
+  PrefillScratch(float* base, int64_t dp_) : dp(dp_) {
     s = base; base += kBlockKeys * kBlockRows;
-    o = base; base += kBlockRows * dp;
-    m = base; base += kBlockRows;
-    l = base; base += kBlockRows;
     tmp = base; base += kBlockRows;
     alpha = base; base += kBlockRows;
     lsum = base; base += kBlockRows;
     kt = base; base += kBlockKeys * dp;
-    vt = base;
+    vt = base; base += kBlockKeys * dp;
+    heads = base;
   }
+  float* qt(int64_t g) const { return heads + g * head_floats(dp); }
+  float* o(int64_t g) const { return qt(g) + dp * kBlockRows; }
+  float* m(int64_t g) const { return o(g) + kBlockRows * dp; }
+  float* l(int64_t g) const { return m(g) + kBlockRows; }
 };
 
 // S^T[jj][0..BQ) (+)= sum_{d in [d0, d1)} K[jj][d] * Q^T[d][0..BQ) for 4 keys
@@ -99,26 +102,35 @@ inline void pv_tile(const float* pt, const float* const* v, int64_t nj, int64_t 
     for (int64_t r = 0; r < nrows; r += 4) pv_4rows<1>(pt, v, nj, r, d0, o, dp);
 }
 
+// One task: block qb of BQ query rows of heads_per_task query heads that
+// share one KV head. Each key tile is read (and widened) once for all of
+// them; every head's arithmetic is the same as alone, in the same order.
 template <DType KD, DType VD>
 void prefill_task(void* raw, int64_t item, int worker) {
   const PrefillCtx& c = *static_cast<const PrefillCtx*>(raw);
   const AttentionPlan& pl = *c.plan;
   const AttentionParams& p = *pl.p;
-  const int64_t h = item / c.n_qblocks, qb = item % c.n_qblocks;
-  const int64_t kvh = h / pl.group;
+  const int64_t hpt = c.heads_per_task;
+  const int64_t h0 = item / c.n_qblocks * hpt, qb = item % c.n_qblocks;
+  const int64_t kvh = h0 / pl.group;
   const int64_t i0 = qb * kBlockRows, nrows = min64(kBlockRows, p.n_q - i0);
   const int64_t hd = p.head_dim, dp = c.dp;
   PrefillScratch ws(c.scratch + worker * c.scratch_stride, dp);
-  float* logits = c.logits ? c.logits + worker * c.logits_stride : nullptr;
+  float* logits = c.logits ? c.logits + worker * c.logits_stride : nullptr;  // key mass: heads_per_task is 1
 
   // Q^T for this block, scaled; rows past nQ are zero.
-  for (int64_t d = 0; d < dp; ++d)
-    for (int64_t r = 0; r < kBlockRows; ++r)
-      ws.qt[d * kBlockRows + r] = (r < nrows && d < hd) ? p.q[h * p.q_head_stride + (i0 + r) * p.q_row_stride + d] * p.scale : 0.0f;
-  for (int64_t x = 0; x < kBlockRows * dp; ++x) ws.o[x] = 0.0f;
-  for (int64_t r = 0; r < kBlockRows; ++r) {
-    ws.m[r] = kNegInf;
-    ws.l[r] = 0.0f;
+  for (int64_t g = 0; g < hpt; ++g) {
+    const int64_t h = h0 + g;
+    float* qt = ws.qt(g);
+    for (int64_t d = 0; d < dp; ++d)
+      for (int64_t r = 0; r < kBlockRows; ++r)
+        qt[d * kBlockRows + r] = (r < nrows && d < hd) ? p.q[h * p.q_head_stride + (i0 + r) * p.q_row_stride + d] * p.scale : 0.0f;
+    float* o = ws.o(g);
+    for (int64_t x = 0; x < kBlockRows * dp; ++x) o[x] = 0.0f;
+    for (int64_t r = 0; r < kBlockRows; ++r) {
+      ws.m(g)[r] = kNegInf;
+      ws.l(g)[r] = 0.0f;
+    }
   }
 
   const int64_t n_tiles = ceil_div(pl.n_keys, kBlockKeys);
@@ -158,69 +170,77 @@ void prefill_task(void* raw, int64_t item, int worker) {
       }
     }
     for (int64_t jj = nj; jj < nj + 3; ++jj) krow[jj] = krow[nj - 1];
-
-    // S^T = K Q^T (scaled), then softcap and masks.
-    scores_tile(krow, ws.qt, nj, hd, ws.s);
-    if (p.softcap > 0.0f) apply_softcap(ws.s, nj * kBlockRows, p.softcap);
     const bool needs_mask = mask_reaches(pl, max_pos) || (p.causal && max_pos > pl.diag + i0);
-    if (needs_mask) {
-      for (int64_t jj = 0; jj < nj; ++jj) {
-        float* srow = ws.s + jj * kBlockRows;
-        for (int64_t r = 0; r < nrows; ++r) {
-          const float b = key_bias(pl, i0 + r, pos[jj]);
-          srow[r] = b == kNegInf ? kNegInf : srow[r] + b;
+
+    for (int64_t g = 0; g < hpt; ++g) {
+      float* m = ws.m(g);
+      float* l = ws.l(g);
+      float* o = ws.o(g);
+      // S^T = K Q^T (scaled), then softcap and masks.
+      scores_tile(krow, ws.qt(g), nj, hd, ws.s);
+      if (p.softcap > 0.0f) apply_softcap(ws.s, nj * kBlockRows, p.softcap);
+      if (needs_mask) {
+        for (int64_t jj = 0; jj < nj; ++jj) {
+          float* srow = ws.s + jj * kBlockRows;
+          for (int64_t r = 0; r < nrows; ++r) {
+            const float b = key_bias(pl, i0 + r, pos[jj]);
+            srow[r] = b == kNegInf ? kNegInf : srow[r] + b;
+          }
         }
       }
-    }
-    if (logits) {
-      for (int64_t jj = 0; jj < nj; ++jj)
-        for (int64_t r = 0; r < kBlockRows; ++r) logits[(j0 + jj) * kBlockRows + r] = ws.s[jj * kBlockRows + r];
-    }
+      if (logits) {
+        for (int64_t jj = 0; jj < nj; ++jj)
+          for (int64_t r = 0; r < kBlockRows; ++r) logits[(j0 + jj) * kBlockRows + r] = ws.s[jj * kBlockRows + r];
+      }
 
-    // Online softmax across the rows held in vector lanes.
-    for (int64_t v = 0; v < kBlockRows; v += W) {
-      V mx = Ops::set1(kNegInf);
-      for (int64_t jj = 0; jj < nj; ++jj) mx = Ops::max(mx, Ops::load(ws.s + jj * kBlockRows + v));
-      Ops::store(ws.tmp + v, mx);
-    }
-    for (int64_t r = 0; r < kBlockRows; ++r) {
-      const float m_new = max_f(ws.m[r], ws.tmp[r]);
-      const float shift = m_new == kNegInf ? 0.0f : m_new;  // keeps -inf - -inf out
-      ws.alpha[r] = ws.m[r] == kNegInf ? 0.0f : std::exp(ws.m[r] - shift);
-      ws.m[r] = m_new;
-      ws.tmp[r] = shift;
-    }
-    for (int64_t v = 0; v < kBlockRows; v += W) {
-      const V shift = Ops::load(ws.tmp + v);
-      V sum = Ops::zero();
-      for (int64_t jj = 0; jj < nj; ++jj) {
-        float* sp = ws.s + jj * kBlockRows + v;
-        const V e = Ops::exp(Ops::sub(Ops::load(sp), shift));
-        Ops::store(sp, e);
-        sum = Ops::add(sum, e);
+      // Online softmax across the rows held in vector lanes.
+      for (int64_t v = 0; v < kBlockRows; v += W) {
+        V mx = Ops::set1(kNegInf);
+        for (int64_t jj = 0; jj < nj; ++jj) mx = Ops::max(mx, Ops::load(ws.s + jj * kBlockRows + v));
+        Ops::store(ws.tmp + v, mx);
       }
-      Ops::store(ws.lsum + v, sum);
-    }
-    for (int64_t r = 0; r < kBlockRows; ++r) {
-      ws.l[r] = ws.l[r] * ws.alpha[r] + ws.lsum[r];
-      if (ws.alpha[r] != 1.0f) {
-        const V a = Ops::set1(ws.alpha[r]);
-        float* orow = ws.o + r * dp;
-        for (int64_t d = 0; d < dp; d += W) Ops::store(orow + d, Ops::mul(a, Ops::load(orow + d)));
+      for (int64_t r = 0; r < kBlockRows; ++r) {
+        const float m_new = max_f(m[r], ws.tmp[r]);
+        const float shift = m_new == kNegInf ? 0.0f : m_new;  // keeps -inf - -inf out
+        ws.alpha[r] = m[r] == kNegInf ? 0.0f : std::exp(m[r] - shift);
+        m[r] = m_new;
+        ws.tmp[r] = shift;
       }
+      for (int64_t v = 0; v < kBlockRows; v += W) {
+        const V shift = Ops::load(ws.tmp + v);
+        V sum = Ops::zero();
+        for (int64_t jj = 0; jj < nj; ++jj) {
+          float* sp = ws.s + jj * kBlockRows + v;
+          const V e = Ops::exp(Ops::sub(Ops::load(sp), shift));
+          Ops::store(sp, e);
+          sum = Ops::add(sum, e);
+        }
+        Ops::store(ws.lsum + v, sum);
+      }
+      for (int64_t r = 0; r < kBlockRows; ++r) {
+        l[r] = l[r] * ws.alpha[r] + ws.lsum[r];
+        if (ws.alpha[r] != 1.0f) {
+          const V a = Ops::set1(ws.alpha[r]);
+          float* orow = o + r * dp;
+          for (int64_t d = 0; d < dp; d += W) Ops::store(orow + d, Ops::mul(a, Ops::load(orow + d)));
+        }
+      }
+      pv_tile(ws.s, vrow, nj, nrows, o, dp);
     }
-    pv_tile(ws.s, vrow, nj, nrows, ws.o, dp);
   }
 
   // Normalise and write out; rows that saw no key get zeros and lse -inf.
-  for (int64_t r = 0; r < nrows; ++r) {
-    float* out = p.out + (h * p.n_q + i0 + r) * hd;
-    const float l = ws.l[r];
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    for (int64_t d = 0; d < hd; ++d) out[d] = ws.o[r * dp + d] * inv;
-    const float lse = l > 0.0f ? ws.m[r] + std::log(l) : kNegInf;
-    if (p.lse) p.lse[h * p.n_q + i0 + r] = lse;
-    ws.tmp[r] = l > 0.0f ? lse : kPosInf;  // exp(logit - +inf) = 0 for empty rows
+  for (int64_t g = 0; g < hpt; ++g) {
+    const int64_t h = h0 + g;
+    for (int64_t r = 0; r < nrows; ++r) {
+      float* out = p.out + (h * p.n_q + i0 + r) * hd;
+      const float l = ws.l(g)[r];
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      for (int64_t d = 0; d < hd; ++d) out[d] = ws.o(g)[r * dp + d] * inv;
+      const float lse = l > 0.0f ? ws.m(g)[r] + std::log(l) : kNegInf;
+      if (p.lse) p.lse[h * p.n_q + i0 + r] = lse;
+      ws.tmp[r] = l > 0.0f ? lse : kPosInf;  // exp(logit - +inf) = 0 for empty rows (key mass: one head)
+    }
   }
   if (logits) {
     for (int64_t r = nrows; r < kBlockRows; ++r) ws.tmp[r] = kPosInf;
@@ -249,7 +269,10 @@ void run_prefill(const AttentionPlan& pl) {
   c.plan = &pl;
   c.dp = ceil_div(p.head_dim, W) * W;
   c.n_qblocks = ceil_div(p.n_q, kBlockRows);
-  c.scratch_stride = (PrefillScratch::floats(c.dp) + 15) / 16 * 16;
+  // A GQA group's heads share each widened K/V tile; the key mass keeps one
+  // head per task (its logits buffer holds one head's tile rows).
+  c.heads_per_task = p.key_mass ? 1 : pl.group;
+  c.scratch_stride = (PrefillScratch::floats(c.dp, c.heads_per_task) + 15) / 16 * 16;
   FloatBuffer scratch(static_cast<size_t>(workers * c.scratch_stride));
   c.scratch = scratch.data();
   FloatBuffer logits(p.key_mass ? static_cast<size_t>(workers * pl.n_keys * kBlockRows) : 0);
@@ -260,7 +283,7 @@ void run_prefill(const AttentionPlan& pl) {
     c.mass = mass.data();
     for (size_t x = 0; x < mass.size(); ++x) c.mass[x] = 0.0f;
   }
-  pool.parallel_for(p.n_heads * c.n_qblocks, &prefill_task<KD, VD>, &c, workers);
+  pool.parallel_for(p.n_heads / c.heads_per_task * c.n_qblocks, &prefill_task<KD, VD>, &c, workers);
   if (p.key_mass) {
     const int64_t n = p.n_kv_heads * p.n_kv;
     for (int64_t x = 0; x < n; ++x) {
