@@ -55,6 +55,8 @@ export interface SpecBenchOptions {
   modes?: SpecMode[];
   teacherBytes?: number;
   treeTokens?: number[];
+  /** Most tree nodes per target call in generation, root included (default 81: Token Recycling's whole template). */
+  maxNodes?: number;
   reps?: number;
   /** Held-out text (default: .corpus/heldout.txt, built by bench/corpus.ts). */
   text?: Uint8Array;
@@ -148,6 +150,7 @@ function resolveOptions(o: SpecBenchOptions): SpecBenchReport['config'] {
     modes: o.modes ?? [...SPEC_MODES],
     teacherBytes: o.teacherBytes ?? (q ? 256 : 8192),
     treeTokens: o.treeTokens ?? (q ? [512] : [4096, 32768]),
+    maxNodes: o.maxNodes ?? 81,
     reps: o.reps ?? (q ? 3 : 7),
     model: o.model ?? 'main',
     seed: o.seed ?? 1,
@@ -193,7 +196,7 @@ async function generation(model: ByteLm, prompts: Uint8Array[], cfg: SpecBenchRe
       const texts: string[] = [];
       for (const prompt of prompts) {
         const session = model.session();
-        const r = await speculate(byteLmTarget(session), drafter, Int32Array.from(prompt), { maxTokens: cfg.tokens, verification, maxNodes: 81 });
+        const r = await speculate(byteLmTarget(session), drafter, Int32Array.from(prompt), { maxTokens: cfg.tokens, verification, maxNodes: cfg.maxNodes });
         tokens += r.stats.tokens;
         calls += r.stats.targetCalls;
         drafted += r.stats.drafted;

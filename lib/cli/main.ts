@@ -216,12 +216,14 @@ bench
   .option('--modes <list>', `verification (default all: ${SPEC_MODES.join(',')})`, choiceList(SPEC_MODES, 'modes'))
   .option('--teacher-bytes <n>', 'bytes of the teacher-forced passage (default 8192)', positiveInt)
   .option('--tree-tokens <list>', 'cache sizes of the tree-pass cost (default 4096,32768)', intList)
+  .option('--max-nodes <n>', 'most tree nodes per target call in generation, root included (default 81)', positiveInt)
   .option('--reps <n>', 'passes per timing, medians reported (default 7)', positiveInt)
   .option('--quick', 'a smoke run (2 prompts of 64 bytes, 16 generated, a 512-token tree pass)')
   .option('--out <file>', 'where to write the JSON report (default bench-results/spec-<date>.json)')
   .option('--json', 'print the JSON report instead of the table')
-  .action(async (o: { prompts?: number; promptBytes?: number; tokens?: number; drafters?: SpecDrafterName[]; modes?: SpecMode[]; teacherBytes?: number; treeTokens?: number[]; reps?: number; quick?: boolean; out?: string; json?: boolean }) => {
+  .action(async (o: { prompts?: number; promptBytes?: number; tokens?: number; drafters?: SpecDrafterName[]; modes?: SpecMode[]; teacherBytes?: number; treeTokens?: number[]; maxNodes?: number; reps?: number; quick?: boolean; out?: string; json?: boolean }) => {
     const report = await runSpecBench({
+      maxNodes: o.maxNodes,
       prompts: o.prompts, promptBytes: o.promptBytes, tokens: o.tokens, drafters: o.drafters, modes: o.modes,
       teacherBytes: o.teacherBytes, treeTokens: o.treeTokens, reps: o.reps, quick: o.quick === true, json: o.json === true,
       ...(o.out ? { outFile: o.out } : {}),
