@@ -29,8 +29,9 @@ test('quick run: exact outputs, consistent figures', async () => {
   const dir = mkdtempSync(join(os.tmpdir(), 'tp-bench-spec-'));
   const text = new Uint8Array(readFileSync(new URL('../../README.md', import.meta.url)));
   const outFile = join(dir, 'spec.json');
-  await runSpecBench({ quick: true, text, outFile, reps: 2 });
+  await runSpecBench({ quick: true, text, outFile, reps: 2, maxNodes: 9 });
   const r = JSON.parse(readFileSync(outFile, 'utf8')) as SpecBenchReport;
+  expect(r.config.maxNodes).toBe(9);
   expect(r.generation.map((g) => [g.drafter, g.mode])).toEqual([
     ['none', 'greedy'], ['prompt-lookup', 'greedy'], ['token-recycling', 'greedy'],
     ['none', 'sampled'], ['prompt-lookup', 'sampled'], ['token-recycling', 'sampled'],
@@ -41,6 +42,7 @@ test('quick run: exact outputs, consistent figures', async () => {
     expect(g.meanAcceptedPerCall).toBeCloseTo(g.tokens / g.targetCalls, 12);
     expect(g.callsPerToken).toBeCloseTo(g.targetCalls / g.tokens, 12);
     expect(g.accepted).toBeLessThanOrEqual(g.drafted);
+    expect(g.drafted).toBeLessThanOrEqual(8 * g.targetCalls);  // maxNodes 9: at most 8 drafts per call
     // Each call emits its accepted drafts plus at most one new token.
     expect(g.tokens).toBeLessThanOrEqual(g.accepted + g.targetCalls);
     expect(g.novel.prompts).toBeLessThanOrEqual(g.prompts);
