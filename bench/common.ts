@@ -1,5 +1,6 @@
 /** Helpers shared by the benchmarks: tinybench timing and fast deterministic fills. */
 import { Bench } from 'tinybench';
+import { f32ToF16Bits } from '../lib/index.js';
 
 export interface Timed {
   medianMs: number;
@@ -43,6 +44,14 @@ function randomBlock(n: number, seed: number): Float32Array {
     s >>>= 0;
     out[i] = s / 2147483648 - 1;
   }
+  return out;
+}
+
+/** randomBlock's values rounded to f16 bits. */
+export function f16Block(n: number, seed: number): Uint16Array {
+  const f = randomBlock(n, seed);
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i++) out[i] = f32ToF16Bits(f[i]!);
   return out;
 }
 

@@ -61,11 +61,11 @@ import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import {
-  attention, backendInfo, f32ToF16Bits, KvCache, tidalSelect, type SparseOptions, type Tensor,
+  attention, backendInfo, KvCache, tidalSelect, type SparseOptions, type Tensor,
 } from '../lib/index.js';
 import { runInNewContext } from 'node:vm';
 import v8 from 'node:v8';
-import { randomBlock } from './common.js';
+import { f16Block, median, randomBlock } from './common.js';
 import { cpuModel, limitsReport, measureGatherBandwidth, measureLimits, refreshLimits, type LimitsOptions, type MachineLimitsReport } from './limits.js';
 
 import { QUEST_PAGE, SPARSE_BENCH_METHODS, tidalStepLayers, type SparseBenchMethod } from './sparse-methods.js';
@@ -256,19 +256,6 @@ export interface SparseBenchReport {
   sizes: SizeFigures[];
   upkeep: UpkeepFigures;
   notes: string[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function f16Block(n: number, seed: number): Uint16Array {
-  const f = randomBlock(n, seed);
-  const out = new Uint16Array(n);
-  for (let i = 0; i < n; i++) out[i] = f32ToF16Bits(f[i]!);
-  return out;
 }
 
 /** MemAvailable from /proc/meminfo, bytes (os.freemem() elsewhere). */

@@ -11,7 +11,8 @@
  * bytes and does n times the FLOPs (4 * heads * n * keys * headDim: the
  * scores and P.V), so its roof is max(bytes / bandwidth, FLOPs / FMA peak).
  */
-import { attention, f32ToF16Bits, type Tensor } from '../lib/index.js';
+import { attention, type Tensor } from '../lib/index.js';
+import { f16Block, median, randomBlock } from './common.js';
 
 export interface TreeCostRow {
   tokens: number;
@@ -33,32 +34,6 @@ export interface TreeCostConfig {
   reps: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function randomF16(n: number, seed: number): Uint16Array {
-  const out = new Uint16Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out[i] = f32ToF16Bits((x / 4294967296) * 2 - 1);
-  }
-  return out;
-}
-
-function randomF32(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out[i] = (x / 4294967296) * 2 - 1;
-  }
-  return out;
-}
-
 /**
  * One row per cache size: `parents` is the tree (node 0 the root, -1; the
  * others an earlier node), the newest parents.length keys of the cache.
@@ -68,15 +43,15 @@ export function measureTreeCost(sizes: number[], parents: Int32Array, cfg: TreeC
   const { kvHeads, heads, headDim, reps } = cfg;
   return sizes.map((tokens) => {
     const keys = tokens + n;
-    const k: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, keys, headDim], data: randomF16(kvHeads * keys * headDim, 1) };
-    const v: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, keys, headDim], data: randomF16(kvHeads * keys * headDim, 2) };
-    const q1: Tensor<'f32'> = { dtype: 'f32', shape: [heads, 1, headDim], data: randomF32(heads * headDim, 3) };
-    const qT: Tensor<'f32'> = { dtype: 'f32', shape: [heads, n, headDim], data: randomF32(heads * n * headDim, 4) };
+    const k: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, keys, headDim], data: f16Block(kvHeads * keys * headDim, 1) };
+    const v: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, keys, headDim], data: f16Block(kvHeads * keys * headDim, 2) };
+    const q1: Tensor<'f32'> = { dtype: 'f32', shape: [heads, 1, headDim], data: randomBlock(heads * headDim, 3) };
+    const qT: Tensor<'f32'> = { dtype: 'f32', shape: [heads, n, headDim], data: randomBlock(heads * n * headDim, 4) };
     const out1 = new Float32Array(heads * headDim);
     const outT = new Float32Array(heads * n * headDim);
     // The decode step: the committed tokens plus the root, one query.
-    const stepK: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens + 1, headDim], data: randomF16(kvHeads * (tokens + 1) * headDim, 5) };
-    const stepV: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens + 1, headDim], data: randomF16(kvHeads * (tokens + 1) * headDim, 6) };
+    const stepK: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens + 1, headDim], data: f16Block(kvHeads * (tokens + 1) * headDim, 5) };
+    const stepV: Tensor<'f16'> = { dtype: 'f16', shape: [kvHeads, tokens + 1, headDim], data: f16Block(kvHeads * (tokens + 1) * headDim, 6) };
     const step = () => attention(q1, stepK, stepV, { out: out1 });
     const tree = () => attention(qT, k, v, { treeMask: parents, out: outT });
     step(); tree();

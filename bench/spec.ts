@@ -37,6 +37,7 @@ import { byteLmTarget } from '../lib/spec/byte-lm-target.js';
 import type { Drafter, DraftTree } from '../lib/spec/drafter.js';
 import { PromptLookupDrafter } from '../lib/spec/prompt-lookup.js';
 import { TokenRecyclingDrafter } from '../lib/spec/token-recycling.js';
+import { median } from './common.js';
 import { ensureCorpus } from './corpus.js';
 import { cpuModel, limitsReport, measureLimits, type MachineLimitsReport } from './limits.js';
 import { measureTreeCost, type TreeCostRow } from './spec-tree-cost.js';
@@ -258,12 +259,6 @@ async function teacherForced(model: ByteLm, passage: Uint8Array, cfg: SpecBenchR
     });
   }
   return rows;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function drafterCost(vocabs: number[], reps: number, treeMs: number): DrafterCostRow[] {

@@ -80,11 +80,17 @@ function checkTree(value: unknown, nQ: number, nKv: number): Int32Array {
   if (value.length !== nQ) throw rangeError('options.treeMask.length', `nQ = ${nQ}`, value.length);
   if (nQ > nKv) throw rangeError('options.treeMask', `a tree of at most nKv = ${nKv} nodes (the tree is the last nQ keys)`, `${nQ} nodes`);
   if (nQ > MAX_TREE_NODES) throw rangeError('options.treeMask', `a tree of at most ${MAX_TREE_NODES} nodes`, `${nQ} nodes`);
-  const parents = new Int32Array(nQ);
-  for (let i = 0; i < nQ; i++) {
+  return readParents('options.treeMask', value);
+}
+
+/** A tree's parent array copied to int32: each entry -1 (a root) or an earlier node. */
+export function readParents(arg: string, value: ArrayLike<unknown>): Int32Array {
+  const n = value.length;
+  const parents = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
     const p = value[i];
     if (typeof p !== 'number' || !Number.isInteger(p) || p < -1 || p >= i) {
-      throw rangeError(`options.treeMask[${i}]`, `-1 (a root) or the index of an earlier node in [0, ${i - 1}]`, p);
+      throw rangeError(`${arg}[${i}]`, `-1 (a root) or the index of an earlier node in [0, ${i - 1}]`, p);
     }
     parents[i] = p;
   }

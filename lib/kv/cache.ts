@@ -547,16 +547,8 @@ export class KvCache {
     if (keep !== undefined) this.#checkBudgetFits(resolved, keep, 'budget');
     const b = budget as { keep?: number; compressionRatio?: number };
     const p: NativeKvCompressParams = { ...resolved, keep: b.keep ?? -1, ratio: b.compressionRatio ?? -1 };
-    if (o.layers !== undefined) {
-      if (!Array.isArray(o.layers)) throw typeError('opts.layers', 'an array of layer indices', o.layers);
-      const seen = new Set<number>();
-      p.layers = Int32Array.from(o.layers, (l, i) => {
-        const x = checkInteger(`opts.layers[${i}]`, l, 0, this.nLayers - 1);
-        if (seen.has(x)) throw rangeError(`opts.layers[${i}]`, 'distinct layer indices', x);
-        seen.add(x);
-        return x;
-      });
-    }
+    const layers = readLayers('opts.layers', o.layers, this.nLayers);
+    if (layers !== undefined) p.layers = layers;
     if (o.draftQueries !== undefined) {
       if (!Array.isArray(o.draftQueries) || o.draftQueries.length !== this.nLayers) {
         throw typeError('opts.draftQueries', `an array of nLayers = ${this.nLayers} tensors (or undefined entries)`, o.draftQueries);

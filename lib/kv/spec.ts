@@ -6,9 +6,7 @@
  */
 import { rangeError, typeError } from '../errors.js';
 import { checkInteger } from '../validate.js';
-
-/** Most nodes a treeMask may have (native/attention/attention.h kMaxTreeNodes). */
-const MAX_TREE_NODES = 4096;
+import { MAX_TREE_NODES, readParents } from '../attention.js';
 
 function isIndexList(value: unknown): value is Int32Array | readonly unknown[] {
   return value instanceof Int32Array || Array.isArray(value);
@@ -23,15 +21,7 @@ export function readTreeMask(arg: string, value: unknown): Int32Array {
   if (!isIndexList(value)) throw typeError(arg, 'a parent array (Int32Array or number[]) of length nQ', value);
   const n = value.length;
   if (n < 1 || n > MAX_TREE_NODES) throw rangeError(`${arg}.length`, `1 to ${MAX_TREE_NODES} tree nodes`, n);
-  const parents = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = value[i];
-    if (typeof p !== 'number' || !Number.isInteger(p) || p < -1 || p >= i) {
-      throw rangeError(`${arg}[${i}]`, `-1 (a root) or the index of an earlier node in [0, ${i - 1}]`, p);
-    }
-    parents[i] = p;
-  }
-  return parents;
+  return readParents(arg, value);
 }
 
 export function checkTreeLength(arg: string, parents: Int32Array, nQ: number): void {

@@ -33,6 +33,7 @@ import type { KvCompressionPolicy } from '../kv/compression.js';
 import type { KvBudget } from '../kv/stateless.js';
 import { checkBoolean, checkInteger, checkOptions } from '../validate.js';
 import { loadOrt, type OrtLoaded, type OrtModule, type OrtTensor } from './ort-loader.js';
+import { treePositions } from '../spec/decoder.js';
 
 /** The model's shape (config.json "config", written by export.py). */
 export interface ByteLmConfig {
@@ -547,14 +548,13 @@ export class LmSession {
     if (!(parents instanceof Int32Array) || parents.length !== bytes.length) {
       throw typeError('parents', `an Int32Array of ${bytes.length} parent indices (one per token)`, parents);
     }
-    const positions = new Int32Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) {
       const p = parents[i]!;
       if (i === 0 ? p !== -1 : !(p >= 0 && p < i)) {
         throw rangeError(`parents[${i}]`, i === 0 ? '-1 (node 0 is the root)' : `an earlier node in [0, ${i - 1}]`, p);
       }
-      positions[i] = p < 0 ? this.#position : positions[p]! + 1;
     }
+    const positions = treePositions({ tokens: Int32Array.from(bytes), parents }, this.#position);
     this.#checkCapacity(bytes.length);
     return this.#guard.run('LmSession.forwardTree', this.model, async () => {
       const logits = await this.#forward(bytes, undefined, { parents, positions });
