@@ -94,3 +94,16 @@ export {
   type SpecTarget, type SpecVerification, type SpeculateOptions, type SpeculateResult, type SpecStats,
 } from './spec/decoder.js';
 export { byteLmTarget } from './spec/byte-lm-target.js';
+// prompt: extractive selection for RAG (RECOMP, EXIT) and TCRA-LLM semantic compression
+export { splitSentences, type SplitSentencesOptions } from './prompt/sentences.js';
+export { bm25Scores, bm25Terms, BM25_DEFAULTS, type Bm25Params } from './prompt/bm25.js';
+export {
+  bm25Scorer, embeddingScorer, yesNoScorer, yesProbability, fillTemplate, EXIT_TEMPLATE,
+  type SentenceScorer, type SentenceCandidate, type EmbeddingScorerOptions, type YesNoLogits, type YesNoScorerOptions,
+} from './prompt/sentence-scorers.js';
+export { type EmbedFn } from './prompt/embeddings.js';
+export {
+  selectSentences, SENTENCE_SEPARATOR, DOCUMENT_SEPARATOR,
+  type SelectSentencesOptions, type SelectedSentences, type ScoredSentence,
+} from './prompt/extractive.js';
+export { semanticCompress, type SemanticCompressOptions, type SemanticCompressed } from './prompt/tcra.js';
