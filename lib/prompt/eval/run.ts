@@ -25,6 +25,13 @@
  *                     warm-up call per method first)
  *   msPerContext      compress wall time per context (all its questions for
  *                     a question-aware method)
+ *
+ * The rate is LLMLingua's: microsoft/LLMLingua, llmlingua/prompt_compressor.py,
+ * compress_prompt_llmlingua2 reports origin_tokens, compressed_tokens and
+ * "rate" = compressed / original, both counted with the OpenAI tokenizer
+ * (tiktoken, cl100k for gpt-3.5-turbo); we count the same way with
+ * gpt-tokenizer's cl100k_base. LLMLingua sums the tokens of its compressed
+ * contexts one by one; we count each method's whole output text.
  */
 import { rangeError, typeError } from '../../errors.js';
 import { checkInteger, checkOptions } from '../../validate.js';
