@@ -254,7 +254,7 @@ describe('evaluation loop', () => {
   });
 
   test('rate labels', () => {
-    expect([1 / 2, 1 / 3, 1 / 5, 0.3, 1].map(rateLabel)).toEqual(['1/2', '1/3', '1/5', '0.3', '1/1']);
+    expect([1 / 2, 1 / 3, 1 / 5, 0.3, 1].map(rateLabel)).toEqual(['1/2', '1/3', '1/5', '0.3', '1']);
   });
 });
 

@@ -283,8 +283,9 @@ export async function runPromptEval(dataset: PromptEvalDataset, options: PromptE
   };
 }
 
-/** 0.5 -> '1/2', 1/3 -> '1/3', 0.3 -> '0.3'. */
+/** 0.5 -> '1/2', 1/3 -> '1/3', 0.3 -> '0.3', 1 -> '1'. */
 export function rateLabel(rate: number): string {
+  if (rate === 1) return '1';
   const inv = 1 / rate;
   if (Math.abs(inv - Math.round(inv)) < 1e-9) return `1/${Math.round(inv)}`;
   return String(+rate.toPrecision(4));
