@@ -107,3 +107,17 @@ export {
   type SelectSentencesOptions, type SelectedSentences, type ScoredSentence,
 } from './prompt/extractive.js';
 export { semanticCompress, type SemanticCompressOptions, type SemanticCompressed } from './prompt/tcra.js';
+// prompt: eval (`tokenpress eval prompt`: dataset, method registry with the floors, evaluation loop)
+export {
+  buildPromptEvalDataset, parseDictEntries, PROMPT_EVAL_DATASET_DEFAULTS, HELDOUT_BLOCK_BYTES,
+  type PromptEvalDataset, type PromptEvalDatasetOptions, type PromptEvalContext, type PromptEvalQuestion, type DictEntry,
+} from './prompt/eval/dataset.js';
+export {
+  PROMPT_EVAL_METHODS, findPromptEvalMethod, promptEvalMethodNames, tokenBudget, wordSpans,
+  keepRandomWords, keepFirstWords, keepLastWords, keepFirstLastWords,
+  type PromptEvalMethod, type PromptEvalMethodKind, type PromptEvalCompressOptions,
+} from './prompt/eval/methods.js';
+export {
+  runPromptEval, answerKept, checkKeptSpans, formatPromptEvalTable, rateLabel, DEFAULT_PROMPT_EVAL_RATES,
+  type PromptEvalOptions, type PromptEvalReport, type PromptEvalRow, type AnswerKept,
+} from './prompt/eval/run.js';

@@ -8,6 +8,7 @@ import { runInfo } from './info.js';
 import { runTour } from './tour.js';
 import { registerEvalKv } from './eval-kv.js';
 import { registerEvalRank } from './eval-rank.js';
+import { registerEvalPrompt } from './eval-prompt.js';
 import { registerTrainModel } from './train-model.js';
 import { registerGenerate } from './generate.js';
 import { registerBenchLm } from '../../bench/lm-decode.js';
@@ -315,6 +316,7 @@ registerZip(program);
 const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
 registerEvalKv(evalCmd);
 registerEvalRank(evalCmd);
+registerEvalPrompt(evalCmd);
 
 registerTrainModel(program);
 
