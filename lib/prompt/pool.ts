@@ -85,7 +85,7 @@ export function specpcPool(scores: Float32Array | Float64Array, options: SpecPcP
 
 /** Neighbour offsets ordered by distance, left first on ties. */
 export function neighborOffsets(m: number): number[] {
-  const lo = -((m - 1) >> 1);
+  const lo = 0 - ((m - 1) >> 1);
   const offs: number[] = [];
   for (let d = lo; d <= m - 1 - ((m - 1) >> 1); d++) offs.push(d);
   return offs.sort((x, y) => Math.abs(x) - Math.abs(y) || x - y);
