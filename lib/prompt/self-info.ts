@@ -340,6 +340,9 @@ export interface SelfInfoScorerOptions extends ByteSelfInfoOptions {
 }
 
 export interface SelfInfoScorer extends TokenScorer {
+  tokenize(text: string): Span[];
+  /** One score per token (f64), see the factory's comment. */
+  score(text: string, tokens: Span[]): Promise<Float64Array>;
   readonly unit: SelfInfoUnit;
   readonly conditioning: SelfInfoConditioning;
   /** Releases a model the scorer loaded itself (by name); idempotent. */

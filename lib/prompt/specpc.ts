@@ -274,6 +274,9 @@ export interface SpecPcScorerOptions extends SpecPcScoreOptions {
 }
 
 export interface SpecPcScorer extends TokenScorer {
+  tokenize(text: string): Span[];
+  /** One score per token (f64), see the factory's comment. */
+  score(text: string, tokens: Span[]): Promise<Float64Array>;
   /** Releases a model the scorer loaded itself (by name); idempotent. */
   release(): Promise<void>;
 }
