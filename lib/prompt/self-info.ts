@@ -223,7 +223,7 @@ export interface ByteSelfInfoOptions {
   startByte?: number | null;
   /** Most bytes the model attends at once (default: the model's trained context). */
   contextLimit?: number;
-  /** Bytes of context kept when the model restarts at the limit (default contextLimit / 4). */
+  /** Bytes of context kept when the model restarts at the limit (default contextLimit / 8: 512 bytes). */
   contextOverlap?: number;
   /** Bytes per forward call (default 1024). */
   chunk?: number;
@@ -244,7 +244,7 @@ export interface ResolvedContext { startByte: number | null; limit: number; over
 export function resolveContext(lm: ByteLm, o: ByteSelfInfoOptions, prefix: string): ResolvedContext {
   const startByte = o.startByte === undefined ? 10 : o.startByte === null ? null : checkInteger(`${prefix}.startByte`, o.startByte, 0, 255);
   const limit = o.contextLimit === undefined ? lm.config.context : checkInteger(`${prefix}.contextLimit`, o.contextLimit, 16, 1 << 24);
-  const overlap = o.contextOverlap === undefined ? limit >> 2 : checkInteger(`${prefix}.contextOverlap`, o.contextOverlap, 0, limit >> 1);
+  const overlap = o.contextOverlap === undefined ? limit >> 3 : checkInteger(`${prefix}.contextOverlap`, o.contextOverlap, 0, limit >> 1);
   const chunk = o.chunk === undefined ? 1024 : checkInteger(`${prefix}.chunk`, o.chunk, 1, 1 << 20);
   return { startByte, limit, overlap, chunk };
 }
@@ -261,10 +261,8 @@ export async function byteSelfInfo(lm: ByteLm, bytes: Uint8Array, ctx: ResolvedC
   let session: LmSession = lm.session();
   let held = 0; // bytes in the session's cache
   let last: { logits: Float32Array; row: number } | null = null; // the row that predicts bytes[i]
-  if (ctx.startByte !== null) {
-    last = { logits: await session.forward(Uint8Array.of(ctx.startByte)), row: 0 };
-    held = 1;
-  }
+  // The start byte rides in front of the first forward (one call per short text).
+  let lead = ctx.startByte === null ? 0 : 1;
   let i = 0;
   while (i < n) {
     if (signal?.aborted) throw signal.reason ?? new Error('aborted');
@@ -280,13 +278,21 @@ export async function byteSelfInfo(lm: ByteLm, bytes: Uint8Array, ctx: ResolvedC
         held += b - a;
       }
     }
-    const take = Math.min(n - i, ctx.chunk, ctx.limit - held);
-    const logits = await session.forward(bytes.subarray(i, i + take));
-    for (let j = 0; j < take; j++) {
-      bits[i + j] = j === 0 ? (last ? bitsOf(last.logits, last.row, bytes[i]!) : 8) : bitsOf(logits, j - 1, bytes[i + j]!);
+    const take = Math.min(n - i, ctx.chunk, ctx.limit - held - lead);
+    let feed = bytes.subarray(i, i + take);
+    if (lead) {
+      feed = new Uint8Array(take + 1);
+      feed[0] = ctx.startByte!;
+      feed.set(bytes.subarray(i, i + take), 1);
     }
-    last = { logits, row: take - 1 };
-    held += take;
+    const logits = await session.forward(feed);
+    for (let j = 0; j < take; j++) {
+      const row = lead + j - 1;
+      bits[i + j] = row >= 0 ? bitsOf(logits, row, bytes[i + j]!) : last ? bitsOf(last.logits, last.row, bytes[i]!) : 8;
+    }
+    last = { logits, row: lead + take - 1 };
+    held += take + lead;
+    lead = 0;
     i += take;
   }
   return bits;
