@@ -206,6 +206,10 @@ describe('compressIterative (LLMLingua-1)', () => {
     expect(all.text).toBe(DOC);
     expect(all.kept).toEqual([{ start: 0, end: DOC.length }]);
     expect((await compressIterative('', { model: lm })).text).toBe('');
+    // A context limit below the compressed prefix: old cache entries go (10 sinks + the newest), the loop goes on.
+    const small = await compressIterative(DOC, { model: lm, rate: 0.5, iterativeSize: 20, contextLimit: 64 });
+    expect(small.text.length).toBeGreaterThan(0.35 * DOC.length);
+    expect(small.text.length).toBeLessThan(0.65 * DOC.length);
   });
 
   test('progress, abort and hostile inputs', async () => {
