@@ -121,3 +121,14 @@ export {
   runPromptEval, answerKept, checkKeptSpans, formatPromptEvalTable, rateLabel, DEFAULT_PROMPT_EVAL_RATES,
   type PromptEvalOptions, type PromptEvalReport, type PromptEvalRow, type AnswerKept,
 } from './prompt/eval/run.js';
+// prompt: self-information (Selective Context, LLMLingua-1 iterative) and SpecPC scorers from the built-in byte models
+export {
+  selfInfoScorer, selectiveContext, nanPercentile, phraseSpans, sentenceSpans, unitSpans,
+  type SelfInfoScorer, type SelfInfoScorerOptions, type SelectiveContextOptions, type SelfInfoUnit, type SelfInfoConditioning, type ByteLmRef,
+} from './prompt/self-info.js';
+export { compressIterative, type IterativeOptions, type IterativeUnit } from './prompt/iterative.js';
+export {
+  specpcScores, compressSpecPC, specpcScorer,
+  type SpecPcScoreOptions, type SpecPcScores, type SpecPcOptions, type SpecPcScorer, type SpecPcScorerOptions, type SpecPcReduction,
+} from './prompt/specpc.js';
+export { specpcPool, specpcSelect, SPECPC_SELECT_DEFAULTS, type SpecPcPoolOptions, type SpecPcSelectOptions, type PoolType } from './prompt/pool.js';
