@@ -94,3 +94,15 @@ export {
   type SpecTarget, type SpecVerification, type SpeculateOptions, type SpeculateResult, type SpecStats,
 } from './spec/decoder.js';
 export { byteLmTarget } from './spec/byte-lm-target.js';
+// prompt: LLMLingua-2 engine, token counters, callback scorer, scorer table
+export {
+  compressPrompt, MAX_FORCE_TOKENS, type CompressPromptOptions, type LLMLingua2Result, type ContextSpan,
+} from './prompt/llmlingua2.js';
+export { percentile } from './prompt/percentile.js';
+export { cl100kCounter, o200kCounter, TOKEN_COUNTERS, counterFromEncode, cachedCounter } from './prompt/tokenizers.js';
+export { callbackScorer, checkTokenSpans, checkTokenScores, type CallbackScorerOptions } from './prompt/callback-scorer.js';
+export {
+  PROMPT_SCORERS, randomScorer, lengthScorer, simpleTokenize, type ScorerFactory, type ScorerFactoryOptions,
+} from './prompt/scorers.js';
+export { type WordProbMode } from './prompt/words.js';
+export type { Span, ScoredSpan, TokenScorer, CountTokens, CompressedPrompt } from './prompt/types.js';

@@ -5,13 +5,19 @@
 // word grouping, 'mean' / 'first', targetTokens, the context-level filter;
 // a small sort-based reference of the selection on random cases; hostile
 // inputs; and the achieved rate in cl100k tokens on a long text.
-import { describe, expect, test } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, test, vi } from 'vitest';
+import { runCompressPrompt } from '../../lib/cli/compress-prompt.js';
 import { compressPrompt, type CompressPromptOptions } from '../../lib/prompt/llmlingua2.js';
 import { percentile } from '../../lib/prompt/percentile.js';
 import { chunkBoundaries } from '../../lib/prompt/chunk.js';
 import { findForceOccurrences, groupWords } from '../../lib/prompt/words.js';
 import { randomScorer, simpleTokenize } from '../../lib/prompt/scorers.js';
-import { cl100kCounter } from '../../lib/prompt/tokenizers.js';
+import { cl100kCounter, o200kCounter } from '../../lib/prompt/tokenizers.js';
 import type { Span, TokenScorer } from '../../lib/prompt/types.js';
 import { mulberry32 } from '../reference/random.js';
 
@@ -394,6 +400,52 @@ describe('achieved rate in cl100k tokens', () => {
       expect(r.compressedTokens).toBe(cl100kCounter(r.text));
       expect(Math.abs(r.rate - rate)).toBeLessThanOrEqual(0.02);
       expect(r.chunks).toBeGreaterThan(10);
+    }
+  });
+});
+
+describe('tokenpress compress-prompt (the built CLI, dist/lib/cli/main.js)', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const main = join(root, 'dist/lib/cli/main.js');
+  const dir = mkdtempSync(join(tmpdir(), 'tokenpress-prompt-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const cli = (args: string[], input?: string) => {
+    if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build:ts`);
+    const r = spawnSync(process.execPath, [main, 'compress-prompt', ...args], { encoding: 'utf8', timeout: 60_000, ...(input !== undefined ? { input } : {}) });
+    return { status: r.status, out: r.stdout, err: r.stderr };
+  };
+  const text = longText(400, 3);
+  const file = join(dir, 'prompt.txt');
+  writeFileSync(file, text);
+
+  test('prints the text the API gives and the statistics; a bad flag exits 1 naming it', async () => {
+    const api = await compressPrompt(text, { scorer: randomScorer({ seed: 4 }), rate: 0.33, forceTokens: ['\n'] });
+    const r = cli([file, '--rate', '0.33', '--seed', '4', '--force', '\\n']);
+    expect(r.status).toBe(0);
+    expect(r.out).toBe(api.text + '\n');
+    expect(r.err).toContain(`${api.originalTokens} -> ${api.compressedTokens} cl100k tokens`);
+    const bad = cli([file, '--rate', '0']);
+    expect(bad.status).toBe(1);
+    expect(bad.err).toMatch(/--rate: expected a number in \(0, 1\]/);
+  });
+  test('runCompressPrompt: --json report, --target-tokens, bad scorer and both budgets refused', async () => {
+    const logs: string[] = [];
+    const spy = vi.spyOn(console, 'log').mockImplementation((m: string) => void logs.push(m));
+    try {
+      const api = await compressPrompt(text, { scorer: randomScorer({ seed: 4 }), rate: 0.33 });
+      const rep = await runCompressPrompt('x', text, { rate: 0.33, seed: 4, scorer: 'random', countTokens: 'cl100k', json: true });
+      expect(JSON.parse(logs[0]!)).toEqual(JSON.parse(JSON.stringify(rep)));
+      expect(rep.text).toBe(api.text);
+      expect(rep.compressedTokens).toBe(api.compressedTokens);
+      expect(rep.rate).toBe(api.rate);
+      expect(rep.scorer).toBe('random:4');
+      const t = await runCompressPrompt('x', text, { targetTokens: 60, scorer: 'length', countTokens: 'o200k', json: true });
+      expect(t.originalTokens).toBe(o200kCounter(text));
+      expect(t.compressedTokens).toBeLessThanOrEqual(61);
+      await expect(runCompressPrompt('x', text, { scorer: 'nope', countTokens: 'cl100k' })).rejects.toThrow(/--scorer: expected one of random, length/);
+      await expect(runCompressPrompt('x', text, { rate: 0.5, targetTokens: 9, scorer: 'random', countTokens: 'cl100k' })).rejects.toThrow(/not both/);
+    } finally {
+      spy.mockRestore();
     }
   });
 });
