@@ -96,7 +96,8 @@ export {
 export { byteLmTarget } from './spec/byte-lm-target.js';
 // prompt: LLMLingua-2 engine, token counters, callback scorer, scorer table
 export {
-  compressPrompt, MAX_FORCE_TOKENS, type CompressPromptOptions, type LLMLingua2Result, type ContextSpan,
+  compressPrompt, scorePrompt, compressScored, MAX_FORCE_TOKENS,
+  type CompressPromptOptions, type CompressScoredOptions, type ScoredPrompt, type LLMLingua2Result, type ContextSpan,
 } from './prompt/llmlingua2.js';
 export { percentile } from './prompt/percentile.js';
 export { cl100kCounter, o200kCounter, TOKEN_COUNTERS, counterFromEncode, cachedCounter } from './prompt/tokenizers.js';

@@ -85,11 +85,11 @@ export interface LLMLingua2Result extends CompressedPrompt {
   scorer: string;
 }
 
-const KNOWN = [
+const KNOWN: readonly string[] = [
   'scorer', 'rate', 'targetTokens', 'countTokens', 'forceTokens', 'forceReserveDigit', 'dropConsecutive',
   'chunkEndTokens', 'wordProb', 'useContextLevelFilter', 'contextRate', 'forceContexts', 'useTokenLevelFilter',
   'signal', 'onProgress',
-] as const;
+];
 
 interface Checked {
   contexts: string[];
@@ -126,20 +126,27 @@ function checkRate(arg: string, v: unknown): number {
   return v;
 }
 
-function checkArgs(text: unknown, options: unknown): Checked {
-  let contexts: string[];
-  if (typeof text === 'string') contexts = [text];
-  else if (Array.isArray(text)) {
-    if (text.length === 0) throw rangeError('text', 'a string or a non-empty array of strings', text);
-    text.forEach((s, i) => {
-      if (typeof s !== 'string') throw typeError(`text[${i}]`, 'a string', s);
-    });
-    contexts = [...(text as string[])];
-  } else throw typeError('text', 'a string or an array of strings', text);
+function checkText(text: unknown): string[] {
+  if (typeof text === 'string') return [text];
+  if (!Array.isArray(text)) throw typeError('text', 'a string or an array of strings', text);
+  if (text.length === 0) throw rangeError('text', 'a string or a non-empty array of strings', text);
+  text.forEach((s, i) => {
+    if (typeof s !== 'string') throw typeError(`text[${i}]`, 'a string', s);
+  });
+  return [...(text as string[])];
+}
 
-  if (options === undefined) throw typeError('options', 'an options object with a scorer', options);
-  const o = checkOptions('options', options, KNOWN);
-  const sc = o.scorer as Partial<TokenScorer> | undefined;
+/** Options of compressScored: those of compressPrompt that act after scoring. */
+export type CompressScoredOptions = Omit<CompressPromptOptions, 'scorer' | 'chunkEndTokens' | 'signal' | 'onProgress'>;
+
+const SCORED_KNOWN = KNOWN.filter((k) => k !== 'scorer' && k !== 'chunkEndTokens' && k !== 'signal' && k !== 'onProgress');
+const NO_SCORER: TokenScorer = { name: '', tokenize: () => [], score: () => [] };
+
+/** Checks compressPrompt's arguments (scored: compressScored's, where the scorer already ran). */
+function checkArgs(contexts: string[], options: unknown, scored = false): Checked {
+  if (options === undefined && !scored) throw typeError('options', 'an options object with a scorer', options);
+  const o = checkOptions('options', options, scored ? SCORED_KNOWN : KNOWN);
+  const sc = (scored ? NO_SCORER : o.scorer) as Partial<TokenScorer> | undefined;
   if (sc === null || typeof sc !== 'object') throw typeError('options.scorer', 'a TokenScorer {name, tokenize, score}', sc);
   if (typeof sc.tokenize !== 'function' || typeof sc.score !== 'function') {
     throw typeError('options.scorer', 'a TokenScorer with tokenize and score functions', sc);
@@ -203,31 +210,39 @@ function checkArgs(text: unknown, options: unknown): Checked {
   };
 }
 
-/** One context after tokenizing, chunking, scoring and word grouping. */
-interface Analysed {
-  table: WordTable;
+/** One context's scorer tokens, chunk boundaries (token indices) and scores. */
+interface ScoredContext {
+  starts: Int32Array;
+  ends: Int32Array;
+  scores: Float64Array;
+  bounds: Int32Array;
   chunks: number;
 }
 
-/** Tokenizes every context and cuts it into chunks (no scoring yet). */
-async function tokenizeAll(c: Checked): Promise<{ starts: Int32Array; ends: Int32Array; bounds: Int32Array }[]> {
-  const out = [];
+/** The scorer's output for some contexts (from scorePrompt): compress it at any rate with compressScored. */
+export interface ScoredPrompt {
+  readonly contexts: readonly string[];
+  /** The scorer's name. */
+  readonly scorer: string;
+  /** Scorer calls made. */
+  readonly chunks: number;
+}
+
+const SCORED = new WeakMap<ScoredPrompt, ScoredContext[]>();
+
+/** Tokenizes every context, cuts it into chunks, then scores each chunk (in order, one scorer call at a time). */
+async function scoreContexts(c: Checked): Promise<ScoredContext[]> {
+  const tok: { starts: Int32Array; ends: Int32Array; bounds: Int32Array }[] = [];
   for (const text of c.contexts) {
     c.signal?.throwIfAborted();
     const spans = await c.scorer.tokenize(text);
     const { starts, ends } = checkTokenSpans(`scorer "${c.scorer.name}" tokenize()`, spans, text);
-    out.push({ starts, ends, bounds: chunkBoundaries(text, starts, ends, starts.length, c.maxTokens, c.chunkEndTokens) });
+    tok.push({ starts, ends, bounds: chunkBoundaries(text, starts, ends, starts.length, c.maxTokens, c.chunkEndTokens) });
   }
-  return out;
-}
-
-/** Scores every chunk of every context and groups words. */
-async function analyseAll(c: Checked): Promise<Analysed[]> {
-  const tok = await tokenizeAll(c);
   let total = 0;
   for (const t of tok) for (let k = 0; k + 1 < t.bounds.length; k++) if (t.bounds[k + 1]! > t.bounds[k]!) total++;
   let done = 0;
-  const out: Analysed[] = [];
+  const out: ScoredContext[] = [];
   for (let ci = 0; ci < c.contexts.length; ci++) {
     const text = c.contexts[ci]!;
     const { starts, ends, bounds } = tok[ci]!;
@@ -239,19 +254,18 @@ async function analyseAll(c: Checked): Promise<Analysed[]> {
       const t1 = bounds[k + 1]!;
       if (t1 === t0) continue;
       c.signal?.throwIfAborted();
-      const base = starts[t0]!;
-      const chunkText = t0 === 0 && t1 === n ? text : text.slice(base, ends[t1 - 1]!);
-      const off = chunkText === text ? 0 : base;
+      // The chunk's text and its tokens relative to it (the whole context and its own spans when it is one chunk).
+      const whole = t0 === 0 && t1 === n;
+      const base = whole ? 0 : starts[t0]!;
+      const chunkText = whole ? text : text.slice(base, ends[t1 - 1]!);
       const spans: Span[] = new Array(t1 - t0);
-      for (let i = t0; i < t1; i++) spans[i - t0] = { start: starts[i]! - off, end: ends[i]! - off };
+      for (let i = t0; i < t1; i++) spans[i - t0] = { start: starts[i]! - base, end: ends[i]! - base };
       const s = await c.scorer.score(chunkText, spans);
       checkTokenScores(`scorer "${c.scorer.name}" score()`, s, t1 - t0, scores, t0);
       chunks++;
       c.onProgress?.(++done, total);
     }
-    const occ = findForceOccurrences(text, c.forceTokens);
-    const table = groupWords(text, starts, ends, scores, n, bounds, occ.start, occ.end, c.reserveDigit, c.wordProb);
-    out.push({ table, chunks });
+    out.push({ starts, ends, scores, bounds, chunks });
   }
   return out;
 }
@@ -270,6 +284,37 @@ function contextScore(t: WordTable): number {
 }
 
 /**
+ * Scores a prompt once (tokenize, chunk, one scorer call per chunk) for
+ * compressScored, which then compresses it at any rate without the scorer.
+ * options: scorer (required), chunkEndTokens, signal, onProgress, as in
+ * compressPrompt.
+ */
+export async function scorePrompt(
+  text: string | string[],
+  options: Pick<CompressPromptOptions, 'scorer' | 'chunkEndTokens' | 'signal' | 'onProgress'>,
+): Promise<ScoredPrompt> {
+  const contexts = checkText(text);
+  const o = checkOptions('options', options, ['scorer', 'chunkEndTokens', 'signal', 'onProgress']);
+  const c = checkArgs(contexts, { ...o, rate: 1 });
+  const scored = await scoreContexts(c);
+  const result: ScoredPrompt = Object.freeze({ contexts: Object.freeze([...contexts]), scorer: c.scorer.name, chunks: scored.reduce((a, x) => a + x.chunks, 0) });
+  SCORED.set(result, scored);
+  return result;
+}
+
+/**
+ * compressPrompt's selection on a prompt scorePrompt already scored:
+ * synchronous, no scorer call. Same options as compressPrompt, less scorer,
+ * chunkEndTokens, signal and onProgress.
+ */
+export function compressScored(scored: ScoredPrompt, options: CompressScoredOptions = {}): LLMLingua2Result {
+  const data = SCORED.get(scored);
+  if (data === undefined) throw typeError('scored', 'a ScoredPrompt from scorePrompt()', scored);
+  const c = checkArgs([...scored.contexts], options, true);
+  return finish(c, data, scored.scorer);
+}
+
+/**
  * Compresses a prompt (one string, or several contexts) with LLMLingua-2's
  * rules: the words whose scores rank above the rate's percentile, weighted by
  * target-LLM tokens, are kept. Resolves to the compressed text, the kept
@@ -278,7 +323,16 @@ function contextScore(t: WordTable): number {
  * call, and on a scorer output that breaks the TokenScorer contract.
  */
 export async function compressPrompt(text: string | string[], options: CompressPromptOptions): Promise<LLMLingua2Result> {
-  const c = checkArgs(text, options);
+  const c = checkArgs(checkText(text), options);
+  // Rate 1 without the context-level filter needs no scores (official: reduce_rate <= 0 runs no model).
+  const rate0 = c.targetTokens === undefined ? c.rate ?? 0.5 : 0;
+  const skip = !c.contextFilter && (!c.tokenLevel || rate0 >= 1);
+  const data = skip ? undefined : await scoreContexts(c);
+  return finish(c, data, c.scorer.name);
+}
+
+/** Everything after scoring: counts, context-level filter, word selection, the kept text. */
+function finish(c: Checked, data: ScoredContext[] | undefined, scorerName: string): LLMLingua2Result {
   const countWord = cachedCounter(c.count);
   const countText = (s: string): number => checkCount('countTokens() result', c.count(s));
   const origCounts = c.contexts.map(countText);
@@ -286,12 +340,16 @@ export async function compressPrompt(text: string | string[], options: CompressP
   let rate = c.rate ?? 0.5;
   if (c.targetTokens !== undefined) rate = originalTokens > 0 ? Math.min(c.targetTokens / originalTokens, 1) : 1;
 
-  const needScores = c.contextFilter || (c.tokenLevel && rate < 1);
-  const analysed = needScores ? await analyseAll(c) : undefined;
+  const needWords = c.contextFilter || (c.tokenLevel && rate < 1);
+  const tables = needWords && data ? data.map((d, ci) => {
+    const text = c.contexts[ci]!;
+    const occ = findForceOccurrences(text, c.forceTokens);
+    return groupWords(text, d.starts, d.ends, d.scores, d.starts.length, d.bounds, occ.start, occ.end, c.reserveDigit, c.wordProb);
+  }) : undefined;
 
   // Context-level filter (official: only with several contexts).
   let keptContexts = c.contexts.map((_, i) => i);
-  if (c.contextFilter && analysed) {
+  if (c.contextFilter && tables) {
     let contextRate = c.contextRate;
     if (contextRate === undefined) {
       if (c.targetTokens !== undefined) {
@@ -299,7 +357,7 @@ export async function compressPrompt(text: string | string[], options: CompressP
         contextRate = originalTokens > 0 ? Math.min(t / originalTokens, 1) : 1;
       } else contextRate = rate < 1 && c.tokenLevel ? (rate + 1) / 2 : rate;
     }
-    const scores = analysed.map((a) => contextScore(a.table));
+    const scores = tables.map(contextScore);
     const valid = scores.filter((s) => s === s);
     const threshold = valid.length > 0 ? percentile(valid, Math.trunc(100 * (1 - contextRate))) : Infinity;
     keptContexts = keptContexts.filter((i) => scores[i]! >= threshold || c.forceContexts.has(i));
@@ -314,26 +372,24 @@ export async function compressPrompt(text: string | string[], options: CompressP
   const scratch = new Scratch();
   const texts: string[] = [];
   const kept: ContextSpan[] = [];
-  let words = 0, keptWords = 0, chunks = 0;
-  if (analysed) for (const a of analysed) {
-    words += a.table.n;
-    chunks += a.chunks;
-  }
+  let words = 0, keptWords = 0;
+  const chunks = data ? data.reduce((a, d) => a + d.chunks, 0) : 0;
+  if (tables) for (const t of tables) words += t.n;
   for (const ci of keptContexts) {
     const ctx = c.contexts[ci]!;
-    const a = analysed?.[ci];
-    if (reduce <= 0 || !a) {
+    const table = tables?.[ci];
+    if (reduce <= 0 || !table) {
       // Rate 1: the context verbatim (official: the chunks joined, no model call).
       texts.push(ctx);
       if (ctx.length > 0) kept.push({ context: ci, start: 0, end: ctx.length });
-      keptWords += a?.table.n ?? 0;
+      keptWords += table?.n ?? 0;
       continue;
     }
-    const keep = selectWords(ctx, a.table, { reduce, count: countWord, dropConsecutive: c.dropConsecutive, forceSet, scratch });
+    const keep = selectWords(ctx, table, { reduce, count: countWord, dropConsecutive: c.dropConsecutive, forceSet, scratch });
     for (let w = 0; w < keep.length; w++) keptWords += keep[w]!;
-    const r = keptText(ctx, a.table, keep);
+    const r = keptText(ctx, table, keep, (start, end): ContextSpan => ({ context: ci, start, end }));
     texts.push(r.text);
-    for (const s of r.spans) kept.push({ context: ci, start: s.start, end: s.end });
+    for (const s of r.spans) kept.push(s);
   }
   const out = texts.join('\n\n');
   const compressedTokens = countText(out);
@@ -349,6 +405,6 @@ export async function compressPrompt(text: string | string[], options: CompressP
     keptWords,
     chunks,
     tokenRate: rate,
-    scorer: c.scorer.name,
+    scorer: scorerName,
   };
 }

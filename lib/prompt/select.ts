@@ -106,14 +106,21 @@ function dropRepeatedForceWords(text: string, table: WordTable, w0: number, w1: 
  * The kept spans (runs of consecutive kept words, with the input's text
  * between them) and the compressed text: the runs joined by " " where the
  * dropped stretch between two runs held whitespace and neither run already
- * ends / starts with whitespace, by "" otherwise.
+ * ends / starts with whitespace, by "" otherwise. The text is assembled as
+ * UTF-16 code units in one buffer (no per-run strings; lone surrogates kept).
  */
-export function keptText(text: string, table: WordTable, keep: Uint8Array): { text: string; spans: Span[] } {
-  const spans: Span[] = [];
-  const pieces: string[] = [];
+export function keptText<S extends Span>(
+  text: string,
+  table: WordTable,
+  keep: Uint8Array,
+  makeSpan: (start: number, end: number) => S,
+): { text: string; spans: S[] } {
+  const spans: S[] = [];
   const { n, start, end } = table;
+  let total = 0;
   let w = 0;
   let prevEnd = -1;
+  const space: boolean[] = [];
   while (w < n) {
     if (keep[w] !== 1) {
       w++;
@@ -123,14 +130,28 @@ export function keptText(text: string, table: WordTable, keep: Uint8Array): { te
     let re = end[w]!;
     w++;
     while (w < n && keep[w] === 1) re = end[w++]!;
-    if (prevEnd >= 0 && needsSpace(text, prevEnd, rs)) pieces.push(' ');
-    pieces.push(text.slice(rs, re));
-    spans.push({ start: rs, end: re });
+    const sp = prevEnd >= 0 && needsSpace(text, prevEnd, rs);
+    space.push(sp);
+    total += re - rs + (sp ? 1 : 0);
+    spans.push(makeSpan(rs, re));
     prevEnd = re;
   }
-  return { text: pieces.join(''), spans };
+  const buf = new Uint16Array(total);
+  let k = 0;
+  for (let r = 0; r < spans.length; r++) {
+    if (space[r]) buf[k++] = 32;
+    const { start: rs, end: re } = spans[r]!;
+    for (let i = rs; i < re; i++) buf[k++] = text.charCodeAt(i);
+  }
+  return { text: codeUnitsToString(buf), spans };
 }
 
+/** A string from UTF-16 code units, verbatim (fromCharCode in slices: no argument-count limit, no surrogate repair). */
+function codeUnitsToString(buf: Uint16Array): string {
+  const parts: string[] = [];
+  for (let i = 0; i < buf.length; i += 8192) parts.push(String.fromCharCode.apply(null, buf.subarray(i, i + 8192) as unknown as number[]));
+  return parts.join('');
+}
 function needsSpace(text: string, prevEnd: number, nextStart: number): boolean {
   if (isSpaceCode(text.charCodeAt(prevEnd - 1)) || isSpaceCode(text.charCodeAt(nextStart))) return false;
   for (let i = prevEnd; i < nextStart; i++) if (isSpaceCode(text.charCodeAt(i))) return true;

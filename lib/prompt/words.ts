@@ -115,7 +115,7 @@ export function groupWords(
 ): WordTable {
   const nOcc = occStart.length;
   // Which occurrence each token overlaps (-1: none), and which occurrences some token covers.
-  const tokOcc = new Int32Array(n).fill(-1);
+  const tokOcc = nOcc > 0 ? new Int32Array(n).fill(-1) : new Int32Array(0);
   const covered = new Uint8Array(nOcc);
   if (nOcc > 0) {
     let o = 0;
@@ -142,15 +142,10 @@ export function groupWords(
   const chunkFloor = new Float64Array(nChunks);
   const first = mode === 'first';
 
-  let w = -1; // current word
+  // The current word's sums and counts live in locals (no closure, no per-token arrays); a word's mean is
+  // written when the next word starts and after the loop.
   let sum = 0, cnt = 0, rawSum = 0, rawCnt = 0;
-  const close = (): void => {
-    if (w < 0) return;
-    if (!first) {
-      score[w] = sum / cnt;
-      raw[w] = rawCnt > 0 ? rawSum / rawCnt : NaN;
-    }
-  };
+  let w = -1; // current word
   let uo = 0; // next occurrence to consider as a virtual (uncovered) word
   for (let c = 0; c < nChunks; c++) {
     const t0 = bounds[c]!;
@@ -164,7 +159,6 @@ export function groupWords(
     chunkForce[c] = F;
     chunkFloor[c] = L;
     const cEnd = c === nChunks - 1 ? text.length : tokStart[t1]!;
-    close();
     chunkWordStart[c] = w + 1;
     let prevOcc = -2; // occurrence of the previous item; -2 = no previous item in this chunk
     let i = t0;
@@ -173,20 +167,20 @@ export function groupWords(
       const haveTok = i < t1;
       const haveOcc = uo < nOcc && occStart[uo]! < cEnd;
       if (!haveTok && !haveOcc) break;
-      let s: number, e: number, occ: number, tokScoreV: number, rawV: number;
+      let s: number, e: number, occ: number, v: number, rawV: number;
       if (haveOcc && (!haveTok || occStart[uo]! < tokStart[i]!)) {
         s = occStart[uo]!;
         e = occEnd[uo]!;
         occ = uo;
-        tokScoreV = F;
+        v = F;
         rawV = NaN;
         uo++;
       } else {
         s = tokStart[i]!;
         e = tokEnd[i]!;
-        occ = tokOcc[i]!;
+        occ = nOcc > 0 ? tokOcc[i]! : -1;
         rawV = tokScore[i]!;
-        tokScoreV = occ >= 0 || (reserveDigit && hasDigit(text, s, e)) ? F : rawV;
+        v = occ >= 0 || (reserveDigit && hasDigit(text, s, e)) ? F : rawV;
         i++;
       }
       let isNew: boolean;
@@ -195,18 +189,21 @@ export function groupWords(
       else if (prevOcc >= 0) isNew = true;
       else isNew = s === 0 || isSpaceCode(text.charCodeAt(s - 1)) || isPunctuation(text, s, e);
       if (isNew) {
-        close();
+        if (w >= 0 && !first) {
+          score[w] = sum / cnt;
+          raw[w] = rawCnt > 0 ? rawSum / rawCnt : NaN;
+        }
+        sum = 0; cnt = 0; rawSum = 0; rawCnt = 0;
         w++;
         start[w] = s;
         forced[w] = occ >= 0 ? 1 : 0;
-        sum = 0; cnt = 0; rawSum = 0; rawCnt = 0;
         if (first) {
-          score[w] = tokScoreV;
+          score[w] = v;
           raw[w] = rawV;
         }
       }
       end[w] = e;
-      sum += tokScoreV;
+      sum += v;
       cnt++;
       if (rawV === rawV) {
         if (first && rawCnt === 0 && raw[w] !== raw[w]) raw[w] = rawV;
@@ -216,8 +213,11 @@ export function groupWords(
       prevOcc = occ;
     }
   }
-  close();
   chunkWordStart[nChunks] = w + 1;
+  if (w >= 0 && !first) {
+    score[w] = sum / cnt;
+    raw[w] = rawCnt > 0 ? rawSum / rawCnt : NaN;
+  }
   const nw = w + 1;
   return {
     n: nw,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test, vi } from 'vitest';
 import { runCompressPrompt } from '../../lib/cli/compress-prompt.js';
-import { compressPrompt, type CompressPromptOptions } from '../../lib/prompt/llmlingua2.js';
+import { compressPrompt, compressScored, scorePrompt, type CompressPromptOptions } from '../../lib/prompt/llmlingua2.js';
 import { percentile } from '../../lib/prompt/percentile.js';
 import { chunkBoundaries } from '../../lib/prompt/chunk.js';
 import { findForceOccurrences, groupWords } from '../../lib/prompt/words.js';
@@ -390,6 +390,25 @@ function longText(nWords: number, seed: number): string {
   }
   return out.join('');
 }
+
+describe('scorePrompt + compressScored', () => {
+  test('one scoring, several rates: the same results as compressPrompt, no further scorer calls', async () => {
+    const text = longText(600, 8);
+    const scorer = tableScorer((t, i) => ((t.length * 7 + i * 13) % 17) / 17, 50);
+    const scored = await scorePrompt(text, { scorer });
+    const calls = scorer.calls.length;
+    expect(scored.chunks).toBe(calls);
+    for (const rate of [0.5, 1 / 3, 0.2]) {
+      const a = compressScored(scored, { rate, forceTokens: ['\n'], countTokens: wordCount });
+      const b = await compressPrompt(text, { scorer, rate, forceTokens: ['\n'], countTokens: wordCount });
+      expect(a).toEqual(b);
+    }
+    expect(() => compressScored({ contexts: ['a'], scorer: 'x', chunks: 0 })).toThrow(/scored: expected a ScoredPrompt/);
+    expect(() => compressScored(scored, { scorer } as never)).toThrow(/unknown option "scorer"/);
+    expect(() => compressScored(scored, { rate: 2 })).toThrow(/options.rate/);
+    await expect(scorePrompt(text, { scorer, rate: 0.5 } as never)).rejects.toThrow(/unknown option "rate"/);
+  });
+});
 
 describe('achieved rate in cl100k tokens', () => {
   test('random scores on a long text: within 2% of the target at rates 1/2, 1/3, 1/5', async () => {
