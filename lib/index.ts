@@ -132,3 +132,16 @@ export {
   type SpecPcScoreOptions, type SpecPcScores, type SpecPcOptions, type SpecPcScorer, type SpecPcScorerOptions, type SpecPcReduction,
 } from './prompt/specpc.js';
 export { specpcPool, specpcSelect, SPECPC_SELECT_DEFAULTS, type SpecPcPoolOptions, type SpecPcSelectOptions, type PoolType } from './prompt/pool.js';
+// prompt: LLMLingua-2 engine, token counters, callback scorer, scorer table
+export {
+  compressPrompt, scorePrompt, compressScored, MAX_FORCE_TOKENS,
+  type CompressPromptOptions, type CompressScoredOptions, type ScoredPrompt, type LLMLingua2Result, type ContextSpan,
+} from './prompt/llmlingua2.js';
+export { percentile } from './prompt/percentile.js';
+export { cl100kCounter, o200kCounter, TOKEN_COUNTERS, counterFromEncode, cachedCounter } from './prompt/tokenizers.js';
+export { callbackScorer, checkTokenSpans, checkTokenScores, type CallbackScorerOptions } from './prompt/callback-scorer.js';
+export {
+  PROMPT_SCORERS, randomScorer, lengthScorer, simpleTokenize, type ScorerFactory, type ScorerFactoryOptions,
+} from './prompt/scorers.js';
+export { type WordProbMode } from './prompt/words.js';
+export type { Span, ScoredSpan, TokenScorer, CountTokens, CompressedPrompt } from './prompt/types.js';

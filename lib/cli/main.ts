@@ -19,6 +19,7 @@ import { runSpecBench, printSpecTable, SPEC_DRAFTERS, SPEC_MODES, type SpecDraft
 import { runCodingBench, printCodingTable } from '../../bench/coding.js';
 import { runLmCodingBench, printLmCodingTable } from '../../bench/lm-coding.js';
 import { registerZip } from './zip.js';
+import { registerCompressPrompt } from './compress-prompt.js';
 import { runModelBench, printModelTable } from '../../bench/model.js';
 import { runLimitsBench, printLimitsTable } from '../../bench/limits.js';
 import { runOverheadBench, printOverheadTable } from '../../bench/call-overhead.js';
@@ -312,6 +313,7 @@ bench
   });
 
 registerZip(program);
+registerCompressPrompt(program);
 
 const evalCmd = program.command('eval').description('Quality evaluations: each prints a table; --json writes the report.');
 registerEvalKv(evalCmd);

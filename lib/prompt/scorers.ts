@@ -1,0 +1,82 @@
+/**
+ * The prompt scorers by name (the CLI's --scorer, the eval's scorer list):
+ * one line per scorer, name -> async factory. Other scorers (self-info,
+ * specpc, ...) register here with one line each.
+ *
+ * Built in here: `random` (seeded uniform keep scores: the floor any real
+ * scorer must beat) and `length` (a token's length in characters: longer
+ * words kept first), both over `simpleTokenize`.
+ */
+import { rangeError, typeError } from '../errors.js';
+import { checkOptions } from '../validate.js';
+import type { Span, TokenScorer } from './types.js';
+
+/** What a scorer factory takes (each uses what it needs). */
+export interface ScorerFactoryOptions {
+  /** Seed of random scorers (default 1). */
+  seed?: number;
+  /** Scorer tokens per chunk (default 510, LLMLingua-2's window). */
+  maxTokens?: number;
+}
+
+export type ScorerFactory = (opts?: ScorerFactoryOptions) => Promise<TokenScorer>;
+
+const WORD_PIECE = /[\p{L}\p{M}\p{N}_]+|[^\s\p{L}\p{M}\p{N}_]/gu;
+
+/** Runs of letters / digits / marks / underscores, and every other non-space character alone: UTF-16 spans. */
+export function simpleTokenize(text: string): Span[] {
+  if (typeof text !== 'string') throw typeError('text', 'a string', text);
+  const out: Span[] = [];
+  for (const m of text.matchAll(WORD_PIECE)) out.push({ start: m.index, end: m.index + m[0].length });
+  return out;
+}
+
+function checkFactoryOptions(opts: ScorerFactoryOptions | undefined): { seed: number; maxTokens: number } {
+  const o = checkOptions('scorer options', opts, ['seed', 'maxTokens']);
+  const seed = o.seed ?? 1;
+  if (typeof seed !== 'number' || !Number.isInteger(seed)) throw typeError('seed', 'an integer', seed);
+  const maxTokens = o.maxTokens ?? 510;
+  if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) throw rangeError('maxTokens', 'an integer >= 1', maxTokens);
+  return { seed, maxTokens };
+}
+
+/** mulberry32: a small seeded uniform generator in [0, 1). */
+function uniform(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Seeded uniform keep scores in [0, 1): the same seed and calls give the same scores. */
+export function randomScorer(opts?: ScorerFactoryOptions): TokenScorer {
+  const { seed, maxTokens } = checkFactoryOptions(opts);
+  const next = uniform(seed);
+  return {
+    name: `random:${seed}`,
+    maxTokens,
+    tokenize: simpleTokenize,
+    score: (_text: string, tokens: Span[]) => Float64Array.from(tokens, () => next()),
+  };
+}
+
+/** Keep score = the token's length in UTF-16 units. */
+export function lengthScorer(opts?: ScorerFactoryOptions): TokenScorer {
+  const { maxTokens } = checkFactoryOptions(opts);
+  return {
+    name: 'length',
+    maxTokens,
+    tokenize: simpleTokenize,
+    score: (_text: string, tokens: Span[]) => Float64Array.from(tokens, (t) => t.end - t.start),
+  };
+}
+
+/** name -> factory. Add a scorer with one line. */
+export const PROMPT_SCORERS: Record<string, ScorerFactory> = {
+  random: async (opts) => randomScorer(opts),
+  length: async (opts) => lengthScorer(opts),
+};
