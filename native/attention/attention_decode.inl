@@ -35,21 +35,11 @@ struct RowSrc {
 constexpr int64_t kSubKeys = 64;
 
 // Software prefetch distance of the decode stream, bytes ahead of the row
-// being read (0: hardware prefetch only); gathered rows (indices) use
-// kGatherPrefetchBytes.
+// being read (0: hardware prefetch only).
 // On Zen 5 any distance from 0 to 32 KiB (and an L2-only hint) measured the
 // same; 2 KiB is kept for cores whose hardware prefetchers stop at 4 KiB
 // page edges (the rows of one chunk span 16 to 32 pages).
 constexpr int64_t kDecodePrefetchBytes = 2048;
-// Gathered rows come in runs at random places (Quest's pages of 16 rows are
-// 4 KiB of f16 K per head): each run starts a new stream the hardware
-// prefetchers must find again, so the prefetch runs one such page ahead,
-// and the score pass also brings the V rows into L2 (PrefetchSeq::twin).
-// On Zen 5 (2 vCPUs), 2048 gathered rows per KV head in pages of 16 at
-// random places: 0.9-1.0 ms per layer against 1.15-1.25 ms before, one
-// thread; a stand-alone loop doing the same reads and FMAs page by page
-// reached 0.6 ms (native/attention notes in docs/sparse.md).
-constexpr int64_t kGatherPrefetchBytes = 4096;
 
 // Query rows per score / P.V pass are at most 4 on every ISA.
 constexpr int kMaxPassRows = 4;
@@ -64,21 +54,13 @@ struct PrefetchSeq {
   RowSrc b;
   int64_t nb, b_bytes;
   int64_t ahead;  // rows ahead of the row being read
-  // Gathered rows: the V rows of segment a's positions, brought into L2
-  // while the score pass reads K (row i of twin with row i of a), so the
-  // P.V pass finds them there. Null for strided rows.
-  const RowSrc* twin = nullptr;
   void at(int64_t i) const {
-    if (i < na) {
-      prefetch_row(a.row(i), a_bytes);
-      if (twin) prefetch_row_l2(twin->row(i), b_bytes);
-    } else if (i - na < nb) {
-      prefetch_row(b.row(i - na), b_bytes);
-    }
+    if (i < na) prefetch_row(a.row(i), a_bytes);
+    else if (i - na < nb) prefetch_row(b.row(i - na), b_bytes);
   }
 };
-inline int64_t prefetch_ahead_rows(int64_t row_bytes, int64_t distance = kDecodePrefetchBytes) {
-  return row_bytes >= distance ? 1 : distance / row_bytes;
+inline int64_t prefetch_ahead_rows(int64_t row_bytes) {
+  return row_bytes >= kDecodePrefetchBytes ? 1 : kDecodePrefetchBytes / row_bytes;
 }
 
 // R x KG dot products of one group of KG keys: out[t * KG + kk] = q[t] . k[kk].
@@ -335,10 +317,8 @@ void decode_chunk(const DecodeCtx& c, int64_t kvh, int64_t chunk, float* scores,
   const bool prefetch = kDecodePrefetchBytes > 0;
   // The score pass streams K then runs into V; the P.V pass streams V then
   // runs into the next chunk's K.
-  const int64_t distance = ksrc.idx ? kGatherPrefetchBytes : kDecodePrefetchBytes;
-  PrefetchSeq pf_k{ksrc, nj, k_bytes, vsrc, nj, v_bytes, prefetch ? prefetch_ahead_rows(k_bytes, distance) : 0};
-  if (ksrc.idx) pf_k.twin = &vsrc;
-  const PrefetchSeq pf_v{vsrc, nj, v_bytes, next_k, next_nj, k_bytes, prefetch ? prefetch_ahead_rows(v_bytes, distance) : 0};
+  const PrefetchSeq pf_k{ksrc, nj, k_bytes, vsrc, nj, v_bytes, prefetch ? prefetch_ahead_rows(k_bytes) : 0};
+  const PrefetchSeq pf_v{vsrc, nj, v_bytes, next_k, next_nj, k_bytes, prefetch ? prefetch_ahead_rows(v_bytes) : 0};
 
   // Scores for every row: per sub-block of keys, Ops::DR rows at a time.
   for (int64_t s0 = 0; s0 < nj; s0 += kSubKeys) {

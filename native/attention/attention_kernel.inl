@@ -53,11 +53,6 @@ inline void prefetch_row(const void* row, int64_t bytes) {
   const char* p = static_cast<const char*>(row);
   for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
 }
-// The same into L2 only (a row needed later, not next).
-inline void prefetch_row_l2(const void* row, int64_t bytes) {
-  const char* p = static_cast<const char*>(row);
-  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
-}
 
 inline const void* row_ptr(const void* base, DType t, int64_t offset) {
   return static_cast<const char*>(base) + offset * static_cast<int64_t>(dtype_size(t));
