@@ -18,6 +18,7 @@ export interface CompressPromptCliOptions {
   force?: string[];
   forceDigits?: boolean;
   dropConsecutive?: boolean;
+  fillBudget?: boolean;
   wordProb?: 'mean' | 'first';
   countTokens: 'cl100k' | 'o200k';
   seed?: number;
@@ -71,6 +72,7 @@ export async function runCompressPrompt(file: string, input: string, o: Compress
     forceReserveDigit: o.forceDigits === true,
     dropConsecutive: o.dropConsecutive === true,
     wordProb: o.wordProb ?? 'mean',
+    fillBudget: o.fillBudget === true,
   });
   const ms = performance.now() - t0;
   const report: CompressPromptReport = {
@@ -110,10 +112,11 @@ export function registerCompressPrompt(program: Command): void {
     .argument('<file>', 'the prompt file, or - for stdin')
     .option('--rate <r>', 'share of target tokens to keep, in (0, 1] (default 0.5)', rateArg)
     .option('--target-tokens <n>', 'a token budget instead of a rate', intArg('--target-tokens', 1, Number.MAX_SAFE_INTEGER))
-    .option('--scorer <name>', `token scorer: ${Object.keys(PROMPT_SCORERS).join(', ')}`, 'random')
+    .option('--scorer <name>', `token scorer: ${Object.keys(PROMPT_SCORERS).join(', ')}`, 'self-info')
     .option('--force <token>', 'a string always kept (repeatable; \\n for a newline)', forceArg)
     .option('--force-digits', 'keep every token that holds a digit')
     .option('--drop-consecutive', 'drop a force token repeated with nothing kept between')
+    .option('--fill-budget', 'after the official rule, add the best dropped words that still fit the budget')
     .option('--word-prob <mode>', 'word score from token scores: mean or first', (v: string) => {
       if (v !== 'mean' && v !== 'first') throw new InvalidArgumentError(`--word-prob: expected mean or first, received "${v}"`);
       return v;

@@ -18,7 +18,7 @@ import { checkOptions } from '../validate.js';
 import { checkTokenScores, checkTokenSpans } from './callback-scorer.js';
 import { chunkBoundaries } from './chunk.js';
 import { percentile } from './percentile.js';
-import { Scratch, keptText, selectWords } from './select.js';
+import { fillToBudget, keptText, Scratch, selectWords } from './select.js';
 import { cachedCounter, checkCount, cl100kCounter } from './tokenizers.js';
 import { findForceOccurrences, groupWords, type WordProbMode, type WordTable } from './words.js';
 import type { CompressedPrompt, CountTokens, Span, TokenScorer } from './types.js';
@@ -54,6 +54,13 @@ export interface CompressPromptOptions {
   forceContexts?: number[];
   /** Run word-level selection (default true; false keeps kept contexts whole). */
   useTokenLevelFilter?: boolean;
+  /**
+   * After the official rule, add the best-scoring dropped words while the
+   * context stays within floor(rate x its tokens) (default false: the
+   * official rule alone, which keeps about 1 point under the rate, and a
+   * whole unit less with long units such as sentences).
+   */
+  fillBudget?: boolean;
   /** Aborts between scorer calls (the promise rejects with signal.reason). */
   signal?: AbortSignal;
   /** Called after each scored chunk: chunks done, chunks in all. */
@@ -88,7 +95,7 @@ export interface LLMLingua2Result extends CompressedPrompt {
 const KNOWN: readonly string[] = [
   'scorer', 'rate', 'targetTokens', 'countTokens', 'forceTokens', 'forceReserveDigit', 'dropConsecutive',
   'chunkEndTokens', 'wordProb', 'useContextLevelFilter', 'contextRate', 'forceContexts', 'useTokenLevelFilter',
-  'signal', 'onProgress',
+  'fillBudget', 'signal', 'onProgress',
 ];
 
 interface Checked {
@@ -107,6 +114,7 @@ interface Checked {
   contextRate: number | undefined;
   forceContexts: Set<number>;
   tokenLevel: boolean;
+  fillBudget: boolean;
   signal: AbortSignal | undefined;
   onProgress: ((done: number, total: number) => void) | undefined;
 }
@@ -172,7 +180,7 @@ function checkArgs(contexts: string[], options: unknown, scored = false): Checke
   if (o.countTokens !== undefined && typeof o.countTokens !== 'function') throw typeError('options.countTokens', 'a function (text) => number', o.countTokens);
   const forceTokens = o.forceTokens === undefined ? [] : checkStrings('options.forceTokens', o.forceTokens, MAX_FORCE_TOKENS);
   const chunkEndTokens = o.chunkEndTokens === undefined ? ['.', '\n'] : checkStrings('options.chunkEndTokens', o.chunkEndTokens, 1000);
-  for (const k of ['forceReserveDigit', 'dropConsecutive', 'useContextLevelFilter', 'useTokenLevelFilter'] as const) {
+  for (const k of ['forceReserveDigit', 'dropConsecutive', 'useContextLevelFilter', 'useTokenLevelFilter', 'fillBudget'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw typeError(`options.${k}`, 'a boolean', o[k]);
   }
   if (o.wordProb !== undefined && o.wordProb !== 'mean' && o.wordProb !== 'first') throw typeError('options.wordProb', "'mean' or 'first'", o.wordProb);
@@ -205,6 +213,7 @@ function checkArgs(contexts: string[], options: unknown, scored = false): Checke
     contextRate,
     forceContexts,
     tokenLevel: o.useTokenLevelFilter !== false,
+    fillBudget: o.fillBudget === true,
     signal: o.signal as AbortSignal | undefined,
     onProgress: o.onProgress as Checked['onProgress'],
   };
@@ -386,6 +395,7 @@ function finish(c: Checked, data: ScoredContext[] | undefined, scorerName: strin
       continue;
     }
     const keep = selectWords(ctx, table, { reduce, count: countWord, dropConsecutive: c.dropConsecutive, forceSet, scratch });
+    if (c.fillBudget) fillToBudget(ctx, table, keep, Math.floor(rate * origCounts[ci]! + 1e-9), countWord, countText);
     for (let w = 0; w < keep.length; w++) keptWords += keep[w]!;
     const r = keptText(ctx, table, keep, (start, end): ContextSpan => ({ context: ci, start, end }));
     texts.push(r.text);

@@ -5,11 +5,15 @@
  *
  * Built in here: `random` (seeded uniform keep scores: the floor any real
  * scorer must beat) and `length` (a token's length in characters: longer
- * words kept first), both over `simpleTokenize`.
+ * words kept first), both over `simpleTokenize`; then the model scorers:
+ * `self-info` (sentences, main byte LM), `self-info-word`, `self-info-draft`
+ * (words) and `specpc` (draft byte LM).
  */
 import { rangeError, typeError } from '../errors.js';
 import { checkOptions } from '../validate.js';
 import type { Span, TokenScorer } from './types.js';
+import { selfInfoScorer } from './self-info.js';
+import { specpcScorer } from './specpc.js';
 
 /** What a scorer factory takes (each uses what it needs). */
 export interface ScorerFactoryOptions {
@@ -79,4 +83,10 @@ export function lengthScorer(opts?: ScorerFactoryOptions): TokenScorer {
 export const PROMPT_SCORERS: Record<string, ScorerFactory> = {
   random: async (opts) => randomScorer(opts),
   length: async (opts) => lengthScorer(opts),
+  // Self-information under the built-in byte LMs (self-info.ts), whole-document conditioning.
+  'self-info': async () => selfInfoScorer({ model: 'main', unit: 'sentence', conditioning: 'document' }),
+  'self-info-word': async () => selfInfoScorer({ model: 'main', unit: 'word', conditioning: 'document' }),
+  'self-info-draft': async () => selfInfoScorer({ model: 'draft', unit: 'word', conditioning: 'document' }),
+  // SpecPC's pooled attention of the draft byte LM (specpc.ts).
+  specpc: async () => specpcScorer({ model: 'draft' }),
 };

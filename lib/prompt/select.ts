@@ -157,3 +157,38 @@ function needsSpace(text: string, prevEnd: number, nextStart: number): boolean {
   for (let i = prevEnd; i < nextStart; i++) if (isSpaceCode(text.charCodeAt(i))) return true;
   return false;
 }
+
+/**
+ * fillBudget (not in the official code): after the percentile rule, which
+ * keeps just under the rate and a whole unit less where units are long
+ * (sentences), the unkept words are added best score first while the
+ * estimate (the kept text's tokens plus each added word's own count) stays
+ * within `budget` target tokens; the real count of the kept text is then
+ * checked and the last added words taken back until it fits. keep is
+ * modified in place.
+ */
+export function fillToBudget(
+  text: string,
+  table: WordTable,
+  keep: Uint8Array,
+  budget: number,
+  countWord: CountTokens,
+  countText: CountTokens,
+): void {
+  const { n, start, end, score } = table;
+  const keptCount = (): number => countText(keptText(text, table, keep, (s, e) => ({ start: s, end: e })).text);
+  let estimate = keptCount();
+  if (estimate >= budget) return;
+  const order: number[] = [];
+  for (let w = 0; w < n; w++) if (keep[w] !== 1) order.push(w);
+  order.sort((a, b) => score[b]! - score[a]! || a - b);
+  const added: number[] = [];
+  for (const w of order) {
+    const c = countWord(text.slice(start[w]!, end[w]!));
+    if (estimate + c > budget) continue;
+    keep[w] = 1;
+    added.push(w);
+    estimate += c;
+  }
+  while (added.length > 0 && keptCount() > budget) keep[added.pop()!] = 0;
+}

@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { countTokens } from 'gpt-tokenizer/encoding/cl100k_base';
 import { buildPromptEvalDataset, parseDictEntries } from '../../lib/prompt/eval/dataset.js';
 import {
-  findPromptEvalMethod, keepFirstLastWords, keepFirstWords, keepLastWords, keepRandomWords, PROMPT_EVAL_METHODS, tokenBudget,
+  findPromptEvalMethod, keepFirstLastWords, keepFirstWords, keepLastWords, keepRandomWords, PROMPT_EVAL_FLOORS, PROMPT_EVAL_METHODS, tokenBudget,
   type PromptEvalMethod,
 } from '../../lib/prompt/eval/methods.js';
 import { answerKept, formatPromptEvalTable, rateLabel, runPromptEval, type PromptEvalReport } from '../../lib/prompt/eval/run.js';
@@ -274,7 +274,7 @@ describe('tokenpress eval prompt', () => {
 
   test('--quick on the floors: markdown table and --json <file>', async () => {
     const json = join(dir, 'r.json');
-    const out = await cli(['--text', file, '--quick', '--context-bytes', '700', '--json', json]);
+    const out = await cli(['--text', file, '--quick', '--context-bytes', '700', '--json', json, '--methods', PROMPT_EVAL_FLOORS.map((m) => m.name).join(',')]);
     expect(out).toMatch(/^\| method \| rate \| answers kept whole \| answer words kept \| achieved rate \|/m);
     expect(out).toMatch(/^\| first\+last \| 1\/5 \| /m);
     const r = JSON.parse(readFileSync(json, 'utf8')) as PromptEvalReport;
@@ -282,7 +282,8 @@ describe('tokenpress eval prompt', () => {
     expect(r.kind).toBe('prompt-eval');
     expect(r.tokenizer).toMatch(/cl100k/);
     expect(r.rates.map(rateLabel)).toEqual(['1/2', '1/3', '1/5']);
-    expect(r.methods.map((m) => m.name)).toEqual(PROMPT_EVAL_METHODS.map((m) => m.name));
+    expect(r.methods.map((m) => m.name)).toEqual(PROMPT_EVAL_FLOORS.map((m) => m.name));
+    expect(PROMPT_EVAL_METHODS.slice(0, 4)).toEqual(PROMPT_EVAL_FLOORS);
     expect(r.dataset.contexts).toBeGreaterThan(1);
     expect(r.dataset.contexts).toBeLessThanOrEqual(6);
     expect(r.dataset.source).toBe(file);
@@ -309,5 +310,31 @@ describe('tokenpress eval prompt', () => {
     await expect(cli(['--text', file, '--methods', 'frist'])).rejects.toThrow(/--methods: unknown method "frist" \(did you mean "first"\?\)/);
     await expect(cli(['--text', file, '--tokenizer', 'p50k'])).rejects.toThrow(/--tokenizer: expected cl100k or o200k/);
     await expect(cli(['--text', file, '--contexts', '0'])).rejects.toThrow(/--contexts: expected an integer/);
+  });
+});
+
+describe('the real methods in the eval registry', () => {
+  // Each entry is a thin adapter; this checks the adapters on a small
+  // dataset: valid kept spans (runPromptEval rejects bad ones), the budget
+  // kept where the method promises it, and the memoised scores giving the
+  // same result as a fresh scoring pass.
+  const ds = buildPromptEvalDataset(FIXTURE_TEXT, { contexts: 2, contextBytes: 700, seed: 3, blockBytes: 0 });
+  test('llmlingua2:self-info(+fill), specpc, bm25 run and stay in range', async () => {
+    const names = ['llmlingua2:self-info', 'llmlingua2:self-info+fill', 'specpc', 'bm25'];
+    const r = await runPromptEval(ds, { methods: names.map(findPromptEvalMethod), rates: [1 / 2, 1 / 3], countTokens });
+    expect(r.rows).toHaveLength(names.length * 2);
+    for (const row of r.rows) {
+      expect(row.answersKept).toBeGreaterThanOrEqual(0);
+      expect(row.answersKept).toBeLessThanOrEqual(row.answerWordsKept);
+      expect(row.achievedRate).toBeGreaterThan(0);
+      // fillBudget and bm25 never exceed floor(rate x tokens); the others may by a unit.
+      if (row.method === 'llmlingua2:self-info+fill' || row.method === 'bm25') expect(row.achievedRate).toBeLessThanOrEqual(row.rate);
+    }
+    // Filling never keeps less than the official rule alone.
+    for (const rate of [1 / 2, 1 / 3]) {
+      const plain = r.rows.find((x) => x.method === 'llmlingua2:self-info' && x.rate === rate)!;
+      const fill = r.rows.find((x) => x.method === 'llmlingua2:self-info+fill' && x.rate === rate)!;
+      expect(fill.achievedRate).toBeGreaterThanOrEqual(plain.achievedRate);
+    }
   });
 });

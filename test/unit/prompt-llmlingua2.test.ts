@@ -439,7 +439,7 @@ describe('tokenpress compress-prompt (the built CLI, dist/lib/cli/main.js)', () 
 
   test('prints the text the API gives and the statistics; a bad flag exits 1 naming it', async () => {
     const api = await compressPrompt(text, { scorer: randomScorer({ seed: 4 }), rate: 0.33, forceTokens: ['\n'] });
-    const r = cli([file, '--rate', '0.33', '--seed', '4', '--force', '\\n']);
+    const r = cli([file, '--rate', '0.33', '--scorer', 'random', '--seed', '4', '--force', '\\n']);
     expect(r.status).toBe(0);
     expect(r.out).toBe(api.text + '\n');
     expect(r.err).toContain(`${api.originalTokens} -> ${api.compressedTokens} cl100k tokens`);
@@ -466,5 +466,35 @@ describe('tokenpress compress-prompt (the built CLI, dist/lib/cli/main.js)', () 
     } finally {
       spy.mockRestore();
     }
+  });
+});
+
+describe('fillBudget (ours, not the official rule)', () => {
+  // Counter: non-space characters. "x yyyy z" costs 1 + 4 + 1 = 6; rate 0.5 -> budget 3.
+  // Official: repeated scores [1, 2, 2, 2, 2, 3], q = 51 -> 2 (linear, index 2.55 between 2 and 2)
+  // -> keeps x (3) only: 1 of 3. Filling adds the best dropped words that fit: yyyy (4) does not
+  // fit (5 > 3), z (1) does (2 <= 3).
+  const chars = (s: string): number => s.replace(/\s/g, '').length;
+  const scorer = mapScorer({ x: 3, yyyy: 2, z: 1 });
+  test('adds the best-scoring dropped words that fit, skipping those that do not', async () => {
+    const plain = await run('x yyyy z', { scorer, rate: 0.5, countTokens: chars });
+    expect(plain.text).toBe('x');
+    const filled = await run('x yyyy z', { scorer, rate: 0.5, countTokens: chars, fillBudget: true });
+    expect(filled.text).toBe('x z');
+    expect(filled.compressedTokens).toBe(2);
+    expect(filled.kept).toEqual([{ context: 0, start: 0, end: 1 }, { context: 0, start: 7, end: 8 }]);
+  });
+  test('never exceeds floor(rate x tokens), takes back words when the real count is over', async () => {
+    // A counter whose count of a joined text exceeds the sum of the words' counts: every space costs 1.
+    const spaced = (s: string): number => s.length;
+    const text = 'a b c d e f g h';
+    const flat = mapScorer({ a: 8, b: 7, c: 6, d: 5, e: 4, f: 3, g: 2, h: 1 });
+    for (const rate of [0.2, 0.5, 0.8]) {
+      const r = await run(text, { scorer: flat, rate, countTokens: spaced, fillBudget: true });
+      expect(r.compressedTokens).toBeLessThanOrEqual(Math.floor(rate * text.length));
+      const plain = await run(text, { scorer: flat, rate, countTokens: spaced });
+      expect(r.compressedTokens).toBeGreaterThanOrEqual(plain.compressedTokens);
+    }
+    await expect(run(text, { scorer: flat, rate: 0.5, fillBudget: 'yes' as unknown as boolean })).rejects.toThrow(/options.fillBudget/);
   });
 });

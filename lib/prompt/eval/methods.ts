@@ -30,6 +30,7 @@ import { typeError, rangeError } from '../../errors.js';
 import { checkInteger, checkNumber, closestName } from '../../validate.js';
 import { Rng } from '../../kv/eval/workload.js';
 import type { CompressedPrompt, CountTokens, Span } from '../types.js';
+import { MODEL_PROMPT_EVAL_METHODS } from './model-methods.js';
 
 /** What the eval passes to every method. */
 export interface PromptEvalCompressOptions {
@@ -192,13 +193,16 @@ const floor = (name: string, description: string, f: (text: string, opts: Prompt
   compress: async (text, opts) => f(text, opts),
 });
 
-/** Every method the eval knows, floors first. Real methods are added here, one entry each. */
-export const PROMPT_EVAL_METHODS: readonly PromptEvalMethod[] = [
+/** The floors every real method must beat. */
+export const PROMPT_EVAL_FLOORS: readonly PromptEvalMethod[] = [
   floor('random', 'a seeded random subset of the words', keepRandomWords),
   floor('first', 'the first words', keepFirstWords),
   floor('last', 'the last words', keepLastWords),
   floor('first+last', 'the first words to half the budget, then the last words', keepFirstLastWords),
 ];
+
+/** Every method the eval knows: the floors, then the real methods (model-methods.ts), one entry each. */
+export const PROMPT_EVAL_METHODS: readonly PromptEvalMethod[] = [...PROMPT_EVAL_FLOORS, ...MODEL_PROMPT_EVAL_METHODS];
 
 export function promptEvalMethodNames(): string[] {
   return PROMPT_EVAL_METHODS.map((m) => m.name);
