@@ -4,7 +4,7 @@
  * (lib/kv/eval/). Prints a table; --json writes the whole report, --svg a plot.
  */
 import { writeFileSync } from 'node:fs';
-import cliProgress from 'cli-progress';
+import { makeProgressBar } from './progress-bar.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { intArg } from './int-arg.js';
 import { KV_POLICY_NAMES } from '../kv/policies.js';
@@ -90,25 +90,10 @@ export function questionsAfterFor(flags: { workload: 'classic' | 'multi'; questi
   return flags.workload === 'multi' ? flags.needles - 1 : 0;
 }
 
-function makeBar(enabled: boolean): { tick: (done: number, total: number, label: string) => void; stop: () => void } {
-  if (!enabled || !process.stderr.isTTY) return { tick: () => undefined, stop: () => undefined };
-  const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: 'eval kv [{bar}] {value}/{total} {label}', hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic,
-  );
-  let started = false;
-  return {
-    tick: (done, total, label) => {
-      if (!started) { bar.start(total, 0, { label }); started = true; }
-      bar.update(done, { label });
-    },
-    stop: () => { if (started) bar.stop(); },
-  };
-}
 
 export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promise<KvEvalReport | RealKvEvalReport> {
   if (flags.model !== undefined) {
-    return runEvalKvModel(flags as unknown as EvalKvModelFlags, cmd, makeBar(flags.progress && flags.json === undefined));
+    return runEvalKvModel(flags as unknown as EvalKvModelFlags, cmd, makeProgressBar('eval kv', flags.progress && flags.json === undefined));
   }
   const modelOnly = MODEL_ONLY.filter((k) => cmd.getOptionValueSource(k) === 'cli');
   if (modelOnly.length > 0) throw new InvalidArgumentError(`--${modelOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies only with --model`);
@@ -129,7 +114,7 @@ export async function runEvalKvCommand(flags: EvalKvFlags, cmd: Command): Promis
     };
     source = syntheticSource(makeNeedleWorkload(w));
   }
-  const bar = makeBar(flags.progress && flags.json === undefined);
+  const bar = makeProgressBar('eval kv', flags.progress && flags.json === undefined);
   let report: KvEvalReport;
   try {
     report = await runKvEval(source, {

@@ -5,7 +5,7 @@
  * Prints a markdown table; --json writes the whole report.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import cliProgress from 'cli-progress';
+import { makeProgressBar } from './progress-bar.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { countTokens as cl100kCount } from 'gpt-tokenizer/encoding/cl100k_base';
 import { countTokens as o200kCount } from 'gpt-tokenizer/encoding/o200k_base';
@@ -68,21 +68,6 @@ export interface EvalPromptFlags {
   progress: boolean;
 }
 
-function makeBar(enabled: boolean): { tick: (done: number, total: number, label: string) => void; stop: () => void } {
-  if (!enabled || !process.stderr.isTTY) return { tick: () => undefined, stop: () => undefined };
-  const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: 'eval prompt [{bar}] {value}/{total} {label}', hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic,
-  );
-  let started = false;
-  return {
-    tick: (done, total, label) => {
-      if (!started) { bar.start(total, 0, { label }); started = true; }
-      bar.update(done, { label });
-    },
-    stop: () => { if (started) bar.stop(); },
-  };
-}
 
 /** Runs the eval for parsed flags: prints the table (or the JSON with bare --json), writes --json <file>. */
 export async function runEvalPromptCommand(flags: EvalPromptFlags): Promise<PromptEvalReport> {
@@ -109,7 +94,7 @@ export async function runEvalPromptCommand(flags: EvalPromptFlags): Promise<Prom
     minAnswerWords: Math.min(PROMPT_EVAL_DATASET_DEFAULTS.minAnswerWords, flags.answerWords),
     blockBytes,
   });
-  const bar = makeBar(flags.progress && flags.json !== true);
+  const bar = makeProgressBar('eval prompt', flags.progress && flags.json !== true);
   let report: PromptEvalReport;
   try {
     report = await runPromptEval(dataset, {

@@ -11,6 +11,7 @@
  */
 import { rangeError, typeError } from '../errors.js';
 import { checkOptions } from '../validate.js';
+import { Rng } from '../kv/eval/workload.js';
 import type { Span, TokenScorer } from './types.js';
 import { selfInfoScorer } from './self-info.js';
 import { specpcScorer } from './specpc.js';
@@ -44,22 +45,12 @@ function checkFactoryOptions(opts: ScorerFactoryOptions | undefined): { seed: nu
   return { seed, maxTokens };
 }
 
-/** mulberry32: a small seeded uniform generator in [0, 1). */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Seeded uniform keep scores in [0, 1): the same seed and calls give the same scores. */
 export function randomScorer(opts?: ScorerFactoryOptions): TokenScorer {
   const { seed, maxTokens } = checkFactoryOptions(opts);
-  const next = uniform(seed);
+  const rng = new Rng(seed);
+  const next = (): number => rng.uniform();
   return {
     name: `random:${seed}`,
     maxTokens,

@@ -11,6 +11,7 @@ import { compressPrompt } from '../../lib/prompt/llmlingua2.js';
 import { cl100kCounter } from '../../lib/prompt/tokenizers.js';
 import type { Span } from '../../lib/prompt/types.js';
 import { mulberry32 } from '../reference/random.js';
+import { refPercentile } from '../reference/percentile.js';
 
 const DIM = 4;
 
@@ -37,15 +38,6 @@ function whitespaceSpans(text: string): Span[] {
   return Array.from(text.matchAll(/\S+/g), (m) => ({ start: m.index, end: m.index + m[0].length }));
 }
 
-/** numpy linear percentile by sorting (independent of lib/prompt/percentile.ts). */
-function refPercentile(values: number[], q: number): number {
-  const a = [...values].sort((x, y) => x - y);
-  const h = (q / 100) * (a.length - 1);
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, a.length - 1);
-  const t = h - lo;
-  return t >= 0.5 ? a[hi]! - (a[hi]! - a[lo]!) * (1 - t) : a[lo]! + (a[hi]! - a[lo]!) * t;
-}
 
 describe('callbackScorer with an onnxruntime-node token classifier', () => {
   test('compressPrompt keeps the words a JS reference of the same weights keeps', async () => {

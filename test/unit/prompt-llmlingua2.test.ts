@@ -20,6 +20,7 @@ import { randomScorer, simpleTokenize } from '../../lib/prompt/scorers.js';
 import { cl100kCounter, o200kCounter } from '../../lib/prompt/tokenizers.js';
 import type { Span, TokenScorer } from '../../lib/prompt/types.js';
 import { mulberry32 } from '../reference/random.js';
+import { refPercentile } from '../reference/percentile.js';
 
 /** Whitespace-separated words: one target token each. */
 const wordCount = (s: string): number => (s.match(/\S+/g) ?? []).length;
@@ -45,16 +46,6 @@ const mapScorer = (m: Record<string, number>, maxTokens?: number) => tableScorer
 const run = (text: string | string[], o: Partial<CompressPromptOptions> & { scorer: TokenScorer }) =>
   compressPrompt(text, { countTokens: wordCount, ...o });
 
-/** The sorted-array numpy linear percentile, written independently of lib/prompt/percentile.ts. */
-function refPercentile(values: number[], q: number): number {
-  const a = [...values].sort((x, y) => x - y);
-  const h = (q / 100) * (a.length - 1);
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, a.length - 1);
-  const t = h - lo;
-  const d = a[hi]! - a[lo]!;
-  return t >= 0.5 ? a[hi]! - d * (1 - t) : a[lo]! + d * t;
-}
 
 describe('percentile (numpy linear)', () => {
   test('matches values numpy 1.x/2.x printed for these arrays', () => {
