@@ -19,7 +19,7 @@ import { checkTokenScores, checkTokenSpans } from './callback-scorer.js';
 import { chunkBoundaries } from './chunk.js';
 import { percentile } from './percentile.js';
 import { fillToBudget, keptText, Scratch, selectWords } from './select.js';
-import { cachedCounter, checkCount, cl100kCounter } from './tokenizers.js';
+import { cachedCounter, checkCount, cl100kCounter, SpanCounter } from './tokenizers.js';
 import { findForceOccurrences, groupWords, type WordProbMode, type WordTable } from './words.js';
 import type { CompressedPrompt, CountTokens, Span, TokenScorer } from './types.js';
 
@@ -394,7 +394,8 @@ function finish(c: Checked, data: ScoredContext[] | undefined, scorerName: strin
       keptWords += table?.n ?? 0;
       continue;
     }
-    const keep = selectWords(ctx, table, { reduce, count: countWord, dropConsecutive: c.dropConsecutive, forceSet, scratch });
+    const spans = new SpanCounter(ctx, c.count);
+    const keep = selectWords(ctx, table, { reduce, countSpan: (s, e) => spans.count(s, e), dropConsecutive: c.dropConsecutive, forceSet, scratch });
     if (c.fillBudget) fillToBudget(ctx, table, keep, Math.floor(rate * origCounts[ci]! + 1e-9), countWord, countText);
     for (let w = 0; w < keep.length; w++) keptWords += keep[w]!;
     const r = keptText(ctx, table, keep, (start, end): ContextSpan => ({ context: ci, start, end }));

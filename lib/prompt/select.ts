@@ -31,8 +31,8 @@ export class Scratch {
 export interface SelectOptions {
   /** 1 - rate, > 0. */
   reduce: number;
-  /** Counts a word's target-LLM tokens (memoized by the caller). */
-  count: CountTokens;
+  /** Target-LLM tokens of text[s, e) (SpanCounter: each distinct word counted once). */
+  countSpan: (s: number, e: number) => number;
   dropConsecutive: boolean;
   /** The force tokens (drop_consecutive compares word texts with them). */
   forceSet: ReadonlySet<string>;
@@ -44,7 +44,7 @@ export function selectWords(text: string, table: WordTable, o: SelectOptions): U
   const { n, start, end, score, forced, chunkWordStart, chunkForce, chunkFloor } = table;
   const keep = new Uint8Array(n);
   const counts = new Int32Array(n);
-  for (let w = 0; w < n; w++) counts[w] = o.count(text.slice(start[w]!, end[w]!));
+  for (let w = 0; w < n; w++) counts[w] = o.countSpan(start[w]!, end[w]!);
   const q = Math.trunc(100 * o.reduce + 1);
   const nChunks = chunkWordStart.length - 1;
   for (let c = 0; c < nChunks; c++) {
@@ -115,12 +115,16 @@ export function keptText<S extends Span>(
   keep: Uint8Array,
   makeSpan: (start: number, end: number) => S,
 ): { text: string; spans: S[] } {
-  const spans: S[] = [];
   const { n, start, end } = table;
+  // Runs as typed arrays first (a run per kept stretch; at most ceil(n / 2)).
+  const cap = (n + 1) >> 1;
+  const runStart = new Int32Array(cap);
+  const runEnd = new Int32Array(cap);
+  const runSpace = new Uint8Array(cap);
+  let runs = 0;
   let total = 0;
   let w = 0;
   let prevEnd = -1;
-  const space: boolean[] = [];
   while (w < n) {
     if (keep[w] !== 1) {
       w++;
@@ -131,17 +135,21 @@ export function keptText<S extends Span>(
     w++;
     while (w < n && keep[w] === 1) re = end[w++]!;
     const sp = prevEnd >= 0 && needsSpace(text, prevEnd, rs);
-    space.push(sp);
+    runStart[runs] = rs;
+    runEnd[runs] = re;
+    runSpace[runs] = sp ? 1 : 0;
+    runs++;
     total += re - rs + (sp ? 1 : 0);
-    spans.push(makeSpan(rs, re));
     prevEnd = re;
   }
   const buf = new Uint16Array(total);
+  const spans: S[] = new Array<S>(runs);
   let k = 0;
-  for (let r = 0; r < spans.length; r++) {
-    if (space[r]) buf[k++] = 32;
-    const { start: rs, end: re } = spans[r]!;
+  for (let r = 0; r < runs; r++) {
+    if (runSpace[r] === 1) buf[k++] = 32;
+    const rs = runStart[r]!, re = runEnd[r]!;
     for (let i = rs; i < re; i++) buf[k++] = text.charCodeAt(i);
+    spans[r] = makeSpan(rs, re);
   }
   return { text: codeUnitsToString(buf), spans };
 }

@@ -6,6 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { encode as cl100kEncode } from 'gpt-tokenizer/encoding/cl100k_base';
 import {
   TOKEN_COUNTERS, cachedCounter, checkCount, cl100kCounter, counterFromEncode, o200kCounter,
+  SpanCounter,
 } from '../../lib/prompt/tokenizers.js';
 
 describe('built-in counters', () => {
@@ -53,5 +54,23 @@ describe('cachedCounter / checkCount', () => {
     expect(() => cachedCounter(() => 1.5)('a')).toThrow(/countTokens\(\) result/);
     expect(() => cachedCounter(() => '1' as never)('a')).toThrow(TypeError);
     expect(checkCount('n', 0)).toBe(0);
+  });
+});
+
+describe('SpanCounter (the engine\'s word counts)', () => {
+  test('counts each distinct span string once, equal to the counter on the slice, across table growth', () => {
+    // 3000 distinct words (the table starts at 1024 slots and grows), each repeated, plus
+    // strings that collide in length, an empty span and a lone surrogate.
+    const words = Array.from({ length: 3000 }, (_, i) => `w${i.toString(36)}`);
+    const text = [...words, ...words, 'ab', 'ba', 'ab', '\ud800x', '\ud800x'].join(' ');
+    const calls: string[] = [];
+    const counter = (s: string): number => (calls.push(s), s.length * 3 + 1);
+    const sc = new SpanCounter(text, counter);
+    const spans = [...text.matchAll(/\S+/g)].map((m) => [m.index!, m.index! + m[0].length] as const);
+    for (const [s, e] of spans) expect(sc.count(s, e)).toBe(text.slice(s, e).length * 3 + 1);
+    expect(calls.length).toBe(new Set(spans.map(([s, e]) => text.slice(s, e))).size);
+    expect(new Set(calls).size).toBe(calls.length);
+    expect(sc.count(5, 5)).toBe(1); // the empty span is counted (not stored)
+    expect(() => new SpanCounter('abc', () => -1).count(0, 1)).toThrow(/countTokens\(\) result/);
   });
 });
