@@ -4,7 +4,7 @@
 # The full `npm run mutants:ts` runs every test for every group at once.
 #
 # Usage: scripts/mutants/stryker-groups.sh [group ...]   (default: all)
-# Groups: core kvpolicy files attention cache zipinterop coding stateless
+# Groups: core kvpolicy files attention cache zipinterop coding stateless prompt
 # Per group: reports/mutation/<group>.json and .log (ignored by git); the
 # score table is the end of the log. docs/mutation.md gives the figures.
 set -euo pipefail
@@ -28,9 +28,11 @@ MUTATE[coding]=lib/coding/equal-info.ts,lib/coding/model.ts,lib/coding/static.ts
 TESTS[coding]=$U/coding-equal-info.test.ts,$U/coding-model.test.ts,$U/coding-static.test.ts,$U/coding-adaptive.test.ts,$U/regressions-coding.test.ts,$U/regressions-parsers.test.ts,$U/golden.test.ts,$U/exports.test.ts
 MUTATE[stateless]=lib/kv/stateless.ts,lib/kv/retrieval-heads.ts,lib/backend.ts
 TESTS[stateless]=$U/kv-stateless.test.ts,$U/retrieval-heads.test.ts,$U/thread-pool.test.ts,$U/exports.test.ts,$U/mutant-gaps-kv.test.ts
+MUTATE[prompt]=lib/prompt/select.ts,lib/prompt/percentile.ts,lib/prompt/words.ts,lib/prompt/chunk.ts,lib/prompt/pool.ts
+TESTS[prompt]=$U/prompt-llmlingua2.test.ts,$U/prompt-specpc.test.ts
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(core kvpolicy files attention cache zipinterop coding stateless)
+[ ${#groups[@]} -eq 0 ] && groups=(core kvpolicy files attention cache zipinterop coding stateless prompt)
 mkdir -p reports/mutation
 for g in "${groups[@]}"; do
   [ -n "${MUTATE[$g]:-}" ] || { echo "unknown group $g (expected: ${!MUTATE[*]})" >&2; exit 2; }
