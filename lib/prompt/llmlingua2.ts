@@ -398,9 +398,7 @@ function finish(c: Checked, data: ScoredContext[] | undefined, scorerName: strin
     const keep = selectWords(ctx, table, { reduce, countSpan: (s, e) => spans.count(s, e), dropConsecutive: c.dropConsecutive, forceSet, scratch });
     if (c.fillBudget) fillToBudget(ctx, table, keep, Math.floor(rate * origCounts[ci]! + 1e-9), countWord, countText);
     for (let w = 0; w < keep.length; w++) keptWords += keep[w]!;
-    const r = keptText(ctx, table, keep, (start, end): ContextSpan => ({ context: ci, start, end }));
-    texts.push(r.text);
-    for (const s of r.spans) kept.push(s);
+    texts.push(keptText(ctx, table, keep, (start, end): ContextSpan => ({ context: ci, start, end }), kept).text);
   }
   const out = texts.join('\n\n');
   const compressedTokens = countText(out);

@@ -108,12 +108,14 @@ function dropRepeatedForceWords(text: string, table: WordTable, w0: number, w1: 
  * dropped stretch between two runs held whitespace and neither run already
  * ends / starts with whitespace, by "" otherwise. The text is assembled as
  * UTF-16 code units in one buffer (no per-run strings; lone surrogates kept).
+ * The spans are appended to `spans` when given (the caller's result array).
  */
 export function keptText<S extends Span>(
   text: string,
   table: WordTable,
   keep: Uint8Array,
   makeSpan: (start: number, end: number) => S,
+  spans: S[] = [],
 ): { text: string; spans: S[] } {
   const { n, start, end } = table;
   // Runs as typed arrays first (a run per kept stretch; at most ceil(n / 2)).
@@ -143,13 +145,12 @@ export function keptText<S extends Span>(
     prevEnd = re;
   }
   const buf = new Uint16Array(total);
-  const spans: S[] = new Array<S>(runs);
   let k = 0;
   for (let r = 0; r < runs; r++) {
     if (runSpace[r] === 1) buf[k++] = 32;
     const rs = runStart[r]!, re = runEnd[r]!;
     for (let i = rs; i < re; i++) buf[k++] = text.charCodeAt(i);
-    spans[r] = makeSpan(rs, re);
+    spans.push(makeSpan(rs, re));
   }
   return { text: codeUnitsToString(buf), spans };
 }
