@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { attention, backendInfo, EqualInfoTokenizer, KvCache } from 'tokenpress';
+import { attention, backendInfo, callbackScorer, cl100kCounter, compressPrompt, EqualInfoTokenizer, KvCache, selectSentences } from 'tokenpress';
 
 const require = createRequire(import.meta.url);
 const pkgDir = dirname(require.resolve('tokenpress/package.json'));
@@ -47,3 +47,15 @@ const tok = new EqualInfoTokenizer({ windowBits: 16, tokenBits: 16 });
 const ids = tok.encode(text);
 assert.equal(tok.decode(ids), text);
 console.log(`smoke: attention, KvCache compress and Equal-Info (${text.length} bytes -> ${ids.length} tokens) OK`);
+
+// Prompt compression through the runtime dependencies (gpt-tokenizer's cl100k, okapibm25):
+// a length scorer keeps the longest words; BM25 keeps the sentence about the query.
+const words = (t) => [...t.matchAll(/\S+/g)].map((m) => ({ start: m.index, end: m.index + m[0].length }));
+const scorer = callbackScorer({ name: 'length', tokenize: words, score: (_t, spans) => spans.map((s) => s.end - s.start) });
+const prompt = 'a an the extraordinarily informative sentence about compression';
+const pc = await compressPrompt(prompt, { scorer, rate: 0.5 });
+assert.equal(pc.originalTokens, cl100kCounter(prompt));
+assert.ok(pc.compressedTokens <= pc.originalTokens && pc.text.includes('extraordinarily'), `compressPrompt gave "${pc.text}"`);
+const sel = await selectSentences('where do cats sleep?', 'Dogs bark at night. Cats sleep all day long. Birds sing.', { topK: 1 });
+assert.equal(sel.text, 'Cats sleep all day long.');
+console.log(`smoke: compressPrompt (${pc.originalTokens} -> ${pc.compressedTokens} cl100k tokens) and selectSentences OK`);
