@@ -29,7 +29,7 @@ TESTS[coding]=$U/coding-equal-info.test.ts,$U/coding-model.test.ts,$U/coding-sta
 MUTATE[stateless]=lib/kv/stateless.ts,lib/kv/retrieval-heads.ts,lib/backend.ts
 TESTS[stateless]=$U/kv-stateless.test.ts,$U/retrieval-heads.test.ts,$U/thread-pool.test.ts,$U/exports.test.ts,$U/mutant-gaps-kv.test.ts
 MUTATE[prompt]=lib/prompt/select.ts,lib/prompt/percentile.ts,lib/prompt/words.ts,lib/prompt/chunk.ts,lib/prompt/pool.ts
-TESTS[prompt]=$U/prompt-llmlingua2.test.ts,$U/prompt-specpc.test.ts
+TESTS[prompt]=$U/prompt-llmlingua2.test.ts,$U/prompt-specpc.test.ts,$U/mutant-gaps-prompt.test.ts
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(core kvpolicy files attention cache zipinterop coding stateless prompt)
