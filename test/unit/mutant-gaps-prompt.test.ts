@@ -351,6 +351,13 @@ describe('selectWords', () => {
     expect(t.table.score[1]).toBe(0); // the chunk floor min(0, 0.3) = 0
   });
 
+  test('drop_consecutive keep rule: the first kept word has no word before it, even when it is the whole text', () => {
+    // Text "X", one forced word, zero cost: kept (there is no last kept word to equal).
+    const text = 'X';
+    const t = gw(text, ['X'], { force: ['X'] });
+    expect(sel(text, t, 0.5, true, ['X'], () => 0)).toEqual([1]);
+  });
+
   test('drop_consecutive keep rule: forced X after a kept X with an unkept word between is dropped', () => {
     // Words X(1) a(0.5) X(1) b(0.1), F = 1; countSpan: X -> 10 tokens, others 1; reduce 0.25.
     // Step 1: threshold0 = percentile([1, .5, 1, .1], 25) = 0.4 (h = 0.75: 0.5 - 0.4 * 0.25);
@@ -424,6 +431,11 @@ describe('fillToBudget', () => {
   test('adds the unkept words best score first while the estimate stays within the budget', () => {
     // Scores a .4, b .9, c .1, d .6; nothing kept; budget 2: b (1), d (2); a would make 3.
     expect(run('a b c d', ['a', 'b', 'c', 'd'], [0.4, 0.9, 0.1, 0.6], [0, 0, 0, 0], 2)).toEqual([0, 1, 0, 1]);
+  });
+
+  test('additions follow the estimate (kept count plus each added word\'s own count), not the real count', () => {
+    // countText says 0 for everything, so no take-back happens; the estimate alone stops after b, d (budget 2).
+    expect(run('a b c d', ['a', 'b', 'c', 'd'], [0.4, 0.9, 0.1, 0.6], [0, 0, 0, 0], 2, nWords, () => 0)).toEqual([0, 1, 0, 1]);
   });
 
   test('already kept words count once and are not added again', () => {
