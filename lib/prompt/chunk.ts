@@ -37,7 +37,7 @@ function endsChunk(
  * Token-index boundaries of the chunks: [0, b1, ..., n] (length chunks + 1).
  * text: the context; starts/ends: its n scorer tokens (UTF-16 offsets, in
  * order); maxTokens: window size (Infinity for one chunk); chunkEndTokens:
- * the strings that end a chunk ('.', '\n' by default). n = 0 gives [0].
+ * the strings that end a chunk ('.', '\n' by default). n = 0 gives [0, 0]: one empty chunk (its force occurrences still become words).
  */
 export function chunkBoundaries(
   text: string,
