@@ -27,13 +27,12 @@
  */
 import { ByteLm } from '../../model/byte-lm.js';
 import { compressScored, scorePrompt, type ScoredPrompt } from '../llmlingua2.js';
-import { selfInfoScorer } from '../self-info.js';
+import { selectiveContext, selfInfoScorer } from '../self-info.js';
 import { specpcScorer, compressSpecPC } from '../specpc.js';
-import { selectiveContext } from '../self-info.js';
 import { compressIterative } from '../iterative.js';
 import { selectSentences } from '../extractive.js';
 import type { CompressedPrompt, TokenScorer } from '../types.js';
-import type { PromptEvalCompressOptions, PromptEvalMethod } from './methods.js';
+import { tokenBudget, type PromptEvalMethod } from './methods.js';
 
 /** Loads a built-in byte LM once per process. */
 const models = new Map<string, Promise<ByteLm>>();
@@ -46,10 +45,6 @@ function model(name: 'main' | 'draft'): Promise<ByteLm> {
   return m;
 }
 
-/** Budget in target tokens of a rate, as the floors count it. */
-function budget(text: string, o: PromptEvalCompressOptions): number {
-  return Math.floor(o.rate * o.countTokens(text) + 1e-9);
-}
 
 /** An LLMLingua-2 method over a scorer built from a loaded model; scores memoised per context text. */
 function llmlingua2Method(name: string, description: string, makeScorer: () => Promise<TokenScorer>, fillBudget = false): PromptEvalMethod {
@@ -117,7 +112,7 @@ export const MODEL_PROMPT_EVAL_METHODS: readonly PromptEvalMethod[] = [
     description: 'sentences ranked by BM25 against the question, to the token budget (question-aware)',
     usesQuestion: true,
     async compress(text, o) {
-      const r = await selectSentences(o.question ?? '', text, { budgetTokens: Math.max(1, budget(text, o)), countTokens: o.countTokens });
+      const r = await selectSentences(o.question ?? '', text, { budgetTokens: Math.max(1, tokenBudget(o.rate, o.countTokens(text))), countTokens: o.countTokens });
       return { text: r.text, kept: r.kept.map((k) => ({ start: k.start, end: k.end })), originalTokens: r.originalTokens, compressedTokens: r.compressedTokens, rate: r.rate };
     },
   },
