@@ -20,6 +20,7 @@ import { TokenpressError, typeError } from '../errors.js';
 import { ByteBpeVocab } from './byte-bpe-vocab.js';
 import { byteLevelDecode } from './byte-level.js';
 import { rustRegexToJs } from './rust-regex.js';
+import { checkOptions } from '../validate.js';
 
 /** GPT-2's pattern, which ByteLevel(use_regex: true) applies (byte_level.rs). */
 const GPT2_PATTERN = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`;
@@ -81,8 +82,11 @@ function normalizerOf(name: string, norm: unknown): 'NFC' | undefined {
  * Throws TokenpressError ERR_BAD_FILE for a malformed file, ERR_UNSUPPORTED
  * for a model or pre-tokenizer it does not implement.
  */
-export function vocabFromTokenizerJson(json: object | string, name?: string): ByteBpeVocab {
+export function vocabFromTokenizerJson(json: object | string, name?: string, options?: { engine?: 'native' | 'ts' }): ByteBpeVocab {
   if (name !== undefined && typeof name !== 'string') throw typeError('name', 'a string', name);
+  const opts = checkOptions('options', options, ['engine']);
+  const engine = opts.engine ?? 'native';
+  if (engine !== 'native' && engine !== 'ts') throw typeError('options.engine', '"native" or "ts"', engine);
   let obj: unknown = json;
   let label = name ?? 'tokenizer.json';
   if (typeof json === 'string') {
@@ -157,6 +161,6 @@ export function vocabFromTokenizerJson(json: object | string, name?: string): By
     pairs[2 * r + 1] = ib;
   });
   return new ByteBpeVocab({
-    name: label, tokens, specials, patterns, merges: pairs, ignoreMerges: model.ignore_merges === true, normalize,
+    name: label, tokens, specials, patterns, merges: pairs, ignoreMerges: model.ignore_merges === true, normalize, engine,
   });
 }
