@@ -141,8 +141,12 @@ export function vocabFromTokenizerJson(json: object | string, name?: string, opt
     if (tokens[id as number] !== undefined) throw bad(label, `id ${String(id)} is used twice`);
     tokens[id as number] = b;
   }
-  const idOf = new Map<string, number>();
-  for (const [tok, id] of entries) if (!added.has(id as number)) idOf.set(tok, id as number);
+  // merge names -> ids through the parsed vocab object itself (a hash already); added tokens never merge
+  const idOf = (tok: unknown): number | undefined => {
+    if (typeof tok !== 'string' || !Object.hasOwn(vocab, tok)) return undefined;
+    const id = vocab[tok] as number;
+    return added.has(id) ? undefined : id;
+  };
   const pairs = new Int32Array(2 * merges.length);
   merges.forEach((m, r) => {
     let a: unknown;
@@ -154,8 +158,8 @@ export function vocabFromTokenizerJson(json: object | string, name?: string, opt
       b = m.slice(sp + 1);
     } else if (Array.isArray(m) && m.length === 2) [a, b] = m;
     else throw bad(label, `merge ${r} is neither "left right" nor [left, right]`);
-    const ia = idOf.get(a as string);
-    const ib = idOf.get(b as string);
+    const ia = idOf(a);
+    const ib = idOf(b);
     if (ia === undefined || ib === undefined) throw bad(label, `merge ${r} names a token that is not in the vocabulary`);
     pairs[2 * r] = ia;
     pairs[2 * r + 1] = ib;
