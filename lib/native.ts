@@ -514,7 +514,16 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** n: the original length, in [0, min(2^31 - 1, 32768 * payload.length)] (0 only for an empty payload). */
   decompressAdaptive(payload: Uint8Array, n: number, opts?: NativeCmOptions): Uint8Array;
   decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
+  /** Tokenizer core (native/text/bpe.h, token_trie.h; native/binding/tokenizer_binding.cpp). */
+  tokCoreNew(blob: Uint8Array, offsets: Int32Array, ordinary: Uint8Array, merges: Int32Array | undefined, ignoreMerges: boolean): NativeTokCore;
+  tokCoreEncode(core: NativeTokCore, bytes: Uint8Array, starts: Int32Array): Int32Array;
+  tokCoreIdOf(core: NativeTokCore, bytes: Uint8Array): number;
+  tokCoreWithPrefix(core: NativeTokCore, bytes: Uint8Array): Int32Array;
+  tokCorePrefixOf(core: NativeTokCore, bytes: Uint8Array): Int32Array;
 }
+
+/** An opaque tokenizer-core handle (an External checked by type tag). */
+export type NativeTokCore = { readonly __tokCore: unique symbol };
 
 /** A bandwidth measurement: the best rep and how it was obtained. */
 export interface NativeBandwidth {
