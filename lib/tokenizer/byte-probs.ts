@@ -281,15 +281,18 @@ export class ByteProbStepper {
     const dist = new Float64Array(256);
     if (this.#qFull > 0) {
       for (let t = 0; t < row.length; t++) {
-        if (mask[t] === 1) dist[first[t]!] += row[t]!;
+        if (mask[t] === 1) dist[first[t]!] = dist[first[t]!]! + row[t]!;
       }
-      for (let b = 0; b < 256; b++) dist[b] *= this.#qFull;
+      for (let b = 0; b < 256; b++) dist[b] = dist[b]! * this.#qFull;
     }
-    for (let i = 0; i < this.#tok.length; i++) dist[bytes[this.#tok[i]!]![this.#off[i]!]!] += this.#w[i]!;
+    for (let i = 0; i < this.#tok.length; i++) {
+      const b = bytes[this.#tok[i]!]![this.#off[i]!]!;
+      dist[b] = dist[b]! + this.#w[i]!;
+    }
     let sum = 0;
     for (let b = 0; b < 256; b++) sum += dist[b]!;
     if (!(sum > 0 && sum < Infinity)) return dist.fill(UNIFORM);
-    for (let b = 0; b < 256; b++) dist[b] /= sum;
+    for (let b = 0; b < 256; b++) dist[b] = dist[b]! / sum;
     return dist;
   }
 
@@ -378,6 +381,6 @@ export class ByteProbStepper {
     for (const x of this.#w) sum += x;
     if (!(sum > 0 && sum < Infinity)) return;
     this.#qFull /= sum;
-    for (let i = 0; i < this.#w.length; i++) this.#w[i] /= sum;
+    for (let i = 0; i < this.#w.length; i++) this.#w[i] = this.#w[i]! / sum;
   }
 }

@@ -99,7 +99,7 @@ export function hashLm(vocabSize: number, seed = 1, maxContext?: number): TokenL
         row[i] = u * u * u + 1e-3;
         sum += row[i]!;
       }
-      for (let i = 0; i < vocabSize; i++) row[i] /= sum;
+      for (let i = 0; i < vocabSize; i++) row[i] = row[i]! / sum;
       return row;
     },
   };
@@ -129,20 +129,20 @@ export function bruteNextByte(vocab: TokenVocab, lm: TokenLm, x: Uint8Array, opt
       const w = vocab.tokenBytes(t);
       const next = [...seq, t];
       if (pos === n) {
-        if (!mask || vocab.isCanonical(next)) dist[w[0]!] += q * row[t]!;
+        if (!mask || vocab.isCanonical(next)) dist[w[0]!] = dist[w[0]!]! + q * row[t]!;
         continue;
       }
       const m = Math.min(w.length, n - pos);
       let ok = true;
       for (let i = 0; i < m && ok; i++) if (w[i] !== x[pos + i]) ok = false;
       if (!ok || (mask && !vocab.isCanonical(next))) continue;
-      if (pos + w.length > n) dist[w[n - pos]!] += q * row[t]!;
+      if (pos + w.length > n) dist[w[n - pos]!] = dist[w[n - pos]!]! + q * row[t]!;
       else walk(pos + w.length, next, q * row[t]!);
     }
   };
   walk(0, [], 1);
   let sum = 0;
   for (const v of dist) sum += v;
-  for (let b = 0; b < 256; b++) dist[b] /= sum;
+  for (let b = 0; b < 256; b++) dist[b] = dist[b]! / sum;
   return dist;
 }
