@@ -514,6 +514,9 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** n: the original length, in [0, min(2^31 - 1, 32768 * payload.length)] (0 only for an empty payload). */
   decompressAdaptive(payload: Uint8Array, n: number, opts?: NativeCmOptions): Uint8Array;
   decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
+  // token-level Kneser-Ney (lib/tokenizer/token-kn.ts)
+  tokenKnTrain: NativeTokenKn['tokenKnTrain'];
+  tokenKnNext: NativeTokenKn['tokenKnNext'];
 }
 
 /** A bandwidth measurement: the best rep and how it was obtained. */
@@ -582,4 +585,11 @@ export function native(): NativeAddon {
     );
   }
   return addon;
+}
+
+/** Token-level Kneser-Ney (native/text/token_kn.h): the model is the caller's { blob, discounts }. */
+export interface NativeTokenKn {
+  tokenKnTrain(p: { tokens: Uint32Array; vocab: number; order: number }): { blob: Uint32Array; discounts: Float64Array };
+  /** out [vocab] = P(. | context); throws a RangeError on a damaged model or an id >= vocab. */
+  tokenKnNext(p: { blob: Uint32Array; discounts: Float64Array; context: Uint32Array; out: Float64Array }): void;
 }
