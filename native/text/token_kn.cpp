@@ -213,12 +213,14 @@ Status token_kn_next(const uint32_t* blob, size_t words, const double* discounts
     levels[n_levels++] = {k, b, e, counts, d, w, total};
     w *= gamma / total;
   }
-  const double base = w / vocab;
+  // The uniform floor (token_kn.h): P = (1 - 2^-20) P_KN + 2^-20 / V.
+  const double keep = 1.0 - kTokenKnFloor;
+  const double base = (keep * w + kTokenKnFloor) / vocab;
   for (uint32_t i = 0; i < vocab; ++i) out[i] = base;
   for (int l = 0; l < n_levels; ++l) {
     const Level& lv = levels[l];
     const OrderView& o = views[lv.k];
-    const double scale = lv.w / lv.total;
+    const double scale = keep * lv.w / lv.total;
     for (uint32_t i = lv.b; i < lv.e; ++i) {
       const uint32_t cnt = lv.counts[i];
       if (cnt == 0) continue;

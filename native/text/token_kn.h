@@ -16,6 +16,11 @@
 // D_r = r - (r + 1) Y n_{r+1} / n_r, clamped to [0, r]; the byte model's
 // fallbacks 0.5, 1, 1.5 when a count-of-count is 0). A context absent from
 // the model, or whose counts of that kind are all 0, passes its weight down.
+// Every row is then mixed with a uniform floor, P = (1 - 2^-20) P_KN + 2^-20 / V:
+// with Chen & Goodman's estimates a discount can be 0 (D2, D3+ clamp at 0
+// when n3 or n4 is large), and a context whose entries all carry a zero
+// discount has gamma = 0, which would give unseen tokens probability 0 (the
+// byte model gets the same guarantee from its +1 per byte).
 // Raw counts of order k come from positions i >= k, continuation counts
 // from i >= k + 1 (as in kn_model_train.cpp).
 //
@@ -43,6 +48,7 @@ namespace tp::text {
 constexpr int kTokenKnMaxOrder = 8;
 constexpr uint32_t kTokenKnMagic = 0x4e4b4b54u;  // "TKKN"
 constexpr uint32_t kTokenKnMaxVocab = 1u << 24;
+constexpr double kTokenKnFloor = 1.0 / 1048576.0;  // 2^-20
 
 // Trains an order-`order` model on tokens[0..n) (ids < vocab). Deterministic.
 Status token_kn_train(const uint32_t* tokens, size_t n, uint32_t vocab, int order, std::vector<uint32_t>* blob,

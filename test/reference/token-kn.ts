@@ -70,6 +70,8 @@ export function knReference(tokens: readonly number[], vocab: number, order: num
       }
       p = q;
     }
+    const floor = 2 ** -20;
+    for (let w = 0; w < vocab; w++) p[w] = (1 - floor) * p[w]! + floor / vocab;
     return p;
   };
   return { next, discounts: disc };
