@@ -150,3 +150,8 @@ export type { TokenVocab, VocabName, VocabKind } from './tokenizer/types.js';
 export { loadVocab, VOCAB_NAMES } from './tokenizer/vocab.js';
 export { ByteBpeVocab, type ByteBpeSpec } from './tokenizer/byte-bpe-vocab.js';
 export { rustRegexToJs } from './tokenizer/rust-regex.js';
+// tokenizer tools (tok-bytes): exact byte-level probabilities from a token LM, the token-level KN model, the coders' adapter
+export { type TokenLm, checkTokenLm } from './tokenizer/token-lm.js';
+export { TokenByteProbs, ByteProbStepper, type ByteProbsOptions, type ByteProbsMask } from './tokenizer/byte-probs.js';
+export { TokenKnModel, type TokenKnTrainOptions } from './tokenizer/token-kn.js';
+export { TokenLmByteModel, compressTokenLm, decompressTokenLm, type TokenLmCompressed } from './tokenizer/token-byte-model.js';

@@ -115,3 +115,22 @@ describe('TokenByteProbs: arguments', () => {
     expect(() => new TokenByteProbs(vocab, short).nextByteProbs(enc('a'))).toThrow(/Float64Array of/);
   });
 });
+
+describe('TokenByteProbs on cl100k (short strings)', () => {
+  test("the stepper's split follows cl100k's pre-tokenizer: its tokens are encodeBytes at every byte; rows are distributions", async () => {
+    const { loadVocab } = await import('../../lib/tokenizer/vocab.js');
+    const cl = await loadVocab('cl100k');
+    const row = hashLm(cl.size, 3).nextTokenProbs([]).slice();
+    const lm = { vocabSize: cl.size, maxContext: 0, nextTokenProbs: () => row };
+    const probs = new TokenByteProbs(cl, lm, { mask: 'none' });
+    const bytes = Uint8Array.from(Buffer.from("It's  12345 the\n\n  end\u00e9!", 'utf8'));
+    const s = probs.start();
+    for (let i = 0; i < bytes.length; i++) {
+      s.push(bytes[i]!);
+      expect(s.tokens).toEqual(cl.encodeBytes(bytes.subarray(0, i + 1)));
+    }
+    let sum = 0;
+    for (const v of s.probs()) sum += v;
+    expect(sum).toBeCloseTo(1, 12);
+  }, 20000);
+});
