@@ -151,3 +151,8 @@ export { loadVocab, VOCAB_NAMES, VOCAB_PACKAGES } from './tokenizer/vocab.js';
 export { ByteBpeVocab, type ByteBpeSpec } from './tokenizer/byte-bpe-vocab.js';
 export { rustRegexToJs } from './tokenizer/rust-regex.js';
 export { vocabFromTokenizerJson } from './tokenizer/tokenizer-json.js';
+// tokenizer tools (tok-bytes): exact byte-level probabilities from a token LM, the token-level KN model, the coders' adapter
+export { type TokenLm, checkTokenLm } from './tokenizer/token-lm.js';
+export { TokenByteProbs, ByteProbStepper, type ByteProbsOptions, type ByteProbsMask } from './tokenizer/byte-probs.js';
+export { TokenKnModel, type TokenKnTrainOptions } from './tokenizer/token-kn.js';
+export { TokenLmByteModel, compressTokenLm, decompressTokenLm, type TokenLmCompressed } from './tokenizer/token-byte-model.js';

@@ -520,6 +520,9 @@ export interface NativeAddon extends NativeSpecDrafters {
   tokCoreIdOf(core: NativeTokCore, bytes: Uint8Array): number;
   tokCoreWithPrefix(core: NativeTokCore, bytes: Uint8Array): Int32Array;
   tokCorePrefixOf(core: NativeTokCore, bytes: Uint8Array): Int32Array;
+  // token-level Kneser-Ney (lib/tokenizer/token-kn.ts)
+  tokenKnTrain: NativeTokenKn['tokenKnTrain'];
+  tokenKnNext: NativeTokenKn['tokenKnNext'];
 }
 
 /** An opaque tokenizer-core handle (an External checked by type tag). */
@@ -591,4 +594,11 @@ export function native(): NativeAddon {
     );
   }
   return addon;
+}
+
+/** Token-level Kneser-Ney (native/text/token_kn.h): the model is the caller's { blob, discounts }. */
+export interface NativeTokenKn {
+  tokenKnTrain(p: { tokens: Uint32Array; vocab: number; order: number }): { blob: Uint32Array; discounts: Float64Array };
+  /** out [vocab] = P(. | context); throws a RangeError on a damaged model or an id >= vocab. */
+  tokenKnNext(p: { blob: Uint32Array; discounts: Float64Array; context: Uint32Array; out: Float64Array }): void;
 }

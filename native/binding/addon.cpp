@@ -45,6 +45,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterSparseDeviceModel(env, exports);
   tp::binding::RegisterSpecDrafters(env, exports);
   tp::binding::RegisterTokenizer(env, exports);
+  tp::binding::RegisterTokenKn(env, exports);
   return exports;
 }
 

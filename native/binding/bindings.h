@@ -18,5 +18,6 @@ void RegisterSparse(Napi::Env env, Napi::Object exports);     // sparse_binding.
 void RegisterSparseDeviceModel(Napi::Env env, Napi::Object exports);  // sparse_model_binding.cpp (tests)
 void RegisterSpecDrafters(Napi::Env env, Napi::Object exports);  // spec_drafters_binding.cpp
 void RegisterTokenizer(Napi::Env env, Napi::Object exports);  // tokenizer_binding.cpp
+void RegisterTokenKn(Napi::Env env, Napi::Object exports);  // token_kn_binding.cpp
 
 }  // namespace tp::binding
