@@ -145,3 +145,8 @@ export {
 } from './prompt/scorers.js';
 export { type WordProbMode } from './prompt/words.js';
 export type { Span, ScoredSpan, TokenScorer, CountTokens, CompressedPrompt } from './prompt/types.js';
+// tokenizer: dynamic tokenization (batch-level BPE)
+export {
+  dynamicTokenize, meanOfPiecesEmbeddings, DYNAMIC_DEFAULTS, DYNAMIC_BOUNDARIES,
+  type DynamicTokenizeOptions, type DynamicTokenization, type DynamicMerge, type DynamicBoundary, type DynamicVocab,
+} from './tokenizer/dynamic.js';

@@ -514,6 +514,17 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** n: the original length, in [0, min(2^31 - 1, 32768 * payload.length)] (0 only for an empty payload). */
   decompressAdaptive(payload: Uint8Array, n: number, opts?: NativeCmOptions): Uint8Array;
   decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
+  /**
+   * Dynamic tokenization (native/text/dynamic_bpe.h): tokens (all sequences back to back), offsets [nSeq + 1];
+   * isValidPair is asked once per distinct pair, onMerge before each merge. Synchronous (the callbacks are JS).
+   */
+  dynamicBpe(params: {
+    tokens: Int32Array; offsets: Float64Array; firstNewId: number; maxMerges: number; targetTotal: number; minCount: number;
+    isValidPair: (a: number, b: number) => boolean; onMerge: (a: number, b: number, id: number, count: number) => void;
+  }): {
+    tokens: Int32Array; starts: Int32Array; offsets: Float64Array;
+    mergeA: Int32Array; mergeB: Int32Array; mergeCount: Float64Array; mergeApplied: Float64Array;
+  };
 }
 
 /** A bandwidth measurement: the best rep and how it was obtained. */
