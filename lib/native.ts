@@ -516,11 +516,12 @@ export interface NativeAddon extends NativeSpecDrafters {
   decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
   /**
    * Dynamic tokenization (native/text/dynamic_bpe.h): tokens (all sequences back to back), offsets [nSeq + 1];
-   * isValidPair is asked once per distinct pair, onMerge before each merge. Synchronous (the callbacks are JS).
+   * isValidPairs answers for pairs (a[i], b[i]) with 1 (may merge) or 0, each distinct pair asked once (the input's pairs in one
+   * call, then one call per merge for the pairs it created); onMerge runs before each merge. Synchronous (the callbacks are JS).
    */
   dynamicBpe(params: {
     tokens: Int32Array; offsets: Float64Array; firstNewId: number; maxMerges: number; targetTotal: number; minCount: number;
-    isValidPair: (a: number, b: number) => boolean; onMerge: (a: number, b: number, id: number, count: number) => void;
+    isValidPairs: (a: Int32Array, b: Int32Array) => Uint8Array; onMerge: (a: number, b: number, id: number, count: number) => void;
   }): {
     tokens: Int32Array; starts: Int32Array; offsets: Float64Array;
     mergeA: Int32Array; mergeB: Int32Array; mergeCount: Float64Array; mergeApplied: Float64Array;

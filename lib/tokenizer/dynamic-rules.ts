@@ -81,3 +81,26 @@ export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   m.set(b, a.length);
   return m;
 }
+
+/** The pair test of one run: base ids from the vocabulary, new ids registered in merge order. */
+export interface PairRule {
+  /** True when (a, b) may merge (rules 1-5). */
+  isValid(a: number, b: number): boolean;
+  /** Registers the next new id (vocab.size + merges so far) as a + b. */
+  addMerge(a: number, b: number): void;
+  /** Bytes of a base or registered new id. */
+  bytesOf(id: number): Uint8Array;
+}
+
+export function pairRule(vocab: DynamicVocab, boundary: DynamicBoundary): PairRule {
+  const first = vocab.size;
+  const extra: Uint8Array[] = [];
+  const bytesOf = (id: number): Uint8Array => (id < first ? vocab.tokenBytes(id) : extra[id - first]!);
+  const pretokenStarts = (b: Uint8Array): number[] => vocab.pretokenStarts(b);
+  return {
+    isValid: (a, b) => !(a < first && vocab.isSpecial(a)) && !(b < first && vocab.isSpecial(b)) &&
+      mergedBytesAllowed(concatBytes(bytesOf(a), bytesOf(b)), boundary, pretokenStarts),
+    addMerge: (a, b) => void extra.push(concatBytes(bytesOf(a), bytesOf(b))),
+    bytesOf,
+  };
+}

@@ -11,7 +11,7 @@
 import { rangeError, typeError } from '../errors.js';
 import { native } from '../native.js';
 import { checkInteger, checkNumber, checkOptions } from '../validate.js';
-import { concatBytes, DYNAMIC_BOUNDARIES, mergedBytesAllowed, type DynamicBoundary, type DynamicVocab } from './dynamic-rules.js';
+import { DYNAMIC_BOUNDARIES, pairRule, type DynamicBoundary, type DynamicVocab } from './dynamic-rules.js';
 
 export { DYNAMIC_BOUNDARIES, type DynamicBoundary, type DynamicVocab } from './dynamic-rules.js';
 
@@ -58,17 +58,6 @@ export interface DynamicTokenization {
   readonly length: number;
   /** The bytes of any id of the result (base or new). */
   tokenBytes(id: number): Uint8Array;
-}
-
-/** Base-pair validity per vocabulary and boundary, shared by calls (pairs of new ids are per call). */
-const baseCache = new WeakMap<object, Map<DynamicBoundary, Map<number, boolean>>>();
-
-function baseValidity(vocab: DynamicVocab, boundary: DynamicBoundary): Map<number, boolean> {
-  let byBoundary = baseCache.get(vocab);
-  if (!byBoundary) baseCache.set(vocab, (byBoundary = new Map()));
-  let m = byBoundary.get(boundary);
-  if (!m) byBoundary.set(boundary, (m = new Map()));
-  return m;
 }
 
 function checkVocab(vocab: unknown): DynamicVocab {
@@ -159,26 +148,15 @@ export function dynamicTokenize(batch: readonly (ArrayLike<number>)[], vocab: Dy
   const maxMerges = Math.min(opts.maxMerges, 2 ** 31 - 1 - v.size);
 
   const firstNewId = v.size;
-  const newBytes: Uint8Array[] = [];
-  const bytesOf = (id: number): Uint8Array => (id < firstNewId ? v.tokenBytes(id) : newBytes[id - firstNewId]!);
-  const cache = baseValidity(v, opts.boundary);
-  const pretokenStarts = (b: Uint8Array): number[] => v.pretokenStarts(b);
-  const isValidPair = (a: number, b: number): boolean => {
-    const base = a < firstNewId && b < firstNewId;
-    const key = a * firstNewId + b;
-    if (base) {
-      const hit = cache.get(key);
-      if (hit !== undefined) return hit;
-    }
-    const ok = !(a < firstNewId && v.isSpecial(a)) && !(b < firstNewId && v.isSpecial(b)) &&
-      mergedBytesAllowed(concatBytes(bytesOf(a), bytesOf(b)), opts.boundary, pretokenStarts);
-    if (base) cache.set(key, ok);
+  // Each distinct pair of this batch is tested once (the official code memoizes the same test), in batches.
+  const rule = pairRule(v, opts.boundary);
+  const isValidPairs = (a: Int32Array, b: Int32Array): Uint8Array => {
+    const ok = new Uint8Array(a.length);
+    for (let i = 0; i < a.length; i++) ok[i] = rule.isValid(a[i]!, b[i]!) ? 1 : 0;
     return ok;
   };
-  const onMerge = (a: number, b: number): void => {
-    newBytes.push(concatBytes(bytesOf(a), bytesOf(b)));
-  };
-  const r = native().dynamicBpe({ tokens, offsets, firstNewId, maxMerges, targetTotal, minCount: opts.minCount, isValidPair, onMerge });
+  const onMerge = (a: number, b: number): void => rule.addMerge(a, b);
+  const r = native().dynamicBpe({ tokens, offsets, firstNewId, maxMerges, targetTotal, minCount: opts.minCount, isValidPairs, onMerge });
 
   const merges: DynamicMerge[] = [];
   const pieces = new Map<number, readonly number[]>();
@@ -200,7 +178,7 @@ export function dynamicTokenize(batch: readonly (ArrayLike<number>)[], vocab: Dy
     if (!Number.isInteger(id) || id < 0 || id >= firstNewId + merges.length) {
       throw rangeError('id', `an id in [0, ${firstNewId + merges.length})`, id);
     }
-    return bytesOf(id);
+    return rule.bytesOf(id);
   };
   return { sequences, starts, merges, firstNewId, pieces, baseLength, length: r.tokens.length, tokenBytes };
 }

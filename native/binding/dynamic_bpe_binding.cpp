@@ -1,12 +1,15 @@
 // dynamicBpe(params): batch-level BPE (native/text/dynamic_bpe.h) with the
 // pair-validity rule supplied by JS. params: tokens (Int32Array, all
 // sequences back to back), offsets (Float64Array [nSeq + 1]), firstNewId,
-// maxMerges, targetTotal, minCount, isValidPair(a, b) -> boolean, onMerge(a,
-// b, id, count). Synchronous: the validity rule runs the tokenizer's JS
-// pre-tokenizer, so the work cannot leave the main thread. Inputs are copied
+// maxMerges, targetTotal, minCount, isValidPairs(a, b) -> Uint8Array (a and b
+// Int32Arrays of pair halves; one call for the input's pairs, then one per
+// merge for the pairs it created), onMerge(a, b, id, count). Synchronous: the
+// validity rule runs the tokenizer's JS pre-tokenizer, so the work cannot
+// leave the main thread. Inputs are copied
 // before the first callback runs, so a callback that changes or detaches
-// them changes nothing here; a callback that throws (or returns a
-// non-boolean) stops the run and its error is rethrown.
+// them changes nothing here; a callback that throws (or returns anything but
+// a Uint8Array of one entry per pair) stops the run and its error is rethrown.
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,16 +29,27 @@ struct DynBpeCallbacks {
   std::optional<Napi::Error> error;
 };
 
-int DynBpeOracleJs(void* ctx, int32_t a, int32_t b) {
+// Asks isValidPairs(a: Int32Array, b: Int32Array) -> Uint8Array (1 = may merge) for n pairs.
+int DynBpeOracleJs(void* ctx, const int32_t* a, const int32_t* b, int64_t n, uint8_t* out) {
   auto* c = static_cast<DynBpeCallbacks*>(ctx);
   Napi::HandleScope scope(c->env);
   try {
-    Napi::Value v = c->is_valid.Call({Napi::Number::New(c->env, a), Napi::Number::New(c->env, b)});
-    if (!v.IsBoolean()) {
-      c->error = Napi::TypeError::New(c->env, "isValidPair: expected a boolean result, received " + describe(v));
+    Napi::Int32Array ja = Napi::Int32Array::New(c->env, static_cast<size_t>(n));
+    Napi::Int32Array jb = Napi::Int32Array::New(c->env, static_cast<size_t>(n));
+    std::copy(a, a + n, ja.Data());
+    std::copy(b, b + n, jb.Data());
+    Napi::Value v = c->is_valid.Call({ja, jb});
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      c->error = Napi::TypeError::New(c->env, "isValidPairs: expected a Uint8Array result, received " + describe(v));
       return -1;
     }
-    return v.As<Napi::Boolean>().Value() ? 1 : 0;
+    const RawTypedArray r = ReadTypedArray(c->env, v, "isValidPairs result");
+    if (static_cast<int64_t>(r.length) != n) {
+      c->error = Napi::RangeError::New(c->env, "isValidPairs: expected a result of " + std::to_string(n) + " entries, received " + std::to_string(r.length));
+      return -1;
+    }
+    if (n > 0) std::copy(static_cast<const uint8_t*>(r.data), static_cast<const uint8_t*>(r.data) + n, out);
+    return 0;
   } catch (const Napi::Error& e) {
     c->error = e;
     return -1;
@@ -72,12 +86,12 @@ Napi::TypedArrayOf<E> CopyOut(Napi::Env env, const std::vector<T>& v) {
 
 Napi::Value DynamicBpe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = SnapshotParams(info, {"tokens", "offsets", "firstNewId", "maxMerges", "targetTotal", "minCount", "isValidPair", "onMerge"});
+  Napi::Object o = SnapshotParams(info, {"tokens", "offsets", "firstNewId", "maxMerges", "targetTotal", "minCount", "isValidPairs", "onMerge"});
   const int64_t first_new_id = GetInt(o, "firstNewId");
   const int64_t max_merges = GetInt(o, "maxMerges");
   const int64_t target_total = GetInt(o, "targetTotal");
   const int64_t min_count = GetInt(o, "minCount");
-  DynBpeCallbacks cb{env, GetFunction(o, "isValidPair"), GetFunction(o, "onMerge"), std::nullopt};
+  DynBpeCallbacks cb{env, GetFunction(o, "isValidPairs"), GetFunction(o, "onMerge"), std::nullopt};
   const TypedArrayView tokens = GetTypedArray(o, "tokens", napi_int32_array, true);
   const TypedArrayView offsets = GetTypedArray(o, "offsets", napi_float64_array, true);
   if (offsets.length < 1) throw Napi::RangeError::New(env, "offsets: expected nSeq + 1 >= 1 entries, received 0");

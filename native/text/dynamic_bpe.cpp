@@ -4,7 +4,9 @@
 //     merged token keeps the position of its first base token, so positions
 //     stay in batch order and a token's position is its base start;
 //   pairs: one record per distinct (a, b) seen, with its validity (asked
-//     once), its live occurrence count and a list of candidate positions
+//     once, in one oracle call per merge for all the pairs that merge
+//     created; a pair waits, counted but out of the heap, until its answer
+//     comes), its live occurrence count and a list of candidate positions
 //     (stale entries are dropped lazily: a position whose pair changed never
 //     gets that pair back, because merged ids are always fresh);
 //   a max-heap of (count, first position) entries. Entries are lazy: every
@@ -26,7 +28,7 @@ namespace {
 
 struct PairRec {
   int32_t a = 0, b = 0;
-  int8_t valid = 0;
+  int8_t valid = -1;          // -1 not asked yet, 0 never merges, 1 may merge
   bool first_known = true;
   int64_t count = 0;
   int32_t first = INT32_MAX;  // smallest live position (when first_known)
@@ -60,20 +62,22 @@ class DynBpe {
   bool live_pair_at(int32_t p, const PairRec& r) const {
     return alive_[p] && nxt_[p] >= 0 && tok_[p] == r.a && tok_[nxt_[p]] == r.b;
   }
-  // The pair record of (tok[p], tok[nxt[p]]), created (validity asked) on first sight; -1 after an oracle abort.
+  // The pair record of (tok[p], tok[nxt[p]]), created on first sight (validity not asked yet).
   int32_t pair_at(int32_t p);
-  bool add_occurrence(int32_t p, bool push);
+  void add_occurrence(int32_t p);
+  bool resolve();
   void remove_occurrence(int32_t p);
   void refresh(PairRec& r);
   int32_t pop_best();
-  bool merge(int32_t pid, int32_t id, int64_t* applied);
+  void merge(int32_t pid, int32_t id, int64_t* applied);
 
   const DynBpeInput& in_;
   DynBpeOracle oracle_;
   DynBpeOnMerge on_merge_;
   void* ctx_;
-  bool aborted_ = false;
+  std::vector<int32_t> unknown_;  // pairs created since the last resolve()
   std::vector<int32_t> tok_, nxt_, prv_;
+  std::vector<int32_t> pid_at_;  // [n] the pair record of (tok[p], tok[nxt[p]]) while p and nxt[p] are live
   std::vector<uint8_t> alive_;
   std::vector<PairRec> pairs_;
   std::unordered_map<uint64_t, int32_t> index_;
@@ -84,43 +88,60 @@ int32_t DynBpe::pair_at(int32_t p) {
   const int32_t a = tok_[p], b = tok_[nxt_[p]];
   auto it = index_.find(key(a, b));
   if (it != index_.end()) return it->second;
-  const int v = oracle_(ctx_, a, b);
-  if (v < 0) {
-    aborted_ = true;
-    return -1;
-  }
   const int32_t id = static_cast<int32_t>(pairs_.size());
   PairRec r;
   r.a = a;
   r.b = b;
-  r.valid = v > 0 ? 1 : 0;
   pairs_.push_back(std::move(r));
   index_.emplace(key(a, b), id);
+  unknown_.push_back(id);
   return id;
 }
 
-// Counts the pair starting at p (p and nxt[p] live). `push`: give the heap a
-// fresh entry (the initial pass pushes once per pair instead).
-bool DynBpe::add_occurrence(int32_t p, bool push) {
+// Counts the pair starting at p (p and nxt[p] live); a valid pair gets a
+// fresh heap entry, a pair not asked about yet waits for resolve().
+void DynBpe::add_occurrence(int32_t p) {
   const int32_t pid = pair_at(p);
-  if (pid < 0) return false;
+  pid_at_[p] = pid;
   PairRec& r = pairs_[pid];
-  if (!r.valid) return true;
+  if (r.valid == 0) return;
   r.count++;
   r.pos.push_back(p);
   if (r.first_known && p < r.first) r.first = p;
-  if (push) heap_.push({r.count, r.first_known ? r.first : -1, pid});
-  return true;
+  if (r.valid == 1) heap_.push({r.count, r.first_known ? r.first : -1, pid});
 }
 
-// Uncounts the pair starting at p; it was counted (or found invalid) when it appeared.
+// Uncounts the pair starting at p (counted when it appeared, unless invalid).
 void DynBpe::remove_occurrence(int32_t p) {
-  auto it = index_.find(key(tok_[p], tok_[nxt_[p]]));
-  if (it == index_.end()) return;  // cannot happen: every live pair was added
-  PairRec& r = pairs_[it->second];
-  if (!r.valid) return;
+  PairRec& r = pairs_[pid_at_[p]];
+  if (r.valid == 0) return;
   r.count--;
   if (r.first_known && r.first == p) r.first_known = false;
+}
+
+// Asks the oracle about every pair created since the last call (one call),
+// then gives each valid one that still occurs its heap entry.
+bool DynBpe::resolve() {
+  if (unknown_.empty()) return true;
+  const size_t n = unknown_.size();
+  std::vector<int32_t> a(n), b(n);
+  std::vector<uint8_t> ok(n, 0);
+  for (size_t i = 0; i < n; i++) {
+    a[i] = pairs_[unknown_[i]].a;
+    b[i] = pairs_[unknown_[i]].b;
+  }
+  if (oracle_(ctx_, a.data(), b.data(), static_cast<int64_t>(n), ok.data()) < 0) return false;
+  for (size_t i = 0; i < n; i++) {
+    PairRec& r = pairs_[unknown_[i]];
+    r.valid = ok[i] ? 1 : 0;
+    if (r.valid == 0) {
+      std::vector<int32_t>().swap(r.pos);
+    } else if (r.count > 0) {
+      heap_.push({r.count, r.first_known ? r.first : -1, unknown_[i]});
+    }
+  }
+  unknown_.clear();
+  return true;
 }
 
 // Drops stale positions, sorts the rest and sets first exactly.
@@ -140,7 +161,7 @@ int32_t DynBpe::pop_best() {
     const HeapEntry e = heap_.top();
     heap_.pop();
     PairRec& r = pairs_[e.pair];
-    if (r.count <= 0 || e.count < r.count) continue;  // gone, or a better entry exists
+    if (r.valid != 1 || r.count <= 0 || e.count < r.count) continue;  // gone, or a better entry exists
     if (e.count > r.count || !r.first_known || e.first != r.first) {
       if (!r.first_known) refresh(r);
       heap_.push({r.count, r.first, e.pair});
@@ -152,7 +173,7 @@ int32_t DynBpe::pop_best() {
 }
 
 // Replaces every non-overlapping occurrence of the pair, left to right, by id.
-bool DynBpe::merge(int32_t pid, int32_t id, int64_t* applied) {
+void DynBpe::merge(int32_t pid, int32_t id, int64_t* applied) {
   refresh(pairs_[pid]);
   const std::vector<int32_t> positions = std::move(pairs_[pid].pos);
   pairs_[pid].pos.clear();
@@ -169,12 +190,11 @@ bool DynBpe::merge(int32_t pid, int32_t id, int64_t* applied) {
     alive_[q] = 0;
     nxt_[p] = r;
     if (r >= 0) prv_[r] = p;
-    if (prev >= 0 && !add_occurrence(prev, true)) return false;
-    if (r >= 0 && !add_occurrence(p, true)) return false;
+    if (prev >= 0) add_occurrence(prev);
+    if (r >= 0) add_occurrence(p);
     done++;
   }
   *applied = done;
-  return true;
 }
 
 Status DynBpe::run(DynBpeOutput* out) {
@@ -183,19 +203,19 @@ Status DynBpe::run(DynBpeOutput* out) {
   nxt_.assign(n, -1);
   prv_.assign(n, -1);
   alive_.assign(n, 1);
+  pid_at_.assign(n, -1);
+  index_.reserve(static_cast<size_t>(n / 2 + 16));
   for (int64_t s = 0; s < in_.n_seq; s++) {
     for (int64_t i = in_.offsets[s]; i < in_.offsets[s + 1]; i++) {
       if (i + 1 < in_.offsets[s + 1]) nxt_[i] = static_cast<int32_t>(i + 1);
       if (i > in_.offsets[s]) prv_[i] = static_cast<int32_t>(i - 1);
     }
   }
-  // Initial counts in batch order (positions arrive sorted), one heap entry per pair.
+  // Initial counts in batch order (positions arrive sorted, so first is exact), then one oracle call and one heap entry per valid pair.
   for (int32_t p = 0; p < n; p++) {
-    if (nxt_[p] >= 0 && !add_occurrence(p, false)) return Status::internal("dynamic BPE: the pair validity callback failed");
+    if (nxt_[p] >= 0) add_occurrence(p);
   }
-  for (int32_t pid = 0; pid < static_cast<int32_t>(pairs_.size()); pid++) {
-    if (pairs_[pid].count > 0) heap_.push({pairs_[pid].count, pairs_[pid].first, pid});
-  }
+  if (!resolve()) return Status::internal("dynamic BPE: the pair validity callback failed");
   int64_t total = n;
   for (int64_t k = 0; k < in_.max_merges && total > in_.target_total; k++) {
     const int32_t pid = pop_best();
@@ -208,7 +228,8 @@ Status DynBpe::run(DynBpeOutput* out) {
     int64_t applied = 0;
     out->merge_a.push_back(pairs_[pid].a);
     out->merge_b.push_back(pairs_[pid].b);
-    if (!merge(pid, id, &applied)) return Status::internal("dynamic BPE: the pair validity callback failed");
+    merge(pid, id, &applied);
+    if (!resolve()) return Status::internal("dynamic BPE: the pair validity callback failed");
     out->merge_count.push_back(count);
     out->merge_applied.push_back(applied);
     total -= applied;

@@ -19,11 +19,13 @@
 
 namespace tp::text {
 
-// Validity oracle: 1 = the pair (a, b) may be merged, 0 = never, < 0 = abort
-// (the caller's oracle failed; dynamic_bpe returns Internal). Asked at most
-// once per distinct pair. `on_merge` (may be null) hears of each merge before
-// any pair containing its new id is asked about; < 0 aborts the same way.
-using DynBpeOracle = int (*)(void* ctx, int32_t a, int32_t b);
+// Validity oracle: out[i] = 1 when the pair (a[i], b[i]) may be merged, 0
+// when never; returns < 0 to abort (the caller's oracle failed; dynamic_bpe
+// then returns Internal). Asked once per distinct pair, in batches: all
+// pairs of the input first, then after each merge the pairs it created.
+// `on_merge` (may be null) hears of each merge before any pair containing its
+// new id is asked about; < 0 aborts the same way.
+using DynBpeOracle = int (*)(void* ctx, const int32_t* a, const int32_t* b, int64_t n, uint8_t* out);
 using DynBpeOnMerge = int (*)(void* ctx, int32_t a, int32_t b, int32_t id, int64_t count);
 
 struct DynBpeInput {

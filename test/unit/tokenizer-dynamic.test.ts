@@ -241,16 +241,20 @@ describe('arguments', () => {
     expect(batch).toEqual(copy);
   });
   it('the binding checks what memory safety depends on', () => {
-    const ok = { tokens: new Int32Array([1, 2]), offsets: new Float64Array([0, 2]), firstNewId: 3, maxMerges: 1, targetTotal: 0, minCount: 1, isValidPair: () => true, onMerge: () => {} };
+    const ok = { tokens: new Int32Array([1, 2]), offsets: new Float64Array([0, 2]), firstNewId: 3, maxMerges: 1, targetTotal: 0, minCount: 1, isValidPairs: (a: Int32Array) => new Uint8Array(a.length).fill(1), onMerge: () => {} };
     expect(native().dynamicBpe(ok).tokens).toEqual(new Int32Array([3]));
     expect(() => native().dynamicBpe({ ...ok, offsets: new Float64Array([0, 3]) })).toThrow(RangeError);
     expect(() => native().dynamicBpe({ ...ok, offsets: new Float64Array([0, 2, 1, 2]) })).toThrow(/non-decreasing/);
     expect(() => native().dynamicBpe({ ...ok, tokens: new Int32Array([1, 3]) })).toThrow(/tokens\[1\]/);
-    expect(() => native().dynamicBpe({ ...ok, isValidPair: (() => 1) as never })).toThrow(/boolean/);
-    expect(() => native().dynamicBpe({ ...ok, isValidPair: 5 as never })).toThrow(TypeError);
+    expect(() => native().dynamicBpe({ ...ok, isValidPairs: (() => [1]) as never })).toThrow(/Uint8Array/);
+    expect(() => native().dynamicBpe({ ...ok, isValidPairs: () => new Uint8Array(5) })).toThrow(/1 entries, received 5/);
+    expect(() => native().dynamicBpe({ ...ok, isValidPairs: 5 as never })).toThrow(TypeError);
     // A callback that detaches the input changes nothing: the binding copied it first.
     const tokens = new Int32Array([1, 2, 1, 2]);
-    const r = native().dynamicBpe({ ...ok, tokens, offsets: new Float64Array([0, 4]), isValidPair: () => { structuredClone(tokens.buffer, { transfer: [tokens.buffer] }); return true; } });
+    const r = native().dynamicBpe({ ...ok, tokens, offsets: new Float64Array([0, 4]), isValidPairs: (a: Int32Array) => {
+      if (tokens.byteLength > 0) structuredClone(tokens.buffer, { transfer: [tokens.buffer] });
+      return new Uint8Array(a.length).fill(1);
+    } });
     expect([...r.tokens]).toEqual([3, 3]);
   });
 });
