@@ -13,7 +13,8 @@
  * off one run of max(k) merges (the first k merges of a run are the run of
  * k merges). Times: medians over the batches of separate runs with
  * maxMerges = k, each including its pair-rule tests (the vocabulary's JS
- * pre-tokenizer, once per distinct pair). Peer: the official loop (recount
+ * pre-tokenizer, once per distinct pair; the time spent inside it is
+ * reported apart). Peer: the official loop (recount
  * every pair of the batch for every merge, memoized pair rule) at the
  * smaller k, on the same batches, in the same run.
  *
@@ -113,6 +114,8 @@ interface Row {
   tokensPerSeq: Record<number, number>;
   /** merges -> median ms of dynamicTokenize (native loop + pair rules). */
   ms: Record<number, number>;
+  /** merges -> median ms of those spent in the vocabulary's pre-tokenizer (the 'pretoken' rule). */
+  pretokenMs: Record<number, number>;
   /** merges -> median ms of the official recount-every-merge loop (TS). */
   peerMs: Record<number, number>;
   /** merges actually made when asked for max(MERGES) (median). */
@@ -136,12 +139,23 @@ export async function runDynamicTokenizationBench(quick: boolean, vocabNames: st
       continue;
     }
     const encoded = docs.map((d) => vocab.encode(d));
+    // The same vocabulary with its pre-tokenizer timed (the rule's cost, apart from the loop's).
+    let inPretok = 0;
+    const timed: TokenVocab = Object.assign(Object.create(vocab) as TokenVocab, {
+      pretokenStarts: (b: Uint8Array) => {
+        const t0 = process.hrtime.bigint();
+        const r = vocab.pretokenStarts(b);
+        inPretok += Number(process.hrtime.bigint() - t0) / 1e6;
+        return r;
+      },
+    });
     for (const boundary of ['pretoken', 'word'] as const) {
       for (const size of sizes) {
         const batches = Array.from({ length: nBatches }, (_, i) => encoded.slice(i * size, (i + 1) * size));
         const red: Record<number, number[]> = {};
         const per: Record<number, number[]> = {};
         const ms: Record<number, number[]> = {};
+        const pms: Record<number, number[]> = {};
         const peer: Record<number, number[]> = {};
         const made: number[] = [];
         for (const batch of batches) {
@@ -151,7 +165,9 @@ export async function runDynamicTokenizationBench(quick: boolean, vocabNames: st
             const len = full.baseLength - full.merges.slice(0, k).reduce((n, m) => n + m.applied, 0);
             (red[k] ??= []).push(1 - len / full.baseLength);
             (per[k] ??= []).push(len / batch.length);
-            (ms[k] ??= []).push(timeMs(() => dynamicTokenize(batch, vocab, { boundary, maxMerges: k })));
+            inPretok = 0;
+            (ms[k] ??= []).push(timeMs(() => dynamicTokenize(batch, timed, { boundary, maxMerges: k })));
+            (pms[k] ??= []).push(inPretok);
           }
           (per[0] ??= []).push(full.baseLength / batch.length);
           for (const k of quick ? PEER_MERGES.slice(0, 2) : PEER_MERGES) {
@@ -164,12 +180,12 @@ export async function runDynamicTokenizationBench(quick: boolean, vocabNames: st
         const med = (r: Record<number, number[]>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]));
         const row: Row = {
           vocab: name, boundary, batchSize: size, batches: nBatches, baseTokensPerSeq: median(per[0]!),
-          reduction: med(red), tokensPerSeq: med(per), ms: med(ms), peerMs: med(peer), mergesMade: median(made),
+          reduction: med(red), tokensPerSeq: med(per), ms: med(ms), pretokenMs: med(pms), peerMs: med(peer), mergesMade: median(made),
         };
         rows.push(row);
         console.log(
           `${name.padEnd(7)} ${boundary.padEnd(8)} B=${String(size).padEnd(3)} base ${row.baseTokensPerSeq.toFixed(0).padStart(5)} tok/seq | ` +
-            MERGES.map((k) => `${k}: -${(100 * row.reduction[k]!).toFixed(1)}% ${row.ms[k]!.toFixed(0)}ms`).join(' | ') +
+            MERGES.map((k) => `${k}: -${(100 * row.reduction[k]!).toFixed(1)}% ${row.ms[k]!.toFixed(0)}ms (${row.pretokenMs[k]!.toFixed(0)} pretok)`).join(' | ') +
             ' | official loop ' + Object.entries(row.peerMs).map(([k, v]) => `${k}: ${v.toFixed(0)}ms`).join(' '),
         );
       }

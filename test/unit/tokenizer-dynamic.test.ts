@@ -6,7 +6,7 @@
  * maps back to base tokens, the stop options and the argument checks.
  */
 import { describe, expect, it } from 'vitest';
-import { DYNAMIC_BOUNDARIES, DYNAMIC_DEFAULTS, dynamicTokenize, meanOfPiecesEmbeddings, type DynamicBoundary, type DynamicVocab } from '../../lib/index.js';
+import { DYNAMIC_BOUNDARIES, DYNAMIC_DEFAULTS, dynamicTokenize, loadVocab, meanOfPiecesEmbeddings, type DynamicBoundary, type DynamicVocab } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
 import { referenceDynamicBpe, referenceIsValidPair } from '../reference/dynamic-bpe.js';
 import { mulberry32, randomInt } from '../reference/random.js';
@@ -26,7 +26,8 @@ function wordCount(text: string): number {
 }
 
 /** The official is_valid_pair, memoized as the official code does (lru_cache). */
-function referenceRule(vocab: DynamicVocab, boundary: DynamicBoundary, bytesOf: (id: number) => Uint8Array) {
+function referenceRule(vocab: DynamicVocab, boundary: DynamicBoundary, bytesOf: (id: number) => Uint8Array,
+  pretokens: (text: string, bytes: Uint8Array) => number = (text) => toyPretokenCount(text)) {
   const memo = new Map<string, boolean>();
   return (a: number, b: number) => {
     const k = `${a},${b}`;
@@ -36,15 +37,16 @@ function referenceRule(vocab: DynamicVocab, boundary: DynamicBoundary, bytesOf: 
   };
   function rule(a: number, b: number): boolean {
     return referenceIsValidPair(bytesOf(a), bytesOf(b), a < vocab.size && vocab.isSpecial(a), b < vocab.size && vocab.isSpecial(b), boundary,
-      (text) => (boundary === 'pretoken' ? toyPretokenCount(text) : wordCount(text)));
+      (text, bytes) => (boundary === 'pretoken' ? pretokens(text, bytes) : wordCount(text)));
   }
 }
 
 /** The reference on the same batch; bytes of new ids follow the reference's own merges. */
-function reference(batch: number[][], vocab: DynamicVocab, boundary: DynamicBoundary, maxMerges: number, opts: { targetTotal?: number; minCount?: number } = {}) {
+function reference(batch: number[][], vocab: DynamicVocab, boundary: DynamicBoundary, maxMerges: number,
+  opts: { targetTotal?: number; minCount?: number } = {}, pretokens?: (text: string, bytes: Uint8Array) => number) {
   const extra: Uint8Array[] = [];
   const bytesOf = (id: number) => (id < vocab.size ? vocab.tokenBytes(id) : extra[id - vocab.size]!);
-  const rule = referenceRule(vocab, boundary, bytesOf);
+  const rule = referenceRule(vocab, boundary, bytesOf, pretokens);
   return referenceDynamicBpe(batch, rule, vocab.size, maxMerges, {
     ...opts,
     onMerge: (a, b) => extra.push(new Uint8Array([...bytesOf(a), ...bytesOf(b)])),
@@ -121,6 +123,25 @@ describe('dynamicTokenize against the official loop', () => {
     // After a merge the first occurrences move; the native heap must follow them.
     const got = asPlain(dynamicTokenize([ids('abcyz'), ids('yzab')], vocab, { maxMerges: 4 }));
     expect(got).toEqual(reference([ids('abcyz'), ids('yzab')], vocab, 'pretoken', 4));
+  });
+});
+
+describe('a real vocabulary (cl100k)', () => {
+  it('matches the official loop on English text, with the vocabulary\'s own pre-tokenizer', async () => {
+    const vocab = await loadVocab('cl100k');
+    const texts = [
+      'The cat sat on the mat. The cat sat on the hat!\n\nThe end.',
+      '  indented\tline with tabs\tand   spaces\r\n  indented again: naïve café, naïve café',
+      'x', '', '1234567 1234567 <|endoftext|> 1234567',
+    ];
+    const batch = texts.map((t) => vocab.encode(t));
+    batch[3] = [100257, 100257]; // specials, side by side
+    for (const boundary of ['pretoken', 'word'] as const) {
+      const got = asPlain(dynamicTokenize(batch, vocab, { boundary, maxMerges: 40 }));
+      const want = reference(batch, vocab, boundary, 40, {}, (_t, bytes) => vocab.pretokenStarts(bytes).length);
+      expect(got).toEqual(want);
+      expect(got.merges.length).toBeGreaterThan(2);
+    }
   });
 });
 
