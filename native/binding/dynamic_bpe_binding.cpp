@@ -105,7 +105,7 @@ Napi::Value DynamicBpe(const Napi::CallbackInfo& info) {
     const double d = off_src[i];
     if (!(d >= 0 && d <= static_cast<double>(tokens.length)) || d != static_cast<double>(static_cast<int64_t>(d))) {
       throw Napi::RangeError::New(env, "offsets[" + std::to_string(i) + "]: expected an integer in [0, " + std::to_string(tokens.length) + "], received " +
-                                           std::to_string(d));
+                                           describe(Napi::Number::New(env, d)));
     }
     off[static_cast<size_t>(i)] = static_cast<int64_t>(d);
   }
