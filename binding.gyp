@@ -18,6 +18,7 @@
         "native/unity/spec_drafters.cpp",
         "native/unity/text_tokenizer.cpp",
         "native/unity/token_kn.cpp",
+        "native/unity/tokenizer_dynamic.cpp",
         "native/kv/kv_dots_avx512.cpp",
         "native/kv/kv_quant_attend_avx2.cpp",
         "native/kv/kv_quant_attend_avx512.cpp",

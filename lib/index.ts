@@ -156,3 +156,8 @@ export { type TokenLm, checkTokenLm } from './tokenizer/token-lm.js';
 export { TokenByteProbs, ByteProbStepper, type ByteProbsOptions, type ByteProbsMask } from './tokenizer/byte-probs.js';
 export { TokenKnModel, type TokenKnTrainOptions } from './tokenizer/token-kn.js';
 export { TokenLmByteModel, compressTokenLm, decompressTokenLm, type TokenLmCompressed } from './tokenizer/token-byte-model.js';
+// tokenizer: dynamic tokenization (batch-level BPE)
+export {
+  dynamicTokenize, meanOfPiecesEmbeddings, DYNAMIC_DEFAULTS, DYNAMIC_BOUNDARIES,
+  type DynamicTokenizeOptions, type DynamicTokenization, type DynamicMerge, type DynamicBoundary, type DynamicVocab,
+} from './tokenizer/dynamic.js';

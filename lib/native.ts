@@ -523,6 +523,18 @@ export interface NativeAddon extends NativeSpecDrafters {
   // token-level Kneser-Ney (lib/tokenizer/token-kn.ts)
   tokenKnTrain: NativeTokenKn['tokenKnTrain'];
   tokenKnNext: NativeTokenKn['tokenKnNext'];
+  /**
+   * Dynamic tokenization (native/text/dynamic_bpe.h): tokens (all sequences back to back), offsets [nSeq + 1];
+   * isValidPairs answers for pairs (a[i], b[i]) with 1 (may merge) or 0, each distinct pair asked once (the input's pairs in one
+   * call, then one call per merge for the pairs it created); onMerge runs before each merge. Synchronous (the callbacks are JS).
+   */
+  dynamicBpe(params: {
+    tokens: Int32Array; offsets: Float64Array; firstNewId: number; maxMerges: number; targetTotal: number; minCount: number;
+    isValidPairs: (a: Int32Array, b: Int32Array) => Uint8Array; onMerge: (a: number, b: number, id: number, count: number) => void;
+  }): {
+    tokens: Int32Array; starts: Int32Array; offsets: Float64Array;
+    mergeA: Int32Array; mergeB: Int32Array; mergeCount: Float64Array; mergeApplied: Float64Array;
+  };
 }
 
 /** An opaque tokenizer-core handle (an External checked by type tag). */

@@ -46,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterSpecDrafters(env, exports);
   tp::binding::RegisterTokenizer(env, exports);
   tp::binding::RegisterTokenKn(env, exports);
+  tp::binding::RegisterDynamicBpe(env, exports);
   return exports;
 }
 

@@ -19,5 +19,6 @@ void RegisterSparseDeviceModel(Napi::Env env, Napi::Object exports);  // sparse_
 void RegisterSpecDrafters(Napi::Env env, Napi::Object exports);  // spec_drafters_binding.cpp
 void RegisterTokenizer(Napi::Env env, Napi::Object exports);  // tokenizer_binding.cpp
 void RegisterTokenKn(Napi::Env env, Napi::Object exports);  // token_kn_binding.cpp
+void RegisterDynamicBpe(Napi::Env env, Napi::Object exports);  // dynamic_bpe_binding.cpp (unity/tokenizer_dynamic.cpp)
 
 }  // namespace tp::binding
