@@ -514,6 +514,23 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** n: the original length, in [0, min(2^31 - 1, 32768 * payload.length)] (0 only for an empty payload). */
   decompressAdaptive(payload: Uint8Array, n: number, opts?: NativeCmOptions): Uint8Array;
   decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
+  /** Batched OMP (native/text/omp.h): atoms f32 [nAtoms, dim], targets f32 [nTargets, dim] -> outIndices i32 / outCoeffs f32 [nTargets, k], outCounts i32 [nTargets]. */
+  ompBatch(p: NativeOmpParams): void;
+  ompBatchAsync(p: NativeOmpParams, onProgress?: (targetsDone: number) => void): Promise<void>;
+}
+
+/** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */
+export interface NativeOmpParams {
+  atoms: Float32Array;
+  nAtoms: number;
+  targets: Float32Array;
+  nTargets: number;
+  dim: number;
+  k: number;
+  gramCacheBytes: number;
+  outIndices: Int32Array;
+  outCoeffs: Float32Array;
+  outCounts?: Int32Array;
 }
 
 /** A bandwidth measurement: the best rep and how it was obtained. */
