@@ -120,7 +120,7 @@ export function applyOmpCodes(codes: OmpResult, base: Float32Array, baseDim: num
       const j = codes.indices[t * codes.k + i]!;
       if (j < 0 || j >= nBase) throw rangeError('codes.indices', `atoms in [0, ${nBase})`, j);
       const c = codes.coeffs[t * codes.k + i]!;
-      for (let d = 0; d < bd; d++) acc[d] += c * base[j * bd + d]!;
+      for (let d = 0; d < bd; d++) acc[d] = acc[d]! + c * base[j * bd + d]!;
     }
     for (let d = 0; d < bd; d++) out[t * bd + d] = acc[d]!;
   }
