@@ -43,7 +43,7 @@ export function referenceOmp(atoms: Float32Array, targets: Float32Array, dim: nu
       for (let pass = 0; pass < 2; pass++) {
         for (let i = 0; i < Q.length; i++) {
           const p = dot(Q[i]!, q);
-          proj[i] += p;
+          proj[i] = proj[i]! + p;
           q = q.map((v, d) => v - p * Q[i]![d]!);
         }
       }

@@ -55,7 +55,7 @@ describe('ompBatch vs the float64 reference', () => {
     for (let a = 0; a < nA; a++) {
       for (let r = 0; r < rank; r++) {
         const w = rng() * 2 - 1;
-        for (let d = 0; d < dim; d++) atoms[a * dim + d] += w * basis[r * dim + d]!;
+        for (let d = 0; d < dim; d++) atoms[a * dim + d] = atoms[a * dim + d]! + w * basis[r * dim + d]!;
       }
     }
     const targets = gaussian(rng, nT * dim);
@@ -66,7 +66,7 @@ describe('ompBatch vs the float64 reference', () => {
       expect(res.counts[t]).toBeLessThanOrEqual(rank);
       // Same fitted vector as the float64 reference (both are the projection).
       const refFit = new Float64Array(dim);
-      ref.indices[t]!.forEach((j, i) => { for (let d = 0; d < dim; d++) refFit[d] += ref.coeffs[t]![i]! * atoms[j * dim + d]!; });
+      ref.indices[t]!.forEach((j, i) => { for (let d = 0; d < dim; d++) refFit[d] = refFit[d]! + ref.coeffs[t]![i]! * atoms[j * dim + d]!; });
       for (let d = 0; d < dim; d++) expect(fit[t * dim + d]).toBeCloseTo(refFit[d]!, 3);
     }
   });
