@@ -150,3 +150,10 @@ export type { TokenVocab, VocabName, VocabKind } from './tokenizer/types.js';
 export { loadVocab, VOCAB_NAMES } from './tokenizer/vocab.js';
 export { ByteBpeVocab, type ByteBpeSpec } from './tokenizer/byte-bpe-vocab.js';
 export { rustRegexToJs } from './tokenizer/rust-regex.js';
+// tokenizer tools (tok-omp): batched OMP and embedding transplantation
+export { ompBatch, ompBatchAsync, applyOmpCodes, OMP_DEFAULT_K, OMP_MAX_K, type OmpOptions, type OmpAsyncOptions, type OmpResult } from './tokenizer/omp.js';
+export {
+  transplantEmbeddings, transplantEmbeddingsAsync, TRANSPLANT_METHODS, type TransplantMethod, type TransplantOptions, type TransplantResult,
+  type TokenEmbedder,
+} from './tokenizer/transplant.js';
+export { parseNpy, parseRawF32, encodeNpy, type F32Matrix } from './tokenizer/npy.js';

@@ -220,14 +220,28 @@ function gather(m: Float32Array, dim: number, ids: ArrayLike<number>): Float32Ar
   return out;
 }
 
-function ompInputs(p: Plan): { atoms: Float32Array; targets: Float32Array; donorDim: number; k: number } {
+interface OmpInputs { atoms: Float32Array; atomsOld: Int32Array; targets: Float32Array; donorDim: number; k: number }
+
+/** Atoms: the anchors' donor rows, less the zero rows (OMP never picks a zero atom; they would only cost time). */
+function ompInputs(p: Plan): OmpInputs {
   const donorDim = p.o.donorDim!;
-  return { atoms: gather(p.o.donor!, donorDim, p.anchorsNew), targets: gather(p.o.donor!, donorDim, p.approximated), donorDim, k: p.o.k ?? OMP_DEFAULT_K };
+  const donor = p.o.donor!;
+  const keepNew: number[] = [];
+  const keepOld: number[] = [];
+  p.anchorsNew.forEach((id, i) => {
+    for (let d = 0; d < donorDim; d++) {
+      if (donor[id * donorDim + d] !== 0) { keepNew.push(id); keepOld.push(p.anchorsOld[i]!); return; }
+    }
+  });
+  return {
+    atoms: gather(donor, donorDim, keepNew), atomsOld: Int32Array.from(keepOld), targets: gather(donor, donorDim, p.approximated),
+    donorDim, k: p.o.k ?? OMP_DEFAULT_K,
+  };
 }
 
 /** Writes the OMP approximations: coefficients over the anchors' base rows; a zero code (zero donor row) falls back to mean-of-pieces. */
-function ompFinish(p: Plan, codes: OmpResult): number {
-  const approx = applyOmpCodes(codes, gather(p.o.base, p.baseDim, p.anchorsOld), p.baseDim);
+function ompFinish(p: Plan, inputs: OmpInputs, codes: OmpResult): number {
+  const approx = applyOmpCodes(codes, gather(p.o.base, p.baseDim, inputs.atomsOld), p.baseDim);
   let fallbacks = 0;
   p.approximated.forEach((id, t) => {
     if (codes.counts[t] === 0) {  // nothing to combine: the token's pieces instead
@@ -379,20 +393,20 @@ export function transplantEmbeddings(options: TransplantOptions): TransplantResu
   const p = plan(options);
   if (p.o.method === 'mean-of-pieces') return result(p, meanOfPieces(p));
   if (p.o.method === 'tokenadapt') return result(p, tokenAdapt(p));
-  const { atoms, targets, donorDim, k } = ompInputs(p);
-  const codes = ompBatch(atoms, targets, donorDim, { k, gramCacheBytes: p.o.gramCacheBytes });
-  return result(p, ompFinish(p, codes));
+  const inputs = ompInputs(p);
+  const codes = ompBatch(inputs.atoms, inputs.targets, inputs.donorDim, { k: inputs.k, gramCacheBytes: p.o.gramCacheBytes });
+  return result(p, ompFinish(p, inputs, codes));
 }
 
 /** {@link transplantEmbeddings} with the OMP codes computed off the event loop (onProgress(done, total) in targets). */
 export async function transplantEmbeddingsAsync(options: TransplantOptions): Promise<TransplantResult> {
   const p = plan(options);
   if (p.o.method !== 'omp') return transplantEmbeddings(options);
-  const { atoms, targets, donorDim, k } = ompInputs(p);
+  const inputs = ompInputs(p);
   const total = p.approximated.length;
   const onProgress = p.o.onProgress;
-  const codes = await ompBatchAsync(atoms, targets, donorDim, {
-    k, gramCacheBytes: p.o.gramCacheBytes, onProgress: onProgress ? (n) => onProgress(n, total) : undefined,
+  const codes = await ompBatchAsync(inputs.atoms, inputs.targets, inputs.donorDim, {
+    k: inputs.k, gramCacheBytes: p.o.gramCacheBytes, onProgress: onProgress ? (n) => onProgress(n, total) : undefined,
   });
-  return result(p, ompFinish(p, codes));
+  return result(p, ompFinish(p, inputs, codes));
 }
