@@ -24,6 +24,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { backendInfo } from '../lib/index.js';
+import { native } from '../lib/native.js';
 import { ompBatch } from '../lib/tokenizer/omp.js';
 import { transplantEmbeddings, type TransplantMethod } from '../lib/tokenizer/transplant.js';
 import type { VocabName } from '../lib/tokenizer/types.js';
@@ -98,7 +99,7 @@ async function evalRecovery(): Promise<Record<string, unknown>> {
   return { base: baseName, donor: donorName, corpusMiB: mb, embedding: opts, shared: shared.length, heldOut: held.length, rows };
 }
 
-function timing(): Record<string, unknown> {
+async function timing(): Promise<Record<string, unknown>> {
   const anchors = Number(arg('anchors', '100000'));
   const targets = Number(arg('targets', '24'));
   const width = Number(arg('width', '4096'));
@@ -117,12 +118,17 @@ function timing(): Record<string, unknown> {
     meanCount = res.counts.reduce((a, b) => a + b, 0) / targets;
   }
   const med = median(times);
+  // The machine's FMA peak (f32 FLOP/s, all threads) measured right after, the roof of the Gram GEMM.
+  const peaks = [0, 1, 2].map(() => native().measureFmaPeak(backendInfo().threads));
+  const fmaPeakGflops = median(peaks) / 1e9;
   const flops = targets * 64 * anchors * width * 2; // Gram columns, no cache hits (alpha0 adds 1/64 of it)
   const out = {
     anchors, targets, width, k: 64, reps, medianSeconds: med, meanCount, secondsPerTarget: med / targets,
     extrapolated100kTargetsHours: (med / targets) * 100000 / 3600, gflops: flops / med / 1e9, threads: backendInfo().threads,
+    fmaPeakGflops, fractionOfPeak: flops / med / 1e9 / fmaPeakGflops,
+    loadAverage: (await import('node:os')).loadavg()[0],
   };
-  console.error(`timing: ${anchors} anchors x ${targets} targets, width ${width}, k 64: ${med.toFixed(2)} s (${out.gflops.toFixed(1)} GFLOP/s); ` +
+  console.error(`timing: ${anchors} anchors x ${targets} targets, width ${width}, k 64: ${med.toFixed(2)} s (${out.gflops.toFixed(1)} GFLOP/s, ${(100 * out.fractionOfPeak).toFixed(0)}% of the measured FMA peak ${fmaPeakGflops.toFixed(0)}); ` +
     `100k targets ~ ${out.extrapolated100kTargetsHours.toFixed(1)} h (extrapolated)`);
   return out;
 }
@@ -130,7 +136,7 @@ function timing(): Record<string, unknown> {
 async function main(): Promise<void> {
   const result: Record<string, unknown> = { cpu: cpuModel(), isa: backendInfo().isa, command: `node dist/bench/transplant.js ${process.argv.slice(2).join(' ')}` };
   if (!flag('timing-only')) result.eval = await evalRecovery();
-  if (!flag('eval-only')) result.timing = timing();
+  if (!flag('eval-only')) result.timing = await timing();
   mkdirSync('bench-results', { recursive: true });
   writeFileSync('bench-results/transplant.json', JSON.stringify(result, null, 2) + '\n');
   console.log(JSON.stringify(result, null, 2));

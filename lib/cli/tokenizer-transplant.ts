@@ -6,18 +6,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { intArg } from './int-arg.js';
 import { encodeNpy, parseNpy, parseRawF32, type F32Matrix } from '../tokenizer/npy.js';
 import { TRANSPLANT_METHODS, transplantEmbeddingsAsync, type TransplantMethod } from '../tokenizer/transplant.js';
 import type { VocabName } from '../tokenizer/types.js';
 import { loadVocab, VOCAB_NAMES } from '../tokenizer/vocab.js';
-
-function intArg(name: string, min: number, max: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`--${name}: expected an integer in [${min}, ${max}], received "${value}"`);
-    return n;
-  };
-}
 
 function readMatrix(path: string, dim: number | undefined, what: string): F32Matrix {
   const bytes = readFileSync(path);
@@ -47,11 +40,11 @@ export function addTransplantCommand(group: Command): void {
     .addOption(new Option('--base-vocab <name>', 'the model\'s tokenizer (rows of --base)').choices([...VOCAB_NAMES]).makeOptionMandatory())
     .addOption(new Option('--new-vocab <name>', 'the tokenizer to transplant (rows of the output and of --donor)').choices([...VOCAB_NAMES]).makeOptionMandatory())
     .requiredOption('--base <file>', 'the model\'s embeddings [base vocab size, width] (.npy <f4, or raw f32 with --base-dim)')
-    .option('--base-dim <n>', 'width of a raw f32 --base', intArg('base-dim', 1, 1 << 24))
+    .option('--base-dim <n>', 'width of a raw f32 --base', intArg('--base-dim', 1, 1 << 24))
     .option('--donor <file>', 'omp, tokenadapt: a donor model\'s embeddings for the new vocabulary [new vocab size, width]')
-    .option('--donor-dim <n>', 'width of a raw f32 --donor', intArg('donor-dim', 1, 1 << 24))
+    .option('--donor-dim <n>', 'width of a raw f32 --donor', intArg('--donor-dim', 1, 1 << 24))
     .addOption(new Option('--method <method>', 'how to approximate new tokens').choices([...TRANSPLANT_METHODS]).default('omp'))
-    .option('--k <n>', 'omp: atoms per token', intArg('k', 1, 1024), 64)
+    .option('--k <n>', 'omp: atoms per token', intArg('--k', 1, 1024), 64)
     .requiredOption('--out <file>', 'the new embedding matrix [new vocab size, width] (.npy, else raw f32)')
     .option('--json', 'print a JSON summary')
     .action(async (o: TransplantCliOptions) => {
