@@ -161,3 +161,10 @@ export {
   dynamicTokenize, meanOfPiecesEmbeddings, DYNAMIC_DEFAULTS, DYNAMIC_BOUNDARIES,
   type DynamicTokenizeOptions, type DynamicTokenization, type DynamicMerge, type DynamicBoundary, type DynamicVocab,
 } from './tokenizer/dynamic.js';
+// tokenizer tools (tok-omp): batched OMP and embedding transplantation
+export { ompBatch, ompBatchAsync, applyOmpCodes, OMP_DEFAULT_K, OMP_MAX_K, type OmpOptions, type OmpAsyncOptions, type OmpResult } from './tokenizer/omp.js';
+export {
+  transplantEmbeddings, transplantEmbeddingsAsync, TRANSPLANT_METHODS, type TransplantMethod, type TransplantOptions, type TransplantResult,
+  type TokenEmbedder,
+} from './tokenizer/transplant.js';
+export { parseNpy, parseRawF32, encodeNpy, type F32Matrix } from './tokenizer/npy.js';

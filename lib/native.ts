@@ -535,6 +535,23 @@ export interface NativeAddon extends NativeSpecDrafters {
     tokens: Int32Array; starts: Int32Array; offsets: Float64Array;
     mergeA: Int32Array; mergeB: Int32Array; mergeCount: Float64Array; mergeApplied: Float64Array;
   };
+  /** Batched OMP (native/text/omp.h): atoms f32 [nAtoms, dim], targets f32 [nTargets, dim] -> outIndices i32 / outCoeffs f32 [nTargets, k], outCounts i32 [nTargets]. */
+  ompBatch(p: NativeOmpParams): void;
+  ompBatchAsync(p: NativeOmpParams, onProgress?: (targetsDone: number) => void): Promise<void>;
+}
+
+/** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */
+export interface NativeOmpParams {
+  atoms: Float32Array;
+  nAtoms: number;
+  targets: Float32Array;
+  nTargets: number;
+  dim: number;
+  k: number;
+  gramCacheBytes: number;
+  outIndices: Int32Array;
+  outCoeffs: Float32Array;
+  outCounts?: Int32Array;
 }
 
 /** An opaque tokenizer-core handle (an External checked by type tag). */

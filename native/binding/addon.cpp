@@ -47,6 +47,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterTokenizer(env, exports);
   tp::binding::RegisterTokenKn(env, exports);
   tp::binding::RegisterDynamicBpe(env, exports);
+  tp::binding::RegisterOmp(env, exports);
   return exports;
 }
 

@@ -20,5 +20,6 @@ void RegisterSpecDrafters(Napi::Env env, Napi::Object exports);  // spec_drafter
 void RegisterTokenizer(Napi::Env env, Napi::Object exports);  // tokenizer_binding.cpp
 void RegisterTokenKn(Napi::Env env, Napi::Object exports);  // token_kn_binding.cpp
 void RegisterDynamicBpe(Napi::Env env, Napi::Object exports);  // dynamic_bpe_binding.cpp (unity/tokenizer_dynamic.cpp)
+void RegisterOmp(Napi::Env env, Napi::Object exports);  // omp_binding.cpp
 
 }  // namespace tp::binding
