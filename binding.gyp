@@ -16,6 +16,7 @@
         "native/unity/coding.cpp",
         "native/unity/core_kv.cpp",
         "native/unity/spec_drafters.cpp",
+        "native/unity/tokenizer_super.cpp",
         "native/kv/kv_dots_avx512.cpp",
         "native/kv/kv_quant_attend_avx2.cpp",
         "native/kv/kv_quant_attend_avx512.cpp",

@@ -514,6 +514,16 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** n: the original length, in [0, min(2^31 - 1, 32768 * payload.length)] (0 only for an empty payload). */
   decompressAdaptive(payload: Uint8Array, n: number, opts?: NativeCmOptions): Uint8Array;
   decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
+  // Supertokens (native/text/bpe_merges.h, lib/tokenizer/supertokens.ts). Offsets are Int32Array [n + 1] from 0.
+  /** Rank-ordered BPE of each piece: merges int32 [m, 3] (left, right, result), rank = row; byteIds [256]. ends [pieces] index ids. */
+  bpeEncodePieces(p: { merges: Int32Array; nIds: number; byteIds: Int32Array; bytes: Uint8Array; pieceOffsets: Int32Array }): { ids: Int32Array; ends: Int32Array };
+  /** Adjacent-pair counts inside chunks weighted by counts [chunks], sorted by (left, right). */
+  countTokenPairs(p: { tokens: Int32Array; offsets: Int32Array; counts: Int32Array; nIds: number }): { left: Int32Array; right: Int32Array; count: Float64Array };
+  /** Learns up to nMerges merges; pairs int32 [merges, 2] (new id = vocabulary size + k), counts [merges]. onProgress(done) false stops. */
+  trainSuperMerges(p: {
+    tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
+    nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => boolean | void;
+  }): { pairs: Int32Array; counts: Float64Array };
 }
 
 /** A bandwidth measurement: the best rep and how it was obtained. */

@@ -44,6 +44,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterSparse(env, exports);
   tp::binding::RegisterSparseDeviceModel(env, exports);
   tp::binding::RegisterSpecDrafters(env, exports);
+  tp::binding::RegisterTokenizerSuper(env, exports);
   return exports;
 }
 
