@@ -205,7 +205,7 @@ describe('trainSupertokens', () => {
     for (const text of [...PROBES, TRAIN_TEXT]) {
       const theirs = hf.encode(text).ids;
       expect(theirs).toEqual(tokenizer.encode(text));
-      if (text.length > 0) expect(hf.decode(theirs)).toBe(text);
+      if (text.length > 0) expect(hf.decode(theirs, { clean_up_tokenization_spaces: false })).toBe(text);
     }
   });
 
