@@ -145,3 +145,8 @@ export {
 } from './prompt/scorers.js';
 export { type WordProbMode } from './prompt/words.js';
 export type { Span, ScoredSpan, TokenScorer, CountTokens, CompressedPrompt } from './prompt/types.js';
+// tokenizer tools (tok-core): the TokenVocab contract and the built-in vocabularies
+export type { TokenVocab, VocabName, VocabKind } from './tokenizer/types.js';
+export { loadVocab, VOCAB_NAMES } from './tokenizer/vocab.js';
+export { ByteBpeVocab, type ByteBpeSpec } from './tokenizer/byte-bpe-vocab.js';
+export { rustRegexToJs } from './tokenizer/rust-regex.js';

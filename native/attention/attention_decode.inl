@@ -125,6 +125,18 @@ void score_keys(const float* const* q, const RowSrc& k, int64_t nj, int64_t hd, 
   for (int64_t j = 0; j < nj; j += KG) {
     if (pf)
       for (int kk = 0; kk < KG; ++kk) pf->at(pf_base + j + kk + pf->ahead);
+    // Gathered rows (sparse selections): every page of K and of V starts a
+    // new stream that the hardware prefetchers pick up late, and the P.V
+    // pass stalled on the V rows (69% of its samples on AMD EPYC Zen 3). So
+    // the score pass pulls the V row of each key it scores into L2 (pf->b is
+    // this chunk's V when pf is the score pass's sequence): 20-25% off a
+    // one-thread Quest attend at 32k (docs/sparse.md).
+    if (pf && k.idx) {
+      for (int kk = 0; kk < KG && pf_base + j + kk < pf->nb; ++kk) {
+        const char* vr = static_cast<const char*>(pf->b.row(pf_base + j + kk));
+        for (int64_t off = 0; off < pf->b_bytes; off += 64) __builtin_prefetch(vr + off, 0, 2);
+      }
+    }
     const int n = static_cast<int>(min64(KG, nj - j));
     if (!k.idx && n == KG) {
       score_group<KD, R, false, NV>(q, k.base + j * k.stride, k.stride, nullptr, hd, out);

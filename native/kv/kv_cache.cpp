@@ -456,12 +456,13 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
   const size_t rb = static_cast<size_t>(row_bytes());
   const ConvertPath path = convert_path();
   constexpr int64_t kChunk = 4096;  // elements scanned, then converted while in L1
-  // One operand (k or v) of one head; false: a non-finite value.
-  auto copy = [&](const void* base, DType t, int64_t hs, int64_t rs, int64_t h, uint8_t* dst) {
+  // Rows [r0, r0 + nr) of one operand (k or v) of one head into dst (row
+  // r0's place); false: a non-finite value.
+  auto copy = [&](const void* base, DType t, int64_t hs, int64_t rs, int64_t h, uint8_t* dst, int64_t r0, int64_t nr) {
     const size_t es = dtype_size(t);
-    const auto* src = static_cast<const uint8_t*>(base) + static_cast<size_t>(h * hs) * es;
-    const bool packed = n == 1 || rs == d;  // the head's rows are one [n * d] run
-    const int64_t runs = packed ? 1 : n, run = packed ? n * d : d;
+    const auto* src = static_cast<const uint8_t*>(base) + static_cast<size_t>(h * hs + r0 * rs) * es;
+    const bool packed = nr == 1 || rs == d;  // the rows are one [nr * d] run
+    const int64_t runs = packed ? 1 : nr, run = packed ? nr * d : d;
     for (int64_t r = 0; r < runs; ++r) {
       const uint8_t* s = src + static_cast<size_t>(r * rs) * es;
       uint8_t* o = dst + static_cast<size_t>(r) * rb;
@@ -487,19 +488,35 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
   // work until it completes a page. A call that fails refolds the summaries
   // back below (min / max are exact, so they come out bit for bit as before).
   const bool fold = summary_page_[layer] != 0 && !in.compress;
+  const int64_t P = summary_page_[layer];
+  // Keys copied per fold when the input holds the stored values: whole pages
+  // of about 8 KiB, folded from the input while they are still in L1 (one
+  // fold over the whole append after the copy read them back from L2: +40%
+  // on a 512-token append).
+  const int64_t seg_rows = fold ? std::max<int64_t>(1, (int64_t{8192} / static_cast<int64_t>(rb)) / P) * P : n;
   auto write_head = [&](int64_t h) {
     HeadStore& s = head(layer, h);
-    const bool ok = copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, s.k.data() + static_cast<size_t>(s.len) * rb) &&
-                    copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb);
-    const int64_t whole = fold ? (s.len + n) / summary_page_[layer] * summary_page_[layer] : 0;
-    if (ok && fold && whole > summary(layer, h).rows) {
-      // Fold from the input when it holds the stored values (same dtype).
-      const size_t es = dtype_size(in.k_dtype);
-      const FreshRows fresh{static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride) * es, s.len,
-                            in.k_row_stride * static_cast<int64_t>(es)};
-      (void)sync_summary(layer, h, whole, in.k_dtype == rt ? &fresh : nullptr);  // a refused allocation empties it: rebuilt at the next sparse attend
+    uint8_t* kdst = s.k.data() + static_cast<size_t>(s.len) * rb;
+    const int64_t whole = fold ? (s.len + n) / P * P : 0;
+    const bool folds = fold && whole > summary(layer, h).rows;
+    const size_t es = dtype_size(in.k_dtype);
+    const FreshRows fresh{static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride) * es, s.len,
+                          in.k_row_stride * static_cast<int64_t>(es)};
+    bool ok = true;
+    if (folds && in.k_dtype == rt) {
+      // Page-aligned segments: copy, then fold the pages they complete.
+      for (int64_t r0 = 0; r0 < n && ok;) {
+        const int64_t r1 = std::min(n, ((s.len + r0) / P * P + seg_rows) - s.len);
+        ok = copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, kdst + static_cast<size_t>(r0) * rb, r0, r1 - r0);
+        const int64_t upto = (s.len + r1) / P * P;
+        if (ok && upto > summary(layer, h).rows) (void)sync_summary(layer, h, upto, &fresh);  // a refused allocation empties it: rebuilt at the next sparse attend
+        r0 = r1;
+      }
+    } else {
+      ok = copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, kdst, 0, n);
+      if (ok && folds) (void)sync_summary(layer, h, whole, nullptr);  // from the storage (the input has another dtype)
     }
-    return ok;
+    return ok && copy(in.v, in.v_dtype, in.v_head_stride, in.v_row_stride, h, s.v.data() + static_cast<size_t>(s.len) * rb, 0, n);
   };
   bool ok = true;
   if (inline_call) {

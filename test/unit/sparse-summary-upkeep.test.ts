@@ -12,7 +12,7 @@ import { KvCache, type KvCacheDtype, type Tensor } from '../../lib/index.js';
 import { decode3 } from '../reference/attention.js';
 import { mulberry32, type Rng } from '../reference/random.js';
 import { randomTensor3 } from './helpers.js';
-import { withIsa } from './isa.js';
+import { isasOnThisCpu, withIsa } from './isa.js';
 
 const P = 16;
 
@@ -101,6 +101,78 @@ describe.each(FLOAT_DTYPES)('Quest summaries through appends (%s cache)', (dtype
       return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data) };
     };
     expect(withIsa('scalar', build)).toEqual(build());
+  });
+
+  // f16 on AVX2-only cores folds the raw bits as integers (quest_fold.cpp
+  // fold_f16_bits_avx2: signed max, unsigned min and max per lane): pages
+  // whose columns are all negative, all positive, mixed, or hold zeros of
+  // both signs must still give the exact float extremes, on every ISA here.
+  test.each(isasOnThisCpu())('on the %s path, pages of all-negative, all-positive and mixed-sign keys stay exact', (isa) => {
+    withIsa(isa, () => {
+      const d = 48;
+      const H = 2;
+      const rng = mulberry32(31);
+      const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 4096, dtype });
+      appendRandom(cache, rng, H, d, 20);
+      cache.attend(0, randomTensor3(rng, 'f32', [H, 1, d], 1), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
+      const own = dtype as 'f32' | 'f16' | 'bf16';
+      for (const sign of [-1, 1, 0, 2] as const) {
+        for (const m of [7, 45, 700]) {
+          const k = randomTensor3(rng, own, [H, m, d], 3);
+          const v = randomTensor3(rng, own, [H, m, d], 1);
+          const x = k.data;
+          for (let i = 0; i < x.length; i++) {
+            if (own === 'f32') {
+              const a = x as Float32Array;
+              a[i] = sign === 0 ? (i % 3 === 0 ? -0 : i % 3 === 1 ? 0 : a[i]!) : sign === 2 ? a[i]! : sign * Math.abs(a[i]!);
+            } else {
+              const a = x as Uint16Array;  // sign bit 0x8000 for both f16 and bf16
+              a[i] = sign === 0 ? (i % 3 === 0 ? 0x8000 : i % 3 === 1 ? 0 : a[i]!) : sign === 2 ? a[i]! : sign < 0 ? a[i]! | 0x8000 : a[i]! & 0x7fff;
+            }
+          }
+          cache.append(0, k, v);
+          const e = cache.export(0, { dtype: 'f32' });
+          const s = cache.questSummaries(0);
+          const K = decode3(e.k);
+          const pages = s.kmin.shape[1]!;
+          for (let h = 0; h < H; h++) {
+            const n = e.lengths[h]!;
+            const ref = refPages(K, h * e.k.shape[1]!, n, d);
+            const mm = Math.ceil(n / P) * d;
+            // Numeric equality (+0 and -0 are the same bound).
+            expect(Array.from(s.kmin.data.subarray(h * pages * d, h * pages * d + mm), (y) => y + 0)).toEqual(ref.lo.map((y) => y + 0));
+            expect(Array.from(s.kmax.data.subarray(h * pages * d, h * pages * d + mm), (y) => y + 0)).toEqual(ref.hi.map((y) => y + 0));
+          }
+        }
+      }
+    });
+  });
+
+  test('a failed append (a non-finite key past the first folded segment) leaves the summaries as they were', () => {
+    const d = 64;
+    const H = 4;
+    const rng = mulberry32(19);
+    const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 8192, dtype });
+    appendRandom(cache, rng, H, d, 21);
+    cache.attend(0, randomTensor3(rng, 'f32', [H, 1, d], 1), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
+    const snapshot = () => {
+      const s = cache.questSummaries(0);
+      return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data), pages: Array.from(s.headPages) };
+    };
+    const before = snapshot();
+    const own = dtype as 'f32' | 'f16' | 'bf16';
+    for (const m of [40, 2000]) {  // inline and pooled paths; several folded segments before the bad key
+      const k = randomTensor3(rng, own, [H, m, d], 3);
+      const v = randomTensor3(rng, own, [H, m, d], 1);
+      const kd = k.data;
+      // Keys far below every stored key (folded, they would move every kmin), then a non-finite last key.
+      if (own === 'f32') { (kd as Float32Array).fill(-1000); (kd as Float32Array)[kd.length - 1] = NaN; }
+      else { (kd as Uint16Array).fill(own === 'f16' ? 0xe3d0 : 0xc47a); (kd as Uint16Array)[kd.length - 1] = 0x7e00 | (own === 'bf16' ? 0x7fc0 : 0); }
+      expect(() => cache.append(0, k, v)).toThrow(/finite/);
+      expect(snapshot()).toEqual(before);
+    }
+    appendRandom(cache, rng, H, d, 5);
+    expectExact(cache, 0);
   });
 
   test('a failed append (a non-finite value in the last head) leaves the summaries as they were', () => {

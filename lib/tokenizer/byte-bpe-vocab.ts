@@ -1,0 +1,230 @@
+/**
+ * ByteBpeVocab: the TokenVocab of a byte-level BPE tokenizer (tiktoken ranks
+ * or an HF tokenizer.json with ByteLevel + Split regex), all in bytes.
+ *
+ * Layout: every token's bytes in one blob (`offsets[id] .. offsets[id + 1]`),
+ * a flag per id (unused / ordinary / special), a Map from the latin1 key of an
+ * ordinary token's bytes to its id. Encoding = regex pre-tokens
+ * (pretokenize.ts), then BPE per pre-token (bpe-merge.ts).
+ */
+import { TokenpressError } from '../errors.js';
+import { checkBytes, checkId, checkIds, checkText } from './args.js';
+import { mergeByPairs, mergeByRanks } from './bpe-merge.js';
+import { regexPretokenStarts } from './pretokenize.js';
+import type { TokenVocab, VocabKind } from './types.js';
+import { bytesKey, utf8Decode, utf8Encode, validUtf8Prefix } from './utf8.js';
+
+const UNUSED = 0;
+const ORDINARY = 1;
+const SPECIAL = 2;
+
+/** What a byte-level BPE vocabulary is built from. */
+export interface ByteBpeSpec {
+  name: string;
+  /** Ordinary tokens' bytes by id (undefined: a hole). */
+  tokens: readonly (Uint8Array | undefined)[];
+  /** Special tokens: literal text and id (ids outside the ordinary ones). */
+  specials: readonly (readonly [string, number])[];
+  /** The pre-tokenizer regex source, a JS pattern for the `gu` flags. */
+  pattern: string;
+  /**
+   * HF merges as id pairs [left0, right0, left1, right1, ...] in priority
+   * order; absent: tiktoken semantics (the rank of a byte string is its id).
+   */
+  merges?: Int32Array;
+  /** HF `ignore_merges`: a pre-token that is a token is emitted whole (tiktoken always does). */
+  ignoreMerges?: boolean;
+  /** Unicode normalization encode(text) applies first (HF normalizer, e.g. Qwen's NFC); encodeBytes never normalizes. */
+  normalize?: 'NFC';
+}
+
+export class ByteBpeVocab implements TokenVocab {
+  readonly name: string;
+  readonly kind: VocabKind = 'byte-bpe';
+  readonly size: number;
+  /** The pre-tokenizer regex source (flags gu). */
+  readonly pattern: string;
+  readonly normalize: 'NFC' | undefined;
+  private readonly blob: Uint8Array;
+  private readonly offsets: Int32Array;
+  private readonly flags: Uint8Array;
+  private readonly ids = new Map<string, number>();
+  private readonly regex: RegExp;
+  private readonly pairs: Map<number, number> | undefined;
+  private readonly byteIds = new Int32Array(256).fill(-1);
+  private readonly ignoreMerges: boolean;
+
+  constructor(spec: ByteBpeSpec) {
+    this.name = spec.name;
+    this.pattern = spec.pattern;
+    this.normalize = spec.normalize;
+    this.regex = new RegExp(spec.pattern, 'gu');
+    let size = spec.tokens.length;
+    for (const [, id] of spec.specials) size = Math.max(size, id + 1);
+    this.size = size;
+    this.flags = new Uint8Array(size);
+    this.offsets = new Int32Array(size + 1);
+    const specialBytes = new Map<number, Uint8Array>();
+    for (const [text, id] of spec.specials) {
+      if (spec.tokens[id] !== undefined) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: special token ${JSON.stringify(text)} reuses ordinary id ${id}`);
+      specialBytes.set(id, utf8Encode(text));
+    }
+    let total = 0;
+    for (let id = 0; id < size; id++) total += (spec.tokens[id] ?? specialBytes.get(id))?.length ?? 0;
+    this.blob = new Uint8Array(total);
+    let at = 0;
+    for (let id = 0; id < size; id++) {
+      this.offsets[id] = at;
+      const t = spec.tokens[id];
+      const b = t ?? specialBytes.get(id);
+      if (b === undefined) continue;
+      this.blob.set(b, at);
+      at += b.length;
+      if (t === undefined) { this.flags[id] = SPECIAL; continue; }
+      if (t.length === 0) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: token ${id} has no bytes`);
+      this.flags[id] = ORDINARY;
+      const key = bytesKey(t);
+      if (!this.ids.has(key)) this.ids.set(key, id); // a duplicate keeps the lowest id
+      if (t.length === 1 && this.byteIds[t[0]!] === -1) this.byteIds[t[0]!] = id;
+    }
+    this.offsets[size] = at;
+    for (let b = 0; b < 256; b++) {
+      if (this.byteIds[b] === -1) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: byte 0x${b.toString(16)} is not a token (not a byte-level vocabulary)`);
+    }
+    this.ignoreMerges = spec.merges === undefined ? true : spec.ignoreMerges === true;
+    if (spec.merges !== undefined) {
+      const m = spec.merges;
+      const pairs = new Map<number, number>();
+      for (let r = 0; 2 * r + 1 < m.length; r++) {
+        const left = m[2 * r]!;
+        const right = m[2 * r + 1]!;
+        const key = bytesKey(this.bytesOf(left)) + bytesKey(this.bytesOf(right));
+        const merged = this.ids.get(key);
+        if (merged === undefined) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: merge ${r} gives a byte string that is not a token`);
+        const k = left * size + right;
+        if (!pairs.has(k)) pairs.set(k, r * size + merged);
+      }
+      this.pairs = pairs;
+    }
+  }
+
+  private bytesOf(id: number): Uint8Array {
+    return this.blob.subarray(this.offsets[id]!, this.offsets[id + 1]!);
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    checkId('id', id, this.size);
+    return this.bytesOf(id);
+  }
+
+  isSpecial(id: number): boolean {
+    checkId('id', id, this.size);
+    return this.flags[id] === SPECIAL;
+  }
+
+  isUsed(id: number): boolean {
+    checkId('id', id, this.size);
+    return this.flags[id] !== UNUSED;
+  }
+
+  /** Ordinary tokens only: a special token's literal text is not one token to encodeBytes. */
+  idOf(bytes: Uint8Array): number {
+    checkBytes('bytes', bytes);
+    if (bytes.length === 0) return -1;
+    return this.ids.get(bytesKey(bytes)) ?? -1;
+  }
+
+  pretokenStarts(bytes: Uint8Array): number[] {
+    checkBytes('bytes', bytes);
+    return this.segment(bytes).starts;
+  }
+
+  encodeBytes(bytes: Uint8Array): number[] {
+    checkBytes('bytes', bytes);
+    return this.segment(bytes).ids;
+  }
+
+  encode(text: string): number[] {
+    checkText('text', text);
+    return this.segment(utf8Encode(this.normalize ? text.normalize(this.normalize) : text)).ids;
+  }
+
+  private bpe(piece: string, out: number[]): void {
+    if (this.pairs === undefined) mergeByRanks(piece, this.ids, out);
+    else mergeByPairs(piece, this.ids, this.pairs, this.size, this.byteIds, this.ignoreMerges, out);
+  }
+
+  /** Token ids made only of ' ', '\n', '\t' (tiktoken's token_is_all_space). */
+  private isAllSpace(id: number): boolean {
+    const end = this.offsets[id + 1]!;
+    let at = this.offsets[id]!;
+    if (at === end) return false;
+    for (; at < end; at++) {
+      const b = this.blob[at]!;
+      if (b !== 0x20 && b !== 0x0a && b !== 0x09) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The canonical encoding and the starts of its independently merged
+   * segments. Valid UTF-8: the regex pre-tokens. With an invalid or
+   * incomplete tail (tiktoken `_encode_bytes`): the valid prefix is encoded,
+   * the last pre-token's tokens are taken back, together with the all-space
+   * tokens before them when its first token is all-space (tiktoken's
+   * `_increase_last_piece_token_len`), and those bytes plus the tail are
+   * merged as one segment.
+   */
+  private segment(bytes: Uint8Array): { ids: number[]; starts: number[] } {
+    const n = bytes.length;
+    const valid = validUtf8Prefix(bytes);
+    const starts = regexPretokenStarts(valid === n ? bytes : bytes.subarray(0, valid), this.regex);
+    const all = bytesKey(bytes);
+    const ids: number[] = [];
+    let lastCount = 0;
+    for (let k = 0; k < starts.length; k++) {
+      const before = ids.length;
+      this.bpe(all.slice(starts[k]!, starts[k + 1] ?? valid), ids);
+      lastCount = ids.length - before;
+    }
+    if (valid === n) return { ids, starts };
+    if (lastCount > 0 && this.isAllSpace(ids[ids.length - lastCount]!)) {
+      while (lastCount < ids.length && this.isAllSpace(ids[ids.length - lastCount - 1]!)) lastCount++;
+    }
+    let from = valid;
+    for (let j = ids.length - lastCount; j < ids.length; j++) from -= this.offsets[ids[j]! + 1]! - this.offsets[ids[j]!]!;
+    ids.length -= lastCount;
+    while (starts.length > 0 && starts[starts.length - 1]! >= from) starts.pop();
+    starts.push(from);
+    this.bpe(all.slice(from), ids);
+    return { ids, starts };
+  }
+
+  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    checkIds('ids', ids, this.size);
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) n += this.offsets[ids[i]! + 1]! - this.offsets[ids[i]!]!;
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const b = this.bytesOf(ids[i]!);
+      out.set(b, at);
+      at += b.length;
+    }
+    return out;
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    return utf8Decode(this.decodeBytes(ids));
+  }
+
+  /** False for any unused or special id (encodeBytes never emits one). */
+  isCanonical(ids: ArrayLike<number>): boolean {
+    checkIds('ids', ids, this.size);
+    for (let i = 0; i < ids.length; i++) if (this.flags[ids[i]!] !== ORDINARY) return false;
+    const again = this.segment(this.decodeBytes(ids)).ids;
+    if (again.length !== ids.length) return false;
+    for (let i = 0; i < again.length; i++) if (again[i] !== ids[i]) return false;
+    return true;
+  }
+}
