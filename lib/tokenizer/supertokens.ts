@@ -73,10 +73,16 @@ export class Supertokenizer {
   readonly byteIds: Int32Array;
   readonly #bytes: Uint8Array[];
   readonly #special: Set<number>;
+  readonly #base: RankedVocab;
+  readonly #baseMerges: Int32Array;
+  readonly #newPairs: Int32Array;
 
   /** @internal Use trainSupertokens. */
   constructor(name: string, base: RankedVocab, baseMerges: Int32Array, byteIds: Int32Array, newPairs: Int32Array) {
     this.name = name;
+    this.#base = base;
+    this.#baseMerges = baseMerges;
+    this.#newPairs = newPairs;
     this.baseSize = base.size;
     this.byteIds = byteIds;
     const n = newPairs.length / 2;
@@ -100,6 +106,13 @@ export class Supertokenizer {
     this.merges = merges;
     this.#bytes = bytes;
     this.#special = special;
+  }
+
+  /** The tokenizer with only the first n new tokens (BPE training is sequential: what training for n tokens would give). */
+  withTokens(n: number): Supertokenizer {
+    checkInteger('n', n, 0, this.size - this.baseSize);
+    const name = this.name.replace(/\+super\d+$/, '') + `+super${n}`;
+    return new Supertokenizer(name, this.#base, this.#baseMerges, this.byteIds, this.#newPairs.slice(0, 2 * n));
   }
 
   /** The bytes of token id (a copy). */
