@@ -5,7 +5,10 @@
 // @huggingface/tokenizers, and argument errors.
 import { Tokenizer } from '@huggingface/tokenizers';
 import { describe, expect, test } from 'vitest';
+import { Command } from 'commander';
+import { registerTokenizer, tokenizerGroup } from '../../lib/cli/tokenizer.js';
 import { native } from '../../lib/native.js';
+import { loadVocab } from '../../lib/tokenizer/vocab.js';
 import { mergesFromRanks, type RankedVocab } from '../../lib/tokenizer/merges-from-ranks.js';
 import { splitStage2, trainSupertokens } from '../../lib/tokenizer/supertokens.js';
 import { mulberry32, type Rng } from '../reference/random.js';
@@ -218,5 +221,27 @@ describe('trainSupertokens', () => {
     expect(() => trainSupertokens(v, 3 as never, { tokens: 1 })).toThrow(TypeError);
     expect(() => tokenizer.decode([tokenizer.size])).toThrow(RangeError);
     expect(() => tokenizer.encode(undefined as never)).toThrow(TypeError);
+  });
+});
+
+describe('real vocabulary (cl100k)', () => {
+  test('merges derived from the ranks, applied per base pre-token, give the package encoder\'s ids', async () => {
+    const v = await loadVocab('cl100k');
+    const { merges, byteIds, unreachable } = mergesFromRanks(v);
+    expect(unreachable).toEqual([]);
+    const text = 'The Collaborative International Dictionary of English, 1913: "hello"  world\n\n  Don\'t stop -- naïve café 中文 😀 12345.';
+    const bytes = enc.encode(text);
+    const starts = [...v.pretokenStarts(bytes), bytes.length];
+    const got = native().bpeEncodePieces({ merges, nIds: v.size, byteIds, bytes, pieceOffsets: Int32Array.from(starts) });
+    expect(Array.from(got.ids)).toEqual(v.encode(text));
+  });
+});
+
+describe('tokenpress tokenizer (CLI group)', () => {
+  test('registers train-supertokens in one extensible group', () => {
+    const program = new Command();
+    const group = registerTokenizer(program);
+    expect(tokenizerGroup(program)).toBe(group);
+    expect(group.commands.map((c) => c.name())).toContain('train-supertokens');
   });
 });
