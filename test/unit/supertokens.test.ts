@@ -190,6 +190,15 @@ describe('trainSupertokens', () => {
     for (let id = v.size; id < one.size; id++) expect(dec.decode(one.tokenBytes(id)).trim()).not.toMatch(/\s/);
   });
 
+  test('withTokens(n) is the tokenizer a run for n tokens learns', () => {
+    const seven = trainSupertokens(v, TRAIN_TEXT.repeat(12), { tokens: 7 }).tokenizer;
+    const cut = tokenizer.withTokens(7);
+    expect(cut.size).toBe(seven.size);
+    expect(Array.from(cut.merges)).toEqual(Array.from(seven.merges));
+    expect(cut.encode(PROBES[0]!)).toEqual(seven.encode(PROBES[0]!));
+    expect(() => tokenizer.withTokens(41)).toThrow(RangeError);
+  });
+
   test('no token crosses a stage-2 piece boundary; decode inverts encode', () => {
     for (const text of PROBES) {
       const ids = tokenizer.encode(text);
