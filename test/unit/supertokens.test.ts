@@ -155,6 +155,16 @@ describe('rank-ordered BPE', () => {
       start = got.ends[i]!;
     });
   });
+  test('equal ranks merge leftmost first (aaa -> aa a), as Hugging Face does', () => {
+    const byteIds = Int32Array.from({ length: 256 }, (_, i) => i);
+    const merges: [number, number, number][] = [[97, 97, 256], [256, 97, 257]];
+    for (const p of ['aaa', 'aaaaa', 'aa']) {
+      const bytes = enc.encode(p);
+      const got = native().bpeEncodePieces({ merges: Int32Array.from(merges.flat()), nIds: 258, byteIds, bytes, pieceOffsets: Int32Array.from([0, bytes.length]) });
+      expect(Array.from(got.ids)).toEqual(referenceBpe(bytes, merges, byteIds));
+    }
+    expect(referenceBpe(enc.encode('aaaaa'), merges, byteIds)).toEqual([256, 257]); // aa aa a, then (aa, a)
+  });
   test('merges derived from ranks reproduce the rank encoder (tiktoken semantics)', () => {
     const v = tinyVocab();
     const { merges, byteIds, unreachable } = mergesFromRanks(v);
