@@ -151,5 +151,5 @@ export { loadVocab, VOCAB_NAMES } from './tokenizer/vocab.js';
 export { ByteBpeVocab, type ByteBpeSpec } from './tokenizer/byte-bpe-vocab.js';
 export { rustRegexToJs } from './tokenizer/rust-regex.js';
 // tokenizer tools (tok-super): supertokens (SuperBPE stage 2 over a base vocabulary)
-export { trainSupertokens, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
+export { trainSupertokens, trainSupertokensAsync, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
 export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/merges-from-ranks.js';

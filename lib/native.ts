@@ -524,6 +524,11 @@ export interface NativeAddon extends NativeSpecDrafters {
     tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
     nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => boolean | void;
   }): { pairs: Int32Array; counts: Float64Array };
+  /** trainSuperMerges off the main thread (inputs copied first); onProgress's return value is ignored. */
+  trainSuperMergesAsync(p: {
+    tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
+    nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => void;
+  }): Promise<{ pairs: Int32Array; counts: Float64Array }>;
 }
 
 /** A bandwidth measurement: the best rep and how it was obtained. */

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { intArg } from './int-arg.js';
 import { makeProgressBar } from './progress-bar.js';
-import { trainSupertokens } from '../tokenizer/supertokens.js';
+import { trainSupertokensAsync } from '../tokenizer/supertokens.js';
 import { loadVocab, VOCAB_NAMES } from '../tokenizer/vocab.js';
 import type { VocabName } from '../tokenizer/types.js';
 
@@ -56,7 +56,7 @@ async function runTrainSupertokens(f: TrainSupertokensFlags): Promise<void> {
   const text = readCorpus(f.corpus, f.maxBytes);
   const bar = makeProgressBar('train-supertokens', f.progress && f.json !== true);
   const t0 = performance.now();
-  const { tokenizer, stats } = trainSupertokens(base, text, {
+  const { tokenizer, stats } = await trainSupertokensAsync(base, text, {
     tokens: f.tokens, maxWords: f.maxWords, minCount: f.minCount, onProgress: (done, total) => bar.tick(done, total, 'merges'),
   });
   const seconds = (performance.now() - t0) / 1000;

@@ -229,12 +229,18 @@ function checkVocab(base: unknown): RankedVocab {
   return v;
 }
 
-/**
- * Learns `tokens` supertokens on `text` over the base vocabulary (ids =
- * ranks, byte-level: tiktoken's r50k/p50k/cl100k/o200k, Llama 3). Returns the
- * tokenizer and training statistics. Synchronous; O(text) memory.
- */
-export function trainSupertokens(base: RankedVocab, text: string, options: SupertokenOptions): { tokenizer: Supertokenizer; stats: SupertokenStats } {
+/** Checked options, the base merges, and the native training arguments. */
+interface Prepared {
+  vocab: RankedVocab;
+  tokens: number;
+  baseMerges: Int32Array;
+  byteIds: Int32Array;
+  onProgress: SupertokenOptions['onProgress'];
+  args: { tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array; nMerges: number; maxWords: number; minCount: number };
+  stats: Omit<SupertokenStats, 'learned' | 'mergeCounts'>;
+}
+
+function prepare(base: RankedVocab, text: string, options: SupertokenOptions): Prepared {
   const vocab = checkVocab(base);
   if (typeof text !== 'string') throw new TypeError(`text: expected a string, received ${typeof text}`);
   const o = checkOptions('options', options, ['tokens', 'maxWords', 'minCount', 'onProgress']);
@@ -286,28 +292,39 @@ export function trainSupertokens(base: RankedVocab, text: string, options: Super
     vo += b.length;
     vocabOffsets[i + 1] = vo;
   });
-  const trained = native().trainSuperMerges({
-    tokens: Int32Array.from(keepTokens),
-    offsets: Int32Array.from(keepOffsets),
-    counts: Int32Array.from(keepCounts),
-    vocabBytes,
-    vocabOffsets,
-    nMerges: tokens,
-    maxWords,
-    minCount,
-    ...(onProgress ? { onProgress: (done: number) => onProgress(done, tokens) } : {}),
-  });
-  if (trained.pairs.length !== 2 * trained.counts.length) throw new TokenpressError('ERR_NATIVE', 'trainSuperMerges: inconsistent result');
-  const tokenizer = new Supertokenizer(`${vocab.name}+super${trained.counts.length}`, vocab, baseMerges, byteIds, trained.pairs);
   return {
-    tokenizer,
-    stats: {
-      textBytes: encoder.encode(text).length,
-      chunks: pieces.length,
-      uniqueChunks: unique.length,
-      baseTokens,
-      learned: trained.counts.length,
-      mergeCounts: trained.counts,
-    },
+    vocab, tokens, baseMerges, byteIds, onProgress,
+    args: { tokens: Int32Array.from(keepTokens), offsets: Int32Array.from(keepOffsets), counts: Int32Array.from(keepCounts), vocabBytes, vocabOffsets, nMerges: tokens, maxWords, minCount },
+    stats: { textBytes: encoder.encode(text).length, chunks: pieces.length, uniqueChunks: unique.length, baseTokens },
   };
+}
+
+function finish(p: Prepared, trained: { pairs: Int32Array; counts: Float64Array }): { tokenizer: Supertokenizer; stats: SupertokenStats } {
+  if (trained.pairs.length !== 2 * trained.counts.length) throw new TokenpressError('ERR_NATIVE', 'trainSuperMerges: inconsistent result');
+  const tokenizer = new Supertokenizer(`${p.vocab.name}+super${trained.counts.length}`, p.vocab, p.baseMerges, p.byteIds, trained.pairs);
+  return { tokenizer, stats: { ...p.stats, learned: trained.counts.length, mergeCounts: trained.counts } };
+}
+
+/**
+ * Learns `tokens` supertokens on `text` over the base vocabulary (ids =
+ * ranks, byte-level: tiktoken's r50k/p50k/cl100k/o200k, Llama 3). Returns the
+ * tokenizer and training statistics. Synchronous (blocks the event loop for
+ * the whole training: minutes on tens of MB; see trainSupertokensAsync);
+ * O(text) memory.
+ */
+export function trainSupertokens(base: RankedVocab, text: string, options: SupertokenOptions): { tokenizer: Supertokenizer; stats: SupertokenStats } {
+  const p = prepare(base, text, options);
+  const cb = p.onProgress;
+  return finish(p, native().trainSuperMerges({ ...p.args, ...(cb ? { onProgress: (done: number) => cb(done, p.tokens) } : {}) }));
+}
+
+/**
+ * trainSupertokens with the merge training off the main thread (the
+ * stage-2 split and the base encoding still run on it first). onProgress's
+ * return value is ignored here: the async form cannot be stopped early.
+ */
+export async function trainSupertokensAsync(base: RankedVocab, text: string, options: SupertokenOptions): Promise<{ tokenizer: Supertokenizer; stats: SupertokenStats }> {
+  const p = prepare(base, text, options);
+  const cb = p.onProgress;
+  return finish(p, await native().trainSuperMergesAsync({ ...p.args, ...(cb ? { onProgress: (done: number) => void cb(done, p.tokens) } : {}) }));
 }

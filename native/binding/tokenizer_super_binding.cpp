@@ -1,4 +1,4 @@
-// bpeEncodePieces, countTokenPairs, trainSuperMerges: the native side of
+// bpeEncodePieces, countTokenPairs, trainSuperMerges(Async): the native side of
 // lib/tokenizer/supertokens.ts (kernels in native/text/bpe_merges.h). Every
 // field is read first (SnapshotParams), every length is checked here and
 // every id by the kernel. Offsets and counts are copied into int64 vectors
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../text/bpe_merges.h"
+#include "async_work.h"
 #include "bindings.h"
 #include "napi_args.h"
 
@@ -157,12 +158,120 @@ Napi::Value TrainSuperMerges(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The async form: every input copied into the request on the main thread;
+// training runs off it, onProgress(done) hears from it every 64 merges (its
+// return value is ignored; a callback that throws rejects the promise at the end).
+struct SuperTrainRequest {
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> offsets, counts, vocab_offsets;
+  std::vector<uint8_t> vocab_bytes;
+  int64_t n_merges = 0, min_count = 1;
+  int max_words = 0;
+};
+
+class SuperTrainWorker : public Napi::AsyncProgressWorker<int64_t> {
+ public:
+  // The promise and the callback's reference are made by the caller first (see CmWorker in cm_binding.cpp).
+  SuperTrainWorker(Napi::Env env, SuperTrainRequest&& r, Napi::Promise::Deferred deferred, Napi::FunctionReference on_progress)
+      : Napi::AsyncProgressWorker<int64_t>(env, "tokenpress:supertokens"), r_(std::move(r)), deferred_(deferred), on_progress_(std::move(on_progress)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute(const ExecutionProgress& progress) override {
+    std::function<bool(int64_t)> cb;
+    if (!on_progress_.IsEmpty()) cb = [&progress](int64_t done) { progress.Send(&done, 1); return true; };
+    status_ = RunGuarded([&] {
+      const text::Chunks chunks{r_.tokens.data(), r_.offsets.data(), r_.counts.data(), static_cast<int64_t>(r_.counts.size())};
+      const text::SuperTrainConfig cfg{r_.vocab_bytes.data(), r_.vocab_offsets.data(), static_cast<int64_t>(r_.vocab_offsets.size()) - 1,
+                                       r_.n_merges, r_.max_words, r_.min_count};
+      return text::train_super_merges(chunks, cfg, cb, &pairs_, &merge_counts_);
+    });
+  }
+  void OnProgress(const int64_t* done, size_t count) override {
+    if (count == 0 || on_progress_.IsEmpty() || !callback_error_.IsEmpty()) return;
+    NoThrow([&] {
+      Napi::HandleScope scope(Env());
+      try {
+        on_progress_.Call({Napi::Number::New(Env(), static_cast<double>(*done))});
+      } catch (const Napi::Error& e) {
+        callback_error_ = Napi::Persistent(e.Value());
+      }
+    });
+  }
+  void OnOK() override {
+    if (!callback_error_.IsEmpty()) {
+      NoThrow([&] { deferred_.Reject(callback_error_.Value()); });
+      return;
+    }
+    Settle(Env(), deferred_, status_, [&](Napi::Env env) {
+      Napi::Float64Array count = Napi::Float64Array::New(env, merge_counts_.size());
+      for (size_t i = 0; i < merge_counts_.size(); ++i) count[i] = static_cast<double>(merge_counts_[i]);
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("pairs", ToInt32Array(env, pairs_.data(), pairs_.size()));
+      out.Set("counts", count);
+      return out;
+    });
+  }
+  void OnError(const Napi::Error& e) override { RejectWith(Env(), deferred_, e); }
+
+ private:
+  SuperTrainRequest r_;
+  Napi::Promise::Deferred deferred_;
+  Napi::FunctionReference on_progress_;
+  Napi::ObjectReference callback_error_;
+  Status status_;
+  std::vector<int32_t> pairs_;
+  std::vector<int64_t> merge_counts_;
+};
+
+Napi::Value TrainSuperMergesAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+  SuperTrainRequest r;
+  Napi::FunctionReference progress;
+  try {
+    GuardAlloc(env, [&] {
+      Napi::Object o = SnapshotParams(info, {"tokens", "offsets", "counts", "vocabBytes", "vocabOffsets", "nMerges", "maxWords", "minCount", "onProgress"});
+      const ChunkArgs c = ReadChunks(o);
+      const TypedArrayView vocab_bytes = GetTypedArray(o, "vocabBytes", napi_uint8_array, true);
+      const TypedArrayView vocab_offsets = GetTypedArray(o, "vocabOffsets", napi_int32_array, true);
+      r.n_merges = GetInt(o, "nMerges");
+      const int64_t max_words = GetInt(o, "maxWords");
+      r.min_count = GetInt(o, "minCount");
+      Napi::Value cb = o.Get("onProgress");
+      if (!cb.IsUndefined() && !cb.IsFunction()) throw Napi::TypeError::New(env, "onProgress: expected a function or undefined, received " + describe(cb));
+      r.vocab_offsets = ReadOffsets(env, vocab_offsets, vocab_bytes.length, "vocabOffsets");
+      const int64_t n_vocab = static_cast<int64_t>(r.vocab_offsets.size()) - 1;
+      if (n_vocab < 1) throw Napi::RangeError::New(env, "vocabOffsets: expected at least one token, received none");
+      if (r.n_merges < 0 || r.n_merges > INT32_MAX - n_vocab) throw Napi::RangeError::New(env, "nMerges: expected an integer in [0, 2^31 - vocabulary size), received " + std::to_string(r.n_merges));
+      if (max_words < 0 || max_words > 1000000) throw Napi::RangeError::New(env, "maxWords: expected an integer in [0, 1e6], received " + std::to_string(max_words));
+      if (r.min_count < 1) throw Napi::RangeError::New(env, "minCount: expected an integer >= 1, received " + std::to_string(r.min_count));
+      r.max_words = static_cast<int>(max_words);
+      const int32_t* tp = static_cast<const int32_t*>(c.tokens.data);
+      r.tokens.assign(tp, tp + c.tokens.length);
+      r.offsets = c.offsets;
+      r.counts = c.counts;
+      const uint8_t* vp = static_cast<const uint8_t*>(vocab_bytes.data);
+      r.vocab_bytes.assign(vp, vp + vocab_bytes.length);
+      if (r.vocab_bytes.empty()) r.vocab_bytes.push_back(0);  // a valid pointer for an all-empty vocabulary
+      if (cb.IsFunction()) progress = Napi::Persistent(cb.As<Napi::Function>());
+    });
+  } catch (const Napi::Error& e) {
+    deferred.Reject(e.Value());
+    return deferred.Promise();
+  }
+  auto* worker = new SuperTrainWorker(env, std::move(r), deferred, std::move(progress));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
 }  // namespace
 
 void RegisterTokenizerSuper(Napi::Env env, Napi::Object exports) {
   exports.Set("bpeEncodePieces", Napi::Function::New(env, Guarded<BpeEncodePieces>, "bpeEncodePieces"));
   exports.Set("countTokenPairs", Napi::Function::New(env, Guarded<CountTokenPairs>, "countTokenPairs"));
   exports.Set("trainSuperMerges", Napi::Function::New(env, Guarded<TrainSuperMerges>, "trainSuperMerges"));
+  exports.Set("trainSuperMergesAsync", Napi::Function::New(env, Guarded<TrainSuperMergesAsync>, "trainSuperMergesAsync"));
 }
 
 }  // namespace tp::binding

@@ -10,7 +10,7 @@ import { registerTokenizer, tokenizerGroup } from '../../lib/cli/tokenizer.js';
 import { native } from '../../lib/native.js';
 import { loadVocab } from '../../lib/tokenizer/vocab.js';
 import { mergesFromRanks, type RankedVocab } from '../../lib/tokenizer/merges-from-ranks.js';
-import { splitStage2, trainSupertokens } from '../../lib/tokenizer/supertokens.js';
+import { splitStage2, trainSupertokens, trainSupertokensAsync } from '../../lib/tokenizer/supertokens.js';
 import { mulberry32, type Rng } from '../reference/random.js';
 import { pairKey, referenceBpe, referenceCountPairs, referenceRankEncode, referenceTrain } from '../reference/supertokens.js';
 
@@ -229,6 +229,20 @@ describe('trainSupertokens', () => {
       expect(theirs).toEqual(tokenizer.encode(text));
       if (text.length > 0) expect(hf.decode(theirs, { clean_up_tokenization_spaces: false })).toBe(text);
     }
+  });
+
+  test('the async form learns the same merges off the main thread, with progress', async () => {
+    const rng = mulberry32(21);
+    const words = ['the', 'cat', 'and', 'dog', 'of', 'a', 'house', 'in', 'garden', 'sat', 'on', 'mat', 'bird', 'said', 'to'];
+    const text = Array.from({ length: 3000 }, (_, i) => words[Math.floor(rng() * words.length)] + (i % 13 === 12 ? '.\n' : ' ')).join('');
+    const done: number[] = [];
+    const a = await trainSupertokensAsync(v, text, { tokens: 150, minCount: 1, onProgress: (d, total) => { done.push(d); expect(total).toBe(150); } });
+    const s = trainSupertokens(v, text, { tokens: 150, minCount: 1 });
+    expect(Array.from(a.tokenizer.merges)).toEqual(Array.from(s.tokenizer.merges));
+    expect(a.stats.learned).toBe(150);
+    expect(done).toEqual([64, 128]);
+    await expect(trainSupertokensAsync(v, 'x', { tokens: -1 })).rejects.toThrow(RangeError);
+    await expect(trainSupertokensAsync(v, text, { tokens: 100, minCount: 1, onProgress: () => { throw new Error('boom'); } })).rejects.toThrow('boom');
   });
 
   test('validates its arguments', () => {
