@@ -108,6 +108,19 @@ describe('native merge training', () => {
       expect(pairs.length).toBeGreaterThan(3);
     });
   }
+  test('refuses bad arguments with a clear error, sync and async', async () => {
+    const ok = { ...flatten([[97, 98, 97]]), counts: Int32Array.from([1]), ...vocabOf(256), nMerges: 2, maxWords: 0, minCount: 1 };
+    expect(native().trainSuperMerges(ok).counts.length).toBe(2); // (a, b) then (ab, a)
+    expect(() => native().trainSuperMerges({ ...ok, nMerges: -1 })).toThrow(/nMerges/);
+    expect(() => native().trainSuperMerges({ ...ok, maxWords: -1 })).toThrow(/maxWords/);
+    expect(() => native().trainSuperMerges({ ...ok, minCount: 0 })).toThrow(/minCount/);
+    expect(() => native().trainSuperMerges({ ...ok, vocabOffsets: Int32Array.from([0, 5, 3]) })).toThrow(/vocabOffsets/);
+    expect(() => native().trainSuperMerges({ ...ok, tokens: Int32Array.from([97, 98, 300]) })).toThrow(/tokens/);
+    expect(() => native().trainSuperMerges({ ...ok, onProgress: 3 as never })).toThrow(TypeError);
+    await expect(native().trainSuperMergesAsync({ ...ok, offsets: Int32Array.from([0, 2]) })).rejects.toThrow(RangeError);
+    expect(() => native().bpeEncodePieces({ merges: Int32Array.from([97, 98, 999]), nIds: 256, byteIds: Int32Array.from({ length: 256 }, (_, i) => i), bytes: enc.encode('ab'), pieceOffsets: Int32Array.from([0, 2]) })).toThrow(/merges/);
+    expect(() => native().bpeEncodePieces({ merges: new Int32Array(0), nIds: 256, byteIds: new Int32Array(255), bytes: enc.encode('ab'), pieceOffsets: Int32Array.from([0, 2]) })).toThrow(/byteIds/);
+  });
   test('never makes a token whose bytes already exist; the progress callback can stop it', () => {
     // "ab" is already token 256: the pair (a, b) must be refused even though it is the most frequent.
     const bytes = new Uint8Array([...Array.from({ length: 256 }, (_, i) => i), 97, 98]);
