@@ -147,9 +147,10 @@ export { type WordProbMode } from './prompt/words.js';
 export type { Span, ScoredSpan, TokenScorer, CountTokens, CompressedPrompt } from './prompt/types.js';
 // tokenizer tools (tok-core): the TokenVocab contract and the built-in vocabularies
 export type { TokenVocab, VocabName, VocabKind } from './tokenizer/types.js';
-export { loadVocab, VOCAB_NAMES } from './tokenizer/vocab.js';
+export { loadVocab, VOCAB_NAMES, VOCAB_PACKAGES } from './tokenizer/vocab.js';
 export { ByteBpeVocab, type ByteBpeSpec } from './tokenizer/byte-bpe-vocab.js';
 export { rustRegexToJs } from './tokenizer/rust-regex.js';
+export { vocabFromTokenizerJson } from './tokenizer/tokenizer-json.js';
 // tokenizer tools (tok-super): supertokens (SuperBPE stage 2 over a base vocabulary)
 export { trainSupertokens, trainSupertokensAsync, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
 export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/merges-from-ranks.js';

@@ -48,14 +48,16 @@ export function mergeByRanks(piece: string, ids: ReadonlyMap<string, number>, ou
   }
 }
 
+import type { PairTable } from './pair-table.js';
+
 /**
- * HF merges: `pairs` maps left * stride + right to (merge index * stride + merged id).
+ * HF merges: `pairs` maps (left, right) to merge index * stride + merged id.
  * The pre-token starts as its single bytes' ids (`byteIds[b]`, -1 when absent).
  * `ignoreMerges` (the model's `ignore_merges`, Llama 3): a pre-token that is
  * itself a token is emitted whole.
  */
 export function mergeByPairs(
-  piece: string, ids: ReadonlyMap<string, number>, pairs: ReadonlyMap<number, number>, stride: number,
+  piece: string, ids: ReadonlyMap<string, number>, pairs: PairTable, stride: number,
   byteIds: Int32Array, ignoreMerges: boolean, out: number[],
 ): void {
   if (ignoreMerges) {
@@ -73,8 +75,8 @@ export function mergeByPairs(
     let best = Infinity;
     let at = -1;
     for (let k = 0; k + 1 < part.length; k++) {
-      const m = pairs.get(part[k]! * stride + part[k + 1]!);
-      if (m !== undefined && m < best) { best = m; at = k; }
+      const m = pairs.get(part[k]!, part[k + 1]!);
+      if (m >= 0 && m < best) { best = m; at = k; }
     }
     if (at < 0) break;
     part[at] = best % stride;

@@ -10,6 +10,7 @@
 import { TokenpressError } from '../errors.js';
 import { checkBytes, checkId, checkIds, checkText } from './args.js';
 import { mergeByPairs, mergeByRanks } from './bpe-merge.js';
+import { PairTable } from './pair-table.js';
 import { regexPretokenStarts } from './pretokenize.js';
 import type { TokenVocab, VocabKind } from './types.js';
 import { bytesKey, utf8Decode, utf8Encode, validUtf8Prefix } from './utf8.js';
@@ -25,8 +26,11 @@ export interface ByteBpeSpec {
   tokens: readonly (Uint8Array | undefined)[];
   /** Special tokens: literal text and id (ids outside the ordinary ones). */
   specials: readonly (readonly [string, number])[];
-  /** The pre-tokenizer regex source, a JS pattern for the `gu` flags. */
-  pattern: string;
+  /**
+   * The pre-tokenizer: JS regex sources for the `gu` flags, applied in
+   * sequence (each splits the pieces of the previous one; one for tiktoken).
+   */
+  patterns: readonly string[];
   /**
    * HF merges as id pairs [left0, right0, left1, right1, ...] in priority
    * order; absent: tiktoken semantics (the rank of a byte string is its id).
@@ -42,23 +46,24 @@ export class ByteBpeVocab implements TokenVocab {
   readonly name: string;
   readonly kind: VocabKind = 'byte-bpe';
   readonly size: number;
-  /** The pre-tokenizer regex source (flags gu). */
-  readonly pattern: string;
+  /** The pre-tokenizer regex sources (flags gu), applied in sequence. */
+  readonly patterns: readonly string[];
   readonly normalize: 'NFC' | undefined;
   private readonly blob: Uint8Array;
   private readonly offsets: Int32Array;
   private readonly flags: Uint8Array;
   private readonly ids = new Map<string, number>();
-  private readonly regex: RegExp;
-  private readonly pairs: Map<number, number> | undefined;
+  private readonly regexes: readonly RegExp[];
+  private readonly pairs: PairTable | undefined;
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly ignoreMerges: boolean;
 
   constructor(spec: ByteBpeSpec) {
     this.name = spec.name;
-    this.pattern = spec.pattern;
+    this.patterns = Object.freeze([...spec.patterns]);
     this.normalize = spec.normalize;
-    this.regex = new RegExp(spec.pattern, 'gu');
+    if (spec.patterns.length === 0) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: no pre-tokenizer pattern`);
+    this.regexes = spec.patterns.map((p) => new RegExp(p, 'gu'));
     let size = spec.tokens.length;
     for (const [, id] of spec.specials) size = Math.max(size, id + 1);
     this.size = size;
@@ -73,6 +78,7 @@ export class ByteBpeVocab implements TokenVocab {
     for (let id = 0; id < size; id++) total += (spec.tokens[id] ?? specialBytes.get(id))?.length ?? 0;
     this.blob = new Uint8Array(total);
     let at = 0;
+    const keys: string[] = new Array(size);
     for (let id = 0; id < size; id++) {
       this.offsets[id] = at;
       const t = spec.tokens[id];
@@ -84,6 +90,7 @@ export class ByteBpeVocab implements TokenVocab {
       if (t.length === 0) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: token ${id} has no bytes`);
       this.flags[id] = ORDINARY;
       const key = bytesKey(t);
+      keys[id] = key;
       if (!this.ids.has(key)) this.ids.set(key, id); // a duplicate keeps the lowest id
       if (t.length === 1 && this.byteIds[t[0]!] === -1) this.byteIds[t[0]!] = id;
     }
@@ -94,15 +101,15 @@ export class ByteBpeVocab implements TokenVocab {
     this.ignoreMerges = spec.merges === undefined ? true : spec.ignoreMerges === true;
     if (spec.merges !== undefined) {
       const m = spec.merges;
-      const pairs = new Map<number, number>();
+      const pairs = new PairTable(m.length >> 1);
       for (let r = 0; 2 * r + 1 < m.length; r++) {
         const left = m[2 * r]!;
         const right = m[2 * r + 1]!;
-        const key = bytesKey(this.bytesOf(left)) + bytesKey(this.bytesOf(right));
-        const merged = this.ids.get(key);
+        const kl = keys[left];
+        const kr = keys[right];
+        const merged = kl === undefined || kr === undefined ? undefined : this.ids.get(kl + kr);
         if (merged === undefined) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: merge ${r} gives a byte string that is not a token`);
-        const k = left * size + right;
-        if (!pairs.has(k)) pairs.set(k, r * size + merged);
+        pairs.set(left, right, r * size + merged); // a later duplicate replaces an earlier one (HF builds a HashMap)
       }
       this.pairs = pairs;
     }
@@ -178,7 +185,7 @@ export class ByteBpeVocab implements TokenVocab {
   private segment(bytes: Uint8Array): { ids: number[]; starts: number[] } {
     const n = bytes.length;
     const valid = validUtf8Prefix(bytes);
-    const starts = regexPretokenStarts(valid === n ? bytes : bytes.subarray(0, valid), this.regex);
+    const starts = regexPretokenStarts(valid === n ? bytes : bytes.subarray(0, valid), this.regexes);
     const all = bytesKey(bytes);
     const ids: number[] = [];
     let lastCount = 0;

@@ -1,29 +1,29 @@
 /**
- * GPT-2's byte-to-unicode table (openai/gpt-2 src/encoder.py
- * bytes_to_unicode, the Hugging Face ByteLevel pre-tokenizer): printable
- * Latin-1 bytes map to themselves, the other 68 bytes to U+0100 onwards, so
- * every byte string is a printable string in a tokenizer.json vocabulary.
+ * GPT-2's byte-to-unicode map (HF tokenizers' ByteLevel pre-tokenizer,
+ * tokenizers/src/pre_tokenizers/byte_level.rs `bytes_char`; openai/gpt-2
+ * encoder.py `bytes_to_unicode`): the printable bytes ! .. ~, ¡ .. ¬, ® .. ÿ
+ * stand for themselves, the other 68 bytes for U+0100, U+0101, ... in byte
+ * order. tokenizer.json vocabularies and merges spell byte strings this way.
  */
 
-let table: string[] | undefined;
-
-/** byteToUnicode()[b]: the character byte b stands for. */
-export function byteToUnicode(): readonly string[] {
-  if (table) return table;
-  const t = new Array<string>(256);
-  let next = 256;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    t[b] = String.fromCharCode(printable ? b : next++);
-  }
-  table = t;
-  return t;
+function buildCharToByte(): Map<number, number> {
+  const map = new Map<number, number>();
+  const printable = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  let next = 0x100;
+  for (let b = 0; b < 256; b++) map.set(printable(b) ? b : next++, b);
+  return map;
 }
 
-/** The vocabulary string of a byte string. */
-export function bytesToByteLevel(bytes: Uint8Array): string {
-  const t = byteToUnicode();
-  let s = '';
-  for (const b of bytes) s += t[b];
-  return s;
+const CHAR_TO_BYTE = buildCharToByte();
+
+/** The bytes a ByteLevel token string stands for, or undefined when a character is outside the map. */
+export function byteLevelDecode(token: string): Uint8Array | undefined {
+  const out = new Uint8Array(token.length);
+  let n = 0;
+  for (const ch of token) {
+    const b = CHAR_TO_BYTE.get(ch.codePointAt(0)!);
+    if (b === undefined) return undefined;
+    out[n++] = b;
+  }
+  return out.subarray(0, n);
 }

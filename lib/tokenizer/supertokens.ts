@@ -26,7 +26,7 @@
 import { TokenpressError } from '../errors.js';
 import { native } from '../native.js';
 import { checkInteger, checkOptions } from '../validate.js';
-import { bytesToByteLevel } from './byte-level.js';
+import { bytesToByteLevel } from './byte-level-encode.js';
 import { mergesFromRanks, type RankedVocab } from './merges-from-ranks.js';
 import { splitStage2, STAGE2_PATTERN } from './supertokens-pretokenize.js';
 

