@@ -20,6 +20,7 @@
         "native/unity/token_kn.cpp",
         "native/unity/tokenizer_dynamic.cpp",
         "native/unity/text_omp.cpp",
+        "native/unity/tokenizer_super.cpp",
         "native/kv/kv_dots_avx512.cpp",
         "native/kv/kv_quant_attend_avx2.cpp",
         "native/kv/kv_quant_attend_avx512.cpp",

@@ -168,3 +168,6 @@ export {
   type TokenEmbedder,
 } from './tokenizer/transplant.js';
 export { parseNpy, parseRawF32, encodeNpy, type F32Matrix } from './tokenizer/npy.js';
+// tokenizer tools (tok-super): supertokens (SuperBPE stage 2 over a base vocabulary)
+export { trainSupertokens, trainSupertokensAsync, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
+export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/merges-from-ranks.js';

@@ -538,6 +538,21 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** Batched OMP (native/text/omp.h): atoms f32 [nAtoms, dim], targets f32 [nTargets, dim] -> outIndices i32 / outCoeffs f32 [nTargets, k], outCounts i32 [nTargets]. */
   ompBatch(p: NativeOmpParams): void;
   ompBatchAsync(p: NativeOmpParams, onProgress?: (targetsDone: number) => void): Promise<void>;
+  // Supertokens (native/text/bpe_merges.h, lib/tokenizer/supertokens.ts). Offsets are Int32Array [n + 1] from 0.
+  /** Rank-ordered BPE of each piece: merges int32 [m, 3] (left, right, result), rank = row; byteIds [256]. ends [pieces] index ids. */
+  bpeEncodePieces(p: { merges: Int32Array; nIds: number; byteIds: Int32Array; bytes: Uint8Array; pieceOffsets: Int32Array }): { ids: Int32Array; ends: Int32Array };
+  /** Adjacent-pair counts inside chunks weighted by counts [chunks], sorted by (left, right). */
+  countTokenPairs(p: { tokens: Int32Array; offsets: Int32Array; counts: Int32Array; nIds: number }): { left: Int32Array; right: Int32Array; count: Float64Array };
+  /** Learns up to nMerges merges; pairs int32 [merges, 2] (new id = vocabulary size + k), counts [merges]. onProgress(done) false stops. */
+  trainSuperMerges(p: {
+    tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
+    nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => boolean | void;
+  }): { pairs: Int32Array; counts: Float64Array };
+  /** trainSuperMerges off the main thread (inputs copied first); onProgress's return value is ignored. */
+  trainSuperMergesAsync(p: {
+    tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
+    nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => void;
+  }): Promise<{ pairs: Int32Array; counts: Float64Array }>;
 }
 
 /** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */

@@ -48,6 +48,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterTokenKn(env, exports);
   tp::binding::RegisterDynamicBpe(env, exports);
   tp::binding::RegisterOmp(env, exports);
+  tp::binding::RegisterTokenizerSuper(env, exports);
   return exports;
 }
 

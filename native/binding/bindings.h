@@ -21,5 +21,6 @@ void RegisterTokenizer(Napi::Env env, Napi::Object exports);  // tokenizer_bindi
 void RegisterTokenKn(Napi::Env env, Napi::Object exports);  // token_kn_binding.cpp
 void RegisterDynamicBpe(Napi::Env env, Napi::Object exports);  // dynamic_bpe_binding.cpp (unity/tokenizer_dynamic.cpp)
 void RegisterOmp(Napi::Env env, Napi::Object exports);  // omp_binding.cpp
+void RegisterTokenizerSuper(Napi::Env env, Napi::Object exports);  // tokenizer_super_binding.cpp (unity/tokenizer_super.cpp)
 
 }  // namespace tp::binding
