@@ -98,6 +98,22 @@ describe('native engine equals the TypeScript engine', () => {
   });
 });
 
+describe('the TS layer refuses hostile arguments', () => {
+  test('trie queries and encode name the argument; shared memory is refused by the binding', async () => {
+    const v = new ByteBpeVocab(await tiktokenSpec('r50k'));
+    expect(() => v.tokensWithPrefix('ab' as never)).toThrow(/bytes: expected a Uint8Array/);
+    expect(() => v.tokensPrefixOf(null as never)).toThrow(TypeError);
+    const shared = new Uint8Array(new SharedArrayBuffer(2));
+    shared.set([0x61, 0x62]);
+    expect(() => v.encodeBytes(shared)).toThrow(/bytes: expected .*over an ArrayBuffer/);
+    expect(() => new ByteBpeVocab({ name: 'bad', tokens: [Uint8Array.of(1)], specials: [], patterns: ['.'] })).toThrow(/bad: bpe: a byte-level vocabulary has at least 256 tokens/);
+    const noZero = Array.from({ length: 256 }, (_, b) => (b === 0 ? Uint8Array.of(1, 1) : Uint8Array.of(b)));
+    expect(() => new ByteBpeVocab({ name: 'bad', tokens: noZero, specials: [], patterns: ['.'] })).toThrow(/bad: bpe: byte 0 is not a token/);
+    expect(() => new ByteBpeVocab({ name: 'bad', tokens: noZero, specials: [], patterns: ['.'], engine: 'ts' })).toThrow(/bad: bpe: byte 0 is not a token/);
+    expect(() => new ByteBpeVocab({ name: 'bad', tokens: [], specials: [], patterns: [] })).toThrow(/no pre-tokenizer pattern/);
+  });
+});
+
 describe('the binding refuses hostile calls', () => {
   test('bad handles, views and lengths are errors, not crashes', async () => {
     const addon = native();
