@@ -35,7 +35,11 @@ export interface TokenVocab {
    * The canonical encoding of raw bytes: what the tokenizer emits for them
    * (pre-tokenized by its regex, then BPE per pre-token). Bytes that are not
    * valid UTF-8 (an incomplete last character) are encoded as byte-level BPE
-   * does (tiktoken's encode_bytes): the incomplete tail joins the last pre-token.
+   * does (tiktoken's encode_bytes): the bytes from the first invalid position
+   * on join the last pre-token of the valid prefix (and, when that
+   * pre-token's first token is all ' ' / '\n' / '\t', the all-whitespace
+   * tokens before it: tiktoken's _increase_last_piece_token_len), merged as
+   * one segment; pretokenStarts reports that segment.
    */
   encodeBytes(bytes: Uint8Array): number[];
   /** encodeBytes of the text's UTF-8, no special tokens parsed. Equals the package's own encoder on every text. */
@@ -45,9 +49,10 @@ export interface TokenVocab {
   /** decodeBytes as text (invalid UTF-8 replaced by U+FFFD). */
   decode(ids: ArrayLike<number>): string;
   /**
-   * Byte offsets where the pre-tokenizer starts a new pre-token in `bytes`,
-   * ascending, always starting with 0 (for non-empty input). No token of the
-   * canonical encoding crosses a boundary.
+   * Byte offsets where the pre-tokenizer starts a new pre-token in `bytes`
+   * (the segments encodeBytes merges independently), ascending, [0, ...] for
+   * non-empty input, [] for empty. No token of the canonical encoding
+   * crosses a boundary.
    */
   pretokenStarts(bytes: Uint8Array): number[];
   /** True when ids is the canonical encoding of its own bytes: encodeBytes(decodeBytes(ids)) equals ids. */

@@ -1,9 +1,13 @@
-// Byte-level BPE encoding (see bpe.h). O(n^2) per pre-token of n bytes, as
-// tiktoken's byte_pair_merge: pre-tokens are short.
+// Byte-level BPE encoding (see bpe.h). Short pre-tokens: the quadratic scans
+// of tiktoken's byte_pair_merge and HF's merge_all; long ones: a heap
+// (O(n log n)), so that one huge pre-token cannot stall the encoder.
 #include "bpe.h"
 
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <queue>
+#include <vector>
 
 namespace tp::text {
 namespace {
@@ -135,7 +139,7 @@ Status bpe_build(const uint8_t* blob, int64_t blob_len, const int32_t* offsets, 
 namespace {
 
 // tiktoken's byte_pair_merge: bounds of parts, rank of joining part k with k + 1.
-void merge_by_ranks(const BpeVocab& v, const uint8_t* p, int64_t n, BpeScratch* sc, std::vector<int32_t>* out) {
+void merge_by_ranks_short(const BpeVocab& v, const uint8_t* p, int64_t n, BpeScratch* sc, std::vector<int32_t>* out) {
   std::vector<int64_t>& bounds = sc->bounds;
   std::vector<int64_t>& ranks = sc->ranks;
   bounds.resize(static_cast<size_t>(n + 1));
@@ -166,7 +170,7 @@ void merge_by_ranks(const BpeVocab& v, const uint8_t* p, int64_t n, BpeScratch* 
 }
 
 // HF merge_all: symbol ids, apply the lowest-index listed merge, leftmost on ties.
-void merge_by_pairs(const BpeVocab& v, const uint8_t* p, int64_t n, BpeScratch* sc, std::vector<int32_t>* out) {
+void merge_by_pairs_short(const BpeVocab& v, const uint8_t* p, int64_t n, BpeScratch* sc, std::vector<int32_t>* out) {
   std::vector<int32_t>& parts = sc->parts;
   parts.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; i++) parts[i] = v.byte_ids[p[i]];
@@ -189,10 +193,81 @@ void merge_by_pairs(const BpeVocab& v, const uint8_t* p, int64_t n, BpeScratch* 
   out->insert(out->end(), parts.begin(), parts.end());
 }
 
+
+// Long pre-tokens (a run of 100k letters is one pre-token): the same merges
+// in O(n log n) with a doubly linked list of parts and a min-heap of
+// candidate joins ordered by (rank, start byte), i.e. lowest rank, leftmost
+// on ties, as the quadratic scans above. A popped candidate is used only if
+// its two parts are still adjacent and unchanged (lazy deletion).
+struct Candidate {
+  int64_t rank;
+  int64_t start;  // byte start of the left part (its order in the list)
+  int32_t left, right;  // part indices
+  int64_t tag;  // ranks mode: end byte of the right part; pairs mode: (left id << 32) | right id
+  bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : start > o.start; }
+};
+using CandidateHeap = std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>>;
+
+void merge_long(const BpeVocab& v, const uint8_t* p, int64_t n, std::vector<int32_t>* out) {
+  const int32_t m = static_cast<int32_t>(n);
+  std::vector<int32_t> next(static_cast<size_t>(m)), prev(static_cast<size_t>(m)), sym(static_cast<size_t>(m));
+  std::vector<int64_t> end(static_cast<size_t>(m));  // parts are [i, end[i]) in bytes; part index = its start byte
+  std::vector<uint8_t> alive(static_cast<size_t>(m), 1);
+  for (int32_t i = 0; i < m; i++) {
+    next[i] = i + 1 < m ? i + 1 : -1;
+    prev[i] = i - 1;
+    end[i] = i + 1;
+    sym[i] = v.byte_ids[p[i]];
+  }
+  CandidateHeap heap;
+  auto consider = [&](int32_t a) {
+    if (a < 0) return;
+    const int32_t b = next[a];
+    if (b < 0) return;
+    if (v.by_pairs) {
+      int32_t r, merged;
+      if (!v.pairs.find(sym[a], sym[b], &r, &merged)) return;
+      heap.push(Candidate{r, a, a, b, (static_cast<int64_t>(sym[a]) << 32) | static_cast<uint32_t>(sym[b])});
+    } else {
+      const int32_t id = v.ids.find(p + a, end[b] - a);
+      if (id < 0) return;
+      heap.push(Candidate{id, a, a, b, end[b]});
+    }
+  };
+  for (int32_t i = 0; i + 1 < m; i++) consider(i);
+  while (!heap.empty()) {
+    const Candidate c = heap.top();
+    heap.pop();
+    const int32_t a = c.left, b = c.right;
+    if (!alive[a] || !alive[b] || next[a] != b) continue;
+    if (v.by_pairs) {
+      if (((static_cast<int64_t>(sym[a]) << 32) | static_cast<uint32_t>(sym[b])) != c.tag) continue;
+      int32_t r = 0, merged = 0;
+      if (!v.pairs.find(sym[a], sym[b], &r, &merged)) continue;  // cannot happen: the tag matched
+      sym[a] = merged;
+    } else {
+      if (end[b] != c.tag) continue;
+      sym[a] = static_cast<int32_t>(c.rank);
+    }
+    end[a] = end[b];
+    next[a] = next[b];
+    if (next[b] >= 0) prev[next[b]] = a;
+    alive[b] = 0;
+    consider(prev[a]);
+    consider(a);
+  }
+  for (int32_t i = 0; i >= 0; i = next[i]) {
+    out->push_back(v.by_pairs ? sym[i] : v.ids.find(p + i, end[i] - i));
+  }
+}
+
+constexpr int64_t kLongPiece = 32;  // above this, the heap; below, the scans (fewer allocations)
+
 }  // namespace
 
 Status bpe_encode_piece(const BpeVocab& v, const uint8_t* p, int64_t n, BpeScratch* scratch, std::vector<int32_t>* out) {
   if (n <= 0) return Status::ok();
+  if (n > INT32_MAX) return Status::invalid("bpe: a pre-token longer than 2^31 - 1 bytes");
   if (v.ignore_merges) {
     const int32_t whole = v.ids.find(p, n);
     if (whole >= 0) {
@@ -200,8 +275,9 @@ Status bpe_encode_piece(const BpeVocab& v, const uint8_t* p, int64_t n, BpeScrat
       return Status::ok();
     }
   }
-  if (v.by_pairs) merge_by_pairs(v, p, n, scratch, out);
-  else merge_by_ranks(v, p, n, scratch, out);
+  if (n > kLongPiece) merge_long(v, p, n, out);
+  else if (v.by_pairs) merge_by_pairs_short(v, p, n, scratch, out);
+  else merge_by_ranks_short(v, p, n, scratch, out);
   return Status::ok();
 }
 

@@ -98,6 +98,43 @@ describe('native engine equals the TypeScript engine', () => {
   });
 });
 
+describe('long pre-tokens (the native heap path, above 32 bytes)', () => {
+  test('equal the TS engine on long single pre-tokens, ranks and pairs', async () => {
+    const rng = mulberry32(99);
+    const word = (n: number, alphabet: string): string => Array.from({ length: n }, () => alphabet[Math.floor(rng() * alphabet.length)]).join('');
+    const texts = [word(33, 'ab'), word(300, 'ab'), word(257, 'abc'), word(120, 'helo'), ' '.repeat(40) + 'x', word(500, 'aaab'), '1'.repeat(99), '!?'.repeat(80)];
+    const spec = await tiktokenSpec('cl100k');
+    const nat = new ByteBpeVocab(spec);
+    const ref = new ByteBpeVocab({ ...spec, engine: 'ts' });
+    const natP = vocabFromTokenizerJson(smallJson(), 'small');
+    const refP = vocabFromTokenizerJson(smallJson(), 'small', { engine: 'ts' });
+    for (const t of texts) {
+      expect(nat.encode(t), t).toEqual(ref.encode(t));
+      expect(natP.encode(t), t).toEqual(refP.encode(t));
+    }
+    // a 200 kB single pre-token finishes (the TS engine's scans would take minutes)
+    const big = word(200_000, 'abcdefgh');
+    const ids = nat.encode(big);
+    expect(nat.decode(ids)).toBe(big);
+  });
+});
+
+describe('the TS layer refuses hostile arguments', () => {
+  test('trie queries and encode name the argument; shared memory is refused by the binding', async () => {
+    const v = new ByteBpeVocab(await tiktokenSpec('r50k'));
+    expect(() => v.tokensWithPrefix('ab' as never)).toThrow(/bytes: expected a Uint8Array/);
+    expect(() => v.tokensPrefixOf(null as never)).toThrow(TypeError);
+    const shared = new Uint8Array(new SharedArrayBuffer(2));
+    shared.set([0x61, 0x62]);
+    expect(() => v.encodeBytes(shared)).toThrow(/bytes: expected .*over an ArrayBuffer/);
+    expect(() => new ByteBpeVocab({ name: 'bad', tokens: [Uint8Array.of(1)], specials: [], patterns: ['.'] })).toThrow(/bad: bpe: a byte-level vocabulary has at least 256 tokens/);
+    const noZero = Array.from({ length: 256 }, (_, b) => (b === 0 ? Uint8Array.of(1, 1) : Uint8Array.of(b)));
+    expect(() => new ByteBpeVocab({ name: 'bad', tokens: noZero, specials: [], patterns: ['.'] })).toThrow(/bad: bpe: byte 0 is not a token/);
+    expect(() => new ByteBpeVocab({ name: 'bad', tokens: noZero, specials: [], patterns: ['.'], engine: 'ts' })).toThrow(/bad: bpe: byte 0 is not a token/);
+    expect(() => new ByteBpeVocab({ name: 'bad', tokens: [], specials: [], patterns: [] })).toThrow(/no pre-tokenizer pattern/);
+  });
+});
+
 describe('the binding refuses hostile calls', () => {
   test('bad handles, views and lengths are errors, not crashes', async () => {
     const addon = native();
