@@ -253,7 +253,8 @@ describe('trainSupertokens', () => {
     const s = trainSupertokens(v, text, { tokens: 150, minCount: 1 });
     expect(Array.from(a.tokenizer.merges)).toEqual(Array.from(s.tokenizer.merges));
     expect(a.stats.learned).toBe(150);
-    expect(done).toEqual([64, 128]);
+    // AsyncProgressWorker keeps only the latest report when the main thread is busy: a subset of [64, 128], ascending.
+    expect(done.every((d, i) => (d === 64 || d === 128) && (i === 0 || d > done[i - 1]!))).toBe(true);
     await expect(trainSupertokensAsync(v, 'x', { tokens: -1 })).rejects.toThrow(RangeError);
     await expect(trainSupertokensAsync(v, text, { tokens: 100, minCount: 1, onProgress: () => { throw new Error('boom'); } })).rejects.toThrow('boom');
   });
