@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { intArg } from './int-arg.js';
 import { makeProgressBar } from './progress-bar.js';
+import { addTransplantCommand } from './tokenizer-transplant.js';
 import { trainSupertokensAsync } from '../tokenizer/supertokens.js';
 import { loadVocab, VOCAB_NAMES } from '../tokenizer/vocab.js';
 import type { VocabName } from '../tokenizer/types.js';
@@ -18,7 +19,7 @@ import type { VocabName } from '../tokenizer/types.js';
 export function tokenizerGroup(program: Command): Command {
   const existing = program.commands.find((c) => c.name() === 'tokenizer');
   if (existing) return existing;
-  return program.command('tokenizer').description('Tokenizer tools: supertokens (SuperBPE) training, and more.');
+  return program.command('tokenizer').description('Tokenizer tools: supertokens (SuperBPE) training, embedding transplantation (OMP, TokenAdapt).');
 }
 
 function vocabArg(value: string): VocabName {
@@ -102,5 +103,6 @@ export function registerTrainSupertokens(group: Command): void {
 export function registerTokenizer(program: Command): Command {
   const group = tokenizerGroup(program);
   registerTrainSupertokens(group);
+  addTransplantCommand(group);
   return group;
 }

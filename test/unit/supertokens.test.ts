@@ -254,8 +254,15 @@ describe('trainSupertokens', () => {
     const s = trainSupertokens(v, text, { tokens: 150, minCount: 1 });
     expect(Array.from(a.tokenizer.merges)).toEqual(Array.from(s.tokenizer.merges));
     expect(a.stats.learned).toBe(150);
-    // AsyncProgressWorker keeps only the latest report when the main thread is busy: a subset of [64, 128], ascending.
-    expect(done.every((d, i) => (d === 64 || d === 128) && (i === 0 || d > done[i - 1]!))).toBe(true);
+    // Progress reports every 64 merges; on a loaded machine the main thread may
+    // see only the later ones (coalesced), so: at least one, ascending, each a
+    // multiple of 64 below the total.
+    expect(done.length).toBeGreaterThan(0);
+    for (let i = 0; i < done.length; i++) {
+      expect(done[i]! % 64).toBe(0);
+      expect(done[i]!).toBeLessThan(150);
+      if (i > 0) expect(done[i]!).toBeGreaterThan(done[i - 1]!);
+    }
     await expect(trainSupertokensAsync(v, 'x', { tokens: -1 })).rejects.toThrow(RangeError);
     await expect(trainSupertokensAsync(v, text, { tokens: 100, minCount: 1, onProgress: () => { throw new Error('boom'); } })).rejects.toThrow('boom');
   });
