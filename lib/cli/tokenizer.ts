@@ -12,7 +12,7 @@ import { intArg } from './int-arg.js';
 import { makeProgressBar } from './progress-bar.js';
 import { addTransplantCommand } from './tokenizer-transplant.js';
 import { trainSupertokensAsync } from '../tokenizer/supertokens.js';
-import { loadVocab, VOCAB_NAMES } from '../tokenizer/vocab.js';
+import { loadVocab } from '../tokenizer/vocab.js';
 import type { VocabName } from '../tokenizer/types.js';
 
 /** The `tokenizer` group of program, created on first use. */
@@ -22,9 +22,12 @@ export function tokenizerGroup(program: Command): Command {
   return program.command('tokenizer').description('Tokenizer tools: supertokens (SuperBPE) training, embedding transplantation (OMP, TokenAdapt).');
 }
 
+/** Bases whose ids are their merge ranks (tiktoken files): the merge list is derived from the ranks (merges-from-ranks.ts). */
+const SUPERTOKEN_BASES: readonly VocabName[] = ['r50k', 'p50k', 'cl100k', 'o200k'];
+
 function vocabArg(value: string): VocabName {
-  if (!(VOCAB_NAMES as readonly string[]).includes(value)) {
-    throw new InvalidArgumentError(`--base: expected one of ${VOCAB_NAMES.join(', ')}, received "${value}"`);
+  if (!(SUPERTOKEN_BASES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`--base: expected one of ${SUPERTOKEN_BASES.join(', ')}, received "${value}"`);
   }
   return value as VocabName;
 }
@@ -85,7 +88,7 @@ export function registerTrainSupertokens(group: Command): void {
       'Learn SuperBPE-style supertokens (merges across whitespace) on top of a built-in byte-level vocabulary and write a ' +
         'Hugging Face tokenizer.json (base vocabulary and merges + the new ones, stage-2 Split + ByteLevel pre-tokenizer).',
     )
-    .option('--base <name>', `base vocabulary (${VOCAB_NAMES.filter((n) => n !== 'gemma3').join(', ')})`, vocabArg, 'cl100k' as VocabName)
+    .option('--base <name>', `base vocabulary (${SUPERTOKEN_BASES.join(', ')})`, vocabArg, 'cl100k' as VocabName)
     .requiredOption('--tokens <n>', 'number of new tokens to learn', intArg('--tokens', 1, 1_000_000))
     .requiredOption('--corpus <file>', 'UTF-8 training text')
     .requiredOption('--out <file>', 'where to write the tokenizer.json')

@@ -8,6 +8,7 @@ import { describe, expect, test } from 'vitest';
 import { Command } from 'commander';
 import { registerTokenizer, tokenizerGroup } from '../../lib/cli/tokenizer.js';
 import { native } from '../../lib/native.js';
+import { vocabFromTokenizerJson } from '../../lib/tokenizer/tokenizer-json.js';
 import { loadVocab } from '../../lib/tokenizer/vocab.js';
 import { mergesFromRanks, type RankedVocab } from '../../lib/tokenizer/merges-from-ranks.js';
 import { splitStage2, trainSupertokens, trainSupertokensAsync } from '../../lib/tokenizer/supertokens.js';
@@ -264,6 +265,11 @@ describe('trainSupertokens', () => {
     }
     await expect(trainSupertokensAsync(v, 'x', { tokens: -1 })).rejects.toThrow(RangeError);
     await expect(trainSupertokensAsync(v, text, { tokens: 100, minCount: 1, onProgress: () => { throw new Error('boom'); } })).rejects.toThrow('boom');
+  });
+
+  test('the tokenizer.json read by our own loader (vocabFromTokenizerJson) encodes the same', () => {
+    const back = vocabFromTokenizerJson(tokenizer.toTokenizerJson(), 'super.json');
+    for (const text of [...PROBES, TRAIN_TEXT]) expect(back.encode(text)).toEqual(tokenizer.encode(text));
   });
 
   test('validates its arguments', () => {
