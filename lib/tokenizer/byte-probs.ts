@@ -296,6 +296,18 @@ export class ByteProbStepper {
     return dist;
   }
 
+  /**
+   * The LM mass that the mask keeps after E(x): sum of P(t | E(x)) over the
+   * masked-in tokens t (1 minus what the mask removes). The masked model's
+   * renormalized token loss at a token boundary is -log2 P(t | E(x)) + log2 validMass().
+   */
+  validMass(): number {
+    const { row, mask } = this.#ensure();
+    let m = 0;
+    for (let t = 0; t < row.length; t++) if (mask[t] === 1) m += row[t]!;
+    return m;
+  }
+
   /** Moves to the bytes so far + byte. */
   push(byte: number): void {
     checkInteger('byte', byte, 0, 255);

@@ -81,6 +81,17 @@ describe('TokenByteProbs: exact against brute force', () => {
     expect(maxDiff(fast, exact)).toBeGreaterThan(1e-6);
   });
 
+  test('validMass is the LM mass on the masked-in next tokens', () => {
+    const lm = hashLm(vocab.size, 13);
+    const s = new TokenByteProbs(vocab, lm).start();
+    for (const b of enc('ab a')) s.push(b);
+    const row = lm.nextTokenProbs(s.tokens).slice();
+    let want = 0;
+    for (let t = 0; t < vocab.size; t++) if (vocab.tokenBytes(t).length > 0 && !vocab.isSpecial(t) && vocab.isCanonical([...s.tokens, t])) want += row[t]!;
+    expect(s.validMass()).toBeCloseTo(want, 12);
+    expect(want).toBeLessThan(1);
+  });
+
   test('an LM that gives 0 to everything yields the uniform row', () => {
     const zero = { vocabSize: vocab.size, nextTokenProbs: () => new Float64Array(vocab.size) };
     const p = new TokenByteProbs(vocab, zero).nextByteProbs(enc('ab'));
