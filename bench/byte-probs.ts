@@ -47,6 +47,12 @@ interface Pass {
   /** The masked model's token loss: each token's P renormalized over the masked-in tokens (what the byte rows telescope to). */
   maskedTokenBitsPerByte: number;
   maskedRelativeDifference: number;
+  /** Byte-level bits + log2 of the canonical encoding's share of the final prefix probability: P(exactly E(x)) instead of P(starts with x). */
+  byteBitsPerByteEnd: number;
+  /** The unnormalized chain: sum of -log2(row[b] * lastMass) - log2(exactShare): telescopes to the token-level bits. */
+  byteBitsPerByteChain: number;
+  chainRelativeDifference: number;
+  endRelativeDifference: number;
   byteBitsPerByte: number;
   relativeDifference: number;
   seconds: number;
@@ -70,13 +76,17 @@ function pass(vocab: TokenVocab, kn: TokenKnModel, data: Uint8Array, mask: ByteP
     starts.add(at);
     at += vocab.tokenBytes(t).length;
   }
-  let bits = 0, logZ = 0;
+  let bits = 0, logZ = 0, chain = 0;
   for (let i = 0; i < data.length; i++) {
-    if (starts.has(i)) logZ += Math.log2(s.validMass());
-    bits -= Math.log2(s.probs()[data[i]!]!);
+    if (mask === 'canonical' && starts.has(i)) logZ += Math.log2(s.validMass());
+    const row = s.probs();
+    bits -= Math.log2(row[data[i]!]!);
+    chain -= Math.log2(row[data[i]!]! * s.lastMass);
     s.push(data[i]!);
   }
   const seconds = (performance.now() - t0) / 1000;
+  const endBits = bits - Math.log2(s.exactShare);
+  chain -= Math.log2(s.exactShare);
   const enc = s.tokens;
   const tokenBpb = tokenBits / data.length, byteBpb = bits / data.length;
   return {
@@ -85,6 +95,10 @@ function pass(vocab: TokenVocab, kn: TokenKnModel, data: Uint8Array, mask: ByteP
     tokens: tokens.length,
     tokenBitsPerByte: tokenBpb,
     maskedTokenBitsPerByte: (tokenBits + logZ) / data.length,
+    byteBitsPerByteEnd: endBits / data.length,
+    byteBitsPerByteChain: chain / data.length,
+    chainRelativeDifference: (chain - tokenBits) / tokenBits,
+    endRelativeDifference: (endBits - tokenBits - logZ) / (tokenBits + logZ),
     maskedRelativeDifference: (byteBpb - (tokenBits + logZ) / data.length) / ((tokenBits + logZ) / data.length),
     byteBitsPerByte: byteBpb,
     relativeDifference: (byteBpb - tokenBpb) / tokenBpb,
@@ -120,7 +134,9 @@ async function main(): Promise<void> {
     console.log(
       `mask ${mask.padEnd(9)} ${String(p.bytes).padStart(6)} bytes  token-level ${p.tokenBitsPerByte.toFixed(4)} bits/byte  ` +
         `byte-level ${p.byteBitsPerByte.toFixed(4)} bits/byte  diff ${(100 * p.relativeDifference).toFixed(3)}%  ` +
-        `masked token-level ${p.maskedTokenBitsPerByte.toFixed(4)} (diff ${(100 * p.maskedRelativeDifference).toFixed(3)}%)  ` +
+        `masked token-level ${p.maskedTokenBitsPerByte.toFixed(4)} (diff ${(100 * p.maskedRelativeDifference).toFixed(3)}%; ` +
+        `byte-level ending exactly at E(x) ${p.byteBitsPerByteEnd.toFixed(4)}, diff ${(100 * p.endRelativeDifference).toFixed(3)}%; ` +
+        `unnormalized chain ${p.byteBitsPerByteChain.toFixed(6)} vs token-level ${p.tokenBitsPerByte.toFixed(6)}, diff ${(100 * p.chainRelativeDifference).toFixed(4)}%)  ` +
         `${p.bytesPerSecond.toFixed(1)} bytes/s  (mask rows ${p.maskRows}, encoding ${p.encodingMatches ? 'matches' : 'DIFFERS'})`,
     );
   }
