@@ -14,16 +14,17 @@
  * --exact-bytes of the slice, and 'none' (the official fast_mode) on the whole
  * slice. Speed = bytes / wall time of the byte-level pass (one thread).
  *
- *   node dist/bench/byte-probs.js [--train-bytes 4000000] [--heldout-bytes 20000] [--exact-bytes 1500] [--offset 100000]
+ *   node dist/bench/byte-probs.js [--vocab cl100k] [--train-bytes 4000000] [--heldout-bytes 20000] [--exact-bytes 1500] [--offset 100000]
  *
- * Writes bench-results/byte-probs-<date>.json.
+ * (--heldout-bytes 0 or --exact-bytes 0 skips that pass.) Writes
+ * bench-results/byte-probs-<vocab>-<date>.json.
  */
 import os from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadVocab } from '../lib/tokenizer/vocab.js';
 import { TokenKnModel } from '../lib/tokenizer/token-kn.js';
 import { TokenByteProbs, type ByteProbsMask } from '../lib/tokenizer/byte-probs.js';
-import type { TokenVocab } from '../lib/tokenizer/types.js';
+import type { TokenVocab, VocabName } from '../lib/tokenizer/types.js';
 import { ensureCorpus } from './corpus.js';
 import { argValue } from './common.js';
 
@@ -43,6 +44,15 @@ interface Pass {
   bytes: number;
   tokens: number;
   tokenBitsPerByte: number;
+  /** The masked model's token loss: each token's P renormalized over the masked-in tokens (what the byte rows telescope to). */
+  maskedTokenBitsPerByte: number;
+  maskedRelativeDifference: number;
+  /** Byte-level bits + log2 of the canonical encoding's share of the final prefix probability: P(exactly E(x)) instead of P(starts with x). */
+  byteBitsPerByteEnd: number;
+  /** The unnormalized chain: sum of -log2(row[b] * lastMass) - log2(exactShare): telescopes to the token-level bits. */
+  byteBitsPerByteChain: number;
+  chainRelativeDifference: number;
+  endRelativeDifference: number;
   byteBitsPerByte: number;
   relativeDifference: number;
   seconds: number;
@@ -59,12 +69,24 @@ function pass(vocab: TokenVocab, kn: TokenKnModel, data: Uint8Array, mask: ByteP
   const probs = new TokenByteProbs(vocab, kn, { mask, maskMemo: 4096 });
   const t0 = performance.now();
   const s = probs.start();
-  let bits = 0;
+  // token starts (byte offsets) of the canonical encoding: where the masked mass is read
+  const starts = new Set<number>();
+  let at = 0;
+  for (const t of tokens) {
+    starts.add(at);
+    at += vocab.tokenBytes(t).length;
+  }
+  let bits = 0, logZ = 0, chain = 0;
   for (let i = 0; i < data.length; i++) {
-    bits -= Math.log2(s.probs()[data[i]!]!);
+    if (mask === 'canonical' && starts.has(i)) logZ += Math.log2(s.validMass());
+    const row = s.probs();
+    bits -= Math.log2(row[data[i]!]!);
+    chain -= Math.log2(row[data[i]!]! * s.lastMass);
     s.push(data[i]!);
   }
   const seconds = (performance.now() - t0) / 1000;
+  const endBits = bits - Math.log2(s.exactShare);
+  chain -= Math.log2(s.exactShare);
   const enc = s.tokens;
   const tokenBpb = tokenBits / data.length, byteBpb = bits / data.length;
   return {
@@ -72,6 +94,12 @@ function pass(vocab: TokenVocab, kn: TokenKnModel, data: Uint8Array, mask: ByteP
     bytes: data.length,
     tokens: tokens.length,
     tokenBitsPerByte: tokenBpb,
+    maskedTokenBitsPerByte: (tokenBits + logZ) / data.length,
+    byteBitsPerByteEnd: endBits / data.length,
+    byteBitsPerByteChain: chain / data.length,
+    chainRelativeDifference: (chain - tokenBits) / tokenBits,
+    endRelativeDifference: (endBits - tokenBits - logZ) / (tokenBits + logZ),
+    maskedRelativeDifference: (byteBpb - (tokenBits + logZ) / data.length) / ((tokenBits + logZ) / data.length),
     byteBitsPerByte: byteBpb,
     relativeDifference: (byteBpb - tokenBpb) / tokenBpb,
     seconds,
@@ -82,28 +110,33 @@ function pass(vocab: TokenVocab, kn: TokenKnModel, data: Uint8Array, mask: ByteP
 }
 
 async function main(): Promise<void> {
+  const vocabName = argValue('vocab', 'cl100k') as VocabName;
   const trainBytes = Number(argValue('train-bytes', '4000000'));
   const heldBytes = Number(argValue('heldout-bytes', '20000'));
   const exactBytes = Number(argValue('exact-bytes', '1500'));
   const offset = Number(argValue('offset', '100000'));
   const corpus = await ensureCorpus();
-  const vocab = await loadVocab('cl100k');
+  const vocab = await loadVocab(vocabName);
   const train = readFileSync(corpus.trainPath).subarray(0, trainBytes);
-  const held = slice(readFileSync(corpus.heldOutPath), offset, heldBytes);
+  const held = slice(readFileSync(corpus.heldOutPath), offset, Math.max(heldBytes, exactBytes));
   let t0 = performance.now();
   const trainTokens = Uint32Array.from(vocab.encodeBytes(train));
   const encodeSeconds = (performance.now() - t0) / 1000;
   t0 = performance.now();
   const kn = TokenKnModel.train(trainTokens, vocab.size, { order: 3 });
   const trainSeconds = (performance.now() - t0) / 1000;
-  console.log(`cl100k: ${train.length} training bytes -> ${trainTokens.length} tokens (${encodeSeconds.toFixed(1)} s), KN order 3 trained in ${trainSeconds.toFixed(2)} s`);
+  console.log(`${vocabName}: ${train.length} training bytes -> ${trainTokens.length} tokens (${encodeSeconds.toFixed(1)} s), KN order 3 trained in ${trainSeconds.toFixed(2)} s`);
   const passes: Pass[] = [];
-  for (const [mask, n] of [['none', held.length], ['canonical', Math.min(exactBytes, held.length)]] as const) {
+  for (const [mask, n] of [['none', Math.min(heldBytes, held.length)], ['canonical', Math.min(exactBytes, held.length)]] as const) {
+    if (n === 0) continue;
     const p = pass(vocab, kn, held.subarray(0, n), mask);
     passes.push(p);
     console.log(
       `mask ${mask.padEnd(9)} ${String(p.bytes).padStart(6)} bytes  token-level ${p.tokenBitsPerByte.toFixed(4)} bits/byte  ` +
         `byte-level ${p.byteBitsPerByte.toFixed(4)} bits/byte  diff ${(100 * p.relativeDifference).toFixed(3)}%  ` +
+        `masked token-level ${p.maskedTokenBitsPerByte.toFixed(4)} (diff ${(100 * p.maskedRelativeDifference).toFixed(3)}%; ` +
+        `byte-level ending exactly at E(x) ${p.byteBitsPerByteEnd.toFixed(4)}, diff ${(100 * p.endRelativeDifference).toFixed(3)}%; ` +
+        `unnormalized chain ${p.byteBitsPerByteChain.toFixed(6)} vs token-level ${p.tokenBitsPerByte.toFixed(6)}, diff ${(100 * p.chainRelativeDifference).toFixed(4)}%)  ` +
         `${p.bytesPerSecond.toFixed(1)} bytes/s  (mask rows ${p.maskRows}, encoding ${p.encodingMatches ? 'matches' : 'DIFFERS'})`,
     );
   }
@@ -111,8 +144,8 @@ async function main(): Promise<void> {
     bench: 'byte-probs',
     date: new Date().toISOString(),
     cpu: cpuModel(),
-    command: `node dist/bench/byte-probs.js --train-bytes ${trainBytes} --heldout-bytes ${heldBytes} --exact-bytes ${exactBytes} --offset ${offset}`,
-    vocab: 'cl100k',
+    command: `node dist/bench/byte-probs.js --vocab ${vocabName} --train-bytes ${trainBytes} --heldout-bytes ${heldBytes} --exact-bytes ${exactBytes} --offset ${offset}`,
+    vocab: vocabName,
     order: 3,
     trainBytes: train.length,
     trainTokens: trainTokens.length,
@@ -121,7 +154,7 @@ async function main(): Promise<void> {
     passes,
   };
   mkdirSync('bench-results', { recursive: true });
-  const file = `bench-results/byte-probs-${out.date.slice(0, 10)}.json`;
+  const file = `bench-results/byte-probs-${vocabName}-${out.date.slice(0, 10)}.json`;
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   console.log(`wrote ${file}`);
 }

@@ -235,6 +235,7 @@ export class ByteProbStepper {
   #start: number[] = [];
   #row: Float64Array | null = null;
   #mask: Uint8Array | null = null;
+  #lastMass = NaN;
 
   constructor(owner: TokenByteProbs) {
     if (!(owner instanceof TokenByteProbs)) throw typeError('owner', 'a TokenByteProbs', owner);
@@ -244,6 +245,29 @@ export class ByteProbStepper {
   /** Canonical tokens of the bytes so far (E(x)); a copy. */
   get tokens(): number[] {
     return [...this.#global, ...this.#localTokens];
+  }
+
+  /**
+   * The total before normalization of the row probs() last returned:
+   * P(x then any byte) / P(x) under the masked process (below 1 by the mass
+   * the mask removes after E(x)); NaN before the first probs(). With it the
+   * byte chain telescopes: sum of -log2(row[x_{n+1}] * lastMass) over the
+   * bytes, minus log2(exactShare) at the end, is the token-level code length
+   * -log2 Q(E(x)) (exactly, when every prefix of E(x) is canonical).
+   */
+  get lastMass(): number {
+    return this.#lastMass;
+  }
+
+  /**
+   * Q(E(x)) / P(bytes start with x): the share of the prefix probability
+   * carried by the canonical encoding alone (the rest: covers whose last
+   * token runs past x). 1 at the start.
+   */
+  get exactShare(): number {
+    let sum = this.#qFull;
+    for (const x of this.#w) sum += x;
+    return sum > 0 ? this.#qFull / sum : 0;
   }
 
   /** Number of cover encodings with a remainder (for tests and benchmarks). */
@@ -291,9 +315,22 @@ export class ByteProbStepper {
     }
     let sum = 0;
     for (let b = 0; b < 256; b++) sum += dist[b]!;
+    this.#lastMass = sum;
     if (!(sum > 0 && sum < Infinity)) return dist.fill(UNIFORM);
     for (let b = 0; b < 256; b++) dist[b] = dist[b]! / sum;
     return dist;
+  }
+
+  /**
+   * The LM mass that the mask keeps after E(x): sum of P(t | E(x)) over the
+   * masked-in tokens t (1 minus what the mask removes). The masked model's
+   * renormalized token loss at a token boundary is -log2 P(t | E(x)) + log2 validMass().
+   */
+  validMass(): number {
+    const { row, mask } = this.#ensure();
+    let m = 0;
+    for (let t = 0; t < row.length; t++) if (mask[t] === 1) m += row[t]!;
+    return m;
   }
 
   /** Moves to the bytes so far + byte. */

@@ -81,6 +81,37 @@ describe('TokenByteProbs: exact against brute force', () => {
     expect(maxDiff(fast, exact)).toBeGreaterThan(1e-6);
   });
 
+  test('the unnormalized byte chain telescopes to the token-level code length', () => {
+    const lm = hashLm(vocab.size, 17, 2);
+    const probs = new TokenByteProbs(vocab, lm);
+    for (const text of ['ab abc cab.', 'b  a\n1a2', ' \xc3\xa9ab']) {
+      const bytes = enc(text);
+      const s = probs.start();
+      let bits = 0;
+      for (const b of bytes) {
+        const row = s.probs();
+        bits -= Math.log2(row[b]! * s.lastMass);
+        s.push(b);
+      }
+      bits -= Math.log2(s.exactShare);
+      const tokens = vocab.encodeBytes(bytes);
+      let want = 0;
+      for (let i = 0; i < tokens.length; i++) want -= Math.log2(lm.nextTokenProbs(tokens.slice(Math.max(0, i - 2), i))[tokens[i]!]!);
+      expect(bits).toBeCloseTo(want, 9);
+    }
+  });
+
+  test('validMass is the LM mass on the masked-in next tokens', () => {
+    const lm = hashLm(vocab.size, 13);
+    const s = new TokenByteProbs(vocab, lm).start();
+    for (const b of enc('ab a')) s.push(b);
+    const row = lm.nextTokenProbs(s.tokens).slice();
+    let want = 0;
+    for (let t = 0; t < vocab.size; t++) if (vocab.tokenBytes(t).length > 0 && !vocab.isSpecial(t) && vocab.isCanonical([...s.tokens, t])) want += row[t]!;
+    expect(s.validMass()).toBeCloseTo(want, 12);
+    expect(want).toBeLessThan(1);
+  });
+
   test('an LM that gives 0 to everything yields the uniform row', () => {
     const zero = { vocabSize: vocab.size, nextTokenProbs: () => new Float64Array(vocab.size) };
     const p = new TokenByteProbs(vocab, zero).nextByteProbs(enc('ab'));
