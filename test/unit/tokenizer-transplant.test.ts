@@ -10,7 +10,7 @@ import { mulberry32, randomF32 } from '../reference/random.js';
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 /** The 256 single bytes (ids 0..255, as byte-level BPE needs), then multi-byte tokens (tiktoken ranks: the id is the rank). */
 const vocab = (name: string, toks: (string | undefined)[]): ByteBpeVocab => new ByteBpeVocab({
-  name, specials: [], pattern: '\\S+|\\s+',
+  name, specials: [], patterns: ['\\S+|\\s+'],
   tokens: [...Array.from({ length: 256 }, (_, b) => Uint8Array.of(b)), ...toks.map((t) => (t === undefined ? undefined : enc(t)))],
 });
 
