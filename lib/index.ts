@@ -146,11 +146,21 @@ export {
 export { type WordProbMode } from './prompt/words.js';
 export type { Span, ScoredSpan, TokenScorer, CountTokens, CompressedPrompt } from './prompt/types.js';
 // tokenizer tools (tok-core): the TokenVocab contract and the built-in vocabularies
-export type { TokenVocab, VocabName, VocabKind } from './tokenizer/types.js';
+export type { TokenVocab, TokenVocabIndex, VocabName, VocabKind } from './tokenizer/types.js';
 export { loadVocab, VOCAB_NAMES, VOCAB_PACKAGES } from './tokenizer/vocab.js';
 export { ByteBpeVocab, type ByteBpeSpec } from './tokenizer/byte-bpe-vocab.js';
 export { rustRegexToJs } from './tokenizer/rust-regex.js';
 export { vocabFromTokenizerJson } from './tokenizer/tokenizer-json.js';
+// tokenizer tools (tok-bytes): exact byte-level probabilities from a token LM, the token-level KN model, the coders' adapter
+export { type TokenLm, checkTokenLm } from './tokenizer/token-lm.js';
+export { TokenByteProbs, ByteProbStepper, type ByteProbsOptions, type ByteProbsMask } from './tokenizer/byte-probs.js';
+export { TokenKnModel, type TokenKnTrainOptions } from './tokenizer/token-kn.js';
+export { TokenLmByteModel, compressTokenLm, decompressTokenLm, type TokenLmCompressed } from './tokenizer/token-byte-model.js';
+// tokenizer: dynamic tokenization (batch-level BPE)
+export {
+  dynamicTokenize, meanOfPiecesEmbeddings, DYNAMIC_DEFAULTS, DYNAMIC_BOUNDARIES,
+  type DynamicTokenizeOptions, type DynamicTokenization, type DynamicMerge, type DynamicBoundary, type DynamicVocab,
+} from './tokenizer/dynamic.js';
 // tokenizer tools (tok-omp): batched OMP and embedding transplantation
 export { ompBatch, ompBatchAsync, applyOmpCodes, OMP_DEFAULT_K, OMP_MAX_K, type OmpOptions, type OmpAsyncOptions, type OmpResult } from './tokenizer/omp.js';
 export {
@@ -158,3 +168,6 @@ export {
   type TokenEmbedder,
 } from './tokenizer/transplant.js';
 export { parseNpy, parseRawF32, encodeNpy, type F32Matrix } from './tokenizer/npy.js';
+// tokenizer tools (tok-super): supertokens (SuperBPE stage 2 over a base vocabulary)
+export { trainSupertokens, trainSupertokensAsync, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
+export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/merges-from-ranks.js';

@@ -514,9 +514,45 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** n: the original length, in [0, min(2^31 - 1, 32768 * payload.length)] (0 only for an empty payload). */
   decompressAdaptive(payload: Uint8Array, n: number, opts?: NativeCmOptions): Uint8Array;
   decompressAdaptiveAsync(payload: Uint8Array, n: number, opts?: NativeCmOptions, onProgress?: (bytesDone: number) => void): Promise<Uint8Array>;
+  /** Tokenizer core (native/text/bpe.h, token_trie.h; native/binding/tokenizer_binding.cpp). */
+  tokCoreNew(blob: Uint8Array, offsets: Int32Array, ordinary: Uint8Array, merges: Int32Array | undefined, ignoreMerges: boolean): NativeTokCore;
+  tokCoreEncode(core: NativeTokCore, bytes: Uint8Array, starts: Int32Array): Int32Array;
+  tokCoreIdOf(core: NativeTokCore, bytes: Uint8Array): number;
+  tokCoreWithPrefix(core: NativeTokCore, bytes: Uint8Array): Int32Array;
+  tokCorePrefixOf(core: NativeTokCore, bytes: Uint8Array): Int32Array;
+  // token-level Kneser-Ney (lib/tokenizer/token-kn.ts)
+  tokenKnTrain: NativeTokenKn['tokenKnTrain'];
+  tokenKnNext: NativeTokenKn['tokenKnNext'];
+  /**
+   * Dynamic tokenization (native/text/dynamic_bpe.h): tokens (all sequences back to back), offsets [nSeq + 1];
+   * isValidPairs answers for pairs (a[i], b[i]) with 1 (may merge) or 0, each distinct pair asked once (the input's pairs in one
+   * call, then one call per merge for the pairs it created); onMerge runs before each merge. Synchronous (the callbacks are JS).
+   */
+  dynamicBpe(params: {
+    tokens: Int32Array; offsets: Float64Array; firstNewId: number; maxMerges: number; targetTotal: number; minCount: number;
+    isValidPairs: (a: Int32Array, b: Int32Array) => Uint8Array; onMerge: (a: number, b: number, id: number, count: number) => void;
+  }): {
+    tokens: Int32Array; starts: Int32Array; offsets: Float64Array;
+    mergeA: Int32Array; mergeB: Int32Array; mergeCount: Float64Array; mergeApplied: Float64Array;
+  };
   /** Batched OMP (native/text/omp.h): atoms f32 [nAtoms, dim], targets f32 [nTargets, dim] -> outIndices i32 / outCoeffs f32 [nTargets, k], outCounts i32 [nTargets]. */
   ompBatch(p: NativeOmpParams): void;
   ompBatchAsync(p: NativeOmpParams, onProgress?: (targetsDone: number) => void): Promise<void>;
+  // Supertokens (native/text/bpe_merges.h, lib/tokenizer/supertokens.ts). Offsets are Int32Array [n + 1] from 0.
+  /** Rank-ordered BPE of each piece: merges int32 [m, 3] (left, right, result), rank = row; byteIds [256]. ends [pieces] index ids. */
+  bpeEncodePieces(p: { merges: Int32Array; nIds: number; byteIds: Int32Array; bytes: Uint8Array; pieceOffsets: Int32Array }): { ids: Int32Array; ends: Int32Array };
+  /** Adjacent-pair counts inside chunks weighted by counts [chunks], sorted by (left, right). */
+  countTokenPairs(p: { tokens: Int32Array; offsets: Int32Array; counts: Int32Array; nIds: number }): { left: Int32Array; right: Int32Array; count: Float64Array };
+  /** Learns up to nMerges merges; pairs int32 [merges, 2] (new id = vocabulary size + k), counts [merges]. onProgress(done) false stops. */
+  trainSuperMerges(p: {
+    tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
+    nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => boolean | void;
+  }): { pairs: Int32Array; counts: Float64Array };
+  /** trainSuperMerges off the main thread (inputs copied first); onProgress's return value is ignored. */
+  trainSuperMergesAsync(p: {
+    tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
+    nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => void;
+  }): Promise<{ pairs: Int32Array; counts: Float64Array }>;
 }
 
 /** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */
@@ -532,6 +568,9 @@ export interface NativeOmpParams {
   outCoeffs: Float32Array;
   outCounts?: Int32Array;
 }
+
+/** An opaque tokenizer-core handle (an External checked by type tag). */
+export type NativeTokCore = { readonly __tokCore: unique symbol };
 
 /** A bandwidth measurement: the best rep and how it was obtained. */
 export interface NativeBandwidth {
@@ -599,4 +638,11 @@ export function native(): NativeAddon {
     );
   }
   return addon;
+}
+
+/** Token-level Kneser-Ney (native/text/token_kn.h): the model is the caller's { blob, discounts }. */
+export interface NativeTokenKn {
+  tokenKnTrain(p: { tokens: Uint32Array; vocab: number; order: number }): { blob: Uint32Array; discounts: Float64Array };
+  /** out [vocab] = P(. | context); throws a RangeError on a damaged model or an id >= vocab. */
+  tokenKnNext(p: { blob: Uint32Array; discounts: Float64Array; context: Uint32Array; out: Float64Array }): void;
 }

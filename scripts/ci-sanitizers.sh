@@ -82,7 +82,6 @@ default_tests=(
   test/unit/attention.test.ts
   test/unit/attention-options.test.ts
   test/unit/bad-input.test.ts
-  test/unit/coding-adaptive.test.ts
   test/unit/coding-container.test.ts
   test/unit/coding-equal-info.test.ts
   test/unit/coding-equal-info-portable.test.ts
@@ -105,6 +104,9 @@ default_tests=(
   test/unit/regressions-kv.test.ts
   test/unit/regressions-coding.test.ts
   test/unit/regressions-parsers.test.ts
+  test/unit/tokenizer-native.test.ts
+  test/unit/tokenizer-omp.test.ts
+  test/unit/tokenizer-dynamic.test.ts
 )
 if (($#)); then
   tests=("$@")

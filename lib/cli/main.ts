@@ -20,6 +20,7 @@ import { runCodingBench, printCodingTable } from '../../bench/coding.js';
 import { runLmCodingBench, printLmCodingTable } from '../../bench/lm-coding.js';
 import { registerZip } from './zip.js';
 import { registerCompressPrompt } from './compress-prompt.js';
+import { registerTokenizer } from './tokenizer.js';
 import { runModelBench, printModelTable } from '../../bench/model.js';
 import { runLimitsBench, printLimitsTable } from '../../bench/limits.js';
 import { runOverheadBench, printOverheadTable } from '../../bench/call-overhead.js';
@@ -324,6 +325,7 @@ registerTrainModel(program);
 
 registerGenerate(program);
 registerBenchLm(bench);
+registerTokenizer(program);
 
 program
   .command('tour', { isDefault: false })

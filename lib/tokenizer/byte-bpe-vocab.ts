@@ -8,11 +8,12 @@
  * (pretokenize.ts), then BPE per pre-token (bpe-merge.ts).
  */
 import { TokenpressError } from '../errors.js';
+import { native, type NativeTokCore } from '../native.js';
 import { checkBytes, checkId, checkIds, checkText } from './args.js';
 import { mergeByPairs, mergeByRanks } from './bpe-merge.js';
 import { PairTable } from './pair-table.js';
 import { regexPretokenStarts } from './pretokenize.js';
-import type { TokenVocab, VocabKind } from './types.js';
+import type { TokenVocabIndex, VocabKind } from './types.js';
 import { bytesKey, utf8Decode, utf8Encode, validUtf8Prefix } from './utf8.js';
 
 const UNUSED = 0;
@@ -40,9 +41,15 @@ export interface ByteBpeSpec {
   ignoreMerges?: boolean;
   /** Unicode normalization encode(text) applies first (HF normalizer, e.g. Qwen's NFC); encodeBytes never normalizes. */
   normalize?: 'NFC';
+  /**
+   * 'native' (default): BPE, the byte-string hash and the token trie in C++
+   * (native/text/bpe.h, token_trie.h). 'ts': the TypeScript reference
+   * (bpe-merge.ts; tokensWithPrefix / tokensPrefixOf by a scan of every token).
+   */
+  engine?: 'native' | 'ts';
 }
 
-export class ByteBpeVocab implements TokenVocab {
+export class ByteBpeVocab implements TokenVocabIndex {
   readonly name: string;
   readonly kind: VocabKind = 'byte-bpe';
   readonly size: number;
@@ -52,14 +59,19 @@ export class ByteBpeVocab implements TokenVocab {
   private readonly blob: Uint8Array;
   private readonly offsets: Int32Array;
   private readonly flags: Uint8Array;
-  private readonly ids = new Map<string, number>();
+  readonly engine: 'native' | 'ts';
   private readonly regexes: readonly RegExp[];
+  private readonly ignoreMerges: boolean;
+  // engine 'native'
+  private readonly core: NativeTokCore | undefined;
+  // engine 'ts'
+  private readonly ids = new Map<string, number>();
   private readonly pairs: PairTable | undefined;
   private readonly byteIds = new Int32Array(256).fill(-1);
-  private readonly ignoreMerges: boolean;
 
   constructor(spec: ByteBpeSpec) {
     this.name = spec.name;
+    this.engine = spec.engine ?? 'native';
     this.patterns = Object.freeze([...spec.patterns]);
     this.normalize = spec.normalize;
     if (spec.patterns.length === 0) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: no pre-tokenizer pattern`);
@@ -78,7 +90,8 @@ export class ByteBpeVocab implements TokenVocab {
     for (let id = 0; id < size; id++) total += (spec.tokens[id] ?? specialBytes.get(id))?.length ?? 0;
     this.blob = new Uint8Array(total);
     let at = 0;
-    const keys: string[] = new Array(size);
+    const ts = this.engine === 'ts';
+    const keys: string[] = ts ? new Array(size) : [];
     for (let id = 0; id < size; id++) {
       this.offsets[id] = at;
       const t = spec.tokens[id];
@@ -89,16 +102,27 @@ export class ByteBpeVocab implements TokenVocab {
       if (t === undefined) { this.flags[id] = SPECIAL; continue; }
       if (t.length === 0) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: token ${id} has no bytes`);
       this.flags[id] = ORDINARY;
+      if (!ts) continue;
       const key = bytesKey(t);
       keys[id] = key;
       if (!this.ids.has(key)) this.ids.set(key, id); // a duplicate keeps the lowest id
       if (t.length === 1 && this.byteIds[t[0]!] === -1) this.byteIds[t[0]!] = id;
     }
     this.offsets[size] = at;
-    for (let b = 0; b < 256; b++) {
-      if (this.byteIds[b] === -1) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: byte 0x${b.toString(16)} is not a token (not a byte-level vocabulary)`);
-    }
     this.ignoreMerges = spec.merges === undefined ? true : spec.ignoreMerges === true;
+    if (!ts) {
+      const ordinary = new Uint8Array(size);
+      for (let id = 0; id < size; id++) ordinary[id] = this.flags[id] === ORDINARY ? 1 : 0;
+      try {
+        this.core = native().tokCoreNew(this.blob, this.offsets, ordinary, spec.merges, this.ignoreMerges);
+      } catch (e) {
+        throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: ${(e as Error).message}`, { cause: e });
+      }
+      return;
+    }
+    for (let b = 0; b < 256; b++) {
+      if (this.byteIds[b] === -1) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: bpe: byte ${b} is not a token (not a byte-level vocabulary)`);
+    }
     if (spec.merges !== undefined) {
       const m = spec.merges;
       const pairs = new PairTable(m.length >> 1);
@@ -108,7 +132,7 @@ export class ByteBpeVocab implements TokenVocab {
         const kl = keys[left];
         const kr = keys[right];
         const merged = kl === undefined || kr === undefined ? undefined : this.ids.get(kl + kr);
-        if (merged === undefined) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: merge ${r} gives a byte string that is not a token`);
+        if (merged === undefined) throw new TokenpressError('ERR_BAD_FILE', `${spec.name}: bpe: merge ${r} gives a byte string that is not a token`);
         pairs.set(left, right, r * size + merged); // a later duplicate replaces an earlier one (HF builds a HashMap)
       }
       this.pairs = pairs;
@@ -138,7 +162,38 @@ export class ByteBpeVocab implements TokenVocab {
   idOf(bytes: Uint8Array): number {
     checkBytes('bytes', bytes);
     if (bytes.length === 0) return -1;
+    if (this.core !== undefined) return native().tokCoreIdOf(this.core, bytes);
     return this.ids.get(bytesKey(bytes)) ?? -1;
+  }
+
+  /**
+   * Ids of the ordinary tokens whose bytes start with `bytes` (all of them
+   * for empty bytes), in byte-lexicographic order of their bytes: the
+   * subtree of the token trie under `bytes`.
+   */
+  tokensWithPrefix(bytes: Uint8Array): Int32Array {
+    checkBytes('bytes', bytes);
+    if (this.core !== undefined) return native().tokCoreWithPrefix(this.core, bytes);
+    const found: [string, number][] = [];
+    for (let id = 0; id < this.size; id++) {
+      if (this.flags[id] !== ORDINARY) continue;
+      const t = this.bytesOf(id);
+      if (t.length >= bytes.length && t.subarray(0, bytes.length).every((b, i) => b === bytes[i])) found.push([bytesKey(t), id]);
+    }
+    found.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
+    return Int32Array.from(found, (f) => f[1]);
+  }
+
+  /** Ids of the ordinary tokens whose bytes are a prefix of `bytes` (non-empty), shortest first. */
+  tokensPrefixOf(bytes: Uint8Array): Int32Array {
+    checkBytes('bytes', bytes);
+    if (this.core !== undefined) return native().tokCorePrefixOf(this.core, bytes);
+    const out: number[] = [];
+    for (let n = 1; n <= bytes.length; n++) {
+      const id = this.ids.get(bytesKey(bytes, 0, n));
+      if (id !== undefined) out.push(id);
+    }
+    return Int32Array.from(out);
   }
 
   pretokenStarts(bytes: Uint8Array): number[] {
@@ -156,9 +211,20 @@ export class ByteBpeVocab implements TokenVocab {
     return this.segment(utf8Encode(this.normalize ? text.normalize(this.normalize) : text)).ids;
   }
 
-  private bpe(piece: string, out: number[]): void {
-    if (this.pairs === undefined) mergeByRanks(piece, this.ids, out);
-    else mergeByPairs(piece, this.ids, this.pairs, this.size, this.byteIds, this.ignoreMerges, out);
+  /** Ids of the pieces bytes[starts[k], starts[k + 1] ?? bytes.length), appended to out. */
+  private encodePieces(bytes: Uint8Array, starts: readonly number[], out: number[]): void {
+    if (bytes.length === 0) return;
+    if (this.core !== undefined) {
+      const ids = native().tokCoreEncode(this.core, bytes, Int32Array.from(starts));
+      for (let i = 0; i < ids.length; i++) out.push(ids[i]!);
+      return;
+    }
+    const all = bytesKey(bytes);
+    for (let k = 0; k < starts.length; k++) {
+      const piece = all.slice(starts[k]!, starts[k + 1] ?? bytes.length);
+      if (this.pairs === undefined) mergeByRanks(piece, this.ids, out);
+      else mergeByPairs(piece, this.ids, this.pairs, this.size, this.byteIds, this.ignoreMerges, out);
+    }
   }
 
   /** Token ids made only of ' ', '\n', '\t' (tiktoken's token_is_all_space). */
@@ -186,15 +252,19 @@ export class ByteBpeVocab implements TokenVocab {
     const n = bytes.length;
     const valid = validUtf8Prefix(bytes);
     const starts = regexPretokenStarts(valid === n ? bytes : bytes.subarray(0, valid), this.regexes);
-    const all = bytesKey(bytes);
     const ids: number[] = [];
+    if (valid === n) {
+      this.encodePieces(bytes, starts, ids);
+      return { ids, starts };
+    }
     let lastCount = 0;
-    for (let k = 0; k < starts.length; k++) {
+    if (starts.length > 0) {
+      const last = starts[starts.length - 1]!;
+      this.encodePieces(bytes.subarray(0, last), starts.slice(0, -1), ids);
       const before = ids.length;
-      this.bpe(all.slice(starts[k]!, starts[k + 1] ?? valid), ids);
+      this.encodePieces(bytes.subarray(last, valid), [0], ids);
       lastCount = ids.length - before;
     }
-    if (valid === n) return { ids, starts };
     if (lastCount > 0 && this.isAllSpace(ids[ids.length - lastCount]!)) {
       while (lastCount < ids.length && this.isAllSpace(ids[ids.length - lastCount - 1]!)) lastCount++;
     }
@@ -203,7 +273,7 @@ export class ByteBpeVocab implements TokenVocab {
     ids.length -= lastCount;
     while (starts.length > 0 && starts[starts.length - 1]! >= from) starts.pop();
     starts.push(from);
-    this.bpe(all.slice(from), ids);
+    this.encodePieces(bytes.subarray(from), [0], ids);
     return { ids, starts };
   }
 

@@ -20,6 +20,7 @@ import { TokenpressError, typeError } from '../errors.js';
 import { ByteBpeVocab } from './byte-bpe-vocab.js';
 import { byteLevelDecode } from './byte-level.js';
 import { rustRegexToJs } from './rust-regex.js';
+import { checkOptions } from '../validate.js';
 
 /** GPT-2's pattern, which ByteLevel(use_regex: true) applies (byte_level.rs). */
 const GPT2_PATTERN = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`;
@@ -81,8 +82,11 @@ function normalizerOf(name: string, norm: unknown): 'NFC' | undefined {
  * Throws TokenpressError ERR_BAD_FILE for a malformed file, ERR_UNSUPPORTED
  * for a model or pre-tokenizer it does not implement.
  */
-export function vocabFromTokenizerJson(json: object | string, name?: string): ByteBpeVocab {
+export function vocabFromTokenizerJson(json: object | string, name?: string, options?: { engine?: 'native' | 'ts' }): ByteBpeVocab {
   if (name !== undefined && typeof name !== 'string') throw typeError('name', 'a string', name);
+  const opts = checkOptions('options', options, ['engine']);
+  const engine = opts.engine ?? 'native';
+  if (engine !== 'native' && engine !== 'ts') throw typeError('options.engine', '"native" or "ts"', engine);
   let obj: unknown = json;
   let label = name ?? 'tokenizer.json';
   if (typeof json === 'string') {
@@ -137,8 +141,12 @@ export function vocabFromTokenizerJson(json: object | string, name?: string): By
     if (tokens[id as number] !== undefined) throw bad(label, `id ${String(id)} is used twice`);
     tokens[id as number] = b;
   }
-  const idOf = new Map<string, number>();
-  for (const [tok, id] of entries) if (!added.has(id as number)) idOf.set(tok, id as number);
+  // merge names -> ids through the parsed vocab object itself (a hash already); added tokens never merge
+  const idOf = (tok: unknown): number | undefined => {
+    if (typeof tok !== 'string' || !Object.hasOwn(vocab, tok)) return undefined;
+    const id = vocab[tok] as number;
+    return added.has(id) ? undefined : id;
+  };
   const pairs = new Int32Array(2 * merges.length);
   merges.forEach((m, r) => {
     let a: unknown;
@@ -150,13 +158,13 @@ export function vocabFromTokenizerJson(json: object | string, name?: string): By
       b = m.slice(sp + 1);
     } else if (Array.isArray(m) && m.length === 2) [a, b] = m;
     else throw bad(label, `merge ${r} is neither "left right" nor [left, right]`);
-    const ia = idOf.get(a as string);
-    const ib = idOf.get(b as string);
+    const ia = idOf(a);
+    const ib = idOf(b);
     if (ia === undefined || ib === undefined) throw bad(label, `merge ${r} names a token that is not in the vocabulary`);
     pairs[2 * r] = ia;
     pairs[2 * r + 1] = ib;
   });
   return new ByteBpeVocab({
-    name: label, tokens, specials, patterns, merges: pairs, ignoreMerges: model.ignore_merges === true, normalize,
+    name: label, tokens, specials, patterns, merges: pairs, ignoreMerges: model.ignore_merges === true, normalize, engine,
   });
 }

@@ -53,3 +53,17 @@ export interface TokenVocab {
   /** True when ids is the canonical encoding of its own bytes: encodeBytes(decodeBytes(ids)) equals ids. */
   isCanonical(ids: ArrayLike<number>): boolean;
 }
+
+/**
+ * A TokenVocab with the token-bytes trie (ByteBpeVocab implements it): what
+ * the byte-level probability tools need to enumerate covers.
+ */
+export interface TokenVocabIndex extends TokenVocab {
+  /**
+   * Ids of the ordinary tokens whose bytes start with `bytes` (every ordinary
+   * token for empty bytes), in byte-lexicographic order of their bytes.
+   */
+  tokensWithPrefix(bytes: Uint8Array): Int32Array;
+  /** Ids of the ordinary tokens whose bytes are a prefix of `bytes`, shortest first. */
+  tokensPrefixOf(bytes: Uint8Array): Int32Array;
+}

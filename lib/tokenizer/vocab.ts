@@ -17,7 +17,7 @@
 import { createRequire } from 'node:module';
 import { TokenpressError, rangeError, typeError } from '../errors.js';
 import { closestName } from '../validate.js';
-import { ByteBpeVocab } from './byte-bpe-vocab.js';
+import { ByteBpeVocab, type ByteBpeSpec } from './byte-bpe-vocab.js';
 import { rustRegexToJs } from './rust-regex.js';
 import { CL100K_PATTERN, O200K_PATTERN, R50K_PATTERN } from './tiktoken-patterns.js';
 import type { TokenVocab, VocabName } from './types.js';
@@ -89,8 +89,8 @@ function packagedVocab(name: keyof typeof VOCAB_PACKAGES): TokenVocab {
   return vocabFromTokenizerJson(packagedTokenizerPath(VOCAB_PACKAGES[name], name), name);
 }
 
-/** A tiktoken vocabulary from gpt-tokenizer's rank table. */
-async function tiktokenVocab(name: keyof typeof TIKTOKEN): Promise<ByteBpeVocab> {
+/** The ByteBpeSpec of a tiktoken vocabulary from gpt-tokenizer's rank table (new ByteBpeVocab(spec) builds it). */
+export async function tiktokenSpec(name: 'r50k' | 'p50k' | 'cl100k' | 'o200k'): Promise<ByteBpeSpec> {
   const src = TIKTOKEN[name];
   const [{ default: ranks }, params] = await Promise.all([src.ranks(), src.params()]);
   const p = params(ranks);
@@ -101,7 +101,7 @@ async function tiktokenVocab(name: keyof typeof TIKTOKEN): Promise<ByteBpeVocab>
     tokens[id] = typeof r === 'string' ? utf8Encode(r) : Uint8Array.from(r);
   }
   const specials = [...(p.specialTokensEncoder ?? new Map<string, number>())].filter(([, id]) => tokens[id] === undefined);
-  return new ByteBpeVocab({ name, tokens, specials, patterns: [rustRegexToJs(src.pattern)] });
+  return { name, tokens, specials, patterns: [rustRegexToJs(src.pattern)] };
 }
 
 /**
@@ -131,7 +131,7 @@ export function loadVocab(name: VocabName): Promise<TokenVocab> {
 async function loadUncached(name: VocabName): Promise<TokenVocab> {
   switch (name) {
     case 'r50k': case 'p50k': case 'cl100k': case 'o200k':
-      return tiktokenVocab(name);
+      return new ByteBpeVocab(await tiktokenSpec(name));
     case 'llama3': case 'qwen3': case 'deepseek-v3':
       return packagedVocab(name);
     case 'gemma3':

