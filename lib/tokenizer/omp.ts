@@ -101,7 +101,19 @@ export async function ompBatchAsync(atoms: Float32Array, targets: Float32Array, 
   const opts = checkOptions('options', options, ASYNC_OPTION_NAMES);
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw typeError('options.onProgress', 'a function', opts.onProgress);
   const { params, result } = prepare(atoms, targets, dim, opts);
-  await native().ompBatchAsync(params, opts.onProgress as ((n: number) => void) | undefined);
+  // Progress events travel on their own queue, so the promise can settle
+  // before the last one is delivered (or a stale one after it): report only
+  // increasing counts, and the total once the work is done.
+  const user = opts.onProgress as ((n: number) => void) | undefined;
+  let last = -1;
+  const report = user && ((n: number): void => {
+    if (n > last) {
+      last = n;
+      user(n);
+    }
+  });
+  await native().ompBatchAsync(params, report);
+  report?.(result.nTargets);
   return result;
 }
 
