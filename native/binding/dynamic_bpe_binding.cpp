@@ -112,6 +112,13 @@ Napi::Value DynamicBpe(const Napi::CallbackInfo& info) {
   if (first_new_id < 0 || first_new_id > INT32_MAX) {
     throw Napi::RangeError::New(env, "firstNewId: expected an integer in [0, 2^31), received " + std::to_string(first_new_id));
   }
+  // The kernel refuses these too, but in one message that names no argument.
+  if (max_merges < 0 || max_merges > INT32_MAX - first_new_id) {
+    throw Napi::RangeError::New(env, "maxMerges: expected an integer in [0, 2^31 - 1 - firstNewId = " + std::to_string(INT32_MAX - first_new_id) + "], received " +
+                                         std::to_string(max_merges));
+  }
+  if (target_total < 0) throw Napi::RangeError::New(env, "targetTotal: expected an integer >= 0, received " + std::to_string(target_total));
+  if (min_count < 1) throw Napi::RangeError::New(env, "minCount: expected an integer >= 1, received " + std::to_string(min_count));
   text::DynBpeInput in;
   in.tokens = tok.data();
   in.n = static_cast<int64_t>(tok.size());

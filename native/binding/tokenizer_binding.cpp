@@ -59,7 +59,21 @@ Napi::Value TokCoreNew(const Napi::CallbackInfo& info) {
   }
   if (merges.present && merges.length % 2 != 0) throw Napi::RangeError::New(env, "merges: expected an even length (pairs), received " + std::to_string(merges.length));
   const int32_t* offs = static_cast<const int32_t*>(offsets.data);
-  std::vector<int32_t> offsets_copy(offs, offs + size + 1);  // checked by bpe_build
+  std::vector<int32_t> offsets_copy(offs, offs + size + 1);  // checked again by bpe_build
+  // Checked here too, so that the error names the argument (bpe_build's says "bpe:").
+  for (int64_t i = 0; i <= size; i++) {
+    const bool bad = i == 0 ? offs[0] != 0 : (offs[i] < offs[i - 1] || offs[i] > blob.length || (i == size && offs[i] != blob.length));
+    if (bad) {
+      throw Napi::RangeError::New(env, "offsets[" + std::to_string(i) + "]: expected non-decreasing offsets from 0 to blob.length = " + std::to_string(blob.length) +
+                                           ", received " + std::to_string(offs[i]));
+    }
+  }
+  const int32_t* mp = static_cast<const int32_t*>(merges.data);
+  for (int64_t i = 0; merges.present && i < merges.length; i++) {
+    if (mp[i] < 0 || mp[i] >= size) {
+      throw Napi::RangeError::New(env, "merges[" + std::to_string(i) + "]: expected a token id in [0, " + std::to_string(size) + "), received " + std::to_string(mp[i]));
+    }
+  }
   auto core = std::make_unique<TokCore>();
   Status s = text::bpe_build(static_cast<const uint8_t*>(blob.data), blob.length, offsets_copy.data(), static_cast<const uint8_t*>(ordinary.data),
                              static_cast<int32_t>(size), merges.present ? static_cast<const int32_t*>(merges.data) : nullptr, merges.length / 2,
