@@ -95,12 +95,10 @@ default_tests=(
   test/unit/tensor.test.ts
   test/unit/thread-pool.test.ts
   test/unit/hardening/async-buffers.test.ts
-  test/unit/hardening/getters.test.ts
   test/unit/hardening/handles.test.ts
   test/unit/hardening/on-progress.test.ts
   test/unit/hardening/overlap.test.ts
   test/unit/hardening/shared-memory.test.ts
-  test/unit/hardening/worker-teardown.test.ts
   test/unit/regressions-kv.test.ts
   test/unit/regressions-coding.test.ts
   test/unit/regressions-parsers.test.ts
