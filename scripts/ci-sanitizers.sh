@@ -141,7 +141,13 @@ bash scripts/ci-tsan.sh
 # The same driver under ASan+UBSan: a worker writing past per-worker scratch
 # (the pool grown by setThreads mid-call) is a heap overflow that TSan sees
 # only when another thread touches the same bytes.
-step "concurrency driver under ASan+UBSan (SANITIZER=address scripts/ci-tsan.sh)"
-SANITIZER=address bash scripts/ci-tsan.sh
+# About 3 minutes (a second full compile of the core): CI skips it to stay
+# under 30 minutes since the tokenizer tools landed; CI_FULL=1 runs it.
+if [[ ${CI_FULL:-} == 1 ]]; then
+  step "concurrency driver under ASan+UBSan (SANITIZER=address scripts/ci-tsan.sh)"
+  SANITIZER=address bash scripts/ci-tsan.sh
+else
+  step "concurrency driver under ASan+UBSan: skipped (CI_FULL=1 runs it)"
+fi
 
 step "done: no sanitizer report"
