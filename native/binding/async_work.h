@@ -41,6 +41,21 @@ void NoThrow(F&& f) noexcept {
   }
 }
 
+// One progress report to JS with the latest count (AsyncProgressWorker's
+// OnProgress): a throw is kept in *error, the completion rejects with it, and
+// later reports are dropped. Never throws (JS may be gone).
+inline void ReportProgress(Napi::Env env, Napi::FunctionReference& fn, double done, Napi::ObjectReference* error) noexcept {
+  if (fn.IsEmpty() || !error->IsEmpty()) return;
+  NoThrow([&] {
+    Napi::HandleScope scope(env);
+    try {
+      fn.Call({Napi::Number::New(env, done)});
+    } catch (const Napi::Error& e) {
+      *error = Napi::Persistent(e.Value());
+    }
+  });
+}
+
 // Runs native work (a worker thread): a failed allocation or a refused thread
 // becomes a Status instead of an exception escaping the thread.
 template <typename F>

@@ -146,15 +146,7 @@ class CmWorker : public Napi::AsyncProgressWorker<size_t> {
   // Progress and completion never throw (async_work.h): after
   // worker.terminate() they find JS gone.
   void OnProgress(const size_t* done, size_t count) override {
-    if (count == 0 || on_progress_.IsEmpty() || !callback_error_.IsEmpty()) return;
-    NoThrow([&] {
-      Napi::HandleScope scope(Env());
-      try {
-        on_progress_.Call({Napi::Number::New(Env(), static_cast<double>(*done))});
-      } catch (const Napi::Error& e) {
-        callback_error_ = Napi::Persistent(e.Value());
-      }
-    });
+    if (count > 0) ReportProgress(Env(), on_progress_, static_cast<double>(*done), &callback_error_);
   }
   void OnOK() override {
     if (!callback_error_.IsEmpty()) NoThrow([&] { deferred_.Reject(callback_error_.Value()); });

@@ -104,15 +104,7 @@ class OmpWorker : public Napi::AsyncProgressWorker<int64_t> {
     args_.problem.progress = nullptr;
   }
   void OnProgress(const int64_t* done, size_t count) override {
-    if (count == 0 || on_progress_.IsEmpty() || !callback_error_.IsEmpty()) return;
-    NoThrow([&] {
-      Napi::HandleScope scope(Env());
-      try {
-        on_progress_.Call({Napi::Number::New(Env(), static_cast<double>(done[count - 1]))});
-      } catch (const Napi::Error& e) {
-        callback_error_ = Napi::Persistent(e.Value());
-      }
-    });
+    if (count > 0) ReportProgress(Env(), on_progress_, static_cast<double>(done[count - 1]), &callback_error_);
   }
   void OnOK() override {
     if (!callback_error_.IsEmpty()) {
