@@ -68,7 +68,15 @@ describe('divPrune', () => {
       const got = Array.from(divPrune(tok(x, [n, dim]), { keep }).indices.data);
       expect(new Set(got).size).toBe(keep);
       expect(got).toEqual([...got].sort((a, b) => a - b));
-      expect(got).toEqual(Array.from(divPruneReference(x, n, dim, keep)));
+      if (keep <= 8) {
+        // 5 distinct vectors + 3 zero rows: up to 8 picks are forced (no ties).
+        expect(got).toEqual(Array.from(divPruneReference(x, n, dim, keep)));
+      } else {
+        // Past them every candidate is a duplicate at distance ~0: which one
+        // wins is a float32 rounding tie; the distinct ones must all be in.
+        for (const zero of [3, 10, 17]) expect(got).toContain(zero);
+        expect(new Set(got.filter((i) => i % 7 !== 3).map((i) => i % 5)).size).toBe(5);
+      }
     }
   });
 
