@@ -4,7 +4,7 @@
 // operator and its float64 JS reference (lib/vision/reference/) on made-up
 // side inputs of the given sizes (deterministic).
 import { divPrune } from '../divprune.js';
-import { fastvSelect } from '../fastv.js';
+import { fastv, fastvSelect } from '../fastv.js';
 import { globalCom2 } from '../globalcom2.js';
 import { divPruneReference } from '../reference/divprune.js';
 import { fastvReference } from '../reference/fastv.js';
@@ -152,8 +152,7 @@ export const selectMethods: VisionEvalMethod[] = [
         const probs = noise(HEADS * n, 2);
         const out = [];
         for (let f = 0; f < frames; f++) {
-          const sel = fastvSelect(tensor(probs, [HEADS, n]), { imageStart: 0, imageLength: n, r: 1 - ratio });
-          out.push(gatherJs(x, f * n, dim, sel.imageKeep));
+          out.push(fastv(tensor(x.subarray(f * n * dim, (f + 1) * n * dim), [n, dim]), tensor(probs, [HEADS, n]), { imageStart: 0, imageLength: n, r: 1 - ratio }));
         }
         return out;
       },
