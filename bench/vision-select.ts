@@ -5,6 +5,7 @@
 // Prints a table: operator, frames x n x dim, median native ms, one pass
 // (a copy of the tokens into a preallocated array) ms, ratio, and the JS reference's median where run.
 import { setThreads } from '../lib/backend.js';
+import { divPrune } from '../lib/vision/divprune.js';
 import { selectMethods } from '../lib/vision/eval/methods-select.js';
 
 function median(xs: number[]): number {
@@ -55,6 +56,14 @@ for (const [t, n, dim] of shapes) {
     // The float64 JS DivPrune is O(n^2 dim): only on the smallest shape.
     const runRef = withReference && (m.name !== 'divprune' || (t === 1 && n === 576 && dim === 1024));
     const ref = runRef ? time(() => m.bench!.reference(x, t, n, dim, ratio), m.name === 'divprune' ? 1 : reps) : NaN;
+    if (m.name === 'divprune') {
+      // The approximate option: cosines of a 256-wide random projection.
+      const tensor = { dtype: 'f32' as const, shape: [t, n, dim], data: x };
+      const keep = Math.round(ratio * n);
+      divPrune(tensor, { keep, metricDim: 256 });
+      const approx = time(() => divPrune(tensor, { keep, metricDim: 256 }), reps);
+      console.log(`${'divprune~256'.padEnd(12)} ${`${t}x${n}x${dim}`.padEnd(16)} ${approx.toFixed(2).padStart(9)} ${pass.toFixed(2).padStart(13)} ${(approx / pass).toFixed(1).padStart(7)}   -`);
+    }
     console.log(
       `${m.name.padEnd(12)} ${`${t}x${n}x${dim}`.padEnd(16)} ${nat.toFixed(2).padStart(9)} ${pass.toFixed(2).padStart(13)} ${(nat / pass).toFixed(1).padStart(7)}   ${Number.isNaN(ref) ? '-' : ref.toFixed(1)}`,
     );

@@ -565,7 +565,7 @@ export interface NativeAddon extends NativeSpecDrafters {
 }
 
 /** tokens f32 [t, n, dim] -> out i32 [t, keep] (ascending per frame). */
-export interface NativeDivPruneParams { tokens: Float32Array; t: number; n: number; dim: number; keep: number; out: Int32Array }
+export interface NativeDivPruneParams { tokens: Float32Array; t: number; n: number; dim: number; keep: number; metricDim: number; out: Int32Array }
 /** attention f32 [t, layers, n] -> scores f32 [t, n] (sum over layers [start, end)), out i32 [t, keep]. */
 export interface NativeClsRankParams {
   attention: Float32Array; t: number; layers: number; n: number; start: number; end: number; keep: number; scores: Float32Array; out: Int32Array;

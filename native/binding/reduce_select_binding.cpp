@@ -50,9 +50,10 @@ constexpr int64_t kMaxDim = int64_t(1) << 31;
 
 ReduceJob ParseDivPrune(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = SnapshotParams(info, {"tokens", "t", "n", "dim", "keep", "out"});
+  Napi::Object o = SnapshotParams(info, {"tokens", "t", "n", "dim", "keep", "metricDim", "out"});
   const int64_t t = NeedInt(env, o, "t", 0, kMaxDim), n = NeedInt(env, o, "n", 0, 1 << 20), d = NeedInt(env, o, "dim", 0, 1 << 24);
   const int64_t keep = NeedInt(env, o, "keep", 0, n);
+  const int64_t metric_dim = NeedInt(env, o, "metricDim", 0, 1 << 16);
   ReduceJob j;
   j.ins.push_back(GetTypedArray(o, "tokens", napi_float32_array, true));
   j.outs.push_back(GetTypedArray(o, "out", napi_int32_array, true));
@@ -60,7 +61,7 @@ ReduceJob ParseDivPrune(const Napi::CallbackInfo& info) {
   NeedLength(env, j.outs[0], static_cast<double>(t) * keep, "t * keep");
   RefuseOverlap(env, {&j.outs[0]}, {&j.ins[0]});
   j.kernel = [=](const std::vector<const void*>& in, const std::vector<void*>& out) {
-    return reduce::divprune(static_cast<const float*>(in[0]), t, n, d, keep, static_cast<int32_t*>(out[0]));
+    return reduce::divprune(static_cast<const float*>(in[0]), t, n, d, keep, static_cast<int32_t*>(out[0]), metric_dim);
   };
   return j;
 }

