@@ -7,7 +7,7 @@
 // fastv_k = 2 and fastv_r = 0.5 in the paper (the HF demo uses K = 3,
 // R = 0.75), image_token_start_index 5 and image_token_length 576 (LLaVA-1.5).
 // native/reduce/cls_rank.h (fastv_rank); reference lib/vision/reference/fastv.ts.
-import { attention } from '../attention.js';
+import { attention, attentionAsync } from '../attention.js';
 import { rangeError } from '../errors.js';
 import { native, type NativeFastvRankParams } from '../native.js';
 import type { FloatDType, TensorLike } from '../tensor.js';
@@ -110,9 +110,8 @@ export async function fastvSelectAsync(attention: TensorLike<'f32'>, options: Fa
  * by the group size it is the group's head mean, and the mean over KV
  * heads is the mean over all query heads (equal groups).
  */
-export function fastvSelectFromQK(
-  q: TensorLike<'f32'>, k: TensorLike<FloatDType>, options: FastvOptions & { scale?: number } = {},
-): FastvSelection {
+/** The last query row of q [nHeads, nQ, headDim] as [nHeads, 1, headDim], and the attention options. */
+function lastQuery(q: TensorLike<'f32'>, options: FastvOptions & { scale?: number }) {
   const { scale, ...rest } = (options ?? {}) as FastvOptions & { scale?: number };
   const qc = checkTensor('q', q, ['f32'] as const, ['nHeads', 'nQ', 'headDim']);
   const [nHeads, nQ, hd] = qc.shape as [number, number, number];
@@ -122,14 +121,37 @@ export function fastvSelectFromQK(
   for (let h = 0; h < nHeads; h++) {
     for (let d = 0; d < hd; d++) last[h * hd + d] = qd[h * qc.strides[0]! + (nQ - 1) * qc.strides[1]! + d * qc.strides[2]!]!;
   }
-  const res = attention({ dtype: 'f32', shape: [nHeads, 1, hd], data: last }, k, k, { returnKeyMass: true, ...(scale === undefined ? {} : { scale }) });
-  const mass = res.keyMass!;
+  const query: TensorLike<'f32'> = { dtype: 'f32', shape: [nHeads, 1, hd], data: last };
+  return { query, nHeads, rest, attnOptions: { returnKeyMass: true, ...(scale === undefined ? {} : { scale }) } };
+}
+
+/** Key mass [nKvHeads, nKv] (summed over each group's query heads) -> per-KV-head probabilities (the group mean). */
+function groupMeans(mass: { shape: readonly number[]; data: Float32Array }, nHeads: number) {
   const [nKvHeads, nKv] = mass.shape as [number, number];
   const group = nHeads / nKvHeads;
   const probs = new Float32Array(mass.data.length);
   for (let i = 0; i < probs.length; i++) probs[i] = mass.data[i]! / group;
-  const p = prepare({ probs, heads: nKvHeads, nk: nKv }, rest);
+  return { probs, heads: nKvHeads, nk: nKv };
+}
+
+export function fastvSelectFromQK(
+  q: TensorLike<'f32'>, k: TensorLike<FloatDType>, options: FastvOptions & { scale?: number } = {},
+): FastvSelection {
+  const lq = lastQuery(q, options);
+  const res = attention(lq.query, k, k, lq.attnOptions);
+  const p = prepare(groupMeans(res.keyMass!, lq.nHeads), lq.rest);
   native().reduceFastvRank(p.params);
+  return selection(p);
+}
+
+/** {@link fastvSelectFromQK} off the event loop (attentionAsync, then the native ranking; inputs copied first). */
+export async function fastvSelectFromQKAsync(
+  q: TensorLike<'f32'>, k: TensorLike<FloatDType>, options: FastvOptions & { scale?: number } = {},
+): Promise<FastvSelection> {
+  const lq = lastQuery(q, options);
+  const res = await attentionAsync(lq.query, k, k, lq.attnOptions);
+  const p = prepare(groupMeans(res.keyMass!, lq.nHeads), lq.rest);
+  await native().reduceFastvRankAsync(p.params);
   return selection(p);
 }
 

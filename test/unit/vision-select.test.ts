@@ -7,7 +7,7 @@
 import { describe, expect, test } from 'vitest';
 import { attention } from '../../lib/attention.js';
 import { divPrune, divPruneAsync } from '../../lib/vision/divprune.js';
-import { fastv, fastvSelect, fastvSelectAsync, fastvSelectFromQK } from '../../lib/vision/fastv.js';
+import { fastv, fastvSelect, fastvSelectAsync, fastvSelectFromQK, fastvSelectFromQKAsync } from '../../lib/vision/fastv.js';
 import { globalCom2, globalCom2Async } from '../../lib/vision/globalcom2.js';
 import { divPruneReference } from '../../lib/vision/reference/divprune.js';
 import { fastvReference } from '../../lib/vision/reference/fastv.js';
@@ -246,6 +246,16 @@ describe('fastv', () => {
     expect(Array.from(sel.imageKeep)).toEqual(Array.from(ref.imageKeep));
     for (let i = 0; i < 15; i++) expect(sel.scores[i]).toBeCloseTo(ref.scores[i]!, 5);
     expect(attention).toBeTypeOf('function');
+  });
+
+  test('from q/k, async, equals sync; the q/k form with a bad span throws naming the option', async () => {
+    const rng = mulberry32(5);
+    const q = gaussian(rng, 2 * 2 * 4), k = gaussian(rng, 2 * 11 * 4);
+    const opts = { imageStart: 1, imageLength: 8, r: 0.5 };
+    const a = fastvSelectFromQK(tok(q, [2, 2, 4]), tok(k, [2, 11, 4]), opts);
+    const b = await fastvSelectFromQKAsync(tok(q, [2, 2, 4]), tok(k, [2, 11, 4]), opts);
+    expect(Array.from(b.keep)).toEqual(Array.from(a.keep));
+    expect(() => fastvSelectFromQK(tok(q, [2, 2, 4]), tok(k, [2, 11, 4]), { imageStart: 12 })).toThrow(/options\.imageStart/);
   });
 
   test('errors', () => {
