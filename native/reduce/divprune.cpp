@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "../core/thread_pool.h"
@@ -59,12 +61,18 @@ void gram_symmetric(const float* x, int64_t n, int64_t d, float* out) {
 
 void divprune_greedy(const float* sim, int64_t n, int64_t keep, int32_t* picks, float* min_dist, uint8_t* selected) {
   if (keep <= 0 || n <= 0) return;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  // A token with a NaN / infinite value has a NaN self-similarity: it ranks
+  // below every other candidate (picked last, lowest index first), and its
+  // NaN distances are ignored by the others (a NaN never wins a comparison).
+  auto bad = [&](int64_t i) { return std::isnan(sim[i * n + i]); };
   std::fill(selected, selected + n, uint8_t{0});
   // First pick: largest distance to the nearest other token (row i of the
   // symmetric matrix stands for the official column i). n = 1: the only token.
-  int64_t best = 0;
-  float best_score = -std::numeric_limits<float>::infinity();
+  int64_t best = -1;
+  float best_score = kNegInf;
   for (int64_t i = 0; i < n; i++) {
+    if (bad(i)) continue;
     const float* row = sim + i * n;
     float nearest = std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < n; j++) {
@@ -72,11 +80,12 @@ void divprune_greedy(const float* sim, int64_t n, int64_t keep, int32_t* picks, 
       const float dist = 1.0f - row[j];
       if (dist < nearest) nearest = dist;
     }
-    if (nearest > best_score) {  // strict: ties keep the lower index
+    if (best < 0 || nearest > best_score) {  // strict: ties keep the lower index
       best_score = nearest;
       best = i;
     }
   }
+  if (best < 0) best = 0;  // every token bad
   picks[0] = static_cast<int32_t>(best);
   selected[best] = 1;
   const float* first = sim + best * n;
@@ -86,9 +95,10 @@ void divprune_greedy(const float* sim, int64_t n, int64_t keep, int32_t* picks, 
     float pick_score = 0;
     for (int64_t j = 0; j < n; j++) {
       if (selected[j]) continue;
-      if (pick < 0 || min_dist[j] > pick_score) {
+      const float score = bad(j) || std::isnan(min_dist[j]) ? kNegInf : min_dist[j];
+      if (pick < 0 || score > pick_score) {
         pick = j;
-        pick_score = min_dist[j];
+        pick_score = score;
       }
     }
     picks[s] = static_cast<int32_t>(pick);
@@ -96,7 +106,7 @@ void divprune_greedy(const float* sim, int64_t n, int64_t keep, int32_t* picks, 
     const float* row = sim + pick * n;
     for (int64_t j = 0; j < n; j++) {
       const float dist = 1.0f - row[j];
-      if (dist < min_dist[j]) min_dist[j] = dist;
+      if (dist < min_dist[j] || std::isnan(min_dist[j])) min_dist[j] = std::isnan(dist) ? min_dist[j] : dist;
     }
   }
 }
@@ -118,6 +128,30 @@ void divprune_projection(int64_t p, int64_t d, float* r) {
   }
 }
 
+namespace {
+
+// The last projection matrix made, kept for the next call with the same
+// sizes (generating p * d Gaussians costs as much as projecting a small
+// frame). Shared, immutable once made; the mutex guards the slot only.
+std::shared_ptr<const std::vector<float>> cached_projection(int64_t p, int64_t d) {
+  static std::mutex mu;
+  static std::shared_ptr<const std::vector<float>> slot;
+  static int64_t slot_p = -1, slot_d = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (slot && slot_p == p && slot_d == d) return slot;
+  }
+  auto made = std::make_shared<std::vector<float>>(static_cast<size_t>(p * d));
+  divprune_projection(p, d, made->data());
+  std::lock_guard<std::mutex> lock(mu);
+  slot = made;
+  slot_p = p;
+  slot_d = d;
+  return slot;
+}
+
+}  // namespace
+
 Status divprune(const float* x, int64_t t, int64_t n, int64_t d, int64_t keep, int32_t* out, int64_t metric_dim) {
   if (t < 0 || n < 0 || d < 0 || keep < 0 || keep > n || metric_dim < 0) return Status::invalid("divprune: bad sizes");
   if (keep == 0 || t == 0) return Status::ok();
@@ -125,8 +159,8 @@ Status divprune(const float* x, int64_t t, int64_t n, int64_t d, int64_t keep, i
   const int64_t m = project ? metric_dim : d;
   std::vector<float> xn(static_cast<size_t>(n * d));
   std::vector<float> proj(project ? static_cast<size_t>(n * m) : 0);
-  std::vector<float> r(project ? static_cast<size_t>(m * d) : 0);
-  if (project) divprune_projection(m, d, r.data());
+  std::shared_ptr<const std::vector<float>> r;
+  if (project) r = cached_projection(m, d);
   std::vector<float> sim(static_cast<size_t>(n * n));
   std::vector<float> min_dist(static_cast<size_t>(n));
   std::vector<uint8_t> selected(static_cast<size_t>(n));
@@ -134,7 +168,7 @@ Status divprune(const float* x, int64_t t, int64_t n, int64_t d, int64_t keep, i
     l2_normalize_rows(x + f * n * d, n, d, xn.data());
     const float* metric = xn.data();
     if (project) {  // cosine of the projected rows approximates the cosine of the rows (Johnson-Lindenstrauss)
-      dot_matrix(xn.data(), n, r.data(), m, d, proj.data());
+      dot_matrix(xn.data(), n, r->data(), m, d, proj.data());
       l2_normalize_rows(proj.data(), n, m, proj.data());
       metric = proj.data();
     }

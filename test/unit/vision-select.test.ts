@@ -122,6 +122,19 @@ describe('divPrune', () => {
     expect(() => divPrune(tok(x, [n, dim]), { metricDim: -1 })).toThrow(/options\.metricDim/);
   });
 
+  test('non-finite tokens are picked last, lowest index first; others ignore them', () => {
+    const n = 13, dim = 5;
+    const x = gaussian(mulberry32(44), n * dim);
+    x[4 * dim + 2] = NaN;
+    x[9 * dim] = Infinity;
+    for (const keep of [1, 5, 11, 12, 13]) {
+      const got = Array.from(divPrune(tok(x, [n, dim]), { keep }).indices.data);
+      expect(got).toEqual(Array.from(divPruneReference(x, n, dim, keep)));
+      if (keep <= 11) expect(got.includes(4) || got.includes(9)).toBe(false);
+    }
+    expect(Array.from(divPrune(tok(x, [n, dim]), { keep: 12 }).indices.data)).toContain(4);
+  });
+
   test('empty frames and keep 0', () => {
     expect(divPrune(tok(new Float32Array(0), [0, 4])).indices.data.length).toBe(0);
     expect(divPrune(tok(new Float32Array(8), [2, 4]), { keep: 0 }).tokens.shape).toEqual([0, 4]);

@@ -19,28 +19,39 @@ export function divPruneReference(x: Float32Array, n: number, dim: number, keep:
       dist[i * n + j] = 1 - s;
     }
   }
+  // A token with a non-finite value ranks below every candidate (picked
+  // last, lowest index first); distances involving it are ignored.
+  const bad = new Uint8Array(n);
+  for (let i = 0; i < n; i++) for (let d = 0; d < dim; d++) if (!Number.isFinite(x[i * dim + d]!)) bad[i] = 1;
   const picks: number[] = [];
   const selected = new Uint8Array(n);
-  let first = 0;
+  let first = -1;
   let firstScore = -Infinity;
   for (let i = 0; i < n; i++) {
+    if (bad[i]) continue;
     let nearest = Infinity;
-    for (let j = 0; j < n; j++) if (j !== i) nearest = Math.min(nearest, dist[i * n + j]!);
-    if (nearest > firstScore) {
+    for (let j = 0; j < n; j++) if (j !== i && !bad[j]) nearest = Math.min(nearest, dist[i * n + j]!);
+    if (first < 0 || nearest > firstScore) {
       firstScore = nearest;
       first = i;
     }
   }
+  if (first < 0) first = 0;
   picks.push(first);
   selected[first] = 1;
-  const minDist = new Float64Array(n);
-  for (let j = 0; j < n; j++) minDist[j] = dist[first * n + j]!;
+  const minDist = new Float64Array(n).fill(Infinity);
+  const update = (p: number): void => {
+    if (bad[p]) return;
+    for (let j = 0; j < n; j++) if (!bad[j]) minDist[j] = Math.min(minDist[j]!, dist[p * n + j]!);
+  };
+  update(first);
+  const score = (j: number): number => (bad[j] ? -Infinity : minDist[j]!);
   while (picks.length < Math.min(keep, n)) {
     let pick = -1;
-    for (let j = 0; j < n; j++) if (!selected[j] && (pick < 0 || minDist[j]! > minDist[pick]!)) pick = j;
+    for (let j = 0; j < n; j++) if (!selected[j] && (pick < 0 || score(j) > score(pick))) pick = j;
     picks.push(pick);
     selected[pick] = 1;
-    for (let j = 0; j < n; j++) minDist[j] = Math.min(minDist[j]!, dist[pick * n + j]!);
+    update(pick);
   }
   return Int32Array.from(picks.sort((a, b) => a - b));
 }
