@@ -553,6 +553,31 @@ export interface NativeAddon extends NativeSpecDrafters {
     tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
     nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => void;
   }): Promise<{ pairs: Int32Array; counts: Float64Array }>;
+  // visual-token pruning, group select (lib/vision/{divprune,vtc-cls,fastv,globalcom2}.ts; native/reduce/)
+  reduceDivPrune(p: NativeDivPruneParams): void;
+  reduceDivPruneAsync(p: NativeDivPruneParams): Promise<void>;
+  reduceClsRank(p: NativeClsRankParams): void;
+  reduceClsRankAsync(p: NativeClsRankParams): Promise<void>;
+  reduceFastvRank(p: NativeFastvRankParams): void;
+  reduceFastvRankAsync(p: NativeFastvRankParams): Promise<void>;
+  reduceGlobalCom2(p: NativeGlobalCom2Params): void;
+  reduceGlobalCom2Async(p: NativeGlobalCom2Params): Promise<void>;
+}
+
+/** tokens f32 [t, n, dim] -> out i32 [t, keep] (ascending per frame). */
+export interface NativeDivPruneParams { tokens: Float32Array; t: number; n: number; dim: number; keep: number; metricDim: number; out: Int32Array }
+/** attention f32 [t, layers, n] -> scores f32 [t, n] (sum over layers [start, end)), out i32 [t, keep]. */
+export interface NativeClsRankParams {
+  attention: Float32Array; t: number; layers: number; n: number; start: number; end: number; keep: number; scores: Float32Array; out: Int32Array;
+}
+/** probs f32 [t, heads, nk] -> scores f32 [t, length] (head mean over the span), out i32 [t, keep] absolute positions. */
+export interface NativeFastvRankParams {
+  probs: Float32Array; t: number; heads: number; nk: number; start: number; length: number; keep: number; scores: Float32Array; out: Int32Array;
+}
+/** native/reduce/globalcom2.h: thumb f32 [side^2], crops f32 [nph * npw, h * w] -> the keeps. */
+export interface NativeGlobalCom2Params {
+  thumb: Float32Array; side: number; crops: Float32Array; nph: number; npw: number; h: number; w: number; base: number; temperature: number;
+  thumbKeep: Int32Array; scales: Float64Array; cropCounts: Int32Array; cropKeep: Int32Array; cropScores: Float32Array;
 }
 
 /** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */
