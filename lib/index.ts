@@ -171,3 +171,6 @@ export { parseNpy, parseRawF32, encodeNpy, type F32Matrix } from './tokenizer/np
 // tokenizer tools (tok-super): supertokens (SuperBPE stage 2 over a base vocabulary)
 export { trainSupertokens, trainSupertokensAsync, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
 export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/merges-from-ranks.js';
+export * from './vision/tome.js';
+export * from './vision/pool.js';
+export * from './vision/transform.js';
