@@ -665,7 +665,7 @@ export interface NativeTokenKn {
 
 export interface NativeTomeParams {
   x: Float32Array; metric?: Float32Array; sizes?: Float32Array;
-  t: number; n: number; d: number; dm: number; r: number; classToken: boolean;
+  t: number; n: number; d: number; dm: number; r: number; classToken: boolean; sketchDim: number;
   outX: Float32Array; outSizes: Float32Array; outAssignment: Int32Array;
 }
 export interface NativePoolParams {

@@ -35,9 +35,16 @@ export interface TomeOptions {
   metric?: Tokens;
   /** Sizes the tokens already carry, f32 [(t,) n] (> 0). Default all 1. */
   sizes?: Float32Array | Tensor<'f32'>;
+  /**
+   * Speed option (not in the official code): match on a CountSketch of the
+   * metric to this many columns (one pass over the metric, then the
+   * similarity at this width; ignored when >= the metric's width). The
+   * merge itself stays exact. Default: the exact metric.
+   */
+  sketchDim?: number;
 }
 
-const OPTION_NAMES = ['r', 'classToken', 'metric', 'sizes'] as const;
+const OPTION_NAMES = ['r', 'classToken', 'metric', 'sizes', 'sketchDim'] as const;
 
 /** The r the official code applies to n tokens: min(r, floor((n - protected) / 2)), at least 0. */
 export function tomeEffectiveR(n: number, r: number, classToken = false): number {
@@ -71,13 +78,14 @@ function prepare(tokens: unknown, options: unknown): PreparedTome {
     dm = mb.dim;
   }
   const sizes = checkSizes('options.sizes', opts.sizes, block);
+  const sketchDim = opts.sketchDim === undefined ? 0 : checkInteger('options.sketchDim', opts.sketchDim, 1, 1 << 24);
   const re = tomeEffectiveR(block.n, r, classToken);
   const m = block.n - re;
   const outX = new Float32Array(block.t * m * block.dim);
   const outSizes = new Float32Array(block.t * m);
   const outAssignment = new Int32Array(block.t * block.n);
   const params: NativeTomeParams = {
-    x: block.data, t: block.t, n: block.n, d: block.dim, dm, r, classToken, outX, outSizes, outAssignment,
+    x: block.data, t: block.t, n: block.n, d: block.dim, dm, r, classToken, sketchDim, outX, outSizes, outAssignment,
   };
   if (metric) params.metric = metric;
   if (sizes) params.sizes = sizes;
@@ -179,6 +187,8 @@ export interface TomeLayersOptions {
   numLayers: number;
   classToken?: boolean;
   sizes?: Float32Array | Tensor<'f32'>;
+  /** See TomeOptions.sketchDim. */
+  sketchDim?: number;
 }
 
 /** What {@link tomeLayers} returns: the final merge, plus the token count after each layer. */
@@ -189,16 +199,26 @@ export interface TomeLayersResult extends MergeResult {
   applied: number[];
 }
 
-const LAYER_OPTION_NAMES = ['r', 'numLayers', 'classToken', 'sizes'] as const;
+const LAYER_OPTION_NAMES = ['r', 'numLayers', 'classToken', 'sizes', 'sketchDim'] as const;
 
-function layerPlan(tokens: unknown, options: unknown): { block: TokenBlock; schedule: number[]; classToken: boolean; sizes?: Float32Array } {
+function layerPlan(tokens: unknown, options: unknown): { block: TokenBlock; schedule: number[]; classToken: boolean; sketchDim?: number; sizes?: Float32Array } {
   const opts = checkOptions('options', options, LAYER_OPTION_NAMES);
   const block = checkTokens('tokens', tokens);
   const numLayers = checkInteger('options.numLayers', opts.numLayers, 1, 1 << 20);
   const schedule = tomeSchedule(numLayers, opts.r as TomeR).slice(0, numLayers);
   const classToken = checkBoolean('options.classToken', opts.classToken, false);
   const sizes = checkSizes('options.sizes', opts.sizes, block);
-  return sizes ? { block, schedule, classToken, sizes } : { block, schedule, classToken };
+  const plan: { block: TokenBlock; schedule: number[]; classToken: boolean; sketchDim?: number; sizes?: Float32Array } = { block, schedule, classToken };
+  if (opts.sketchDim !== undefined) plan.sketchDim = checkInteger('options.sketchDim', opts.sketchDim, 1, 1 << 24);
+  if (sizes) plan.sizes = sizes;
+  return plan;
+}
+
+function stepOptions(plan: { classToken: boolean; sketchDim?: number }, r: number, sizes?: Float32Array): TomeOptions {
+  const o: TomeOptions = { r, classToken: plan.classToken };
+  if (plan.sketchDim !== undefined) o.sketchDim = plan.sketchDim;
+  if (sizes) o.sizes = sizes;
+  return o;
 }
 
 function asTensor(block: TokenBlock): Tensor<'f32'> {
@@ -223,7 +243,7 @@ export function tomeLayers(tokens: Tokens, options: TomeLayersOptions): TomeLaye
   for (const r of plan.schedule) {
     const n = cur.shape[cur.shape.length - 2]!;
     applied.push(tomeEffectiveR(n, r, plan.classToken));
-    last = tomeMerge(cur, sizes ? { r, classToken: plan.classToken, sizes } : { r, classToken: plan.classToken });
+    last = tomeMerge(cur, stepOptions(plan, r, sizes));
     assign = assign ? composeAssignments(assign, last.assignment) : last.assignment;
     cur = last.tokens;
     sizes = last.sizes.data;
@@ -245,7 +265,7 @@ export async function tomeLayersAsync(tokens: Tokens, options: TomeLayersOptions
   for (const r of plan.schedule) {
     const n = cur.shape[cur.shape.length - 2]!;
     applied.push(tomeEffectiveR(n, r, plan.classToken));
-    last = await tomeMergeAsync(cur, sizes ? { r, classToken: plan.classToken, sizes } : { r, classToken: plan.classToken });
+    last = await tomeMergeAsync(cur, stepOptions(plan, r, sizes));
     assign = assign ? composeAssignments(assign, last.assignment) : last.assignment;
     cur = last.tokens;
     sizes = last.sizes.data;

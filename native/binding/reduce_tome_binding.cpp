@@ -53,10 +53,11 @@ struct Call {
 
 Call ParseTome(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = SnapshotParams(info, {"x", "metric", "sizes", "t", "n", "d", "dm", "r", "classToken", "outX", "outSizes", "outAssignment"});
+  Napi::Object o = SnapshotParams(info, {"x", "metric", "sizes", "t", "n", "d", "dm", "r", "classToken", "sketchDim", "outX", "outSizes", "outAssignment"});
   const int64_t t = Dim(o, "t", 0, kMaxN), n = Dim(o, "n", 0, kMaxN), d = Dim(o, "d", 0, kMaxD), dm = Dim(o, "dm", 0, kMaxD);
   const int64_t r = Dim(o, "r", 0, kMaxN);
   const bool cls = GetBool(o, "classToken");
+  const int64_t sketch = Dim(o, "sketchDim", 0, kMaxD);
   TypedArrayView x = GetTypedArray(o, "x", napi_float32_array, true);
   TypedArrayView metric = GetTypedArray(o, "metric", napi_float32_array, false);
   TypedArrayView sizes = GetTypedArray(o, "sizes", napi_float32_array, false);
@@ -81,7 +82,7 @@ Call ParseTome(const Napi::CallbackInfo& info) {
     p.x = static_cast<const float*>(in[0]);
     p.metric = static_cast<const float*>(in[1]);
     p.sizes = static_cast<const float*>(in[2]);
-    p.t = t; p.n = n; p.d = d; p.dm = dm; p.r = r; p.class_token = cls;
+    p.t = t; p.n = n; p.d = d; p.dm = dm; p.r = r; p.class_token = cls; p.sketch_dim = sketch;
     p.out_x = static_cast<float*>(out[0]);
     p.out_sizes = static_cast<float*>(out[1]);
     p.assignment = static_cast<int32_t*>(out[2]);

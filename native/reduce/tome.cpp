@@ -49,7 +49,7 @@ namespace {
 
 // One frame: x [n, d], metric [n, dm], sizes [n] or null -> out_x [m, d], out_sizes [m], assignment [n].
 void tome_frame(const float* x, const float* metric, int64_t dm, const float* sizes, int64_t n, int64_t d, int64_t r, bool class_token,
-                float* out_x, float* out_sizes, int32_t* assign) {
+                int64_t sketch, float* out_x, float* out_sizes, int32_t* assign) {
   const int64_t na = (n + 1) / 2, nb = n / 2, m = n - r;
   if (r == 0) {
     // Nothing merged (the official code returns the input unchanged).
@@ -61,6 +61,21 @@ void tome_frame(const float* x, const float* metric, int64_t dm, const float* si
     return;
   }
   // Normalised A (even) and B (odd) metric rows, then their cosine matrix.
+  std::vector<float> sketched;
+  if (sketch > 0 && sketch < dm) {
+    // CountSketch of every metric row to `sketch` columns (one pass).
+    std::vector<uint32_t> bucket(dm);
+    std::vector<float> sign(dm);
+    for (int64_t k = 0; k < dm; k++) tome_sketch_slot(static_cast<uint32_t>(k), static_cast<uint32_t>(sketch), &bucket[k], &sign[k]);
+    sketched.assign(n * sketch, 0.0f);
+    for (int64_t i = 0; i < n; i++) {
+      const float* row = metric + i * dm;
+      float* o = sketched.data() + i * sketch;
+      for (int64_t k = 0; k < dm; k++) o[bucket[k]] += sign[k] * row[k];
+    }
+    metric = sketched.data();
+    dm = sketch;
+  }
   std::vector<float> an(na * dm), bn(nb * dm), scores(na * nb);
   for (int64_t a = 0; a < na; a++) std::copy(metric + 2 * a * dm, metric + (2 * a + 1) * dm, an.data() + a * dm);
   for (int64_t b = 0; b < nb; b++) std::copy(metric + (2 * b + 1) * dm, metric + (2 * b + 2) * dm, bn.data() + b * dm);
@@ -121,7 +136,7 @@ void frame_task(void* ctx, int64_t f, int /*worker*/) {
   const TomeParams& p = *j.p;
   const float* metric = p.metric ? p.metric + f * p.n * p.dm : p.x + f * p.n * p.d;
   const int64_t dm = p.metric ? p.dm : p.d;
-  tome_frame(p.x + f * p.n * p.d, metric, dm, p.sizes ? p.sizes + f * p.n : nullptr, p.n, p.d, j.r, p.class_token, p.out_x + f * j.m * p.d,
+  tome_frame(p.x + f * p.n * p.d, metric, dm, p.sizes ? p.sizes + f * p.n : nullptr, p.n, p.d, j.r, p.class_token, p.sketch_dim, p.out_x + f * j.m * p.d,
              p.out_sizes + f * j.m, p.assignment + f * p.n);
 }
 
@@ -133,6 +148,7 @@ Status tome_merge(const TomeParams& p) {
   if (p.t == 0 || p.n == 0) return Status::ok();
   if (!p.x || !p.out_x || !p.out_sizes || !p.assignment) return Status::invalid("tome: x and the outputs are required");
   if (p.metric && p.dm < 1) return Status::invalid("tome: a metric needs dm >= 1");
+  if (p.sketch_dim < 0 || p.sketch_dim > UINT32_MAX / 2) return Status::invalid("tome: expected sketchDim in [0, 2^31)");
   const int64_t r = tome_effective_r(p.n, p.r, p.class_token);
   FrameJob job{&p, r, p.n - r};
   // Frames in parallel; a frame's own dot_matrix then runs inline (nested

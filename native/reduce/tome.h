@@ -32,6 +32,10 @@ struct TomeParams {
   int64_t t = 1, n = 0, d = 0, dm = 0;
   int64_t r = 0;  // requested merges per frame (clipped as above)
   bool class_token = false;
+  // > 0 and < the metric width: match on a CountSketch of the metric to this
+  // width (tome_sketch_slot) instead of the full metric, an option for speed
+  // (one pass to sketch, then the similarity at the sketch width).
+  int64_t sketch_dim = 0;
   float* out_x = nullptr;         // [t, m, d], m = n - tome_effective_r(n, r)
   float* out_sizes = nullptr;     // [t, m]
   int32_t* assignment = nullptr;  // [t, n]
@@ -41,6 +45,19 @@ struct TomeParams {
 // frame's similarity single-threaded), over the rows of the similarity when
 // t == 1. Returns invalid for bad shapes; never aborts.
 Status tome_merge(const TomeParams& p);
+
+// The CountSketch slot of metric column k: bucket in [0, sketch_dim) and sign
+// (+1 / -1) from a fixed 32-bit mix of k (lib/vision/reference/tome.ts repeats it).
+inline void tome_sketch_slot(uint32_t k, uint32_t sketch_dim, uint32_t* bucket, float* sign) {
+  uint32_t h = k * 0x9E3779B1u;
+  h ^= h >> 15;
+  h *= 0x85EBCA77u;
+  h ^= h >> 13;
+  h *= 0xC2B2AE3Du;
+  h ^= h >> 16;
+  *bucket = (h & 0x7FFFFFFFu) % sketch_dim;
+  *sign = (h >> 31) ? -1.0f : 1.0f;
+}
 
 // Pure per-frame pieces (shared with the CUDA port): the best B partner of
 // each A row of a score matrix [na, nb] and the stable descending ranking.

@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 import {
   composeAssignments, tomeEffectiveR, tomeLayers, tomeLayersAsync, tomeMerge, tomeMergeAsync, tomeSchedule,
 } from '../../lib/index.js';
-import { refTomeFrame } from '../../lib/vision/reference/tome.js';
+import { refSketch, refTomeFrame } from '../../lib/vision/reference/tome.js';
 import { mulberry32 } from '../reference/random.js';
 
 function rand(seed: number, len: number): Float32Array {
@@ -76,6 +76,19 @@ describe('tomeMerge vs the float64 reference', () => {
       expectClose(res.tokens.data.subarray(f * ref.m * d, (f + 1) * ref.m * d), ref.tokens);
       expectClose(res.sizes.data.subarray(f * ref.m, (f + 1) * ref.m), ref.sizes);
     }
+  });
+
+  test('sketchDim matches on a CountSketch of the metric; the merge stays exact', () => {
+    const n = 29, d = 40, s = 7;
+    const x = rand(21, n * d);
+    const res = tomeMerge({ dtype: 'f32', shape: [n, d], data: x }, { r: 9, sketchDim: s });
+    const ref = refTomeFrame(x, n, d, 9, false, refSketch(x, n, d, s), s);
+    expect(Array.from(res.assignment.data)).toEqual(Array.from(ref.assignment));
+    expectClose(res.tokens.data, ref.tokens);
+    // A width >= the metric's is the exact rule.
+    expect(Array.from(tomeMerge({ dtype: 'f32', shape: [n, d], data: x }, { r: 9, sketchDim: d }).assignment.data))
+      .toEqual(Array.from(refTomeFrame(x, n, d, 9).assignment));
+    expect(() => tomeMerge({ dtype: 'f32', shape: [n, d], data: x }, { r: 9, sketchDim: 0 })).toThrow(/options\.sketchDim/);
   });
 
   test('the async form equals the sync form and copies its input', async () => {

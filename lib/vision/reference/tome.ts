@@ -79,3 +79,21 @@ export function refTome(x: ArrayLike<number>, t: number, n: number, d: number, r
   for (let f = 0; f < t; f++) out.push(refTomeFrame(Array.prototype.slice.call(x, f * n * d, (f + 1) * n * d) as number[], n, d, r, classToken));
   return out;
 }
+
+/** CountSketch of rows [n, dm] to [n, s], float64 (the slot mix of native/reduce/tome.h tome_sketch_slot). */
+export function refSketch(metric: ArrayLike<number>, n: number, dm: number, s: number): Float64Array {
+  const bucket = new Int32Array(dm), sign = new Float64Array(dm);
+  for (let k = 0; k < dm; k++) {
+    let h = Math.imul(k, 0x9e3779b1) >>> 0;
+    h = (h ^ (h >>> 15)) >>> 0;
+    h = Math.imul(h, 0x85ebca77) >>> 0;
+    h = (h ^ (h >>> 13)) >>> 0;
+    h = Math.imul(h, 0xc2b2ae3d) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+    bucket[k] = (h & 0x7fffffff) % s;
+    sign[k] = h >>> 31 ? -1 : 1;
+  }
+  const out = new Float64Array(n * s);
+  for (let i = 0; i < n; i++) for (let k = 0; k < dm; k++) out[i * s + bucket[k]!]! += sign[k]! * metric[i * dm + k]!;
+  return out;
+}
