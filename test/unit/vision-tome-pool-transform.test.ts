@@ -126,3 +126,28 @@ describe('tokenTransform', () => {
     expect(Array.from(x)).toEqual(Array.from(before));
   });
 });
+
+describe('eval adapters (lib/vision/eval/methods-tome.ts)', () => {
+  test('each method reduces a scene to at most keep rows with a valid assignment; bench forms run', async () => {
+    const { tomeMethods, tomeStepsTo } = await import('../../lib/vision/eval/methods-tome.js');
+    expect(tomeStepsTo(100, 10)).toEqual([50, 25, 12, 3]);
+    expect(tomeStepsTo(5, 9)).toEqual([0]);
+    const gridH = 6, gridW = 7, n = gridH * gridW, dim = 12;
+    const tokens = rand(77, n * dim);
+    const scene = {
+      tokens, n, dim, gridH, gridW, clsAttention: new Float32Array(n).fill(1 / n), layers: 1,
+      textEmbedding: new Float32Array(dim), lastTokenAttention: new Float32Array(n), region: new Uint8Array(n),
+    };
+    for (const method of tomeMethods) {
+      for (const keep of [21, 10, 4, 1]) {
+        const r = method.run(scene, keep);
+        expect(r.m, `${method.name} keep ${keep}`).toBeLessThanOrEqual(keep);
+        expect(r.tokens.length).toBe(r.m * dim);
+        expect(r.assignment.length).toBe(n);
+        for (const a of r.assignment) expect(a >= -1 && a < r.m).toBe(true);
+      }
+      expect(method.bench!.native(tokens, 2, n / 2, dim, 0.5)).toBeTruthy();
+      expect(method.bench!.reference(tokens, 2, n / 2, dim, 0.5)).toBeTruthy();
+    }
+  });
+});
