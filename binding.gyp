@@ -23,6 +23,7 @@
         "native/unity/tokenizer_super.cpp",
         "native/unity/reduce_core.cpp",
         "native/unity/reduce_select.cpp",
+        "native/unity/reduce_tome.cpp",
         "native/kv/kv_dots_avx512.cpp",
         "native/kv/kv_quant_attend_avx2.cpp",
         "native/kv/kv_quant_attend_avx512.cpp",

@@ -177,3 +177,6 @@ export { vtcCls, vtcClsAsync, type VtcClsOptions } from './vision/vtc-cls.js';
 export { fastv, fastvSelect, fastvSelectAsync, fastvSelectFromQK, fastvSelectFromQKAsync, FASTV_DEFAULTS, type FastvOptions, type FastvSelection } from './vision/fastv.js';
 export { globalCom2, globalCom2Async, GLOBALCOM2_DEFAULTS, type GlobalCom2Input, type GlobalCom2Options, type GlobalCom2Result } from './vision/globalcom2.js';
 export { todreDiversity, todreDiversityAsync, todreRelevance, todreAttendPositions, todreAttendIndices, TODRE_DEFAULTS, type TodreSchedule } from './vision/todre.js';
+export * from './vision/tome.js';
+export * from './vision/pool.js';
+export * from './vision/transform.js';

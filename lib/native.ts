@@ -578,6 +578,19 @@ export interface NativeFastvRankParams {
 export interface NativeGlobalCom2Params {
   thumb: Float32Array; side: number; crops: Float32Array; nph: number; npw: number; h: number; w: number; base: number; temperature: number;
   thumbKeep: Int32Array; scales: Float64Array; cropCounts: Int32Array; cropKeep: Int32Array; cropScores: Float32Array;
+  // Visual-token reduction, ToMe group (lib/vision/tome.ts, pool.ts, transform.ts).
+  /** One ToMe step per frame: x f32 [t, n, d], metric f32 [t, n, dm]?, sizes f32 [t, n]? -> outX [t, m, d], outSizes [t, m], outAssignment i32 [t, n]. */
+  reduceTome(p: NativeTomeParams): void;
+  reduceTomeAsync(p: NativeTomeParams): Promise<void>;
+  /** LLaVolta average pooling: x [t, n, d] -> outX [t, floor(n / stride), d], outSizes, outPositions?, outAssignment [t, n]. */
+  reducePool(p: NativePoolParams): void;
+  reducePoolAsync(p: NativePoolParams): Promise<void>;
+  /** Token Transforming W: x [t, n, d], targets i32 [t, m] -> outW f32 [t, m, n] (columns sum to 1). */
+  reduceTransformBuild(p: NativeTransformBuildParams): void;
+  reduceTransformBuildAsync(p: NativeTransformBuildParams): Promise<void>;
+  /** Y = W-weighted means: w [t, m, n], x [t, n, d], sizes [t, n]? -> outX [t, m, d], outSizes [t, m], outAssignment [t, n]. */
+  reduceTransformApply(p: NativeTransformApplyParams): void;
+  reduceTransformApplyAsync(p: NativeTransformApplyParams): Promise<void>;
 }
 
 /** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */
@@ -670,4 +683,25 @@ export interface NativeTokenKn {
   tokenKnTrain(p: { tokens: Uint32Array; vocab: number; order: number }): { blob: Uint32Array; discounts: Float64Array };
   /** out [vocab] = P(. | context); throws a RangeError on a damaged model or an id >= vocab. */
   tokenKnNext(p: { blob: Uint32Array; discounts: Float64Array; context: Uint32Array; out: Float64Array }): void;
+}
+
+// Visual-token reduction, ToMe group (native/reduce/tome.h, pool.h, transform.h; lib/vision/tome.ts,
+// pool.ts, transform.ts). The binding re-checks every length; outputs may not overlap inputs.
+
+export interface NativeTomeParams {
+  x: Float32Array; metric?: Float32Array; sizes?: Float32Array;
+  t: number; n: number; d: number; dm: number; r: number; classToken: boolean; sketchDim: number;
+  outX: Float32Array; outSizes: Float32Array; outAssignment: Int32Array;
+}
+export interface NativePoolParams {
+  x: Float32Array; sizes?: Float32Array; positions?: Int32Array;
+  t: number; n: number; d: number; stride: number;
+  outX: Float32Array; outSizes: Float32Array; outPositions?: Int32Array; outAssignment: Int32Array;
+}
+export interface NativeTransformBuildParams {
+  x: Float32Array; targets: Int32Array; t: number; m: number; n: number; d: number; topK: number; tau: number; outW: Float32Array;
+}
+export interface NativeTransformApplyParams {
+  w: Float32Array; x: Float32Array; sizes?: Float32Array; t: number; m: number; n: number; d: number;
+  outX: Float32Array; outSizes: Float32Array; outAssignment: Int32Array;
 }

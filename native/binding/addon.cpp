@@ -50,6 +50,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterOmp(env, exports);
   tp::binding::RegisterTokenizerSuper(env, exports);
   tp::binding::RegisterReduceSelect(env, exports);
+  tp::binding::RegisterReduceTome(env, exports);
   return exports;
 }
 

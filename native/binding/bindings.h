@@ -23,5 +23,6 @@ void RegisterDynamicBpe(Napi::Env env, Napi::Object exports);  // dynamic_bpe_bi
 void RegisterOmp(Napi::Env env, Napi::Object exports);  // omp_binding.cpp
 void RegisterTokenizerSuper(Napi::Env env, Napi::Object exports);  // tokenizer_super_binding.cpp (unity/tokenizer_super.cpp)
 void RegisterReduceSelect(Napi::Env env, Napi::Object exports);  // reduce_select_binding.cpp (unity/reduce_select.cpp)
+void RegisterReduceTome(Napi::Env env, Napi::Object exports);  // reduce_tome_binding.cpp (unity/reduce_tome.cpp)
 
 }  // namespace tp::binding
