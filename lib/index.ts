@@ -171,3 +171,7 @@ export { parseNpy, parseRawF32, encodeNpy, type F32Matrix } from './tokenizer/np
 // tokenizer tools (tok-super): supertokens (SuperBPE stage 2 over a base vocabulary)
 export { trainSupertokens, trainSupertokensAsync, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
 export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/merges-from-ranks.js';
+// vision (vis-cluster): VQToken k-means, Recoverable Compression, CoreMatching
+export { vqToken, vqTokenAsync, type VqTokenOptions, type VqTokenResult } from './vision/vqtoken.js';
+export { recoverableCompress, recoverableCompressFrames, recoverableCompressAsync, type RecoverableOptions, type RecoverableResult } from './vision/recoverable.js';
+export { coreMatching, coreMatchingFrames, coreMatchingAsync, type CoreMatchingOptions, type CoreMatchingResult } from './vision/corematching.js';

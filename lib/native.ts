@@ -553,6 +553,31 @@ export interface NativeAddon extends NativeSpecDrafters {
     tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
     nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => void;
   }): Promise<{ pairs: Int32Array; counts: Float64Array }>;
+  // Visual-token reduction, clustering group (native/reduce/{kmeans,recoverable,corematch}.h; lib/vision/{vqtoken,recoverable,corematching}.ts).
+  /** VQToken k-means: tokens f32 [rows, dim] -> outCodebook [cap, dim], outCounts [cap], outCodes [rows], outInfo [K used, iterations]. */
+  vqToken(p: NativeVqTokenParams): void;
+  vqTokenAsync(p: NativeVqTokenParams): Promise<void>;
+  /** Recoverable Compression per frame; outCounts [frames, 3] = rows, kept, centres. Exactly one of text / textScores. */
+  recoverableCompress(p: NativeRecoverableParams): void;
+  recoverableCompressAsync(p: NativeRecoverableParams): Promise<void>;
+  /** CoreMatching per sequence: co-activation scores of the image span with the query row, keep = score > elbow. */
+  coreMatch(p: NativeCoreMatchParams): void;
+  coreMatchAsync(p: NativeCoreMatchParams): Promise<void>;
+}
+
+export interface NativeVqTokenParams {
+  tokens: Float32Array; rows: number; dim: number; k: number; maxIter: number; tol: number; seed: number; adaptive: boolean; maxK: number;
+  outCodebook: Float32Array; outCounts: Float32Array; outCodes: Int32Array; outInfo: Int32Array;
+}
+export interface NativeRecoverableParams {
+  tokens: Float32Array; frames: number; n: number; dim: number; keys: Float32Array | undefined; keyDim: number; cls: Float32Array;
+  text: Float32Array | undefined; textScores: Float32Array | undefined; lofNeighbors: number; lofThreshold: number; clusterSize: number;
+  textWeight: number; outTokens: Float32Array; outSizes: Float32Array; outAssignment: Int32Array; outMain: Int32Array; outCentres: Int32Array;
+  outCounts: Int32Array; outTextScores: Float32Array;
+}
+export interface NativeCoreMatchParams {
+  activations: Float32Array; up: Float32Array | undefined; frames: number; rows: number; inter: number; query: number; start: number; len: number;
+  outScores: Float32Array; outKeep: Uint8Array; outThreshold: Float64Array;
 }
 
 /** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */
