@@ -175,3 +175,4 @@ export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/
 export { vqToken, vqTokenAsync, type VqTokenOptions, type VqTokenResult } from './vision/vqtoken.js';
 export { recoverableCompress, recoverableCompressFrames, recoverableCompressAsync, type RecoverableOptions, type RecoverableResult } from './vision/recoverable.js';
 export { coreMatching, coreMatchingFrames, coreMatchingAsync, type CoreMatchingOptions, type CoreMatchingResult } from './vision/corematching.js';
+export { tokenCorrCompress, tokenCorrCompressFrames, tokenCorrCompressAsync, type TokenCorrOptions, type TokenCorrResult } from './vision/tokencorr.js';

@@ -563,6 +563,14 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** CoreMatching per sequence: co-activation scores of the image span with the query row, keep = score > elbow. */
   coreMatch(p: NativeCoreMatchParams): void;
   coreMatchAsync(p: NativeCoreMatchParams): Promise<void>;
+  /** Token-correlation compression per crop: outKeep [frames, n], outInfo [frames, 2] = kept, repetitive. */
+  tokenCorr(p: NativeTokenCorrParams): void;
+  tokenCorrAsync(p: NativeTokenCorrParams): Promise<void>;
+}
+
+export interface NativeTokenCorrParams {
+  keys: Float32Array; frames: number; n: number; keyDim: number; deep: Float32Array; shallow: Float32Array; simThreshold: number;
+  countLimit: number; iqrFactor: number; seed: number; outKeep: Uint8Array; outInfo: Float64Array;
 }
 
 export interface NativeVqTokenParams {

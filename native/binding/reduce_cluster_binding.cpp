@@ -1,6 +1,6 @@
-// vqToken / recoverableCompress / coreMatch (+ Async): the clustering group of
+// vqToken / recoverableCompress / coreMatch / tokenCorr (+ Async): the clustering group of
 // the visual-token reduction operators (native/reduce/{kmeans,recoverable,
-// corematch}.h). Every field is read first (SnapshotParams), every length is
+// corematch,tokencorr}.h). Every field is read first (SnapshotParams), every length is
 // checked here against the sizes; outputs are allocated by the caller
 // (lib/vision/*.ts). The async forms copy inputs and outputs (Staging) and
 // write the outputs back when the work settles. Frames of a [t, n, dim]
@@ -21,6 +21,7 @@
 #include "../reduce/corematch.h"
 #include "../reduce/kmeans.h"
 #include "../reduce/recoverable.h"
+#include "../reduce/tokencorr.h"
 #include "async_work.h"
 #include "bindings.h"
 #include "napi_args.h"
@@ -260,6 +261,61 @@ Job BindCore(const CoreArgs& a, const Resolver& r) {
   };
 }
 
+// --------------------------------------------------------------- tokenCorr
+struct CorrArgs {
+  TypedArrayView keys, deep, shallow, keep, info;
+  int64_t frames = 0, n = 0, key_dim = 0;
+  reduce::TokenCorrOptions opt;
+};
+
+CorrArgs ParseCorr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = SnapshotParams(info, {"keys", "frames", "n", "keyDim", "deep", "shallow", "simThreshold", "countLimit", "iqrFactor", "seed",
+                                         "outKeep", "outInfo"});
+  CorrArgs a;
+  a.frames = CheckDim(env, o, "frames", 0, kMaxN);
+  a.n = CheckDim(env, o, "n", 0, kMaxN);
+  a.key_dim = CheckDim(env, o, "keyDim", 1, kMaxDim);
+  a.opt.sim_threshold = GetNumber(o, "simThreshold");
+  a.opt.count_limit = static_cast<int>(CheckDim(env, o, "countLimit", 1, 1 << 30));
+  a.opt.iqr_factor = GetNumber(o, "iqrFactor");
+  a.opt.seed = static_cast<uint32_t>(CheckDim(env, o, "seed", 0, 0xffffffffLL));
+  if (!std::isfinite(a.opt.sim_threshold)) throw Napi::RangeError::New(env, "simThreshold: expected a finite number");
+  if (!std::isfinite(a.opt.iqr_factor)) throw Napi::RangeError::New(env, "iqrFactor: expected a finite number");
+  a.keys = GetTypedArray(o, "keys", napi_float32_array, true);
+  a.deep = GetTypedArray(o, "deep", napi_float32_array, true);
+  a.shallow = GetTypedArray(o, "shallow", napi_float32_array, true);
+  a.keep = GetTypedArray(o, "outKeep", napi_uint8_array, true);
+  a.info = GetTypedArray(o, "outInfo", napi_float64_array, true);
+  const double fn = static_cast<double>(a.frames) * a.n;
+  CheckLength(env, a.keys, fn * a.key_dim, "frames * n * keyDim");
+  CheckLength(env, a.deep, fn, "frames * n");
+  CheckLength(env, a.shallow, fn, "frames * n");
+  CheckLength(env, a.keep, fn, "frames * n");
+  CheckLength(env, a.info, static_cast<double>(a.frames) * 2, "frames * 2");
+  RefuseOverlap(env, {&a.keep, &a.info}, {&a.keys, &a.deep, &a.shallow});
+  return a;
+}
+
+Job BindCorr(const CorrArgs& a, const Resolver& r) {
+  const float* keys = r.in<float>(a.keys);
+  const float* deep = r.in<float>(a.deep);
+  const float* shallow = r.in<float>(a.shallow);
+  uint8_t* keep = r.out<uint8_t>(a.keep);
+  double* info = r.out<double>(a.info);
+  const int64_t frames = a.frames, n = a.n, dk = a.key_dim;
+  const reduce::TokenCorrOptions opt = a.opt;
+  return [=]() {
+    return ForFrames(frames, [&](int64_t f) {
+      int64_t kept = 0, rep = 0;
+      const Status s = reduce::tokencorr_frame(keys + f * n * dk, n, dk, deep + f * n, shallow + f * n, opt, keep + f * n, &kept, &rep);
+      info[f * 2] = static_cast<double>(kept);
+      info[f * 2 + 1] = static_cast<double>(rep);
+      return s;
+    });
+  };
+}
+
 // ------------------------------------------------------------ sync / async
 template <typename Args, Args (*Parse)(const Napi::CallbackInfo&), Job (*Bind)(const Args&, const Resolver&)>
 Napi::Value RunSync(const Napi::CallbackInfo& info) {
@@ -318,6 +374,8 @@ void RegisterReduceCluster(Napi::Env env, Napi::Object exports) {
   exports.Set("recoverableCompress", Napi::Function::New(env, Guarded<RunSync<RecArgs, ParseRec, BindRec>>, "recoverableCompress"));
   exports.Set("recoverableCompressAsync", Napi::Function::New(env, Guarded<RunAsync<RecArgs, ParseRec, BindRec>>, "recoverableCompressAsync"));
   exports.Set("coreMatch", Napi::Function::New(env, Guarded<RunSync<CoreArgs, ParseCore, BindCore>>, "coreMatch"));
+  exports.Set("tokenCorr", Napi::Function::New(env, Guarded<RunSync<CorrArgs, ParseCorr, BindCorr>>, "tokenCorr"));
+  exports.Set("tokenCorrAsync", Napi::Function::New(env, Guarded<RunAsync<CorrArgs, ParseCorr, BindCorr>>, "tokenCorrAsync"));
   exports.Set("coreMatchAsync", Napi::Function::New(env, Guarded<RunAsync<CoreArgs, ParseCore, BindCore>>, "coreMatchAsync"));
 }
 

@@ -15,6 +15,10 @@
  *                text embedding (the query row, last), so co-activation
  *                follows similarity to the text. Keep count by the elbow
  *                (keep ignored). family 'prune'.
+ *   tokencorr    token-correlation compression with the scene's last [CLS]
+ *                layer as the deep attention and the first as the shallow
+ *                one; keep count by the crop's information density (keep
+ *                ignored). family 'prune'.
  *
  * bench: native operator vs its JS reference on tokens [frames, n, dim],
  * with side inputs made up from a seeded generator.
@@ -24,7 +28,9 @@ import { coreMatchingFrames } from '../corematching.js';
 import { recoverableCompressFrames } from '../recoverable.js';
 import { coreMatchingReference } from '../reference/corematching.js';
 import { recoverableReference, textScoresReference } from '../reference/recoverable.js';
+import { tokenCorrReference } from '../reference/tokencorr.js';
 import { vqTokenReference } from '../reference/vqtoken.js';
+import { tokenCorrCompressFrames } from '../tokencorr.js';
 import type { PatchScene, ReducedScene, VisionEvalMethod } from '../types.js';
 import { vqToken } from '../vqtoken.js';
 
@@ -157,4 +163,34 @@ const corematching: VisionEvalMethod = {
   },
 };
 
-export const clusterMethods: VisionEvalMethod[] = [vqtoken, recoverable, corematching];
+const tokencorr: VisionEvalMethod = {
+  name: 'tokencorr',
+  family: 'prune',
+  usesSideInputs: true,
+  run(scene: PatchScene): ReducedScene {
+    const { n, dim, tokens, layers } = scene;
+    const deep = scene.clsAttention.slice((layers - 1) * n, layers * n);
+    const shallow = scene.clsAttention.slice(0, n);
+    const r = tokenCorrCompressFrames(tensor('f32', [n, dim], tokens), { deepAttention: deep, shallowAttention: shallow })[0]!;
+    const assignment = new Int32Array(n).fill(-1);
+    (r.indices.data as Int32Array).forEach((src, row) => { assignment[src] = row; });
+    return { tokens: r.tokens.data as Float32Array, m: r.indices.data.length, assignment };
+  },
+  bench: {
+    native: (tokens, frames, n, dim) => {
+      const a = fakeCls(frames, n);
+      return tokenCorrCompressFrames(tensor('f32', [frames, n, dim], tokens), { deepAttention: a, shallowAttention: a });
+    },
+    reference: (tokens, frames, n, dim) => {
+      const a = fakeCls(frames, n);
+      const out = [];
+      for (let f = 0; f < frames; f++) {
+        const s = a.subarray(f * n, (f + 1) * n);
+        out.push(tokenCorrReference(tokens.subarray(f * n * dim, (f + 1) * n * dim), n, dim, s, s));
+      }
+      return out;
+    },
+  },
+};
+
+export const clusterMethods: VisionEvalMethod[] = [vqtoken, recoverable, corematching, tokencorr];
