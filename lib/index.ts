@@ -180,3 +180,8 @@ export { todreDiversity, todreDiversityAsync, todreRelevance, todreAttendPositio
 export * from './vision/tome.js';
 export * from './vision/pool.js';
 export * from './vision/transform.js';
+// vision (vis-cluster): VQToken k-means, Recoverable Compression, CoreMatching
+export { vqToken, vqTokenAsync, type VqTokenOptions, type VqTokenResult } from './vision/vqtoken.js';
+export { recoverableCompress, recoverableCompressFrames, recoverableCompressAsync, type RecoverableOptions, type RecoverableResult } from './vision/recoverable.js';
+export { coreMatching, coreMatchingFrames, coreMatchingAsync, type CoreMatchingOptions, type CoreMatchingResult } from './vision/corematching.js';
+export { tokenCorrCompress, tokenCorrCompressFrames, tokenCorrCompressAsync, type TokenCorrOptions, type TokenCorrResult } from './vision/tokencorr.js';

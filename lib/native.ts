@@ -591,6 +591,39 @@ export interface NativeGlobalCom2Params {
   /** Y = W-weighted means: w [t, m, n], x [t, n, d], sizes [t, n]? -> outX [t, m, d], outSizes [t, m], outAssignment [t, n]. */
   reduceTransformApply(p: NativeTransformApplyParams): void;
   reduceTransformApplyAsync(p: NativeTransformApplyParams): Promise<void>;
+  // Visual-token reduction, clustering group (native/reduce/{kmeans,recoverable,corematch}.h; lib/vision/{vqtoken,recoverable,corematching}.ts).
+  /** VQToken k-means: tokens f32 [rows, dim] -> outCodebook [cap, dim], outCounts [cap], outCodes [rows], outInfo [K used, iterations]. */
+  vqToken(p: NativeVqTokenParams): void;
+  vqTokenAsync(p: NativeVqTokenParams): Promise<void>;
+  /** Recoverable Compression per frame; outCounts [frames, 3] = rows, kept, centres. Exactly one of text / textScores. */
+  recoverableCompress(p: NativeRecoverableParams): void;
+  recoverableCompressAsync(p: NativeRecoverableParams): Promise<void>;
+  /** CoreMatching per sequence: co-activation scores of the image span with the query row, keep = score > elbow. */
+  coreMatch(p: NativeCoreMatchParams): void;
+  coreMatchAsync(p: NativeCoreMatchParams): Promise<void>;
+  /** Token-correlation compression per crop: outKeep [frames, n], outInfo [frames, 2] = kept, repetitive. */
+  tokenCorr(p: NativeTokenCorrParams): void;
+  tokenCorrAsync(p: NativeTokenCorrParams): Promise<void>;
+}
+
+export interface NativeTokenCorrParams {
+  keys: Float32Array; frames: number; n: number; keyDim: number; deep: Float32Array; shallow: Float32Array; simThreshold: number;
+  countLimit: number; iqrFactor: number; seed: number; outKeep: Uint8Array; outInfo: Float64Array;
+}
+
+export interface NativeVqTokenParams {
+  tokens: Float32Array; rows: number; dim: number; k: number; maxIter: number; tol: number; seed: number; adaptive: boolean; maxK: number;
+  outCodebook: Float32Array; outCounts: Float32Array; outCodes: Int32Array; outInfo: Int32Array;
+}
+export interface NativeRecoverableParams {
+  tokens: Float32Array; frames: number; n: number; dim: number; keys: Float32Array | undefined; keyDim: number; cls: Float32Array;
+  text: Float32Array | undefined; textScores: Float32Array | undefined; lofNeighbors: number; lofThreshold: number; clusterSize: number;
+  textWeight: number; outTokens: Float32Array; outSizes: Float32Array; outAssignment: Int32Array; outMain: Int32Array; outCentres: Int32Array;
+  outCounts: Int32Array; outTextScores: Float32Array;
+}
+export interface NativeCoreMatchParams {
+  activations: Float32Array; up: Float32Array | undefined; frames: number; rows: number; inter: number; query: number; start: number; len: number;
+  outScores: Float32Array; outKeep: Uint8Array; outThreshold: Float64Array;
 }
 
 /** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */

@@ -51,6 +51,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterTokenizerSuper(env, exports);
   tp::binding::RegisterReduceSelect(env, exports);
   tp::binding::RegisterReduceTome(env, exports);
+  tp::binding::RegisterReduceCluster(env, exports);
   return exports;
 }
 
