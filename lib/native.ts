@@ -562,22 +562,6 @@ export interface NativeAddon extends NativeSpecDrafters {
   reduceFastvRankAsync(p: NativeFastvRankParams): Promise<void>;
   reduceGlobalCom2(p: NativeGlobalCom2Params): void;
   reduceGlobalCom2Async(p: NativeGlobalCom2Params): Promise<void>;
-}
-
-/** tokens f32 [t, n, dim] -> out i32 [t, keep] (ascending per frame). */
-export interface NativeDivPruneParams { tokens: Float32Array; t: number; n: number; dim: number; keep: number; metricDim: number; out: Int32Array }
-/** attention f32 [t, layers, n] -> scores f32 [t, n] (sum over layers [start, end)), out i32 [t, keep]. */
-export interface NativeClsRankParams {
-  attention: Float32Array; t: number; layers: number; n: number; start: number; end: number; keep: number; scores: Float32Array; out: Int32Array;
-}
-/** probs f32 [t, heads, nk] -> scores f32 [t, length] (head mean over the span), out i32 [t, keep] absolute positions. */
-export interface NativeFastvRankParams {
-  probs: Float32Array; t: number; heads: number; nk: number; start: number; length: number; keep: number; scores: Float32Array; out: Int32Array;
-}
-/** native/reduce/globalcom2.h: thumb f32 [side^2], crops f32 [nph * npw, h * w] -> the keeps. */
-export interface NativeGlobalCom2Params {
-  thumb: Float32Array; side: number; crops: Float32Array; nph: number; npw: number; h: number; w: number; base: number; temperature: number;
-  thumbKeep: Int32Array; scales: Float64Array; cropCounts: Int32Array; cropKeep: Int32Array; cropScores: Float32Array;
   // Visual-token reduction, ToMe group (lib/vision/tome.ts, pool.ts, transform.ts).
   /** One ToMe step per frame: x f32 [t, n, d], metric f32 [t, n, dm]?, sizes f32 [t, n]? -> outX [t, m, d], outSizes [t, m], outAssignment i32 [t, n]. */
   reduceTome(p: NativeTomeParams): void;
@@ -604,6 +588,22 @@ export interface NativeGlobalCom2Params {
   /** Token-correlation compression per crop: outKeep [frames, n], outInfo [frames, 2] = kept, repetitive. */
   tokenCorr(p: NativeTokenCorrParams): void;
   tokenCorrAsync(p: NativeTokenCorrParams): Promise<void>;
+}
+
+/** tokens f32 [t, n, dim] -> out i32 [t, keep] (ascending per frame). */
+export interface NativeDivPruneParams { tokens: Float32Array; t: number; n: number; dim: number; keep: number; metricDim: number; out: Int32Array }
+/** attention f32 [t, layers, n] -> scores f32 [t, n] (sum over layers [start, end)), out i32 [t, keep]. */
+export interface NativeClsRankParams {
+  attention: Float32Array; t: number; layers: number; n: number; start: number; end: number; keep: number; scores: Float32Array; out: Int32Array;
+}
+/** probs f32 [t, heads, nk] -> scores f32 [t, length] (head mean over the span), out i32 [t, keep] absolute positions. */
+export interface NativeFastvRankParams {
+  probs: Float32Array; t: number; heads: number; nk: number; start: number; length: number; keep: number; scores: Float32Array; out: Int32Array;
+}
+/** native/reduce/globalcom2.h: thumb f32 [side^2], crops f32 [nph * npw, h * w] -> the keeps. */
+export interface NativeGlobalCom2Params {
+  thumb: Float32Array; side: number; crops: Float32Array; nph: number; npw: number; h: number; w: number; base: number; temperature: number;
+  thumbKeep: Int32Array; scales: Float64Array; cropCounts: Int32Array; cropKeep: Int32Array; cropScores: Float32Array;
 }
 
 export interface NativeTokenCorrParams {
