@@ -338,3 +338,33 @@ describe('ToDRE', () => {
     expect(() => todreAttendPositions({ ...schedule, dropLayer: 1 }, 3)).toThrow(/schedule\.dropLayer/);
   });
 });
+
+describe('eval adapters (lib/vision/eval/methods-select.ts)', () => {
+  test.each([[6, 8], [5, 7], [1, 1]])('grid %ix%i: every method returns consistent kept rows', async (gridH, gridW) => {
+    const { selectMethods } = await import('../../lib/vision/eval/methods-select.js');
+    const n = gridH * gridW, dim = 12, layers = 3;
+    const rng = mulberry32(n);
+    const clsAttention = Float32Array.from({ length: layers * n }, () => rng());
+    const scene = {
+      tokens: gaussian(rng, n * dim), n, dim, gridH, gridW, clsAttention, layers,
+      textEmbedding: gaussian(rng, dim), lastTokenAttention: Float32Array.from({ length: n }, () => rng()), region: new Uint8Array(n),
+    };
+    const keep = Math.max(1, Math.floor(n / 4));
+    for (const m of selectMethods) {
+      const r = m.run(scene, keep);
+      if (m.name === 'globalcom2') expect(r.m).toBeLessThanOrEqual(keep);
+      else expect(r.m, m.name).toBe(keep);
+      let kept = 0;
+      for (let i = 0; i < n; i++) {
+        const j = r.assignment[i]!;
+        expect(j).toBeGreaterThanOrEqual(-1);
+        expect(j).toBeLessThan(r.m);
+        if (j >= 0) {
+          kept++;
+          expect(Array.from(r.tokens.subarray(j * dim, (j + 1) * dim))).toEqual(Array.from(scene.tokens.subarray(i * dim, (i + 1) * dim)));
+        }
+      }
+      expect(kept, m.name).toBe(r.m);
+    }
+  });
+});
