@@ -9,55 +9,14 @@
 #include <vector>
 
 #include "../core/thread_pool.h"
-#include "../text/omp.h"
 #include "similarity.h"
 
 namespace tp::reduce {
 
-namespace {
-
-constexpr int64_t kGramRows = 16;
-
-struct GramJob {
-  const float* x;
-  int64_t n, d;
-  float* out;
-};
-
-// Block b: rows [i0, i0 + 16) against rows [i0, n) (the upper triangle and
-// the diagonal block), through the same AVX2 + FMA kernel as dot_matrix.
-void gram_block(void* ctx, int64_t b, int /*worker*/) {
-  const GramJob& j = *static_cast<const GramJob*>(ctx);
-  const int64_t i0 = b * kGramRows;
-  const int64_t i1 = i0 + kGramRows < j.n ? i0 + kGramRows : j.n;
-  const float* vecs[kGramRows];
-  float* outs[kGramRows];
-  const int m = static_cast<int>(i1 - i0);
-  for (int v = 0; v < m; v++) {
-    vecs[v] = j.x + (i0 + v) * j.d;
-    outs[v] = j.out + (i0 + v) * j.n + i0;
-  }
-  text::omp_dots(j.x + i0 * j.d, j.n - i0, j.d, vecs, m, outs);
-}
-
-}  // namespace
-
-// The symmetric Gram matrix x x^T [n, n]: the upper triangle computed
-// (half of dot_matrix's work), then mirrored, so sim[i][j] == sim[j][i]
-// exactly. Threads over 16-row blocks (dynamic: the first blocks are longest).
-void gram_symmetric(const float* x, int64_t n, int64_t d, float* out) {
-  if (n <= 0) return;
-  if (d == 0) {
-    std::fill(out, out + n * n, 0.0f);
-    return;
-  }
-  GramJob job{x, n, d, out};
-  ThreadPool& pool = ThreadPool::instance();
-  pool.parallel_for((n + kGramRows - 1) / kGramRows, &gram_block, &job, pool.size());
-  for (int64_t i = 0; i < n; i++) {
-    for (int64_t k = i + 1; k < n; k++) out[k * n + i] = out[i * n + k];
-  }
-}
+// The symmetric Gram matrix x x^T [n, n]: similarity.h's gram_matrix (the
+// upper block triangle with the cache-blocked kernel, then mirrored, so
+// sim[i][j] == sim[j][i] exactly).
+void gram_symmetric(const float* x, int64_t n, int64_t d, float* out) { gram_matrix(x, n, d, out); }
 
 void divprune_greedy(const float* sim, int64_t n, int64_t keep, int32_t* picks, float* min_dist, uint8_t* selected) {
   if (keep <= 0 || n <= 0) return;
