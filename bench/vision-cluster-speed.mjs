@@ -1,8 +1,10 @@
-import { tensor } from '/work/vis-cluster/dist/lib/tensor.js';
-import { vqToken } from '/work/vis-cluster/dist/lib/vision/vqtoken.js';
-import { recoverableCompressFrames } from '/work/vis-cluster/dist/lib/vision/recoverable.js';
-import { coreMatchingFrames } from '/work/vis-cluster/dist/lib/vision/corematching.js';
-import { tokenCorrCompressFrames } from '/work/vis-cluster/dist/lib/vision/tokencorr.js';
+// Speed of the clustering-group vision operators (docs/vision-cluster.md):
+// node bench/vision-cluster-speed.mjs T N DIM REPS (after npx tsc -p tsconfig.json and the native build).
+import { tensor } from '../dist/lib/tensor.js';
+import { vqToken } from '../dist/lib/vision/vqtoken.js';
+import { recoverableCompressFrames } from '../dist/lib/vision/recoverable.js';
+import { coreMatchingFrames } from '../dist/lib/vision/corematching.js';
+import { tokenCorrCompressFrames } from '../dist/lib/vision/tokencorr.js';
 const [t, n, dim, reps] = process.argv.slice(2).map(Number);
 let a = 1;
 const rnd = () => { a = (a * 1103515245 + 12345) >>> 0; return a / 4294967296; };
