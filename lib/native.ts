@@ -608,7 +608,7 @@ export interface NativeGlobalCom2Params {
 
 export interface NativeTokenCorrParams {
   keys: Float32Array; frames: number; n: number; keyDim: number; deep: Float32Array; shallow: Float32Array; simThreshold: number;
-  countLimit: number; iqrFactor: number; seed: number; outKeep: Uint8Array; outInfo: Float64Array;
+  countLimit: number; iqrFactor: number; seed: number; projectDim: number; outKeep: Uint8Array; outInfo: Float64Array;
 }
 
 export interface NativeVqTokenParams {

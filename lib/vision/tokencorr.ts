@@ -28,8 +28,14 @@ export interface TokenCorrOptions {
   countLimit?: number;
   /** Tukey fence factor of the global branch (default 1.5). */
   iqrFactor?: number;
-  /** Seed of the local branch's draws (uint32, default 0). */
+  /** Seed of the local branch's draws and of the projection (uint32, default 0). */
   seed?: number;
+  /**
+   * Project the keys to this width by a seeded +-1 matrix before the n x n
+   * cosine (an approximation: n^2 projectDim instead of n^2 keyDim work).
+   * Default 0: exact.
+   */
+  projectDim?: number;
 }
 
 /** A KeepResult (scores = the deep attention) plus the crop's repetitive-patch count. */
@@ -37,7 +43,7 @@ export interface TokenCorrResult extends KeepResult {
   repetitive: number;
 }
 
-const NAMES = ['deepAttention', 'shallowAttention', 'keys', 'keyDim', 'simThreshold', 'countLimit', 'iqrFactor', 'seed'] as const;
+const NAMES = ['deepAttention', 'shallowAttention', 'keys', 'keyDim', 'simThreshold', 'countLimit', 'iqrFactor', 'seed', 'projectDim'] as const;
 
 function prepare(tokens: unknown, options: unknown) {
   const b = tokenBatch('tokens', tokens);
@@ -57,8 +63,9 @@ function prepare(tokens: unknown, options: unknown) {
   if (!Number.isFinite(simThreshold)) throw rangeError('options.simThreshold', 'a finite number', simThreshold);
   if (!Number.isFinite(iqrFactor)) throw rangeError('options.iqrFactor', 'a finite number', iqrFactor);
   const seed = o.seed === undefined ? 0 : checkInteger('options.seed', o.seed, 0, 0xffffffff);
+  const projectDim = o.projectDim === undefined ? 0 : checkInteger('options.projectDim', o.projectDim, 0, 1 << 20);
   const out = { keep: new Uint8Array(t * n), info: new Float64Array(t * 2) };
-  const params = { keys, frames: t, n, keyDim, deep, shallow, simThreshold, countLimit, iqrFactor, seed, outKeep: out.keep, outInfo: out.info };
+  const params = { keys, frames: t, n, keyDim, deep, shallow, simThreshold, countLimit, iqrFactor, seed, projectDim, outKeep: out.keep, outInfo: out.info };
   const finish = (): TokenCorrResult[] => {
     const res: TokenCorrResult[] = [];
     for (let f = 0; f < t; f++) {

@@ -271,7 +271,7 @@ struct CorrArgs {
 CorrArgs ParseCorr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = SnapshotParams(info, {"keys", "frames", "n", "keyDim", "deep", "shallow", "simThreshold", "countLimit", "iqrFactor", "seed",
-                                         "outKeep", "outInfo"});
+                                         "projectDim", "outKeep", "outInfo"});
   CorrArgs a;
   a.frames = CheckDim(env, o, "frames", 0, kMaxN);
   a.n = CheckDim(env, o, "n", 0, kMaxN);
@@ -280,6 +280,7 @@ CorrArgs ParseCorr(const Napi::CallbackInfo& info) {
   a.opt.count_limit = static_cast<int>(CheckDim(env, o, "countLimit", 1, 1 << 30));
   a.opt.iqr_factor = GetNumber(o, "iqrFactor");
   a.opt.seed = static_cast<uint32_t>(CheckDim(env, o, "seed", 0, 0xffffffffLL));
+  a.opt.project_dim = static_cast<int>(CheckDim(env, o, "projectDim", 0, 1 << 20));
   if (!std::isfinite(a.opt.sim_threshold)) throw Napi::RangeError::New(env, "simThreshold: expected a finite number");
   if (!std::isfinite(a.opt.iqr_factor)) throw Napi::RangeError::New(env, "iqrFactor: expected a finite number");
   a.keys = GetTypedArray(o, "keys", napi_float32_array, true);

@@ -27,7 +27,18 @@ Status tokencorr_frame(const float* keys, int64_t n, int64_t dk, const float* de
   *repetitive = 0;
   if (n <= 0) return Status::ok();
   std::fill(keep, keep + n, 0);
-  // 1. repetitiveness.
+  // 1. repetitiveness (on projected keys when asked).
+  std::vector<float> proj;
+  if (opt.project_dim > 0 && opt.project_dim < dk) {
+    const int64_t m = opt.project_dim;
+    std::vector<float> rt(static_cast<size_t>(m) * dk);
+    Mulberry32 prng(opt.seed ^ 0x9E3779B9u);
+    for (float& v : rt) v = prng.next() < 0.5 ? -1.0f : 1.0f;
+    proj.resize(static_cast<size_t>(n) * m);
+    dot_matrix(keys, n, rt.data(), m, dk, proj.data());
+    keys = proj.data();
+    dk = m;
+  }
   std::vector<float> kn(static_cast<size_t>(n) * dk);
   l2_normalize_rows(keys, n, dk, kn.data());
   constexpr int64_t kBlock = 256;

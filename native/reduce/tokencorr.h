@@ -29,6 +29,11 @@ struct TokenCorrOptions {
   int count_limit = 1;         // ours
   double iqr_factor = 1.5;     // Tukey's fence
   uint32_t seed = 0;
+  // > 0 and < dk: the keys are first projected to this width by a seeded
+  // +-1 matrix (Johnson-Lindenstrauss; mulberry32 from seed ^ 0x9E3779B9,
+  // row-major [project_dim, dk]), so the n x n cosine costs n^2 project_dim
+  // instead of n^2 dk. An approximation, off (0) by default.
+  int project_dim = 0;
 };
 
 // keys [n, dk], deep [n], shallow [n] -> keep [n] (1 = kept), *kept, *repetitive (count of repetitive patches).

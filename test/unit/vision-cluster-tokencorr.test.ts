@@ -20,7 +20,7 @@ function crop(seed: number, n: number, d: number, repeats: number) {
   return { x, deep, shallow };
 }
 
-function expectMatches(n: number, d: number, seed: number, repeats: number, opt: { simThreshold?: number; countLimit?: number; seed?: number } = {}) {
+function expectMatches(n: number, d: number, seed: number, repeats: number, opt: { simThreshold?: number; countLimit?: number; seed?: number; projectDim?: number } = {}) {
   const { x, deep, shallow } = crop(seed, n, d, repeats);
   const got = tokenCorrCompress(tensor('f32', [n, d], x), { deepAttention: deep, shallowAttention: shallow, ...opt });
   const ref = tokenCorrReference(x, n, d, deep, shallow, opt);
@@ -35,6 +35,10 @@ describe('tokenCorrCompress', () => {
     expect(r.repetitive).toBeGreaterThanOrEqual(21);
     expect(r.indices.data.length).toBe(Math.round(57 * (1 - r.repetitive / 57)));
     expectMatches(57, 4, 1, 20, { seed: 5, simThreshold: 0.5, countLimit: 3 });
+  });
+  test('projectDim: the cosine on seeded +-1 projections of the keys, as the reference', () => {
+    const r = expectMatches(41, 12, 6, 9, { projectDim: 5, seed: 2 });
+    expect(r.repetitive).toBeGreaterThanOrEqual(10);
   });
   test('n = 1, n = 2, all duplicates (budget 1), zero vectors', () => {
     expectMatches(1, 3, 2, 0);

@@ -24,11 +24,27 @@ export function percentileLinear(v: ArrayLike<number>, q: number): number {
 
 export function tokenCorrReference(
   keys: Float32Array, n: number, dk: number, deep: Float32Array, shallow: Float32Array,
-  opt: { simThreshold?: number; countLimit?: number; iqrFactor?: number; seed?: number } = {},
+  opt: { simThreshold?: number; countLimit?: number; iqrFactor?: number; seed?: number; projectDim?: number } = {},
 ): { kept: number[]; repetitive: number } {
   if (n === 0) return { kept: [], repetitive: 0 };
   const thr = opt.simThreshold ?? 0.8;
   const limit = opt.countLimit ?? 1;
+  const m = opt.projectDim ?? 0;
+  if (m > 0 && m < dk) {
+    // keys [n, dk] x R^T, R [m, dk] of seeded +-1 signs.
+    const pr = mulberry32(((opt.seed ?? 0) ^ 0x9e3779b9) >>> 0);
+    const r = Float64Array.from({ length: m * dk }, () => (pr() < 0.5 ? -1 : 1));
+    const p = new Float32Array(n * m);
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < m; c++) {
+        let s = 0;
+        for (let q = 0; q < dk; q++) s += keys[i * dk + q]! * r[c * dk + q]!;
+        p[i * m + c] = s;
+      }
+    }
+    keys = p;
+    dk = m;
+  }
   const unit: Float64Array[] = [];
   for (let i = 0; i < n; i++) {
     const v = Float64Array.from(keys.subarray(i * dk, (i + 1) * dk));
