@@ -37,6 +37,7 @@ for (const [t, n, d] of [[1, 576, 1024], [1, 2880, 4096], [16, 576, 1024]] as co
     ['tomeMerge r = n/2', time(() => tomeMerge(tok, { r: n - keep }))],
     ['tomeMerge r = n/2 sketchDim 256', time(() => tomeMerge(tok, { r: n - keep, sketchDim: 256 }))],
     ['tokenTransform m = n/4', time(() => tokenTransform(tok, { m: Math.round(n / 4) }))],
+    ['tokenTransform m = n/4 sketch 256', time(() => tokenTransform(tok, { m: Math.round(n / 4), sketchDim: 256 }))],
     ['llavoltaPool stride 2', time(() => llavoltaPool(tok, { stride: 2 }))],
   ];
   if (withRef && n === 576 && t === 1) rows.push(['refTomeFrame (float64 JS)', time(() => refTomeFrame(x, n, d, n - keep), 3)]);

@@ -732,7 +732,7 @@ export interface NativePoolParams {
   outX: Float32Array; outSizes: Float32Array; outPositions?: Int32Array; outAssignment: Int32Array;
 }
 export interface NativeTransformBuildParams {
-  x: Float32Array; targets: Int32Array; t: number; m: number; n: number; d: number; topK: number; tau: number; outW: Float32Array;
+  x: Float32Array; targets: Int32Array; t: number; m: number; n: number; d: number; topK: number; tau: number; sketchDim: number; outW: Float32Array;
 }
 export interface NativeTransformApplyParams {
   w: Float32Array; x: Float32Array; sizes?: Float32Array; t: number; m: number; n: number; d: number;

@@ -41,6 +41,12 @@ export interface TokenTransformOptions {
   /** Softmax temperature over cosine similarities, > 0. Default 0.1. */
   tau?: number;
   sizes?: Float32Array | Tensor<'f32'>;
+  /**
+   * Speed option: similarities on a CountSketch of the tokens to this many
+   * columns (as ToMe's sketchDim; ignored when >= dim). The outputs still
+   * average the full tokens. Default: exact similarities.
+   */
+  sketchDim?: number;
 }
 
 export interface TokenTransformResult extends MergeResult {
@@ -50,7 +56,7 @@ export interface TokenTransformResult extends MergeResult {
   targets: Tensor<'i32'>;
 }
 
-const OPTION_NAMES = ['m', 'targets', 'scores', 'topK', 'tau', 'sizes'] as const;
+const OPTION_NAMES = ['m', 'targets', 'scores', 'topK', 'tau', 'sizes', 'sketchDim'] as const;
 export const TRANSFORM_DEFAULT_TOP_K = 4;
 export const TRANSFORM_DEFAULT_TAU = 0.1;
 
@@ -85,6 +91,7 @@ function prepareBuild(tokens: unknown, options: unknown): PreparedBuild {
   const topK = opts.topK === undefined ? TRANSFORM_DEFAULT_TOP_K : checkInteger('options.topK', opts.topK, 1, 0x7fffffff);
   const tau = opts.tau === undefined ? TRANSFORM_DEFAULT_TAU : checkNumber('options.tau', opts.tau, { positive: true });
   const sizes = checkSizes('options.sizes', opts.sizes, block);
+  const sketchDim = opts.sketchDim === undefined ? 0 : checkInteger('options.sketchDim', opts.sketchDim, 1, 1 << 24);
   let targets: Int32Array;
   const rule = opts.targets ?? 'uniform';
   if (rule instanceof Int32Array) {
@@ -105,7 +112,7 @@ function prepareBuild(tokens: unknown, options: unknown): PreparedBuild {
     throw typeError('options.targets', "'uniform', 'score' or an Int32Array of indices", rule);
   }
   const outW = new Float32Array(block.t * m * block.n);
-  const build: NativeTransformBuildParams = { x: block.data, targets, t: block.t, m, n: block.n, d: block.dim, topK, tau, outW };
+  const build: NativeTransformBuildParams = { x: block.data, targets, t: block.t, m, n: block.n, d: block.dim, topK, tau, sketchDim, outW };
   return sizes ? { block, sizes, build, targets, m } : { block, build, targets, m };
 }
 

@@ -133,10 +133,11 @@ Call ParsePool(const Napi::CallbackInfo& info) {
 
 Call ParseTransformBuild(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = SnapshotParams(info, {"x", "targets", "t", "m", "n", "d", "topK", "tau", "outW"});
+  Napi::Object o = SnapshotParams(info, {"x", "targets", "t", "m", "n", "d", "topK", "tau", "sketchDim", "outW"});
   const int64_t t = Dim(o, "t", 0, kMaxN), m = Dim(o, "m", 0, kMaxN), n = Dim(o, "n", 0, kMaxN), d = Dim(o, "d", 0, kMaxD);
   const int64_t k = Dim(o, "topK", 1, kMaxN);
   const double tau = GetNumber(o, "tau");
+  const int64_t sketch = Dim(o, "sketchDim", 0, kMaxD);
   if (!(std::isfinite(tau) && tau > 0)) Bad(env, "tau: expected a finite number > 0, received " + std::to_string(tau));
   TypedArrayView x = GetTypedArray(o, "x", napi_float32_array, true);
   TypedArrayView tg = GetTypedArray(o, "targets", napi_int32_array, true);
@@ -153,7 +154,7 @@ Call ParseTransformBuild(const Napi::CallbackInfo& info) {
     tp::reduce::TransformBuildParams p;
     p.x = static_cast<const float*>(in[0]);
     p.targets = static_cast<const int32_t*>(in[1]);
-    p.t = t; p.m = m; p.n = n; p.d = d; p.top_k = k; p.tau = static_cast<float>(tau);
+    p.t = t; p.m = m; p.n = n; p.d = d; p.top_k = k; p.tau = static_cast<float>(tau); p.sketch_dim = sketch;
     p.out_w = static_cast<float*>(out[0]);
     return tp::reduce::transform_build(p);
   };

@@ -8,6 +8,7 @@
 
 #include "../core/thread_pool.h"
 #include "similarity.h"
+#include "tome.h"
 
 namespace tp::reduce {
 
@@ -44,8 +45,22 @@ void transform_column(const float* sim, int64_t m, int64_t stride, int64_t top_k
 namespace {
 
 void build_frame(const TransformBuildParams& p, int64_t f) {
-  const int64_t m = p.m, n = p.n, d = p.d;
+  const int64_t m = p.m, n = p.n;
+  int64_t d = p.d;
   const float* x = p.x + f * n * d;
+  std::vector<float> sketched;
+  if (p.sketch_dim > 0 && p.sketch_dim < d) {
+    const int64_t s = p.sketch_dim;
+    std::vector<uint32_t> bucket(d);
+    std::vector<float> sign(d);
+    for (int64_t k = 0; k < d; k++) tome_sketch_slot(static_cast<uint32_t>(k), static_cast<uint32_t>(s), &bucket[k], &sign[k]);
+    sketched.assign(n * s, 0.0f);
+    for (int64_t i = 0; i < n; i++) {
+      for (int64_t k = 0; k < d; k++) sketched[i * s + bucket[k]] += sign[k] * x[i * d + k];
+    }
+    x = sketched.data();
+    d = s;
+  }
   std::vector<float> tn(m * d), xn(n * d);
   for (int64_t i = 0; i < m; i++) {
     const int64_t src = p.targets[f * m + i];
@@ -118,6 +133,7 @@ Status transform_build(const TransformBuildParams& p) {
   if (p.t < 0 || p.n < 0 || p.d < 0 || p.m < 0) return Status::invalid("transform: expected t, m, n, d >= 0");
   if (p.top_k < 1) return Status::invalid("transform: expected topK >= 1");
   if (!(p.tau > 0) || !std::isfinite(p.tau)) return Status::invalid("transform: expected a finite tau > 0");
+  if (p.sketch_dim < 0 || p.sketch_dim > UINT32_MAX / 2) return Status::invalid("transform: expected sketchDim in [0, 2^31)");
   if (p.t == 0 || p.m == 0 || p.n == 0) return Status::ok();
   if (!p.x || !p.targets || !p.out_w) return Status::invalid("transform: missing buffers");
   for (int64_t i = 0; i < p.t * p.m; i++) {

@@ -37,6 +37,9 @@ struct TransformBuildParams {
   int64_t t = 1, m = 0, n = 0, d = 0;
   int64_t top_k = 1;  // clipped to m
   float tau = 0.1f;   // > 0
+  // > 0 and < d: similarities on a CountSketch of the tokens to this width
+  // (tome.h tome_sketch_slot), a speed option; 0 = exact.
+  int64_t sketch_dim = 0;
   float* out_w = nullptr;  // [t, m, n]
 };
 

@@ -8,6 +8,7 @@ import {
   tomeMerge, transformApply,
 } from '../../lib/index.js';
 import { refPoolFrame } from '../../lib/vision/reference/pool.js';
+import { refSketch } from '../../lib/vision/reference/tome.js';
 import { refTransformApply, refTransformW } from '../../lib/vision/reference/transform.js';
 import { mulberry32 } from '../reference/random.js';
 
@@ -79,6 +80,15 @@ describe('tokenTransform', () => {
       if (m > 0) expect(res.sizes.data.reduce((a, b) => a + b, 0)).toBeCloseTo(n, 4); // mass conserved
     });
   }
+  test('sketchDim: W from a CountSketch of the tokens, outputs from the full tokens', () => {
+    const n = 19, d = 30, s = 6;
+    const x = rand(31, n * d);
+    const res = tokenTransform({ dtype: 'f32', shape: [n, d], data: x }, { m: 5, topK: 3, sketchDim: s });
+    expectClose(res.w.data, refTransformW(refSketch(x, n, d, s), n, s, res.targets.data, 3, 0.1), 1e-4);
+    expectClose(res.tokens.data, refTransformApply(res.w.data, 5, x, n, d).tokens);
+    expect(() => tokenTransform({ dtype: 'f32', shape: [n, d], data: x }, { m: 5, sketchDim: -1 })).toThrow(/options\.sketchDim/);
+  });
+
   test('pruning is a W: one-hot rows reproduce the gather', () => {
     const n = 11, d = 4, x = rand(2, n * d);
     const kept = new Int32Array([0, 3, 4, 10]);

@@ -27,7 +27,7 @@ function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): vo
 describe('tomeMerge vs the float64 reference', () => {
   const cases: [number, number, number, boolean][] = [
     [1, 5, 1, false], [2, 3, 1, false], [7, 9, 3, false], [7, 9, 3, true], [16, 17, 8, false], [33, 24, 100, false],
-    [33, 24, 100, true], [50, 7, 0, false], [3, 1, 1, true], [0, 4, 2, false],
+    [33, 24, 100, true], [50, 7, 0, false], [3, 1, 1, true], [0, 4, 2, false], [21, 6, 4, true], [20, 3, 5, false],
   ];
   for (const [n, d, r, cls] of cases) {
     test(`n=${n} d=${d} r=${r} classToken=${cls}`, () => {
