@@ -22,6 +22,7 @@
         "native/unity/text_omp.cpp",
         "native/unity/tokenizer_super.cpp",
         "native/unity/reduce_core.cpp",
+        "native/unity/reduce_cuda.cpp",
         "native/kv/kv_dots_avx512.cpp",
         "native/kv/kv_quant_attend_avx2.cpp",
         "native/kv/kv_quant_attend_avx512.cpp",

@@ -553,6 +553,40 @@ export interface NativeAddon extends NativeSpecDrafters {
     tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
     nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => void;
   }): Promise<{ pairs: Int32Array; counts: Float64Array }>;
+  // Vision kernels (issue 19; native/cuda/cuda_reduce.h, native/reduce/reduce_device_model.cpp). Internal: tests, benchmarks.
+  /** op 0 normalize, 1 dot, 2 tome, 3 divprune, 4 kmeans, 5 topk; device 0 host model, 1 CUDA (ERR_NO_CUDA without), 2 auto. */
+  visionKernels(p: NativeVisionKernelParams): NativeVisionKernelResult;
+}
+
+/** visionKernels params (shapes in native/cuda/cuda_reduce.h); the binding re-checks every length. */
+export interface NativeVisionKernelParams {
+  op: 0 | 1 | 2 | 3 | 4 | 5;
+  device: 0 | 1 | 2;
+  x: Float32Array;
+  n: number;
+  d?: number;
+  b?: Float32Array;
+  nb?: number;
+  normalize?: boolean;
+  tokens?: Float32Array;
+  dt?: number;
+  sizes?: Float32Array;
+  r?: number;
+  protectFirst?: boolean;
+  k?: number;
+  rows?: number;
+}
+
+/** visionKernels result: which ran, the device time (ms, copies included; 0 on the CPU) and the op's outputs. */
+export interface NativeVisionKernelResult {
+  device: 'cpu' | 'cuda';
+  kernelMs: number;
+  out?: Float32Array;
+  outSizes?: Float32Array;
+  nodeMax?: Float32Array;
+  nodeIdx?: Int32Array;
+  idx?: Int32Array;
+  counts?: Int32Array;
 }
 
 /** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */

@@ -22,5 +22,6 @@ void RegisterTokenKn(Napi::Env env, Napi::Object exports);  // token_kn_binding.
 void RegisterDynamicBpe(Napi::Env env, Napi::Object exports);  // dynamic_bpe_binding.cpp (unity/tokenizer_dynamic.cpp)
 void RegisterOmp(Napi::Env env, Napi::Object exports);  // omp_binding.cpp
 void RegisterTokenizerSuper(Napi::Env env, Napi::Object exports);  // tokenizer_super_binding.cpp (unity/tokenizer_super.cpp)
+void RegisterReduceDeviceModel(Napi::Env env, Napi::Object exports);  // reduce_device_model_binding.cpp (unity/reduce_cuda.cpp)
 
 }  // namespace tp::binding
