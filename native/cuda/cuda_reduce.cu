@@ -206,31 +206,34 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(const float* scores,
 }
 
 // A block per (dst row q, 256 channels): B token 2q + 1 and the A rows of src
-// (ascending) whose partner is q, size-weighted (rh::wavg_*); channel block 0
-// also writes the size.
-__global__ void tome_merge_kernel(const float* tokens, const float* sizes, int64_t dt, const int32_t* src, int64_t m,
-                                  const int32_t* node_idx, float* out, float* out_sizes) {
+// (ascending) whose partner is q, size-weighted (rh::wavg_*). The block scans
+// src 256 entries at a time, gathers that tile's members into shared memory
+// in src order (a block scan), then every channel folds them in that order;
+// every thread runs the size chain, thread 0 of channel block 0 writes it.
+constexpr int kMergeThreads = 256;
+__global__ void __launch_bounds__(kMergeThreads) tome_merge_kernel(const float* tokens, const float* sizes, int64_t dt, const int32_t* src,
+                                                                   int64_t m, const int32_t* node_idx, float* out, float* out_sizes) {
+  __shared__ int32_t members[kMergeThreads];
+  __shared__ int warp_sums[kMergeThreads / 32];
   const int64_t q = blockIdx.x, bt = 2 * q + 1;
   const int64_t c = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
-  const float sb = sizes ? sizes[bt] : 1.0f;
-  if (c < dt) {
-    float acc, size;
-    rh::wavg_start(tokens[bt * dt + c], sb, &acc, &size);
-    for (int64_t e = 0; e < m; ++e) {
-      const int64_t i = src[e];
-      if (node_idx[i] == q) rh::wavg_add(tokens[2 * i * dt + c], sizes ? sizes[2 * i] : 1.0f, &acc, &size);
+  float acc, size;
+  rh::wavg_start(c < dt ? tokens[bt * dt + c] : 0.0f, sizes ? sizes[bt] : 1.0f, &acc, &size);
+  for (int64_t t0 = 0; t0 < m; t0 += blockDim.x) {
+    const int64_t e = t0 + threadIdx.x;
+    const bool mine = e < m && node_idx[src[e]] == q;
+    int total = 0;
+    const int rank = block_exclusive_scan(mine ? 1 : 0, warp_sums, &total);
+    if (mine) members[rank] = src[e];
+    __syncthreads();
+    for (int u = 0; u < total; ++u) {
+      const int64_t i = members[u];
+      rh::wavg_add(c < dt ? tokens[2 * i * dt + c] : 0.0f, sizes ? sizes[2 * i] : 1.0f, &acc, &size);
     }
-    out[q * dt + c] = rh::wavg_end(acc, size);
+    __syncthreads();
   }
-  if (blockIdx.y == 0 && threadIdx.x == 0) {
-    float acc = 0.0f, size;
-    rh::wavg_start(0.0f, sb, &acc, &size);
-    for (int64_t e = 0; e < m; ++e) {
-      const int64_t i = src[e];
-      if (node_idx[i] == q) rh::wavg_add(0.0f, sizes ? sizes[2 * i] : 1.0f, &acc, &size);
-    }
-    out_sizes[q] = size;
-  }
+  if (c < dt) out[q * dt + c] = rh::wavg_end(acc, size);
+  if (blockIdx.y == 0 && threadIdx.x == 0) out_sizes[q] = size;
 }
 
 // DivPrune step 0: a warp per token t, mind[t] = the largest distance in row t
@@ -385,8 +388,8 @@ Status run_tome(VisionJob* j) {
   TP_OK(row_argmax(s.as<float>(), na, nb, j->protect_first, nmax.as<float>(), nidx.as<int32_t>()));
   TP_OK(topk(nmax.as<float>(), 1, na, r, j->protect_first, src.as<int32_t>()));
   if (nb > 0) {
-    const dim3 grid(static_cast<unsigned>(nb), blocks_for(dt > 0 ? dt : 1, 256));
-    tome_merge_kernel<<<grid, 256>>>(tok.as<float>(), j->sizes.empty() ? nullptr : sz.as<float>(), dt, src.as<int32_t>(), r,
+    const dim3 grid(static_cast<unsigned>(nb), blocks_for(dt > 0 ? dt : 1, kMergeThreads));
+    tome_merge_kernel<<<grid, kMergeThreads>>>(tok.as<float>(), j->sizes.empty() ? nullptr : sz.as<float>(), dt, src.as<int32_t>(), r,
                                      nidx.as<int32_t>(), out.as<float>(), osz.as<float>());
     TP_OK(launched("launch tome_merge_kernel"));
   }

@@ -35,9 +35,9 @@ function refNormalize(x: Float32Array, n: number, d: number): Float64Array {
   const out = new Float64Array(n * d);
   for (let i = 0; i < n; i++) {
     let ss = 0;
-    for (let k = 0; k < d; k++) ss += x[i * d + k] * x[i * d + k];
+    for (let k = 0; k < d; k++) ss += x[i * d + k]! * x[i * d + k]!;
     const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
-    for (let k = 0; k < d; k++) out[i * d + k] = x[i * d + k] * inv;
+    for (let k = 0; k < d; k++) out[i * d + k] = x[i * d + k]! * inv;
   }
   return out;
 }
@@ -47,7 +47,7 @@ function refDot(a: ArrayLike<number>, na: number, b: ArrayLike<number>, nb: numb
   for (let i = 0; i < na; i++) {
     for (let j = 0; j < nb; j++) {
       let s = 0;
-      for (let k = 0; k < d; k++) s += a[i * d + k] * b[j * d + k];
+      for (let k = 0; k < d; k++) s += a[i * d + k]! * b[j * d + k]!;
       out[i * nb + j] = s;
     }
   }
@@ -56,7 +56,7 @@ function refDot(a: ArrayLike<number>, na: number, b: ArrayLike<number>, nb: numb
 
 /** Higher first, lower index on ties, NaN as -inf: the k best indices, ascending. */
 function refTopk(scores: ArrayLike<number>, candidates: number[], k: number): number[] {
-  const key = (i: number) => (Number.isNaN(scores[i]) ? -Infinity : scores[i]);
+  const key = (i: number) => (Number.isNaN(scores[i]!) ? -Infinity : scores[i]!);
   const order = [...candidates].sort((p, q) => key(q) - key(p) || p - q);
   return order.slice(0, Math.max(0, k)).sort((p, q) => p - q);
 }
@@ -70,7 +70,7 @@ function refTome(metric: Float32Array, tokens: Float32Array, sizes: Float32Array
     if (!(protect && i === 0)) {
       for (let j = 0; j < nb; j++) {
         let s = 0;
-        for (let k = 0; k < d; k++) s += xn[2 * i * d + k] * xn[(2 * j + 1) * d + k];
+        for (let k = 0; k < d; k++) s += xn[2 * i * d + k]! * xn[(2 * j + 1) * d + k]!;
         if (s > best) { best = s; arg = j; }  // the first maximum
       }
     }
@@ -80,7 +80,7 @@ function refTome(metric: Float32Array, tokens: Float32Array, sizes: Float32Array
   const rr = Math.max(0, Math.min(r, Math.floor((n - (protect ? 1 : 0)) / 2)));
   const cands = [...Array(na).keys()].filter((i) => !(protect && i === 0));
   const src = refTopk(nodeMax, cands, rr);
-  const size = (t: number) => (sizes ? sizes[t] : 1);
+  const size = (t: number) => (sizes ? sizes[t]! : 1);
   const out = new Float64Array(nb * dt), outSizes = new Float64Array(nb);
   for (let q = 0; q < nb; q++) {
     const members = [2 * q + 1, ...src.filter((i) => nodeIdx[i] === q).map((i) => 2 * i)];
@@ -89,7 +89,7 @@ function refTome(metric: Float32Array, tokens: Float32Array, sizes: Float32Array
     outSizes[q] = total;
     for (let c = 0; c < dt; c++) {
       let acc = 0;
-      for (const t of members) acc += tokens[t * dt + c] * size(t);
+      for (const t of members) acc += tokens[t * dt + c]! * size(t);
       out[q * dt + c] = acc / total;
     }
   }
@@ -101,7 +101,7 @@ function refDivPrune(x: Float32Array, n: number, d: number, k: number): { picks:
   const xn = refNormalize(x, n, d);
   const dist = (i: number, j: number) => {
     let s = 0;
-    for (let c = 0; c < d; c++) s += xn[i * d + c] * xn[j * d + c];
+    for (let c = 0; c < d; c++) s += xn[i * d + c]! * xn[j * d + c]!;
     return 1 - s;
   };
   const score = new Float64Array(n);
@@ -112,9 +112,9 @@ function refDivPrune(x: Float32Array, n: number, d: number, k: number): { picks:
   }
   const picks: number[] = [], at: number[] = [], taken = new Uint8Array(n);
   for (let s = 0; s < Math.min(k, n); s++) {
-    if (s > 0) for (let j = 0; j < n; j++) score[j] = s === 1 ? dist(picks[0], j) : Math.min(score[j], dist(picks[s - 1], j));
+    if (s > 0) for (let j = 0; j < n; j++) score[j] = s === 1 ? dist(picks[0]!, j) : Math.min(score[j]!, dist(picks[s - 1]!, j));
     let best = -Infinity, arg = -1;
-    for (let j = 0; j < n; j++) if (!taken[j] && (arg < 0 || score[j] > best)) { best = score[j]; arg = j; }
+    for (let j = 0; j < n; j++) if (!taken[j] && (arg < 0 || score[j]! > best)) { best = score[j]!; arg = j; }
     picks.push(arg);
     at.push(best);
     taken[arg] = 1;
@@ -127,13 +127,13 @@ function refKMeans(x: Float32Array, n: number, d: number, c: Float32Array, K: nu
   const assign: number[] = [];
   for (let i = 0; i < n; i++) {
     let best = -Infinity, arg = 0;
-    for (let j = 0; j < K; j++) if (cos[i * K + j] > best) { best = cos[i * K + j]; arg = j; }
+    for (let j = 0; j < K; j++) if (cos[i * K + j]! > best) { best = cos[i * K + j]!; arg = j; }
     assign.push(arg);
   }
   const sums = new Float64Array(K * d), counts = new Array<number>(K).fill(0);
   assign.forEach((a, i) => {
-    counts[a]++;
-    for (let e = 0; e < d; e++) sums[a * d + e] += x[i * d + e];
+    counts[a] = counts[a]! + 1;
+    for (let e = 0; e < d; e++) sums[a * d + e] = sums[a * d + e]! + x[i * d + e]!;
   });
   return { assign, sums, counts };
 }
@@ -142,7 +142,7 @@ function expectClose(got: Float32Array | undefined, want: ArrayLike<number>, tol
   expect(got).toBeDefined();
   expect(got!.length).toBe(want.length);
   let worst = 0;
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got![i] - want[i]) / Math.max(1, Math.abs(want[i])));
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got![i]! - want[i]!) / Math.max(1, Math.abs(want[i]!)));
   expect(worst).toBeLessThanOrEqual(tol);
 }
 
@@ -194,7 +194,7 @@ describe('vision kernels: ToMe bipartite matching and merge', () => {
     expect(got.nodeMax!.length).toBe(want.nodeMax.length);
     want.nodeMax.forEach((v, i) => {
       if (v === -Infinity) expect(got.nodeMax![i]).toBe(-Infinity);  // the class token, or no B row
-      else expect(Math.abs(got.nodeMax![i] - v)).toBeLessThanOrEqual(1e-6);
+      else expect(Math.abs(got.nodeMax![i]! - v)).toBeLessThanOrEqual(1e-6);
     });
     expect([...got.idx!]).toEqual(want.src);
     expectClose(got.out, want.out, 1e-6);
