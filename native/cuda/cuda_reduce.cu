@@ -1,6 +1,6 @@
 // The vision kernels (cuda_reduce.h): row normalisation, the tiled dot /
 // cosine matrix, row argmax, the radix top-k, ToMe's size-weighted merge,
-// DivPrune's greedy max-min and the k-means centroid sums. Every float
+// DivPrune's greedy max-min and the k-means centroid means. Every float
 // operation and rule is native/reduce/reduce_hd.h (TP_HD), which the host
 // model (native/reduce/reduce_device_model.cpp) runs in the same order, so
 // test/unit/vision-device-model.test.ts checks this arithmetic on the CPU
@@ -20,7 +20,7 @@ namespace {
 namespace rh = reduce::hd;
 
 constexpr unsigned kFull = 0xffffffffu;
-constexpr int kWarpsPerBlock = 8;  // normalize / argmax / colmax: a warp per row
+constexpr int kWarpsPerBlock = 8;  // normalize / argmax / nearest: a warp per row
 constexpr int kTile = 64;          // dot: 64 x 64 outputs per block,
 constexpr int kTileK = 16;         // 16 k per shared-memory step,
 constexpr int kMicro = 4;          // 4 x 4 per thread (256 threads)
@@ -236,16 +236,19 @@ __global__ void __launch_bounds__(kMergeThreads) tome_merge_kernel(const float* 
   if (blockIdx.y == 0 && threadIdx.x == 0) out_sizes[q] = size;
 }
 
-// DivPrune step 0: a warp per token t, mind[t] = the largest distance in row t
-// of the (symmetric) cosine matrix s [n, n] (a max: any order gives the same).
-__global__ void colmax_kernel(const float* s, int64_t n, float* mind) {
+// DivPrune step 0: a warp per token t, mind[t] = the distance to its nearest
+// other token, from row t of the (symmetric) cosine matrix s [n, n] (a
+// minimum: any order gives the same; n = 1: +inf).
+__global__ void nearest_kernel(const float* s, int64_t n, float* mind) {
   const int lane = threadIdx.x & 31;
   const int64_t t = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (t >= n) return;
-  float m = rh::neg_inf();
-  for (int64_t i = lane; i < n; i += 32) m = rh::dmax(m, rh::distance(s[t * n + i]));
+  float m = rh::pos_inf();
+  for (int64_t i = lane; i < n; i += 32) {
+    if (i != t) m = rh::dmin(m, rh::distance(s[t * n + i]));
+  }
 #pragma unroll
-  for (int w = 16; w >= 1; w >>= 1) m = rh::dmax(m, __shfl_down_sync(kFull, m, w));
+  for (int w = 16; w >= 1; w >>= 1) m = rh::dmin(m, __shfl_down_sync(kFull, m, w));
   if (lane == 0) mind[t] = m;
 }
 
@@ -268,7 +271,8 @@ __device__ void block_best(float* v, int64_t* j) {
 }
 
 // DivPrune step `step` over a block of tokens: the newest pick's distances
-// folded into mind (step > 0), then the block's best untaken token.
+// set into mind (step 1) or folded into it (step > 1), then the block's best
+// untaken token.
 __global__ void __launch_bounds__(kStepThreads) divprune_step_kernel(const float* s, int64_t n, float* mind, const uint8_t* taken,
                                                                      const int32_t* picks, int64_t step, float* part_v, int64_t* part_j) {
   const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -277,7 +281,8 @@ __global__ void __launch_bounds__(kStepThreads) divprune_step_kernel(const float
   if (t < n) {
     float m = mind[t];
     if (step > 0) {
-      m = rh::dmin(m, rh::distance(s[int64_t(picks[step - 1]) * n + t]));
+      const float dp = rh::distance(s[int64_t(picks[step - 1]) * n + t]);
+      m = step == 1 ? dp : rh::dmin(m, dp);
       mind[t] = m;
     }
     if (!taken[t]) {
@@ -305,19 +310,20 @@ __global__ void divprune_pick_kernel(const float* part_v, const int64_t* part_j,
   }
 }
 
-// A block per (centroid c, 256 channels): the sum of its tokens in ascending
-// token order (add_rn) and, from channel block 0, their count.
-__global__ void centroid_sums_kernel(const float* x, int64_t n, int64_t d, const int32_t* assign, float* sums, int32_t* counts) {
+// A block per (centroid c, 256 channels): the mean of its normalised tokens
+// (float64 sum in ascending token order, rh::mean_of) and, from channel block
+// 0, their count.
+__global__ void centroid_means_kernel(const float* xn, int64_t n, int64_t d, const int32_t* assign, float* means, int32_t* counts) {
   const int64_t c = blockIdx.x;
   const int64_t e = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
-  float acc = 0.0f;
+  double acc = 0.0;
   int32_t cnt = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (assign[i] != c) continue;
     ++cnt;
-    if (e < d) acc = add_rn(acc, x[i * d + e]);
+    if (e < d) acc = rh::dadd_rn(acc, double(xn[i * d + e]));
   }
-  if (e < d) sums[c * d + e] = acc;
+  if (e < d) means[c * d + e] = rh::mean_of(acc, cnt);
   if (blockIdx.y == 0 && threadIdx.x == 0) counts[c] = cnt;
 }
 
@@ -416,8 +422,8 @@ Status run_divprune(VisionJob* j) {
   TP_OK(normalize(x.as<float>(), n, d, d, xn.as<float>()));
   TP_OK(dot(xn.as<float>(), n, d, xn.as<float>(), n, d, d, s.as<float>()));
   if (n > 0) {
-    colmax_kernel<<<blocks_for(n, kWarpsPerBlock), kWarpsPerBlock * 32>>>(s.as<float>(), n, mind.as<float>());
-    TP_OK(launched("launch colmax_kernel"));
+    nearest_kernel<<<blocks_for(n, kWarpsPerBlock), kWarpsPerBlock * 32>>>(s.as<float>(), n, mind.as<float>());
+    TP_OK(launched("launch nearest_kernel"));
   }
   for (int64_t step = 0; step < k; ++step) {
     divprune_step_kernel<<<static_cast<unsigned>(parts), kStepThreads>>>(s.as<float>(), n, mind.as<float>(), taken.as<uint8_t>(),
@@ -446,8 +452,8 @@ Status run_kmeans(VisionJob* j) {
   TP_OK(row_argmax(s.as<float>(), n, K, false, nullptr, assign.as<int32_t>()));
   if (K > 0) {
     const dim3 grid(static_cast<unsigned>(K), blocks_for(d > 0 ? d : 1, 256));
-    centroid_sums_kernel<<<grid, 256>>>(x.as<float>(), n, d, assign.as<int32_t>(), sums.as<float>(), counts.as<int32_t>());
-    TP_OK(launched("launch centroid_sums_kernel"));
+    centroid_means_kernel<<<grid, 256>>>(xn.as<float>(), n, d, assign.as<int32_t>(), sums.as<float>(), counts.as<int32_t>());
+    TP_OK(launched("launch centroid_means_kernel"));
   }
   TP_OK(download(&j->idx, assign, n, "cudaMemcpy (assignment)"));
   TP_OK(download(&j->out, sums, K * d, "cudaMemcpy (sums)"));

@@ -15,7 +15,8 @@
 //              src i32 [r'] (merged A rows, ascending), dst f32 [nb, dt], dst_sizes [nb]
 //              (A = tokens 0, 2, ..., na = ceil(n / 2); B = 1, 3, ..., nb = n / 2)
 //   DivPrune   x [n, d], k                   -> picks i32 [min(k, n)] in pick order
-//   KMeans     x [n, d], b = centroids [nb, d] -> assign i32 [n], sums f32 [nb, d], counts i32 [nb]
+//   KMeans     x [n, d], b = centroids [nb, d] -> assign i32 [n], means f32 [nb, d] (of the normalised
+//              tokens; 0 for an empty centroid), counts i32 [nb]
 //   TopK       scores = x [rows, n] (d unused), k -> idx i32 [rows, min(k, n)] ascending
 //
 // Without TOKENPRESS_CUDA run_on_device returns an Internal status
@@ -46,7 +47,7 @@ struct VisionJob {
   int64_t k = 0;              // DivPrune, TopK
   int64_t rows = 1;           // TopK
   // outputs
-  std::vector<float> out;        // Normalize, Dot; Tome: dst; KMeans: sums
+  std::vector<float> out;        // Normalize, Dot; Tome: dst; KMeans: means
   std::vector<float> out_sizes;  // Tome: dst_sizes
   std::vector<float> node_max;   // Tome
   std::vector<int32_t> node_idx; // Tome

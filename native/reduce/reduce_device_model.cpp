@@ -132,16 +132,21 @@ void run_divprune(VisionJob* j) {
   std::vector<char> taken(size_t(n), 0);
   model_normalize(j->x.data(), n, d, d, xn.data());
   model_dot(xn.data(), n, d, xn.data(), n, d, d, s.data());
-  for (int64_t t = 0; t < n; ++t) {  // step 0: the largest distance of each token
-    float m = hd::neg_inf();
-    for (int64_t i = 0; i < n; ++i) m = hd::dmax(m, hd::distance(s[size_t(t * n + i)]));
+  for (int64_t t = 0; t < n; ++t) {  // step 0: the distance to the nearest other token (n = 1: +inf)
+    float m = hd::pos_inf();
+    for (int64_t i = 0; i < n; ++i) {
+      if (i != t) m = hd::dmin(m, hd::distance(s[size_t(t * n + i)]));
+    }
     mind[size_t(t)] = m;
   }
   j->idx.assign(size_t(k), 0);
   for (int64_t step = 0; step < k; ++step) {
-    if (step > 0) {
+    if (step > 0) {  // step 1: the distance to the first pick; later: the running minimum
       const int64_t p = j->idx[size_t(step - 1)];
-      for (int64_t t = 0; t < n; ++t) mind[size_t(t)] = hd::dmin(mind[size_t(t)], hd::distance(s[size_t(p * n + t)]));
+      for (int64_t t = 0; t < n; ++t) {
+        const float dp = hd::distance(s[size_t(p * n + t)]);
+        mind[size_t(t)] = step == 1 ? dp : hd::dmin(mind[size_t(t)], dp);
+      }
     }
     float best = hd::neg_inf();
     int64_t arg = -1;
@@ -166,11 +171,16 @@ void run_kmeans(VisionJob* j) {
   model_row_argmax(s.data(), n, K, false, nullptr, j->idx.data());
   j->out.assign(size_t(K * d), 0.0f);
   j->counts.assign(size_t(K), 0);
-  for (int64_t c = 0; c < K; ++c) {  // cuda centroid_sums_kernel: ascending tokens, add_rn
-    for (int64_t i = 0; i < n; ++i) {
-      if (j->idx[size_t(i)] != c) continue;
-      ++j->counts[size_t(c)];
-      for (int64_t e = 0; e < d; ++e) j->out[size_t(c * d + e)] = add_rn(j->out[size_t(c * d + e)], j->x[size_t(i * d + e)]);
+  for (int64_t c = 0; c < K; ++c) {  // cuda centroid_means_kernel: ascending tokens, float64
+    int32_t count = 0;
+    for (int64_t i = 0; i < n; ++i) count += j->idx[size_t(i)] == c ? 1 : 0;
+    j->counts[size_t(c)] = count;
+    for (int64_t e = 0; e < d; ++e) {
+      double sum = 0.0;
+      for (int64_t i = 0; i < n; ++i) {
+        if (j->idx[size_t(i)] == c) sum = hd::dadd_rn(sum, double(xn[size_t(i * d + e)]));
+      }
+      j->out[size_t(c * d + e)] = hd::mean_of(sum, count);
     }
   }
 }

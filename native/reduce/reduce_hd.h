@@ -14,11 +14,12 @@
 //    (similarity.h l2_normalize_rows, up to the order of the f64 sum);
 //  - dot: acc = fmaf(a[k], b[k], acc) for k = 0..d-1 (one rounding per step);
 //    dot(a, b) == dot(b, a) bit for bit, so a self-similarity is symmetric;
-//  - argmax: higher value first, lower index on ties, NaN as -inf (torch.max /
-//    torch.argmax return the first maximum); a total order, so any reduction
-//    tree gives the same winner;
-//  - top-k: the 64-bit rank key of native/sparse/quest_hd.h (value, then the
-//    lower index; NaN as -inf, -0 as +0) and its MSB-first radix select.
+//  - argmax and top-k: higher value first, lower index on ties (torch.max /
+//    torch.argmax return the first maximum), NaN below every number (-inf
+//    included), -0 equal to +0: the CPU operators' ranks_before
+//    (native/reduce/topk.h); a total order, so any reduction tree gives the
+//    host's winner; the top-k is an MSB-first radix select on a 64-bit rank
+//    key of that order (the digit steps of native/sparse/quest_hd.h).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -32,7 +33,6 @@ namespace tp::reduce::hd {
 using sparse::hd::digit_of;
 using sparse::hd::pick_digit;
 using sparse::hd::prefix_mask;
-using sparse::hd::rank_key;
 
 constexpr int kLanes = 32;  // lanes of the row-norm reduction (one warp on the device)
 
@@ -75,15 +75,31 @@ TP_HD float dot_chain(const float* a, const float* b, int64_t k0, int64_t k1, fl
 }
 TP_HD float dot(const float* a, const float* b, int64_t d) { return dot_chain(a, b, 0, d, 0.0f); }
 
-// -- argmax ------------------------------------------------------------------------
+// -- argmax and top-k -------------------------------------------------------------
 
-// Whether (v, j) beats the current best (best, bj): higher first, lower index
-// on ties, NaN as -inf; bj < 0 (nothing yet) always loses.
-TP_HD bool beats(float v, int64_t j, float best, int64_t bj) {
-  if (bj < 0) return true;
-  if (v != v) v = neg_inf();
-  if (best != best) best = neg_inf();
-  return v > best || (v == best && j < bj);
+// Whether (v, j) ranks before (w, k): the larger first, NaN after every
+// number, the lower index on ties (-0 == +0).
+TP_HD bool ranks_before(float v, int64_t j, float w, int64_t k) {
+  const bool nv = v != v, nw = w != w;
+  if (nv != nw) return nw;
+  if (!nv && v != w) return v > w;
+  return j < k;
+}
+
+// Whether (v, j) beats the current best (best, bj); bj < 0 (nothing yet) always loses.
+TP_HD bool beats(float v, int64_t j, float best, int64_t bj) { return bj < 0 || ranks_before(v, j, best, bj); }
+
+// A unique 64-bit key per (score, index), larger = ranks before: the
+// order-preserving bits of the score (NaN below -inf, -0 as +0), then the
+// complement of the index (index < 2^32).
+TP_HD uint64_t rank_key(float score, int64_t i) {
+  uint32_t u = 0;  // NaN: below -inf's key 0x007fffff
+  if (score == score) {
+    if (score == 0.0f) score = 0.0f;
+    u = f32_to_bits(score);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  }
+  return (uint64_t(u) << 32) | uint64_t(0xffffffffu - uint32_t(i));
 }
 
 // -- ToMe (facebookresearch/ToMe, tome/merge.py bipartite_soft_matching) --------------
@@ -109,13 +125,13 @@ TP_HD void wavg_add(float a, float sa, float* acc, float* size) {
 }
 TP_HD float wavg_end(float acc, float size) { return acc / size; }
 
-// -- DivPrune (vbdi/divprune, divprune.py DivPrune) ----------------------------------------
-// Distance 1 - cosine. Step 0 scores each token by its largest distance to
-// any token (topk(k=1, dim=0) of the distance matrix); every later step by
-// its smallest distance to the picked set; the argmax is picked. The running
-// minimum starts at the step-0 score (which bounds every distance of the
-// token, so min(score0, d(p0, j)) == d(p0, j)). Picked tokens are never
-// picked again (ours; see docs/vision-cuda.md).
+// -- DivPrune (vbdi/divprune, LLaVA/llava/model/llava_arch.py DivPrune) ------------------
+// Distance 1 - cosine. Step 0 scores each token by its distance to its
+// nearest OTHER token (the official topk(2, dim=0, largest=False).values[1]:
+// the second smallest of its column, the smallest being its own ~0); step 1
+// by its distance to the first pick; every later step by the smallest
+// distance to the picked set; the best untaken token is picked (as the CPU
+// divprune_greedy, native/reduce/divprune.cpp).
 TP_HD float distance(float cosine) { return 1.0f - cosine; }
 TP_HD float dmax(float best, float v) {  // NaN ignored
   return v > best ? v : best;
@@ -126,7 +142,9 @@ TP_HD float dmin(float cur, float v) {  // NaN ignored
 
 // -- k-means (VQToken) -----------------------------------------------------------------------
 // Assignment: argmax cosine over the K centroids (beats); update: per
-// centroid the sum of its tokens (original rows, ascending token order,
-// add_rn) and their count.
+// centroid the mean of its NORMALISED tokens, summed in float64 in ascending
+// token order and divided in float64 (native/reduce/kmeans.cpp), and their
+// count; an empty centroid gets zeros (the caller keeps its old centroid).
+TP_HD float mean_of(double sum, int32_t count) { return count > 0 ? float(sum / double(count)) : 0.0f; }
 
 }  // namespace tp::reduce::hd

@@ -7,11 +7,13 @@
 // - ToMe bipartite soft matching (facebookresearch/ToMe tome/merge.py):
 //   best B partner per A row (first maximum), top-r A rows (higher first,
 //   lower A index on ties), class-token protection, merge_wavg with sizes;
-// - DivPrune (vbdi/divprune): step 0 by the largest distance, then max-min,
-//   lowest index on ties, no token picked twice;
+// - DivPrune (vbdi/divprune llava_arch.py): step 0 by the distance to the
+//   nearest other token, then max-min, lowest index on ties, no token picked
+//   twice (the CPU divprune_greedy's rule);
 // - k-means assignment (argmax cosine, lowest centroid on ties) and the
-//   centroid sums and counts;
-// - top-k with ascending output (NaN as -inf, -0 as +0, lower index on ties).
+//   centroid means of the normalised tokens, and counts (native/reduce/kmeans.cpp);
+// - top-k with ascending output (NaN after every number, -0 as +0, lower
+//   index on ties: native/reduce/topk.h ranks_before).
 // Awkward sizes: n = 0, 1, 2, odd; d = 1, 3, 67; k = 0, = n, > n; duplicate
 // rows (exact ties), zero rows, orthogonal rows (every distance exactly 1).
 // test/gpu/cuda-vision.test.ts compares the device with this host model bit
@@ -54,11 +56,15 @@ function refDot(a: ArrayLike<number>, na: number, b: ArrayLike<number>, nb: numb
   return out;
 }
 
-/** Higher first, lower index on ties, NaN as -inf: the k best indices, ascending. */
+/** Higher first, NaN after every number, lower index on ties: the k best indices, ascending. */
 function refTopk(scores: ArrayLike<number>, candidates: number[], k: number): number[] {
-  const key = (i: number) => (Number.isNaN(scores[i]!) ? -Infinity : scores[i]!);
-  const order = [...candidates].sort((p, q) => key(q) - key(p) || p - q);
-  return order.slice(0, Math.max(0, k)).sort((p, q) => p - q);
+  const before = (p: number, q: number): number => {
+    const a = scores[p]!, b = scores[q]!;
+    if (Number.isNaN(a) !== Number.isNaN(b)) return Number.isNaN(a) ? 1 : -1;
+    if (!Number.isNaN(a) && a !== b) return a > b ? -1 : 1;
+    return p - q;
+  };
+  return [...candidates].sort(before).slice(0, Math.max(0, k)).sort((p, q) => p - q);
 }
 
 function refTome(metric: Float32Array, tokens: Float32Array, sizes: Float32Array | null, n: number, d: number, dt: number, r: number, protect: boolean) {
@@ -104,10 +110,10 @@ function refDivPrune(x: Float32Array, n: number, d: number, k: number): { picks:
     for (let c = 0; c < d; c++) s += xn[i * d + c]! * xn[j * d + c]!;
     return 1 - s;
   };
-  const score = new Float64Array(n);
+  const score = new Float64Array(n);  // step 0: the distance to the nearest other token
   for (let j = 0; j < n; j++) {
-    let m = -Infinity;
-    for (let i = 0; i < n; i++) m = Math.max(m, dist(i, j));
+    let m = Infinity;
+    for (let i = 0; i < n; i++) if (i !== j) m = Math.min(m, dist(i, j));
     score[j] = m;
   }
   const picks: number[] = [], at: number[] = [], taken = new Uint8Array(n);
@@ -123,7 +129,8 @@ function refDivPrune(x: Float32Array, n: number, d: number, k: number): { picks:
 }
 
 function refKMeans(x: Float32Array, n: number, d: number, c: Float32Array, K: number) {
-  const cos = refDot(refNormalize(x, n, d), n, refNormalize(c, K, d), K, d);
+  const xn = refNormalize(x, n, d);
+  const cos = refDot(xn, n, refNormalize(c, K, d), K, d);
   const assign: number[] = [];
   for (let i = 0; i < n; i++) {
     let best = -Infinity, arg = 0;
@@ -133,9 +140,10 @@ function refKMeans(x: Float32Array, n: number, d: number, c: Float32Array, K: nu
   const sums = new Float64Array(K * d), counts = new Array<number>(K).fill(0);
   assign.forEach((a, i) => {
     counts[a] = counts[a]! + 1;
-    for (let e = 0; e < d; e++) sums[a * d + e] = sums[a * d + e]! + x[i * d + e]!;
+    for (let e = 0; e < d; e++) sums[a * d + e] = sums[a * d + e]! + xn[i * d + e]!;
   });
-  return { assign, sums, counts };
+  const means = sums.map((v, i) => (counts[Math.floor(i / d)]! > 0 ? v / counts[Math.floor(i / d)]! : 0));
+  return { assign, means, counts };
 }
 
 function expectClose(got: Float32Array | undefined, want: ArrayLike<number>, tol: number): void {
@@ -239,24 +247,24 @@ describe('vision kernels: DivPrune greedy max-min', () => {
 
   test('duplicates: a duplicate of a picked row comes after every distinct row', () => {
     const d = 4, base = randomRows(5, d, 99);
-    const x = new Float32Array(10 * d);
+    const x = new Float32Array(7 * d);
     x.set(base, 0);
-    x.set(base, 5 * d);  // rows 5..9 duplicate 0..4
-    const got = [...run({ op: 3, x, n: 10, d, k: 10 }).idx!];
-    expect(got.slice(0, 5).every((i) => i < 5)).toBe(true);
-    expect(got.slice(0, 5)).toEqual(refDivPrune(x, 10, d, 5).picks);
-    expect(new Set(got).size).toBe(10);
+    x.set(base.subarray(0, 2 * d), 5 * d);  // rows 5, 6 duplicate rows 0, 1
+    const got = [...run({ op: 3, x, n: 7, d, k: 7 }).idx!];
+    expect([...got.slice(0, 5)].sort()).toEqual([0, 1, 2, 3, 4]);  // equal rows tie: the lower index first
+    expect(got.slice(0, 5)).toEqual(refDivPrune(x, 7, d, 5).picks);
+    expect(new Set(got).size).toBe(7);
   });
 });
 
-describe('vision kernels: k-means assignment and centroid update', () => {
+describe('vision kernels: k-means assignment and centroid means', () => {
   test.each([[1, 3, 1], [9, 5, 2], [33, 16, 32], [200, 8, 7]])('n=%i d=%i K=%i', (n, d, K) => {
     const x = randomRows(n, d, n + K), c = randomRows(K, d, 7 * K);
     const got = run({ op: 4, x, n, d, b: c, nb: K });
     const want = refKMeans(x, n, d, c, K);
     expect([...got.idx!]).toEqual(want.assign);
     expect([...got.counts!]).toEqual(want.counts);
-    expectClose(got.out, want.sums, 1e-5);
+    expectClose(got.out, want.means, 1e-6);
   });
 
   test('ties: duplicate centroids and zero rows go to the lowest centroid', () => {
@@ -266,7 +274,7 @@ describe('vision kernels: k-means assignment and centroid update', () => {
     expect([...got.idx!]).toEqual([1, 0, 0, 1]);
     expect([...got.idx!]).toEqual(refKMeans(x, 4, d, c, 3).assign);
     expect([...got.counts!]).toEqual([2, 2, 0]);
-    expect([...got.out!]).toEqual([0, 1, 0, 3, 0, 0, 0, 0, 0]);
+    expect([...got.out!]).toEqual([0, 0.5, 0, 1, 0, 0, 0, 0, 0]);  // means of the normalised rows; empty: zeros
   });
 });
 
@@ -279,6 +287,7 @@ describe('vision kernels: top-k with ascending output', () => {
     s[5] = -0;
     s[n + 2] = Infinity;
     s[2 * n + 7] = -Infinity;
+    s[8] = -Infinity;  // row 0: NaN (index 3) ranks after -inf
     for (const k of [0, 1, 4, 10, 11, 12]) {
       const got = run({ op: 5, x: s, n, rows, k }).idx!;
       const kk = Math.min(k, n);
