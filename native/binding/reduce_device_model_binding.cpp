@@ -101,7 +101,7 @@ Napi::Value VisionKernels(const Napi::CallbackInfo& info) {
       }
       j.r = IntIn(p, "r", 0, kMaxElems);
       j.protect_first = GetBool(p, "protectFirst");
-      if (tome_na(j.n) * tome_nb(j.n) > kMaxElems) throw Napi::RangeError::New(env, "n: expected ceil(n / 2) * floor(n / 2) <= 2^31");
+      if (cuda::tome_na(j.n) * cuda::tome_nb(j.n) > kMaxElems) throw Napi::RangeError::New(env, "n: expected ceil(n / 2) * floor(n / 2) <= 2^31");
       break;
     case VisionOp::DivPrune:
       j.k = IntIn(p, "k", 0, kMaxElems);
