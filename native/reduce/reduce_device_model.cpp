@@ -156,6 +156,10 @@ void run_divprune(VisionJob* j) {
         arg = t;
       }
     }
+    if (arg < 0) {  // cannot happen (k <= n, one token taken per step); keeps the output well-defined
+      j->idx.resize(size_t(step));
+      break;
+    }
     j->idx[size_t(step)] = static_cast<int32_t>(arg);
     taken[size_t(arg)] = 1;
   }
