@@ -24,7 +24,7 @@ interface Row {
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : def;
 }
 
 function rows(n: number, d: number, seed: number): Float32Array {
@@ -37,7 +37,7 @@ function rows(n: number, d: number, seed: number): Float32Array {
   return x;
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+const median = (v: number[]): number => [...v].sort((a, b) => a - b)[v.length >> 1] ?? NaN;
 
 function main(): void {
   const cuda = cudaAvailability();
