@@ -48,6 +48,15 @@ export interface AttentionOptions {
   returnKeyMass?: boolean;
   /** Write the output here (f32, nHeads*nQ*headDim elements) instead of allocating. */
   out?: Float32Array;
+  /**
+   * Proportional attention (ToMe): f32 [nKv], the size of each key (how many
+   * tokens it stands for, finite and > 0). Adds log(keySizes[p]) to every
+   * logit of key p, after the softcap, for every query and head. Works with
+   * every other option: it is folded into an f32 additive [nQ, nKv] mask
+   * (with `mask` too: a bool mask's 0 becomes -Infinity), so it costs
+   * nQ * nKv floats per call.
+   */
+  keySizes?: Float32Array | TensorLike<'f32'>;
 }
 
 export interface AttentionResult {
@@ -62,7 +71,7 @@ const Q_DIMS = ['nHeads', 'nQ', 'headDim'] as const;
 const KV_DIMS = ['nKvHeads', 'nKv', 'headDim'] as const;
 
 const OPTION_NAMES = [
-  'scale', 'causal', 'mask', 'treeMask', 'indices', 'softcap', 'returnLse', 'returnKeyMass', 'out',
+  'scale', 'causal', 'mask', 'treeMask', 'indices', 'softcap', 'returnLse', 'returnKeyMass', 'out', 'keySizes',
 ] as const;
 
 /** Most nodes a treeMask may have (native/attention/attention.h kMaxTreeNodes). */
@@ -116,6 +125,30 @@ function checkIndices(value: unknown, nKvHeads: number, nKv: number): { data: In
 }
 
 /**
+ * keySizes [nKv] folded into a fresh additive mask [nQ, nKv]: log(size) per
+ * key, plus the given mask (a bool mask as 0 / -Infinity).
+ */
+function foldKeySizes(value: unknown, nQ: number, nKv: number, boolMask?: Uint8Array, additiveMask?: Float32Array): Float32Array {
+  const data = value instanceof Float32Array ? value : (checkTensor('options.keySizes', value, F32, ['nKv']).data as Float32Array);
+  if (data.length !== nKv) throw rangeError('options.keySizes.length', `nKv = ${nKv}`, data.length);
+  const logs = new Float32Array(nKv);
+  for (let p = 0; p < nKv; p++) {
+    const s = data[p]!;
+    if (!(s > 0 && s < Infinity)) throw rangeError(`options.keySizes[${p}]`, 'a finite size > 0', s);
+    logs[p] = Math.log(s);
+  }
+  const out = new Float32Array(nQ * nKv);
+  for (let i = 0; i < nQ; i++) {
+    for (let p = 0; p < nKv; p++) {
+      const x = i * nKv + p;
+      const base = additiveMask ? additiveMask[x]! : boolMask ? (boolMask[x] ? 0 : -Infinity) : 0;
+      out[x] = base + logs[p]!;
+    }
+  }
+  return out;
+}
+
+/**
  * Validates the arguments of attention() and builds the flat native
  * parameters plus the result tensors they write (internal: lib/cuda.ts uses it).
  */
@@ -152,6 +185,10 @@ export function prepareAttention(q: unknown, k: unknown, v: unknown, options: un
     if (m.strides[0] !== nKv) throw rangeError('options.mask.strides', 'a contiguous [nQ, nKv] mask', `[${m.strides.join(', ')}]`);
     if (m.dtype === 'bool') boolMask = (m.data as Uint8Array).subarray(0, nQ * nKv);
     else additiveMask = (m.data as Float32Array).subarray(0, nQ * nKv);
+  }
+  if (opts.keySizes !== undefined) {
+    additiveMask = foldKeySizes(opts.keySizes, nQ, nKv, boolMask, additiveMask);
+    boolMask = undefined;
   }
   const treeParents = opts.treeMask === undefined ? undefined : checkTree(opts.treeMask, nQ, nKv);
   const sparse = opts.indices === undefined ? undefined : checkIndices(opts.indices, nKvHeads, nKv);

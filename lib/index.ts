@@ -171,3 +171,17 @@ export { parseNpy, parseRawF32, encodeNpy, type F32Matrix } from './tokenizer/np
 // tokenizer tools (tok-super): supertokens (SuperBPE stage 2 over a base vocabulary)
 export { trainSupertokens, trainSupertokensAsync, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
 export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/merges-from-ranks.js';
+// visual-token pruning (group select, issue 19): DivPrune, FastV, VTC-CLS, GlobalCom2, ToDRE (docs/vision-select.md)
+export { divPrune, divPruneAsync, DIVPRUNE_DEFAULT_RATIO, type DivPruneOptions } from './vision/divprune.js';
+export { vtcCls, vtcClsAsync, type VtcClsOptions } from './vision/vtc-cls.js';
+export { fastv, fastvSelect, fastvSelectAsync, fastvSelectFromQK, fastvSelectFromQKAsync, FASTV_DEFAULTS, type FastvOptions, type FastvSelection } from './vision/fastv.js';
+export { globalCom2, globalCom2Async, GLOBALCOM2_DEFAULTS, type GlobalCom2Input, type GlobalCom2Options, type GlobalCom2Result } from './vision/globalcom2.js';
+export { todreDiversity, todreDiversityAsync, todreRelevance, todreAttendPositions, todreAttendIndices, TODRE_DEFAULTS, type TodreSchedule } from './vision/todre.js';
+export * from './vision/tome.js';
+export * from './vision/pool.js';
+export * from './vision/transform.js';
+// vision (vis-cluster): VQToken k-means, Recoverable Compression, CoreMatching
+export { vqToken, vqTokenAsync, type VqTokenOptions, type VqTokenResult } from './vision/vqtoken.js';
+export { recoverableCompress, recoverableCompressFrames, recoverableCompressAsync, type RecoverableOptions, type RecoverableResult } from './vision/recoverable.js';
+export { coreMatching, coreMatchingFrames, coreMatchingAsync, type CoreMatchingOptions, type CoreMatchingResult } from './vision/corematching.js';
+export { tokenCorrCompress, tokenCorrCompressFrames, tokenCorrCompressAsync, type TokenCorrOptions, type TokenCorrResult } from './vision/tokencorr.js';

@@ -553,9 +553,80 @@ export interface NativeAddon extends NativeSpecDrafters {
     tokens: Int32Array; offsets: Int32Array; counts: Int32Array; vocabBytes: Uint8Array; vocabOffsets: Int32Array;
     nMerges: number; maxWords: number; minCount: number; onProgress?: (done: number) => void;
   }): Promise<{ pairs: Int32Array; counts: Float64Array }>;
+  // visual-token pruning, group select (lib/vision/{divprune,vtc-cls,fastv,globalcom2}.ts; native/reduce/)
+  reduceDivPrune(p: NativeDivPruneParams): void;
+  reduceDivPruneAsync(p: NativeDivPruneParams): Promise<void>;
+  reduceClsRank(p: NativeClsRankParams): void;
+  reduceClsRankAsync(p: NativeClsRankParams): Promise<void>;
+  reduceFastvRank(p: NativeFastvRankParams): void;
+  reduceFastvRankAsync(p: NativeFastvRankParams): Promise<void>;
+  reduceGlobalCom2(p: NativeGlobalCom2Params): void;
+  reduceGlobalCom2Async(p: NativeGlobalCom2Params): Promise<void>;
+  // Visual-token reduction, ToMe group (lib/vision/tome.ts, pool.ts, transform.ts).
+  /** One ToMe step per frame: x f32 [t, n, d], metric f32 [t, n, dm]?, sizes f32 [t, n]? -> outX [t, m, d], outSizes [t, m], outAssignment i32 [t, n]. */
+  reduceTome(p: NativeTomeParams): void;
+  reduceTomeAsync(p: NativeTomeParams): Promise<void>;
+  /** LLaVolta average pooling: x [t, n, d] -> outX [t, floor(n / stride), d], outSizes, outPositions?, outAssignment [t, n]. */
+  reducePool(p: NativePoolParams): void;
+  reducePoolAsync(p: NativePoolParams): Promise<void>;
+  /** Token Transforming W: x [t, n, d], targets i32 [t, m] -> outW f32 [t, m, n] (columns sum to 1). */
+  reduceTransformBuild(p: NativeTransformBuildParams): void;
+  reduceTransformBuildAsync(p: NativeTransformBuildParams): Promise<void>;
+  /** Y = W-weighted means: w [t, m, n], x [t, n, d], sizes [t, n]? -> outX [t, m, d], outSizes [t, m], outAssignment [t, n]. */
+  reduceTransformApply(p: NativeTransformApplyParams): void;
+  reduceTransformApplyAsync(p: NativeTransformApplyParams): Promise<void>;
+  // Visual-token reduction, clustering group (native/reduce/{kmeans,recoverable,corematch}.h; lib/vision/{vqtoken,recoverable,corematching}.ts).
+  /** VQToken k-means: tokens f32 [rows, dim] -> outCodebook [cap, dim], outCounts [cap], outCodes [rows], outInfo [K used, iterations]. */
+  vqToken(p: NativeVqTokenParams): void;
+  vqTokenAsync(p: NativeVqTokenParams): Promise<void>;
+  /** Recoverable Compression per frame; outCounts [frames, 3] = rows, kept, centres. Exactly one of text / textScores. */
+  recoverableCompress(p: NativeRecoverableParams): void;
+  recoverableCompressAsync(p: NativeRecoverableParams): Promise<void>;
+  /** CoreMatching per sequence: co-activation scores of the image span with the query row, keep = score > elbow. */
+  coreMatch(p: NativeCoreMatchParams): void;
+  coreMatchAsync(p: NativeCoreMatchParams): Promise<void>;
+  /** Token-correlation compression per crop: outKeep [frames, n], outInfo [frames, 2] = kept, repetitive. */
+  tokenCorr(p: NativeTokenCorrParams): void;
+  tokenCorrAsync(p: NativeTokenCorrParams): Promise<void>;
   // Vision kernels (issue 19; native/cuda/cuda_reduce.h, native/reduce/reduce_device_model.cpp). Internal: tests, benchmarks.
   /** op 0 normalize, 1 dot, 2 tome, 3 divprune, 4 kmeans, 5 topk; device 0 host model, 1 CUDA (ERR_NO_CUDA without), 2 auto. */
   visionKernels(p: NativeVisionKernelParams): NativeVisionKernelResult;
+}
+
+/** tokens f32 [t, n, dim] -> out i32 [t, keep] (ascending per frame). */
+export interface NativeDivPruneParams { tokens: Float32Array; t: number; n: number; dim: number; keep: number; metricDim: number; out: Int32Array }
+/** attention f32 [t, layers, n] -> scores f32 [t, n] (sum over layers [start, end)), out i32 [t, keep]. */
+export interface NativeClsRankParams {
+  attention: Float32Array; t: number; layers: number; n: number; start: number; end: number; keep: number; scores: Float32Array; out: Int32Array;
+}
+/** probs f32 [t, heads, nk] -> scores f32 [t, length] (head mean over the span), out i32 [t, keep] absolute positions. */
+export interface NativeFastvRankParams {
+  probs: Float32Array; t: number; heads: number; nk: number; start: number; length: number; keep: number; scores: Float32Array; out: Int32Array;
+}
+/** native/reduce/globalcom2.h: thumb f32 [side^2], crops f32 [nph * npw, h * w] -> the keeps. */
+export interface NativeGlobalCom2Params {
+  thumb: Float32Array; side: number; crops: Float32Array; nph: number; npw: number; h: number; w: number; base: number; temperature: number;
+  thumbKeep: Int32Array; scales: Float64Array; cropCounts: Int32Array; cropKeep: Int32Array; cropScores: Float32Array;
+}
+
+export interface NativeTokenCorrParams {
+  keys: Float32Array; frames: number; n: number; keyDim: number; deep: Float32Array; shallow: Float32Array; simThreshold: number;
+  countLimit: number; iqrFactor: number; seed: number; outKeep: Uint8Array; outInfo: Float64Array;
+}
+
+export interface NativeVqTokenParams {
+  tokens: Float32Array; rows: number; dim: number; k: number; maxIter: number; tol: number; seed: number; adaptive: boolean; maxK: number;
+  outCodebook: Float32Array; outCounts: Float32Array; outCodes: Int32Array; outInfo: Int32Array;
+}
+export interface NativeRecoverableParams {
+  tokens: Float32Array; frames: number; n: number; dim: number; keys: Float32Array | undefined; keyDim: number; cls: Float32Array;
+  text: Float32Array | undefined; textScores: Float32Array | undefined; lofNeighbors: number; lofThreshold: number; clusterSize: number;
+  textWeight: number; outTokens: Float32Array; outSizes: Float32Array; outAssignment: Int32Array; outMain: Int32Array; outCentres: Int32Array;
+  outCounts: Int32Array; outTextScores: Float32Array;
+}
+export interface NativeCoreMatchParams {
+  activations: Float32Array; up: Float32Array | undefined; frames: number; rows: number; inter: number; query: number; start: number; len: number;
+  outScores: Float32Array; outKeep: Uint8Array; outThreshold: Float64Array;
 }
 
 /** visionKernels params (shapes in native/cuda/cuda_reduce.h); the binding re-checks every length. */
@@ -679,4 +750,25 @@ export interface NativeTokenKn {
   tokenKnTrain(p: { tokens: Uint32Array; vocab: number; order: number }): { blob: Uint32Array; discounts: Float64Array };
   /** out [vocab] = P(. | context); throws a RangeError on a damaged model or an id >= vocab. */
   tokenKnNext(p: { blob: Uint32Array; discounts: Float64Array; context: Uint32Array; out: Float64Array }): void;
+}
+
+// Visual-token reduction, ToMe group (native/reduce/tome.h, pool.h, transform.h; lib/vision/tome.ts,
+// pool.ts, transform.ts). The binding re-checks every length; outputs may not overlap inputs.
+
+export interface NativeTomeParams {
+  x: Float32Array; metric?: Float32Array; sizes?: Float32Array;
+  t: number; n: number; d: number; dm: number; r: number; classToken: boolean; sketchDim: number;
+  outX: Float32Array; outSizes: Float32Array; outAssignment: Int32Array;
+}
+export interface NativePoolParams {
+  x: Float32Array; sizes?: Float32Array; positions?: Int32Array;
+  t: number; n: number; d: number; stride: number;
+  outX: Float32Array; outSizes: Float32Array; outPositions?: Int32Array; outAssignment: Int32Array;
+}
+export interface NativeTransformBuildParams {
+  x: Float32Array; targets: Int32Array; t: number; m: number; n: number; d: number; topK: number; tau: number; outW: Float32Array;
+}
+export interface NativeTransformApplyParams {
+  w: Float32Array; x: Float32Array; sizes?: Float32Array; t: number; m: number; n: number; d: number;
+  outX: Float32Array; outSizes: Float32Array; outAssignment: Int32Array;
 }

@@ -4,12 +4,30 @@
 # disabled, as pnpm does by default, and (2) with scripts on but no C++
 # compiler (CXX=false), so the install script must take the prebuild; then
 # runs scripts/package-smoke.mjs in that project. Prints the tarball size and
-# both install times. Usage: npm run check:package
+# both install times. Usage: npm run check:package [-- --reuse-build]
+#   --reuse-build: package the addon already in build/Release (stripped, under
+#   prebuildify's name) instead of compiling it again with prebuildify. CI
+#   uses it: build/Release there is the `npm ci` build of the same sources
+#   with the same flags, and a second compile costs two minutes of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-npm run build:prebuilds
+if [[ ${1:-} == --reuse-build ]]; then
+  built=build/Release/tokenpress.node
+  if [[ ! -f $built ]]; then
+    echo "check-package: --reuse-build but $built does not exist (run npm run build:native)" >&2
+    exit 1
+  fi
+  # prebuildify's name for an N-API linux build on glibc: <package>.glibc.node
+  # (prebuildify --napi --tag-libc; scripts/install.cjs loads it with node-gyp-build).
+  rm -rf prebuilds
+  mkdir -p prebuilds/linux-x64
+  cp "$built" prebuilds/linux-x64/tokenpress.glibc.node
+  strip --strip-all prebuilds/linux-x64/tokenpress.glibc.node
+else
+  npm run build:prebuilds
+fi
 ls -l prebuilds/*/
 
 work=$(mktemp -d)

@@ -49,6 +49,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterDynamicBpe(env, exports);
   tp::binding::RegisterOmp(env, exports);
   tp::binding::RegisterTokenizerSuper(env, exports);
+  tp::binding::RegisterReduceSelect(env, exports);
+  tp::binding::RegisterReduceTome(env, exports);
+  tp::binding::RegisterReduceCluster(env, exports);
   tp::binding::RegisterReduceDeviceModel(env, exports);
   return exports;
 }

@@ -22,6 +22,9 @@ void RegisterTokenKn(Napi::Env env, Napi::Object exports);  // token_kn_binding.
 void RegisterDynamicBpe(Napi::Env env, Napi::Object exports);  // dynamic_bpe_binding.cpp (unity/tokenizer_dynamic.cpp)
 void RegisterOmp(Napi::Env env, Napi::Object exports);  // omp_binding.cpp
 void RegisterTokenizerSuper(Napi::Env env, Napi::Object exports);  // tokenizer_super_binding.cpp (unity/tokenizer_super.cpp)
+void RegisterReduceSelect(Napi::Env env, Napi::Object exports);  // reduce_select_binding.cpp (unity/reduce_select.cpp)
+void RegisterReduceTome(Napi::Env env, Napi::Object exports);  // reduce_tome_binding.cpp (unity/reduce_tome.cpp)
+void RegisterReduceCluster(Napi::Env env, Napi::Object exports);  // reduce_cluster_binding.cpp (unity/reduce_cluster.cpp)
 void RegisterReduceDeviceModel(Napi::Env env, Napi::Object exports);  // reduce_device_model_binding.cpp (unity/reduce_cuda.cpp)
 
 }  // namespace tp::binding
