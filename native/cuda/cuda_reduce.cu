@@ -238,7 +238,8 @@ __global__ void __launch_bounds__(kMergeThreads) tome_merge_kernel(const float* 
 
 // DivPrune step 0: a warp per token t, mind[t] = the distance to its nearest
 // other token, from row t of the (symmetric) cosine matrix s [n, n] (a
-// minimum: any order gives the same; n = 1: +inf).
+// minimum: any order gives the same; n = 1: +inf; a token with a NaN or
+// infinite value: NaN, ranked last).
 __global__ void nearest_kernel(const float* s, int64_t n, float* mind) {
   const int lane = threadIdx.x & 31;
   const int64_t t = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
@@ -249,7 +250,7 @@ __global__ void nearest_kernel(const float* s, int64_t n, float* mind) {
   }
 #pragma unroll
   for (int w = 16; w >= 1; w >>= 1) m = rh::dmin(m, __shfl_down_sync(kFull, m, w));
-  if (lane == 0) mind[t] = m;
+  if (lane == 0) mind[t] = rh::nearest_or_nan(m, s[t * n + t]);
 }
 
 // The best of a block's (v, j) pairs into (*v, *j) of thread 0.

@@ -137,7 +137,7 @@ void run_divprune(VisionJob* j) {
     for (int64_t i = 0; i < n; ++i) {
       if (i != t) m = hd::dmin(m, hd::distance(s[size_t(t * n + i)]));
     }
-    mind[size_t(t)] = m;
+    mind[size_t(t)] = hd::nearest_or_nan(m, s[size_t(t * n + t)]);
   }
   j->idx.assign(size_t(k), 0);
   for (int64_t step = 0; step < k; ++step) {

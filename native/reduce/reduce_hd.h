@@ -139,6 +139,12 @@ TP_HD float dmax(float best, float v) {  // NaN ignored
 TP_HD float dmin(float cur, float v) {  // NaN ignored
   return v < cur ? v : cur;
 }
+// A token whose self-similarity is NaN (a NaN or infinite value) scores NaN
+// at step 0, so it ranks after every other token from then on (its NaN
+// running minimum never changes); the CPU greedy ranks such tokens last too.
+TP_HD float nearest_or_nan(float nearest, float self_similarity) {
+  return self_similarity != self_similarity ? self_similarity : nearest;
+}
 
 // -- k-means (VQToken) -----------------------------------------------------------------------
 // Assignment: argmax cosine over the K centroids (beats); update: per

@@ -257,6 +257,18 @@ describe('vision kernels: DivPrune greedy max-min', () => {
   });
 });
 
+describe('vision kernels: DivPrune with a non-finite token', () => {
+  test('a token with a NaN or an infinite value is picked last (the CPU greedy ranks it last)', () => {
+    for (const bad of [NaN, Infinity]) {
+      const x = randomRows(6, 4, 31);
+      x[2 * 4 + 1] = bad;
+      const got = [...run({ op: 3, x, n: 6, d: 4, k: 6 }).idx!];
+      expect(got[5]).toBe(2);
+      expect(new Set(got).size).toBe(6);
+    }
+  });
+});
+
 describe('vision kernels: k-means assignment and centroid means', () => {
   test.each([[1, 3, 1], [9, 5, 2], [33, 16, 32], [200, 8, 7]])('n=%i d=%i K=%i', (n, d, K) => {
     const x = randomRows(n, d, n + K), c = randomRows(K, d, 7 * K);
