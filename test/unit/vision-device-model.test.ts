@@ -20,6 +20,8 @@
 // for bit.
 import { describe, expect, test } from 'vitest';
 import { native, type NativeVisionKernelParams, type NativeVisionKernelResult } from '../../lib/native.js';
+import { divPrune } from '../../lib/vision/divprune.js';
+import { tomeMerge } from '../../lib/vision/tome.js';
 import { mulberry32 } from '../reference/random.js';
 
 const run = (p: Omit<NativeVisionKernelParams, 'device'>): NativeVisionKernelResult => native().visionKernels({ ...p, device: 0 });
@@ -314,6 +316,30 @@ describe('vision kernels: top-k with ascending output', () => {
   test.each([[1, 1], [1000, 37], [4099, 4098]])('random scores n=%i k=%i', (n, k) => {
     const s = randomRows(1, n, n);
     expect([...run({ op: 5, x: s, n, rows: 1, k }).idx!]).toEqual(refTopk(s, [...Array(n).keys()], k));
+  });
+});
+
+describe('vision kernels: the same selections as the CPU operators (lib/vision)', () => {
+  test.each([[37, 16, 9], [120, 33, 12]])('DivPrune n=%i d=%i keep=%i: the picks, sorted, are divPrune\'s', (n, d, keep) => {
+    const x = randomRows(n, d, n * 3 + d);
+    const got = [...run({ op: 3, x, n, d, k: keep }).idx!].sort((a, b) => a - b);
+    expect(got).toEqual([...divPrune({ dtype: 'f32', shape: [n, d], data: x }, { keep }).indices.data]);
+  });
+
+  test.each<[number, number, number, boolean]>([[31, 16, 10, true], [64, 24, 20, false]])('ToMe n=%i d=%i r=%i class=%s: the merges and merged rows are tomeMerge\'s', (n, d, r, cls) => {
+    const x = randomRows(n, d, n + 77), sizes = Float32Array.from({ length: n }, (_, i) => 1 + (i % 3));
+    const dev = run({ op: 2, x, n, d, tokens: x, dt: d, sizes, r, protectFirst: cls });
+    const cpu = tomeMerge({ dtype: 'f32', shape: [n, d], data: x }, { r, classToken: cls, sizes });
+    const na = Math.ceil(n / 2), nb = Math.floor(n / 2), rr = dev.idx!.length, nu = na - rr;
+    const a = cpu.assignment.data;
+    const merged = new Set(dev.idx!);
+    for (let i = 0; i < na; i++) {
+      if (merged.has(i)) expect(a[2 * i]).toBe(nu + dev.nodeIdx![i]!);
+      else expect(a[2 * i]!).toBeLessThan(nu);
+    }
+    for (let q = 0; q < nb; q++) expect(a[2 * q + 1]).toBe(nu + q);
+    expectClose(dev.out, cpu.tokens.data.subarray(nu * d), 1e-6);
+    expect([...dev.outSizes!]).toEqual([...cpu.sizes.data.subarray(nu)]);
   });
 });
 
