@@ -25,6 +25,7 @@
         "native/unity/reduce_select.cpp",
         "native/unity/reduce_tome.cpp",
         "native/unity/reduce_cluster.cpp",
+        "native/unity/reduce_cuda.cpp",
         "native/kv/kv_dots_avx512.cpp",
         "native/kv/kv_quant_attend_avx2.cpp",
         "native/kv/kv_quant_attend_avx512.cpp",

@@ -7,10 +7,12 @@
 # device vs the CPU (bench/gpu-equal-info.ts), Quest sparse decode on the
 # device cache, dense vs sparse step (bench/gpu-sparse.ts; its correctness
 # against the CPU cache is test/gpu/cuda-kv-quest.test.ts, in the test/gpu
-# step), then the full test suite.
+# step), the vision kernels of issue 19 (bench/gpu-vision.ts; correctness:
+# test/gpu/cuda-vision.test.ts), then the full test suite.
 # Writes under $OUT (default bench-results/gpu): gpu-check.log, vitest.json,
 # shapes.json, torch.json, gpu-bench.json, gpu-bench.md, gpu-kv.json, gpu-kv.md,
-# gpu-equal-info.json, gpu-equal-info.md, gpu-sparse.json, gpu-sparse.md.
+# gpu-equal-info.json, gpu-equal-info.md, gpu-sparse.json, gpu-sparse.md,
+# gpu-vision.json, gpu-vision.md.
 #
 # Run from the package root: bash bench/gpu-check.sh
 # Env: GPU_CHECK_FULL_SUITE=0 skips the last step (the whole suite, ~2 min),
@@ -76,6 +78,9 @@ node dist/bench/gpu-equal-info.js --json "$OUT/gpu-equal-info.json" --md "$OUT/g
 
 step "Quest sparse decode on the device cache (dense vs Quest step, summary upkeep)"
 node dist/bench/gpu-sparse.js --json "$OUT/gpu-sparse.json" --md "$OUT/gpu-sparse.md" || status=1
+
+step "vision kernels (cosine matrix, ToMe, DivPrune, k-means, top-k)"
+node dist/bench/gpu-vision.js --json "$OUT/gpu-vision.json" --md "$OUT/gpu-vision.md" || status=1
 
 if [[ "${GPU_CHECK_FULL_SUITE:-1}" != 0 ]]; then
   step "full test suite on the CUDA build (with a device)"

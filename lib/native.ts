@@ -588,6 +588,9 @@ export interface NativeAddon extends NativeSpecDrafters {
   /** Token-correlation compression per crop: outKeep [frames, n], outInfo [frames, 2] = kept, repetitive. */
   tokenCorr(p: NativeTokenCorrParams): void;
   tokenCorrAsync(p: NativeTokenCorrParams): Promise<void>;
+  // Vision kernels (issue 19; native/cuda/cuda_reduce.h, native/reduce/reduce_device_model.cpp). Internal: tests, benchmarks.
+  /** op 0 normalize, 1 dot, 2 tome, 3 divprune, 4 kmeans, 5 topk; device 0 host model, 1 CUDA (ERR_NO_CUDA without), 2 auto. */
+  visionKernels(p: NativeVisionKernelParams): NativeVisionKernelResult;
 }
 
 /** tokens f32 [t, n, dim] -> out i32 [t, keep] (ascending per frame). */
@@ -624,6 +627,37 @@ export interface NativeRecoverableParams {
 export interface NativeCoreMatchParams {
   activations: Float32Array; up: Float32Array | undefined; frames: number; rows: number; inter: number; query: number; start: number; len: number;
   outScores: Float32Array; outKeep: Uint8Array; outThreshold: Float64Array;
+}
+
+/** visionKernels params (shapes in native/cuda/cuda_reduce.h); the binding re-checks every length. */
+export interface NativeVisionKernelParams {
+  op: 0 | 1 | 2 | 3 | 4 | 5;
+  device: 0 | 1 | 2;
+  x: Float32Array;
+  n: number;
+  d?: number;
+  b?: Float32Array;
+  nb?: number;
+  normalize?: boolean;
+  tokens?: Float32Array;
+  dt?: number;
+  sizes?: Float32Array;
+  r?: number;
+  protectFirst?: boolean;
+  k?: number;
+  rows?: number;
+}
+
+/** visionKernels result: which ran, the device time (ms, copies included; 0 on the CPU) and the op's outputs. */
+export interface NativeVisionKernelResult {
+  device: 'cpu' | 'cuda';
+  kernelMs: number;
+  out?: Float32Array;
+  outSizes?: Float32Array;
+  nodeMax?: Float32Array;
+  nodeIdx?: Int32Array;
+  idx?: Int32Array;
+  counts?: Int32Array;
 }
 
 /** Params of ompBatch (lib/tokenizer/omp.ts); the binding re-checks every length. */

@@ -52,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tp::binding::RegisterReduceSelect(env, exports);
   tp::binding::RegisterReduceTome(env, exports);
   tp::binding::RegisterReduceCluster(env, exports);
+  tp::binding::RegisterReduceDeviceModel(env, exports);
   return exports;
 }
 

@@ -25,5 +25,6 @@ void RegisterTokenizerSuper(Napi::Env env, Napi::Object exports);  // tokenizer_
 void RegisterReduceSelect(Napi::Env env, Napi::Object exports);  // reduce_select_binding.cpp (unity/reduce_select.cpp)
 void RegisterReduceTome(Napi::Env env, Napi::Object exports);  // reduce_tome_binding.cpp (unity/reduce_tome.cpp)
 void RegisterReduceCluster(Napi::Env env, Napi::Object exports);  // reduce_cluster_binding.cpp (unity/reduce_cluster.cpp)
+void RegisterReduceDeviceModel(Napi::Env env, Napi::Object exports);  // reduce_device_model_binding.cpp (unity/reduce_cuda.cpp)
 
 }  // namespace tp::binding
