@@ -500,10 +500,22 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
     const int64_t whole = fold ? (s.len + n) / P * P : 0;
     const bool folds = fold && whole > summary(layer, h).rows;
     const size_t es = dtype_size(in.k_dtype);
-    const FreshRows fresh{static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride) * es, s.len,
-                          in.k_row_stride * static_cast<int64_t>(es)};
+    FreshRows fresh{static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride) * es, s.len,
+                    in.k_row_stride * static_cast<int64_t>(es)};
     bool ok = true;
-    if (folds && in.k_dtype == rt) {
+    if (folds && in.k_dtype == rt && !summary_sums_[layer]) {
+      // One pass: each whole page's new keys are loaded once from the input,
+      // stored and folded from the registers (sparse::copy_fold_rows); the
+      // rows past the last whole page (or all of them, when the summary
+      // could not grow) are copied after.
+      fresh.copy_to = kdst;
+      (void)sync_summary(layer, h, whole, &fresh);  // a refused allocation empties it: rebuilt at the next sparse attend
+      ok = fresh.finite;
+      if (ok && fresh.copied < n) {
+        ok = copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, kdst + static_cast<size_t>(fresh.copied) * rb, fresh.copied,
+                  n - fresh.copied);
+      }
+    } else if (folds && in.k_dtype == rt) {
       // Page-aligned segments: copy, then fold the pages they complete.
       for (int64_t r0 = 0; r0 < n && ok;) {
         const int64_t r1 = std::min(n, ((s.len + r0) / P * P + seg_rows) - s.len);

@@ -70,6 +70,13 @@ void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bo
 // fold_rows over n rows of dtype t (f32 | f16 | bf16), decoded exactly,
 // row r at element r * stride.
 void fold_stored_rows(const void* rows, DType t, int64_t n, int64_t d, int64_t stride, float* lo, float* hi, bool init);
+// Copies n key rows of dtype t (f32 | f16 | bf16) bit for bit from src (row
+// r at element r * src_stride) to dst (rows packed, [n, d]) and folds them
+// into lo, hi as fold_stored_rows would (init: from the first row), in one
+// pass over the input: each vector is loaded once, stored, and folded from
+// the register. false: some element is NaN or infinite (dst, lo and hi then
+// hold partial results; the caller refolds).
+bool copy_fold_rows(const void* src, int64_t src_stride, void* dst, DType t, int64_t n, int64_t d, float* lo, float* hi, bool init);
 // f32 bounds to f16, rounding to nearest even (f32_to_f16).
 void bounds_to_f16(const float* x, int64_t d, uint16_t* out);
 

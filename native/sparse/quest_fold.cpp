@@ -140,6 +140,112 @@ __attribute__((target("avx2,f16c"))) void fold_f16_bits_avx2(const uint16_t* row
   }
 }
 
+// copy_fold_rows for f16 rows on AVX2: the integer fold above, fused with
+// the copy. Column-major over the rows: for each 64 channels (4 vectors),
+// every row's vectors are loaded once, stored to dst and folded from the
+// register (3 integer ops), with 12 accumulators live. No per-element finite
+// check: a non-finite f16 is an exponent of all ones, so a positive one is
+// the signed max (>= 0x7c00, above every finite non-negative) and a negative
+// one the unsigned max (>= 0xfc00); the accumulators say it at the end.
+template <int V>
+__attribute__((target("avx2,f16c"))) inline bool copy_fold_f16_cols(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t n,
+                                                                    int64_t d, int64_t c, float* lo, float* hi, bool init) {
+  __m256i smax[V], umin[V], umax[V];
+  for (int k = 0; k < V; ++k) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + c + 16 * k));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c + 16 * k), x);
+    smax[k] = umin[k] = umax[k] = x;
+  }
+  for (int64_t i = 1; i < n; ++i) {
+    const uint16_t* s = src + i * ss + c;
+    uint16_t* o = dst + i * d + c;
+    for (int k = 0; k < V; ++k) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 16 * k));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 16 * k), x);
+      smax[k] = _mm256_max_epi16(smax[k], x);
+      umin[k] = _mm256_min_epu16(umin[k], x);
+      umax[k] = _mm256_max_epu16(umax[k], x);
+    }
+  }
+  const __m256i zero = _mm256_setzero_si256(), pos_inf_less1 = _mm256_set1_epi16(0x7bff);
+  const __m256i neg_inf = _mm256_set1_epi16(static_cast<short>(0xfc00));
+  __m256i bad = zero;
+  for (int k = 0; k < V; ++k) {
+    bad = _mm256_or_si256(bad, _mm256_cmpgt_epi16(smax[k], pos_inf_less1));                            // a +inf / +NaN
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi16(_mm256_max_epu16(umax[k], neg_inf), umax[k]));       // a -inf / -NaN
+  }
+  if (!_mm256_testz_si256(bad, bad)) return false;
+  for (int k = 0; k < V; ++k) {
+    const __m256i h16 = _mm256_blendv_epi8(smax[k], umin[k], _mm256_cmpgt_epi16(zero, smax[k]));  // as fold_f16_bits_avx2
+    const __m256i l16 = _mm256_blendv_epi8(umin[k], umax[k], _mm256_cmpgt_epi16(zero, umax[k]));
+    __m256 h[2] = {_mm256_cvtph_ps(_mm256_castsi256_si128(h16)), _mm256_cvtph_ps(_mm256_extracti128_si256(h16, 1))};
+    __m256 l[2] = {_mm256_cvtph_ps(_mm256_castsi256_si128(l16)), _mm256_cvtph_ps(_mm256_extracti128_si256(l16, 1))};
+    for (int j = 0; j < 2; ++j) {
+      float* lp = lo + c + 16 * k + 8 * j;
+      float* hp = hi + c + 16 * k + 8 * j;
+      if (!init) {
+        l[j] = _mm256_min_ps(l[j], _mm256_loadu_ps(lp));
+        h[j] = _mm256_max_ps(h[j], _mm256_loadu_ps(hp));
+      }
+      _mm256_storeu_ps(lp, l[j]);
+      _mm256_storeu_ps(hp, h[j]);
+    }
+  }
+  return true;
+}
+// d a multiple of 16, n >= 1.
+__attribute__((target("avx2,f16c"))) bool copy_fold_f16_avx2(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t n, int64_t d,
+                                                             float* lo, float* hi, bool init) {
+  int64_t c = 0;
+  bool ok = true;
+  for (; c + 64 <= d && ok; c += 64) ok = copy_fold_f16_cols<4>(src, ss, dst, n, d, c, lo, hi, init);
+  for (; c < d && ok; c += 16) ok = copy_fold_f16_cols<1>(src, ss, dst, n, d, c, lo, hi, init);
+  return ok;
+}
+
+// copy_fold_rows for f32 rows on AVX2: copy, exponent check and min / max
+// from one load per vector (8 channels x 4 vectors a step). minps / maxps
+// drop a NaN, so the finite check stays per element here.
+template <int V>
+__attribute__((target("avx2"))) inline void copy_fold_f32_cols(const float* src, int64_t ss, float* dst, int64_t n, int64_t d,
+                                                               int64_t c, float* lo, float* hi, bool init, __m256i& bad) {
+  const __m256i m = _mm256_set1_epi32(0x7f800000);
+  __m256 l[V], h[V];
+  for (int k = 0; k < V; ++k) {
+    if (init) {
+      const __m256 x = _mm256_loadu_ps(src + c + 8 * k);
+      _mm256_storeu_ps(dst + c + 8 * k, x);
+      bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(x), m), m));
+      l[k] = h[k] = x;
+    } else {
+      l[k] = _mm256_loadu_ps(lo + c + 8 * k);
+      h[k] = _mm256_loadu_ps(hi + c + 8 * k);
+    }
+  }
+  for (int64_t i = init ? 1 : 0; i < n; ++i) {
+    for (int k = 0; k < V; ++k) {
+      const __m256 x = _mm256_loadu_ps(src + i * ss + c + 8 * k);
+      _mm256_storeu_ps(dst + i * d + c + 8 * k, x);
+      bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(x), m), m));
+      l[k] = _mm256_min_ps(x, l[k]);  // std::min(lo, x), as fold_avx2
+      h[k] = _mm256_max_ps(x, h[k]);
+    }
+  }
+  for (int k = 0; k < V; ++k) {
+    _mm256_storeu_ps(lo + c + 8 * k, l[k]);
+    _mm256_storeu_ps(hi + c + 8 * k, h[k]);
+  }
+}
+// d a multiple of 8, n >= 1.
+__attribute__((target("avx2"))) bool copy_fold_f32_avx2(const float* src, int64_t ss, float* dst, int64_t n, int64_t d, float* lo,
+                                                        float* hi, bool init) {
+  __m256i bad = _mm256_setzero_si256();
+  int64_t c = 0;
+  for (; c + 32 <= d; c += 32) copy_fold_f32_cols<4>(src, ss, dst, n, d, c, lo, hi, init, bad);
+  for (; c < d; c += 8) copy_fold_f32_cols<1>(src, ss, dst, n, d, c, lo, hi, init, bad);
+  return _mm256_testz_si256(bad, bad) != 0;
+}
+
 template <typename T>
 void fold_simd(const T* rows, int64_t n, int64_t d, int64_t stride, float* lo, float* hi, bool init) {
   if (active_isa() >= IsaLevel::Avx512) fold_avx512(rows, n, d, stride, lo, hi, init);
@@ -210,6 +316,37 @@ void fold_stored_rows(const void* rows, DType t, int64_t n, int64_t d, int64_t s
       hi[c] = std::max(hi[c], x);
     }
   }
+}
+
+bool copy_fold_rows(const void* src, int64_t src_stride, void* dst, DType t, int64_t n, int64_t d, float* lo, float* hi, bool init) {
+  if (n <= 0) return true;
+#ifdef TP_QUEST_FOLD_X86
+  // The integer f16 fold on every AVX2+ core here (AVX-512 included: from
+  // registers it is 3 integer ops per 16 channels against 2 conversions and
+  // 2 min / max): the same bits as the f32 fold (quest_fold_bits.test).
+  if (t == DType::F16 && d % 16 == 0 && active_isa() >= IsaLevel::Avx2 && cpu_features().f16c) {
+    return copy_fold_f16_avx2(static_cast<const uint16_t*>(src), src_stride, static_cast<uint16_t*>(dst), n, d, lo, hi, init);
+  }
+  if (t == DType::F32 && d % 8 == 0 && active_isa() >= IsaLevel::Avx2) {
+    return copy_fold_f32_avx2(static_cast<const float*>(src), src_stride, static_cast<float*>(dst), n, d, lo, hi, init);
+  }
+#endif
+  // Elsewhere: check and copy each row, then fold the copied rows.
+  const size_t es = dtype_size(t), row = static_cast<size_t>(d) * es;
+  const uint32_t mask = t == DType::F32 ? 0x7f800000u : t == DType::F16 ? 0x7c00u : 0x7f80u;
+  for (int64_t r = 0; r < n; ++r) {
+    const auto* s = static_cast<const uint8_t*>(src) + static_cast<size_t>(r * src_stride) * es;
+    uint32_t any = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      uint32_t b = 0;
+      std::memcpy(&b, s + static_cast<size_t>(c) * es, es);
+      any |= static_cast<uint32_t>((b & mask) == mask);
+    }
+    if (any) return false;
+    std::memcpy(static_cast<uint8_t*>(dst) + static_cast<size_t>(r) * row, s, row);
+  }
+  fold_stored_rows(dst, t, n, d, d, lo, hi, init);
+  return true;
 }
 
 void bounds_to_f16(const float* x, int64_t d, uint16_t* out) {
