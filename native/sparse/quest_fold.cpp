@@ -193,6 +193,57 @@ __attribute__((target("avx2,f16c"))) inline bool copy_fold_f16_cols(const uint16
   }
   return true;
 }
+// Whole pages of f16 rows: per page and 64 channels, the copy and integer
+// fold above, with the page's bounds written as f16 rows (the exact extremes:
+// what bounds_to_f16 of their f32 values gives) straight into the summary.
+// n rows = pages * P; lo16, hi16 [pages, d]. false: a non-finite value.
+template <int V>
+__attribute__((target("avx2,f16c"))) inline __m256i copy_fold_f16_page_cols(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t P,
+                                                                           int64_t d, int64_t c, uint16_t* lo16, uint16_t* hi16) {
+  __m256i smax[V], umin[V], umax[V];
+  for (int k = 0; k < V; ++k) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + c + 16 * k));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c + 16 * k), x);
+    smax[k] = umin[k] = umax[k] = x;
+  }
+  for (int64_t i = 1; i < P; ++i) {
+    const uint16_t* s = src + i * ss + c;
+    uint16_t* o = dst + i * d + c;
+    for (int k = 0; k < V; ++k) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 16 * k));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 16 * k), x);
+      smax[k] = _mm256_max_epi16(smax[k], x);
+      umin[k] = _mm256_min_epu16(umin[k], x);
+      umax[k] = _mm256_max_epu16(umax[k], x);
+    }
+  }
+  const __m256i zero = _mm256_setzero_si256(), pos_inf_less1 = _mm256_set1_epi16(0x7bff);
+  const __m256i neg_inf = _mm256_set1_epi16(static_cast<short>(0xfc00));
+  __m256i bad = zero;
+  for (int k = 0; k < V; ++k) {
+    bad = _mm256_or_si256(bad, _mm256_cmpgt_epi16(smax[k], pos_inf_less1));
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi16(_mm256_max_epu16(umax[k], neg_inf), umax[k]));
+    const __m256i h16 = _mm256_blendv_epi8(smax[k], umin[k], _mm256_cmpgt_epi16(zero, smax[k]));
+    const __m256i l16 = _mm256_blendv_epi8(umin[k], umax[k], _mm256_cmpgt_epi16(zero, umax[k]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo16 + c + 16 * k), l16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi16 + c + 16 * k), h16);
+  }
+  return bad;
+}
+__attribute__((target("avx2,f16c"))) bool copy_fold_f16_pages_avx2(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t pages,
+                                                                   int64_t P, int64_t d, uint16_t* lo16, uint16_t* hi16) {
+  __m256i bad = _mm256_setzero_si256();
+  for (int64_t p = 0; p < pages; ++p) {
+    const uint16_t* s = src + p * P * ss;
+    uint16_t* o = dst + p * P * d;
+    int64_t c = 0;
+    for (; c + 64 <= d; c += 64) bad = _mm256_or_si256(bad, copy_fold_f16_page_cols<4>(s, ss, o, P, d, c, lo16 + p * d, hi16 + p * d));
+    for (; c < d; c += 16) bad = _mm256_or_si256(bad, copy_fold_f16_page_cols<1>(s, ss, o, P, d, c, lo16 + p * d, hi16 + p * d));
+    if (!_mm256_testz_si256(bad, bad)) return false;
+  }
+  return true;
+}
+
 // d a multiple of 16, n >= 1.
 __attribute__((target("avx2,f16c"))) bool copy_fold_f16_avx2(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t n, int64_t d,
                                                              float* lo, float* hi, bool init) {
@@ -347,6 +398,24 @@ bool copy_fold_rows(const void* src, int64_t src_stride, void* dst, DType t, int
   }
   fold_stored_rows(dst, t, n, d, d, lo, hi, init);
   return true;
+}
+
+bool copy_fold_pages_f16_available(int64_t d) {
+#ifdef TP_QUEST_FOLD_X86
+  return d % 16 == 0 && active_isa() >= IsaLevel::Avx2 && cpu_features().f16c;
+#else
+  (void)d;
+  return false;
+#endif
+}
+
+bool copy_fold_pages_f16(const uint16_t* src, int64_t src_stride, uint16_t* dst, int64_t pages, int64_t P, int64_t d, uint16_t* lo16,
+                         uint16_t* hi16) {
+#ifdef TP_QUEST_FOLD_X86
+  if (copy_fold_pages_f16_available(d)) return copy_fold_f16_pages_avx2(src, src_stride, dst, pages, P, d, lo16, hi16);
+#endif
+  (void)src, (void)src_stride, (void)dst, (void)pages, (void)P, (void)lo16, (void)hi16;
+  return false;
 }
 
 void bounds_to_f16(const float* x, int64_t d, uint16_t* out) {
