@@ -500,43 +500,10 @@ Status KvCache::append_float_rows(int64_t layer, const AppendInput& in) {
     const int64_t whole = fold ? (s.len + n) / P * P : 0;
     const bool folds = fold && whole > summary(layer, h).rows;
     const size_t es = dtype_size(in.k_dtype);
-    FreshRows fresh{static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride) * es, s.len,
-                    in.k_row_stride * static_cast<int64_t>(es)};
+    const FreshRows fresh{static_cast<const uint8_t*>(in.k) + static_cast<size_t>(h * in.k_head_stride) * es, s.len,
+                          in.k_row_stride * static_cast<int64_t>(es)};
     bool ok = true;
-    if (folds && in.k_dtype == rt && !summary_sums_[layer]) {
-      // One pass: each whole page's new keys are loaded once from the input,
-      // stored and folded from the registers (sparse::copy_fold_rows); the
-      // rows past the last whole page (or all of them, when the summary
-      // could not grow) are copied after.
-      fresh.copy_to = kdst;
-      sparse::PageSummary& sum = summary(layer, h);
-      // The page holding row s.len (its stored rows and the first new ones;
-      // or stored rows the summary lacks) through the open page's f32 rows.
-      const int64_t first_end = std::min(whole, (s.len + P - 1) / P * P);
-      if (sum.rows < first_end) (void)sync_summary(layer, h, first_end, &fresh);  // a refused allocation empties it: rebuilt at the next sparse attend
-      ok = fresh.finite;
-      // Then whole pages of new keys: an f16 cache's bounds are written
-      // straight into the summary as f16 rows (no f32 round trip per page).
-      const int64_t pages = (whole - first_end) / P;
-      if (ok && pages > 0 && rt == DType::F16 && sum.rows == first_end && fresh.copied == first_end - s.len &&
-          sparse::copy_fold_pages_f16_available(d)) {
-        Status grown = Status::ok();
-        const auto* src = static_cast<const uint16_t*>(fresh.rows) + fresh.copied * in.k_row_stride;
-        auto* dst = reinterpret_cast<uint16_t*>(kdst + static_cast<size_t>(fresh.copied) * rb);
-        const bool done = sparse::summary_append_pages(sum, sparse::SummaryFormat::F16, P, d, pages, s.rows_alloc, &grown, [&](uint8_t* lo, uint8_t* hi) {
-          return sparse::copy_fold_pages_f16(src, in.k_row_stride, dst, pages, P, d, reinterpret_cast<uint16_t*>(lo), reinterpret_cast<uint16_t*>(hi));
-        });
-        if (done) fresh.copied += pages * P;
-        else ok = !grown.is_ok();  // a refused allocation: copy the rest below, the summary is rebuilt at the next sparse attend
-      } else if (ok && sum.rows < whole) {
-        (void)sync_summary(layer, h, whole, &fresh);
-        ok = fresh.finite;
-      }
-      if (ok && fresh.copied < n) {
-        ok = copy(in.k, in.k_dtype, in.k_head_stride, in.k_row_stride, h, kdst + static_cast<size_t>(fresh.copied) * rb, fresh.copied,
-                  n - fresh.copied);
-      }
-    } else if (folds && in.k_dtype == rt) {
+    if (folds && in.k_dtype == rt) {
       // Page-aligned segments: copy, then fold the pages they complete.
       for (int64_t r0 = 0; r0 < n && ok;) {
         const int64_t r1 = std::min(n, ((s.len + r0) / P * P + seg_rows) - s.len);

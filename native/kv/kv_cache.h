@@ -282,20 +282,12 @@ class KvCache final : public KvCacheApi {
   Status sync_summary(int64_t layer, int64_t h);
   // The same up to `rows` rows (append folds rows written but not yet
   // counted), rows from fresh->first on read from the append's input (of the
-  // storage's dtype, stride_bytes apart) instead of the storage. With
-  // copy_to (a float cache's append: row fresh->first's place in the key
-  // storage), those rows are also copied there as they are folded, one pass
-  // over the input (sparse::copy_fold_rows): `copied` counts the rows
-  // written, `finite` turns false at a non-finite value (nothing more is
-  // copied or folded then; the caller refolds).
+  // storage's dtype, stride_bytes apart) instead of the storage.
   struct FreshRows {
     const void* rows;
     int64_t first, stride_bytes;
-    uint8_t* copy_to = nullptr;
-    int64_t copied = 0;
-    bool finite = true;
   };
-  Status sync_summary(int64_t layer, int64_t h, int64_t rows, FreshRows* fresh);
+  Status sync_summary(int64_t layer, int64_t h, int64_t rows, const FreshRows* fresh);
   // After an append: rows from `changed[h]` on changed (int caches re-quantize the tail).
   void summaries_after_append(int64_t layer, const std::vector<int64_t>& changed);
   void summaries_rebuild(int64_t layer);  // after compression: best effort

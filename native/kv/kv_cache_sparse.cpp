@@ -57,7 +57,7 @@ void KvCache::read_rows_f32(const HeadStore& s, int64_t first, int64_t n, float*
 
 Status KvCache::sync_summary(int64_t layer, int64_t h) { return sync_summary(layer, h, head(layer, h).len, nullptr); }
 
-Status KvCache::sync_summary(int64_t layer, int64_t h, int64_t rows, FreshRows* fresh) {
+Status KvCache::sync_summary(int64_t layer, int64_t h, int64_t rows, const FreshRows* fresh) {
   const HeadStore& s = head(layer, h);
   summary(layer, h).with_sums = summary_sums_[layer] != 0;
   // Size the summaries like the key storage (2 rows per P of its rows).
@@ -73,20 +73,12 @@ Status KvCache::sync_summary(int64_t layer, int64_t h, int64_t rows, FreshRows* 
     // storage's dtype). Reading a row back right after the append stored it
     // stalled on the stores (store-to-load forwarding across widths).
     auto fold = [&](int64_t first, int64_t n, bool init) {
-      if (fresh && !fresh->finite) return;  // a refused value: the caller refolds
       const int64_t stored = fresh ? std::clamp<int64_t>(fresh->first - first, 0, n) : n;
       if (stored > 0) sparse::fold_stored_rows(k + first * row_bytes, t, stored, d, d, sum.open_lo.data(), sum.open_hi.data(), init);
       if (n > stored) {
-        const int64_t r = first + stored - fresh->first;  // the first fresh row
-        const char* src = static_cast<const char*>(fresh->rows) + r * fresh->stride_bytes;
-        const int64_t stride = fresh->stride_bytes / static_cast<int64_t>(dtype_size(t));
-        if (fresh->copy_to) {
-          fresh->finite = sparse::copy_fold_rows(src, stride, fresh->copy_to + r * row_bytes, t, n - stored, d, sum.open_lo.data(),
-                                                 sum.open_hi.data(), init && stored == 0);
-          if (fresh->finite) fresh->copied = r + n - stored;
-        } else {
-          sparse::fold_stored_rows(src, t, n - stored, d, stride, sum.open_lo.data(), sum.open_hi.data(), init && stored == 0);
-        }
+        const char* src = static_cast<const char*>(fresh->rows) + (first + stored - fresh->first) * fresh->stride_bytes;
+        sparse::fold_stored_rows(src, t, n - stored, d, fresh->stride_bytes / static_cast<int64_t>(dtype_size(t)), sum.open_lo.data(),
+                                 sum.open_hi.data(), init && stored == 0);
       }
     };
     return sparse::summary_sync_fold(sum, summary_format(), P, d, rows, cap_rows, fold);

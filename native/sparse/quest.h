@@ -70,21 +70,6 @@ void fold_rows(const float* rows, int64_t n, int64_t d, float* lo, float* hi, bo
 // fold_rows over n rows of dtype t (f32 | f16 | bf16), decoded exactly,
 // row r at element r * stride.
 void fold_stored_rows(const void* rows, DType t, int64_t n, int64_t d, int64_t stride, float* lo, float* hi, bool init);
-// Copies n key rows of dtype t (f32 | f16 | bf16) bit for bit from src (row
-// r at element r * src_stride) to dst (rows packed, [n, d]) and folds them
-// into lo, hi as fold_stored_rows would (init: from the first row), in one
-// pass over the input: each vector is loaded once, stored, and folded from
-// the register. false: some element is NaN or infinite (dst, lo and hi then
-// hold partial results; the caller refolds).
-bool copy_fold_rows(const void* src, int64_t src_stride, void* dst, DType t, int64_t n, int64_t d, float* lo, float* hi, bool init);
-// copy_fold_rows of `pages` whole pages of P f16 rows (init at each page),
-// each page's bounds written as f16 rows lo16, hi16 [pages, d] (the F16
-// summary format's rows: the same bits as folding in f32 and storing).
-// Only where copy_fold_pages_f16_available(d) (AVX2 + F16C, d % 16 == 0).
-// false: a non-finite value.
-bool copy_fold_pages_f16_available(int64_t d);
-bool copy_fold_pages_f16(const uint16_t* src, int64_t src_stride, uint16_t* dst, int64_t pages, int64_t P, int64_t d, uint16_t* lo16,
-                         uint16_t* hi16);
 // f32 bounds to f16, rounding to nearest even (f32_to_f16).
 void bounds_to_f16(const float* x, int64_t d, uint16_t* out);
 
@@ -138,11 +123,6 @@ Status summary_sync(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t 
 template <typename Fold>
 Status summary_sync_fold(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t d, int64_t n, int64_t capacity_rows,
                          Fold&& fold);
-
-// Whole pages appended in place by write(lo, hi) (quest_sync.inl).
-template <typename Write>
-bool summary_append_pages(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t d, int64_t pages, int64_t capacity_rows,
-                          Status* st, Write&& write);
 
 // Page p's bounds as f32 rows (stored pages are decoded into lo, hi; the
 // open page is returned in place). Returns the two row pointers.

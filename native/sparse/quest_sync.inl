@@ -47,43 +47,6 @@ Status summary_sync_fold(PageSummary& s, SummaryFormat f, int64_t page_size, int
   return Status::ok();
 }
 
-// Appends `pages` whole pages to a summary that ends at a page boundary
-// (s.rows == s.stored * P, no sums, a float format): capacity as
-// summary_sync_fold, then write(lo, hi) fills the pages' bound rows in the
-// format's element (bytes lo, hi of [pages, d] elements) and returns false
-// to refuse them (a non-finite key: the summary is left as it was).
-// Returns the write's result; false with *st an error when the storage
-// could not grow (the summary is then empty, as summary_sync_fold leaves it).
-template <typename Write>
-bool summary_append_pages(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t d, int64_t pages, int64_t capacity_rows,
-                          Status* st, Write&& write) {
-  const int64_t P = page_size;
-  const size_t es = summary_elem_bytes(f);
-  const size_t at = static_cast<size_t>(s.stored * d) * es, add = static_cast<size_t>(pages * d) * es;
-  try {
-    const int64_t n = s.rows + pages * P;
-    const int64_t need = page_count(std::max(n, capacity_rows), P);
-    if (static_cast<int64_t>(s.lo.capacity()) < page_count(n, P) * d * static_cast<int64_t>(es)) {
-      s.lo.reserve(static_cast<size_t>(need * d) * es);
-      s.hi.reserve(static_cast<size_t>(need * d) * es);
-    }
-    s.lo.resize(at + add);
-    s.hi.resize(at + add);
-  } catch (const std::bad_alloc&) {
-    summary_truncate(s, 0, P);
-    *st = Status::out_of_memory("sparse: cannot allocate the Quest page summaries");
-    return false;
-  }
-  if (!write(s.lo.data() + at, s.hi.data() + at)) {
-    s.lo.resize(at);
-    s.hi.resize(at);
-    return false;
-  }
-  s.rows += pages * P;
-  s.stored += pages;
-  return true;
-}
-
 template <typename Read>
 Status summary_sync(PageSummary& s, SummaryFormat f, int64_t page_size, int64_t d, int64_t n, int64_t capacity_rows, Read&& read) {
   thread_local std::vector<float> rows;

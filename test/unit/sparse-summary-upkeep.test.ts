@@ -182,11 +182,13 @@ describe.each(FLOAT_DTYPES)('Quest summaries through appends (%s cache)', (dtype
     expectExact(cache, 0);
   });
 
-  // The f16 copy-and-fold kernel (quest_fold.cpp copy_fold_f16_avx2) finds a
-  // non-finite key from its fold accumulators (a +inf / +NaN is the signed
-  // max, a -inf / -NaN the unsigned max), not per element: every pattern of
-  // an all-ones exponent, either sign, anywhere in a page, must be refused,
-  // with the cache's keys and summaries left as they were.
+  // Every pattern of an all-ones exponent, either sign, anywhere in a page
+  // an append folds (its first element, its middle, the open page, the
+  // first new row of a page completed from stored rows) must be refused,
+  // with the cache's keys and summaries left as they were. A fold that finds
+  // non-finite keys from its min / max accumulators instead of per element
+  // (the f16 copy-and-fold kernel tried in docs/sparse.md, summary upkeep)
+  // must meet this too.
   test('a non-finite key of either sign anywhere in a folded page is refused', () => {
     const d = 64;
     const H = 2;
