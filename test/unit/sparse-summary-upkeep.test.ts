@@ -181,4 +181,57 @@ describe.each(FLOAT_DTYPES)('Quest summaries through appends (%s cache)', (dtype
     appendRandom(cache, rng, H, d, 5);
     expectExact(cache, 0);
   });
+
+  // Every pattern of an all-ones exponent, either sign, anywhere in a page
+  // an append folds (its first element, its middle, the open page, the
+  // first new row of a page completed from stored rows) must be refused,
+  // with the cache's keys and summaries left as they were. A fold that finds
+  // non-finite keys from its min / max accumulators instead of per element
+  // (the f16 copy-and-fold kernel tried in docs/sparse.md, summary upkeep)
+  // must meet this too.
+  test('a non-finite key of either sign anywhere in a folded page is refused', () => {
+    const d = 64;
+    const H = 2;
+    const rng = mulberry32(23);
+    const cache = new KvCache({ nLayers: 1, nKvHeads: H, headDim: d, capacity: 4096, dtype });
+    appendRandom(cache, rng, H, d, 21);
+    cache.attend(0, randomTensor3(rng, 'f32', [H, 1, d], 1), { sparse: { method: 'quest', budget: 32, pageSize: P }, remember: false });
+    const snapshot = () => {
+      const s = cache.questSummaries(0);
+      const e = cache.export(0, { dtype: 'f32' });
+      return { lo: Array.from(s.kmin.data), hi: Array.from(s.kmax.data), k: Array.from(e.k.data), lengths: Array.from(e.lengths) };
+    };
+    const before = snapshot();
+    const own = dtype as 'f32' | 'f16' | 'bf16';
+    // Bit patterns: +inf, -inf, +NaN, -NaN (and f16's largest NaN payloads).
+    const bits = own === 'f32' ? [0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001]
+      : own === 'f16' ? [0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x7c01, 0xffff, 0x7fff] : [0x7f80, 0xff80, 0x7fc0, 0xffc0];
+    // Rows 21..60: page 1 (rows 16..31) completes from 5 stored rows and
+    // input rows 0..10, page 2 is input rows 11..26, rows 27..39 stay in
+    // the open page (copied, not folded).
+    const m = 40;
+    // (head, input row, channel): page 2's first element, its middle, the
+    // open page's last key, page 1's first input row.
+    const places = [[0, 11, 0], [1, 20, 33], [1, m - 1, d - 1], [0, 0, 17]] as const;
+    for (const b of bits) {
+      for (const [h, r, c] of places) {
+        const k = randomTensor3(rng, own, [H, m, d], 3);
+        const v = randomTensor3(rng, own, [H, m, d], 1);
+        const i = (h * m + r) * d + c;
+        if (own === 'f32') {
+          const a = k.data as Float32Array;
+          a.fill(-1000);  // folded, they would move every kmin
+          new Uint32Array(a.buffer, a.byteOffset, a.length)[i] = b;
+        } else {
+          const a = k.data as Uint16Array;
+          a.fill(own === 'f16' ? 0xe3d0 : 0xc47a);
+          a[i] = b;
+        }
+        expect(() => cache.append(0, k, v), `bits 0x${b.toString(16)} at ${h},${r},${c}`).toThrow(/finite/);
+        expect(snapshot()).toEqual(before);
+      }
+    }
+    appendRandom(cache, rng, H, d, 40, own);
+    expectExact(cache, 0);
+  });
 });
