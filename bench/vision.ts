@@ -95,7 +95,7 @@ export async function runVisionBench(opts: VisionBenchOptions): Promise<VisionBe
   if (threads !== before) setThreads(threads);
   const skipped: VisionBenchReport['skipped'] = [];
   const benched = opts.methods.filter((m) => {
-    if (!m.bench) skipped.push({ method: m.name, reason: 'no bench (a floor: plain JS, not an operator)' });
+    if (!m.bench) skipped.push({ method: m.name, reason: m.family === 'floor' ? 'no bench (a floor: plain JS, not an operator)' : 'no bench adapter' });
     return m.bench !== undefined;
   });
   const total = shapes.length * dims.length * (1 + benched.length);
