@@ -333,3 +333,38 @@ describe('the run, offline', () => {
     }
   });
 });
+
+describe('bench vision', () => {
+  test('rows per shape and dim, ratios from the same run, floors skipped, a throwing method reported', async () => {
+    const { runVisionBench, formatVisionBenchTable } = await import('../../bench/vision.js');
+    const seen: Array<[number, number, number, number]> = [];
+    const fake = {
+      name: 'fake', family: 'prune' as const, usesSideInputs: false, run: floorMethods[0]!.run,
+      bench: {
+        native: (t: Float32Array, frames: number, n: number, dim: number, keep: number) => { seen.push([frames, n, dim, keep]); return t[0]; },
+        reference: (t: Float32Array) => t.reduce((s, x) => s + x, 0),
+      },
+    };
+    const broken = { ...fake, name: 'broken', bench: { native: () => { throw new Error('boom'); }, reference: () => 0 } };
+    const dir = mkdtempSync(join(tmpdir(), 'tp-vbench-'));
+    try {
+      const r = await runVisionBench({
+        methods: [floorMethods[0]!, fake, broken], shapes: [{ frames: 1, n: 9 }, { frames: 3, n: 5 }], dims: [16],
+        keepRatio: 0.5, reps: 2, refReps: 2, progress: false, outFile: join(dir, 'r.json'),
+      });
+      expect(r.rows.map((x) => [x.method, x.frames, x.n, x.dim, x.bytes])).toEqual([['fake', 1, 9, 16, 9 * 16 * 4], ['fake', 3, 5, 16, 3 * 5 * 16 * 4]]);
+      for (const x of r.rows) {
+        expect(x.nativeOverPass).toBeCloseTo(x.nativeMs / x.onePassMs, 12);
+        expect(x.speedup).toBeCloseTo(x.referenceMs! / x.nativeMs, 12);
+        expect(x.readGBs).toBeGreaterThan(0);
+      }
+      expect(seen[0]).toEqual([1, 9, 16, 0.5]);
+      expect(r.skipped.map((s) => s.method)).toEqual(['random', 'broken', 'broken']);
+      expect(r.skipped[1]!.reason).toBe('1x9x16: boom');
+      expect(JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')).rows).toHaveLength(2);
+      expect(formatVisionBenchTable(r)).toContain('| fake | 3x5 | 16 |');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
