@@ -36,7 +36,8 @@ export interface CorpusOptions {
   log?: (message: string) => void;
 }
 
-function repoRoot(): string {
+/** The repository root (the directory with package.json next to binding.gyp). */
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
@@ -48,16 +49,22 @@ function repoRoot(): string {
 
 const PACKAGES = ['dict-gcide', 'fortunes'] as const;
 
-function debFor(dir: string, pkg: string): string | undefined {
+/** The cached .deb of `pkg` in `dir` (the first by name), if any. */
+export function debFor(dir: string, pkg: string): string | undefined {
   const name = readdirSync(dir).filter((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb')).sort()[0];
   return name === undefined ? undefined : join(dir, name);
 }
 
-function download(debDir: string, log: (m: string) => void): void {
-  if (PACKAGES.every((p) => debFor(debDir, p) !== undefined)) return;
-  const run = () => execFileSync('apt-get', ['download', ...PACKAGES], { cwd: debDir, stdio: 'pipe' });
+/**
+ * `apt-get download` of every package in `packages` that has no .deb in
+ * `debDir` yet (one `apt-get update` and a retry on failure). Shared by the
+ * coding corpus and the vision eval's images (lib/vision/eval/images.ts).
+ */
+export function aptDownload(debDir: string, packages: readonly string[], log: (m: string) => void): void {
+  if (packages.every((p) => debFor(debDir, p) !== undefined)) return;
+  const run = () => execFileSync('apt-get', ['download', ...packages], { cwd: debDir, stdio: 'pipe' });
   try {
-    log(`apt-get download ${PACKAGES.join(' ')}`);
+    log(`apt-get download ${packages.join(' ')}`);
     run();
   } catch {
     log('apt-get download failed; running apt-get update, then retrying');
@@ -66,7 +73,8 @@ function download(debDir: string, log: (m: string) => void): void {
   }
 }
 
-function debVersion(deb: string): string {
+/** The Version field of a .deb (dpkg-deb -f). */
+export function debVersion(deb: string): string {
   return execFileSync('dpkg-deb', ['-f', deb, 'Version'], { encoding: 'utf8' }).trim();
 }
 
@@ -108,7 +116,7 @@ export async function ensureCorpus(opts: CorpusOptions = {}): Promise<Corpus> {
   const debDir = join(cache, 'debs');
   const root = join(cache, 'root');
   mkdirSync(debDir, { recursive: true });
-  download(debDir, log);
+  aptDownload(debDir, PACKAGES, log);
   const versions: string[] = [];
   for (const pkg of PACKAGES) {
     const deb = debFor(debDir, pkg)!;

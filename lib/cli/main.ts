@@ -9,6 +9,7 @@ import { runTour } from './tour.js';
 import { registerEvalKv } from './eval-kv.js';
 import { registerEvalRank } from './eval-rank.js';
 import { registerEvalPrompt } from './eval-prompt.js';
+import { registerVision } from './vision.js';
 import { registerTrainModel } from './train-model.js';
 import { registerGenerate } from './generate.js';
 import { registerBenchLm } from '../../bench/lm-decode.js';
@@ -320,6 +321,7 @@ const evalCmd = program.command('eval').description('Quality evaluations: each p
 registerEvalKv(evalCmd);
 registerEvalRank(evalCmd);
 registerEvalPrompt(evalCmd);
+registerVision(evalCmd, bench);
 
 registerTrainModel(program);
 
