@@ -7,10 +7,16 @@
  *   ...floorMethods, ...tomeMethods,
  */
 import type { VisionEvalMethod } from '../types.js';
+import { clusterMethods } from './methods-cluster.js';
 import { floorMethods } from './methods-floor.js';
+import { selectMethods } from './methods-select.js';
+import { tomeMethods } from './methods-tome.js';
 
 export const VISION_EVAL_METHODS: readonly VisionEvalMethod[] = [
   ...floorMethods,
+  ...tomeMethods,
+  ...selectMethods,
+  ...clusterMethods,
 ];
 
 /** The names of every method, in table order. */
