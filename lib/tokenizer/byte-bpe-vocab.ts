@@ -295,6 +295,18 @@ export class ByteBpeVocab implements TokenVocabIndex {
     return utf8Decode(this.decodeBytes(ids));
   }
 
+  /**
+   * BPE of `bytes` as ONE pre-token (no regex split, no UTF-8 tail rule): the
+   * merge step alone, for callers that found the pre-token boundaries
+   * themselves (byte-probs' canonical-prefix rows). Empty bytes: [].
+   */
+  encodePiece(bytes: Uint8Array): number[] {
+    checkBytes('bytes', bytes);
+    const ids: number[] = [];
+    this.encodePieces(bytes, [0], ids);
+    return ids;
+  }
+
   /** False for any unused or special id (encodeBytes never emits one). */
   isCanonical(ids: ArrayLike<number>): boolean {
     checkIds('ids', ids, this.size);
