@@ -78,9 +78,18 @@ export interface ByteProbsOptions {
   prefix?: readonly number[];
   /** Mask rows memoized (vocab.size bytes each); default 512. 0: no memo. */
   maskMemo?: number;
+  /**
+   * false (default, the official run_TR): masked tokens lose their
+   * probability, so the masked process loses mass. true: every LM row is
+   * divided by its masked-in mass (validMass), so the masked process is the
+   * token LM restricted to canonical prefixes and renormalized; the byte
+   * rows then give the same code length as that model's token-level loss
+   * (up to the end term -log2 exactShare).
+   */
+  renormalize?: boolean;
 }
 
-const OPTION_NAMES = ['mask', 'prefix', 'maskMemo'] as const;
+const OPTION_NAMES = ['mask', 'prefix', 'maskMemo', 'renormalize'] as const;
 const UNIFORM = 1 / 256;
 
 /** Per vocabulary: token bytes, first byte, the tokens by first byte (never changes). */
@@ -122,6 +131,7 @@ export class TokenByteProbs {
   readonly mask: ByteProbsMask;
   readonly prefix: readonly number[];
   readonly maskMemo: number;
+  readonly renormalize: boolean;
   /** @internal */ readonly tables: VocabTables;
   readonly #rows: CanonicalPrefixRows;
   #allOnes: Uint8Array | null = null;
@@ -139,6 +149,8 @@ export class TokenByteProbs {
     if (o.prefix !== undefined && !Array.isArray(o.prefix)) throw typeError('options.prefix', 'an array of token ids', o.prefix);
     this.prefix = ((o.prefix as number[] | undefined) ?? []).map((id, i) => checkInteger(`options.prefix[${i}]`, id, 0, vocab.size - 1));
     this.maskMemo = o.maskMemo === undefined ? 512 : checkInteger('options.maskMemo', o.maskMemo, 0, 1 << 20);
+    if (o.renormalize !== undefined && typeof o.renormalize !== 'boolean') throw typeError('options.renormalize', 'a boolean', o.renormalize);
+    this.renormalize = o.renormalize === true;
     this.tables = vocabTables(vocab);
     this.#rows = new CanonicalPrefixRows(vocab, this.tables.first, this.maskMemo);
   }
@@ -210,6 +222,8 @@ interface ExactState {
   w: number;
   row: Float64Array | null;
   mask: Uint8Array | null;
+  /** 1, or 1 / validMass with options.renormalize (NaN until the rows are read). */
+  scale: number;
 }
 
 function sameSeq(a: readonly number[], b: readonly number[], n = Math.max(a.length, b.length)): boolean {
@@ -236,7 +250,7 @@ export class ByteProbStepper {
   #localTokens: number[] = [];
   #split = 0;
   /** Exact states (weights relative: everything is renormalized to sum 1 after each byte). */
-  #ex: ExactState[] = [{ seq: [], w: 1, row: null, mask: null }];
+  #ex: ExactState[] = [{ seq: [], w: 1, row: null, mask: null, scale: NaN }];
   /** Covers with a non-empty remainder: last token, bytes of it already inside x, weight, absolute start, the exact state's sequence before it. */
   #tok: number[] = [];
   #off: number[] = [];
@@ -311,10 +325,15 @@ export class ByteProbStepper {
     return c;
   }
 
-  #ensure(e: ExactState): { row: Float64Array; mask: Uint8Array } {
+  #ensure(e: ExactState): { row: Float64Array; mask: Uint8Array; scale: number } {
     e.row ??= this.owner.lmRow(this.#global, e.seq);
     e.mask ??= this.owner.maskRow(e.seq);
-    return { row: e.row, mask: e.mask };
+    if (Number.isNaN(e.scale)) {
+      let m = 0;
+      if (this.owner.renormalize) for (let t = 0; t < e.row.length; t++) if (e.mask[t] === 1) m += e.row[t]!;
+      e.scale = !this.owner.renormalize ? 1 : m > 0 ? 1 / m : 0;
+    }
+    return { row: e.row, mask: e.mask, scale: e.scale };
   }
 
   /** P(next byte | bytes so far): a new Float64Array [256] summing to 1 (uniform when every weight is 0). */
@@ -324,12 +343,13 @@ export class ByteProbStepper {
     const acc = new Float64Array(256);
     for (const e of this.#ex) {
       if (!(e.w > 0)) continue;
-      const { row, mask } = this.#ensure(e);
+      const { row, mask, scale } = this.#ensure(e);
       acc.fill(0);
       for (let t = 0; t < row.length; t++) {
         if (mask[t] === 1) acc[first[t]!] = acc[first[t]!]! + row[t]!;
       }
-      for (let b = 0; b < 256; b++) dist[b] = dist[b]! + acc[b]! * e.w;
+      const k = e.w * scale;
+      for (let b = 0; b < 256; b++) dist[b] = dist[b]! + acc[b]! * k;
     }
     for (let i = 0; i < this.#tok.length; i++) {
       const b = bytes[this.#tok[i]!]![this.#off[i]!]!;
@@ -350,7 +370,7 @@ export class ByteProbStepper {
    */
   validMass(): number {
     let e = this.#ex.find((s) => sameSeq(s.seq, this.#localTokens));
-    e ??= { seq: this.#localTokens.slice(), w: 0, row: null, mask: null };
+    e ??= { seq: this.#localTokens.slice(), w: 0, row: null, mask: null, scale: NaN };
     const { row, mask } = this.#ensure(e);
     let m = 0;
     for (let t = 0; t < row.length; t++) if (mask[t] === 1) m += row[t]!;
@@ -368,7 +388,7 @@ export class ByteProbStepper {
     const done: ExactState[] = [];
     const keep = (t: number, o: number, wt: number, s: number, p: number[]): void => {
       if (o === bytes[t]!.length) {
-        done.push({ seq: [...p, t], w: wt, row: null, mask: null });
+        done.push({ seq: [...p, t], w: wt, row: null, mask: null, scale: NaN });
       } else {
         tok.push(t);
         off.push(o);
@@ -385,19 +405,21 @@ export class ByteProbStepper {
     // (2) S + t for every exact state S, t masked in and starting with byte.
     for (const e of this.#ex) {
       if (!(e.w > 0)) continue;
-      const row = e.row!, mask = e.mask!;
+      const row = e.row!, mask = e.mask!, k = e.w * e.scale;
       for (const t of byFirst[byte]!) {
         const p = row[t]!;
         if (mask[t] !== 1 || !(p > 0)) continue;
-        keep(t, 1, e.w * p, n, e.seq);
+        keep(t, 1, k * p, n, e.seq);
       }
     }
     this.length = n + 1;
     this.#local.push(byte);
     const localTokens = vocab.encodeBytes(Uint8Array.from(this.#local));
     // The finished covers are the exact states of x b (masked in when they were
-    // extended). Mask 'none' keeps only E(x b), as the official fast mode does.
-    this.#ex = this.owner.mask === 'none' ? done.filter((e) => sameSeq(e.seq, localTokens)) : done;
+    // extended). Mask 'none' keeps one, E(x b), with the weight of every
+    // finished cover that ends in E(x b)'s last token (one LM call per byte,
+    // as before; not exact).
+    this.#ex = this.owner.mask === 'none' ? this.#noneState(done, localTokens) : done;
     this.#localTokens = localTokens;
     this.#tok = tok;
     this.#off = off;
@@ -406,6 +428,14 @@ export class ByteProbStepper {
     this.#parent = parent;
     this.#moveSplit();
     this.#renormalize();
+  }
+
+  /** Mask 'none': E(x b) (local tokens) weighted by the finished covers whose last token is E(x b)'s last token. */
+  #noneState(done: ExactState[], localTokens: number[]): ExactState[] {
+    const last = localTokens[localTokens.length - 1]!;
+    let w = 0;
+    for (const e of done) if (e.seq[e.seq.length - 1] === last) w += e.w;
+    return w > 0 ? [{ seq: localTokens.slice(), w, row: null, mask: null, scale: NaN }] : [];
   }
 
   /** Moves the split to the last pre-token start of the local bytes (tokens before it become global). */
@@ -432,7 +462,8 @@ export class ByteProbStepper {
       const p = this.#parent[i]!;
       let q = cut.get(p);
       if (q === undefined) {
-        q = sameSeq(p, head, k) ? p.slice(k) : null;
+        // (mask 'none' tracks E(x) alone and keeps every cover that does not cross s, as before)
+        q = sameSeq(p, head, k) ? p.slice(k) : this.owner.mask === 'none' ? p.slice(Math.min(k, p.length)) : null;
         cut.set(p, q);
       }
       if (q === null) continue;

@@ -84,7 +84,12 @@ export function isCanonicalPrefix(vocab: TokenVocab, ids: readonly number[]): bo
   return canonicalPrefixCheck(vocab, ids);
 }
 
-const WS_END = /[\s\u0085]$/u;
+/** A UTF-16 unit that is whitespace for the pre-tokenizer regexes (JS \s, plus U+0085 which Rust's \s has). */
+function isSpace(c: number): boolean {
+  if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) return true;
+  if (c < 0x85) return false;
+  return c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
 
 /** Per vocabulary: token strings (null when not valid UTF-8 alone) and the sticky first-piece regex. */
 interface FastTables {
@@ -175,31 +180,49 @@ export class CanonicalPrefixRows {
       while (acc < eb && k < local.length) acc += vocab.tokenBytes(local[k++]!).length;
       if (acc === eb && k > 0) {
         const head = vocab.encodePiece(u.subarray(0, eb));
-        if (head.length === k && head.every((v, i) => v === local[i])) s = { sub: this.row(local.slice(k)) };
+        let same = head.length === k;
+        for (let i = 0; same && i < k; i++) same = head[i] === local[i];
+        if (same) s = { sub: this.row(local.slice(k)) };
       }
       splits.set(e, s);
       return s;
     };
     const want = [...local, 0];
+    let buf = new Uint8Array(u.length + 64);
+    buf.set(u);
     for (let t = 0; t < first.length; t++) {
       if (first[t]! < 0) continue;
       const ts = strs[t];
       if (ts === null || ts === undefined) {
-        row[t] = this.#slow(local, t);
+        // Not UTF-8 alone: the bytes end in an invalid tail, which encodeBytes
+        // merges with the last pre-token; a continuation joins that segment, so
+        // (BPE being prefix-closed) only the bytes as they are can make it canonical.
+        this.stats.slow++;
+        row[t] = canonicalPrefixCheck(vocab, local, t, false) ? 1 : 0;
         continue;
       }
       const z = uStr + ts;
       sticky.lastIndex = 0;
       const m = sticky.exec(z);
       const e = m === null ? 0 : m[0].length;
-      // Bytes that end in whitespace: a continuation may move a boundary (look-ahead, `$`).
-      const ws = WS_END.test(z);
+      // Bytes that end in whitespace: a continuation may move a boundary (look-ahead,
+      // `$`) inside or at the start of that whitespace run, not a first piece ending before it.
+      let wsAt = z.length;
+      while (wsAt > 0 && isSpace(z.charCodeAt(wsAt - 1))) wsAt--;
+      const ws = e > wsAt;
       if (e === 0) {
         row[t] = this.#slow(local, t); // no piece at 0 (a gap): not the tiktoken shape
       } else if (e >= z.length) {
-        const enc = vocab.encodePiece(concat(u, vocab.tokenBytes(t)));
+        const tb = vocab.tokenBytes(t);
+        if (buf.length < u.length + tb.length) {
+          buf = new Uint8Array(u.length + tb.length);
+          buf.set(u);
+        }
+        buf.set(tb, u.length);
+        const enc = vocab.encodePiece(buf.subarray(0, u.length + tb.length));
         want[local.length] = t;
-        const ok = enc.length === want.length && enc.every((v, i) => v === want[i]);
+        let ok = enc.length === want.length;
+        for (let i = 0; ok && i < want.length; i++) ok = enc[i] === want[i];
         row[t] = ok ? 1 : ws ? this.#slow(local, t) : 0;
       } else if (ws) {
         row[t] = this.#slow(local, t);
