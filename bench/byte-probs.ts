@@ -77,15 +77,17 @@ function pass(vocab: TokenVocab, kn: TokenKnModel, data: Uint8Array, mask: ByteP
   const t0 = performance.now();
   const s = probs.start();
   // token starts (byte offsets) of the canonical encoding: where the masked mass is read
-  const starts = new Set<number>();
+  // token starts of the canonical encoding -> tokens before them: where the masked mass is read
+  // (after the prefix of E(slice), which at a look-ahead boundary is not E of the bytes so far)
+  const starts = new Map<number, number>();
   let at = 0;
-  for (const t of tokens) {
-    starts.add(at);
+  tokens.forEach((t, j) => {
+    starts.set(at, j);
     at += vocab.tokenBytes(t).length;
-  }
+  });
   let bits = 0, logZ = 0, chain = 0, multi = 0, minP = 1;
   for (let i = 0; i < data.length; i++) {
-    if (mask === 'canonical' && starts.has(i)) logZ += Math.log2(s.validMass());
+    if (mask === 'canonical' && starts.has(i)) logZ += Math.log2(s.validMass(tokens.slice(0, starts.get(i))));
     const row = s.probs();
     minP = Math.min(minP, row[data[i]!]!);
     bits -= Math.log2(row[data[i]!]!);

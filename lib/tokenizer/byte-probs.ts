@@ -226,7 +226,7 @@ interface ExactState {
   scale: number;
 }
 
-function sameSeq(a: readonly number[], b: readonly number[], n = Math.max(a.length, b.length)): boolean {
+function sameSeq(a: ArrayLike<number>, b: ArrayLike<number>, n = Math.max(a.length, b.length)): boolean {
   if (a.length < n || b.length < n) return false;
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -367,10 +367,21 @@ export class ByteProbStepper {
    * The LM mass that the mask keeps after E(x): sum of P(t | E(x)) over the
    * masked-in tokens t (1 minus what the mask removes). The masked model's
    * renormalized token loss at a token boundary is -log2 P(t | E(x)) + log2 validMass().
+   * tokens: the same for another sequence that decodes to the bytes so far
+   * (the whole sequence, starting with the tokens before the split).
    */
-  validMass(): number {
-    let e = this.#ex.find((s) => sameSeq(s.seq, this.#localTokens));
-    e ??= { seq: this.#localTokens.slice(), w: 0, row: null, mask: null, scale: NaN };
+  validMass(tokens?: readonly number[]): number {
+    let local: readonly number[] = this.#localTokens;
+    if (tokens !== undefined) {
+      // An exact state given by its whole sequence (e.g. the prefix of the final E(x) at a look-ahead boundary).
+      if (!Array.isArray(tokens)) throw typeError('tokens', 'an array of token ids', tokens);
+      const g = this.#global.length;
+      if (tokens.length < g || !sameSeq(tokens, this.#global, g)) throw rangeError('tokens', 'a sequence that starts with the tokens before the split', tokens.length);
+      local = tokens.slice(g);
+      if (!sameSeq(this.owner.vocab.decodeBytes(local), this.#local)) throw rangeError('tokens', 'a sequence that decodes to the bytes so far', tokens.length);
+    }
+    let e = this.#ex.find((s) => sameSeq(s.seq, local));
+    e ??= { seq: local.slice(), w: 0, row: null, mask: null, scale: NaN };
     const { row, mask } = this.#ensure(e);
     let m = 0;
     for (let t = 0; t < row.length; t++) if (mask[t] === 1) m += row[t]!;
