@@ -36,9 +36,17 @@
  *     row[t] = row(L')[t] (recursion; row([]) is computed once per vocab).
  * A regex with no look-behind restarts at e independently of what came
  * before, so this is encodeBytes(decode(L t)) == L t exactly. The probes can
- * only change a boundary decided by a look-ahead or `$` at the END of the
- * bytes, i.e. when they end in whitespace: only those tokens (and tokens or
- * L that are not valid UTF-8 alone) take the full check.
+ * only change a boundary decided by a look-ahead or `$` inside the trailing
+ * whitespace run of the bytes: only tokens whose first piece reaches into
+ * that run take the full check with the probes; a token that is not UTF-8
+ * alone takes the check without them (a continuation joins an invalid tail's
+ * segment, so it cannot help), and an L that is not UTF-8 takes the full
+ * check for every token.
+ *
+ * Assumptions (the brute-force tests check them on a tiny BPE with the
+ * same look-ahead): no look-behind in the regex; BPE of one piece is
+ * prefix-closed (a prefix of BPE(w) ending at a token boundary is BPE of
+ * those bytes).
  */
 import { ByteBpeVocab } from './byte-bpe-vocab.js';
 import type { TokenVocab } from './types.js';
