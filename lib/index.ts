@@ -171,3 +171,5 @@ export { parseNpy, parseRawF32, encodeNpy, type F32Matrix } from './tokenizer/np
 // tokenizer tools (tok-super): supertokens (SuperBPE stage 2 over a base vocabulary)
 export { trainSupertokens, trainSupertokensAsync, Supertokenizer, splitStage2, STAGE2_PATTERN, type SupertokenOptions, type SupertokenStats } from './tokenizer/supertokens.js';
 export { mergesFromRanks, type RankedVocab, type RankMerges } from './tokenizer/merges-from-ranks.js';
+// tokenizer tools (tok-canon): the canonical-prefix mask of the exact byte-level probabilities
+export { isCanonicalPrefix, CONTINUATION_PROBES } from './tokenizer/canonical-prefix.js';

@@ -48,6 +48,8 @@
  * prefix-closed (a prefix of BPE(w) ending at a token boundary is BPE of
  * those bytes).
  */
+import { typeError } from '../errors.js';
+import { checkInteger } from '../validate.js';
 import { ByteBpeVocab } from './byte-bpe-vocab.js';
 import type { TokenVocab } from './types.js';
 import { utf8Decode, utf8Encode, validUtf8Prefix } from './utf8.js';
@@ -89,6 +91,11 @@ export function canonicalPrefixCheck(vocab: TokenVocab, seq: readonly number[], 
 
 /** True when ids is a prefix of the canonical encoding of its bytes or of its bytes and one probe character. */
 export function isCanonicalPrefix(vocab: TokenVocab, ids: readonly number[]): boolean {
+  if (vocab === null || typeof vocab !== 'object' || typeof (vocab as TokenVocab).encodeBytes !== 'function') {
+    throw typeError('vocab', 'a TokenVocab (loadVocab)', vocab);
+  }
+  if (!Array.isArray(ids)) throw typeError('ids', 'an array of token ids', ids);
+  ids.forEach((id, i) => checkInteger(`ids[${i}]`, id, 0, vocab.size - 1));
   return canonicalPrefixCheck(vocab, ids);
 }
 

@@ -218,6 +218,16 @@ describe('TokenByteProbs: arguments', () => {
     expect(() => new TokenByteProbs(vocab, lm, { renormalize: 1 as never })).toThrow(/options.renormalize/);
     expect(() => new TokenByteProbs(vocab, lm, { mask_: 'none' } as never)).toThrow(TypeError);
   });
+  test('isCanonicalPrefix: the look-ahead prefix is one, a crossing sequence is not; bad arguments name themselves', async () => {
+    const { isCanonicalPrefix } = await import('../../lib/tokenizer/canonical-prefix.js');
+    const id = (t: string): number => vocab.idOf(enc(t));
+    expect(vocab.isCanonical([id('a'), id(' '), id(' ')])).toBe(false);
+    expect(isCanonicalPrefix(vocab, [id('a'), id(' '), id(' ')])).toBe(true);
+    expect(isCanonicalPrefix(vocab, [id('a'), id('b')])).toBe(false);
+    expect(() => isCanonicalPrefix({} as never, [])).toThrow(/vocab: expected a TokenVocab/);
+    expect(() => isCanonicalPrefix(vocab, 'ab' as never)).toThrow(/ids: expected an array/);
+    expect(() => isCanonicalPrefix(vocab, [0, vocab.size])).toThrow(/ids\[1\]/);
+  });
   test('bad bytes and bad LM rows are refused; a failed push leaves the stepper as it was', () => {
     const p = new TokenByteProbs(vocab, lm);
     expect(() => p.nextByteProbs('ab' as never)).toThrow(/bytes: expected a Uint8Array/);
