@@ -9,10 +9,11 @@
  *   byte level    sum of -log2 P(byte | previous bytes) from the exact
  *                 next-byte rows (the coders' adapter), divided by bytes.
  *
- * Two masks: 'canonical' (exact; slow on a 100k vocabulary: one mask row of
- * vocab-size canonicality checks per new local encoding) on the first
- * --exact-bytes of the slice, and 'none' (the official fast_mode) on the whole
- * slice. Speed = bytes / wall time of the byte-level pass (one thread).
+ * Passes: 'none' (the official fast_mode) on the whole slice; 'canonical'
+ * (exact: canonical-prefix mask, one regex match per token per new local
+ * encoding) on the first --exact-bytes, raw and with renormalize (the
+ * masked, renormalized token model, whose token-level loss the chain then
+ * telescopes to). Speed = bytes / wall time of the byte-level pass (one thread).
  *
  *   node dist/bench/byte-probs.js [--vocab cl100k] [--train-bytes 4000000] [--heldout-bytes 20000] [--exact-bytes 1500] [--offset 100000]
  *
@@ -41,6 +42,7 @@ function slice(text: Uint8Array, offset: number, n: number): Uint8Array {
 
 interface Pass {
   mask: ByteProbsMask;
+  renormalize: boolean;
   bytes: number;
   tokens: number;
   tokenBitsPerByte: number;
@@ -60,44 +62,60 @@ interface Pass {
   lmCalls: number;
   maskRows: number;
   maskHits: number;
+  slowChecks: number;
+  /** Bytes after which more than one exact state carried weight (look-ahead boundaries). */
+  multiExactBytes: number;
+  /** Smallest probability the rows gave a byte of the text. */
+  minByteProb: number;
   encodingMatches: boolean;
 }
 
-function pass(vocab: TokenVocab, kn: TokenKnModel, data: Uint8Array, mask: ByteProbsMask): Pass {
+function pass(vocab: TokenVocab, kn: TokenKnModel, data: Uint8Array, mask: ByteProbsMask, renormalize: boolean): Pass {
   const tokens = vocab.encodeBytes(data);
   const tokenBits = kn.bits(tokens);
-  const probs = new TokenByteProbs(vocab, kn, { mask, maskMemo: 4096 });
+  const probs = new TokenByteProbs(vocab, kn, { mask, maskMemo: 4096, renormalize });
   const t0 = performance.now();
   const s = probs.start();
   // token starts (byte offsets) of the canonical encoding: where the masked mass is read
-  const starts = new Set<number>();
+  // token starts of the canonical encoding -> tokens before them: where the masked mass is read
+  // (after the prefix of E(slice), which at a look-ahead boundary is not E of the bytes so far)
+  const starts = new Map<number, number>();
   let at = 0;
-  for (const t of tokens) {
-    starts.add(at);
+  tokens.forEach((t, j) => {
+    starts.set(at, j);
     at += vocab.tokenBytes(t).length;
-  }
-  let bits = 0, logZ = 0, chain = 0;
+  });
+  let bits = 0, logZ = 0, chain = 0, multi = 0, minP = 1;
   for (let i = 0; i < data.length; i++) {
-    if (mask === 'canonical' && starts.has(i)) logZ += Math.log2(s.validMass());
+    if (mask === 'canonical' && starts.has(i)) logZ += Math.log2(s.validMass(tokens.slice(0, starts.get(i))));
     const row = s.probs();
+    minP = Math.min(minP, row[data[i]!]!);
     bits -= Math.log2(row[data[i]!]!);
     chain -= Math.log2(row[data[i]!]! * s.lastMass);
     s.push(data[i]!);
+    if (s.exactStates > 1) multi++;
+    if ((i + 1) % 200 === 0) process.stderr.write(`  ${mask}${renormalize ? ' renormalized' : ''}: ${i + 1}/${data.length} bytes, ${((i + 1) / ((performance.now() - t0) / 1000)).toFixed(1)} bytes/s\r`);
   }
+  process.stderr.write('\n');
   const seconds = (performance.now() - t0) / 1000;
   const endBits = bits - Math.log2(s.exactShare);
   chain -= Math.log2(s.exactShare);
   const enc = s.tokens;
   const tokenBpb = tokenBits / data.length, byteBpb = bits / data.length;
+  // With renormalize the chain telescopes to the renormalized (masked) token loss, not the raw one.
+  const chainRef = renormalize ? tokenBits + logZ : tokenBits;
   return {
     mask,
+    renormalize,
+    multiExactBytes: multi,
+    minByteProb: minP,
     bytes: data.length,
     tokens: tokens.length,
     tokenBitsPerByte: tokenBpb,
     maskedTokenBitsPerByte: (tokenBits + logZ) / data.length,
     byteBitsPerByteEnd: endBits / data.length,
     byteBitsPerByteChain: chain / data.length,
-    chainRelativeDifference: (chain - tokenBits) / tokenBits,
+    chainRelativeDifference: (chain - chainRef) / chainRef,
     endRelativeDifference: (endBits - tokenBits - logZ) / (tokenBits + logZ),
     maskedRelativeDifference: (byteBpb - (tokenBits + logZ) / data.length) / ((tokenBits + logZ) / data.length),
     byteBitsPerByte: byteBpb,
@@ -127,17 +145,23 @@ async function main(): Promise<void> {
   const trainSeconds = (performance.now() - t0) / 1000;
   console.log(`${vocabName}: ${train.length} training bytes -> ${trainTokens.length} tokens (${encodeSeconds.toFixed(1)} s), KN order 3 trained in ${trainSeconds.toFixed(2)} s`);
   const passes: Pass[] = [];
-  for (const [mask, n] of [['none', Math.min(heldBytes, held.length)], ['canonical', Math.min(exactBytes, held.length)]] as const) {
+  const plan = [
+    ['none', Math.min(heldBytes, held.length), false],
+    ['canonical', Math.min(exactBytes, held.length), false],
+    ['canonical', Math.min(exactBytes, held.length), true],
+  ] as const;
+  for (const [mask, n, renormalize] of plan) {
     if (n === 0) continue;
-    const p = pass(vocab, kn, held.subarray(0, n), mask);
+    const p = pass(vocab, kn, held.subarray(0, n), mask, renormalize);
     passes.push(p);
     console.log(
-      `mask ${mask.padEnd(9)} ${String(p.bytes).padStart(6)} bytes  token-level ${p.tokenBitsPerByte.toFixed(4)} bits/byte  ` +
+      `mask ${mask.padEnd(9)}${renormalize ? ' renormalized' : ''} ${String(p.bytes).padStart(6)} bytes  token-level ${p.tokenBitsPerByte.toFixed(4)} bits/byte  ` +
         `byte-level ${p.byteBitsPerByte.toFixed(4)} bits/byte  diff ${(100 * p.relativeDifference).toFixed(3)}%  ` +
         `masked token-level ${p.maskedTokenBitsPerByte.toFixed(4)} (diff ${(100 * p.maskedRelativeDifference).toFixed(3)}%; ` +
         `byte-level ending exactly at E(x) ${p.byteBitsPerByteEnd.toFixed(4)}, diff ${(100 * p.endRelativeDifference).toFixed(3)}%; ` +
         `unnormalized chain ${p.byteBitsPerByteChain.toFixed(6)} vs token-level ${p.tokenBitsPerByte.toFixed(6)}, diff ${(100 * p.chainRelativeDifference).toFixed(4)}%)  ` +
-        `${p.bytesPerSecond.toFixed(1)} bytes/s  (mask rows ${p.maskRows}, encoding ${p.encodingMatches ? 'matches' : 'DIFFERS'})`,
+        `${p.bytesPerSecond.toFixed(1)} bytes/s  (mask rows ${p.maskRows}, memo hits ${p.maskHits}, full checks ${p.slowChecks}, ` +
+        `bytes with 2+ exact states ${p.multiExactBytes}, min P(byte) ${p.minByteProb.toExponential(2)}, encoding ${p.encodingMatches ? 'matches' : 'DIFFERS'})`,
     );
   }
   const out = {

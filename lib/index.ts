@@ -185,3 +185,5 @@ export { vqToken, vqTokenAsync, type VqTokenOptions, type VqTokenResult } from '
 export { recoverableCompress, recoverableCompressFrames, recoverableCompressAsync, type RecoverableOptions, type RecoverableResult } from './vision/recoverable.js';
 export { coreMatching, coreMatchingFrames, coreMatchingAsync, type CoreMatchingOptions, type CoreMatchingResult } from './vision/corematching.js';
 export { tokenCorrCompress, tokenCorrCompressFrames, tokenCorrCompressAsync, type TokenCorrOptions, type TokenCorrResult } from './vision/tokencorr.js';
+// tokenizer tools (tok-canon): the canonical-prefix mask of the exact byte-level probabilities
+export { isCanonicalPrefix, CONTINUATION_PROBES } from './tokenizer/canonical-prefix.js';

@@ -11,6 +11,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { intArg } from './int-arg.js';
 import { makeProgressBar } from './progress-bar.js';
 import { addTransplantCommand } from './tokenizer-transplant.js';
+import { addByteProbsCommand } from './tokenizer-byte-probs.js';
 import { trainSupertokensAsync } from '../tokenizer/supertokens.js';
 import { loadVocab } from '../tokenizer/vocab.js';
 import type { VocabName } from '../tokenizer/types.js';
@@ -107,5 +108,6 @@ export function registerTokenizer(program: Command): Command {
   const group = tokenizerGroup(program);
   registerTrainSupertokens(group);
   addTransplantCommand(group);
+  addByteProbsCommand(group);
   return group;
 }

@@ -17,6 +17,7 @@ import type { TokenVocabIndex, VocabKind } from './types.js';
 import { bytesKey, utf8Decode, utf8Encode, validUtf8Prefix } from './utf8.js';
 
 const UNUSED = 0;
+const PIECE_START = Int32Array.of(0);
 const ORDINARY = 1;
 const SPECIAL = 2;
 
@@ -293,6 +294,20 @@ export class ByteBpeVocab implements TokenVocabIndex {
 
   decode(ids: ArrayLike<number>): string {
     return utf8Decode(this.decodeBytes(ids));
+  }
+
+  /**
+   * BPE of `bytes` as ONE pre-token (no regex split, no UTF-8 tail rule): the
+   * merge step alone, for callers that found the pre-token boundaries
+   * themselves (byte-probs' canonical-prefix rows). Empty bytes: [].
+   */
+  encodePiece(bytes: Uint8Array): ArrayLike<number> {
+    checkBytes('bytes', bytes);
+    if (bytes.length === 0) return [];
+    if (this.core !== undefined) return native().tokCoreEncode(this.core, bytes, PIECE_START);
+    const ids: number[] = [];
+    this.encodePieces(bytes, [0], ids);
+    return ids;
   }
 
   /** False for any unused or special id (encodeBytes never emits one). */

@@ -6,12 +6,12 @@
 //   / ?[a-z]+| ?[0-9]| ?[^\sa-z0-9]+|\s+(?!\S)|\s+/
 // BPE per pre-token: repeatedly merge the adjacent pair of lowest rank.
 // Also: a deterministic random TokenLm whose row depends on the whole context,
-// and the brute-force byte distribution (every token sequence, masked by
-// isCanonical at every prefix, summed).
+// and the brute-force byte distribution (every token sequence, masked at
+// every prefix by "is a prefix of some canonical encoding", summed).
 import type { TokenVocab } from '../../lib/tokenizer/types.js';
 import type { TokenLm } from '../../lib/tokenizer/token-lm.js';
 
-const PRETOKEN = / ?[a-z]+| ?[0-9]| ?[^\sa-z0-9]+|\s+(?!\S)|\s+/gs;
+export const PRETOKEN = / ?[a-z]+| ?[0-9]| ?[^\sa-z0-9]+|\s+(?!\S)|\s+/gs;
 
 function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
@@ -106,14 +106,50 @@ export function hashLm(vocabSize: number, seed = 1, maxContext?: number): TokenL
 }
 
 /**
+ * Reference "T is a prefix of some canonical encoding": encodeBytes(decode(T) y)
+ * starts with T for y = nothing or ANY single ASCII byte (129 tries, memoized
+ * by T). The regexes look one character ahead, so one character decides
+ * every boundary inside decode(T) (bytes >= 0x80 are left out: alone they are
+ * not UTF-8, and a ByteBpeVocab merges an invalid tail with the last
+ * pre-token, which is not a continuation of the text).
+ */
+export function refCanonicalPrefix(vocab: TokenVocab, memo: Map<string, boolean>, seq: readonly number[]): boolean {
+  const key = seq.join(',');
+  const hit = memo.get(key);
+  if (hit !== undefined) return hit;
+  let ok = false;
+  if (seq.every((t) => vocab.isUsed(t) && !vocab.isSpecial(t))) {
+    const bytes = vocab.decodeBytes(seq);
+    const z = new Uint8Array(bytes.length + 1);
+    z.set(bytes);
+    const prefixOf = (enc: number[]): boolean => enc.length >= seq.length && seq.every((t, i) => enc[i] === t);
+    ok = prefixOf(vocab.encodeBytes(bytes));
+    for (let y = 0; y < 128 && !ok; y++) {
+      z[bytes.length] = y;
+      ok = prefixOf(vocab.encodeBytes(z));
+    }
+  }
+  memo.set(key, ok);
+  return ok;
+}
+
+/**
  * Brute force: P(next byte | x) by enumerating every token sequence that
- * matches x (every prefix checked with the full isCanonical, no split):
+ * matches x (every prefix checked with the full definition, no split):
  * one whose last token runs past x adds Q(T) to the byte after x in that
  * token; one that ends exactly at x adds Q(T) P(t | T) to t's first byte for
  * every masked-in next token t. Normalized over the bytes. Float64.
+ * mask: 'prefix' (default: refCanonicalPrefix), 'canonical' (the official
+ * "is canonical" check, vocab.isCanonical), 'none'.
  */
-export function bruteNextByte(vocab: TokenVocab, lm: TokenLm, x: Uint8Array, opts: { mask?: boolean; prefix?: number[] } = {}): Float64Array {
-  const mask = opts.mask ?? true;
+export function bruteNextByte(
+  vocab: TokenVocab, lm: TokenLm, x: Uint8Array,
+  opts: { mask?: 'prefix' | 'canonical' | 'none'; prefix?: number[]; memo?: Map<string, boolean> } = {},
+): Float64Array {
+  const mode = opts.mask ?? 'prefix';
+  const memo = opts.memo ?? new Map<string, boolean>();
+  const masked = (seq: number[]): boolean =>
+    mode === 'none' ? false : mode === 'canonical' ? !vocab.isCanonical(seq) : !refCanonicalPrefix(vocab, memo, seq);
   const prefix = opts.prefix ?? [];
   const usable: number[] = [];
   for (let id = 0; id < vocab.size; id++) if (vocab.tokenBytes(id).length > 0 && vocab.isUsed(id) && !vocab.isSpecial(id)) usable.push(id);
@@ -129,13 +165,13 @@ export function bruteNextByte(vocab: TokenVocab, lm: TokenLm, x: Uint8Array, opt
       const w = vocab.tokenBytes(t);
       const next = [...seq, t];
       if (pos === n) {
-        if (!mask || vocab.isCanonical(next)) dist[w[0]!] = dist[w[0]!]! + q * row[t]!;
+        if (!masked(next)) dist[w[0]!] = dist[w[0]!]! + q * row[t]!;
         continue;
       }
       const m = Math.min(w.length, n - pos);
       let ok = true;
       for (let i = 0; i < m && ok; i++) if (w[i] !== x[pos + i]) ok = false;
-      if (!ok || (mask && !vocab.isCanonical(next))) continue;
+      if (!ok || masked(next)) continue;
       if (pos + w.length > n) dist[w[n - pos]!] = dist[w[n - pos]!]! + q * row[t]!;
       else walk(pos + w.length, next, q * row[t]!);
     }
