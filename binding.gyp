@@ -89,14 +89,14 @@
               "-fsanitize=address,undefined",
               "-fno-sanitize-recover=undefined",
               "-fno-omit-frame-pointer",
-              "-g",
+              "-g1",
               "-O1"
             ],
             "cflags_cc": [
               "-fsanitize=address,undefined",
               "-fno-sanitize-recover=undefined",
               "-fno-omit-frame-pointer",
-              "-g",
+              "-g1",
               "-O1"
             ],
             "ldflags": [
