@@ -105,6 +105,16 @@ default_tests=(
   test/unit/tokenizer-native.test.ts
   test/unit/tokenizer-omp.test.ts
   test/unit/tokenizer-dynamic.test.ts
+  test/unit/vision-select.test.ts
+  test/unit/vision-tome.test.ts
+  test/unit/vision-tome-pool-transform.test.ts
+  test/unit/vision-tome-keysizes.test.ts
+  test/unit/vision-cluster-vqtoken.test.ts
+  test/unit/vision-cluster-recoverable.test.ts
+  test/unit/vision-cluster-corematching.test.ts
+  test/unit/vision-cluster-tokencorr.test.ts
+  test/unit/vision-device-model.test.ts
+  test/unit/regressions-vision.test.ts
 )
 if (($#)); then
   tests=("$@")
