@@ -7,6 +7,7 @@
 #include "../kv/kv_quant_block.h"
 #include "../sparse/quest_hd.h"
 #include "../sparse/quest_u8_hd.h"
+#include "cuda_block_scan.cuh"
 #include "cuda_check.cuh"
 #include "cuda_kv_common.cuh"
 #include "cuda_quest.h"
@@ -19,7 +20,6 @@ namespace qh = sparse::hd;
 
 constexpr int kScorePages = 8;     // pages per block of the score kernel (one per half warp)
 constexpr int kTopkThreads = 512;  // threads of the per-head top-k block
-constexpr unsigned kFullMask = 0xffffffffu;
 
 __host__ __device__ int dtype_code(DType t) { return t == DType::F32 ? 0 : t == DType::F16 ? 1 : 2; }
 
@@ -154,33 +154,6 @@ __global__ void quest_score_kernel(QuestScoreLaunch a) {
   if (lane == 0) a.scores[page] = best;
 }
 
-// Exclusive prefix sum of x over the block; *total gets the block's sum.
-// warp_sums: kTopkThreads / 32 ints of shared memory. Ends synchronized.
-__device__ int block_exclusive_scan(int x, int* warp_sums, int* total) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  int v = x;
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const int y = __shfl_up_sync(kFullMask, v, off);
-    if (lane >= off) v += y;
-  }
-  if (lane == 31) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    int w = lane < warps ? warp_sums[lane] : 0;
-#pragma unroll
-    for (int off = 1; off < 32; off <<= 1) {
-      const int y = __shfl_up_sync(kFullMask, w, off);
-      if (lane >= off) w += y;
-    }
-    if (lane < warps) warp_sums[lane] = w;
-  }
-  __syncthreads();
-  const int before = warp == 0 ? 0 : warp_sums[warp - 1];
-  *total = warp_sums[warps - 1];
-  __syncthreads();
-  return before + v - x;
-}
 
 // One block per head (hd::model_select): the radix select of the k-th best
 // candidate key (histograms in shared memory, the digit picked by thread 0),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../reduce/reduce_hd.h"
+#include "cuda_block_scan.cuh"
 #include "cuda_check.cuh"
 #include "cuda_reduce.h"
 
@@ -127,33 +128,6 @@ __global__ void row_argmax_kernel(const float* s, int64_t rows, int64_t cols, bo
   }
 }
 
-// Exclusive prefix sum over the block (blockDim.x a multiple of 32, <= 1024);
-// *total gets the block's sum. Ends synchronized.
-__device__ int block_exclusive_scan(int x, int* warp_sums, int* total) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  int v = x;
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const int y = __shfl_up_sync(kFull, v, off);
-    if (lane >= off) v += y;
-  }
-  if (lane == 31) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    int w = lane < warps ? warp_sums[lane] : 0;
-#pragma unroll
-    for (int off = 1; off < 32; off <<= 1) {
-      const int y = __shfl_up_sync(kFull, w, off);
-      if (lane >= off) w += y;
-    }
-    if (lane < warps) warp_sums[lane] = w;
-  }
-  __syncthreads();
-  const int before = warp == 0 ? 0 : warp_sums[warp - 1];
-  *total = warp_sums[warps - 1];
-  __syncthreads();
-  return before + v - x;
-}
 
 // A block per row of scores (row r at scores + r * n): the k best of
 // [first, n) by rank key (k-th largest key by the radix select, digits picked
