@@ -33,19 +33,10 @@ import { vqTokenReference } from '../reference/vqtoken.js';
 import { tokenCorrCompressFrames } from '../tokencorr.js';
 import type { PatchScene, ReducedScene, VisionEvalMethod } from '../types.js';
 import { vqToken } from '../vqtoken.js';
+import { mulberry32 as uniform } from './rng.js';
 
 const INTER = 256;
 
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Summed [CLS] attention over the scene's layers [n]. */
 function clsSum(scene: PatchScene): Float32Array {

@@ -2,16 +2,7 @@
 // (../tokencorr.ts, native/reduce/tokencorr.h) for one crop: the test
 // reference and the benchmark baseline. Same mulberry32 stream.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../eval/rng.js';
 
 /** numpy's linear percentile, q in [0, 1]. */
 export function percentileLinear(v: ArrayLike<number>, q: number): number {

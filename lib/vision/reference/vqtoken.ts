@@ -3,16 +3,7 @@
 // Same rule and the same mulberry32 stream; independent of the native code.
 // Official: Hai-chao-Zhang/VQToken VQToken/cluster.py, VQToken/vq_token.py.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../eval/rng.js';
 
 function normalize(x: Float64Array | Float32Array, n: number, d: number): Float64Array {
   const out = new Float64Array(n * d);
