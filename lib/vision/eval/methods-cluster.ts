@@ -37,7 +37,6 @@ import { mulberry32 as uniform } from './rng.js';
 
 const INTER = 256;
 
-
 /** Summed [CLS] attention over the scene's layers [n]. */
 function clsSum(scene: PatchScene): Float32Array {
   const s = new Float32Array(scene.n);
