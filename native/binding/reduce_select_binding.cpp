@@ -80,9 +80,6 @@ ReduceJob ParseClsRank(const Napi::CallbackInfo& info) {
   NeedLength(env, j.outs[1], static_cast<double>(t) * keep, "t * keep");
   RefuseOverlap(env, {&j.outs[0], &j.outs[1]}, {&j.ins[0]});
   j.kernel = [=](const std::vector<const void*>& in, const std::vector<void*>& out) {
-    // No frames, nothing to do: the kernel's per-worker scratch of n int32 would
-    // otherwise be allocated for an n (up to 2^31) no array backs.
-    if (t == 0) return Status::ok();
     return reduce::cls_rank(static_cast<const float*>(in[0]), t, layers, n, start, end, keep, static_cast<float*>(out[0]),
                             static_cast<int32_t*>(out[1]));
   };
@@ -103,7 +100,6 @@ ReduceJob ParseFastvRank(const Napi::CallbackInfo& info) {
   NeedLength(env, j.outs[1], static_cast<double>(t) * keep, "t * keep");
   RefuseOverlap(env, {&j.outs[0], &j.outs[1]}, {&j.ins[0]});
   j.kernel = [=](const std::vector<const void*>& in, const std::vector<void*>& out) {
-    if (t == 0) return Status::ok();  // as in ParseClsRank: no scratch of `length` int32 per worker for no frame
     return reduce::fastv_rank(static_cast<const float*>(in[0]), t, heads, nk, start, len, keep, static_cast<float*>(out[0]),
                               static_cast<int32_t*>(out[1]));
   };

@@ -1,6 +1,7 @@
 // VTC-CLS and FastV ranking (cls_rank.h).
 #include "cls_rank.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "../core/thread_pool.h"
@@ -13,8 +14,11 @@ namespace {
 // Runs fn(frame, scratch) over frames on the pool; scratch is n int32 per worker.
 template <typename Fn>
 void over_frames(int64_t t, int64_t n, Fn&& fn) {
+  // No frame, no scratch: with t = 0 no array backs n (up to 2^31), and n
+  // int32 per worker would be gigabytes for nothing.
+  if (t <= 0) return;
   ThreadPool& pool = ThreadPool::instance();
-  const int workers = pool.size();
+  const int workers = static_cast<int>(std::min<int64_t>(pool.size(), t));
   std::vector<std::vector<int32_t>> scratch(static_cast<size_t>(workers), std::vector<int32_t>(static_cast<size_t>(n)));
   pool.parallel_for(
       t, [&](int64_t f, int worker) { fn(f, scratch[static_cast<size_t>(worker)].data()); }, nullptr, workers);
